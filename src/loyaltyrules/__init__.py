@@ -1,0 +1,51 @@
+"""loyaltyrules — customer loyalty programs (会员体系) in YAML, evaluated into exact,
+explained decisions.
+
+>>> import loyaltyrules as lr                                          # doctest: +SKIP
+>>> program = lr.load_program("programs/retail-4tier.yaml")            # doctest: +SKIP
+>>> decision = lr.evaluate(program, member, transaction)               # doctest: +SKIP
+>>> member = lr.apply(member, decision)                                # doctest: +SKIP
+"""
+
+from ._decision import (
+    Decision,
+    DiscountLine,
+    LineResult,
+    PerkGrant,
+    PointsLine,
+    ProgramRef,
+    TraceEntry,
+    UsageConsumed,
+)
+from ._engine import evaluate
+from ._errors import Diagnostic, EvaluationError, InputError, LoyaltyError, ProgramError
+from ._ledger import apply
+from ._member import LineItem, MemberState, Transaction, Usage
+from ._program import Program, load_program
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Decision",
+    "Diagnostic",
+    "DiscountLine",
+    "EvaluationError",
+    "InputError",
+    "LineItem",
+    "LineResult",
+    "LoyaltyError",
+    "MemberState",
+    "PerkGrant",
+    "PointsLine",
+    "Program",
+    "ProgramError",
+    "ProgramRef",
+    "TraceEntry",
+    "Transaction",
+    "Usage",
+    "UsageConsumed",
+    "__version__",
+    "apply",
+    "evaluate",
+    "load_program",
+]

@@ -1,0 +1,151 @@
+"""Decisions and traces: what the engine concluded, and every rule it considered on the way."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, PlainSerializer
+
+from ._member import Money
+
+__all__ = [
+    "Decision",
+    "DiscountLine",
+    "LineResult",
+    "PerkGrant",
+    "PointsLine",
+    "ProgramRef",
+    "TraceEntry",
+    "UsageConsumed",
+]
+
+Factor = Annotated[Decimal, PlainSerializer(lambda d: format(d, "f"), return_type=str)]
+
+RuleKind = Literal["tier", "earn", "multiplier", "birthday", "promotion", "qualification", "cap"]
+Status = Literal["fired", "not_matched", "skipped", "capped", "error"]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProgramRef(_Out):
+    """Which program produced a decision: its id, version and content hash."""
+
+    id: str
+    version: str
+    hash: str
+
+
+class TraceEntry(_Out):
+    """One rule considered: fired or not, and why (the failing condition and its values)."""
+
+    rule: str
+    kind: RuleKind
+    status: Status
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.status:<11} {self.kind:<13} {self.rule}: {self.reason}"
+
+
+class DiscountAllocation(_Out):
+    line: int
+    amount: Money
+
+
+class DiscountLine(_Out):
+    """A discount and the rule that produced it, split over the lines it applies to."""
+
+    rule: str
+    kind: RuleKind
+    type: Literal["percent", "amount", "threshold"]
+    scope: Literal["basket", "items"]
+    amount: Money
+    allocation: tuple[DiscountAllocation, ...]
+
+
+class LineResult(_Out):
+    index: int
+    sku: str
+    category: str
+    amount: Money
+    discount: Money
+    paid: Money
+
+
+class PointsLine(_Out):
+    """Points from one rule: the basis it counted, the multiplier it applied, the result."""
+
+    rule: str
+    kind: Literal["earn", "bonus"]
+    points: int
+    basis: Money
+    multiplier: Factor
+    detail: str
+
+
+class PerkGrant(_Out):
+    perk: str
+    rule: str
+
+
+class UsageConsumed(_Out):
+    rule: str
+    period: str
+
+
+class Decision(_Out):
+    """The outcome of one transaction for one member; apply it to get the member's next state."""
+
+    program: ProgramRef
+    member_id: str
+    transaction_id: str
+    at: datetime
+    local_date: date
+    currency: str
+    tier_before: str
+    tier_after: str
+    tier_changed: bool
+    benefits_tier: str
+    list_amount: Money
+    discounts: tuple[DiscountLine, ...]
+    total_discount: Money
+    lines: tuple[LineResult, ...]
+    goods_paid: Money
+    shipping: Money
+    tax: Money
+    paid_with_points: Money
+    payable: Money
+    qualifying_spend: Money
+    points: tuple[PointsLine, ...]
+    points_total: int
+    perks: tuple[PerkGrant, ...]
+    usage: tuple[UsageConsumed, ...]
+    trace: tuple[TraceEntry, ...] | None = None
+
+    def explain(self) -> str:
+        """A human-readable account of the decision, for people and the CLI's --explain."""
+        cur = self.currency
+        out = [
+            f"Decision for member {self.member_id}, transaction {self.transaction_id} "
+            f"({self.local_date.isoformat()}), program {self.program.id} v{self.program.version}",
+            f"  tier: {self.tier_before}"
+            + (f" → {self.tier_after} (upgraded)" if self.tier_changed else "")
+            + f"; benefits of {self.benefits_tier} applied",
+            f"  list amount {self.list_amount} {cur}",
+        ]
+        for d in self.discounts:
+            out.append(f"  - {d.amount} {cur} {d.type} discount ({d.kind} {d.rule}, {d.scope})")
+        out.append(f"  payable {self.payable} {cur}; qualifying spend {self.qualifying_spend}")
+        for p in self.points:
+            out.append(f"  + {p.points} points ({p.kind} {p.rule}: {p.detail})")
+        out.append(f"  points total {self.points_total}")
+        for g in self.perks:
+            out.append(f"  perk {g.perk} (from {g.rule})")
+        if self.trace is not None:
+            out.append("  trace:")
+            out += [f"    {entry}" for entry in self.trace]
+        return "\n".join(out)

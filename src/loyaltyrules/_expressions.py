@@ -1,0 +1,544 @@
+"""Condition expressions: simpleeval over a fixed, documented set of names and functions.
+
+An expression is parsed, size-checked, allow-listed node by node and name-checked when the
+program loads (:func:`parse_expression`), so a typo such as ``txn.chanel`` is a load error
+with a suggestion. At run time it is evaluated by simpleeval over plain values the engine
+builds; nothing in the evaluation namespace is a module, a class or a callable other than
+the helper functions below.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from simpleeval import EvalWithCompoundTypes
+
+__all__ = [
+    "FUNCTIONS",
+    "ITEM_FIELDS",
+    "MAX_EXPRESSION_LENGTH",
+    "MAX_EXPRESSION_NODES",
+    "MEMBER_FIELDS",
+    "NAMES",
+    "TXN_FIELDS",
+    "Expression",
+    "ExpressionError",
+    "ExpressionRuntimeError",
+    "parse_expression",
+]
+
+MAX_EXPRESSION_LENGTH = 500
+MAX_EXPRESSION_NODES = 120
+MAX_EXPRESSION_DEPTH = 16
+MAX_INT_LITERAL = 10**15
+MAX_STRING_LITERAL = 200
+MAX_POWER_EXPONENT = 8
+MAX_SEQUENCE_LITERAL = 50
+
+# Field name → type name. These tables are the documented vocabulary (docs/expressions.md).
+MEMBER_FIELDS: dict[str, str] = {
+    "id": "str",
+    "tier": "str",
+    "tier_rank": "int",
+    "points": "int",
+    "qualifying_spend": "money",
+    "orders": "int",
+    "birthday": "date?",
+    "joined": "date?",
+    "last_purchase": "date?",
+    "attrs": "map",
+}
+TXN_FIELDS: dict[str, str] = {
+    "id": "str",
+    "amount": "money",
+    "channel": "str",
+    "store": "str?",
+    "at": "datetime",
+    "date": "date",
+    "weekday": "int",
+    "hour": "int",
+    "items_count": "int",
+    "quantity": "int",
+    "shipping": "money",
+    "tax": "money",
+    "paid_with_points": "money",
+    "attrs": "map",
+}
+ITEM_FIELDS: dict[str, str] = {
+    "sku": "str",
+    "category": "str",
+    "quantity": "int",
+    "amount": "money",
+    "attrs": "map",
+}
+_DATE_FIELDS = {"year": "int", "month": "int", "day": "int"}
+_DATETIME_FIELDS = {**_DATE_FIELDS, "hour": "int", "minute": "int"}
+_TYPE_FIELDS: dict[str, dict[str, str]] = {
+    "member": MEMBER_FIELDS,
+    "txn": TXN_FIELDS,
+    "item": ITEM_FIELDS,
+    "date": _DATE_FIELDS,
+    "date?": _DATE_FIELDS,
+    "datetime": _DATETIME_FIELDS,
+}
+
+NAMES: dict[str, str] = {
+    "member": "member",
+    "txn": "txn",
+    "items": "list[item]",
+    "tier": "str",
+    "today": "date",
+}
+
+
+@dataclass(frozen=True)
+class _FunctionSpec:
+    min_args: int
+    max_args: int | None
+    returns: str
+    doc: str
+
+
+FUNCTIONS: dict[str, _FunctionSpec] = {
+    "amount_in": _FunctionSpec(1, None, "money", "sum of item amounts in these categories"),
+    "quantity_in": _FunctionSpec(1, None, "int", "total quantity of items in these categories"),
+    "has_category": _FunctionSpec(1, None, "bool", "some item is in one of these categories"),
+    "has_sku": _FunctionSpec(1, None, "bool", "some item has one of these SKUs"),
+    "days_since": _FunctionSpec(1, 1, "int", "whole days from a date to today (None if None)"),
+    "is_birthday": _FunctionSpec(0, 1, "bool", "today is the member's birthday 'date'/'week'/'month'"),
+    "date": _FunctionSpec(3, 3, "date", "a date from year, month, day"),
+    "year": _FunctionSpec(1, 1, "int", "year of a date"),
+    "month": _FunctionSpec(1, 1, "int", "month of a date (1-12)"),
+    "day": _FunctionSpec(1, 1, "int", "day of month of a date"),
+    "weekday": _FunctionSpec(1, 1, "int", "ISO weekday of a date, Monday = 1 … Sunday = 7"),
+    "min": _FunctionSpec(1, None, "any", "smallest argument"),
+    "max": _FunctionSpec(1, None, "any", "largest argument"),
+    "abs": _FunctionSpec(1, 1, "any", "absolute value"),
+    "len": _FunctionSpec(1, 1, "int", "number of elements"),
+}
+
+_ALLOWED_NODES: tuple[type[ast.AST], ...] = (
+    ast.Expression,
+    ast.BoolOp,
+    ast.And,
+    ast.Or,
+    ast.BinOp,
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
+    ast.Div,
+    ast.FloorDiv,
+    ast.Mod,
+    ast.Pow,
+    ast.UnaryOp,
+    ast.Not,
+    ast.USub,
+    ast.UAdd,
+    ast.Compare,
+    ast.Eq,
+    ast.NotEq,
+    ast.Lt,
+    ast.LtE,
+    ast.Gt,
+    ast.GtE,
+    ast.In,
+    ast.NotIn,
+    ast.Is,
+    ast.IsNot,
+    ast.IfExp,
+    ast.Call,
+    ast.Name,
+    ast.Load,
+    ast.Attribute,
+    ast.Subscript,
+    ast.Constant,
+    ast.List,
+    ast.Tuple,
+)
+
+_NODE_WORDS: dict[type[ast.AST], str] = {
+    ast.ListComp: "list comprehensions",
+    ast.SetComp: "set comprehensions",
+    ast.DictComp: "dict comprehensions",
+    ast.GeneratorExp: "generator expressions",
+    ast.Lambda: "lambda",
+    ast.NamedExpr: "assignment (:=)",
+    ast.JoinedStr: "f-strings",
+    ast.Starred: "*unpacking",
+    ast.Dict: "dict literals",
+    ast.Set: "set literals",
+    ast.Slice: "slices",
+    ast.Await: "await",
+    ast.Yield: "yield",
+    ast.BitAnd: "bitwise operators",
+    ast.BitOr: "bitwise operators",
+    ast.BitXor: "bitwise operators",
+    ast.LShift: "shift operators",
+    ast.RShift: "shift operators",
+    ast.Invert: "bitwise operators",
+    ast.MatMult: "the @ operator",
+}
+
+
+class ExpressionError(ValueError):
+    """An expression is not acceptable; the message is written for a program designer."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        self.hint = hint
+        super().__init__(message)
+
+
+class ExpressionRuntimeError(Exception):
+    """Evaluating an expression raised; the engine turns this into an EvaluationError."""
+
+
+def _suggest(word: str, choices: list[str]) -> str | None:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+def _check(tree: ast.Expression, source: str) -> frozenset[str]:
+    count = 0
+    used: set[str] = set()
+
+    def depth_walk(node: ast.AST, depth: int) -> None:
+        nonlocal count
+        count += 1
+        if count > MAX_EXPRESSION_NODES:
+            raise ExpressionError(
+                f"expression is too complex (more than {MAX_EXPRESSION_NODES} parts)"
+            )
+        if depth > MAX_EXPRESSION_DEPTH:
+            raise ExpressionError(f"expression nests deeper than {MAX_EXPRESSION_DEPTH} levels")
+        if not isinstance(node, _ALLOWED_NODES):
+            what = _NODE_WORDS.get(type(node), type(node).__name__)
+            raise ExpressionError(f"{what} are not allowed in expressions")
+        for child in ast.iter_child_nodes(node):
+            depth_walk(child, depth + 1)
+
+    depth_walk(tree, 0)
+
+    def type_of(node: ast.AST) -> str:
+        if isinstance(node, ast.Name):
+            if node.id in NAMES:
+                used.add(node.id)
+                return NAMES[node.id]
+            if node.id in FUNCTIONS:
+                raise ExpressionError(f"{node.id!r} is a function; call it like {node.id}(…)")
+            known = list(NAMES) + list(FUNCTIONS)
+            raise ExpressionError(f"unknown name {node.id!r}", _suggest(node.id, known))
+        if isinstance(node, ast.Attribute):
+            base = type_of(node.value)
+            if node.attr.startswith("_"):
+                raise ExpressionError(f"attribute {node.attr!r} is not allowed")
+            if base == "map":
+                return "any"
+            fields = _TYPE_FIELDS.get(base)
+            if fields is None:
+                raise ExpressionError(f"cannot read .{node.attr} of a {base.rstrip('?')} value")
+            if node.attr not in fields:
+                owner = base.rstrip("?")
+                raise ExpressionError(
+                    f"{owner} has no field {node.attr!r}", _suggest(node.attr, list(fields))
+                )
+            return fields[node.attr]
+        if isinstance(node, ast.Subscript):
+            base = type_of(node.value)
+            index = node.slice
+            if base == "list[item]":
+                if not (isinstance(index, ast.Constant) and type(index.value) is int):
+                    raise ExpressionError("items[...] needs a whole-number index such as items[0]")
+                return "item"
+            if base == "map":
+                if not (isinstance(index, ast.Constant) and isinstance(index.value, str)):
+                    raise ExpressionError("attrs[...] needs a quoted key such as attrs['vip']")
+                return "any"
+            raise ExpressionError(f"cannot index a {base} value")
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name):
+                raise ExpressionError("only the documented helper functions can be called")
+            name = node.func.id
+            spec = FUNCTIONS.get(name)
+            if spec is None:
+                raise ExpressionError(f"unknown function {name!r}", _suggest(name, list(FUNCTIONS)))
+            if node.keywords:
+                raise ExpressionError(f"{name}() takes no keyword arguments")
+            n = len(node.args)
+            if n < spec.min_args or (spec.max_args is not None and n > spec.max_args):
+                expected = (
+                    f"{spec.min_args}" if spec.max_args == spec.min_args
+                    else f"at least {spec.min_args}" if spec.max_args is None
+                    else f"{spec.min_args} to {spec.max_args}"
+                )
+                raise ExpressionError(f"{name}() takes {expected} argument(s), got {n}")
+            if name == "is_birthday" and node.args:
+                arg = node.args[0]
+                if not (isinstance(arg, ast.Constant) and arg.value in ("date", "week", "month")):
+                    raise ExpressionError("is_birthday() takes 'date', 'week' or 'month'")
+            for arg in node.args:
+                type_of(arg)
+            return spec.returns
+        if isinstance(node, ast.Constant):
+            value = node.value
+            if isinstance(value, bool) or value is None:
+                return "bool"
+            if isinstance(value, int):
+                if abs(value) > MAX_INT_LITERAL:
+                    raise ExpressionError(f"number {value} is too large")
+                return "int"
+            if isinstance(value, float):
+                return "money"
+            if isinstance(value, str):
+                if len(value) > MAX_STRING_LITERAL:
+                    raise ExpressionError(
+                        f"text literals are limited to {MAX_STRING_LITERAL} characters"
+                    )
+                return "str"
+            raise ExpressionError(f"literal {value!r} is not allowed")
+        if isinstance(node, ast.BinOp):
+            if isinstance(node.op, ast.Pow):
+                exp = node.right
+                if not (
+                    isinstance(exp, ast.Constant)
+                    and type(exp.value) is int
+                    and 0 <= exp.value <= MAX_POWER_EXPONENT
+                ):
+                    raise ExpressionError(
+                        f"** needs a whole-number exponent from 0 to {MAX_POWER_EXPONENT}"
+                    )
+            type_of(node.left)
+            type_of(node.right)
+            return "any"
+        if isinstance(node, (ast.List, ast.Tuple)):
+            if len(node.elts) > MAX_SEQUENCE_LITERAL:
+                raise ExpressionError(f"lists are limited to {MAX_SEQUENCE_LITERAL} elements")
+            for elt in node.elts:
+                type_of(elt)
+            return "list"
+        for child in ast.iter_child_nodes(node):
+            if not isinstance(child, (ast.expr_context, ast.boolop, ast.operator,
+                                      ast.unaryop, ast.cmpop)):
+                type_of(child)
+        return "any"
+
+    type_of(tree.body)
+    return frozenset(used)
+
+
+class _DecimalLiterals(ast.NodeTransformer):
+    """Turn float literals into exact Decimals, so ``amount * 0.1`` stays exact money."""
+
+    def visit_Constant(self, node: ast.Constant) -> ast.AST:
+        if isinstance(node.value, float):
+            return ast.copy_location(ast.Constant(value=Decimal(repr(node.value))), node)
+        return node
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A parsed, checked condition. ``repr`` shows its source, as a trace does."""
+
+    source: str
+    tree: ast.Expression = field(repr=False, compare=False)
+    names: frozenset[str] = field(repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        return f"Expression({self.source!r})"
+
+    def __str__(self) -> str:
+        return self.source
+
+    def evaluate(self, scope: Scope) -> Any:
+        try:
+            return scope.evaluator.eval(self.source, previously_parsed=self.tree.body)
+        except ExpressionRuntimeError:
+            raise
+        except Exception as exc:  # simpleeval and operand errors alike
+            raise ExpressionRuntimeError(
+                f"`{self.source}` raised {type(exc).__name__}: {exc}"
+            ) from None
+
+    def explain(self, scope: Scope) -> str:
+        """Why a condition came out false: the first failing part and the values it read."""
+        node: ast.expr = self.tree.body
+        while isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And):
+            for part in node.values:
+                if not self._eval_node(part, scope):
+                    node = part
+                    break
+            else:
+                break
+        values: list[str] = []
+        for ref in _references(node):
+            text = ast.unparse(ref)
+            try:
+                shown = _show(self._eval_node(ref, scope))
+            except Exception as exc:  # the explanation must never fail
+                shown = f"<{type(exc).__name__}>"
+            entry = f"{text} = {shown}"
+            if entry not in values:
+                values.append(entry)
+        part = ast.unparse(_restore_literals(node))
+        suffix = f" ({', '.join(values)})" if values else ""
+        return f"`{part}` is false{suffix}"
+
+    def _eval_node(self, node: ast.expr, scope: Scope) -> Any:
+        return scope.evaluator.eval(self.source, previously_parsed=node)
+
+
+def _restore_literals(node: ast.expr) -> ast.expr:
+    class Back(ast.NodeTransformer):
+        def visit_Constant(self, n: ast.Constant) -> ast.AST:
+            if isinstance(n.value, Decimal):
+                return ast.Constant(value=float(n.value))
+            return n
+
+    restored: ast.expr = Back().visit(ast.parse(ast.unparse(node), mode="eval").body)
+    return restored
+
+
+def _references(node: ast.expr) -> list[ast.expr]:
+    """The outermost name/attribute/call sub-expressions whose values explain a result."""
+    if isinstance(node, (ast.Name, ast.Attribute, ast.Subscript, ast.Call)):
+        return [node]
+    out: list[ast.expr] = []
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.expr):
+            out.extend(_references(child))
+    return out
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, (_Record, Mapping)):
+        return "{…}"
+    if isinstance(value, (list, tuple)):
+        return f"[{len(value)} items]"
+    return repr(value)
+
+
+def parse_expression(source: str) -> Expression:
+    """Parse and check an expression once, at load; raises :class:`ExpressionError`."""
+    if not isinstance(source, str):
+        raise ExpressionError(f"expected an expression as text, got {source!r}")
+    text = source.strip()
+    if not text:
+        raise ExpressionError("expression is empty")
+    if len(text) > MAX_EXPRESSION_LENGTH:
+        raise ExpressionError(f"expression is longer than {MAX_EXPRESSION_LENGTH} characters")
+    if "\n" in text or "\r" in text:
+        text = " ".join(text.split())
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError as exc:
+        where = f" at column {exc.offset}" if exc.offset else ""
+        raise ExpressionError(f"not a valid expression{where}: {exc.msg}") from None
+    names = _check(tree, text)
+    tree = _DecimalLiterals().visit(tree)
+    return Expression(source=text, tree=tree, names=names)
+
+
+class _Record:
+    """A read-only bag of fields; expressions see ``member.tier``, never methods or internals."""
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, fields: Mapping[str, Any]) -> None:
+        object.__setattr__(self, "_fields", dict(fields))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._fields[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._fields[key]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("read-only")
+
+
+@dataclass
+class Scope:
+    """Everything one evaluation's expressions may see, built once per transaction."""
+
+    member: Mapping[str, Any]
+    txn: Mapping[str, Any]
+    items: list[Mapping[str, Any]]
+    today: date
+    birthday_test: Callable[[str], bool]
+    _evaluator: EvalWithCompoundTypes | None = field(default=None, repr=False)
+
+    @property
+    def evaluator(self) -> EvalWithCompoundTypes:
+        if self._evaluator is None:
+            self._evaluator = self._build()
+        return self._evaluator
+
+    def _build(self) -> EvalWithCompoundTypes:
+        items = [_Record({**i, "attrs": _Record(i.get("attrs", {}))}) for i in self.items]
+        member = _Record({**self.member, "attrs": _Record(self.member.get("attrs", {}))})
+        txn = _Record({**self.txn, "attrs": _Record(self.txn.get("attrs", {}))})
+        raw_items = self.items
+        today = self.today
+
+        def amount_in(*cats: str) -> Decimal:
+            return sum((i["amount"] for i in raw_items if i["category"] in cats), Decimal(0))
+
+        def quantity_in(*cats: str) -> int:
+            return sum(int(i["quantity"]) for i in raw_items if i["category"] in cats)
+
+        def has_category(*cats: str) -> bool:
+            return any(i["category"] in cats for i in raw_items)
+
+        def has_sku(*skus: str) -> bool:
+            return any(i["sku"] in skus for i in raw_items)
+
+        def days_since(d: date | datetime | None) -> int | None:
+            if d is None:
+                return None
+            if isinstance(d, datetime):
+                d = d.date()
+            return (today - d).days
+
+        def is_birthday(kind: str = "date") -> bool:
+            return self.birthday_test(kind)
+
+        def weekday(d: date) -> int:
+            return d.isoweekday()
+
+        functions: dict[str, Callable[..., Any]] = {
+            "amount_in": amount_in,
+            "quantity_in": quantity_in,
+            "has_category": has_category,
+            "has_sku": has_sku,
+            "days_since": days_since,
+            "is_birthday": is_birthday,
+            "date": date,
+            "year": lambda d: d.year,
+            "month": lambda d: d.month,
+            "day": lambda d: d.day,
+            "weekday": weekday,
+            "min": min,
+            "max": max,
+            "abs": abs,
+            "len": len,
+        }
+        names = {
+            "member": member,
+            "txn": txn,
+            "items": items,
+            "tier": self.member["tier"],
+            "today": today,
+        }
+        return EvalWithCompoundTypes(names=names, functions=functions)

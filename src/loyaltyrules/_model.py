@@ -1,0 +1,522 @@
+"""The program model: what a designer can write in YAML, validated into frozen objects.
+
+Data first, expressions second: thresholds, rates, categories, windows and schedules are
+plain fields that tools can read; ``when:`` expressions are the escape hatch.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta, tzinfo
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from dateutil import rrule as _rrule
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from ._calendar import load_zone
+from ._expressions import Expression, ExpressionError, parse_expression
+from ._money import RoundingMode, minor_units, parse_money, parse_rate
+
+__all__ = [
+    "BirthdayPolicy",
+    "DiscountPolicy",
+    "DiscountSpec",
+    "EarnRule",
+    "Limit",
+    "Meta",
+    "Multiplier",
+    "Perk",
+    "Policies",
+    "PointsPolicy",
+    "ProgramModel",
+    "Qualify",
+    "QualifyingSpendPolicy",
+    "Rule",
+    "Schedule",
+    "Tier",
+    "Window",
+]
+
+
+def _expr(value: Any) -> Expression:
+    if isinstance(value, Expression):
+        return value
+    try:
+        return parse_expression(value)
+    except ExpressionError as exc:
+        raise ValueError(f"{exc}{' — ' + exc.hint if exc.hint else ''}") from None
+
+
+Expr = Annotated[
+    Expression,
+    PlainValidator(_expr),
+    PlainSerializer(lambda e: e.source, return_type=str),
+    WithJsonSchema({"type": "string", "description": "a condition expression (docs/expressions.md)"}),
+]
+
+
+def _money_or_error(value: Any) -> Decimal:
+    return parse_money(value)
+
+
+def _non_negative_money(value: Any) -> Decimal:
+    amount = parse_money(value)
+    if amount < 0:
+        raise ValueError(f"must not be negative (got {value})")
+    return amount
+
+
+def _positive_money(value: Any) -> Decimal:
+    amount = parse_money(value)
+    if amount <= 0:
+        raise ValueError(f"must be greater than 0 (got {value})")
+    return amount
+
+
+_NUMBER_SCHEMA = {"anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}]}
+_RATE_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "minimum": 0, "maximum": 1},
+        {"type": "string", "pattern": r"^\d+(\.\d+)?\s*(%|折)$"},
+    ],
+    "description": "a fraction 0..1, a percentage like '20%', or Chinese notation like '8折'",
+}
+_money_serializer = PlainSerializer(lambda d: format(d, "f"), return_type=str)
+
+Money = Annotated[
+    Decimal, BeforeValidator(_non_negative_money), _money_serializer, WithJsonSchema(_NUMBER_SCHEMA)
+]
+PositiveMoney = Annotated[
+    Decimal, BeforeValidator(_positive_money), _money_serializer, WithJsonSchema(_NUMBER_SCHEMA)
+]
+Rate = Annotated[
+    Decimal, BeforeValidator(parse_rate), _money_serializer, WithJsonSchema(_RATE_SCHEMA)
+]
+Factor = Annotated[
+    Decimal, BeforeValidator(_positive_money), _money_serializer, WithJsonSchema(_NUMBER_SCHEMA)
+]
+
+Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", max_length=64)]
+Ids = tuple[Annotated[str, Field(min_length=1, max_length=64)], ...]
+
+
+def _strict_int(value: Any) -> Any:
+    if isinstance(value, bool) or isinstance(value, (float, Decimal)) and value != int(value):
+        raise ValueError(f"expected a whole number, got {value!r}")
+    if isinstance(value, Decimal):
+        return int(value)
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_strict_int)]
+
+
+def _names(value: Any) -> Any:
+    if isinstance(value, str):
+        return {"default": value}
+    return value
+
+
+Name = Annotated[
+    dict[str, str],
+    BeforeValidator(_names),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "object", "additionalProperties": {"type": "string"}},
+            ],
+            "description": "a display name, or names by language: {zh: 金卡, en: Gold}",
+        }
+    ),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class Meta(_Strict):
+    """``program:`` — who the program is and the currency and time zone it counts in."""
+
+    id: Id
+    name: Name | None = None
+    version: str
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    minor_units: Annotated[int, Field(ge=0, le=4)] | None = None
+    timezone: str
+    description: str | None = None
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> Any:
+        if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        load_zone(value)
+        return value
+
+    @model_validator(mode="after")
+    def _currency_known(self) -> Meta:
+        if self.minor_units is None and minor_units(self.currency) is None:
+            raise ValueError(
+                f"currency {self.currency!r} is not in the built-in ISO 4217 table; "
+                "set minor_units explicitly"
+            )
+        return self
+
+    @property
+    def units(self) -> int:
+        units = self.minor_units if self.minor_units is not None else minor_units(self.currency)
+        assert units is not None
+        return units
+
+    @property
+    def zone(self) -> tzinfo:
+        return load_zone(self.timezone)
+
+
+class RoundingPolicy(_Strict):
+    money: RoundingMode = "half_up"
+    points: RoundingMode = "floor"
+
+
+class TierPolicy(_Strict):
+    benefits_from: Literal["next_transaction", "this_transaction"] = "next_transaction"
+
+
+class RulePolicy(_Strict):
+    tie_break: Literal["declaration_order", "id"] = "declaration_order"
+
+
+class PointsPolicy(_Strict):
+    combine_rules: Literal["sum", "best"] = "sum"
+    combine_multipliers: Literal["multiply", "add", "best"] = "multiply"
+    cap: Literal["truncate", "reject"] = "truncate"
+    max_per_transaction: WholeNumber | None = Field(default=None, ge=0)
+
+
+class DiscountPolicy(_Strict):
+    stacking: Literal["sequential", "additive"] = "sequential"
+    combine: Literal["stack", "best"] = "stack"
+    max_total: Rate | None = None
+    threshold_basis: Literal["current", "list"] = "current"
+    tier_priority: WholeNumber = 100
+    exclude_categories: Ids = ()
+
+
+class QualifyingSpendPolicy(_Strict):
+    basis: Literal["paid", "list"] = "paid"
+    exclude_categories: Ids = ()
+    include_shipping: bool = False
+    include_tax: bool = False
+
+
+class BirthdayPolicy(_Strict):
+    feb29: Literal["feb28", "mar1"] = "feb28"
+    week: Literal["iso", "centered"] = "iso"
+
+
+class Policies(_Strict):
+    """``policies:`` — every choice on which real platforms disagree, with its default."""
+
+    rounding: RoundingPolicy = RoundingPolicy()
+    tiers: TierPolicy = TierPolicy()
+    rules: RulePolicy = RulePolicy()
+    points: PointsPolicy = PointsPolicy()
+    discounts: DiscountPolicy = DiscountPolicy()
+    qualifying_spend: QualifyingSpendPolicy = QualifyingSpendPolicy()
+    birthday: BirthdayPolicy = BirthdayPolicy()
+
+
+class Perk(_Strict):
+    id: Id
+    name: Name | None = None
+    description: str | None = None
+
+
+class Qualify(_Strict):
+    """Criteria that move a member into a tier; ``match`` says whether all or any must hold."""
+
+    spend: Money | None = None
+    points: WholeNumber | None = Field(default=None, ge=0)
+    orders: WholeNumber | None = Field(default=None, ge=0)
+    when: Expr | None = None
+    match: Literal["all", "any"] = "all"
+
+    @model_validator(mode="after")
+    def _something(self) -> Qualify:
+        if self.spend is None and self.points is None and self.orders is None and self.when is None:
+            raise ValueError("give at least one of spend, points, orders or when")
+        return self
+
+
+class Tier(_Strict):
+    id: Id
+    name: Name | None = None
+    qualify: Qualify | None = None
+    discount: Rate | None = None
+    points_multiplier: Factor = Decimal(1)
+    perks: Ids = ()
+
+
+class EarnRule(_Strict):
+    """``earn:`` — "10 points per full ¥100" is ``points: 10, per: 100, blocks: full``."""
+
+    id: Id
+    name: Name | None = None
+    points: PositiveMoney
+    per: PositiveMoney = Decimal(1)
+    blocks: Literal["full", "proportional"] = "full"
+    basis: Literal["paid", "list"] = "paid"
+    include_shipping: bool = False
+    include_tax: bool = False
+    categories: Ids = ()
+    exclude_categories: Ids = ()
+    channels: Ids = ()
+    tiers: Ids = ()
+    when: Expr | None = None
+    cap: WholeNumber | None = Field(default=None, ge=0)
+    priority: WholeNumber = 0
+
+
+class Multiplier(_Strict):
+    """``multipliers:`` — scoped to categories/SKUs it weights those items' earning basis;
+    otherwise it multiplies the points of the whole transaction."""
+
+    id: Id
+    name: Name | None = None
+    factor: Factor
+    categories: Ids = ()
+    skus: Ids = ()
+    channels: Ids = ()
+    tiers: Ids = ()
+    when: Expr | None = None
+
+
+class DiscountSpec(_Strict):
+    """Exactly one of ``percent``, ``amount`` or ``threshold`` + ``off`` (满减)."""
+
+    percent: Rate | None = None
+    amount: PositiveMoney | None = None
+    threshold: PositiveMoney | None = None
+    off: PositiveMoney | None = None
+    repeat: bool = False
+    max_repeats: WholeNumber | None = Field(default=None, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, (str, Decimal, int)) and not isinstance(value, bool):
+            return {"percent": value}
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> DiscountSpec:
+        kinds = [self.percent is not None, self.amount is not None, self.threshold is not None]
+        if sum(kinds) != 1:
+            raise ValueError("give exactly one of percent, amount, or threshold with off")
+        if (self.threshold is None) != (self.off is None):
+            raise ValueError("a threshold reduction needs both threshold and off (满300减50)")
+        if self.threshold is not None and self.off is not None and self.off > self.threshold:
+            raise ValueError(f"off ({self.off}) is larger than the threshold ({self.threshold})")
+        if (self.repeat or self.max_repeats) and self.threshold is None:
+            raise ValueError("repeat and max_repeats only apply to threshold reductions")
+        return self
+
+    @property
+    def kind(self) -> str:
+        if self.percent is not None:
+            return "percent"
+        return "amount" if self.amount is not None else "threshold"
+
+
+_WINDOW_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _window_point(value: Any) -> Any:
+    if isinstance(value, (date, datetime)):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected a date or date-time such as 2026-11-11T00:00, got {value!r}")
+    text = value.strip()
+    try:
+        if _WINDOW_TIME.match(text):
+            return date.fromisoformat(text)
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not a valid date or date-time: {value!r}") from None
+
+
+WindowPoint = Annotated[
+    date | datetime,
+    BeforeValidator(_window_point),
+    PlainSerializer(lambda v: v.isoformat(), return_type=str),
+    WithJsonSchema({"type": "string", "description": "2026-11-11 or 2026-11-11T10:00[+08:00]"}),
+]
+
+
+class Window(_Strict):
+    """Validity window. Naive times are in the program's zone; a date-only ``end`` includes
+    that whole day; ``end`` is exclusive otherwise."""
+
+    start: WindowPoint | None = None
+    end: WindowPoint | None = None
+
+    def bounds(self, zone: tzinfo) -> tuple[datetime | None, datetime | None]:
+        return _instant(self.start, zone, end=False), _instant(self.end, zone, end=True)
+
+
+def _instant(value: date | datetime | None, zone: tzinfo, *, end: bool) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        day = value + timedelta(days=1) if end else value
+        return datetime.combine(day, time(0), tzinfo=zone)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=zone)
+    return value
+
+
+_FREQS = {
+    "yearly": _rrule.YEARLY,
+    "monthly": _rrule.MONTHLY,
+    "weekly": _rrule.WEEKLY,
+    "daily": _rrule.DAILY,
+}
+_WEEKDAYS = {
+    name: getattr(_rrule, name.upper()) for name in ("mo", "tu", "we", "th", "fr", "sa", "su")
+}
+
+
+class Schedule(_Strict):
+    """Recurring days, as a dateutil ``rrule``: ``{freq: monthly, bymonthday: 8}`` or an
+    RFC 5545 string ``"FREQ=WEEKLY;BYDAY=WE"``. The rule selects whole local days."""
+
+    rrule: str | None = None
+    freq: Literal["yearly", "monthly", "weekly", "daily"] | None = None
+    interval: WholeNumber = Field(default=1, ge=1)
+    bymonth: tuple[Annotated[int, Field(ge=1, le=12)], ...] | None = None
+    bymonthday: tuple[Annotated[int, Field(ge=-31, le=31)], ...] | None = None
+    byweekday: tuple[Literal["MO", "TU", "WE", "TH", "FR", "SA", "SU"], ...] | None = None
+    bysetpos: tuple[int, ...] | None = None
+    start: date = date(2000, 1, 1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _forms(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"rrule": value}
+        if isinstance(value, dict):
+            out = dict(value)
+            for key in ("bymonth", "bymonthday", "bysetpos", "byweekday"):
+                if key in out and not isinstance(out[key], (list, tuple)):
+                    out[key] = [out[key]]
+            if "byweekday" in out and isinstance(out["byweekday"], list):
+                out["byweekday"] = [str(d).upper() for d in out["byweekday"]]
+            if "start" in out and isinstance(out["start"], str):
+                out["start"] = out["start"].strip()
+            return out
+        return value
+
+    @model_validator(mode="after")
+    def _valid(self) -> Schedule:
+        if (self.rrule is None) == (self.freq is None):
+            raise ValueError("give either an rrule string or freq (with by… fields), not both")
+        self.build()
+        return self
+
+    def build(self) -> _rrule.rrule:
+        dtstart = datetime.combine(self.start, time(0))
+        if self.rrule is not None:
+            text = self.rrule.strip()
+            if text.upper().startswith("RRULE:"):
+                text = text[6:]
+            if any(part.upper().startswith(("DTSTART", "UNTIL=", "COUNT=")) for part in
+                   text.split(";")):
+                raise ValueError("write the window with `window:`, not UNTIL/COUNT/DTSTART")
+            try:
+                rule = _rrule.rrulestr(text, dtstart=dtstart)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"not a valid RRULE: {exc}") from None
+            if not isinstance(rule, _rrule.rrule):
+                raise ValueError("give one RRULE, not a set")
+            return rule
+        assert self.freq is not None
+        return _rrule.rrule(
+            _FREQS[self.freq],
+            dtstart=dtstart,
+            interval=self.interval,
+            bymonth=self.bymonth,
+            bymonthday=self.bymonthday,
+            byweekday=[_WEEKDAYS[d.lower()] for d in self.byweekday] if self.byweekday else None,
+            bysetpos=self.bysetpos,
+            cache=False,
+        )
+
+
+class Limit(_Strict):
+    """Per-member usage limit: ``{times: 1, per: year}`` is "once per year"."""
+
+    times: WholeNumber = Field(default=1, ge=1)
+    per: Literal["day", "week", "month", "year", "ever"] = "ever"
+
+
+class Rule(_Strict):
+    """A birthday rule or promotion: conditions (all must hold) and effects."""
+
+    id: Id
+    name: Name | None = None
+    on: Literal["birthday", "birthday_week", "birthday_month"] | None = None
+    window: Window | None = None
+    schedule: Schedule | None = None
+    tiers: Ids = ()
+    channels: Ids = ()
+    categories: Ids = ()
+    skus: Ids = ()
+    min_amount: Money | None = None
+    when: Expr | None = None
+    discount: DiscountSpec | None = None
+    points_multiplier: Factor | None = None
+    bonus_points: WholeNumber | None = Field(default=None, ge=1)
+    perk: Id | None = None
+    limit: Limit | None = None
+    priority: WholeNumber = 0
+    exclusive: bool = False
+    group: Id | None = None
+
+    @model_validator(mode="after")
+    def _has_effect(self) -> Rule:
+        effects = (self.discount, self.points_multiplier, self.bonus_points, self.perk)
+        if all(e is None for e in effects):
+            raise ValueError("a rule needs an effect: discount, points_multiplier, "
+                             "bonus_points or perk")
+        return self
+
+
+class ProgramModel(_Strict):
+    """The whole program, top to bottom in the order a designer explains it."""
+
+    program: Meta
+    tiers: tuple[Tier, ...] = Field(min_length=1)
+    perks: tuple[Perk, ...] = ()
+    earn: tuple[EarnRule, ...] = ()
+    multipliers: tuple[Multiplier, ...] = ()
+    birthday: tuple[Rule, ...] = ()
+    promotions: tuple[Rule, ...] = ()
+    policies: Policies = Policies()

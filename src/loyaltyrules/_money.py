@@ -1,0 +1,153 @@
+"""Money, rates and rounding: every rounding in the engine goes through a named policy here."""
+
+from __future__ import annotations
+
+import re
+from decimal import (
+    ROUND_CEILING,
+    ROUND_DOWN,
+    ROUND_FLOOR,
+    ROUND_HALF_EVEN,
+    ROUND_HALF_UP,
+    ROUND_UP,
+    Decimal,
+    InvalidOperation,
+)
+from typing import Literal
+
+__all__ = [
+    "MINOR_UNITS",
+    "RoundingMode",
+    "allocate",
+    "minor_units",
+    "parse_money",
+    "parse_rate",
+    "quantum",
+    "round_money",
+    "round_points",
+]
+
+RoundingMode = Literal["half_up", "half_even", "floor", "ceiling", "down", "up"]
+
+_MODES: dict[str, str] = {
+    "half_up": ROUND_HALF_UP,
+    "half_even": ROUND_HALF_EVEN,
+    "floor": ROUND_FLOOR,
+    "ceiling": ROUND_CEILING,
+    "down": ROUND_DOWN,
+    "up": ROUND_UP,
+}
+
+# ISO 4217 minor units for the currencies a program is likely to use. A program may set
+# `minor_units` itself for any other code.
+MINOR_UNITS: dict[str, int] = {
+    **dict.fromkeys(
+        "AED ARS AUD BDT BGN BRL CAD CHF CNY COP CZK DKK EGP EUR GBP HKD HUF IDR ILS INR KES "
+        "KZT LKR MAD MOP MXN MYR NGN NOK NZD PEN PHP PKR PLN QAR RON RSD RUB SAR SEK SGD THB "
+        "TRY TWD UAH USD UZS ZAR".split(),
+        2,
+    ),
+    **dict.fromkeys("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF".split(), 0),
+    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
+    **dict.fromkeys("CLF UYW".split(), 4),
+}
+
+_ONE = Decimal(1)
+
+
+def minor_units(currency: str) -> int | None:
+    return MINOR_UNITS.get(currency)
+
+
+def quantum(units: int) -> Decimal:
+    """The smallest amount of a currency with ``units`` minor digits: 2 → Decimal('0.01')."""
+    return _ONE.scaleb(-units)
+
+
+def round_money(amount: Decimal, q: Decimal, mode: RoundingMode) -> Decimal:
+    return amount.quantize(q, rounding=_MODES[mode])
+
+
+def round_points(points: Decimal, mode: RoundingMode) -> int:
+    return int(points.to_integral_value(rounding=_MODES[mode]))
+
+
+def allocate(total: Decimal, weights: list[Decimal], q: Decimal) -> list[Decimal]:
+    """Split ``total`` over ``weights`` in minor units so the parts sum to ``total`` exactly.
+
+    Largest-remainder method: each part gets its proportional share rounded down to the
+    minor unit, then the leftover units go to the largest remainders (earliest line first
+    on ties), so the result is deterministic and never exceeds a weight when total ≤ sum.
+    """
+    n = len(weights)
+    if n == 0:
+        return []
+    weight_sum = sum(weights, Decimal(0))
+    if weight_sum == 0:
+        return [Decimal(0).quantize(q)] * n
+    units_total = int((total / q).to_integral_value(rounding=ROUND_HALF_UP))
+    exact = [units_total * w / weight_sum for w in weights]
+    floors = [int(e.to_integral_value(rounding=ROUND_FLOOR)) for e in exact]
+    leftover = units_total - sum(floors)
+    order = sorted(range(n), key=lambda i: (-(exact[i] - floors[i]), i))
+    for i in order[:leftover]:
+        floors[i] += 1
+    return [(Decimal(u) * q).quantize(q) for u in floors]
+
+
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+
+
+def parse_money(value: object) -> Decimal:
+    """Accept Decimal, int or a decimal string; refuse floats and booleans (inexact or absurd)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected an amount, got {value!r}")
+    if isinstance(value, float):
+        raise ValueError(
+            f"amounts must be exact: write {value!r} as a string or decimal, not a float"
+        )
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, int):
+        result = Decimal(value)
+    elif isinstance(value, str) and _NUMBER.match(value.strip()):
+        result = Decimal(value.strip())
+    else:
+        raise ValueError(f"expected an amount such as 12.50, got {value!r}")
+    if not result.is_finite():
+        raise ValueError(f"expected a finite amount, got {value!r}")
+    return result
+
+
+_ZHE = re.compile(r"^(\d+(?:\.\d+)?)\s*折$")
+
+
+def parse_rate(value: object) -> Decimal:
+    """A fraction in [0, 1]: ``0.2``, ``"20%"``, or Chinese discount notation ``"8折"`` (= 20% off).
+
+    "8折" states what the customer pays (80%), so it means a rate of 0.20 off; "9.5折" means 0.05.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        zhe = _ZHE.match(text)
+        if zhe:
+            pays = Decimal(zhe.group(1))
+            if not Decimal(0) < pays <= Decimal(10):
+                raise ValueError(f"{value!r}: a 折 discount is between 0 and 10")
+            return (Decimal(10) - pays) / Decimal(10)
+        if text.endswith("%"):
+            try:
+                pct = Decimal(text[:-1].strip())
+            except InvalidOperation:
+                raise ValueError(f"expected a percentage such as 20%, got {value!r}") from None
+            rate = pct / Decimal(100)
+        else:
+            rate = parse_money(text)
+    else:
+        rate = parse_money(value)
+    if not Decimal(0) <= rate <= Decimal(1):
+        hint = ""
+        if Decimal(1) < rate <= Decimal(100):
+            hint = f" — did you mean {rate.normalize():f}% ({(rate / 100).normalize():f})?"
+        raise ValueError(f"must be between 0 and 1 (got {value}){hint}")
+    return rate

@@ -1,0 +1,602 @@
+"""Safe YAML loading that keeps source positions and avoids YAML 1.1 surprises.
+
+Programs are written by people who are not YAML experts, so the loader is strict where
+PyYAML's defaults are surprising: ``NO`` stays the country code, ``012`` stays a code with a
+leading zero, ``0.1`` becomes an exact :class:`~decimal.Decimal` and floats never appear.
+
+Only PyYAML's *composer* is used (never a constructor), so no tag can run code; the node
+graph is converted here, with limits on size, aliases and depth so that hostile documents
+("billion laughs") fail fast with a :class:`~loyaltyrules._errors.ProgramError`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any, Final
+
+import yaml
+from yaml.events import (
+    AliasEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+)
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from ._errors import Diagnostic, ProgramError
+
+__all__ = [
+    "MAX_ALIASES",
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "MAX_SOURCE_BYTES",
+    "Position",
+    "SourceMap",
+    "load_yaml",
+]
+
+MAX_SOURCE_BYTES: Final = 1_000_000
+"""Larger text is refused before parsing: no real program is this big."""
+MAX_ALIASES: Final = 100
+"""Alias (``*ref``) events allowed in one document."""
+MAX_NODES: Final = 200_000
+"""Values produced after alias expansion; stops exponential alias bombs."""
+MAX_DEPTH: Final = 64
+"""Collection nesting depth; keeps recursion (ours and PyYAML's) bounded."""
+
+_MAX_NUMBER_CHARS: Final = 100
+"""Longer numerals are refused: nothing in a loyalty program needs them, and huge ints are slow."""
+_MAX_EXPONENT: Final = 1000
+
+_Path = tuple[str | int, ...]
+
+_YAML_TAG_PREFIX: Final = "tag:yaml.org,2002:"
+_STR: Final = _YAML_TAG_PREFIX + "str"
+_INT: Final = _YAML_TAG_PREFIX + "int"
+_FLOAT: Final = _YAML_TAG_PREFIX + "float"
+_BOOL: Final = _YAML_TAG_PREFIX + "bool"
+_NULL: Final = _YAML_TAG_PREFIX + "null"
+_MAP: Final = _YAML_TAG_PREFIX + "map"
+_SEQ: Final = _YAML_TAG_PREFIX + "seq"
+_PLAIN: Final = "tag:loyaltyrules,2026:plain"
+"""Marks an untagged plain scalar: resolved by our own rules, not PyYAML's YAML 1.1 ones."""
+_SCALAR_TAGS: Final = frozenset({_STR, _INT, _FLOAT, _BOOL, _NULL})
+
+_NULL_RE: Final = re.compile(r"(?:null|Null|NULL|~|)")
+_TRUE_RE: Final = re.compile(r"(?:true|True|TRUE)")
+_FALSE_RE: Final = re.compile(r"(?:false|False|FALSE)")
+_INT_RE: Final = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
+_DECIMAL_RE: Final = re.compile(
+    r"[-+]?(?:0|[1-9][0-9]*)?\.[0-9]+(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?(?:0|[1-9][0-9]*)(?:\.[0-9]*)?[eE][-+]?[0-9]+"
+)
+
+
+@dataclass(frozen=True)
+class Position:
+    """A place in the source text, 1-based as editors show it."""
+
+    line: int
+    column: int
+
+
+def _empty_positions() -> Mapping[_Path, Position]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class SourceMap:
+    """Where each value of a loaded document was written, so diagnostics can point at it.
+
+    A program built from a dict has no positions; ``SourceMap(source=...)`` still works and
+    simply locates nothing.
+    """
+
+    source: str = "<program>"
+    positions: Mapping[_Path, Position] = field(default_factory=_empty_positions)
+    key_positions: Mapping[_Path, Position] = field(default_factory=_empty_positions)
+
+    def locate(self, path: _Path) -> Position | None:
+        """Position of the value at path, else of its key, else of the nearest located ancestor.
+
+        Model errors often concern values that are missing or defaulted; pointing at the
+        enclosing mapping is still far better than no position.
+        """
+        current = tuple(path)
+        while True:
+            found = self.positions.get(current) or self.key_positions.get(current)
+            if found is not None:
+                return found
+            if not current:
+                return None
+            current = current[:-1]
+
+    def locate_key(self, path: _Path) -> Position | None:
+        """Key position if known (for "unknown field" style errors), else :meth:`locate`."""
+        found = self.key_positions.get(tuple(path))
+        return found if found is not None else self.locate(path)
+
+    def diagnostic(
+        self, code: str, message: str, path: _Path, hint: str | None = None
+    ) -> Diagnostic:
+        """Build a Diagnostic filled with source/line/column via :meth:`locate`."""
+        position = self.locate(path)
+        return Diagnostic(
+            code=code,
+            message=message,
+            path=tuple(path),
+            source=self.source,
+            line=position.line if position else None,
+            column=position.column if position else None,
+            hint=hint,
+        )
+
+
+def _position(mark: Any) -> Position | None:
+    """PyYAML marks are 0-based; people count from 1."""
+    if mark is None:
+        return None
+    return Position(line=int(mark.line) + 1, column=int(mark.column) + 1)
+
+
+def _diag(
+    source: str,
+    code: str,
+    message: str,
+    mark: Any = None,
+    path: _Path = (),
+    hint: str | None = None,
+) -> Diagnostic:
+    position = _position(mark)
+    return Diagnostic(
+        code=code,
+        message=message,
+        path=path,
+        source=source,
+        line=position.line if position else None,
+        column=position.column if position else None,
+        hint=hint,
+    )
+
+
+def _fail(diagnostic: Diagnostic) -> ProgramError:
+    return ProgramError([diagnostic])
+
+
+def _show_tag(tag: str) -> str:
+    """Write a tag the way it appears in the file (``!!python/...``), not expanded."""
+    if tag.startswith(_YAML_TAG_PREFIX):
+        return "!!" + tag[len(_YAML_TAG_PREFIX) :]
+    return tag
+
+
+class _Composer(yaml.SafeLoader):
+    """PyYAML's safe composer with alias and depth limits and our own scalar tagging.
+
+    Only the node graph is built; values are produced by :class:`_Converter`.
+    """
+
+    def __init__(self, text: str, source: str) -> None:
+        super().__init__(text)
+        self._source = source
+        self._aliases = 0
+        self._depth = 0
+
+    def _peek(self) -> Any:
+        """Typed access to the next event (the stubs leave it untyped)."""
+        return self.peek_event()  # type: ignore[no-untyped-call]
+
+    def _next(self) -> Any:
+        return self.get_event()  # type: ignore[no-untyped-call]
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        if self.check_event(AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                event = self._peek()
+                raise _fail(
+                    _diag(
+                        self._source,
+                        "LR105",
+                        f"too many aliases (more than {MAX_ALIASES}); write the values out",
+                        event.start_mark,
+                    )
+                )
+            return super().compose_node(parent, index)
+        event = self._peek()
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None and anchor in self.anchors:
+            first = _position(self.anchors[anchor].start_mark)
+            where = f" (first defined at line {first.line})" if first else ""
+            raise _fail(
+                _diag(self._source, "LR100", f"duplicate anchor &{anchor}{where}", event.start_mark)
+            )
+        if isinstance(event, SequenceStartEvent | MappingStartEvent):
+            self._depth += 1
+            try:
+                if self._depth > MAX_DEPTH:
+                    raise _fail(
+                        _diag(
+                            self._source,
+                            "LR106",
+                            f"values are nested more than {MAX_DEPTH} levels deep",
+                            event.start_mark,
+                        )
+                    )
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+        tag = event.tag if isinstance(event, ScalarEvent) else None
+        style = event.style if isinstance(event, ScalarEvent) else None
+        node = super().compose_node(parent, index)
+        if isinstance(node, ScalarNode) and tag in (None, "!"):
+            # PyYAML resolved it with YAML 1.1 rules; replace that with ours.
+            node.tag = _PLAIN if tag is None and style is None else _STR
+        return node
+
+    def compose_single(self) -> Node:
+        """The one document's root node; empty or multi-document streams are refused."""
+        self._next()  # STREAM-START
+        if self.check_event(StreamEndEvent):
+            raise _fail(_diag(self._source, "LR103", "the program is empty"))
+        root = self.compose_document()
+        if not self.check_event(StreamEndEvent):
+            event = self._peek()
+            raise _fail(
+                _diag(
+                    self._source,
+                    "LR104",
+                    "a program file holds exactly one YAML document, but another one starts here",
+                    event.start_mark,
+                    hint="remove the '---' separator or split the file",
+                )
+            )
+        if root is None:  # pragma: no cover - compose_document always returns a node
+            raise _fail(_diag(self._source, "LR103", "the program is empty"))
+        return root
+
+
+class _Converter:
+    """Turns the node graph into plain Python values, recording positions on the way."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.positions: dict[_Path, Position] = {}
+        self.key_positions: dict[_Path, Position] = {}
+        self.diagnostics: list[Diagnostic] = []
+        self._seen: set[tuple[str, str, int | None, int | None]] = set()
+        self._count = 0
+        self._measured: dict[int, tuple[int, int]] = {}
+        self._active: set[int] = set()
+
+    # -- limits ---------------------------------------------------------------------------
+
+    def measure(self, node: Node, depth: int = 0) -> tuple[int, int]:
+        """(values, nesting height) of node after alias expansion, refusing bombs early.
+
+        Memoised per node, so an exponential alias bomb costs only as much as its text.
+        """
+        key = id(node)
+        if key in self._active:
+            raise _fail(
+                _diag(
+                    self.source,
+                    "LR105",
+                    "an alias refers to the value that contains it (recursive alias)",
+                    node.start_mark,
+                )
+            )
+        known = self._measured.get(key)
+        if known is None:
+            count, height = 1, 0
+            if isinstance(node, SequenceNode | MappingNode):
+                height = 1
+                if depth + 1 > MAX_DEPTH:
+                    raise _fail(
+                        _diag(
+                            self.source,
+                            "LR106",
+                            f"values are nested more than {MAX_DEPTH} levels deep",
+                            node.start_mark,
+                        )
+                    )
+                children: list[Node] = (
+                    list(node.value)
+                    if isinstance(node, SequenceNode)
+                    else [value for _, value in node.value]
+                )
+                self._active.add(key)
+                try:
+                    for child in children:
+                        child_count, child_height = self.measure(child, depth + 1)
+                        count += child_count
+                        height = max(height, child_height + 1)
+                        self._check_count(count, node)
+                finally:
+                    self._active.discard(key)
+            known = (count, height)
+            self._measured[key] = known
+        if depth + known[1] > MAX_DEPTH:
+            raise _fail(
+                _diag(
+                    self.source,
+                    "LR106",
+                    f"values are nested more than {MAX_DEPTH} levels deep",
+                    node.start_mark,
+                )
+            )
+        return known
+
+    def _check_count(self, count: int, node: Node) -> None:
+        if count > MAX_NODES:
+            raise _fail(
+                _diag(
+                    self.source,
+                    "LR105",
+                    f"document expands to too many values (alias bomb?); "
+                    f"the limit is {MAX_NODES:,}",
+                    node.start_mark,
+                )
+            )
+
+    def _report(
+        self, code: str, message: str, mark: Any, path: _Path, hint: str | None = None
+    ) -> None:
+        diagnostic = _diag(self.source, code, message, mark, path, hint)
+        key = (code, message, diagnostic.line, diagnostic.column)
+        if key not in self._seen:  # an aliased node would otherwise report once per use
+            self._seen.add(key)
+            self.diagnostics.append(diagnostic)
+
+    # -- conversion -----------------------------------------------------------------------
+
+    def convert(self, node: Node, path: _Path) -> Any:
+        """The Python value of node; problems are collected, limits raise at once."""
+        self._count += 1
+        self._check_count(self._count, node)
+        if len(path) > MAX_DEPTH:  # pragma: no cover - measure() already refused it
+            raise _fail(
+                _diag(self.source, "LR106", "values are nested too deeply", node.start_mark)
+            )
+        position = _position(node.start_mark)
+        if position is not None:
+            self.positions[path] = position
+        tag = node.tag
+        if isinstance(node, ScalarNode):
+            return self._scalar(node, path)
+        if isinstance(node, SequenceNode):
+            if tag != _SEQ:
+                self._bad_tag(node, path, "a sequence")
+                return None
+            return [self.convert(item, (*path, index)) for index, item in enumerate(node.value)]
+        if isinstance(node, MappingNode):
+            if tag != _MAP:
+                self._bad_tag(node, path, "a mapping")
+                return None
+            return self._mapping(node, path)
+        raise AssertionError(f"unexpected node {node!r}")  # pragma: no cover
+
+    def _mapping(self, node: MappingNode, path: _Path) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        first_seen: dict[str, Position | None] = {}
+        for key_node, value_node in node.value:
+            key = self._key(key_node, path)
+            if key is None:
+                continue
+            entry = (*path, key)
+            key_position = _position(key_node.start_mark)
+            if key in first_seen:
+                first = first_seen[key]
+                where = f" (first defined at line {first.line})" if first is not None else ""
+                self._report("LR108", f"duplicate key {key!r}{where}", key_node.start_mark, entry)
+                continue
+            first_seen[key] = key_position
+            if key_position is not None:
+                self.key_positions[entry] = key_position
+            result[key] = self.convert(value_node, entry)
+        return result
+
+    def _key(self, node: Node, path: _Path) -> str | None:
+        """A mapping key as text, or None (after reporting) when it cannot be one.
+
+        Keys keep their written text (``2026`` stays ``"2026"``) since keys are names.
+        """
+        if not isinstance(node, ScalarNode):
+            self._report(
+                "LR107",
+                "a mapping key must be a plain value, not a list or mapping",
+                node.start_mark,
+                path,
+            )
+            return None
+        text = str(node.value)
+        if node.tag == _PLAIN and text == "<<":
+            self._report(
+                "LR109",
+                "merge keys (<<) are not supported; write the keys out",
+                node.start_mark,
+                path,
+            )
+            return None
+        if node.tag not in (_PLAIN, *_SCALAR_TAGS):
+            self._bad_tag(node, path, "a key")
+            return None
+        return text
+
+    def _scalar(self, node: ScalarNode, path: _Path) -> Any:
+        text = str(node.value)
+        tag = node.tag
+        if tag == _STR:
+            return text
+        if tag == _PLAIN:
+            return self._resolve_plain(node, path)
+        if tag not in _SCALAR_TAGS:
+            self._bad_tag(node, path, "a scalar")
+            return None
+        if tag == _NULL and _NULL_RE.fullmatch(text):
+            return None
+        if tag == _BOOL and (_TRUE_RE.fullmatch(text) or _FALSE_RE.fullmatch(text)):
+            return _TRUE_RE.fullmatch(text) is not None
+        if tag == _INT and _INT_RE.fullmatch(text):
+            return self._number(node, path, integer=True)
+        if tag == _FLOAT and (_INT_RE.fullmatch(text) or _DECIMAL_RE.fullmatch(text)):
+            return self._number(node, path, integer=False)
+        self._report(
+            "LR110",
+            f"{text!r} is not a valid {_show_tag(tag)} value",
+            node.start_mark,
+            path,
+        )
+        return None
+
+    def _resolve_plain(self, node: ScalarNode, path: _Path) -> Any:
+        """YAML 1.2-like resolution: only null, true/false, plain ints and decimals."""
+        text = str(node.value)
+        if _NULL_RE.fullmatch(text):
+            return None
+        if _TRUE_RE.fullmatch(text):
+            return True
+        if _FALSE_RE.fullmatch(text):
+            return False
+        if _INT_RE.fullmatch(text):
+            return self._number(node, path, integer=True)
+        if _DECIMAL_RE.fullmatch(text):
+            return self._number(node, path, integer=False)
+        return text
+
+    def _number(self, node: ScalarNode, path: _Path, *, integer: bool) -> int | Decimal | None:
+        """Exact numbers; absurdly long ones are refused rather than slowly parsed."""
+        text = str(node.value)
+        number: int | Decimal | None = None
+        if len(text) <= _MAX_NUMBER_CHARS:
+            if integer:
+                number = int(text)
+            else:
+                decimal = Decimal(text)
+                if abs(decimal.adjusted()) <= _MAX_EXPONENT:
+                    number = decimal
+        if number is None:
+            self._report(
+                "LR111",
+                f"number {text[:20]}{'...' if len(text) > 20 else ''} is too large",
+                node.start_mark,
+                path,
+            )
+        return number
+
+    def _bad_tag(self, node: Node, path: _Path, what: str) -> None:
+        tag = node.tag
+        if tag in _SCALAR_TAGS or tag in (_MAP, _SEQ):
+            self._report(
+                "LR110", f"tag {_show_tag(tag)} cannot be used on {what}", node.start_mark, path
+            )
+        else:
+            self._report(
+                "LR110",
+                f"tag {_show_tag(tag)} is not allowed",
+                node.start_mark,
+                path,
+                hint="only !!str, !!int, !!float, !!bool, !!null, !!map and !!seq are allowed",
+            )
+
+
+def _decode(text: str | bytes, source: str) -> str:
+    """Text of the program, with size checked on the encoded form and any BOM dropped."""
+    if isinstance(text, bytes):
+        raw = text[3:] if text.startswith(b"\xef\xbb\xbf") else text
+        _check_size(len(raw), source)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+            raise _fail(
+                Diagnostic(
+                    code="LR101",
+                    message=f"the file is not valid UTF-8 (byte {exc.start})",
+                    source=source,
+                    line=line,
+                    column=column,
+                    hint="save the file as UTF-8",
+                )
+            ) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    _check_size(len(text.encode("utf-8", "surrogatepass")), source)
+    return text
+
+
+def _check_size(size: int, source: str) -> None:
+    if size > MAX_SOURCE_BYTES:
+        raise _fail(
+            Diagnostic(
+                code="LR102",
+                message=(
+                    f"file is {size:,} bytes; programs are limited to {MAX_SOURCE_BYTES:,} bytes"
+                ),
+                source=source,
+            )
+        )
+
+
+def _syntax_error(exc: yaml.YAMLError, text: str, source: str) -> ProgramError:
+    """A PyYAML error as a diagnostic at the place the problem was found."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        message = exc.problem or exc.context or "invalid YAML"
+        return _fail(_diag(source, "LR100", message, mark))
+    if isinstance(exc, yaml.reader.ReaderError):
+        index = int(exc.position)
+        line = text.count("\n", 0, index) + 1
+        column = index - (text.rfind("\n", 0, index) + 1) + 1
+        character = exc.character
+        code_point = ord(character) if isinstance(character, str) else int(character)
+        return _fail(
+            Diagnostic(
+                code="LR101",
+                message=f"unacceptable character #x{code_point:04x}: {exc.reason}",
+                source=source,
+                line=line,
+                column=column,
+            )
+        )
+    return _fail(Diagnostic(code="LR100", message=str(exc), source=source))
+
+
+def load_yaml(text: str | bytes, *, source: str = "<program>") -> tuple[Any, SourceMap]:
+    """Parse one YAML document into plain values plus where each was written.
+
+    Raises :class:`ProgramError` (every problem found, or the first fatal one) instead of
+    PyYAML's exceptions, so callers handle one error type with positions.
+    """
+    decoded = _decode(text, source)
+    loader: _Composer | None = None
+    try:
+        loader = _Composer(decoded, source)
+        root = loader.compose_single()
+    except yaml.YAMLError as exc:
+        raise _syntax_error(exc, decoded, source) from None
+    except RecursionError:  # pragma: no cover - the depth limit should prevent this
+        raise _fail(_diag(source, "LR106", "values are nested too deeply")) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+    if isinstance(root, ScalarNode) and root.tag == _PLAIN and root.value == "":
+        raise _fail(_diag(source, "LR103", "the program is empty", root.start_mark))
+
+    converter = _Converter(source)
+    converter.measure(root)
+    value = converter.convert(root, ())
+    if converter.diagnostics:
+        raise ProgramError(converter.diagnostics)
+    return value, SourceMap(
+        source=source,
+        positions=MappingProxyType(converter.positions),
+        key_positions=MappingProxyType(converter.key_positions),
+    )
