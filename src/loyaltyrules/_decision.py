@@ -124,6 +124,7 @@ class Decision(_Out):
     points_total: int
     perks: tuple[PerkGrant, ...]
     usage: tuple[UsageConsumed, ...]
+    rules_fired: tuple[str, ...]
     trace: tuple[TraceEntry, ...] | None = None
 
     def explain(self) -> str:

@@ -25,6 +25,7 @@ from ._decision import (
     PointsLine,
     ProgramRef,
     RuleKind,
+    Status,
     TraceEntry,
     UsageConsumed,
 )
@@ -60,12 +61,16 @@ class _Ctx:
     scope: Scope
     tracing: bool
     trace: list[TraceEntry] = field(default_factory=list)
+    fired: dict[str, None] = field(default_factory=dict)
 
-    def note(self, rule: str, kind: RuleKind, status: str, reason: str | Callable[[], str]) -> None:
+    def note(self, rule: str, kind: RuleKind, status: Status, reason: str | Callable[[], str]
+             ) -> None:
+        if status == "fired" and kind != "qualification":
+            self.fired[rule] = None
         if self.tracing or status == "error":
             text = reason() if callable(reason) else reason
             self.trace.append(
-                TraceEntry(rule=rule, kind=kind, status=status, reason=text)  # type: ignore[arg-type]
+                TraceEntry(rule=rule, kind=kind, status=status, reason=text)
             )
 
     def when(self, rule: str, kind: RuleKind, expr: Expression) -> tuple[bool, str]:
@@ -239,7 +244,9 @@ def _price(
                 if spec.max_repeats is not None:
                     times = min(times, spec.max_repeats)
             amount = spec.off * times
-            why = f"满{_fmt(spec.threshold)}减{_fmt(spec.off)}" + (f" ×{times}" if times > 1 else "")
+            why = f"满{_fmt(spec.threshold)}减{_fmt(spec.off)}"
+            if times > 1:
+                why += f" ×{times}"
         if amount > base_now:
             why += f", limited to the remaining {_fmt(base_now)}"
             amount = base_now
@@ -279,7 +286,7 @@ def _price(
             current[k] -= part
         total += amount
         lines.append(DiscountLine(
-            rule=src.rule, kind=src.kind, type=src.spec.kind,  # type: ignore[arg-type]
+            rule=src.rule, kind=src.kind, type=src.spec.kind,
             scope="items" if (src.categories or src.skus) else "basket",
             amount=amount,
             allocation=tuple(DiscountAllocation(line=k, amount=p)
@@ -344,13 +351,12 @@ def _earn(
             for k in hit:
                 item_weights[k].append(m.factor)
             if hit:
-                ctx.note(m.id, "multiplier", "fired",
-                         lambda m=m, hit=hit: f"×{_fmt(m.factor)} on lines {hit}")
+                ctx.note(m.id, "multiplier", "fired", f"×{_fmt(m.factor)} on lines {hit}")
             else:
                 ctx.note(m.id, "multiplier", "not_matched", "no matching items")
         else:
             basket.append((m.id, m.factor))
-            ctx.note(m.id, "multiplier", "fired", lambda m=m: f"×{_fmt(m.factor)} on all points")
+            ctx.note(m.id, "multiplier", "fired", f"×{_fmt(m.factor)} on all points")
     basket.extend(rule_factors)
     multiplier = _combine([f for _, f in basket], how)
     weights = [_combine(w, how) for w in item_weights]
@@ -400,7 +406,7 @@ def _earn(
                 points = 0
                 detail += f", rejected: over the cap of {rule.cap}"
         else:
-            ctx.note(rule.id, "earn", "fired", lambda p=points, d=detail: f"{p} points — {d}")
+            ctx.note(rule.id, "earn", "fired", f"{points} points — {detail}")
         lines.append(PointsLine(rule=rule.id, kind="earn", points=points,
                                 basis=basis.quantize(q) if basis == basis.quantize(q) else basis,
                                 multiplier=multiplier, detail=detail))
@@ -440,10 +446,7 @@ def _qualifies(ctx: _Ctx, tier: Tier, q: Qualify, spend: Decimal, points: int, o
     if q.when is not None:
         ok, why = ctx.when(tier.id, "qualification", q.when)
         checks.append((ok, f"`{q.when}`" if ok else why))
-    if q.match == "all":
-        ok = all(c[0] for c in checks)
-    else:
-        ok = any(c[0] for c in checks)
+    ok = all(c[0] for c in checks) if q.match == "all" else any(c[0] for c in checks)
     text = "; ".join(("✓ " if c[0] else "✗ ") + c[1] for c in checks)
     return ok, text
 
@@ -534,8 +537,9 @@ def _run(
     # 2. discounts
     sources: list[tuple[int, int, str, _DiscountSource]] = []
     if benefits.discount:
+        tier_spec = DiscountSpec(percent=benefits.discount)
         sources.append((policies.discounts.tier_priority, -1, benefits.id,
-                        _DiscountSource(benefits.id, "tier", DiscountSpec(percent=benefits.discount))))
+                        _DiscountSource(benefits.id, "tier", tier_spec)))
     elif tracing:
         ctx.note(benefits.id, "tier", "not_matched", f"tier {benefits.id} has no discount")
     for n, (rule, kind) in enumerate(fired):
@@ -544,8 +548,8 @@ def _run(
                 rule.id, kind, rule.discount, rule.categories, rule.skus)))
     ordered: list[_DiscountSource] = _order(ctx, sources)
     paid, discount_lines, dropped = _price(ctx, ordered)
-    fired = [(r, k) for r, k in fired if r.id not in dropped or _has_other_effects(r)
-             and r.discount is not None and r.discount.threshold is None]
+    fired = [(r, k) for r, k in fired if r.id not in dropped or (_has_other_effects(r)
+             and r.discount is not None and r.discount.threshold is None)]
     for rule, kind in fired:
         if rule.discount is None:
             ctx.note(rule.id, kind, "fired", _effects_text(rule))
@@ -625,6 +629,7 @@ def _run(
         points_total=points_total,
         perks=tuple(perks),
         usage=tuple(usage),
+        rules_fired=tuple(ctx.fired),
         trace=tuple(ctx.trace) if tracing else None,
     )
     return decision, tier_after

@@ -37,8 +37,8 @@ __all__ = [
     "Meta",
     "Multiplier",
     "Perk",
-    "Policies",
     "PointsPolicy",
+    "Policies",
     "ProgramModel",
     "Qualify",
     "QualifyingSpendPolicy",
@@ -62,7 +62,7 @@ Expr = Annotated[
     Expression,
     PlainValidator(_expr),
     PlainSerializer(lambda e: e.source, return_type=str),
-    WithJsonSchema({"type": "string", "description": "a condition expression (docs/expressions.md)"}),
+    WithJsonSchema({"type": "string", "description": "a condition (docs/expressions.md)"}),
 ]
 
 
@@ -112,7 +112,7 @@ Ids = tuple[Annotated[str, Field(min_length=1, max_length=64)], ...]
 
 
 def _strict_int(value: Any) -> Any:
-    if isinstance(value, bool) or isinstance(value, (float, Decimal)) and value != int(value):
+    if isinstance(value, bool) or (isinstance(value, (float, Decimal)) and value != int(value)):
         raise ValueError(f"expected a whole number, got {value!r}")
     if isinstance(value, Decimal):
         return int(value)
@@ -340,7 +340,7 @@ class DiscountSpec(_Strict):
         return self
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> Literal["percent", "amount", "threshold"]:
         if self.percent is not None:
             return "percent"
         return "amount" if self.amount is not None else "threshold"
@@ -393,7 +393,7 @@ def _instant(value: date | datetime | None, zone: tzinfo, *, end: bool) -> datet
     return value
 
 
-_FREQS = {
+_FREQS: dict[str, Literal[0, 1, 2, 3, 4, 5, 6]] = {
     "yearly": _rrule.YEARLY,
     "monthly": _rrule.MONTHLY,
     "weekly": _rrule.WEEKLY,

@@ -40,14 +40,15 @@ _MODES: dict[str, str] = {
 
 # ISO 4217 minor units for the currencies a program is likely to use. A program may set
 # `minor_units` itself for any other code.
+_TWO = (
+    "AED ARS AUD BDT BGN BRL CAD CHF CNY COP CZK DKK EGP EUR GBP HKD HUF IDR ILS INR KES KZT LKR "
+    "MAD MOP MXN MYR NGN NOK NZD PEN PHP PKR PLN QAR RON RSD RUB SAR SEK SGD THB TRY TWD UAH USD "
+    "UZS ZAR"
+)
+_ZERO_DIGITS = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF"
 MINOR_UNITS: dict[str, int] = {
-    **dict.fromkeys(
-        "AED ARS AUD BDT BGN BRL CAD CHF CNY COP CZK DKK EGP EUR GBP HKD HUF IDR ILS INR KES "
-        "KZT LKR MAD MOP MXN MYR NGN NOK NZD PEN PHP PKR PLN QAR RON RSD RUB SAR SEK SGD THB "
-        "TRY TWD UAH USD UZS ZAR".split(),
-        2,
-    ),
-    **dict.fromkeys("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF".split(), 0),
+    **dict.fromkeys(_TWO.split(), 2),
+    **dict.fromkeys(_ZERO_DIGITS.split(), 0),
     **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
     **dict.fromkeys("CLF UYW".split(), 4),
 }

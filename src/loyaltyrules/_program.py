@@ -35,7 +35,7 @@ class Program:
     ('retail-4tier', ('basic', 'silver', 'gold', 'diamond'))
     """
 
-    __slots__ = ("_model", "_source", "_hash", "_tier_rank", "_zone", "_quantum", "_frozen")
+    __slots__ = ("_frozen", "_hash", "_model", "_quantum", "_source", "_tier_rank", "_zone")
 
     def __init__(self, model: ProgramModel, *, source: str = "<program>") -> None:
         self._model = model
@@ -168,10 +168,9 @@ def _data_path(loc: tuple[int | str, ...], data: Any) -> tuple[str | int, ...]:
     path: list[str | int] = []
     node = data
     for part in loc:
-        if isinstance(node, Mapping) and isinstance(part, str) and part in node:
-            path.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        in_map = isinstance(node, Mapping) and isinstance(part, str) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_map or in_list:
             path.append(part)
             node = node[part]
         elif isinstance(part, str) and isinstance(node, Mapping) and part not in node:

@@ -1,0 +1,239 @@
+"""The ``loyaltyrules`` command: validate, evaluate, run and schema.
+
+The only place with files, terminals and exit codes. Errors are one clear message each on
+stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TextIO
+
+from ._decision import Decision
+from ._engine import evaluate
+from ._errors import InputError, LoyaltyError, ProgramError
+from ._ledger import apply
+from ._member import MemberState, Transaction, coerce
+from ._model import ProgramModel
+from ._program import load_program
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+class _Fail(Exception):
+    """A one-line failure of the command itself (file missing, bad JSON)."""
+
+
+def _read_json(path: str, what: str) -> Any:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise _Fail(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    try:
+        return json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError as exc:
+        raise _Fail(f"{path}:{exc.lineno}:{exc.colno}: {what} is not valid JSON: {exc.msg}") \
+            from None
+
+
+def _jsonl(path: str, what: str) -> Iterator[tuple[int, Any]]:
+    try:
+        handle = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise _Fail(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    with handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line, parse_float=Decimal)
+            except json.JSONDecodeError as exc:
+                raise _Fail(f"{path}:{number}: {what} is not valid JSON: {exc.msg}") from None
+
+
+def _load_members(path: str | None) -> dict[str, MemberState]:
+    if path is None:
+        return {}
+    if path.endswith(".jsonl"):
+        rows: list[Any] = [row for _, row in _jsonl(path, "member states")]
+    else:
+        data = _read_json(path, "member states")
+        rows = data if isinstance(data, list) else [data]
+    members: dict[str, MemberState] = {}
+    for n, row in enumerate(rows):
+        try:
+            state = coerce(MemberState, row, "member")
+        except InputError as exc:
+            raise _Fail(f"{path}: member #{n + 1}: {exc}") from None
+        members[state.id] = state
+    return members
+
+
+def _dump(model: Any) -> str:
+    return json.dumps(model.model_dump(mode="json", exclude_none=True), ensure_ascii=False)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    failed = 0
+    for path in args.programs:
+        try:
+            program = load_program(Path(path))
+        except ProgramError as exc:
+            failed += 1
+            for diag in exc.diagnostics:
+                print(str(diag), file=sys.stderr)
+            continue
+        tiers = " → ".join(program.tier_ids)
+        print(f"{path}: ok — {program.id} v{program.version}, tiers {tiers}, {program.hash[:19]}")
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    program = load_program(Path(args.program))
+    member_data = _read_json(args.member, "member state")
+    txn_data = _read_json(args.txn, "transaction")
+    member = coerce(MemberState, member_data, "member")
+    decision = evaluate(program, member, txn_data, trace=not args.no_trace)
+    after = apply(member, decision)
+    if args.explain:
+        print(decision.explain())
+    else:
+        out = {
+            "decision": decision.model_dump(mode="json", exclude_none=True),
+            "member_after": after.model_dump(mode="json", exclude_none=True),
+        }
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+    return EXIT_OK
+
+
+def _text_line(d: Decision) -> str:
+    tier = d.tier_before if not d.tier_changed else f"{d.tier_before}→{d.tier_after}"
+    perks = f" perks {','.join(p.perk for p in d.perks)}" if d.perks else ""
+    rules = ",".join(d.rules_fired)
+    return (
+        f"{d.transaction_id:<8} {d.member_id:<12} {d.local_date} {tier:<14} "
+        f"list {d.list_amount:>10} pay {d.payable:>10} {d.currency} points +{d.points_total:<5}"
+        f"{perks} [{rules}]"
+    )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    program = load_program(Path(args.program))
+    members = _load_members(args.members)
+    out: TextIO = sys.stdout
+    progress = sys.stderr.isatty() and not args.quiet
+    started = time.perf_counter()
+    count = 0
+    for number, row in _jsonl(args.transactions, "transactions"):
+        try:
+            txn = coerce(Transaction, row, "transaction")
+            if txn.member_id is None:
+                raise InputError("each transaction in a stream needs a member_id",
+                                 field="member_id", kind="transaction")
+            member = members.get(txn.member_id) or MemberState(id=txn.member_id)
+            decision = evaluate(program, member, txn, trace=args.trace)
+        except LoyaltyError as exc:
+            raise _Fail(f"{args.transactions}:{number}: {exc}") from None
+        members[txn.member_id] = apply(member, decision)
+        count += 1
+        if args.format == "text":
+            out.write(_text_line(decision) + "\n")
+        else:
+            out.write(_dump(decision) + "\n")
+        if progress and count % 10_000 == 0:
+            rate = count / max(time.perf_counter() - started, 1e-9)
+            print(f"\r{count:,} transactions, {len(members):,} members, {rate:,.0f}/s",
+                  end="", file=sys.stderr, flush=True)
+    if progress and count >= 10_000:
+        print(file=sys.stderr)
+    if args.state_out:
+        with open(args.state_out, "w", encoding="utf-8") as handle:
+            for state in members.values():
+                handle.write(_dump(state) + "\n")
+    out.flush()
+    if args.format == "text" and not args.quiet:
+        elapsed = time.perf_counter() - started
+        print(f"{count} transactions for {len(members)} members in {elapsed:.3f} s",
+              file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(program_schema(), ensure_ascii=False, indent=2))
+    return EXIT_OK
+
+
+def program_schema() -> dict[str, Any]:
+    """JSON Schema of the program format, for editors (YAML language servers read it)."""
+    schema = ProgramModel.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "loyaltyrules program"
+    return schema
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="loyaltyrules",
+        description="Run loyalty programs written in YAML: validate them, evaluate "
+        "transactions, stream members' histories.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="load programs and report every problem")
+    p.add_argument("programs", nargs="+", metavar="PROGRAM")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("evaluate", help="evaluate one transaction for one member")
+    p.add_argument("program", metavar="PROGRAM")
+    p.add_argument("--member", required=True, metavar="FILE", help="member state (JSON)")
+    p.add_argument("--txn", required=True, metavar="FILE", help="transaction (JSON)")
+    p.add_argument("--explain", action="store_true", help="human-readable explanation")
+    p.add_argument("--no-trace", action="store_true", help="leave the rule trace out")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("run", help="evaluate a stream of transactions, carrying member state")
+    p.add_argument("program", metavar="PROGRAM")
+    p.add_argument("transactions", metavar="TRANSACTIONS.jsonl", help="one transaction per "
+                   "line, each with member_id ('-' reads standard input)")
+    p.add_argument("--members", metavar="FILE", help="starting member states (.json list "
+                   "or .jsonl); unknown members start at the first tier")
+    p.add_argument("--format", choices=("jsonl", "text"), default="jsonl")
+    p.add_argument("--trace", action="store_true", help="include the rule trace in decisions")
+    p.add_argument("--state-out", metavar="FILE", help="write final member states as JSONL")
+    p.add_argument("--quiet", action="store_true", help="no progress or summary on stderr")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of the program format")
+    p.set_defaults(func=_cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except ProgramError as exc:
+        for diag in exc.diagnostics:
+            print(f"loyaltyrules: {diag}", file=sys.stderr)
+    except (LoyaltyError, _Fail) as exc:
+        print(f"loyaltyrules: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("loyaltyrules: interrupted", file=sys.stderr)
+    except BrokenPipeError:
+        return EXIT_OK
+    return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
