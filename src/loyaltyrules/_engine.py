@@ -229,7 +229,7 @@ def _price(
             amount = round_money(base * spec.percent, q, mode)
             why = f"{_pct(spec.percent)} of {_fmt(base)}"
         elif spec.amount is not None:
-            amount = spec.amount
+            amount = round_money(spec.amount, q, mode)
             why = f"{_fmt(spec.amount)} off"
         else:
             assert spec.threshold is not None and spec.off is not None
@@ -243,7 +243,7 @@ def _price(
                 times = int((basis / spec.threshold).to_integral_value(rounding=ROUND_FLOOR))
                 if spec.max_repeats is not None:
                     times = min(times, spec.max_repeats)
-            amount = spec.off * times
+            amount = round_money(spec.off * times, q, mode)
             why = f"满{_fmt(spec.threshold)}减{_fmt(spec.off)}"
             if times > 1:
                 why += f" ×{times}"
@@ -251,7 +251,9 @@ def _price(
             why += f", limited to the remaining {_fmt(base_now)}"
             amount = base_now
         if policy.max_total is not None:
-            cap = round_money(sum(list_amounts, _ZERO) * policy.max_total, q, "floor")
+            discountable_total = sum(
+                (a for a, ok in zip(list_amounts, discountable, strict=True) if ok), _ZERO)
+            cap = round_money(discountable_total * policy.max_total, q, "floor")
             if already + amount > cap:
                 amount = max(_ZERO, cap - already)
                 why += f", limited by max_total {_pct(policy.max_total)} to {_fmt(amount)}"
