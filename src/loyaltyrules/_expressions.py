@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import ast
 import difflib
+import math
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from simpleeval import EvalWithCompoundTypes
+from simpleeval import EvalWithCompoundTypes, safe_power
 
 __all__ = [
     "FUNCTIONS",
     "ITEM_FIELDS",
+    "MAX_BUILT_LENGTH",
     "MAX_EXPRESSION_LENGTH",
     "MAX_EXPRESSION_NODES",
     "MEMBER_FIELDS",
@@ -40,6 +43,8 @@ MAX_INT_LITERAL = 10**15
 MAX_STRING_LITERAL = 200
 MAX_POWER_EXPONENT = 8
 MAX_SEQUENCE_LITERAL = 50
+MAX_BUILT_LENGTH = 1000
+"""Longest text or list that ``+`` or ``*`` may build while an expression runs."""
 
 # Field name → type name. These tables are the documented vocabulary (docs/expressions.md).
 MEMBER_FIELDS: dict[str, str] = {
@@ -293,6 +298,9 @@ def _check(tree: ast.Expression, source: str) -> frozenset[str]:
                     raise ExpressionError(f"number {value} is too large")
                 return "int"
             if isinstance(value, float):
+                if not math.isfinite(value):
+                    written = ast.get_source_segment(source, node) or repr(value)
+                    raise ExpressionError(f"number {written} is too large")
                 return "money"
             if isinstance(value, str):
                 if len(value) > MAX_STRING_LITERAL:
@@ -442,9 +450,92 @@ def parse_expression(source: str) -> Expression:
     except SyntaxError as exc:
         where = f" at column {exc.offset}" if exc.offset else ""
         raise ExpressionError(f"not a valid expression{where}: {exc.msg}") from None
+    except ValueError as exc:  # null bytes, lone surrogates
+        raise ExpressionError(f"not a valid expression: {exc}") from None
     names = _check(tree, text)
     tree = _DecimalLiterals().visit(tree)
     return Expression(source=text, tree=tree, names=names)
+
+
+class LimitExceeded(ArithmeticError):
+    """An expression tried to build a value larger than the run-time limits allow."""
+
+
+_SEQUENCES = (str, bytes, list, tuple)
+
+
+def _safe_add(a: Any, b: Any) -> Any:
+    if isinstance(a, _SEQUENCES) and isinstance(b, _SEQUENCES):
+        if len(a) + len(b) > MAX_BUILT_LENGTH:
+            raise LimitExceeded(f"would build text or a list longer than {MAX_BUILT_LENGTH}")
+    return a + b
+
+
+def _safe_mult(a: Any, b: Any) -> Any:
+    for seq, times in ((a, b), (b, a)):
+        if isinstance(seq, _SEQUENCES) and isinstance(times, int):
+            if len(seq) * times > MAX_BUILT_LENGTH:
+                raise LimitExceeded(f"would build text or a list longer than {MAX_BUILT_LENGTH}")
+    return a * b
+
+
+def _safe_mod(a: Any, b: Any) -> Any:
+    # ``'%0999999999d' % 1`` would build a gigabyte: text formatting is not part of the language.
+    if isinstance(a, (str, bytes)):
+        raise TypeError("% is only for numbers; text formatting is not available")
+    return a % b
+
+
+# Exactly the operators the checker allows; everything that can build values is size-limited.
+_OPERATORS: dict[type[ast.AST], Callable[..., Any]] = {
+    ast.Add: _safe_add,
+    ast.Sub: operator.sub,
+    ast.Mult: _safe_mult,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: _safe_mod,
+    ast.Pow: safe_power,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.In: lambda x, y: operator.contains(y, x),
+    ast.NotIn: lambda x, y: not operator.contains(y, x),
+    ast.Is: operator.is_,
+    ast.IsNot: operator.is_not,
+    ast.Not: operator.not_,
+    ast.USub: operator.neg,
+    ast.UAdd: operator.pos,
+}
+
+# The AST node kinds the evaluator will run; simpleeval's others (comprehensions, dicts, sets,
+# f-strings, slices, assignment, import …) are dropped, so even a tree that never went through
+# the checker cannot use them.
+_RUNTIME_NODES: frozenset[type[ast.AST]] = frozenset(
+    {
+        ast.BoolOp,
+        ast.BinOp,
+        ast.UnaryOp,
+        ast.Compare,
+        ast.IfExp,
+        ast.Call,
+        ast.Name,
+        ast.Attribute,
+        ast.Subscript,
+        ast.Constant,
+        ast.List,
+        ast.Tuple,
+    }
+)
+
+
+class _PublicNames:
+    """Attribute names a record may be asked for: anything not starting with ``_``."""
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and not name.startswith("_")
 
 
 class _Record:
@@ -517,6 +608,19 @@ class Scope:
         def weekday(d: date) -> int:
             return d.isoweekday()
 
+        def make_date(year: int, month: int, day: int) -> date:
+            # a function, not the ``date`` class: its today()/fromtimestamp() stay out of reach
+            return date(year, month, day)
+
+        def year(d: date) -> int:
+            return d.year
+
+        def month(d: date) -> int:
+            return d.month
+
+        def day(d: date) -> int:
+            return d.day
+
         functions: dict[str, Callable[..., Any]] = {
             "amount_in": amount_in,
             "quantity_in": quantity_in,
@@ -524,10 +628,10 @@ class Scope:
             "has_sku": has_sku,
             "days_since": days_since,
             "is_birthday": is_birthday,
-            "date": date,
-            "year": lambda d: d.year,
-            "month": lambda d: d.month,
-            "day": lambda d: d.day,
+            "date": make_date,
+            "year": year,
+            "month": month,
+            "day": day,
             "weekday": weekday,
             "min": min,
             "max": max,
@@ -541,4 +645,20 @@ class Scope:
             "tier": self.member["tier"],
             "today": today,
         }
-        return EvalWithCompoundTypes(names=names, functions=functions)
+        evaluator = EvalWithCompoundTypes(
+            operators=dict(_OPERATORS),
+            functions=dict(functions),
+            names=names,
+            allowed_attrs={
+                _Record: _PublicNames(),
+                date: frozenset(_DATE_FIELDS),
+                datetime: frozenset(_DATETIME_FIELDS),
+            },
+        )
+        # EvalWithCompoundTypes adds the list/tuple/dict/set classes as callable functions:
+        # take them out again, so the evaluator holds exactly the documented helpers.
+        evaluator.functions = functions
+        evaluator.nodes = {
+            kind: handler for kind, handler in evaluator.nodes.items() if kind in _RUNTIME_NODES
+        }
+        return evaluator

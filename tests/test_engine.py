@@ -1,0 +1,483 @@
+"""Evaluation behaviour, policy by policy, with exact numbers a designer can check by hand."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+import loyaltyrules as lr
+
+D = Decimal
+WEDNESDAY = "2026-03-04T12:00:00+08:00"
+
+
+def program(**sections: Any) -> lr.Program:
+    data: dict[str, Any] = {
+        "program": {"id": "p", "version": 1, "currency": "CNY", "timezone": "Asia/Shanghai"},
+        "tiers": [{"id": "basic"}, {"id": "gold", "qualify": {"spend": 1000}}],
+    }
+    data.update(sections)
+    return lr.Program.from_dict(data)
+
+
+def txn(*lines: tuple[str, str] | tuple[str, str, str], at: str = WEDNESDAY,
+        **extra: Any) -> dict[str, Any]:
+    items = [{"sku": f"s{k}", "category": line[0], "amount": line[1],
+              **({"quantity": int(line[2])} if len(line) > 2 else {})}
+             for k, line in enumerate(lines)]
+    return {"id": "t", "at": at, "items": items, **extra}
+
+
+def run(p: lr.Program, t: dict[str, Any], **member: Any) -> lr.Decision:
+    return lr.evaluate(p, {"id": "m", **member}, t)
+
+
+# --- discounts -------------------------------------------------------------------------------
+
+
+def test_threshold_reduction_man_300_jian_50() -> None:
+    """满300减50: ¥300 or more gets ¥50 off once; ¥299.99 gets nothing."""
+    p = program(promotions=[{"id": "m300", "discount": {"threshold": 300, "off": 50}}])
+    assert run(p, txn(("a", "650.00"))).payable == D("600.00")
+    d = run(p, txn(("a", "299.99")))
+    assert d.payable == D("299.99")
+    assert d.trace is not None
+    assert any(e.rule == "m300" and "below the threshold 300" in e.reason for e in d.trace)
+
+
+def test_repeating_threshold_reduction_with_a_maximum() -> None:
+    """每满300减50 repeats per full ¥300, up to max_repeats."""
+    p = program(promotions=[{"id": "m300", "discount": {
+        "threshold": 300, "off": 50, "repeat": True, "max_repeats": 2}}])
+    assert run(p, txn(("a", "650.00"))).total_discount == D("100.00")
+    assert run(p, txn(("a", "1000.00"))).total_discount == D("100.00")
+
+
+def test_fixed_amount_discount_never_makes_the_basket_negative() -> None:
+    """¥50 off a ¥30 basket takes ¥30 off: payable is 0, never negative."""
+    p = program(promotions=[{"id": "fifty", "discount": {"amount": 50}}])
+    d = run(p, txn(("a", "30.00")))
+    assert (d.total_discount, d.payable) == (D("30.00"), D("0.00"))
+
+
+def test_item_scoped_discount_only_touches_matching_lines() -> None:
+    """A 20% beauty discount applies to beauty lines only."""
+    p = program(promotions=[{"id": "beauty", "categories": ["beauty"], "discount": "20%"}])
+    d = run(p, txn(("beauty", "100.00"), ("food", "50.00")))
+    assert [line.paid for line in d.lines] == [D("80.00"), D("50.00")]
+    assert d.discounts[0].scope == "items"
+
+
+def test_basket_discount_allocation_sums_exactly_to_the_discount() -> None:
+    """¥10 off three equal ¥3.33 lines allocates 3.34/3.33/3.33 — summing exactly."""
+    p = program(promotions=[{"id": "ten", "discount": {"amount": 10}}])
+    d = run(p, txn(("a", "10.00"), ("a", "10.00"), ("a", "10.00")))
+    parts = [a.amount for a in d.discounts[0].allocation]
+    assert parts == [D("3.34"), D("3.33"), D("3.33")]
+    assert sum(parts) == D("10.00")
+    assert sum(line.paid for line in d.lines) == d.goods_paid == D("20.00")
+
+
+def test_sequential_stacking_applies_each_percentage_to_what_is_left() -> None:
+    """Sequential: 20% then 10% of ¥1000 is 200 + 80 = ¥280."""
+    p = program(promotions=[
+        {"id": "a", "discount": "20%", "priority": 2},
+        {"id": "b", "discount": "10%", "priority": 1},
+    ])
+    assert run(p, txn(("x", "1000.00"))).total_discount == D("280.00")
+
+
+def test_additive_stacking_applies_each_percentage_to_the_list_amount() -> None:
+    """Additive: 20% and 10% of ¥1000 is 200 + 100 = ¥300."""
+    p = program(
+        promotions=[{"id": "a", "discount": "20%"}, {"id": "b", "discount": "10%"}],
+        policies={"discounts": {"stacking": "additive"}},
+    )
+    assert run(p, txn(("x", "1000.00"))).total_discount == D("300.00")
+
+
+def test_best_of_combination_keeps_only_the_largest_discount() -> None:
+    """combine: best keeps the single discount that saves most (¥100 beats 5%)."""
+    p = program(
+        promotions=[{"id": "pct", "discount": "5%"}, {"id": "fixed", "discount": {"amount": 100}}],
+        policies={"discounts": {"combine": "best"}},
+    )
+    d = run(p, txn(("x", "1000.00")))
+    assert [(x.rule, x.amount) for x in d.discounts] == [("fixed", D("100.00"))]
+
+
+def test_max_total_discount_clamps_the_last_discount() -> None:
+    """max_total 25%: 20% + 10% sequential (¥280 of ¥1000) is clamped to ¥250."""
+    p = program(
+        promotions=[{"id": "a", "discount": "20%", "priority": 2},
+                    {"id": "b", "discount": "10%", "priority": 1}],
+        policies={"discounts": {"max_total": "25%"}},
+    )
+    d = run(p, txn(("x", "1000.00")))
+    assert [x.amount for x in d.discounts] == [D("200.00"), D("50.00")]
+
+
+def test_excluded_categories_are_never_discounted() -> None:
+    """Gift cards listed in discounts.exclude_categories keep their full price."""
+    p = program(promotions=[{"id": "a", "discount": "50%"}],
+                policies={"discounts": {"exclude_categories": ["gift_card"]}})
+    d = run(p, txn(("gift_card", "100.00"), ("x", "100.00")))
+    assert [line.paid for line in d.lines] == [D("100.00"), D("50.00")]
+
+
+def test_exclusive_group_lets_only_the_first_by_priority_fire() -> None:
+    """Two rules in one group: the higher priority fires, the other is skipped and traced."""
+    p = program(promotions=[
+        {"id": "low", "discount": "10%", "group": "g", "priority": 1},
+        {"id": "high", "discount": "5%", "group": "g", "priority": 9},
+    ])
+    d = run(p, txn(("x", "100.00")))
+    assert [x.rule for x in d.discounts] == ["high"]
+    assert d.trace is not None
+    assert [e.status for e in d.trace if e.rule == "low"] == ["skipped"]
+
+
+def test_exclusive_promotion_stands_alone() -> None:
+    """An exclusive promotion that fires keeps every other promotion out."""
+    p = program(promotions=[
+        {"id": "bonus", "bonus_points": 10},
+        {"id": "solo", "discount": "30%", "exclusive": True},
+    ])
+    d = run(p, txn(("x", "100.00")))
+    assert d.rules_fired == ("solo",)
+    assert d.points_total == 0
+
+
+@pytest.mark.parametrize(("tie_break", "first"), [("declaration_order", "zeta"), ("id", "alpha")])
+def test_equal_priority_tie_break_is_a_program_setting(tie_break: str, first: str) -> None:
+    """Equal priorities: declaration order or id order, as the program says."""
+    p = program(
+        promotions=[{"id": "zeta", "discount": {"amount": 10}, "group": "g"},
+                    {"id": "alpha", "discount": {"amount": 20}, "group": "g"}],
+        policies={"rules": {"tie_break": tie_break}},
+    )
+    assert [x.rule for x in run(p, txn(("x", "100.00"))).discounts] == [first]
+
+
+def test_money_rounding_policy_half_up_versus_half_even() -> None:
+    """15% of ¥0.50 is ¥0.075: half_up gives 0.08, half_even 0.08 too; of ¥0.70 = 0.105 →
+    half_up 0.11, half_even 0.10."""
+    for mode, expected in (("half_up", D("0.11")), ("half_even", D("0.10"))):
+        p = program(promotions=[{"id": "a", "discount": "15%"}],
+                    policies={"rounding": {"money": mode}})
+        assert run(p, txn(("x", "0.70"))).total_discount == expected
+
+
+def test_yen_has_no_minor_unit() -> None:
+    """JPY amounts round to whole yen: 15% of ¥1,005 is ¥151 (150.75 half_up)."""
+    p = lr.Program.from_dict({
+        "program": {"id": "jp", "version": 1, "currency": "JPY", "timezone": "Asia/Tokyo"},
+        "tiers": [{"id": "basic", "discount": "15%"}],
+    })
+    d = lr.evaluate(p, {"id": "m"}, {"id": "t", "at": "2026-01-01T10:00:00+09:00",
+                                     "items": [{"sku": "a", "amount": "1005"}]})
+    assert d.total_discount == D("151")
+    with pytest.raises(lr.InputError, match=r"items\[0\]\.amount"):
+        lr.evaluate(p, {"id": "m"}, {"id": "t", "at": "2026-01-01T10:00:00+09:00",
+                                     "items": [{"sku": "a", "amount": "10.5"}]})
+
+
+# --- points ----------------------------------------------------------------------------------
+
+
+def test_one_point_per_yuan_proportional() -> None:
+    """1 point per ¥1, proportional, floored: ¥99.99 → 99 points."""
+    p = program(earn=[{"id": "e", "points": 1, "per": 1, "blocks": "proportional"}])
+    assert run(p, txn(("x", "99.99"))).points_total == 99
+
+
+def test_list_basis_earns_on_the_price_before_discounts() -> None:
+    """basis: list earns on ¥1000 even though the gold member paid ¥800."""
+    p = program(
+        tiers=[{"id": "basic", "discount": "20%"}],
+        earn=[{"id": "e", "points": 10, "per": 100, "basis": "list"}],
+    )
+    assert run(p, txn(("x", "1000.00"))).points_total == 100
+
+
+def test_excluded_categories_earn_nothing() -> None:
+    """Gift cards excluded from an earn rule do not earn points."""
+    p = program(earn=[{"id": "e", "points": 1, "per": 1, "exclude_categories": ["gift_card"]}])
+    assert run(p, txn(("gift_card", "500.00"), ("x", "20.00"))).points_total == 20
+
+
+def test_category_multiplier_weights_those_items() -> None:
+    """Beauty counts 3×: ¥100 beauty + ¥100 food at 10 per 100 (proportional) → 40 points."""
+    p = program(
+        earn=[{"id": "e", "points": 10, "per": 100, "blocks": "proportional"}],
+        multipliers=[{"id": "beauty3", "categories": ["beauty"], "factor": 3}],
+    )
+    assert run(p, txn(("beauty", "100.00"), ("food", "100.00"))).points_total == 40
+
+
+@pytest.mark.parametrize(("how", "points"), [("multiply", 300), ("add", 250), ("best", 200)])
+def test_multiplier_combination_is_stated_in_the_program(how: str, points: int) -> None:
+    """×2 (channel) and ×1.5 (condition) on 100 base points: multiply 300, add 250, best 200."""
+    p = program(
+        earn=[{"id": "e", "points": 1, "per": 1}],
+        multipliers=[{"id": "app", "channels": ["app"], "factor": 2},
+                     {"id": "big", "when": "txn.amount >= 100", "factor": "1.5"}],
+        policies={"points": {"combine_multipliers": how}},
+    )
+    assert run(p, txn(("x", "100.00"), channel="app")).points_total == points
+
+
+@pytest.mark.parametrize(("mode", "points"), [("truncate", 50), ("reject", 0)])
+def test_cap_truncates_or_rejects(mode: str, points: int) -> None:
+    """A per-transaction cap of 50 truncates 100 points to 50, or rejects them all."""
+    p = program(earn=[{"id": "e", "points": 1, "per": 1, "cap": 50}],
+                policies={"points": {"cap": mode}})
+    d = run(p, txn(("x", "100.00")))
+    assert d.points_total == points
+    assert d.trace is not None
+    assert [e.status for e in d.trace if e.rule == "e"] == ["capped"]
+
+
+@pytest.mark.parametrize(("how", "points"), [("sum", 15), ("best", 10)])
+def test_overlapping_earn_rules_sum_or_take_the_best(how: str, points: int) -> None:
+    """Two earn rules on ¥100 (10 and 5 points): sum gives 15, best gives 10."""
+    p = program(earn=[{"id": "a", "points": 10, "per": 100}, {"id": "b", "points": 5, "per": 100}],
+                policies={"points": {"combine_rules": how}})
+    assert run(p, txn(("x", "100.00"))).points_total == points
+
+
+def test_bonus_points_are_not_multiplied() -> None:
+    """A +500 bonus stays 500 even on a ×2 day."""
+    p = program(earn=[{"id": "e", "points": 1, "per": 1}],
+                promotions=[{"id": "dbl", "points_multiplier": 2},
+                            {"id": "bonus", "bonus_points": 500}])
+    d = run(p, txn(("x", "10.00")))
+    assert [(x.rule, x.points) for x in d.points] == [("e", 20), ("bonus", 500)]
+
+
+def test_points_rounding_policy() -> None:
+    """2.5 points rounds to 2 with floor and 3 with half_up."""
+    for mode, expected in (("floor", 2), ("half_up", 3)):
+        p = program(earn=[{"id": "e", "points": 1, "per": 2, "blocks": "proportional"}],
+                    policies={"rounding": {"points": mode}})
+        assert run(p, txn(("x", "5.00"))).points_total == expected
+
+
+def test_earning_basis_can_include_shipping_and_tax() -> None:
+    """An earn rule that includes shipping and tax earns on goods + shipping + tax."""
+    p = program(earn=[{"id": "e", "points": 1, "per": 1, "include_shipping": True,
+                       "include_tax": True}])
+    d = run(p, txn(("x", "100.00"), shipping="10.00", tax="5.00"))
+    assert (d.points_total, d.payable) == (115, D("115.00"))
+
+
+# --- tiers -----------------------------------------------------------------------------------
+
+
+def test_upgrade_can_skip_levels() -> None:
+    """One big purchase can move a member past several tiers at once."""
+    p = program(tiers=[{"id": "a"}, {"id": "b", "qualify": {"spend": 100}},
+                       {"id": "c", "qualify": {"spend": 200}}])
+    assert run(p, txn(("x", "250.00"))).tier_after == "c"
+
+
+def test_tier_by_orders_or_points_with_match_any() -> None:
+    """qualify {spend 1000, orders 3, match any}: the third order upgrades."""
+    p = program(tiers=[{"id": "a"}, {"id": "b", "qualify": {"spend": 1000, "orders": 3,
+                                                            "match": "any"}}])
+    assert run(p, txn(("x", "1.00")), orders=2).tier_after == "b"
+    assert run(p, txn(("x", "1.00")), orders=1).tier_after == "a"
+
+
+def test_tier_by_expression() -> None:
+    """A tier can qualify by an expression over the member."""
+    p = program(tiers=[{"id": "a"}, {"id": "vip", "qualify": {"when": "member.attrs.vip"}}])
+    assert run(p, txn(("x", "1.00")), attrs={"vip": True}).tier_after == "vip"
+    assert run(p, txn(("x", "1.00")), attrs={"vip": False}).tier_after == "a"
+
+
+def test_upgrade_benefits_from_this_transaction_when_the_program_says_so() -> None:
+    """benefits_from: this_transaction reprices the upgrading purchase at the new tier."""
+    tiers = [{"id": "basic"}, {"id": "gold", "qualify": {"spend": 1000}, "discount": "10%"}]
+    nxt = program(tiers=tiers)
+    now = program(tiers=tiers, policies={"tiers": {"benefits_from": "this_transaction"}})
+    assert run(nxt, txn(("x", "1200.00"))).payable == D("1200.00")
+    d = run(now, txn(("x", "1200.00")))
+    assert (d.payable, d.tier_after, d.benefits_tier) == (D("1080.00"), "gold", "gold")
+
+
+def test_tiers_never_go_down_at_a_transaction() -> None:
+    """A gold member below the gold threshold stays gold (downgrades happen at reviews)."""
+    assert run(program(), txn(("x", "1.00")), tier="gold").tier_after == "gold"
+
+
+# --- birthdays and promotions ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("policy", "day", "fires"),
+    [("feb28", "2027-02-28", True), ("feb28", "2027-03-01", False),
+     ("mar1", "2027-03-01", True), ("mar1", "2027-02-28", False), ("feb28", "2028-02-29", True)],
+)
+def test_29_february_birthdays_in_common_years(policy: str, day: str, fires: bool) -> None:
+    """A 29 February birthday is celebrated on 28 Feb or 1 Mar in common years, per policy."""
+    p = program(birthday=[{"id": "b", "on": "birthday", "bonus_points": 100}],
+                policies={"birthday": {"feb29": policy}})
+    d = run(p, txn(("x", "1.00"), at=f"{day}T12:00:00+08:00"), birthday="2000-02-29")
+    assert (d.points_total == 100) is fires
+
+
+@pytest.mark.parametrize(
+    ("week", "day", "fires"),
+    [("iso", "2026-06-15", True), ("iso", "2026-06-21", True), ("iso", "2026-06-22", False),
+     ("centered", "2026-06-14", False), ("centered", "2026-06-15", True),
+     ("centered", "2026-06-21", True), ("centered", "2026-06-22", False)],
+)
+def test_birthday_week(week: str, day: str, fires: bool) -> None:
+    """Birthday 18 June 2026 (a Thursday): ISO week Mon 15 – Sun 21; centered 15–21 too."""
+    p = program(birthday=[{"id": "b", "on": "birthday_week", "bonus_points": 1}],
+                policies={"birthday": {"week": week}})
+    d = run(p, txn(("x", "1.00"), at=f"{day}T12:00:00+08:00"), birthday="1990-06-18")
+    assert (d.points_total == 1) is fires
+
+
+def test_birthday_month() -> None:
+    """on: birthday_month applies on every day of that calendar month."""
+    p = program(birthday=[{"id": "b", "on": "birthday_month", "bonus_points": 1}])
+    for day, fires in (("2026-06-01", True), ("2026-06-30", True), ("2026-07-01", False)):
+        d = run(p, txn(("x", "1.00"), at=f"{day}T12:00:00+08:00"), birthday="1990-06-18")
+        assert (d.points_total == 1) is fires
+
+
+def test_window_in_the_program_zone_with_inclusive_end_date() -> None:
+    """A window ending on 2026-11-11 includes all of 11 November in Shanghai."""
+    p = program(promotions=[{"id": "d11", "window": {"start": "2026-11-11", "end": "2026-11-11"},
+                             "bonus_points": 5}])
+    assert run(p, txn(("x", "1"), at="2026-11-10T23:59:59+08:00")).points_total == 0
+    assert run(p, txn(("x", "1"), at="2026-11-11T00:00:00+08:00")).points_total == 5
+    assert run(p, txn(("x", "1"), at="2026-11-11T23:59:59+08:00")).points_total == 5
+    assert run(p, txn(("x", "1"), at="2026-11-12T00:00:00+08:00")).points_total == 0
+
+
+def test_every_wednesday_schedule() -> None:
+    """FREQ=WEEKLY;BYDAY=WE fires on Wednesdays only."""
+    p = program(promotions=[{"id": "we", "schedule": "FREQ=WEEKLY;BYDAY=WE", "bonus_points": 5}])
+    assert run(p, txn(("x", "1"), at="2026-03-04T10:00:00+08:00")).points_total == 5
+    assert run(p, txn(("x", "1"), at="2026-03-05T10:00:00+08:00")).points_total == 0
+
+
+def test_usage_limit_n_per_month() -> None:
+    """limit {times: 2, per: month}: third use in March is refused, April is fresh."""
+    p = program(promotions=[{"id": "twice", "bonus_points": 5, "limit": {"times": 2,
+                                                                          "per": "month"}}])
+    member = lr.MemberState(id="m")
+    got = []
+    for n, at in enumerate(["2026-03-01", "2026-03-02", "2026-03-03", "2026-04-01"]):
+        d = lr.evaluate(p, member, {**txn(("x", "1"), at=f"{at}T10:00:00+08:00"), "id": f"t{n}"})
+        member = lr.apply(member, d)
+        got.append(d.points_total)
+    assert got == [5, 5, 0, 5]
+
+
+def test_rule_conditions_on_tiers_channels_categories_and_min_amount() -> None:
+    """A promotion fires only when every condition holds; the trace names the failing one."""
+    p = program(promotions=[{"id": "p", "tiers": ["gold"], "channels": ["online"],
+                             "categories": ["beauty"], "min_amount": 100, "bonus_points": 7}])
+    ok = txn(("beauty", "100.00"), channel="online")
+    assert run(p, ok, tier="gold").points_total == 7
+    cases = [
+        ({"tier": "basic"}, ok, "tier 'basic' not in ['gold']"),
+        ({"tier": "gold"}, txn(("beauty", "100.00"), channel="store"),
+         "channel 'store' not in ['online']"),
+        ({"tier": "gold"}, txn(("food", "100.00"), channel="online"),
+         "no item in categories ['beauty']"),
+        ({"tier": "gold"}, txn(("beauty", "99.00"), channel="online"),
+         "amount 99.00 below min_amount 100"),
+    ]
+    for member, t, reason in cases:
+        d = run(p, t, **member)
+        assert d.points_total == 0
+        assert d.trace is not None
+        assert [e.reason for e in d.trace if e.rule == "p"][0].startswith(reason)
+
+
+def test_a_failing_expression_is_an_error_not_a_non_match() -> None:
+    """An expression that raises at run time raises EvaluationError naming the rule."""
+    p = program(promotions=[{"id": "bad", "when": "txn.channel > 5", "bonus_points": 1}])
+    with pytest.raises(lr.EvaluationError, match="bad") as info:
+        run(p, txn(("x", "1")))
+    assert info.value.trace[-1].status == "error"
+
+
+# --- inputs, purity and determinism -------------------------------------------------------------
+
+
+def test_naive_transaction_time_is_refused() -> None:
+    """A transaction time without a UTC offset is an InputError naming `at`."""
+    with pytest.raises(lr.InputError, match="at"):
+        run(program(), {"id": "t", "at": "2026-03-04T10:00:00", "items": [
+            {"sku": "a", "amount": "1"}]})
+
+
+def test_float_money_is_refused() -> None:
+    """A float amount is refused (it cannot be exact); strings and Decimals are accepted."""
+    with pytest.raises(lr.InputError, match=r"items\[0\]\.amount"):
+        run(program(), {"id": "t", "at": WEDNESDAY, "items": [{"sku": "a", "amount": 10.1}]})
+
+
+def test_unknown_member_tier_is_refused() -> None:
+    """A member state naming a tier the program lacks is an InputError."""
+    with pytest.raises(lr.InputError, match="unknown tier 'platinum'"):
+        run(program(), txn(("x", "1")), tier="platinum")
+
+
+def test_evaluation_does_not_mutate_inputs() -> None:
+    """The member and transaction dicts are unchanged after evaluate and apply."""
+    member = {"id": "m", "tier": "basic", "usage": {}, "attrs": {"k": 1}}
+    t = txn(("x", "5.00"))
+    before = (repr(member), repr(t))
+    lr.apply(member, run(program(), t, **{k: v for k, v in member.items() if k != "id"}))
+    assert (repr(member), repr(t)) == before
+
+
+def test_apply_is_idempotent_per_transaction_id() -> None:
+    """Applying the same decision twice changes the state only once."""
+    p = program(earn=[{"id": "e", "points": 1, "per": 1}])
+    member = lr.MemberState(id="m")
+    d = lr.evaluate(p, member, txn(("x", "10.00")))
+    once = lr.apply(member, d)
+    assert lr.apply(once, d) == once
+    assert once.points == 10
+
+
+def test_decision_round_trips_through_json() -> None:
+    """A decision serialised to JSON and read back is equal, money as strings."""
+    d = run(program(tiers=[{"id": "basic", "discount": "10%"}]), txn(("x", "33.33")))
+    text = d.model_dump_json()
+    assert '"payable":"30.00"' in text
+    assert lr.Decision.model_validate_json(text) == d
+
+
+def test_same_decision_whatever_the_machine_time_zone() -> None:
+    """Evaluation ignores the machine's TZ: two processes in different zones agree."""
+    code = (
+        "import loyaltyrules as lr;"
+        "p=lr.load_program('programs/retail-4tier.yaml');"
+        "d=lr.evaluate(p,{'id':'m','tier':'gold','birthday':'1990-03-03'},"
+        "{'id':'t','at':'2026-03-02T17:30:00+00:00','items':[{'sku':'a','amount':'1000.00'}]});"
+        "print(d.model_dump_json())"
+    )
+    outputs = set()
+    for zone in ("UTC", "America/Los_Angeles", "Pacific/Kiritimati"):
+        env = {**os.environ, "TZ": zone}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True, cwd=os.path.dirname(os.path.dirname(
+                                 os.path.abspath(__file__))))
+        outputs.add(out.stdout)
+    assert len(outputs) == 1
+    assert '"payable":"720.00"' in outputs.pop()
