@@ -403,7 +403,7 @@ def test_rule_conditions_on_tiers_channels_categories_and_min_amount() -> None:
         d = run(p, t, **member)
         assert d.points_total == 0
         assert d.trace is not None
-        assert [e.reason for e in d.trace if e.rule == "p"][0].startswith(reason)
+        assert next(e.reason for e in d.trace if e.rule == "p").startswith(reason)
 
 
 def test_a_failing_expression_is_an_error_not_a_non_match() -> None:

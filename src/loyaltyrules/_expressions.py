@@ -33,6 +33,7 @@ __all__ = [
     "Expression",
     "ExpressionError",
     "ExpressionRuntimeError",
+    "LimitExceeded",
     "parse_expression",
 ]
 
@@ -116,7 +117,9 @@ FUNCTIONS: dict[str, _FunctionSpec] = {
     "has_category": _FunctionSpec(1, None, "bool", "some item is in one of these categories"),
     "has_sku": _FunctionSpec(1, None, "bool", "some item has one of these SKUs"),
     "days_since": _FunctionSpec(1, 1, "int", "whole days from a date to today (None if None)"),
-    "is_birthday": _FunctionSpec(0, 1, "bool", "today is the member's birthday 'date'/'week'/'month'"),
+    "is_birthday": _FunctionSpec(
+        0, 1, "bool", "today is the member's birthday 'date'/'week'/'month'"
+    ),
     "date": _FunctionSpec(3, 3, "date", "a date from year, month, day"),
     "year": _FunctionSpec(1, 1, "int", "year of a date"),
     "month": _FunctionSpec(1, 1, "int", "month of a date (1-12)"),
@@ -344,7 +347,8 @@ class _DecimalLiterals(ast.NodeTransformer):
 
     def visit_Constant(self, node: ast.Constant) -> ast.AST:
         if isinstance(node.value, float):
-            return ast.copy_location(ast.Constant(value=Decimal(repr(node.value))), node)
+            exact: Any = Decimal(repr(node.value))  # ast.Constant's stub does not list Decimal
+            return ast.copy_location(ast.Constant(value=exact), node)
         return node
 
 
@@ -392,9 +396,9 @@ class Expression:
             entry = f"{text} = {shown}"
             if entry not in values:
                 values.append(entry)
-        part = ast.unparse(_restore_literals(node))
+        written = ast.unparse(_restore_literals(node))
         suffix = f" ({', '.join(values)})" if values else ""
-        return f"`{part}` is false{suffix}"
+        return f"`{written}` is false{suffix}"
 
     def _eval_node(self, node: ast.expr, scope: Scope) -> Any:
         return scope.evaluator.eval(self.source, previously_parsed=node)
@@ -465,17 +469,23 @@ _SEQUENCES = (str, bytes, list, tuple)
 
 
 def _safe_add(a: Any, b: Any) -> Any:
-    if isinstance(a, _SEQUENCES) and isinstance(b, _SEQUENCES):
-        if len(a) + len(b) > MAX_BUILT_LENGTH:
-            raise LimitExceeded(f"would build text or a list longer than {MAX_BUILT_LENGTH}")
+    if (
+        isinstance(a, _SEQUENCES)
+        and isinstance(b, _SEQUENCES)
+        and len(a) + len(b) > MAX_BUILT_LENGTH
+    ):
+        raise LimitExceeded(f"would build text or a list longer than {MAX_BUILT_LENGTH}")
     return a + b
 
 
 def _safe_mult(a: Any, b: Any) -> Any:
     for seq, times in ((a, b), (b, a)):
-        if isinstance(seq, _SEQUENCES) and isinstance(times, int):
-            if len(seq) * times > MAX_BUILT_LENGTH:
-                raise LimitExceeded(f"would build text or a list longer than {MAX_BUILT_LENGTH}")
+        if (
+            isinstance(seq, _SEQUENCES)
+            and isinstance(times, int)
+            and len(seq) * times > MAX_BUILT_LENGTH
+        ):
+            raise LimitExceeded(f"would build text or a list longer than {MAX_BUILT_LENGTH}")
     return a * b
 
 
