@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer
 
@@ -19,6 +19,7 @@ __all__ = [
     "ProgramRef",
     "TraceEntry",
     "UsageConsumed",
+    "build",
 ]
 
 Factor = Annotated[Decimal, PlainSerializer(lambda d: format(d, "f"), return_type=str)]
@@ -29,6 +30,26 @@ Status = Literal["fired", "not_matched", "skipped", "capped", "error"]
 
 class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_M = TypeVar("_M", bound=BaseModel)
+_FIELDS: dict[type[BaseModel], set[str]] = {}
+
+
+def build(cls: type[_M], values: dict[str, Any]) -> _M:
+    """Construct an output model from values the engine already guarantees, without
+    re-validating them (decisions are built on the hot path). ``values`` must hold every field
+    with its final type (tuples, Decimals); the JSON round-trip property test pins this."""
+    fields = _FIELDS.get(cls)
+    if fields is None:
+        # shared on purpose: pydantic copies the set before model_copy updates it
+        fields = _FIELDS[cls] = set(cls.model_fields)
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
+    object.__setattr__(obj, "__pydantic_fields_set__", fields)
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
 
 
 class ProgramRef(_Out):
@@ -51,20 +72,16 @@ class TraceEntry(_Out):
         return f"{self.status:<11} {self.kind:<13} {self.rule}: {self.reason}"
 
 
-class DiscountAllocation(_Out):
-    line: int
-    amount: Money
-
-
 class DiscountLine(_Out):
-    """A discount and the rule that produced it, split over the lines it applies to."""
+    """A discount and the rule that produced it; ``allocation[i]`` is its part on line ``i``
+    (zero on lines outside its scope), and the parts sum exactly to ``amount``."""
 
     rule: str
     kind: RuleKind
     type: Literal["percent", "amount", "threshold"]
     scope: Literal["basket", "items"]
     amount: Money
-    allocation: tuple[DiscountAllocation, ...]
+    allocation: tuple[Money, ...]
 
 
 class LineResult(_Out):
@@ -77,7 +94,10 @@ class LineResult(_Out):
 
 
 class PointsLine(_Out):
-    """Points from one rule: the basis it counted, the multiplier it applied, the result."""
+    """Points from one rule: the basis it counted, the multiplier it applied, the result.
+
+    ``detail`` spells the arithmetic out when the decision was made with the trace on; it is
+    empty with ``trace=False`` (building the text costs more than the arithmetic)."""
 
     rule: str
     kind: Literal["earn", "bonus"]

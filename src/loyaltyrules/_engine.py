@@ -1,38 +1,35 @@
 """Evaluation: one transaction, one member state → one Decision. A pure function.
 
-The order of the steps is the documented pipeline (docs/evaluation.md):
-conditions → discounts (priced lines) → qualifying spend → tier qualification → points →
-perks and usage. Nothing here reads a clock, a file or the machine's zone.
+The steps run in the documented order (docs/policies.md): rule conditions → discounts (priced
+lines) → qualifying spend → points → tier qualification → perks and usage. Nothing here reads
+a clock, a file or the machine's zone. Trace text is only built when the trace is on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from dateutil import rrule as _rrule
-
 from ._calendar import is_birthday, period_key
+from ._compile import Condition, EarnPlan, Mode, Plan, RulePlan, TierPlan
 from ._decision import (
     Decision,
-    DiscountAllocation,
     DiscountLine,
     LineResult,
     PerkGrant,
     PointsLine,
-    ProgramRef,
     RuleKind,
     Status,
     TraceEntry,
     UsageConsumed,
+    build,
 )
 from ._errors import EvaluationError, InputError
-from ._expressions import Expression, ExpressionRuntimeError, Scope
+from ._expressions import ExpressionRuntimeError, Scope
 from ._member import MemberState, Transaction, coerce
-from ._model import DiscountSpec, EarnRule, Multiplier, Qualify, Rule, Schedule, Tier
+from ._model import DiscountSpec, Qualify, Rule
 from ._money import allocate, round_money, round_points
 from ._program import Program
 
@@ -50,118 +47,147 @@ def _pct(rate: Decimal) -> str:
     return f"{_fmt((rate * 100).normalize())}%"
 
 
-@dataclass
 class _Ctx:
-    program: Program
-    member: MemberState
-    txn: Transaction
-    today: date
-    local_at: datetime
-    tier_before: Tier
-    scope: Scope
-    tracing: bool
-    trace: list[TraceEntry] = field(default_factory=list)
-    fired: dict[str, None] = field(default_factory=dict)
+    """Per-evaluation state: inputs, the local day, the lazily built expression scope, trace."""
 
-    def note(self, rule: str, kind: RuleKind, status: Status, reason: str | Callable[[], str]
-             ) -> None:
-        if status == "fired" and kind != "qualification":
-            self.fired[rule] = None
-        if self.tracing or status == "error":
-            text = reason() if callable(reason) else reason
-            self.trace.append(
-                TraceEntry(rule=rule, kind=kind, status=status, reason=text)
-            )
+    __slots__ = (
+        "_scope",
+        "fired",
+        "list_total",
+        "local_at",
+        "member",
+        "plan",
+        "program",
+        "today",
+        "trace",
+        "tracing",
+        "txn",
+    )
 
-    def when(self, rule: str, kind: RuleKind, expr: Expression) -> tuple[bool, str]:
+    def __init__(self, program: Program, plan: Plan, member: MemberState, txn: Transaction,
+                 local_at: datetime, tracing: bool) -> None:
+        self.program = program
+        self.plan = plan
+        self.member = member
+        self.txn = txn
+        self.local_at = local_at
+        self.today: date = local_at.date()
+        self.tracing = tracing
+        self.trace: list[TraceEntry] = []
+        self.fired: dict[str, None] = {}
+        self._scope: Scope | None = None
+        self.list_total = sum([i.amount for i in txn.items], _ZERO)
+
+    def note(self, rule: str, kind: RuleKind, status: Status, reason: str) -> None:
+        self.trace.append(build(TraceEntry, {"rule": rule, "kind": kind, "status": status,
+                                             "reason": reason}))
+
+    def fire(self, rule: str, kind: RuleKind, reason: str | None = None) -> None:
+        self.fired[rule] = None
+        if self.tracing and reason is not None:
+            self.note(rule, kind, "fired", reason)
+
+    @property
+    def scope(self) -> Scope:
+        if self._scope is None:
+            self._scope = _make_scope(self)
+        return self._scope
+
+    def when(self, rule: str, kind: RuleKind, cond: Condition) -> str | None:
+        """None when the condition holds, else why not. Errors are raised, never "false"."""
         try:
-            result = expr.evaluate(self.scope)
+            result = cond.run(self.scope)
         except ExpressionRuntimeError as exc:
             self.note(rule, kind, "error", str(exc))
             raise EvaluationError(rule, str(exc), trace=self.trace) from None
-        if not isinstance(result, bool):
-            message = f"`{expr}` gave {result!r}, not true or false"
+        if result is True:
+            return None
+        if result is not False:
+            message = f"`{cond.expression}` gave {result!r}, not true or false"
             self.note(rule, kind, "error", message)
             raise EvaluationError(rule, message, trace=self.trace)
-        if result:
-            return True, ""
-        return False, expr.explain(self.scope) if self.tracing else f"`{expr}` is false"
+        if self.tracing:
+            return cond.expression.explain(self.scope)
+        return "condition is false"
 
 
-# --- schedules --------------------------------------------------------------------------------
-
-_SCHEDULE_CACHE: dict[tuple[int, date], bool] = {}
-_RRULES: dict[int, _rrule.rrule] = {}
-
-
-def _on_schedule(schedule: Schedule, day: date) -> bool:
-    """Does the rrule produce this local day? Cached per (schedule, day): days repeat a lot."""
-    key = (id(schedule), day)
-    hit = _SCHEDULE_CACHE.get(key)
-    if hit is not None:
-        return hit
-    rule = _RRULES.get(id(schedule))
-    if rule is None:
-        rule = _RRULES[id(schedule)] = schedule.build()
-    start = datetime(day.year, day.month, day.day)
-    nxt = rule.after(start, inc=True)
-    result = nxt is not None and nxt.date() == day
-    if len(_SCHEDULE_CACHE) > 100_000:
-        _SCHEDULE_CACHE.clear()
-    _SCHEDULE_CACHE[key] = result
-    return result
-
-
-# --- conditions shared by rules ----------------------------------------------------------------
-
-
-def _rule_conditions(ctx: _Ctx, rule: Rule, kind: RuleKind, tier: Tier) -> str | None:
-    """The first failing condition of a birthday rule or promotion, or None if all hold."""
+def _make_scope(ctx: _Ctx) -> Scope:
+    m, t, local_at = ctx.member, ctx.txn, ctx.local_at
     program = ctx.program
-    policy = program.model.policies
-    if rule.window is not None:
-        start, end = rule.window.bounds(program.zone)
-        at = ctx.txn.at
-        if start is not None and at < start:
-            return f"window starts {start.isoformat()}, transaction at {ctx.local_at.isoformat()}"
-        if end is not None and at >= end:
-            return f"window ended {end.isoformat()}, transaction at {ctx.local_at.isoformat()}"
-    if rule.schedule is not None and not _on_schedule(rule.schedule, ctx.today):
-        return f"{ctx.today.isoformat()} is not a scheduled day ({_describe(rule.schedule)})"
+    policy = program.model.policies.birthday
+    today = ctx.today
+    tier = m.tier or program.tiers[0].id
+
+    def birthday_test(kind: str) -> bool:
+        return is_birthday(m.birthday, today, kind, feb29=policy.feb29, week=policy.week)
+
+    member = {
+        "id": m.id, "tier": tier, "tier_rank": program.tier_rank(tier), "points": m.points,
+        "qualifying_spend": m.qualifying_spend, "orders": m.orders, "birthday": m.birthday,
+        "joined": m.joined, "last_purchase": m.last_purchase, "attrs": dict(m.attrs),
+    }
+    txn = {
+        "id": t.id, "amount": ctx.list_total, "channel": t.channel, "store": t.store,
+        "at": local_at, "date": today, "weekday": local_at.isoweekday(), "hour": local_at.hour,
+        "items_count": len(t.items), "quantity": sum(i.quantity for i in t.items),
+        "shipping": t.shipping, "tax": t.tax, "paid_with_points": t.paid_with_points,
+        "attrs": dict(t.attrs),
+    }
+    items: list[Mapping[str, Any]] = [{"sku": i.sku, "category": i.category, "quantity": i.quantity, "amount": i.amount,
+              "attrs": dict(i.attrs)} for i in t.items]
+    return Scope(member=member, txn=txn, items=items, today=today, birthday_test=birthday_test)
+
+
+def _matches(category: str, sku: str, categories: frozenset[str], skus: frozenset[str]) -> bool:
+    """An item is in scope when it passes every filter given (categories and/or SKUs)."""
+    return (not categories or category in categories) and (not skus or sku in skus)
+
+
+# --- birthday rules and promotions -------------------------------------------------------------
+
+
+def _rule_conditions(ctx: _Ctx, rp: RulePlan, tier: str) -> str | None:
+    """The first failing condition of a birthday rule or promotion, or None if all hold."""
+    rule = rp.rule
+    at = ctx.txn.at
+    if rp.start is not None and at < rp.start:
+        return f"window starts {rp.start.isoformat()}, transaction at {ctx.local_at.isoformat()}"
+    if rp.end is not None and at >= rp.end:
+        return f"window ended {rp.end.isoformat()}, transaction at {ctx.local_at.isoformat()}"
+    if rp.days is not None and ctx.today not in rp.days:
+        return f"{ctx.today.isoformat()} is not a scheduled day ({_describe(rule)})"
     if rule.on is not None:
         bday = ctx.member.birthday
         if bday is None:
             return "member has no birthday on file"
-        if not is_birthday(bday, ctx.today, rule.on, feb29=policy.birthday.feb29,
-                           week=policy.birthday.week):
-            return f"{ctx.today.isoformat()} is not the member's {rule.on.replace('_', ' ')} " \
-                   f"(birthday {bday.isoformat()})"
-    if rule.tiers and tier.id not in rule.tiers:
-        return f"tier {tier.id!r} not in {list(rule.tiers)}"
-    if rule.channels and ctx.txn.channel not in rule.channels:
+        policy = ctx.program.model.policies.birthday
+        if not is_birthday(bday, ctx.today, rule.on, feb29=policy.feb29, week=policy.week):
+            return (f"{ctx.today.isoformat()} is not the member's {rule.on.replace('_', ' ')} "
+                    f"(birthday {bday.isoformat()})")
+    if rp.tiers and tier not in rp.tiers:
+        return f"tier {tier!r} not in {list(rule.tiers)}"
+    if rp.channels and ctx.txn.channel not in rp.channels:
         return f"channel {ctx.txn.channel!r} not in {list(rule.channels)}"
-    if (rule.categories or rule.skus) and not any(
-        _item_matches(i.category, i.sku, rule.categories, rule.skus) for i in ctx.txn.items
+    if (rp.categories or rp.skus) and not any(
+        _matches(i.category, i.sku, rp.categories, rp.skus) for i in ctx.txn.items
     ):
         return f"no item in categories {list(rule.categories)} / skus {list(rule.skus)}"
-    if rule.min_amount is not None:
-        amount = sum((i.amount for i in ctx.txn.items), _ZERO)
-        if amount < rule.min_amount:
-            return f"amount {_fmt(amount)} below min_amount {_fmt(rule.min_amount)}"
+    if rule.min_amount is not None and ctx.list_total < rule.min_amount:
+        return f"amount {_fmt(ctx.list_total)} below min_amount {_fmt(rule.min_amount)}"
     if rule.limit is not None:
         usage = ctx.member.usage.get(rule.id)
         key = period_key(ctx.today, rule.limit.per)
         used = usage.count if usage is not None and usage.period == key else 0
         if used >= rule.limit.times:
             return f"usage limit reached: {used} of {rule.limit.times} per {rule.limit.per} ({key})"
-    if rule.when is not None:
-        ok, why = ctx.when(rule.id, kind, rule.when)
-        if not ok:
-            return why
+    if rp.when is not None:
+        return ctx.when(rule.id, rp.kind, rp.when)
     return None
 
 
-def _describe(schedule: Schedule) -> str:
+def _describe(rule: Rule) -> str:
+    schedule = rule.schedule
+    assert schedule is not None
     if schedule.rrule:
         return schedule.rrule
     parts = [f"freq={schedule.freq}"]
@@ -172,71 +198,105 @@ def _describe(schedule: Schedule) -> str:
     return ", ".join(parts)
 
 
-def _item_matches(category: str, sku: str, categories: Sequence[str], skus: Sequence[str]) -> bool:
-    return (not categories or category in categories) and (not skus or sku in skus) if (
-        categories and skus) else (category in categories if categories else sku in skus)
-
-
-def _order(ctx: _Ctx, entries: list[tuple[int, int, str, Any]]) -> list[Any]:
-    """Sort (priority, declaration index, id, payload) by priority, then the tie-break policy."""
+def _sort_key(ctx: _Ctx) -> Any:
     if ctx.program.model.policies.rules.tie_break == "id":
-        entries.sort(key=lambda e: (-e[0], e[2]))
-    else:
-        entries.sort(key=lambda e: (-e[0], e[1]))
-    return [e[3] for e in entries]
+        return lambda e: (-e[0], e[2])
+    return lambda e: (-e[0], e[1])
+
+
+def _select_rules(ctx: _Ctx, tier: str) -> list[RulePlan]:
+    """Conditions first, then exclusivity and groups (first by priority wins)."""
+    matched: list[tuple[int, int, str, RulePlan]] = []
+    for rp in ctx.plan.rules:
+        why = _rule_conditions(ctx, rp, tier)
+        if why is None:
+            matched.append((rp.rule.priority, rp.index, rp.rule.id, rp))
+        elif ctx.tracing:
+            ctx.note(rp.rule.id, rp.kind, "not_matched", why)
+    if len(matched) > 1:
+        matched.sort(key=_sort_key(ctx))
+    ordered = [m[3] for m in matched]
+    exclusive = next((r for r in ordered if r.rule.exclusive and r.kind == "promotion"), None)
+    winners: list[RulePlan] = []
+    groups: dict[str, str] = {}
+    for rp in ordered:
+        rule = rp.rule
+        if exclusive is not None and rp.kind == "promotion" and rp is not exclusive:
+            if ctx.tracing:
+                ctx.note(rule.id, rp.kind, "skipped", f"exclusive promotion {exclusive.id} fired")
+            continue
+        if rule.group is not None:
+            if rule.group in groups:
+                if ctx.tracing:
+                    ctx.note(rule.id, rp.kind, "skipped",
+                             f"group {rule.group}: {groups[rule.group]} has priority")
+                continue
+            groups[rule.group] = rule.id
+        winners.append(rp)
+    return winners
 
 
 # --- discounts -----------------------------------------------------------------------------
 
 
-@dataclass
-class _DiscountSource:
-    rule: str
-    kind: RuleKind
-    spec: DiscountSpec
-    categories: tuple[str, ...] = ()
-    skus: tuple[str, ...] = ()
+class _Source:
+    __slots__ = ("categories", "kind", "rule", "skus", "spec")
+
+    def __init__(self, rule: str, kind: RuleKind, spec: DiscountSpec,
+                 categories: frozenset[str], skus: frozenset[str]) -> None:
+        self.rule, self.kind, self.spec = rule, kind, spec
+        self.categories, self.skus = categories, skus
 
 
-def _price(
-    ctx: _Ctx, sources: list[_DiscountSource]
-) -> tuple[list[Decimal], list[DiscountLine], set[str]]:
-    """Apply discounts to the lines; returns paid amounts, discount lines, and rules that
-    dropped out (threshold not reached, or not the best under ``combine: best``)."""
+_NONE: frozenset[str] = frozenset()
+
+
+def _price(ctx: _Ctx, sources: list[_Source]
+           ) -> tuple[list[Decimal], list[DiscountLine], set[str]]:
+    """Apply discounts to the lines. Returns paid amounts per line, the discount lines, and
+    the rules whose threshold was not reached (those rules do not fire at all)."""
     program = ctx.program
     policy = program.model.policies.discounts
     q = program.quantum
     mode = program.model.policies.rounding.money
-    list_amounts = [i.amount for i in ctx.txn.items]
-    excluded = set(policy.exclude_categories)
-    discountable = [i.category not in excluded for i in ctx.txn.items]
-    dropped: set[str] = set()
+    items = ctx.txn.items
+    list_amounts = [i.amount for i in items]
+    excluded = ctx.plan.excluded_from_discounts
+    discountable = [i.category not in excluded for i in items]
+    void: set[str] = set()
+    cap: Decimal | None = None
+    if policy.max_total is not None:
+        total = sum([a for a, ok in zip(list_amounts, discountable, strict=True) if ok], _ZERO)
+        cap = round_money(total * policy.max_total, q, "floor")
 
-    def compute(
-        src: _DiscountSource, current: list[Decimal], already: Decimal
-    ) -> tuple[Decimal, list[int], str] | None:
-        idx = [
-            k for k, item in enumerate(ctx.txn.items)
-            if discountable[k] and (
-                not (src.categories or src.skus)
-                or _item_matches(item.category, item.sku, src.categories, src.skus))
-        ]
-        base_now = sum((current[k] for k in idx), _ZERO)
-        base_list = sum((list_amounts[k] for k in idx), _ZERO)
+    def compute(src: _Source, current: list[Decimal], already: Decimal, quiet: bool
+                ) -> tuple[Decimal, list[int], str] | None:
+        scoped = bool(src.categories or src.skus)
+        idx = [k for k, item in enumerate(items) if discountable[k] and (
+            not scoped or _matches(item.category, item.sku, src.categories, src.skus))]
+        base_now = sum([current[k] for k in idx], _ZERO)
         spec = src.spec
+        why = ""
         if spec.percent is not None:
-            base = base_list if policy.stacking == "additive" else base_now
+            base = base_now
+            if policy.stacking == "additive":
+                base = sum([list_amounts[k] for k in idx], _ZERO)
             amount = round_money(base * spec.percent, q, mode)
-            why = f"{_pct(spec.percent)} of {_fmt(base)}"
+            if ctx.tracing:
+                why = f"{_pct(spec.percent)} of {_fmt(base)}"
         elif spec.amount is not None:
             amount = round_money(spec.amount, q, mode)
-            why = f"{_fmt(spec.amount)} off"
+            if ctx.tracing:
+                why = f"{_fmt(amount)} off"
         else:
             assert spec.threshold is not None and spec.off is not None
-            basis = base_list if policy.threshold_basis == "list" else base_now
+            basis = base_now
+            if policy.threshold_basis == "list":
+                basis = sum([list_amounts[k] for k in idx], _ZERO)
             if basis < spec.threshold:
-                ctx.note(src.rule, src.kind, "not_matched",
-                         f"{_fmt(basis)} is below the threshold {_fmt(spec.threshold)}")
+                if ctx.tracing and not quiet:
+                    ctx.note(src.rule, src.kind, "not_matched",
+                             f"{_fmt(basis)} is below the threshold {_fmt(spec.threshold)}")
                 return None
             times = 1
             if spec.repeat:
@@ -244,68 +304,77 @@ def _price(
                 if spec.max_repeats is not None:
                     times = min(times, spec.max_repeats)
             amount = round_money(spec.off * times, q, mode)
-            why = f"满{_fmt(spec.threshold)}减{_fmt(spec.off)}"
-            if times > 1:
-                why += f" ×{times}"
+            if ctx.tracing:
+                why = f"满{_fmt(spec.threshold)}减{_fmt(spec.off)}"
+                if times > 1:
+                    why += f" ×{times}"
         if amount > base_now:
-            why += f", limited to the remaining {_fmt(base_now)}"
             amount = base_now
-        if policy.max_total is not None:
-            discountable_total = sum(
-                (a for a, ok in zip(list_amounts, discountable, strict=True) if ok), _ZERO)
-            cap = round_money(discountable_total * policy.max_total, q, "floor")
-            if already + amount > cap:
-                amount = max(_ZERO, cap - already)
+            if ctx.tracing:
+                why += f", limited to the remaining {_fmt(base_now)}"
+        if cap is not None and already + amount > cap:
+            amount = max(_ZERO, cap - already)
+            if ctx.tracing:
+                assert policy.max_total is not None
                 why += f", limited by max_total {_pct(policy.max_total)} to {_fmt(amount)}"
         return amount, idx, why
 
     if policy.combine == "best" and len(sources) > 1:
-        best: tuple[Decimal, int] | None = None
-        for n, src in enumerate(sources):
-            result = compute(src, list(list_amounts), _ZERO)
-            if result is not None and (best is None or result[0] > best[0]):
-                best = (result[0], n)
-        chosen = [] if best is None else [sources[best[1]]]
+        best: tuple[Decimal, _Source] | None = None
         for src in sources:
-            if src not in chosen:
-                dropped.add(src.rule)
-                if best is not None:
+            result = compute(src, list_amounts, _ZERO, quiet=True)
+            if result is None:
+                void.add(src.rule)
+                if ctx.tracing:
+                    compute(src, list_amounts, _ZERO, quiet=False)
+            elif best is None or result[0] > best[0]:
+                best = (result[0], src)
+        chosen = [] if best is None else [best[1]]
+        if ctx.tracing and best is not None:
+            for src in sources:
+                if src is not best[1] and src.rule not in void:
                     ctx.note(src.rule, src.kind, "skipped",
-                             f"combine: best — {sources[best[1]].rule} saves more")
+                             f"combine: best — {best[1].rule} saves more")
         sources = chosen
 
     current = list(list_amounts)
     lines: list[DiscountLine] = []
     total = _ZERO
+    zero = _ZERO.quantize(q)
     for src in sources:
-        result = compute(src, current, total)
+        result = compute(src, current, total, quiet=False)
         if result is None:
-            dropped.add(src.rule)
+            void.add(src.rule)
             continue
         amount, idx, why = result
-        parts = allocate(amount, [current[k] for k in idx], q)
-        for k, part in zip(idx, parts, strict=True):
-            current[k] -= part
+        allocation = [zero] * len(items)
+        if len(idx) == 1:
+            allocation[idx[0]] = amount
+            current[idx[0]] -= amount
+        else:
+            for k, part in zip(idx, allocate(amount, [current[k] for k in idx], q), strict=True):
+                allocation[k] = part
+                current[k] -= part
         total += amount
-        lines.append(DiscountLine(
-            rule=src.rule, kind=src.kind, type=src.spec.kind,
-            scope="items" if (src.categories or src.skus) else "basket",
-            amount=amount,
-            allocation=tuple(DiscountAllocation(line=k, amount=p)
-                             for k, p in zip(idx, parts, strict=True) if p),
-        ))
-        ctx.note(src.rule, src.kind, "fired", f"discount {_fmt(amount)}: {why}")
-    return current, lines, dropped
+        lines.append(build(DiscountLine, {
+            "rule": src.rule, "kind": src.kind, "type": src.spec.kind,
+            "scope": "items" if (src.categories or src.skus) else "basket",
+            "amount": amount, "allocation": tuple(allocation),
+        }))
+        ctx.fire(src.rule, src.kind, f"discount {_fmt(amount)}: {why}" if ctx.tracing else None)
+    return current, lines, void
 
 
 # --- points --------------------------------------------------------------------------------
 
 
-def _combine(factors: list[Decimal], how: str) -> Decimal:
+def _combine(factors: Sequence[Decimal], how: str) -> Decimal:
     if not factors:
         return _ONE
+    if len(factors) == 1:
+        return factors[0]
     if how == "add":
-        return _ONE + sum((f - _ONE for f in factors), _ZERO)
+        return _ONE + sum([f - _ONE for f in factors], _ZERO)
     if how == "best":
         return max(factors)
     result = _ONE
@@ -314,129 +383,173 @@ def _combine(factors: list[Decimal], how: str) -> Decimal:
     return result
 
 
-def _multiplier_applies(ctx: _Ctx, m: Multiplier, tier: Tier) -> str | None:
-    if m.tiers and tier.id not in m.tiers:
-        return f"tier {tier.id!r} not in {list(m.tiers)}"
-    if m.channels and ctx.txn.channel not in m.channels:
-        return f"channel {ctx.txn.channel!r} not in {list(m.channels)}"
-    if m.when is not None:
-        ok, why = ctx.when(m.id, "multiplier", m.when)
-        if not ok:
-            return why
+def _filters(ctx: _Ctx, tiers: frozenset[str], channels: frozenset[str], tier: str,
+             ) -> str | None:
+    if tiers and tier not in tiers:
+        return f"tier {tier!r} not in {sorted(tiers)}"
+    if channels and ctx.txn.channel not in channels:
+        return f"channel {ctx.txn.channel!r} not in {sorted(channels)}"
     return None
 
 
-def _earn(
-    ctx: _Ctx,
-    tier: Tier,
-    paid: list[Decimal],
-    rule_factors: list[tuple[str, Decimal]],
-) -> list[PointsLine]:
-    program = ctx.program
-    policies = program.model.policies
+def _earn(ctx: _Ctx, tier: TierPlan, paid: list[Decimal],
+          rule_factors: list[tuple[str, Decimal]]) -> list[PointsLine]:
+    plan = ctx.plan
+    policies = plan.model.policies
     items = ctx.txn.items
     how = policies.points.combine_multipliers
-    q = program.quantum
+    q = ctx.program.quantum
+    tracing = ctx.tracing
 
-    item_weights: list[list[Decimal]] = [[] for _ in items]
+    item_factors: list[list[Decimal]] | None = None
     basket: list[tuple[str, Decimal]] = []
-    if tier.points_multiplier != _ONE:
-        basket.append((f"tier {tier.id}", tier.points_multiplier))
-    for m in program.model.multipliers:
-        why = _multiplier_applies(ctx, m, tier)
+    if tier.tier.points_multiplier != _ONE:
+        basket.append((f"tier {tier.tier.id}", tier.tier.points_multiplier))
+    for mp in plan.multipliers:
+        m = mp.rule
+        why = _filters(ctx, mp.tiers, mp.channels, tier.tier.id)
+        if why is None and mp.when is not None:
+            why = ctx.when(m.id, "multiplier", mp.when)
         if why is not None:
-            ctx.note(m.id, "multiplier", "not_matched", why)
+            if tracing:
+                ctx.note(m.id, "multiplier", "not_matched", why)
             continue
-        if m.categories or m.skus:
+        if mp.item_scoped:
             hit = [k for k, i in enumerate(items)
-                   if _item_matches(i.category, i.sku, m.categories, m.skus)]
+                   if _matches(i.category, i.sku, mp.categories, mp.skus)]
+            if item_factors is None:
+                item_factors = [[] for _ in items]
             for k in hit:
-                item_weights[k].append(m.factor)
+                item_factors[k].append(m.factor)
             if hit:
-                ctx.note(m.id, "multiplier", "fired", f"×{_fmt(m.factor)} on lines {hit}")
-            else:
+                ctx.fire(m.id, "multiplier",
+                         f"×{_fmt(m.factor)} on lines {hit}" if tracing else None)
+            elif tracing:
                 ctx.note(m.id, "multiplier", "not_matched", "no matching items")
         else:
             basket.append((m.id, m.factor))
-            ctx.note(m.id, "multiplier", "fired", f"×{_fmt(m.factor)} on all points")
+            ctx.fire(m.id, "multiplier", f"×{_fmt(m.factor)} on all points" if tracing else None)
     basket.extend(rule_factors)
     multiplier = _combine([f for _, f in basket], how)
-    weights = [_combine(w, how) for w in item_weights]
+    weights = None if item_factors is None else [_combine(w, how) for w in item_factors]
 
-    points_paid_share = allocate(ctx.txn.paid_with_points, paid, q) if ctx.txn.paid_with_points \
-        else [_ZERO] * len(items)
+    share: list[Decimal] | None = None
+    if ctx.txn.paid_with_points:
+        share = allocate(ctx.txn.paid_with_points, paid, q)
 
     lines: list[PointsLine] = []
-    for rule in program.model.earn:
-        why = _earn_conditions(ctx, rule, tier)
+    for ep in plan.earn:
+        rule = ep.rule
+        why = _filters(ctx, ep.tiers, ep.channels, tier.tier.id)
+        if why is None and ep.when is not None:
+            why = ctx.when(rule.id, "earn", ep.when)
         if why is not None:
-            ctx.note(rule.id, "earn", "not_matched", why)
+            if tracing:
+                ctx.note(rule.id, "earn", "not_matched", why)
             continue
-        basis = _ZERO
-        for k, item in enumerate(items):
-            if rule.categories and item.category not in rule.categories:
-                continue
-            if item.category in rule.exclude_categories:
-                continue
-            amount = paid[k] - points_paid_share[k] if rule.basis == "paid" else item.amount
-            basis += amount * weights[k]
-        if rule.include_shipping:
-            basis += ctx.txn.shipping
-        if rule.include_tax:
-            basis += ctx.txn.tax
-        if rule.blocks == "full":
-            blocks = (basis / rule.per).to_integral_value(rounding=ROUND_FLOOR)
-            raw = blocks * rule.points
-            base_text = f"{blocks} full blocks of {_fmt(rule.per)} × {_fmt(rule.points)}"
-        else:
-            raw = basis * rule.points / rule.per
-            base_text = f"{_fmt(basis)} × {_fmt(rule.points)}/{_fmt(rule.per)}"
-        points = round_points(raw * multiplier, policies.rounding.points)
-        detail = f"basis {_fmt(basis)}: {base_text}"
-        if multiplier != _ONE:
-            names = ", ".join(f"{n} ×{_fmt(f)}" for n, f in basket)
-            detail += f", multiplier ×{_fmt(multiplier.normalize())} ({names}, {how})"
-        detail += f", rounded {policies.rounding.points}"
-        if rule.cap is not None and points > rule.cap:
-            if policies.points.cap == "truncate":
-                detail += f", capped at {rule.cap} (was {points})"
-                ctx.note(rule.id, "earn", "capped", f"{points} points truncated to cap {rule.cap}")
-                points = rule.cap
-            else:
-                ctx.note(rule.id, "earn", "capped",
-                         f"{points} points exceed cap {rule.cap}: rejected (cap: reject)")
-                points = 0
-                detail += f", rejected: over the cap of {rule.cap}"
-        else:
-            ctx.note(rule.id, "earn", "fired", f"{points} points — {detail}")
-        lines.append(PointsLine(rule=rule.id, kind="earn", points=points,
-                                basis=basis.quantize(q) if basis == basis.quantize(q) else basis,
-                                multiplier=multiplier, detail=detail))
+        lines.append(_earn_rule(ctx, ep, paid, share, weights, multiplier, basket, how))
     if policies.points.combine_rules == "best" and len(lines) > 1:
         best = max(lines, key=lambda p: p.points)
-        for p in lines:
-            if p is not best:
-                ctx.note(p.rule, "earn", "skipped", f"combine_rules: best — {best.rule} earns more")
+        if tracing:
+            for p in lines:
+                if p is not best:
+                    ctx.note(p.rule, "earn", "skipped",
+                             f"combine_rules: best — {best.rule} earns more")
         lines = [best]
     return lines
 
 
-def _earn_conditions(ctx: _Ctx, rule: EarnRule, tier: Tier) -> str | None:
-    if rule.tiers and tier.id not in rule.tiers:
-        return f"tier {tier.id!r} not in {list(rule.tiers)}"
-    if rule.channels and ctx.txn.channel not in rule.channels:
-        return f"channel {ctx.txn.channel!r} not in {list(rule.channels)}"
-    if rule.when is not None:
-        ok, why = ctx.when(rule.id, "earn", rule.when)
-        if not ok:
-            return why
-    return None
+def _earn_rule(ctx: _Ctx, ep: EarnPlan, paid: list[Decimal], share: list[Decimal] | None,
+               weights: list[Decimal] | None, multiplier: Decimal,
+               basket: list[tuple[str, Decimal]], how: str) -> PointsLine:
+    rule = ep.rule
+    policies = ctx.plan.model.policies
+    basis = _ZERO
+    for k, item in enumerate(ctx.txn.items):
+        if ep.categories and item.category not in ep.categories:
+            continue
+        if item.category in ep.exclude:
+            continue
+        if rule.basis == "paid":
+            amount = paid[k] if share is None else paid[k] - share[k]
+        else:
+            amount = item.amount
+        basis += amount if weights is None else amount * weights[k]
+    if rule.include_shipping:
+        basis += ctx.txn.shipping
+    if rule.include_tax:
+        basis += ctx.txn.tax
+    if rule.blocks == "full":
+        blocks = (basis / rule.per).to_integral_value(rounding=ROUND_FLOOR)
+        raw = blocks * rule.points
+    else:
+        raw = basis * rule.points / rule.per
+    if rule.base_rounding is not None:
+        raw = Decimal(round_points(raw, rule.base_rounding))
+    points = round_points(raw * multiplier if multiplier != _ONE else raw,
+                          policies.rounding.points)
+    detail = ""
+    if ctx.tracing:
+        if rule.blocks == "full":
+            detail = f"basis {_fmt(basis)}: {blocks} full blocks of {_fmt(rule.per)} × " \
+                     f"{_fmt(rule.points)}"
+        else:
+            detail = f"basis {_fmt(basis)}: {_fmt(basis)} × {_fmt(rule.points)}/{_fmt(rule.per)}"
+        if rule.base_rounding is not None:
+            detail += f" = {raw} base ({rule.base_rounding})"
+        if multiplier != _ONE:
+            names = ", ".join(f"{n} ×{_fmt(f)}" for n, f in basket)
+            detail += f", multiplier ×{_fmt(multiplier.normalize())} ({names}, {how})"
+        detail += f", rounded {policies.rounding.points}"
+    if rule.cap is not None and points > rule.cap:
+        if policies.points.cap == "truncate":
+            if ctx.tracing:
+                ctx.note(rule.id, "earn", "capped", f"{points} points truncated to cap {rule.cap}")
+                detail += f", capped at {rule.cap} (was {points})"
+            points = rule.cap
+        else:
+            if ctx.tracing:
+                ctx.note(rule.id, "earn", "capped",
+                         f"{points} points exceed cap {rule.cap}: rejected (cap: reject)")
+                detail += f", rejected: over the cap of {rule.cap}"
+            points = 0
+        ctx.fired[rule.id] = None
+    else:
+        ctx.fire(rule.id, "earn", f"{points} points — {detail}" if ctx.tracing else None)
+    return build(PointsLine, {"rule": rule.id, "kind": "earn", "points": points,
+                              "basis": basis, "multiplier": multiplier, "detail": detail})
+
+
+def _global_cap(ctx: _Ctx, lines: list[PointsLine]) -> list[PointsLine]:
+    cap = ctx.plan.model.policies.points.max_per_transaction
+    if cap is None:
+        return lines
+    total = sum(p.points for p in lines)
+    if total <= cap:
+        return lines
+    if ctx.plan.model.policies.points.cap == "reject":
+        if ctx.tracing:
+            ctx.note("max_per_transaction", "cap", "capped",
+                     f"{total} points exceed max_per_transaction {cap}: all rejected")
+        return [p.model_copy(update={"points": 0, "detail": p.detail + ", rejected by "
+                                     "max_per_transaction"}) for p in lines]
+    if ctx.tracing:
+        ctx.note("max_per_transaction", "cap", "capped", f"{total} points truncated to {cap}")
+    out: list[PointsLine] = []
+    room = cap
+    for p in lines:
+        keep = min(p.points, room)
+        room -= keep
+        out.append(p if keep == p.points else p.model_copy(
+            update={"points": keep, "detail": p.detail + f", truncated to {keep} by "
+                    "max_per_transaction"}))
+    return out
 
 
 # --- tiers ---------------------------------------------------------------------------------
 
 
-def _qualifies(ctx: _Ctx, tier: Tier, q: Qualify, spend: Decimal, points: int, orders: int
+def _qualifies(ctx: _Ctx, tp: TierPlan, q: Qualify, spend: Decimal, points: int, orders: int
                ) -> tuple[bool, str]:
     checks: list[tuple[bool, str]] = []
     if q.spend is not None:
@@ -445,12 +558,25 @@ def _qualifies(ctx: _Ctx, tier: Tier, q: Qualify, spend: Decimal, points: int, o
         checks.append((points >= q.points, f"points {points} ≥ {q.points}"))
     if q.orders is not None:
         checks.append((orders >= q.orders, f"orders {orders} ≥ {q.orders}"))
-    if q.when is not None:
-        ok, why = ctx.when(tier.id, "qualification", q.when)
-        checks.append((ok, f"`{q.when}`" if ok else why))
+    if tp.qualify_when is not None:
+        why = ctx.when(tp.tier.id, "qualification", tp.qualify_when)
+        checks.append((why is None, f"`{tp.qualify_when.expression}`" if why is None else why))
     ok = all(c[0] for c in checks) if q.match == "all" else any(c[0] for c in checks)
-    text = "; ".join(("✓ " if c[0] else "✗ ") + c[1] for c in checks)
+    text = "; ".join(("✓ " if c[0] else "✗ ") + c[1] for c in checks) if ctx.tracing else ""
     return ok, text
+
+
+def _qualify(ctx: _Ctx, before: TierPlan, spend: Decimal, points: int, orders: int) -> TierPlan:
+    after = before
+    for tp in ctx.plan.tiers[before.rank + 1:]:
+        assert tp.qualify is not None
+        ok, text = _qualifies(ctx, tp, tp.qualify, spend, points, orders)
+        if ok:
+            after = tp
+        if ctx.tracing:
+            ctx.note(tp.tier.id, "qualification", "fired" if ok else "not_matched",
+                     f"{'qualifies' if ok else 'does not qualify'} ({tp.qualify.match}): {text}")
+    return after
 
 
 # --- the pipeline --------------------------------------------------------------------------
@@ -462,33 +588,37 @@ def evaluate(
     transaction: Transaction | dict[str, Any] | str,
     *,
     trace: bool = True,
+    mode: Mode = "compiled",
 ) -> Decision:
     """Evaluate one purchase for one member at the transaction's own time.
 
-    Pure: the inputs are not changed, no clock or zone of the machine is read.
-    Raises :class:`InputError` for malformed input and :class:`EvaluationError` when a rule
-    fails (never silently "not matched").
+    Pure: the inputs are not changed and no clock or zone of the machine is read. Raises
+    :class:`InputError` for malformed input and :class:`EvaluationError` when a rule fails
+    (never silently "not matched"). ``mode="interpreted"`` runs conditions through simpleeval,
+    the reference the compiled default is tested against.
 
     >>> decision = evaluate(program, member, txn)                  # doctest: +SKIP
     >>> decision.payable, decision.points_total                     # doctest: +SKIP
     (Decimal('800.00'), 80)
     """
-    m = coerce(MemberState, member, "member")
-    t = coerce(Transaction, transaction, "transaction")
-    _check_inputs(program, m, t)
-    tier_before = program.tiers[program.tier_rank(m.tier)] if m.tier else program.tiers[0]
+    m = member if type(member) is MemberState else coerce(MemberState, member, "member")
+    t = transaction if type(transaction) is Transaction else coerce(
+        Transaction, transaction, "transaction")
+    plan = program.plan(mode)
+    _check_inputs(program, plan, m, t)
+    tier_before = plan.tier_index[m.tier] if m.tier else plan.tiers[0]
+    local_at = t.at.astimezone(program.zone)
 
-    first = _run(program, m, t, tier_before, tier_before, trace)
-    benefits_from = program.model.policies.tiers.benefits_from
-    if first[1] is not tier_before and benefits_from == "this_transaction":
-        new_tier = first[1]
-        second = _run(program, m, t, tier_before, new_tier, trace, forced_after=new_tier)
-        return second[0]
-    return first[0]
+    decision, tier_after = _run(program, plan, m, t, local_at, tier_before, tier_before, trace)
+    if tier_after is not tier_before and plan.model.policies.tiers.benefits_from == \
+            "this_transaction":
+        decision, _ = _run(program, plan, m, t, local_at, tier_before, tier_after, trace,
+                           forced_after=tier_after)
+    return decision
 
 
-def _check_inputs(program: Program, m: MemberState, t: Transaction) -> None:
-    if m.tier is not None and not program.has_tier(m.tier):
+def _check_inputs(program: Program, plan: Plan, m: MemberState, t: Transaction) -> None:
+    if m.tier is not None and m.tier not in plan.tier_index:
         raise InputError(f"unknown tier {m.tier!r}; the program has {list(program.tier_ids)}",
                          field="tier", kind="member")
     if t.member_id is not None and t.member_id != m.id:
@@ -501,144 +631,149 @@ def _check_inputs(program: Program, m: MemberState, t: Transaction) -> None:
                              f"allows", field=f"items[{k}].amount", kind="transaction")
     for name in ("shipping", "tax", "paid_with_points"):
         value: Decimal = getattr(t, name)
-        if value != value.quantize(q):
+        if value and value != value.quantize(program.quantum):
             raise InputError(f"{_fmt(value)} has more decimals than {program.currency} allows",
                              field=name, kind="transaction")
 
 
 def _run(
     program: Program,
+    plan: Plan,
     m: MemberState,
     t: Transaction,
-    tier_before: Tier,
-    benefits: Tier,
+    local_at: datetime,
+    tier_before: TierPlan,
+    benefits: TierPlan,
     tracing: bool,
     *,
-    forced_after: Tier | None = None,
-) -> tuple[Decision, Tier]:
-    local_at = t.at.astimezone(program.zone)
-    today = local_at.date()
-    policies = program.model.policies
+    forced_after: TierPlan | None = None,
+) -> tuple[Decision, TierPlan]:
+    ctx = _Ctx(program, plan, m, t, local_at, tracing)
+    policies = plan.model.policies
+    today = ctx.today
 
-    def birthday_test(kind: str) -> bool:
-        return is_birthday(m.birthday, today, kind, feb29=policies.birthday.feb29,
-                           week=policies.birthday.week)
+    # 1. which birthday rules and promotions fire (conditions, exclusivity, groups)
+    fired = _select_rules(ctx, benefits.tier.id)
 
-    scope = Scope(
-        member=_member_view(program, m),
-        txn=_txn_view(t, local_at),
-        items=[i.model_dump() for i in t.items],
-        today=today,
-        birthday_test=birthday_test,
-    )
-    ctx = _Ctx(program, m, t, today, local_at, tier_before, scope, tracing)
-
-    # 1. which birthday rules and promotions fire
-    fired = _select_rules(ctx, benefits)
-
-    # 2. discounts
-    sources: list[tuple[int, int, str, _DiscountSource]] = []
-    if benefits.discount:
-        tier_spec = DiscountSpec(percent=benefits.discount)
-        sources.append((policies.discounts.tier_priority, -1, benefits.id,
-                        _DiscountSource(benefits.id, "tier", tier_spec)))
+    # 2. discounts, in priority order
+    entries: list[tuple[int, int, str, _Source]] = []
+    if benefits.discount is not None:
+        entries.append((policies.discounts.tier_priority, -1, benefits.tier.id,
+                        _Source(benefits.tier.id, "tier", benefits.discount, _NONE, _NONE)))
     elif tracing:
-        ctx.note(benefits.id, "tier", "not_matched", f"tier {benefits.id} has no discount")
-    for n, (rule, kind) in enumerate(fired):
-        if rule.discount is not None:
-            sources.append((rule.priority, n, rule.id, _DiscountSource(
-                rule.id, kind, rule.discount, rule.categories, rule.skus)))
-    ordered: list[_DiscountSource] = _order(ctx, sources)
-    paid, discount_lines, dropped = _price(ctx, ordered)
-    fired = [(r, k) for r, k in fired if r.id not in dropped or (_has_other_effects(r)
-             and r.discount is not None and r.discount.threshold is None)]
-    for rule, kind in fired:
-        if rule.discount is None:
-            ctx.note(rule.id, kind, "fired", _effects_text(rule))
+        ctx.note(benefits.tier.id, "tier", "not_matched",
+                 f"tier {benefits.tier.id} has no discount")
+    for rp in fired:
+        if rp.rule.discount is not None:
+            entries.append((rp.rule.priority, rp.index, rp.rule.id,
+                            _Source(rp.rule.id, rp.kind, rp.rule.discount, rp.categories,
+                                    rp.skus)))
+    if len(entries) > 1:
+        entries.sort(key=_sort_key(ctx))
+    paid, discount_lines, void = _price(ctx, [e[3] for e in entries])
 
-    list_amount = sum((i.amount for i in t.items), _ZERO)
     goods_paid = sum(paid, _ZERO)
-    if t.paid_with_points > goods_paid + t.shipping + t.tax:
+    due = goods_paid + t.shipping + t.tax
+    if t.paid_with_points > due:
         raise InputError(f"paid_with_points {_fmt(t.paid_with_points)} exceeds the amount due "
-                         f"{_fmt(goods_paid + t.shipping + t.tax)}", field="paid_with_points",
-                         kind="transaction")
-    payable = goods_paid + t.shipping + t.tax - t.paid_with_points
+                         f"{_fmt(due)}", field="paid_with_points", kind="transaction")
+    payable = due - t.paid_with_points
+
+    # rules that need the paid amount, and rules whose threshold was not reached, drop out
+    kept: list[RulePlan] = []
+    for rp in fired:
+        rule = rp.rule
+        if rule.id in void:
+            continue
+        if rule.min_paid is not None and goods_paid < rule.min_paid:
+            if tracing:
+                ctx.note(rule.id, rp.kind, "not_matched",
+                         f"amount paid {_fmt(goods_paid)} below min_paid {_fmt(rule.min_paid)}")
+            continue
+        kept.append(rp)
+        if rule.discount is None:
+            ctx.fire(rule.id, rp.kind, _effects_text(rule) if tracing else None)
 
     # 3. qualifying spend
     qs = policies.qualifying_spend
-    spend = sum(
-        (paid[k] if qs.basis == "paid" else item.amount
-         for k, item in enumerate(t.items) if item.category not in qs.exclude_categories),
-        _ZERO,
-    )
+    excluded = plan.excluded_from_spend
+    if qs.basis == "paid":
+        spend = sum([paid[k] for k, i in enumerate(t.items) if i.category not in excluded],
+                    _ZERO) if excluded else goods_paid
+    else:
+        spend = sum([i.amount for i in t.items if i.category not in excluded], _ZERO)
     if qs.include_shipping:
         spend += t.shipping
     if qs.include_tax:
         spend += t.tax
-    spend = max(_ZERO, spend - t.paid_with_points)
+    if t.paid_with_points:
+        spend = max(_ZERO, spend - t.paid_with_points)
 
     # 4. points
-    rule_factors = [(r.id, r.points_multiplier) for r, _ in fired if r.points_multiplier]
-    points_lines = _earn(ctx, benefits, paid, rule_factors)
-    for rule, _kind in fired:
-        if rule.bonus_points:
-            points_lines.append(PointsLine(rule=rule.id, kind="bonus", points=rule.bonus_points,
-                                           basis=_ZERO, multiplier=_ONE,
-                                           detail=f"bonus {rule.bonus_points} points"))
+    rule_factors = [(rp.rule.id, rp.rule.points_multiplier) for rp in kept
+                    if rp.rule.points_multiplier is not None]
+    points_lines = _earn(ctx, benefits, paid, rule_factors) if plan.earn else []
+    for rp in kept:
+        if rp.rule.bonus_points:
+            points_lines.append(build(PointsLine, {
+                "rule": rp.rule.id, "kind": "bonus", "points": rp.rule.bonus_points,
+                "basis": _ZERO, "multiplier": _ONE,
+                "detail": f"bonus {rp.rule.bonus_points} points"}))
     points_lines = _global_cap(ctx, points_lines)
     points_total = sum(p.points for p in points_lines)
 
     # 5. tier qualification (never down at a transaction)
     if forced_after is not None:
         tier_after = forced_after
-    else:
+    elif benefits.rank + 1 < len(plan.tiers) or tier_before.rank + 1 < len(plan.tiers):
         tier_after = _qualify(ctx, tier_before, m.qualifying_spend + spend,
                               m.points + points_total, m.orders + 1)
+    else:
+        tier_after = tier_before
 
     # 6. perks and usage
-    perks = [PerkGrant(perk=p, rule=benefits.id) for p in benefits.perks]
-    perks += [PerkGrant(perk=r.perk, rule=r.id) for r, _ in fired if r.perk]
-    usage = [UsageConsumed(rule=r.id, period=period_key(today, r.limit.per))
-             for r, _ in fired if r.limit is not None]
+    perks = [build(PerkGrant, {"perk": p, "rule": benefits.tier.id})
+             for p in benefits.tier.perks]
+    perks += [build(PerkGrant, {"perk": rp.rule.perk, "rule": rp.rule.id})
+              for rp in kept if rp.rule.perk]
+    usage = [build(UsageConsumed, {"rule": rp.rule.id,
+                                   "period": period_key(today, rp.rule.limit.per)})
+             for rp in kept if rp.rule.limit is not None]
 
     lines = tuple(
-        LineResult(index=k, sku=i.sku, category=i.category, amount=i.amount,
-                   discount=i.amount - paid[k], paid=paid[k])
+        build(LineResult, {"index": k, "sku": i.sku, "category": i.category, "amount": i.amount,
+                           "discount": i.amount - paid[k], "paid": paid[k]})
         for k, i in enumerate(t.items)
     )
-    decision = Decision(
-        program=ProgramRef(id=program.id, version=program.version, hash=program.hash),
-        member_id=m.id,
-        transaction_id=t.id,
-        at=t.at,
-        local_date=today,
-        currency=program.currency,
-        tier_before=tier_before.id,
-        tier_after=tier_after.id,
-        tier_changed=tier_after is not tier_before,
-        benefits_tier=benefits.id,
-        list_amount=list_amount,
-        discounts=tuple(discount_lines),
-        total_discount=list_amount - goods_paid,
-        lines=lines,
-        goods_paid=goods_paid,
-        shipping=t.shipping,
-        tax=t.tax,
-        paid_with_points=t.paid_with_points,
-        payable=payable,
-        qualifying_spend=spend,
-        points=tuple(points_lines),
-        points_total=points_total,
-        perks=tuple(perks),
-        usage=tuple(usage),
-        rules_fired=tuple(ctx.fired),
-        trace=tuple(ctx.trace) if tracing else None,
-    )
+    decision = build(Decision, {
+        "program": program.ref,
+        "member_id": m.id,
+        "transaction_id": t.id,
+        "at": t.at,
+        "local_date": today,
+        "currency": program.currency,
+        "tier_before": tier_before.tier.id,
+        "tier_after": tier_after.tier.id,
+        "tier_changed": tier_after is not tier_before,
+        "benefits_tier": benefits.tier.id,
+        "list_amount": ctx.list_total,
+        "discounts": tuple(discount_lines),
+        "total_discount": ctx.list_total - goods_paid,
+        "lines": lines,
+        "goods_paid": goods_paid,
+        "shipping": t.shipping,
+        "tax": t.tax,
+        "paid_with_points": t.paid_with_points,
+        "payable": payable,
+        "qualifying_spend": spend,
+        "points": tuple(points_lines),
+        "points_total": points_total,
+        "perks": tuple(perks),
+        "usage": tuple(usage),
+        "rules_fired": tuple(ctx.fired),
+        "trace": tuple(ctx.trace) if tracing else None,
+    })
     return decision, tier_after
-
-
-def _has_other_effects(rule: Rule) -> bool:
-    return any(x is not None for x in (rule.points_multiplier, rule.bonus_points, rule.perk))
 
 
 def _effects_text(rule: Rule) -> str:
@@ -650,107 +785,3 @@ def _effects_text(rule: Rule) -> str:
     if rule.perk:
         parts.append(f"perk {rule.perk}")
     return ", ".join(parts)
-
-
-def _select_rules(ctx: _Ctx, tier: Tier) -> list[tuple[Rule, RuleKind]]:
-    """Conditions first, then groups (first by priority wins) and exclusivity."""
-    model = ctx.program.model
-    matched: list[tuple[int, int, str, tuple[Rule, RuleKind]]] = []
-    n = 0
-    sections: Iterable[tuple[tuple[Rule, ...], RuleKind]] = (
-        (model.birthday, "birthday"), (model.promotions, "promotion"))
-    for rules, kind in sections:
-        for rule in rules:
-            why = _rule_conditions(ctx, rule, kind, tier)
-            if why is None:
-                matched.append((rule.priority, n, rule.id, (rule, kind)))
-            else:
-                ctx.note(rule.id, kind, "not_matched", why)
-            n += 1
-    ordered: list[tuple[Rule, RuleKind]] = _order(ctx, matched)
-    winners: list[tuple[Rule, RuleKind]] = []
-    groups: dict[str, str] = {}
-    exclusive = next((r for r, k in ordered if r.exclusive and k == "promotion"), None)
-    for rule, kind in ordered:
-        if exclusive is not None and kind == "promotion" and rule is not exclusive:
-            ctx.note(rule.id, kind, "skipped", f"exclusive promotion {exclusive.id} fired")
-            continue
-        if rule.group is not None:
-            if rule.group in groups:
-                ctx.note(rule.id, kind, "skipped",
-                         f"group {rule.group}: {groups[rule.group]} has priority")
-                continue
-            groups[rule.group] = rule.id
-        winners.append((rule, kind))
-    return winners
-
-
-def _global_cap(ctx: _Ctx, lines: list[PointsLine]) -> list[PointsLine]:
-    cap = ctx.program.model.policies.points.max_per_transaction
-    total = sum(p.points for p in lines)
-    if cap is None or total <= cap:
-        return lines
-    if ctx.program.model.policies.points.cap == "reject":
-        ctx.note("max_per_transaction", "cap", "capped",
-                 f"{total} points exceed max_per_transaction {cap}: all rejected")
-        return [p.model_copy(update={"points": 0, "detail": p.detail + ", rejected by "
-                                     "max_per_transaction"}) for p in lines]
-    ctx.note("max_per_transaction", "cap", "capped", f"{total} points truncated to {cap}")
-    out: list[PointsLine] = []
-    room = cap
-    for p in lines:
-        keep = min(p.points, room)
-        room -= keep
-        out.append(p if keep == p.points else p.model_copy(
-            update={"points": keep, "detail": p.detail + f", truncated to {keep} by "
-                    "max_per_transaction"}))
-    return out
-
-
-def _qualify(ctx: _Ctx, before: Tier, spend: Decimal, points: int, orders: int) -> Tier:
-    program = ctx.program
-    rank = program.tier_rank(before.id)
-    after = before
-    for tier in program.tiers[rank + 1:]:
-        assert tier.qualify is not None
-        ok, text = _qualifies(ctx, tier, tier.qualify, spend, points, orders)
-        if ok:
-            after = tier
-        ctx.note(tier.id, "qualification", "fired" if ok else "not_matched",
-                 f"{'qualifies' if ok else 'does not qualify'} ({tier.qualify.match}): {text}")
-    return after
-
-
-def _member_view(program: Program, m: MemberState) -> dict[str, Any]:
-    tier = m.tier or program.tiers[0].id
-    return {
-        "id": m.id,
-        "tier": tier,
-        "tier_rank": program.tier_rank(tier),
-        "points": m.points,
-        "qualifying_spend": m.qualifying_spend,
-        "orders": m.orders,
-        "birthday": m.birthday,
-        "joined": m.joined,
-        "last_purchase": m.last_purchase,
-        "attrs": dict(m.attrs),
-    }
-
-
-def _txn_view(t: Transaction, local_at: datetime) -> dict[str, Any]:
-    return {
-        "id": t.id,
-        "amount": sum((i.amount for i in t.items), _ZERO),
-        "channel": t.channel,
-        "store": t.store,
-        "at": local_at,
-        "date": local_at.date(),
-        "weekday": local_at.isoweekday(),
-        "hour": local_at.hour,
-        "items_count": len(t.items),
-        "quantity": sum(i.quantity for i in t.items),
-        "shipping": t.shipping,
-        "tax": t.tax,
-        "paid_with_points": t.paid_with_points,
-        "attrs": dict(t.attrs),
-    }

@@ -10,6 +10,7 @@ the helper functions below.
 from __future__ import annotations
 
 import ast
+import copy
 import difflib
 import math
 import operator
@@ -411,7 +412,8 @@ def _restore_literals(node: ast.expr) -> ast.expr:
                 return ast.Constant(value=float(n.value))
             return n
 
-    restored: ast.expr = Back().visit(ast.parse(ast.unparse(node), mode="eval").body)
+    # Work on a copy: unparsing the Decimal constants first would print them as Decimal('0.1').
+    restored: ast.expr = Back().visit(copy.deepcopy(node))
     return restored
 
 
@@ -579,6 +581,21 @@ class Scope:
     today: date
     birthday_test: Callable[[str], bool]
     _evaluator: EvalWithCompoundTypes | None = field(default=None, repr=False)
+    _namespace: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def namespace(self) -> dict[str, Any]:
+        """Plain data for compiled expressions (see _codegen): records are dicts."""
+        if self._namespace is None:
+            self._namespace = {
+                "member": self.member,
+                "txn": self.txn,
+                "items": self.items,
+                "tier": self.member["tier"],
+                "today": self.today,
+                "_birthday": self.birthday_test,
+            }
+        return self._namespace
 
     @property
     def evaluator(self) -> EvalWithCompoundTypes:

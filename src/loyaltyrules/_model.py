@@ -291,6 +291,7 @@ class EarnRule(_Strict):
     channels: Ids = ()
     tiers: Ids = ()
     when: Expr | None = None
+    base_rounding: RoundingMode | None = None
     cap: WholeNumber | None = Field(default=None, ge=0)
     priority: WholeNumber = 0
 
@@ -490,6 +491,7 @@ class Rule(_Strict):
     categories: Ids = ()
     skus: Ids = ()
     min_amount: Money | None = None
+    min_paid: Money | None = None
     when: Expr | None = None
     discount: DiscountSpec | None = None
     points_multiplier: Factor | None = None
@@ -506,6 +508,9 @@ class Rule(_Strict):
         if all(e is None for e in effects):
             raise ValueError("a rule needs an effect: discount, points_multiplier, "
                              "bonus_points or perk")
+        if self.min_paid is not None and self.discount is not None:
+            raise ValueError("min_paid is checked after discounts, so a rule with min_paid "
+                             "cannot itself give a discount; use min_amount")
         return self
 
 

@@ -19,6 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from ._compile import Mode, Plan, build_plan
+from ._decision import ProgramRef, build
 from ._errors import Diagnostic, ProgramError
 from ._model import ProgramModel, Rule, Tier
 from ._money import quantum
@@ -35,7 +37,8 @@ class Program:
     ('retail-4tier', ('basic', 'silver', 'gold', 'diamond'))
     """
 
-    __slots__ = ("_frozen", "_hash", "_model", "_quantum", "_source", "_tier_rank", "_zone")
+    __slots__ = ("_frozen", "_hash", "_model", "_plans", "_quantum", "_ref", "_source",
+                 "_tier_rank", "_zone")
 
     def __init__(self, model: ProgramModel, *, source: str = "<program>") -> None:
         self._model = model
@@ -46,6 +49,9 @@ class Program:
         self._tier_rank = types.MappingProxyType({t.id: i for i, t in enumerate(model.tiers)})
         self._zone = model.program.zone
         self._quantum = quantum(model.program.units)
+        self._ref = build(ProgramRef, {"id": model.program.id, "version": model.program.version,
+                                       "hash": self._hash})
+        self._plans: dict[Mode, Plan] = {"compiled": build_plan(model, "compiled")}
         self._frozen = True
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -60,6 +66,19 @@ class Program:
 
     def __repr__(self) -> str:
         return f"<Program {self.id} v{self.version} {self._hash[:19]}>"
+
+    def plan(self, mode: Mode = "compiled") -> Plan:
+        """The compiled (default) or interpreted plan the engine runs; built once."""
+        plan = self._plans.get(mode)
+        if plan is None:
+            plan = build_plan(self._model, mode)
+            self._plans[mode] = plan
+        return plan
+
+    @property
+    def ref(self) -> ProgramRef:
+        """Id, version and content hash, as every decision names them."""
+        return self._ref
 
     @property
     def model(self) -> ProgramModel:

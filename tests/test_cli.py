@@ -1,0 +1,350 @@
+"""The `loyaltyrules` command: validate, evaluate, run and schema, in-process and installed."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loyaltyrules._cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+PROGRAMS = sorted((ROOT / "programs").glob("*.yaml"))
+RETAIL = ROOT / "programs" / "retail-4tier.yaml"
+EXAMPLES = ROOT / "examples"
+
+BAD_PROGRAM = """\
+program: {id: shop, version: 1, currency: CNY, timezone: Asia/Shanghai}
+tiers:
+  - id: basic
+  - id: silver
+    qualify: {spend: 5000}
+    perks: [vip]
+  - id: gold
+    qualify: {spend: 4000}
+"""
+
+TXN = ('{{"id": "{id}", "member_id": "m1", "at": "{at}", '
+       '"items": [{{"sku": "A", "amount": "100.00"}}]}}\n')
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(err: str) -> str:
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+# -- validate ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", PROGRAMS, ids=lambda p: p.name)
+def test_validate_ok_on_every_bundled_program(
+    capsys: pytest.CaptureFixture[str], path: Path
+) -> None:
+    """validate exits 0 on each bundled program and prints '<file>: ok — …'."""
+    code, out, err = run_main(capsys, "validate", path)
+    assert code == 0
+    assert out.startswith(f"{path}: ok — ")
+    assert len(out.splitlines()) == 1
+    assert err == ""
+
+
+def test_validate_all_bundled_programs_at_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """validate with several programs prints one ok line each, naming id, version and tiers."""
+    code, out, _ = run_main(capsys, "validate", *PROGRAMS)
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == len(PROGRAMS)
+    retail = next(line for line in lines if line.startswith(str(RETAIL)))
+    assert retail.startswith(
+        f"{RETAIL}: ok — retail-4tier v1, tiers basic → silver → gold → diamond, sha256:"
+    )
+
+
+def test_validate_bad_program_lists_each_problem(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """validate on a bad program prints one 'file:line:col: path: message' line per problem on
+    stderr and exits 1, without a traceback."""
+    path = tmp_path / "shop.yaml"
+    path.write_text(BAD_PROGRAM, encoding="utf-8")
+    code, out, err = run_main(capsys, "validate", path)
+    assert code == 1
+    assert out == ""
+    assert "Traceback" not in err
+    assert sorted(err.splitlines()) == sorted([
+        f"{path}:6:13: tiers[1].perks[0]: unknown perk 'vip' — declare it under perks: [LR403]",
+        f"{path}:8:22: tiers[2].qualify.spend: qualify.spend must increase along the tiers: "
+        "'gold' needs 4000 but the lower tier 'silver' already needs 5000 [LR406]",
+    ])
+
+
+def test_validate_reports_bad_and_ok_programs_together(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """validate keeps going after a bad program: ok lines for good ones, exit 1 overall."""
+    path = tmp_path / "shop.yaml"
+    path.write_text(BAD_PROGRAM, encoding="utf-8")
+    code, out, err = run_main(capsys, "validate", path, RETAIL)
+    assert code == 1
+    assert out.startswith(f"{RETAIL}: ok — ")
+    assert len(err.splitlines()) == 2
+    assert all(re.match(rf"{re.escape(str(path))}:\d+:\d+: ", line) for line in err.splitlines())
+
+
+def test_validate_missing_program_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """validate on a file that does not exist prints one LR001 line and exits 1."""
+    missing = tmp_path / "nope.yaml"
+    code, out, err = run_main(capsys, "validate", missing)
+    assert code == 1
+    assert out == ""
+    line = assert_one_line_error(err)
+    assert line == (
+        f"{missing}: (top level): cannot read the program: No such file or directory [LR001]"
+    )
+
+
+# -- evaluate ---------------------------------------------------------------------------------
+
+
+def test_evaluate_prints_decision_and_next_state(capsys: pytest.CaptureFixture[str]) -> None:
+    """evaluate prints JSON with the decision (payable 720.00, 70 points) and member_after
+    (1200 + 70 = 1270 points)."""
+    code, out, err = run_main(capsys, "evaluate", RETAIL, "--member", EXAMPLES / "member.json",
+                              "--txn", EXAMPLES / "txn.json")
+    assert code == 0
+    assert err == ""
+    data = json.loads(out)
+    decision = data["decision"]
+    assert decision["payable"] == "720.00"
+    assert decision["list_amount"] == "1000.00"
+    assert decision["total_discount"] == "280.00"
+    assert decision["points_total"] == 70
+    assert [p["perk"] for p in decision["perks"]] == ["birthday_gift"]
+    assert [(d["rule"], d["amount"]) for d in decision["discounts"]] == [
+        ("gold", "200.00"), ("birthday-discount", "80.00")]
+    after = data["member_after"]
+    assert after["points"] == 1270
+    assert after["tier"] == "gold"
+    assert after["qualifying_spend"] == "24720.00"
+    assert after["usage"] == {"birthday-gift": {"period": "2026", "count": 1}}
+
+
+def test_evaluate_explain_prints_human_text(capsys: pytest.CaptureFixture[str]) -> None:
+    """evaluate --explain prints readable text naming the payable amount and the points."""
+    code, out, _ = run_main(capsys, "evaluate", RETAIL, "--member", EXAMPLES / "member.json",
+                            "--txn", EXAMPLES / "txn.json", "--explain")
+    assert code == 0
+    assert "720.00" in out
+    assert "payable 720.00 CNY" in out
+    assert "points total 70" in out
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(out)
+
+
+def test_evaluate_missing_member_file_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """evaluate with a member file that does not exist prints one error line and exits 1."""
+    missing = tmp_path / "member.json"
+    code, out, err = run_main(capsys, "evaluate", RETAIL, "--member", missing,
+                              "--txn", EXAMPLES / "txn.json")
+    assert code == 1
+    assert out == ""
+    line = assert_one_line_error(err)
+    assert line == f"loyaltyrules: {missing}: cannot read member state: No such file or directory"
+
+
+# -- run --------------------------------------------------------------------------------------
+
+EXPECTED_RUN = {
+    # transaction: (member, payable, points, tier_after, perks)
+    "T1001": ("silver-lin", "950.00", 90, "silver", []),
+    "T1002": ("gold-wang", "800.00", 80, "gold", []),
+    "T1003": ("diamond-zhao", "800.00", 120, "diamond", []),
+    "T1004": ("basic-chen", "800.00", 80, "silver", []),
+    "T1005": ("basic-chen", "950.00", 90, "silver", []),
+    "T1006": ("gold-wang", "720.00", 70, "gold", ["birthday_gift"]),
+    "T1007": ("gold-wang", "720.00", 70, "gold", []),
+    "T1008": ("diamond-zhao", "800.00", 240, "diamond", []),
+    "T1009": ("silver-lin", "94.99", 0, "silver", []),
+}
+
+
+def run_examples(capsys: pytest.CaptureFixture[str], *extra: str | Path
+                 ) -> tuple[int, list[dict[str, Any]], str]:
+    code, out, err = run_main(capsys, "run", RETAIL, EXAMPLES / "transactions.jsonl",
+                              "--members", EXAMPLES / "members.jsonl", *extra)
+    return code, [json.loads(line) for line in out.splitlines()], err
+
+
+def test_run_gives_one_decision_per_transaction(capsys: pytest.CaptureFixture[str]) -> None:
+    """run over the example stream prints 9 JSONL decisions in input order."""
+    code, decisions, _ = run_examples(capsys)
+    assert code == 0
+    assert [d["transaction_id"] for d in decisions] == list(EXPECTED_RUN)
+
+
+@pytest.mark.parametrize("txn_id", list(EXPECTED_RUN))
+def test_run_decision_values(capsys: pytest.CaptureFixture[str], txn_id: str) -> None:
+    """Each example transaction gets its hand-computed payable, points, tier and perks."""
+    _, decisions, _ = run_examples(capsys)
+    d = next(d for d in decisions if d["transaction_id"] == txn_id)
+    got = (d["member_id"], d["payable"], d["points_total"], d["tier_after"],
+           [p["perk"] for p in d["perks"]])
+    assert got == EXPECTED_RUN[txn_id]
+
+
+def test_run_basic_member_upgrades_on_t1004(capsys: pytest.CaptureFixture[str]) -> None:
+    """basic-chen (9500 spent) crosses 10000 with T1004: silver from then, 9.5折 only on T1005."""
+    _, decisions, _ = run_examples(capsys)
+    t1004, t1005 = (next(d for d in decisions if d["transaction_id"] == t)
+                    for t in ("T1004", "T1005"))
+    assert (t1004["tier_before"], t1004["tier_after"], t1004["tier_changed"]) == (
+        "basic", "silver", True)
+    assert t1004["benefits_tier"] == "basic"
+    assert (t1005["tier_before"], t1005["benefits_tier"]) == ("silver", "silver")
+
+
+def test_run_state_out_writes_final_states(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """--state-out writes each member's final state; basic-chen ends silver with 170 points."""
+    state = tmp_path / "state.jsonl"
+    code, _, _ = run_examples(capsys, "--state-out", state)
+    assert code == 0
+    states = {s["id"]: s for s in map(json.loads, state.read_text(encoding="utf-8").splitlines())}
+    assert set(states) == {"silver-lin", "gold-wang", "diamond-zhao", "basic-chen"}
+    chen = states["basic-chen"]
+    assert (chen["tier"], chen["points"], chen["qualifying_spend"], chen["orders"]) == (
+        "silver", 170, "11250.00", 2)
+    assert states["gold-wang"]["points"] == 220
+    assert states["diamond-zhao"]["points"] == 360
+    assert states["silver-lin"]["points"] == 90
+
+
+def test_run_malformed_jsonl_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A line that is not JSON stops the run with one error naming file:line, exit 1."""
+    stream = tmp_path / "txns.jsonl"
+    stream.write_text(TXN.format(id="X1", at="2026-03-02T10:00:00+08:00") + '{"id": "X2", oops\n',
+                      encoding="utf-8")
+    code, out, err = run_main(capsys, "run", RETAIL, stream)
+    assert code == 1
+    line = assert_one_line_error(err)
+    assert line.startswith(f"loyaltyrules: {stream}:2: transactions is not valid JSON")
+    assert len(out.splitlines()) == 1
+
+
+def test_run_naive_datetime(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A transaction whose `at` has no UTC offset is rejected naming file:line (blank lines
+    counted), exit 1."""
+    stream = tmp_path / "txns.jsonl"
+    stream.write_text(TXN.format(id="X1", at="2026-03-02T10:00:00+08:00") + "\n"
+                      + TXN.format(id="X2", at="2026-03-02T10:00:00"), encoding="utf-8")
+    code, _, err = run_main(capsys, "run", RETAIL, stream)
+    assert code == 1
+    line = assert_one_line_error(err)
+    assert line == f"loyaltyrules: {stream}:3: transaction: at: Input should have timezone info"
+
+
+def test_run_missing_transactions_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A transactions file that does not exist gives one error line and exit 1."""
+    missing = tmp_path / "nope.jsonl"
+    code, out, err = run_main(capsys, "run", RETAIL, missing)
+    assert code == 1
+    assert out == ""
+    line = assert_one_line_error(err)
+    assert line == f"loyaltyrules: {missing}: cannot read transactions: No such file or directory"
+
+
+def test_run_missing_program_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A program file that does not exist gives one LR001 line and exit 1."""
+    missing = tmp_path / "nope.yaml"
+    code, _, err = run_main(capsys, "run", missing, EXAMPLES / "transactions.jsonl")
+    assert code == 1
+    line = assert_one_line_error(err)
+    assert line == (f"loyaltyrules: {missing}: (top level): cannot read the program: "
+                    "No such file or directory [LR001]")
+
+
+# -- schema -----------------------------------------------------------------------------------
+
+
+def test_schema_prints_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    """schema prints a JSON Schema whose properties include tiers and program."""
+    code, out, _ = run_main(capsys, "schema")
+    assert code == 0
+    schema = json.loads(out)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["title"] == "loyaltyrules program"
+    assert "tiers" in schema["properties"]
+    assert "program" in schema["properties"]
+    assert set(schema["required"]) == {"program", "tiers"}
+
+
+# -- README and the installed script ---------------------------------------------------------
+
+
+def quickstart_lines() -> list[str]:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"^## Quickstart\n.*?^```sh\n(.*?)^```", readme, re.S | re.M)
+    assert match is not None, "README has no Quickstart ```sh block"
+    return [line for line in match.group(1).splitlines() if line.strip()]
+
+
+def test_readme_quickstart_has_the_two_documented_commands() -> None:
+    """The Quickstart block holds exactly two commands: the example run and the CI test command."""
+    lines = quickstart_lines()
+    assert len(lines) == 2
+    assert lines[0].startswith("pip install . && loyaltyrules run ")
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+          if line.strip() and not line.startswith("#")]
+    assert lines[1] == ci[-1]
+
+
+def test_readme_quickstart_run_works(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Quickstart's loyaltyrules arguments, run from the repository root, print 9 text lines."""
+    args = shlex.split(quickstart_lines()[0].split("&& loyaltyrules ", 1)[1])
+    monkeypatch.chdir(ROOT)
+    code, out, err = run_main(capsys, *args)
+    assert code == 0
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines] == list(EXPECTED_RUN)
+    assert "basic→silver" in lines[3]
+    assert "pay     720.00 CNY points +70" in lines[5]
+    assert "perks birthday_gift" in lines[5]
+    assert err.startswith("9 transactions for 4 members in ")
+
+
+def test_console_script_is_installed() -> None:
+    """The installed `loyaltyrules` console script runs `validate` as a real process."""
+    script = Path(sysconfig.get_path("scripts")) / "loyaltyrules"
+    assert script.exists(), script
+    result = subprocess.run(
+        [str(script), "validate", "programs/retail-4tier.yaml"],
+        capture_output=True, text=True, encoding="utf-8", cwd=ROOT, check=False, timeout=60,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(
+        "programs/retail-4tier.yaml: ok — retail-4tier v1, tiers basic → silver → gold → diamond"
+    )
+    assert result.stderr == ""

@@ -1,0 +1,525 @@
+"""Loading programs: every source form, the content hash, immutability and diagnostics."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+import loyaltyrules as lr
+from loyaltyrules import Diagnostic, Program, ProgramError, load_program
+from loyaltyrules._errors import format_path
+
+ROOT = Path(__file__).resolve().parent.parent
+RETAIL = ROOT / "programs" / "retail-4tier.yaml"
+BUNDLED = sorted((ROOT / "programs").glob("*.yaml"))
+
+META = "program: {id: p, version: 1, currency: CNY, timezone: Asia/Shanghai}\n"
+
+# retail-4tier.yaml written out by hand as plain data (no YAML involved).
+RETAIL_DICT: dict[str, Any] = {
+    "program": {
+        "id": "retail-4tier",
+        "name": {"zh": "四级零售会员体系", "en": "Four-tier retail membership"},
+        "version": "1",
+        "currency": "CNY",
+        "timezone": "Asia/Shanghai",
+    },
+    "tiers": [
+        {"id": "basic", "name": {"zh": "普通会员", "en": "Basic"}},
+        {"id": "silver", "name": {"zh": "银卡", "en": "Silver"},
+         "qualify": {"spend": 10000}, "discount": "9.5折"},
+        {"id": "gold", "name": {"zh": "金卡", "en": "Gold"},
+         "qualify": {"spend": 20000}, "discount": "8折"},
+        {"id": "diamond", "name": {"zh": "钻石会员", "en": "Diamond"},
+         "qualify": {"spend": 30000}, "discount": "8折", "points_multiplier": "1.5"},
+    ],
+    "perks": [{"id": "birthday_gift", "name": {"zh": "生日礼物", "en": "Birthday gift"}}],
+    "earn": [{"id": "base", "name": {"zh": "消费积分", "en": "Purchase points"},
+              "points": 10, "per": 100, "blocks": "full", "basis": "paid"}],
+    "birthday": [
+        {"id": "birthday-gift", "name": {"zh": "生日礼物", "en": "Birthday gift"},
+         "on": "birthday", "perk": "birthday_gift", "limit": {"times": 1, "per": "year"}},
+        {"id": "birthday-discount", "name": {"zh": "生日九折", "en": "Birthday 10% off"},
+         "on": "birthday", "discount": "10%", "priority": 50},
+    ],
+    "promotions": [
+        {"id": "member-day", "name": {"zh": "会员尊享日", "en": "Member day"},
+         "schedule": {"freq": "monthly", "bymonthday": 8}, "points_multiplier": 2},
+    ],
+    "policies": {
+        "rounding": {"money": "half_up", "points": "floor"},
+        "tiers": {"benefits_from": "next_transaction"},
+        "discounts": {"stacking": "sequential", "tier_priority": 100},
+        "qualifying_spend": {"basis": "paid"},
+    },
+}
+
+# The same program as retail-4tier.yaml, re-formatted: other comments, flow and block styles
+# swapped, keys reordered, strings quoted, defaults that were written left out and vice versa.
+RETAIL_REFORMATTED = """\
+# a different header comment
+program:
+  timezone: "Asia/Shanghai"
+  currency: CNY
+  version: 1
+  name:
+    en: Four-tier retail membership
+    zh: 四级零售会员体系
+  id: retail-4tier
+tiers:
+- {id: basic, name: {zh: 普通会员, en: Basic}}
+- {id: silver, name: {zh: 银卡, en: Silver}, discount: '9.5折', qualify: {spend: 10000}}
+- id: gold
+  discount: "8折"     # comment moved here
+  qualify:
+    spend: 20000
+  name: {en: Gold, zh: 金卡}
+- id: diamond
+  points_multiplier: 1.5
+  discount: 8折
+  qualify: {spend: 30000, match: all}
+  name: {zh: 钻石会员, en: Diamond}
+perks: [{id: birthday_gift, name: {zh: 生日礼物, en: Birthday gift}}]
+earn:
+- {id: base, name: {zh: 消费积分, en: Purchase points}, points: 10, per: 100}
+birthday:
+- {id: birthday-gift, name: {zh: 生日礼物, en: Birthday gift}, on: birthday,
+   perk: birthday_gift, limit: {times: 1, per: year}}
+- {id: birthday-discount, name: {zh: 生日九折, en: Birthday 10% off}, on: birthday,
+   discount: 10%, priority: 50}
+promotions:
+- id: member-day
+  points_multiplier: 2
+  schedule: {bymonthday: 8, freq: monthly}
+  name: {zh: 会员尊享日, en: Member day}
+policies:
+  qualifying_spend: {basis: paid}
+"""
+
+
+def program_error(source: Any) -> ProgramError:
+    with pytest.raises(ProgramError) as info:
+        load_program(source)
+    return info.value
+
+
+def as_tuple(d: Diagnostic) -> tuple[str, str, int | None, int | None, str, str | None]:
+    return d.code, format_path(d.path), d.line, d.column, d.message, d.hint
+
+
+def by_path(error: ProgramError, path: str) -> Diagnostic:
+    found = [d for d in error.diagnostics if format_path(d.path) == path]
+    assert len(found) == 1, [str(d) for d in error.diagnostics]
+    return found[0]
+
+
+# -- the forms a program can be loaded from -------------------------------------------------
+
+
+def test_load_from_str_path() -> None:
+    """A str naming a .yaml file loads that file and records it as the source."""
+    program = load_program(str(RETAIL))
+    assert program.id == "retail-4tier"
+    assert program.version == "1"
+    assert program.source == str(RETAIL)
+    assert program.tier_ids == ("basic", "silver", "gold", "diamond")
+
+
+def test_load_from_pathlib_path() -> None:
+    """A pathlib.Path loads the file it names."""
+    program = load_program(RETAIL)
+    assert program.id == "retail-4tier"
+    assert program.currency == "CNY"
+    assert program.quantum == Decimal("0.01")
+    assert str(program.zone) == "Asia/Shanghai"
+
+
+def test_load_from_yaml_text() -> None:
+    """YAML text (several lines) is parsed as the program itself, with source '<program>'."""
+    program = load_program(RETAIL.read_text(encoding="utf-8"))
+    assert program.id == "retail-4tier"
+    assert program.source == "<program>"
+
+
+def test_load_from_dict_and_from_dict() -> None:
+    """A dict is accepted by load_program and by Program.from_dict alike."""
+    assert load_program(RETAIL_DICT).tier_ids == ("basic", "silver", "gold", "diamond")
+    program = Program.from_dict(RETAIL_DICT, source="retail.json")
+    assert program.source == "retail.json"
+    assert program.tiers[1].discount == Decimal("0.05")
+
+
+def test_every_form_gives_the_same_hash() -> None:
+    """str path, Path, YAML text and dict of the same program all have the same hash."""
+    hashes = {
+        load_program(str(RETAIL)).hash,
+        load_program(RETAIL).hash,
+        load_program(RETAIL.read_text(encoding="utf-8")).hash,
+        load_program(RETAIL_DICT).hash,
+        Program.from_dict(RETAIL_DICT).hash,
+    }
+    assert len(hashes) == 1
+    (value,) = hashes
+    assert value.startswith("sha256:")
+    assert len(value) == len("sha256:") + 64
+
+
+# -- the content hash -----------------------------------------------------------------------
+
+
+def test_hash_ignores_formatting_comments_and_key_order() -> None:
+    """Re-formatting the YAML (comments, flow/block style, key order, quoting) keeps the hash."""
+    assert load_program(RETAIL_REFORMATTED).hash == load_program(RETAIL).hash
+
+
+def test_hash_changes_when_a_rate_changes() -> None:
+    """Changing one tier's discount (silver 9.5折 → 9折) changes the hash."""
+    text = RETAIL.read_text(encoding="utf-8")
+    changed = text.replace("discount: 9.5折", "discount: 9折")
+    assert changed != text
+    assert load_program(changed).hash != load_program(text).hash
+
+
+def test_hash_changes_when_an_earn_rate_changes() -> None:
+    """Changing the earn rate (10 → 11 points per ¥100) changes the hash."""
+    text = RETAIL.read_text(encoding="utf-8")
+    changed = text.replace("points: 10\n", "points: 11\n")
+    assert changed != text
+    assert load_program(changed).hash != load_program(text).hash
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.name)
+def test_to_dict_round_trips_to_the_same_hash(path: Path) -> None:
+    """Program.from_dict(program.to_dict()) is the same program: same hash and tiers."""
+    program = load_program(path)
+    again = Program.from_dict(program.to_dict())
+    assert again.hash == program.hash
+    assert again.tier_ids == program.tier_ids
+
+
+# -- immutability ---------------------------------------------------------------------------
+
+
+def test_program_attributes_cannot_be_set() -> None:
+    """Setting any attribute of a Program, public, private or new, raises AttributeError."""
+    program = load_program(RETAIL)
+    for name in ("id", "_hash", "_model", "anything"):
+        with pytest.raises(AttributeError, match="Program is immutable"):
+            setattr(program, name, "x")
+    assert program.id == "retail-4tier"
+
+
+def test_program_model_is_frozen() -> None:
+    """The validated model inside a Program is frozen: assigning a field raises."""
+    program = load_program(RETAIL)
+    with pytest.raises(ValidationError):
+        program.model.tiers[1].discount = Decimal("0.5")  # type: ignore[misc]
+    assert isinstance(program.tiers, tuple)
+    assert program.tiers[1].discount == Decimal("0.05")
+
+
+def test_program_nested_names_cannot_be_mutated() -> None:
+    """A tier's name mapping is read-only too, so the program can't drift from its hash."""
+    program = load_program(RETAIL)
+    with pytest.raises(TypeError):
+        program.tiers[1].name["en"] = "Hacked"  # type: ignore[index]
+    assert program.tiers[1].name == {"zh": "银卡", "en": "Silver"}
+
+
+# -- diagnostics: one error listing every problem --------------------------------------------
+
+# Each line carries one (or two) deliberate mistakes; positions below are 1-based line:column.
+BAD_PROGRAM = """\
+program: {id: shop, version: 1, currency: CNY, timezone: Asia/Shanghai}
+tiers:
+  - id: basic
+    qualify: {spend: 100}
+  - id: silver
+    qualify: {spend: 5000}
+    discont: 5%
+  - id: gold
+    qualify: {spend: 4000}
+    discount: 80
+  - id: diamond
+perks:
+  - {id: gift}
+earn:
+  - {id: base, points: ten, per: 100}
+birthday:
+  - {id: bday, perk: gift}
+  - {id: bday, on: birthday, perk: gifft}
+promotions:
+  - id: wed
+    tiers: [silvr]
+    when: "txn.chanel == 'app'"
+    points_multiplier: 2
+  - id: sale
+    window: {start: 2026-11-12, end: 2026-11-11}
+    discount: 10%
+  - name: no id
+    bonus_points: 5
+"""
+
+# The same text with the shape/type mistakes corrected in place (same lines and columns), so
+# only the whole-program consistency mistakes (LR4xx) remain.
+CONSISTENCY_ONLY = (
+    BAD_PROGRAM.replace("discont:", "discount:")
+    .replace("discount: 80", "discount: 8%")
+    .replace("points: ten", "points: 10")
+    .replace("txn.chanel", "txn.channel")
+    .replace("  - name: no id", "  - id: bonus1")
+)
+
+# (code, path, line, column, message, hint)
+SHAPE_PROBLEMS = [
+    ("LR201", "tiers[1].discont", 7, 5, "unknown key 'discont'", "did you mean 'discount'?"),
+    ("LR203", "tiers[2].discount", 10, 15, "must be between 0 and 1 (got 80)",
+     "did you mean 80% (0.8)?"),
+    ("LR203", "earn[0].points", 15, 24, "expected an amount such as 12.50, got 'ten'", None),
+    ("LR202", "promotions[2].id", 27, 5, "missing required key 'id'", None),
+]
+EXPRESSION_PROBLEM = ("promotions[0].when", 22, 11, "txn has no field 'chanel'",
+                      "did you mean 'channel'?")
+CONSISTENCY_PROBLEMS = [
+    ("LR404", "tiers[0].qualify", 4, 14,
+     "the first tier is where members start; it cannot have qualify", None),
+    ("LR406", "tiers[2].qualify.spend", 9, 22,
+     "qualify.spend must increase along the tiers: 'gold' needs 4000 but the lower tier "
+     "'silver' already needs 5000", None),
+    ("LR405", "tiers[3]", 11, 5, "tier 'diamond' has no qualify: members could never reach it",
+     None),
+    ("LR407", "birthday[0]", 17, 5,
+     "a birthday rule needs on: birthday, birthday_week or birthday_month", None),
+    ("LR401", "birthday[1].id", 18, 10,
+     "duplicate rule id 'bday' (also birthday[0]); rule ids must be unique across earn, "
+     "multipliers, birthday and promotions", None),
+    ("LR403", "birthday[1].perk", 18, 36, "unknown perk 'gifft'", "did you mean 'gift'?"),
+    ("LR402", "promotions[0].tiers[0]", 21, 13, "unknown tier 'silvr'",
+     "did you mean 'silver'?"),
+    ("LR408", "promotions[1].window.end", 25, 38, "the window ends before it starts", None),
+]
+
+
+def test_one_error_lists_every_problem_of_the_program() -> None:
+    """A program with shape, expression and consistency mistakes reports all 13 in one error."""
+    error = program_error(BAD_PROGRAM)
+    reported = sorted((d.code, format_path(d.path)) for d in error.diagnostics)
+    expected = sorted(
+        [(p[0], p[1]) for p in SHAPE_PROBLEMS + CONSISTENCY_PROBLEMS]
+        + [(by_path(error, EXPRESSION_PROBLEM[0]).code, EXPRESSION_PROBLEM[0])]
+    )
+    assert reported == expected
+
+
+@pytest.mark.parametrize("expected", SHAPE_PROBLEMS, ids=lambda p: f"{p[0]}-{p[1]}")
+def test_shape_problem_is_reported_where_it_was_written(expected: tuple[Any, ...]) -> None:
+    """Each unknown key, wrong type, bad rate and missing key has its code, path and line:col."""
+    error = program_error(BAD_PROGRAM)
+    assert as_tuple(by_path(error, expected[1])) == expected
+
+
+def test_expression_typo_is_reported_with_a_suggestion() -> None:
+    """A misspelt field in a when: expression (txn.chanel) is located and suggests 'channel'."""
+    d = by_path(program_error(BAD_PROGRAM), EXPRESSION_PROBLEM[0])
+    assert (format_path(d.path), d.line, d.column, d.message, d.hint) == EXPRESSION_PROBLEM
+
+
+def test_expression_problem_uses_the_expression_code_family() -> None:
+    """An expression mistake carries an LR3xx code, the family _errors documents for them."""
+    d = by_path(program_error(BAD_PROGRAM), EXPRESSION_PROBLEM[0])
+    assert d.code.startswith("LR3"), d
+
+
+@pytest.mark.parametrize("expected", CONSISTENCY_PROBLEMS, ids=lambda p: f"{p[0]}-{p[1]}")
+def test_consistency_problem_is_reported_where_it_was_written(expected: tuple[Any, ...]) -> None:
+    """Each cross-reference/consistency mistake (LR4xx) has its code, path, line:col and hint."""
+    error = program_error(CONSISTENCY_ONLY)
+    assert as_tuple(by_path(error, expected[1])) == expected
+
+
+def test_consistency_only_program_reports_exactly_its_eight_problems() -> None:
+    """With shape mistakes fixed, exactly the eight LR4xx problems are reported, all at once."""
+    error = program_error(CONSISTENCY_ONLY)
+    assert sorted(as_tuple(d) for d in error.diagnostics) == sorted(CONSISTENCY_PROBLEMS)
+    assert all(d.source == "<program>" for d in error.diagnostics)
+
+
+def test_program_error_is_a_value_error() -> None:
+    """ProgramError can be caught as ValueError and as LoyaltyError."""
+    with pytest.raises(ValueError):
+        load_program(CONSISTENCY_ONLY)
+    assert issubclass(ProgramError, ValueError)
+    assert issubclass(ProgramError, lr.LoyaltyError)
+
+
+def test_str_of_program_error_with_several_problems() -> None:
+    """str(ProgramError) is a count header, then one indented 'source:line:col: …' line each."""
+    text = (META + "tiers:\n  - id: basic\n  - id: silver\n    discont: 5%\n"
+            "    points_multiplier: lots\n")
+    error = program_error(text)
+    assert str(error) == (
+        "2 problems in the program:\n"
+        "  <program>:6:24: tiers[1].points_multiplier: expected an amount such as 12.50, "
+        "got 'lots' [LR203]\n"
+        "  <program>:5:5: tiers[1].discont: unknown key 'discont' — did you mean 'discount'? "
+        "[LR201]"
+    )
+
+
+def test_str_of_program_error_with_one_problem() -> None:
+    """With one problem, str(ProgramError) is just that diagnostic's line."""
+    text = META + "tiers:\n  - id: basic\n  - id: silver\n    qualify: {spend: 1}\n" \
+        "    perks: [vip]\n"
+    error = program_error(text)
+    assert str(error) == (
+        "<program>:6:13: tiers[1].perks[0]: unknown perk 'vip' — declare it under perks: [LR403]"
+    )
+    assert str(error.diagnostics[0]) == str(error)
+
+
+def test_a_mistake_in_the_only_tier_is_reported_once() -> None:
+    """A bad rate in a program's only tier gives one diagnostic, not an extra 'empty tiers' one."""
+    error = program_error(META + "tiers:\n  - {id: basic, discount: 80}\n")
+    assert [as_tuple(d) for d in error.diagnostics] == [
+        ("LR203", "tiers[0].discount", 3, 27, "must be between 0 and 1 (got 80)",
+         "did you mean 80% (0.8)?"),
+    ]
+
+
+# -- YAML 1.1 surprises do not leak ---------------------------------------------------------
+
+
+def test_yaml_11_surprises_stay_strings() -> None:
+    """Tier id NO, version 012 and a store code 12:30 stay the strings that were written."""
+    text = (
+        "program: {id: p, version: 012, currency: CNY, timezone: Asia/Shanghai}\n"
+        "tiers:\n"
+        "  - id: NO\n"
+        "  - id: yes\n"
+        "    qualify: {spend: 1}\n"
+        "promotions:\n"
+        "  - {id: lunch, skus: [12:30], categories: [off], bonus_points: 1}\n"
+    )
+    program = load_program(text)
+    assert program.tier_ids == ("NO", "yes")
+    assert program.version == "012"
+    assert program.model.promotions[0].skus == ("12:30",)
+    assert program.model.promotions[0].categories == ("off",)
+
+
+def test_on_key_is_not_a_boolean() -> None:
+    """The key `on:` of a birthday rule is read as the word 'on', not YAML 1.1's True."""
+    program = load_program(RETAIL)
+    assert program.model.birthday[0].on == "birthday"
+
+
+# -- money, currency, time zone, rates -------------------------------------------------------
+
+
+def test_float_money_in_a_dict_program_is_rejected() -> None:
+    """A float amount (per: 100.5) in a dict program is refused with an 'amounts must be exact'
+    message naming earn[0].per."""
+    data = {
+        "program": {"id": "p", "version": "1", "currency": "CNY", "timezone": "Asia/Shanghai"},
+        "tiers": [{"id": "basic"}],
+        "earn": [{"id": "base", "points": 1, "per": 100.5}],
+    }
+    error = program_error(data)
+    assert [as_tuple(d) for d in error.diagnostics] == [
+        ("LR203", "earn[0].per", None, None,
+         "amounts must be exact: write 100.5 as a string or decimal, not a float", None),
+    ]
+    assert error.diagnostics[0].source == "<dict>"
+
+
+def test_unknown_currency_needs_minor_units() -> None:
+    """A currency outside the ISO table is an error unless minor_units is given."""
+    error = program_error(
+        "program: {id: p, version: 1, currency: XTS, timezone: Asia/Shanghai}\n"
+        "tiers: [{id: basic}]\n"
+    )
+    assert [as_tuple(d) for d in error.diagnostics] == [
+        ("LR203", "program", 1, 10,
+         "currency 'XTS' is not in the built-in ISO 4217 table; set minor_units explicitly", None),
+    ]
+    program = load_program(
+        "program: {id: p, version: 1, currency: XTS, minor_units: 3, timezone: Asia/Shanghai}\n"
+        "tiers: [{id: basic}]\n"
+    )
+    assert program.currency == "XTS"
+    assert program.quantum == Decimal("0.001")
+
+
+def test_invalid_timezone_is_an_error() -> None:
+    """A time zone that is not an IANA name is reported at program.timezone."""
+    error = program_error(
+        "program: {id: p, version: 1, currency: CNY, timezone: Mars/Olympus}\n"
+        "tiers: [{id: basic}]\n"
+    )
+    assert [as_tuple(d) for d in error.diagnostics] == [
+        ("LR203", "program.timezone", 1, 55,
+         "unknown time zone 'Mars/Olympus' (use an IANA name such as Asia/Shanghai)", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("written", "rate"),
+    [("8折", Decimal("0.20")), ("9.5折", Decimal("0.05")), ("20%", Decimal("0.20")),
+     ("0.2", Decimal("0.20")), ("10折", Decimal("0")), ("100%", Decimal("1"))],
+)
+def test_rate_notations(written: str, rate: Decimal) -> None:
+    """Discounts in 折, percent or fraction notation parse to the fraction taken off."""
+    program = load_program(META + f"tiers:\n  - {{id: basic, discount: {written}}}\n")
+    assert program.tiers[0].discount == rate
+
+
+def test_rate_out_of_range_hints_at_a_percentage() -> None:
+    """discount: 80 is out of range and hints 'did you mean 80% (0.8)?'."""
+    error = program_error(
+        META + "tiers:\n  - id: basic\n  - id: gold\n    qualify: {spend: 1}\n    discount: 80\n"
+    )
+    assert [as_tuple(d) for d in error.diagnostics] == [
+        ("LR203", "tiers[1].discount", 6, 15, "must be between 0 and 1 (got 80)",
+         "did you mean 80% (0.8)?"),
+    ]
+
+
+# -- YAML-level and file errors --------------------------------------------------------------
+
+
+def test_duplicate_yaml_keys_are_an_error() -> None:
+    """A key written twice in one mapping is LR108 at the second occurrence."""
+    text = META + "tiers:\n  - id: basic\n    discount: 5%\n    discount: 10%\n"
+    error = program_error(text)
+    assert [as_tuple(d) for d in error.diagnostics] == [
+        ("LR108", "tiers[0].discount", 5, 5, "duplicate key 'discount' (first defined at line 4)",
+         None),
+    ]
+
+
+def test_missing_file_is_lr001(tmp_path: Path) -> None:
+    """A program file that does not exist gives ProgramError LR001 naming the file."""
+    missing = tmp_path / "nope.yaml"
+    for source in (missing, str(missing)):
+        error = program_error(source)
+        assert [as_tuple(d) for d in error.diagnostics] == [
+            ("LR001", "(top level)", None, None,
+             "cannot read the program: No such file or directory", None),
+        ]
+        assert error.diagnostics[0].source == str(missing)
+        assert str(error) == (
+            f"{missing}: (top level): cannot read the program: No such file or directory [LR001]"
+        )
+
+
+def test_file_diagnostics_name_the_file(tmp_path: Path) -> None:
+    """Problems in a program file carry the file's path as their source."""
+    path = tmp_path / "shop.yaml"
+    path.write_text(CONSISTENCY_ONLY, encoding="utf-8")
+    error = program_error(path)
+    assert {d.source for d in error.diagnostics} == {str(path)}
+    assert str(error).splitlines()[1].startswith(f"  {path}:")

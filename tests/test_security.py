@@ -1,0 +1,691 @@
+"""Security suite: break-out and denial-of-service attempts against programs and expressions.
+
+Every attempt must end in a clean, fast refusal: a :class:`ProgramError` when the program
+loads, or an :class:`EvaluationError` naming the rule when it runs. Never another exception
+type, never a silent "not matched", never success, and always well under a second.
+
+Add new attacks to the tables below; each row says in which phase it must be refused.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import time
+import types
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import loyaltyrules as lr
+from loyaltyrules._expressions import FUNCTIONS, NAMES, Scope, parse_expression
+
+BUDGET = 1.0
+"""Seconds any single attempt may take, load and evaluation together."""
+
+MEMBER: dict[str, Any] = {
+    "id": "m-1",
+    "tier": "basic",
+    "points": 100,
+    "birthday": "1990-05-08",
+    "joined": "2020-01-15",
+    "attrs": {"vip": True, "city": "sh"},
+}
+TXN: dict[str, Any] = {
+    "id": "t-1",
+    "at": "2026-05-08T10:00:00+08:00",
+    "channel": "store",
+    "items": [{"sku": "A1", "category": "food", "quantity": 2, "amount": "250.00"}],
+}
+
+HEAD = """\
+program:
+  id: sec
+  version: 1
+  currency: CNY
+  timezone: Asia/Shanghai
+tiers:
+  - id: basic
+"""
+
+
+def program_with(expr: str) -> str:
+    """A minimal valid program whose only promotion has ``when: expr`` (a JSON-quoted scalar)."""
+    return HEAD + f"promotions:\n  - id: promo\n    when: {json.dumps(expr)}\n    bonus_points: 5\n"
+
+
+def nested(depth: int, inner: str, left: str = "(", right: str = ")") -> str:
+    return left * depth + inner + right * depth
+
+
+def billion_laughs() -> str:
+    lines = ['lol0: &lol0 "lol"']
+    for level in range(1, 10):
+        refs = ", ".join([f"*lol{level - 1}"] * 9)
+        lines.append(f"lol{level}: &lol{level} [{refs}]")
+    return "\n".join(lines) + "\n"
+
+
+# -- attacks refused when the program loads ----------------------------------------------------
+# (expression, a fragment of the diagnostic's message)
+
+LOAD_ATTACKS: list[Any] = [
+    # dunder and private access
+    pytest.param("txn.__class__", "attribute '__class__' is not allowed", id="txn-class"),
+    pytest.param("items.__class__.__mro__", "attribute '__class__' is not allowed", id="mro"),
+    pytest.param("().__class__.__bases__[0].__subclasses__()",
+                 "only the documented helper functions can be called", id="subclasses"),
+    pytest.param("().__class__.__bases__[0]", "attribute '__class__' is not allowed",
+                 id="bases"),
+    pytest.param("member.attrs.__dict__", "attribute '__dict__' is not allowed", id="attrs-dict"),
+    pytest.param("member.attrs._fields", "attribute '_fields' is not allowed", id="private"),
+    pytest.param("txn.__init__.__globals__", "attribute '__init__' is not allowed",
+                 id="globals-attr"),
+    pytest.param("today.__class__.today()", "only the documented helper functions",
+                 id="date-class"),
+    pytest.param("txn.__\uff43lass__ == 1", "attribute '__class__' is not allowed",
+                 id="nfkc-dunder"),
+    pytest.param("txn.\uff3f\uff3fclass\uff3f\uff3f", "not a valid expression", id="fullwidth-"),
+    pytest.param("__builtins__", "unknown name '__builtins__'", id="builtins-name"),
+    pytest.param("_ == 1", "unknown name '_'", id="underscore"),
+    # format tricks
+    pytest.param("'{0.__class__}'.format(txn) == ''", "only the documented helper functions",
+                 id="str-format"),
+    pytest.param("'{vip}'.format_map(member.attrs) == ''", "only the documented helper",
+                 id="format-map"),
+    pytest.param("txn.channel.format", "cannot read .format of a str value", id="format-ref"),
+    pytest.param("txn.channel.format(txn) == ''", "only the documented helper functions",
+                 id="format-call"),
+    # dangerous builtins
+    pytest.param("getattr(txn, '__class__')", "unknown function 'getattr'", id="getattr"),
+    pytest.param("eval('1') == 1", "unknown function 'eval'", id="eval"),
+    pytest.param("exec('import os')", "unknown function 'exec'", id="exec"),
+    pytest.param("open('/etc/passwd')", "unknown function 'open'", id="open"),
+    pytest.param("__import__('os')", "unknown function '__import__'", id="dunder-import"),
+    pytest.param("__import__('os').system('true')", "only the documented helper functions",
+                 id="import-system"),
+    pytest.param("import os", "not a valid expression", id="import-statement"),
+    pytest.param("type(txn)", "unknown function 'type'", id="type"),
+    pytest.param("object()", "unknown function 'object'", id="object"),
+    pytest.param("vars(txn)", "unknown function 'vars'", id="vars"),
+    pytest.param("globals()", "unknown function 'globals'", id="globals"),
+    pytest.param("locals()", "unknown function 'locals'", id="locals"),
+    pytest.param("compile('1', 'x', 'eval')", "unknown function 'compile'", id="compile"),
+    pytest.param("breakpoint()", "unknown function 'breakpoint'", id="breakpoint"),
+    pytest.param("input()", "unknown function 'input'", id="input"),
+    pytest.param("print(1)", "unknown function 'print'", id="print"),
+    pytest.param("dir(txn)", "unknown function 'dir'", id="dir"),
+    pytest.param("setattr(txn, 'id', 1)", "unknown function 'setattr'", id="setattr"),
+    pytest.param("list(items) == []", "unknown function 'list'", id="list-class"),
+    pytest.param("dict() == {}", "unknown function 'dict'", id="dict-class"),
+    pytest.param("set() == 1", "unknown function 'set'", id="set-class"),
+    pytest.param("tuple(items) == 1", "unknown function 'tuple'", id="tuple-class"),
+    pytest.param("str(txn) == ''", "unknown function 'str'", id="str-class"),
+    pytest.param("isinstance(txn, txn)", "unknown function 'isinstance'", id="isinstance"),
+    pytest.param("len", "'len' is a function; call it like len(…)", id="function-ref"),
+    pytest.param("date.today() == today", "only the documented helper functions",
+                 id="date-today"),
+    pytest.param("date.today", "'date' is a function; call it like date(…)", id="date-ref"),
+    # lambdas, comprehensions, walrus, f-strings
+    pytest.param("(lambda: True)()", "lambda are not allowed", id="lambda-call"),
+    pytest.param("[lambda: 1] == []", "lambda are not allowed", id="lambda-in-list"),
+    pytest.param("[i for i in items] == []", "list comprehensions are not allowed",
+                 id="listcomp"),
+    pytest.param("{i for i in items} == 1", "set comprehensions are not allowed", id="setcomp"),
+    pytest.param("{i: 1 for i in items} == 1", "dict comprehensions are not allowed",
+                 id="dictcomp"),
+    pytest.param("any(i for i in items)", "generator expressions are not allowed", id="genexp"),
+    pytest.param("len([[j for j in items] for i in items]) > 0",
+                 "list comprehensions are not allowed", id="nested-comp"),
+    pytest.param("len([1 for a in items for b in items for c in items]) > 0",
+                 "list comprehensions are not allowed", id="cartesian-comp"),
+    pytest.param("(x := 1) == 1", "assignment (:=) are not allowed", id="walrus"),
+    pytest.param("f'{txn.channel}' == 'store'", "f-strings are not allowed", id="fstring"),
+    pytest.param("f'{txn.__class__}' == ''", "f-strings are not allowed", id="fstring-dunder"),
+    pytest.param("f'{1:>999999999}' == ''", "f-strings are not allowed", id="fstring-width"),
+    # huge numbers
+    pytest.param("9**9**9 > 0", "** needs a whole-number exponent from 0 to 8", id="9-9-9"),
+    pytest.param("2**1000000 > 0", "** needs a whole-number exponent from 0 to 8",
+                 id="2-pow-million"),
+    pytest.param("10**100 > 0", "** needs a whole-number exponent from 0 to 8", id="googol"),
+    pytest.param("2**-1 > 0", "** needs a whole-number exponent", id="negative-exponent"),
+    pytest.param("2**0.5 > 0", "** needs a whole-number exponent", id="float-exponent"),
+    pytest.param("txn.amount ** member.points > 0", "** needs a whole-number exponent",
+                 id="variable-exponent"),
+    pytest.param("1" + "0" * 400 + " > 0", "is too large", id="huge-int-literal"),
+    pytest.param("0x" + "f" * 100 + " > 0", "is too large", id="huge-hex-literal"),
+    pytest.param("10000000000000000 > 0", "number 10000000000000000 is too large",
+                 id="just-over-int-limit"),
+    pytest.param("1e999 > txn.amount", "number 1e999 is too large", id="float-infinity"),
+    pytest.param("1 << 100000 > 0", "shift operators are not allowed", id="lshift"),
+    pytest.param("~0 == -1", "bitwise operators are not allowed", id="invert"),
+    pytest.param("(1 | 2) == 3", "bitwise operators are not allowed", id="bitor"),
+    pytest.param("txn.amount @ 2", "the @ operator are not allowed", id="matmul"),
+    # huge text and lists built from literals
+    pytest.param("'a' * 10**9 == ''", "** needs a whole-number exponent from 0 to 8",
+                 id="str-times-10-pow-9"),
+    pytest.param("txn.channel == '" + "x" * 201 + "'", "limited to 200 characters",
+                 id="long-text-literal"),
+    pytest.param("txn.channel in [" + ", ".join(["'x'"] * 60) + "]",
+                 "lists are limited to 50 elements", id="big-list-literal"),
+    pytest.param("txn.channel in (" + ", ".join(["'x'"] * 60) + ")",
+                 "lists are limited to 50 elements", id="big-tuple-literal"),
+    pytest.param("{'a': 1} == 1", "dict literals are not allowed", id="dict-literal"),
+    pytest.param("{1, 2} == 1", "set literals are not allowed", id="set-literal"),
+    pytest.param("{**member} == 1", "dict literals are not allowed", id="dict-unpack"),
+    pytest.param("b'x' == b'x'", "literal b'x' is not allowed", id="bytes"),
+    pytest.param("1j == 1", "literal 1j is not allowed", id="complex"),
+    pytest.param("... == 1", "literal Ellipsis is not allowed", id="ellipsis"),
+    # nesting and size
+    pytest.param(nested(250, "1"), "not a valid expression", id="parens-250-deep"),
+    pytest.param(nested(100, "1", "[", "]") + " == 1", "nests deeper than 16 levels",
+                 id="lists-100-deep"),
+    pytest.param("not " * 500 + "True", "longer than 500 characters", id="not-500-deep"),
+    pytest.param("not " * 100 + "True", "nests deeper than 16 levels", id="not-100-deep"),
+    pytest.param("-" * 400 + "1 == 1", "nests deeper than 16 levels", id="minus-400-deep"),
+    pytest.param("+".join(["1"] * 5000) + " > 0", "longer than 500 characters",
+                 id="sum-5000-terms"),
+    pytest.param("+".join(["1"] * 200) + " > 0", "nests deeper than 16 levels",
+                 id="sum-200-terms"),
+    pytest.param(" and ".join(["txn.amount > 0"] * 25), "too complex (more than 120 parts)",
+                 id="too-many-parts"),
+    pytest.param("txn.channel == 'x' or " * 30 + "True", "longer than 500 characters",
+                 id="very-long"),
+    # slices, starred, subscripts
+    pytest.param("txn.channel[0:2] == 'st'", "slices are not allowed", id="slice"),
+    pytest.param("items[0:1] == []", "slices are not allowed", id="items-slice"),
+    pytest.param("has_sku(*items)", "*unpacking are not allowed", id="starred-call"),
+    pytest.param("[*items] == []", "*unpacking are not allowed", id="starred-list"),
+    pytest.param("items[member.points].sku == 'x'", "needs a whole-number index",
+                 id="items-variable-index"),
+    pytest.param("items[10**20].sku == 'x'", "needs a whole-number index", id="items-10-pow-20"),
+    pytest.param("items[-1].sku == 'x'", "needs a whole-number index", id="items-negative"),
+    pytest.param("items[True].sku == 'x'", "needs a whole-number index", id="items-bool"),
+    pytest.param("items['0'].sku == 'x'", "needs a whole-number index", id="items-str"),
+    pytest.param("member.attrs[txn.channel] == 1", "needs a quoted key", id="attrs-variable-key"),
+    pytest.param("txn['channel'] == 'store'", "cannot index a txn value", id="index-record"),
+    pytest.param("txn.channel[0] == 's'", "cannot index a str value", id="index-str"),
+    pytest.param("[1, 2][0] == 1", "cannot index a list value", id="index-list"),
+    pytest.param("member.attrs['a']['b'] == 1", "cannot index a any value", id="index-any"),
+    # calls and references to methods
+    pytest.param("txn.channel.upper() == 'STORE'", "only the documented helper functions",
+                 id="str-method"),
+    pytest.param("txn.channel.upper == 1", "cannot read .upper of a str value", id="str-method-ref"),
+    pytest.param("today.replace(year=1) == today", "only the documented helper functions",
+                 id="date-replace"),
+    pytest.param("today.replace", "date has no field 'replace'", id="date-replace-ref"),
+    pytest.param("txn.at.tzinfo", "datetime has no field 'tzinfo'", id="tzinfo"),
+    pytest.param("txn.at.astimezone() == 1", "only the documented helper functions",
+                 id="astimezone"),
+    pytest.param("member.attrs.get('vip')", "only the documented helper functions",
+                 id="attrs-get"),
+    pytest.param("items.pop() == 1", "only the documented helper functions", id="list-pop"),
+    pytest.param("member.attrs.vip.real == 1", "cannot read .real of a any value",
+                 id="attr-of-any"),
+    pytest.param("max(1, 2, key=abs) == 2", "max() takes no keyword arguments", id="keyword"),
+    pytest.param("(txn if True else member).id == 'x'", "cannot read .id of a any value",
+                 id="ifexp-record"),
+    pytest.param("(txn or member).id == 'x'", "cannot read .id of a any value", id="boolop-record"),
+    # statements
+    pytest.param("1; 2", "not a valid expression", id="two-statements"),
+    pytest.param("a = 1", "not a valid expression", id="assignment"),
+    pytest.param("txn.id = 'x'", "not a valid expression", id="attribute-assignment"),
+    pytest.param("member.points += 1", "not a valid expression", id="augmented-assignment"),
+    pytest.param("del txn", "not a valid expression", id="del"),
+    pytest.param("assert False", "not a valid expression", id="assert"),
+    pytest.param("(yield 1)", "yield are not allowed", id="yield"),
+    pytest.param("await txn", "await are not allowed", id="await"),
+    pytest.param("True\n; 1", "not a valid expression", id="newline-statement"),
+    pytest.param("", "expression is empty", id="empty"),
+]
+
+
+# -- attacks that load but must fail cleanly when they run --------------------------------------
+# (expression, a fragment of the EvaluationError message)
+
+EVAL_ATTACKS: list[Any] = [
+    pytest.param("'%0999999999d' % 1 == ''", "text formatting is not available",
+                 id="percent-width-gigabyte"),
+    pytest.param("'%*d' % (999999999, 1) == ''", "text formatting is not available",
+                 id="percent-star-width"),
+    pytest.param("'%.999999999f' % txn.amount == ''", "text formatting is not available",
+                 id="percent-precision"),
+    pytest.param("'%s' % txn == ''", "text formatting is not available", id="percent-record"),
+    pytest.param("'%(id)s' % member == ''", "text formatting is not available",
+                 id="percent-mapping"),
+    pytest.param("'x' * 100000 * 100000 == ''", "LimitExceeded", id="str-times-10-10"),
+    pytest.param("'a' * 1000000000 == ''", "LimitExceeded", id="str-times-billion"),
+    pytest.param("1000000000 * 'a' == ''", "LimitExceeded", id="billion-times-str"),
+    pytest.param("'x' * 1001 == ''", "LimitExceeded", id="str-just-over-limit"),
+    pytest.param("('x' * 1000 + 'x' * 1000 + 'x' * 1000) == ''", "LimitExceeded",
+                 id="repeated-concatenation"),
+    pytest.param("(txn.channel + txn.channel) * 200 == ''", "LimitExceeded",
+                 id="concatenated-field-repeated"),
+    pytest.param("[1] * 100000 == []", "LimitExceeded", id="list-times-100000"),
+    pytest.param("len([0] * 1000000) > 0", "LimitExceeded", id="len-of-big-list"),
+    pytest.param("('x' * 99999 + 'y') in ['x' * 100000] * 100000", "LimitExceeded",
+                 id="slow-membership"),
+    pytest.param("(items + items) * 1000 == []", "LimitExceeded", id="items-repeated"),
+    pytest.param("(10**8)**8 > 0", "NumberTooHigh", id="power-of-power"),
+    pytest.param("1e300 ** 8 > 0", "NumberTooHigh", id="decimal-power"),
+    pytest.param("(4000000 * 4000000) ** 8 > 0", "NumberTooHigh", id="product-power"),
+    pytest.param("member.attrs.keys", "AttributeDoesNotExist", id="attrs-keys"),
+    pytest.param("member.attrs.keys == 1", "AttributeDoesNotExist", id="attrs-keys-compare"),
+    pytest.param("member.attrs['__class__'] == 1", "KeyError", id="attrs-dunder-key"),
+    pytest.param("items[0].attrs['__init__'] == 1", "KeyError", id="item-attrs-dunder-key"),
+    pytest.param("items[100000000000000].sku == 'x'", "IndexError", id="items-far-index"),
+    pytest.param("items[3].sku == 'x'", "IndexError", id="items-missing-index"),
+    pytest.param("1/0 == 1", "ZeroDivisionError", id="int-division-by-zero"),
+    pytest.param("txn.amount / 0 > 1", "DivisionByZero", id="decimal-division-by-zero"),
+    pytest.param("txn.amount % 0 > 1", "InvalidOperation", id="decimal-modulo-zero"),
+    pytest.param("txn.channel > 5", "TypeError", id="str-gt-int"),
+    pytest.param("txn.channel - 1 == 0", "TypeError", id="str-minus-int"),
+    pytest.param("date(99999, 1, 1) == today", "ValueError", id="date-out-of-range"),
+    pytest.param("days_since(txn.channel) > 0", "TypeError", id="days-since-text"),
+    pytest.param("len(member.attrs) > 0", "TypeError", id="len-record"),
+    pytest.param("min(items) == 1", "TypeError", id="min-records"),
+    pytest.param("max([]) == 1", "ValueError", id="max-empty"),
+    pytest.param("year(txn) == 1", "AttributeError", id="year-of-record"),
+    pytest.param("txn.attrs.nothing == 1", "AttributeDoesNotExist", id="missing-attr"),
+    pytest.param(nested(200, "1"), "gave 1, not true or false", id="parens-200-deep"),
+    pytest.param("txn", "not true or false", id="record-result"),
+    pytest.param("txn if True else member", "not true or false", id="ifexp-record-result"),
+    pytest.param("member.attrs", "not true or false", id="map-result"),
+    pytest.param("items", "gave [", id="list-result"),
+    pytest.param("txn.channel", "gave 'store', not true or false", id="text-result"),
+    pytest.param("'x' * 1000", "not true or false", id="kilobyte-result"),
+]
+
+
+def _assert_clean_load_refusal(text: str) -> lr.ProgramError:
+    start = time.perf_counter()
+    with pytest.raises(lr.ProgramError) as info:
+        lr.load_program(text)
+    elapsed = time.perf_counter() - start
+    assert elapsed < BUDGET, f"refusal took {elapsed:.2f}s"
+    assert type(info.value) is lr.ProgramError
+    return info.value
+
+
+@pytest.mark.parametrize(("expr", "fragment"), LOAD_ATTACKS)
+def test_attack_refused_at_load(expr: str, fragment: str) -> None:
+    """An attack expression is refused when the program loads, quickly and at the `when:` key."""
+    error = _assert_clean_load_refusal(program_with(expr))
+    assert len(error.diagnostics) == 1, error.diagnostics
+    diagnostic = error.diagnostics[0]
+    assert diagnostic.path == ("promotions", 0, "when")
+    assert (diagnostic.line, diagnostic.column) == (11, 11)
+    assert fragment in diagnostic.message
+
+
+@pytest.mark.parametrize(("expr", "fragment"), EVAL_ATTACKS)
+def test_attack_refused_at_evaluation(expr: str, fragment: str) -> None:
+    """An attack that passes the load checks fails its evaluation cleanly, naming the rule."""
+    start = time.perf_counter()
+    program = lr.load_program(program_with(expr))
+    with pytest.raises(lr.EvaluationError) as info:
+        lr.evaluate(program, MEMBER, TXN)
+    elapsed = time.perf_counter() - start
+    assert elapsed < BUDGET, f"refusal took {elapsed:.2f}s"
+    error = info.value
+    assert type(error) is lr.EvaluationError
+    assert error.rule == "promo"
+    assert str(error).startswith("rule 'promo' failed: ")
+    assert fragment in str(error)
+    assert len(str(error)) < 2000
+    assert [(t.rule, t.status) for t in error.trace if t.status == "error"] == [("promo", "error")]
+
+
+@pytest.mark.parametrize(("expr", "fragment"), EVAL_ATTACKS)
+def test_attack_refused_at_evaluation_without_trace(expr: str, fragment: str) -> None:
+    """With tracing off a failing expression still raises instead of reading as "not matched"."""
+    program = lr.load_program(program_with(expr))
+    start = time.perf_counter()
+    with pytest.raises(lr.EvaluationError) as info:
+        lr.evaluate(program, MEMBER, TXN, trace=False)
+    assert time.perf_counter() - start < BUDGET
+    assert info.value.rule == "promo"
+    assert fragment in str(info.value)
+
+
+# -- the same protections in every place a `when:` may be written -------------------------------
+
+PLACES = {
+    "earn": ("earn:\n  - id: base\n    points: 1\n    when: {when}\n", "base", "earn"),
+    "multiplier": (
+        "multipliers:\n  - id: double\n    factor: 2\n    when: {when}\n", "double", "multiplier"
+    ),
+    "qualify": None,  # built below: needs a second tier
+    "birthday": (
+        "birthday:\n  - id: bday\n    on: birthday_month\n    bonus_points: 9\n    when: {when}\n",
+        "bday",
+        "birthday",
+    ),
+    "promotion": ("promotions:\n  - id: promo\n    bonus_points: 5\n    when: {when}\n",
+                  "promo", "promotion"),
+}
+
+
+def place_program(place: str, when: str) -> tuple[str, str, str]:
+    quoted = json.dumps(when)
+    if place == "qualify":
+        text = HEAD + f"  - id: silver\n    qualify: {{when: {quoted}}}\n"
+        return text, "silver", "qualification"
+    template, rule, kind = PLACES[place]  # type: ignore[misc]
+    return HEAD + template.format(when=quoted), rule, kind
+
+
+@pytest.mark.parametrize("place", list(PLACES))
+def test_every_when_refuses_dunder_access_at_load(place: str) -> None:
+    """A dunder attack is refused at load wherever `when:` is allowed, not just in promotions."""
+    text, _, _ = place_program(place, "txn.__class__.__subclasses__()")
+    error = _assert_clean_load_refusal(text)
+    assert [d.path[-1] for d in error.diagnostics] == ["when"]
+    assert "only the documented helper functions can be called" in error.diagnostics[0].message
+
+
+@pytest.mark.parametrize("place", list(PLACES))
+@pytest.mark.parametrize(
+    ("expr", "fragment"),
+    [
+        ("txn.channel > 5", "TypeError"),
+        ("items[3].sku == 'x'", "IndexError"),
+        ("1/0 == 1", "ZeroDivisionError"),
+        ("'%0999999999d' % 1 == ''", "text formatting is not available"),
+        ("txn.amount", "gave Decimal('250.00'), not true or false"),
+    ],
+)
+def test_every_when_reports_runtime_failure_with_its_rule(
+    place: str, expr: str, fragment: str
+) -> None:
+    """A run-time failure in any `when:` raises EvaluationError naming that rule or tier."""
+    text, rule, kind = place_program(place, expr)
+    program = lr.load_program(text)
+    start = time.perf_counter()
+    with pytest.raises(lr.EvaluationError) as info:
+        lr.evaluate(program, MEMBER, TXN)
+    assert time.perf_counter() - start < BUDGET
+    assert info.value.rule == rule
+    assert fragment in str(info.value)
+    errors = [t for t in info.value.trace if t.status == "error"]
+    assert [(t.rule, t.kind) for t in errors] == [(rule, kind)]
+
+
+def test_division_by_zero_loads_and_fails_at_evaluation() -> None:
+    """`1/0 == 1` is not folded at load: it loads, then its evaluation raises ZeroDivisionError."""
+    program = lr.load_program(program_with("1/0 == 1"))
+    assert program.model.promotions[0].when is not None
+    with pytest.raises(lr.EvaluationError) as info:
+        lr.evaluate(program, MEMBER, TXN)
+    assert str(info.value) == (
+        "rule 'promo' failed: `1/0 == 1` raised ZeroDivisionError: division by zero"
+    )
+
+
+def test_type_error_message_is_exact() -> None:
+    """Comparing text with a number reports the expression and Python's own explanation."""
+    program = lr.load_program(program_with("txn.channel > 5"))
+    with pytest.raises(lr.EvaluationError) as info:
+        lr.evaluate(program, MEMBER, TXN)
+    assert str(info.value) == (
+        "rule 'promo' failed: `txn.channel > 5` raised TypeError: "
+        "'>' not supported between instances of 'str' and 'int'"
+    )
+
+
+def test_short_circuit_does_not_hide_later_failure_when_reached() -> None:
+    """A failing part after a true part is reached and reported, not skipped as false."""
+    program = lr.load_program(program_with("txn.amount > 0 and items[1].sku == 'x'"))
+    with pytest.raises(lr.EvaluationError, match="IndexError"):
+        lr.evaluate(program, MEMBER, TXN)
+
+
+# -- YAML-level attacks ---------------------------------------------------------------------------
+
+
+def test_alias_bomb_in_program_is_refused() -> None:
+    """A billion-laughs alias bomb inside a program is refused quickly as a ProgramError."""
+    text = HEAD + billion_laughs()
+    error = _assert_clean_load_refusal(text)
+    assert [d.code for d in error.diagnostics] == ["LR105"]
+
+
+def test_alias_bomb_in_when_is_refused() -> None:
+    """An alias bomb aimed at a `when:` value is refused before any expression is parsed."""
+    text = billion_laughs() + HEAD + "promotions:\n  - id: promo\n    bonus_points: 5\n" \
+        "    when: *lol9\n"
+    error = _assert_clean_load_refusal(text)
+    assert [d.code for d in error.diagnostics] == ["LR105"]
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [
+        '!!python/object/apply:os.system ["echo hi"]',
+        '!!python/object/new:os.system ["echo hi"]',
+        "!!python/name:os.system",
+        "!!python/module:os",
+        '!!python/object/apply:builtins.eval ["1"]',
+    ],
+)
+def test_python_tags_are_refused(tag: str) -> None:
+    """Python-object YAML tags are refused as diagnostics (LR110), never constructed."""
+    text = HEAD + f"promotions:\n  - id: promo\n    bonus_points: 5\n    when: {tag}\n"
+    error = _assert_clean_load_refusal(text)
+    assert [d.code for d in error.diagnostics] == ["LR110"]
+    assert "is not allowed" in error.diagnostics[0].message
+
+
+def test_oversized_text_is_refused() -> None:
+    """Program text over 1 MB is refused before it is parsed."""
+    text = program_with("txn.amount > 0") + "#" + "x" * 1_100_000 + "\n"
+    error = _assert_clean_load_refusal(text)
+    assert [d.code for d in error.diagnostics] == ["LR102"]
+
+
+def test_oversized_file_is_refused(tmp_path: Path) -> None:
+    """A program file over 1 MB is refused before it is parsed."""
+    path = tmp_path / "huge.yaml"
+    path.write_text(program_with("txn.amount > 0") + "# " + "x" * 1_100_000 + "\n")
+    start = time.perf_counter()
+    with pytest.raises(lr.ProgramError) as info:
+        lr.load_program(path)
+    assert time.perf_counter() - start < BUDGET
+    assert [d.code for d in info.value.diagnostics] == ["LR102"]
+
+
+def test_many_large_when_values_stay_fast() -> None:
+    """Hundreds of maximum-size expressions in one program still load within the budget."""
+    expr = " and ".join(["txn.amount > 1"] * 13)
+    rules = "".join(
+        f"  - id: p{n}\n    bonus_points: 1\n    when: {json.dumps(expr)}\n" for n in range(300)
+    )
+    start = time.perf_counter()
+    program = lr.load_program(HEAD + "promotions:\n" + rules)
+    decision = lr.evaluate(program, MEMBER, TXN)
+    assert time.perf_counter() - start < 3 * BUDGET
+    assert decision.points_total == 300
+
+
+# -- nothing is ever executed -----------------------------------------------------------------------
+
+
+def sentinel_attacks(sentinel: Path) -> Iterator[str]:
+    target = str(sentinel)
+    command = json.dumps(f"touch {target}")
+    yield HEAD + f"promotions:\n  - id: p\n    bonus_points: 1\n" \
+        f"    when: !!python/object/apply:os.system [{command}]\n"
+    yield HEAD + f"x: !!python/object/apply:subprocess.call [[touch, {json.dumps(target)}]]\n"
+    yield HEAD + f"x: !!python/object/apply:builtins.open [{json.dumps(target)}, w]\n"
+    for expr in (
+        f"open({target!r}, 'w')",
+        f"__import__('os').system('touch {target}')",
+        f"__import__('pathlib').Path({target!r}).touch()",
+        f"exec(\"open({target!r}, 'w')\")",
+        f"eval(\"__import__('os').system('touch {target}')\")",
+        f"[c for c in ().__class__.__base__.__subclasses__() if c.__name__ == 'Popen']"
+        f"[0](['touch', {target!r}])",
+    ):
+        yield program_with(expr)
+
+
+def test_load_program_never_executes_anything(tmp_path: Path) -> None:
+    """Loading hostile programs never runs code: the sentinel file is never created."""
+    sentinel = tmp_path / "pwned"
+    attempts = list(sentinel_attacks(sentinel))
+    assert len(attempts) == 9
+    for text in attempts:
+        start = time.perf_counter()
+        with pytest.raises(lr.ProgramError):
+            lr.load_program(text)
+        assert time.perf_counter() - start < BUDGET
+        assert not sentinel.exists()
+
+
+def test_load_program_from_dict_never_executes_anything(tmp_path: Path) -> None:
+    """A dict program carrying hostile expressions is refused the same way as YAML."""
+    sentinel = tmp_path / "pwned"
+    data = {
+        "program": {"id": "sec", "version": "1", "currency": "CNY", "timezone": "Asia/Shanghai"},
+        "tiers": [{"id": "basic"}],
+        "promotions": [
+            {"id": "p", "bonus_points": 1,
+             "when": f"__import__('os').system('touch {sentinel}')"},
+        ],
+    }
+    with pytest.raises(lr.ProgramError) as info:
+        lr.load_program(data)
+    assert not sentinel.exists()
+    assert info.value.diagnostics[0].path == ("promotions", 0, "when")
+
+
+@pytest.mark.parametrize(
+    ("expr", "fragment"),
+    [
+        ("txn.id == '\x00'", "null bytes"),
+        ("txn.id == '\ud800'", "surrogates not allowed"),
+        ("txn.id\x00 == 'x'", "null bytes"),
+    ],
+)
+def test_unparseable_text_from_a_dict_is_a_program_error(expr: str, fragment: str) -> None:
+    """Text YAML could never carry (NUL, lone surrogates) still gives a clean ProgramError."""
+    data = {
+        "program": {"id": "sec", "version": "1", "currency": "CNY", "timezone": "Asia/Shanghai"},
+        "tiers": [{"id": "basic"}],
+        "promotions": [{"id": "p", "bonus_points": 1, "when": expr}],
+    }
+    with pytest.raises(lr.ProgramError) as info:
+        lr.load_program(data)
+    assert fragment in info.value.diagnostics[0].message
+
+
+# -- what the evaluator can reach at run time ----------------------------------------------------
+
+
+def runtime_scope() -> Scope:
+    return Scope(
+        member={"id": "m-1", "tier": "basic", "tier_rank": 0, "points": 1,
+                "qualifying_spend": Decimal(0), "orders": 0, "birthday": date(1990, 5, 8),
+                "joined": None, "last_purchase": None, "attrs": {"vip": True}},
+        txn={"id": "t-1", "amount": Decimal("250.00"), "channel": "store", "store": None,
+             "at": datetime(2026, 5, 8, 10, tzinfo=timezone(timedelta(hours=8))),
+             "date": date(2026, 5, 8), "weekday": 5, "hour": 10, "items_count": 1,
+             "quantity": 2, "shipping": Decimal(0), "tax": Decimal(0),
+             "paid_with_points": Decimal(0), "attrs": {}},
+        items=[{"sku": "A1", "category": "food", "quantity": 2, "amount": Decimal("250.00"),
+                "attrs": {"organic": True}}],
+        today=date(2026, 5, 8),
+        birthday_test=lambda kind: False,
+    )
+
+
+SAFE_LEAF_TYPES = (str, int, bool, Decimal, date, datetime, type(None))
+DOCUMENTED_BUILTINS = {min, max, abs, len}
+
+
+def reachable_values(value: Any, depth: int = 0) -> Iterator[Any]:
+    """Every value an expression could read from value by attributes and indexes."""
+    assert depth < 10
+    yield value
+    if isinstance(value, (list, tuple)):
+        for element in value:
+            yield from reachable_values(element, depth + 1)
+    elif not isinstance(value, SAFE_LEAF_TYPES):
+        public = [name for name in dir(value) if not name.startswith("_")]
+        assert public == [], f"{type(value).__name__} exposes {public}"
+        fields = object.__getattribute__(value, "_fields")
+        for field_value in fields.values():
+            yield from reachable_values(field_value, depth + 1)
+
+
+def test_runtime_functions_are_exactly_the_documented_helpers() -> None:
+    """The evaluator offers exactly the documented functions: no classes, modules or extras."""
+    evaluator = runtime_scope().evaluator
+    assert set(evaluator.functions) == set(FUNCTIONS)
+    for name, function in evaluator.functions.items():
+        assert not isinstance(function, type), f"{name} is the class {function!r}"
+        assert not isinstance(function, types.ModuleType), name
+        assert isinstance(function, (types.FunctionType, types.BuiltinFunctionType)), name
+        if isinstance(function, types.BuiltinFunctionType):
+            assert function in DOCUMENTED_BUILTINS, name
+            assert getattr(builtins, name) is function
+        else:
+            assert function.__module__ == "loyaltyrules._expressions", name
+
+
+def test_runtime_names_hold_only_plain_values() -> None:
+    """The names hold records, lists, text, numbers and dates: nothing callable or importable."""
+    evaluator = runtime_scope().evaluator
+    assert set(evaluator.names) == set(NAMES)
+    seen = 0
+    for value in evaluator.names.values():
+        for reached in reachable_values(value):
+            seen += 1
+            assert not isinstance(reached, (type, types.ModuleType))
+            assert not callable(reached), repr(reached)
+    assert seen > 20
+
+
+def test_runtime_evaluator_runs_only_checked_syntax() -> None:
+    """Even a tree that skipped the load checks cannot use comprehensions, f-strings or shifts."""
+    import ast
+
+    evaluator = runtime_scope().evaluator
+    forbidden = {ast.ListComp, ast.GeneratorExp, ast.DictComp, ast.SetComp, ast.Dict, ast.Set,
+                 ast.JoinedStr, ast.FormattedValue, ast.Slice, ast.Assign, ast.AugAssign,
+                 ast.Import, ast.Lambda, ast.NamedExpr, ast.keyword}
+    assert not forbidden & set(evaluator.nodes)
+    assert not {ast.LShift, ast.RShift, ast.BitOr, ast.BitAnd, ast.BitXor, ast.Invert,
+                ast.MatMult} & set(evaluator.operators)
+    unchecked: list[tuple[str, str]] = [
+        ("[c for c in items]", "FeatureNotAvailable"),
+        ("f'{txn}'", "FeatureNotAvailable"),
+        ("today.replace(year=1)", "FeatureNotAvailable"),
+        ("txn.channel.upper()", "FeatureNotAvailable"),
+        ("list(items)", "FunctionNotDefined"),
+        ("1 << 2", "OperatorNotDefined"),
+    ]
+    scope = runtime_scope()
+    for source, error in unchecked:
+        tree = ast.parse(source, mode="eval")
+        expression = type(parse_expression("True"))(source=source, tree=tree, names=frozenset())
+        with pytest.raises(Exception) as info:
+            expression.evaluate(scope)
+        assert type(info.value).__name__ == "ExpressionRuntimeError"
+        assert error in str(info.value), (source, str(info.value))
+
+
+def test_records_expose_no_methods() -> None:
+    """member, txn and items[0] records answer only their fields, never a method or internal."""
+    evaluator = runtime_scope().evaluator
+    for record in (evaluator.names["member"], evaluator.names["txn"], evaluator.names["items"][0]):
+        assert [name for name in dir(record) if not name.startswith("_")] == []
+        with pytest.raises(AttributeError):
+            record.keys  # noqa: B018
+        with pytest.raises(AttributeError):
+            record.anything = 1
+
