@@ -357,16 +357,19 @@ def test_program_error_is_a_value_error() -> None:
 
 
 def test_str_of_program_error_with_several_problems() -> None:
-    """str(ProgramError) is a count header, then one indented 'source:line:col: …' line each."""
+    """str(ProgramError) is a count header, then one 'source:line:col: …' line each, in
+    document order."""
     text = (META + "tiers:\n  - id: basic\n  - id: silver\n    discont: 5%\n"
             "    points_multiplier: lots\n")
     error = program_error(text)
     assert str(error) == (
-        "2 problems in the program:\n"
-        "  <program>:6:24: tiers[1].points_multiplier: expected an amount such as 12.50, "
-        "got 'lots' [LR203]\n"
+        "3 problems in the program:\n"
+        "  <program>:4:5: tiers[1]: tier 'silver' has no qualify: members could never reach it "
+        "[LR405]\n"
         "  <program>:5:5: tiers[1].discont: unknown key 'discont' — did you mean 'discount'? "
-        "[LR201]"
+        "[LR201]\n"
+        "  <program>:6:24: tiers[1].points_multiplier: expected an amount such as 12.50, "
+        "got 'lots' [LR203]"
     )
 
 

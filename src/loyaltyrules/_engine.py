@@ -147,39 +147,58 @@ def _matches(category: str, sku: str, categories: frozenset[str], skus: frozense
 
 
 def _rule_conditions(ctx: _Ctx, rp: RulePlan, tier: str) -> str | None:
-    """The first failing condition of a birthday rule or promotion, or None if all hold."""
+    """The first failing condition of a birthday rule or promotion, or None if all hold.
+
+    Without a trace the reason is just "" (any non-None means "did not match"): building
+    the text costs more than checking the condition."""
     rule = rp.rule
     at = ctx.txn.at
+    why = ctx.tracing
     if rp.start is not None and at < rp.start:
-        return f"window starts {rp.start.isoformat()}, transaction at {ctx.local_at.isoformat()}"
+        return why and f"window starts {rp.start.isoformat()}, transaction at " \
+            f"{ctx.local_at.isoformat()}" or ""
     if rp.end is not None and at >= rp.end:
-        return f"window ended {rp.end.isoformat()}, transaction at {ctx.local_at.isoformat()}"
+        return why and f"window ended {rp.end.isoformat()}, transaction at " \
+            f"{ctx.local_at.isoformat()}" or ""
     if rp.days is not None and ctx.today not in rp.days:
-        return f"{ctx.today.isoformat()} is not a scheduled day ({_describe(rule)})"
+        return why and f"{ctx.today.isoformat()} is not a scheduled day ({_describe(rule)})" or ""
     if rule.on is not None:
         bday = ctx.member.birthday
         if bday is None:
             return "member has no birthday on file"
         policy = ctx.program.model.policies.birthday
         if not is_birthday(bday, ctx.today, rule.on, feb29=policy.feb29, week=policy.week):
-            return (f"{ctx.today.isoformat()} is not the member's {rule.on.replace('_', ' ')} "
-                    f"(birthday {bday.isoformat()})")
+            return why and (f"{ctx.today.isoformat()} is not the member's "
+                            f"{rule.on.replace('_', ' ')} (birthday {bday.isoformat()})") or ""
     if rp.tiers and tier not in rp.tiers:
-        return f"tier {tier!r} not in {list(rule.tiers)}"
+        return why and f"tier {tier!r} not in {list(rule.tiers)}" or ""
     if rp.channels and ctx.txn.channel not in rp.channels:
-        return f"channel {ctx.txn.channel!r} not in {list(rule.channels)}"
+        return why and f"channel {ctx.txn.channel!r} not in {list(rule.channels)}" or ""
     if (rp.categories or rp.skus) and not any(
         _matches(i.category, i.sku, rp.categories, rp.skus) for i in ctx.txn.items
     ):
-        return f"no item in categories {list(rule.categories)} / skus {list(rule.skus)}"
+        return why and (f"no item in categories {list(rule.categories)} / skus "
+                        f"{list(rule.skus)}") or ""
     if rule.min_amount is not None and ctx.list_total < rule.min_amount:
-        return f"amount {_fmt(ctx.list_total)} below min_amount {_fmt(rule.min_amount)}"
+        return why and (f"amount {_fmt(ctx.list_total)} below min_amount "
+                        f"{_fmt(rule.min_amount)}") or ""
+    spec = rule.discount
+    if spec is not None and spec.threshold is not None:
+        # discounts only lower amounts: below the threshold at list price, never reached
+        excluded = ctx.plan.excluded_from_discounts
+        reach = sum([i.amount for i in ctx.txn.items if i.category not in excluded and (
+            not (rp.categories or rp.skus) or _matches(i.category, i.sku, rp.categories,
+                                                       rp.skus))], _ZERO)
+        if reach < spec.threshold:
+            return why and (f"{_fmt(reach)} is below the threshold "
+                            f"{_fmt(spec.threshold)}") or ""
     if rule.limit is not None:
         usage = ctx.member.usage.get(rule.id)
         key = period_key(ctx.today, rule.limit.per)
         used = usage.count if usage is not None and usage.period == key else 0
         if used >= rule.limit.times:
-            return f"usage limit reached: {used} of {rule.limit.times} per {rule.limit.per} ({key})"
+            return why and (f"usage limit reached: {used} of {rule.limit.times} per "
+                            f"{rule.limit.per} ({key})") or ""
     if rp.when is not None:
         return ctx.when(rule.id, rp.kind, rp.when)
     return None

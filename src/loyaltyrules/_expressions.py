@@ -326,6 +326,9 @@ def _check(tree: ast.Expression, source: str) -> frozenset[str]:
                     )
             type_of(node.left)
             type_of(node.right)
+            if isinstance(node.op, ast.Mod) and may_be_text(node.left):
+                # '%0999999999d' % 1 would build a gigabyte: % is arithmetic only.
+                raise ExpressionError("% works on numbers only; text cannot be formatted with %")
             return "any"
         if isinstance(node, (ast.List, ast.Tuple)):
             if len(node.elts) > MAX_SEQUENCE_LITERAL:
@@ -338,6 +341,25 @@ def _check(tree: ast.Expression, source: str) -> frozenset[str]:
                                       ast.unaryop, ast.cmpop)):
                 type_of(child)
         return "any"
+
+    def may_be_text(node: ast.AST) -> bool:
+        """Could this (already checked) operand be text from the program's literals or a text
+        field? Values of ``attrs`` come from the host and are guarded at run time instead."""
+        if isinstance(node, ast.Constant):
+            return isinstance(node.value, str)
+        if isinstance(node, (ast.Name, ast.Attribute, ast.Subscript)):
+            return type_of(node) in ("str", "str?")
+        if isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Name) and node.func.id in ("min", "max", "abs"):
+                return any(may_be_text(arg) for arg in node.args)
+            return False
+        if isinstance(node, ast.IfExp):
+            return may_be_text(node.body) or may_be_text(node.orelse)
+        if isinstance(node, ast.BoolOp):
+            return any(may_be_text(value) for value in node.values)
+        if isinstance(node, ast.BinOp):
+            return may_be_text(node.left) or may_be_text(node.right)
+        return False
 
     type_of(tree.body)
     return frozenset(used)

@@ -12,7 +12,9 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from dateutil import rrule as _rrule
+from pydantic_core import PydanticCustomError
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -55,7 +57,8 @@ def _expr(value: Any) -> Expression:
     try:
         return parse_expression(value)
     except ExpressionError as exc:
-        raise ValueError(f"{exc}{' — ' + exc.hint if exc.hint else ''}") from None
+        text = f"{exc}{' — ' + exc.hint if exc.hint else ''}"
+        raise PydanticCustomError("expression", "{text}", {"text": text}) from None
 
 
 Expr = Annotated[
@@ -107,8 +110,16 @@ Factor = Annotated[
     Decimal, BeforeValidator(_positive_money), _money_serializer, WithJsonSchema(_NUMBER_SCHEMA)
 ]
 
-Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", max_length=64)]
-Ids = tuple[Annotated[str, Field(min_length=1, max_length=64)], ...]
+def _text_id(value: Any) -> Any:
+    """Plain YAML integers (a SKU 1001, a tier id 1) are ids too; booleans are not."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Id = Annotated[str, BeforeValidator(_text_id),
+               Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", max_length=64)]
+Ids = tuple[Annotated[str, BeforeValidator(_text_id), Field(min_length=1, max_length=64)], ...]
 
 
 def _strict_int(value: Any) -> Any:
@@ -122,6 +133,19 @@ def _strict_int(value: Any) -> Any:
 WholeNumber = Annotated[int, BeforeValidator(_strict_int)]
 
 
+class FrozenDict(dict[str, str]):
+    """A dict that refuses changes, so a loaded program cannot drift from its hash."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("program data is immutable")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+    __ior__ = _refuse  # type: ignore[assignment]
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))
+
+
 def _names(value: Any) -> Any:
     if isinstance(value, str):
         return {"default": value}
@@ -131,6 +155,7 @@ def _names(value: Any) -> Any:
 Name = Annotated[
     dict[str, str],
     BeforeValidator(_names),
+    AfterValidator(FrozenDict),
     WithJsonSchema(
         {
             "anyOf": [

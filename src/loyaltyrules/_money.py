@@ -79,21 +79,29 @@ def allocate(total: Decimal, weights: list[Decimal], q: Decimal) -> list[Decimal
     Largest-remainder method: each part gets its proportional share rounded down to the
     minor unit, then the leftover units go to the largest remainders (earliest line first
     on ties), so the result is deterministic and never exceeds a weight when total ≤ sum.
+    Works in integer minor units, so it is exact whatever the Decimal context.
     """
     n = len(weights)
     if n == 0:
         return []
-    weight_sum = sum(weights, Decimal(0))
-    if weight_sum == 0:
+    scale = Decimal(1) / q
+    units = [int(w * scale) for w in weights]
+    unit_sum = sum(units)
+    if unit_sum == 0:
         return [Decimal(0).quantize(q)] * n
-    units_total = int((total / q).to_integral_value(rounding=ROUND_HALF_UP))
-    exact = [units_total * w / weight_sum for w in weights]
-    floors = [int(e.to_integral_value(rounding=ROUND_FLOOR)) for e in exact]
-    leftover = units_total - sum(floors)
-    order = sorted(range(n), key=lambda i: (-(exact[i] - floors[i]), i))
-    for i in order[:leftover]:
-        floors[i] += 1
-    return [(Decimal(u) * q).quantize(q) for u in floors]
+    units_total = int((total * scale).to_integral_value(rounding=ROUND_HALF_UP))
+    parts = [units_total * u // unit_sum for u in units]
+    leftover = units_total - sum(parts)
+    if leftover:
+        remainders = [units_total * u % unit_sum for u in units]
+        order = sorted(range(n), key=lambda i: (-remainders[i], i))
+        for i in order[:leftover]:
+            parts[i] += 1
+    return [Decimal(p).scaleb(-_exponent(q)) if p else Decimal(0).quantize(q) for p in parts]
+
+
+def _exponent(q: Decimal) -> int:
+    return -q.as_tuple().exponent  # type: ignore[operator]
 
 
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")

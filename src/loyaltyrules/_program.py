@@ -6,27 +6,31 @@ whose diagnostics name file, line, column and the YAML path.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import json
 import types
 import typing
 from collections.abc import Iterator, Mapping
-from datetime import tzinfo
+from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from ._compile import Mode, Plan, build_plan
 from ._decision import ProgramRef, build
 from ._errors import Diagnostic, ProgramError
-from ._model import ProgramModel, Rule, Tier
-from ._money import quantum
+from ._expressions import Expression
+from ._model import EarnRule, Meta, Multiplier, Perk, ProgramModel, Rule, Tier
+from ._money import parse_money, quantum
 from ._yaml import SourceMap, load_yaml
 
 __all__ = ["Program", "load_program"]
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class Program:
@@ -43,8 +47,8 @@ class Program:
     def __init__(self, model: ProgramModel, *, source: str = "<program>") -> None:
         self._model = model
         self._source = source
-        dump = model.model_dump(mode="json")
-        canonical = json.dumps(dump, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        canonical = json.dumps(_canonical(model.model_dump()), sort_keys=True,
+                               ensure_ascii=False, separators=(",", ":"), default=str)
         self._hash = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
         self._tier_rank = types.MappingProxyType({t.id: i for i, t in enumerate(model.tiers)})
         self._zone = model.program.zone
@@ -58,6 +62,9 @@ class Program:
         if getattr(self, "_frozen", False):
             raise AttributeError("Program is immutable")
         object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("Program is immutable")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>") -> Program:
@@ -131,6 +138,21 @@ class Program:
         return self._model.model_dump(mode="json", exclude_defaults=True)
 
 
+def _canonical(value: Any) -> Any:
+    """The program's content for hashing: 0.2, 0.20 and 20% are the same rate."""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, Expression):
+        return value.source
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return value
+
+
 def load_program(source: str | Path | Mapping[str, Any]) -> Program:
     """Load a program from a YAML file path, YAML text, or a dict.
 
@@ -169,12 +191,16 @@ def _build(data: Any, smap: SourceMap) -> Program:
     if not isinstance(data, Mapping):
         raise ProgramError([smap.diagnostic("LR200", "a program is a mapping of sections "
                                             "(program, tiers, earn, …)", ())])
+    problems: list[Diagnostic] = []
+    model: ProgramModel | None = None
     try:
         model = ProgramModel.model_validate(dict(data))
     except ValidationError as exc:
-        raise ProgramError(list(_pydantic_diagnostics(exc, data, smap))) from None
-    problems = list(_cross_checks(model, smap))
-    if problems:
+        problems += _pydantic_diagnostics(exc, data, smap)
+    # consistency checks run on every part that validated, so one load reports everything
+    problems += _cross_checks(_Parts(data), smap)
+    if problems or model is None:
+        problems.sort(key=lambda d: (d.line or 0, d.column or 0))
         raise ProgramError(problems)
     return Program(model, source=smap.source)
 
@@ -239,7 +265,17 @@ def _pydantic_diagnostics(exc: ValidationError, data: Any, smap: SourceMap) -> I
         message = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
         hint = None
         code = "LR203"
-        if kind == "extra_forbidden":
+        if kind == "too_short" and any(
+            tuple(e["loc"])[: len(loc)] == loc and len(e["loc"]) > len(loc)
+            for e in exc.errors(include_url=False)
+        ):
+            continue  # "no tiers left" only because a tier inside was wrong: said already
+        if kind == "expression":
+            code = "LR301"
+            message, _, hint_text = message.partition(" — ")
+            hint = hint_text or None
+            position = smap.locate(path)
+        elif kind == "extra_forbidden":
             code = "LR201"
             key = str(path[-1]) if path else "?"
             message = f"unknown key {key!r}"
@@ -276,96 +312,152 @@ def _suggest(word: str, choices: list[str]) -> str | None:
     return f"did you mean {close[0]!r}?" if close else None
 
 
-def _cross_checks(model: ProgramModel, smap: SourceMap) -> Iterator[Diagnostic]:
-    tier_ids = [t.id for t in model.tiers]
-    perk_ids = [p.id for p in model.perks]
+class _Parts:
+    """The sections of a program item by item, keeping those that validate on their own."""
 
-    def dupes(section: str, ids: list[str]) -> Iterator[Diagnostic]:
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self._data = data
+        self.tiers: list[tuple[int, Tier]] = self._valid(data, "tiers", Tier)
+        self.perks = self._valid(data, "perks", Perk)
+        self.earn = self._valid(data, "earn", EarnRule)
+        self.multipliers = self._valid(data, "multipliers", Multiplier)
+        self.birthday = self._valid(data, "birthday", Rule)
+        self.promotions = self._valid(data, "promotions", Rule)
+        self.tier_ids = self._ids(data, "tiers")
+        self.perk_ids = self._ids(data, "perks")
+        self.zone: tzinfo | None = None
+        with contextlib.suppress(ValidationError, ValueError):
+            self.zone = Meta.model_validate(data.get("program")).zone
+
+    @staticmethod
+    def _valid(data: Mapping[str, Any], section: str, cls: type[_M]) -> list[tuple[int, _M]]:
+        raw = data.get(section)
+        out: list[tuple[int, _M]] = []
+        if isinstance(raw, list):
+            for i, item in enumerate(raw):
+                with contextlib.suppress(ValidationError):
+                    out.append((i, cls.model_validate(item)))
+        return out
+
+    def raw(self, section: str) -> list[tuple[int, Mapping[str, Any]]]:
+        items = self._data.get(section)
+        if not isinstance(items, list):
+            return []
+        return [(i, item) for i, item in enumerate(items) if isinstance(item, Mapping)]
+
+    @staticmethod
+    def _ids(data: Mapping[str, Any], section: str) -> list[str]:
+        raw = data.get(section)
+        if not isinstance(raw, list):
+            return []
+        return [str(item["id"]) for item in raw if isinstance(item, Mapping) and "id" in item]
+
+
+def _number(value: Any) -> Decimal | None:
+    try:
+        return parse_money(value)
+    except ValueError:
+        return None
+
+
+def _cross_checks(parts: _Parts, smap: SourceMap) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    tier_ids, perk_ids = parts.tier_ids, parts.perk_ids
+
+    def dupes(section: str, ids: list[tuple[int, str]]) -> None:
         first: dict[str, int] = {}
-        for i, ident in enumerate(ids):
+        for i, ident in ids:
             if ident in first:
-                yield smap.diagnostic(
+                out.append(smap.diagnostic(
                     "LR401", f"duplicate id {ident!r} (also {section}[{first[ident]}])",
-                    (section, i, "id"))
+                    (section, i, "id")))
             else:
                 first[ident] = i
 
-    yield from dupes("tiers", tier_ids)
-    yield from dupes("perks", perk_ids)
-    rule_ids: dict[str, tuple[str | int, ...]] = {}
-    for section in ("earn", "multipliers", "birthday", "promotions"):
-        for i, rule in enumerate(getattr(model, section)):
+    dupes("tiers", [(i, t.id) for i, t in parts.tiers])
+    dupes("perks", [(i, p.id) for i, p in parts.perks])
+    rule_ids: dict[str, tuple[str, int]] = {}
+    sections: list[tuple[str, list[tuple[int, Any]]]] = [
+        ("earn", list(parts.earn)), ("multipliers", list(parts.multipliers)),
+        ("birthday", list(parts.birthday)), ("promotions", list(parts.promotions))]
+    for section, items in sections:
+        for i, rule in items:
             if rule.id in rule_ids:
                 where = rule_ids[rule.id]
-                yield smap.diagnostic(
+                out.append(smap.diagnostic(
                     "LR401",
                     f"duplicate rule id {rule.id!r} (also {where[0]}[{where[1]}]); "
                     "rule ids must be unique across earn, multipliers, birthday and promotions",
                     (section, i, "id"),
-                )
+                ))
             else:
                 rule_ids[rule.id] = (section, i)
 
-    def tier_refs(path: tuple[str | int, ...], refs: tuple[str, ...]) -> Iterator[Diagnostic]:
-        for j, ref in enumerate(refs):
-            if ref not in tier_ids:
-                yield smap.diagnostic("LR402", f"unknown tier {ref!r}", (*path, j),
-                                      _suggest(ref, tier_ids))
+    def tier_refs(path: tuple[str | int, ...], refs: Any) -> None:
+        for j, ref in enumerate(refs if isinstance(refs, list) else []):
+            if isinstance(ref, (str, int)) and str(ref) not in tier_ids:
+                out.append(smap.diagnostic("LR402", f"unknown tier {str(ref)!r}", (*path, j),
+                                           _suggest(str(ref), tier_ids)))
 
-    def perk_ref(path: tuple[str | int, ...], ref: str) -> Iterator[Diagnostic]:
-        if ref not in perk_ids:
-            hint = _suggest(ref, perk_ids) or "declare it under perks:"
-            yield smap.diagnostic("LR403", f"unknown perk {ref!r}", path, hint)
+    def perk_ref(path: tuple[str | int, ...], ref: Any) -> None:
+        if isinstance(ref, (str, int)) and str(ref) not in perk_ids:
+            hint = _suggest(str(ref), perk_ids) or "declare it under perks:"
+            out.append(smap.diagnostic("LR403", f"unknown perk {str(ref)!r}", path, hint))
 
-    for i, tier in enumerate(model.tiers):
-        if i == 0 and tier.qualify is not None:
-            yield smap.diagnostic(
+    # references and tier order are checked on the raw items, so an item with a shape
+    # mistake still has its references checked in the same load
+    raw_tiers = [t for t in parts.raw("tiers")]
+    for i, tier in raw_tiers:
+        qualify = tier.get("qualify")
+        if i == 0 and qualify is not None:
+            out.append(smap.diagnostic(
                 "LR404", "the first tier is where members start; it cannot have qualify",
-                ("tiers", 0, "qualify"))
-        if i > 0 and tier.qualify is None:
-            yield smap.diagnostic(
-                "LR405", f"tier {tier.id!r} has no qualify: members could never reach it",
-                ("tiers", i))
-        for j, perk in enumerate(tier.perks):
-            yield from perk_ref(("tiers", i, "perks", j), perk)
+                ("tiers", 0, "qualify")))
+        if i > 0 and qualify is None:
+            out.append(smap.diagnostic(
+                "LR405", f"tier {str(tier.get('id'))!r} has no qualify: members could never "
+                "reach it", ("tiers", i)))
+        for j, perk in enumerate(tier.get("perks") or []):
+            perk_ref(("tiers", i, "perks", j), perk)
 
     for metric in ("spend", "points", "orders"):
-        last: tuple[int, Any] | None = None
-        for i, tier in enumerate(model.tiers):
-            value = getattr(tier.qualify, metric) if tier.qualify else None
+        last: tuple[str, Any] | None = None
+        for i, tier in raw_tiers:
+            qualify = tier.get("qualify")
+            value = _number(qualify.get(metric)) if isinstance(qualify, Mapping) else None
             if value is None:
                 continue
             if last is not None and value <= last[1]:
-                prev = model.tiers[last[0]]
-                yield smap.diagnostic(
+                out.append(smap.diagnostic(
                     "LR406",
-                    f"qualify.{metric} must increase along the tiers: {tier.id!r} needs "
-                    f"{value} but the lower tier {prev.id!r} already needs {last[1]}",
+                    f"qualify.{metric} must increase along the tiers: "
+                    f"{str(tier.get('id'))!r} needs {value} but the lower tier {last[0]!r} "
+                    f"already needs {last[1]}",
                     ("tiers", i, "qualify", metric),
-                )
-            last = (i, value)
+                ))
+            last = (str(tier.get("id")), value)
 
-    for section in ("earn", "multipliers"):
-        for i, rule in enumerate(getattr(model, section)):
-            yield from tier_refs((section, i, "tiers"), rule.tiers)
-    for section in ("birthday", "promotions"):
-        rules: tuple[Rule, ...] = getattr(model, section)
-        for i, r in enumerate(rules):
-            yield from tier_refs((section, i, "tiers"), r.tiers)
-            if r.perk is not None:
-                yield from perk_ref((section, i, "perk"), r.perk)
-            if section == "birthday" and r.on is None:
-                yield smap.diagnostic(
+    for section in ("earn", "multipliers", "birthday", "promotions"):
+        for i, item in parts.raw(section):
+            tier_refs((section, i, "tiers"), item.get("tiers"))
+            if section in ("birthday", "promotions") and "perk" in item:
+                perk_ref((section, i, "perk"), item.get("perk"))
+            if section == "birthday" and item.get("on") is None:
+                out.append(smap.diagnostic(
                     "LR407", "a birthday rule needs on: birthday, birthday_week or "
-                    "birthday_month", (section, i))
-            if r.window and r.window.start and r.window.end:
-                start, end = r.window.bounds(model.program.zone)
+                    "birthday_month", (section, i)))
+    for section, items in sections[2:]:
+        for i, r in items:
+            if r.window and r.window.start and r.window.end and parts.zone is not None:
+                start, end = r.window.bounds(parts.zone)
                 if start is not None and end is not None and end <= start:
-                    yield smap.diagnostic(
-                        "LR408", "the window ends before it starts", (section, i, "window", "end"))
-    for i, e in enumerate(model.earn):
+                    out.append(smap.diagnostic(
+                        "LR408", "the window ends before it starts",
+                        (section, i, "window", "end")))
+    for i, e in parts.earn:
         overlap = set(e.categories) & set(e.exclude_categories)
         if overlap:
-            yield smap.diagnostic(
+            out.append(smap.diagnostic(
                 "LR409", f"categories both included and excluded: {sorted(overlap)}",
-                ("earn", i, "exclude_categories"))
+                ("earn", i, "exclude_categories")))
+    return out
