@@ -133,8 +133,11 @@ def _make_scope(ctx: _Ctx) -> Scope:
         "shipping": t.shipping, "tax": t.tax, "paid_with_points": t.paid_with_points,
         "attrs": dict(t.attrs),
     }
-    items: list[Mapping[str, Any]] = [{"sku": i.sku, "category": i.category, "quantity": i.quantity, "amount": i.amount,
-              "attrs": dict(i.attrs)} for i in t.items]
+    items: list[Mapping[str, Any]] = [
+        {"sku": i.sku, "category": i.category, "quantity": i.quantity, "amount": i.amount,
+         "attrs": dict(i.attrs)}
+        for i in t.items
+    ]
     return Scope(member=member, txn=txn, items=items, today=today, birthday_test=birthday_test)
 
 
@@ -155,33 +158,34 @@ def _rule_conditions(ctx: _Ctx, rp: RulePlan, tier: str) -> str | None:
     at = ctx.txn.at
     why = ctx.tracing
     if rp.start is not None and at < rp.start:
-        return why and f"window starts {rp.start.isoformat()}, transaction at " \
-            f"{ctx.local_at.isoformat()}" or ""
+        return (f"window starts {rp.start.isoformat()}, transaction at "
+                f"{ctx.local_at.isoformat()}") if why else ""
     if rp.end is not None and at >= rp.end:
-        return why and f"window ended {rp.end.isoformat()}, transaction at " \
-            f"{ctx.local_at.isoformat()}" or ""
+        return (f"window ended {rp.end.isoformat()}, transaction at "
+                f"{ctx.local_at.isoformat()}") if why else ""
     if rp.days is not None and ctx.today not in rp.days:
-        return why and f"{ctx.today.isoformat()} is not a scheduled day ({_describe(rule)})" or ""
+        return (f"{ctx.today.isoformat()} is not a scheduled day "
+                f"({_describe(rule)})") if why else ""
     if rule.on is not None:
         bday = ctx.member.birthday
         if bday is None:
             return "member has no birthday on file"
         policy = ctx.program.model.policies.birthday
         if not is_birthday(bday, ctx.today, rule.on, feb29=policy.feb29, week=policy.week):
-            return why and (f"{ctx.today.isoformat()} is not the member's "
-                            f"{rule.on.replace('_', ' ')} (birthday {bday.isoformat()})") or ""
+            return (f"{ctx.today.isoformat()} is not the member's "
+                    f"{rule.on.replace('_', ' ')} (birthday {bday.isoformat()})") if why else ""
     if rp.tiers and tier not in rp.tiers:
-        return why and f"tier {tier!r} not in {list(rule.tiers)}" or ""
+        return (f"tier {tier!r} not in {list(rule.tiers)}") if why else ""
     if rp.channels and ctx.txn.channel not in rp.channels:
-        return why and f"channel {ctx.txn.channel!r} not in {list(rule.channels)}" or ""
+        return (f"channel {ctx.txn.channel!r} not in {list(rule.channels)}") if why else ""
     if (rp.categories or rp.skus) and not any(
         _matches(i.category, i.sku, rp.categories, rp.skus) for i in ctx.txn.items
     ):
-        return why and (f"no item in categories {list(rule.categories)} / skus "
-                        f"{list(rule.skus)}") or ""
+        return (f"no item in categories {list(rule.categories)} / skus "
+                f"{list(rule.skus)}") if why else ""
     if rule.min_amount is not None and ctx.list_total < rule.min_amount:
-        return why and (f"amount {_fmt(ctx.list_total)} below min_amount "
-                        f"{_fmt(rule.min_amount)}") or ""
+        return (f"amount {_fmt(ctx.list_total)} below min_amount "
+                f"{_fmt(rule.min_amount)}") if why else ""
     spec = rule.discount
     if spec is not None and spec.threshold is not None:
         # discounts only lower amounts: below the threshold at list price, never reached
@@ -190,15 +194,15 @@ def _rule_conditions(ctx: _Ctx, rp: RulePlan, tier: str) -> str | None:
             not (rp.categories or rp.skus) or _matches(i.category, i.sku, rp.categories,
                                                        rp.skus))], _ZERO)
         if reach < spec.threshold:
-            return why and (f"{_fmt(reach)} is below the threshold "
-                            f"{_fmt(spec.threshold)}") or ""
+            return (f"{_fmt(reach)} is below the threshold "
+                    f"{_fmt(spec.threshold)}") if why else ""
     if rule.limit is not None:
         usage = ctx.member.usage.get(rule.id)
         key = period_key(ctx.today, rule.limit.per)
         used = usage.count if usage is not None and usage.period == key else 0
         if used >= rule.limit.times:
-            return why and (f"usage limit reached: {used} of {rule.limit.times} per "
-                            f"{rule.limit.per} ({key})") or ""
+            return (f"usage limit reached: {used} of {rule.limit.times} per "
+                    f"{rule.limit.per} ({key})") if why else ""
     if rp.when is not None:
         return ctx.when(rule.id, rp.kind, rp.when)
     return None

@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from dateutil import rrule as _rrule
-from pydantic_core import PydanticCustomError
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -25,6 +24,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from ._calendar import load_zone
 from ._expressions import Expression, ExpressionError, parse_expression
