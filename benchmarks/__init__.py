@@ -1,0 +1,1 @@
+"""Benchmarks: loyaltyrules against hand-written Python and peer rules engines."""
