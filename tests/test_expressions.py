@@ -8,7 +8,6 @@ reports an expression that does not give true or false.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -17,6 +16,7 @@ import pytest
 
 import loyaltyrules as lr
 from loyaltyrules._calendar import is_birthday as calendar_is_birthday
+from loyaltyrules._codegen import compile_expression
 from loyaltyrules._expressions import (
     FUNCTIONS,
     Expression,
@@ -74,7 +74,14 @@ def make_scope(today: date = TODAY, **member: Any) -> Scope:
 
 
 def value(source: str, scope: Scope | None = None) -> Any:
-    return parse_expression(source).evaluate(scope or make_scope())
+    """The interpreted value of source, after checking the compiled form gives the same."""
+    scope = scope or make_scope()
+    expression = parse_expression(source)
+    interpreted = expression.evaluate(scope)
+    compiled = compile_expression(expression, "test")(scope)
+    assert compiled == interpreted
+    assert type(compiled) is type(interpreted)
+    return interpreted
 
 
 def refusal(source: str) -> ExpressionError:
@@ -105,8 +112,15 @@ def promotion(when: str) -> str:
     return HEAD + f"promotions:\n  - id: promo\n    bonus_points: 5\n    when: {json.dumps(when)}\n"
 
 
-def fires(when: str) -> bool:
-    decision = lr.evaluate(lr.load_program(promotion(when)), ENGINE_MEMBER, ENGINE_TXN)
+MODES = ["compiled", "interpreted"]
+
+
+def run(program: lr.Program, mode: str) -> lr.Decision:
+    return lr.evaluate(program, ENGINE_MEMBER, ENGINE_TXN, mode=mode)  # type: ignore[arg-type]
+
+
+def fires(when: str, mode: str) -> bool:
+    decision = run(lr.load_program(promotion(when)), mode)
     return any(p.rule == "promo" for p in decision.points)
 
 
@@ -620,6 +634,7 @@ def test_non_text_when_is_refused() -> None:
 # -- results that are not true or false -------------------------------------------------------
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(
     ("when", "shown"),
     [
@@ -632,11 +647,11 @@ def test_non_text_when_is_refused() -> None:
         ("1 if has_sku('TEA-1') else 0", "1"),
     ],
 )
-def test_non_boolean_result_is_an_evaluation_error(when: str, shown: str) -> None:
+def test_non_boolean_result_is_an_evaluation_error(when: str, shown: str, mode: str) -> None:
     """A condition must give true or false; any other value raises EvaluationError for the rule."""
     program = lr.load_program(promotion(when))
     with pytest.raises(lr.EvaluationError) as info:
-        lr.evaluate(program, ENGINE_MEMBER, ENGINE_TXN)
+        run(program, mode)
     assert info.value.rule == "promo"
     assert str(info.value) == f"rule 'promo' failed: `{when}` gave {shown}, not true or false"
     assert [(t.rule, t.status) for t in info.value.trace if t.status == "error"] == [
@@ -644,11 +659,12 @@ def test_non_boolean_result_is_an_evaluation_error(when: str, shown: str) -> Non
     ]
 
 
-def test_runtime_error_names_rule_and_expression() -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_runtime_error_names_rule_and_expression(mode: str) -> None:
     """A condition that raises is an EvaluationError naming the rule, never "not matched"."""
     program = lr.load_program(promotion("txn.channel > 5"))
     with pytest.raises(lr.EvaluationError) as info:
-        lr.evaluate(program, ENGINE_MEMBER, ENGINE_TXN)
+        run(program, mode)
     assert info.value.rule == "promo"
     assert str(info.value) == (
         "rule 'promo' failed: `txn.channel > 5` raised TypeError: "
@@ -659,6 +675,7 @@ def test_runtime_error_names_rule_and_expression() -> None:
 # -- the engine's view of the names -------------------------------------------------------------
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(
     "when",
     [
@@ -675,14 +692,15 @@ def test_runtime_error_names_rule_and_expression() -> None:
         "member.points == 0 and member.orders == 0 and member.joined is None",
     ],
 )
-def test_engine_scope_matches_the_documentation(when: str) -> None:
+def test_engine_scope_matches_the_documentation(when: str, mode: str) -> None:
     """In a real evaluation the names hold the member, the transaction (local time) and items."""
-    assert fires(when) is True
+    assert fires(when, mode) is True
 
 
-def test_engine_false_condition_does_not_fire() -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_engine_false_condition_does_not_fire(mode: str) -> None:
     """A condition that is false leaves the rule unfired, with no error."""
-    assert fires("txn.amount >= 300") is False
+    assert fires("txn.amount >= 300", mode) is False
 
 
 # -- explanations -------------------------------------------------------------------------------
@@ -706,7 +724,8 @@ def test_engine_false_condition_does_not_fire() -> None:
         ),
         (
             "today < date(2026, 1, 1)",
-            "`today < date(2026, 1, 1)` is false (today = 2026-05-08, date(2026, 1, 1) = 2026-01-01)",
+            "`today < date(2026, 1, 1)` is false "
+            "(today = 2026-05-08, date(2026, 1, 1) = 2026-01-01)",
         ),
         ("len(items) > 5", "`len(items) > 5` is false (len(items) = 2)"),
         ("member.points > member.points", "`member.points > member.points` is false "
@@ -728,10 +747,11 @@ def test_explain(source: str, expected: str) -> None:
     assert expression.explain(scope) == expected
 
 
-def test_explain_in_trace() -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_explain_in_trace(mode: str) -> None:
     """The engine's trace gives the explanation for a promotion that did not match."""
     program = lr.load_program(promotion("txn.amount >= 300"))
-    decision = lr.evaluate(program, ENGINE_MEMBER, ENGINE_TXN)
+    decision = run(program, mode)
     assert decision.trace is not None
     reasons = [t.reason for t in decision.trace if t.rule == "promo"]
     assert reasons == ["`txn.amount >= 300` is false (txn.amount = 250.00)"]
@@ -743,8 +763,9 @@ def test_explain_in_trace() -> None:
 def test_scope_is_built_once() -> None:
     """A scope builds its evaluator once and reuses it for every expression."""
     scope = make_scope()
-    first: Callable[[], Any] = lambda: scope.evaluator  # noqa: E731
-    assert first() is scope.evaluator
+    first = scope.evaluator
+    assert parse_expression("txn.amount > 0").evaluate(scope) is True
+    assert scope.evaluator is first
 
 
 def test_parsed_expression_is_reusable() -> None:

@@ -61,9 +61,9 @@ def test_every_bundled_program_loads(path: Path) -> None:
 
 
 def test_the_three_bundled_programs() -> None:
-    """programs/ holds the three programs the README names."""
-    assert [p.name for p in PROGRAMS] == ["coffee-club.yaml", "retail-4tier.yaml",
-                                          "rfm-3tier.yaml"]
+    """programs/ holds the four programs the README names."""
+    assert [p.name for p in PROGRAMS] == ["coffee-club.yaml", "reference-4tier.yaml",
+                                          "retail-4tier.yaml", "rfm-3tier.yaml"]
 
 
 def test_retail_4tier_tiers_and_names() -> None:

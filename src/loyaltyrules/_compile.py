@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
-from decimal import Decimal
+from datetime import date, datetime, timedelta, tzinfo
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Literal
 
 from dateutil import rrule as _rrule
 
+from ._calendar import is_birthday, period_key
+from ._decision import PerkGrant, PointsLine, build
 from ._expressions import Expression, Scope
 from ._model import (
     DiscountSpec,
@@ -27,6 +29,7 @@ from ._model import (
     Schedule,
     Tier,
 )
+from ._money import RoundingMode, quantum
 
 __all__ = ["Mode", "Plan", "build_plan"]
 
@@ -44,22 +47,23 @@ class Condition:
 
 @dataclass(slots=True)
 class _ScheduleDays:
-    """Which local days a schedule selects, memoised per day (days repeat a lot)."""
+    """Which local days a schedule selects: the rrule is expanded one calendar year at a
+    time into a set of days, so each year costs one expansion and each lookup a set probe."""
 
     schedule: Schedule
     rule: _rrule.rrule
-    days: dict[date, bool] = field(default_factory=dict)
+    years: dict[int, frozenset[date]] = field(default_factory=dict)
 
     def __contains__(self, day: date) -> bool:
-        hit = self.days.get(day)
-        if hit is None:
-            start = datetime.combine(day, time(0))
-            nxt = self.rule.after(start, inc=True)
-            hit = nxt is not None and nxt.date() == day
-            if len(self.days) > 50_000:
-                self.days.clear()
-            self.days[day] = hit
-        return hit
+        days = self.years.get(day.year)
+        if days is None:
+            start = datetime(day.year, 1, 1)
+            end = datetime(day.year, 12, 31, 23, 59, 59)
+            days = frozenset(d.date() for d in self.rule.between(start, end, inc=True))
+            if len(self.years) > 200:
+                self.years.clear()
+            self.years[day.year] = days
+        return day in days
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +108,14 @@ class MultiplierPlan:
     def item_scoped(self) -> bool:
         return bool(self.categories or self.skus)
 
+    @property
+    def id(self) -> str:
+        return self.rule.id
+
+    @property
+    def factor(self) -> Decimal:
+        return self.rule.factor
+
 
 @dataclass(frozen=True, slots=True)
 class TierPlan:
@@ -112,6 +124,125 @@ class TierPlan:
     discount: DiscountSpec | None
     qualify: Qualify | None
     qualify_when: Condition | None
+    source: tuple[Any, ...] | None = None
+    perk_grants: tuple[PerkGrant, ...] = ()
+
+    @property
+    def points_multiplier(self) -> Decimal:
+        return self.tier.points_multiplier
+
+    def qualifies(self, spend: Decimal, points: int, orders: int, lazy: Any) -> bool:
+        """The engine's qualification test without its explanation (every check is run,
+        as the engine does, so an erroring condition errors the same way)."""
+        q = self.qualify
+        assert q is not None
+        checks: list[bool] = []
+        if q.spend is not None:
+            checks.append(spend >= q.spend)
+        if q.points is not None:
+            checks.append(points >= q.points)
+        if q.orders is not None:
+            checks.append(orders >= q.orders)
+        if self.qualify_when is not None:
+            checks.append(lazy.when(self.tier.id, "qualification", self.qualify_when))
+        return all(checks) if q.match == "all" else any(checks)
+
+
+RuleCheck = Callable[[datetime, date, Any, Any, str, Decimal, Any], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class FastRule:
+    """A birthday rule or promotion as the trace-free evaluator needs it."""
+
+    id: str
+    index: int
+    priority: int
+    promotion: bool
+    exclusive: bool
+    group: str | None
+    check: RuleCheck
+    source: tuple[Any, ...] | None
+    min_paid: Decimal | None
+    bonus: int | None
+    bonus_line: PointsLine | None
+    points_multiplier: Decimal | None
+    perk_grant: PerkGrant | None
+    limit_per: str | None
+    start: datetime | None
+    end: datetime | None
+    days: _ScheduleDays | None
+    channels: frozenset[str]
+
+
+@dataclass(slots=True)
+class FastPlan:
+    """Program constants for :mod:`._fast`, decided once at load."""
+
+    rules: tuple[FastRule, ...]
+    currency: str
+    zone: tzinfo
+    quantum: Decimal
+    zero: Decimal
+    benefits_now: bool
+    tie_by_id: bool
+    resolves: bool
+    money_rounding: str
+    points_rounding: RoundingMode
+    combine_best: bool
+    additive: bool
+    threshold_list: bool
+    discount_excluded: frozenset[str]
+    max_total: Decimal | None
+    spend_paid: bool
+    spend_excluded: frozenset[str]
+    spend_shipping: bool
+    spend_tax: bool
+    earn: tuple[EarnPlan, ...]
+    multipliers: tuple[MultiplierPlan, ...]
+    combine_multipliers: str
+    cap_truncate: bool
+    best_rule: bool
+    max_per_transaction: int | None
+    index: dict[tuple[date, str], tuple[FastRule, ...]] = field(default_factory=dict)
+
+    def rule_key(self, fr: FastRule) -> tuple[int, int | str]:
+        return (-fr.priority, fr.id if self.tie_by_id else fr.index)
+
+    def source_key(self, src: tuple[Any, ...]) -> tuple[int, int | str]:
+        return (-src[7], src[0] if self.tie_by_id else src[8])
+
+    @staticmethod
+    def period(today: date, per: str) -> str:
+        return period_key(today, per)
+
+    def discount_cap(self, amounts: list[Decimal], items: Any) -> Decimal | None:
+        if self.max_total is None:
+            return None
+        excluded = self.discount_excluded
+        total = sum([a for a, i in zip(amounts, items, strict=True)
+                     if i.category not in excluded], Decimal(0))
+        return (total * self.max_total).quantize(self.quantum, rounding=ROUND_FLOOR)
+
+    def candidates(self, day: date, channel: str) -> tuple[FastRule, ...]:
+        """Rules that can apply on this local day and channel: an index by window, schedule
+        and channel, so a program with a thousand promotions only checks the few that can."""
+        key = (day, channel)
+        hit = self.index.get(key)
+        if hit is None:
+            start = datetime(day.year, day.month, day.day, tzinfo=self.zone)
+            end = start + timedelta(days=1)
+            hit = tuple(
+                fr for fr in self.rules
+                if (fr.start is None or fr.start < end)
+                and (fr.end is None or fr.end > start)
+                and (fr.days is None or day in fr.days)
+                and (not fr.channels or channel in fr.channels)
+            )
+            if len(self.index) > 20_000:
+                self.index.clear()
+            self.index[key] = hit
+        return hit
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +257,7 @@ class Plan:
     excluded_from_discounts: frozenset[str]
     excluded_from_spend: frozenset[str]
     has_expressions: bool
+    fast: FastPlan
 
 
 def _condition(expr: Expression | None, mode: Mode, label: str) -> Condition | None:
@@ -140,6 +272,7 @@ def _condition(expr: Expression | None, mode: Mode, label: str) -> Condition | N
 
 def build_plan(model: ProgramModel, mode: Mode = "compiled") -> Plan:
     zone = model.program.zone
+    tier_priority = model.policies.discounts.tier_priority
     tiers = tuple(
         TierPlan(
             tier=t,
@@ -147,6 +280,9 @@ def build_plan(model: ProgramModel, mode: Mode = "compiled") -> Plan:
             discount=DiscountSpec(percent=t.discount) if t.discount else None,
             qualify=t.qualify,
             qualify_when=_condition(t.qualify.when if t.qualify else None, mode, t.id),
+            source=(t.id, "tier", "percent", "basket", DiscountSpec(percent=t.discount),
+                    frozenset(), frozenset(), tier_priority, -1) if t.discount else None,
+            perk_grants=tuple(build(PerkGrant, {"perk": p, "rule": t.id}) for p in t.perks),
         )
         for i, t in enumerate(model.tiers)
     )
@@ -190,6 +326,7 @@ def build_plan(model: ProgramModel, mode: Mode = "compiled") -> Plan:
     return Plan(
         model=model,
         mode=mode,
+        fast=_fast_plan(model, tiers, rules, earn, multipliers),
         tiers=tiers,
         tier_index={t.tier.id: t for t in tiers},
         rules=tuple(rules),
@@ -199,6 +336,130 @@ def build_plan(model: ProgramModel, mode: Mode = "compiled") -> Plan:
         excluded_from_spend=frozenset(model.policies.qualifying_spend.exclude_categories),
         has_expressions=has_expressions,
     )
+
+
+def _fast_plan(model: ProgramModel, tiers: tuple[TierPlan, ...], rules: list[RulePlan],
+               earn: tuple[EarnPlan, ...], multipliers: tuple[MultiplierPlan, ...]
+               ) -> FastPlan:
+    pol = model.policies
+    q = quantum(model.program.units)
+    fast_rules = tuple(_fast_rule(rp, model) for rp in rules)
+    return FastPlan(
+        rules=fast_rules,
+        currency=model.program.currency,
+        zone=model.program.zone,
+        quantum=q,
+        zero=Decimal(0).quantize(q),
+        benefits_now=pol.tiers.benefits_from == "this_transaction",
+        tie_by_id=pol.rules.tie_break == "id",
+        resolves=any(fr.exclusive or fr.group is not None for fr in fast_rules),
+        money_rounding=pol.rounding.money,
+        points_rounding=pol.rounding.points,
+        combine_best=pol.discounts.combine == "best",
+        additive=pol.discounts.stacking == "additive",
+        threshold_list=pol.discounts.threshold_basis == "list",
+        discount_excluded=frozenset(pol.discounts.exclude_categories),
+        max_total=pol.discounts.max_total,
+        spend_paid=pol.qualifying_spend.basis == "paid",
+        spend_excluded=frozenset(pol.qualifying_spend.exclude_categories),
+        spend_shipping=pol.qualifying_spend.include_shipping,
+        spend_tax=pol.qualifying_spend.include_tax,
+        earn=earn,
+        multipliers=multipliers,
+        combine_multipliers=pol.points.combine_multipliers,
+        cap_truncate=pol.points.cap == "truncate",
+        best_rule=pol.points.combine_rules == "best",
+        max_per_transaction=pol.points.max_per_transaction,
+    )
+
+
+def _fast_rule(rp: RulePlan, model: ProgramModel) -> FastRule:
+    rule = rp.rule
+    spec = rule.discount
+    scoped = bool(rp.categories or rp.skus)
+    source = None
+    if spec is not None:
+        source = (rule.id, rp.kind, spec.kind, "items" if scoped else "basket", spec,
+                  rp.categories, rp.skus, rule.priority, rp.index)
+    return FastRule(
+        id=rule.id,
+        index=rp.index,
+        priority=rule.priority,
+        promotion=rp.kind == "promotion",
+        exclusive=rule.exclusive and rp.kind == "promotion",
+        group=rule.group,
+        check=_rule_check(rp, model),
+        source=source,
+        min_paid=rule.min_paid,
+        bonus=rule.bonus_points,
+        bonus_line=build(PointsLine, {
+            "rule": rule.id, "kind": "bonus", "points": rule.bonus_points, "basis": ZERO,
+            "multiplier": Decimal(1), "detail": f"bonus {rule.bonus_points} points"})
+        if rule.bonus_points else None,
+        points_multiplier=rule.points_multiplier,
+        perk_grant=build(PerkGrant, {"perk": rule.perk, "rule": rule.id}) if rule.perk else None,
+        limit_per=rule.limit.per if rule.limit else None,
+        start=rp.start,
+        end=rp.end,
+        days=rp.days,
+        channels=rp.channels,
+    )
+
+
+def _rule_check(rp: RulePlan, model: ProgramModel) -> RuleCheck:
+    """The rule's conditions as one function, in the engine's order; the window, schedule
+    and channel are also pre-filtered by the day index, and re-checked here exactly."""
+    rule = rp.rule
+    start, end, days = rp.start, rp.end, rp.days
+    on = rule.on
+    feb29, week = model.policies.birthday.feb29, model.policies.birthday.week
+    tiers, channels, categories, skus = rp.tiers, rp.channels, rp.categories, rp.skus
+    scoped = bool(categories or skus)
+    min_amount = rule.min_amount
+    spec = rule.discount
+    threshold = spec.threshold if spec is not None else None
+    excluded = frozenset(model.policies.discounts.exclude_categories)
+    limit = rule.limit
+    when = rp.when
+    rule_id, kind = rule.id, rp.kind
+
+    def check(at: datetime, today: date, m: Any, t: Any, tier: str, total: Decimal,
+              lazy: Any) -> bool:
+        if start is not None and at < start:
+            return False
+        if end is not None and at >= end:
+            return False
+        if days is not None and today not in days:
+            return False
+        if on is not None and (m.birthday is None or not is_birthday(
+                m.birthday, today, on, feb29=feb29, week=week)):
+            return False
+        if tiers and tier not in tiers:
+            return False
+        if channels and t.channel not in channels:
+            return False
+        if scoped and not any((not categories or i.category in categories)
+                              and (not skus or i.sku in skus) for i in t.items):
+            return False
+        if min_amount is not None and total < min_amount:
+            return False
+        if threshold is not None:
+            reach = sum([i.amount for i in t.items if i.category not in excluded and (
+                not scoped or ((not categories or i.category in categories)
+                               and (not skus or i.sku in skus)))], Decimal(0))
+            if reach < threshold:
+                return False
+        if limit is not None:
+            usage = m.usage.get(rule_id)
+            if usage is not None and usage.count >= limit.times and \
+                    usage.period == period_key(today, limit.per):
+                return False
+        if when is not None:
+            ok: bool = lazy.when(rule_id, kind, when)
+            return ok
+        return True
+
+    return check
 
 
 ZERO = Decimal(0)

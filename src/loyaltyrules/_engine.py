@@ -27,6 +27,7 @@ from ._decision import (
     build,
 )
 from ._errors import EvaluationError, InputError
+from ._fast import decide
 from ._expressions import ExpressionRuntimeError, Scope
 from ._member import MemberState, Transaction, coerce
 from ._model import DiscountSpec, Qualify, Rule
@@ -628,6 +629,8 @@ def evaluate(
     t = transaction if type(transaction) is Transaction else coerce(
         Transaction, transaction, "transaction")
     plan = program.plan(mode)
+    if not trace:
+        return decide(program, plan, m, t)
     _check_inputs(program, plan, m, t)
     tier_before = plan.tier_index[m.tier] if m.tier else plan.tiers[0]
     local_at = t.at.astimezone(program.zone)

@@ -212,6 +212,13 @@ def _suggest(word: str, choices: list[str]) -> str | None:
     return f"did you mean {close[0]!r}?" if close else None
 
 
+def _value_literal(node: ast.AST) -> bool:
+    """A literal that ``is`` cannot meaningfully compare with: numbers, text, lists."""
+    if isinstance(node, ast.Constant):
+        return not (node.value is None or isinstance(node.value, bool))
+    return isinstance(node, (ast.List, ast.Tuple))
+
+
 def _check(tree: ast.Expression, source: str) -> frozenset[str]:
     count = 0
     used: set[str] = set()
@@ -340,6 +347,17 @@ def _check(tree: ast.Expression, source: str) -> frozenset[str]:
             if not isinstance(child, (ast.expr_context, ast.boolop, ast.operator,
                                       ast.unaryop, ast.cmpop)):
                 type_of(child)
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            for k, op in enumerate(node.ops):
+                if isinstance(op, (ast.Is, ast.IsNot)) and (
+                    _value_literal(operands[k]) or _value_literal(operands[k + 1])
+                ):
+                    # identity with a number or text depends on the interpreter (and compiling
+                    # it warns): only None, True and False are compared with `is`
+                    raise ExpressionError(
+                        "`is` only compares with None, True or False; use == for other values"
+                    )
         return "any"
 
     def may_be_text(node: ast.AST) -> bool:

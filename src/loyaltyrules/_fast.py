@@ -1,0 +1,444 @@
+"""The trace-free evaluator: the same decision as the engine, on precomputed plan data.
+
+:mod:`._engine` explains every step and is the reference; this module computes exactly the
+same :class:`Decision` when no trace is asked for, without building any explanation and with
+every program-constant choice (policies, tier discounts, rule filters, multiplier tables)
+worked out at load by :mod:`._compile`. Property tests compare the two on generated programs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+
+from ._compile import FastRule, Plan, TierPlan
+from ._decision import (
+    Decision,
+    DiscountLine,
+    LineResult,
+    PointsLine,
+    UsageConsumed,
+    build,
+)
+from ._errors import InputError
+from ._member import MemberState, Transaction
+from ._money import _MODES, allocate, round_points
+
+__all__ = ["decide"]
+
+_ZERO = Decimal(0)
+_ONE = Decimal(1)
+
+
+def decide(program: Any, plan: Plan, m: MemberState, t: Transaction) -> Decision:
+    """Evaluate with the trace off. Inputs are already validated models."""
+    fp = plan.fast
+    tier_id = m.tier
+    if tier_id is None:
+        tier_before = plan.tiers[0]
+    else:
+        found = plan.tier_index.get(tier_id)
+        if found is None:
+            raise InputError(f"unknown tier {tier_id!r}; the program has "
+                             f"{list(plan.tier_index)}", field="tier", kind="member")
+        tier_before = found
+    if t.member_id is not None and t.member_id != m.id:
+        raise InputError(f"transaction is for member {t.member_id!r}, not {m.id!r}",
+                         field="member_id", kind="transaction")
+    q = fp.quantum
+    items = t.items
+    amounts = [i.amount for i in items]
+    for k, a in enumerate(amounts):
+        if a != a.quantize(q):
+            raise InputError(f"{a:f} has more decimals than {fp.currency} allows",
+                             field=f"items[{k}].amount", kind="transaction")
+    for name, value in (("shipping", t.shipping), ("tax", t.tax),
+                        ("paid_with_points", t.paid_with_points)):
+        if value and value != value.quantize(q):
+            raise InputError(f"{value:f} has more decimals than {fp.currency} allows",
+                             field=name, kind="transaction")
+    local_at = t.at.astimezone(fp.zone)
+    decision, after = _run(program, plan, m, t, amounts, local_at, tier_before, tier_before,
+                           None)
+    if after is not tier_before and fp.benefits_now:
+        decision, _ = _run(program, plan, m, t, amounts, local_at, tier_before, after, after)
+    return decision
+
+
+def _run(program: Any, plan: Plan, m: MemberState, t: Transaction, amounts: list[Decimal],
+         local_at: Any, tier_before: TierPlan, benefits: TierPlan, forced: TierPlan | None
+         ) -> tuple[Decision, TierPlan]:
+    fp = plan.fast
+    items = t.items
+    n = len(items)
+    today = local_at.date()
+    at = t.at
+    list_total = amounts[0] if n == 1 else sum(amounts, _ZERO)
+    tier_id = benefits.tier.id
+    lazy = _Lazy(program, plan, m, t, local_at)
+
+    # 1. rules: conditions, then priority order, exclusivity and groups
+    matched: list[FastRule] = []
+    for fr in fp.candidates(today, t.channel):
+        if fr.check(at, today, m, t, tier_id, list_total, lazy):
+            matched.append(fr)
+    if len(matched) > 1:
+        matched.sort(key=fp.rule_key)
+        if fp.resolves:
+            matched = _resolve(matched)
+
+    # 2. discounts
+    sources: list[tuple[Any, ...]] = []
+    if benefits.source is not None:
+        sources.append(benefits.source)
+    for fr in matched:
+        if fr.source is not None:
+            sources.append(fr.source)
+    void: set[str] = set()
+    if not sources:
+        paid = amounts
+        discount_lines: list[DiscountLine] = []
+    else:
+        if len(sources) > 1:
+            sources.sort(key=fp.source_key)
+        paid, discount_lines = _price(fp, items, amounts, sources, void)
+    goods_paid = list_total - sum([d.amount for d in discount_lines], _ZERO) \
+        if discount_lines else list_total
+    due = goods_paid + t.shipping + t.tax
+    pwp = t.paid_with_points
+    if pwp > due:
+        raise InputError(f"paid_with_points {pwp:f} exceeds the amount due {due:f}",
+                         field="paid_with_points", kind="transaction")
+    payable = due - pwp
+
+    kept = [fr for fr in matched if fr.id not in void and (
+        fr.min_paid is None or goods_paid >= fr.min_paid)] if matched else matched
+
+    # 3. qualifying spend
+    if fp.spend_paid:
+        if fp.spend_excluded:
+            spend = sum([paid[k] for k in range(n) if items[k].category not in
+                         fp.spend_excluded], _ZERO)
+        else:
+            spend = goods_paid
+    else:
+        spend = sum([a for k, a in enumerate(amounts) if items[k].category not in
+                     fp.spend_excluded], _ZERO) if fp.spend_excluded else list_total
+    if fp.spend_shipping:
+        spend += t.shipping
+    if fp.spend_tax:
+        spend += t.tax
+    if pwp:
+        spend = max(_ZERO, spend - pwp)
+
+    # 4. points
+    fired: dict[str, None] = {}
+    for d in discount_lines:
+        fired[d.rule] = None
+    for fr in kept:
+        if fr.source is None:
+            fired[fr.id] = None
+    points_lines = _earn(fp, lazy, m, t, items, amounts, paid, benefits, kept, tier_id, fired) \
+        if fp.earn else []
+    for fr in kept:
+        if fr.bonus_line is not None:
+            points_lines.append(fr.bonus_line)
+    if fp.max_per_transaction is not None:
+        points_lines = _cap_total(fp, points_lines)
+    points_total = 0
+    for p in points_lines:
+        points_total += p.points
+
+    # 5. tier qualification, never down at a transaction
+    if forced is not None:
+        after = forced
+    elif tier_before.rank + 1 < len(plan.tiers):
+        after = tier_before
+        spend_after = m.qualifying_spend + spend
+        points_after = m.points + points_total
+        orders_after = m.orders + 1
+        for tp in plan.tiers[tier_before.rank + 1:]:
+            if tp.qualifies(spend_after, points_after, orders_after, lazy):
+                after = tp
+    else:
+        after = tier_before
+
+    # 6. perks, usage, the decision
+    perks = list(benefits.perk_grants)
+    usage: list[UsageConsumed] = []
+    for fr in kept:
+        if fr.perk_grant is not None:
+            perks.append(fr.perk_grant)
+        if fr.limit_per is not None:
+            usage.append(build(UsageConsumed, {"rule": fr.id,
+                                               "period": fp.period(today, fr.limit_per)}))
+    lines = tuple(
+        build(LineResult, {"index": k, "sku": i.sku, "category": i.category,
+                           "amount": i.amount, "discount": i.amount - paid[k],
+                           "paid": paid[k]})
+        for k, i in enumerate(items)
+    )
+    decision = build(Decision, {
+        "program": program.ref,
+        "member_id": m.id,
+        "transaction_id": t.id,
+        "at": at,
+        "local_date": today,
+        "currency": fp.currency,
+        "tier_before": tier_before.tier.id,
+        "tier_after": after.tier.id,
+        "tier_changed": after is not tier_before,
+        "benefits_tier": tier_id,
+        "list_amount": list_total,
+        "discounts": tuple(discount_lines),
+        "total_discount": list_total - goods_paid,
+        "lines": lines,
+        "goods_paid": goods_paid,
+        "shipping": t.shipping,
+        "tax": t.tax,
+        "paid_with_points": pwp,
+        "payable": payable,
+        "qualifying_spend": spend,
+        "points": tuple(points_lines),
+        "points_total": points_total,
+        "perks": tuple(perks),
+        "usage": tuple(usage),
+        "rules_fired": tuple(fired),
+        "trace": None,
+    })
+    return decision, after
+
+
+class _Lazy:
+    """Builds the engine's expression scope only if a condition needs it."""
+
+    __slots__ = ("_args", "_ctx")
+
+    def __init__(self, program: Any, plan: Plan, m: MemberState, t: Transaction,
+                 local_at: Any) -> None:
+        self._args = (program, plan, m, t, local_at)
+        self._ctx: Any = None
+
+    def when(self, rule: str, kind: Any, cond: Any) -> bool:
+        if self._ctx is None:
+            from ._engine import _Ctx
+
+            program, plan, m, t, local_at = self._args
+            self._ctx = _Ctx(program, plan, m, t, local_at, False)
+        result: bool = self._ctx.when(rule, kind, cond) is None
+        return result
+
+
+def _resolve(matched: list[FastRule]) -> list[FastRule]:
+    exclusive = next((f for f in matched if f.exclusive), None)
+    out: list[FastRule] = []
+    groups: set[str] = set()
+    for fr in matched:
+        if exclusive is not None and fr.promotion and fr is not exclusive:
+            continue
+        if fr.group is not None:
+            if fr.group in groups:
+                continue
+            groups.add(fr.group)
+        out.append(fr)
+    return out
+
+
+def _price(fp: Any, items: Sequence[Any], amounts: list[Decimal],
+           sources: list[tuple[Any, ...]], void: set[str]
+           ) -> tuple[list[Decimal], list[DiscountLine]]:
+    """Exactly :func:`._engine._price` without the trace."""
+    q = fp.quantum
+    n = len(items)
+    excluded = fp.discount_excluded
+    discountable = [i.category not in excluded for i in items] if excluded else None
+    if fp.combine_best and len(sources) > 1:
+        best: tuple[Decimal, tuple[Any, ...]] | None = None
+        for src in sources:
+            result = _compute(fp, src, items, amounts, amounts, discountable, _ZERO)
+            if result is None:
+                void.add(src[0])
+            elif best is None or result[0] > best[0]:
+                best = (result[0], src)
+        sources = [] if best is None else [best[1]]
+    current = list(amounts)
+    lines: list[DiscountLine] = []
+    total = _ZERO
+    zero = fp.zero
+    for src in sources:
+        result = _compute(fp, src, items, amounts, current, discountable, total)
+        if result is None:
+            void.add(src[0])
+            continue
+        amount, idx = result
+        allocation = [zero] * n
+        if len(idx) == 1:
+            k = idx[0]
+            allocation[k] = amount
+            current[k] -= amount
+        else:
+            for k, part in zip(idx, allocate(amount, [current[k] for k in idx], q),
+                               strict=True):
+                allocation[k] = part
+                current[k] -= part
+        total += amount
+        lines.append(build(DiscountLine, {
+            "rule": src[0], "kind": src[1], "type": src[2], "scope": src[3],
+            "amount": amount, "allocation": tuple(allocation)}))
+    return current, lines
+
+
+def _compute(fp: Any, src: tuple[Any, ...], items: Sequence[Any], amounts: list[Decimal],
+             current: list[Decimal], discountable: list[bool] | None, already: Decimal
+             ) -> tuple[Decimal, list[int]] | None:
+    kind, scope, spec, categories, skus = src[2], src[3], src[4], src[5], src[6]
+    n = len(items)
+    if scope == "basket":
+        idx = list(range(n)) if discountable is None else [k for k in range(n)
+                                                             if discountable[k]]
+    else:
+        idx = [k for k in range(n) if (discountable is None or discountable[k])
+               and (not categories or items[k].category in categories)
+               and (not skus or items[k].sku in skus)]
+    base_now = current[idx[0]] if len(idx) == 1 else sum([current[k] for k in idx], _ZERO)
+    q = fp.quantum
+    if kind == "percent":
+        base = base_now
+        if fp.additive:
+            base = sum([amounts[k] for k in idx], _ZERO)
+        amount = (base * spec.percent).quantize(q, rounding=_MODES[fp.money_rounding])
+    elif kind == "amount":
+        amount = spec.amount.quantize(q, rounding=_MODES[fp.money_rounding])
+    else:
+        basis = base_now
+        if fp.threshold_list:
+            basis = sum([amounts[k] for k in idx], _ZERO)
+        if basis < spec.threshold:
+            return None
+        times = 1
+        if spec.repeat:
+            times = int((basis / spec.threshold).to_integral_value(rounding=ROUND_FLOOR))
+            if spec.max_repeats is not None:
+                times = min(times, spec.max_repeats)
+        amount = (spec.off * times).quantize(q, rounding=_MODES[fp.money_rounding])
+    if amount > base_now:
+        amount = base_now
+    cap = fp.discount_cap(amounts, items)
+    if cap is not None and already + amount > cap:
+        amount = max(_ZERO, cap - already)
+    return amount, idx
+
+
+def _combine(factors: Sequence[Decimal], how: str) -> Decimal:
+    if not factors:
+        return _ONE
+    if len(factors) == 1:
+        return factors[0]
+    if how == "add":
+        return _ONE + sum([f - _ONE for f in factors], _ZERO)
+    if how == "best":
+        return max(factors)
+    result = _ONE
+    for f in factors:
+        result *= f
+    return result
+
+
+def _earn(fp: Any, lazy: _Lazy, m: MemberState, t: Transaction, items: Sequence[Any],
+          amounts: list[Decimal], paid: list[Decimal], benefits: TierPlan,
+          kept: list[FastRule], tier_id: str, fired: dict[str, None]) -> list[PointsLine]:
+    how = fp.combine_multipliers
+    channel = t.channel
+    factors: list[Decimal] = []
+    if benefits.points_multiplier != _ONE:
+        factors.append(benefits.points_multiplier)
+    item_factors: list[list[Decimal]] | None = None
+    for mp in fp.multipliers:
+        if mp.tiers and tier_id not in mp.tiers:
+            continue
+        if mp.channels and channel not in mp.channels:
+            continue
+        if mp.when is not None and not lazy.when(mp.id, "multiplier", mp.when):
+            continue
+        if mp.item_scoped:
+            hit = False
+            for k, i in enumerate(items):
+                if (not mp.categories or i.category in mp.categories) and (
+                        not mp.skus or i.sku in mp.skus):
+                    if item_factors is None:
+                        item_factors = [[] for _ in items]
+                    item_factors[k].append(mp.factor)
+                    hit = True
+            if hit:
+                fired[mp.id] = None
+        else:
+            factors.append(mp.factor)
+            fired[mp.id] = None
+    for fr in kept:
+        if fr.points_multiplier is not None:
+            factors.append(fr.points_multiplier)
+    multiplier = _combine(factors, how)
+    weights = None if item_factors is None else [_combine(w, how) for w in item_factors]
+    share = allocate(t.paid_with_points, paid, fp.quantum) if t.paid_with_points else None
+
+    lines: list[PointsLine] = []
+    for ep in fp.earn:
+        rule = ep.rule
+        if ep.tiers and tier_id not in ep.tiers:
+            continue
+        if ep.channels and channel not in ep.channels:
+            continue
+        if ep.when is not None and not lazy.when(rule.id, "earn", ep.when):
+            continue
+        basis = _ZERO
+        for k, item in enumerate(items):
+            if ep.categories and item.category not in ep.categories:
+                continue
+            if item.category in ep.exclude:
+                continue
+            if rule.basis == "paid":
+                amount = paid[k] if share is None else paid[k] - share[k]
+            else:
+                amount = amounts[k]
+            basis += amount if weights is None else amount * weights[k]
+        if rule.include_shipping:
+            basis += t.shipping
+        if rule.include_tax:
+            basis += t.tax
+        if rule.blocks == "full":
+            raw = (basis / rule.per).to_integral_value(rounding=ROUND_FLOOR) * rule.points
+        else:
+            raw = basis * rule.points / rule.per
+        if rule.base_rounding is not None:
+            raw = Decimal(round_points(raw, rule.base_rounding))
+        points = round_points(raw * multiplier if multiplier != _ONE else raw, fp.points_rounding)
+        if rule.cap is not None and points > rule.cap:
+            points = rule.cap if fp.cap_truncate else 0
+        fired[rule.id] = None
+        lines.append(build(PointsLine, {"rule": rule.id, "kind": "earn", "points": points,
+                                        "basis": basis, "multiplier": multiplier,
+                                        "detail": ""}))
+    if fp.best_rule and len(lines) > 1:
+        lines = [max(lines, key=lambda p: p.points)]
+    return lines
+
+
+def _cap_total(fp: Any, lines: list[PointsLine]) -> list[PointsLine]:
+    cap = fp.max_per_transaction
+    total = sum(p.points for p in lines)
+    if total <= cap:
+        return lines
+    if not fp.cap_truncate:
+        return [p.model_copy(update={"points": 0, "detail": p.detail + ", rejected by "
+                                     "max_per_transaction"}) for p in lines]
+    out: list[PointsLine] = []
+    room = cap
+    for p in lines:
+        keep = min(p.points, room)
+        room -= keep
+        out.append(p if keep == p.points else p.model_copy(
+            update={"points": keep, "detail": p.detail + f", truncated to {keep} by "
+                    "max_per_transaction"}))
+    return out
+
