@@ -10,7 +10,6 @@ explained decisions.
 from ._decision import (
     Decision,
     DiscountLine,
-    LineResult,
     PerkGrant,
     PointsLine,
     ProgramRef,
@@ -32,7 +31,6 @@ __all__ = [
     "EvaluationError",
     "InputError",
     "LineItem",
-    "LineResult",
     "LoyaltyError",
     "MemberState",
     "PerkGrant",

@@ -13,7 +13,6 @@ from ._member import Money
 __all__ = [
     "Decision",
     "DiscountLine",
-    "LineResult",
     "PerkGrant",
     "PointsLine",
     "ProgramRef",
@@ -45,11 +44,30 @@ def build(cls: type[_M], values: dict[str, Any]) -> _M:
         # shared on purpose: pydantic copies the set before model_copy updates it
         fields = _FIELDS[cls] = set(cls.model_fields)
     obj = cls.__new__(cls)
-    object.__setattr__(obj, "__dict__", values)
-    object.__setattr__(obj, "__pydantic_fields_set__", fields)
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
+    _set_dict(obj, values)
+    _set_fields(obj, fields)
+    _set_extra(obj, None)
+    _set_private(obj, None)
     return obj
+
+
+# BaseModel's own slots, set directly: the model's __setattr__ refuses (frozen) and is slow
+
+
+def _slot_setter(name: str) -> Any:
+    descriptor = BaseModel.__dict__.get(name)
+    if descriptor is not None and hasattr(descriptor, "__set__"):
+        return descriptor.__set__
+    return lambda obj, value: object.__setattr__(obj, name, value)
+
+
+def _set_dict(obj: Any, value: Any) -> None:
+    object.__setattr__(obj, "__dict__", value)
+
+
+_set_fields = _slot_setter("__pydantic_fields_set__")
+_set_extra = _slot_setter("__pydantic_extra__")
+_set_private = _slot_setter("__pydantic_private__")
 
 
 class ProgramRef(_Out):
@@ -84,15 +102,6 @@ class DiscountLine(_Out):
     allocation: tuple[Money, ...]
 
 
-class LineResult(_Out):
-    index: int
-    sku: str
-    category: str
-    amount: Money
-    discount: Money
-    paid: Money
-
-
 class PointsLine(_Out):
     """Points from one rule: the basis it counted, the multiplier it applied, the result.
 
@@ -118,7 +127,10 @@ class UsageConsumed(_Out):
 
 
 class Decision(_Out):
-    """The outcome of one transaction for one member; apply it to get the member's next state."""
+    """The outcome of one transaction for one member; apply it to get the member's next state.
+
+    ``line_paid[i]`` is what line ``i`` of the transaction costs after every discount (its
+    list amount minus its parts of each discount's ``allocation``)."""
 
     program: ProgramRef
     member_id: str
@@ -133,7 +145,7 @@ class Decision(_Out):
     list_amount: Money
     discounts: tuple[DiscountLine, ...]
     total_discount: Money
-    lines: tuple[LineResult, ...]
+    line_paid: tuple[Money, ...]
     goods_paid: Money
     shipping: Money
     tax: Money

@@ -17,7 +17,6 @@ from ._compile import Condition, EarnPlan, Mode, Plan, RulePlan, TierPlan
 from ._decision import (
     Decision,
     DiscountLine,
-    LineResult,
     PerkGrant,
     PointsLine,
     RuleKind,
@@ -766,11 +765,6 @@ def _run(
                                    "period": period_key(today, rp.rule.limit.per)})
              for rp in kept if rp.rule.limit is not None]
 
-    lines = tuple(
-        build(LineResult, {"index": k, "sku": i.sku, "category": i.category, "amount": i.amount,
-                           "discount": i.amount - paid[k], "paid": paid[k]})
-        for k, i in enumerate(t.items)
-    )
     decision = build(Decision, {
         "program": program.ref,
         "member_id": m.id,
@@ -785,7 +779,7 @@ def _run(
         "list_amount": ctx.list_total,
         "discounts": tuple(discount_lines),
         "total_discount": ctx.list_total - goods_paid,
-        "lines": lines,
+        "line_paid": tuple(paid),
         "goods_paid": goods_paid,
         "shipping": t.shipping,
         "tax": t.tax,

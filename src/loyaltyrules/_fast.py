@@ -16,7 +16,6 @@ from ._compile import FastRule, Plan, TierPlan
 from ._decision import (
     Decision,
     DiscountLine,
-    LineResult,
     PointsLine,
     UsageConsumed,
     build,
@@ -53,11 +52,12 @@ def decide(program: Any, plan: Plan, m: MemberState, t: Transaction) -> Decision
         if a != a.quantize(q):
             raise InputError(f"{a:f} has more decimals than {fp.currency} allows",
                              field=f"items[{k}].amount", kind="transaction")
-    for name, value in (("shipping", t.shipping), ("tax", t.tax),
-                        ("paid_with_points", t.paid_with_points)):
-        if value and value != value.quantize(q):
-            raise InputError(f"{value:f} has more decimals than {fp.currency} allows",
-                             field=name, kind="transaction")
+    if t.shipping or t.tax or t.paid_with_points:
+        for name, value in (("shipping", t.shipping), ("tax", t.tax),
+                            ("paid_with_points", t.paid_with_points)):
+            if value and value != value.quantize(q):
+                raise InputError(f"{value:f} has more decimals than {fp.currency} allows",
+                                 field=name, kind="transaction")
     local_at = t.at.astimezone(fp.zone)
     decision, after = _run(program, plan, m, t, amounts, local_at, tier_before, tier_before,
                            None)
@@ -173,12 +173,6 @@ def _run(program: Any, plan: Plan, m: MemberState, t: Transaction, amounts: list
         if fr.limit_per is not None:
             usage.append(build(UsageConsumed, {"rule": fr.id,
                                                "period": fp.period(today, fr.limit_per)}))
-    lines = tuple(
-        build(LineResult, {"index": k, "sku": i.sku, "category": i.category,
-                           "amount": i.amount, "discount": i.amount - paid[k],
-                           "paid": paid[k]})
-        for k, i in enumerate(items)
-    )
     decision = build(Decision, {
         "program": program.ref,
         "member_id": m.id,
@@ -193,7 +187,7 @@ def _run(program: Any, plan: Plan, m: MemberState, t: Transaction, amounts: list
         "list_amount": list_total,
         "discounts": tuple(discount_lines),
         "total_discount": list_total - goods_paid,
-        "lines": lines,
+        "line_paid": tuple(paid),
         "goods_paid": goods_paid,
         "shipping": t.shipping,
         "tax": t.tax,

@@ -97,11 +97,7 @@ def allocate(total: Decimal, weights: list[Decimal], q: Decimal) -> list[Decimal
         order = sorted(range(n), key=lambda i: (-remainders[i], i))
         for i in order[:leftover]:
             parts[i] += 1
-    return [Decimal(p).scaleb(-_exponent(q)) if p else Decimal(0).quantize(q) for p in parts]
-
-
-def _exponent(q: Decimal) -> int:
-    return -q.as_tuple().exponent  # type: ignore[operator]
+    return [Decimal(p) * q for p in parts]
 
 
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
