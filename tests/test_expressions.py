@@ -445,6 +445,8 @@ def test_in_lists(source: str, expected: bool) -> None:
         ("0 < txn.amount < 250", False),
         ("txn.store is None", True),
         ("txn.store is not None", False),
+        ("member.attrs.vip is True", True),
+        ("member.attrs.vip is not False", True),
         ("member.points >= 1000 if member.attrs.vip else member.points >= 5000", True),
         ("txn.amount == 250", True),
         ("txn.amount != 250.00", False),
@@ -617,6 +619,10 @@ def test_is_birthday_kind_is_checked(source: str) -> None:
         ("txn.channel.upper() == 'APP'", "only the documented helper functions can be called"),
         ("member.attrs.vip.x", "cannot read .x of a any value"),
         ("len", "'len' is a function; call it like len(…)"),
+        ("txn.channel is 'app'",
+         "`is` only compares with None, True or False; use == for other values"),
+        ("'%s' % txn.channel == 'app'", "% works on numbers only; text cannot be formatted with %"),
+        ("1e999 > txn.amount", "number 1e999 is too large"),
     ],
 )
 def test_other_load_errors(source: str, message: str) -> None:

@@ -4,17 +4,20 @@ Input is only an :class:`Expression` that :func:`parse_expression` already accep
 holds nothing but allow-listed nodes, known names, checked field names and literal-bounded
 operations. The tree is rewritten — names become lookups in one namespace dict, record fields
 become item lookups, helpers and ``*``/``**`` become calls to the bounded functions below,
-Decimal literals become constants — and compiled with ``compile()``. No text from the YAML is
-ever pasted into source code, and the compiled code runs with empty builtins.
+Decimal literals become constants — and compiled with ``compile()``. ``+ * % **`` call the
+interpreter's own size-limited operators, so both paths refuse the same values. No text from
+the YAML is ever pasted into source code, and the compiled code runs with empty builtins.
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Sized
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+
+from simpleeval import safe_power
 
 from ._expressions import (
     _DATETIME_FIELDS,
@@ -24,28 +27,15 @@ from ._expressions import (
     Expression,
     ExpressionRuntimeError,
     Scope,
+    _safe_add,
+    _safe_mod,
+    _safe_mult,
 )
 
 __all__ = ["compile_expression"]
 
-MAX_SEQUENCE_RESULT = 100_000
 _CONTEXT_FUNCTIONS = {"amount_in", "quantity_in", "has_category", "has_sku", "days_since",
                       "is_birthday"}
-
-
-def _mul(a: Any, b: Any) -> Any:
-    """``*`` with a bound on repeated text or lists, as simpleeval's safe_mult has."""
-    if isinstance(a, Sized) and isinstance(b, int) and b * len(a) > MAX_SEQUENCE_RESULT:
-        raise ValueError("result would be too long")
-    if isinstance(b, Sized) and isinstance(a, int) and a * len(b) > MAX_SEQUENCE_RESULT:
-        raise ValueError("result would be too long")
-    return a * b
-
-
-def _pow(a: Any, b: Any) -> Any:
-    if isinstance(a, Sized) or abs(a) > 10**15:
-        raise ValueError("number too large to raise to a power")
-    return a**b
 
 
 def _amount_in(ns: dict[str, Any], *cats: str) -> Decimal:
@@ -79,8 +69,11 @@ def _is_birthday(ns: dict[str, Any], kind: str = "date") -> bool:
 
 
 _HELPERS: dict[str, Any] = {
-    "_mul": _mul,
-    "_pow": _pow,
+    # the same size-limited operators the interpreter uses, so both refuse the same values
+    "_add": _safe_add,
+    "_mul": _safe_mult,
+    "_mod": _safe_mod,
+    "_pow": safe_power,
     "_f_amount_in": _amount_in,
     "_f_quantity_in": _quantity_in,
     "_f_has_category": _has_category,
@@ -151,11 +144,11 @@ class _Rewriter:
             raise ValueError("unchecked constant")
         if isinstance(node, ast.BinOp):
             left, right = self.gen(node.left)[0], self.gen(node.right)[0]
-            if isinstance(node.op, ast.Mult):
-                return _call("_mul", left, right), "any"
-            if isinstance(node.op, ast.Pow):
-                return _call("_pow", left, right), "any"
-            if not isinstance(node.op, (ast.Add, ast.Sub, ast.Div, ast.FloorDiv, ast.Mod)):
+            limited = {ast.Add: "_add", ast.Mult: "_mul", ast.Mod: "_mod", ast.Pow: "_pow"}
+            helper = limited.get(type(node.op))
+            if helper is not None:
+                return _call(helper, left, right), "any"
+            if not isinstance(node.op, (ast.Sub, ast.Div, ast.FloorDiv)):
                 raise ValueError("unchecked operator")
             return ast.BinOp(left=left, op=type(node.op)(), right=right), "any"
         if isinstance(node, ast.BoolOp):

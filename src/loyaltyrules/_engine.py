@@ -26,8 +26,8 @@ from ._decision import (
     build,
 )
 from ._errors import EvaluationError, InputError
-from ._fast import decide
 from ._expressions import ExpressionRuntimeError, Scope
+from ._fast import decide
 from ._member import MemberState, Transaction, coerce
 from ._model import DiscountSpec, Qualify, Rule
 from ._money import allocate, round_money, round_points

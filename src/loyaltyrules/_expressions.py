@@ -607,6 +607,13 @@ class _Record:
     def __getitem__(self, key: str) -> Any:
         return self._fields[key]
 
+    # `'vip' in member.attrs` and len(...) behave as on the compiled path's plain dicts
+    def __contains__(self, key: object) -> bool:
+        return key in self._fields
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("read-only")
 

@@ -1,0 +1,179 @@
+"""Benchmark table: loyaltyrules against hand-written Python and peer rules engines.
+
+    python -m benchmarks.run            # full run (about a minute)
+    python -m benchmarks.run --quick    # fewer cases, for a smoke test
+
+Prints, for the reference decision (programs/reference-4tier.yaml): engine, decisions/s,
+ratio to hand-written, load time and peak memory; then the 1,000-promotion program's load
+time and evaluation cost against 10 promotions. Every engine is checked against the
+hand-written decision on the cases before it is timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+import tracemalloc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import loyaltyrules as lr
+
+from .cases import Case, make_cases
+from .handwritten import decide
+from .promotions import many_promotions_program, promotion_cases
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = ROOT / "programs" / "reference-4tier.yaml"
+
+
+@dataclass
+class Row:
+    engine: str
+    per_second: float | None
+    load_seconds: float | None
+    peak_bytes: int | None
+    note: str = ""
+
+
+def _rate(run: Callable[[], Any], count: int, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        gc.collect()
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return count / best
+
+
+def _peak(run: Callable[[], Any]) -> int:
+    gc.collect()
+    tracemalloc.start()
+    run()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak
+
+
+def _expected(case: Case) -> tuple[Decimal, int, str, bool]:
+    return decide(case.tier, case.birth_month, case.spend, case.gift_year, case.day,
+                  case.channel, case.items)
+
+
+def _as_tuple(d: lr.Decision) -> tuple[Decimal, int, str, bool]:
+    return d.payable, d.points_total, d.tier_after, any(
+        p.perk == "birthday_gift" for p in d.perks)
+
+
+def bench_reference(cases: Sequence[Case], repeat: int) -> list[Row]:
+    rows: list[Row] = []
+    expected = [_expected(c) for c in cases]
+
+    hw_inputs = [(c.tier, c.birth_month, c.spend, c.gift_year, c.day, c.channel, c.items)
+                 for c in cases]
+    rows.append(Row("hand-written Python", _rate(lambda: [decide(*x) for x in hw_inputs],
+                                                 len(cases), repeat), None,
+                    _peak(lambda: [decide(*x) for x in hw_inputs[:2000]])))
+
+    start = time.perf_counter()
+    program = lr.load_program(REFERENCE)
+    load = time.perf_counter() - start
+    inputs = [(c.member(), c.transaction()) for c in cases]
+    for trace, mode, label in ((False, "compiled", "loyaltyrules (trace off)"),
+                               (True, "compiled", "loyaltyrules (full trace)"),
+                               (False, "interpreted", "loyaltyrules, simpleeval conditions")):
+        def run(trace: bool = trace, mode: Any = mode) -> list[lr.Decision]:
+            return [lr.evaluate(program, m, t, trace=trace, mode=mode) for m, t in inputs]
+
+        got = run()
+        assert [_as_tuple(d) for d in got] == expected, label
+        rows.append(Row(label, _rate(run, len(cases), repeat), load,
+                        _peak(lambda run=run: run()[:0])))
+
+    from . import peers
+
+    status = peers.available()
+    makers: list[tuple[str, Callable[[], Any]]] = [
+        ("zen-engine (GoRules JDM)", peers.make_zen),
+        ("datalogic-py, one rule per concern", lambda: peers.make_datalogic(False)),
+        ("datalogic-py, hand-fused rule", lambda: peers.make_datalogic(True)),
+    ]
+    for label, make in makers:
+        key = "zen-engine" if label.startswith("zen") else "datalogic-py"
+        if status.get(key):
+            rows.append(Row(label, None, None, None, f"skipped: {status[key]}"))
+            continue
+        start = time.perf_counter()
+        prepare, evaluate = make()
+        load = time.perf_counter() - start
+        prepared = [prepare(c) for c in cases]
+        assert [evaluate(p) for p in prepared] == expected, label
+        rows.append(_peer_row(label, evaluate, prepared, load, repeat))
+    return rows
+
+
+def _peer_row(label: str, evaluate: Callable[[Any], Any], prepared: list[Any], load: float,
+              repeat: int) -> Row:
+    def run() -> list[Any]:
+        return [evaluate(p) for p in prepared]
+
+    return Row(label, _rate(run, len(prepared), repeat), load,
+               _peak(lambda: [evaluate(p) for p in prepared[:2000]]))
+
+
+def bench_promotions(count: int) -> list[str]:
+    lines = []
+    start = time.perf_counter()
+    big = many_promotions_program(1000)
+    load_big = time.perf_counter() - start
+    small = many_promotions_program(10)
+    inputs = promotion_cases(count)
+    for program in (big, small):
+        for m, t in inputs[:200]:
+            lr.evaluate(program, m, t, trace=False)  # warm the day index
+    rate_big = _rate(lambda: [lr.evaluate(big, m, t, trace=False) for m, t in inputs],
+                     len(inputs), 3)
+    rate_small = _rate(lambda: [lr.evaluate(small, m, t, trace=False) for m, t in inputs],
+                       len(inputs), 3)
+    lines.append(f"1,000-promotion program: load + validate + compile {load_big:.3f} s")
+    lines.append(f"evaluation with 1,000 promotions: {rate_big:,.0f}/s; with 10: "
+                 f"{rate_small:,.0f}/s; cost ratio {rate_small / rate_big:.2f}× (target ≤ 2×)")
+    return lines
+
+
+def render(rows: list[Row]) -> str:
+    base = next(r.per_second for r in rows if r.engine.startswith("hand-written"))
+    assert base is not None
+    out = ["| engine | decisions/s | ratio to hand-written | load time | peak memory |",
+           "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        if r.per_second is None:
+            out.append(f"| {r.engine} | — | — | — | {r.note} |")
+            continue
+        load = "—" if r.load_seconds is None else f"{r.load_seconds * 1000:.1f} ms"
+        peak = "—" if r.peak_bytes is None else f"{r.peak_bytes / 1e6:.1f} MB"
+        out.append(f"| {r.engine} | {r.per_second:,.0f} | {r.per_second / base:.3f} "
+                   f"| {load} | {peak} |")
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run")
+    parser.add_argument("--quick", action="store_true", help="fewer cases and repeats")
+    args = parser.parse_args(argv)
+    n, repeat = (2_000, 1) if args.quick else (20_000, 3)
+    cases = make_cases(n)
+    print(f"reference decision, {n:,} seeded cases, best of {repeat}")
+    print(render(bench_reference(cases, repeat)))
+    print()
+    for line in bench_promotions(500 if args.quick else 5_000):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
