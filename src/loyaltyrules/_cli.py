@@ -15,6 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
+from pydantic import ValidationError
+
 from ._decision import Decision
 from ._engine import evaluate
 from ._errors import InputError, LoyaltyError, ProgramError
@@ -44,6 +46,31 @@ def _read_json(path: str, what: str) -> Any:
     except json.JSONDecodeError as exc:
         raise _Fail(f"{path}:{exc.lineno}:{exc.colno}: {what} is not valid JSON: {exc.msg}") \
             from None
+
+
+def _lines(path: str, what: str) -> Iterator[tuple[int, str]]:
+    try:
+        handle = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise _Fail(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    with handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                yield number, line
+
+
+def _transaction(line: str) -> Transaction:
+    """Fast path: pydantic parses the JSON line itself. Numbers written as JSON numbers are
+    re-read exactly as Decimal (a float could not be exact), then validated the same way."""
+    try:
+        return Transaction.model_validate_json(line)
+    except ValidationError:
+        pass
+    try:
+        data = json.loads(line, parse_float=Decimal)
+    except json.JSONDecodeError as exc:
+        raise _Fail(f"transactions is not valid JSON: {exc.msg}") from None
+    return coerce(Transaction, data, "transaction")
 
 
 def _jsonl(path: str, what: str) -> Iterator[tuple[int, Any]]:
@@ -134,22 +161,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     progress = sys.stderr.isatty() and not args.quiet
     started = time.perf_counter()
     count = 0
-    for number, row in _jsonl(args.transactions, "transactions"):
+    for number, line in _lines(args.transactions, "transactions"):
         try:
-            txn = coerce(Transaction, row, "transaction")
+            txn = _transaction(line)
             if txn.member_id is None:
                 raise InputError("each transaction in a stream needs a member_id",
                                  field="member_id", kind="transaction")
             member = members.get(txn.member_id) or MemberState(id=txn.member_id)
             decision = evaluate(program, member, txn, trace=args.trace)
-        except LoyaltyError as exc:
+        except (LoyaltyError, _Fail) as exc:
             raise _Fail(f"{args.transactions}:{number}: {exc}") from None
         members[txn.member_id] = apply(member, decision)
         count += 1
         if args.format == "text":
             out.write(_text_line(decision) + "\n")
         else:
-            out.write(_dump(decision) + "\n")
+            out.write(decision.model_dump_json(exclude_none=True) + "\n")
         if progress and count % 10_000 == 0:
             rate = count / max(time.perf_counter() - started, 1e-9)
             print(f"\r{count:,} transactions, {len(members):,} members, {rate:,.0f}/s",
