@@ -21,10 +21,10 @@ from benchmarks.peers import Decision, available, make_datalogic, make_zen  # no
 # peer → (engine it needs, factory of (prepare, evaluate))
 PEERS: dict[str, tuple[str, Callable[[], tuple[Callable[[Case], Any],
                                                 Callable[[Any], Decision]]]]] = {
-    "zen": ("zen", make_zen),
-    "zen-create_decision": ("zen", lambda: make_zen(api="decision")),
-    "datalogic-concerns": ("datalogic", lambda: make_datalogic(fused=False)),
-    "datalogic-fused": ("datalogic", lambda: make_datalogic(fused=True)),
+    "zen": ("zen-engine", make_zen),
+    "zen-create_decision": ("zen-engine", lambda: make_zen(api="decision")),
+    "datalogic-concerns": ("datalogic-py", lambda: make_datalogic(fused=False)),
+    "datalogic-fused": ("datalogic-py", lambda: make_datalogic(fused=True)),
 }
 
 
