@@ -22,6 +22,7 @@ from ._expressions import Expression, Scope
 from ._model import (
     DiscountSpec,
     EarnRule,
+    Expiry,
     Multiplier,
     ProgramModel,
     Qualify,
@@ -258,6 +259,9 @@ class Plan:
     excluded_from_spend: frozenset[str]
     has_expressions: bool
     fast: FastPlan
+    lifecycle: bool
+    points_paid_earns: bool
+    behaviour_conditions: dict[str, Condition]
 
 
 def _condition(expr: Expression | None, mode: Mode, label: str) -> Condition | None:
@@ -335,6 +339,13 @@ def build_plan(model: ProgramModel, mode: Mode = "compiled") -> Plan:
         excluded_from_discounts=frozenset(model.policies.discounts.exclude_categories),
         excluded_from_spend=frozenset(model.policies.qualifying_spend.exclude_categories),
         has_expressions=has_expressions,
+        lifecycle=bool(model.ledger.pending_days or model.ledger.expiry != Expiry()
+                       or model.reviews.schedule is not None or model.reviews.anniversary
+                       or model.signals),
+        points_paid_earns=model.redemption is not None and model.redemption.earns_points,
+        behaviour_conditions={
+            b.id: c for b in model.behaviours
+            if (c := _condition(b.when, mode, b.id)) is not None},
     )
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer
 
-from ._member import Money
+from ._member import MemberState, Money
 
 __all__ = [
     "Decision",
@@ -126,6 +126,72 @@ class UsageConsumed(_Out):
     period: str
 
 
+class LifecycleEvent(_Out):
+    """Something that happened to a member's account, in time order: points released or
+    expired, a tier review, a signal for the host's automation, a refund's effects …"""
+
+    at: datetime
+    type: Literal[
+        "points_earned", "points_released", "points_expired", "points_redeemed",
+        "points_reversed", "points_returned", "points_shortfall", "tier_upgraded",
+        "tier_review", "tier_downgraded", "tier_kept", "signal", "reward_redeemed",
+        "behaviour_points",
+    ]
+    rule: str | None = None
+    points: int = 0
+    tier_from: str | None = None
+    tier_to: str | None = None
+    detail: str = ""
+
+
+class HostAction(_Out):
+    """Something the host must do for another member (a referral reward): apply it with
+    :func:`loyaltyrules.credit` on that member's state, once; its id makes it idempotent."""
+
+    id: str
+    member_id: str
+    points: int
+    rule: str
+    reason: str
+
+
+class RefundResult(_Out):
+    transaction_id: str
+    amount: Money
+    money_refunded: Money
+    points_reversed: int
+    points_returned: int
+    shortfall: int
+    spend_reversed: Money
+    full: bool
+
+
+class LifecycleDecision(_Out):
+    """The outcome of a non-purchase event: time passing, a refund, an action, a reward."""
+
+    program: ProgramRef
+    kind: Literal["advance", "refund", "behaviour", "reward", "credit"]
+    member_id: str
+    event_id: str | None
+    at: datetime
+    points_change: int
+    events: tuple[LifecycleEvent, ...]
+    refund: RefundResult | None = None
+    reward: str | None = None
+    replayed: bool = False
+    member_version: int = 0
+    member_after: MemberState
+
+    def explain(self) -> str:
+        head = f"{self.kind} for member {self.member_id} at {self.at.isoformat()}"
+        if self.replayed:
+            return head + ": already applied (event id seen before), nothing changed"
+        lines = [head + f": points {self.points_change:+d}"]
+        lines += [f"  {e.at.isoformat()} {e.type} {e.rule or ''} {e.points:+d} {e.detail}"
+                  for e in self.events]
+        return "\n".join(lines)
+
+
 class Decision(_Out):
     """The outcome of one transaction for one member; apply it to get the member's next state.
 
@@ -158,6 +224,11 @@ class Decision(_Out):
     usage: tuple[UsageConsumed, ...]
     rules_fired: tuple[str, ...]
     trace: tuple[TraceEntry, ...] | None = None
+    redeemed_points: int = 0
+    events: tuple[LifecycleEvent, ...] = ()
+    outbox: tuple[HostAction, ...] = ()
+    member_version: int = 0
+    member_after: MemberState | None = None
 
     def explain(self) -> str:
         """A human-readable account of the decision, for people and the CLI's --explain."""

@@ -28,6 +28,7 @@ from ._decision import (
 from ._errors import EvaluationError, InputError
 from ._expressions import ExpressionRuntimeError, Scope
 from ._fast import decide
+from ._lifecycle import advance_state, complete_purchase, redemption_value
 from ._member import MemberState, Transaction, coerce
 from ._model import DiscountSpec, Qualify, Rule
 from ._money import allocate, round_money, round_points
@@ -52,12 +53,14 @@ class _Ctx:
 
     __slots__ = (
         "_scope",
+        "event",
         "fired",
         "list_total",
         "local_at",
         "member",
         "plan",
         "program",
+        "pwp",
         "today",
         "trace",
         "tracing",
@@ -77,6 +80,8 @@ class _Ctx:
         self.fired: dict[str, None] = {}
         self._scope: Scope | None = None
         self.list_total = sum([i.amount for i in txn.items], _ZERO)
+        self.pwp = txn.paid_with_points
+        self.event: Mapping[str, Any] | None = None
 
     def note(self, rule: str, kind: RuleKind, status: Status, reason: str) -> None:
         self.trace.append(build(TraceEntry, {"rule": rule, "kind": kind, "status": status,
@@ -138,7 +143,8 @@ def _make_scope(ctx: _Ctx) -> Scope:
          "attrs": dict(i.attrs)}
         for i in t.items
     ]
-    return Scope(member=member, txn=txn, items=items, today=today, birthday_test=birthday_test)
+    return Scope(member=member, txn=txn, items=items, today=today, birthday_test=birthday_test,
+                 event=ctx.event)
 
 
 def _matches(category: str, sku: str, categories: frozenset[str], skus: frozenset[str]) -> bool:
@@ -457,8 +463,8 @@ def _earn(ctx: _Ctx, tier: TierPlan, paid: list[Decimal],
     weights = None if item_factors is None else [_combine(w, how) for w in item_factors]
 
     share: list[Decimal] | None = None
-    if ctx.txn.paid_with_points:
-        share = allocate(ctx.txn.paid_with_points, paid, q)
+    if ctx.pwp and not plan.points_paid_earns:
+        share = allocate(ctx.pwp, paid, q)
 
     lines: list[PointsLine] = []
     for ep in plan.earn:
@@ -628,8 +634,14 @@ def evaluate(
     t = transaction if type(transaction) is Transaction else coerce(
         Transaction, transaction, "transaction")
     plan = program.plan(mode)
+    events: list[Any] = []
+    base_version = m.version
+    if plan.lifecycle or m.lots or m.advanced_to is not None:
+        # the account is brought to the purchase's instant first: expired points cannot pay
+        m, events = advance_state(plan.model, m, t.at, program.zone)
     if not trace:
-        return decide(program, plan, m, t)
+        return complete_purchase(program, m, t, decide(program, plan, m, t), events,
+                                 base_version)
     _check_inputs(program, plan, m, t)
     tier_before = plan.tier_index[m.tier] if m.tier else plan.tiers[0]
     local_at = t.at.astimezone(program.zone)
@@ -639,7 +651,7 @@ def evaluate(
             "this_transaction":
         decision, _ = _run(program, plan, m, t, local_at, tier_before, tier_after, trace,
                            forced_after=tier_after)
-    return decision
+    return complete_purchase(program, m, t, decision, events, base_version)
 
 
 def _check_inputs(program: Program, plan: Plan, m: MemberState, t: Transaction) -> None:
@@ -699,10 +711,15 @@ def _run(
 
     goods_paid = sum(paid, _ZERO)
     due = goods_paid + t.shipping + t.tax
-    if t.paid_with_points > due:
-        raise InputError(f"paid_with_points {_fmt(t.paid_with_points)} exceeds the amount due "
+    pwp, redeemed = redemption_value(plan.model, m, t, goods_paid, program.quantum)
+    if pwp > due:
+        raise InputError(f"paid_with_points {_fmt(pwp)} exceeds the amount due "
                          f"{_fmt(due)}", field="paid_with_points", kind="transaction")
-    payable = due - t.paid_with_points
+    payable = due - pwp
+    ctx.pwp = pwp
+    if redeemed and tracing:
+        ctx.note("redemption", "promotion", "fired",
+                 f"{redeemed} points pay {_fmt(pwp)} (积分抵现)")
 
     # rules that need the paid amount, and rules whose threshold was not reached, drop out
     kept: list[RulePlan] = []
@@ -731,8 +748,8 @@ def _run(
         spend += t.shipping
     if qs.include_tax:
         spend += t.tax
-    if t.paid_with_points:
-        spend = max(_ZERO, spend - t.paid_with_points)
+    if pwp:
+        spend = max(_ZERO, spend - pwp)
 
     # 4. points
     rule_factors = [(rp.rule.id, rp.rule.points_multiplier) for rp in kept
@@ -783,7 +800,7 @@ def _run(
         "goods_paid": goods_paid,
         "shipping": t.shipping,
         "tax": t.tax,
-        "paid_with_points": t.paid_with_points,
+        "paid_with_points": pwp,
         "payable": payable,
         "qualifying_spend": spend,
         "points": tuple(points_lines),
@@ -792,6 +809,11 @@ def _run(
         "usage": tuple(usage),
         "rules_fired": tuple(ctx.fired),
         "trace": tuple(ctx.trace) if tracing else None,
+        "redeemed_points": redeemed,
+        "events": (),
+        "outbox": (),
+        "member_version": m.version,
+        "member_after": None,
     })
     return decision, tier_after
 

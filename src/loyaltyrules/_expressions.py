@@ -23,6 +23,7 @@ from typing import Any
 from simpleeval import EvalWithCompoundTypes, safe_power
 
 __all__ = [
+    "EVENT_FIELDS",
     "FUNCTIONS",
     "ITEM_FIELDS",
     "MAX_BUILT_LENGTH",
@@ -86,7 +87,14 @@ ITEM_FIELDS: dict[str, str] = {
 }
 _DATE_FIELDS = {"year": "int", "month": "int", "day": "int"}
 _DATETIME_FIELDS = {**_DATE_FIELDS, "hour": "int", "minute": "int"}
+EVENT_FIELDS: dict[str, str] = {
+    "id": "str",
+    "type": "str",
+    "channel": "str",
+    "attrs": "map",
+}
 _TYPE_FIELDS: dict[str, dict[str, str]] = {
+    "event": EVENT_FIELDS,
     "member": MEMBER_FIELDS,
     "txn": TXN_FIELDS,
     "item": ITEM_FIELDS,
@@ -101,6 +109,7 @@ NAMES: dict[str, str] = {
     "items": "list[item]",
     "tier": "str",
     "today": "date",
+    "event": "event",
 }
 
 
@@ -627,8 +636,17 @@ class Scope:
     items: list[Mapping[str, Any]]
     today: date
     birthday_test: Callable[[str], bool]
+    event: Mapping[str, Any] | None = None
     _evaluator: EvalWithCompoundTypes | None = field(default=None, repr=False)
     _namespace: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def event_view(self) -> Mapping[str, Any]:
+        """The event being evaluated; for a purchase, the transaction as an event."""
+        if self.event is not None:
+            return self.event
+        return {"id": self.txn.get("id"), "type": "purchase",
+                "channel": self.txn.get("channel"), "attrs": self.txn.get("attrs", {})}
 
     @property
     def namespace(self) -> dict[str, Any]:
@@ -640,6 +658,7 @@ class Scope:
                 "items": self.items,
                 "tier": self.member["tier"],
                 "today": self.today,
+                "event": self.event_view,
                 "_birthday": self.birthday_test,
             }
         return self._namespace
@@ -718,6 +737,7 @@ class Scope:
             "items": items,
             "tier": self.member["tier"],
             "today": today,
+            "event": _Record({**self.event_view, "attrs": _Record(self.event_view["attrs"])}),
         }
         evaluator = EvalWithCompoundTypes(
             operators=dict(_OPERATORS),

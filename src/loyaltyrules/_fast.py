@@ -21,6 +21,7 @@ from ._decision import (
     build,
 )
 from ._errors import InputError
+from ._lifecycle import redemption_value
 from ._member import MemberState, Transaction
 from ._money import _MODES, allocate, round_points
 
@@ -106,7 +107,7 @@ def _run(program: Any, plan: Plan, m: MemberState, t: Transaction, amounts: list
     goods_paid = list_total - sum([d.amount for d in discount_lines], _ZERO) \
         if discount_lines else list_total
     due = goods_paid + t.shipping + t.tax
-    pwp = t.paid_with_points
+    pwp, redeemed = redemption_value(plan.model, m, t, goods_paid, fp.quantum)
     if pwp > due:
         raise InputError(f"paid_with_points {pwp:f} exceeds the amount due {due:f}",
                          field="paid_with_points", kind="transaction")
@@ -139,8 +140,8 @@ def _run(program: Any, plan: Plan, m: MemberState, t: Transaction, amounts: list
     for fr in kept:
         if fr.source is None:
             fired[fr.id] = None
-    points_lines = _earn(fp, lazy, m, t, items, amounts, paid, benefits, kept, tier_id, fired) \
-        if fp.earn else []
+    points_lines = _earn(fp, lazy, m, t, items, amounts, paid, benefits, kept, tier_id, fired,
+                         pwp if not plan.points_paid_earns else _ZERO) if fp.earn else []
     for fr in kept:
         if fr.bonus_line is not None:
             points_lines.append(fr.bonus_line)
@@ -200,6 +201,11 @@ def _run(program: Any, plan: Plan, m: MemberState, t: Transaction, amounts: list
         "usage": tuple(usage),
         "rules_fired": tuple(fired),
         "trace": None,
+        "redeemed_points": redeemed,
+        "events": (),
+        "outbox": (),
+        "member_version": m.version,
+        "member_after": None,
     })
     return decision, after
 
@@ -341,7 +347,8 @@ def _combine(factors: Sequence[Decimal], how: str) -> Decimal:
 
 def _earn(fp: Any, lazy: _Lazy, m: MemberState, t: Transaction, items: Sequence[Any],
           amounts: list[Decimal], paid: list[Decimal], benefits: TierPlan,
-          kept: list[FastRule], tier_id: str, fired: dict[str, None]) -> list[PointsLine]:
+          kept: list[FastRule], tier_id: str, fired: dict[str, None], pwp: Decimal
+          ) -> list[PointsLine]:
     how = fp.combine_multipliers
     channel = t.channel
     factors: list[Decimal] = []
@@ -374,7 +381,7 @@ def _earn(fp: Any, lazy: _Lazy, m: MemberState, t: Transaction, items: Sequence[
             factors.append(fr.points_multiplier)
     multiplier = _combine(factors, how)
     weights = None if item_factors is None else [_combine(w, how) for w in item_factors]
-    share = allocate(t.paid_with_points, paid, fp.quantum) if t.paid_with_points else None
+    share = allocate(pwp, paid, fp.quantum) if pwp else None
 
     lines: list[PointsLine] = []
     for ep in fp.earn:

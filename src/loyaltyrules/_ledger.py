@@ -1,56 +1,52 @@
-"""Member state transitions: applying a decision to a member gives the member's next state.
+"""Applying a decision: the member's next state, exactly once.
 
-Pure: a new :class:`MemberState` is returned; the one passed in is never changed.
+Every decision (a purchase's :class:`Decision` or a :class:`LifecycleDecision`) carries the
+member's next state, computed by the pure function that made it. ``apply`` hands it over only
+when it belongs to the state given: the same member, the same version, not applied before.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ._decision import Decision
+from ._decision import Decision, LifecycleDecision
 from ._errors import InputError
-from ._member import MemberState, Usage, coerce
+from ._member import MemberState, coerce
 
-__all__ = ["RECENT_TRANSACTIONS", "apply"]
-
-#: How many transaction ids a member state remembers, so a retried transaction is not
-#: applied twice. Bounded so the state stays small; older ids are forgotten.
-RECENT_TRANSACTIONS = 50
+__all__ = ["apply"]
 
 
-def apply(member: MemberState | dict[str, Any] | str, decision: Decision) -> MemberState:
-    """The member's state after ``decision``; applying the same transaction twice changes
-    nothing the second time.
+def apply(member: MemberState | dict[str, Any] | str,
+          decision: Decision | LifecycleDecision) -> MemberState:
+    """The member's state after ``decision``.
+
+    Applying a decision whose event id the state already holds returns the state unchanged
+    (a retried event never pays twice; ids are remembered for the last ``ledger.
+    remember_events`` events). A decision made from another version of the member's state is
+    refused: evaluate again on the current state.
 
     >>> state = apply(member, evaluate(program, member, txn))    # doctest: +SKIP
     """
     m = coerce(MemberState, member, "member")
-    if not isinstance(decision, Decision):
-        decision = coerce(Decision, decision, "decision")
+    if not isinstance(decision, (Decision, LifecycleDecision)):
+        raise InputError("expected a Decision or LifecycleDecision", kind="decision")
     if decision.member_id != m.id:
         raise InputError(
             f"decision is for member {decision.member_id!r}, not {m.id!r}",
             field="member_id", kind="decision",
         )
-    if decision.transaction_id in m.recent_transactions:
+    event_id = (decision.transaction_id if isinstance(decision, Decision)
+                else decision.event_id)
+    if event_id is not None and event_id in m.recent_transactions:
         return m
-    usage = dict(m.usage)
-    for used in decision.usage:
-        current = usage.get(used.rule)
-        count = current.count + 1 if current is not None and current.period == used.period else 1
-        usage[used.rule] = Usage(period=used.period, count=count)
-    recent = (*m.recent_transactions, decision.transaction_id)[-RECENT_TRANSACTIONS:]
-    last = m.last_purchase
-    if last is None or decision.local_date > last:
-        last = decision.local_date
-    return m.model_copy(
-        update={
-            "tier": decision.tier_after,
-            "points": m.points + decision.points_total,
-            "qualifying_spend": m.qualifying_spend + decision.qualifying_spend,
-            "orders": m.orders + 1,
-            "last_purchase": last,
-            "usage": usage,
-            "recent_transactions": recent,
-        }
-    )
+    if isinstance(decision, LifecycleDecision) and decision.replayed:
+        return m
+    if decision.member_after is None:
+        raise InputError("decision carries no next state", kind="decision")
+    if decision.member_version != m.version:
+        raise InputError(
+            f"decision was made from version {decision.member_version} of this member's state, "
+            f"not {m.version}: evaluate again on the current state",
+            field="version", kind="decision",
+        )
+    return decision.member_after

@@ -24,7 +24,16 @@ from pydantic import (
 from ._errors import InputError, format_path
 from ._money import parse_money
 
-__all__ = ["LineItem", "MemberState", "Transaction", "Usage", "coerce"]
+__all__ = [
+    "LineItem",
+    "MemberState",
+    "PointsLot",
+    "PointsTotals",
+    "PurchaseRecord",
+    "Transaction",
+    "Usage",
+    "coerce",
+]
 
 _MONEY_SCHEMA = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}
 
@@ -57,19 +66,77 @@ class Usage(_Input):
     count: int = Field(ge=0)
 
 
+class PointsLot(_Input):
+    """Points from one event: every point can be traced to the event and rule that made it."""
+
+    id: str
+    points: int = Field(ge=0)
+    earned: int = Field(ge=0)
+    earned_at: AwareDatetime
+    available_at: AwareDatetime
+    expires_at: AwareDatetime | None = None
+    source: str
+    rule: str
+
+
+class PointsTotals(_Input):
+    """Running totals: earned − redeemed − expired − reversed = points + pending_points."""
+
+    earned: int = Field(default=0, ge=0)
+    redeemed: int = Field(default=0, ge=0)
+    expired: int = Field(default=0, ge=0)
+    reversed: int = Field(default=0, ge=0)
+    shortfall: int = Field(default=0, ge=0)
+
+
+class PurchaseRecord(_Input):
+    """What a purchase did, remembered (for ``ledger.refund_days``) so it can be refunded."""
+
+    id: str
+    at: AwareDatetime
+    line_paid: tuple[Money, ...]
+    goods_paid: Money
+    qualifying_spend: Money
+    points: int = Field(ge=0)
+    redeemed_points: int = Field(default=0, ge=0)
+    paid_with_points: Money = Decimal(0)
+    refunded: Money = Decimal(0)
+    refunded_lines: tuple[Money, ...] = ()
+    points_reversed: int = Field(default=0, ge=0)
+    points_returned: int = Field(default=0, ge=0)
+    spend_reversed: Money = Decimal(0)
+
+
 class MemberState(_Input):
-    """Everything the engine needs to know about a member; the host stores it between events."""
+    """Everything the engine needs to know about a member; the host stores it between events.
+
+    ``points`` is the usable balance (negative only when a refund reversed points already
+    spent and the program allows it); ``pending_points`` are earned but not usable yet.
+    """
 
     id: str = Field(min_length=1, max_length=128)
     tier: str | None = None
     points: int = 0
+    pending_points: int = Field(default=0, ge=0)
     qualifying_spend: Money = Decimal(0)
     orders: int = Field(default=0, ge=0)
     birthday: date | None = None
+    birthday_set_on: date | None = None
     joined: date | None = None
     last_purchase: date | None = None
     usage: dict[str, Usage] = Field(default_factory=dict)
     recent_transactions: tuple[str, ...] = ()
+    lots: tuple[PointsLot, ...] = ()
+    totals: PointsTotals = PointsTotals()
+    purchases: tuple[PurchaseRecord, ...] = ()
+    spend_log: dict[str, Money] = Field(default_factory=dict)
+    tier_since: date | None = None
+    tier_kept_until: date | None = None
+    advanced_to: AwareDatetime | None = None
+    signals: dict[str, str] = Field(default_factory=dict)
+    referred_by: str | None = None
+    points_debt: int = Field(default=0, ge=0)
+    version: int = Field(default=0, ge=0)
     attrs: dict[str, Attr] = Field(default_factory=dict)
 
 
@@ -95,6 +162,7 @@ class Transaction(_Input):
     shipping: Money = Decimal(0)
     tax: Money = Decimal(0)
     paid_with_points: Money = Decimal(0)
+    redeem_points: int = Field(default=0, ge=0)
     attrs: dict[str, Attr] = Field(default_factory=dict)
 
 

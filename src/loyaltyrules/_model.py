@@ -255,6 +255,7 @@ class QualifyingSpendPolicy(_Strict):
 class BirthdayPolicy(_Strict):
     feb29: Literal["feb28", "mar1"] = "feb28"
     week: Literal["iso", "centered"] = "iso"
+    change_guard_days: WholeNumber = Field(default=0, ge=0)
 
 
 class Policies(_Strict):
@@ -298,6 +299,7 @@ class Tier(_Strict):
     discount: Rate | None = None
     points_multiplier: Factor = Decimal(1)
     perks: Ids = ()
+    retain: Qualify | None = None
 
 
 class EarnRule(_Strict):
@@ -539,6 +541,134 @@ class Rule(_Strict):
         return self
 
 
+class Expiry(_Strict):
+    """When earned points expire (at local midnight, in the program's zone).
+
+    ``months: 24`` — 24 months after the day earned (usable through that date);
+    ``end_of_year: 1`` — at the end of the calendar year after the one earned (0: same year);
+    ``end_of_quarter: 0`` — at the end of the quarter earned; ``inactive_months: 12`` — all
+    points expire after 12 months without a purchase. No key: points never expire.
+    """
+
+    months: WholeNumber | None = Field(default=None, ge=1)
+    end_of_year: WholeNumber | None = Field(default=None, ge=0)
+    end_of_quarter: WholeNumber | None = Field(default=None, ge=0)
+    inactive_months: WholeNumber | None = Field(default=None, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _never(cls, value: Any) -> Any:
+        return {} if value == "never" else value
+
+    @model_validator(mode="after")
+    def _one(self) -> Expiry:
+        given = [k for k in ("months", "end_of_year", "end_of_quarter", "inactive_months")
+                 if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"choose one expiry policy, not {' and '.join(given)}")
+        return self
+
+
+class Ledger(_Strict):
+    """``ledger:`` — points as lots: when they become usable, when they expire, refunds."""
+
+    pending_days: WholeNumber = Field(default=0, ge=0)
+    expiry: Expiry = Expiry()
+    negative_balance: Literal["allow", "shortfall"] = "shortfall"
+    refund_days: WholeNumber = Field(default=365, ge=1)
+    remember_events: WholeNumber = Field(default=200, ge=10, le=100_000)
+
+
+class Redemption(_Strict):
+    """``redemption:`` — 积分抵现: ``points`` points pay ``value`` of an order."""
+
+    points: PositiveMoney
+    value: PositiveMoney
+    minimum: WholeNumber = Field(default=0, ge=0)
+    step: WholeNumber = Field(default=1, ge=1)
+    max_share: Rate = Decimal(1)
+    over_ask: Literal["error", "clamp"] = "error"
+    earns_points: bool = False
+
+
+class Reward(_Strict):
+    """``rewards:`` — 积分商城: something bought with points."""
+
+    id: Id
+    name: Name | None = None
+    points: WholeNumber = Field(ge=1)
+    value: Money | None = None
+    perk: Id | None = None
+    tiers: Ids = ()
+    window: Window | None = None
+    limit: Limit | None = None
+
+
+class Keep(_Strict):
+    """A guaranteed stay in a tier once earned."""
+
+    until: Literal["end_of_year", "end_of_next_year"] | None = None
+    months: WholeNumber | None = Field(default=None, ge=1)
+
+
+class Reviews(_Strict):
+    """``reviews:`` — which spend counts for tiers, and when members may move down."""
+
+    window: Literal["lifetime", "calendar_year", "membership_year"] = "lifetime"
+    rolling_months: WholeNumber | None = Field(default=None, ge=1, le=60)
+    schedule: Schedule | None = None
+    anniversary: bool = False
+    max_drop: WholeNumber | None = Field(default=None, ge=1)
+    keep: Keep | None = None
+
+    @model_validator(mode="after")
+    def _valid(self) -> Reviews:
+        if self.rolling_months is not None and self.window != "lifetime":
+            raise ValueError("give either window or rolling_months")
+        if self.schedule is not None and self.anniversary:
+            raise ValueError("reviews run on a schedule or on the anniversary, not both")
+        return self
+
+
+class Behaviour(_Strict):
+    """``behaviours:`` — 行为积分: points for actions that are not purchases."""
+
+    id: Id
+    name: Name | None = None
+    event: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+    points: WholeNumber = Field(ge=1)
+    when: Expr | None = None
+    limit: Limit | None = None
+    tiers: Ids = ()
+
+
+class Referral(_Strict):
+    """Both members are rewarded when the referred member makes a first purchase."""
+
+    referrer_points: WholeNumber = Field(default=0, ge=0)
+    referee_points: WholeNumber = Field(default=0, ge=0)
+
+
+class Signal(_Strict):
+    """``signals:`` — lifecycle moments a host can act on; each fires once per occurrence."""
+
+    id: Id
+    on: Literal["birthday_in", "points_expiring", "tier_gap", "no_purchase",
+                "first_purchase", "new_member_idle"]
+    days: WholeNumber | None = Field(default=None, ge=0)
+    points: WholeNumber | None = Field(default=None, ge=1)
+    spend: Money | None = None
+
+    @model_validator(mode="after")
+    def _params(self) -> Signal:
+        needs_days = ("birthday_in", "points_expiring", "no_purchase", "new_member_idle")
+        if self.on in needs_days and self.days is None:
+            raise ValueError(f"signal {self.on} needs days")
+        if self.on == "tier_gap" and self.points is None and self.spend is None:
+            raise ValueError("signal tier_gap needs points or spend (how close is close)")
+        return self
+
+
 class ProgramModel(_Strict):
     """The whole program, top to bottom in the order a designer explains it."""
 
@@ -549,4 +679,11 @@ class ProgramModel(_Strict):
     multipliers: tuple[Multiplier, ...] = ()
     birthday: tuple[Rule, ...] = ()
     promotions: tuple[Rule, ...] = ()
+    ledger: Ledger = Ledger()
+    redemption: Redemption | None = None
+    rewards: tuple[Reward, ...] = ()
+    reviews: Reviews = Reviews()
+    behaviours: tuple[Behaviour, ...] = ()
+    referral: Referral | None = None
+    signals: tuple[Signal, ...] = ()
     policies: Policies = Policies()

@@ -1,0 +1,907 @@
+"""A member's life: points as lots, time passing, refunds, actions, rewards and tier reviews.
+
+Everything here is a pure function of (program, member state, event): it returns a decision
+that carries the member's next state. Every points movement goes through :class:`_Book`, which
+keeps the ledger identity ``earned − redeemed − expired − reversed = points + pending``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta, tzinfo
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+
+from dateutil.relativedelta import relativedelta
+
+from ._calendar import birthday_in_year, period_key
+from ._decision import (
+    Decision,
+    HostAction,
+    LifecycleDecision,
+    LifecycleEvent,
+    PointsLine,
+    RefundResult,
+    build,
+)
+from ._errors import InputError
+from ._member import MemberState, PointsLot, PointsTotals, PurchaseRecord, Transaction, Usage
+from ._model import Expiry, ProgramModel, Qualify
+
+__all__ = [
+    "advance",
+    "behaviour",
+    "check_identity",
+    "complete_purchase",
+    "credit",
+    "redeem_reward",
+    "redemption_value",
+    "refund",
+]
+
+_ZERO = Decimal(0)
+
+
+def _local_midnight(day: date, zone: tzinfo) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=zone)
+
+
+def expires_at(expiry: Expiry, earned: datetime, zone: tzinfo) -> datetime | None:
+    """When points earned at ``earned`` expire (a local midnight), or None."""
+    day = earned.astimezone(zone).date()
+    if expiry.months is not None:
+        return _local_midnight(day + relativedelta(months=expiry.months) + timedelta(days=1),
+                               zone)
+    if expiry.end_of_year is not None:
+        return _local_midnight(date(day.year + expiry.end_of_year + 1, 1, 1), zone)
+    if expiry.end_of_quarter is not None:
+        quarter = (day.month - 1) // 3 + expiry.end_of_quarter + 1
+        year = day.year + quarter // 4
+        return _local_midnight(date(year, (quarter % 4) * 3 + 1, 1), zone)
+    return None
+
+
+class _Book:
+    """The points of one member during one operation; lots in, lots out, totals kept."""
+
+    def __init__(self, member: MemberState, now: datetime) -> None:
+        self.lots: list[PointsLot] = [lot for lot in member.lots if lot.points > 0]
+        t = member.totals
+        self.earned, self.redeemed, self.expired = t.earned, t.redeemed, t.expired
+        self.reversed, self.shortfall = t.reversed, t.shortfall
+        self.debt = member.points_debt
+        self.now = now
+        # a balance imported without lots (or edited by hand) becomes an "opening" lot, so
+        # the identity holds from the first operation on
+        tracked = sum(lot.points for lot in self.lots) - self.debt
+        untracked = member.points + member.pending_points - tracked
+        if untracked > 0:
+            self.lots.append(PointsLot(
+                id=f"opening:{member.id}", points=untracked, earned=untracked,
+                earned_at=member.advanced_to or now, available_at=member.advanced_to or now,
+                source="opening-balance", rule="opening-balance"))
+            self.earned += untracked
+        elif untracked < 0:
+            self.debt -= untracked
+
+    def available(self) -> int:
+        return sum(lot.points for lot in self.lots if lot.available_at <= self.now) - self.debt
+
+    def pending(self) -> int:
+        return sum(lot.points for lot in self.lots if lot.available_at > self.now)
+
+    def earn(self, points: int, lot_id: str, source: str, rule: str, at: datetime,
+             available_at: datetime, expires: datetime | None) -> None:
+        if points <= 0:
+            return
+        self.earned += points
+        repay = min(self.debt, points)
+        self.debt -= repay
+        if points - repay > 0:
+            self.lots.append(PointsLot(
+                id=lot_id, points=points - repay, earned=points, earned_at=at,
+                available_at=available_at, expires_at=expires, source=source, rule=rule))
+
+    def _order(self) -> list[PointsLot]:
+        # expiring first; lots that never expire last; ties oldest first
+        far = datetime.max.replace(tzinfo=self.now.tzinfo)
+        return sorted(self.lots, key=lambda lot: (lot.expires_at or far, lot.earned_at, lot.id))
+
+    def _take(self, points: int, *, only_available: bool, prefer: str | None = None) -> int:
+        taken = 0
+        order = self._order()
+        if prefer is not None:
+            order = [lot for lot in order if lot.source == prefer] + [
+                lot for lot in order if lot.source != prefer]
+        replaced: dict[str, PointsLot] = {}
+        for lot in order:
+            if taken >= points:
+                break
+            if only_available and lot.available_at > self.now:
+                continue
+            use = min(lot.points, points - taken)
+            taken += use
+            replaced[lot.id] = lot.model_copy(update={"points": lot.points - use})
+        self.lots = [replaced.get(lot.id, lot) for lot in self.lots]
+        self.lots = [lot for lot in self.lots if lot.points > 0]
+        return taken
+
+    def redeem(self, points: int) -> None:
+        if points > self.available():
+            raise InputError(f"{points} points asked, {max(self.available(), 0)} available",
+                             field="redeem_points", kind="transaction")
+        self.redeemed += self._take(points, only_available=True)
+
+    def reverse(self, points: int, source: str, allow_negative: bool) -> tuple[int, int]:
+        """Take back points earned on ``source``: its own lots first, then any other."""
+        taken = self._take(points, only_available=False, prefer=source)
+        missing = points - taken
+        self.reversed += taken
+        if missing and allow_negative:
+            self.debt += missing
+            self.reversed += missing
+            return points, 0
+        self.shortfall += missing
+        return taken, missing
+
+    def expire(self, until: datetime) -> list[tuple[PointsLot, datetime]]:
+        gone = [(lot, lot.expires_at) for lot in self.lots
+                if lot.expires_at is not None and lot.expires_at <= until]
+        if gone:
+            ids = {lot.id for lot, _ in gone}
+            self.lots = [lot for lot in self.lots if lot.id not in ids]
+            self.expired += sum(lot.points for lot, _ in gone)
+        return [(lot, when) for lot, when in gone if when is not None]
+
+    def expire_all(self) -> int:
+        total = sum(lot.points for lot in self.lots)
+        self.lots = []
+        self.expired += total
+        return total
+
+    def state(self, member: MemberState, **updates: Any) -> MemberState:
+        totals = PointsTotals(earned=self.earned, redeemed=self.redeemed, expired=self.expired,
+                              reversed=self.reversed, shortfall=self.shortfall)
+        return member.model_copy(update={
+            "lots": tuple(self.lots), "totals": totals, "points": self.available(),
+            "pending_points": self.pending(), "points_debt": self.debt,
+            "version": member.version + 1, **updates})
+
+
+def check_identity(member: MemberState) -> bool:
+    """earned − redeemed − expired − reversed = points + pending_points, and the lots add up."""
+    t = member.totals
+    lots = sum(lot.points for lot in member.lots)
+    return (t.earned - t.redeemed - t.expired - t.reversed
+            == member.points + member.pending_points == lots - member.points_debt)
+
+
+# --- qualifying spend windows and tier reviews ------------------------------------------------
+
+
+def _month(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def window_months(model: ProgramModel, member: MemberState, today: date) -> list[str] | None:
+    """The calendar months whose spend counts for tiers now, or None for lifetime spend."""
+    reviews = model.reviews
+    if reviews.rolling_months is not None:
+        first = date(today.year, today.month, 1) - relativedelta(months=reviews.rolling_months - 1)
+    elif reviews.window == "calendar_year":
+        first = date(today.year, 1, 1)
+    elif reviews.window == "membership_year":
+        joined = member.joined or today
+        start = date(today.year, joined.month, 1)
+        first = start if start <= today else start - relativedelta(years=1)
+    else:
+        return None
+    months = []
+    cursor = date(first.year, first.month, 1)
+    while cursor <= today:
+        months.append(_month(cursor))
+        cursor += relativedelta(months=1)
+    return months
+
+
+def window_spend(model: ProgramModel, member: MemberState, today: date) -> Decimal:
+    months = window_months(model, member, today)
+    if months is None:
+        return member.qualifying_spend
+    return sum((member.spend_log.get(m, _ZERO) for m in months), _ZERO)
+
+
+def _prune_log(model: ProgramModel, log: dict[str, Decimal], today: date) -> dict[str, Decimal]:
+    reviews = model.reviews
+    if reviews.rolling_months is None and reviews.window == "lifetime":
+        return {}
+    keep = (reviews.rolling_months or 12) + 12
+    oldest = _month(date(today.year, today.month, 1) - relativedelta(months=keep))
+    return {m: v for m, v in log.items() if m >= oldest}
+
+
+def _meets(q: Qualify, spend: Decimal, points: int, orders: int) -> bool:
+    checks = []
+    if q.spend is not None:
+        checks.append(spend >= q.spend)
+    if q.points is not None:
+        checks.append(points >= q.points)
+    if q.orders is not None:
+        checks.append(orders >= q.orders)
+    if not checks:
+        return True
+    return all(checks) if q.match == "all" else any(checks)
+
+
+def _kept_until(model: ProgramModel, day: date) -> date | None:
+    keep = model.reviews.keep
+    if keep is None:
+        return None
+    if keep.until == "end_of_year":
+        return date(day.year, 12, 31)
+    if keep.until == "end_of_next_year":
+        return date(day.year + 1, 12, 31)
+    if keep.months is not None:
+        return day + relativedelta(months=keep.months)
+    return None
+
+
+def _review_days(model: ProgramModel, member: MemberState, start: date, end: date
+                 ) -> list[date]:
+    """Local review days in (start, end]."""
+    reviews = model.reviews
+    if reviews.schedule is not None:
+        rule = reviews.schedule.build()
+        occurrences = rule.between(datetime.combine(start + timedelta(days=1), datetime.min.time()),
+                                   datetime.combine(end, datetime.min.time()), inc=True)
+        return [o.date() for o in occurrences]
+    if reviews.anniversary and member.joined is not None:
+        out = []
+        for year in range(start.year, end.year + 1):
+            day = birthday_in_year(member.joined, year, "feb28")
+            if start < day <= end and day > member.joined:
+                out.append(day)
+        return out
+    return []
+
+
+def _review(model: ProgramModel, member: MemberState, day: date, at: datetime
+            ) -> tuple[MemberState, list[LifecycleEvent]]:
+    tiers = model.tiers
+    current = member.tier or tiers[0].id
+    rank = next(i for i, t in enumerate(tiers) if t.id == current)
+    # the review judges the window that has just ended: the day before the review day
+    spend = window_spend(model, member, day - timedelta(days=1))
+    points, orders = member.points, member.orders
+    new = rank
+    for i in range(rank + 1, len(tiers)):
+        q = tiers[i].qualify
+        if q is not None and _meets(q, spend, points, orders):
+            new = i
+    if new == rank and rank > 0:
+        target = 0
+        for i in range(rank, 0, -1):
+            q = tiers[i].retain or tiers[i].qualify
+            if q is not None and _meets(q, spend, points, orders):
+                target = i
+                break
+        if target < rank:
+            if member.tier_kept_until is not None and day <= member.tier_kept_until:
+                return member, [LifecycleEvent(
+                    at=at, type="tier_kept", tier_from=current, tier_to=current,
+                    detail=f"spend {spend:f} misses {current}, but the tier is kept until "
+                           f"{member.tier_kept_until.isoformat()}")]
+            floor = rank - model.reviews.max_drop if model.reviews.max_drop else 0
+            new = max(target, floor)
+    if new == rank:
+        return member, [LifecycleEvent(at=at, type="tier_review", tier_from=current,
+                                       tier_to=current, detail=f"window spend {spend:f}")]
+    to = tiers[new].id
+    kind = "tier_upgraded" if new > rank else "tier_downgraded"
+    updates: dict[str, Any] = {"tier": to, "tier_since": day}
+    if new > rank:
+        updates["tier_kept_until"] = _kept_until(model, day)
+    return member.model_copy(update=updates), [LifecycleEvent(
+        at=at, type=kind, tier_from=current, tier_to=to,
+        detail=f"review on {day.isoformat()}: window spend {spend:f}")]
+
+
+# --- signals --------------------------------------------------------------------------------
+
+
+def _signals(model: ProgramModel, member: MemberState, start: datetime, until: datetime,
+             zone: tzinfo, fired: dict[str, str]) -> list[LifecycleEvent]:
+    """Time-driven signals whose moment falls in (start, until]; each once per occurrence."""
+    out: list[LifecycleEvent] = []
+    today = until.astimezone(zone).date()
+    for sig in model.signals:
+        key: str | None = None
+        moment: datetime | None = None
+        detail = ""
+        days = sig.days or 0
+        if sig.on == "birthday_in" and member.birthday is not None:
+            for year in (today.year, today.year + 1):
+                bday = birthday_in_year(member.birthday, year, model.policies.birthday.feb29)
+                when = _local_midnight(bday - timedelta(days=days), zone)
+                if when <= until and bday >= when.date():
+                    key, moment, detail = str(year), when, f"birthday {bday.isoformat()}"
+        elif sig.on == "points_expiring":
+            lots = sorted((lot for lot in member.lots if lot.expires_at is not None),
+                          key=lambda lot: lot.expires_at or until)
+            for lot in lots:
+                assert lot.expires_at is not None
+                when = lot.expires_at - timedelta(days=days)
+                if when <= until < lot.expires_at:
+                    key = lot.expires_at.isoformat()
+                    moment = when
+                    soon = sum(x.points for x in member.lots if x.expires_at == lot.expires_at)
+                    detail = f"{soon} points expire at {lot.expires_at.isoformat()}"
+                    break
+        elif sig.on == "no_purchase" and member.last_purchase is not None:
+            when = _local_midnight(member.last_purchase + timedelta(days=days), zone)
+            if when <= until:
+                key, moment = member.last_purchase.isoformat(), when
+                detail = f"no purchase since {member.last_purchase.isoformat()}"
+        elif sig.on == "new_member_idle" and member.joined is not None and member.orders == 0:
+            when = _local_midnight(member.joined + timedelta(days=days), zone)
+            if when <= until:
+                key, moment, detail = member.joined.isoformat(), when, f"joined {member.joined}"
+        if key is not None and moment is not None and fired.get(sig.id) != key:
+            fired[sig.id] = key
+            out.append(LifecycleEvent(at=max(moment, start), type="signal", rule=sig.id,
+                                      detail=detail))
+    return out
+
+
+def _purchase_signals(model: ProgramModel, member: MemberState, at: datetime, today: date,
+                      first: bool, fired: dict[str, str]) -> list[LifecycleEvent]:
+    out: list[LifecycleEvent] = []
+    for sig in model.signals:
+        if sig.on == "first_purchase" and first and sig.id not in fired:
+            fired[sig.id] = today.isoformat()
+            out.append(LifecycleEvent(at=at, type="signal", rule=sig.id,
+                                      detail="first purchase"))
+        elif sig.on == "tier_gap":
+            tiers = model.tiers
+            rank = next(i for i, t in enumerate(tiers) if t.id == (member.tier or tiers[0].id))
+            if rank + 1 >= len(tiers):
+                continue
+            nxt = tiers[rank + 1]
+            q = nxt.qualify
+            if q is None:
+                continue
+            gaps = []
+            if sig.spend is not None and q.spend is not None:
+                short = q.spend - window_spend(model, member, today)
+                if _ZERO < short <= sig.spend:
+                    gaps.append(f"{short:f} short of {nxt.id}")
+            if sig.points is not None and q.points is not None:
+                short_p = q.points - member.points
+                if 0 < short_p <= sig.points:
+                    gaps.append(f"{short_p} points short of {nxt.id}")
+            key = f"{nxt.id}:{today.year}"
+            if gaps and fired.get(sig.id) != key:
+                fired[sig.id] = key
+                out.append(LifecycleEvent(at=at, type="signal", rule=sig.id,
+                                          detail="; ".join(gaps)))
+    return out
+
+
+# --- advance ----------------------------------------------------------------------------------
+
+
+def advance_state(model: ProgramModel, member: MemberState, until: datetime, zone: tzinfo
+                  ) -> tuple[MemberState, list[LifecycleEvent]]:
+    """Move a member to ``until``: release, expire, review, signal — in time order."""
+    if until.tzinfo is None:
+        raise InputError("needs a UTC offset", field="until", kind="advance")
+    start = member.advanced_to
+    if start is not None and until <= start:
+        return member, []
+    book = _Book(member, start or until)
+    events: list[tuple[datetime, int, LifecycleEvent]] = []
+    for lot in book.lots:
+        if start is not None and start < lot.available_at <= until:
+            events.append((lot.available_at, 0, LifecycleEvent(
+                at=lot.available_at, type="points_released", rule=lot.rule, points=lot.points,
+                detail=f"lot {lot.id} usable")))
+    for lot, when in book.expire(until):
+        events.append((when, 1, LifecycleEvent(at=when, type="points_expired", rule=lot.rule,
+                                                points=-lot.points,
+                                                detail=f"lot {lot.id} expired")))
+    months = model.ledger.expiry.inactive_months
+    if months is not None and member.last_purchase is not None:
+        when = _local_midnight(member.last_purchase + relativedelta(months=months), zone)
+        if when <= until and (start is None or when > start):
+            gone = book.expire_all()
+            if gone:
+                events.append((when, 1, LifecycleEvent(
+                    at=when, type="points_expired", rule="inactivity", points=-gone,
+                    detail=f"no purchase for {months} months")))
+    book.now = until
+    state = book.state(member, advanced_to=until)
+    state = state.model_copy(update={"version": member.version})
+    if start is not None:
+        first_day = start.astimezone(zone).date()
+        last_day = until.astimezone(zone).date()
+        for day in _review_days(model, state, first_day, last_day):
+            at = _local_midnight(day, zone)
+            state, found = _review(model, state, day, at)
+            events += [(at, 2, e) for e in found]
+    fired = dict(state.signals)
+    events += [(e.at, 3, e) for e in _signals(model, state, start or until, until, zone, fired)]
+    events.sort(key=lambda e: (e[0], e[1]))
+    state = state.model_copy(update={"signals": fired, "version": member.version + 1,
+                                     "spend_log": _prune_log(model, dict(state.spend_log),
+                                                             until.astimezone(zone).date())})
+    return state, [e for _, _, e in events]
+
+
+def _program_parts(program: Any) -> tuple[ProgramModel, tzinfo]:
+    return program.model, program.zone
+
+
+def _ref(program: Any) -> Any:
+    return program.ref
+
+
+def advance(program: Any, member: MemberState | dict[str, Any], until: datetime | str
+            ) -> LifecycleDecision:
+    """Move a member through time to ``until`` (an aware instant): pending points become
+    usable, lots expire, scheduled tier reviews run, signals fire — reported in time order.
+    Advancing again to the same instant changes nothing."""
+    from ._member import coerce
+
+    m = coerce(MemberState, member, "member")
+    at = _instant(until, "until", "advance")
+    model, zone = _program_parts(program)
+    state, events = advance_state(model, m, at, zone)
+    return build(LifecycleDecision, {
+        "program": _ref(program), "kind": "advance", "member_id": m.id, "event_id": None,
+        "at": at, "points_change": (state.points + state.pending_points)
+        - (m.points + m.pending_points), "events": tuple(events), "refund": None,
+        "reward": None, "replayed": not events and state.advanced_to == m.advanced_to,
+        "member_version": m.version, "member_after": state})
+
+
+def _instant(value: datetime | str, field: str, kind: str) -> datetime:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise InputError(f"not a date-time: {value!r}", field=field, kind=kind) from None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InputError("needs a UTC offset (the engine never guesses a zone)", field=field,
+                         kind=kind)
+    return value
+
+
+# --- purchases ----------------------------------------------------------------------------
+
+
+def redemption_value(model: ProgramModel, member: MemberState, txn: Transaction,
+                     goods_paid: Decimal, quantum: Decimal) -> tuple[Decimal, int]:
+    """(money paid with points, points redeemed) for a purchase; 积分抵现 rules applied."""
+    asked = txn.redeem_points
+    if not asked:
+        return txn.paid_with_points, 0
+    r = model.redemption
+    if r is None:
+        raise InputError("this program has no redemption (积分抵现) rule", field="redeem_points",
+                         kind="transaction")
+    if txn.paid_with_points:
+        raise InputError("give redeem_points or paid_with_points, not both",
+                         field="redeem_points", kind="transaction")
+    clamp = r.over_ask == "clamp"
+    problems = []
+    points = asked
+    if points % r.step:
+        problems.append(f"{points} is not a whole number of {r.step}-point steps")
+        points -= points % r.step
+    available = member.points
+    if points > available:
+        problems.append(f"{points} points asked, {max(available, 0)} available")
+        points = max(0, available - available % r.step)
+    cap_money = (goods_paid * r.max_share).quantize(quantum, rounding=ROUND_FLOOR)
+    cap_points = int((cap_money * r.points / r.value).to_integral_value(rounding=ROUND_FLOOR))
+    cap_points -= cap_points % r.step
+    if points > cap_points:
+        problems.append(f"{points} points would pay more than {r.max_share * 100:f}% of "
+                        f"{goods_paid:f} (at most {cap_points} points)")
+        points = cap_points
+    if points < r.minimum:
+        problems.append(f"at least {r.minimum} points per redemption")
+        points = 0
+    if problems and not clamp:
+        raise InputError("; ".join(problems), field="redeem_points", kind="transaction")
+    value = (Decimal(points) * r.value / r.points).quantize(quantum, rounding=ROUND_FLOOR)
+    return value, points
+
+
+def complete_purchase(program: Any, member: MemberState, txn: Transaction, decision: Decision,
+                      events: list[LifecycleEvent], base_version: int) -> Decision:
+    """Add what a purchase does to the member's account: lots, redemption, the record kept
+    for refunds, spend by month, tier dates, signals, referral — and the next state."""
+    model, zone = _program_parts(program)
+    at = txn.at
+    today = decision.local_date
+    first = member.orders == 0
+    points_lines = list(decision.points)
+    outbox: list[HostAction] = []
+    if model.referral is not None and first and member.referred_by:
+        ref = model.referral
+        if ref.referee_points:
+            points_lines.append(build(PointsLine, {
+                "rule": "referral", "kind": "bonus", "points": ref.referee_points,
+                "basis": _ZERO, "multiplier": Decimal(1),
+                "detail": f"referred by {member.referred_by}"}))
+        if ref.referrer_points:
+            outbox.append(build(HostAction, {
+                "id": f"referral:{member.id}", "member_id": member.referred_by,
+                "points": ref.referrer_points, "rule": "referral",
+                "reason": f"{member.id} made a first purchase"}))
+    points_total = sum(p.points for p in points_lines)
+
+    book = _Book(member, at)
+    if decision.redeemed_points:
+        book.redeem(decision.redeemed_points)
+        events.append(LifecycleEvent(at=at, type="points_redeemed", rule="redemption",
+                                     points=-decision.redeemed_points,
+                                     detail=f"paid {decision.paid_with_points:f}"))
+    available_at = at + timedelta(days=model.ledger.pending_days)
+    expiry = expires_at(model.ledger.expiry, at, zone)
+    for line in points_lines:
+        if line.points > 0:
+            book.earn(line.points, f"{txn.id}:{line.rule}", txn.id, line.rule, at, available_at,
+                      expiry)
+    if points_total:
+        events.append(LifecycleEvent(
+            at=at, type="points_earned", points=points_total,
+            detail="usable now" if not model.ledger.pending_days
+            else f"usable from {available_at.isoformat()}"))
+
+    usage = dict(member.usage)
+    for used in decision.usage:
+        current = usage.get(used.rule)
+        count = current.count + 1 if current is not None and current.period == used.period else 1
+        usage[used.rule] = Usage(period=used.period, count=count)
+    month = _month(today)
+    log = dict(member.spend_log)
+    log[month] = log.get(month, _ZERO) + decision.qualifying_spend
+    horizon = at - timedelta(days=model.ledger.refund_days)
+    record = PurchaseRecord(
+        id=txn.id, at=at, line_paid=decision.line_paid, goods_paid=decision.goods_paid,
+        qualifying_spend=decision.qualifying_spend, points=points_total,
+        redeemed_points=decision.redeemed_points, paid_with_points=decision.paid_with_points)
+    purchases = (*(p for p in member.purchases if p.at >= horizon), record)
+    updates: dict[str, Any] = {
+        "tier": decision.tier_after,
+        "qualifying_spend": member.qualifying_spend + decision.qualifying_spend,
+        "orders": member.orders + 1,
+        "last_purchase": max(today, member.last_purchase or today),
+        "usage": usage,
+        "recent_transactions": (*member.recent_transactions, txn.id)[
+            -model.ledger.remember_events:],
+        "purchases": purchases,
+        "spend_log": _prune_log(model, log, today),
+        "advanced_to": max(at, member.advanced_to or at),
+    }
+    if decision.tier_changed:
+        updates["tier_since"] = today
+        updates["tier_kept_until"] = _kept_until(model, today)
+        events.append(LifecycleEvent(at=at, type="tier_upgraded",
+                                     tier_from=decision.tier_before,
+                                     tier_to=decision.tier_after, detail="qualified"))
+    state = book.state(member, **updates)
+    fired = dict(state.signals)
+    events += _purchase_signals(model, state, at, today, first, fired)
+    state = state.model_copy(update={"signals": fired})
+    values = dict(decision.__dict__)
+    values.update({
+        "points": tuple(points_lines), "points_total": points_total, "events": tuple(events),
+        "outbox": tuple(outbox), "member_version": base_version, "member_after": state})
+    return build(Decision, values)
+
+
+# --- refunds ------------------------------------------------------------------------------------
+
+
+def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, Any] | Any
+           ) -> LifecycleDecision:
+    """Refund part or all of an earlier purchase: points reversed in proportion (a full refund
+    reverses exactly what was earned, partial refunds never more), qualifying spend reduced,
+    points used to pay returned. Unknown purchases and over-refunds change nothing."""
+    from ._member import coerce
+
+    m = coerce(MemberState, member, "member")
+    base_version = m.version
+    ev = _refund_event(event)
+    model, zone = _program_parts(program)
+    if ev["id"] in m.recent_transactions:
+        return _replayed(program, m, "refund", ev["id"], ev["at"])
+    m, events = advance_state(model, m, ev["at"], zone)
+    record = next((p for p in m.purchases if p.id == ev["transaction_id"]), None)
+    if record is None:
+        raise InputError(f"no purchase {ev['transaction_id']!r} on file for this member "
+                         f"(purchases are remembered for {model.ledger.refund_days} days)",
+                         field="transaction_id", kind="refund")
+    lines = list(record.refunded_lines or (Decimal(0),) * len(record.line_paid))
+    if ev["lines"] is not None:
+        amount = Decimal(0)
+        for k, part in ev["lines"]:
+            if not 0 <= k < len(record.line_paid):
+                raise InputError(f"line {k} is not in purchase {record.id}", field="lines",
+                                 kind="refund")
+            left = record.line_paid[k] - lines[k]
+            part = left if part is None else part
+            if part > left:
+                raise InputError(f"line {k}: {part:f} asked, {left:f} left to refund",
+                                 field="lines", kind="refund")
+            lines[k] += part
+            amount += part
+    else:
+        amount = ev["amount"] if ev["amount"] is not None else record.goods_paid - record.refunded
+        left = record.goods_paid - record.refunded
+        if amount > left:
+            raise InputError(f"{amount:f} asked, {left:f} left to refund on {record.id}",
+                             field="amount", kind="refund")
+    if amount <= 0:
+        raise InputError("nothing to refund", field="amount", kind="refund")
+    refunded = record.refunded + amount
+    full = refunded == record.goods_paid
+    share = Decimal(1) if full else refunded / record.goods_paid
+    reverse_total = record.points if full else int(
+        (record.points * share).to_integral_value(rounding=ROUND_FLOOR))
+    to_reverse = reverse_total - record.points_reversed
+    return_total = record.redeemed_points if full else int(
+        (record.redeemed_points * share).to_integral_value(rounding=ROUND_FLOOR))
+    to_return = return_total - record.points_returned
+    q = program.quantum
+    spend_total = record.qualifying_spend if full else (
+        record.qualifying_spend * share).quantize(q, rounding=ROUND_FLOOR)
+    spend_back = spend_total - record.spend_reversed
+    pwp_total = record.paid_with_points if full else (
+        record.paid_with_points * share).quantize(q, rounding=ROUND_FLOOR)
+    already_pwp = record.paid_with_points * (record.refunded / record.goods_paid) \
+        if record.goods_paid else Decimal(0)
+    money_refunded = amount - (pwp_total - already_pwp.quantize(q, rounding=ROUND_FLOOR))
+
+    at = ev["at"]
+    book = _Book(m, at)
+    reversed_points, shortfall = book.reverse(
+        to_reverse, record.id, model.ledger.negative_balance == "allow")
+    if reversed_points:
+        events.append(LifecycleEvent(at=at, type="points_reversed", rule="refund",
+                                     points=-reversed_points, detail=f"refund of {record.id}"))
+    if shortfall:
+        events.append(LifecycleEvent(at=at, type="points_shortfall", rule="refund",
+                                     points=-shortfall,
+                                     detail="points already spent; recorded, not taken"))
+    if to_return:
+        book.earn(to_return, f"{ev['id']}:returned", ev["id"], "refund-return", at, at,
+                  expires_at(model.ledger.expiry, at, zone))
+        events.append(LifecycleEvent(at=at, type="points_returned", rule="refund",
+                                     points=to_return, detail="points that paid for it"))
+    new_record = record.model_copy(update={
+        "refunded": refunded, "refunded_lines": tuple(lines),
+        "points_reversed": record.points_reversed + to_reverse,
+        "points_returned": return_total, "spend_reversed": spend_total})
+    month = _month(record.at.astimezone(zone).date())
+    log = dict(m.spend_log)
+    if month in log:
+        log[month] = max(Decimal(0), log[month] - spend_back)
+    state = book.state(m, **{
+        "purchases": tuple(new_record if p.id == record.id else p for p in m.purchases),
+        "qualifying_spend": max(Decimal(0), m.qualifying_spend - spend_back),
+        "spend_log": log,
+        "recent_transactions": (*m.recent_transactions, ev["id"])[
+            -model.ledger.remember_events:],
+    })
+    result = build(RefundResult, {
+        "transaction_id": record.id, "amount": amount, "money_refunded": money_refunded,
+        "points_reversed": reversed_points, "points_returned": to_return,
+        "shortfall": shortfall, "spend_reversed": spend_back, "full": full})
+    return build(LifecycleDecision, {
+        "program": _ref(program), "kind": "refund", "member_id": m.id, "event_id": ev["id"],
+        "at": at, "points_change": (state.points + state.pending_points)
+        - (m.points + m.pending_points), "events": tuple(events), "refund": result,
+        "reward": None, "replayed": False, "member_version": base_version,
+        "member_after": state})
+
+
+def _refund_event(event: Any) -> dict[str, Any]:
+    from ._money import parse_money
+
+    if not isinstance(event, dict):
+        raise InputError("a refund is a mapping with id, at, transaction_id and amount or "
+                         "lines", kind="refund")
+    unknown = set(event) - {"id", "at", "transaction_id", "amount", "lines"}
+    if unknown:
+        raise InputError("unknown field", field=sorted(unknown)[0], kind="refund")
+    for key in ("id", "at", "transaction_id"):
+        if not event.get(key):
+            raise InputError("required", field=key, kind="refund")
+    amount = None
+    if event.get("amount") is not None:
+        try:
+            amount = parse_money(event["amount"])
+        except ValueError as exc:
+            raise InputError(str(exc), field="amount", kind="refund") from None
+    lines = None
+    if event.get("lines") is not None:
+        lines = []
+        for n, line in enumerate(event["lines"]):
+            try:
+                k = int(line["line"])
+                part = parse_money(line["amount"]) if line.get("amount") is not None else None
+            except (KeyError, TypeError, ValueError) as exc:
+                raise InputError(f"each line needs line (and optionally amount): {exc}",
+                                 field=f"lines[{n}]", kind="refund") from None
+            lines.append((k, part))
+    if amount is not None and lines is not None:
+        raise InputError("give amount or lines, not both", field="amount", kind="refund")
+    return {"id": str(event["id"]), "at": _instant(event["at"], "at", "refund"),
+            "transaction_id": str(event["transaction_id"]), "amount": amount, "lines": lines}
+
+
+def _replayed(program: Any, m: MemberState, kind: str, event_id: str, at: datetime
+              ) -> LifecycleDecision:
+    return build(LifecycleDecision, {
+        "program": _ref(program), "kind": kind, "member_id": m.id, "event_id": event_id,
+        "at": at, "points_change": 0, "events": (), "refund": None, "reward": None,
+        "replayed": True, "member_version": m.version, "member_after": m})
+
+
+# --- behaviour events, rewards and credits ------------------------------------------------------
+
+
+def _simple_event(event: Any, kind: str, required: Iterable[str]) -> dict[str, Any]:
+    if not isinstance(event, dict):
+        raise InputError(f"a {kind} event is a mapping", kind=kind)
+    for key in required:
+        if event.get(key) in (None, ""):
+            raise InputError("required", field=key, kind=kind)
+    out = dict(event)
+    out["at"] = _instant(event["at"], "at", kind)
+    out["id"] = str(event["id"])
+    return out
+
+
+def behaviour(program: Any, member: MemberState | dict[str, Any], event: dict[str, Any]
+              ) -> LifecycleDecision:
+    """Points for a non-purchase action (行为积分): sign-up, review, check-in, referral …
+    Rules match the event type and conditions; per-rule limits cap them per period."""
+    from ._member import coerce
+
+    m = coerce(MemberState, member, "member")
+    base_version = m.version
+    ev = _simple_event(event, "behaviour", ("id", "at", "type"))
+    if ev["id"] in m.recent_transactions:
+        return _replayed(program, m, "behaviour", ev["id"], ev["at"])
+    model, zone = _program_parts(program)
+    m, events = advance_state(model, m, ev["at"], zone)
+    today = ev["at"].astimezone(zone).date()
+    book = _Book(m, ev["at"])
+    usage = dict(m.usage)
+    tier = m.tier or model.tiers[0].id
+    attrs = ev.get("attrs") or {}
+    for rule in model.behaviours:
+        if rule.event != ev["type"] or (rule.tiers and tier not in rule.tiers):
+            continue
+        if rule.when is not None and not _behaviour_condition(program, m, ev, attrs, rule):
+            continue
+        if rule.limit is not None:
+            key = period_key(today, rule.limit.per)
+            used = usage.get(rule.id)
+            count = used.count if used is not None and used.period == key else 0
+            if count >= rule.limit.times:
+                continue
+            usage[rule.id] = Usage(period=key, count=count + 1)
+        book.earn(rule.points, f"{ev['id']}:{rule.id}", ev["id"], rule.id, ev["at"],
+                  ev["at"] + timedelta(days=0), expires_at(model.ledger.expiry, ev["at"], zone))
+        events.append(LifecycleEvent(at=ev["at"], type="behaviour_points", rule=rule.id,
+                                     points=rule.points, detail=ev["type"]))
+    state = book.state(m, usage=usage, recent_transactions=(*m.recent_transactions, ev["id"])[
+        -model.ledger.remember_events:])
+    return build(LifecycleDecision, {
+        "program": _ref(program), "kind": "behaviour", "member_id": m.id, "event_id": ev["id"],
+        "at": ev["at"], "points_change": (state.points + state.pending_points)
+        - (m.points + m.pending_points), "events": tuple(events), "refund": None,
+        "reward": None, "replayed": False, "member_version": base_version,
+        "member_after": state})
+
+
+def _behaviour_condition(program: Any, m: MemberState, ev: dict[str, Any],
+                         attrs: dict[str, Any], rule: Any) -> bool:
+    from ._engine import _Ctx
+    from ._member import Transaction
+
+    txn = Transaction(id=ev["id"], at=ev["at"], channel=str(ev.get("channel", "app")),
+                      items=({"sku": "-", "category": ev["type"], "amount": "0"},),
+                      attrs=attrs)
+    plan = program.plan("compiled")
+    ctx = _Ctx(program, plan, m, txn, ev["at"].astimezone(program.zone), False)
+    ctx.event = {"id": ev["id"], "type": ev["type"], "channel": str(ev.get("channel", "app")),
+                 "attrs": dict(attrs)}
+    return ctx.when(rule.id, "promotion", plan.behaviour_conditions[rule.id]) is None
+
+
+def redeem_reward(program: Any, member: MemberState | dict[str, Any], event: dict[str, Any]
+                  ) -> LifecycleDecision:
+    """Buy a reward from the catalogue (积分商城) with points: expiring lots are used first."""
+    from ._member import coerce
+
+    m = coerce(MemberState, member, "member")
+    base_version = m.version
+    ev = _simple_event(event, "reward", ("id", "at", "reward"))
+    if ev["id"] in m.recent_transactions:
+        return _replayed(program, m, "reward", ev["id"], ev["at"])
+    model, zone = _program_parts(program)
+    reward = next((r for r in model.rewards if r.id == ev["reward"]), None)
+    if reward is None:
+        raise InputError(f"no reward {ev['reward']!r} in the catalogue", field="reward",
+                         kind="reward")
+    m, events = advance_state(model, m, ev["at"], zone)
+    tier = m.tier or model.tiers[0].id
+    if reward.tiers and tier not in reward.tiers:
+        raise InputError(f"{reward.id} is for tiers {list(reward.tiers)}, member is {tier}",
+                         field="reward", kind="reward")
+    if reward.window is not None:
+        start, end = reward.window.bounds(zone)
+        if (start is not None and ev["at"] < start) or (end is not None and ev["at"] >= end):
+            raise InputError(f"{reward.id} is not offered at {ev['at'].isoformat()}",
+                             field="at", kind="reward")
+    stock = ev.get("stock")
+    if stock is not None and int(stock) <= 0:
+        raise InputError(f"{reward.id} is out of stock", field="stock", kind="reward")
+    usage = dict(m.usage)
+    if reward.limit is not None:
+        today = ev["at"].astimezone(zone).date()
+        key = period_key(today, reward.limit.per)
+        used = usage.get(f"reward:{reward.id}")
+        count = used.count if used is not None and used.period == key else 0
+        if count >= reward.limit.times:
+            raise InputError(f"{reward.id}: limit of {reward.limit.times} per "
+                             f"{reward.limit.per} reached", field="reward", kind="reward")
+        usage[f"reward:{reward.id}"] = Usage(period=key, count=count + 1)
+    book = _Book(m, ev["at"])
+    book.redeem(reward.points)
+    events.append(LifecycleEvent(at=ev["at"], type="reward_redeemed", rule=reward.id,
+                                 points=-reward.points, detail=reward.id))
+    state = book.state(m, usage=usage, recent_transactions=(*m.recent_transactions, ev["id"])[
+        -model.ledger.remember_events:])
+    return build(LifecycleDecision, {
+        "program": _ref(program), "kind": "reward", "member_id": m.id, "event_id": ev["id"],
+        "at": ev["at"], "points_change": -reward.points, "events": tuple(events),
+        "refund": None, "reward": reward.id, "replayed": False,
+        "member_version": base_version, "member_after": state})
+
+
+def credit(program: Any, member: MemberState | dict[str, Any], action: HostAction | dict[str, Any],
+           at: datetime | str) -> LifecycleDecision:
+    """Apply a host action (a referral reward) from another member's decision, once."""
+    from ._member import coerce
+
+    m = coerce(MemberState, member, "member")
+    base_version = m.version
+    act = action if isinstance(action, HostAction) else HostAction.model_validate(action)
+    when = _instant(at, "at", "credit")
+    if act.member_id != m.id:
+        raise InputError(f"action is for member {act.member_id!r}", field="member_id",
+                         kind="credit")
+    if act.id in m.recent_transactions:
+        return _replayed(program, m, "credit", act.id, when)
+    model, zone = _program_parts(program)
+    m, events = advance_state(model, m, when, zone)
+    book = _Book(m, when)
+    book.earn(act.points, f"{act.id}:{act.rule}", act.id, act.rule, when, when,
+              expires_at(model.ledger.expiry, when, zone))
+    events.append(LifecycleEvent(at=when, type="points_earned", rule=act.rule,
+                                 points=act.points, detail=act.reason))
+    state = book.state(m, recent_transactions=(*m.recent_transactions, act.id)[
+        -model.ledger.remember_events:])
+    return build(LifecycleDecision, {
+        "program": _ref(program), "kind": "credit", "member_id": m.id, "event_id": act.id,
+        "at": when, "points_change": act.points, "events": tuple(events), "refund": None,
+        "reward": None, "replayed": False, "member_version": base_version,
+        "member_after": state})
