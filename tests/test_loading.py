@@ -50,6 +50,10 @@ RETAIL_DICT: dict[str, Any] = {
         {"id": "member-day", "name": {"zh": "会员尊享日", "en": "Member day"},
          "schedule": {"freq": "monthly", "bymonthday": 8}, "points_multiplier": 2},
     ],
+    "redemption": {"points": 10, "value": 5, "step": 10, "max_share": "50%",
+                   "over_ask": "error"},
+    "ledger": {"expiry": {"end_of_year": 1}, "negative_balance": "shortfall",
+               "refund_days": 365},
     "policies": {
         "rounding": {"money": "half_up", "points": "floor"},
         "tiers": {"benefits_from": "next_transaction"},
@@ -96,6 +100,8 @@ promotions:
   points_multiplier: 2
   schedule: {bymonthday: 8, freq: monthly}
   name: {zh: 会员尊享日, en: Member day}
+ledger: {expiry: {end_of_year: 1}}
+redemption: {value: 5, points: 10, step: 10, max_share: 0.5}
 policies:
   qualifying_spend: {basis: paid}
 """

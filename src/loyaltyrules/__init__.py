@@ -10,16 +10,29 @@ explained decisions.
 from ._decision import (
     Decision,
     DiscountLine,
+    HostAction,
+    LifecycleDecision,
+    LifecycleEvent,
     PerkGrant,
     PointsLine,
     ProgramRef,
+    RefundResult,
     TraceEntry,
     UsageConsumed,
 )
 from ._engine import evaluate
 from ._errors import Diagnostic, EvaluationError, InputError, LoyaltyError, ProgramError
 from ._ledger import apply
-from ._member import LineItem, MemberState, Transaction, Usage
+from ._lifecycle import advance, behaviour, check_identity, credit, redeem_reward, refund
+from ._member import (
+    LineItem,
+    MemberState,
+    PointsLot,
+    PointsTotals,
+    PurchaseRecord,
+    Transaction,
+    Usage,
+)
 from ._program import Program, load_program
 
 __version__ = "0.1.0"
@@ -29,21 +42,34 @@ __all__ = [
     "Diagnostic",
     "DiscountLine",
     "EvaluationError",
+    "HostAction",
     "InputError",
+    "LifecycleDecision",
+    "LifecycleEvent",
     "LineItem",
     "LoyaltyError",
     "MemberState",
     "PerkGrant",
     "PointsLine",
+    "PointsLot",
+    "PointsTotals",
     "Program",
     "ProgramError",
     "ProgramRef",
+    "PurchaseRecord",
+    "RefundResult",
     "TraceEntry",
     "Transaction",
     "Usage",
     "UsageConsumed",
     "__version__",
+    "advance",
     "apply",
+    "behaviour",
+    "check_identity",
+    "credit",
     "evaluate",
     "load_program",
+    "redeem_reward",
+    "refund",
 ]

@@ -309,9 +309,12 @@ def _review(model: ProgramModel, member: MemberState, day: date, at: datetime
 # --- signals --------------------------------------------------------------------------------
 
 
-def _signals(model: ProgramModel, member: MemberState, start: datetime, until: datetime,
-             zone: tzinfo, fired: dict[str, str]) -> list[LifecycleEvent]:
-    """Time-driven signals whose moment falls in (start, until]; each once per occurrence."""
+def _signals(model: ProgramModel, member: MemberState, lots: tuple[PointsLot, ...],
+             start: datetime, until: datetime, zone: tzinfo, fired: dict[str, str]
+             ) -> list[LifecycleEvent]:
+    """Time-driven signals whose moment falls in (start, until]; each once per occurrence.
+    ``lots`` are the lots before this advance expired any, so a warning that falls before
+    an expiry in the same advance is still given, at its own moment."""
     out: list[LifecycleEvent] = []
     today = until.astimezone(zone).date()
     for sig in model.signals:
@@ -326,17 +329,18 @@ def _signals(model: ProgramModel, member: MemberState, start: datetime, until: d
                 if when <= until and bday >= when.date():
                     key, moment, detail = str(year), when, f"birthday {bday.isoformat()}"
         elif sig.on == "points_expiring":
-            lots = sorted((lot for lot in member.lots if lot.expires_at is not None),
-                          key=lambda lot: lot.expires_at or until)
-            for lot in lots:
+            expiring = sorted((lot for lot in lots if lot.expires_at is not None),
+                              key=lambda lot: lot.expires_at or until)
+            for lot in expiring:
                 assert lot.expires_at is not None
                 when = lot.expires_at - timedelta(days=days)
-                if when <= until < lot.expires_at:
-                    key = lot.expires_at.isoformat()
-                    moment = when
-                    soon = sum(x.points for x in member.lots if x.expires_at == lot.expires_at)
-                    detail = f"{soon} points expire at {lot.expires_at.isoformat()}"
-                    break
+                if when <= until and start < lot.expires_at \
+                        and fired.get(sig.id, "") < lot.expires_at.isoformat():
+                    fired[sig.id] = lot.expires_at.isoformat()
+                    soon = sum(x.points for x in lots if x.expires_at == lot.expires_at)
+                    out.append(LifecycleEvent(
+                        at=max(when, start), type="signal", rule=sig.id,
+                        detail=f"{soon} points expire at {lot.expires_at.isoformat()}"))
         elif sig.on == "no_purchase" and member.last_purchase is not None:
             when = _local_midnight(member.last_purchase + timedelta(days=days), zone)
             if when <= until:
@@ -429,7 +433,8 @@ def advance_state(model: ProgramModel, member: MemberState, until: datetime, zon
             state, found = _review(model, state, day, at)
             events += [(at, 2, e) for e in found]
     fired = dict(state.signals)
-    events += [(e.at, 3, e) for e in _signals(model, state, start or until, until, zone, fired)]
+    events += [(e.at, 3, e) for e in _signals(model, state, member.lots, start or until, until,
+                                              zone, fired)]
     events.sort(key=lambda e: (e[0], e[1]))
     state = state.model_copy(update={"signals": fired, "version": member.version + 1,
                                      "spend_log": _prune_log(model, dict(state.spend_log),
