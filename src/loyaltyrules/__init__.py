@@ -10,6 +10,7 @@ explained decisions.
 from ._decision import (
     Decision,
     DiscountLine,
+    GiftDecision,
     HostAction,
     LifecycleDecision,
     LifecycleEvent,
@@ -23,7 +24,16 @@ from ._decision import (
 from ._engine import evaluate
 from ._errors import Diagnostic, EvaluationError, InputError, LoyaltyError, ProgramError
 from ._ledger import apply
-from ._lifecycle import advance, behaviour, check_identity, credit, redeem_reward, refund
+from ._lifecycle import (
+    advance,
+    apply_gift,
+    behaviour,
+    check_identity,
+    credit,
+    gift,
+    redeem_reward,
+    refund,
+)
 from ._member import (
     LineItem,
     MemberState,
@@ -42,6 +52,7 @@ __all__ = [
     "Diagnostic",
     "DiscountLine",
     "EvaluationError",
+    "GiftDecision",
     "HostAction",
     "InputError",
     "LifecycleDecision",
@@ -65,10 +76,12 @@ __all__ = [
     "__version__",
     "advance",
     "apply",
+    "apply_gift",
     "behaviour",
     "check_identity",
     "credit",
     "evaluate",
+    "gift",
     "load_program",
     "redeem_reward",
     "refund",

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dateutil import tz as _dateutil_tz
 
 __all__ = [
+    "birthday_change_blocks",
     "birthday_in_year",
     "is_birthday",
     "load_zone",
@@ -72,6 +73,18 @@ def is_birthday(
         elif abs((today - day).days) <= 3:
             return True
     return False
+
+
+def birthday_change_blocks(birthday: date, set_on: date | None, today: date, guard_days: int,
+                           feb29: Literal["feb28", "mar1"]) -> bool:
+    """The birthday abuse guard: a birthday set fewer than ``guard_days`` days before this
+    year's birthday — or after it — is not rewarded this year."""
+    if set_on is None or guard_days <= 0:
+        return False
+    this_year = birthday_in_year(birthday, today.year, feb29)
+    if set_on > this_year:
+        return set_on.year == this_year.year
+    return (this_year - set_on).days < guard_days
 
 
 def period_key(today: date, per: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from dateutil import rrule as _rrule
 
-from ._calendar import is_birthday, period_key
+from ._calendar import birthday_change_blocks, is_birthday, period_key
 from ._decision import PerkGrant, PointsLine, build
 from ._expressions import Expression, Scope
 from ._model import (
@@ -424,6 +424,7 @@ def _rule_check(rp: RulePlan, model: ProgramModel) -> RuleCheck:
     start, end, days = rp.start, rp.end, rp.days
     on = rule.on
     feb29, week = model.policies.birthday.feb29, model.policies.birthday.week
+    guard = model.policies.birthday.change_guard_days
     tiers, channels, categories, skus = rp.tiers, rp.channels, rp.categories, rp.skus
     scoped = bool(categories or skus)
     min_amount = rule.min_amount
@@ -442,7 +443,8 @@ def _rule_check(rp: RulePlan, model: ProgramModel) -> RuleCheck:
             return False
         if days is not None and today not in days:
             return False
-        if on is not None and (m.birthday is None or not is_birthday(
+        if on is not None and (m.birthday is None or birthday_change_blocks(
+                m.birthday, m.birthday_set_on, today, guard, feb29) or not is_birthday(
                 m.birthday, today, on, feb29=feb29, week=week)):
             return False
         if tiers and tier not in tiers:

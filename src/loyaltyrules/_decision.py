@@ -170,7 +170,7 @@ class LifecycleDecision(_Out):
     """The outcome of a non-purchase event: time passing, a refund, an action, a reward."""
 
     program: ProgramRef
-    kind: Literal["advance", "refund", "behaviour", "reward", "credit"]
+    kind: Literal["advance", "refund", "behaviour", "reward", "credit", "gift_out", "gift_in"]
     member_id: str
     event_id: str | None
     at: datetime
@@ -190,6 +190,16 @@ class LifecycleDecision(_Out):
         lines += [f"  {e.at.isoformat()} {e.type} {e.rule or ''} {e.points:+d} {e.detail}"
                   for e in self.events]
         return "\n".join(lines)
+
+
+class GiftDecision(_Out):
+    """Points given by one member to another: two decisions that apply together or not at
+    all (:func:`loyaltyrules.apply_gift`)."""
+
+    gift_id: str
+    points: int
+    giver: LifecycleDecision
+    receiver: LifecycleDecision
 
 
 class Decision(_Out):

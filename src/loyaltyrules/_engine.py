@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from ._calendar import is_birthday, period_key
+from ._calendar import birthday_change_blocks, is_birthday, period_key
 from ._compile import Condition, EarnPlan, Mode, Plan, RulePlan, TierPlan
 from ._decision import (
     Decision,
@@ -177,6 +177,11 @@ def _rule_conditions(ctx: _Ctx, rp: RulePlan, tier: str) -> str | None:
         if bday is None:
             return "member has no birthday on file"
         policy = ctx.program.model.policies.birthday
+        if birthday_change_blocks(bday, ctx.member.birthday_set_on, ctx.today,
+                                  policy.change_guard_days, policy.feb29):
+            return (f"birthday set on {ctx.member.birthday_set_on}: within "
+                    f"{policy.change_guard_days} days before this year's birthday, or after it"
+                    ) if why else ""
         if not is_birthday(bday, ctx.today, rule.on, feb29=policy.feb29, week=policy.week):
             return (f"{ctx.today.isoformat()} is not the member's "
                     f"{rule.on.replace('_', ' ')} (birthday {bday.isoformat()})") if why else ""

@@ -17,6 +17,7 @@ from dateutil.relativedelta import relativedelta
 from ._calendar import birthday_in_year, period_key
 from ._decision import (
     Decision,
+    GiftDecision,
     HostAction,
     LifecycleDecision,
     LifecycleEvent,
@@ -30,10 +31,12 @@ from ._model import Expiry, ProgramModel, Qualify
 
 __all__ = [
     "advance",
+    "apply_gift",
     "behaviour",
     "check_identity",
     "complete_purchase",
     "credit",
+    "gift",
     "redeem_reward",
     "redemption_value",
     "refund",
@@ -910,3 +913,92 @@ def credit(program: Any, member: MemberState | dict[str, Any], action: HostActio
         "at": when, "points_change": act.points, "events": tuple(events), "refund": None,
         "reward": None, "replayed": False, "member_version": base_version,
         "member_after": state})
+
+
+# --- gifting (权益共享) ------------------------------------------------------------------------
+
+
+def gift(program: Any, giver: MemberState | dict[str, Any],
+         receiver: MemberState | dict[str, Any], event: dict[str, Any]) -> GiftDecision:
+    """Points given by ``giver`` to ``receiver``: the giver's expiring lots go first, the
+    receiver gets a new lot. Both sides are decided together; apply them with
+    :func:`apply_gift`, which applies both or neither."""
+    from ._member import coerce
+
+    g = coerce(MemberState, giver, "giver")
+    r = coerce(MemberState, receiver, "receiver")
+    ev = _simple_event(event, "gift", ("id", "at", "points"))
+    model, zone = _program_parts(program)
+    rules = model.gifting
+    if rules is None:
+        raise InputError("this program does not allow gifting points", kind="gift")
+    if g.id == r.id:
+        raise InputError("a member cannot gift points to themselves", field="receiver",
+                         kind="gift")
+    try:
+        points = int(ev["points"])
+    except (TypeError, ValueError):
+        raise InputError("a whole number of points", field="points", kind="gift") from None
+    if points < rules.minimum or (rules.maximum is not None and points > rules.maximum):
+        raise InputError(f"gifts are {rules.minimum} to {rules.maximum or 'any number of'} "
+                         "points", field="points", kind="gift")
+    g_version, r_version = g.version, r.version
+    g, g_events = advance_state(model, g, ev["at"], zone)
+    r, r_events = advance_state(model, r, ev["at"], zone)
+    if rules.tiers and (g.tier or model.tiers[0].id) not in rules.tiers:
+        raise InputError(f"only tiers {list(rules.tiers)} may give points", field="giver",
+                         kind="gift")
+    usage = dict(g.usage)
+    if rules.monthly_limit is not None:
+        key = period_key(ev["at"].astimezone(zone).date(), "month")
+        used = usage.get("gifting")
+        sent = used.count if used is not None and used.period == key else 0
+        if sent + points > rules.monthly_limit:
+            raise InputError(f"{sent} points given this month; the limit is "
+                             f"{rules.monthly_limit}", field="points", kind="gift")
+        usage["gifting"] = Usage(period=key, count=sent + points)
+    at = ev["at"]
+    book = _Book(g, at)
+    book.redeem(points)
+    g_events.append(LifecycleEvent(at=at, type="points_redeemed", rule="gifting",
+                                   points=-points, detail=f"gift to {r.id}"))
+    g_state = book.state(g, usage=usage, recent_transactions=(
+        *g.recent_transactions, ev["id"])[-model.ledger.remember_events:])
+    rbook = _Book(r, at)
+    rbook.earn(points, f"{ev['id']}:gift", ev["id"], "gifting", at, at,
+               expires_at(model.ledger.expiry, at, zone))
+    r_events.append(LifecycleEvent(at=at, type="points_earned", rule="gifting",
+                                   points=points, detail=f"gift from {g.id}"))
+    r_state = rbook.state(r, recent_transactions=(*r.recent_transactions, ev["id"])[
+        -model.ledger.remember_events:])
+    common = {"program": _ref(program), "event_id": ev["id"], "at": at, "refund": None,
+              "reward": None, "replayed": False}
+    return build(GiftDecision, {
+        "gift_id": ev["id"], "points": points,
+        "giver": build(LifecycleDecision, {
+            **common, "kind": "gift_out", "member_id": g.id, "points_change": -points,
+            "events": tuple(g_events), "member_version": g_version, "member_after": g_state}),
+        "receiver": build(LifecycleDecision, {
+            **common, "kind": "gift_in", "member_id": r.id, "points_change": points,
+            "events": tuple(r_events), "member_version": r_version, "member_after": r_state}),
+    })
+
+
+def apply_gift(giver: MemberState | dict[str, Any], receiver: MemberState | dict[str, Any],
+               decision: GiftDecision) -> tuple[MemberState, MemberState]:
+    """Both members' next states, or an InputError and neither: a gift is never half done.
+    Replaying a gift already applied to both returns both states unchanged."""
+    from ._ledger import apply
+    from ._member import coerce
+
+    g = coerce(MemberState, giver, "giver")
+    r = coerce(MemberState, receiver, "receiver")
+    seen = (decision.gift_id in g.recent_transactions, decision.gift_id in r.recent_transactions)
+    if seen == (True, True):
+        return g, r
+    if seen[0] != seen[1]:
+        raise InputError("the gift was applied to one member only; restore both states",
+                         kind="gift")
+    new_g = apply(g, decision.giver)
+    new_r = apply(r, decision.receiver)
+    return new_g, new_r

@@ -649,6 +649,15 @@ class Referral(_Strict):
     referee_points: WholeNumber = Field(default=0, ge=0)
 
 
+class Gifting(_Strict):
+    """``gifting:`` — 权益共享: members may give points to each other, within limits."""
+
+    minimum: WholeNumber = Field(default=1, ge=1)
+    maximum: WholeNumber | None = Field(default=None, ge=1)
+    monthly_limit: WholeNumber | None = Field(default=None, ge=1)
+    tiers: Ids = ()
+
+
 class Signal(_Strict):
     """``signals:`` — lifecycle moments a host can act on; each fires once per occurrence."""
 
@@ -685,5 +694,6 @@ class ProgramModel(_Strict):
     reviews: Reviews = Reviews()
     behaviours: tuple[Behaviour, ...] = ()
     referral: Referral | None = None
+    gifting: Gifting | None = None
     signals: tuple[Signal, ...] = ()
     policies: Policies = Policies()
