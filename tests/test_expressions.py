@@ -166,11 +166,11 @@ def test_missing_member_date_is_none() -> None:
     assert value("member.birthday is None", make_scope(birthday=None)) is True
 
 
-def test_missing_attr_is_a_runtime_error() -> None:
-    """Reading an attrs key the member does not have is a run-time error, not a silent None."""
-    with pytest.raises(ExpressionRuntimeError) as info:
-        value("member.attrs.tags == 'x'")
-    assert str(info.value).startswith("`member.attrs.tags == 'x'` raised AttributeDoesNotExist")
+def test_missing_attr_reads_as_none() -> None:
+    """attrs are optional host data: a key the host did not send reads as None, so a
+    condition on it is simply false (a behaviour event without `photo` is not a photo review)."""
+    assert value("member.attrs.tags == 'x'") is False
+    assert value("member.attrs.tags is None") is True
 
 
 # -- txn.* and items -----------------------------------------------------------------------

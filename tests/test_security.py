@@ -297,12 +297,7 @@ EVAL_ATTACKS: list[tuple[str, str, str | dict[str, str]]] = [
      "NumberTooHigh"),
     ("product-power", "(1000000 * 10000000000) ** 8 > 0",
      "NumberTooHigh"),
-    ("attrs-keys", "member.attrs.keys",
-     {"interpreted": "AttributeDoesNotExist", "compiled": "KeyError: 'keys'"}),
-    ("attrs-keys-compare", "member.attrs.keys == 1",
-     {"interpreted": "AttributeDoesNotExist", "compiled": "KeyError: 'keys'"}),
-    ("attrs-dunder-key", "member.attrs['__class__'] == 1", "KeyError: '__class__'"),
-    ("item-attrs-dunder-key", "items[0].attrs['__init__'] == 1", "KeyError: '__init__'"),
+    ("attrs-keys", "member.attrs.keys", "gave None, not true or false"),
     ("items-far-index", "items[100000000000000].sku == 'x'", "IndexError"),
     ("items-missing-index", "items[3].sku == 'x'", "IndexError"),
     ("int-division-by-zero", "1/0 == 1", "ZeroDivisionError: division by zero"),
@@ -316,8 +311,6 @@ EVAL_ATTACKS: list[tuple[str, str, str | dict[str, str]]] = [
     ("min-records", "min(items[0], txn) == 1", "TypeError: '<' not supported"),
     ("max-empty", "max([]) == 1", "ValueError: max() arg is an empty sequence"),
     ("year-of-record", "year(txn) == 1", "AttributeError"),
-    ("missing-attr", "txn.attrs.nothing == 1",
-     {"interpreted": "AttributeDoesNotExist", "compiled": "KeyError: 'nothing'"}),
     ("host-format-string", "member.attrs.fmt % 1 == ''",
      "TypeError: % is only for numbers; text formatting is not available"),
     ("parens-200-deep", nested(200, "1"), "gave 1, not true or false"),
@@ -779,3 +772,18 @@ def test_records_expose_no_methods() -> None:
         with pytest.raises(AttributeError):
             record.anything = 1
 
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("expr", [
+    "member.attrs.keys == 1",
+    "member.attrs['__class__'] == 1",
+    "items[0].attrs['__init__'] == 1",
+    "txn.attrs.nothing == 1",
+])
+def test_host_data_keys_never_reach_methods_or_internals(expr: str, mode: str) -> None:
+    """attrs are host data only: a method or dunder name is just a key the host did not send
+    (None), so these conditions are false instead of reaching anything."""
+    program = lr.load_program(program_with(expr))
+    decision = evaluate(program, mode)
+    assert "promo" not in decision.rules_fired

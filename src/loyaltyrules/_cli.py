@@ -17,10 +17,11 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from ._decision import Decision
+from ._decision import Decision, LifecycleDecision
 from ._engine import evaluate
 from ._errors import InputError, LoyaltyError, ProgramError
 from ._ledger import apply
+from ._lifecycle import advance, behaviour, redeem_reward, refund
 from ._member import MemberState, Transaction, coerce
 from ._model import ProgramModel
 from ._program import load_program
@@ -143,7 +144,46 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _text_line(d: Decision) -> str:
+_EVENTS = ("purchase", "refund", "behaviour", "reward", "advance")
+
+
+def _event(program: Any, members: dict[str, MemberState], line: str
+           ) -> tuple[str, Decision | LifecycleDecision]:
+    """One line of a mixed stream: a purchase, refund, behaviour, reward or advance event."""
+    try:
+        data = json.loads(line, parse_float=Decimal)
+    except json.JSONDecodeError as exc:
+        raise _Fail(f"transactions is not valid JSON: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise _Fail("each line is a JSON object")
+    kind = data.pop("type", "purchase")
+    member_id = data.pop("member_id", None)
+    if kind not in _EVENTS:
+        raise _Fail(f"type {kind!r} is not one of {', '.join(_EVENTS)}")
+    if not isinstance(member_id, str) or not member_id:
+        raise InputError("each event in a stream needs a member_id", field="member_id",
+                         kind=str(kind))
+    member = members.get(member_id) or MemberState(id=member_id)
+    if kind == "purchase":
+        return member_id, evaluate(program, member, {**data, "member_id": member_id},
+                                   trace=False)
+    if kind == "refund":
+        return member_id, refund(program, member, data)
+    if kind == "behaviour":
+        data["type"] = data.pop("event", None)
+        return member_id, behaviour(program, member, data)
+    if kind == "reward":
+        return member_id, redeem_reward(program, member, data)
+    return member_id, advance(program, member, str(data.get("until", "")))
+
+
+def _text_line(d: Decision | LifecycleDecision) -> str:
+    if isinstance(d, LifecycleDecision):
+        what = ", ".join(f"{e.type}{' ' + e.rule if e.rule else ''} {e.points:+d}"
+                         if e.points else f"{e.type}{' ' + e.rule if e.rule else ''}"
+                         for e in d.events) or "nothing due"
+        return (f"{d.event_id or '-':<8} {d.member_id:<12} {d.at.date()} {d.kind:<14} "
+                f"points {d.points_change:+d} → {d.member_after.points}: {what}")
     tier = d.tier_before if not d.tier_changed else f"{d.tier_before}→{d.tier_after}"
     perks = f" perks {','.join(p.perk for p in d.perks)}" if d.perks else ""
     rules = ",".join(d.rules_fired)
@@ -163,20 +203,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
     count = 0
     for number, line in _lines(args.transactions, "transactions"):
         try:
-            txn = _transaction(line)
-            if txn.member_id is None:
-                raise InputError("each transaction in a stream needs a member_id",
-                                 field="member_id", kind="transaction")
-            member = members.get(txn.member_id) or MemberState(id=txn.member_id)
-            decision = evaluate(program, member, txn, trace=args.trace)
+            if '"type"' in line:
+                member_id, decision = _event(program, members, line)
+            else:
+                txn = _transaction(line)
+                if txn.member_id is None:
+                    raise InputError("each transaction in a stream needs a member_id",
+                                     field="member_id", kind="transaction")
+                member_id = txn.member_id
+                member = members.get(member_id) or MemberState(id=member_id)
+                decision = evaluate(program, member, txn, trace=args.trace)
+            member = members.get(member_id) or MemberState(id=member_id)
+            members[member_id] = apply(member, decision)
         except (LoyaltyError, _Fail) as exc:
             raise _Fail(f"{args.transactions}:{number}: {exc}") from None
-        members[txn.member_id] = apply(member, decision)
         count += 1
         if args.format == "text":
             out.write(_text_line(decision) + "\n")
         else:
-            out.write(decision.model_dump_json(exclude_none=True) + "\n")
+            # the next states go to --state-out; each decision line stays small
+            out.write(decision.model_dump_json(exclude_none=True,
+                                               exclude={"member_after"}) + "\n")
         if progress and count % 10_000 == 0:
             rate = count / max(time.perf_counter() - started, 1e-9)
             print(f"\r{count:,} transactions, {len(members):,} members, {rate:,.0f}/s",
@@ -231,7 +278,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="evaluate a stream of transactions, carrying member state")
     p.add_argument("program", metavar="PROGRAM")
     p.add_argument("transactions", metavar="TRANSACTIONS.jsonl", help="one transaction per "
-                   "line, each with member_id ('-' reads standard input)")
+                   "line, each with member_id ('-' reads standard input); a line with "
+                   '"type" may also be a refund, behaviour, reward or advance event')
     p.add_argument("--members", metavar="FILE", help="starting member states (.json list "
                    "or .jsonl); unknown members start at the first tier")
     p.add_argument("--format", choices=("jsonl", "text"), default="jsonl")

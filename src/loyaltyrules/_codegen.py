@@ -68,7 +68,13 @@ def _is_birthday(ns: dict[str, Any], kind: str = "date") -> bool:
     return test(kind)
 
 
+def _attr(attrs: dict[str, Any], key: str) -> Any:
+    """Host-defined data: a missing key reads as None (as on the interpreted path)."""
+    return attrs.get(key)
+
+
 _HELPERS: dict[str, Any] = {
+    "_attr": _attr,
     # the same size-limited operators the interpreter uses, so both refuse the same values
     "_add": _safe_add,
     "_mul": _safe_mult,
@@ -111,7 +117,7 @@ class _Rewriter:
             if node.attr.startswith("_"):
                 raise ValueError("private attribute")
             if vtype == "map":
-                return _lookup(value, node.attr), "any"
+                return _call("_attr", value, ast.Constant(value=node.attr)), "any"
             fields = _TYPE_FIELDS.get(vtype)
             if fields is None or node.attr not in fields:
                 raise ValueError(f"unchecked field {node.attr!r}")
@@ -124,6 +130,8 @@ class _Rewriter:
             index = node.slice
             if not isinstance(index, ast.Constant) or not isinstance(index.value, (int, str)):
                 raise ValueError("unchecked subscript")
+            if vtype == "map":
+                return _call("_attr", value, ast.Constant(value=index.value)), "any"
             out = ast.Subscript(value=value, slice=ast.Constant(value=index.value), ctx=ast.Load())
             return out, "item" if vtype == "list[item]" else "any"
         if isinstance(node, ast.Call):

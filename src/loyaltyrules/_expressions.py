@@ -627,6 +627,20 @@ class _Record:
         raise AttributeError("read-only")
 
 
+class _Attrs(_Record):
+    """Host-defined data: a key the host did not send reads as None, not as an error."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._fields.get(name)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._fields.get(key)
+
+
 @dataclass
 class Scope:
     """Everything one evaluation's expressions may see, built once per transaction."""
@@ -670,9 +684,9 @@ class Scope:
         return self._evaluator
 
     def _build(self) -> EvalWithCompoundTypes:
-        items = [_Record({**i, "attrs": _Record(i.get("attrs", {}))}) for i in self.items]
-        member = _Record({**self.member, "attrs": _Record(self.member.get("attrs", {}))})
-        txn = _Record({**self.txn, "attrs": _Record(self.txn.get("attrs", {}))})
+        items = [_Record({**i, "attrs": _Attrs(i.get("attrs", {}))}) for i in self.items]
+        member = _Record({**self.member, "attrs": _Attrs(self.member.get("attrs", {}))})
+        txn = _Record({**self.txn, "attrs": _Attrs(self.txn.get("attrs", {}))})
         raw_items = self.items
         today = self.today
 
@@ -737,7 +751,7 @@ class Scope:
             "items": items,
             "tier": self.member["tier"],
             "today": today,
-            "event": _Record({**self.event_view, "attrs": _Record(self.event_view["attrs"])}),
+            "event": _Record({**self.event_view, "attrs": _Attrs(self.event_view["attrs"])}),
         }
         evaluator = EvalWithCompoundTypes(
             operators=dict(_OPERATORS),
@@ -745,6 +759,7 @@ class Scope:
             names=names,
             allowed_attrs={
                 _Record: _PublicNames(),
+                _Attrs: _PublicNames(),
                 date: frozenset(_DATE_FIELDS),
                 datetime: frozenset(_DATETIME_FIELDS),
             },
