@@ -28,7 +28,7 @@ from ._decision import (
 from ._errors import EvaluationError, InputError
 from ._expressions import ExpressionRuntimeError, Scope
 from ._fast import decide
-from ._lifecycle import advance_state, complete_purchase, redemption_value
+from ._lifecycle import advance_state, complete_purchase, redemption_value, window_spend
 from ._member import MemberState, Transaction, coerce
 from ._model import DiscountSpec, Qualify, Rule
 from ._money import allocate, round_money, round_points
@@ -773,7 +773,7 @@ def _run(
     if forced_after is not None:
         tier_after = forced_after
     elif benefits.rank + 1 < len(plan.tiers) or tier_before.rank + 1 < len(plan.tiers):
-        tier_after = _qualify(ctx, tier_before, m.qualifying_spend + spend,
+        tier_after = _qualify(ctx, tier_before, window_spend(plan.model, m, today) + spend,
                               m.points + points_total, m.orders + 1)
     else:
         tier_after = tier_before

@@ -21,7 +21,7 @@ from ._decision import (
     build,
 )
 from ._errors import InputError
-from ._lifecycle import redemption_value
+from ._lifecycle import redemption_value, window_spend
 from ._member import MemberState, Transaction
 from ._money import _MODES, allocate, round_points
 
@@ -156,7 +156,7 @@ def _run(program: Any, plan: Plan, m: MemberState, t: Transaction, amounts: list
         after = forced
     elif tier_before.rank + 1 < len(plan.tiers):
         after = tier_before
-        spend_after = m.qualifying_spend + spend
+        spend_after = window_spend(plan.model, m, today) + spend
         points_after = m.points + points_total
         orders_after = m.orders + 1
         for tp in plan.tiers[tier_before.rank + 1:]:
