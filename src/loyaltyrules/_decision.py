@@ -13,12 +13,18 @@ from ._member import MemberState, Money
 __all__ = [
     "Decision",
     "DiscountLine",
+    "GiftDecision",
+    "HostAction",
+    "LifecycleDecision",
+    "LifecycleEvent",
     "PerkGrant",
     "PointsLine",
     "ProgramRef",
+    "RefundResult",
     "TraceEntry",
     "UsageConsumed",
     "build",
+    "new",
 ]
 
 Factor = Annotated[Decimal, PlainSerializer(lambda d: format(d, "f"), return_type=str)]
@@ -49,6 +55,21 @@ def build(cls: type[_M], values: dict[str, Any]) -> _M:
     _set_extra(obj, None)
     _set_private(obj, None)
     return obj
+
+
+_DEFAULTS: dict[type[BaseModel], list[tuple[str, Any]]] = {}
+
+
+def new(cls: type[_M], **values: Any) -> _M:
+    """:func:`build` with the model's defaults filled in, for values the engine made itself."""
+    defaults = _DEFAULTS.get(cls)
+    if defaults is None:
+        defaults = _DEFAULTS[cls] = [
+            (name, field) for name, field in cls.model_fields.items()]
+    for name, field in defaults:
+        if name not in values:
+            values[name] = field.get_default(call_default_factory=True)
+    return build(cls, values)
 
 
 # BaseModel's own slots, set directly: the model's __setattr__ refuses (frozen) and is slow

@@ -24,6 +24,7 @@ from ._decision import (
     PointsLine,
     RefundResult,
     build,
+    new,
 )
 from ._errors import InputError
 from ._member import MemberState, PointsLot, PointsTotals, PurchaseRecord, Transaction, Usage
@@ -79,7 +80,7 @@ class _Book:
         tracked = sum(lot.points for lot in self.lots) - self.debt
         untracked = member.points + member.pending_points - tracked
         if untracked > 0:
-            self.lots.append(PointsLot(
+            self.lots.append(new(PointsLot,
                 id=f"opening:{member.id}", points=untracked, earned=untracked,
                 earned_at=member.advanced_to or now, available_at=member.advanced_to or now,
                 source="opening-balance", rule="opening-balance"))
@@ -101,7 +102,7 @@ class _Book:
         repay = min(self.debt, points)
         self.debt -= repay
         if points - repay > 0:
-            self.lots.append(PointsLot(
+            self.lots.append(new(PointsLot,
                 id=lot_id, points=points - repay, earned=points, earned_at=at,
                 available_at=available_at, expires_at=expires, source=source, rule=rule))
 
@@ -163,7 +164,7 @@ class _Book:
         return total
 
     def state(self, member: MemberState, **updates: Any) -> MemberState:
-        totals = PointsTotals(earned=self.earned, redeemed=self.redeemed, expired=self.expired,
+        totals = new(PointsTotals, earned=self.earned, redeemed=self.redeemed, expired=self.expired,
                               reversed=self.reversed, shortfall=self.shortfall)
         return member.model_copy(update={
             "lots": tuple(self.lots), "totals": totals, "points": self.available(),
@@ -276,12 +277,12 @@ def _review(model: ProgramModel, member: MemberState, day: date, at: datetime
     # the review judges the window that has just ended: the day before the review day
     spend = window_spend(model, member, day - timedelta(days=1))
     points, orders = member.points, member.orders
-    new = rank
+    moved = rank
     for i in range(rank + 1, len(tiers)):
         q = tiers[i].qualify
         if q is not None and _meets(q, spend, points, orders):
-            new = i
-    if new == rank and rank > 0:
+            moved = i
+    if moved == rank and rank > 0:
         target = 0
         for i in range(rank, 0, -1):
             q = tiers[i].retain or tiers[i].qualify
@@ -290,21 +291,21 @@ def _review(model: ProgramModel, member: MemberState, day: date, at: datetime
                 break
         if target < rank:
             if member.tier_kept_until is not None and day <= member.tier_kept_until:
-                return member, [LifecycleEvent(
+                return member, [new(LifecycleEvent,
                     at=at, type="tier_kept", tier_from=current, tier_to=current,
                     detail=f"spend {spend:f} misses {current}, but the tier is kept until "
                            f"{member.tier_kept_until.isoformat()}")]
             floor = rank - model.reviews.max_drop if model.reviews.max_drop else 0
-            new = max(target, floor)
-    if new == rank:
-        return member, [LifecycleEvent(at=at, type="tier_review", tier_from=current,
+            moved = max(target, floor)
+    if moved == rank:
+        return member, [new(LifecycleEvent, at=at, type="tier_review", tier_from=current,
                                        tier_to=current, detail=f"window spend {spend:f}")]
-    to = tiers[new].id
-    kind = "tier_upgraded" if new > rank else "tier_downgraded"
+    to = tiers[moved].id
+    kind = "tier_upgraded" if moved > rank else "tier_downgraded"
     updates: dict[str, Any] = {"tier": to, "tier_since": day}
-    if new > rank:
+    if moved > rank:
         updates["tier_kept_until"] = _kept_until(model, day)
-    return member.model_copy(update=updates), [LifecycleEvent(
+    return member.model_copy(update=updates), [new(LifecycleEvent,
         at=at, type=kind, tier_from=current, tier_to=to,
         detail=f"review on {day.isoformat()}: window spend {spend:f}")]
 
@@ -341,7 +342,7 @@ def _signals(model: ProgramModel, member: MemberState, lots: tuple[PointsLot, ..
                         and fired.get(sig.id, "") < lot.expires_at.isoformat():
                     fired[sig.id] = lot.expires_at.isoformat()
                     soon = sum(x.points for x in lots if x.expires_at == lot.expires_at)
-                    out.append(LifecycleEvent(
+                    out.append(new(LifecycleEvent,
                         at=max(when, start), type="signal", rule=sig.id,
                         detail=f"{soon} points expire at {lot.expires_at.isoformat()}"))
         elif sig.on == "no_purchase" and member.last_purchase is not None:
@@ -355,7 +356,7 @@ def _signals(model: ProgramModel, member: MemberState, lots: tuple[PointsLot, ..
                 key, moment, detail = member.joined.isoformat(), when, f"joined {member.joined}"
         if key is not None and moment is not None and fired.get(sig.id) != key:
             fired[sig.id] = key
-            out.append(LifecycleEvent(at=max(moment, start), type="signal", rule=sig.id,
+            out.append(new(LifecycleEvent, at=max(moment, start), type="signal", rule=sig.id,
                                       detail=detail))
     return out
 
@@ -366,7 +367,7 @@ def _purchase_signals(model: ProgramModel, member: MemberState, at: datetime, to
     for sig in model.signals:
         if sig.on == "first_purchase" and first and sig.id not in fired:
             fired[sig.id] = today.isoformat()
-            out.append(LifecycleEvent(at=at, type="signal", rule=sig.id,
+            out.append(new(LifecycleEvent, at=at, type="signal", rule=sig.id,
                                       detail="first purchase"))
         elif sig.on == "tier_gap":
             tiers = model.tiers
@@ -389,7 +390,7 @@ def _purchase_signals(model: ProgramModel, member: MemberState, at: datetime, to
             key = f"{nxt.id}:{today.year}"
             if gaps and fired.get(sig.id) != key:
                 fired[sig.id] = key
-                out.append(LifecycleEvent(at=at, type="signal", rule=sig.id,
+                out.append(new(LifecycleEvent, at=at, type="signal", rule=sig.id,
                                           detail="; ".join(gaps)))
     return out
 
@@ -409,11 +410,11 @@ def advance_state(model: ProgramModel, member: MemberState, until: datetime, zon
     events: list[tuple[datetime, int, LifecycleEvent]] = []
     for lot in book.lots:
         if start is not None and start < lot.available_at <= until:
-            events.append((lot.available_at, 0, LifecycleEvent(
+            events.append((lot.available_at, 0, new(LifecycleEvent,
                 at=lot.available_at, type="points_released", rule=lot.rule, points=lot.points,
                 detail=f"lot {lot.id} usable")))
     for lot, when in book.expire(until):
-        events.append((when, 1, LifecycleEvent(at=when, type="points_expired", rule=lot.rule,
+        events.append((when, 1, new(LifecycleEvent, at=when, type="points_expired", rule=lot.rule,
                                                 points=-lot.points,
                                                 detail=f"lot {lot.id} expired")))
     months = model.ledger.expiry.inactive_months
@@ -422,7 +423,7 @@ def advance_state(model: ProgramModel, member: MemberState, until: datetime, zon
         if when <= until and (start is None or when > start):
             gone = book.expire_all()
             if gone:
-                events.append((when, 1, LifecycleEvent(
+                events.append((when, 1, new(LifecycleEvent,
                     at=when, type="points_expired", rule="inactivity", points=-gone,
                     detail=f"no purchase for {months} months")))
     book.now = until
@@ -553,7 +554,7 @@ def complete_purchase(program: Any, member: MemberState, txn: Transaction, decis
     book = _Book(member, at)
     if decision.redeemed_points:
         book.redeem(decision.redeemed_points)
-        events.append(LifecycleEvent(at=at, type="points_redeemed", rule="redemption",
+        events.append(new(LifecycleEvent, at=at, type="points_redeemed", rule="redemption",
                                      points=-decision.redeemed_points,
                                      detail=f"paid {decision.paid_with_points:f}"))
     available_at = at + timedelta(days=model.ledger.pending_days)
@@ -563,7 +564,7 @@ def complete_purchase(program: Any, member: MemberState, txn: Transaction, decis
             book.earn(line.points, f"{txn.id}:{line.rule}", txn.id, line.rule, at, available_at,
                       expiry)
     if points_total:
-        events.append(LifecycleEvent(
+        events.append(new(LifecycleEvent,
             at=at, type="points_earned", points=points_total,
             detail="usable now" if not model.ledger.pending_days
             else f"usable from {available_at.isoformat()}"))
@@ -572,12 +573,12 @@ def complete_purchase(program: Any, member: MemberState, txn: Transaction, decis
     for used in decision.usage:
         current = usage.get(used.rule)
         count = current.count + 1 if current is not None and current.period == used.period else 1
-        usage[used.rule] = Usage(period=used.period, count=count)
+        usage[used.rule] = new(Usage, period=used.period, count=count)
     month = _month(today)
     log = dict(member.spend_log)
     log[month] = log.get(month, _ZERO) + decision.qualifying_spend
     horizon = at - timedelta(days=model.ledger.refund_days)
-    record = PurchaseRecord(
+    record = new(PurchaseRecord,
         id=txn.id, at=at, line_paid=decision.line_paid, goods_paid=decision.goods_paid,
         qualifying_spend=decision.qualifying_spend, points=points_total,
         redeemed_points=decision.redeemed_points, paid_with_points=decision.paid_with_points)
@@ -597,7 +598,7 @@ def complete_purchase(program: Any, member: MemberState, txn: Transaction, decis
     if decision.tier_changed:
         updates["tier_since"] = today
         updates["tier_kept_until"] = _kept_until(model, today)
-        events.append(LifecycleEvent(at=at, type="tier_upgraded",
+        events.append(new(LifecycleEvent, at=at, type="tier_upgraded",
                                      tier_from=decision.tier_before,
                                      tier_to=decision.tier_after, detail="qualified"))
     state = book.state(member, **updates)
@@ -679,16 +680,16 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
     reversed_points, shortfall = book.reverse(
         to_reverse, record.id, model.ledger.negative_balance == "allow")
     if reversed_points:
-        events.append(LifecycleEvent(at=at, type="points_reversed", rule="refund",
+        events.append(new(LifecycleEvent, at=at, type="points_reversed", rule="refund",
                                      points=-reversed_points, detail=f"refund of {record.id}"))
     if shortfall:
-        events.append(LifecycleEvent(at=at, type="points_shortfall", rule="refund",
+        events.append(new(LifecycleEvent, at=at, type="points_shortfall", rule="refund",
                                      points=-shortfall,
                                      detail="points already spent; recorded, not taken"))
     if to_return:
         book.earn(to_return, f"{ev['id']}:returned", ev["id"], "refund-return", at, at,
                   expires_at(model.ledger.expiry, at, zone))
-        events.append(LifecycleEvent(at=at, type="points_returned", rule="refund",
+        events.append(new(LifecycleEvent, at=at, type="points_returned", rule="refund",
                                      points=to_return, detail="points that paid for it"))
     new_record = record.model_copy(update={
         "refunded": refunded, "refunded_lines": tuple(lines),
@@ -804,10 +805,10 @@ def behaviour(program: Any, member: MemberState | dict[str, Any], event: dict[st
             count = used.count if used is not None and used.period == key else 0
             if count >= rule.limit.times:
                 continue
-            usage[rule.id] = Usage(period=key, count=count + 1)
+            usage[rule.id] = new(Usage, period=key, count=count + 1)
         book.earn(rule.points, f"{ev['id']}:{rule.id}", ev["id"], rule.id, ev["at"],
                   ev["at"] + timedelta(days=0), expires_at(model.ledger.expiry, ev["at"], zone))
-        events.append(LifecycleEvent(at=ev["at"], type="behaviour_points", rule=rule.id,
+        events.append(new(LifecycleEvent, at=ev["at"], type="behaviour_points", rule=rule.id,
                                      points=rule.points, detail=ev["type"]))
     state = book.state(m, usage=usage, recent_transactions=(*m.recent_transactions, ev["id"])[
         -model.ledger.remember_events:])
@@ -871,10 +872,10 @@ def redeem_reward(program: Any, member: MemberState | dict[str, Any], event: dic
         if count >= reward.limit.times:
             raise InputError(f"{reward.id}: limit of {reward.limit.times} per "
                              f"{reward.limit.per} reached", field="reward", kind="reward")
-        usage[f"reward:{reward.id}"] = Usage(period=key, count=count + 1)
+        usage[f"reward:{reward.id}"] = new(Usage, period=key, count=count + 1)
     book = _Book(m, ev["at"])
     book.redeem(reward.points)
-    events.append(LifecycleEvent(at=ev["at"], type="reward_redeemed", rule=reward.id,
+    events.append(new(LifecycleEvent, at=ev["at"], type="reward_redeemed", rule=reward.id,
                                  points=-reward.points, detail=reward.id))
     state = book.state(m, usage=usage, recent_transactions=(*m.recent_transactions, ev["id"])[
         -model.ledger.remember_events:])
@@ -904,7 +905,7 @@ def credit(program: Any, member: MemberState | dict[str, Any], action: HostActio
     book = _Book(m, when)
     book.earn(act.points, f"{act.id}:{act.rule}", act.id, act.rule, when, when,
               expires_at(model.ledger.expiry, when, zone))
-    events.append(LifecycleEvent(at=when, type="points_earned", rule=act.rule,
+    events.append(new(LifecycleEvent, at=when, type="points_earned", rule=act.rule,
                                  points=act.points, detail=act.reason))
     state = book.state(m, recent_transactions=(*m.recent_transactions, act.id)[
         -model.ledger.remember_events:])
@@ -956,18 +957,18 @@ def gift(program: Any, giver: MemberState | dict[str, Any],
         if sent + points > rules.monthly_limit:
             raise InputError(f"{sent} points given this month; the limit is "
                              f"{rules.monthly_limit}", field="points", kind="gift")
-        usage["gifting"] = Usage(period=key, count=sent + points)
+        usage["gifting"] = new(Usage, period=key, count=sent + points)
     at = ev["at"]
     book = _Book(g, at)
     book.redeem(points)
-    g_events.append(LifecycleEvent(at=at, type="points_redeemed", rule="gifting",
+    g_events.append(new(LifecycleEvent, at=at, type="points_redeemed", rule="gifting",
                                    points=-points, detail=f"gift to {r.id}"))
     g_state = book.state(g, usage=usage, recent_transactions=(
         *g.recent_transactions, ev["id"])[-model.ledger.remember_events:])
     rbook = _Book(r, at)
     rbook.earn(points, f"{ev['id']}:gift", ev["id"], "gifting", at, at,
                expires_at(model.ledger.expiry, at, zone))
-    r_events.append(LifecycleEvent(at=at, type="points_earned", rule="gifting",
+    r_events.append(new(LifecycleEvent, at=at, type="points_earned", rule="gifting",
                                    points=points, detail=f"gift from {g.id}"))
     r_state = rbook.state(r, recent_transactions=(*r.recent_transactions, ev["id"])[
         -model.ledger.remember_events:])
