@@ -23,7 +23,7 @@ from ._expressions import (
     _DATETIME_FIELDS,
     _TYPE_FIELDS,
     FUNCTIONS,
-    NAMES,
+    INVARIANT_NAMES,
     Expression,
     ExpressionRuntimeError,
     Scope,
@@ -109,9 +109,10 @@ class _Rewriter:
 
     def gen(self, node: ast.expr) -> tuple[ast.expr, str]:
         if isinstance(node, ast.Name):
-            if node.id not in NAMES:  # parse_expression guarantees this never happens
+            if node.id not in INVARIANT_NAMES:  # parse_expression guarantees this
                 raise ValueError(f"unchecked name {node.id!r}")
-            return _lookup(ast.Name(id="ns", ctx=ast.Load()), node.id), NAMES[node.id]
+            return (_lookup(ast.Name(id="ns", ctx=ast.Load()), node.id),
+                    INVARIANT_NAMES[node.id])
         if isinstance(node, ast.Attribute):
             value, vtype = self.gen(node.value)
             if node.attr.startswith("_"):

@@ -23,8 +23,10 @@ from typing import Any
 from simpleeval import EvalWithCompoundTypes, safe_power
 
 __all__ = [
+    "DECISION_FIELDS",
     "EVENT_FIELDS",
     "FUNCTIONS",
+    "INVARIANT_NAMES",
     "ITEM_FIELDS",
     "MAX_BUILT_LENGTH",
     "MAX_EXPRESSION_LENGTH",
@@ -93,7 +95,24 @@ EVENT_FIELDS: dict[str, str] = {
     "channel": "str",
     "attrs": "map",
 }
+DECISION_FIELDS: dict[str, str] = {
+    "list_amount": "money",
+    "total_discount": "money",
+    "goods_paid": "money",
+    "payable": "money",
+    "paid_with_points": "money",
+    "redeemed_points": "int",
+    "qualifying_spend": "money",
+    "points_total": "int",
+    "tier_before": "str",
+    "tier_after": "str",
+    "tier_changed": "bool",
+    "benefits_tier": "str",
+    "perks_count": "int",
+    "discounts_count": "int",
+}
 _TYPE_FIELDS: dict[str, dict[str, str]] = {
+    "decision": DECISION_FIELDS,
     "event": EVENT_FIELDS,
     "member": MEMBER_FIELDS,
     "txn": TXN_FIELDS,
@@ -111,6 +130,9 @@ NAMES: dict[str, str] = {
     "today": "date",
     "event": "event",
 }
+
+# invariants (program-declared properties) may also read the decision
+INVARIANT_NAMES: dict[str, str] = {**NAMES, "decision": "decision"}
 
 
 @dataclass(frozen=True)
@@ -228,7 +250,9 @@ def _value_literal(node: ast.AST) -> bool:
     return isinstance(node, (ast.List, ast.Tuple))
 
 
-def _check(tree: ast.Expression, source: str) -> frozenset[str]:
+def _check(tree: ast.Expression, source: str,
+           names_in_scope: Mapping[str, str] | None = None) -> frozenset[str]:
+    scope_names = NAMES if names_in_scope is None else names_in_scope
     count = 0
     used: set[str] = set()
 
@@ -251,12 +275,12 @@ def _check(tree: ast.Expression, source: str) -> frozenset[str]:
 
     def type_of(node: ast.AST) -> str:
         if isinstance(node, ast.Name):
-            if node.id in NAMES:
+            if node.id in scope_names:
                 used.add(node.id)
-                return NAMES[node.id]
+                return scope_names[node.id]
             if node.id in FUNCTIONS:
                 raise ExpressionError(f"{node.id!r} is a function; call it like {node.id}(…)")
-            known = list(NAMES) + list(FUNCTIONS)
+            known = list(scope_names) + list(FUNCTIONS)
             raise ExpressionError(f"unknown name {node.id!r}", _suggest(node.id, known))
         if isinstance(node, ast.Attribute):
             base = type_of(node.value)
@@ -489,7 +513,7 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
-def parse_expression(source: str) -> Expression:
+def parse_expression(source: str, *, invariant: bool = False) -> Expression:
     """Parse and check an expression once, at load; raises :class:`ExpressionError`."""
     if not isinstance(source, str):
         raise ExpressionError(f"expected an expression as text, got {source!r}")
@@ -507,7 +531,7 @@ def parse_expression(source: str) -> Expression:
         raise ExpressionError(f"not a valid expression{where}: {exc.msg}") from None
     except ValueError as exc:  # null bytes, lone surrogates
         raise ExpressionError(f"not a valid expression: {exc}") from None
-    names = _check(tree, text)
+    names = _check(tree, text, INVARIANT_NAMES if invariant else None)
     tree = _DecimalLiterals().visit(tree)
     return Expression(source=text, tree=tree, names=names)
 
@@ -651,6 +675,7 @@ class Scope:
     today: date
     birthday_test: Callable[[str], bool]
     event: Mapping[str, Any] | None = None
+    decision: Mapping[str, Any] | None = None
     _evaluator: EvalWithCompoundTypes | None = field(default=None, repr=False)
     _namespace: dict[str, Any] | None = field(default=None, repr=False)
 
@@ -673,6 +698,7 @@ class Scope:
                 "tier": self.member["tier"],
                 "today": self.today,
                 "event": self.event_view,
+                "decision": self.decision or {},
                 "_birthday": self.birthday_test,
             }
         return self._namespace
@@ -752,6 +778,7 @@ class Scope:
             "tier": self.member["tier"],
             "today": today,
             "event": _Record({**self.event_view, "attrs": _Attrs(self.event_view["attrs"])}),
+            "decision": _Record(self.decision or {}),
         }
         evaluator = EvalWithCompoundTypes(
             operators=dict(_OPERATORS),

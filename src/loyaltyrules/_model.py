@@ -69,6 +69,24 @@ Expr = Annotated[
 ]
 
 
+def _invariant_expr(value: Any) -> Expression:
+    if isinstance(value, Expression):
+        return value
+    try:
+        return parse_expression(value, invariant=True)
+    except ExpressionError as exc:
+        text = f"{exc}{' — ' + exc.hint if exc.hint else ''}"
+        raise PydanticCustomError("expression", "{text}", {"text": text}) from None
+
+
+InvariantExpr = Annotated[
+    Expression,
+    PlainValidator(_invariant_expr),
+    PlainSerializer(lambda e: e.source, return_type=str),
+    WithJsonSchema({"type": "string", "description": "a property over member, txn and decision"}),
+]
+
+
 def _money_or_error(value: Any) -> Decimal:
     return parse_money(value)
 
@@ -678,6 +696,21 @@ class Signal(_Strict):
         return self
 
 
+class Invariant(_Strict):
+    """A property the designer promises, checked by ``loyaltyrules check`` on generated
+    purchases: an expression over ``member``, ``txn``, ``items`` and ``decision``."""
+
+    id: Id
+    name: Name | None = None
+    expect: InvariantExpr
+
+
+class LintSettings(_Strict):
+    """``lint:`` — lint findings the designer has looked at and accepts."""
+
+    ignore: tuple[Annotated[str, Field(pattern=r"^LR[0-9]{3}$")], ...] = ()
+
+
 class ProgramModel(_Strict):
     """The whole program, top to bottom in the order a designer explains it."""
 
@@ -696,4 +729,6 @@ class ProgramModel(_Strict):
     referral: Referral | None = None
     gifting: Gifting | None = None
     signals: tuple[Signal, ...] = ()
+    invariants: tuple[Invariant, ...] = ()
+    lint: LintSettings = LintSettings()
     policies: Policies = Policies()

@@ -41,12 +41,24 @@ class Program:
     ('retail-4tier', ('basic', 'silver', 'gold', 'diamond'))
     """
 
-    __slots__ = ("_frozen", "_hash", "_model", "_plans", "_quantum", "_ref", "_source",
-                 "_tier_rank", "_zone")
+    __slots__ = (
+        "_frozen",
+        "_hash",
+        "_map",
+        "_model",
+        "_plans",
+        "_quantum",
+        "_ref",
+        "_source",
+        "_tier_rank",
+        "_zone",
+    )
 
-    def __init__(self, model: ProgramModel, *, source: str = "<program>") -> None:
+    def __init__(self, model: ProgramModel, *, source: str = "<program>",
+                 source_map: SourceMap | None = None) -> None:
         self._model = model
         self._source = source
+        self._map = source_map or SourceMap(source=source, positions={}, key_positions={})
         canonical = json.dumps(_canonical(model.model_dump()), sort_keys=True,
                                ensure_ascii=False, separators=(",", ":"), default=str)
         self._hash = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
@@ -81,6 +93,11 @@ class Program:
             plan = build_plan(self._model, mode)
             self._plans[mode] = plan
         return plan
+
+    @property
+    def source_map(self) -> SourceMap:
+        """Where each part of the program was written (empty for programs built from dicts)."""
+        return self._map
 
     @property
     def ref(self) -> ProgramRef:
@@ -202,7 +219,7 @@ def _build(data: Any, smap: SourceMap) -> Program:
     if problems or model is None:
         problems.sort(key=lambda d: (d.line or 0, d.column or 0))
         raise ProgramError(problems)
-    return Program(model, source=smap.source)
+    return Program(model, source=smap.source, source_map=smap)
 
 
 # --- turning pydantic's errors into designer-facing diagnostics ---------------------------
