@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 import loyaltyrules as lr
-from loyaltyrules._expressions import FUNCTIONS, INVARIANT_NAMES, NAMES, Expression, Scope
+from loyaltyrules._expressions import FUNCTIONS, INVARIANT_NAMES, Expression, Scope
 
 BUDGET = 1.0
 """Seconds any single attempt may take, load and evaluation together."""
