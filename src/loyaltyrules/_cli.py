@@ -25,6 +25,7 @@ from ._lifecycle import advance, behaviour, redeem_reward, refund
 from ._member import MemberState, Transaction, coerce
 from ._model import ProgramModel
 from ._program import load_program
+from ._scenario import discover, load_scenarios, run_scenario
 
 __all__ = ["main"]
 
@@ -242,6 +243,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_test(args: argparse.Namespace) -> int:
+    files = list(discover(args.paths))
+    if not files:
+        raise _Fail(f"no scenario files (*.scenarios.yaml) in {', '.join(args.paths)}")
+    passed = failed = 0
+    for path in files:
+        program, scenarios = load_scenarios(path)
+        for scenario in scenarios:
+            result = run_scenario(program, scenario)
+            if result.ok:
+                passed += 1
+                if args.verbose:
+                    print(result.render())
+            else:
+                failed += 1
+                print(result.render())
+    print(f"{passed} passed, {failed} failed")
+    return EXIT_ERROR if failed else EXIT_OK
+
+
 def _cmd_schema(args: argparse.Namespace) -> int:
     print(json.dumps(program_schema(), ensure_ascii=False, indent=2))
     return EXIT_OK
@@ -287,6 +308,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--state-out", metavar="FILE", help="write final member states as JSONL")
     p.add_argument("--quiet", action="store_true", help="no progress or summary on stderr")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("test", help="run scenario files (*.scenarios.yaml)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders")
+    p.add_argument("-v", "--verbose", action="store_true", help="list passing scenarios too")
+    p.set_defaults(func=_cmd_test)
 
     p = sub.add_parser("schema", help="print the JSON Schema of the program format")
     p.set_defaults(func=_cmd_schema)

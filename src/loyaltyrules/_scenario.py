@@ -1,0 +1,286 @@
+"""Scenario files: a designer's expected behaviour, written next to the program, in YAML.
+
+::
+
+    program: retail-4tier.yaml           # relative to this file
+    scenarios:
+      - name: gold member on her birthday
+        member: {id: wang, tier: gold, birthday: 1990-03-03}
+        steps:
+          - purchase: {id: T1, at: "2026-03-03T10:00:00+08:00",
+                       items: [{sku: BAG, amount: "1000.00"}]}
+            expect: {payable: "720.00", points: 70, perks: [birthday_gift]}
+
+Run them with ``loyaltyrules test PATH…`` or let pytest collect ``*.scenarios.yaml`` files
+(the ``loyaltyrules`` pytest plugin, one test item per scenario).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from ._decision import Decision, LifecycleDecision
+from ._engine import evaluate
+from ._errors import Diagnostic, LoyaltyError, ProgramError
+from ._ledger import apply
+from ._lifecycle import advance, behaviour, check_identity, redeem_reward, refund
+from ._member import MemberState, coerce
+from ._money import parse_money
+from ._program import Program, load_program
+from ._yaml import SourceMap, load_yaml
+
+__all__ = [
+    "STEP_KINDS",
+    "Scenario",
+    "ScenarioResult",
+    "StepFailure",
+    "discover",
+    "load_scenarios",
+    "run_scenario",
+]
+
+STEP_KINDS = ("purchase", "refund", "behaviour", "reward", "advance")
+_EXPECT_KEYS = ("payable", "discount", "points", "perks", "redeemed", "qualifying_spend",
+                "tier", "balance", "pending", "spend", "events", "signals", "money_refunded",
+                "error")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One scenario of a scenario file: a starting member and steps with expectations."""
+
+    name: str
+    member: Mapping[str, Any]
+    steps: tuple[Mapping[str, Any], ...]
+    source: str
+    line: int | None
+    index: int
+
+
+@dataclass(frozen=True)
+class StepFailure:
+    """What was expected, what came out, and the explanation of the failing step."""
+
+    step: int
+    kind: str
+    key: str
+    expected: Any
+    got: Any
+    line: int | None
+    explanation: str = ""
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        return (f"{where}step {self.step + 1} ({self.kind}): {self.key} expected "
+                f"{_show(self.expected)}, got {_show(self.got)}")
+
+
+@dataclass
+class ScenarioResult:
+    scenario: Scenario
+    failures: list[StepFailure] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def render(self) -> str:
+        head = f"{self.scenario.source}:{self.scenario.line or 1}: {self.scenario.name}"
+        if self.ok:
+            return f"ok    {head}"
+        lines = [f"FAIL  {head}"]
+        for f in self.failures:
+            lines.append(f"      {f}")
+        explanation = self.failures[0].explanation
+        if explanation:
+            lines += ["      trace of the failing step:"]
+            lines += [f"        {x}" for x in explanation.splitlines()]
+        return "\n".join(lines)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _problem(smap: SourceMap, message: str, path: tuple[str | int, ...]) -> ProgramError:
+    return ProgramError([smap.diagnostic("LR601", message, path)])
+
+
+def load_scenarios(path: str | Path) -> tuple[Program, list[Scenario]]:
+    """Read a scenario file and the program it names; a malformed file is a ProgramError
+    with file, line and column, like a program."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ProgramError([Diagnostic("LR001", f"cannot read: {exc.strerror or exc}",
+                                       source=str(path))]) from None
+    data, smap = load_yaml(raw, source=str(path))
+    if not isinstance(data, Mapping) or "program" not in data or "scenarios" not in data:
+        raise _problem(smap, "a scenario file has `program:` and `scenarios:`", ())
+    program_path = (path.parent / str(data["program"])).resolve()
+    program = load_program(program_path)
+    unknown = set(data) - {"program", "scenarios"}
+    if unknown:
+        raise _problem(smap, f"unknown key {sorted(unknown)[0]!r}", (sorted(unknown)[0],))
+    if not isinstance(data["scenarios"], list):
+        raise _problem(smap, "scenarios: is a list", ("scenarios",))
+    scenarios = []
+    for i, item in enumerate(data["scenarios"]):
+        where: tuple[str | int, ...] = ("scenarios", i)
+        if not isinstance(item, Mapping) or "name" not in item or "steps" not in item:
+            raise _problem(smap, "each scenario has a name and steps (and a member)", where)
+        extra = set(item) - {"name", "member", "steps"}
+        if extra:
+            raise _problem(smap, f"unknown key {sorted(extra)[0]!r}",
+                           (*where, sorted(extra)[0]))
+        steps = item["steps"]
+        if not isinstance(steps, list) or not steps:
+            raise _problem(smap, "steps: is a non-empty list", (*where, "steps"))
+        for j, step in enumerate(steps):
+            kinds = [k for k in STEP_KINDS if isinstance(step, Mapping) and k in step]
+            if len(kinds) != 1:
+                raise _problem(smap, f"each step is exactly one of {', '.join(STEP_KINDS)}",
+                               (*where, "steps", j))
+            bad = set(step) - {kinds[0], "expect"}
+            if bad:
+                raise _problem(smap, f"unknown key {sorted(bad)[0]!r} in a step",
+                               (*where, "steps", j, sorted(bad)[0]))
+            expect = step.get("expect") or {}
+            if not isinstance(expect, Mapping):
+                raise _problem(smap, "expect: is a mapping", (*where, "steps", j, "expect"))
+            for key in expect:
+                if key not in _EXPECT_KEYS:
+                    raise _problem(smap, f"unknown expectation {key!r} (one of "
+                                   f"{', '.join(_EXPECT_KEYS)})",
+                                   (*where, "steps", j, "expect", key))
+        position = smap.locate(where)
+        step_lines = []
+        for j, step in enumerate(steps):
+            found = smap.locate((*where, "steps", j)) or position
+            step_lines.append({**step, "__line__": found.line if found else None})
+        scenarios.append(Scenario(
+            name=str(item["name"]), member=dict(item.get("member") or {"id": "member"}),
+            steps=tuple(step_lines), source=str(path), line=position.line if position else None,
+            index=i))
+    return program, scenarios
+
+
+def discover(paths: list[str]) -> Iterator[Path]:
+    """Scenario files named on the command line, or found (``*.scenarios.yaml``) in folders."""
+    for name in paths:
+        p = Path(name)
+        if p.is_dir():
+            yield from sorted(p.rglob("*.scenarios.yaml"))
+        else:
+            yield p
+
+
+def run_scenario(program: Program, scenario: Scenario) -> ScenarioResult:
+    """Run every step from the scenario's member, checking each expectation and the ledger
+    identity after every step."""
+    result = ScenarioResult(scenario)
+    try:
+        member = coerce(MemberState, dict(scenario.member), "member")
+    except LoyaltyError as exc:
+        result.failures.append(StepFailure(0, "member", "member", "a valid member", str(exc),
+                                           scenario.line))
+        return result
+    for n, step in enumerate(scenario.steps):
+        kind = next(k for k in STEP_KINDS if k in step)
+        expect = dict(step.get("expect") or {})
+        line = step.get("__line__")
+        try:
+            decision = _run_step(program, member, kind, step[kind])
+        except LoyaltyError as exc:
+            if "error" in expect and str(expect["error"]) in str(exc):
+                continue
+            result.failures.append(StepFailure(
+                n, kind, "error", expect.get("error", "no error"), str(exc), line))
+            return result
+        if "error" in expect:
+            result.failures.append(StepFailure(n, kind, "error", expect["error"], "no error",
+                                               line))
+            return result
+        member = apply(member, decision)
+        failures = list(_compare(n, kind, expect, decision, member, line))
+        if not check_identity(member):
+            failures.append(StepFailure(n, kind, "ledger identity", "earned − redeemed − "
+                                        "expired − reversed = balance", member.totals, line))
+        if failures:
+            text = decision.explain()
+            failures[0] = StepFailure(**{**failures[0].__dict__, "explanation": text})
+            result.failures.extend(failures)
+            return result
+    return result
+
+
+def _run_step(program: Program, member: MemberState, kind: str, payload: Any
+              ) -> Decision | LifecycleDecision:
+    if kind == "advance":
+        return advance(program, member, str(payload))
+    if not isinstance(payload, Mapping):
+        raise _bad(kind)
+    data = dict(payload)
+    if kind == "purchase":
+        return evaluate(program, member, data)
+    if kind == "refund":
+        return refund(program, member, data)
+    if kind == "behaviour":
+        if "event" in data:
+            data["type"] = data.pop("event")
+        return behaviour(program, member, data)
+    return redeem_reward(program, member, data)
+
+
+def _bad(kind: str) -> LoyaltyError:
+    return LoyaltyError(f"a {kind} step is a mapping")
+
+
+def _compare(n: int, kind: str, expect: Mapping[str, Any], d: Decision | LifecycleDecision,
+             member: MemberState, line: int | None) -> Iterator[StepFailure]:
+    events = list(d.events)
+    got: dict[str, Any] = {
+        "tier": member.tier,
+        "balance": member.points,
+        "pending": member.pending_points,
+        "spend": member.qualifying_spend,
+        "events": sorted({e.type for e in events}),
+        "signals": sorted({e.rule for e in events if e.type == "signal" and e.rule}),
+    }
+    if isinstance(d, Decision):
+        got.update(payable=d.payable, discount=d.total_discount, points=d.points_total,
+                   perks=sorted(p.perk for p in d.perks), redeemed=d.redeemed_points,
+                   qualifying_spend=d.qualifying_spend)
+    else:
+        got["points"] = d.points_change
+        if d.refund is not None:
+            got["money_refunded"] = d.refund.money_refunded
+    for key, want in expect.items():
+        if key not in got:
+            yield StepFailure(n, kind, key, want, f"(not reported for a {kind} step)", line)
+            continue
+        have = got[key]
+        if key in ("events", "signals"):
+            wanted = [want] if isinstance(want, str) else list(want)
+            missing = [w for w in wanted if w not in have]
+            if missing:
+                yield StepFailure(n, kind, key, wanted, have, line)
+        elif key == "perks":
+            if sorted(want or []) != have:
+                yield StepFailure(n, kind, key, sorted(want or []), have, line)
+        elif isinstance(have, Decimal):
+            try:
+                ok = parse_money(want) == have
+            except ValueError:
+                ok = False
+            if not ok:
+                yield StepFailure(n, kind, key, want, have, line)
+        elif have != want:
+            yield StepFailure(n, kind, key, want, have, line)
