@@ -11,6 +11,7 @@ from typing import Any
 
 from ._decision import Decision, LifecycleDecision
 from ._errors import InputError
+from ._lifecycle import event_key
 from ._member import MemberState, coerce
 
 __all__ = ["apply"]
@@ -35,11 +36,15 @@ def apply(member: MemberState | dict[str, Any] | str,
             f"decision is for member {decision.member_id!r}, not {m.id!r}",
             field="member_id", kind="decision",
         )
-    event_id = (decision.transaction_id if isinstance(decision, Decision)
-                else decision.event_id)
-    if event_id is not None and event_id in m.recent_transactions:
+    if isinstance(decision, Decision):
+        key: str | None = decision.transaction_id
+    else:
+        key = None if decision.event_id is None else event_key(decision.kind, decision.event_id)
+    if key is not None and key in m.recent_transactions:
         return m
-    if isinstance(decision, LifecycleDecision) and decision.replayed:
+    if isinstance(decision, LifecycleDecision) and (
+            decision.replayed or (decision.kind == "advance" and m.advanced_to is not None
+                                  and m.advanced_to >= decision.at)):
         return m
     if decision.member_after is None:
         raise InputError("decision carries no next state", kind="decision")

@@ -29,6 +29,7 @@ from ._decision import (
 from ._errors import InputError
 from ._member import MemberState, PointsLot, PointsTotals, PurchaseRecord, Transaction, Usage
 from ._model import Expiry, ProgramModel, Qualify
+from ._money import allocate
 
 __all__ = [
     "advance",
@@ -44,6 +45,14 @@ __all__ = [
 ]
 
 _ZERO = Decimal(0)
+
+
+def event_key(kind: str, event_id: str) -> str:
+    """How an event id is remembered: purchases by their id, other events by kind and id, so
+    a refund numbered like a purchase is not mistaken for it."""
+    if kind in ("gift_out", "gift_in"):
+        kind = "gift"
+    return event_id if kind == "purchase" else f"{kind}:{event_id}"
 
 
 def _local_midnight(day: date, zone: tzinfo) -> datetime:
@@ -70,11 +79,13 @@ class _Book:
 
     def __init__(self, member: MemberState, now: datetime) -> None:
         self.lots: list[PointsLot] = [lot for lot in member.lots if lot.points > 0]
+        self.expired_by_source: dict[str, int] = {}
         t = member.totals
         self.earned, self.redeemed, self.expired = t.earned, t.redeemed, t.expired
         self.reversed, self.shortfall = t.reversed, t.shortfall
         self.debt = member.points_debt
-        self.now = now
+        # an event dated before the member's last advance cannot make points pending again
+        self.now = max(now, member.advanced_to) if member.advanced_to else now
         # a balance imported without lots (or edited by hand) becomes an "opening" lot, so
         # the identity holds from the first operation on
         tracked = sum(lot.points for lot in self.lots) - self.debt
@@ -111,9 +122,12 @@ class _Book:
         far = datetime.max.replace(tzinfo=self.now.tzinfo)
         return sorted(self.lots, key=lambda lot: (lot.expires_at or far, lot.earned_at, lot.id))
 
-    def _take(self, points: int, *, only_available: bool, prefer: str | None = None) -> int:
+    def _take(self, points: int, *, only_available: bool, prefer: str | None = None,
+              only: str | None = None) -> int:
         taken = 0
         order = self._order()
+        if only is not None:
+            order = [lot for lot in order if lot.source == only]
         if prefer is not None:
             order = [lot for lot in order if lot.source == prefer] + [
                 lot for lot in order if lot.source != prefer]
@@ -136,17 +150,39 @@ class _Book:
                              field="redeem_points", kind="transaction")
         self.redeemed += self._take(points, only_available=True)
 
-    def reverse(self, points: int, source: str, allow_negative: bool) -> tuple[int, int]:
-        """Take back points earned on ``source``: its own lots first, then any other."""
-        taken = self._take(points, only_available=False, prefer=source)
+    def reverse(self, points: int, source: str, allow_negative: bool, expired: int
+                ) -> tuple[int, int, int]:
+        """Take back points earned on ``source``: what is left of its own lots first; what of
+        it already expired is gone (not taken twice); the rest was spent, and is taken from
+        the other lots. Returns (reversed, shortfall, counted as expired)."""
+        taken = self._take(points, only_available=False, prefer=None, only=source)
         missing = points - taken
+        absorbed = min(missing, expired)
+        missing -= absorbed
+        if missing:
+            more = self._take(missing, only_available=False)
+            taken += more
+            missing -= more
         self.reversed += taken
         if missing and allow_negative:
             self.debt += missing
             self.reversed += missing
-            return points, 0
+            return taken + missing, 0, absorbed
         self.shortfall += missing
-        return taken, missing
+        return taken, missing, absorbed
+
+    def restore(self, points: int, lot_id: str, source: str, at: datetime,
+                expires: datetime | None) -> None:
+        """Points that paid for a refunded purchase come back: an un-redemption."""
+        if points <= 0:
+            return
+        self.redeemed -= points
+        repay = min(self.debt, points)
+        self.debt -= repay
+        if points - repay > 0:
+            self.lots.append(new(PointsLot, id=lot_id, points=points - repay, earned=points,
+                                 earned_at=at, available_at=at, expires_at=expires,
+                                 source=source, rule="refund-return"))
 
     def expire(self, until: datetime) -> list[tuple[PointsLot, datetime]]:
         gone = [(lot, lot.expires_at) for lot in self.lots
@@ -155,9 +191,15 @@ class _Book:
             ids = {lot.id for lot, _ in gone}
             self.lots = [lot for lot in self.lots if lot.id not in ids]
             self.expired += sum(lot.points for lot, _ in gone)
+            for lot, _ in gone:
+                self.expired_by_source[lot.source] = (
+                    self.expired_by_source.get(lot.source, 0) + lot.points)
         return [(lot, when) for lot, when in gone if when is not None]
 
     def expire_all(self) -> int:
+        for lot in self.lots:
+            self.expired_by_source[lot.source] = (
+                self.expired_by_source.get(lot.source, 0) + lot.points)
         total = sum(lot.points for lot in self.lots)
         self.lots = []
         self.expired += total
@@ -327,11 +369,16 @@ def _signals(model: ProgramModel, member: MemberState, lots: tuple[PointsLot, ..
         detail = ""
         days = sig.days or 0
         if sig.on == "birthday_in" and member.birthday is not None:
-            for year in (today.year, today.year + 1):
+            # every birthday whose warning moment has come, that had not passed before this
+            # advance began: none missed in a long advance, none for a birthday already gone
+            first_day = start.astimezone(zone).date()
+            for year in range(first_day.year, today.year + 2):
                 bday = birthday_in_year(member.birthday, year, model.policies.birthday.feb29)
                 when = _local_midnight(bday - timedelta(days=days), zone)
-                if when <= until and bday >= when.date():
-                    key, moment, detail = str(year), when, f"birthday {bday.isoformat()}"
+                if when <= until and bday >= first_day and fired.get(sig.id, "") < str(year):
+                    fired[sig.id] = str(year)
+                    out.append(new(LifecycleEvent, at=max(when, start), type="signal",
+                                   rule=sig.id, detail=f"birthday {bday.isoformat()}"))
         elif sig.on == "points_expiring":
             expiring = sorted((lot for lot in lots if lot.expires_at is not None),
                               key=lambda lot: lot.expires_at or until)
@@ -427,7 +474,13 @@ def advance_state(model: ProgramModel, member: MemberState, until: datetime, zon
                     at=when, type="points_expired", rule="inactivity", points=-gone,
                     detail=f"no purchase for {months} months")))
     book.now = until
-    state = book.state(member, advanced_to=until)
+    purchases = member.purchases
+    if book.expired_by_source:
+        purchases = tuple(
+            p.model_copy(update={"points_expired": p.points_expired
+                                 + book.expired_by_source[p.id]})
+            if p.id in book.expired_by_source else p for p in purchases)
+    state = book.state(member, advanced_to=until, purchases=purchases)
     state = state.model_copy(update={"version": member.version})
     if start is not None:
         first_day = start.astimezone(zone).date()
@@ -626,7 +679,7 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
     base_version = m.version
     ev = _refund_event(event)
     model, zone = _program_parts(program)
-    if ev["id"] in m.recent_transactions:
+    if event_key("refund", ev["id"]) in m.recent_transactions:
         return _replayed(program, m, "refund", ev["id"], ev["at"])
     m, events = advance_state(model, m, ev["at"], zone)
     record = next((p for p in m.purchases if p.id == ev["transaction_id"]), None)
@@ -634,6 +687,13 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         raise InputError(f"no purchase {ev['transaction_id']!r} on file for this member "
                          f"(purchases are remembered for {model.ledger.refund_days} days)",
                          field="transaction_id", kind="refund")
+    if ev["at"] < record.at:
+        raise InputError(f"the refund is dated before purchase {record.id}", field="at",
+                         kind="refund")
+    if ev["at"] > record.at + timedelta(days=model.ledger.refund_days):
+        raise InputError(f"purchase {record.id} is older than the {model.ledger.refund_days}-day "
+                         "refund window", field="at", kind="refund")
+    q = program.quantum
     lines = list(record.refunded_lines or (Decimal(0),) * len(record.line_paid))
     if ev["lines"] is not None:
         amount = Decimal(0)
@@ -654,31 +714,40 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         if amount > left:
             raise InputError(f"{amount:f} asked, {left:f} left to refund on {record.id}",
                              field="amount", kind="refund")
+        # an amount is spread over what is left of each line, so later line refunds add up
+        remaining = [paid - done for paid, done in zip(record.line_paid, lines, strict=True)]
+        for k, part in enumerate(allocate(amount, remaining, q)):
+            lines[k] += part
     if amount <= 0:
         raise InputError("nothing to refund", field="amount", kind="refund")
     refunded = record.refunded + amount
     full = refunded == record.goods_paid
-    share = Decimal(1) if full else refunded / record.goods_paid
-    reverse_total = record.points if full else int(
-        (record.points * share).to_integral_value(rounding=ROUND_FLOOR))
-    to_reverse = reverse_total - record.points_reversed
-    return_total = record.redeemed_points if full else int(
-        (record.redeemed_points * share).to_integral_value(rounding=ROUND_FLOOR))
+
+    def share_int(total: int) -> int:
+        # multiply first: 900 × 100 / 900 is exactly 100, not 99.999…
+        if full:
+            return total
+        return int((total * refunded / record.goods_paid).to_integral_value(ROUND_FLOOR))
+
+    def share_money(total: Decimal, refunded_so_far: Decimal) -> Decimal:
+        if refunded_so_far == record.goods_paid:
+            return total
+        return (total * refunded_so_far / record.goods_paid).quantize(q, ROUND_FLOOR)
+
+    to_reverse = share_int(record.points) - record.points_reversed
+    return_total = share_int(record.redeemed_points)
     to_return = return_total - record.points_returned
-    q = program.quantum
-    spend_total = record.qualifying_spend if full else (
-        record.qualifying_spend * share).quantize(q, rounding=ROUND_FLOOR)
+    spend_total = share_money(record.qualifying_spend, refunded)
     spend_back = spend_total - record.spend_reversed
-    pwp_total = record.paid_with_points if full else (
-        record.paid_with_points * share).quantize(q, rounding=ROUND_FLOOR)
-    already_pwp = record.paid_with_points * (record.refunded / record.goods_paid) \
-        if record.goods_paid else Decimal(0)
-    money_refunded = amount - (pwp_total - already_pwp.quantize(q, rounding=ROUND_FLOOR))
+    pwp_now = share_money(record.paid_with_points, refunded) - share_money(
+        record.paid_with_points, record.refunded)
+    money_refunded = amount - pwp_now
 
     at = ev["at"]
     book = _Book(m, at)
-    reversed_points, shortfall = book.reverse(
-        to_reverse, record.id, model.ledger.negative_balance == "allow")
+    reversed_points, shortfall, absorbed = book.reverse(
+        to_reverse, record.id, model.ledger.negative_balance == "allow",
+        record.points_expired - record.expiry_absorbed)
     if reversed_points:
         events.append(new(LifecycleEvent, at=at, type="points_reversed", rule="refund",
                                      points=-reversed_points, detail=f"refund of {record.id}"))
@@ -686,15 +755,19 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         events.append(new(LifecycleEvent, at=at, type="points_shortfall", rule="refund",
                                      points=-shortfall,
                                      detail="points already spent; recorded, not taken"))
+    if absorbed:
+        events.append(new(LifecycleEvent, at=at, type="points_reversed", rule="refund",
+                          points=0, detail=f"{absorbed} of the points had already expired"))
     if to_return:
-        book.earn(to_return, f"{ev['id']}:returned", ev["id"], "refund-return", at, at,
-                  expires_at(model.ledger.expiry, at, zone))
+        book.restore(to_return, f"{ev['id']}:returned", ev["id"], at,
+                     expires_at(model.ledger.expiry, at, zone))
         events.append(new(LifecycleEvent, at=at, type="points_returned", rule="refund",
                                      points=to_return, detail="points that paid for it"))
     new_record = record.model_copy(update={
         "refunded": refunded, "refunded_lines": tuple(lines),
         "points_reversed": record.points_reversed + to_reverse,
-        "points_returned": return_total, "spend_reversed": spend_total})
+        "points_returned": return_total, "spend_reversed": spend_total,
+        "expiry_absorbed": record.expiry_absorbed + absorbed})
     month = _month(record.at.astimezone(zone).date())
     log = dict(m.spend_log)
     if month in log:
@@ -703,7 +776,7 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         "purchases": tuple(new_record if p.id == record.id else p for p in m.purchases),
         "qualifying_spend": max(Decimal(0), m.qualifying_spend - spend_back),
         "spend_log": log,
-        "recent_transactions": (*m.recent_transactions, ev["id"])[
+        "recent_transactions": (*m.recent_transactions, event_key("refund", ev["id"]))[
             -model.ledger.remember_events:],
     })
     result = build(RefundResult, {
@@ -785,7 +858,7 @@ def behaviour(program: Any, member: MemberState | dict[str, Any], event: dict[st
     m = coerce(MemberState, member, "member")
     base_version = m.version
     ev = _simple_event(event, "behaviour", ("id", "at", "type"))
-    if ev["id"] in m.recent_transactions:
+    if event_key("behaviour", ev["id"]) in m.recent_transactions:
         return _replayed(program, m, "behaviour", ev["id"], ev["at"])
     model, zone = _program_parts(program)
     m, events = advance_state(model, m, ev["at"], zone)
@@ -810,7 +883,8 @@ def behaviour(program: Any, member: MemberState | dict[str, Any], event: dict[st
                   ev["at"] + timedelta(days=0), expires_at(model.ledger.expiry, ev["at"], zone))
         events.append(new(LifecycleEvent, at=ev["at"], type="behaviour_points", rule=rule.id,
                                      points=rule.points, detail=ev["type"]))
-    state = book.state(m, usage=usage, recent_transactions=(*m.recent_transactions, ev["id"])[
+    state = book.state(m, usage=usage, recent_transactions=(
+        *m.recent_transactions, event_key("behaviour", ev["id"]))[
         -model.ledger.remember_events:])
     return build(LifecycleDecision, {
         "program": _ref(program), "kind": "behaviour", "member_id": m.id, "event_id": ev["id"],
@@ -843,7 +917,7 @@ def redeem_reward(program: Any, member: MemberState | dict[str, Any], event: dic
     m = coerce(MemberState, member, "member")
     base_version = m.version
     ev = _simple_event(event, "reward", ("id", "at", "reward"))
-    if ev["id"] in m.recent_transactions:
+    if event_key("reward", ev["id"]) in m.recent_transactions:
         return _replayed(program, m, "reward", ev["id"], ev["at"])
     model, zone = _program_parts(program)
     reward = next((r for r in model.rewards if r.id == ev["reward"]), None)
@@ -877,7 +951,8 @@ def redeem_reward(program: Any, member: MemberState | dict[str, Any], event: dic
     book.redeem(reward.points)
     events.append(new(LifecycleEvent, at=ev["at"], type="reward_redeemed", rule=reward.id,
                                  points=-reward.points, detail=reward.id))
-    state = book.state(m, usage=usage, recent_transactions=(*m.recent_transactions, ev["id"])[
+    state = book.state(m, usage=usage, recent_transactions=(
+        *m.recent_transactions, event_key("reward", ev["id"]))[
         -model.ledger.remember_events:])
     return build(LifecycleDecision, {
         "program": _ref(program), "kind": "reward", "member_id": m.id, "event_id": ev["id"],
@@ -898,7 +973,7 @@ def credit(program: Any, member: MemberState | dict[str, Any], action: HostActio
     if act.member_id != m.id:
         raise InputError(f"action is for member {act.member_id!r}", field="member_id",
                          kind="credit")
-    if act.id in m.recent_transactions:
+    if event_key("credit", act.id) in m.recent_transactions:
         return _replayed(program, m, "credit", act.id, when)
     model, zone = _program_parts(program)
     m, events = advance_state(model, m, when, zone)
@@ -907,8 +982,8 @@ def credit(program: Any, member: MemberState | dict[str, Any], action: HostActio
               expires_at(model.ledger.expiry, when, zone))
     events.append(new(LifecycleEvent, at=when, type="points_earned", rule=act.rule,
                                  points=act.points, detail=act.reason))
-    state = book.state(m, recent_transactions=(*m.recent_transactions, act.id)[
-        -model.ledger.remember_events:])
+    state = book.state(m, recent_transactions=(
+        *m.recent_transactions, event_key("credit", act.id))[-model.ledger.remember_events:])
     return build(LifecycleDecision, {
         "program": _ref(program), "kind": "credit", "member_id": m.id, "event_id": act.id,
         "at": when, "points_change": act.points, "events": tuple(events), "refund": None,
@@ -964,14 +1039,14 @@ def gift(program: Any, giver: MemberState | dict[str, Any],
     g_events.append(new(LifecycleEvent, at=at, type="points_redeemed", rule="gifting",
                                    points=-points, detail=f"gift to {r.id}"))
     g_state = book.state(g, usage=usage, recent_transactions=(
-        *g.recent_transactions, ev["id"])[-model.ledger.remember_events:])
+        *g.recent_transactions, event_key("gift", ev["id"]))[-model.ledger.remember_events:])
     rbook = _Book(r, at)
     rbook.earn(points, f"{ev['id']}:gift", ev["id"], "gifting", at, at,
                expires_at(model.ledger.expiry, at, zone))
     r_events.append(new(LifecycleEvent, at=at, type="points_earned", rule="gifting",
                                    points=points, detail=f"gift from {g.id}"))
-    r_state = rbook.state(r, recent_transactions=(*r.recent_transactions, ev["id"])[
-        -model.ledger.remember_events:])
+    r_state = rbook.state(r, recent_transactions=(
+        *r.recent_transactions, event_key("gift", ev["id"]))[-model.ledger.remember_events:])
     common = {"program": _ref(program), "event_id": ev["id"], "at": at, "refund": None,
               "reward": None, "replayed": False}
     return build(GiftDecision, {
@@ -994,7 +1069,8 @@ def apply_gift(giver: MemberState | dict[str, Any], receiver: MemberState | dict
 
     g = coerce(MemberState, giver, "giver")
     r = coerce(MemberState, receiver, "receiver")
-    seen = (decision.gift_id in g.recent_transactions, decision.gift_id in r.recent_transactions)
+    key = event_key("gift", decision.gift_id)
+    seen = (key in g.recent_transactions, key in r.recent_transactions)
     if seen == (True, True):
         return g, r
     if seen[0] != seen[1]:

@@ -104,6 +104,8 @@ class PurchaseRecord(_Input):
     refunded_lines: tuple[Money, ...] = ()
     points_reversed: int = Field(default=0, ge=0)
     points_returned: int = Field(default=0, ge=0)
+    points_expired: int = Field(default=0, ge=0)
+    expiry_absorbed: int = Field(default=0, ge=0)
     spend_reversed: Money = Decimal(0)
 
 

@@ -1,0 +1,858 @@
+"""Lint: design smells in a loaded program, found by reading it — nothing is evaluated.
+
+A program that loads is valid; lint says where it is probably not what the designer meant:
+a tier nobody can reach, a higher tier that gives less than a lower one, a promotion whose
+window is over, two exclusive promotions that collide. Each check is a small generator
+registered in :data:`CHECKS` under a stable code (``LR5xx``) with a default severity and a
+one-line description, so the docs can list them (:func:`describe_checks`) and a program can
+accept a finding it has looked at with ``lint: {ignore: [LR508]}``.
+
+The date that "is over" is judged against is passed in: the library never reads the clock.
+
+>>> program = load_program("programs/rfm-3tier.yaml")               # doctest: +SKIP
+>>> for finding in lint(program, today=date(2026, 3, 1)):           # doctest: +SKIP
+...     print(finding)
+programs/rfm-3tier.yaml:22:15: tiers[1].discount: silver gives 5% off, less than bronze's 10% …
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, tzinfo
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any, Literal
+
+from ._errors import format_path
+from ._expressions import Expression
+from ._model import Behaviour, EarnRule, Multiplier, ProgramModel, Qualify, Rule, Schedule, Window
+from ._program import Program
+
+__all__ = ["CHECKS", "Check", "Finding", "Severity", "describe_checks", "lint"]
+
+Severity = Literal["error", "warning", "info"]
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One design smell: what looks wrong, where, and what to do about it.
+
+    ``code`` is stable (``LR5xx``, see :data:`CHECKS`); ``path`` is the YAML path and
+    ``source``/``line``/``column`` where it was written (``None`` for programs built from
+    dicts).
+    """
+
+    code: str
+    severity: Severity
+    message: str
+    path: Path = ()
+    source: str = "<program>"
+    line: int | None = None
+    column: int | None = None
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        where = self.source
+        if self.line is not None:
+            where += f":{self.line}:{self.column or 1}"
+        text = f"{where}: {format_path(self.path)}: {self.message}"
+        if self.hint:
+            text += f" — {self.hint}"
+        return f"{text} [{self.code} {self.severity}]"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "path": format_path(self.path),
+            "source": self.source,
+            "line": self.line,
+            "column": self.column,
+            "hint": self.hint,
+        }
+
+
+@dataclass(frozen=True)
+class _Smell:
+    """What a check yields; :func:`lint` adds the code, the severity and the position."""
+
+    path: Path
+    message: str
+    hint: str | None = None
+    severity: Severity | None = None  # None: the check's default
+
+
+_HORIZON_YEARS = 100
+"""How far ahead open-ended windows are searched for a day two schedules share."""
+
+
+@dataclass
+class _Context:
+    """One lint run: the program, the day it is judged on, and schedule expansions."""
+
+    program: Program
+    today: date
+    _possible: dict[Schedule, bool] = field(default_factory=dict)
+    _years: dict[tuple[Schedule, int], frozenset[date]] = field(default_factory=dict)
+
+    @property
+    def model(self) -> ProgramModel:
+        return self.program.model
+
+    @property
+    def zone(self) -> tzinfo:
+        return self.program.zone
+
+    def rules(self) -> Iterator[tuple[str, int, Rule]]:
+        for section, rules in (("birthday", self.model.birthday),
+                               ("promotions", self.model.promotions)):
+            for i, rule in enumerate(rules):
+                yield section, i, rule
+
+    def possible(self, schedule: Schedule) -> bool:
+        """Does the schedule ever select a day? (An impossible rule such as 30 February
+        makes dateutil search to the year 9999, so the answer is kept.)"""
+        known = self._possible.get(schedule)
+        if known is None:
+            known = next(iter(schedule.build()), None) is not None
+            self._possible[schedule] = known
+        return known
+
+    def selects(self, schedule: Schedule, day: date) -> bool:
+        key = (schedule, day.year)
+        days = self._years.get(key)
+        if days is None:
+            start = datetime(day.year, 1, 1)
+            end = datetime(day.year, 12, 31, 23, 59, 59)
+            days = frozenset(o.date() for o in schedule.build().between(start, end, inc=True))
+            self._years[key] = days
+        return day in days
+
+    def common_day(self, schedules: Sequence[Schedule], first: date, last: date) -> date | None:
+        """The first local day in [first, last] that every schedule selects."""
+        if first > last:
+            return None
+        if not schedules:
+            return first
+        if not all(self.possible(s) for s in schedules):
+            return None
+        lead, *others = schedules
+        for occurrence in lead.build():
+            day = occurrence.date()
+            if day > last:
+                return None
+            if day >= first and all(self.selects(o, day) for o in others):
+                return day
+        return None  # pragma: no cover - schedules never end (UNTIL/COUNT are refused)
+
+
+# --- small helpers -----------------------------------------------------------------------------
+
+
+def _num(value: Decimal | int) -> str:
+    return format(Decimal(value).normalize(), "f")
+
+
+def _pct(rate: Decimal) -> str:
+    return f"{_num(rate * 100)}%"
+
+
+def _local_day(instant: datetime, zone: tzinfo) -> date:
+    return instant.astimezone(zone).date()
+
+
+def _last_day(end: datetime, zone: tzinfo) -> date:
+    """The last local day an exclusive end still includes."""
+    return _local_day(end - timedelta(microseconds=1), zone)
+
+
+def _ended(window: Window) -> str:
+    end = window.end
+    assert end is not None
+    if isinstance(end, datetime):
+        return end.strftime("%Y-%m-%d %H:%M") + (f" {end.tzname()}" if end.tzinfo else "")
+    return end.isoformat()
+
+
+def _describe(schedule: Schedule) -> str:
+    if schedule.rrule is not None:
+        return schedule.rrule.strip()
+    parts = [f"freq: {schedule.freq}"]
+    for name in ("interval", "bymonth", "bymonthday", "byweekday", "bysetpos"):
+        value = getattr(schedule, name)
+        if value not in (None, 1):
+            shown = ", ".join(str(v) for v in value) if isinstance(value, tuple) else value
+            parts.append(f"{name}: {shown}")
+    return "{" + ", ".join(parts) + "}"
+
+
+_UNKNOWN: Any = object()
+
+
+def _constant(node: ast.AST) -> Any:
+    """The value of an expression that reads nothing (``1 > 2``, ``False``), else _UNKNOWN."""
+    if isinstance(node, ast.Expression):
+        return _constant(node.body)
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.UnaryOp):
+        value = _constant(node.operand)
+        if value is _UNKNOWN:
+            return _UNKNOWN
+        if isinstance(node.op, ast.Not):
+            return not value
+        if isinstance(node.op, ast.USub) and isinstance(value, (int, Decimal)):
+            return -value
+        return value if isinstance(node.op, ast.UAdd) else _UNKNOWN
+    if isinstance(node, ast.BoolOp):
+        values = [_constant(v) for v in node.values]
+        decisive = isinstance(node.op, ast.Or)  # `or` is settled by a true part, `and` by a false
+        if any(v is not _UNKNOWN and bool(v) is decisive for v in values):
+            return decisive
+        return _UNKNOWN if any(v is _UNKNOWN for v in values) else values[-1]
+    if isinstance(node, (ast.List, ast.Tuple)):
+        items = [_constant(e) for e in node.elts]
+        return _UNKNOWN if any(v is _UNKNOWN for v in items) else tuple(items)
+    if isinstance(node, ast.IfExp):
+        test = _constant(node.test)
+        if test is _UNKNOWN:
+            return _UNKNOWN
+        return _constant(node.body if test else node.orelse)
+    if isinstance(node, ast.Compare):
+        operands = [_constant(node.left), *(_constant(c) for c in node.comparators)]
+        if any(v is _UNKNOWN for v in operands):
+            return _UNKNOWN
+        try:
+            return all(_compare(op, operands[k], operands[k + 1])
+                       for k, op in enumerate(node.ops))
+        except TypeError:
+            return _UNKNOWN
+    return _UNKNOWN
+
+
+_COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
+    ast.Eq: lambda a, b: bool(a == b),
+    ast.NotEq: lambda a, b: bool(a != b),
+    ast.Lt: lambda a, b: bool(a < b),
+    ast.LtE: lambda a, b: bool(a <= b),
+    ast.Gt: lambda a, b: bool(a > b),
+    ast.GtE: lambda a, b: bool(a >= b),
+    ast.Is: lambda a, b: a is b,
+    ast.IsNot: lambda a, b: a is not b,
+    ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b,
+}
+
+
+def _compare(op: ast.cmpop, a: Any, b: Any) -> bool:
+    return _COMPARE[type(op)](a, b)
+
+
+def _always(expression: Expression | None) -> bool | None:
+    """True or False when the condition does not depend on anything, else None."""
+    if expression is None:
+        return None
+    value = _constant(expression.tree)
+    return None if value is _UNKNOWN else bool(value)
+
+
+def _metrics(q: Qualify) -> dict[str, Decimal]:
+    return {name: Decimal(value) for name in ("spend", "points", "orders")
+            if (value := getattr(q, name)) is not None}
+
+
+# --- LR501 tiers ------------------------------------------------------------------------------
+
+
+def _tier_ladder(ctx: _Context) -> Iterator[_Smell]:
+    """Tiers nobody can reach, that everybody reaches at once, that need exactly what a lower
+    tier needs, or that are harder to keep than to earn."""
+    tiers = ctx.model.tiers
+    for i, tier in enumerate(tiers):
+        q = tier.qualify
+        if q is not None and q.when is not None:
+            always = _always(q.when)
+            others = bool(_metrics(q))
+            where: Path = ("tiers", i, "qualify", "when")
+            if always is False and (q.match == "all" or not others):
+                yield _Smell(where, f"{tier.id} can never be reached: its condition "
+                             f"`{q.when.source}` is always false",
+                             "fix the condition, or remove the tier", "error")
+            elif always is True and (q.match == "any" or not others):
+                yield _Smell(where, f"every member qualifies for {tier.id} at once: its "
+                             f"condition `{q.when.source}` is always true",
+                             "give the tier a real threshold (spend, points or orders)")
+        if q is not None:
+            same = next((lower for lower in tiers[1:i] if lower.qualify == q), None)
+            if same is not None:
+                yield _Smell(("tiers", i, "qualify"),
+                             f"{tier.id} needs exactly what {same.id} needs, so members go "
+                             f"straight to {tier.id} and {same.id} is never held",
+                             f"raise what {tier.id} needs above {same.id}")
+        r = tier.retain
+        if r is None or i == 0:
+            continue  # retain on the first tier has no effect: LR511 says so
+        if _always(r.when) is False and (r.match == "all" or not _metrics(r)):
+            yield _Smell(("tiers", i, "retain", "when"),
+                         f"{tier.id} can never be kept: its retain condition "
+                         f"`{r.when.source if r.when else ''}` is always false",
+                         "fix the condition, or remove retain to keep on the qualify terms")
+        if q is None:
+            continue
+        earn, keep = _metrics(q), _metrics(r)
+        for metric in ("spend", "points", "orders"):
+            if metric in earn and metric in keep and keep[metric] > earn[metric]:
+                yield _Smell(("tiers", i, "retain", metric),
+                             f"{tier.id} is harder to keep than to earn: retain.{metric} "
+                             f"{_num(keep[metric])} is above qualify.{metric} "
+                             f"{_num(earn[metric])}, so a member who still meets the "
+                             "qualify terms is moved down at a review",
+                             f"set retain.{metric} at or below {_num(earn[metric])}")
+
+
+# --- LR502 and LR503 windows ------------------------------------------------------------------
+
+
+def _windowed(ctx: _Context) -> Iterator[tuple[Path, str, Window]]:
+    for section, i, rule in ctx.rules():
+        if rule.window is not None:
+            yield (section, i), rule.id, rule.window
+    for i, reward in enumerate(ctx.model.rewards):
+        if reward.window is not None:
+            yield ("rewards", i), reward.id, reward.window
+
+
+def _windows_over(ctx: _Context) -> Iterator[_Smell]:
+    """Birthday rules, promotions and rewards whose window closed before ``today``."""
+    today_starts = datetime.combine(ctx.today, datetime.min.time(), tzinfo=ctx.zone)
+    for where, ident, window in _windowed(ctx):
+        _, end = window.bounds(ctx.zone)
+        if end is not None and end <= today_starts:
+            yield _Smell((*where, "window", "end"), f"window ended {_ended(window)}",
+                         f"{ident} no longer applies: remove it, or move its window if it "
+                         "should run again")
+
+
+def _windows_never(ctx: _Context) -> Iterator[_Smell]:
+    """Rules whose schedule selects no day at all, or no day inside their window, and
+    rewards whose window ends before it starts."""
+    zone = ctx.zone
+    for section, i, rule in ctx.rules():
+        schedule = rule.schedule
+        if schedule is None:
+            continue
+        where: Path = (section, i, "schedule")
+        if not ctx.possible(schedule):
+            yield _Smell(where, f"the schedule {_describe(schedule)} falls on no day at all, "
+                         f"so {rule.id} never applies",
+                         "check bymonth, bymonthday and bysetpos (there is no 30 February)")
+            continue
+        if rule.window is None:
+            continue
+        start, end = rule.window.bounds(zone)
+        if end is None:
+            continue  # a schedule that selects some day selects one after any start
+        first = _local_day(start, zone) if start is not None else schedule.start
+        last = _last_day(end, zone)
+        if ctx.common_day([schedule], first, last) is None:
+            span = f"between {first} and {last}" if start is not None else f"up to {last}"
+            yield _Smell(where, f"the schedule {_describe(schedule)} falls on no day "
+                         f"{span}, so {rule.id} never applies",
+                         "move the window or change the schedule")
+    for i, reward in enumerate(ctx.model.rewards):
+        if reward.window is not None:
+            start, end = reward.window.bounds(zone)
+            if start is not None and end is not None and end <= start:
+                yield _Smell(("rewards", i, "window", "end"),
+                             f"the window ends before it starts, so {reward.id} can never "
+                             "be redeemed", "swap start and end")
+
+
+# --- LR504 exclusive promotions ---------------------------------------------------------------
+
+
+def _overlap(a: Sequence[str], b: Sequence[str]) -> bool:
+    """Scopes a single purchase can be in both of (an empty scope means "any")."""
+    return not a or not b or bool(set(a) & set(b))
+
+
+def _exclusive_overlaps(ctx: _Context) -> Iterator[_Smell]:
+    """Exclusive promotions that can both match one purchase: one silently loses."""
+    promotions = [(i, p) for i, p in enumerate(ctx.model.promotions) if p.exclusive]
+    by_id = ctx.model.policies.rules.tie_break == "id"
+    for n, (i, a) in enumerate(promotions):
+        for j, b in promotions[n + 1:]:
+            if not (_overlap(a.tiers, b.tiers) and _overlap(a.channels, b.channels)):
+                continue
+            when = _shared_time(ctx, a, b)
+            if when is None:
+                continue
+            winner, loser = sorted(
+                ((a, i), (b, j)),
+                key=lambda e: (-e[0].priority, e[0].id if by_id else e[1]))
+            basket = ""
+            if (a.categories or a.skus) and (b.categories or b.skus) and not (
+                    _overlap(a.categories, b.categories) and _overlap(a.skus, b.skus)):
+                basket = " (one basket can hold items for both)"
+            yield _Smell(("promotions", j, "exclusive"),
+                         f"exclusive promotions {a.id} and {b.id} can both match one "
+                         f"purchase {when}{basket}: only {winner[0].id} applies and "
+                         f"{loser[0].id} is skipped without notice",
+                         "separate their windows, channels or tiers, or make one of them "
+                         "not exclusive")
+
+
+def _shared_time(ctx: _Context, a: Rule, b: Rule) -> str | None:
+    """How two rules' windows and schedules meet ("on 2026-11-27"), or None if never."""
+    zone = ctx.zone
+    starts, ends = [], []
+    for rule in (a, b):
+        start, end = rule.window.bounds(zone) if rule.window else (None, None)
+        if start is not None:
+            starts.append(start)
+        if end is not None:
+            ends.append(end)
+    lo, hi = (max(starts) if starts else None), (min(ends) if ends else None)
+    if lo is not None and hi is not None and lo >= hi:
+        return None
+    schedules = [s for s in (a.schedule, b.schedule) if s is not None]
+    if not schedules:
+        if lo is not None:
+            return f"from {_local_day(lo, zone)}"
+        return f"up to {_last_day(hi, zone)}" if hi is not None else "at any time"
+    first = _local_day(lo, zone) if lo is not None else max(s.start for s in schedules)
+    if hi is not None:
+        last = _last_day(hi, zone)
+    else:
+        last = date(max(first, ctx.today).year + _HORIZON_YEARS, 12, 31)
+    day = ctx.common_day(schedules, first, last)
+    return f"on {day}" if day is not None else None
+
+
+# --- LR505 perks ------------------------------------------------------------------------------
+
+
+def _unused_perks(ctx: _Context) -> Iterator[_Smell]:
+    """Perks declared under ``perks:`` that no tier, rule or reward grants."""
+    model = ctx.model
+    granted = {p for t in model.tiers for p in t.perks}
+    granted |= {r.perk for _, _, r in ctx.rules() if r.perk is not None}
+    granted |= {r.perk for r in model.rewards if r.perk is not None}
+    for i, perk in enumerate(model.perks):
+        if perk.id not in granted:
+            yield _Smell(("perks", i, "id"),
+                         f"perk {perk.id} is declared but no tier, rule or reward grants it",
+                         "grant it (a tier's perks, a rule's or a reward's perk) or remove it")
+
+
+# --- LR506 expressions that read what may be missing -------------------------------------------
+
+_OPTIONAL: dict[str, str] = {
+    "member.birthday": "a member may have no birthday on file",
+    "member.joined": "a member may have no join date on file",
+    "member.last_purchase": "a member who has never bought has none",
+    "txn.store": "a purchase may come without a store (online orders)",
+}
+_NONE_SAFE = (ast.Eq, ast.NotEq, ast.Is, ast.IsNot)
+
+
+def _read(node: ast.AST) -> str | None:
+    """``member.joined`` or ``txn.attrs.vip`` for a read of an optional value, else None."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        name = f"{node.value.id}.{node.attr}"
+        return name if name in _OPTIONAL else None
+    if _is_attrs(getattr(node, "value", None)):
+        assert isinstance(node, (ast.Attribute, ast.Subscript))
+        base = ast.unparse(node.value)
+        if isinstance(node, ast.Attribute):
+            return f"{base}.{node.attr}"
+        key = node.slice
+        if isinstance(key, ast.Constant) and isinstance(key.value, str):
+            return f"{base}.{key.value}"
+    return None
+
+
+def _is_attrs(node: ast.AST | None) -> bool:
+    return (isinstance(node, ast.Attribute) and node.attr == "attrs"
+            and isinstance(node.value, ast.Name) and node.value.id in ("member", "txn"))
+
+
+def _guarded(tree: ast.AST) -> set[str]:
+    """Reads the expression itself checks for: ``x is not None``, ``x == None``, a bare
+    ``x and …``, ``'vip' in member.attrs``."""
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            for k, op in enumerate(node.ops):
+                left, right = operands[k], operands[k + 1]
+                if isinstance(op, _NONE_SAFE):
+                    for side, other in ((left, right), (right, left)):
+                        if isinstance(other, ast.Constant) and other.value is None:
+                            out |= {r for n in ast.walk(side) if (r := _read(n))}
+                elif (isinstance(op, (ast.In, ast.NotIn)) and _is_attrs(right)
+                      and isinstance(left, ast.Constant) and isinstance(left.value, str)):
+                    out.add(f"{ast.unparse(right)}.{left.value}")
+        tests: list[ast.AST] = []
+        if isinstance(node, ast.BoolOp):
+            tests = list(node.values)
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            tests = [node.operand]
+        elif isinstance(node, ast.IfExp):
+            tests = [node.test]
+        out |= {r for t in tests if (r := _read(t))}
+    return out
+
+
+def _none_safe(node: ast.AST, parent: ast.AST | None) -> bool:
+    """A use that simply comes out false for None: ``txn.store == 'S1'``."""
+    if not isinstance(parent, ast.Compare):
+        return False
+    operands = [parent.left, *parent.comparators]
+    k = next(n for n, o in enumerate(operands) if o is node)
+    left_ok = k == 0 or isinstance(parent.ops[k - 1], _NONE_SAFE)
+    right_ok = k == len(parent.ops) or isinstance(parent.ops[k], (*_NONE_SAFE, ast.In, ast.NotIn))
+    return left_ok and right_ok
+
+
+def _expressions(model: ProgramModel) -> Iterator[tuple[Path, Expression]]:
+    for i, tier in enumerate(model.tiers):
+        for part, q in (("qualify", tier.qualify), ("retain", tier.retain)):
+            if q is not None and q.when is not None:
+                yield ("tiers", i, part, "when"), q.when
+    sections: tuple[tuple[str, Sequence[EarnRule | Multiplier | Rule | Behaviour]], ...] = (
+        ("earn", model.earn), ("multipliers", model.multipliers), ("birthday", model.birthday),
+        ("promotions", model.promotions), ("behaviours", model.behaviours))
+    for section, items in sections:
+        for i, item in enumerate(items):
+            if item.when is not None:
+                yield (section, i, "when"), item.when
+    for i, invariant in enumerate(model.invariants):
+        yield ("invariants", i, "expect"), invariant.expect
+
+
+def _risky_reads(ctx: _Context) -> Iterator[_Smell]:
+    """Conditions that read a second purchase line, an optional field without checking it,
+    or host data (``attrs``) that may not be sent."""
+    for where, expression in _expressions(ctx.model):
+        tree = expression.tree
+        parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+        guarded = _guarded(tree)
+        counts_lines = any(
+            (isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "len"
+             and any(isinstance(a, ast.Name) and a.id == "items" for a in n.args))
+            or (isinstance(n, ast.Attribute) and n.attr == "items_count")
+            for n in ast.walk(tree))
+        said: set[str] = set()
+        host: list[str] = []
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
+                    and node.value.id == "items" and isinstance(node.slice, ast.Constant)
+                    and type(node.slice.value) is int and not counts_lines):
+                index = node.slice.value
+                text = ast.unparse(node)
+                if (index >= 1 or index <= -2) and text not in said:
+                    said.add(text)
+                    yield _Smell(where, f"reads {text}, but a purchase may have a single line: "
+                                 "for such purchases this condition fails with an error",
+                                 "use has_category(), has_sku() or amount_in(), or check "
+                                 f"len(items) > {index if index >= 1 else -index - 1} first")
+                continue
+            name = _read(node)
+            if name is None or name in guarded or name in said:
+                continue
+            if name in _OPTIONAL:
+                if _none_safe(node, parents.get(node)):
+                    continue
+                said.add(name)
+                yield _Smell(where, f"reads {name} without checking that it is there: "
+                             f"{_OPTIONAL[name]}, and for them this condition fails with an "
+                             "error", f"write `{name} is not None and …`")
+            else:
+                said.add(name)
+                host.append(name)
+        if host:
+            yield _Smell(where, f"depends on data the host must send ({', '.join(host)}): "
+                         "when it is missing it reads as None and the condition is quietly "
+                         "false", "make sure every host sends it, or check for it "
+                         "(`'key' in member.attrs`)", "info")
+
+
+# --- LR507 bounds -----------------------------------------------------------------------------
+
+_MAX_FACTOR = Decimal(10)
+_MAX_BONUS = 100_000
+
+
+def _discount_bounds(where: Path, who: str, rate: Decimal) -> Iterator[_Smell]:
+    if rate >= 1:
+        yield _Smell(where, f"{who} gives {_pct(rate)} off: members pay nothing",
+                     "a discount is what is taken off: 8折 (pay 80%) is 20%", "error")
+    elif rate >= Decimal("0.5"):
+        yield _Smell(where, f"{who} gives {_pct(rate)} off, half the price or more",
+                     "a discount is what is taken off: 8折 (pay 80%) is 20%")
+
+
+def _factor_bounds(where: Path, who: str, factor: Decimal) -> Iterator[_Smell]:
+    if factor > _MAX_FACTOR:
+        yield _Smell(where, f"{who} multiplies points by {_num(factor)}, more than "
+                     f"{_num(_MAX_FACTOR)}×", "double points is a factor of 2")
+
+
+def _out_of_bounds(ctx: _Context) -> Iterator[_Smell]:
+    """Discounts of half the price or more, multipliers above 10×, bonuses above 100,000
+    points, points worth more than 1 currency unit each, a discount cap of 100% or more."""
+    model = ctx.model
+    currency = model.program.currency
+    for i, tier in enumerate(model.tiers):
+        if tier.discount is not None:
+            yield from _discount_bounds(("tiers", i, "discount"), f"tier {tier.id}", tier.discount)
+        yield from _factor_bounds(("tiers", i, "points_multiplier"), f"tier {tier.id}",
+                                  tier.points_multiplier)
+    for i, multiplier in enumerate(model.multipliers):
+        yield from _factor_bounds(("multipliers", i, "factor"), multiplier.id, multiplier.factor)
+    for section, i, rule in ctx.rules():
+        if rule.discount is not None and rule.discount.percent is not None:
+            yield from _discount_bounds((section, i, "discount"), rule.id, rule.discount.percent)
+        if rule.points_multiplier is not None:
+            yield from _factor_bounds((section, i, "points_multiplier"), rule.id,
+                                      rule.points_multiplier)
+        if rule.bonus_points is not None and rule.bonus_points > _MAX_BONUS:
+            yield _Smell((section, i, "bonus_points"),
+                         f"{rule.id} gives {rule.bonus_points:,} bonus points, more than "
+                         f"{_MAX_BONUS:,}", "check for extra zeros")
+    for i, behaviour in enumerate(model.behaviours):
+        if behaviour.points > _MAX_BONUS:
+            yield _Smell(("behaviours", i, "points"),
+                         f"{behaviour.id} gives {behaviour.points:,} points, more than "
+                         f"{_MAX_BONUS:,}", "check for extra zeros")
+    redemption = model.redemption
+    if redemption is not None and redemption.value > redemption.points:
+        yield _Smell(("redemption", "value"),
+                     f"each point pays {_num(redemption.value / redemption.points)} {currency}: "
+                     f"{_num(redemption.points)} points pay {_num(redemption.value)} {currency}",
+                     "points are usually worth a fraction of the currency: 10 points pay 5 "
+                     "is points: 10, value: 5")
+    for i, reward in enumerate(model.rewards):
+        if reward.value is not None and reward.value > reward.points:
+            yield _Smell(("rewards", i, "value"),
+                         f"{reward.id} is worth {_num(reward.value)} {currency} for "
+                         f"{reward.points} points, more than 1 {currency} a point",
+                         "check points and value")
+    cap = model.policies.discounts.max_total
+    if cap is not None and cap >= 1:
+        yield _Smell(("policies", "discounts", "max_total"),
+                     f"a discount cap of {_pct(cap)} limits nothing",
+                     "the cap is the most that all discounts together may take off, e.g. 40%")
+
+
+# --- LR508 benefits along the tiers ------------------------------------------------------------
+
+
+def _benefits_fall(ctx: _Context) -> Iterator[_Smell]:
+    """A higher tier with a smaller discount, a smaller points multiplier, or without a
+    perk of the tier below it."""
+    tiers = ctx.model.tiers
+    for i, tier in enumerate(tiers[1:], start=1):
+        lower = tiers[:i][::-1]  # nearest first
+        discount = tier.discount or Decimal(0)
+        better = next((t for t in lower if (t.discount or 0) > discount), None)
+        if better is not None:
+            assert better.discount is not None
+            yield _Smell(("tiers", i, "discount"),
+                         f"{tier.id} gives {_pct(discount)} off, less than "
+                         f"{better.id}'s {_pct(better.discount)}",
+                         "higher tiers usually get at least the discount of the tiers below; "
+                         "remember 9折 is 10% off and 9.5折 only 5%")
+        more = next((t for t in lower if t.points_multiplier > tier.points_multiplier), None)
+        if more is not None:
+            yield _Smell(("tiers", i, "points_multiplier"),
+                         f"{tier.id} earns points ×{_num(tier.points_multiplier)}, less than "
+                         f"{more.id}'s ×{_num(more.points_multiplier)}",
+                         "higher tiers usually earn at least as fast as the tiers below")
+        below = tiers[i - 1]
+        missing = [p for p in below.perks if p not in tier.perks]
+        if missing:
+            yield _Smell(("tiers", i, "perks"),
+                         f"{tier.id} does not get {', '.join(missing)}, which {below.id} gets",
+                         f"add {', '.join(missing)} to {tier.id}'s perks")
+
+
+# --- LR509 caps -------------------------------------------------------------------------------
+
+
+def _caps_too_low(ctx: _Context) -> Iterator[_Smell]:
+    """Earn caps of 0, or below the points of one ordinary block (before multipliers)."""
+    model = ctx.model
+    currency = model.program.currency
+    reject = model.policies.points.cap == "reject"
+    outcome = ("with cap: reject such a purchase earns nothing from it" if reject
+               else "every purchase of one block or more is cut to the cap")
+    for i, rule in enumerate(model.earn):
+        if rule.cap is None:
+            continue
+        block = f"{_num(rule.per)} {currency} earn {_num(rule.points)} points"
+        if rule.cap == 0:
+            yield _Smell(("earn", i, "cap"), f"{rule.id} has a cap of 0, so it never earns "
+                         "anything", "remove the cap or raise it", "error")
+        elif rule.cap < rule.points:
+            yield _Smell(("earn", i, "cap"),
+                         f"the cap {rule.cap} is below one block ({block}): {outcome}",
+                         f"raise the cap to at least {_num(rule.points)}",
+                         "error" if reject else None)
+    limit = model.policies.points.max_per_transaction
+    if limit is None:
+        return
+    where: Path = ("policies", "points", "max_per_transaction")
+    if limit == 0:
+        yield _Smell(where, "max_per_transaction is 0, so no purchase earns any points",
+                     "remove the limit or raise it", "error")
+        return
+    biggest = max(model.earn, key=lambda r: r.points, default=None)
+    if biggest is not None and limit < biggest.points:
+        yield _Smell(where, f"max_per_transaction {limit} is below one block of {biggest.id} "
+                     f"({_num(biggest.per)} {currency} earn {_num(biggest.points)} points)",
+                     f"raise it to at least {_num(biggest.points)}", "error" if reject else None)
+
+
+# --- LR510 repeatable flat rewards --------------------------------------------------------------
+
+
+def _first_order_only(expression: Expression | None) -> bool:
+    """``member.orders == 0`` or ``member.last_purchase is None``: the rule limits itself."""
+    if expression is None:
+        return False
+    for node in ast.walk(expression.tree):
+        if isinstance(node, ast.Compare):
+            reads = {ast.unparse(o) for o in (node.left, *node.comparators)}
+            if (("member.orders" in reads and any(isinstance(op, ast.Eq) for op in node.ops))
+                    or ("member.last_purchase" in reads
+                        and any(isinstance(op, ast.Is) for op in node.ops))):
+                return True
+    return False
+
+
+def _unlimited_gifts(ctx: _Context) -> Iterator[_Smell]:
+    """Bonus points or perks a member can collect again with every purchase (no limit)."""
+    for section, i, rule in ctx.rules():
+        if rule.limit is not None or _first_order_only(rule.when):
+            continue
+        gifts: list[tuple[str, str]] = []
+        if rule.bonus_points is not None:
+            gifts.append(("bonus_points", f"{rule.bonus_points:,} bonus points"))
+        if rule.perk is not None:
+            gifts.append(("perk", f"the perk {rule.perk}"))
+        for key, what in gifts:
+            yield _Smell((section, i, key),
+                         f"{rule.id} gives {what} on every matching purchase, with no usage "
+                         "limit: splitting one order into several collects it each time",
+                         "add a limit such as {times: 1, per: day} (or per year, ever) if it "
+                         "is meant once")
+
+
+# --- LR511 settings without effect --------------------------------------------------------------
+
+
+def _no_effect(ctx: _Context) -> Iterator[_Smell]:
+    """Settings the engine never consults: ``exclusive`` on a birthday rule, ``retain`` on
+    the first tier or in a program without reviews."""
+    model = ctx.model
+    for i, rule in enumerate(model.birthday):
+        if rule.exclusive:
+            yield _Smell(("birthday", i, "exclusive"),
+                         f"exclusive has no effect on the birthday rule {rule.id}: only "
+                         "promotions exclude each other", "move it to promotions, or remove "
+                         "exclusive")
+    reviews = model.reviews.schedule is not None or model.reviews.anniversary
+    for i, tier in enumerate(model.tiers):
+        if tier.retain is None:
+            continue
+        if i == 0:
+            yield _Smell(("tiers", i, "retain"), f"{tier.id} is the first tier: members "
+                         "cannot drop below it, so retain has no effect", "remove retain")
+        elif not reviews:
+            yield _Smell(("tiers", i, "retain"), f"retain is checked at reviews, and this "
+                         f"program has none, so {tier.id}'s retain has no effect",
+                         "add reviews: {schedule: …} or {anniversary: true}, or remove retain")
+
+
+# --- the table and the entry point ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    """One lint rule: its stable code, default severity, what it looks for, and the
+    generator that looks."""
+
+    code: str
+    severity: Severity
+    description: str
+    run: Callable[[_Context], Iterator[_Smell]] = field(repr=False)
+
+
+CHECKS: Mapping[str, Check] = MappingProxyType({check.code: check for check in (
+    Check("LR501", "warning", "tiers nobody can reach, that everybody reaches at once, that "
+          "need what a lower tier needs, or that are harder to keep than to earn",
+          _tier_ladder),
+    Check("LR502", "warning", "birthday rules, promotions and rewards whose window is over",
+          _windows_over),
+    Check("LR503", "error", "rules whose schedule falls on no day (inside their window), "
+          "rewards whose window ends before it starts", _windows_never),
+    Check("LR504", "warning", "exclusive promotions that can match the same purchase",
+          _exclusive_overlaps),
+    Check("LR505", "warning", "perks that no tier, rule or reward grants", _unused_perks),
+    Check("LR506", "warning", "conditions that read a second purchase line, an optional field "
+          "without checking it, or host data (attrs, info)", _risky_reads),
+    Check("LR507", "warning", "discounts of 50% or more (100%: error), multipliers above 10, "
+          "bonuses above 100,000 points, points worth more than 1 currency unit, a discount "
+          "cap of 100%", _out_of_bounds),
+    Check("LR508", "warning", "a higher tier with a smaller discount or points multiplier, "
+          "or without a perk of the tier below", _benefits_fall),
+    Check("LR509", "warning", "earn caps of 0 or below one ordinary block", _caps_too_low),
+    Check("LR510", "info", "bonus points or perks collectable again on every purchase "
+          "(no usage limit)", _unlimited_gifts),
+    Check("LR511", "warning", "settings with no effect: exclusive on a birthday rule, retain "
+          "on the first tier or without reviews", _no_effect),
+)})
+"""Every lint check by code, in code order."""
+
+
+def describe_checks() -> list[tuple[str, str, str]]:
+    """``(code, default severity, description)`` for every check, for docs and ``--help``."""
+    return [(c.code, c.severity, c.description) for c in CHECKS.values()]
+
+
+def lint(program: Program, *, today: date) -> list[Finding]:
+    """Every design smell in ``program``, sorted by position; codes the program lists under
+    ``lint: {ignore: […]}`` are left out. ``today`` (a local date in the program's zone)
+    decides which windows are over.
+
+    >>> [f.code for f in lint(program, today=date(2026, 3, 1))]     # doctest: +SKIP
+    ['LR508', 'LR508']
+    """
+    context = _Context(program, today)
+    smap = program.source_map
+    ignored = set(program.model.lint.ignore)
+    findings: list[Finding] = []
+    for check in CHECKS.values():
+        if check.code in ignored:
+            continue
+        for smell in check.run(context):
+            position = smap.locate(smell.path)
+            findings.append(Finding(
+                code=check.code,
+                severity=smell.severity or check.severity,
+                message=smell.message,
+                path=smell.path,
+                source=smap.source,
+                line=position.line if position else None,
+                column=position.column if position else None,
+                hint=smell.hint,
+            ))
+    findings.sort(key=lambda f: (f.line is None, f.line or 0, f.column or 0, f.code,
+                                 format_path(f.path)))
+    return findings

@@ -1,0 +1,660 @@
+"""Hypothesis strategies that generate valid inputs for one program.
+
+Install the test extra first: ``pip install loyaltyrules[test]`` (hypothesis is an optional
+dependency; importing this module without it raises an ImportError saying so).
+
+Every strategy takes the program and draws from what that program talks about: its tiers,
+the categories, SKUs and channels its rules and multipliers name (plus a few others), amounts
+in the currency's minor units around its thresholds, and the instants that matter in its time
+zone — birthdays including 29 February, month and year ends, the edges of promotion windows,
+scheduled days (the 8th of the month …), tier review days and daylight-saving changes.
+
+What comes out is plain data in the host's input format, which is also the step format of
+scenario files: money as ``Decimal`` strings with the currency's minor units (``"100.00"``),
+instants as ISO strings with the program zone's offset. A failing example can be pasted into a
+``*.scenarios.yaml`` file as it is.
+
+>>> from hypothesis import given                                    # doctest: +SKIP
+>>> import loyaltyrules as lr                                       # doctest: +SKIP
+>>> from loyaltyrules.testing import members, transactions          # doctest: +SKIP
+>>> program = lr.load_program("programs/retail-4tier.yaml")         # doctest: +SKIP
+>>> @given(members(program), transactions(program))                 # doctest: +SKIP
+... def test_payable_is_never_negative(member, txn):
+...     assert lr.evaluate(program, member, txn).payable >= 0
+
+Added in 0.1.0.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+try:
+    from hypothesis import strategies as st
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "loyaltyrules.testing needs hypothesis: pip install loyaltyrules[test]"
+    ) from exc
+from pydantic import BaseModel
+
+from ._calendar import birthday_in_year
+from ._decision import Decision, LifecycleDecision
+from ._engine import evaluate
+from ._errors import InputError
+from ._expressions import Expression
+from ._lifecycle import advance, behaviour, redeem_reward, refund
+from ._member import MemberState
+from ._model import Window
+from ._program import Program
+
+__all__ = [
+    "STEP_KINDS",
+    "amounts",
+    "events",
+    "instants",
+    "members",
+    "purchases",
+    "run_step",
+    "scenarios",
+    "transactions",
+]
+
+STEP_KINDS = ("purchase", "refund", "behaviour", "reward", "advance")
+
+#: The years instants are drawn from: two leap years (2024, 2028) and the years between.
+YEARS = (2024, 2025, 2026, 2027, 2028)
+
+_EXTRA_CATEGORIES = ("general", "other")
+_EXTRA_CHANNELS = ("store", "online", "app")
+_EXTRA_SKUS = ("a", "b", "c")
+_BIRTHDAYS = (
+    date(1992, 2, 29), date(2000, 2, 29), date(1991, 2, 28), date(1990, 3, 1),
+    date(1985, 1, 1), date(1988, 12, 31), date(1994, 3, 20), date(1993, 4, 30),
+    date(1987, 11, 8), date(1996, 7, 15),
+)
+_TIMES = (time(12, 0), time(0, 0), time(23, 59, 59))
+
+
+# --- what a program talks about -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """Everything the strategies draw from, collected once per program."""
+
+    tiers: tuple[str, ...]
+    categories: tuple[str, ...]
+    skus: tuple[str, ...]
+    channels: tuple[str, ...]
+    quantum: Decimal
+    unit: int  # minor units in one major unit (100 for CNY, 1 for JPY)
+    zone: tzinfo
+    special_amounts: tuple[int, ...]  # in minor units
+    spend_marks: tuple[int, ...]  # tier spend thresholds, in minor units
+    point_marks: tuple[int, ...]
+    order_marks: tuple[int, ...]
+    ordinary: tuple[datetime, ...]
+    day_edges: tuple[datetime, ...]  # month and year ends and starts, 28/29 Feb, 1 March
+    scheduled: tuple[datetime, ...]  # schedule days of promotions and reviews, the 8th
+    window_edges: tuple[datetime, ...]
+    dst_changes: tuple[datetime, ...]
+    behaviour_events: tuple[str, ...]
+    event_attrs: tuple[str, ...]
+    txn_attrs: tuple[str, ...]
+    member_attrs: tuple[str, ...]
+    refund_days: int
+    pending_days: int
+    referral: bool
+    birthday_feb29: str
+
+
+def _expressions(value: Any) -> Iterator[str]:
+    if isinstance(value, Expression):
+        yield value.source
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _expressions(getattr(value, name))
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            yield from _expressions(item)
+
+
+_CALL = re.compile(r"\b(has_category|amount_in|quantity_in|has_sku)\s*\(([^)]*)\)")
+_QUOTED = re.compile(r"""'([^'\\]{1,64})'|"([^"\\]{1,64})\"""")
+
+
+def _quoted(text: str) -> list[str]:
+    return [a or b for a, b in _QUOTED.findall(text)]
+
+
+def _attr_names(sources: list[str], owner: str) -> tuple[str, ...]:
+    pattern = re.compile(rf"\b{owner}\.attrs(?:\.([A-Za-z_]\w*)|\[\s*['\"]([^'\"]+)['\"]\s*\])")
+    found: dict[str, None] = {}
+    for source in sources:
+        for a, b in pattern.findall(source):
+            found[a or b] = None
+    return tuple(found)
+
+
+def _unique(*groups: Any) -> tuple[str, ...]:
+    out: dict[str, None] = {}
+    for group in groups:
+        for value in group:
+            out[str(value)] = None
+    return tuple(out)
+
+
+def _local(day: date, at: time, zone: tzinfo) -> datetime:
+    """A wall-clock time in ``zone`` as a real instant (normalised through UTC, so a time that
+    a daylight-saving change skips becomes the instant the zone actually means)."""
+    return datetime.combine(day, at, tzinfo=zone).astimezone(UTC).astimezone(zone)
+
+
+def _dst_changes(zone: tzinfo, years: tuple[int, ...]) -> list[datetime]:
+    """The instants the zone's UTC offset changes, to the second."""
+    out: list[datetime] = []
+    for year in years:
+        day = datetime(year, 1, 1, 12, tzinfo=UTC)
+        before = day.astimezone(zone).utcoffset()
+        while day.year == year:
+            nxt = day + timedelta(days=1)
+            after = nxt.astimezone(zone).utcoffset()
+            if after != before:
+                lo, hi = 0, 86_400
+                while hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    if (day + timedelta(seconds=mid)).astimezone(zone).utcoffset() == before:
+                        lo = mid
+                    else:
+                        hi = mid
+                out.append(day + timedelta(seconds=hi))
+                before = after
+            day = nxt
+    return out
+
+
+def _window_instants(window: Window, zone: tzinfo) -> list[datetime]:
+    start, end = window.bounds(zone)
+    out: list[datetime] = []
+    for edge in (start, end):
+        if edge is not None:
+            out += [edge - timedelta(seconds=1), edge]
+    return out
+
+
+@lru_cache(maxsize=64)
+def _facts(program: Program) -> _Facts:
+    model = program.model
+    zone = program.zone
+    rules = (*model.birthday, *model.promotions)
+    sources = list(_expressions(model))
+    expr_categories: list[str] = []
+    expr_skus: list[str] = []
+    expr_channels: list[str] = []
+    for source in sources:
+        for name, args in _CALL.findall(source):
+            (expr_skus if name == "has_sku" else expr_categories).extend(_quoted(args))
+        if "channel" in source:
+            expr_channels.extend(_quoted(source))
+    categories = _unique(
+        _EXTRA_CATEGORIES[:1],
+        *(r.categories for r in model.earn), *(r.exclude_categories for r in model.earn),
+        *(m.categories for m in model.multipliers), *(r.categories for r in rules),
+        model.policies.discounts.exclude_categories,
+        model.policies.qualifying_spend.exclude_categories,
+        expr_categories, _EXTRA_CATEGORIES[1:],
+    )
+    skus = _unique(_EXTRA_SKUS, *(m.skus for m in model.multipliers),
+                   *(r.skus for r in rules), expr_skus)
+    channels = _unique(
+        _EXTRA_CHANNELS[:1], *(r.channels for r in model.earn),
+        *(m.channels for m in model.multipliers), *(r.channels for r in rules), expr_channels,
+        _EXTRA_CHANNELS[1:],
+    )
+    quantum = program.quantum
+    unit = int(1 / quantum)
+
+    def minor(amount: Decimal) -> int:
+        return int(amount * unit)
+
+    marks: list[int] = []
+    for rule in rules:
+        for value in (rule.min_amount, rule.min_paid):
+            if value is not None:
+                marks.append(minor(value))
+        spec = rule.discount
+        if spec is not None:
+            for value in (spec.threshold, spec.amount, spec.off):
+                if value is not None:
+                    marks.append(minor(value))
+            if spec.threshold is not None:
+                marks += [minor(spec.threshold) * 2, minor(spec.threshold) * 3]
+    for earn in model.earn:
+        marks += [minor(earn.per), minor(earn.per) * 10]
+    special = sorted({m + d for m in marks for d in (-1, 0, 1) if m + d > 0})
+    spend_marks = sorted({minor(q.spend) for t in model.tiers
+                          for q in (t.qualify, t.retain) if q is not None and q.spend})
+    point_marks = sorted({*(r.points for r in model.rewards),
+                          *([model.redemption.minimum, model.redemption.step * 10]
+                            if model.redemption else []),
+                          *(t.qualify.points for t in model.tiers
+                            if t.qualify is not None and t.qualify.points)} - {0})
+    order_marks = sorted({t.qualify.orders for t in model.tiers
+                          if t.qualify is not None and t.qualify.orders})
+
+    ordinary = tuple(_local(d, at, zone) for d, at in (
+        (date(2026, 3, 3), time(12, 0)), (date(2026, 6, 16), time(15, 30)),
+        (date(2025, 10, 14), time(9, 15)), (date(2027, 5, 19), time(19, 45))))
+
+    days: list[date] = []
+    for year in YEARS:
+        for month in range(1, 13):
+            last = calendar.monthrange(year, month)[1]
+            days += [date(year, month, 1), date(year, month, last)]
+        days += [date(year, 2, 28), date(year, 3, 1)]
+        if calendar.isleap(year):
+            days.append(date(year, 2, 29))
+    day_edges = tuple(_local(d, at, zone) for d in sorted(set(days)) for at in _TIMES)
+
+    scheduled_days: set[date] = {date(y, m, 8) for y in YEARS for m in range(1, 13)}
+    schedules = [r.schedule for r in rules if r.schedule is not None]
+    if model.reviews.schedule is not None:
+        schedules.append(model.reviews.schedule)
+    first, last_day = datetime(YEARS[0], 1, 1), datetime(YEARS[-1], 12, 31)
+    for schedule in schedules:
+        found = schedule.build().between(first, last_day, inc=True)
+        step = max(1, len(found) // 120)  # a daily rule would flood the pool
+        scheduled_days.update(d.date() for d in found[::step])
+    scheduled = tuple(sorted(
+        {_local(d, at, zone) for d in scheduled_days for at in _TIMES}
+        | {_local(d - timedelta(days=1), time(23, 59, 59), zone) for d in scheduled_days}))
+
+    edges: list[datetime] = []
+    for rule in rules:
+        if rule.window is not None:
+            edges += _window_instants(rule.window, zone)
+    for reward in model.rewards:
+        if reward.window is not None:
+            edges += _window_instants(reward.window, zone)
+
+    dst: list[datetime] = []
+    for change in _dst_changes(zone, YEARS):
+        for delta in (-3600, -60, -1, 0, 60, 3600):
+            dst.append((change + timedelta(seconds=delta)).astimezone(zone))
+        local_day = change.astimezone(zone).date()
+        dst += [_local(local_day, time(0, 0), zone), _local(local_day, time(12, 0), zone)]
+
+    return _Facts(
+        tiers=program.tier_ids, categories=categories, skus=skus, channels=channels,
+        quantum=quantum, unit=unit, zone=zone, special_amounts=tuple(special),
+        spend_marks=tuple(spend_marks), point_marks=tuple(point_marks),
+        order_marks=tuple(order_marks), ordinary=ordinary, day_edges=day_edges,
+        scheduled=scheduled, window_edges=tuple(sorted(set(edges))),
+        dst_changes=tuple(sorted(set(dst))),
+        behaviour_events=_unique(b.event for b in model.behaviours),
+        event_attrs=_attr_names(sources, "event"), txn_attrs=_attr_names(sources, "txn"),
+        member_attrs=_attr_names(sources, "member"),
+        refund_days=model.ledger.refund_days, pending_days=model.ledger.pending_days,
+        referral=model.referral is not None, birthday_feb29=model.policies.birthday.feb29,
+    )
+
+
+# --- building blocks ------------------------------------------------------------------------
+
+
+def _money_text(facts: _Facts, minor: int) -> str:
+    return format(Decimal(minor) * facts.quantum, "f")
+
+
+def _amount_minor(facts: _Facts) -> st.SearchStrategy[int]:
+    # round amounts first: hypothesis shrinks towards them, so counterexamples read "100.00"
+    parts = [st.integers(1, 100).map(lambda n: n * 100 * facts.unit),
+             st.integers(1, 20_000 * facts.unit)]
+    if facts.special_amounts:
+        parts.append(st.sampled_from(facts.special_amounts))
+    return st.one_of(*parts)
+
+
+def amounts(program: Program) -> st.SearchStrategy[str]:
+    """Positive amounts of money as ``Decimal`` strings with the currency's minor units:
+    round amounts, any amount up to 20,000, and the program's thresholds ± one minor unit
+    (``min_amount``, 满减 thresholds, ``per`` blocks of earn rules …).
+
+    >>> @given(amounts(program))                                    # doctest: +SKIP
+    ... def test_amounts_have_two_decimals(amount):
+    ...     assert len(amount.split(".")[1]) == 2                   # CNY, USD …
+    """
+    facts = _facts(program)
+    return _amount_minor(facts).map(lambda n: _money_text(facts, n))
+
+
+def _instant_text(at: datetime, zone: tzinfo, utc: bool) -> str:
+    return (at.astimezone(UTC) if utc else at.astimezone(zone)).isoformat()
+
+
+def _instants(facts: _Facts) -> st.SearchStrategy[datetime]:
+    start = datetime(YEARS[0], 1, 1, tzinfo=UTC)
+    minutes = (datetime(YEARS[-1] + 1, 1, 1, tzinfo=UTC) - start) // timedelta(minutes=1)
+    parts: list[st.SearchStrategy[datetime]] = [st.sampled_from(facts.ordinary)]
+    for pool in (facts.day_edges, facts.scheduled, facts.window_edges, facts.dst_changes):
+        if pool:
+            parts.append(st.sampled_from(pool))
+    parts.append(st.integers(0, minutes - 1).map(
+        lambda n: (start + timedelta(minutes=n)).astimezone(facts.zone)))
+    return st.one_of(*parts)
+
+
+def _instant_texts(facts: _Facts) -> st.SearchStrategy[str]:
+    return st.builds(_instant_text, _instants(facts), st.just(facts.zone),
+                     st.sampled_from((False, False, False, True)))
+
+
+def instants(program: Program) -> st.SearchStrategy[str]:
+    """Instants that matter to the program, as ISO strings with the zone's UTC offset
+    (now and then the same instant written in UTC): ordinary days, month and year ends and
+    starts, 28/29 February and 1 March, the 8th and every scheduled day of its promotions and
+    reviews, a second before and at each window edge, around each daylight-saving change,
+    and any minute of 2024–2028.
+
+    >>> @given(instants(program))                                   # doctest: +SKIP
+    ... def test_parses(at):
+    ...     assert datetime.fromisoformat(at).tzinfo is not None
+    """
+    return _instant_texts(_facts(program))
+
+
+def _bools(names: tuple[str, ...]) -> st.SearchStrategy[dict[str, bool]]:
+    return st.fixed_dictionaries({}, optional=dict.fromkeys(names, st.booleans()))
+
+
+# --- members --------------------------------------------------------------------------------
+
+
+@st.composite
+def _member(draw: st.DrawFn, facts: _Facts, member_id: str) -> dict[str, Any]:
+    member: dict[str, Any] = {"id": member_id, "tier": draw(st.sampled_from(facts.tiers))}
+    points = draw(st.one_of(st.just(0), st.integers(0, 100_000),
+                            *([st.sampled_from(facts.point_marks)] if facts.point_marks else [])))
+    if points:
+        member["points"] = points
+    spend_parts = [st.just(0), st.integers(0, 60_000 * facts.unit)]
+    if facts.spend_marks:
+        spend_parts.append(st.builds(lambda m, d: max(0, m - d), st.sampled_from(facts.spend_marks),
+                                     st.sampled_from((facts.unit, 0, 500 * facts.unit))))
+    spend = draw(st.one_of(*spend_parts))
+    if spend:
+        member["qualifying_spend"] = _money_text(facts, spend)
+    orders = draw(st.one_of(st.just(0), st.integers(0, 60),
+                            *([st.sampled_from(facts.order_marks).map(lambda n: n - 1)]
+                              if facts.order_marks else [])))
+    if orders:
+        member["orders"] = orders
+    birthday = draw(st.one_of(st.none(), st.sampled_from(_BIRTHDAYS),
+                              st.dates(date(1940, 1, 1), date(2010, 12, 31))))
+    if birthday is not None:
+        member["birthday"] = birthday.isoformat()
+    joined = draw(st.one_of(st.none(), st.dates(date(2015, 1, 1), date(2025, 12, 31))))
+    if joined is not None:
+        member["joined"] = joined.isoformat()
+    if facts.referral and draw(st.booleans()):
+        member["referred_by"] = "m0"
+    attrs = draw(_bools(facts.member_attrs))
+    if attrs:
+        member["attrs"] = attrs
+    return member
+
+
+def members(program: Program, *, member_id: str = "m1") -> st.SearchStrategy[dict[str, Any]]:
+    """Member states in the host's input format: one of the program's tiers, a points balance
+    (0, any, or what its rewards and redemption need), qualifying spend at and just below its
+    tier thresholds, orders, and maybe a birthday (29 February, 31 December … or any date), a
+    join date and a referrer. Fields at their default are left out.
+
+    >>> @given(members(program))                                    # doctest: +SKIP
+    ... def test_tier_is_known(member):
+    ...     assert member["tier"] in program.tier_ids
+    """
+    return _member(_facts(program), member_id)
+
+
+# --- transactions ---------------------------------------------------------------------------
+
+
+@st.composite
+def _items(draw: st.DrawFn, facts: _Facts) -> list[dict[str, Any]]:
+    items = []
+    for _ in range(draw(st.integers(1, 4))):
+        item: dict[str, Any] = {
+            "sku": draw(st.sampled_from(facts.skus)),
+            "category": draw(st.sampled_from(facts.categories)),
+            "amount": _money_text(facts, draw(_amount_minor(facts))),
+        }
+        quantity = draw(st.sampled_from((1, 1, 2, 3)))
+        if quantity > 1:
+            item["quantity"] = quantity
+        items.append(item)
+    return items
+
+
+def _transaction(draw: st.DrawFn, facts: _Facts, txn_id: str, at: str,
+                 member_id: str | None) -> dict[str, Any]:
+    txn: dict[str, Any] = {"id": txn_id}
+    if member_id is not None:
+        txn["member_id"] = member_id
+    txn["at"] = at
+    channel = draw(st.sampled_from(facts.channels))
+    if channel != "store":
+        txn["channel"] = channel
+    txn["items"] = draw(_items(facts))
+    for name in ("shipping", "tax"):
+        extra = draw(st.sampled_from((0, 0, 0, 8 * facts.unit, 1)))
+        if extra:
+            txn[name] = _money_text(facts, extra)
+    attrs = draw(_bools(facts.txn_attrs))
+    if attrs:
+        txn["attrs"] = attrs
+    return txn
+
+
+@st.composite
+def _txn(draw: st.DrawFn, facts: _Facts, member_id: str | None) -> dict[str, Any]:
+    return _transaction(draw, facts, "t1", draw(_instant_texts(facts)), member_id)
+
+
+def transactions(program: Program, *, member_id: str | None = None
+                 ) -> st.SearchStrategy[dict[str, Any]]:
+    """Purchases (id ``t1``) at an instant that matters to the program (:func:`instants`),
+    on one of its channels, with one to four lines in its categories and SKUs, amounts from
+    :func:`amounts`, and sometimes shipping and tax. ``member_id`` is set when given.
+
+    >>> @given(members(program), transactions(program, member_id="m1"))  # doctest: +SKIP
+    ... def test_points_are_never_negative(member, txn):
+    ...     assert lr.evaluate(program, member, txn).points_total >= 0
+    """
+    return _txn(_facts(program), member_id)
+
+
+def _birthday_instants(facts: _Facts, birthday: date) -> st.SearchStrategy[datetime]:
+    days: set[date] = set()
+    for year in YEARS:
+        for policy in ("feb28", "mar1"):
+            day = birthday_in_year(birthday, year, policy)  # type: ignore[arg-type]
+            days.update(day + timedelta(days=k) for k in (-4, -3, -1, 0, 1, 3, 4))
+            days.add(day - timedelta(days=day.weekday()))  # the Monday of its ISO week
+            days.add(day + timedelta(days=6 - day.weekday()))  # and the Sunday
+        first = date(year, birthday.month, 1)
+        days.add(first)
+        days.add(date(year, birthday.month, calendar.monthrange(year, birthday.month)[1]))
+    return st.builds(_local, st.sampled_from(sorted(days)), st.sampled_from(_TIMES),
+                     st.just(facts.zone))
+
+
+@st.composite
+def _purchase(draw: st.DrawFn, facts: _Facts) -> tuple[dict[str, Any], dict[str, Any]]:
+    member = draw(_member(facts, "m1"))
+    instants_ = _instants(facts)
+    if "birthday" in member:
+        birthday = date.fromisoformat(member["birthday"])
+        instants_ = st.one_of(instants_, _birthday_instants(facts, birthday))
+    at = draw(instants_).astimezone(facts.zone).isoformat()
+    return member, _transaction(draw, facts, "t1", at, None)
+
+
+def purchases(program: Program) -> st.SearchStrategy[tuple[dict[str, Any], dict[str, Any]]]:
+    """``(member, transaction)`` pairs; when the member has a birthday, the purchase is often
+    on or around it (the day, the days either side, the edges of its ISO week and month, and
+    for 29 February both 28 February and 1 March in other years).
+
+    >>> @given(purchases(program))                                  # doctest: +SKIP
+    ... def test_birthday_gift_at_most_once(case):
+    ...     member, txn = case
+    ...     lr.evaluate(program, member, txn)
+    """
+    return _purchase(_facts(program))
+
+
+# --- event sequences ------------------------------------------------------------------------
+
+
+@dataclass
+class _Bought:
+    id: str
+    at: datetime
+    lines: int
+    refunded_lines: set[int]
+    full: bool = False
+
+
+def _gaps(facts: _Facts) -> tuple[timedelta, ...]:
+    gaps = [timedelta(hours=1), timedelta(minutes=1), timedelta(days=1), timedelta(days=8),
+            timedelta(days=31), timedelta(days=92), timedelta(days=370)]
+    if facts.pending_days:
+        gaps.insert(3, timedelta(days=facts.pending_days))
+    return tuple(gaps)
+
+
+@st.composite
+def _events(draw: st.DrawFn, facts: _Facts, max_steps: int) -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = []
+    at = draw(_instants(facts))
+    gaps = _gaps(facts)
+    bought: list[_Bought] = []
+    counts = {"t": 0, "r": 0, "b": 0}
+    for n in range(draw(st.integers(1, max_steps))):
+        if n:
+            at = at + draw(st.sampled_from(gaps))
+        text = at.astimezone(facts.zone).isoformat()
+        latest = max((b.at for b in bought), default=at)
+        # a purchase older than refund_days is forgotten at the next purchase
+        open_ = [b for b in bought if not b.full
+                 and b.at >= latest - timedelta(days=facts.refund_days)]
+        kinds = ["purchase", "advance"]
+        if open_:
+            kinds.insert(1, "refund")
+        if facts.behaviour_events:
+            kinds.append("behaviour")
+        kind = draw(st.sampled_from(kinds))
+        if kind == "purchase":
+            counts["t"] += 1
+            txn = _transaction(draw, facts, f"t{counts['t']}", text, None)
+            bought.append(_Bought(txn["id"], at, len(txn["items"]), set()))
+            steps.append({"purchase": txn})
+        elif kind == "refund":
+            target = draw(st.sampled_from(open_))
+            counts["r"] += 1
+            event: dict[str, Any] = {"id": f"r{counts['r']}", "at": text,
+                                     "transaction_id": target.id}
+            left = [k for k in range(target.lines) if k not in target.refunded_lines]
+            line = draw(st.sampled_from([None, *left]))
+            if line is None:
+                target.full = True
+            else:
+                event["lines"] = [{"line": line}]
+                target.refunded_lines.add(line)
+                target.full = len(target.refunded_lines) == target.lines
+            steps.append({"refund": event})
+        elif kind == "behaviour":
+            counts["b"] += 1
+            action: dict[str, Any] = {"id": f"b{counts['b']}", "at": text,
+                                      "event": draw(st.sampled_from(facts.behaviour_events))}
+            attrs = draw(_bools(facts.event_attrs))
+            if attrs:
+                action["attrs"] = attrs
+            steps.append({"behaviour": action})
+        else:
+            steps.append({"advance": text})
+    return steps
+
+
+def events(program: Program, *, max_steps: int = 8) -> st.SearchStrategy[list[dict[str, Any]]]:
+    """Sequences of one to ``max_steps`` steps in time order, in the step format of scenario
+    files: purchases (``t1``, ``t2`` …), refunds of earlier purchases (in full, or one line at a
+    time; never of a purchase already forgotten), behaviour events of the program's event
+    types (with the ``event.attrs`` its conditions read), and ``advance`` to a later instant.
+    Steps are minutes to a year apart (and exactly ``ledger.pending_days`` apart now and then).
+    Rewards are not generated: whether a member can afford one depends on earlier steps.
+
+    Run the steps with :func:`run_step` (a refund of lines that cost nothing raises
+    "nothing to refund").
+
+    >>> @given(members(program), events(program))                   # doctest: +SKIP
+    ... def test_ledger_identity(member, steps):
+    ...     state = lr.MemberState.model_validate(member)
+    ...     for step in steps:
+    ...         state = lr.apply(state, run_step(program, state, step))
+    ...         assert lr.check_identity(state)
+    """
+    return _events(_facts(program), max_steps)
+
+
+@st.composite
+def _scenario(draw: st.DrawFn, facts: _Facts, max_steps: int) -> dict[str, Any]:
+    return {"member": draw(_member(facts, "m1")), "steps": draw(_events(facts, max_steps))}
+
+
+def scenarios(program: Program, *, max_steps: int = 8) -> st.SearchStrategy[dict[str, Any]]:
+    """``{"member": …, "steps": […]}``: a member from :func:`members` and steps from
+    :func:`events` — one scenario of a scenario file, without name and expectations.
+
+    >>> @given(scenarios(program))                                  # doctest: +SKIP
+    ... def test_runs(scenario):
+    ...     state = lr.MemberState.model_validate(scenario["member"])
+    ...     for step in scenario["steps"]:
+    ...         state = lr.apply(state, run_step(program, state, step))
+    """
+    return _scenario(_facts(program), max_steps)
+
+
+def run_step(program: Program, member: MemberState | dict[str, Any],
+             step: Mapping[str, Any]) -> Decision | LifecycleDecision:
+    """Run one scenario step (``purchase``, ``refund``, ``behaviour``, ``reward`` or
+    ``advance``) for ``member`` and return its decision; apply it with :func:`loyaltyrules.apply`.
+
+    >>> decision = run_step(program, member, {"advance": "2026-04-01T00:00:00+08:00"})  # doctest: +SKIP
+    """
+    kinds = [k for k in STEP_KINDS if k in step]
+    if len(kinds) != 1:
+        raise InputError(f"a step is exactly one of {', '.join(STEP_KINDS)}", kind="step")
+    kind = kinds[0]
+    payload = step[kind]
+    if kind == "advance":
+        return advance(program, member, str(payload))
+    if not isinstance(payload, Mapping):
+        raise InputError(f"a {kind} step is a mapping", kind="step")
+    data = dict(payload)
+    if kind == "purchase":
+        return evaluate(program, member, data)
+    if kind == "refund":
+        return refund(program, member, data)
+    if kind == "behaviour":
+        if "event" in data:
+            data["type"] = data.pop("event")
+        return behaviour(program, member, data)
+    return redeem_reward(program, member, data)

@@ -1,0 +1,1251 @@
+"""A member's life over time: points lots, pending and expiry, refunds, behaviour points,
+rewards, credits, tier reviews, signals and idempotency.
+
+Every expected number is worked out by hand from the program YAML and the rules documented in
+``_lifecycle.py`` / ``_model.py``; after every step the ledger identity
+``earned − redeemed − expired − reversed = points + pending_points`` must hold.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+import loyaltyrules as lr
+
+ROOT = Path(__file__).resolve().parent.parent
+RFM = lr.load_program(ROOT / "programs" / "rfm-3tier.yaml")
+RETAIL = lr.load_program(ROOT / "programs" / "retail-4tier.yaml")
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+Result = lr.Decision | lr.LifecycleDecision
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def ok(state: lr.MemberState) -> lr.MemberState:
+    """The state, after checking the ledger identity on it."""
+    assert lr.check_identity(state), state
+    return state
+
+
+def step(state: lr.MemberState, decision: Result) -> lr.MemberState:
+    """Apply a decision and check the ledger identity on the state it gives."""
+    return ok(lr.apply(ok(state), decision))
+
+
+def txn(txn_id: str, at: str, *amounts: str, redeem: int = 0) -> dict[str, Any]:
+    return {"id": txn_id, "at": at, "redeem_points": redeem,
+            "items": [{"sku": f"sku-{k}", "amount": a} for k, a in enumerate(amounts)]}
+
+
+def refund_event(event_id: str, at: str, transaction_id: str, *, amount: str | None = None,
+                 lines: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    event: dict[str, Any] = {"id": event_id, "at": at, "transaction_id": transaction_id}
+    if amount is not None:
+        event["amount"] = amount
+    if lines is not None:
+        event["lines"] = lines
+    return event
+
+
+def happened(decision: Result) -> list[tuple[str, str | None, int]]:
+    """The decision's events as (type, rule, points), in time order."""
+    return [(e.type, e.rule, e.points) for e in decision.events]
+
+
+def signals(decision: Result) -> list[tuple[str | None, datetime]]:
+    return [(e.rule, e.at) for e in decision.events if e.type == "signal"]
+
+
+def local(text: str) -> datetime:
+    """A Shanghai wall-clock time as an aware instant."""
+    return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
+
+
+def balance(state: lr.MemberState) -> tuple[str | None, int, int]:
+    return state.tier, state.points, state.pending_points
+
+
+def unchanged_after_error(state: lr.MemberState, call: Any) -> None:
+    """``call()`` raises InputError, and the member state it was given is not changed."""
+    before = state.model_dump_json()
+    with pytest.raises(lr.InputError):
+        call()
+    assert state.model_dump_json() == before
+    ok(state)
+
+
+class Story:
+    """A member's history: each named step keeps its decision and the state after it."""
+
+    def __init__(self, program: lr.Program, state: lr.MemberState) -> None:
+        self.program = program
+        self.state = ok(state)
+        self.steps: dict[str, tuple[Any, lr.MemberState]] = {}
+
+    def then(self, name: str, decision: Result) -> Any:
+        self.state = step(self.state, decision)
+        self.steps[name] = (decision, self.state)
+        return decision
+
+    def buy(self, name: str, at: str, *amounts: str, redeem: int = 0) -> lr.Decision:
+        return self.then(name, lr.evaluate(self.program, self.state,
+                                           txn(name, at, *amounts, redeem=redeem)))
+
+    def advance(self, name: str, until: str) -> lr.LifecycleDecision:
+        return self.then(name, lr.advance(self.program, self.state, until))
+
+    def refund(self, name: str, at: str, transaction_id: str, *, amount: str | None = None,
+               lines: list[dict[str, Any]] | None = None) -> lr.LifecycleDecision:
+        return self.then(name, lr.refund(self.program, self.state, refund_event(
+            name, at, transaction_id, amount=amount, lines=lines)))
+
+    def act(self, name: str, at: str, kind: str, **attrs: Any) -> lr.LifecycleDecision:
+        return self.then(name, lr.behaviour(self.program, self.state,
+                                            {"id": name, "at": at, "type": kind,
+                                             "attrs": attrs}))
+
+    def __getitem__(self, name: str) -> tuple[Any, lr.MemberState]:
+        return self.steps[name]
+
+
+# --- 1. a year in the life of a mechanism-B member (programs/rfm-3tier.yaml) ---------------------
+#
+# rfm-3tier: bronze 9折, silver (5,000 in 12 months; retain 4,000) 9.5折, gold (20,000 or 20
+# orders; retain 15,000) 9.8折; 1 point per ¥1 paid, ×2 in the birthday month; points pending
+# 7 days, expire 24 months after the day earned; reviews on the 1st over the last 12 months,
+# down at most one level, a tier earned kept until the end of the next year.
+
+
+@pytest.fixture(scope="module")
+def mei() -> Story:
+    story = Story(RFM, lr.MemberState(id="mei", joined=date(2026, 1, 5),
+                                      birthday=date(1990, 3, 15)))
+    story.advance("join", "2026-01-05T10:00:00+08:00")
+    story.buy("p1", "2026-01-08T12:00:00+08:00", "1000.00")
+    story.advance("almost released", "2026-01-15T11:59:59+08:00")
+    story.advance("released", "2026-01-15T12:00:00+08:00")
+    # behaviour points (行为积分)
+    story.act("review-1", "2026-01-20T10:00:00+08:00", "review", photo=True, quality=True)
+    story.act("review-2", "2026-01-20T10:05:00+08:00", "review", photo=True)
+    for k in range(3, 7):
+        story.act(f"review-{k}", f"2026-01-20T1{k}:00:00+08:00", "review", quality=True)
+    story.act("review-7", "2026-01-20T18:00:00+08:00", "review", quality=True)
+    story.act("check-in-1", "2026-01-21T08:00:00+08:00", "check_in")
+    story.act("check-in-2", "2026-01-21T20:00:00+08:00", "check_in")
+    story.act("check-in-3", "2026-01-22T08:00:00+08:00", "check_in")
+    story.act("review-8", "2026-02-02T09:00:00+08:00", "review", quality=True)
+    # an ordinary-month purchase, then three ¥0.50 refunds of it
+    story.buy("p2", "2026-02-10T12:00:00+08:00", "500.00")
+    story.refund("p2-r1", "2026-02-11T12:00:00+08:00", "p2", amount="0.50")
+    story.refund("p2-r2", "2026-02-11T12:01:00+08:00", "p2", amount="0.50")
+    story.refund("p2-r3", "2026-02-11T12:02:00+08:00", "p2", amount="0.50")
+    # the birthday month: double points; a partial refund by amount
+    story.buy("p3", "2026-03-10T12:00:00+08:00", "500.00")
+    story.refund("p3-r1", "2026-03-12T12:00:00+08:00", "p3", amount="90.00")
+    # three lines, refunded line by line and then in full
+    story.buy("p4", "2026-04-02T12:00:00+08:00", "100.00", "200.00", "300.00")
+    story.refund("p4-r1", "2026-04-03T12:00:00+08:00", "p4", lines=[{"line": 0}])
+    story.refund("p4-r2", "2026-04-03T13:00:00+08:00", "p4",
+                 lines=[{"line": 2, "amount": "100.00"}])
+    story.refund("p4-r3", "2026-04-03T14:00:00+08:00", "p4")
+    # up to silver, then gold
+    story.buy("p5", "2026-05-20T12:00:00+08:00", "4000.00")
+    story.buy("p6", "2026-06-15T12:00:00+08:00", "16000.00")
+    # and then no purchase any more
+    story.advance("p6 released", "2026-06-22T12:00:00+08:00")
+    story.advance("day 89", "2026-09-12T23:59:59+08:00")
+    story.advance("day 90", "2026-09-13T00:00:00+08:00")
+    story.advance("end of 2026", "2026-12-31T12:00:00+08:00")
+    story.advance("mid 2027", "2027-06-30T12:00:00+08:00")
+    story.advance("last second of 2027", "2027-12-31T23:59:59+08:00")
+    story.advance("new year 2028", "2028-01-01T00:00:00+08:00")
+    story.advance("february 2028", "2028-02-01T00:00:00+08:00")
+    story.advance("march 2028", "2028-03-01T00:00:00+08:00")
+    return story
+
+
+def test_joining_starts_an_empty_account(mei: Story) -> None:
+    """A new member's first advance records the instant and nothing else: 0 points, no tier."""
+    d, s = mei["join"]
+    assert d.events == ()
+    assert balance(s) == (None, 0, 0)
+    assert s.advanced_to == local("2026-01-05T10:00:00")
+
+
+def test_first_purchase_points_are_pending_for_seven_days(mei: Story) -> None:
+    """¥1,000 as bronze pays ¥900 (9折) and earns 900 points, usable 7 days later."""
+    d, s = mei["p1"]
+    assert (d.goods_paid, d.points_total) == (Decimal("900.00"), 900)
+    assert balance(s) == ("bronze", 0, 900)
+    assert [lot.available_at for lot in s.lots] == [local("2026-01-15T12:00:00")]
+    assert [lot.expires_at for lot in s.lots] == [local("2028-01-09T00:00:00")]
+
+
+def test_first_purchase_sends_the_thank_you_signal(mei: Story) -> None:
+    """The first purchase fires first-purchase-thanks at the purchase instant (48-h thanks)."""
+    d, _ = mei["p1"]
+    assert signals(d) == [("first-purchase-thanks", local("2026-01-08T12:00:00"))]
+    assert happened(d) == [("points_earned", None, 900),
+                           ("signal", "first-purchase-thanks", 0)]
+
+
+def test_pending_points_are_released_exactly_seven_days_later(mei: Story) -> None:
+    """One second before day 7 the 900 points are still pending; at the instant they are usable."""
+    before, s_before = mei["almost released"]
+    assert before.events == ()
+    assert balance(s_before) == ("bronze", 0, 900)
+    d, s = mei["released"]
+    assert happened(d) == [("points_released", "consumption", 900)]
+    assert balance(s) == ("bronze", 900, 0)
+
+
+def test_first_photo_review_and_quality_review_both_pay(mei: Story) -> None:
+    """A first review with photo that is also a quality review earns 50 + 20 = 70 points."""
+    d, s = mei["review-1"]
+    assert happened(d) == [("behaviour_points", "first-photo-review", 50),
+                           ("behaviour_points", "quality-review", 20)]
+    assert d.points_change == 70
+    assert balance(s) == ("bronze", 970, 0)
+
+
+def test_photo_review_bonus_is_paid_once_ever(mei: Story) -> None:
+    """A second review with photo earns nothing: first-photo-review is limited to once ever."""
+    d, s = mei["review-2"]
+    assert (d.events, d.points_change) == ((), 0)
+    assert s.points == 970
+
+
+def test_quality_reviews_are_capped_at_five_a_month(mei: Story) -> None:
+    """Quality reviews 2–5 in January earn 20 each (1,050); the sixth earns nothing."""
+    assert [mei[f"review-{k}"][0].points_change for k in range(3, 7)] == [20, 20, 20, 20]
+    assert mei["review-6"][1].points == 1050
+    d, s = mei["review-7"]
+    assert (d.points_change, s.points) == (0, 1050)
+    assert s.usage["quality-review"] == lr.Usage(period="2026-01", count=5)
+
+
+def test_check_in_pays_once_per_day(mei: Story) -> None:
+    """Check-in earns 2 points once a day: 21 Jan morning 2, evening 0, 22 Jan 2 (1,054)."""
+    assert [mei[f"check-in-{k}"][0].points_change for k in (1, 2, 3)] == [2, 0, 2]
+    assert mei["check-in-3"][1].points == 1054
+
+
+def test_quality_review_cap_starts_over_next_month(mei: Story) -> None:
+    """On 2 February a quality review pays again (1,074), after the 1 Feb review kept bronze."""
+    d, s = mei["review-8"]
+    assert happened(d) == [("tier_review", None, 0), ("behaviour_points", "quality-review", 20)]
+    assert balance(s) == ("bronze", 1074, 0)
+
+
+def test_ordinary_month_purchase_earns_single_points(mei: Story) -> None:
+    """¥500 in February pays ¥450 and earns 450 pending points."""
+    d, s = mei["p2"]
+    assert (d.goods_paid, d.points_total) == (Decimal("450.00"), 450)
+    assert balance(s) == ("bronze", 1074, 450)
+    assert s.qualifying_spend == Decimal("1350.00")
+
+
+def test_first_tiny_refund_reverses_nothing_yet(mei: Story) -> None:
+    """Refunding ¥0.50 of ¥450 is worth 0.5 points: floor(0.5) = 0 points reversed."""
+    d, s = mei["p2-r1"]
+    assert d.refund is not None
+    assert (d.refund.points_reversed, d.refund.spend_reversed) == (0, Decimal("0.50"))
+    assert balance(s) == ("bronze", 1074, 450)
+
+
+def test_second_tiny_refund_reverses_the_first_whole_point(mei: Story) -> None:
+    """After ¥1.00 of ¥450 refunded, exactly floor(450 × 1/450) = 1 point is reversed."""
+    d, s = mei["p2-r2"]
+    assert d.refund is not None
+    assert (d.refund.points_reversed, d.refund.spend_reversed) == (1, Decimal("0.50"))
+    assert balance(s) == ("bronze", 1074, 449)
+
+
+def test_partial_refunds_never_reverse_more_than_their_share(mei: Story) -> None:
+    """Three ¥0.50 refunds reverse 1 point in total (≤ 1.5) and ¥1.50 of qualifying spend."""
+    reversed_points = [mei[f"p2-r{k}"][0].refund.points_reversed for k in (1, 2, 3)]
+    assert sum(reversed_points) == 1
+    _, s = mei["p2-r3"]
+    assert balance(s) == ("bronze", 1074, 449)
+    assert s.qualifying_spend == Decimal("1348.50")
+    assert s.purchases[-1].refunded == Decimal("1.50")
+
+
+def test_birthday_month_purchase_earns_double(mei: Story) -> None:
+    """In March (birthday month) ¥500 pays ¥450 and earns 450 × 2 = 900 points."""
+    d, s = mei["p3"]
+    assert (d.goods_paid, d.points_total) == (Decimal("450.00"), 900)
+    assert "birthday-month-double" in d.rules_fired
+    assert balance(s) == ("bronze", 1523, 900)
+
+
+def test_purchase_reports_what_happened_since_the_last_event(mei: Story) -> None:
+    """The March purchase first catches up: p2's 449 released, 1 Mar review, birthday signal."""
+    d, _ = mei["p3"]
+    assert [(e.at, e.type, e.rule, e.points) for e in d.events] == [
+        (local("2026-02-17T12:00:00"), "points_released", "consumption", 449),
+        (local("2026-03-01T00:00:00"), "tier_review", None, 0),
+        (local("2026-03-08T00:00:00"), "signal", "birthday-coming", 0),
+        (local("2026-03-10T12:00:00"), "points_earned", None, 900),
+    ]
+
+
+def test_partial_refund_by_amount_reverses_in_proportion(mei: Story) -> None:
+    """Refunding ¥90 of the ¥450 birthday purchase reverses 900 × 90/450 = 180 pending points."""
+    d, s = mei["p3-r1"]
+    assert d.refund == lr.RefundResult(
+        transaction_id="p3", amount=Decimal("90.00"), money_refunded=Decimal("90.00"),
+        points_reversed=180, points_returned=0, shortfall=0,
+        spend_reversed=Decimal("90.00"), full=False)
+    assert happened(d) == [("points_reversed", "refund", -180)]
+    assert balance(s) == ("bronze", 1523, 720)
+    assert s.qualifying_spend == Decimal("1708.50")
+
+
+def test_three_line_purchase_allocates_the_tier_discount(mei: Story) -> None:
+    """Lines ¥100/200/300 pay ¥90/180/270 (9折 on each) and earn 540 points."""
+    d, s = mei["p4"]
+    assert d.line_paid == (Decimal("90.00"), Decimal("180.00"), Decimal("270.00"))
+    assert d.points_total == 540
+    assert balance(s) == ("bronze", 2243, 540)
+
+
+def test_refund_of_a_whole_line_reverses_its_share(mei: Story) -> None:
+    """Returning line 0 (¥90 of ¥540) reverses 540 × 90/540 = 90 points."""
+    d, s = mei["p4-r1"]
+    assert d.refund is not None
+    assert (d.refund.amount, d.refund.points_reversed, d.refund.full) == (
+        Decimal("90.00"), 90, False)
+    assert balance(s) == ("bronze", 2243, 450)
+
+
+def test_refund_of_part_of_a_line(mei: Story) -> None:
+    """¥100 of line 2 brings the refunded total to ¥190: 190 − 90 = 100 more points."""
+    d, s = mei["p4-r2"]
+    assert d.refund is not None
+    assert (d.refund.amount, d.refund.points_reversed) == (Decimal("100.00"), 100)
+    assert balance(s) == ("bronze", 2243, 350)
+    assert s.purchases[-1].refunded_lines == (
+        Decimal("90.00"), Decimal("0"), Decimal("100.00"))
+
+
+def test_refunding_the_rest_reverses_exactly_what_was_earned(mei: Story) -> None:
+    """The remaining ¥350 completes a full refund: 540 − 190 = 350, so 540 reversed in all."""
+    d, s = mei["p4-r3"]
+    assert d.refund is not None
+    assert (d.refund.amount, d.refund.points_reversed, d.refund.full) == (
+        Decimal("350.00"), 350, True)
+    assert sum(mei[f"p4-r{k}"][0].refund.points_reversed for k in (1, 2, 3)) == 540
+    assert balance(s) == ("bronze", 2243, 0)
+    assert s.qualifying_spend == Decimal("1708.50")
+
+
+def test_upgrade_to_silver_when_twelve_month_spend_reaches_5000(mei: Story) -> None:
+    """¥4,000 pays ¥3,600; 1,708.50 + 3,600 = 5,308.50 ≥ 5,000 → silver, kept to end of 2027."""
+    d, s = mei["p5"]
+    assert (d.goods_paid, d.points_total) == (Decimal("3600.00"), 3600)
+    assert (d.tier_before, d.tier_after, d.benefits_tier) == ("bronze", "silver", "bronze")
+    assert balance(s) == ("silver", 2243, 3600)
+    assert s.qualifying_spend == Decimal("5308.50")
+    assert (s.tier_since, s.tier_kept_until) == (date(2026, 5, 20), date(2027, 12, 31))
+    assert happened(d)[-1] == ("tier_upgraded", None, 0)
+
+
+def test_silver_discount_applies_and_gold_follows(mei: Story) -> None:
+    """Next month silver pays 95%: ¥16,000 → ¥15,200; 20,508.50 ≥ 20,000 → gold."""
+    d, s = mei["p6"]
+    assert (d.goods_paid, d.points_total) == (Decimal("15200.00"), 15200)
+    assert (d.tier_before, d.tier_after) == ("silver", "gold")
+    assert balance(s) == ("gold", 5843, 15200)
+    assert s.tier_kept_until == date(2027, 12, 31)
+    _, released = mei["p6 released"]
+    assert balance(released) == ("gold", 21043, 0)
+
+
+def test_churn_warning_fires_ninety_days_after_the_last_purchase(mei: Story) -> None:
+    """Last purchase 15 Jun → churn-warning at local midnight of 13 Sep, not a second earlier."""
+    before, _ = mei["day 89"]
+    assert signals(before) == []
+    assert [e.type for e in before.events] == ["tier_review"] * 3      # 1 Jul, 1 Aug, 1 Sep
+    d, s = mei["day 90"]
+    assert signals(d) == [("churn-warning", local("2026-09-13T00:00:00"))]
+    assert s.signals["churn-warning"] == "2026-06-15"
+    later, _ = mei["end of 2026"]
+    assert signals(later) == []
+
+
+def test_gold_is_kept_while_twelve_month_spend_holds_15000(mei: Story) -> None:
+    """Reviews to 1 Jun 2027 see ≥ 15,000 spend in the last 12 months and keep gold."""
+    d, s = mei["mid 2027"]
+    reviews = [(e.at.date(), e.detail) for e in d.events if e.type == "tier_review"]
+    assert reviews == [
+        (date(2027, 1, 1), "window spend 20508.50"),
+        (date(2027, 2, 1), "window spend 19608.50"),
+        (date(2027, 3, 1), "window spend 19160.00"),
+        (date(2027, 4, 1), "window spend 18800.00"),
+        (date(2027, 5, 1), "window spend 18800.00"),
+        (date(2027, 6, 1), "window spend 15200.00"),
+    ]
+    assert signals(d) == [("birthday-coming", local("2027-03-08T00:00:00"))]
+    assert balance(s) == ("gold", 21043, 0)
+
+
+def test_gold_is_kept_until_the_end_of_the_next_year(mei: Story) -> None:
+    """From July 2027 the spend misses gold, but each review keeps it until 31 Dec 2027."""
+    d, s = mei["last second of 2027"]
+    kept = [e.at for e in d.events if e.type == "tier_kept"]
+    assert kept == [local(f"2027-{m:02d}-01T00:00:00") for m in range(7, 13)]
+    assert balance(s) == ("gold", 21043, 0)
+
+
+def test_points_expiring_warnings_come_thirty_days_ahead(mei: Story) -> None:
+    """Each lot expiring in January 2028 is announced 30 days before it goes."""
+    d, _ = mei["last second of 2027"]
+    assert [(e.at, e.detail) for e in d.events if e.rule == "points-expiring"] == [
+        (local("2027-12-10T00:00:00"), "900 points expire at 2028-01-09T00:00:00+08:00"),
+        (local("2027-12-22T00:00:00"), "150 points expire at 2028-01-21T00:00:00+08:00"),
+        (local("2027-12-23T00:00:00"), "2 points expire at 2028-01-22T00:00:00+08:00"),
+        (local("2027-12-24T00:00:00"), "2 points expire at 2028-01-23T00:00:00+08:00"),
+    ]
+
+
+def test_first_review_after_the_keep_date_drops_one_level(mei: Story) -> None:
+    """On 1 Jan 2028, with 0 spend in 12 months, gold drops only to silver (max_drop 1)."""
+    d, s = mei["new year 2028"]
+    assert [(e.type, e.tier_from, e.tier_to) for e in d.events] == [
+        ("tier_downgraded", "gold", "silver")]
+    assert balance(s) == ("silver", 21043, 0)
+    assert s.tier_since == date(2028, 1, 1)
+
+
+def test_next_review_drops_another_level_and_old_points_expire(mei: Story) -> None:
+    """On 1 Feb 2028 silver drops to bronze; the 900 + 154 points of Jan 2026 have expired."""
+    d, s = mei["february 2028"]
+    assert [(e.at, e.type, e.rule, e.points) for e in d.events
+            if e.type != "signal"] == [
+        (local("2028-01-09T00:00:00"), "points_expired", "consumption", -900),
+        (local("2028-01-21T00:00:00"), "points_expired", "first-photo-review", -50),
+        (local("2028-01-21T00:00:00"), "points_expired", "quality-review", -20),
+        (local("2028-01-21T00:00:00"), "points_expired", "quality-review", -20),
+        (local("2028-01-21T00:00:00"), "points_expired", "quality-review", -20),
+        (local("2028-01-21T00:00:00"), "points_expired", "quality-review", -20),
+        (local("2028-01-21T00:00:00"), "points_expired", "quality-review", -20),
+        (local("2028-01-22T00:00:00"), "points_expired", "daily-check-in", -2),
+        (local("2028-01-23T00:00:00"), "points_expired", "daily-check-in", -2),
+        (local("2028-02-01T00:00:00"), "tier_downgraded", None, 0),
+    ]
+    assert balance(s) == ("bronze", 21043 - 1054, 0)
+    assert s.totals == lr.PointsTotals(earned=21764, redeemed=0, expired=1054, reversed=721)
+
+
+def test_bronze_is_the_floor(mei: Story) -> None:
+    """At the lowest tier a review with no spend just reports it; the Feb 2026 lots expire."""
+    d, s = mei["march 2028"]
+    assert [(e.type, e.tier_from, e.tier_to) for e in d.events if e.type.startswith("tier")] \
+        == [("tier_review", "bronze", "bronze")]
+    assert ("points_expired", "quality-review", -20) in happened(d)       # review-8, 2 Feb 2026
+    assert ("points_expired", "consumption", -449) in happened(d)         # p2, 10 Feb 2026
+    assert balance(s) == ("bronze", 21043 - 1054 - 20 - 449, 0)
+
+
+# --- 2. mechanism A: redemption, expiry and refunds (programs/retail-4tier.yaml) -----------------
+#
+# retail-4tier: 10 points per full ¥100 paid; 10 points pay ¥5 in steps of 10, at most 50% of
+# the goods after discounts; points usable at once (from the next purchase), expiring at the end
+# of the next calendar year; refunds of points already spent leave a shortfall.
+
+
+def test_points_of_a_purchase_are_usable_from_the_next_purchase() -> None:
+    """A member with no points cannot pay with the 200 points the same purchase earns."""
+    li = ok(lr.MemberState(id="li"))
+    unchanged_after_error(li, lambda: lr.evaluate(
+        RETAIL, li, txn("t1", "2026-03-03T12:00:00+08:00", "2000.00", redeem=10)))
+    d = lr.evaluate(RETAIL, li, txn("t1", "2026-03-03T12:00:00+08:00", "2000.00"))
+    li = step(li, d)
+    assert (d.points_total, li.points, li.pending_points) == (200, 200, 0)
+
+
+def test_ten_points_pay_five_yuan_on_a_later_purchase() -> None:
+    """200 points pay ¥100 of ¥1,000; the rest (¥900) earns 90 points and counts as spend."""
+    li = ok(lr.MemberState(id="li"))
+    li = step(li, lr.evaluate(RETAIL, li, txn("t1", "2026-03-03T12:00:00+08:00", "2000.00")))
+    d = lr.evaluate(RETAIL, li, txn("t2", "2026-03-05T12:00:00+08:00", "1000.00", redeem=200))
+    assert (d.redeemed_points, d.paid_with_points, d.payable) == (
+        200, Decimal("100.00"), Decimal("900.00"))
+    assert (d.qualifying_spend, d.points_total) == (Decimal("900.00"), 90)
+    li = step(li, d)
+    assert (li.points, li.qualifying_spend) == (90, Decimal("2900.00"))
+    assert li.totals == lr.PointsTotals(earned=290, redeemed=200)
+    assert happened(d) == [("points_redeemed", "redemption", -200),
+                           ("points_earned", None, 90)]
+
+
+@pytest.fixture
+def silver_with_570_points() -> lr.MemberState:
+    """A silver member (¥10,000 spent) who bought ¥6,000 (paid ¥5,700 → 570 points)."""
+    member = ok(lr.MemberState(id="yu", tier="silver", qualifying_spend=Decimal("10000")))
+    d = lr.evaluate(RETAIL, member, txn("t0", "2026-04-01T10:00:00+08:00", "6000.00"))
+    member = step(member, d)
+    assert (member.tier, member.points) == ("silver", 570)
+    return member
+
+
+def test_points_pay_at_most_half_of_the_goods_after_discounts(
+        silver_with_570_points: lr.MemberState) -> None:
+    """¥300 at silver costs ¥285: at most ¥142.50, i.e. 280 points (whole steps of 10)."""
+    member = silver_with_570_points
+    d = lr.evaluate(RETAIL, member, txn("t1", "2026-04-02T10:00:00+08:00", "300.00",
+                                        redeem=280))
+    assert (d.goods_paid, d.paid_with_points, d.payable) == (
+        Decimal("285.00"), Decimal("140.00"), Decimal("145.00"))
+    assert (d.qualifying_spend, d.points_total) == (Decimal("145.00"), 10)
+    after = step(member, d)
+    assert after.points == 570 - 280 + 10
+
+
+@pytest.mark.parametrize(
+    ("redeem", "why"),
+    [(290, "would pay more than"), (275, "not a whole number of 10-point steps"),
+     (580, "580 points asked, 570 available")],
+)
+def test_an_over_ask_is_an_error_that_changes_nothing(
+        silver_with_570_points: lr.MemberState, redeem: int, why: str) -> None:
+    """Asking past the 50% cap, off the 10-point step, or beyond the balance is refused."""
+    member = silver_with_570_points
+    before = member.model_dump_json()
+    with pytest.raises(lr.InputError, match=why):
+        lr.evaluate(RETAIL, member, txn("t1", "2026-04-02T10:00:00+08:00", "300.00",
+                                        redeem=redeem))
+    assert member.model_dump_json() == before
+
+
+def test_points_expire_at_the_end_of_the_next_calendar_year() -> None:
+    """Points of March 2026 last through 31 Dec 2027; those of June 2027 through 31 Dec 2028."""
+    story = Story(RETAIL, lr.MemberState(id="li"))
+    story.buy("t1", "2026-03-03T12:00:00+08:00", "2000.00")
+    story.buy("t2", "2027-06-01T12:00:00+08:00", "1000.00")
+    d = story.advance("last second", "2027-12-31T23:59:59+08:00")
+    assert (d.events, story.state.points) == ((), 300)
+    d = story.advance("new year", "2028-01-01T00:00:00+08:00")
+    assert [(e.at, e.type, e.points) for e in d.events] == [
+        (local("2028-01-01T00:00:00"), "points_expired", -200)]
+    assert story.state.points == 100
+    d = story.advance("next new year", "2029-01-01T00:00:00+08:00")
+    assert happened(d) == [("points_expired", "base", -100)]
+    assert story.state.points == 0
+    assert story.state.totals == lr.PointsTotals(earned=300, expired=300)
+
+
+def test_expired_points_cannot_pay() -> None:
+    """On 1 Jan 2028 the 200 points of 2026 are gone before the purchase asks for them."""
+    story = Story(RETAIL, lr.MemberState(id="li"))
+    story.buy("t1", "2026-03-03T12:00:00+08:00", "2000.00")
+    s = story.state
+    unchanged_after_error(s, lambda: lr.evaluate(RETAIL, s, txn(
+        "t2", "2028-01-01T10:00:00+08:00", "1000.00", redeem=200)))
+    d = story.buy("t3", "2027-12-31T23:00:00+08:00", "1000.00", redeem=200)
+    assert d.paid_with_points == Decimal("100.00")
+
+
+def test_refund_returns_the_points_that_paid_and_reverses_those_earned() -> None:
+    """Half of a ¥1,000 purchase paid with 200 points: ¥450 back, −45 earned, +100 returned."""
+    story = Story(RETAIL, lr.MemberState(id="li"))
+    story.buy("t1", "2026-03-03T12:00:00+08:00", "2000.00")
+    story.buy("t2", "2026-03-05T12:00:00+08:00", "1000.00", redeem=200)
+    d = story.refund("r1", "2026-03-06T12:00:00+08:00", "t2", amount="500.00")
+    assert d.refund == lr.RefundResult(
+        transaction_id="t2", amount=Decimal("500.00"), money_refunded=Decimal("450.00"),
+        points_reversed=45, points_returned=100, shortfall=0,
+        spend_reversed=Decimal("450.00"), full=False)
+    assert happened(d) == [("points_reversed", "refund", -45),
+                           ("points_returned", "refund", 100)]
+    assert (story.state.points, story.state.qualifying_spend) == (145, Decimal("2450.00"))
+    d = story.refund("r2", "2026-03-06T13:00:00+08:00", "t2")
+    assert d.refund is not None
+    assert (d.refund.amount, d.refund.money_refunded, d.refund.points_reversed,
+            d.refund.points_returned, d.refund.full) == (
+        Decimal("500.00"), Decimal("450.00"), 45, 100, True)
+    # back where the member stood before t2: 200 points, ¥2,000 spend
+    assert (story.state.points, story.state.qualifying_spend) == (200, Decimal("2000.00"))
+
+
+def test_refund_share_is_exact_for_amounts_that_do_not_divide_evenly() -> None:
+    """Refunding ¥100 of a ¥900 purchase (900 points) reverses exactly 100 points and ¥100."""
+    story = Story(RFM, lr.MemberState(id="m"))
+    story.buy("p1", "2026-01-08T12:00:00+08:00", "1000.00")
+    d = story.refund("r1", "2026-01-09T12:00:00+08:00", "p1", amount="100.00")
+    assert d.refund is not None
+    assert (d.refund.points_reversed, d.refund.spend_reversed) == (100, Decimal("100.00"))
+    assert (story.state.pending_points, story.state.qualifying_spend) == (
+        800, Decimal("800.00"))
+
+
+def test_refund_of_points_already_spent_records_a_shortfall() -> None:
+    """t1's 100 points paid for t2; refunding t1 takes t2's 10 and records 90 as shortfall."""
+    story = Story(RETAIL, lr.MemberState(id="li"))
+    story.buy("t1", "2026-03-03T12:00:00+08:00", "1000.00")
+    t2 = story.buy("t2", "2026-03-04T12:00:00+08:00", "200.00", redeem=100)
+    assert (t2.paid_with_points, t2.points_total) == (Decimal("50.00"), 10)   # 150 → 1 block
+    d = story.refund("r1", "2026-03-05T12:00:00+08:00", "t1")
+    assert d.refund is not None
+    assert (d.refund.points_reversed, d.refund.shortfall, d.refund.full) == (10, 90, True)
+    assert happened(d) == [("points_reversed", "refund", -10),
+                           ("points_shortfall", "refund", -90)]
+    assert (story.state.points, story.state.points_debt) == (0, 0)
+    assert story.state.totals == lr.PointsTotals(earned=110, redeemed=100, reversed=10,
+                                                 shortfall=90)
+
+
+ALLOW_DEBT = lr.load_program("""
+program: {id: allow-debt, version: 1, currency: CNY, timezone: Asia/Shanghai}
+tiers: [{id: basic}]
+earn: [{id: base, points: 10, per: 100}]
+redemption: {points: 10, value: 5, step: 10, max_share: 50%}
+ledger: {negative_balance: allow}
+""")
+
+
+def test_negative_balance_allow_leaves_a_debt_that_later_points_repay() -> None:
+    """With negative_balance: allow the same refund gives −90 points, repaid by the next 100."""
+    story = Story(ALLOW_DEBT, lr.MemberState(id="li"))
+    story.buy("t1", "2026-03-03T12:00:00+08:00", "1000.00")
+    story.buy("t2", "2026-03-04T12:00:00+08:00", "200.00", redeem=100)
+    d = story.refund("r1", "2026-03-05T12:00:00+08:00", "t1")
+    assert d.refund is not None
+    assert (d.refund.points_reversed, d.refund.shortfall) == (100, 0)
+    assert (story.state.points, story.state.points_debt) == (-90, 90)
+    assert story.state.totals == lr.PointsTotals(earned=110, redeemed=100, reversed=100)
+    story.buy("t3", "2026-03-06T12:00:00+08:00", "1000.00")
+    assert (story.state.points, story.state.points_debt) == (10, 0)
+    assert [(lot.id, lot.points, lot.earned) for lot in story.state.lots] == [
+        ("t3:base", 10, 100)]
+
+
+def test_expired_points_are_not_reversed_a_second_time() -> None:
+    """A refund after the purchase's points expired takes nothing from newer points."""
+    program = lr.load_program("""
+program: {id: expire-then-refund, version: 1, currency: CNY, timezone: Asia/Shanghai}
+tiers: [{id: basic}]
+earn: [{id: base, points: 1, per: 1}]
+ledger: {expiry: {end_of_year: 0}}
+""")
+    story = Story(program, lr.MemberState(id="li"))
+    story.buy("t1", "2026-12-20T12:00:00+08:00", "100.00")
+    story.buy("t2", "2027-01-05T12:00:00+08:00", "50.00")           # t1's 100 expired on 1 Jan
+    assert (story.state.points, story.state.totals.expired) == (50, 100)
+    story.refund("r1", "2027-01-06T12:00:00+08:00", "t1")
+    assert story.state.points == 50
+
+
+# --- 3. idempotency ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def rfm_member() -> Story:
+    """A bronze rfm-3tier member with 900 usable points (¥1,000 on 8 Jan 2026, released)."""
+    story = Story(RFM, lr.MemberState(id="ann", joined=date(2026, 1, 1)))
+    story.buy("p1", "2026-01-08T12:00:00+08:00", "1000.00")
+    story.advance("released", "2026-01-16T00:00:00+08:00")
+    assert balance(story.state) == ("bronze", 900, 0)
+    return story
+
+
+def test_applying_the_same_purchase_twice_counts_it_once(rfm_member: Story) -> None:
+    """A purchase decision applied again to the state it produced returns that state as is."""
+    s0 = rfm_member.state
+    d = lr.evaluate(RFM, s0, txn("p2", "2026-01-20T12:00:00+08:00", "100.00"))
+    s1 = step(s0, d)
+    assert lr.apply(s1, d) is s1
+    assert (s1.pending_points, s1.orders) == (90, 2)
+
+
+def test_evaluating_a_seen_transaction_again_does_not_pay_twice(rfm_member: Story) -> None:
+    """The same transaction evaluated on the state that holds it applies as a no-op."""
+    s1 = step(rfm_member.state, lr.evaluate(
+        RFM, rfm_member.state, txn("p2", "2026-01-20T12:00:00+08:00", "100.00")))
+    again = lr.evaluate(RFM, s1, txn("p2", "2026-01-20T12:00:00+08:00", "100.00"))
+    assert lr.apply(s1, again) is s1
+
+
+def test_replayed_refund_changes_nothing(rfm_member: Story) -> None:
+    """A refund event id seen before is `replayed`: no points, same state."""
+    event = refund_event("r1", "2026-01-20T12:00:00+08:00", "p1", amount="450.00")
+    s1 = step(rfm_member.state, lr.refund(RFM, rfm_member.state, event))
+    assert s1.points == 450
+    again = lr.refund(RFM, s1, event)
+    assert (again.replayed, again.points_change, again.events) == (True, 0, ())
+    assert again.member_after is s1
+    assert lr.apply(s1, again) is s1
+
+
+def test_replayed_behaviour_changes_nothing(rfm_member: Story) -> None:
+    """A check-in event id seen before earns nothing the second time."""
+    event = {"id": "c1", "at": "2026-01-20T08:00:00+08:00", "type": "check_in"}
+    s1 = step(rfm_member.state, lr.behaviour(RFM, rfm_member.state, event))
+    assert s1.points == 902
+    again = lr.behaviour(RFM, s1, event)
+    assert (again.replayed, again.points_change, again.member_after) == (True, 0, s1)
+    assert lr.apply(s1, again) is s1
+
+
+REWARDS = lr.load_program("""
+program: {id: mall, version: 1, currency: CNY, timezone: Asia/Shanghai}
+tiers:
+  - {id: basic}
+  - {id: gold, qualify: {spend: 10000}}
+earn: [{id: base, points: 1, per: 1}]
+rewards:
+  - {id: mug, points: 100, limit: {times: 2, per: month}}
+  - {id: lounge, points: 50, tiers: [gold]}
+""")
+
+
+def test_replayed_reward_changes_nothing() -> None:
+    """Buying a mug with the same event id twice takes 100 points once."""
+    s0 = step(lr.MemberState(id="m"), lr.evaluate(
+        REWARDS, lr.MemberState(id="m"), txn("t1", "2026-01-02T10:00:00+08:00", "500.00")))
+    event = {"id": "w1", "at": "2026-01-03T10:00:00+08:00", "reward": "mug"}
+    d = lr.redeem_reward(REWARDS, s0, event)
+    assert (d.reward, d.points_change) == ("mug", -100)
+    s1 = step(s0, d)
+    assert (s1.points, s1.totals.redeemed) == (400, 100)
+    again = lr.redeem_reward(REWARDS, s1, event)
+    assert (again.replayed, again.points_change) == (True, 0)
+    assert lr.apply(s1, again) is s1
+
+
+def test_advancing_twice_to_the_same_instant_does_nothing(rfm_member: Story) -> None:
+    """The second advance to an instant already reached is `replayed` with no events."""
+    s0 = rfm_member.state
+    d1 = lr.advance(RFM, s0, "2026-02-01T00:00:00+08:00")
+    assert happened(d1) == [("tier_review", None, 0)]
+    s1 = step(s0, d1)
+    d2 = lr.advance(RFM, s1, "2026-02-01T00:00:00+08:00")
+    assert (d2.replayed, d2.events, d2.points_change) == (True, (), 0)
+    assert lr.apply(s1, d2) is s1
+    earlier = lr.advance(RFM, s1, "2026-01-20T00:00:00+08:00")
+    assert (earlier.replayed, earlier.events) == (True, ())
+    assert lr.apply(s1, earlier) is s1
+
+
+def test_a_late_purchase_does_not_make_released_points_pending_again(rfm_member: Story) -> None:
+    """A purchase dated 10 Jan that arrives after the 16 Jan advance leaves p1's 900 usable."""
+    s0 = rfm_member.state
+    d = lr.evaluate(RFM, s0, txn("late", "2026-01-10T12:00:00+08:00", "100.00"))
+    s1 = step(s0, d)
+    assert s1.advanced_to == local("2026-01-16T00:00:00")
+    # the late purchase's own 90 points were pending until 17 Jan 12:00
+    assert (s1.points, s1.pending_points) == (900, 90)
+
+
+def test_a_late_behaviour_does_not_make_released_points_pending_again(
+        rfm_member: Story) -> None:
+    """A check-in dated 10 Jan that arrives after the 16 Jan advance: 900 + 2 usable."""
+    s0 = rfm_member.state
+    s1 = step(s0, lr.behaviour(RFM, s0, {"id": "c1", "at": "2026-01-10T08:00:00+08:00",
+                                         "type": "check_in"}))
+    assert (s1.points, s1.pending_points) == (902, 0)
+
+
+def test_a_decision_from_an_older_state_is_refused(rfm_member: Story) -> None:
+    """Two decisions made from the same state: the second cannot be applied after the first."""
+    s0 = rfm_member.state
+    first = lr.evaluate(RFM, s0, txn("p2", "2026-01-20T12:00:00+08:00", "100.00"))
+    stale = lr.behaviour(RFM, s0, {"id": "c1", "at": "2026-01-20T13:00:00+08:00",
+                                   "type": "check_in"})
+    stale_purchase = lr.evaluate(RFM, s0, txn("p3", "2026-01-20T14:00:00+08:00", "100.00"))
+    s1 = step(s0, first)
+    unchanged_after_error(s1, lambda: lr.apply(s1, stale))
+    unchanged_after_error(s1, lambda: lr.apply(s1, stale_purchase))
+
+
+def test_a_decision_for_another_member_is_refused(rfm_member: Story) -> None:
+    """apply refuses a decision whose member id is not the state's."""
+    d = lr.evaluate(RFM, rfm_member.state, txn("p2", "2026-01-20T12:00:00+08:00", "100.00"))
+    other = ok(lr.MemberState(id="someone-else"))
+    unchanged_after_error(other, lambda: lr.apply(other, d))
+
+
+# --- 4. errors change nothing --------------------------------------------------------------------
+
+
+def test_refund_of_an_unknown_transaction_is_an_error(rfm_member: Story) -> None:
+    """A refund for a purchase not on file raises InputError."""
+    s = rfm_member.state
+    unchanged_after_error(s, lambda: lr.refund(RFM, s, refund_event(
+        "r1", "2026-01-20T12:00:00+08:00", "no-such-purchase")))
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"amount": "900.01"}, {"lines": [{"line": 0, "amount": "900.01"}]},
+     {"lines": [{"line": 1}]}, {"amount": "0"},
+     {"amount": "1.00", "lines": [{"line": 0, "amount": "1.00"}]}],
+)
+def test_refund_of_more_than_was_paid_is_an_error(rfm_member: Story,
+                                                   extra: dict[str, Any]) -> None:
+    """¥900 was paid: refunding ¥900.01, a missing line, nothing, or amount and lines is refused."""
+    s = rfm_member.state
+    unchanged_after_error(s, lambda: lr.refund(RFM, s, {
+        "id": "r1", "at": "2026-01-20T12:00:00+08:00", "transaction_id": "p1", **extra}))
+
+
+def test_refund_by_line_after_a_refund_by_amount_cannot_exceed_what_was_paid() -> None:
+    """¥500 of ¥540 refunded by amount is spread over the lines (83.33/166.67/250.00 of
+    90/180/270), so "the rest of line 2" is ¥20.00 and asking for ¥270 of it is refused."""
+    story = Story(RFM, lr.MemberState(id="m"))
+    story.buy("p1", "2026-01-08T12:00:00+08:00", "100.00", "200.00", "300.00")
+    story.buy("p2", "2026-01-08T13:00:00+08:00", "1000.00")
+    story.refund("r1", "2026-01-09T12:00:00+08:00", "p1", amount="500.00")
+    s = story.state
+    assert (s.pending_points, s.purchases[0].refunded) == (940, Decimal("500.00"))
+    assert s.purchases[0].refunded_lines == (Decimal("83.33"), Decimal("166.67"),
+                                             Decimal("250.00"))
+    unchanged_after_error(s, lambda: lr.refund(RFM, s, refund_event(
+        "r2", "2026-01-09T13:00:00+08:00", "p1", lines=[{"line": 2, "amount": "270.00"}])))
+    d = lr.refund(RFM, s, refund_event("r2", "2026-01-09T13:00:00+08:00", "p1",
+                                       lines=[{"line": 2}]))
+    assert d.refund is not None
+    assert (d.refund.amount, d.member_after.purchases[0].refunded) == (
+        Decimal("20.00"), Decimal("520.00"))
+
+
+def test_refund_after_the_refund_window_is_an_error() -> None:
+    """retail-4tier remembers purchases for 365 days: a refund 400 days later is refused."""
+    story = Story(RETAIL, lr.MemberState(id="li"))
+    story.buy("t1", "2026-03-03T12:00:00+08:00", "1000.00")
+    s = story.state
+    unchanged_after_error(s, lambda: lr.refund(RETAIL, s, refund_event(
+        "r1", "2027-04-07T12:00:00+08:00", "t1")))
+
+
+def test_refund_dated_before_the_purchase_is_an_error(rfm_member: Story) -> None:
+    """A purchase of 8 Jan cannot be refunded on 1 Jan."""
+    s = rfm_member.state
+    unchanged_after_error(s, lambda: lr.refund(RFM, s, refund_event(
+        "r1", "2026-01-01T12:00:00+08:00", "p1")))
+
+
+def test_refund_after_a_full_refund_is_an_error(rfm_member: Story) -> None:
+    """Once a purchase is fully refunded, nothing is left to refund."""
+    s = step(rfm_member.state, lr.refund(RFM, rfm_member.state, refund_event(
+        "r1", "2026-01-20T12:00:00+08:00", "p1")))
+    assert s.points == 0
+    unchanged_after_error(s, lambda: lr.refund(RFM, s, refund_event(
+        "r2", "2026-01-21T12:00:00+08:00", "p1", amount="0.01")))
+
+
+def test_reward_with_more_points_than_available_is_an_error() -> None:
+    """A mug costs 100 points; a member with 99 cannot buy it."""
+    member = ok(lr.MemberState(id="m"))
+    member = step(member, lr.evaluate(REWARDS, member, txn(
+        "t1", "2026-01-02T10:00:00+08:00", "99.00")))
+    assert member.points == 99
+    unchanged_after_error(member, lambda: lr.redeem_reward(REWARDS, member, {
+        "id": "w1", "at": "2026-01-03T10:00:00+08:00", "reward": "mug"}))
+
+
+def test_reward_for_another_tier_is_an_error() -> None:
+    """The lounge reward is for gold members only."""
+    member = ok(lr.MemberState(id="m"))
+    member = step(member, lr.evaluate(REWARDS, member, txn(
+        "t1", "2026-01-02T10:00:00+08:00", "500.00")))
+    assert (member.tier, member.points) == ("basic", 500)
+    unchanged_after_error(member, lambda: lr.redeem_reward(REWARDS, member, {
+        "id": "w1", "at": "2026-01-03T10:00:00+08:00", "reward": "lounge"}))
+
+
+def test_reward_over_its_limit_is_an_error() -> None:
+    """Two mugs a month: the third in January is refused, one in February is fine."""
+    story = Story(REWARDS, lr.MemberState(id="m"))
+    story.buy("t1", "2026-01-02T10:00:00+08:00", "500.00")
+    for k in (1, 2):
+        story.then(f"w{k}", lr.redeem_reward(REWARDS, story.state, {
+            "id": f"w{k}", "at": f"2026-01-1{k}T10:00:00+08:00", "reward": "mug"}))
+    s = story.state
+    assert s.points == 300
+    unchanged_after_error(s, lambda: lr.redeem_reward(REWARDS, s, {
+        "id": "w3", "at": "2026-01-31T23:59:00+08:00", "reward": "mug"}))
+    story.then("w4", lr.redeem_reward(REWARDS, s, {
+        "id": "w4", "at": "2026-02-01T00:00:00+08:00", "reward": "mug"}))
+    assert story.state.points == 200
+
+
+def test_unknown_reward_is_an_error() -> None:
+    """A reward id that is not in the catalogue is refused."""
+    member = ok(lr.MemberState(id="m"))
+    unchanged_after_error(member, lambda: lr.redeem_reward(REWARDS, member, {
+        "id": "w1", "at": "2026-01-03T10:00:00+08:00", "reward": "yacht"}))
+
+
+def test_credit_for_another_member_is_an_error() -> None:
+    """A host action for ann cannot be credited to bob."""
+    action = lr.HostAction(id="referral:x", member_id="ann", points=100, rule="referral",
+                           reason="x made a first purchase")
+    bob = ok(lr.MemberState(id="bob"))
+    unchanged_after_error(bob, lambda: lr.credit(RFM, bob, action,
+                                                 "2026-01-03T10:00:00+08:00"))
+
+
+def test_a_time_without_offset_is_an_error(rfm_member: Story) -> None:
+    """The engine never guesses a zone: advancing to a naive time is refused."""
+    s = rfm_member.state
+    unchanged_after_error(s, lambda: lr.advance(RFM, s, "2026-03-01T00:00:00"))
+
+
+# --- 5. expiry policies and the order lots are used in -------------------------------------------
+
+
+def expiry_program(expiry: str) -> lr.Program:
+    return lr.load_program(f"""
+program: {{id: expiry, version: 1, currency: CNY, timezone: Asia/Shanghai}}
+tiers: [{{id: basic}}]
+earn: [{{id: base, points: 1, per: 1}}]
+redemption: {{points: 1, value: "0.01"}}
+ledger: {{expiry: {expiry}}}
+behaviours: [{{id: check-in, event: check_in, points: 5}}]
+""")
+
+
+def earn_100(program: lr.Program, at: str) -> lr.MemberState:
+    member = ok(lr.MemberState(id="m"))
+    return step(member, lr.evaluate(program, member, txn("t1", at, "100.00")))
+
+
+def points_at(program: lr.Program, member: lr.MemberState, until: str) -> int:
+    after = step(member, lr.advance(program, member, until))
+    return after.points
+
+
+@pytest.mark.parametrize(
+    ("expiry", "earned", "last_usable", "gone"),
+    [
+        # months: usable through the same date N months later, gone the day after
+        ("{months: 12}", "2026-03-15T10:00:00+08:00",
+         "2027-03-15T23:59:59+08:00", "2027-03-16T00:00:00+08:00"),
+        # 31 Jan + 1 month is 28 Feb (no 31 Feb)
+        ("{months: 1}", "2026-01-31T10:00:00+08:00",
+         "2026-02-28T23:59:59+08:00", "2026-03-01T00:00:00+08:00"),
+        # earned at 20:00 UTC on 31 Jan = 04:00 on 1 Feb in Shanghai: counted from 1 Feb
+        ("{months: 1}", "2026-01-31T20:00:00+00:00",
+         "2026-03-01T23:59:59+08:00", "2026-03-02T00:00:00+08:00"),
+        ("{end_of_year: 0}", "2026-05-10T10:00:00+08:00",
+         "2026-12-31T23:59:59+08:00", "2027-01-01T00:00:00+08:00"),
+        ("{end_of_year: 2}", "2026-05-10T10:00:00+08:00",
+         "2028-12-31T23:59:59+08:00", "2029-01-01T00:00:00+08:00"),
+        ("{end_of_quarter: 0}", "2026-05-10T10:00:00+08:00",
+         "2026-06-30T23:59:59+08:00", "2026-07-01T00:00:00+08:00"),
+        ("{end_of_quarter: 1}", "2026-11-10T10:00:00+08:00",
+         "2027-03-31T23:59:59+08:00", "2027-04-01T00:00:00+08:00"),
+        ("{inactive_months: 3}", "2026-05-10T10:00:00+08:00",
+         "2026-08-09T23:59:59+08:00", "2026-08-10T00:00:00+08:00"),
+    ],
+)
+def test_expiry_policy(expiry: str, earned: str, last_usable: str, gone: str) -> None:
+    """Each policy keeps the points through the last day and expires them at local midnight."""
+    program = expiry_program(expiry)
+    member = earn_100(program, earned)
+    assert points_at(program, member, last_usable) == 100
+    assert points_at(program, member, gone) == 0
+
+
+def test_never_expiring_points_stay() -> None:
+    """Without an expiry key, points are still there ten years later."""
+    program = expiry_program("never")
+    member = earn_100(program, "2026-05-10T10:00:00+08:00")
+    assert member.lots[0].expires_at is None
+    assert points_at(program, member, "2036-05-10T10:00:00+08:00") == 100
+
+
+def test_inactivity_expiry_restarts_with_each_purchase() -> None:
+    """With inactive_months: 3 a purchase on 9 Aug keeps all points until 9 Nov."""
+    program = expiry_program("{inactive_months: 3}")
+    story = Story(program, lr.MemberState(id="m"))
+    story.buy("t1", "2026-05-10T10:00:00+08:00", "100.00")
+    story.act("c1", "2026-06-01T10:00:00+08:00", "check_in")
+    story.buy("t2", "2026-08-09T10:00:00+08:00", "10.00")
+    assert story.state.points == 115
+    assert points_at(program, story.state, "2026-11-08T23:59:59+08:00") == 115
+    d = story.advance("gone", "2026-11-09T00:00:00+08:00")
+    assert [(e.at, e.type, e.rule, e.points) for e in d.events] == [
+        (local("2026-11-09T00:00:00"), "points_expired", "inactivity", -115)]
+    assert story.state.totals == lr.PointsTotals(earned=115, expired=115)
+
+
+def test_redemption_uses_the_oldest_lot_when_expiries_tie() -> None:
+    """end_of_year: 1 — lots of Feb and May 2026 both end 2027; Dec 2025's goes first."""
+    program = expiry_program("{end_of_year: 1}")
+    story = Story(program, lr.MemberState(id="m"))
+    story.buy("dec", "2025-12-15T10:00:00+08:00", "20.00")
+    story.buy("feb", "2026-02-01T10:00:00+08:00", "30.00")
+    story.buy("may", "2026-05-01T10:00:00+08:00", "40.00")
+    story.buy("jun", "2026-06-01T10:00:00+08:00", "80.00", redeem=35)
+    assert [(lot.id, lot.points) for lot in story.state.lots] == [
+        ("feb:base", 15), ("may:base", 40), ("jun:base", 79)]
+    assert story.state.points == 134
+
+
+def test_redemption_uses_the_lot_that_expires_first() -> None:
+    """Lots imported from an older program version: the earliest expiry goes first, not the
+    oldest lot; lots that never expire go last."""
+    def lot(lot_id: str, points: int, earned: str, expires: str | None) -> lr.PointsLot:
+        return lr.PointsLot(id=lot_id, points=points, earned=points,
+                            earned_at=local(earned), available_at=local(earned),
+                            expires_at=None if expires is None else local(expires),
+                            source=lot_id, rule="base")
+
+    member = ok(lr.MemberState(
+        id="m", points=100, totals=lr.PointsTotals(earned=100), lots=(
+            lot("forever", 10, "2025-01-01T00:00:00", None),
+            lot("old", 40, "2025-12-01T00:00:00", "2027-01-01T00:00:00"),
+            lot("new", 30, "2026-01-10T00:00:00", "2027-01-01T00:00:00"),
+            lot("soon", 20, "2026-02-01T00:00:00", "2026-07-01T00:00:00"),
+        )))
+    program = expiry_program("{months: 24}")
+    d = lr.evaluate(program, member, txn("t1", "2026-03-01T10:00:00+08:00", "200.00",
+                                         redeem=50))
+    after = step(member, d)
+    assert [(x.id, x.points) for x in after.lots if x.rule == "base" and x.source != "t1"] == [
+        ("forever", 10), ("old", 10), ("new", 30)]
+
+
+def test_rewards_also_use_the_lots_that_expire_first() -> None:
+    """A mug bought for 100 points takes them from the lot that expires first."""
+    story = Story(REWARDS, lr.MemberState(id="m"))
+    story.buy("t1", "2026-01-02T10:00:00+08:00", "60.00")
+    story.buy("t2", "2026-02-02T10:00:00+08:00", "60.00")
+    story.then("w1", lr.redeem_reward(REWARDS, story.state, {
+        "id": "w1", "at": "2026-03-01T10:00:00+08:00", "reward": "mug"}))
+    assert [(lot.id, lot.points) for lot in story.state.lots] == [("t2:base", 20)]
+
+
+# --- 6. signals fire once per occurrence (programs/rfm-3tier.yaml) -------------------------------
+
+
+def test_first_purchase_signal_fires_only_on_the_first_purchase() -> None:
+    """first-purchase-thanks fires on the first purchase and never again."""
+    story = Story(RFM, lr.MemberState(id="m"))
+    first = story.buy("p1", "2026-01-08T12:00:00+08:00", "100.00")
+    second = story.buy("p2", "2026-01-09T12:00:00+08:00", "100.00")
+    assert signals(first) == [("first-purchase-thanks", local("2026-01-08T12:00:00"))]
+    assert signals(second) == []
+
+
+def test_new_member_idle_signal_fires_once_seven_days_after_joining() -> None:
+    """Joined 5 Jan without buying: new-member-activation at 00:00 on 12 Jan, once."""
+    story = Story(RFM, lr.MemberState(id="m", joined=date(2026, 1, 5)))
+    story.advance("join", "2026-01-05T09:00:00+08:00")
+    assert signals(story.advance("day 6", "2026-01-11T23:59:59+08:00")) == []
+    assert signals(story.advance("day 7", "2026-01-12T00:00:00+08:00")) == [
+        ("new-member-activation", local("2026-01-12T00:00:00"))]
+    assert signals(story.advance("later", "2026-02-12T00:00:00+08:00")) == []
+
+
+def test_new_member_idle_signal_does_not_fire_after_a_purchase() -> None:
+    """A member who bought on day 2 gets no activation offer on day 7."""
+    story = Story(RFM, lr.MemberState(id="m", joined=date(2026, 1, 5)))
+    story.advance("join", "2026-01-05T09:00:00+08:00")
+    story.buy("p1", "2026-01-07T12:00:00+08:00", "100.00")
+    d = story.advance("day 7", "2026-01-20T00:00:00+08:00")
+    assert signals(d) == []
+
+
+def test_birthday_signal_fires_once_a_year_seven_days_before() -> None:
+    """Birthday 15 Mar: birthday-coming at 00:00 on 8 Mar 2026, once, and again on 8 Mar 2027."""
+    story = Story(RFM, lr.MemberState(id="m", birthday=date(1990, 3, 15)))
+    story.advance("start", "2026-01-01T00:00:00+08:00")
+    assert signals(story.advance("7 Mar", "2026-03-07T23:59:59+08:00")) == []
+    assert signals(story.advance("8 Mar", "2026-03-08T00:00:00+08:00")) == [
+        ("birthday-coming", local("2026-03-08T00:00:00"))]
+    assert signals(story.advance("20 Mar", "2026-03-20T00:00:00+08:00")) == []
+    assert signals(story.advance("next year", "2027-04-01T00:00:00+08:00")) == [
+        ("birthday-coming", local("2027-03-08T00:00:00"))]
+
+
+def test_birthday_signal_is_not_sent_for_a_birthday_already_past() -> None:
+    """A member who joins in June with a March birthday hears about it next March, not now."""
+    story = Story(RFM, lr.MemberState(id="m", joined=date(2026, 6, 1),
+                                      birthday=date(1990, 3, 15)))
+    d = story.advance("join", "2026-06-01T10:00:00+08:00")
+    assert [e for e in d.events if e.rule == "birthday-coming"] == []
+    later = story.advance("next March", "2027-03-08T00:00:00+08:00")
+    assert ("birthday-coming", local("2027-03-08T00:00:00")) in signals(later)
+
+
+def expiring(decision: Result) -> list[tuple[datetime, str]]:
+    return [(e.at, e.detail) for e in decision.events if e.rule == "points-expiring"]
+
+
+def test_a_long_advance_still_announces_the_birthday_inside_it() -> None:
+    """One advance from April 2026 to March 2028 passes 8 Mar 2027: that signal is given."""
+    story = Story(RFM, lr.MemberState(id="m", birthday=date(1990, 3, 15)))
+    story.advance("start", "2026-04-01T00:00:00+08:00")
+    d = story.advance("two years on", "2028-03-01T00:00:00+08:00")
+    assert [at for rule, at in signals(d) if rule == "birthday-coming"] == [
+        local("2027-03-08T00:00:00")]
+
+
+def test_points_expiring_signal_fires_once_per_expiry_date() -> None:
+    """900 points expiring 9 Jan 2028 are announced on 10 Dec 2027, once; a later lot on its own."""
+    story = Story(RFM, lr.MemberState(id="m"))
+    story.buy("p1", "2026-01-08T12:00:00+08:00", "1000.00")
+    story.buy("p2", "2026-02-08T12:00:00+08:00", "100.00")
+    assert expiring(story.advance("9 Dec", "2027-12-09T23:59:59+08:00")) == []
+    d = story.advance("10 Dec", "2027-12-10T00:00:00+08:00")
+    assert expiring(d) == [
+        (local("2027-12-10T00:00:00"), "900 points expire at 2028-01-09T00:00:00+08:00")]
+    assert expiring(story.advance("11 Dec", "2027-12-11T00:00:00+08:00")) == []
+    d = story.advance("10 Jan", "2028-01-10T00:00:00+08:00")
+    assert expiring(d) == [
+        (local("2028-01-10T00:00:00"), "90 points expire at 2028-02-09T00:00:00+08:00")]
+    assert [x for x in happened(d) if x[0] == "points_expired"] == [
+        ("points_expired", "consumption", -900)]
+
+
+def test_tier_gap_signal_fires_once_when_close_to_the_next_tier() -> None:
+    """¥4,500 paid leaves ¥500 to silver (≤ 500): close-to-next-tier fires once that year."""
+    story = Story(RFM, lr.MemberState(id="m"))
+    far = story.buy("p1", "2026-01-08T12:00:00+08:00", "4000.00")       # pays 3,600
+    close = story.buy("p2", "2026-01-09T12:00:00+08:00", "1000.00")     # pays 900 → 4,500
+    closer = story.buy("p3", "2026-01-10T12:00:00+08:00", "100.00")     # pays 90 → 4,590
+    assert [e for e in far.events if e.rule == "close-to-next-tier"] == []
+    assert [(e.rule, e.detail) for e in close.events if e.type == "signal"] == [
+        ("close-to-next-tier", "500.00 short of silver")]
+    assert signals(closer) == []
+
+
+def test_no_purchase_signal_fires_once_per_quiet_spell() -> None:
+    """churn-warning fires 90 days after each last purchase, once for each."""
+    story = Story(RFM, lr.MemberState(id="m"))
+    story.buy("p1", "2026-01-10T12:00:00+08:00", "100.00")
+    assert signals(story.advance("day 90", "2026-04-10T00:00:00+08:00")) == [
+        ("churn-warning", local("2026-04-10T00:00:00"))]
+    assert signals(story.advance("day 120", "2026-05-10T00:00:00+08:00")) == []
+    story.buy("p2", "2026-05-10T12:00:00+08:00", "100.00")
+    assert signals(story.advance("again", "2026-08-08T00:00:00+08:00")) == [
+        ("churn-warning", local("2026-08-08T00:00:00"))]
+
+
+def test_one_long_advance_ends_where_many_short_ones_do() -> None:
+    """Advancing gold-member Mei to March 2028 in one go or in five steps gives the same state
+    (tier, lots, totals, spend); only the version counter differs."""
+    story = Story(RFM, lr.MemberState(id="mei", joined=date(2026, 1, 5)))
+    story.buy("p1", "2026-01-08T12:00:00+08:00", "1000.00")
+    story.buy("p2", "2026-06-15T12:00:00+08:00", "30000.00")
+    start = story.state
+    at_once = step(start, lr.advance(RFM, start, "2028-03-01T00:00:00+08:00"))
+    stepwise = start
+    for until in ("2026-09-13T00:00:00+08:00", "2027-06-30T12:00:00+08:00",
+                  "2028-01-01T00:00:00+08:00", "2028-02-01T00:00:00+08:00",
+                  "2028-03-01T00:00:00+08:00"):
+        stepwise = step(stepwise, lr.advance(RFM, stepwise, until))
+    assert at_once.model_dump(exclude={"version"}) == stepwise.model_dump(exclude={"version"})
+    assert balance(at_once) == ("bronze", 27000, 0)      # gold → silver → bronze
+    assert at_once.totals == lr.PointsTotals(earned=900 + 27000, expired=900)
+
+
+# --- 7. referral ---------------------------------------------------------------------------------
+
+
+def test_referral_rewards_both_members_once() -> None:
+    """Bob's first purchase earns him 900 + 50 referee points and asks the host to give Ann 100."""
+    bob = Story(RFM, lr.MemberState(id="bob", referred_by="ann"))
+    d = bob.buy("b1", "2026-01-08T12:00:00+08:00", "1000.00")
+    assert [(p.rule, p.points) for p in d.points] == [("consumption", 900), ("referral", 50)]
+    assert d.points_total == 950
+    assert balance(bob.state) == ("bronze", 0, 950)
+    assert d.outbox == (lr.HostAction(id="referral:bob", member_id="ann", points=100,
+                                      rule="referral", reason="bob made a first purchase"),)
+    second = bob.buy("b2", "2026-01-09T12:00:00+08:00", "100.00")
+    assert (second.outbox, second.points_total) == ((), 90)
+
+    ann = Story(RFM, lr.MemberState(id="ann"))
+    c = ann.then("credit", lr.credit(RFM, ann.state, d.outbox[0], "2026-01-09T10:00:00+08:00"))
+    assert happened(c) == [("points_earned", "referral", 100)]
+    assert balance(ann.state) == (None, 100, 0)
+    again = lr.credit(RFM, ann.state, d.outbox[0].model_dump(), "2026-01-10T10:00:00+08:00")
+    assert (again.replayed, again.points_change) == (True, 0)
+    assert lr.apply(ann.state, again) is ann.state
+
+
+def test_referee_points_are_reversed_with_a_full_refund() -> None:
+    """Refunding bob's whole first purchase takes back the 950 points it earned, referral too."""
+    bob = Story(RFM, lr.MemberState(id="bob", referred_by="ann"))
+    bob.buy("b1", "2026-01-08T12:00:00+08:00", "1000.00")
+    d = bob.refund("r1", "2026-01-09T12:00:00+08:00", "b1")
+    assert d.refund is not None
+    assert (d.refund.points_reversed, d.refund.full) == (950, True)
+    assert balance(bob.state) == ("bronze", 0, 0)
+
+
+# --- 8. time zones: local midnight in the program's zone, whatever the machine's TZ --------------
+
+
+@pytest.fixture(params=["UTC", "America/Los_Angeles", "Pacific/Kiritimati"])
+def machine_tz(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+               ) -> Iterator[str]:
+    monkeypatch.setenv("TZ", request.param)
+    time.tzset()
+    yield request.param
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_expiry_is_at_shanghai_midnight(machine_tz: str) -> None:
+    """Retail points of 2026 expire at 2028-01-01 00:00 Shanghai, i.e. 2027-12-31 16:00 UTC."""
+    member = ok(lr.MemberState(id="li"))
+    member = step(member, lr.evaluate(RETAIL, member, txn(
+        "t1", "2026-03-03T12:00:00+08:00", "2000.00")))
+    assert member.lots[0].expires_at == datetime(2027, 12, 31, 16, tzinfo=UTC)
+    assert points_at(RETAIL, member, "2027-12-31T15:59:59+00:00") == 200
+    assert points_at(RETAIL, member, "2027-12-31T16:00:00+00:00") == 0
+
+
+def test_review_runs_at_shanghai_midnight(machine_tz: str) -> None:
+    """The 1 Feb review runs at 2026-01-31 16:00 UTC: a second earlier nothing happens."""
+    member = ok(lr.MemberState(id="m", tier="silver", tier_kept_until=date(2025, 12, 31),
+                               advanced_to=local("2026-01-20T00:00:00")))
+    before = lr.advance(RFM, member, "2026-01-31T15:59:59+00:00")
+    assert before.events == ()
+    d = lr.advance(RFM, member, "2026-01-31T16:00:00+00:00")
+    assert [(e.at, e.type, e.tier_from, e.tier_to) for e in d.events] == [
+        (local("2026-02-01T00:00:00"), "tier_downgraded", "silver", "bronze")]
+    ok(d.member_after)
+
+
+def test_daily_check_in_counts_shanghai_days(machine_tz: str) -> None:
+    """Check-ins at 23:30 and 00:30 Shanghai (15:30 and 16:30 UTC) fall on two days: 2 + 2."""
+    story = Story(RFM, lr.MemberState(id="m"))
+    first = story.act("c1", "2026-01-21T15:30:00+00:00", "check_in")
+    second = story.act("c2", "2026-01-21T16:30:00+00:00", "check_in")
+    third = story.act("c3", "2026-01-22T15:59:59+00:00", "check_in")
+    assert [x.points_change for x in (first, second, third)] == [2, 2, 0]
+    assert story.state.points == 4
+
+
+NEW_YORK = lr.load_program("""
+program: {id: ny, version: 1, currency: USD, timezone: America/New_York}
+tiers: [{id: basic}]
+earn: [{id: base, points: 1, per: 1}]
+ledger: {expiry: {months: 1}}
+""")
+
+
+def test_expiry_follows_the_program_zone_across_daylight_saving(machine_tz: str) -> None:
+    """Earned 1 Mar (EST) in New York: gone at 00:00 EDT on 2 Apr, i.e. 04:00 UTC."""
+    member = ok(lr.MemberState(id="m"))
+    member = step(member, lr.evaluate(NEW_YORK, member, txn(
+        "t1", "2026-03-01T12:00:00-05:00", "100.00")))
+    assert member.lots[0].expires_at == datetime(2026, 4, 2, 4, tzinfo=UTC)
+    assert points_at(NEW_YORK, member, "2026-04-02T03:59:59+00:00") == 100
+    assert points_at(NEW_YORK, member, "2026-04-02T04:00:00+00:00") == 0
