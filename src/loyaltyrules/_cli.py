@@ -11,6 +11,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
@@ -22,6 +23,7 @@ from ._engine import evaluate
 from ._errors import InputError, LoyaltyError, ProgramError
 from ._ledger import apply
 from ._lifecycle import advance, behaviour, redeem_reward, refund
+from ._lint import lint
 from ._member import MemberState, Transaction, coerce
 from ._model import ProgramModel
 from ._program import load_program
@@ -243,6 +245,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_lint(args: argparse.Namespace) -> int:
+    today = date.fromisoformat(args.today) if args.today else date.today()
+    worst = 0
+    for path in args.programs:
+        program = load_program(Path(path))
+        findings = lint(program, today=today)
+        for finding in findings:
+            print(str(finding))
+            if finding.severity == "error":
+                worst = max(worst, 2)
+            elif finding.severity == "warning":
+                worst = max(worst, 1)
+        if not findings:
+            print(f"{path}: no findings")
+    fail_at = {"error": 2, "warning": 1, "never": 3}[args.fail_on]
+    return EXIT_ERROR if worst >= fail_at else EXIT_OK
+
+
 def _cmd_test(args: argparse.Namespace) -> int:
     files = list(discover(args.paths))
     if not files:
@@ -308,6 +328,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--state-out", metavar="FILE", help="write final member states as JSONL")
     p.add_argument("--quiet", action="store_true", help="no progress or summary on stderr")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("lint", help="report design smells in programs, without running them")
+    p.add_argument("programs", nargs="+", metavar="PROGRAM")
+    p.add_argument("--today", metavar="YYYY-MM-DD", help="the date windows are judged against "
+                   "(default: today, from this machine's clock)")
+    p.add_argument("--fail-on", choices=("error", "warning", "never"), default="error",
+                   help="exit 1 when a finding this severe (or worse) is found")
+    p.set_defaults(func=_cmd_lint)
 
     p = sub.add_parser("test", help="run scenario files (*.scenarios.yaml)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders")

@@ -60,7 +60,9 @@ class _ScheduleDays:
         if days is None:
             start = datetime(day.year, 1, 1)
             end = datetime(day.year, 12, 31, 23, 59, 59)
-            days = frozenset(d.date() for d in self.rule.between(start, end, inc=True))
+            # bounded by the year's end, so even a sparse rule stops searching there
+            bounded = self.rule.replace(until=end)
+            days = frozenset(d.date() for d in bounded.between(start, end, inc=True))
             if len(self.years) > 200:
                 self.years.clear()
             self.years[day.year] = days

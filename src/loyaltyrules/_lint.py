@@ -33,7 +33,7 @@ from ._program import Program
 __all__ = ["CHECKS", "Check", "Finding", "Severity", "describe_checks", "lint"]
 
 Severity = Literal["error", "warning", "info"]
-Path = tuple[str | int, ...]
+_Path = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Finding:
     code: str
     severity: Severity
     message: str
-    path: Path = ()
+    path: _Path = ()
     source: str = "<program>"
     line: int | None = None
     column: int | None = None
@@ -80,7 +80,7 @@ class Finding:
 class _Smell:
     """What a check yields; :func:`lint` adds the code, the severity and the position."""
 
-    path: Path
+    path: _Path
     message: str
     hint: str | None = None
     severity: Severity | None = None  # None: the check's default
@@ -91,13 +91,32 @@ _HORIZON_YEARS = 100
 
 
 @dataclass
+class _Expansion:
+    """A schedule's days, expanded once and only as far as asked."""
+
+    occurrences: Iterator[datetime]
+    days: set[date] = field(default_factory=set)
+    reached: date = date.min  # every selected day up to here is in days
+
+    def selects(self, day: date) -> bool:
+        while self.reached < day:
+            occurrence = next(self.occurrences, None)
+            if occurrence is None:  # pragma: no cover - schedules never end (no UNTIL/COUNT)
+                self.reached = date.max
+                break
+            self.reached = occurrence.date()
+            self.days.add(self.reached)
+        return day in self.days
+
+
+@dataclass
 class _Context:
     """One lint run: the program, the day it is judged on, and schedule expansions."""
 
     program: Program
     today: date
     _possible: dict[Schedule, bool] = field(default_factory=dict)
-    _years: dict[tuple[Schedule, int], frozenset[date]] = field(default_factory=dict)
+    _expanded: dict[Schedule, _Expansion] = field(default_factory=dict)
 
     @property
     def model(self) -> ProgramModel:
@@ -123,14 +142,11 @@ class _Context:
         return known
 
     def selects(self, schedule: Schedule, day: date) -> bool:
-        key = (schedule, day.year)
-        days = self._years.get(key)
-        if days is None:
-            start = datetime(day.year, 1, 1)
-            end = datetime(day.year, 12, 31, 23, 59, 59)
-            days = frozenset(o.date() for o in schedule.build().between(start, end, inc=True))
-            self._years[key] = days
-        return day in days
+        """Is ``day`` one of the schedule's days? (For a schedule that selects some day.)"""
+        expansion = self._expanded.get(schedule)
+        if expansion is None:
+            expansion = self._expanded[schedule] = _Expansion(iter(schedule.build()))
+        return expansion.selects(day)
 
     def common_day(self, schedules: Sequence[Schedule], first: date, last: date) -> date | None:
         """The first local day in [first, last] that every schedule selects."""
@@ -277,7 +293,7 @@ def _tier_ladder(ctx: _Context) -> Iterator[_Smell]:
         if q is not None and q.when is not None:
             always = _always(q.when)
             others = bool(_metrics(q))
-            where: Path = ("tiers", i, "qualify", "when")
+            where: _Path = ("tiers", i, "qualify", "when")
             if always is False and (q.match == "all" or not others):
                 yield _Smell(where, f"{tier.id} can never be reached: its condition "
                              f"`{q.when.source}` is always false",
@@ -304,6 +320,8 @@ def _tier_ladder(ctx: _Context) -> Iterator[_Smell]:
         if q is None:
             continue
         earn, keep = _metrics(q), _metrics(r)
+        if r.match == "any" and len(keep) + (r.when is not None) > 1:
+            continue  # another way to keep the tier may be easier
         for metric in ("spend", "points", "orders"):
             if metric in earn and metric in keep and keep[metric] > earn[metric]:
                 yield _Smell(("tiers", i, "retain", metric),
@@ -317,7 +335,7 @@ def _tier_ladder(ctx: _Context) -> Iterator[_Smell]:
 # --- LR502 and LR503 windows ------------------------------------------------------------------
 
 
-def _windowed(ctx: _Context) -> Iterator[tuple[Path, str, Window]]:
+def _windowed(ctx: _Context) -> Iterator[tuple[_Path, str, Window]]:
     for section, i, rule in ctx.rules():
         if rule.window is not None:
             yield (section, i), rule.id, rule.window
@@ -345,7 +363,7 @@ def _windows_never(ctx: _Context) -> Iterator[_Smell]:
         schedule = rule.schedule
         if schedule is None:
             continue
-        where: Path = (section, i, "schedule")
+        where: _Path = (section, i, "schedule")
         if not ctx.possible(schedule):
             yield _Smell(where, f"the schedule {_describe(schedule)} falls on no day at all, "
                          f"so {rule.id} never applies",
@@ -519,7 +537,7 @@ def _none_safe(node: ast.AST, parent: ast.AST | None) -> bool:
     return left_ok and right_ok
 
 
-def _expressions(model: ProgramModel) -> Iterator[tuple[Path, Expression]]:
+def _expressions(model: ProgramModel) -> Iterator[tuple[_Path, Expression]]:
     for i, tier in enumerate(model.tiers):
         for part, q in (("qualify", tier.qualify), ("retain", tier.retain)):
             if q is not None and q.when is not None:
@@ -553,14 +571,14 @@ def _risky_reads(ctx: _Context) -> Iterator[_Smell]:
             if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
                     and node.value.id == "items" and isinstance(node.slice, ast.Constant)
                     and type(node.slice.value) is int and not counts_lines):
-                index = node.slice.value
+                index = node.slice.value  # a whole number >= 0: the loader allows no other
                 text = ast.unparse(node)
-                if (index >= 1 or index <= -2) and text not in said:
+                if index >= 1 and text not in said:
                     said.add(text)
                     yield _Smell(where, f"reads {text}, but a purchase may have a single line: "
                                  "for such purchases this condition fails with an error",
                                  "use has_category(), has_sku() or amount_in(), or check "
-                                 f"len(items) > {index if index >= 1 else -index - 1} first")
+                                 f"len(items) > {index} first")
                 continue
             name = _read(node)
             if name is None or name in guarded or name in said:
@@ -588,7 +606,7 @@ _MAX_FACTOR = Decimal(10)
 _MAX_BONUS = 100_000
 
 
-def _discount_bounds(where: Path, who: str, rate: Decimal) -> Iterator[_Smell]:
+def _discount_bounds(where: _Path, who: str, rate: Decimal) -> Iterator[_Smell]:
     if rate >= 1:
         yield _Smell(where, f"{who} gives {_pct(rate)} off: members pay nothing",
                      "a discount is what is taken off: 8折 (pay 80%) is 20%", "error")
@@ -597,7 +615,7 @@ def _discount_bounds(where: Path, who: str, rate: Decimal) -> Iterator[_Smell]:
                      "a discount is what is taken off: 8折 (pay 80%) is 20%")
 
 
-def _factor_bounds(where: Path, who: str, factor: Decimal) -> Iterator[_Smell]:
+def _factor_bounds(where: _Path, who: str, factor: Decimal) -> Iterator[_Smell]:
     if factor > _MAX_FACTOR:
         yield _Smell(where, f"{who} multiplies points by {_num(factor)}, more than "
                      f"{_num(_MAX_FACTOR)}×", "double points is a factor of 2")
@@ -707,7 +725,7 @@ def _caps_too_low(ctx: _Context) -> Iterator[_Smell]:
     limit = model.policies.points.max_per_transaction
     if limit is None:
         return
-    where: Path = ("policies", "points", "max_per_transaction")
+    where: _Path = ("policies", "points", "max_per_transaction")
     if limit == 0:
         yield _Smell(where, "max_per_transaction is 0, so no purchase earns any points",
                      "remove the limit or raise it", "error")

@@ -484,7 +484,11 @@ class Schedule(_Strict):
     def _valid(self) -> Schedule:
         if (self.rrule is None) == (self.freq is None):
             raise ValueError("give either an rrule string or freq (with by… fields), not both")
-        self.build()
+        rule = self.build()
+        horizon = datetime.combine(self.start, time(0)).replace(year=self.start.year + 10)
+        if rule.replace(until=horizon).after(datetime.combine(self.start, time(0)),
+                                             inc=True) is None:
+            raise ValueError("this schedule selects no day in ten years (e.g. 30 February)")
         return self
 
     def build(self) -> _rrule.rrule:

@@ -1,0 +1,601 @@
+"""Lint: each design smell is found, at the place it was written, and nothing else is."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from loyaltyrules import Program, ProgramError, load_program
+from loyaltyrules._errors import format_path
+from loyaltyrules._lint import CHECKS, Finding, describe_checks, lint
+
+ROOT = Path(__file__).resolve().parent.parent
+PROGRAMS = ROOT / "programs"
+TODAY = date(2026, 6, 1)
+
+# line 1 of every inline program below; the body starts on line 2
+META = "program: {id: p, version: 1, currency: CNY, timezone: Asia/Shanghai}\n"
+BASIC = "tiers:\n  - id: basic\n"  # lines 2-3
+
+
+def program(body: str) -> Program:
+    return load_program(META + body)
+
+
+def found(p: Program, today: date = TODAY) -> list[tuple[str, str, str, int | None, int | None]]:
+    """(code, severity, path, line, column) of every finding, in the order lint gives them."""
+    return [(f.code, f.severity, format_path(f.path), f.line, f.column)
+            for f in lint(p, today=today)]
+
+
+def position(path: Path, text: str, column_of: str | None = None) -> tuple[int, int]:
+    """Line and column of the first line holding ``text`` (at ``column_of`` within it):
+    bundled programs are edited by others, so their positions are looked up, not hard-coded."""
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if text in line:
+            return number, line.index(column_of or text) + 1
+    raise AssertionError(f"{text!r} not in {path}")
+
+
+# --- the table ---------------------------------------------------------------------------------
+
+
+def test_checks_table_lists_every_code_in_order_with_a_severity_and_description() -> None:
+    """describe_checks() gives code, default severity and a description for LR501…LR511."""
+    described = describe_checks()
+    assert [code for code, _, _ in described] == [f"LR5{n:02d}" for n in range(1, 12)]
+    assert list(CHECKS) == [code for code, _, _ in described]
+    for code, severity, description in described:
+        assert severity in ("error", "warning", "info")
+        assert description and "\n" not in description
+        assert CHECKS[code].severity == severity
+
+
+def test_finding_reads_as_where_what_and_which_check() -> None:
+    """A Finding prints as file:line:column: path: message [code severity], and is frozen."""
+    finding = Finding("LR502", "warning", "window ended 2025-12-31", ("promotions", 2),
+                      "programs/x.yaml", 14, 9)
+    assert str(finding) == (
+        "programs/x.yaml:14:9: promotions[2]: window ended 2025-12-31 [LR502 warning]")
+    with pytest.raises(AttributeError):
+        finding.code = "LR501"  # type: ignore[misc]
+
+
+# --- LR501 tiers -------------------------------------------------------------------------------
+
+
+def test_lr501_tier_whose_only_condition_is_always_false_can_never_be_reached() -> None:
+    """A tier that qualifies only on a constant-false `when` is an error at that `when`."""
+    p = program(BASIC + "  - id: vip\n"
+                        "    qualify: {when: \"1 > 2\"}\n")
+    assert found(p) == [("LR501", "error", "tiers[1].qualify.when", 5, 21)]
+
+
+def test_lr501_tier_whose_condition_is_always_true_takes_every_member() -> None:
+    """A qualify that is constant true (`True or …`) means every member reaches the tier."""
+    p = program(BASIC + "  - id: vip\n"
+                        "    qualify:\n"
+                        "      when: \"True or member.orders > 3\"\n")
+    assert found(p) == [("LR501", "warning", "tiers[1].qualify.when", 6, 13)]
+
+
+def test_lr501_false_condition_next_to_a_threshold_with_match_any_is_still_reachable() -> None:
+    """With match: any a spend threshold still reaches the tier, so no finding."""
+    p = program(BASIC + "  - id: vip\n"
+                        "    qualify: {spend: 100, when: \"False\", match: any}\n")
+    assert found(p) == []
+
+
+def test_lr501_tier_needing_exactly_what_a_lower_tier_needs() -> None:
+    """Two tiers with the same qualify: the lower one is never held."""
+    p = program(BASIC + "  - id: silver\n"
+                        "    qualify: {when: \"member.orders > 5\"}\n"
+                        "  - id: gold\n"
+                        "    qualify: {when: \"member.orders > 5\"}\n")
+    assert found(p) == [("LR501", "warning", "tiers[2].qualify", 7, 14)]
+
+
+def test_lr501_tier_harder_to_keep_than_to_earn() -> None:
+    """retain.spend above qualify.spend is reported at the retain value."""
+    p = program(BASIC + "  - id: silver\n"
+                        "    qualify: {spend: 5000}\n"
+                        "    retain: {spend: 6000}\n"
+                        "reviews: {schedule: {freq: monthly, bymonthday: 1}}\n")
+    [finding] = lint(p, today=TODAY)
+    assert (finding.code, finding.path, finding.line, finding.column) == (
+        "LR501", ("tiers", 1, "retain", "spend"), 6, 21)
+    assert "harder to keep than to earn" in finding.message
+    assert "6000" in finding.message and "5000" in finding.message
+
+
+def test_lr501_tier_that_can_never_be_kept() -> None:
+    """A retain condition that is always false drops every member at the next review."""
+    p = program(BASIC + "  - id: silver\n"
+                        "    qualify: {spend: 5000}\n"
+                        "    retain: {when: \"not True\"}\n"
+                        "reviews: {anniversary: true}\n")
+    assert found(p) == [("LR501", "warning", "tiers[1].retain.when", 6, 20)]
+
+
+def test_lr501_retain_with_an_easier_alternative_is_not_stricter() -> None:
+    """retain {spend: 6000, orders: 3, match: any} can be met by orders alone: no finding."""
+    p = program(BASIC + "  - id: silver\n"
+                        "    qualify: {spend: 5000}\n"
+                        "    retain: {spend: 6000, orders: 3, match: any}\n"
+                        "reviews: {anniversary: true}\n")
+    assert found(p) == []
+
+
+# --- LR502 and LR503 windows -------------------------------------------------------------------
+
+WINDOWS = """\
+perks:
+  - {id: mug}
+promotions:
+  - id: spring
+    window: {start: 2026-03-01, end: 2026-03-31}
+    bonus_points: 10
+    limit: {times: 1}
+  - id: launch
+    window:
+      end: "2026-04-01T12:00"
+    points_multiplier: 2
+rewards:
+  - id: mug
+    points: 100
+    perk: mug
+    window: {end: 2026-05-31}
+"""
+
+
+def test_lr502_windows_over_before_today_are_reported_at_their_end() -> None:
+    """Promotions and rewards whose window closed before `today` get an LR502 each."""
+    assert found(program(BASIC + WINDOWS), today=date(2026, 6, 1)) == [
+        ("LR502", "warning", "promotions[0].window.end", 8, 38),
+        ("LR502", "warning", "promotions[1].window.end", 13, 12),
+        ("LR502", "warning", "rewards[0].window.end", 19, 19),
+    ]
+
+
+def test_lr502_depends_only_on_the_today_passed_in() -> None:
+    """The same program gives more LR502 findings as `today` moves on, and the same ones for
+    the same day."""
+    p = program(BASIC + WINDOWS)
+    ended = [[f.path[:2] for f in lint(p, today=day)] for day in (
+        date(2026, 3, 31), date(2026, 4, 1), date(2026, 4, 2), date(2026, 6, 1))]
+    assert ended == [
+        [],                                         # the last day of spring still counts
+        [("promotions", 0)],                        # launch ends at noon today, not over yet
+        [("promotions", 0), ("promotions", 1)],
+        [("promotions", 0), ("promotions", 1), ("rewards", 0)],
+    ]
+    assert lint(p, today=date(2026, 4, 2)) == lint(p, today=date(2026, 4, 2))
+
+
+def test_lr502_message_reads_like_the_example() -> None:
+    """str(finding) is file:line:column: path: message — hint [code severity]."""
+    [first, *_] = lint(program(BASIC + WINDOWS), today=TODAY)
+    assert str(first).startswith(
+        "<program>:8:38: promotions[0].window.end: window ended 2026-03-31 — spring no longer "
+        "applies")
+    assert str(first).endswith(" [LR502 warning]")
+    assert first.as_dict()["path"] == "promotions[0].window.end"
+
+
+def test_lr503_schedule_with_no_day_inside_the_window() -> None:
+    """A Wednesday schedule in a Monday-to-Tuesday window never applies: an error at schedule."""
+    p = program(BASIC + "promotions:\n"
+                        "  - id: wednesdays\n"
+                        "    window: {start: 2026-03-02, end: 2026-03-03}\n"
+                        "    schedule: \"FREQ=WEEKLY;BYDAY=WE\"\n"
+                        "    points_multiplier: 2\n")
+    [finding] = lint(p, today=date(2026, 1, 1))
+    assert (finding.code, finding.severity, finding.path, finding.line, finding.column) == (
+        "LR503", "error", ("promotions", 0, "schedule"), 7, 15)
+    assert "between 2026-03-02 and 2026-03-03" in finding.message
+
+
+def test_schedule_that_selects_no_day_at_all_does_not_even_load() -> None:
+    """30 February never comes: the loader refuses the schedule, so lint never sees it."""
+    with pytest.raises(ProgramError, match="selects no day in ten years") as info:
+        program(BASIC + "promotions:\n"
+                        "  - id: feb30\n"
+                        "    schedule: {freq: yearly, bymonth: 2, bymonthday: 30}\n"
+                        "    points_multiplier: 2\n")
+    assert [(d.line, d.column) for d in info.value.diagnostics] == [(6, 15)]
+
+
+def test_lr503_reward_window_that_ends_before_it_starts() -> None:
+    """Reward windows are not checked at load, so lint reports an inverted one."""
+    p = program(BASIC + "rewards:\n"
+                        "  - id: tote\n"
+                        "    points: 500\n"
+                        "    window: {start: 2026-09-01, end: 2026-08-01}\n")
+    assert found(p, today=date(2026, 1, 1)) == [("LR503", "error", "rewards[0].window.end", 7, 38)]
+
+
+def test_lr503_schedule_with_a_day_in_the_window_is_fine() -> None:
+    """Member day on the 8th inside March 2026 is a normal program."""
+    p = program(BASIC + "promotions:\n"
+                        "  - id: member-day\n"
+                        "    window: {start: 2026-03-01, end: 2026-03-31}\n"
+                        "    schedule: {freq: monthly, bymonthday: 8}\n"
+                        "    points_multiplier: 2\n")
+    assert found(p, today=date(2026, 1, 1)) == []
+
+
+# --- LR504 exclusive promotions ----------------------------------------------------------------
+
+
+def exclusive_pair(first: str, second: str) -> Program:
+    return program(BASIC + "promotions:\n"
+                           "  - id: a\n"
+                           f"    {first}\n"
+                           "    discount: 20%\n"
+                           "    exclusive: true\n"
+                           "  - id: b\n"
+                           f"    {second}\n"
+                           "    discount: 30%\n"
+                           "    priority: 5\n"
+                           "    exclusive: true\n")
+
+
+def test_lr504_exclusive_promotions_in_overlapping_windows() -> None:
+    """Two exclusive promotions that meet in time and scope: reported at the second's flag."""
+    p = exclusive_pair("window: {start: 2026-11-01, end: 2026-11-30}",
+                       "window: {start: 2026-11-20, end: 2026-12-10}")
+    [finding] = lint(p, today=date(2026, 1, 1))
+    assert (finding.code, finding.severity, finding.path, finding.line, finding.column) == (
+        "LR504", "warning", ("promotions", 1, "exclusive"), 13, 16)
+    assert finding.message == (
+        "exclusive promotions a and b can both match one purchase from 2026-11-20: only b "
+        "applies and a is skipped without notice")
+
+
+def test_lr504_exclusive_promotions_whose_schedules_share_a_day() -> None:
+    """Wednesdays and the 8th of the month meet (first on 2026-04-08)."""
+    p = exclusive_pair("schedule: \"FREQ=WEEKLY;BYDAY=WE\"",
+                       "schedule: {freq: monthly, bymonthday: 8, start: 2026-01-01}")
+    [finding] = lint(p, today=date(2026, 1, 1))
+    assert finding.code == "LR504"
+    assert "on 2026-04-08" in finding.message
+
+
+def test_lr504_exclusive_promotions_with_disjoint_categories_still_collide() -> None:
+    """One basket can hold items of both scopes, so only one of the two applies."""
+    p = exclusive_pair("categories: [shoes]", "categories: [bags]")
+    [finding] = lint(p, today=TODAY)
+    assert finding.code == "LR504"
+    assert "at any time (one basket can hold items for both)" in finding.message
+
+
+@pytest.mark.parametrize(("first", "second"), [
+    ("window: {start: 2026-11-01, end: 2026-11-09}", "window: {start: 2026-11-10}"),
+    ("channels: [app]", "channels: [store]"),
+    ("tiers: [basic]", "tiers: [gold]"),
+    ("schedule: \"FREQ=WEEKLY;BYDAY=MO\"", "schedule: \"FREQ=WEEKLY;BYDAY=TU\""),
+])
+def test_lr504_exclusive_promotions_that_cannot_meet_are_fine(first: str, second: str) -> None:
+    """Disjoint windows (a date-only end includes that day), channels, tiers or schedules
+    keep exclusive promotions apart."""
+    p = program(BASIC + "  - {id: gold, qualify: {spend: 1000}}\n"
+                        "promotions:\n"
+                        f"  - {{id: a, {first}, discount: 20%, exclusive: true}}\n"
+                        f"  - {{id: b, {second}, discount: 30%, exclusive: true}}\n")
+    assert found(p, today=date(2026, 1, 1)) == []
+
+
+# --- LR505 perks -------------------------------------------------------------------------------
+
+
+def test_lr505_perk_that_nothing_grants() -> None:
+    """A declared perk granted by no tier, rule or reward is reported at its id."""
+    p = program("tiers:\n"
+                "  - {id: basic, perks: [wifi]}\n"
+                "perks:\n"
+                "  - id: wifi\n"
+                "  - id: lounge\n")
+    assert found(p) == [("LR505", "warning", "perks[1].id", 6, 9)]
+
+
+# --- LR506 expressions ------------------------------------------------------------------------
+
+
+def test_lr506_second_purchase_line() -> None:
+    """items[1] fails on a one-line purchase unless the condition checks len(items)."""
+    p = program(BASIC + "promotions:\n"
+                        "  - id: pair\n"
+                        "    when: \"items[1].category == 'socks'\"\n"
+                        "    bonus_points: 5\n"
+                        "    limit: {times: 1, per: day}\n"
+                        "  - id: guarded\n"
+                        "    when: \"len(items) > 1 and items[1].category == 'socks'\"\n"
+                        "    bonus_points: 5\n"
+                        "    limit: {times: 1, per: day}\n")
+    [finding] = lint(p, today=TODAY)
+    assert (finding.code, finding.severity, finding.path, finding.line, finding.column) == (
+        "LR506", "warning", ("promotions", 0, "when"), 6, 11)
+    assert finding.message.startswith("reads items[1], but a purchase may have a single line")
+
+
+def test_lr506_optional_member_field_without_a_none_check() -> None:
+    """member.joined compared with >= fails for members without a join date."""
+    p = program(BASIC + "earn:\n"
+                        "  - id: loyal\n"
+                        "    points: 1\n"
+                        "    when: \"member.joined <= date(2020, 1, 1)\"\n")
+    [finding] = lint(p, today=TODAY)
+    assert (finding.code, finding.severity, finding.path, finding.line, finding.column) == (
+        "LR506", "warning", ("earn", 0, "when"), 7, 11)
+    assert "member.joined" in finding.message
+    assert finding.hint == "write `member.joined is not None and …`"
+
+
+@pytest.mark.parametrize("condition", [
+    "member.joined is not None and member.joined <= date(2020, 1, 1)",
+    "member.birthday and month(member.birthday) == 3",
+    "days_since(member.last_purchase) is None or days_since(member.last_purchase) > 90",
+    "txn.store == 'S1'",
+    "txn.store in ['S1', 'S2']",
+    "is_birthday('month')",
+    "items[0].category == 'socks'",
+])
+def test_lr506_guarded_or_none_safe_reads_are_fine(condition: str) -> None:
+    """Reads that check for None, or that simply come out false for None, are not reported."""
+    p = program(BASIC + f"earn:\n  - id: e\n    points: 1\n    when: \"{condition}\"\n")
+    assert found(p) == []
+
+
+def test_lr506_optional_store_used_in_an_ordering() -> None:
+    """txn.store > 'S5' raises for an online order without a store."""
+    p = program(BASIC + "earn:\n  - id: e\n    points: 1\n    when: \"txn.store > 'S5'\"\n")
+    assert found(p) == [("LR506", "warning", "earn[0].when", 7, 11)]
+
+
+def test_lr506_host_data_is_information() -> None:
+    """txn.attrs and member.attrs reads are one info finding listing the keys; a key the
+    condition checks for is left out."""
+    p = program(BASIC + "multipliers:\n"
+                        "  - id: m\n"
+                        "    factor: 2\n"
+                        "    when: \"txn.attrs.coupon == 'X' and member.attrs['vip'] == True"
+                        " and ('ok' in txn.attrs and txn.attrs.ok)\"\n")
+    [finding] = lint(p, today=TODAY)
+    assert (finding.code, finding.severity, finding.path, finding.line, finding.column) == (
+        "LR506", "info", ("multipliers", 0, "when"), 7, 11)
+    assert "(txn.attrs.coupon, member.attrs.vip)" in finding.message
+
+
+# --- LR507 bounds ------------------------------------------------------------------------------
+
+
+def test_lr507_discounts_multipliers_bonuses_and_point_values_out_of_bounds() -> None:
+    """Each out-of-bounds number is reported at its own value, 100% off as an error."""
+    p = program("tiers:\n"                                      # 2
+                "  - id: basic\n"                               # 3
+                "    discount: 60%\n"                           # 4
+                "    points_multiplier: 12\n"                   # 5
+                "multipliers:\n"                                # 6
+                "  - {id: x, factor: 11}\n"                     # 7
+                "promotions:\n"                                 # 8
+                "  - id: free\n"                                # 9
+                "    discount: 100%\n"                          # 10
+                "    bonus_points: 200000\n"                    # 11
+                "    limit: {times: 1}\n"                       # 12
+                "  - id: fine\n"                                # 13
+                "    discount: {percent: 45%}\n"                # 14
+                "    points_multiplier: 10\n"                   # 15
+                "redemption: {points: 1, value: 2}\n"           # 16
+                "policies:\n"                                   # 17
+                "  discounts: {max_total: 100%}\n")             # 18
+    assert found(p) == [
+        ("LR507", "warning", "tiers[0].discount", 4, 15),
+        ("LR507", "warning", "tiers[0].points_multiplier", 5, 24),
+        ("LR507", "warning", "multipliers[0].factor", 7, 21),
+        ("LR507", "error", "promotions[0].discount", 10, 15),
+        ("LR507", "warning", "promotions[0].bonus_points", 11, 19),
+        ("LR507", "warning", "redemption.value", 16, 32),
+        ("LR507", "warning", "policies.discounts.max_total", 18, 26),
+    ]
+
+
+def test_lr507_messages_name_the_numbers() -> None:
+    """The designer reads the offending number and its rule in the message."""
+    p = program(BASIC + "redemption: {points: 10, value: 20}\n")
+    [finding] = lint(p, today=TODAY)
+    assert finding.message == "each point pays 2 CNY: 10 points pay 20 CNY"
+
+
+# --- LR508 benefits along the tiers ------------------------------------------------------------
+
+
+def test_lr508_higher_tier_with_smaller_multiplier_or_missing_perk() -> None:
+    """Multiplier compared with the nearest lower tier that earns more; perks with the tier
+    just below."""
+    p = program("tiers:\n"                                               # 2
+                "  - {id: a, points_multiplier: 2, perks: [wifi]}\n"     # 3
+                "  - id: b\n"                                            # 4
+                "    qualify: {spend: 100}\n"                            # 5
+                "    points_multiplier: 1.5\n"                           # 6
+                "    perks: [lounge]\n"                                  # 7
+                "perks: [{id: wifi}, {id: lounge}]\n")                   # 8
+    assert found(p) == [
+        ("LR508", "warning", "tiers[1].points_multiplier", 6, 24),
+        ("LR508", "warning", "tiers[1].perks", 7, 12),
+    ]
+    messages = [f.message for f in lint(p, today=TODAY)]
+    assert messages == ["b earns points ×1.5, less than a's ×2",
+                        "b does not get wifi, which a gets"]
+
+
+def test_lr508_tier_without_a_discount_above_one_with_a_discount() -> None:
+    """A missing discount counts as 0% and names the nearest lower tier that gives more."""
+    p = program("tiers:\n"
+                "  - {id: a, discount: 10%}\n"
+                "  - {id: b, qualify: {spend: 100}, discount: 12%}\n"
+                "  - {id: c, qualify: {spend: 200}}\n")
+    [finding] = lint(p, today=TODAY)
+    assert (finding.path, finding.line, finding.column) == (("tiers", 2, "discount"), 5, 5)
+    assert finding.message == "c gives 0% off, less than b's 12%"
+
+
+def test_lr508_rfm_3tier_reports_the_plans_shrinking_discounts() -> None:
+    """Mechanism B's bronze 10% / silver 5% / gold 2%: two LR508s at the higher tiers'
+    discount values, and nothing else."""
+    path = PROGRAMS / "rfm-3tier.yaml"
+    p = load_program(path)
+    silver = position(path, "discount: 9.5折", "9.5折")
+    gold = position(path, "discount: 9.8折", "9.8折")
+    assert found(p) == [
+        ("LR508", "warning", "tiers[1].discount", *silver),
+        ("LR508", "warning", "tiers[2].discount", *gold),
+    ]
+    assert [f.message for f in lint(p, today=TODAY)] == [
+        "silver gives 5% off, less than bronze's 10%",
+        "gold gives 2% off, less than silver's 5%",
+    ]
+    assert str(lint(p, today=TODAY)[0]).startswith(
+        f"{path}:{silver[0]}:{silver[1]}: tiers[1].discount: silver gives 5% off")
+
+
+def test_ignore_in_the_program_silences_a_code() -> None:
+    """`lint: {ignore: [LR508]}` drops the LR508 findings and nothing else."""
+    text = (PROGRAMS / "rfm-3tier.yaml").read_text(encoding="utf-8")
+    assert lint(load_program(text + "\nlint: {ignore: [LR508]}\n"), today=TODAY) == []
+    p = program(BASIC + "perks: [{id: unused}]\n"
+                        "lint: {ignore: [LR508, LR501]}\n")
+    assert [f.code for f in lint(p, today=TODAY)] == ["LR505"]
+
+
+# --- LR509 caps --------------------------------------------------------------------------------
+
+
+def test_lr509_caps_of_zero_and_below_one_block() -> None:
+    """A cap of 0 never earns (error); a cap below one block truncates every purchase."""
+    p = program(BASIC + "earn:\n"                                             # 4
+                        "  - {id: none, points: 1, cap: 0}\n"                 # 5
+                        "  - {id: tiny, points: 10, per: 100, cap: 5}\n"      # 6
+                        "  - {id: ok, points: 10, per: 100, cap: 10}\n"       # 7
+                        "policies:\n"                                         # 8
+                        "  points: {max_per_transaction: 8}\n")               # 9
+    assert found(p) == [
+        ("LR509", "error", "earn[0].cap", 5, 32),
+        ("LR509", "warning", "earn[1].cap", 6, 43),
+        ("LR509", "warning", "policies.points.max_per_transaction", 9, 33),
+    ]
+    assert lint(p, today=TODAY)[1].message == (
+        "the cap 5 is below one block (100 CNY earn 10 points): every purchase of one block or "
+        "more is cut to the cap")
+
+
+def test_lr509_cap_below_one_block_with_reject_is_an_error() -> None:
+    """With `cap: reject` such a purchase earns nothing from the rule at all."""
+    p = program(BASIC + "earn:\n  - {id: tiny, points: 10, per: 100, cap: 5}\n"
+                        "policies: {points: {cap: reject}}\n")
+    [finding] = lint(p, today=TODAY)
+    assert (finding.severity, finding.line) == ("error", 5)
+    assert "earns nothing" in finding.message
+
+
+# --- LR510 repeatable gifts --------------------------------------------------------------------
+
+
+def test_lr510_bonus_and_perk_without_a_usage_limit() -> None:
+    """Flat bonuses without a limit are information; limited or first-order ones are not."""
+    p = program(BASIC + "perks: [{id: gift}]\n"                               # 4
+                        "promotions:\n"                                       # 5
+                        "  - id: bonus\n"                                     # 6
+                        "    bonus_points: 50\n"                              # 7
+                        "    perk: gift\n"                                    # 8
+                        "  - {id: once, bonus_points: 50, limit: {times: 1}}\n"
+                        "  - {id: welcome, bonus_points: 50, when: \"member.orders == 0\"}\n")
+    assert found(p) == [
+        ("LR510", "info", "promotions[0].bonus_points", 7, 19),
+        ("LR510", "info", "promotions[0].perk", 8, 11),
+    ]
+
+
+# --- LR511 settings without effect -------------------------------------------------------------
+
+
+def test_lr511_exclusive_on_a_birthday_rule_and_retain_that_is_never_checked() -> None:
+    """`exclusive` only applies to promotions; retain needs reviews and a tier to drop from."""
+    p = program("tiers:\n"                                               # 2
+                "  - id: basic\n"                                        # 3
+                "    retain: {spend: 1}\n"                               # 4
+                "  - id: silver\n"                                       # 5
+                "    qualify: {spend: 100}\n"                            # 6
+                "    retain: {spend: 50}\n"                              # 7
+                "birthday:\n"                                            # 8
+                "  - {id: bday, on: birthday, points_multiplier: 2, exclusive: true}\n")
+    assert found(p) == [
+        ("LR511", "warning", "tiers[0].retain", 4, 13),
+        ("LR511", "warning", "tiers[1].retain", 7, 13),
+        ("LR511", "warning", "birthday[0].exclusive", 9, 63),
+    ]
+
+
+# --- the whole program -------------------------------------------------------------------------
+
+
+def test_findings_are_sorted_by_line_then_column() -> None:
+    """Findings of different checks come out in the order they appear in the file."""
+    p = program("tiers:\n"
+                "  - id: basic\n"
+                "    discount: 20%\n"
+                "  - {id: silver, qualify: {spend: 10}, discount: 10%, perks: [p]}\n"
+                "perks: [{id: p}, {id: q}]\n"
+                "promotions:\n"
+                "  - {id: old, window: {end: 2020-01-01}, discount: 60%}\n")
+    findings = lint(p, today=TODAY)
+    assert [(f.code, f.line) for f in findings] == [
+        ("LR508", 5), ("LR505", 6), ("LR502", 8), ("LR507", 8)]
+    assert [(f.line, f.column) for f in findings] == sorted((f.line, f.column) for f in findings)
+
+
+def test_program_built_from_a_dict_has_findings_without_positions() -> None:
+    """Without a source map a finding still names its path; str() then has no line."""
+    p = Program.from_dict({
+        "program": {"id": "p", "version": "1", "currency": "CNY", "timezone": "Asia/Shanghai"},
+        "tiers": [{"id": "basic"}], "perks": [{"id": "lost"}]})
+    [finding] = lint(p, today=TODAY)
+    assert (finding.line, finding.column) == (None, None)
+    assert str(finding) == ("<dict>: perks[0].id: perk lost is declared but no tier, rule or "
+                            "reward grants it — grant it (a tier's perks, a rule's or a reward's "
+                            "perk) or remove it [LR505 warning]")
+
+
+@pytest.mark.parametrize("today", [date(2026, 3, 1), date(2027, 1, 15)])
+def test_retail_4tier_is_clean(today: date) -> None:
+    """Mechanism A as designed has no smells, before and after any date."""
+    assert lint(load_program(PROGRAMS / "retail-4tier.yaml"), today=today) == []
+
+
+def test_coffee_club_is_clean_while_its_windows_run() -> None:
+    """Coffee Club in mid-2026: nothing to say while its two promotion windows are open."""
+    assert lint(load_program(PROGRAMS / "coffee-club.yaml"), today=date(2026, 6, 1)) == []
+
+
+def test_coffee_club_reports_its_ended_windows_in_2027() -> None:
+    """After 2026 the Wednesday and Black Friday windows are over: two LR502s, nothing else."""
+    path = PROGRAMS / "coffee-club.yaml"
+    wednesday = position(path, "window: {start: 2026-01-01, end: 2026-12-31}", "2026-12-31")
+    friday = position(path, 'end: "2026-11-28T00:00"', '"2026-11-28T00:00"')
+    assert found(load_program(path), today=date(2027, 1, 15)) == [
+        ("LR502", "warning", "promotions[0].window.end", *wednesday),
+        ("LR502", "warning", "promotions[5].window.end", *friday),
+    ]
+    # Black Friday's window ends at midnight starting 28 November: over from that day on
+    assert [f.path[1] for f in lint(load_program(path), today=date(2026, 11, 27))] == []
+    assert [f.path[1] for f in lint(load_program(path), today=date(2026, 11, 28))] == [5]
+
+
+def test_reference_4tier_only_notes_its_repeatable_double_eleven_bonus() -> None:
+    """The benchmark program's 11.11 bonus has no usage limit: one info finding."""
+    path = PROGRAMS / "reference-4tier.yaml"
+    assert found(load_program(path)) == [
+        ("LR510", "info", "promotions[0].bonus_points",
+         *position(path, "bonus_points: 500", "500")),
+    ]
