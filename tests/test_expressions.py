@@ -592,7 +592,8 @@ def test_every_bad_expression_is_reported_at_once() -> None:
         ("weekday(today, 1) == 1", "weekday() takes 1 argument(s), got 2"),
         ("min() == 0", "min() takes at least 1 argument(s), got 0"),
         ("abs(1, 2) == 1", "abs() takes 1 argument(s), got 2"),
-        ("max(1, 2, default=0) == 2", "keyword are not allowed in expressions"),
+        ("max(1, 2, default=0) == 2",
+         "keyword arguments (name=value) are not allowed in expressions"),
     ],
 )
 def test_wrong_arity(source: str, message: str) -> None:

@@ -306,7 +306,8 @@ CONSISTENCY_PROBLEMS = [
     ("LR403", "birthday[1].perk", 18, 36, "unknown perk 'gifft'", "did you mean 'gift'?"),
     ("LR402", "promotions[0].tiers[0]", 21, 13, "unknown tier 'silvr'",
      "did you mean 'silver'?"),
-    ("LR408", "promotions[1].window.end", 25, 38, "the window ends before it starts", None),
+    ("LR408", "promotions[1].window.end", 25, 38,
+     "the window ends before (or when) it starts", None),
 ]
 
 

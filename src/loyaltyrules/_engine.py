@@ -469,7 +469,8 @@ def _earn(ctx: _Ctx, tier: TierPlan, paid: list[Decimal],
 
     share: list[Decimal] | None = None
     if ctx.pwp and not plan.points_paid_earns:
-        share = allocate(ctx.pwp, paid, q)
+        # the points-paid part of the goods (points paying shipping or tax earn nothing here)
+        share = allocate(min(ctx.pwp, sum(paid, _ZERO)), paid, q)
 
     lines: list[PointsLine] = []
     for ep in plan.earn:

@@ -381,7 +381,7 @@ def _earn(fp: Any, lazy: _Lazy, m: MemberState, t: Transaction, items: Sequence[
             factors.append(fr.points_multiplier)
     multiplier = _combine(factors, how)
     weights = None if item_factors is None else [_combine(w, how) for w in item_factors]
-    share = allocate(pwp, paid, fp.quantum) if pwp else None
+    share = allocate(min(pwp, sum(paid, _ZERO)), paid, fp.quantum) if pwp else None
 
     lines: list[PointsLine] = []
     for ep in fp.earn:

@@ -113,7 +113,8 @@ _RATE_SCHEMA = {
     ],
     "description": "a fraction 0..1, a percentage like '20%', or Chinese notation like '8折'",
 }
-_money_serializer = PlainSerializer(lambda d: format(d, "f"), return_type=str)
+# program numbers are written normalised: 0.2, 0.20 and 20% are the same rate (and hash)
+_money_serializer = PlainSerializer(lambda d: format(d.normalize(), "f"), return_type=str)
 
 Money = Annotated[
     Decimal, BeforeValidator(_non_negative_money), _money_serializer, WithJsonSchema(_NUMBER_SCHEMA)
@@ -137,7 +138,17 @@ def _text_id(value: Any) -> Any:
 
 Id = Annotated[str, BeforeValidator(_text_id),
                Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", max_length=64)]
-Ids = tuple[Annotated[str, BeforeValidator(_text_id), Field(min_length=1, max_length=64)], ...]
+def _one_or_many(value: Any) -> Any:
+    """`categories: wine` means `categories: [wine]`."""
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return [value]
+    return value
+
+
+Ids = Annotated[
+    tuple[Annotated[str, BeforeValidator(_text_id), Field(min_length=1, max_length=64)], ...],
+    BeforeValidator(_one_or_many),
+]
 
 
 def _strict_int(value: Any) -> Any:
@@ -338,7 +349,6 @@ class EarnRule(_Strict):
     when: Expr | None = None
     base_rounding: RoundingMode | None = None
     cap: WholeNumber | None = Field(default=None, ge=0)
-    priority: WholeNumber = 0
 
 
 class Multiplier(_Strict):
@@ -484,6 +494,9 @@ class Schedule(_Strict):
     def _valid(self) -> Schedule:
         if (self.rrule is None) == (self.freq is None):
             raise ValueError("give either an rrule string or freq (with by… fields), not both")
+        if self.bymonthday is not None and 0 in self.bymonthday:
+            raise ValueError("bymonthday counts 1…31 from the start of the month or -1…-31 "
+                             "from its end; 0 is not a day")
         rule = self.build()
         horizon = datetime.combine(self.start, time(0)).replace(year=self.start.year + 10)
         if rule.replace(until=horizon).after(datetime.combine(self.start, time(0)),

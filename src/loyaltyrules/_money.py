@@ -152,7 +152,8 @@ def parse_rate(value: object) -> Decimal:
         rate = parse_money(value)
     if not Decimal(0) <= rate <= Decimal(1):
         hint = ""
-        if Decimal(1) < rate <= Decimal(100):
+        written_as_percent = isinstance(value, str) and value.strip().endswith("%")
+        if Decimal(1) < rate <= Decimal(100) and not written_as_percent:
             hint = f" — did you mean {rate.normalize():f}% ({(rate / 100).normalize():f})?"
         raise ValueError(f"must be between 0 and 1 (got {value}){hint}")
     return rate

@@ -469,7 +469,7 @@ def _cross_checks(parts: _Parts, smap: SourceMap) -> list[Diagnostic]:
                 start, end = r.window.bounds(parts.zone)
                 if start is not None and end is not None and end <= start:
                     out.append(smap.diagnostic(
-                        "LR408", "the window ends before it starts",
+                        "LR408", "the window ends before (or when) it starts",
                         (section, i, "window", "end")))
     for i, e in parts.earn:
         overlap = set(e.categories) & set(e.exclude_categories)
