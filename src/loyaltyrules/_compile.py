@@ -176,6 +176,7 @@ class FastRule:
     end: datetime | None
     days: _ScheduleDays | None
     channels: frozenset[str]
+    has_other_effects: bool
 
 
 @dataclass(slots=True)
@@ -416,6 +417,8 @@ def _fast_rule(rp: RulePlan, model: ProgramModel) -> FastRule:
         end=rp.end,
         days=rp.days,
         channels=rp.channels,
+        has_other_effects=any(x is not None for x in (
+            rule.points_multiplier, rule.bonus_points, rule.perk)),
     )
 
 

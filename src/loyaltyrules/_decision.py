@@ -29,7 +29,8 @@ __all__ = [
 
 Factor = Annotated[Decimal, PlainSerializer(lambda d: format(d, "f"), return_type=str)]
 
-RuleKind = Literal["tier", "earn", "multiplier", "birthday", "promotion", "qualification", "cap"]
+RuleKind = Literal["tier", "earn", "multiplier", "birthday", "promotion", "qualification", "cap",
+                   "redemption"]
 Status = Literal["fired", "not_matched", "skipped", "capped", "error"]
 
 

@@ -724,7 +724,7 @@ def _run(
     payable = due - pwp
     ctx.pwp = pwp
     if redeemed and tracing:
-        ctx.note("redemption", "promotion", "fired",
+        ctx.note("redemption", "redemption", "fired",
                  f"{redeemed} points pay {_fmt(pwp)} (积分抵现)")
 
     # rules that need the paid amount, and rules whose threshold was not reached, drop out
@@ -739,7 +739,8 @@ def _run(
                          f"amount paid {_fmt(goods_paid)} below min_paid {_fmt(rule.min_paid)}")
             continue
         kept.append(rp)
-        if rule.discount is None:
+        # a rule whose discount was not the best still gives its other effects
+        if (rule.discount is None or rule.id not in ctx.fired) and _effects_text(rule):
             ctx.fire(rule.id, rp.kind, _effects_text(rule) if tracing else None)
 
     # 3. qualifying spend
@@ -804,9 +805,9 @@ def _run(
         "total_discount": ctx.list_total - goods_paid,
         "line_paid": tuple(paid),
         "goods_paid": goods_paid,
-        "shipping": t.shipping,
-        "tax": t.tax,
-        "paid_with_points": pwp,
+        "shipping": t.shipping.quantize(program.quantum),
+        "tax": t.tax.quantize(program.quantum),
+        "paid_with_points": pwp.quantize(program.quantum),
         "payable": payable,
         "qualifying_spend": spend,
         "points": tuple(points_lines),

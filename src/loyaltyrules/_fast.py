@@ -138,7 +138,7 @@ def _run(program: Any, plan: Plan, m: MemberState, t: Transaction, amounts: list
     for d in discount_lines:
         fired[d.rule] = None
     for fr in kept:
-        if fr.source is None:
+        if (fr.source is None or fr.id not in fired) and fr.has_other_effects:
             fired[fr.id] = None
     points_lines = _earn(fp, lazy, m, t, items, amounts, paid, benefits, kept, tier_id, fired,
                          pwp if not plan.points_paid_earns else _ZERO) if fp.earn else []
@@ -190,9 +190,9 @@ def _run(program: Any, plan: Plan, m: MemberState, t: Transaction, amounts: list
         "total_discount": list_total - goods_paid,
         "line_paid": tuple(paid),
         "goods_paid": goods_paid,
-        "shipping": t.shipping,
-        "tax": t.tax,
-        "paid_with_points": pwp,
+        "shipping": t.shipping.quantize(fp.quantum),
+        "tax": t.tax.quantize(fp.quantum),
+        "paid_with_points": pwp.quantize(fp.quantum),
         "payable": payable,
         "qualifying_spend": spend,
         "points": tuple(points_lines),

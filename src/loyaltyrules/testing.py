@@ -551,10 +551,9 @@ def _events(draw: st.DrawFn, facts: _Facts, max_steps: int) -> list[dict[str, An
         if n:
             at = at + draw(st.sampled_from(gaps))
         text = at.astimezone(facts.zone).isoformat()
-        latest = max((b.at for b in bought), default=at)
-        # a purchase older than refund_days is forgotten at the next purchase
+        # a purchase can be refunded for ledger.refund_days (and is forgotten after that)
         open_ = [b for b in bought if not b.full
-                 and b.at >= latest - timedelta(days=facts.refund_days)]
+                 and at <= b.at + timedelta(days=facts.refund_days)]
         kinds = ["purchase", "advance"]
         if open_:
             kinds.insert(1, "refund")
