@@ -23,6 +23,14 @@ from ._decision import (
 )
 from ._engine import evaluate
 from ._errors import Diagnostic, EvaluationError, InputError, LoyaltyError, ProgramError
+from ._household import (
+    HouseholdChange,
+    household_contribute,
+    household_join,
+    household_leave,
+    household_withdraw,
+    with_household,
+)
 from ._ledger import apply
 from ._lifecycle import (
     advance,
@@ -35,6 +43,7 @@ from ._lifecycle import (
     refund,
 )
 from ._member import (
+    HouseholdState,
     LineItem,
     MemberState,
     PointsLot,
@@ -54,6 +63,8 @@ __all__ = [
     "EvaluationError",
     "GiftDecision",
     "HostAction",
+    "HouseholdChange",
+    "HouseholdState",
     "InputError",
     "LifecycleDecision",
     "LifecycleEvent",
@@ -82,7 +93,12 @@ __all__ = [
     "credit",
     "evaluate",
     "gift",
+    "household_contribute",
+    "household_join",
+    "household_leave",
+    "household_withdraw",
     "load_program",
     "redeem_reward",
     "refund",
+    "with_household",
 ]

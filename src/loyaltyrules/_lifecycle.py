@@ -251,6 +251,10 @@ def window_months(model: ProgramModel, member: MemberState, today: date) -> list
 
 
 def window_spend(model: ProgramModel, member: MemberState, today: date) -> Decimal:
+    households = model.households
+    if households is not None and households.tiers_on == "group" \
+            and member.household_spend is not None:
+        return member.household_spend
     months = window_months(model, member, today)
     if months is None:
         return member.qualifying_spend

@@ -25,6 +25,7 @@ from ._errors import InputError, format_path
 from ._money import parse_money
 
 __all__ = [
+    "HouseholdState",
     "LineItem",
     "MemberState",
     "PointsLot",
@@ -109,6 +110,22 @@ class PurchaseRecord(_Input):
     spend_reversed: Money = Decimal(0)
 
 
+class HouseholdState(_Input):
+    """A household's pool (家庭共享): points lots of its own, who contributed what, and the
+    group's qualifying spend. The host stores it next to the members' states."""
+
+    id: str = Field(min_length=1, max_length=128)
+    owner: str
+    members: tuple[str, ...]
+    lots: tuple[PointsLot, ...] = ()
+    totals: PointsTotals = PointsTotals()
+    contributions: dict[str, int] = Field(default_factory=dict)
+    spend: Money = Decimal(0)
+    points: int = 0
+    recent_events: tuple[str, ...] = ()
+    version: int = Field(default=0, ge=0)
+
+
 class MemberState(_Input):
     """Everything the engine needs to know about a member; the host stores it between events.
 
@@ -137,6 +154,8 @@ class MemberState(_Input):
     advanced_to: AwareDatetime | None = None
     signals: dict[str, str] = Field(default_factory=dict)
     referred_by: str | None = None
+    household: str | None = None
+    household_spend: Money | None = None
     points_debt: int = Field(default=0, ge=0)
     version: int = Field(default=0, ge=0)
     attrs: dict[str, Attr] = Field(default_factory=dict)

@@ -684,6 +684,16 @@ class Referral(_Strict):
     referee_points: WholeNumber = Field(default=0, ge=0)
 
 
+class Households(_Strict):
+    """``households:`` — 家庭共享: members pool points into a household."""
+
+    share: Rate
+    redeem: Literal["all", "owner"] = "all"
+    tiers_on: Literal["individual", "group"] = "individual"
+    on_leave: Literal["stay", "take_share", "forfeit"] = "stay"
+    max_members: WholeNumber = Field(default=6, ge=2, le=100)
+
+
 class Gifting(_Strict):
     """``gifting:`` — 权益共享: members may give points to each other, within limits."""
 
@@ -745,6 +755,7 @@ class ProgramModel(_Strict):
     behaviours: tuple[Behaviour, ...] = ()
     referral: Referral | None = None
     gifting: Gifting | None = None
+    households: Households | None = None
     signals: tuple[Signal, ...] = ()
     invariants: tuple[Invariant, ...] = ()
     lint: LintSettings = LintSettings()

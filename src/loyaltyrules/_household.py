@@ -1,0 +1,204 @@
+"""Households (家庭共享): members pool a share of their points, as pure state transitions.
+
+A household is its own state (:class:`HouseholdState`) with a pool of points lots. Each
+function takes the household and one member and returns both next states together
+(:class:`HouseholdChange`); the host stores both or neither. The pool keeps the same ledger
+identity as a member: earned − redeemed − expired − reversed = points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+
+from ._decision import Decision, new
+from ._errors import InputError
+from ._lifecycle import _Book, _instant, expires_at
+from ._member import HouseholdState, MemberState, PointsLot, PointsTotals, coerce
+
+__all__ = [
+    "HouseholdChange",
+    "household_contribute",
+    "household_join",
+    "household_leave",
+    "household_withdraw",
+    "with_household",
+]
+
+
+@dataclass(frozen=True)
+class HouseholdChange:
+    """The household's and the member's next states, to be stored together."""
+
+    household: HouseholdState
+    member: MemberState
+    points: int
+    detail: str
+
+
+def _rules(program: Any) -> Any:
+    rules = program.model.households
+    if rules is None:
+        raise InputError("this program has no households (家庭共享) section", kind="household")
+    return rules
+
+
+def _pool_book(household: HouseholdState, now: datetime) -> _Book:
+    """The pool as a book: a member state whose lots are the pool's."""
+    shell = MemberState(id=f"household:{household.id}", lots=household.lots,
+                        totals=household.totals, points=household.points)
+    return _Book(shell, now)
+
+
+def _pool_state(household: HouseholdState, book: _Book, **updates: Any) -> HouseholdState:
+    totals = new(PointsTotals, earned=book.earned, redeemed=book.redeemed,
+                 expired=book.expired, reversed=book.reversed, shortfall=book.shortfall)
+    return household.model_copy(update={
+        "lots": tuple(book.lots), "totals": totals, "points": book.available(),
+        "version": household.version + 1, **updates})
+
+
+def household_join(program: Any, household: HouseholdState | dict[str, Any] | None,
+                   member: MemberState | dict[str, Any], *, household_id: str | None = None
+                   ) -> HouseholdChange:
+    """Add a member to a household (creating it, with the member as owner, when None)."""
+    rules = _rules(program)
+    m = coerce(MemberState, member, "member")
+    if household is None:
+        if not household_id:
+            raise InputError("a new household needs an id", field="household_id",
+                             kind="household")
+        h = HouseholdState(id=household_id, owner=m.id, members=())
+    else:
+        h = coerce(HouseholdState, household, "household")
+    if m.household is not None and m.household != h.id:
+        raise InputError(f"member is already in household {m.household!r}", field="household",
+                         kind="household")
+    if m.id in h.members:
+        return HouseholdChange(h, m, 0, "already a member")
+    if len(h.members) >= rules.max_members:
+        raise InputError(f"households have at most {rules.max_members} members",
+                         field="members", kind="household")
+    h = h.model_copy(update={"members": (*h.members, m.id), "version": h.version + 1})
+    m = m.model_copy(update={"household": h.id, "household_spend": h.spend,
+                             "version": m.version + 1})
+    return HouseholdChange(h, m, 0, f"{m.id} joined {h.id}")
+
+
+def household_contribute(program: Any, household: HouseholdState | dict[str, Any],
+                         member: MemberState | dict[str, Any], decision: Decision
+                         ) -> HouseholdChange:
+    """After a member's purchase is applied: move the declared share of the points it earned
+    from the member's lots into the pool, and add its qualifying spend to the group's.
+    Contributing the same purchase twice changes nothing."""
+    rules = _rules(program)
+    h = coerce(HouseholdState, household, "household")
+    m = coerce(MemberState, member, "member")
+    if m.id not in h.members:
+        raise InputError(f"{m.id} is not in household {h.id}", field="member", kind="household")
+    key = f"contribute:{decision.transaction_id}"
+    if key in h.recent_events:
+        return HouseholdChange(h, m, 0, "already contributed")
+    if decision.member_id != m.id or decision.transaction_id not in m.recent_transactions:
+        raise InputError("apply the purchase to the member first", field="decision",
+                         kind="household")
+    share = int((Decimal(decision.points_total) * rules.share).to_integral_value(ROUND_FLOOR))
+    share = min(share, max(m.points + m.pending_points, 0))
+    at = decision.at
+    book = _Book(m, at)
+    moved = book._take(share, only_available=False, only=decision.transaction_id)
+    book.redeemed += moved
+    pool = _pool_book(h, at)
+    zone = program.zone
+    if moved:
+        pool.earn(moved, f"{decision.transaction_id}:{m.id}", decision.transaction_id, m.id, at,
+                  at, expires_at(program.model.ledger.expiry, at, zone))
+    spend = h.spend + decision.qualifying_spend
+    contributions = dict(h.contributions)
+    contributions[m.id] = contributions.get(m.id, 0) + moved
+    new_h = _pool_state(h, pool, contributions=contributions, spend=spend,
+                        recent_events=(*h.recent_events, key)[-500:])
+    new_m = book.state(m, household_spend=spend)
+    return HouseholdChange(new_h, new_m, moved,
+                           f"{moved} of {decision.points_total} points to the pool")
+
+
+def household_withdraw(program: Any, household: HouseholdState | dict[str, Any],
+                       member: MemberState | dict[str, Any], points: int, at: datetime | str,
+                       *, event_id: str) -> HouseholdChange:
+    """Move pooled points to a member who may redeem from the pool (``redeem: all`` or the
+    owner), as a lot the member then spends like any other; expiring lots go first."""
+    rules = _rules(program)
+    h = coerce(HouseholdState, household, "household")
+    m = coerce(MemberState, member, "member")
+    when = _instant(at, "at", "household")
+    if m.id not in h.members:
+        raise InputError(f"{m.id} is not in household {h.id}", field="member", kind="household")
+    if rules.redeem == "owner" and m.id != h.owner:
+        raise InputError("only the household's owner may use the pool", field="member",
+                         kind="household")
+    key = f"withdraw:{event_id}"
+    if key in h.recent_events:
+        return HouseholdChange(h, m, 0, "already withdrawn")
+    pool = _pool_book(h, when)
+    if points <= 0 or points > pool.available():
+        raise InputError(f"{points} points asked, {pool.available()} in the pool",
+                         field="points", kind="household")
+    pool.redeem(points)
+    book = _Book(m, when)
+    book.earn(points, f"{key}:{m.id}", key, "household", when, when,
+              expires_at(program.model.ledger.expiry, when, program.zone))
+    new_h = _pool_state(h, pool, recent_events=(*h.recent_events, key)[-500:])
+    return HouseholdChange(new_h, book.state(m), points, f"{points} points from the pool")
+
+
+def household_leave(program: Any, household: HouseholdState | dict[str, Any],
+                    member: MemberState | dict[str, Any], at: datetime | str
+                    ) -> HouseholdChange:
+    """A member leaves: by ``on_leave`` their contributions stay in the pool (``stay``),
+    follow them out as far as the pool still holds them (``take_share``), or lapse
+    (``forfeit``, counted as expired)."""
+    rules = _rules(program)
+    h = coerce(HouseholdState, household, "household")
+    m = coerce(MemberState, member, "member")
+    when = _instant(at, "at", "household")
+    if m.id not in h.members:
+        raise InputError(f"{m.id} is not in household {h.id}", field="member", kind="household")
+    pool = _pool_book(h, when)
+    mine = [lot for lot in pool.lots if lot.rule == m.id]
+    held = sum(lot.points for lot in mine)
+    book = _Book(m, when)
+    moved = 0
+    if rules.on_leave in ("take_share", "forfeit") and held:
+        pool.lots = [lot for lot in pool.lots if lot.rule != m.id]
+        if rules.on_leave == "take_share":
+            pool.redeemed += held
+            book.earn(held, f"leave:{h.id}:{m.id}", f"leave:{h.id}", "household", when, when,
+                      _earliest_expiry(mine))
+            moved = held
+        else:
+            pool.expired += held
+    members = tuple(x for x in h.members if x != m.id)
+    owner = h.owner if h.owner != m.id or not members else members[0]
+    contributions = {k: v for k, v in h.contributions.items() if k != m.id}
+    new_h = _pool_state(h, pool, members=members, owner=owner, contributions=contributions)
+    new_m = book.state(m, household=None, household_spend=None)
+    return HouseholdChange(new_h, new_m, moved, f"{m.id} left {h.id} ({rules.on_leave})")
+
+
+def _earliest_expiry(lots: list[PointsLot]) -> datetime | None:
+    dates = [lot.expires_at for lot in lots if lot.expires_at is not None]
+    return min(dates) if dates else None
+
+
+def with_household(member: MemberState | dict[str, Any],
+                   household: HouseholdState | dict[str, Any]) -> MemberState:
+    """The member as evaluation should see them when tiers qualify on the group's spend
+    (``tiers_on: group``): their copy of the household's spend brought up to date."""
+    m = coerce(MemberState, member, "member")
+    h = coerce(HouseholdState, household, "household")
+    if m.id not in h.members:
+        raise InputError(f"{m.id} is not in household {h.id}", field="member", kind="household")
+    return m.model_copy(update={"household_spend": h.spend})
