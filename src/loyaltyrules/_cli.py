@@ -263,6 +263,21 @@ def _cmd_lint(args: argparse.Namespace) -> int:
     return EXIT_ERROR if worst >= fail_at else EXIT_OK
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    try:
+        from ._check import check
+    except ImportError as exc:
+        raise _Fail(f"loyaltyrules check needs hypothesis ({exc.name} is missing): "
+                    "pip install 'loyaltyrules[test]'") from None
+    failed = False
+    for path in args.programs:
+        program = load_program(Path(path))
+        report = check(program, examples=args.examples, seed=args.seed)
+        print(report.render())
+        failed = failed or not report.ok
+    return EXIT_ERROR if failed else EXIT_OK
+
+
 def _cmd_test(args: argparse.Namespace) -> int:
     files = list(discover(args.paths))
     if not files:
@@ -336,6 +351,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-on", choices=("error", "warning", "never"), default="error",
                    help="exit 1 when a finding this severe (or worse) is found")
     p.set_defaults(func=_cmd_lint)
+
+    p = sub.add_parser("check", help="check invariants on generated members and purchases")
+    p.add_argument("programs", nargs="+", metavar="PROGRAM")
+    p.add_argument("--examples", type=int, default=200, metavar="N",
+                   help="generated examples per invariant (default 200)")
+    p.add_argument("--seed", type=int, default=None, metavar="S",
+                   help="repeat a run exactly (the seed of every run is printed)")
+    p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("test", help="run scenario files (*.scenarios.yaml)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders")

@@ -7,7 +7,7 @@ a clock, a file or the machine's zone. Trace text is only built when the trace i
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
@@ -27,7 +27,7 @@ from ._decision import (
 )
 from ._errors import EvaluationError, InputError
 from ._expressions import ExpressionRuntimeError, Scope
-from ._fast import decide
+from ._fast import cap_total, combine, decide
 from ._lifecycle import advance_state, complete_purchase, redemption_value, window_spend
 from ._member import MemberState, Transaction, coerce
 from ._model import DiscountSpec, Qualify, Rule
@@ -402,21 +402,6 @@ def _price(ctx: _Ctx, sources: list[_Source]
 # --- points --------------------------------------------------------------------------------
 
 
-def _combine(factors: Sequence[Decimal], how: str) -> Decimal:
-    if not factors:
-        return _ONE
-    if len(factors) == 1:
-        return factors[0]
-    if how == "add":
-        return _ONE + sum([f - _ONE for f in factors], _ZERO)
-    if how == "best":
-        return max(factors)
-    result = _ONE
-    for f in factors:
-        result *= f
-    return result
-
-
 def _filters(ctx: _Ctx, tiers: frozenset[str], channels: frozenset[str], tier: str,
              ) -> str | None:
     if tiers and tier not in tiers:
@@ -464,8 +449,8 @@ def _earn(ctx: _Ctx, tier: TierPlan, paid: list[Decimal],
             basket.append((m.id, m.factor))
             ctx.fire(m.id, "multiplier", f"×{_fmt(m.factor)} on all points" if tracing else None)
     basket.extend(rule_factors)
-    multiplier = _combine([f for _, f in basket], how)
-    weights = None if item_factors is None else [_combine(w, how) for w in item_factors]
+    multiplier = combine([f for _, f in basket], how)
+    weights = None if item_factors is None else [combine(w, how) for w in item_factors]
 
     share: list[Decimal] | None = None
     if ctx.pwp and not plan.points_paid_earns:
@@ -560,25 +545,12 @@ def _global_cap(ctx: _Ctx, lines: list[PointsLine]) -> list[PointsLine]:
     if cap is None:
         return lines
     total = sum(p.points for p in lines)
-    if total <= cap:
-        return lines
-    if ctx.plan.model.policies.points.cap == "reject":
-        if ctx.tracing:
-            ctx.note("max_per_transaction", "cap", "capped",
-                     f"{total} points exceed max_per_transaction {cap}: all rejected")
-        return [p.model_copy(update={"points": 0, "detail": p.detail + ", rejected by "
-                                     "max_per_transaction"}) for p in lines]
-    if ctx.tracing:
-        ctx.note("max_per_transaction", "cap", "capped", f"{total} points truncated to {cap}")
-    out: list[PointsLine] = []
-    room = cap
-    for p in lines:
-        keep = min(p.points, room)
-        room -= keep
-        out.append(p if keep == p.points else p.model_copy(
-            update={"points": keep, "detail": p.detail + f", truncated to {keep} by "
-                    "max_per_transaction"}))
-    return out
+    truncate = ctx.plan.model.policies.points.cap == "truncate"
+    if total > cap and ctx.tracing:
+        ctx.note("max_per_transaction", "cap", "capped",
+                 f"{total} points truncated to {cap}" if truncate
+                 else f"{total} points exceed max_per_transaction {cap}: all rejected")
+    return cap_total(lines, cap, truncate)
 
 
 # --- tiers ---------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from ._lifecycle import redemption_value, window_spend
 from ._member import MemberState, Transaction
 from ._money import _MODES, allocate, round_points
 
-__all__ = ["decide"]
+__all__ = ["cap_total", "combine", "decide"]
 
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
@@ -146,7 +146,7 @@ def _run(program: Any, plan: Plan, m: MemberState, t: Transaction, amounts: list
         if fr.bonus_line is not None:
             points_lines.append(fr.bonus_line)
     if fp.max_per_transaction is not None:
-        points_lines = _cap_total(fp, points_lines)
+        points_lines = cap_total(points_lines, fp.max_per_transaction, fp.cap_truncate)
     points_total = 0
     for p in points_lines:
         points_total += p.points
@@ -330,7 +330,8 @@ def _compute(fp: Any, src: tuple[Any, ...], items: Sequence[Any], amounts: list[
     return amount, idx
 
 
-def _combine(factors: Sequence[Decimal], how: str) -> Decimal:
+def combine(factors: Sequence[Decimal], how: str) -> Decimal:
+    """Combine multipliers as the program says: multiply, add (1 + Σ(m − 1)) or best."""
     if not factors:
         return _ONE
     if len(factors) == 1:
@@ -379,8 +380,8 @@ def _earn(fp: Any, lazy: _Lazy, m: MemberState, t: Transaction, items: Sequence[
     for fr in kept:
         if fr.points_multiplier is not None:
             factors.append(fr.points_multiplier)
-    multiplier = _combine(factors, how)
-    weights = None if item_factors is None else [_combine(w, how) for w in item_factors]
+    multiplier = combine(factors, how)
+    weights = None if item_factors is None else [combine(w, how) for w in item_factors]
     share = allocate(min(pwp, sum(paid, _ZERO)), paid, fp.quantum) if pwp else None
 
     lines: list[PointsLine] = []
@@ -425,12 +426,13 @@ def _earn(fp: Any, lazy: _Lazy, m: MemberState, t: Transaction, items: Sequence[
     return lines
 
 
-def _cap_total(fp: Any, lines: list[PointsLine]) -> list[PointsLine]:
-    cap = fp.max_per_transaction
+def cap_total(lines: list[PointsLine], cap: int, truncate: bool) -> list[PointsLine]:
+    """``policies.points.max_per_transaction``: later lines give way first (truncate), or
+    every line earns nothing (reject). Shared by the engine and this evaluator."""
     total = sum(p.points for p in lines)
     if total <= cap:
         return lines
-    if not fp.cap_truncate:
+    if not truncate:
         return [p.model_copy(update={"points": 0, "detail": p.detail + ", rejected by "
                                      "max_per_transaction"}) for p in lines]
     out: list[PointsLine] = []
@@ -442,4 +444,3 @@ def _cap_total(fp: Any, lines: list[PointsLine]) -> list[PointsLine]:
             update={"points": keep, "detail": p.detail + f", truncated to {keep} by "
                     "max_per_transaction"}))
     return out
-
