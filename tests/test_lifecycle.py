@@ -670,11 +670,13 @@ def test_applying_the_same_purchase_twice_counts_it_once(rfm_member: Story) -> N
 
 
 def test_evaluating_a_seen_transaction_again_does_not_pay_twice(rfm_member: Story) -> None:
-    """The same transaction evaluated on the state that holds it applies as a no-op."""
-    s1 = step(rfm_member.state, lr.evaluate(
-        RFM, rfm_member.state, txn("p2", "2026-01-20T12:00:00+08:00", "100.00")))
-    again = lr.evaluate(RFM, s1, txn("p2", "2026-01-20T12:00:00+08:00", "100.00"))
-    assert lr.apply(s1, again) is s1
+    """The same transaction evaluated on the state that holds it says it is a retry
+    (AlreadyApplied, an InputError); its first decision applied again is a no-op."""
+    first = lr.evaluate(RFM, rfm_member.state, txn("p2", "2026-01-20T12:00:00+08:00", "100.00"))
+    s1 = step(rfm_member.state, first)
+    with pytest.raises(lr.AlreadyApplied, match="already applied"):
+        lr.evaluate(RFM, s1, txn("p2", "2026-01-20T12:00:00+08:00", "100.00"))
+    assert lr.apply(s1, first) is s1
 
 
 def test_replayed_refund_changes_nothing(rfm_member: Story) -> None:

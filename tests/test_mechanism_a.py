@@ -58,7 +58,7 @@ def test_basic_member_crossing_10000_is_upgraded_with_silver_from_next_purchase(
     state = lr.apply(lr.MemberState(id="m", tier="basic", qualifying_spend=Decimal("9500")), d)
     assert state.qualifying_spend == Decimal("10300.00")
     assert state.tier == "silver"
-    nxt = buy("silver", "800.00", member=state)
+    nxt = buy("silver", "800.00", member=state, at="2026-03-04T12:00:00+08:00")
     assert nxt.payable == Decimal("760.00")
 
 

@@ -22,7 +22,14 @@ from ._decision import (
     UsageConsumed,
 )
 from ._engine import evaluate
-from ._errors import Diagnostic, EvaluationError, InputError, LoyaltyError, ProgramError
+from ._errors import (
+    AlreadyApplied,
+    Diagnostic,
+    EvaluationError,
+    InputError,
+    LoyaltyError,
+    ProgramError,
+)
 from ._household import (
     HouseholdChange,
     household_contribute,
@@ -57,6 +64,7 @@ from ._program import Program, load_program
 __version__ = "0.1.0"
 
 __all__ = [
+    "AlreadyApplied",
     "Decision",
     "Diagnostic",
     "DiscountLine",

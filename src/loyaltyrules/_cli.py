@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from ._decision import Decision, LifecycleDecision
 from ._engine import evaluate
-from ._errors import InputError, LoyaltyError, ProgramError
+from ._errors import AlreadyApplied, InputError, LoyaltyError, ProgramError
 from ._ledger import apply
 from ._lifecycle import advance, behaviour, redeem_reward, refund
 from ._lint import lint
@@ -203,7 +203,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out: TextIO = sys.stdout
     progress = sys.stderr.isatty() and not args.quiet
     started = time.perf_counter()
-    count = 0
+    count = replays = 0
     for number, line in _lines(args.transactions, "transactions"):
         try:
             if '"type"' in line:
@@ -218,6 +218,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 decision = evaluate(program, member, txn, trace=args.trace)
             member = members.get(member_id) or MemberState(id=member_id)
             members[member_id] = apply(member, decision)
+        except AlreadyApplied:
+            replays += 1  # the same purchase twice in a stream: applied once, as retries are
+            continue
         except (LoyaltyError, _Fail) as exc:
             raise _Fail(f"{args.transactions}:{number}: {exc}") from None
         count += 1
@@ -240,7 +243,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out.flush()
     if args.format == "text" and not args.quiet:
         elapsed = time.perf_counter() - started
-        print(f"{count} transactions for {len(members)} members in {elapsed:.3f} s",
+        again = f" ({replays} repeated purchases skipped)" if replays else ""
+        print(f"{count} transactions for {len(members)} members in {elapsed:.3f} s{again}",
               file=sys.stderr)
     return EXIT_OK
 

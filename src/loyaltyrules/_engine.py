@@ -25,7 +25,7 @@ from ._decision import (
     UsageConsumed,
     build,
 )
-from ._errors import EvaluationError, InputError
+from ._errors import AlreadyApplied, EvaluationError, InputError
 from ._expressions import ExpressionRuntimeError, Scope
 from ._fast import cap_total, combine, decide
 from ._lifecycle import advance_state, complete_purchase, redemption_value, window_spend
@@ -611,6 +611,8 @@ def evaluate(
     m = member if type(member) is MemberState else coerce(MemberState, member, "member")
     t = transaction if type(transaction) is Transaction else coerce(
         Transaction, transaction, "transaction")
+    if t.id in m.recent_transactions:
+        raise AlreadyApplied(t.id)
     plan = program.plan(mode)
     events: list[Any] = []
     base_version = m.version

@@ -5,6 +5,7 @@
     LoyaltyError                      anything this library raises on purpose
     ├── ProgramError (ValueError)     the program (YAML or dict) is wrong; lists every Diagnostic
     ├── InputError (ValueError)       a member state, transaction or decision is malformed
+    │   └── AlreadyApplied            a purchase the member's state already holds (a retry)
     └── EvaluationError (RuntimeError) a rule failed while evaluating (e.g. an expression
                                        compared a number with a string); carries the trace
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from ._decision import TraceEntry
 
 __all__ = [
+    "AlreadyApplied",
     "Diagnostic",
     "EvaluationError",
     "InputError",
@@ -116,3 +118,15 @@ class EvaluationError(LoyaltyError, RuntimeError):
         self.rule = rule
         self.trace = list(trace or [])
         super().__init__(f"rule {rule!r} failed: {message}")
+
+
+class AlreadyApplied(InputError):
+    """A purchase whose id the member's state already holds: a retry, with nothing to do.
+
+    ``apply`` is idempotent already; evaluating a known purchase again says so instead of
+    computing a decision from a state that already includes it."""
+
+    def __init__(self, transaction_id: str) -> None:
+        super().__init__(f"transaction {transaction_id!r} was already applied to this member: "
+                         "a retry changes nothing", field="id", kind="transaction")
+        self.transaction_id = transaction_id

@@ -25,7 +25,7 @@ from typing import Any
 
 from ._decision import Decision, LifecycleDecision
 from ._engine import evaluate
-from ._errors import Diagnostic, LoyaltyError, ProgramError
+from ._errors import Diagnostic, InputError, LoyaltyError, ProgramError
 from ._ledger import apply
 from ._lifecycle import advance, behaviour, check_identity, redeem_reward, refund
 from ._member import MemberState, coerce
@@ -41,6 +41,7 @@ __all__ = [
     "discover",
     "load_scenarios",
     "run_scenario",
+    "run_step",
 ]
 
 STEP_KINDS = ("purchase", "refund", "behaviour", "reward", "advance")
@@ -221,12 +222,23 @@ def run_scenario(program: Program, scenario: Scenario) -> ScenarioResult:
     return result
 
 
+def run_step(program: Program, member: MemberState | dict[str, Any],
+             step: Mapping[str, Any]) -> Decision | LifecycleDecision:
+    """Run one scenario step (``purchase``, ``refund``, ``behaviour``, ``reward`` or
+    ``advance``) for ``member``; apply the decision with :func:`loyaltyrules.apply`."""
+    kinds = [k for k in STEP_KINDS if k in step]
+    if len(kinds) != 1:
+        raise InputError(f"a step is exactly one of {', '.join(STEP_KINDS)}", kind="step")
+    m = coerce(MemberState, member, "member")
+    return _run_step(program, m, kinds[0], step[kinds[0]])
+
+
 def _run_step(program: Program, member: MemberState, kind: str, payload: Any
               ) -> Decision | LifecycleDecision:
     if kind == "advance":
         return advance(program, member, str(payload))
     if not isinstance(payload, Mapping):
-        raise _bad(kind)
+        raise InputError(f"a {kind} step is a mapping", kind="step")
     data = dict(payload)
     if kind == "purchase":
         return evaluate(program, member, data)
@@ -237,10 +249,6 @@ def _run_step(program: Program, member: MemberState, kind: str, payload: Any
             data["type"] = data.pop("event")
         return behaviour(program, member, data)
     return redeem_reward(program, member, data)
-
-
-def _bad(kind: str) -> LoyaltyError:
-    return LoyaltyError(f"a {kind} step is a mapping")
 
 
 def _compare(n: int, kind: str, expect: Mapping[str, Any], d: Decision | LifecycleDecision,

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 try:
     from hypothesis import strategies as st
@@ -46,13 +46,11 @@ from pydantic import BaseModel
 
 from ._calendar import birthday_in_year
 from ._decision import Decision, LifecycleDecision
-from ._engine import evaluate
-from ._errors import InputError
 from ._expressions import Expression
-from ._lifecycle import advance, behaviour, redeem_reward, refund
 from ._member import MemberState
 from ._model import Window
 from ._program import Program
+from ._scenario import run_step as _scenario_step
 
 __all__ = [
     "STEP_KINDS",
@@ -96,12 +94,15 @@ class _Facts:
     quantum: Decimal
     unit: int  # minor units in one major unit (100 for CNY, 1 for JPY)
     zone: tzinfo
-    special_amounts: tuple[int, ...]  # in minor units
+    special_amounts: tuple[int, ...]  # thresholds ± one minor unit
+    marks: tuple[int, ...]  # the program's thresholds, in minor units
     spend_marks: tuple[int, ...]  # tier spend thresholds, in minor units
     point_marks: tuple[int, ...]
     order_marks: tuple[int, ...]
     ordinary: tuple[datetime, ...]
-    day_edges: tuple[datetime, ...]  # month and year ends and starts, 28/29 Feb, 1 March
+    month_edges: tuple[datetime, ...]  # the first and last day of every month
+    year_edges: tuple[datetime, ...]  # the last second of a year and the first of the next
+    leap_days: tuple[datetime, ...]  # 28 February, 29 February (leap years), 1 March
     scheduled: tuple[datetime, ...]  # schedule days of promotions and reviews, the 8th
     window_edges: tuple[datetime, ...]
     dst_changes: tuple[datetime, ...]
@@ -112,7 +113,8 @@ class _Facts:
     refund_days: int
     pending_days: int
     referral: bool
-    birthday_feb29: str
+    redemption_step: int | None
+    birthday_feb29: Literal["feb28", "mar1"]
 
 
 def _expressions(value: Any) -> Iterator[str]:
@@ -239,6 +241,7 @@ def _facts(program: Program) -> _Facts:
     for earn in model.earn:
         marks += [minor(earn.per), minor(earn.per) * 10]
     special = sorted({m + d for m in marks for d in (-1, 0, 1) if m + d > 0})
+    marks = sorted({m for m in marks if m > 0})
     spend_marks = sorted({minor(q.spend) for t in model.tiers
                           for q in (t.qualify, t.retain) if q is not None and q.spend})
     point_marks = sorted({*(r.points for r in model.rewards),
@@ -253,15 +256,15 @@ def _facts(program: Program) -> _Facts:
         (date(2026, 3, 3), time(12, 0)), (date(2026, 6, 16), time(15, 30)),
         (date(2025, 10, 14), time(9, 15)), (date(2027, 5, 19), time(19, 45))))
 
-    days: list[date] = []
-    for year in YEARS:
-        for month in range(1, 13):
-            last = calendar.monthrange(year, month)[1]
-            days += [date(year, month, 1), date(year, month, last)]
-        days += [date(year, 2, 28), date(year, 3, 1)]
-        if calendar.isleap(year):
-            days.append(date(year, 2, 29))
-    day_edges = tuple(_local(d, at, zone) for d in sorted(set(days)) for at in _TIMES)
+    month_days = sorted({date(y, m, d) for y in YEARS for m in range(1, 13)
+                         for d in (1, calendar.monthrange(y, m)[1])})
+    month_edges = tuple(_local(d, at, zone) for d in month_days for at in _TIMES)
+    year_edges = tuple(_local(date(y, 12, 31), at, zone) for y in (YEARS[0] - 1, *YEARS)
+                       for at in (time(23, 59, 59), time(12, 0))) + tuple(
+        _local(date(y, 1, 1), time(0, 0), zone) for y in (*YEARS, YEARS[-1] + 1))
+    leap = sorted({date(y, 2, 28) for y in YEARS} | {date(y, 3, 1) for y in YEARS}
+                  | {date(y, 2, 29) for y in YEARS if calendar.isleap(y)})
+    leap_days = tuple(_local(d, at, zone) for d in leap for at in _TIMES)
 
     scheduled_days: set[date] = {date(y, m, 8) for y in YEARS for m in range(1, 13)}
     schedules = [r.schedule for r in rules if r.schedule is not None]
@@ -293,9 +296,10 @@ def _facts(program: Program) -> _Facts:
 
     return _Facts(
         tiers=program.tier_ids, categories=categories, skus=skus, channels=channels,
-        quantum=quantum, unit=unit, zone=zone, special_amounts=tuple(special),
+        quantum=quantum, unit=unit, zone=zone, special_amounts=tuple(special), marks=tuple(marks),
         spend_marks=tuple(spend_marks), point_marks=tuple(point_marks),
-        order_marks=tuple(order_marks), ordinary=ordinary, day_edges=day_edges,
+        order_marks=tuple(order_marks), ordinary=ordinary, month_edges=month_edges,
+        year_edges=year_edges, leap_days=leap_days,
         scheduled=scheduled, window_edges=tuple(sorted(set(edges))),
         dst_changes=tuple(sorted(set(dst))),
         behaviour_events=_unique(b.event for b in model.behaviours),
@@ -303,6 +307,7 @@ def _facts(program: Program) -> _Facts:
         member_attrs=_attr_names(sources, "member"),
         refund_days=model.ledger.refund_days, pending_days=model.ledger.pending_days,
         referral=model.referral is not None, birthday_feb29=model.policies.birthday.feb29,
+        redemption_step=model.redemption.step if model.redemption is not None else None,
     )
 
 
@@ -319,6 +324,10 @@ def _amount_minor(facts: _Facts) -> st.SearchStrategy[int]:
              st.integers(1, 20_000 * facts.unit)]
     if facts.special_amounts:
         parts.append(st.sampled_from(facts.special_amounts))
+    if facts.marks:
+        # up to 12% above a threshold: where a tier discount taken first can drop below it
+        parts.append(st.builds(lambda m, pct: m + m * pct // 100, st.sampled_from(facts.marks),
+                               st.integers(0, 12)))
     return st.one_of(*parts)
 
 
@@ -343,7 +352,8 @@ def _instants(facts: _Facts) -> st.SearchStrategy[datetime]:
     start = datetime(YEARS[0], 1, 1, tzinfo=UTC)
     minutes = (datetime(YEARS[-1] + 1, 1, 1, tzinfo=UTC) - start) // timedelta(minutes=1)
     parts: list[st.SearchStrategy[datetime]] = [st.sampled_from(facts.ordinary)]
-    for pool in (facts.day_edges, facts.scheduled, facts.window_edges, facts.dst_changes):
+    for pool in (facts.month_edges, facts.year_edges, facts.leap_days, facts.scheduled,
+                 facts.window_edges, facts.dst_changes):
         if pool:
             parts.append(st.sampled_from(pool))
     parts.append(st.integers(0, minutes - 1).map(
@@ -400,7 +410,8 @@ def _member(draw: st.DrawFn, facts: _Facts, member_id: str) -> dict[str, Any]:
                               st.dates(date(1940, 1, 1), date(2010, 12, 31))))
     if birthday is not None:
         member["birthday"] = birthday.isoformat()
-    joined = draw(st.one_of(st.none(), st.dates(date(2015, 1, 1), date(2025, 12, 31))))
+    # joined before any generated purchase (YEARS), so no purchase predates the membership
+    joined = draw(st.one_of(st.none(), st.dates(date(2015, 1, 1), date(YEARS[0] - 1, 12, 31))))
     if joined is not None:
         member["joined"] = joined.isoformat()
     if facts.referral and draw(st.booleans()):
@@ -430,7 +441,7 @@ def members(program: Program, *, member_id: str = "m1") -> st.SearchStrategy[dic
 @st.composite
 def _items(draw: st.DrawFn, facts: _Facts) -> list[dict[str, Any]]:
     items = []
-    for _ in range(draw(st.integers(1, 4))):
+    for _ in range(draw(st.sampled_from((1, 2, 1, 3, 4)))):  # one line is common
         item: dict[str, Any] = {
             "sku": draw(st.sampled_from(facts.skus)),
             "category": draw(st.sampled_from(facts.categories)),
@@ -481,29 +492,46 @@ def transactions(program: Program, *, member_id: str | None = None
     return _txn(_facts(program), member_id)
 
 
-def _birthday_instants(facts: _Facts, birthday: date) -> st.SearchStrategy[datetime]:
-    days: set[date] = set()
-    for year in YEARS:
-        for policy in ("feb28", "mar1"):
-            day = birthday_in_year(birthday, year, policy)  # type: ignore[arg-type]
-            days.update(day + timedelta(days=k) for k in (-4, -3, -1, 0, 1, 3, 4))
-            days.add(day - timedelta(days=day.weekday()))  # the Monday of its ISO week
-            days.add(day + timedelta(days=6 - day.weekday()))  # and the Sunday
-        first = date(year, birthday.month, 1)
-        days.add(first)
-        days.add(date(year, birthday.month, calendar.monthrange(year, birthday.month)[1]))
-    return st.builds(_local, st.sampled_from(sorted(days)), st.sampled_from(_TIMES),
-                     st.just(facts.zone))
+# an ordinary year first (examples shrink to it), then a leap year and the others
+_BIRTHDAY_YEARS = (2026, 2028, 2027, 2024, 2025)
+_AROUND_BIRTHDAY = ("day", "day", "day", "other", "other", -1, 1, -3, 3, -4, 4, "monday",
+                    "sunday", "month_start", "month_end")
+
+
+@st.composite
+def _birthday_instant(draw: st.DrawFn, facts: _Facts, birthday: date) -> datetime:
+    """An instant on or around the member's birthday in one of :data:`YEARS`: the day itself
+    (for 29 February in other years: the program's fallback and the other one), a few days
+    either side, the Monday and Sunday of its ISO week, the first and last day of its month."""
+    year = draw(st.sampled_from(_BIRTHDAY_YEARS))
+    own = birthday_in_year(birthday, year, facts.birthday_feb29)
+    kind = draw(st.sampled_from(_AROUND_BIRTHDAY))
+    if kind == "other":
+        other: Literal["feb28", "mar1"] = "mar1" if facts.birthday_feb29 == "feb28" else "feb28"
+        day = birthday_in_year(birthday, year, other)
+    elif isinstance(kind, int):
+        day = own + timedelta(days=kind)
+    elif kind == "monday":
+        day = own - timedelta(days=own.weekday())
+    elif kind == "sunday":
+        day = own + timedelta(days=6 - own.weekday())
+    elif kind == "month_start":
+        day = date(year, birthday.month, 1)
+    elif kind == "month_end":
+        day = date(year, birthday.month, calendar.monthrange(year, birthday.month)[1])
+    else:
+        day = own
+    return _local(day, draw(st.sampled_from(_TIMES)), facts.zone)
 
 
 @st.composite
 def _purchase(draw: st.DrawFn, facts: _Facts) -> tuple[dict[str, Any], dict[str, Any]]:
     member = draw(_member(facts, "m1"))
-    instants_ = _instants(facts)
-    if "birthday" in member:
-        birthday = date.fromisoformat(member["birthday"])
-        instants_ = st.one_of(instants_, _birthday_instants(facts, birthday))
-    at = draw(instants_).astimezone(facts.zone).isoformat()
+    if "birthday" in member and draw(st.booleans()):
+        when = draw(_birthday_instant(facts, date.fromisoformat(member["birthday"])))
+    else:
+        when = draw(_instants(facts))
+    at = when.astimezone(facts.zone).isoformat()
     return member, _transaction(draw, facts, "t1", at, None)
 
 
@@ -541,7 +569,10 @@ def _gaps(facts: _Facts) -> tuple[timedelta, ...]:
 
 
 @st.composite
-def _events(draw: st.DrawFn, facts: _Facts, max_steps: int) -> list[dict[str, Any]]:
+def _events(draw: st.DrawFn, facts: _Facts, max_steps: int, redeem: bool = False
+            ) -> list[dict[str, Any]]:
+    """``redeem``: purchases sometimes ask to pay with points (``redeem_points``); the caller
+    must fit the number to the member's balance and the order (``loyaltyrules check`` does)."""
     steps: list[dict[str, Any]] = []
     at = draw(_instants(facts))
     gaps = _gaps(facts)
@@ -563,6 +594,8 @@ def _events(draw: st.DrawFn, facts: _Facts, max_steps: int) -> list[dict[str, An
         if kind == "purchase":
             counts["t"] += 1
             txn = _transaction(draw, facts, f"t{counts['t']}", text, None)
+            if redeem and facts.redemption_step and draw(st.sampled_from((False, False, True))):
+                txn["redeem_points"] = facts.redemption_step * draw(st.integers(1, 100))
             bought.append(_Bought(txn["id"], at, len(txn["items"]), set()))
             steps.append({"purchase": txn})
         elif kind == "refund":
@@ -595,7 +628,7 @@ def _events(draw: st.DrawFn, facts: _Facts, max_steps: int) -> list[dict[str, An
 def events(program: Program, *, max_steps: int = 8) -> st.SearchStrategy[list[dict[str, Any]]]:
     """Sequences of one to ``max_steps`` steps in time order, in the step format of scenario
     files: purchases (``t1``, ``t2`` …), refunds of earlier purchases (in full, or one line at a
-    time; never of a purchase already forgotten), behaviour events of the program's event
+    time, within ``ledger.refund_days``), behaviour events of the program's event
     types (with the ``event.attrs`` its conditions read), and ``advance`` to a later instant.
     Steps are minutes to a year apart (and exactly ``ledger.pending_days`` apart now and then).
     Rewards are not generated: whether a member can afford one depends on earlier steps.
@@ -614,8 +647,10 @@ def events(program: Program, *, max_steps: int = 8) -> st.SearchStrategy[list[di
 
 
 @st.composite
-def _scenario(draw: st.DrawFn, facts: _Facts, max_steps: int) -> dict[str, Any]:
-    return {"member": draw(_member(facts, "m1")), "steps": draw(_events(facts, max_steps))}
+def _scenario(draw: st.DrawFn, facts: _Facts, max_steps: int, redeem: bool = False
+              ) -> dict[str, Any]:
+    return {"member": draw(_member(facts, "m1")),
+            "steps": draw(_events(facts, max_steps, redeem))}
 
 
 def scenarios(program: Program, *, max_steps: int = 8) -> st.SearchStrategy[dict[str, Any]]:
@@ -636,24 +671,7 @@ def run_step(program: Program, member: MemberState | dict[str, Any],
     """Run one scenario step (``purchase``, ``refund``, ``behaviour``, ``reward`` or
     ``advance``) for ``member`` and return its decision; apply it with :func:`loyaltyrules.apply`.
 
-    >>> decision = run_step(program, member, {"advance": "2026-04-01T00:00:00+08:00"})  # doctest: +SKIP
+    >>> step = {"advance": "2026-04-01T00:00:00+08:00"}              # doctest: +SKIP
+    >>> member = lr.apply(member, run_step(program, member, step))  # doctest: +SKIP
     """
-    kinds = [k for k in STEP_KINDS if k in step]
-    if len(kinds) != 1:
-        raise InputError(f"a step is exactly one of {', '.join(STEP_KINDS)}", kind="step")
-    kind = kinds[0]
-    payload = step[kind]
-    if kind == "advance":
-        return advance(program, member, str(payload))
-    if not isinstance(payload, Mapping):
-        raise InputError(f"a {kind} step is a mapping", kind="step")
-    data = dict(payload)
-    if kind == "purchase":
-        return evaluate(program, member, data)
-    if kind == "refund":
-        return refund(program, member, data)
-    if kind == "behaviour":
-        if "event" in data:
-            data["type"] = data.pop("event")
-        return behaviour(program, member, data)
-    return redeem_reward(program, member, data)
+    return _scenario_step(program, member, step)

@@ -1,0 +1,298 @@
+"""`loyaltyrules check` and the public hypothesis strategies of `loyaltyrules.testing`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from random import Random
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, Phase, find, given, settings
+
+import loyaltyrules as lr
+from loyaltyrules import _lifecycle
+from loyaltyrules._check import check
+from loyaltyrules._scenario import load_scenarios, run_scenario
+from loyaltyrules.testing import (
+    events,
+    instants,
+    members,
+    purchases,
+    run_step,
+    scenarios,
+    transactions,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+PROGRAMS = {p.stem: lr.load_program(p) for p in sorted((ROOT / "programs").glob("*.yaml"))
+            if not p.name.endswith(".scenarios.yaml")}
+RETAIL = PROGRAMS["retail-4tier"]
+RFM = PROGRAMS["rfm-3tier"]
+COFFEE = PROGRAMS["coffee-club"]
+
+STACKED = lr.load_program({
+    "program": {"id": "stacked", "version": 1, "currency": "CNY", "timezone": "Asia/Shanghai"},
+    "tiers": [{"id": "basic"}],
+    "earn": [{"id": "base", "points": 1, "per": 1}],
+    "promotions": [{"id": "spring-sale", "discount": "20%"},
+                   {"id": "vip-week", "discount": "20%"}],
+    "invariants": [{"id": "max-discount", "name": "never more than 30% off",
+                    "expect": "decision.total_discount <= txn.amount * 0.3"}],
+})
+
+QUICK = settings(max_examples=60, deadline=None, database=None,
+                 suppress_health_check=[HealthCheck.too_slow])
+SEARCH = settings(max_examples=5000, database=None, deadline=None, phases=[Phase.generate])
+
+
+def _names(report: Any) -> list[str]:
+    return [v.invariant for v in report.violations]
+
+
+# --- check -----------------------------------------------------------------------------------
+
+
+def test_retail_4tier_passes_every_invariant() -> None:
+    """Mechanism A keeps every built-in invariant, tier monotonicity included."""
+    report = check(RETAIL, examples=60, seed=11)
+    assert report.ok, report.render()
+    assert report.violations == ()
+    assert report.examples_run >= 60 * 3
+    assert "tier-monotonicity" in [r.name for r in report.results]
+
+
+def test_rfm_3tier_reports_tier_monotonicity_with_a_runnable_counterexample(
+        tmp_path: Path) -> None:
+    """Mechanism B as written (silver 9.5折 after bronze 9折) is reported, and the counterexample
+    parses, runs as a scenario file and shows the higher tier getting less off."""
+    report = check(RFM, examples=50, seed=12345)
+    assert not report.ok
+    assert _names(report) == ["tier-monotonicity"]
+    violation = report.violations[0]
+    assert "silver gets a smaller discount than bronze" in violation.message
+
+    data = yaml.safe_load(violation.scenario)
+    assert violation.scenario.startswith("# counterexample for tier-monotonicity, seed 12345")
+    assert data["program"] == RFM.source
+    lower, higher = data["scenarios"]
+    assert (lower["member"]["tier"], higher["member"]["tier"]) == ("bronze", "silver")
+
+    decisions = [lr.evaluate(RFM, s["member"], s["steps"][0]["purchase"])
+                 for s in (lower, higher)]
+    assert decisions[1].total_discount < decisions[0].total_discount
+    for scenario, decision in zip((lower, higher), decisions, strict=True):
+        expect = scenario["steps"][0]["expect"]
+        assert Decimal(expect["discount"]) == decision.total_discount
+        assert Decimal(expect["payable"]) == decision.payable
+
+    path = tmp_path / "counterexample.scenarios.yaml"
+    path.write_text(violation.scenario, encoding="utf-8")
+    program, loaded = load_scenarios(path)
+    assert program.id == "rfm-3tier" and len(loaded) == 2
+    for scenario in loaded:
+        result = run_scenario(program, scenario)
+        assert result.ok, result.render()
+
+
+def test_declared_invariant_is_reported_for_stacked_promotions() -> None:
+    """Two stacking 20% promotions break `decision.total_discount <= txn.amount * 0.3`, and
+    the violation names the program's invariant and shows a purchase that breaks it."""
+    report = check(STACKED, examples=50, seed=3)
+    assert _names(report) == ["max-discount"]
+    [result] = [r for r in report.results if r.declared]
+    assert result.name == "max-discount" and result.violation is not None
+    assert "decision.total_discount" in result.violation.message
+    data = yaml.safe_load(result.violation.scenario)
+    [scenario] = data["scenarios"]
+    step = scenario["steps"][0]
+    decision = lr.evaluate(STACKED, scenario["member"], step["purchase"])
+    assert decision.total_discount > decision.list_amount * Decimal("0.3")
+    assert Decimal(step["expect"]["discount"]) == decision.total_discount
+
+
+def test_the_same_seed_gives_the_same_report() -> None:
+    """Two runs with one seed find the same violations, counterexamples and example counts."""
+    first = check(COFFEE, examples=40, seed=2024)
+    second = check(COFFEE, examples=40, seed=2024)
+    assert first.seed == second.seed == 2024
+    assert [(v.invariant, v.message, v.scenario) for v in first.violations] == \
+        [(v.invariant, v.message, v.scenario) for v in second.violations]
+    assert [(r.name, r.examples) for r in first.results] == \
+        [(r.name, r.examples) for r in second.results]
+    assert first.examples_run == second.examples_run
+
+
+def test_a_seed_is_chosen_and_reported_when_none_is_given() -> None:
+    """Without a seed the report still carries one, and the rendering says how to rerun."""
+    report = check(STACKED, examples=10)
+    assert isinstance(report.seed, int)
+    text = report.render()
+    assert f"seed {report.seed}" in text and "FAIL" in text and "max-discount" in text
+
+
+def test_a_refund_that_does_not_restore_spend_is_reported(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """A (simulated) refund bug that leaves qualifying spend behind is caught, with a
+    purchase-then-refund scenario expecting the spend from before the purchase."""
+    real = _lifecycle.refund
+
+    def leaky(program: Any, member: Any, event: Any) -> lr.LifecycleDecision:
+        d = real(program, member, event)
+        state = d.member_after
+        return d.model_copy(update={"member_after": state.model_copy(
+            update={"qualifying_spend": state.qualifying_spend + 1})})
+
+    monkeypatch.setattr(_lifecycle, "refund", leaky)
+    report = check(RETAIL, examples=30, seed=5)
+    assert "refund-restores" in _names(report)
+    [violation] = [v for v in report.violations if v.invariant == "refund-restores"]
+    steps = yaml.safe_load(violation.scenario)["scenarios"][0]["steps"]
+    assert [next(iter(s)) for s in steps] == ["purchase", "refund"]
+    assert steps[1]["expect"]["spend"] == "0.00"
+
+
+def test_a_broken_ledger_is_reported_after_the_step_that_breaks_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the ledger identity fails after a step, the counterexample replays the events up
+    to that step."""
+    real = _lifecycle.check_identity
+    monkeypatch.setattr(_lifecycle, "check_identity",
+                        lambda m: real(m) and m.points + m.pending_points < 100)
+    report = check(RFM, examples=60, seed=8)
+    [violation] = [v for v in report.violations if v.invariant == "ledger-identity"]
+    assert "the ledger identity breaks at step" in violation.message
+    assert yaml.safe_load(violation.scenario)["scenarios"][0]["steps"]
+
+
+def test_the_time_limit_stops_the_search_and_the_report_says_so() -> None:
+    """With no time at all nothing is checked to the end, and the report is not ok."""
+    report = check(RETAIL, examples=200, seed=1, deadline_s=0)
+    assert not report.ok and report.violations == ()
+    assert set(report.incomplete) == {r.name for r in report.results}
+    assert "STOP" in report.render()
+
+
+EXPECTED = {"coffee-club": ["tier-monotonicity"], "reference-4tier": [],
+            "retail-4tier": [], "rfm-3tier": ["tier-monotonicity"]}
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_each_bundled_program_is_checked_to_the_end_in_seconds(name: str) -> None:
+    """Each bundled program is checked well inside the time limit, with the known findings:
+    rfm-3tier's literal tier discounts and coffee-club's tier discount that pushes a basket
+    below the 满减-style "spend $30, save $5" threshold."""
+    report = check(PROGRAMS[name], seed=99, examples=50)
+    assert not report.incomplete
+    assert report.elapsed < 20
+    assert _names(report) == EXPECTED[name]
+
+
+# --- strategies ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_generated_members_and_transactions_are_accepted(name: str) -> None:
+    """Every generated member and transaction is valid input: evaluate raises no InputError."""
+    program = PROGRAMS[name]
+
+    @QUICK
+    @given(members(program), transactions(program, member_id="m1"), purchases(program))
+    def run(member: dict[str, Any], txn: dict[str, Any],
+            case: tuple[dict[str, Any], dict[str, Any]]) -> None:
+        assert member["tier"] in program.tier_ids
+        assert txn["member_id"] == "m1"
+        lr.evaluate(program, member, txn)
+        lr.evaluate(program, *case)
+
+    run()
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_generated_event_sequences_run_and_keep_the_ledger(name: str) -> None:
+    """Generated steps run in order (a refund of lines that cost nothing aside) and the ledger
+    identity holds after each."""
+    program = PROGRAMS[name]
+
+    @QUICK
+    @given(scenarios(program))
+    def run(scenario: dict[str, Any]) -> None:
+        state = lr.MemberState.model_validate(scenario["member"])
+        for step in scenario["steps"]:
+            try:
+                decision = run_step(program, state, step)
+            except lr.InputError as exc:
+                assert "nothing to refund" in str(exc)
+                continue
+            state = lr.apply(state, decision)
+            assert lr.check_identity(state)
+
+    run()
+
+
+def test_amounts_use_the_currency_minor_units() -> None:
+    """Money is a Decimal string with exactly the currency's minor units."""
+    yen = lr.load_program({
+        "program": {"id": "yen", "version": 1, "currency": "JPY", "timezone": "Asia/Tokyo"},
+        "tiers": [{"id": "basic"}]})
+
+    @QUICK
+    @given(transactions(yen), transactions(RETAIL))
+    def run(jpy: dict[str, Any], cny: dict[str, Any]) -> None:
+        assert all("." not in i["amount"] for i in jpy["items"])
+        assert all(len(i["amount"].split(".")[1]) == 2 for i in cny["items"])
+
+    run()
+
+
+def test_29_february_birthdays_and_purchases_are_generated() -> None:
+    """Members born on 29 February, purchases on 29 February, and purchases of such members
+    on 28 February or 1 March of a year without one turn up."""
+    member = find(members(RETAIL), lambda m: m.get("birthday", "").endswith("-02-29"),
+                  settings=SEARCH, random=Random(1))
+    assert member["birthday"].endswith("-02-29")
+    txn = find(transactions(RETAIL), lambda t: "-02-29T" in t["at"], settings=SEARCH,
+               random=Random(1))
+    assert txn["at"][:4] in ("2024", "2028")
+
+    def fallback(case: tuple[dict[str, Any], dict[str, Any]]) -> bool:
+        member, txn = case
+        return (member.get("birthday", "").endswith("-02-29")
+                and txn["at"][4:11] in ("-02-28T", "-03-01T")
+                and txn["at"][:4] not in ("2024", "2028"))
+
+    member, txn = find(purchases(RETAIL), fallback, settings=SEARCH, random=Random(1))
+    assert fallback((member, txn))
+
+
+def test_window_edges_schedule_days_and_dst_changes_are_generated() -> None:
+    """A second before and at the Black Friday window's edges, the member day and a
+    daylight-saving change of the program's zone are all generated."""
+    start = datetime(2026, 11, 27, 5, 0, tzinfo=UTC)  # midnight in New York
+    for edge in (start - timedelta(seconds=1), start, start + timedelta(days=1),
+                 start + timedelta(days=1, seconds=-1)):
+        found = find(instants(COFFEE), lambda at, e=edge: datetime.fromisoformat(at) == e,
+                     settings=SEARCH, random=Random(1))
+        assert datetime.fromisoformat(found) == edge
+    txn = find(transactions(COFFEE), lambda t: datetime.fromisoformat(t["at"]) == start,
+               settings=SEARCH, random=Random(1))
+    assert txn["at"] == "2026-11-27T00:00:00-05:00"
+    eighth = find(instants(RETAIL), lambda at: at.startswith("2026-05-08T"), settings=SEARCH,
+                  random=Random(1))
+    assert eighth.startswith("2026-05-08T")
+    spring_forward = datetime(2026, 3, 8, 7, 0, tzinfo=UTC)  # 02:00 EST → 03:00 EDT
+    found_at = find(instants(COFFEE),
+                    lambda at: abs(datetime.fromisoformat(at) - spring_forward)
+                    <= timedelta(minutes=1), settings=SEARCH, random=Random(1))
+    assert abs(datetime.fromisoformat(found_at) - spring_forward) <= timedelta(minutes=1)
+
+
+def test_event_sequences_include_refunds_and_behaviours() -> None:
+    """Sequences hold refunds of earlier purchases and the program's behaviour events."""
+    steps = find(events(RFM), lambda s: any("refund" in x for x in s)
+                 and any("behaviour" in x for x in s), settings=SEARCH, random=Random(1))
+    bought = {x["purchase"]["id"] for x in steps if "purchase" in x}
+    assert all(x["refund"]["transaction_id"] in bought for x in steps if "refund" in x)
+    assert {x["behaviour"]["event"] for x in steps if "behaviour" in x} <= {"review", "check_in"}
