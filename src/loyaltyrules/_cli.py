@@ -78,18 +78,11 @@ def _transaction(line: str) -> Transaction:
 
 
 def _jsonl(path: str, what: str) -> Iterator[tuple[int, Any]]:
-    try:
-        handle = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
-    except OSError as exc:
-        raise _Fail(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
-    with handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line, parse_float=Decimal)
-            except json.JSONDecodeError as exc:
-                raise _Fail(f"{path}:{number}: {what} is not valid JSON: {exc.msg}") from None
+    for number, line in _lines(path, what):
+        try:
+            yield number, json.loads(line, parse_float=Decimal)
+        except json.JSONDecodeError as exc:
+            raise _Fail(f"{path}:{number}: {what} is not valid JSON: {exc.msg}") from None
 
 
 def _load_members(path: str | None) -> dict[str, MemberState]:
