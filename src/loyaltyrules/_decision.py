@@ -58,18 +58,21 @@ def build(cls: type[_M], values: dict[str, Any]) -> _M:
     return obj
 
 
-_DEFAULTS: dict[type[BaseModel], list[tuple[str, Any]]] = {}
+_DEFAULTS: dict[type[BaseModel], list[tuple[str, Any, Any]]] = {}
 
 
 def new(cls: type[_M], **values: Any) -> _M:
     """:func:`build` with the model's defaults filled in, for values the engine made itself."""
     defaults = _DEFAULTS.get(cls)
     if defaults is None:
+        # (name, factory or None, value): immutable defaults are resolved once
         defaults = _DEFAULTS[cls] = [
-            (name, field) for name, field in cls.model_fields.items()]
-    for name, field in defaults:
+            (name, field.default_factory,
+             None if field.default_factory is not None else field.get_default())
+            for name, field in cls.model_fields.items()]
+    for name, factory, value in defaults:
         if name not in values:
-            values[name] = field.get_default(call_default_factory=True)
+            values[name] = factory() if factory is not None else value
     return build(cls, values)
 
 

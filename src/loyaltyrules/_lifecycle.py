@@ -205,6 +205,31 @@ class _Book:
         self.expired += total
         return total
 
+    def consolidate(self, before: datetime) -> None:
+        """Lots earned before ``before`` (the refund window's start) and already usable are
+        merged per expiry date: a member's lots stay bounded by the refund window, not by
+        their whole history. Recent lots keep their event and rule."""
+        old = [lot for lot in self.lots if lot.earned_at < before
+               and lot.available_at <= self.now]
+        if len(old) < 2:
+            return
+        groups: dict[datetime | None, list[PointsLot]] = {}
+        for lot in old:
+            groups.setdefault(lot.expires_at, []).append(lot)
+        merged = []
+        for expiry, lots in groups.items():
+            if len(lots) == 1:
+                merged.append(lots[0])
+                continue
+            first = min(lot.earned_at for lot in lots)
+            merged.append(new(PointsLot, id=f"merged:{expiry.isoformat() if expiry else 'never'}",
+                              points=sum(lot.points for lot in lots),
+                              earned=sum(lot.earned for lot in lots), earned_at=first,
+                              available_at=max(lot.available_at for lot in lots),
+                              expires_at=expiry, source="merged", rule="merged"))
+        ids = {lot.id for lot in old}
+        self.lots = [lot for lot in self.lots if lot.id not in ids] + merged
+
     def state(self, member: MemberState, **updates: Any) -> MemberState:
         totals = new(PointsTotals, earned=self.earned, redeemed=self.redeemed, expired=self.expired,
                               reversed=self.reversed, shortfall=self.shortfall)
@@ -635,6 +660,7 @@ def complete_purchase(program: Any, member: MemberState, txn: Transaction, decis
     log = dict(member.spend_log)
     log[month] = log.get(month, _ZERO) + decision.qualifying_spend
     horizon = at - timedelta(days=model.ledger.refund_days)
+    book.consolidate(horizon)
     record = new(PurchaseRecord,
         id=txn.id, at=at, line_paid=decision.line_paid, goods_paid=decision.goods_paid,
         qualifying_spend=decision.qualifying_spend, points=points_total,
