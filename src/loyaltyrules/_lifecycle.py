@@ -685,9 +685,10 @@ def complete_purchase(program: Any, member: MemberState, txn: Transaction, decis
                                      tier_from=decision.tier_before,
                                      tier_to=decision.tier_after, detail="qualified"))
     state = book.state(member, **updates)
-    fired = dict(state.signals)
-    events += _purchase_signals(model, state, at, today, first, fired)
-    state = state.model_copy(update={"signals": fired})
+    if model.signals:
+        fired = dict(state.signals)
+        events += _purchase_signals(model, state, at, today, first, fired)
+        state = state.model_copy(update={"signals": fired})
     values = dict(decision.__dict__)
     values.update({
         "points": tuple(points_lines), "points_total": points_total, "events": tuple(events),
