@@ -46,8 +46,12 @@ def _read_json(path: str, what: str) -> Any:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise _Fail(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise _Fail(f"{path}: {what} is not UTF-8 text") from None
     try:
         return json.loads(text, parse_float=Decimal)
+    except RecursionError:
+        raise _Fail(f"{path}: {what} nests too deeply") from None
     except json.JSONDecodeError as exc:
         raise _Fail(f"{path}:{exc.lineno}:{exc.colno}: {what} is not valid JSON: {exc.msg}") \
             from None
@@ -59,9 +63,13 @@ def _lines(path: str, what: str) -> Iterator[tuple[int, str]]:
     except OSError as exc:
         raise _Fail(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
     with handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                yield number, line
+        number = 0
+        try:
+            for number, line in enumerate(handle, 1):
+                if line.strip():
+                    yield number, line
+        except UnicodeDecodeError:
+            raise _Fail(f"{path}:{number + 1}: {what} is not UTF-8 text") from None
 
 
 def _transaction(line: str) -> Transaction:
@@ -208,9 +216,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if progress and count >= 10_000:
         print(file=sys.stderr)
     if args.state_out:
-        with open(args.state_out, "w", encoding="utf-8") as handle:
-            for state in members.values():
-                handle.write(_dump(state) + "\n")
+        try:
+            with open(args.state_out, "w", encoding="utf-8") as handle:
+                for state in members.values():
+                    handle.write(_dump(state) + "\n")
+        except OSError as exc:
+            raise _Fail(f"{args.state_out}: cannot write the member states: "
+                        f"{exc.strerror or exc}") from None
     out.flush()
     if args.format == "text" and not args.quiet:
         elapsed = time.perf_counter() - started
@@ -257,7 +269,10 @@ def _stream(args: argparse.Namespace, program: Any, members: dict[str, MemberSta
 
 
 def _cmd_lint(args: argparse.Namespace) -> int:
-    today = date.fromisoformat(args.today) if args.today else date.today()
+    try:
+        today = date.fromisoformat(args.today) if args.today else date.today()
+    except ValueError:
+        raise _Fail(f"--today {args.today!r} is not a date such as 2026-03-01") from None
     worst = 0
     for path in args.programs:
         program = load_program(Path(path))
@@ -395,6 +410,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("loyaltyrules: interrupted", file=sys.stderr)
     except BrokenPipeError:
         return EXIT_OK
+    except Exception as exc:  # the promise is one line, never a traceback
+        print(f"loyaltyrules: internal error ({type(exc).__name__}: {exc}) — this is a bug in "
+              "loyaltyrules, please report it with the input that caused it", file=sys.stderr)
     return EXIT_ERROR
 
 

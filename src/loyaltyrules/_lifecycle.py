@@ -479,6 +479,9 @@ def advance_state(model: ProgramModel, member: MemberState, until: datetime, zon
     """Move a member to ``until``: release, expire, review, signal — in time order."""
     if until.tzinfo is None:
         raise InputError("needs a UTC offset", field="until", kind="advance")
+    if member.tier is not None and all(t.id != member.tier for t in model.tiers):
+        raise InputError(f"unknown tier {member.tier!r}; the program has "
+                         f"{[t.id for t in model.tiers]}", field="tier", kind="member")
     start = member.advanced_to
     if start is not None and until <= start:
         return member, []
@@ -556,6 +559,9 @@ def advance(program: Any, member: MemberState | dict[str, Any], until: datetime 
 
 
 def _instant(value: datetime | str, field: str, kind: str) -> datetime:
+    if not isinstance(value, (str, datetime)):
+        raise InputError(f"expected a date-time such as 2026-03-03T10:00:00+08:00, got "
+                         f"{value!r}", field=field, kind=kind)
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)
@@ -842,6 +848,9 @@ def _refund_event(event: Any) -> dict[str, Any]:
             raise InputError(str(exc), field="amount", kind="refund") from None
     lines = None
     if event.get("lines") is not None:
+        if not isinstance(event["lines"], list):
+            raise InputError("lines is a list such as [{line: 0}]", field="lines",
+                             kind="refund")
         lines = []
         for n, line in enumerate(event["lines"]):
             try:
@@ -930,13 +939,15 @@ def _behaviour_condition(program: Any, m: MemberState, ev: dict[str, Any],
     from ._engine import _Ctx
     from ._member import Transaction
 
-    txn = Transaction(id=ev["id"], at=ev["at"], channel=str(ev.get("channel", "app")),
-                      items=({"sku": "-", "category": ev["type"], "amount": "0"},),
-                      attrs=attrs)
+    if not isinstance(attrs, dict):
+        raise InputError("attrs is a mapping of names to values", field="attrs",
+                         kind="behaviour")
+    channel = str(ev.get("channel") or "app")
+    txn = Transaction(id=ev["id"], at=ev["at"], channel=channel,
+                      items=({"sku": "-", "category": str(ev["type"]), "amount": "0"},))
     plan = program.plan("compiled")
     ctx = _Ctx(program, plan, m, txn, ev["at"].astimezone(program.zone), False)
-    ctx.event = {"id": ev["id"], "type": ev["type"], "channel": str(ev.get("channel", "app")),
-                 "attrs": dict(attrs)}
+    ctx.event = {"id": ev["id"], "type": ev["type"], "channel": channel, "attrs": dict(attrs)}
     return ctx.when(rule.id, "promotion", plan.behaviour_conditions[rule.id]) is None
 
 
@@ -966,7 +977,10 @@ def redeem_reward(program: Any, member: MemberState | dict[str, Any], event: dic
             raise InputError(f"{reward.id} is not offered at {ev['at'].isoformat()}",
                              field="at", kind="reward")
     stock = ev.get("stock")
-    if stock is not None and int(stock) <= 0:
+    if stock is not None and (isinstance(stock, bool) or not isinstance(stock, int)):
+        raise InputError(f"stock is a whole number, got {stock!r}", field="stock",
+                         kind="reward")
+    if stock is not None and stock <= 0:
         raise InputError(f"{reward.id} is out of stock", field="stock", kind="reward")
     usage = dict(m.usage)
     if reward.limit is not None:
@@ -1042,10 +1056,10 @@ def gift(program: Any, giver: MemberState | dict[str, Any],
     if g.id == r.id:
         raise InputError("a member cannot gift points to themselves", field="receiver",
                          kind="gift")
-    try:
-        points = int(ev["points"])
-    except (TypeError, ValueError):
-        raise InputError("a whole number of points", field="points", kind="gift") from None
+    points = ev["points"]
+    if isinstance(points, bool) or not isinstance(points, int):
+        raise InputError(f"a whole number of points, got {points!r}", field="points",
+                         kind="gift")
     if points < rules.minimum or (rules.maximum is not None and points > rules.maximum):
         raise InputError(f"gifts are {rules.minimum} to {rules.maximum or 'any number of'} "
                          "points", field="points", kind="gift")

@@ -442,6 +442,8 @@ def _instant(value: date | datetime | None, zone: tzinfo, *, end: bool) -> datet
     if value is None:
         return None
     if not isinstance(value, datetime):
+        if end and value == date.max:
+            return None  # "until 9999-12-31" means no end
         day = value + timedelta(days=1) if end else value
         return datetime.combine(day, time(0), tzinfo=zone)
     if value.tzinfo is None:
@@ -519,6 +521,9 @@ class Schedule(_Strict):
                 raise ValueError(f"not a valid RRULE: {exc}") from None
             if not isinstance(rule, _rrule.rrule):
                 raise ValueError("give one RRULE, not a set")
+            if re.search(r"FREQ\s*=\s*(HOURLY|MINUTELY|SECONDLY)", text, re.IGNORECASE):
+                raise ValueError("a schedule selects days: FREQ is YEARLY, MONTHLY, WEEKLY or "
+                                 "DAILY (use a window for times of day)")
             return rule
         assert self.freq is not None
         return _rrule.rrule(

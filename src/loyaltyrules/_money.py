@@ -100,6 +100,7 @@ def allocate(total: Decimal, weights: list[Decimal], q: Decimal) -> list[Decimal
     return [Decimal(p) * q for p in parts]
 
 
+_LIMIT = Decimal(10) ** 15
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 
 
@@ -119,8 +120,8 @@ def parse_money(value: object) -> Decimal:
         result = Decimal(value.strip())
     else:
         raise ValueError(f"expected an amount such as 12.50, got {value!r}")
-    if not result.is_finite():
-        raise ValueError(f"expected a finite amount, got {value!r}")
+    if not result.is_finite() or abs(result) >= _LIMIT:
+        raise ValueError(f"expected an amount below 10^15, got {value!r}")
     return result
 
 
