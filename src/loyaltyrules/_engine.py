@@ -28,7 +28,13 @@ from ._decision import (
 from ._errors import AlreadyApplied, EvaluationError, InputError
 from ._expressions import ExpressionRuntimeError, Scope
 from ._fast import cap_total, combine, decide
-from ._lifecycle import advance_state, complete_purchase, redemption_value, window_spend
+from ._lifecycle import (
+    advance_state,
+    complete_purchase,
+    member_view,
+    redemption_value,
+    window_spend,
+)
 from ._member import MemberState, Transaction, coerce
 from ._model import DiscountSpec, Qualify, Rule
 from ._money import allocate, round_money, round_points
@@ -121,16 +127,11 @@ def _make_scope(ctx: _Ctx) -> Scope:
     program = ctx.program
     policy = program.model.policies.birthday
     today = ctx.today
-    tier = m.tier or program.tiers[0].id
 
     def birthday_test(kind: str) -> bool:
         return is_birthday(m.birthday, today, kind, feb29=policy.feb29, week=policy.week)
 
-    member = {
-        "id": m.id, "tier": tier, "tier_rank": program.tier_rank(tier), "points": m.points,
-        "qualifying_spend": m.qualifying_spend, "orders": m.orders, "birthday": m.birthday,
-        "joined": m.joined, "last_purchase": m.last_purchase, "attrs": dict(m.attrs),
-    }
+    member = member_view(program.model, m)
     txn = {
         "id": t.id, "amount": ctx.list_total, "channel": t.channel, "store": t.store,
         "at": local_at, "date": today, "weekday": local_at.isoweekday(), "hour": local_at.hour,
@@ -381,6 +382,13 @@ def _price(ctx: _Ctx, sources: list[_Source]
             void.add(src.rule)
             continue
         amount, idx, why = result
+        if not amount and src.kind != "tier":
+            # nothing left to take off (excluded lines, max_total reached): the rule does
+            # not fire, and a usage limit is not spent on it
+            void.add(src.rule)
+            if ctx.tracing:
+                ctx.note(src.rule, src.kind, "not_matched", f"discount would be 0: {why}")
+            continue
         allocation = [zero] * len(items)
         if len(idx) == 1:
             allocation[idx[0]] = amount
@@ -751,7 +759,7 @@ def _run(
         tier_after = forced_after
     elif benefits.rank + 1 < len(plan.tiers) or tier_before.rank + 1 < len(plan.tiers):
         tier_after = _qualify(ctx, tier_before, window_spend(plan.model, m, today) + spend,
-                              m.points + points_total, m.orders + 1)
+                              m.points - redeemed + points_total, m.orders + 1)
     else:
         tier_after = tier_before
 

@@ -157,7 +157,7 @@ def _run(program: Any, plan: Plan, m: MemberState, t: Transaction, amounts: list
     elif tier_before.rank + 1 < len(plan.tiers):
         after = tier_before
         spend_after = window_spend(plan.model, m, today) + spend
-        points_after = m.points + points_total
+        points_after = m.points - redeemed + points_total
         orders_after = m.orders + 1
         for tp in plan.tiers[tier_before.rank + 1:]:
             if tp.qualifies(spend_after, points_after, orders_after, lazy):
@@ -272,6 +272,9 @@ def _price(fp: Any, items: Sequence[Any], amounts: list[Decimal],
             void.add(src[0])
             continue
         amount, idx = result
+        if not amount and src[1] != "tier":
+            void.add(src[0])
+            continue
         allocation = [zero] * n
         if len(idx) == 1:
             k = idx[0]

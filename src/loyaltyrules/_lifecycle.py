@@ -14,7 +14,7 @@ from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
-from ._calendar import birthday_in_year, period_key
+from ._calendar import birthday_in_year, is_birthday, period_key
 from ._decision import (
     Decision,
     GiftDecision,
@@ -295,8 +295,47 @@ def _prune_log(model: ProgramModel, log: dict[str, Decimal], today: date) -> dic
     return {m: v for m, v in log.items() if m >= oldest}
 
 
-def _meets(q: Qualify, spend: Decimal, points: int, orders: int) -> bool:
+def member_view(model: ProgramModel, m: MemberState) -> dict[str, Any]:
+    """What expressions see as ``member`` (docs/expressions.md)."""
+    tier = m.tier or model.tiers[0].id
+    rank = next((i for i, t in enumerate(model.tiers) if t.id == tier), 0)
+    return {
+        "id": m.id, "tier": tier, "tier_rank": rank, "points": m.points,
+        "qualifying_spend": m.qualifying_spend, "orders": m.orders, "birthday": m.birthday,
+        "joined": m.joined, "last_purchase": m.last_purchase, "attrs": dict(m.attrs),
+    }
+
+
+def _review_condition(model: ProgramModel, member: MemberState, tier_id: str, expr: Any,
+                      at: datetime) -> bool:
+    """A tier's ``when:`` at a review: judged on the member alone (no purchase: the
+    transaction is empty, its amount 0)."""
+    from ._errors import EvaluationError
+    from ._expressions import ExpressionRuntimeError, Scope
+
+    day = at.date()
+    policy = model.policies.birthday
+    txn = {"id": "review", "amount": Decimal(0), "channel": "", "store": None, "at": at,
+           "date": day, "weekday": day.isoweekday(), "hour": 0, "items_count": 0,
+           "quantity": 0, "shipping": Decimal(0), "tax": Decimal(0),
+           "paid_with_points": Decimal(0), "attrs": {}}
+    scope = Scope(member=member_view(model, member), txn=txn, items=[], today=day,
+                  birthday_test=lambda kind: is_birthday(member.birthday, day, kind,
+                                                         feb29=policy.feb29, week=policy.week))
+    try:
+        result = expr.evaluate(scope)
+    except ExpressionRuntimeError as exc:
+        raise EvaluationError(tier_id, str(exc)) from None
+    if not isinstance(result, bool):
+        raise EvaluationError(tier_id, f"`{expr}` gave {result!r}, not true or false")
+    return result
+
+
+def _meets(q: Qualify, spend: Decimal, points: int, orders: int,
+           when: bool | None = None) -> bool:
     checks = []
+    if when is not None:
+        checks.append(when)
     if q.spend is not None:
         checks.append(spend >= q.spend)
     if q.points is not None:
@@ -348,16 +387,22 @@ def _review(model: ProgramModel, member: MemberState, day: date, at: datetime
     # the review judges the window that has just ended: the day before the review day
     spend = window_spend(model, member, day - timedelta(days=1))
     points, orders = member.points, member.orders
+    def meets(q: Qualify | None, tier_id: str) -> bool:
+        if q is None:
+            return False
+        when = None if q.when is None else _review_condition(model, member, tier_id, q.when, at)
+        return _meets(q, spend, points, orders, when)
+
     moved = rank
     for i in range(rank + 1, len(tiers)):
         q = tiers[i].qualify
-        if q is not None and _meets(q, spend, points, orders):
+        if meets(q, tiers[i].id):
             moved = i
     if moved == rank and rank > 0:
         target = 0
         for i in range(rank, 0, -1):
             q = tiers[i].retain or tiers[i].qualify
-            if q is not None and _meets(q, spend, points, orders):
+            if meets(q, tiers[i].id):
                 target = i
                 break
         if target < rank:
@@ -731,6 +776,10 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         raise InputError(f"purchase {record.id} is older than the {model.ledger.refund_days}-day "
                          "refund window", field="at", kind="refund")
     q = program.quantum
+    for given in [ev["amount"], *(part for _, part in ev["lines"] or [])]:
+        if given is not None and given != given.quantize(q):
+            raise InputError(f"{given:f} has more decimals than {program.currency} allows",
+                             field="amount", kind="refund")
     lines = list(record.refunded_lines or (Decimal(0),) * len(record.line_paid))
     if ev["lines"] is not None:
         amount = Decimal(0)
@@ -776,8 +825,8 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
     to_return = return_total - record.points_returned
     spend_total = share_money(record.qualifying_spend, refunded)
     spend_back = spend_total - record.spend_reversed
-    pwp_now = share_money(record.paid_with_points, refunded) - share_money(
-        record.paid_with_points, record.refunded)
+    goods_pwp = min(record.paid_with_points, record.goods_paid)
+    pwp_now = share_money(goods_pwp, refunded) - share_money(goods_pwp, record.refunded)
     money_refunded = amount - pwp_now
 
     at = ev["at"]
