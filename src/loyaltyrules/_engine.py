@@ -239,10 +239,15 @@ def _sort_key(ctx: _Ctx) -> Any:
     return lambda e: (-e[0], e[1])
 
 
-def _select_rules(ctx: _Ctx, tier: str) -> list[RulePlan]:
-    """Conditions first, then exclusivity and groups (first by priority wins)."""
+def _select_rules(ctx: _Ctx, tier: str, dropped: Mapping[str, str]) -> list[RulePlan]:
+    """Conditions first, then exclusivity and groups (first by priority wins). ``dropped``
+    rules were selected before and dropped out once priced: they take no part."""
     matched: list[tuple[int, int, str, RulePlan]] = []
     for rp in ctx.plan.rules:
+        if rp.rule.id in dropped:
+            if ctx.tracing:
+                ctx.note(rp.rule.id, rp.kind, "not_matched", dropped[rp.rule.id])
+            continue
         why = _rule_conditions(ctx, rp, tier)
         if why is None:
             matched.append((rp.rule.priority, rp.index, rp.rule.id, rp))
@@ -678,53 +683,70 @@ def _run(
     policies = plan.model.policies
     today = ctx.today
 
-    # 1. which birthday rules and promotions fire (conditions, exclusivity, groups)
-    fired = _select_rules(ctx, benefits.tier.id)
+    # 1. which birthday rules and promotions fire (conditions, exclusivity, groups), then
+    # 2. the discounts in priority order. A group's or an exclusive rule's winner that drops
+    # out once priced (threshold or min_paid not reached) must not keep the others out: the
+    # selection is made again without it.
+    dropped: dict[str, str] = {}
+    while True:
+        trace_mark, fired_mark = len(ctx.trace), dict(ctx.fired)
+        fired = _select_rules(ctx, benefits.tier.id, dropped)
 
-    # 2. discounts, in priority order
-    entries: list[tuple[int, int, str, _Source]] = []
-    if benefits.discount is not None:
-        entries.append((policies.discounts.tier_priority, -1, benefits.tier.id,
-                        _Source(benefits.tier.id, "tier", benefits.discount, _NONE, _NONE)))
-    elif tracing:
-        ctx.note(benefits.tier.id, "tier", "not_matched",
-                 f"tier {benefits.tier.id} has no discount")
-    for rp in fired:
-        if rp.rule.discount is not None:
-            entries.append((rp.rule.priority, rp.index, rp.rule.id,
-                            _Source(rp.rule.id, rp.kind, rp.rule.discount, rp.categories,
-                                    rp.skus)))
-    if len(entries) > 1:
-        entries.sort(key=_sort_key(ctx))
-    paid, discount_lines, void = _price(ctx, [e[3] for e in entries])
+        # 2. discounts, in priority order
+        entries: list[tuple[int, int, str, _Source]] = []
+        if benefits.discount is not None:
+            entries.append((policies.discounts.tier_priority, -1, benefits.tier.id,
+                            _Source(benefits.tier.id, "tier", benefits.discount, _NONE, _NONE)))
+        elif tracing:
+            ctx.note(benefits.tier.id, "tier", "not_matched",
+                     f"tier {benefits.tier.id} has no discount")
+        for rp in fired:
+            if rp.rule.discount is not None:
+                entries.append((rp.rule.priority, rp.index, rp.rule.id,
+                                _Source(rp.rule.id, rp.kind, rp.rule.discount, rp.categories,
+                                        rp.skus)))
+        if len(entries) > 1:
+            entries.sort(key=_sort_key(ctx))
+        paid, discount_lines, void = _price(ctx, [e[3] for e in entries])
 
-    goods_paid = sum(paid, _ZERO)
-    due = goods_paid + t.shipping + t.tax
-    pwp, redeemed = redemption_value(plan.model, m, t, goods_paid, program.quantum)
-    if pwp > due:
-        raise InputError(f"paid_with_points {_fmt(pwp)} exceeds the amount due "
-                         f"{_fmt(due)}", field="paid_with_points", kind="transaction")
-    payable = due - pwp
-    ctx.pwp = pwp
-    if redeemed and tracing:
-        ctx.note("redemption", "redemption", "fired",
-                 f"{redeemed} points pay {_fmt(pwp)} (积分抵现)")
+        goods_paid = sum(paid, _ZERO)
+        due = goods_paid + t.shipping + t.tax
+        pwp, redeemed = redemption_value(plan.model, m, t, goods_paid, program.quantum)
+        if pwp > due:
+            raise InputError(f"paid_with_points {_fmt(pwp)} exceeds the amount due "
+                             f"{_fmt(due)}", field="paid_with_points", kind="transaction")
+        payable = due - pwp
+        ctx.pwp = pwp
+        if redeemed and tracing:
+            ctx.note("redemption", "redemption", "fired",
+                     f"{redeemed} points pay {_fmt(pwp)} (积分抵现)")
 
-    # rules that need the paid amount, and rules whose threshold was not reached, drop out
-    kept: list[RulePlan] = []
-    for rp in fired:
-        rule = rp.rule
-        if rule.id in void:
-            continue
-        if rule.min_paid is not None and goods_paid < rule.min_paid:
-            if tracing:
-                ctx.note(rule.id, rp.kind, "not_matched",
-                         f"amount paid {_fmt(goods_paid)} below min_paid {_fmt(rule.min_paid)}")
-            continue
-        kept.append(rp)
-        # a rule whose discount was not the best still gives its other effects
-        if (rule.discount is None or rule.id not in ctx.fired) and _effects_text(rule):
-            ctx.fire(rule.id, rp.kind, _effects_text(rule) if tracing else None)
+        # rules that need the paid amount, and rules whose threshold was not reached, drop out
+        kept: list[RulePlan] = []
+        for rp in fired:
+            rule = rp.rule
+            if rule.id in void:
+                continue
+            if rule.min_paid is not None and goods_paid < rule.min_paid:
+                if tracing:
+                    ctx.note(rule.id, rp.kind, "not_matched",
+                             f"amount paid {_fmt(goods_paid)} below min_paid "
+                             f"{_fmt(rule.min_paid)}")
+                continue
+            kept.append(rp)
+            # a rule whose discount was not the best still gives its other effects
+            if (rule.discount is None or rule.id not in ctx.fired) and _effects_text(rule):
+                ctx.fire(rule.id, rp.kind, _effects_text(rule) if tracing else None)
+        lost = [rp for rp in fired if rp not in kept and (
+            rp.rule.group is not None or (rp.rule.exclusive and rp.kind == "promotion"))]
+        if not lost:
+            break
+        reasons = {e.rule: e.reason for e in ctx.trace[trace_mark:]
+                   if e.status == "not_matched"}
+        for rp in lost:
+            dropped[rp.rule.id] = reasons.get(rp.rule.id, "its discount did not apply")
+        del ctx.trace[trace_mark:]
+        ctx.fired = fired_mark
 
     # 3. qualifying spend
     qs = policies.qualifying_spend

@@ -79,42 +79,51 @@ def _run(program: Any, plan: Plan, m: MemberState, t: Transaction, amounts: list
     tier_id = benefits.tier.id
     lazy = _Lazy(program, plan, m, t, local_at)
 
-    # 1. rules: conditions, then priority order, exclusivity and groups
-    matched: list[FastRule] = []
-    for fr in fp.candidates(today, t.channel):
-        if fr.check(at, today, m, t, tier_id, list_total, lazy):
-            matched.append(fr)
-    if len(matched) > 1:
-        matched.sort(key=fp.rule_key)
-        if fp.resolves:
-            matched = _resolve(matched)
+    # 1. rules: conditions, then priority order, exclusivity and groups; 2. discounts. A
+    # group's or exclusive rule's winner that drops out once priced is selected away (as in
+    # the engine) so it does not keep the others out.
+    dropped: set[str] = set()
+    while True:
+        matched: list[FastRule] = []
+        for fr in fp.candidates(today, t.channel):
+            if fr.id not in dropped and fr.check(at, today, m, t, tier_id, list_total, lazy):
+                matched.append(fr)
+        if len(matched) > 1:
+            matched.sort(key=fp.rule_key)
+            if fp.resolves:
+                matched = _resolve(matched)
 
-    # 2. discounts
-    sources: list[tuple[Any, ...]] = []
-    if benefits.source is not None:
-        sources.append(benefits.source)
-    for fr in matched:
-        if fr.source is not None:
-            sources.append(fr.source)
-    void: set[str] = set()
-    if not sources:
-        paid = amounts
-        discount_lines: list[DiscountLine] = []
-    else:
-        if len(sources) > 1:
-            sources.sort(key=fp.source_key)
-        paid, discount_lines = _price(fp, items, amounts, sources, void)
-    goods_paid = list_total - sum([d.amount for d in discount_lines], _ZERO) \
-        if discount_lines else list_total
-    due = goods_paid + t.shipping + t.tax
-    pwp, redeemed = redemption_value(plan.model, m, t, goods_paid, fp.quantum)
-    if pwp > due:
-        raise InputError(f"paid_with_points {pwp:f} exceeds the amount due {due:f}",
-                         field="paid_with_points", kind="transaction")
-    payable = due - pwp
+        # 2. discounts
+        sources: list[tuple[Any, ...]] = []
+        if benefits.source is not None:
+            sources.append(benefits.source)
+        for fr in matched:
+            if fr.source is not None:
+                sources.append(fr.source)
+        void: set[str] = set()
+        if not sources:
+            paid = amounts
+            discount_lines: list[DiscountLine] = []
+        else:
+            if len(sources) > 1:
+                sources.sort(key=fp.source_key)
+            paid, discount_lines = _price(fp, items, amounts, sources, void)
+        goods_paid = list_total - sum([d.amount for d in discount_lines], _ZERO) \
+            if discount_lines else list_total
+        due = goods_paid + t.shipping + t.tax
+        pwp, redeemed = redemption_value(plan.model, m, t, goods_paid, fp.quantum)
+        if pwp > due:
+            raise InputError(f"paid_with_points {pwp:f} exceeds the amount due {due:f}",
+                             field="paid_with_points", kind="transaction")
+        payable = due - pwp
 
-    kept = [fr for fr in matched if fr.id not in void and (
-        fr.min_paid is None or goods_paid >= fr.min_paid)] if matched else matched
+        kept = [fr for fr in matched if fr.id not in void and (
+            fr.min_paid is None or goods_paid >= fr.min_paid)] if matched else matched
+        lost = {fr.id for fr in matched if fr not in kept and (
+            fr.group is not None or fr.exclusive)}
+        if not lost:
+            break
+        dropped |= lost
 
     # 3. qualifying spend
     if fp.spend_paid:
