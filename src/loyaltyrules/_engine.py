@@ -37,7 +37,7 @@ from ._lifecycle import (
 )
 from ._member import MemberState, Transaction, coerce
 from ._model import DiscountSpec, Qualify, Rule
-from ._money import allocate, round_money, round_points
+from ._money import allocate, exact, round_money, round_points
 from ._program import Program
 
 __all__ = ["evaluate"]
@@ -602,6 +602,7 @@ def _qualify(ctx: _Ctx, before: TierPlan, spend: Decimal, points: int, orders: i
 # --- the pipeline --------------------------------------------------------------------------
 
 
+@exact
 def evaluate(
     program: Program,
     member: MemberState | dict[str, Any] | str,

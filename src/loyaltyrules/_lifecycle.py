@@ -29,7 +29,7 @@ from ._decision import (
 from ._errors import InputError
 from ._member import MemberState, PointsLot, PointsTotals, PurchaseRecord, Transaction, Usage
 from ._model import Expiry, ProgramModel, Qualify
-from ._money import allocate
+from ._money import allocate, exact
 
 __all__ = [
     "advance",
@@ -584,6 +584,7 @@ def _ref(program: Any) -> Any:
     return program.ref
 
 
+@exact
 def advance(program: Any, member: MemberState | dict[str, Any], until: datetime | str
             ) -> LifecycleDecision:
     """Move a member through time to ``until`` (an aware instant): pending points become
@@ -750,6 +751,7 @@ def complete_purchase(program: Any, member: MemberState, txn: Transaction, decis
 # --- refunds ------------------------------------------------------------------------------------
 
 
+@exact
 def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, Any] | Any
            ) -> LifecycleDecision:
     """Refund part or all of an earlier purchase: points reversed in proportion (a full refund
@@ -938,6 +940,7 @@ def _simple_event(event: Any, kind: str, required: Iterable[str]) -> dict[str, A
     return out
 
 
+@exact
 def behaviour(program: Any, member: MemberState | dict[str, Any], event: dict[str, Any]
               ) -> LifecycleDecision:
     """Points for a non-purchase action (行为积分): sign-up, review, check-in, referral …
@@ -1000,6 +1003,7 @@ def _behaviour_condition(program: Any, m: MemberState, ev: dict[str, Any],
     return ctx.when(rule.id, "promotion", plan.behaviour_conditions[rule.id]) is None
 
 
+@exact
 def redeem_reward(program: Any, member: MemberState | dict[str, Any], event: dict[str, Any]
                   ) -> LifecycleDecision:
     """Buy a reward from the catalogue (积分商城) with points: expiring lots are used first."""
@@ -1055,6 +1059,7 @@ def redeem_reward(program: Any, member: MemberState | dict[str, Any], event: dic
         "member_version": base_version, "member_after": state})
 
 
+@exact
 def credit(program: Any, member: MemberState | dict[str, Any], action: HostAction | dict[str, Any],
            at: datetime | str) -> LifecycleDecision:
     """Apply a host action (a referral reward) from another member's decision, once."""
@@ -1088,6 +1093,7 @@ def credit(program: Any, member: MemberState | dict[str, Any], action: HostActio
 # --- gifting (权益共享) ------------------------------------------------------------------------
 
 
+@exact
 def gift(program: Any, giver: MemberState | dict[str, Any],
          receiver: MemberState | dict[str, Any], event: dict[str, Any]) -> GiftDecision:
     """Points given by ``giver`` to ``receiver``: the giver's expiring lots go first, the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from decimal import (
     ROUND_CEILING,
     ROUND_DOWN,
@@ -10,15 +11,22 @@ from decimal import (
     ROUND_HALF_EVEN,
     ROUND_HALF_UP,
     ROUND_UP,
+    Context,
     Decimal,
+    DivisionByZero,
     InvalidOperation,
+    Overflow,
+    localcontext,
 )
-from typing import Literal
+from functools import wraps
+from typing import Literal, ParamSpec, TypeVar
 
 __all__ = [
+    "CONTEXT",
     "MINOR_UNITS",
     "RoundingMode",
     "allocate",
+    "exact",
     "minor_units",
     "parse_money",
     "parse_rate",
@@ -158,3 +166,24 @@ def parse_rate(value: object) -> Decimal:
             hint = f" — did you mean {rate.normalize():f}% ({(rate / 100).normalize():f})?"
         raise ValueError(f"must be between 0 and 1 (got {value}){hint}")
     return rate
+
+
+# The arithmetic context every entry point runs in, whatever the host's global context:
+# 28 significant digits (amounts are below 10^15, so products and shares stay exact to far
+# below a cent), and errors instead of silent infinities.
+CONTEXT = Context(prec=28, rounding=ROUND_HALF_EVEN, Emax=999_999, Emin=-999_999,
+                  traps=[InvalidOperation, DivisionByZero, Overflow])
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def exact(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run ``fn`` in :data:`CONTEXT`: a host's ``getcontext().prec = 6`` cannot change a result."""
+
+    @wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with localcontext(CONTEXT):
+            return fn(*args, **kwargs)
+
+    return wrapper

@@ -25,7 +25,7 @@ from ._decision import ProgramRef, build
 from ._errors import Diagnostic, ProgramError
 from ._expressions import Expression
 from ._model import EarnRule, Meta, Multiplier, Perk, ProgramModel, Rule, Tier
-from ._money import parse_money, quantum
+from ._money import exact, parse_money, quantum
 from ._yaml import SourceMap, load_yaml
 
 __all__ = ["Program", "load_program"]
@@ -204,6 +204,7 @@ def _looks_like_path(text: str) -> bool:
         return False
 
 
+@exact
 def _build(data: Any, smap: SourceMap) -> Program:
     if not isinstance(data, Mapping):
         raise ProgramError([smap.diagnostic("LR200", "a program is a mapping of sections "
