@@ -137,6 +137,9 @@ def load_scenarios(path: str | Path) -> tuple[Program, list[Scenario]]:
         where: tuple[str | int, ...] = ("scenarios", i)
         if not isinstance(item, Mapping) or "name" not in item or "steps" not in item:
             raise _problem(smap, "each scenario has a name and steps (and a member)", where)
+        if "member" in item and not isinstance(item["member"], Mapping):
+            raise _problem(smap, "member: is a mapping of member state fields",
+                           (*where, "member"))
         extra = set(item) - {"name", "member", "steps"}
         if extra:
             raise _problem(smap, f"unknown key {sorted(extra)[0]!r}",
@@ -156,7 +159,12 @@ def load_scenarios(path: str | Path) -> tuple[Program, list[Scenario]]:
             expect = step.get("expect") or {}
             if not isinstance(expect, Mapping):
                 raise _problem(smap, "expect: is a mapping", (*where, "steps", j, "expect"))
-            for key in expect:
+            for key, value in expect.items():
+                if key in ("perks", "events", "signals") and not (
+                        isinstance(value, str) or (isinstance(value, list) and all(
+                            isinstance(v, str) for v in value))):
+                    raise _problem(smap, f"{key}: is a list of names",
+                                   (*where, "steps", j, "expect", key))
                 if key not in _EXPECT_KEYS:
                     raise _problem(smap, f"unknown expectation {key!r} (one of "
                                    f"{', '.join(_EXPECT_KEYS)})",
@@ -281,8 +289,9 @@ def _compare(n: int, kind: str, expect: Mapping[str, Any], d: Decision | Lifecyc
             if missing:
                 yield StepFailure(n, kind, key, wanted, have, line)
         elif key == "perks":
-            if sorted(want or []) != have:
-                yield StepFailure(n, kind, key, sorted(want or []), have, line)
+            wanted = [want] if isinstance(want, str) else sorted(want or [])
+            if wanted != have:
+                yield StepFailure(n, kind, key, wanted, have, line)
         elif isinstance(have, Decimal):
             try:
                 ok = parse_money(want) == have
