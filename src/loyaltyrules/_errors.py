@@ -42,6 +42,14 @@ def format_path(path: tuple[str | int, ...]) -> str:
     return out or "(top level)"
 
 
+def located(source: str, line: int | None, column: int | None, path: tuple[str | int, ...],
+            message: str, hint: str | None) -> str:
+    """``file:line:col: path: message — hint``, the one way findings are written."""
+    where = source if line is None else f"{source}:{line}:{column or 1}"
+    text = f"{where}: {format_path(path)}: {message}"
+    return f"{text} — {hint}" if hint else text
+
+
 @dataclass(frozen=True)
 class Diagnostic:
     """One problem found in a program: what failed, where, on what.
@@ -59,12 +67,7 @@ class Diagnostic:
     hint: str | None = None
 
     def __str__(self) -> str:
-        where = self.source
-        if self.line is not None:
-            where += f":{self.line}:{self.column or 1}"
-        text = f"{where}: {format_path(self.path)}: {self.message}"
-        if self.hint:
-            text += f" — {self.hint}"
+        text = located(self.source, self.line, self.column, self.path, self.message, self.hint)
         return f"{text} [{self.code}]"
 
     def as_dict(self) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Literal
 
-from ._errors import format_path
+from ._errors import format_path, located
 from ._expressions import Expression
 from ._model import Behaviour, EarnRule, Multiplier, ProgramModel, Qualify, Rule, Schedule, Window
 from ._program import Program
@@ -55,12 +55,7 @@ class Finding:
     hint: str | None = None
 
     def __str__(self) -> str:
-        where = self.source
-        if self.line is not None:
-            where += f":{self.line}:{self.column or 1}"
-        text = f"{where}: {format_path(self.path)}: {self.message}"
-        if self.hint:
-            text += f" — {self.hint}"
+        text = located(self.source, self.line, self.column, self.path, self.message, self.hint)
         return f"{text} [{self.code} {self.severity}]"
 
     def as_dict(self) -> dict[str, Any]:

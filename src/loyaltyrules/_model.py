@@ -7,6 +7,7 @@ plain fields that tools can read; ``when:`` expressions are the escape hatch.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -51,38 +52,28 @@ __all__ = [
 ]
 
 
-def _expr(value: Any) -> Expression:
-    if isinstance(value, Expression):
-        return value
-    try:
-        return parse_expression(value)
-    except ExpressionError as exc:
-        text = f"{exc}{' — ' + exc.hint if exc.hint else ''}"
-        raise PydanticCustomError("expression", "{text}", {"text": text}) from None
+def _parser(*, invariant: bool) -> Callable[[Any], Expression]:
+    """Expression fields are parsed and checked at load; errors become LR301 diagnostics."""
+
+    def parse(value: Any) -> Expression:
+        if isinstance(value, Expression):
+            return value
+        try:
+            return parse_expression(value, invariant=invariant)
+        except ExpressionError as exc:
+            text = f"{exc}{' — ' + exc.hint if exc.hint else ''}"
+            raise PydanticCustomError("expression", "{text}", {"text": text}) from None
+
+    return parse
 
 
+_as_text = PlainSerializer(lambda e: e.source, return_type=str)
 Expr = Annotated[
-    Expression,
-    PlainValidator(_expr),
-    PlainSerializer(lambda e: e.source, return_type=str),
+    Expression, PlainValidator(_parser(invariant=False)), _as_text,
     WithJsonSchema({"type": "string", "description": "a condition (docs/expressions.md)"}),
 ]
-
-
-def _invariant_expr(value: Any) -> Expression:
-    if isinstance(value, Expression):
-        return value
-    try:
-        return parse_expression(value, invariant=True)
-    except ExpressionError as exc:
-        text = f"{exc}{' — ' + exc.hint if exc.hint else ''}"
-        raise PydanticCustomError("expression", "{text}", {"text": text}) from None
-
-
 InvariantExpr = Annotated[
-    Expression,
-    PlainValidator(_invariant_expr),
-    PlainSerializer(lambda e: e.source, return_type=str),
+    Expression, PlainValidator(_parser(invariant=True)), _as_text,
     WithJsonSchema({"type": "string", "description": "a property over member, txn and decision"}),
 ]
 
