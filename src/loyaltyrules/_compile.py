@@ -265,6 +265,9 @@ class Plan:
     lifecycle: bool
     points_paid_earns: bool
     behaviour_conditions: dict[str, Condition]
+    # the trace-free decision: generated for this program in compiled mode (._specialise),
+    # the plan interpreter (._fast.decide) in interpreted mode, the reference it equals
+    decide: Callable[..., Any]
 
 
 def _condition(expr: Expression | None, mode: Mode, label: str) -> Condition | None:
@@ -330,7 +333,10 @@ def build_plan(model: ProgramModel, mode: Mode = "compiled") -> Plan:
         for c in (*(t.qualify_when for t in tiers), *(r.when for r in rules),
                   *(e.when for e in earn), *(m.when for m in multipliers))
     )
-    return Plan(
+    from ._fast import decide
+
+    plan = Plan(
+        decide=decide,
         model=model,
         mode=mode,
         fast=_fast_plan(model, tiers, rules, earn, multipliers),
@@ -350,6 +356,12 @@ def build_plan(model: ProgramModel, mode: Mode = "compiled") -> Plan:
             b.id: c for b in model.behaviours
             if (c := _condition(b.when, mode, b.id)) is not None},
     )
+    if mode == "compiled":
+        from ._specialise import specialise
+
+        # the generated function needs the finished plan (conditions reach it lazily)
+        object.__setattr__(plan, "decide", specialise(plan))
+    return plan
 
 
 def _fast_plan(model: ProgramModel, tiers: tuple[TierPlan, ...], rules: list[RulePlan],

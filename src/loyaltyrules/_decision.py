@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer
 
@@ -24,6 +25,7 @@ __all__ = [
     "TraceEntry",
     "UsageConsumed",
     "build",
+    "build_pending",
     "new",
 ]
 
@@ -55,6 +57,18 @@ def build(cls: type[_M], values: dict[str, Any]) -> _M:
     _set_fields(obj, fields)
     _set_extra(obj, None)
     _set_private(obj, None)
+    return obj
+
+
+_NEXT = "next_state"
+
+
+def build_pending(cls: type[_M], values: dict[str, Any], member_after: Callable[[], Any]
+                  ) -> _M:
+    """:func:`build` for a decision whose ``member_after`` is made by ``member_after()`` when
+    first read (:class:`Decision` explains why)."""
+    obj = build(cls, values)
+    _set_private(obj, {_NEXT: member_after})
     return obj
 
 
@@ -264,6 +278,65 @@ class Decision(_Out):
     outbox: tuple[HostAction, ...] = ()
     member_version: int = 0
     member_after: MemberState | None = None
+
+    # The next state is built when first read. A checkout that only prices a basket, or a
+    # host that keeps decisions and not states, never pays for it; reading it (``apply``,
+    # serialising, comparing, copying, pickling) builds it once, from values fixed at
+    # evaluation, so it is the same whenever it is read. Anything that could fail was
+    # checked at evaluation.
+
+    def _settle(self) -> None:
+        values = self.__dict__
+        if "member_after" not in values:
+            pending = self.__pydantic_private__
+            assert pending is not None
+            values["member_after"] = pending[_NEXT]()
+            _set_private(self, None)
+
+    if not TYPE_CHECKING:
+        def __getattr__(self, name: str) -> Any:
+            if name == "member_after":
+                self._settle()
+                return self.__dict__["member_after"]
+            return super().__getattr__(name)
+
+    def model_dump(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        self._settle()
+        return super().model_dump(*args, **kwargs)
+
+    def model_dump_json(self, *args: Any, **kwargs: Any) -> str:
+        self._settle()
+        return super().model_dump_json(*args, **kwargs)
+
+    def model_copy(self, *args: Any, **kwargs: Any) -> Decision:
+        self._settle()
+        return super().model_copy(*args, **kwargs)
+
+    def __copy__(self) -> Decision:
+        self._settle()
+        return super().__copy__()
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Decision:
+        self._settle()
+        return super().__deepcopy__(memo)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        self._settle()
+        return super().__getstate__()
+
+    def __eq__(self, other: object) -> bool:
+        self._settle()
+        if isinstance(other, Decision):
+            other._settle()
+        return super().__eq__(other)
+
+    def __iter__(self) -> Any:
+        self._settle()
+        return super().__iter__()
+
+    def __repr_args__(self) -> Any:
+        self._settle()
+        return super().__repr_args__()
 
     def explain(self) -> str:
         """A human-readable account of the decision, for people and the CLI's --explain."""

@@ -27,7 +27,7 @@ from ._decision import (
 )
 from ._errors import AlreadyApplied, EvaluationError, InputError
 from ._expressions import ExpressionRuntimeError, Scope
-from ._fast import cap_total, combine, decide
+from ._fast import cap_total, combine
 from ._lifecycle import (
     advance_state,
     complete_purchase,
@@ -635,7 +635,7 @@ def evaluate(
         # the account is brought to the purchase's instant first: expired points cannot pay
         m, events = advance_state(plan.model, m, t.at, program.zone)
     if not trace:
-        return complete_purchase(program, m, t, decide(program, plan, m, t), events,
+        return complete_purchase(program, m, t, plan.decide(program, plan, m, t), events,
                                  base_version)
     _check_inputs(program, plan, m, t)
     tier_before = plan.tier_index[m.tier] if m.tier else plan.tiers[0]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from ._compile import FastRule, Plan, TierPlan
+from ._compile import FastPlan, FastRule, Plan, TierPlan
 from ._decision import (
     Decision,
     DiscountLine,
@@ -25,7 +25,7 @@ from ._lifecycle import redemption_value, window_spend
 from ._member import MemberState, Transaction
 from ._money import _MODES, allocate, round_points
 
-__all__ = ["cap_total", "combine", "decide"]
+__all__ = ["cap_total", "combine", "decide", "prepare"]
 
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
@@ -34,6 +34,17 @@ _ONE = Decimal(1)
 def decide(program: Any, plan: Plan, m: MemberState, t: Transaction) -> Decision:
     """Evaluate with the trace off. Inputs are already validated models."""
     fp = plan.fast
+    tier_before, amounts, local_at = prepare(fp, plan, m, t)
+    decision, after = _run(program, plan, m, t, amounts, local_at, tier_before, tier_before,
+                           None)
+    if after is not tier_before and fp.benefits_now:
+        decision, _ = _run(program, plan, m, t, amounts, local_at, tier_before, after, after)
+    return decision
+
+
+def prepare(fp: FastPlan, plan: Plan, m: MemberState, t: Transaction
+            ) -> tuple[TierPlan, list[Decimal], Any]:
+    """The input checks every evaluation makes: (tier before, line amounts, local time)."""
     tier_id = m.tier
     if tier_id is None:
         tier_before = plan.tiers[0]
@@ -47,8 +58,7 @@ def decide(program: Any, plan: Plan, m: MemberState, t: Transaction) -> Decision
         raise InputError(f"transaction is for member {t.member_id!r}, not {m.id!r}",
                          field="member_id", kind="transaction")
     q = fp.quantum
-    items = t.items
-    amounts = [i.amount for i in items]
+    amounts = [i.amount for i in t.items]
     for k, a in enumerate(amounts):
         if a != a.quantize(q):
             raise InputError(f"{a:f} has more decimals than {fp.currency} allows",
@@ -59,12 +69,7 @@ def decide(program: Any, plan: Plan, m: MemberState, t: Transaction) -> Decision
             if value and value != value.quantize(q):
                 raise InputError(f"{value:f} has more decimals than {fp.currency} allows",
                                  field=name, kind="transaction")
-    local_at = t.at.astimezone(fp.zone)
-    decision, after = _run(program, plan, m, t, amounts, local_at, tier_before, tier_before,
-                           None)
-    if after is not tier_before and fp.benefits_now:
-        decision, _ = _run(program, plan, m, t, amounts, local_at, tier_before, after, after)
-    return decision
+    return tier_before, amounts, t.at.astimezone(fp.zone)
 
 
 def _run(program: Any, plan: Plan, m: MemberState, t: Transaction, amounts: list[Decimal],

@@ -24,6 +24,7 @@ from ._decision import (
     PointsLine,
     RefundResult,
     build,
+    build_pending,
     new,
 )
 from ._errors import InputError
@@ -287,12 +288,19 @@ def window_spend(model: ProgramModel, member: MemberState, today: date) -> Decim
 
 
 def _prune_log(model: ProgramModel, log: dict[str, Decimal], today: date) -> dict[str, Decimal]:
+    oldest = _log_oldest(model, today)
+    if oldest is None:
+        return {}
+    return {m: v for m, v in log.items() if m >= oldest}
+
+
+def _log_oldest(model: ProgramModel, today: date) -> str | None:
+    """The oldest month the spend log must keep, or None when no window needs it."""
     reviews = model.reviews
     if reviews.rolling_months is None and reviews.window == "lifetime":
-        return {}
+        return None
     keep = (reviews.rolling_months or 12) + 12
-    oldest = _month(date(today.year, today.month, 1) - relativedelta(months=keep))
-    return {m: v for m, v in log.items() if m >= oldest}
+    return _month(date(today.year, today.month, 1) - relativedelta(months=keep))
 
 
 def member_view(model: ProgramModel, m: MemberState) -> dict[str, Any]:
@@ -664,88 +672,113 @@ def redemption_value(model: ProgramModel, member: MemberState, txn: Transaction,
 def complete_purchase(program: Any, member: MemberState, txn: Transaction, decision: Decision,
                       events: list[LifecycleEvent], base_version: int) -> Decision:
     """Add what a purchase does to the member's account: lots, redemption, the record kept
-    for refunds, spend by month, tier dates, signals, referral — and the next state."""
+    for refunds, spend by month, tier dates, signals, referral — and the next state.
+
+    Everything that can fail or that the decision reports (points, events, the host's
+    actions) is worked out here; the next state itself is built when first read (see
+    :class:`Decision`), unless the purchase redeems points or the program has signals, whose
+    results depend on it."""
     model, zone = _program_parts(program)
     at = txn.at
     today = decision.local_date
     first = member.orders == 0
-    points_lines = list(decision.points)
-    outbox: list[HostAction] = []
+    points_lines = decision.points
+    outbox: tuple[HostAction, ...] = ()
     if model.referral is not None and first and member.referred_by:
         ref = model.referral
         if ref.referee_points:
-            points_lines.append(build(PointsLine, {
+            points_lines = (*points_lines, build(PointsLine, {
                 "rule": "referral", "kind": "bonus", "points": ref.referee_points,
                 "basis": _ZERO, "multiplier": Decimal(1),
                 "detail": f"referred by {member.referred_by}"}))
         if ref.referrer_points:
-            outbox.append(build(HostAction, {
+            outbox = (build(HostAction, {
                 "id": f"referral:{member.id}", "member_id": member.referred_by,
                 "points": ref.referrer_points, "rule": "referral",
-                "reason": f"{member.id} made a first purchase"}))
-    points_total = sum(p.points for p in points_lines)
-
-    book = _Book(member, at)
-    if decision.redeemed_points:
-        book.redeem(decision.redeemed_points)
-        events.append(new(LifecycleEvent, at=at, type="points_redeemed", rule="redemption",
-                                     points=-decision.redeemed_points,
-                                     detail=f"paid {decision.paid_with_points:f}"))
-    available_at = at + timedelta(days=model.ledger.pending_days)
-    expiry = expires_at(model.ledger.expiry, at, zone)
+                "reason": f"{member.id} made a first purchase"}),)
+    points_total = 0
     for line in points_lines:
-        if line.points > 0:
-            book.earn(line.points, f"{txn.id}:{line.rule}", txn.id, line.rule, at, available_at,
-                      expiry)
+        points_total += line.points
+    ledger = model.ledger
+    # every date computed up front: a date out of range fails the evaluation, not the read
+    available_at = at + timedelta(days=ledger.pending_days)
+    expiry = expires_at(ledger.expiry, at, zone)
+    horizon = at - timedelta(days=ledger.refund_days)
+    oldest = _log_oldest(model, today)
+    kept_until = _kept_until(model, today) if decision.tier_changed else None
+    if decision.redeemed_points:
+        events.append(new(LifecycleEvent, at=at, type="points_redeemed", rule="redemption",
+                          points=-decision.redeemed_points,
+                          detail=f"paid {decision.paid_with_points:f}"))
     if points_total:
         events.append(new(LifecycleEvent,
             at=at, type="points_earned", points=points_total,
-            detail="usable now" if not model.ledger.pending_days
+            detail="usable now" if not ledger.pending_days
             else f"usable from {available_at.isoformat()}"))
-
-    usage = dict(member.usage)
-    for used in decision.usage:
-        current = usage.get(used.rule)
-        count = current.count + 1 if current is not None and current.period == used.period else 1
-        usage[used.rule] = new(Usage, period=used.period, count=count)
-    month = _month(today)
-    log = dict(member.spend_log)
-    log[month] = log.get(month, _ZERO) + decision.qualifying_spend
-    horizon = at - timedelta(days=model.ledger.refund_days)
-    book.consolidate(horizon)
-    record = new(PurchaseRecord,
-        id=txn.id, at=at, line_paid=decision.line_paid, goods_paid=decision.goods_paid,
-        qualifying_spend=decision.qualifying_spend, points=points_total,
-        redeemed_points=decision.redeemed_points, paid_with_points=decision.paid_with_points)
-    purchases = (*(p for p in member.purchases if p.at >= horizon), record)
-    updates: dict[str, Any] = {
-        "tier": decision.tier_after,
-        "qualifying_spend": member.qualifying_spend + decision.qualifying_spend,
-        "orders": member.orders + 1,
-        "last_purchase": max(today, member.last_purchase or today),
-        "usage": usage,
-        "recent_transactions": (*member.recent_transactions, txn.id)[
-            -model.ledger.remember_events:],
-        "purchases": purchases,
-        "spend_log": _prune_log(model, log, today),
-        "advanced_to": max(at, member.advanced_to or at),
-    }
     if decision.tier_changed:
-        updates["tier_since"] = today
-        updates["tier_kept_until"] = _kept_until(model, today)
         events.append(new(LifecycleEvent, at=at, type="tier_upgraded",
-                                     tier_from=decision.tier_before,
-                                     tier_to=decision.tier_after, detail="qualified"))
-    state = book.state(member, **updates)
-    if model.signals:
-        fired = dict(state.signals)
-        events += _purchase_signals(model, state, at, today, first, fired)
-        state = state.model_copy(update={"signals": fired})
+                          tier_from=decision.tier_before, tier_to=decision.tier_after,
+                          detail="qualified"))
+
+    def next_state() -> MemberState:
+        book = _Book(member, at)
+        if decision.redeemed_points:
+            book.redeem(decision.redeemed_points)
+        for line in points_lines:
+            if line.points > 0:
+                book.earn(line.points, f"{txn.id}:{line.rule}", txn.id, line.rule, at,
+                          available_at, expiry)
+        usage = dict(member.usage)
+        for used in decision.usage:
+            current = usage.get(used.rule)
+            count = current.count + 1 if current is not None and \
+                current.period == used.period else 1
+            usage[used.rule] = new(Usage, period=used.period, count=count)
+        if oldest is None:
+            log: dict[str, Decimal] = {}
+        else:
+            month = _month(today)
+            log = {m: v for m, v in member.spend_log.items() if m >= oldest}
+            log[month] = log.get(month, _ZERO) + decision.qualifying_spend
+        book.consolidate(horizon)
+        record = new(PurchaseRecord,
+            id=txn.id, at=at, line_paid=decision.line_paid, goods_paid=decision.goods_paid,
+            qualifying_spend=decision.qualifying_spend, points=points_total,
+            redeemed_points=decision.redeemed_points,
+            paid_with_points=decision.paid_with_points)
+        updates: dict[str, Any] = {
+            "tier": decision.tier_after,
+            "qualifying_spend": member.qualifying_spend + decision.qualifying_spend,
+            "orders": member.orders + 1,
+            "last_purchase": max(today, member.last_purchase or today),
+            "usage": usage,
+            "recent_transactions": (*member.recent_transactions, txn.id)[
+                -ledger.remember_events:],
+            "purchases": (*(p for p in member.purchases if p.at >= horizon), record),
+            "spend_log": log,
+            "advanced_to": max(at, member.advanced_to or at),
+        }
+        if decision.tier_changed:
+            updates["tier_since"] = today
+            updates["tier_kept_until"] = kept_until
+        return book.state(member, **updates)
+
     values = dict(decision.__dict__)
-    values.update({
-        "points": tuple(points_lines), "points_total": points_total, "events": tuple(events),
-        "outbox": tuple(outbox), "member_version": base_version, "member_after": state})
-    return build(Decision, values)
+    values.update({"points": points_lines, "points_total": points_total, "outbox": outbox,
+                   "member_version": base_version})
+    if decision.redeemed_points or model.signals:
+        # a redemption can fail on the lots; signals are events computed from the state
+        state = next_state()
+        if model.signals:
+            fired = dict(state.signals)
+            events += _purchase_signals(model, state, at, today, first, fired)
+            state = state.model_copy(update={"signals": fired})
+        values["events"] = tuple(events)
+        values["member_after"] = state
+        return build(Decision, values)
+    values["events"] = tuple(events)
+    del values["member_after"]
+    return build_pending(Decision, values, next_state)
 
 
 # --- refunds ------------------------------------------------------------------------------------

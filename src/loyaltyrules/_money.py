@@ -92,20 +92,25 @@ def allocate(total: Decimal, weights: list[Decimal], q: Decimal) -> list[Decimal
     n = len(weights)
     if n == 0:
         return []
-    scale = Decimal(1) / q
-    units = [int(w * scale) for w in weights]
+    exponent = _EXPONENTS.get(q)
+    if exponent is None:
+        exponent = _EXPONENTS[q] = int(q.as_tuple().exponent)
+    units = [int(w.scaleb(-exponent)) for w in weights]
     unit_sum = sum(units)
     if unit_sum == 0:
         return [Decimal(0).quantize(q)] * n
-    units_total = int((total * scale).to_integral_value(rounding=ROUND_HALF_UP))
+    units_total = int(total.scaleb(-exponent).to_integral_value(rounding=ROUND_HALF_UP))
     parts = [units_total * u // unit_sum for u in units]
     leftover = units_total - sum(parts)
     if leftover:
         remainders = [units_total * u % unit_sum for u in units]
-        order = sorted(range(n), key=lambda i: (-remainders[i], i))
-        for i in order[:leftover]:
+        # largest remainder first; the sort is stable, so ties keep the earliest line first
+        for i in sorted(range(n), key=remainders.__getitem__, reverse=True)[:leftover]:
             parts[i] += 1
-    return [Decimal(p) * q for p in parts]
+    return [Decimal(p).scaleb(exponent) for p in parts]
+
+
+_EXPONENTS: dict[Decimal, int] = {}
 
 
 _LIMIT = Decimal(10) ** 15

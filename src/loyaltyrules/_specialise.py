@@ -1,0 +1,478 @@
+"""One program's trace-free decision as a straight-line Python function.
+
+:mod:`._fast` evaluates any program from its plan, so on every purchase it re-asks questions
+whose answers are fixed when the program loads: is there a tier discount, which policy rounds,
+does any rule carry a discount, which multipliers look at items. This module asks them once
+and writes a function with only the code this program needs — every multiplier and earn rule
+unrolled, each policy branch resolved, the common case (a tier's percentage off the basket)
+priced inline — and falls back to :mod:`._fast`'s helpers for the parts it does not unroll.
+
+Safety: the source is built only from this module's own fragments. Every program value —
+ids, sets, amounts, conditions — is bound as a constant in the function's namespace under a
+generated name (``K0``, ``K1`` …) and never written into the text; :func:`specialise` checks
+that the source holds no string literal before compiling it, and the namespace has no
+builtins beyond the few it names. Conditions are the plan's already-compiled functions.
+``tests/test_properties.py`` proves the result equal to :mod:`._fast` and the traced engine.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+
+from ._calendar import birthday_change_blocks, is_birthday, period_key
+from ._compile import Plan, TierPlan
+from ._decision import Decision, DiscountLine, PointsLine, UsageConsumed, build
+from ._errors import InputError
+from ._lifecycle import redemption_value, window_spend
+from ._money import _MODES, allocate, round_points
+
+__all__ = ["specialise"]
+
+Decide = Callable[[Any, Plan, Any, Any], Decision]
+
+
+def _over_paid(pwp: Decimal, due: Decimal) -> InputError:
+    return InputError(f"paid_with_points {pwp:f} exceeds the amount due {due:f}",
+                      field="paid_with_points", kind="transaction")
+
+
+class _Source:
+    """Lines of Python and the constants they name."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.ns: dict[str, Any] = {}
+        self._ids: dict[int, str] = {}
+
+    def k(self, value: Any) -> str:
+        """The generated name of a program constant (one name per object)."""
+        name = self._ids.get(id(value))
+        if name is None:
+            name = self._ids[id(value)] = f"K{len(self._ids)}"
+            self.ns[name] = value
+        return name
+
+    def add(self, depth: int, *lines: str) -> None:
+        self.lines += ["    " * depth + line for line in lines]
+
+
+def specialise(plan: Plan) -> Decide:
+    """The plan's trace-free decision as one generated function (see the module docstring)."""
+    from . import _fast
+
+    fp = plan.fast
+    model = plan.model
+    s = _Source()
+    s.ns.update({
+        "len": len, "sum": sum, "list": list, "tuple": tuple, "set": set,
+        "enumerate": enumerate, "zip": zip, "min": min, "max": max, "Decimal": Decimal,
+        "ZERO": Decimal(0), "ONE": Decimal(1), "ROUND_FLOOR": ROUND_FLOOR, "build": build,
+        "Decision": Decision, "DiscountLine": DiscountLine, "PointsLine": PointsLine,
+        "UsageConsumed": UsageConsumed, "allocate": allocate, "round_points": round_points,
+        "combine": _fast.combine, "cap_total": _fast.cap_total, "price": _fast._price,
+        "resolve": _fast._resolve, "Lazy": _fast._Lazy, "prepare": _fast.prepare,
+        "redemption_value": redemption_value, "window_spend": window_spend,
+        "over_paid": _over_paid, "FP": fp, "PLAN": plan, "MODEL": model, "Q": fp.quantum,
+        "TIER_INDEX": plan.tier_index, "TIER_ZERO": plan.tiers[0], "ZONE": fp.zone,
+        "is_birthday": is_birthday, "birthday_change_blocks": birthday_change_blocks,
+        "period_key": period_key,
+    })
+    rules = fp.rules
+    any_source = any(fr.source is not None for fr in rules)
+    any_tier_discount = any(tp.source is not None for tp in plan.tiers)
+    loops = any((fr.group is not None or fr.exclusive) and (
+        fr.source is not None or fr.min_paid is not None) for fr in rules)
+    any_min_paid = any(fr.min_paid is not None for fr in rules)
+    lazy_needed = plan.has_expressions
+    _rule_checks(s, plan)
+    s.add(0, "def run(program, m, t, amounts, local_at, tier_before, benefits, forced):")
+    s.add(1, "items = t.items", "n = len(items)", "today = local_at.date()", "at = t.at",
+          "list_total = amounts[0] if n == 1 else sum(amounts, ZERO)",
+          "tier_id = benefits.tier.id")
+    s.add(1, "lazy = Lazy(program, PLAN, m, t, local_at)" if lazy_needed else "lazy = None")
+
+    # 1. rules and 2. discounts (a loop only when a priced-away winner can be selected away)
+    depth = 1
+    if loops:
+        s.add(1, "dropped = set()", "while True:")
+        depth = 2
+    if rules:
+        test = "fr.id not in dropped and " if loops else ""
+        s.add(depth, "matched = [fr for fr in FP.candidates(today, t.channel) if "
+              f"{test}CHECKS[fr.index](at, today, m, t, tier_id, list_total, lazy)]",
+              "if len(matched) > 1:", "    matched.sort(key=FP.rule_key)")
+        if fp.resolves:
+            s.add(depth + 1, "matched = resolve(matched)")
+    else:
+        s.add(depth, "matched = []")
+    s.add(depth, "void = set()")
+    if any_source:
+        _generic_pricing(s, depth, any_tier_discount)
+    elif any_tier_discount:
+        _tier_pricing(s, depth, plan)
+    else:
+        s.add(depth, "paid = amounts", "discount_lines = []", "goods_paid = list_total")
+    s.add(depth, "due = goods_paid + t.shipping + t.tax",
+          "pwp, redeemed = redemption_value(MODEL, m, t, goods_paid, Q) if t.redeem_points "
+          "else (t.paid_with_points, 0)",
+          "if pwp > due:", "    raise over_paid(pwp, due)", "payable = due - pwp")
+    if any_min_paid or any_source:
+        s.add(depth, "kept = [fr for fr in matched if fr.id not in void and (fr.min_paid is "
+              "None or goods_paid >= fr.min_paid)] if matched else matched")
+    else:
+        s.add(depth, "kept = matched")
+    if loops:
+        s.add(depth, "lost = {fr.id for fr in matched if fr not in kept and (fr.group is not "
+              "None or fr.exclusive)}", "if not lost:", "    break", "dropped |= lost")
+
+    _spend(s, plan)
+    _points(s, plan)
+    _qualification(s, plan)
+
+    # 6. perks, usage, the decision
+    s.add(1, "perks = list(benefits.perk_grants)", "usage = []")
+    if any(fr.perk_grant is not None or fr.limit_per is not None for fr in rules):
+        s.add(1, "for fr in kept:",
+              "    if fr.perk_grant is not None:", "        perks.append(fr.perk_grant)",
+              "    if fr.limit_per is not None:",
+              f"        usage.append(build(UsageConsumed, {{{s.k('rule')}: fr.id, "
+              f"{s.k('period')}: FP.period(today, fr.limit_per)}}))")
+    q = s.k(fp.quantum)
+    fields = {
+        "program": "program.ref", "member_id": "m.id", "transaction_id": "t.id", "at": "at",
+        "local_date": "today", "currency": s.k(fp.currency),
+        "tier_before": "tier_before.tier.id", "tier_after": "after.tier.id",
+        "tier_changed": "after is not tier_before", "benefits_tier": "tier_id",
+        "list_amount": "list_total", "discounts": "tuple(discount_lines)",
+        "total_discount": "list_total - goods_paid", "line_paid": "tuple(paid)",
+        "goods_paid": "goods_paid", "shipping": f"t.shipping.quantize({q})",
+        "tax": f"t.tax.quantize({q})", "paid_with_points": f"pwp.quantize({q})",
+        "payable": "payable", "qualifying_spend": "spend", "points": "tuple(points_lines)",
+        "points_total": "points_total", "perks": "tuple(perks)", "usage": "tuple(usage)",
+        "rules_fired": "tuple(fired)", "trace": "None", "redeemed_points": "redeemed",
+        "events": "()", "outbox": "()", "member_version": "m.version", "member_after": "None",
+    }
+    assert set(fields) == set(Decision.model_fields)
+    s.add(1, "return build(Decision, {"
+          + ", ".join(f"{s.k(name)}: {expr}" for name, expr in fields.items()) + "}), after")
+
+    # the input checks of ._fast.prepare, inline; anything unusual goes to prepare itself,
+    # which raises the error
+    s.add(0, "def decide(program, plan, m, t):",
+          "    tier_before = TIER_INDEX.get(m.tier) if m.tier is not None else TIER_ZERO",
+          "    amounts = [i.amount for i in t.items]",
+          "    for a in amounts:",
+          "        if a != a.quantize(Q):",
+          "            tier_before = None",
+          "    if tier_before is None or (t.member_id is not None and t.member_id != m.id) or "
+          "t.shipping or t.tax or t.paid_with_points:",
+          "        tier_before, amounts, local_at = prepare(FP, PLAN, m, t)",
+          "    else:",
+          "        local_at = t.at.astimezone(ZONE)",
+          "    decision, after = run(program, m, t, amounts, local_at, tier_before, "
+          "tier_before, None)")
+    if fp.benefits_now:
+        s.add(1, "if after is not tier_before:",
+              "    decision, _ = run(program, m, t, amounts, local_at, tier_before, after, "
+              "after)")
+    s.add(1, "return decision")
+    # every constant and helper becomes a parameter of one factory, so the generated code
+    # reads them as closure cells (as fast as locals) rather than as global lookups
+    names = sorted(s.ns)
+    body = "\n".join("    " + line for line in s.lines)
+    source = f"def factory({', '.join(names)}):\n{body}\n    return decide\n"
+    tree = ast.parse(source)
+    strings = [n for n in ast.walk(tree) if isinstance(n, ast.Constant)
+               and not isinstance(n.value, int | type(None))]
+    assert not strings, "generated code must hold no literal but small integers and None"
+    namespace: dict[str, Any] = {"__builtins__": {}}
+    exec(compile(tree, "<loyaltyrules: specialised decision>", "exec"), namespace)
+    decide: Decide = namespace["factory"](**s.ns)
+    decide.__doc__ = source  # what was generated, for the curious (and the tests)
+    return decide
+
+
+def _generic_pricing(s: _Source, depth: int, any_tier_discount: bool) -> None:
+    s.add(depth, "sources = []")
+    if any_tier_discount:
+        s.add(depth, "if benefits.source is not None:", "    sources.append(benefits.source)")
+    s.add(depth, "for fr in matched:", "    if fr.source is not None:",
+          "        sources.append(fr.source)",
+          "if not sources:", "    paid = amounts", "    discount_lines = []",
+          "    goods_paid = list_total", "else:", "    if len(sources) > 1:",
+          "        sources.sort(key=FP.source_key)",
+          "    paid, discount_lines = price(FP, items, amounts, sources, void)",
+          "    goods_paid = list_total - sum([d.amount for d in discount_lines], ZERO) "
+          "if discount_lines else list_total")
+
+
+def _tier_pricing(s: _Source, depth: int, plan: Plan) -> None:
+    """Only a tier's percentage can discount: priced inline when no policy complicates it
+    (excluded categories, a total cap), else by the generic pricing."""
+    fp = plan.fast
+    s.add(depth, "src = benefits.source", "if src is None:", "    paid = amounts",
+          "    discount_lines = []", "    goods_paid = list_total", "else:")
+    if fp.discount_excluded or fp.max_total is not None:
+        s.add(depth + 1, "paid, discount_lines = price(FP, items, amounts, [src], void)",
+              "goods_paid = list_total - sum([d.amount for d in discount_lines], ZERO)")
+        return
+    mode = s.k(_MODES[fp.money_rounding])
+    d = depth + 1
+    s.add(d, f"amount = (list_total * src[4].percent).quantize(Q, rounding={mode})",
+          "if n == 1:", "    allocation = (amount,)", "    paid = [amounts[0] - amount]",
+          "else:", "    parts = allocate(amount, amounts, Q)",
+          "    allocation = tuple(parts)",
+          "    paid = [a - p for a, p in zip(amounts, parts)]")
+    keys = {name: s.k(name) for name in ("rule", "kind", "type", "scope", "amount",
+                                         "allocation")}
+    s.add(d, f"discount_lines = [build(DiscountLine, {{{keys['rule']}: src[0], "
+          f"{keys['kind']}: src[1], {keys['type']}: src[2], {keys['scope']}: src[3], "
+          f"{keys['amount']}: amount, {keys['allocation']}: allocation}})]",
+          "goods_paid = list_total - (ZERO + amount)")
+
+
+def _spend(s: _Source, plan: Plan) -> None:
+    fp = plan.fast
+    excluded = s.k(fp.spend_excluded)
+    if fp.spend_paid:
+        if fp.spend_excluded:
+            s.add(1, f"spend = sum([paid[k] for k in range(n) if items[k].category not in "
+                  f"{excluded}], ZERO)")
+            s.ns["range"] = range
+        else:
+            s.add(1, "spend = goods_paid")
+    elif fp.spend_excluded:
+        s.add(1, f"spend = sum([a for k, a in enumerate(amounts) if items[k].category not "
+              f"in {excluded}], ZERO)")
+    else:
+        s.add(1, "spend = list_total")
+    if fp.spend_shipping:
+        s.add(1, "spend += t.shipping")
+    if fp.spend_tax:
+        s.add(1, "spend += t.tax")
+    s.add(1, "if pwp:", "    spend = max(ZERO, spend - pwp)")
+
+
+def _points(s: _Source, plan: Plan) -> None:
+    fp = plan.fast
+    rules = fp.rules
+    s.add(1, "fired = {}", "for d in discount_lines:", "    fired[d.rule] = None")
+    if any(fr.has_other_effects for fr in rules):
+        s.add(1, "for fr in kept:",
+              "    if (fr.source is None or fr.id not in fired) and fr.has_other_effects:",
+              "        fired[fr.id] = None")
+    if fp.earn:
+        _earn(s, plan)
+    else:
+        s.add(1, "points_lines = []")
+    if any(fr.bonus_line is not None for fr in rules):
+        s.add(1, "for fr in kept:", "    if fr.bonus_line is not None:",
+              "        points_lines.append(fr.bonus_line)")
+    if fp.max_per_transaction is not None:
+        s.add(1, f"points_lines = cap_total(points_lines, {s.k(fp.max_per_transaction)}, "
+              f"{s.k(fp.cap_truncate)})")
+    s.add(1, "points_total = 0", "for p in points_lines:", "    points_total += p.points")
+
+
+def _earn(s: _Source, plan: Plan) -> None:
+    """:func:`._fast._earn` unrolled: one block per multiplier and per earn rule."""
+    fp = plan.fast
+    how = s.k(fp.combine_multipliers)
+    s.add(1, "factors = []")
+    if any(tp.points_multiplier != 1 for tp in plan.tiers):
+        s.add(1, "if benefits.points_multiplier != ONE:",
+              "    factors.append(benefits.points_multiplier)")
+    item_scoped = any(mp.item_scoped for mp in fp.multipliers)
+    if item_scoped:
+        s.add(1, "item_factors = None")
+    for mp in fp.multipliers:
+        tests = []
+        if mp.tiers:
+            tests.append(f"tier_id in {s.k(mp.tiers)}")
+        if mp.channels:
+            tests.append(f"t.channel in {s.k(mp.channels)}")
+        if mp.when is not None:
+            tests.append(f"lazy.when({s.k(mp.id)}, {s.k('multiplier')}, {s.k(mp.when)})")
+        d = 1
+        if tests:
+            s.add(1, "if " + " and ".join(tests) + ":")
+            d = 2
+        mid = s.k(mp.id)
+        if mp.item_scoped:
+            match = []
+            if mp.categories:
+                match.append(f"i.category in {s.k(mp.categories)}")
+            if mp.skus:
+                match.append(f"i.sku in {s.k(mp.skus)}")
+            s.add(d, "hit = False", "for k, i in enumerate(items):",
+                  "    if " + " and ".join(match) + ":",
+                  "        if item_factors is None:",
+                  "            item_factors = [[] for _ in items]",
+                  f"        item_factors[k].append({s.k(mp.factor)})", "        hit = True",
+                  "if hit:", f"    fired[{mid}] = None")
+        else:
+            s.add(d, f"factors.append({s.k(mp.factor)})", f"fired[{mid}] = None")
+    if any(fr.points_multiplier is not None for fr in fp.rules):
+        s.add(1, "for fr in kept:", "    if fr.points_multiplier is not None:",
+              "        factors.append(fr.points_multiplier)")
+    s.add(1, f"multiplier = combine(factors, {how})")
+    if item_scoped:
+        s.add(1, f"weights = None if item_factors is None else [combine(w, {how}) for w in "
+              "item_factors]")
+    if plan.points_paid_earns:
+        s.add(1, "share = None")
+    else:
+        s.add(1, "share = allocate(min(pwp, sum(paid, ZERO)), paid, Q) if pwp else None")
+    s.add(1, "points_lines = []")
+    for ep in fp.earn:
+        rule = ep.rule
+        tests = []
+        if ep.tiers:
+            tests.append(f"tier_id in {s.k(ep.tiers)}")
+        if ep.channels:
+            tests.append(f"t.channel in {s.k(ep.channels)}")
+        if ep.when is not None:
+            tests.append(f"lazy.when({s.k(rule.id)}, {s.k('earn')}, {s.k(ep.when)})")
+        d = 1
+        if tests:
+            s.add(1, "if " + " and ".join(tests) + ":")
+            d = 2
+        s.add(d, "basis = ZERO", "for k, item in enumerate(items):")
+        if ep.categories:
+            s.add(d + 1, f"if item.category not in {s.k(ep.categories)}:", "    continue")
+        if ep.exclude:
+            s.add(d + 1, f"if item.category in {s.k(ep.exclude)}:", "    continue")
+        amount = "(paid[k] if share is None else paid[k] - share[k])" if rule.basis == "paid" \
+            else "amounts[k]"
+        if item_scoped:
+            s.add(d + 1, f"basis += {amount} if weights is None else {amount} * weights[k]")
+        else:
+            s.add(d + 1, f"basis += {amount}")
+        if rule.include_shipping:
+            s.add(d, "basis += t.shipping")
+        if rule.include_tax:
+            s.add(d, "basis += t.tax")
+        per, pts = s.k(rule.per), s.k(rule.points)
+        if rule.blocks == "full":
+            s.add(d, f"raw = (basis / {per}).to_integral_value(rounding=ROUND_FLOOR) * {pts}")
+        else:
+            s.add(d, f"raw = basis * {pts} / {per}")
+        if rule.base_rounding is not None:
+            s.add(d, f"raw = Decimal(round_points(raw, {s.k(rule.base_rounding)}))")
+        s.add(d, f"points = round_points(raw * multiplier if multiplier != ONE else raw, "
+              f"{s.k(fp.points_rounding)})")
+        if rule.cap is not None:
+            s.add(d, f"if points > {s.k(rule.cap)}:",
+                  f"    points = {s.k(rule.cap) if fp.cap_truncate else '0'}")
+        rid = s.k(rule.id)
+        s.add(d, f"fired[{rid}] = None",
+              f"points_lines.append(build(PointsLine, {{{s.k('rule')}: {rid}, "
+              f"{s.k('kind')}: {s.k('earn')}, {s.k('points')}: points, "
+              f"{s.k('basis')}: basis, {s.k('multiplier')}: multiplier, "
+              f"{s.k('detail')}: {s.k('')}}}))")
+    if fp.best_rule and len(fp.earn) > 1:
+        s.ns["best_line"] = _best_line
+        s.add(1, "if len(points_lines) > 1:", "    points_lines = [best_line(points_lines)]")
+
+
+def _best_line(lines: list[PointsLine]) -> PointsLine:
+    return max(lines, key=lambda p: p.points)
+
+
+def _qualification(s: _Source, plan: Plan) -> None:
+    """5. tier qualification, never down at a transaction. Spend-only thresholds become one
+    comparison per tier above the member's; anything else asks each tier's plan."""
+    tiers = plan.tiers
+    s.add(1, "if forced is not None:", "    after = forced")
+    if len(tiers) == 1:
+        s.add(1, "else:", "    after = tier_before")
+        return
+    spend_only = all(tp.qualify is not None and tp.qualify_when is None
+                     and tp.qualify.spend is not None and tp.qualify.points is None
+                     and tp.qualify.orders is None for tp in tiers[1:])
+    s.add(1, f"elif tier_before.rank + 1 < {s.k(len(tiers))}:", "    after = tier_before",
+          "    spend_after = window_spend(MODEL, m, today) + spend")
+    if spend_only:
+        above = {tp.rank: tuple((t, _spend_of(t)) for t in tiers[tp.rank + 1:])
+                 for tp in tiers}
+        s.add(2, f"for tp, threshold in {s.k(above)}[tier_before.rank]:",
+              "    if spend_after >= threshold:", "        after = tp")
+    else:
+        s.add(2, "points_after = m.points - redeemed + points_total",
+              "orders_after = m.orders + 1",
+              f"for tp in {s.k(tiers)}[tier_before.rank + 1:]:",
+              "    if tp.qualifies(spend_after, points_after, orders_after, lazy):",
+              "        after = tp")
+    s.add(1, "else:", "    after = tier_before")
+
+
+def _spend_of(tp: TierPlan) -> Decimal:
+    assert tp.qualify is not None and tp.qualify.spend is not None
+    return tp.qualify.spend
+
+
+def _rule_checks(s: _Source, plan: Plan) -> None:
+    """Each birthday rule and promotion's conditions as its own function, in the order of
+    :func:`._compile._rule_check`, with only the tests the rule has."""
+    model = plan.model
+    bp = model.policies.birthday
+    excluded = frozenset(model.policies.discounts.exclude_categories)
+    names = []
+    for rp in plan.rules:
+        rule = rp.rule
+        name = f"check{rp.index}"
+        names.append(name)
+        s.add(0, f"def {name}(at, today, m, t, tier, total, lazy):")
+        fails: list[str] = []
+        if rp.start is not None:
+            fails.append(f"at < {s.k(rp.start)}")
+        if rp.end is not None:
+            fails.append(f"at >= {s.k(rp.end)}")
+        if rp.days is not None:
+            fails.append(f"today not in {s.k(rp.days)}")
+        if rule.on is not None:
+            parts = ["m.birthday is None"]
+            if bp.change_guard_days > 0:
+                parts.append(f"birthday_change_blocks(m.birthday, m.birthday_set_on, today, "
+                             f"{s.k(bp.change_guard_days)}, {s.k(bp.feb29)})")
+            if rule.on in ("month", "birthday_month"):
+                parts.append("today.month != m.birthday.month")
+            else:
+                parts.append(f"not is_birthday(m.birthday, today, {s.k(rule.on)}, "
+                             f"feb29={s.k(bp.feb29)}, week={s.k(bp.week)})")
+            fails.append(" or ".join(parts))
+        if rp.tiers:
+            fails.append(f"tier not in {s.k(rp.tiers)}")
+        if rp.channels:
+            fails.append(f"t.channel not in {s.k(rp.channels)}")
+        scope = []
+        if rp.categories:
+            scope.append(f"i.category in {s.k(rp.categories)}")
+        if rp.skus:
+            scope.append(f"i.sku in {s.k(rp.skus)}")
+        for test in fails:
+            s.add(1, f"if {test}:", "    return False")
+        if scope:
+            s.add(1, "for i in t.items:", "    if " + " and ".join(scope) + ":",
+                  "        break", "else:", "    return False")
+        if rule.min_amount is not None:
+            s.add(1, f"if total < {s.k(rule.min_amount)}:", "    return False")
+        spec = rule.discount
+        if spec is not None and spec.threshold is not None:
+            reach = [f"i.category not in {s.k(excluded)}"] if excluded else []
+            s.add(1, "reach = sum([i.amount for i in t.items"
+                  + (" if " + " and ".join(reach + scope) if reach or scope else "")
+                  + "], ZERO)", f"if reach < {s.k(spec.threshold)}:", "    return False")
+        if rule.limit is not None:
+            s.add(1, f"usage = m.usage.get({s.k(rule.id)})",
+                  f"if usage is not None and usage.count >= {s.k(rule.limit.times)} and "
+                  f"usage.period == period_key(today, {s.k(rule.limit.per)}):",
+                  "    return False")
+        if rp.when is not None:
+            s.add(1, f"return lazy.when({s.k(rule.id)}, {s.k(rp.kind)}, {s.k(rp.when)})")
+        else:
+            s.add(1, "return True")
+    s.add(0, f"CHECKS = ({''.join(n + ', ' for n in names)})")
