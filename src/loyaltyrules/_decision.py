@@ -25,8 +25,8 @@ __all__ = [
     "TraceEntry",
     "UsageConsumed",
     "build",
-    "build_pending",
     "new",
+    "pending",
 ]
 
 Factor = Annotated[Decimal, PlainSerializer(lambda d: format(d, "f"), return_type=str)]
@@ -63,13 +63,11 @@ def build(cls: type[_M], values: dict[str, Any]) -> _M:
 _NEXT = "next_state"
 
 
-def build_pending(cls: type[_M], values: dict[str, Any], member_after: Callable[[], Any]
-                  ) -> _M:
-    """:func:`build` for a decision whose ``member_after`` is made by ``member_after()`` when
+def pending(decision: _M, member_after: Callable[[], Any]) -> _M:
+    """Leave a just-built decision's ``member_after`` to be made by ``member_after()`` when
     first read (:class:`Decision` explains why)."""
-    obj = build(cls, values)
-    _set_private(obj, {_NEXT: member_after})
-    return obj
+    _set_private(decision, {_NEXT: member_after})
+    return decision
 
 
 _DEFAULTS: dict[type[BaseModel], list[tuple[str, Any, Any]]] = {}

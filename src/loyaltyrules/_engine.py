@@ -630,8 +630,8 @@ def evaluate(
     plan = program.plan(mode)
     events: list[Any] = []
     base_version = m.version
-    if plan.lifecycle or m.pending_points or any(
-            lot.expires_at is not None for lot in m.lots):
+    if plan.lifecycle or m.pending_points or (m.lots and any(
+            lot.expires_at is not None for lot in m.lots)):
         # the account is brought to the purchase's instant first: expired points cannot pay
         m, events = advance_state(plan.model, m, t.at, program.zone)
     if not trace:

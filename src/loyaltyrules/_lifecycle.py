@@ -24,8 +24,8 @@ from ._decision import (
     PointsLine,
     RefundResult,
     build,
-    build_pending,
     new,
+    pending,
 )
 from ._errors import InputError
 from ._member import MemberState, PointsLot, PointsTotals, PurchaseRecord, Transaction, Usage
@@ -711,25 +711,34 @@ def complete_purchase(program: Any, member: MemberState, txn: Transaction, decis
                           points=-decision.redeemed_points,
                           detail=f"paid {decision.paid_with_points:f}"))
     if points_total:
-        events.append(new(LifecycleEvent,
-            at=at, type="points_earned", points=points_total,
-            detail="usable now" if not ledger.pending_days
-            else f"usable from {available_at.isoformat()}"))
+        events.append(build(LifecycleEvent, {
+            "at": at, "type": "points_earned", "rule": None, "points": points_total,
+            "tier_from": None, "tier_to": None,
+            "detail": "usable now" if not ledger.pending_days
+            else f"usable from {available_at.isoformat()}"}))
     if decision.tier_changed:
         events.append(new(LifecycleEvent, at=at, type="tier_upgraded",
                           tier_from=decision.tier_before, tier_to=decision.tier_after,
                           detail="qualified"))
 
+    # what the next state needs, read now: the closure must not hold the decision, which
+    # holds it (a cycle only the garbage collector would free)
+    redeemed, used_rules, spend = decision.redeemed_points, decision.usage, \
+        decision.qualifying_spend
+    line_paid, goods_paid = decision.line_paid, decision.goods_paid
+    paid_with_points, tier_after = decision.paid_with_points, decision.tier_after
+    tier_changed = decision.tier_changed
+
     def next_state() -> MemberState:
         book = _Book(member, at)
-        if decision.redeemed_points:
-            book.redeem(decision.redeemed_points)
+        if redeemed:
+            book.redeem(redeemed)
         for line in points_lines:
             if line.points > 0:
                 book.earn(line.points, f"{txn.id}:{line.rule}", txn.id, line.rule, at,
                           available_at, expiry)
         usage = dict(member.usage)
-        for used in decision.usage:
+        for used in used_rules:
             current = usage.get(used.rule)
             count = current.count + 1 if current is not None and \
                 current.period == used.period else 1
@@ -739,16 +748,16 @@ def complete_purchase(program: Any, member: MemberState, txn: Transaction, decis
         else:
             month = _month(today)
             log = {m: v for m, v in member.spend_log.items() if m >= oldest}
-            log[month] = log.get(month, _ZERO) + decision.qualifying_spend
+            log[month] = log.get(month, _ZERO) + spend
         book.consolidate(horizon)
         record = new(PurchaseRecord,
-            id=txn.id, at=at, line_paid=decision.line_paid, goods_paid=decision.goods_paid,
-            qualifying_spend=decision.qualifying_spend, points=points_total,
-            redeemed_points=decision.redeemed_points,
-            paid_with_points=decision.paid_with_points)
+            id=txn.id, at=at, line_paid=line_paid, goods_paid=goods_paid,
+            qualifying_spend=spend, points=points_total,
+            redeemed_points=redeemed,
+            paid_with_points=paid_with_points)
         updates: dict[str, Any] = {
-            "tier": decision.tier_after,
-            "qualifying_spend": member.qualifying_spend + decision.qualifying_spend,
+            "tier": tier_after,
+            "qualifying_spend": member.qualifying_spend + spend,
             "orders": member.orders + 1,
             "last_purchase": max(today, member.last_purchase or today),
             "usage": usage,
@@ -758,12 +767,14 @@ def complete_purchase(program: Any, member: MemberState, txn: Transaction, decis
             "spend_log": log,
             "advanced_to": max(at, member.advanced_to or at),
         }
-        if decision.tier_changed:
+        if tier_changed:
             updates["tier_since"] = today
             updates["tier_kept_until"] = kept_until
         return book.state(member, **updates)
 
-    values = dict(decision.__dict__)
+    # the decision was made for this call alone and nobody else holds it yet: it is
+    # completed in place rather than copied
+    values = decision.__dict__
     values.update({"points": points_lines, "points_total": points_total, "outbox": outbox,
                    "member_version": base_version})
     if decision.redeemed_points or model.signals:
@@ -775,10 +786,10 @@ def complete_purchase(program: Any, member: MemberState, txn: Transaction, decis
             state = state.model_copy(update={"signals": fired})
         values["events"] = tuple(events)
         values["member_after"] = state
-        return build(Decision, values)
+        return decision
     values["events"] = tuple(events)
     del values["member_after"]
-    return build_pending(Decision, values, next_state)
+    return pending(decision, next_state)
 
 
 # --- refunds ------------------------------------------------------------------------------------
