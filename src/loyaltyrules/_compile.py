@@ -250,6 +250,16 @@ class FastPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class LedgerPlan:
+    """What completing a purchase needs from the program, worked out once."""
+
+    pending: timedelta
+    refund: timedelta
+    expires: bool
+    keeps_log: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     model: ProgramModel
     mode: Mode
@@ -268,6 +278,7 @@ class Plan:
     # the trace-free decision: generated for this program in compiled mode (._specialise),
     # the plan interpreter (._fast.decide) in interpreted mode, the reference it equals
     decide: Callable[..., Any]
+    ledger: LedgerPlan
 
 
 def _condition(expr: Expression | None, mode: Mode, label: str) -> Condition | None:
@@ -337,6 +348,12 @@ def build_plan(model: ProgramModel, mode: Mode = "compiled") -> Plan:
 
     plan = Plan(
         decide=decide,
+        ledger=LedgerPlan(
+            pending=timedelta(days=model.ledger.pending_days),
+            refund=timedelta(days=model.ledger.refund_days),
+            expires=model.ledger.expiry != Expiry(),
+            keeps_log=model.reviews.rolling_months is not None
+            or model.reviews.window != "lifetime"),
         model=model,
         mode=mode,
         fast=_fast_plan(model, tiers, rules, earn, multipliers),

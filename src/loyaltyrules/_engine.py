@@ -635,7 +635,7 @@ def evaluate(
         # the account is brought to the purchase's instant first: expired points cannot pay
         m, events = advance_state(plan.model, m, t.at, program.zone)
     if not trace:
-        return complete_purchase(program, m, t, plan.decide(program, plan, m, t), events,
+        return complete_purchase(program, plan, m, t, plan.decide(program, plan, m, t), events,
                                  base_version)
     _check_inputs(program, plan, m, t)
     tier_before = plan.tier_index[m.tier] if m.tier else plan.tiers[0]
@@ -646,7 +646,7 @@ def evaluate(
             "this_transaction":
         decision, _ = _run(program, plan, m, t, local_at, tier_before, tier_after, trace,
                            forced_after=tier_after)
-    return complete_purchase(program, m, t, decision, events, base_version)
+    return complete_purchase(program, plan, m, t, decision, events, base_version)
 
 
 def _check_inputs(program: Program, plan: Plan, m: MemberState, t: Transaction) -> None:

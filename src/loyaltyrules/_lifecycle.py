@@ -669,8 +669,9 @@ def redemption_value(model: ProgramModel, member: MemberState, txn: Transaction,
     return value, points
 
 
-def complete_purchase(program: Any, member: MemberState, txn: Transaction, decision: Decision,
-                      events: list[LifecycleEvent], base_version: int) -> Decision:
+def complete_purchase(program: Any, plan: Any, member: MemberState, txn: Transaction,
+                      decision: Decision, events: list[LifecycleEvent], base_version: int
+                      ) -> Decision:
     """Add what a purchase does to the member's account: lots, redemption, the record kept
     for refunds, spend by month, tier dates, signals, referral — and the next state.
 
@@ -678,7 +679,8 @@ def complete_purchase(program: Any, member: MemberState, txn: Transaction, decis
     actions) is worked out here; the next state itself is built when first read (see
     :class:`Decision`), unless the purchase redeems points or the program has signals, whose
     results depend on it."""
-    model, zone = _program_parts(program)
+    model = plan.model
+    lp = plan.ledger
     at = txn.at
     today = decision.local_date
     first = member.orders == 0
@@ -701,10 +703,10 @@ def complete_purchase(program: Any, member: MemberState, txn: Transaction, decis
         points_total += line.points
     ledger = model.ledger
     # every date computed up front: a date out of range fails the evaluation, not the read
-    available_at = at + timedelta(days=ledger.pending_days)
-    expiry = expires_at(ledger.expiry, at, zone)
-    horizon = at - timedelta(days=ledger.refund_days)
-    oldest = _log_oldest(model, today)
+    available_at = at + lp.pending
+    expiry = expires_at(ledger.expiry, at, program.zone) if lp.expires else None
+    horizon = at - lp.refund
+    oldest = _log_oldest(model, today) if lp.keeps_log else None
     kept_until = _kept_until(model, today) if decision.tier_changed else None
     if decision.redeemed_points:
         events.append(new(LifecycleEvent, at=at, type="points_redeemed", rule="redemption",
@@ -717,9 +719,10 @@ def complete_purchase(program: Any, member: MemberState, txn: Transaction, decis
             "detail": "usable now" if not ledger.pending_days
             else f"usable from {available_at.isoformat()}"}))
     if decision.tier_changed:
-        events.append(new(LifecycleEvent, at=at, type="tier_upgraded",
-                          tier_from=decision.tier_before, tier_to=decision.tier_after,
-                          detail="qualified"))
+        events.append(build(LifecycleEvent, {
+            "at": at, "type": "tier_upgraded", "rule": None, "points": 0,
+            "tier_from": decision.tier_before, "tier_to": decision.tier_after,
+            "detail": "qualified"}))
 
     # what the next state needs, read now: the closure must not hold the decision, which
     # holds it (a cycle only the garbage collector would free)

@@ -67,7 +67,7 @@ def specialise(plan: Plan) -> Decide:
     model = plan.model
     s = _Source()
     s.ns.update({
-        "len": len, "sum": sum, "list": list, "tuple": tuple, "set": set,
+        "len": len, "int": int, "sum": sum, "list": list, "tuple": tuple, "set": set,
         "enumerate": enumerate, "zip": zip, "min": min, "max": max, "Decimal": Decimal,
         "ZERO": Decimal(0), "ONE": Decimal(1), "ROUND_FLOOR": ROUND_FLOOR, "build": build,
         "Decision": Decision, "DiscountLine": DiscountLine, "PointsLine": PointsLine,
@@ -285,10 +285,27 @@ def _earn(s: _Source, plan: Plan) -> None:
     if any(tp.points_multiplier != 1 for tp in plan.tiers):
         s.add(1, "if benefits.points_multiplier != ONE:",
               "    factors.append(benefits.points_multiplier)")
-    item_scoped = any(mp.item_scoped for mp in fp.multipliers)
+    scoped = [mp for mp in fp.multipliers if mp.item_scoped]
+    item_scoped = bool(scoped)
+    # one unconditional item-scoped multiplier (the common "beauty counts 3×"): each line's
+    # weight is the factor or one, no per-line factor lists to combine
+    single = scoped[0] if len(scoped) == 1 and not (
+        scoped[0].tiers or scoped[0].channels or scoped[0].when) else None
     if item_scoped:
-        s.add(1, "item_factors = None")
+        s.add(1, "weights = None" if single is not None else "item_factors = None")
     for mp in fp.multipliers:
+        if mp is single:
+            match = []
+            if mp.categories:
+                match.append(f"i.category in {s.k(mp.categories)}")
+            if mp.skus:
+                match.append(f"i.sku in {s.k(mp.skus)}")
+            s.add(1, "for k, i in enumerate(items):",
+                  "    if " + " and ".join(match) + ":",
+                  "        if weights is None:", "            weights = [ONE] * n",
+                  f"        weights[k] = {s.k(mp.factor)}",
+                  "if weights is not None:", f"    fired[{s.k(mp.id)}] = None")
+            continue
         tests = []
         if mp.tiers:
             tests.append(f"tier_id in {s.k(mp.tiers)}")
@@ -319,7 +336,7 @@ def _earn(s: _Source, plan: Plan) -> None:
         s.add(1, "for fr in kept:", "    if fr.points_multiplier is not None:",
               "        factors.append(fr.points_multiplier)")
     s.add(1, f"multiplier = combine(factors, {how})")
-    if item_scoped:
+    if item_scoped and single is None:
         s.add(1, f"weights = None if item_factors is None else [combine(w, {how}) for w in "
               "item_factors]")
     if plan.points_paid_earns:
@@ -360,10 +377,12 @@ def _earn(s: _Source, plan: Plan) -> None:
             s.add(d, f"raw = (basis / {per}).to_integral_value(rounding=ROUND_FLOOR) * {pts}")
         else:
             s.add(d, f"raw = basis * {pts} / {per}")
+        # round_points inline; a rounded base stays a Decimal (only its value is used next)
         if rule.base_rounding is not None:
-            s.add(d, f"raw = Decimal(round_points(raw, {s.k(rule.base_rounding)}))")
-        s.add(d, f"points = round_points(raw * multiplier if multiplier != ONE else raw, "
-              f"{s.k(fp.points_rounding)})")
+            s.add(d, f"raw = raw.to_integral_value(rounding="
+                  f"{s.k(_MODES[rule.base_rounding])})")
+        s.add(d, f"points = int((raw * multiplier if multiplier != ONE else raw)"
+              f".to_integral_value(rounding={s.k(_MODES[fp.points_rounding])}))")
         if rule.cap is not None:
             s.add(d, f"if points > {s.k(rule.cap)}:",
                   f"    points = {s.k(rule.cap) if fp.cap_truncate else '0'}")
@@ -394,7 +413,8 @@ def _qualification(s: _Source, plan: Plan) -> None:
                      and tp.qualify.spend is not None and tp.qualify.points is None
                      and tp.qualify.orders is None for tp in tiers[1:])
     s.add(1, f"elif tier_before.rank + 1 < {s.k(len(tiers))}:", "    after = tier_before",
-          "    spend_after = window_spend(MODEL, m, today) + spend")
+          "    spend_after = " + ("m.qualifying_spend" if _lifetime(plan)
+                                  else "window_spend(MODEL, m, today)") + " + spend")
     if spend_only:
         above = {tp.rank: tuple((t, _spend_of(t)) for t in tiers[tp.rank + 1:])
                  for tp in tiers}
@@ -476,3 +496,11 @@ def _rule_checks(s: _Source, plan: Plan) -> None:
         else:
             s.add(1, "return True")
     s.add(0, f"CHECKS = ({''.join(n + ', ' for n in names)})")
+
+
+def _lifetime(plan: Plan) -> bool:
+    """Tiers count the member's lifetime spend (what :func:`window_spend` returns then)."""
+    model = plan.model
+    reviews = model.reviews
+    return reviews.rolling_months is None and reviews.window == "lifetime" and (
+        model.households is None or model.households.tiers_on != "group")
