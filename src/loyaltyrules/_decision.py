@@ -42,6 +42,7 @@ class _Out(BaseModel):
 
 _M = TypeVar("_M", bound=BaseModel)
 _FIELDS: dict[type[BaseModel], set[str]] = {}
+_setattr = object.__setattr__
 
 
 def build(cls: type[_M], values: dict[str, Any]) -> _M:
@@ -53,7 +54,7 @@ def build(cls: type[_M], values: dict[str, Any]) -> _M:
         # shared on purpose: pydantic copies the set before model_copy updates it
         fields = _FIELDS[cls] = set(cls.model_fields)
     obj = cls.__new__(cls)
-    _set_dict(obj, values)
+    _setattr(obj, "__dict__", values)
     _set_fields(obj, fields)
     _set_extra(obj, None)
     _set_private(obj, None)
@@ -96,10 +97,6 @@ def _slot_setter(name: str) -> Any:
     if descriptor is not None and hasattr(descriptor, "__set__"):
         return descriptor.__set__
     return lambda obj, value: object.__setattr__(obj, name, value)
-
-
-def _set_dict(obj: Any, value: Any) -> None:
-    object.__setattr__(obj, "__dict__", value)
 
 
 _set_fields = _slot_setter("__pydantic_fields_set__")
