@@ -71,22 +71,25 @@ def pending(decision: _M, member_after: Callable[[], Any]) -> _M:
     return decision
 
 
-_DEFAULTS: dict[type[BaseModel], list[tuple[str, Any, Any]]] = {}
+_DEFAULTS: dict[type[BaseModel], tuple[dict[str, Any], list[tuple[str, Any]]]] = {}
 
 
 def new(cls: type[_M], **values: Any) -> _M:
     """:func:`build` with the model's defaults filled in, for values the engine made itself."""
-    defaults = _DEFAULTS.get(cls)
-    if defaults is None:
-        # (name, factory or None, value): immutable defaults are resolved once
-        defaults = _DEFAULTS[cls] = [
-            (name, field.default_factory,
-             None if field.default_factory is not None else field.get_default())
-            for name, field in cls.model_fields.items()]
-    for name, factory, value in defaults:
-        if name not in values:
-            values[name] = factory() if factory is not None else value
-    return build(cls, values)
+    spec = _DEFAULTS.get(cls)
+    if spec is None:
+        # immutable defaults resolved once; factories (dicts, lists) called per object
+        spec = _DEFAULTS[cls] = (
+            {name: field.get_default() for name, field in cls.model_fields.items()
+             if field.default_factory is None and not field.is_required()},
+            [(name, field.default_factory) for name, field in cls.model_fields.items()
+             if field.default_factory is not None])
+    fixed, factories = spec
+    full = {**fixed, **values}
+    for name, factory in factories:
+        if name not in full:
+            full[name] = factory()
+    return build(cls, full)
 
 
 # BaseModel's own slots, set directly: the model's __setattr__ refuses (frozen) and is slow

@@ -234,10 +234,13 @@ class _Book:
     def state(self, member: MemberState, **updates: Any) -> MemberState:
         totals = new(PointsTotals, earned=self.earned, redeemed=self.redeemed, expired=self.expired,
                               reversed=self.reversed, shortfall=self.shortfall)
-        return member.model_copy(update={
+        values = dict(member.__dict__)
+        values.update({
             "lots": tuple(self.lots), "totals": totals, "points": self.available(),
             "pending_points": self.pending(), "points_debt": self.debt,
             "version": member.version + 1, **updates})
+        # the state's values are the engine's own (no validation needed, as model_copy)
+        return build(MemberState, values)
 
 
 def check_identity(member: MemberState) -> bool:
