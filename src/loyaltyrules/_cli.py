@@ -113,7 +113,9 @@ def _load_members(path: str | None) -> dict[str, MemberState]:
 
 
 def _dump(model: Any) -> str:
-    return json.dumps(model.model_dump(mode="json", exclude_none=True), ensure_ascii=False)
+    # pydantic writes the JSON itself (UTF-8, not escaped), twice as fast as via dicts
+    text: str = model.model_dump_json(exclude_none=True)
+    return text
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

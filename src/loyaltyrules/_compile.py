@@ -82,6 +82,8 @@ class RulePlan:
     categories: frozenset[str]
     skus: frozenset[str]
     when: Condition | None
+    schedule_text: str = ""  # the schedule as the trace quotes it
+    effects_text: str = ""  # its effects other than a discount, as the trace quotes them
 
     @property
     def id(self) -> str:
@@ -328,6 +330,8 @@ def build_plan(model: ProgramModel, mode: Mode = "compiled") -> Plan:
                 categories=frozenset(rule.categories),
                 skus=frozenset(rule.skus),
                 when=_condition(rule.when, mode, rule.id),
+                schedule_text=describe_schedule(rule.schedule) if rule.schedule else "",
+                effects_text=_effects_text(rule),
             ))
     earn = tuple(
         EarnPlan(e, frozenset(e.tiers), frozenset(e.channels), frozenset(e.categories),
@@ -510,3 +514,26 @@ def _rule_check(rp: RulePlan, model: ProgramModel) -> RuleCheck:
 
 
 ZERO = Decimal(0)
+
+
+def _effects_text(rule: Rule) -> str:
+    parts = []
+    if rule.points_multiplier is not None:
+        parts.append(f"points ×{format(rule.points_multiplier, 'f')}")
+    if rule.bonus_points:
+        parts.append(f"+{rule.bonus_points} bonus points")
+    if rule.perk:
+        parts.append(f"perk {rule.perk}")
+    return ", ".join(parts)
+
+
+def describe_schedule(schedule: Schedule) -> str:
+    """A schedule as a trace quotes it: its rrule text, or its parts."""
+    if schedule.rrule:
+        return schedule.rrule
+    parts = [f"freq={schedule.freq}"]
+    for name in ("interval", "bymonth", "bymonthday", "byweekday", "bysetpos"):
+        value = getattr(schedule, name)
+        if value not in (None, 1):
+            parts.append(f"{name}={list(value) if isinstance(value, tuple) else value}")
+    return ", ".join(parts)

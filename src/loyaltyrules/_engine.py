@@ -36,7 +36,7 @@ from ._lifecycle import (
     window_spend,
 )
 from ._member import MemberState, Transaction, coerce
-from ._model import DiscountSpec, Qualify, Rule
+from ._model import DiscountSpec, Qualify
 from ._money import allocate, exact, round_money, round_points
 from ._program import Program
 
@@ -44,6 +44,9 @@ __all__ = ["evaluate"]
 
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
+
+
+_entry = build
 
 
 def _fmt(d: Decimal) -> str:
@@ -90,8 +93,8 @@ class _Ctx:
         self.event: Mapping[str, Any] | None = None
 
     def note(self, rule: str, kind: RuleKind, status: Status, reason: str) -> None:
-        self.trace.append(build(TraceEntry, {"rule": rule, "kind": kind, "status": status,
-                                             "reason": reason}))
+        self.trace.append(_entry(TraceEntry, {"rule": rule, "kind": kind, "status": status,
+                                              "reason": reason}))
 
     def fire(self, rule: str, kind: RuleKind, reason: str | None = None) -> None:
         self.fired[rule] = None
@@ -172,7 +175,7 @@ def _rule_conditions(ctx: _Ctx, rp: RulePlan, tier: str) -> str | None:
                 f"{ctx.local_at.isoformat()}") if why else ""
     if rp.days is not None and ctx.today not in rp.days:
         return (f"{ctx.today.isoformat()} is not a scheduled day "
-                f"({_describe(rule)})") if why else ""
+                f"({rp.schedule_text})") if why else ""
     if rule.on is not None:
         bday = ctx.member.birthday
         if bday is None:
@@ -218,19 +221,6 @@ def _rule_conditions(ctx: _Ctx, rp: RulePlan, tier: str) -> str | None:
     if rp.when is not None:
         return ctx.when(rule.id, rp.kind, rp.when)
     return None
-
-
-def _describe(rule: Rule) -> str:
-    schedule = rule.schedule
-    assert schedule is not None
-    if schedule.rrule:
-        return schedule.rrule
-    parts = [f"freq={schedule.freq}"]
-    for name in ("interval", "bymonth", "bymonthday", "byweekday", "bysetpos"):
-        value = getattr(schedule, name)
-        if value not in (None, 1):
-            parts.append(f"{name}={list(value) if isinstance(value, tuple) else value}")
-    return ", ".join(parts)
 
 
 def _sort_key(ctx: _Ctx) -> Any:
@@ -736,8 +726,8 @@ def _run(
                 continue
             kept.append(rp)
             # a rule whose discount was not the best still gives its other effects
-            if (rule.discount is None or rule.id not in ctx.fired) and _effects_text(rule):
-                ctx.fire(rule.id, rp.kind, _effects_text(rule) if tracing else None)
+            if (rule.discount is None or rule.id not in ctx.fired) and rp.effects_text:
+                ctx.fire(rule.id, rp.kind, rp.effects_text if tracing else None)
         lost = [rp for rp in fired if rp not in kept and (
             rp.rule.group is not None or (rp.rule.exclusive and rp.kind == "promotion"))]
         if not lost:
@@ -829,14 +819,3 @@ def _run(
         "member_after": None,
     })
     return decision, tier_after
-
-
-def _effects_text(rule: Rule) -> str:
-    parts = []
-    if rule.points_multiplier is not None:
-        parts.append(f"points ×{_fmt(rule.points_multiplier)}")
-    if rule.bonus_points:
-        parts.append(f"+{rule.bonus_points} bonus points")
-    if rule.perk:
-        parts.append(f"perk {rule.perk}")
-    return ", ".join(parts)
