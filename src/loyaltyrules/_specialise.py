@@ -32,6 +32,7 @@ from ._money import _MODES, allocate, round_points
 __all__ = ["specialise"]
 
 Decide = Callable[[Any, Plan, Any, Any], Decision]
+_OWN_CHECKS = 64
 
 
 def _over_paid(pwp: Decimal, due: Decimal) -> InputError:
@@ -87,7 +88,11 @@ def specialise(plan: Plan) -> Decide:
         fr.source is not None or fr.min_paid is not None) for fr in rules)
     any_min_paid = any(fr.min_paid is not None for fr in rules)
     lazy_needed = plan.has_expressions
-    _rule_checks(s, plan)
+    # each rule's own check function, for programs of a reasonable size; a program with
+    # hundreds of promotions keeps the plan's checks (its day index leaves few to run)
+    own_checks = len(rules) <= _OWN_CHECKS
+    if own_checks:
+        _rule_checks(s, plan)
     s.add(0, "def run(program, m, t, amounts, local_at, tier_before, benefits, forced):")
     s.add(1, "items = t.items", "n = len(items)", "today = local_at.date()", "at = t.at",
           "list_total = amounts[0] if n == 1 else sum(amounts, ZERO)",
@@ -101,8 +106,9 @@ def specialise(plan: Plan) -> Decide:
         depth = 2
     if rules:
         test = "fr.id not in dropped and " if loops else ""
+        check = "CHECKS[fr.index]" if own_checks else "fr.check"
         s.add(depth, "matched = [fr for fr in FP.candidates(today, t.channel) if "
-              f"{test}CHECKS[fr.index](at, today, m, t, tier_id, list_total, lazy)]",
+              f"{test}{check}(at, today, m, t, tier_id, list_total, lazy)]",
               "if len(matched) > 1:", "    matched.sort(key=FP.rule_key)")
         if fp.resolves:
             s.add(depth + 1, "matched = resolve(matched)")
