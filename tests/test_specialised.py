@@ -312,3 +312,21 @@ def test_the_next_state_is_built_when_read_and_is_the_same_whichever_way() -> No
     assert state.points == lazy.member_after.points == 120 + lazy.points_total
     dumped = lr.evaluate(program, member, txn, trace=False).model_dump(mode="json")
     assert dumped["member_after"] == state.model_dump(mode="json")
+
+
+def test_a_next_state_read_later_is_exact_whatever_the_hosts_decimal_context() -> None:
+    """The next state is built when read, perhaps in the host's own Decimal context: its
+    sums still run in the library's exact context."""
+    from decimal import localcontext
+
+    program = lr.load_program(ROOT / "programs" / "reference-4tier.yaml")
+    member = {"id": "m1", "tier": "gold", "qualifying_spend": "12345678.91"}
+    txn = {"id": "t1", "at": "2026-05-02T10:00:00+08:00", "channel": "store",
+           "items": [{"sku": "a", "category": "apparel", "amount": "1000.07"}]}
+    decision = lr.evaluate(program, member, txn, trace=False)
+    with localcontext() as ctx:
+        ctx.prec = 4
+        state = decision.member_after
+    assert state is not None
+    assert state.qualifying_spend == Decimal("12346678.98")  # qualifying spend: list amounts
+    assert state.purchases[-1].goods_paid == Decimal("900.06")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import ROUND_FLOOR, Decimal
+from functools import partial
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
@@ -23,6 +24,7 @@ from ._decision import (
     LifecycleEvent,
     PointsLine,
     RefundResult,
+    UsageConsumed,
     build,
     new,
     pending,
@@ -727,56 +729,13 @@ def complete_purchase(program: Any, plan: Any, member: MemberState, txn: Transac
             "tier_from": decision.tier_before, "tier_to": decision.tier_after,
             "detail": "qualified"}))
 
-    # what the next state needs, read now: the closure must not hold the decision, which
-    # holds it (a cycle only the garbage collector would free)
-    redeemed, used_rules, spend = decision.redeemed_points, decision.usage, \
-        decision.qualifying_spend
-    line_paid, goods_paid = decision.line_paid, decision.goods_paid
-    paid_with_points, tier_after = decision.paid_with_points, decision.tier_after
-    tier_changed = decision.tier_changed
-
-    def next_state() -> MemberState:
-        book = _Book(member, at)
-        if redeemed:
-            book.redeem(redeemed)
-        for line in points_lines:
-            if line.points > 0:
-                book.earn(line.points, f"{txn.id}:{line.rule}", txn.id, line.rule, at,
-                          available_at, expiry)
-        usage = dict(member.usage)
-        for used in used_rules:
-            current = usage.get(used.rule)
-            count = current.count + 1 if current is not None and \
-                current.period == used.period else 1
-            usage[used.rule] = new(Usage, period=used.period, count=count)
-        if oldest is None:
-            log: dict[str, Decimal] = {}
-        else:
-            month = _month(today)
-            log = {m: v for m, v in member.spend_log.items() if m >= oldest}
-            log[month] = log.get(month, _ZERO) + spend
-        book.consolidate(horizon)
-        record = new(PurchaseRecord,
-            id=txn.id, at=at, line_paid=line_paid, goods_paid=goods_paid,
-            qualifying_spend=spend, points=points_total,
-            redeemed_points=redeemed,
-            paid_with_points=paid_with_points)
-        updates: dict[str, Any] = {
-            "tier": tier_after,
-            "qualifying_spend": member.qualifying_spend + spend,
-            "orders": member.orders + 1,
-            "last_purchase": max(today, member.last_purchase or today),
-            "usage": usage,
-            "recent_transactions": (*member.recent_transactions, txn.id)[
-                -ledger.remember_events:],
-            "purchases": (*(p for p in member.purchases if p.at >= horizon), record),
-            "spend_log": log,
-            "advanced_to": max(at, member.advanced_to or at),
-        }
-        if tier_changed:
-            updates["tier_since"] = today
-            updates["tier_kept_until"] = kept_until
-        return book.state(member, **updates)
+    # what the next state needs, read now (not the decision itself: it holds the pending
+    # state, and a cycle would wait for the garbage collector)
+    parts = (member, txn, ledger.remember_events, available_at, expiry, horizon, oldest,
+             kept_until, today, points_lines, points_total, decision.redeemed_points,
+             decision.usage, decision.qualifying_spend, decision.line_paid,
+             decision.goods_paid, decision.paid_with_points, decision.tier_after,
+             decision.tier_changed)
 
     # the decision was made for this call alone and nobody else holds it yet: it is
     # completed in place rather than copied
@@ -785,7 +744,7 @@ def complete_purchase(program: Any, plan: Any, member: MemberState, txn: Transac
                    "member_version": base_version})
     if decision.redeemed_points or model.signals:
         # a redemption can fail on the lots; signals are events computed from the state
-        state = next_state()
+        state = _purchase_state(*parts)
         if model.signals:
             fired = dict(state.signals)
             events += _purchase_signals(model, state, at, today, first, fired)
@@ -795,7 +754,60 @@ def complete_purchase(program: Any, plan: Any, member: MemberState, txn: Transac
         return decision
     values["events"] = tuple(events)
     del values["member_after"]
-    return pending(decision, next_state)
+    return pending(decision, partial(_purchase_state, *parts))
+
+
+@exact  # read later, maybe in a host's own Decimal context: the sums stay exact
+def _purchase_state(
+        member: MemberState, txn: Transaction, remember: int, available_at: datetime,
+        expiry: datetime | None, horizon: datetime, oldest: str | None,
+        kept_until: date | None, today: date, points_lines: tuple[PointsLine, ...],
+        points_total: int, redeemed: int, used_rules: tuple[UsageConsumed, ...],
+        spend: Decimal, line_paid: tuple[Decimal, ...], goods_paid: Decimal,
+        paid_with_points: Decimal, tier_after: str, tier_changed: bool) -> MemberState:
+    """The member's state after a purchase (see :func:`complete_purchase`)."""
+    at = txn.at
+    book = _Book(member, at)
+    if redeemed:
+        book.redeem(redeemed)
+    for line in points_lines:
+        if line.points > 0:
+            book.earn(line.points, f"{txn.id}:{line.rule}", txn.id, line.rule, at,
+                      available_at, expiry)
+    usage = dict(member.usage)
+    for used in used_rules:
+        current = usage.get(used.rule)
+        count = current.count + 1 if current is not None and \
+            current.period == used.period else 1
+        usage[used.rule] = new(Usage, period=used.period, count=count)
+    if oldest is None:
+        log: dict[str, Decimal] = {}
+    else:
+        month = _month(today)
+        log = {m: v for m, v in member.spend_log.items() if m >= oldest}
+        log[month] = log.get(month, _ZERO) + spend
+    book.consolidate(horizon)
+    record = new(PurchaseRecord,
+        id=txn.id, at=at, line_paid=line_paid, goods_paid=goods_paid,
+        qualifying_spend=spend, points=points_total,
+        redeemed_points=redeemed,
+        paid_with_points=paid_with_points)
+    updates: dict[str, Any] = {
+        "tier": tier_after,
+        "qualifying_spend": member.qualifying_spend + spend,
+        "orders": member.orders + 1,
+        "last_purchase": max(today, member.last_purchase or today),
+        "usage": usage,
+        "recent_transactions": (*member.recent_transactions, txn.id)[
+            -remember:],
+        "purchases": (*(p for p in member.purchases if p.at >= horizon), record),
+        "spend_log": log,
+        "advanced_to": max(at, member.advanced_to or at),
+    }
+    if tier_changed:
+        updates["tier_since"] = today
+        updates["tier_kept_until"] = kept_until
+    return book.state(member, **updates)
 
 
 # --- refunds ------------------------------------------------------------------------------------
