@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from decimal import (
     ROUND_CEILING,
@@ -16,7 +17,8 @@ from decimal import (
     DivisionByZero,
     InvalidOperation,
     Overflow,
-    localcontext,
+    getcontext,
+    setcontext,
 )
 from functools import wraps
 from typing import Literal, ParamSpec, TypeVar
@@ -92,25 +94,31 @@ def allocate(total: Decimal, weights: list[Decimal], q: Decimal) -> list[Decimal
     n = len(weights)
     if n == 0:
         return []
-    exponent = _EXPONENTS.get(q)
-    if exponent is None:
-        exponent = _EXPONENTS[q] = int(q.as_tuple().exponent)
-    units = [int(w.scaleb(-exponent)) for w in weights]
+    scaling = _SCALES.get(q)
+    if scaling is None:
+        scaling = _SCALES[q] = (_ONE / q, int(q.as_tuple().exponent))
+    scale, exponent = scaling
+    units = [int(w * scale) for w in weights]
     unit_sum = sum(units)
     if unit_sum == 0:
         return [Decimal(0).quantize(q)] * n
-    units_total = int(total.scaleb(-exponent).to_integral_value(rounding=ROUND_HALF_UP))
-    parts = [units_total * u // unit_sum for u in units]
-    leftover = units_total - sum(parts)
+    units_total = int((total * scale).to_integral_value(rounding=ROUND_HALF_UP))
+    parts = []
+    remainders = []
+    leftover = units_total
+    for u in units:
+        part, remainder = divmod(units_total * u, unit_sum)
+        parts.append(part)
+        remainders.append(remainder)
+        leftover -= part
     if leftover:
-        remainders = [units_total * u % unit_sum for u in units]
         # largest remainder first; the sort is stable, so ties keep the earliest line first
         for i in sorted(range(n), key=remainders.__getitem__, reverse=True)[:leftover]:
             parts[i] += 1
     return [Decimal(p).scaleb(exponent) for p in parts]
 
 
-_EXPONENTS: dict[Decimal, int] = {}
+_SCALES: dict[Decimal, tuple[Decimal, int]] = {}
 
 
 _LIMIT = Decimal(10) ** 15
@@ -188,7 +196,21 @@ def exact(fn: Callable[_P, _R]) -> Callable[_P, _R]:
 
     @wraps(fn)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with localcontext(CONTEXT):
+        previous = getcontext()
+        mine: Context | None = getattr(_THREAD, "context", None)
+        if mine is None:
+            mine = _THREAD.context = CONTEXT.copy()
+        if previous is mine:  # called from inside the library
             return fn(*args, **kwargs)
+        setcontext(mine)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            setcontext(previous)
 
     return wrapper
+
+
+# one copy of CONTEXT per thread, set for the duration of a call (cheaper than a fresh
+# localcontext per call; its flags are never read)
+_THREAD = threading.local()
