@@ -330,3 +330,31 @@ def test_a_next_state_read_later_is_exact_whatever_the_hosts_decimal_context() -
     assert state is not None
     assert state.qualifying_spend == Decimal("12346678.98")  # qualifying spend: list amounts
     assert state.purchases[-1].goods_paid == Decimal("900.06")
+
+
+def test_every_way_of_serialising_a_decision_includes_its_next_state() -> None:
+    """A pending next state is built by any serialisation: model_dump, a TypeAdapter, or a
+    decision nested in the host's own model — never silently left out."""
+    from pydantic import BaseModel, TypeAdapter
+
+    class Receipt(BaseModel):
+        decision: lr.Decision
+
+    program = lr.load_program(ROOT / "programs" / "reference-4tier.yaml")
+    member = {"id": "m1", "tier": "gold", "qualifying_spend": "100"}
+    txn = {"id": "t1", "at": "2026-05-02T10:00:00+08:00", "channel": "store",
+           "items": [{"sku": "a", "category": "apparel", "amount": "1000.07"}]}
+
+    def fresh() -> lr.Decision:
+        return lr.evaluate(program, member, txn, trace=False)
+
+    expected = lr.evaluate(program, member, txn).member_after
+    assert expected is not None
+    dumped = expected.model_dump(mode="json")
+    assert fresh().model_dump(mode="json")["member_after"] == dumped
+    assert TypeAdapter(list[lr.Decision]).dump_python([fresh()], mode="json")[0][
+        "member_after"] == dumped
+    nested = Receipt(decision=fresh()).model_dump(mode="json")
+    assert nested["decision"]["member_after"] == dumped
+    assert dict(fresh())["member_after"] == expected
+    assert "properties" in lr.Decision.model_json_schema(mode="serialization")

@@ -7,7 +7,13 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PlainSerializer,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from ._member import MemberState, Money
 
@@ -298,13 +304,13 @@ class Decision(_Out):
                 return self.__dict__["member_after"]
             return super().__getattr__(name)
 
-    def model_dump(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    # every way of serialising (model_dump, nested in another model, a TypeAdapter) goes
+    # through here. No return annotation on purpose: with one, pydantic would take it as the
+    # serialisation JSON schema instead of the model's own fields.
+    @model_serializer(mode="wrap")
+    def _serialise(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
         self._settle()
-        return super().model_dump(*args, **kwargs)
-
-    def model_dump_json(self, *args: Any, **kwargs: Any) -> str:
-        self._settle()
-        return super().model_dump_json(*args, **kwargs)
+        return handler(self)
 
     def model_copy(self, *args: Any, **kwargs: Any) -> Decision:
         self._settle()

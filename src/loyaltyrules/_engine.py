@@ -54,7 +54,7 @@ def _fmt(d: Decimal) -> str:
 
 
 def _pct(rate: Decimal) -> str:
-    return f"{_fmt((rate * 100).normalize())}%"
+    return f"{(rate * 100).normalize():f}%"
 
 
 class _Ctx:
@@ -199,8 +199,8 @@ def _rule_conditions(ctx: _Ctx, rp: RulePlan, tier: str) -> str | None:
         return (f"no item in categories {list(rule.categories)} / skus "
                 f"{list(rule.skus)}") if why else ""
     if rule.min_amount is not None and ctx.list_total < rule.min_amount:
-        return (f"amount {_fmt(ctx.list_total)} below min_amount "
-                f"{_fmt(rule.min_amount)}") if why else ""
+        return (f"amount {ctx.list_total:f} below min_amount "
+                f"{rule.min_amount:f}") if why else ""
     spec = rule.discount
     if spec is not None and spec.threshold is not None:
         # discounts only lower amounts: below the threshold at list price, never reached
@@ -209,8 +209,8 @@ def _rule_conditions(ctx: _Ctx, rp: RulePlan, tier: str) -> str | None:
             not (rp.categories or rp.skus) or _matches(i.category, i.sku, rp.categories,
                                                        rp.skus))], _ZERO)
         if reach < spec.threshold:
-            return (f"{_fmt(reach)} is below the threshold "
-                    f"{_fmt(spec.threshold)}") if why else ""
+            return (f"{reach:f} is below the threshold "
+                    f"{spec.threshold:f}") if why else ""
     if rule.limit is not None:
         usage = ctx.member.usage.get(rule.id)
         key = period_key(ctx.today, rule.limit.per)
@@ -313,11 +313,11 @@ def _price(ctx: _Ctx, sources: list[_Source]
                 base = sum([list_amounts[k] for k in idx], _ZERO)
             amount = round_money(base * spec.percent, q, mode)
             if ctx.tracing:
-                why = f"{_pct(spec.percent)} of {_fmt(base)}"
+                why = f"{_pct(spec.percent)} of {base:f}"
         elif spec.amount is not None:
             amount = round_money(spec.amount, q, mode)
             if ctx.tracing:
-                why = f"{_fmt(amount)} off"
+                why = f"{amount:f} off"
         else:
             assert spec.threshold is not None and spec.off is not None
             basis = base_now
@@ -326,7 +326,7 @@ def _price(ctx: _Ctx, sources: list[_Source]
             if basis < spec.threshold:
                 if ctx.tracing and not quiet:
                     ctx.note(src.rule, src.kind, "not_matched",
-                             f"{_fmt(basis)} is below the threshold {_fmt(spec.threshold)}")
+                             f"{basis:f} is below the threshold {spec.threshold:f}")
                 return None
             times = 1
             if spec.repeat:
@@ -335,18 +335,18 @@ def _price(ctx: _Ctx, sources: list[_Source]
                     times = min(times, spec.max_repeats)
             amount = round_money(spec.off * times, q, mode)
             if ctx.tracing:
-                why = f"满{_fmt(spec.threshold)}减{_fmt(spec.off)}"
+                why = f"满{spec.threshold:f}减{spec.off:f}"
                 if times > 1:
                     why += f" ×{times}"
         if amount > base_now:
             amount = base_now
             if ctx.tracing:
-                why += f", limited to the remaining {_fmt(base_now)}"
+                why += f", limited to the remaining {base_now:f}"
         if cap is not None and already + amount > cap:
             amount = max(_ZERO, cap - already)
             if ctx.tracing:
                 assert policy.max_total is not None
-                why += f", limited by max_total {_pct(policy.max_total)} to {_fmt(amount)}"
+                why += f", limited by max_total {_pct(policy.max_total)} to {amount:f}"
         return amount, idx, why
 
     if policy.combine == "best" and len(sources) > 1:
@@ -398,7 +398,7 @@ def _price(ctx: _Ctx, sources: list[_Source]
             "scope": "items" if (src.categories or src.skus) else "basket",
             "amount": amount, "allocation": tuple(allocation),
         }))
-        ctx.fire(src.rule, src.kind, f"discount {_fmt(amount)}: {why}" if ctx.tracing else None)
+        ctx.fire(src.rule, src.kind, f"discount {amount:f}: {why}" if ctx.tracing else None)
     return current, lines, void
 
 
@@ -445,12 +445,12 @@ def _earn(ctx: _Ctx, tier: TierPlan, paid: list[Decimal],
                 item_factors[k].append(m.factor)
             if hit:
                 ctx.fire(m.id, "multiplier",
-                         f"×{_fmt(m.factor)} on lines {hit}" if tracing else None)
+                         f"×{m.factor:f} on lines {hit}" if tracing else None)
             elif tracing:
                 ctx.note(m.id, "multiplier", "not_matched", "no matching items")
         else:
             basket.append((m.id, m.factor))
-            ctx.fire(m.id, "multiplier", f"×{_fmt(m.factor)} on all points" if tracing else None)
+            ctx.fire(m.id, "multiplier", f"×{m.factor:f} on all points" if tracing else None)
     basket.extend(rule_factors)
     multiplier = combine([f for _, f in basket], how)
     weights = None if item_factors is None else [combine(w, how) for w in item_factors]
@@ -514,15 +514,15 @@ def _earn_rule(ctx: _Ctx, ep: EarnPlan, paid: list[Decimal], share: list[Decimal
     detail = ""
     if ctx.tracing:
         if rule.blocks == "full":
-            detail = f"basis {_fmt(basis)}: {blocks} full blocks of {_fmt(rule.per)} × " \
-                     f"{_fmt(rule.points)}"
+            detail = f"basis {basis:f}: {blocks} full blocks of {rule.per:f} × " \
+                     f"{rule.points:f}"
         else:
-            detail = f"basis {_fmt(basis)}: {_fmt(basis)} × {_fmt(rule.points)}/{_fmt(rule.per)}"
+            detail = f"basis {basis:f}: {basis:f} × {rule.points:f}/{rule.per:f}"
         if rule.base_rounding is not None:
             detail += f" = {raw} base ({rule.base_rounding})"
         if multiplier != _ONE:
-            names = ", ".join(f"{n} ×{_fmt(f)}" for n, f in basket)
-            detail += f", multiplier ×{_fmt(multiplier.normalize())} ({names}, {how})"
+            names = ", ".join(f"{n} ×{f:f}" for n, f in basket)
+            detail += f", multiplier ×{multiplier.normalize():f} ({names}, {how})"
         detail += f", rounded {policies.rounding.points}"
     if rule.cap is not None and points > rule.cap:
         if policies.points.cap == "truncate":
@@ -563,7 +563,7 @@ def _qualifies(ctx: _Ctx, tp: TierPlan, q: Qualify, spend: Decimal, points: int,
                ) -> tuple[bool, str]:
     checks: list[tuple[bool, str]] = []
     if q.spend is not None:
-        checks.append((spend >= q.spend, f"spend {_fmt(spend)} ≥ {_fmt(q.spend)}"))
+        checks.append((spend >= q.spend, f"spend {spend:f} ≥ {q.spend:f}"))
     if q.points is not None:
         checks.append((points >= q.points, f"points {points} ≥ {q.points}"))
     if q.orders is not None:
@@ -649,12 +649,12 @@ def _check_inputs(program: Program, plan: Plan, m: MemberState, t: Transaction) 
     q = program.quantum
     for k, item in enumerate(t.items):
         if item.amount != item.amount.quantize(q):
-            raise InputError(f"{_fmt(item.amount)} has more decimals than {program.currency} "
+            raise InputError(f"{item.amount:f} has more decimals than {program.currency} "
                              f"allows", field=f"items[{k}].amount", kind="transaction")
     for name in ("shipping", "tax", "paid_with_points"):
         value: Decimal = getattr(t, name)
         if value and value != value.quantize(program.quantum):
-            raise InputError(f"{_fmt(value)} has more decimals than {program.currency} allows",
+            raise InputError(f"{value:f} has more decimals than {program.currency} allows",
                              field=name, kind="transaction")
 
 
@@ -704,13 +704,13 @@ def _run(
         due = goods_paid + t.shipping + t.tax
         pwp, redeemed = redemption_value(plan.model, m, t, goods_paid, program.quantum)
         if pwp > due:
-            raise InputError(f"paid_with_points {_fmt(pwp)} exceeds the amount due "
-                             f"{_fmt(due)}", field="paid_with_points", kind="transaction")
+            raise InputError(f"paid_with_points {pwp:f} exceeds the amount due "
+                             f"{due:f}", field="paid_with_points", kind="transaction")
         payable = due - pwp
         ctx.pwp = pwp
         if redeemed and tracing:
             ctx.note("redemption", "redemption", "fired",
-                     f"{redeemed} points pay {_fmt(pwp)} (积分抵现)")
+                     f"{redeemed} points pay {pwp:f} (积分抵现)")
 
         # rules that need the paid amount, and rules whose threshold was not reached, drop out
         kept: list[RulePlan] = []
@@ -721,8 +721,8 @@ def _run(
             if rule.min_paid is not None and goods_paid < rule.min_paid:
                 if tracing:
                     ctx.note(rule.id, rp.kind, "not_matched",
-                             f"amount paid {_fmt(goods_paid)} below min_paid "
-                             f"{_fmt(rule.min_paid)}")
+                             f"amount paid {goods_paid:f} below min_paid "
+                             f"{rule.min_paid:f}")
                 continue
             kept.append(rp)
             # a rule whose discount was not the best still gives its other effects
