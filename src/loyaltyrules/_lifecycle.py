@@ -116,9 +116,10 @@ class _Book:
         repay = min(self.debt, points)
         self.debt -= repay
         if points - repay > 0:
-            self.lots.append(new(PointsLot,
-                id=lot_id, points=points - repay, earned=points, earned_at=at,
-                available_at=available_at, expires_at=expires, source=source, rule=rule))
+            self.lots.append(build(PointsLot, {
+                "id": lot_id, "points": points - repay, "earned": points, "earned_at": at,
+                "available_at": available_at, "expires_at": expires, "source": source,
+                "rule": rule}))
 
     def _order(self) -> list[PointsLot]:
         # expiring first; lots that never expire last; ties oldest first
@@ -234,13 +235,15 @@ class _Book:
         self.lots = [lot for lot in self.lots if lot.id not in ids] + merged
 
     def state(self, member: MemberState, **updates: Any) -> MemberState:
-        totals = new(PointsTotals, earned=self.earned, redeemed=self.redeemed, expired=self.expired,
-                              reversed=self.reversed, shortfall=self.shortfall)
+        totals = build(PointsTotals, {
+            "earned": self.earned, "redeemed": self.redeemed, "expired": self.expired,
+            "reversed": self.reversed, "shortfall": self.shortfall})
         values = dict(member.__dict__)
         values.update({
             "lots": tuple(self.lots), "totals": totals, "points": self.available(),
             "pending_points": self.pending(), "points_debt": self.debt,
-            "version": member.version + 1, **updates})
+            "version": member.version + 1})
+        values.update(updates)
         # the state's values are the engine's own (no validation needed, as model_copy)
         return build(MemberState, values)
 
