@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import json
 import pickle
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -213,7 +214,10 @@ def purchases(draw: st.DrawFn, program: dict[str, Any]) -> tuple[dict[str, Any],
                                    datetime(2025, 9, 30, 16, tzinfo=UTC)]))
     items = draw(st.lists(st.fixed_dictionaries({
         "sku": st.sampled_from(SKUS), "category": st.sampled_from(CATEGORIES),
-        "quantity": st.integers(1, 3), "amount": money.map(str)}), min_size=1, max_size=5))
+        "quantity": st.integers(1, 3),
+        # whole amounts too ("5"): decisions must write the same decimals on every path
+        "amount": st.one_of(money.map(str), st.integers(0, 3000).map(str))}),
+        min_size=1, max_size=5))
     txn: dict[str, Any] = {"id": "t1", "at": at.isoformat(),
                            "channel": draw(st.sampled_from(["online", "store"])),
                            "items": items,
@@ -248,7 +252,8 @@ def _outcome(program: lr.Program, member: Any, txn: Any, mode: Any, trace: bool)
         d = lr.evaluate(program, member, txn, mode=mode, trace=trace)
     except (lr.InputError, lr.EvaluationError) as exc:
         return ("error", type(exc).__name__, str(exc))
-    data = d.model_dump(exclude={"trace"})
+    # JSON, so a Decimal written with other decimals (5 against 5.00) is a difference
+    data = d.model_dump(mode="json", exclude={"trace"})
     for line in data["points"]:
         line.pop("detail")
     return data
@@ -358,3 +363,67 @@ def test_every_way_of_serialising_a_decision_includes_its_next_state() -> None:
     assert nested["decision"]["member_after"] == dumped
     assert dict(fresh())["member_after"] == expected
     assert "properties" in lr.Decision.model_json_schema(mode="serialization")
+
+
+def test_a_pending_next_state_does_not_see_later_changes_to_the_members_dicts() -> None:
+    """The next state is made from the member as it was at evaluation, even if the host
+    changes the member's (mutable) dicts before reading it."""
+    spec = {"program": {"id": "cal", "version": 1, "currency": "CNY",
+                        "timezone": "Asia/Shanghai"},
+            "tiers": [{"id": "t0"}, {"id": "t1", "qualify": {"spend": 1000}}],
+            "reviews": {"window": "calendar_year"}}
+    program = lr.Program.from_dict(spec)
+    member = lr.MemberState(id="m", spend_log={"2026-05": Decimal("10.00")},
+                            usage={"x": lr.Usage(period="2026", count=1)})
+    txn = {"id": "t1", "at": "2026-05-02T10:00:00+08:00",
+           "items": [{"sku": "a", "amount": "100.00"}]}
+    decision = lr.evaluate(program, member, txn, trace=False)
+    member.spend_log["2026-05"] = Decimal("5000.00")
+    member.usage.clear()
+    state = decision.member_after
+    assert state is not None
+    assert state.spend_log == {"2026-05": Decimal("110.00")}
+    assert set(state.usage) == {"x"}
+
+
+def test_next_states_and_events_keep_their_field_order_and_set_fields() -> None:
+    """JSON is written in field order (each event starts with "at"), and the next state
+    counts as set what the member had set plus what the purchase changed (as model_copy)."""
+    program = lr.load_program(ROOT / "programs" / "reference-4tier.yaml")
+    member = lr.MemberState(id="m1", tier="basic", qualifying_spend=Decimal("4900"))
+    txn = {"id": "t1", "at": "2026-05-02T10:00:00+08:00", "channel": "store",
+           "items": [{"sku": "a", "category": "apparel", "amount": "200.00"}]}
+    decision = lr.evaluate(program, member, txn, trace=False)
+    for event in json.loads(decision.model_dump_json())["events"]:
+        assert list(event)[:2] == ["at", "type"]
+    state = decision.member_after
+    assert state is not None
+    record = json.loads(state.model_dump_json())["purchases"][0]
+    assert list(record) == list(lr.PurchaseRecord.model_fields)
+    assert "household" not in state.model_fields_set
+    assert {"id", "tier", "qualifying_spend", "lots", "purchases", "version"} <= \
+        state.model_fields_set
+
+
+def test_threads_reading_a_next_state_at_once_all_get_the_same_one() -> None:
+    import threading
+
+    program = lr.load_program(ROOT / "programs" / "reference-4tier.yaml")
+    txn = {"id": "t1", "at": "2026-05-02T10:00:00+08:00", "channel": "store",
+           "items": [{"sku": "a", "category": "apparel", "amount": "200.00"}]}
+    decisions = [lr.evaluate(program, {"id": f"m{k}"}, txn, trace=False) for k in range(300)]
+    seen: list[list[Any]] = [[], [], [], []]
+    start = threading.Barrier(4)
+
+    def read(out: list[Any]) -> None:
+        start.wait()
+        out.extend(d.member_after for d in decisions)
+
+    threads = [threading.Thread(target=read, args=(out,)) for out in seen]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for k, decision in enumerate(decisions):
+        assert all(out[k] is decision.member_after for out in seen)
+        assert decision.member_after.usage == {}

@@ -77,24 +77,26 @@ def pending(decision: _M, member_after: Callable[[], Any]) -> _M:
     return decision
 
 
-_DEFAULTS: dict[type[BaseModel], tuple[dict[str, Any], list[tuple[str, Any]]]] = {}
+_MISSING: Any = object()
+_DEFAULTS: dict[type[BaseModel], list[tuple[str, Any, Any]]] = {}
 
 
 def new(cls: type[_M], **values: Any) -> _M:
-    """:func:`build` with the model's defaults filled in, for values the engine made itself."""
+    """:func:`build` with the model's defaults filled in, for values the engine made itself.
+    The values are laid out in the model's field order, which is the order JSON is written in."""
     spec = _DEFAULTS.get(cls)
     if spec is None:
-        # immutable defaults resolved once; factories (dicts, lists) called per object
-        spec = _DEFAULTS[cls] = (
-            {name: field.get_default() for name, field in cls.model_fields.items()
-             if field.default_factory is None and not field.is_required()},
-            [(name, field.default_factory) for name, field in cls.model_fields.items()
-             if field.default_factory is not None])
-    fixed, factories = spec
-    full = {**fixed, **values}
-    for name, factory in factories:
-        if name not in full:
-            full[name] = factory()
+        # (name, immutable default or _MISSING, factory or None), resolved once
+        spec = _DEFAULTS[cls] = [
+            (name, _MISSING if field.is_required() or field.default_factory is not None
+             else field.get_default(), field.default_factory)
+            for name, field in cls.model_fields.items()]
+    full = {}
+    for name, default, factory in spec:
+        value = values.get(name, _MISSING)
+        if value is _MISSING:
+            value = factory() if factory is not None else default
+        full[name] = value
     return build(cls, full)
 
 
@@ -291,11 +293,16 @@ class Decision(_Out):
 
     def _settle(self) -> None:
         values = self.__dict__
-        if "member_after" not in values:
-            pending = self.__pydantic_private__
-            assert pending is not None
-            values["member_after"] = pending[_NEXT]()
-            _set_private(self, None)
+        if "member_after" in values:
+            return
+        pending = self.__pydantic_private__
+        if pending is None:  # another thread has just stored it
+            return
+        state = pending[_NEXT]()
+        # two threads reading it first at once may both build it; the first one stored is
+        # the one every reader gets (setdefault is atomic), so it is still "built once"
+        values.setdefault("member_after", state)
+        _set_private(self, None)
 
     if not TYPE_CHECKING:
         def __getattr__(self, name: str) -> Any:
@@ -333,6 +340,10 @@ class Decision(_Out):
         if isinstance(other, Decision):
             other._settle()
         return super().__eq__(other)
+
+    def __hash__(self) -> int:
+        self._settle()
+        return super().__hash__()
 
     def __iter__(self) -> Any:
         self._settle()

@@ -700,7 +700,10 @@ def _run(
             entries.sort(key=_sort_key(ctx))
         paid, discount_lines, void = _price(ctx, [e[3] for e in entries])
 
-        goods_paid = sum(paid, _ZERO)
+        # the list amount less the discounts: equal to the sum of what the lines cost, and
+        # written with the same decimals whatever path made the decision
+        goods_paid = ctx.list_total - sum([d.amount for d in discount_lines], _ZERO) \
+            if discount_lines else ctx.list_total
         due = goods_paid + t.shipping + t.tax
         pwp, redeemed = redemption_value(plan.model, m, t, goods_paid, program.quantum)
         if pwp > due:

@@ -25,6 +25,7 @@ from ._decision import (
     PointsLine,
     RefundResult,
     UsageConsumed,
+    _set_fields,
     build,
     new,
     pending,
@@ -244,8 +245,15 @@ class _Book:
             "pending_points": self.pending(), "points_debt": self.debt,
             "version": member.version + 1})
         values.update(updates)
-        # the state's values are the engine's own (no validation needed, as model_copy)
-        return build(MemberState, values)
+        # the state's values are the engine's own (no validation needed, as model_copy),
+        # and, as model_copy, it counts as set what the member had set and what changed
+        state = build(MemberState, values)
+        _set_fields(state, member.__pydantic_fields_set__.union(_BOOK_FIELDS, updates))
+        return state
+
+
+_BOOK_FIELDS = frozenset({"lots", "totals", "points", "pending_points", "points_debt",
+                          "version"})
 
 
 def check_identity(member: MemberState) -> bool:
@@ -734,7 +742,9 @@ def complete_purchase(program: Any, plan: Any, member: MemberState, txn: Transac
 
     # what the next state needs, read now (not the decision itself: it holds the pending
     # state, and a cycle would wait for the garbage collector)
-    parts = (member, txn, ledger.remember_events, available_at, expiry, horizon, oldest,
+    # (the member's dicts are copied: a host may change them before the state is read)
+    parts = (member, dict(member.usage), dict(member.spend_log), txn, ledger.remember_events,
+             available_at, expiry, horizon, oldest,
              kept_until, today, points_lines, points_total, decision.redeemed_points,
              decision.usage, decision.qualifying_spend, decision.line_paid,
              decision.goods_paid, decision.paid_with_points, decision.tier_after,
@@ -762,7 +772,8 @@ def complete_purchase(program: Any, plan: Any, member: MemberState, txn: Transac
 
 @exact  # read later, maybe in a host's own Decimal context: the sums stay exact
 def _purchase_state(
-        member: MemberState, txn: Transaction, remember: int, available_at: datetime,
+        member: MemberState, usage: dict[str, Usage], spend_log: dict[str, Decimal],
+        txn: Transaction, remember: int, available_at: datetime,
         expiry: datetime | None, horizon: datetime, oldest: str | None,
         kept_until: date | None, today: date, points_lines: tuple[PointsLine, ...],
         points_total: int, redeemed: int, used_rules: tuple[UsageConsumed, ...],
@@ -777,7 +788,7 @@ def _purchase_state(
         if line.points > 0:
             book.earn(line.points, f"{txn.id}:{line.rule}", txn.id, line.rule, at,
                       available_at, expiry)
-    usage = dict(member.usage)
+    usage = dict(usage)  # a state of its own, whoever reads it first
     for used in used_rules:
         current = usage.get(used.rule)
         count = current.count + 1 if current is not None and \
@@ -787,7 +798,7 @@ def _purchase_state(
         log: dict[str, Decimal] = {}
     else:
         month = _month(today)
-        log = {m: v for m, v in member.spend_log.items() if m >= oldest}
+        log = {m: v for m, v in spend_log.items() if m >= oldest}
         log[month] = log.get(month, _ZERO) + spend
     book.consolidate(horizon)
     record = new(PurchaseRecord,

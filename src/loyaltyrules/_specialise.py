@@ -161,7 +161,8 @@ def specialise(plan: Plan) -> Decide:
         "rules_fired": "tuple(fired)", "trace": "None", "redeemed_points": "redeemed",
         "events": "()", "outbox": "()", "member_version": "m.version", "member_after": "None",
     }
-    assert set(fields) == set(Decision.model_fields)
+    if set(fields) != set(Decision.model_fields):
+        raise RuntimeError("the generated decision must set every Decision field")
     s.add(1, "return build(Decision, {"
           + ", ".join(f"{s.k(name)}: {expr}" for name, expr in fields.items()) + "}), after")
 
@@ -193,7 +194,8 @@ def specialise(plan: Plan) -> Decide:
     tree = ast.parse(source)
     strings = [n for n in ast.walk(tree) if isinstance(n, ast.Constant)
                and not isinstance(n.value, int | type(None))]
-    assert not strings, "generated code must hold no literal but small integers and None"
+    if strings:  # checked always (not an assert: python -O would drop it)
+        raise RuntimeError("generated code must hold no literal but integers and None")
     namespace: dict[str, Any] = {"__builtins__": {}}
     exec(compile(tree, "<loyaltyrules: specialised decision>", "exec"), namespace)
     decide: Decide = namespace["factory"](**s.ns)
