@@ -303,37 +303,17 @@ def _earn(s: _Source, plan: Plan) -> None:
         s.add(1, "weights = None" if single is not None else "item_factors = None")
     for mp in fp.multipliers:
         if mp is single:
-            match = []
-            if mp.categories:
-                match.append(f"i.category in {s.k(mp.categories)}")
-            if mp.skus:
-                match.append(f"i.sku in {s.k(mp.skus)}")
             s.add(1, "for k, i in enumerate(items):",
-                  "    if " + " and ".join(match) + ":",
+                  "    if " + _item_match(s, mp.categories, mp.skus) + ":",
                   "        if weights is None:", "            weights = [ONE] * n",
                   f"        weights[k] = {s.k(mp.factor)}",
                   "if weights is not None:", f"    fired[{s.k(mp.id)}] = None")
             continue
-        tests = []
-        if mp.tiers:
-            tests.append(f"tier_id in {s.k(mp.tiers)}")
-        if mp.channels:
-            tests.append(f"t.channel in {s.k(mp.channels)}")
-        if mp.when is not None:
-            tests.append(f"lazy.when({s.k(mp.id)}, {s.k('multiplier')}, {s.k(mp.when)})")
-        d = 1
-        if tests:
-            s.add(1, "if " + " and ".join(tests) + ":")
-            d = 2
+        d = _guard(s, mp.tiers, mp.channels, mp.when, mp.id, "multiplier")
         mid = s.k(mp.id)
         if mp.item_scoped:
-            match = []
-            if mp.categories:
-                match.append(f"i.category in {s.k(mp.categories)}")
-            if mp.skus:
-                match.append(f"i.sku in {s.k(mp.skus)}")
             s.add(d, "hit = False", "for k, i in enumerate(items):",
-                  "    if " + " and ".join(match) + ":",
+                  "    if " + _item_match(s, mp.categories, mp.skus) + ":",
                   "        if item_factors is None:",
                   "            item_factors = [[] for _ in items]",
                   f"        item_factors[k].append({s.k(mp.factor)})", "        hit = True",
@@ -354,17 +334,7 @@ def _earn(s: _Source, plan: Plan) -> None:
     s.add(1, "points_lines = []")
     for ep in fp.earn:
         rule = ep.rule
-        tests = []
-        if ep.tiers:
-            tests.append(f"tier_id in {s.k(ep.tiers)}")
-        if ep.channels:
-            tests.append(f"t.channel in {s.k(ep.channels)}")
-        if ep.when is not None:
-            tests.append(f"lazy.when({s.k(rule.id)}, {s.k('earn')}, {s.k(ep.when)})")
-        d = 1
-        if tests:
-            s.add(1, "if " + " and ".join(tests) + ":")
-            d = 2
+        d = _guard(s, ep.tiers, ep.channels, ep.when, rule.id, "earn")
         s.add(d, "basis = ZERO", "for k, item in enumerate(items):")
         if ep.categories:
             s.add(d + 1, f"if item.category not in {s.k(ep.categories)}:", "    continue")
@@ -403,6 +373,32 @@ def _earn(s: _Source, plan: Plan) -> None:
     if fp.best_rule and len(fp.earn) > 1:
         s.ns["best_line"] = _best_line
         s.add(1, "if len(points_lines) > 1:", "    points_lines = [best_line(points_lines)]")
+
+
+def _guard(s: _Source, tiers: frozenset[str], channels: frozenset[str], when: Any,
+           rule_id: str, kind: str) -> int:
+    """Open the ``if`` of a multiplier's or earn rule's own filters; the depth of its body."""
+    tests = []
+    if tiers:
+        tests.append(f"tier_id in {s.k(tiers)}")
+    if channels:
+        tests.append(f"t.channel in {s.k(channels)}")
+    if when is not None:
+        tests.append(f"lazy.when({s.k(rule_id)}, {s.k(kind)}, {s.k(when)})")
+    if not tests:
+        return 1
+    s.add(1, "if " + " and ".join(tests) + ":")
+    return 2
+
+
+def _item_match(s: _Source, categories: frozenset[str], skus: frozenset[str]) -> str:
+    """The test that line ``i`` is in a scope of categories and/or SKUs ("" for none)."""
+    match = []
+    if categories:
+        match.append(f"i.category in {s.k(categories)}")
+    if skus:
+        match.append(f"i.sku in {s.k(skus)}")
+    return " and ".join(match)
 
 
 def _best_line(lines: list[PointsLine]) -> PointsLine:
@@ -476,23 +472,21 @@ def _rule_checks(s: _Source, plan: Plan) -> None:
             fails.append(f"tier not in {s.k(rp.tiers)}")
         if rp.channels:
             fails.append(f"t.channel not in {s.k(rp.channels)}")
-        scope = []
-        if rp.categories:
-            scope.append(f"i.category in {s.k(rp.categories)}")
-        if rp.skus:
-            scope.append(f"i.sku in {s.k(rp.skus)}")
+        scope = _item_match(s, rp.categories, rp.skus)
         for test in fails:
             s.add(1, f"if {test}:", "    return False")
         if scope:
-            s.add(1, "for i in t.items:", "    if " + " and ".join(scope) + ":",
+            s.add(1, "for i in t.items:", f"    if {scope}:",
                   "        break", "else:", "    return False")
         if rule.min_amount is not None:
             s.add(1, f"if total < {s.k(rule.min_amount)}:", "    return False")
         spec = rule.discount
         if spec is not None and spec.threshold is not None:
             reach = [f"i.category not in {s.k(excluded)}"] if excluded else []
+            if scope:
+                reach.append(scope)
             s.add(1, "reach = sum([i.amount for i in t.items"
-                  + (" if " + " and ".join(reach + scope) if reach or scope else "")
+                  + (" if " + " and ".join(reach) if reach else "")
                   + "], ZERO)", f"if reach < {s.k(spec.threshold)}:", "    return False")
         if rule.limit is not None:
             s.add(1, f"usage = m.usage.get({s.k(rule.id)})",
