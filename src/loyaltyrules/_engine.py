@@ -27,7 +27,7 @@ from ._decision import (
 )
 from ._errors import AlreadyApplied, EvaluationError, InputError
 from ._expressions import ExpressionRuntimeError, Scope
-from ._fast import cap_total, combine
+from ._fast import cap_total, combine, prepare
 from ._lifecycle import (
     advance_state,
     complete_purchase,
@@ -627,9 +627,7 @@ def evaluate(
     if not trace:
         return complete_purchase(program, plan, m, t, plan.decide(program, plan, m, t), events,
                                  base_version)
-    _check_inputs(program, plan, m, t)
-    tier_before = plan.tier_index[m.tier] if m.tier else plan.tiers[0]
-    local_at = t.at.astimezone(program.zone)
+    tier_before, _, local_at = prepare(plan.fast, plan, m, t)  # the input checks
 
     decision, tier_after = _run(program, plan, m, t, local_at, tier_before, tier_before, trace)
     if tier_after is not tier_before and plan.model.policies.tiers.benefits_from == \
@@ -637,25 +635,6 @@ def evaluate(
         decision, _ = _run(program, plan, m, t, local_at, tier_before, tier_after, trace,
                            forced_after=tier_after)
     return complete_purchase(program, plan, m, t, decision, events, base_version)
-
-
-def _check_inputs(program: Program, plan: Plan, m: MemberState, t: Transaction) -> None:
-    if m.tier is not None and m.tier not in plan.tier_index:
-        raise InputError(f"unknown tier {m.tier!r}; the program has {list(program.tier_ids)}",
-                         field="tier", kind="member")
-    if t.member_id is not None and t.member_id != m.id:
-        raise InputError(f"transaction is for member {t.member_id!r}, not {m.id!r}",
-                         field="member_id", kind="transaction")
-    q = program.quantum
-    for k, item in enumerate(t.items):
-        if item.amount != item.amount.quantize(q):
-            raise InputError(f"{item.amount:f} has more decimals than {program.currency} "
-                             f"allows", field=f"items[{k}].amount", kind="transaction")
-    for name in ("shipping", "tax", "paid_with_points"):
-        value: Decimal = getattr(t, name)
-        if value and value != value.quantize(program.quantum):
-            raise InputError(f"{value:f} has more decimals than {program.currency} allows",
-                             field=name, kind="transaction")
 
 
 def _run(
