@@ -92,7 +92,7 @@ class _Book:
         self.now = max(now, member.advanced_to) if member.advanced_to else now
         # a balance imported without lots (or edited by hand) becomes an "opening" lot, so
         # the identity holds from the first operation on
-        tracked = sum(lot.points for lot in self.lots) - self.debt
+        tracked = sum([lot.points for lot in self.lots]) - self.debt
         untracked = member.points + member.pending_points - tracked
         if untracked > 0:
             self.lots.append(new(PointsLot,
@@ -104,10 +104,12 @@ class _Book:
             self.debt -= untracked
 
     def available(self) -> int:
-        return sum(lot.points for lot in self.lots if lot.available_at <= self.now) - self.debt
+        now = self.now
+        return sum([lot.points for lot in self.lots if lot.available_at <= now]) - self.debt
 
     def pending(self) -> int:
-        return sum(lot.points for lot in self.lots if lot.available_at > self.now)
+        now = self.now
+        return sum([lot.points for lot in self.lots if lot.available_at > now])
 
     def earn(self, points: int, lot_id: str, source: str, rule: str, at: datetime,
              available_at: datetime, expires: datetime | None) -> None:
@@ -214,6 +216,8 @@ class _Book:
         """Lots earned before ``before`` (the refund window's start) and already usable are
         merged per expiry date: a member's lots stay bounded by the refund window, not by
         their whole history. Recent lots keep their event and rule."""
+        if len(self.lots) < 2:
+            return
         old = [lot for lot in self.lots if lot.earned_at < before
                and lot.available_at <= self.now]
         if len(old) < 2:
@@ -814,7 +818,7 @@ def _purchase_state(
         "usage": usage,
         "recent_transactions": (*member.recent_transactions, txn.id)[
             -remember:],
-        "purchases": (*(p for p in member.purchases if p.at >= horizon), record),
+        "purchases": (*[p for p in member.purchases if p.at >= horizon], record),
         "spend_log": log,
         "advanced_to": max(at, member.advanced_to or at),
     }
