@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import io
 import json
 import os
 import re
@@ -348,3 +351,41 @@ def test_console_script_is_installed() -> None:
         "programs/retail-4tier.yaml: ok — retail-4tier v1, tiers basic → silver → gold → diamond"
     )
     assert result.stderr == ""
+
+
+def test_a_streamed_run_makes_no_garbage_cycles_per_event(tmp_path: Path) -> None:
+    """`run` pauses the cycle collector while it streams: that is only sound if evaluating
+    and applying events leave nothing but what reference counting frees. The cyclic garbage
+    of a run (from loading the program) must not grow with the number of events — for a
+    year of lifecycle events (rfm-3tier, whose signals build next states at once) and for
+    purchases whose next state is built when read (reference-4tier)."""
+    life = [json.loads(line) for line in (ROOT / "examples" / "life.jsonl").read_text(
+        encoding="utf-8").splitlines()]
+    purchases = [event for event in life if "type" not in event]
+
+    def garbage_of(program: str, template: list[dict[str, Any]], members: int,
+                   *flags: str) -> int:
+        events = tmp_path / f"events-{program}-{members}.jsonl"
+        with events.open("w", encoding="utf-8") as out:
+            for k in range(members):
+                for event in template:
+                    event = dict(event, member_id=f"m{k}")
+                    for key in ("id", "transaction_id"):
+                        if key in event:
+                            event[key] = f"{event[key]}-{k}"
+                    out.write(json.dumps(event) + "\n")
+        gc.collect()
+        gc.disable()
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                assert main(["run", str(ROOT / "programs" / program), str(events),
+                             *flags]) == 0
+            return gc.collect()
+        finally:
+            gc.enable()
+
+    for program, template, flags in (("rfm-3tier.yaml", life, ("--trace",)),
+                                     ("reference-4tier.yaml", purchases, ())):
+        few, many = garbage_of(program, template, 5, *flags), garbage_of(
+            program, template, 200, *flags)
+        assert many - few < 50, (program, few, many)

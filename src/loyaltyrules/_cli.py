@@ -207,14 +207,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out: TextIO = sys.stdout
     progress = sys.stderr.isatty() and not args.quiet
     started = time.perf_counter()
-    # decisions and states hold no reference cycles worth hunting for on every few hundred
-    # allocations: collect rarely during the stream (about a sixth faster), restore after
-    thresholds = gc.get_threshold()
-    gc.set_threshold(50_000, 50, 1000)
+    # Evaluating and applying events makes no reference cycles (tests/test_cli.py checks
+    # that the cyclic garbage of a run does not grow with its events), so everything is
+    # freed by reference counting and the cycle collector, which would walk every member's
+    # lots and purchase records again and again, is paused for the stream (a run is about
+    # 15% faster; memory is the same), then restored as it was.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         count, replays = _stream(args, program, members, out, progress, started)
     finally:
-        gc.set_threshold(*thresholds)
+        if collecting:
+            gc.enable()
     if progress and count >= 10_000:
         print(file=sys.stderr)
     if args.state_out:

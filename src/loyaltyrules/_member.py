@@ -6,11 +6,12 @@ exact), so JSON readers should parse numbers as Decimal (the CLI does).
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -56,6 +57,31 @@ Attr = str | int | bool | Annotated[Decimal, BeforeValidator(parse_money),
                                     PlainSerializer(lambda d: format(d, "f"), return_type=str)]
 
 
+_ZONES: dict[timedelta, timezone] = {}
+
+
+def _one_zone_object(value: datetime) -> datetime:
+    """Instants with a fixed UTC offset get one shared tzinfo object per offset. The instant,
+    its offset and its JSON are unchanged; but two datetimes compare fast only when their
+    tzinfo is the same object, and a member's lots and purchase records are compared with
+    each new event's time many times (parsed JSON gives every value a tzinfo of its own).
+    Zones with rules (ZoneInfo) are kept as they are: their arithmetic differs."""
+    tz = value.tzinfo
+    if type(tz) is not timezone and type(tz).__name__ != "TzInfo":
+        return value
+    offset = value.utcoffset()
+    assert offset is not None
+    zone = _ZONES.get(offset)
+    if zone is None:
+        zone = timezone(offset)
+        if len(_ZONES) < 2_000:  # offsets are whole seconds within a day: few in practice
+            _ZONES[offset] = zone
+    return value if zone is tz else value.replace(tzinfo=zone)
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_one_zone_object)]
+
+
 class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -73,9 +99,9 @@ class PointsLot(_Input):
     id: str
     points: int = Field(ge=0)
     earned: int = Field(ge=0)
-    earned_at: AwareDatetime
-    available_at: AwareDatetime
-    expires_at: AwareDatetime | None = None
+    earned_at: Instant
+    available_at: Instant
+    expires_at: Instant | None = None
     source: str
     rule: str
 
@@ -94,7 +120,7 @@ class PurchaseRecord(_Input):
     """What a purchase did, remembered (for ``ledger.refund_days``) so it can be refunded."""
 
     id: str
-    at: AwareDatetime
+    at: Instant
     line_paid: tuple[Money, ...]
     goods_paid: Money
     qualifying_spend: Money
@@ -151,7 +177,7 @@ class MemberState(_Input):
     spend_log: dict[str, Money] = Field(default_factory=dict)
     tier_since: date | None = None
     tier_kept_until: date | None = None
-    advanced_to: AwareDatetime | None = None
+    advanced_to: Instant | None = None
     signals: dict[str, str] = Field(default_factory=dict)
     referred_by: str | None = None
     household: str | None = None
@@ -176,7 +202,7 @@ class Transaction(_Input):
 
     id: str = Field(min_length=1, max_length=128)
     member_id: str | None = None
-    at: AwareDatetime
+    at: Instant
     channel: str = Field(default="store", min_length=1, max_length=64)
     store: str | None = None
     items: tuple[LineItem, ...] = Field(min_length=1, max_length=1000)
