@@ -6,7 +6,7 @@ exact), so JSON readers should parse numbers as Decimal (the CLI does).
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
@@ -21,6 +21,7 @@ from pydantic import (
     ValidationError,
     WithJsonSchema,
 )
+from pydantic_core import TzInfo
 
 from ._errors import InputError, format_path
 from ._money import parse_money
@@ -57,25 +58,26 @@ Attr = str | int | bool | Annotated[Decimal, BeforeValidator(parse_money),
                                     PlainSerializer(lambda d: format(d, "f"), return_type=str)]
 
 
-_ZONES: dict[timedelta, timezone] = {}
+_ZONES: dict[int, TzInfo] = {}
 
 
 def _one_zone_object(value: datetime) -> datetime:
-    """Instants with a fixed UTC offset get one shared tzinfo object per offset. The instant,
-    its offset and its JSON are unchanged; but two datetimes compare fast only when their
-    tzinfo is the same object, and a member's lots and purchase records are compared with
-    each new event's time many times (parsed JSON gives every value a tzinfo of its own).
-    Zones with rules (ZoneInfo) are kept as they are: their arithmetic differs."""
+    """Instants parsed with a UTC offset get one shared tzinfo object per offset. The instant,
+    its offset, its zone name and its JSON are unchanged; but two datetimes compare fast only
+    when their tzinfo is the same object, a member's lots and purchase records are compared
+    with each new event's time many times, and parsing gives every value a tzinfo of its own.
+    A host's own tzinfo objects (ZoneInfo, datetime.timezone) are kept as they are."""
     tz = value.tzinfo
-    if type(tz) is not timezone and type(tz).__name__ != "TzInfo":
+    if type(tz) is not TzInfo:
         return value
     offset = value.utcoffset()
     assert offset is not None
-    zone = _ZONES.get(offset)
+    seconds = offset.days * 86_400 + offset.seconds
+    zone = _ZONES.get(seconds)
     if zone is None:
-        zone = timezone(offset)
+        zone = TzInfo(seconds)
         if len(_ZONES) < 2_000:  # offsets are whole seconds within a day: few in practice
-            _ZONES[offset] = zone
+            _ZONES[seconds] = zone
     return value if zone is tz else value.replace(tzinfo=zone)
 
 
