@@ -4,6 +4,10 @@
 same :class:`Decision` when no trace is asked for, without building any explanation and with
 every program-constant choice (policies, tier discounts, rule filters, multiplier tables)
 worked out at load by :mod:`._compile`. Property tests compare the two on generated programs.
+
+It runs for ``mode="interpreted"``; compiled plans run the function :mod:`._specialise`
+writes for the program, which calls this module's helpers for what it does not unroll and
+is tested equal to it.
 """
 
 from __future__ import annotations
