@@ -42,3 +42,24 @@ def test_hand_written_reference_examples() -> None:
     # 10% off → 270.00 paid (beauty 180, food 90); basis 270 + 2×180 = 630 → 63 base points;
     # ×1.5 gold ×2 birthday month = 189; paid 270 < 300 so no 11.11 bonus; 19800+300 → gold
     assert (paid, points, tier, gift) == (Decimal("270.00"), 189, "gold", True)
+
+
+def test_the_benchmark_table_runs_and_checks_every_engine_first() -> None:
+    """`python -m benchmarks.run` in miniature: every engine is checked against the
+    hand-written answers before it is timed, and the table has a row per engine (peers
+    absent from this install are listed as skipped). Timings are not asserted."""
+    from benchmarks.run import bench_promotions, bench_reference, render
+
+    rows = bench_reference(make_cases(60, seed=7), repeat=1)
+    engines = [row.engine for row in rows]
+    assert engines[:5] == [
+        "hand-written Python", "loyaltyrules (trace off)",
+        "loyaltyrules (trace off, next state read)", "loyaltyrules (full trace)",
+        "loyaltyrules, plan interpreter, simpleeval conditions"]
+    assert len(engines) == 8
+    table = render(rows).splitlines()
+    assert table[0].startswith("| engine | decisions/s | ratio to hand-written")
+    assert len(table) == 2 + len(rows)
+    lines = bench_promotions(40)
+    assert lines[0].startswith("1,000-promotion program: load + validate + compile")
+    assert "cost ratio" in lines[1]
