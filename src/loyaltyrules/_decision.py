@@ -78,7 +78,7 @@ def pending(decision: _M, member_after: Callable[[], Any]) -> _M:
 
 
 _MISSING: Any = object()
-_DEFAULTS: dict[type[BaseModel], list[tuple[str, Any, Any]]] = {}
+_DEFAULTS: dict[type[BaseModel], tuple[dict[str, Any], list[tuple[str, Any]]]] = {}
 
 
 def new(cls: type[_M], **values: Any) -> _M:
@@ -86,17 +86,19 @@ def new(cls: type[_M], **values: Any) -> _M:
     The values are laid out in the model's field order, which is the order JSON is written in."""
     spec = _DEFAULTS.get(cls)
     if spec is None:
-        # (name, immutable default or _MISSING, factory or None), resolved once
-        spec = _DEFAULTS[cls] = [
-            (name, _MISSING if field.is_required() or field.default_factory is not None
-             else field.get_default(), field.default_factory)
-            for name, field in cls.model_fields.items()]
-    full = {}
-    for name, default, factory in spec:
-        value = values.get(name, _MISSING)
-        if value is _MISSING:
-            value = factory() if factory is not None else default
-        full[name] = value
+        # every field in order with its immutable default (or a marker), resolved once;
+        # factories (dicts, lists) are called per object
+        spec = _DEFAULTS[cls] = (
+            {name: _MISSING if field.is_required() or field.default_factory is not None
+             else field.get_default() for name, field in cls.model_fields.items()},
+            [(name, field.default_factory) for name, field in cls.model_fields.items()
+             if field.default_factory is not None])
+    template, factories = spec
+    full = template.copy()  # keeps the field order; update() only replaces values
+    full.update(values)
+    for name, factory in factories:
+        if full[name] is _MISSING:
+            full[name] = factory()
     return build(cls, full)
 
 
