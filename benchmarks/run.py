@@ -154,10 +154,12 @@ def bench_promotions(count: int) -> list[str]:
     for program in (big, small):
         for m, t in inputs[:200]:
             lr.evaluate(program, m, t, trace=False)  # warm the day index
-    rate_big = _rate(lambda: [lr.evaluate(big, m, t, trace=False) for m, t in inputs],
-                     len(inputs), 3)
-    rate_small = _rate(lambda: [lr.evaluate(small, m, t, trace=False) for m, t in inputs],
-                       len(inputs), 3)
+    def run(program: lr.Program) -> None:
+        for m, t in inputs:  # each decision dropped as it is made, as in the table above
+            lr.evaluate(program, m, t, trace=False)
+
+    rate_big = _rate(lambda: run(big), len(inputs), 3)
+    rate_small = _rate(lambda: run(small), len(inputs), 3)
     lines.append(f"1,000-promotion program: load + validate + compile {load_big:.3f} s")
     lines.append(f"evaluation with 1,000 promotions: {rate_big:,.0f}/s; with 10: "
                  f"{rate_small:,.0f}/s; cost ratio {rate_small / rate_big:.2f}× (target ≤ 2×)")
