@@ -141,16 +141,9 @@ class TierPlan:
         as the engine does, so an erroring condition errors the same way)."""
         q = self.qualify
         assert q is not None
-        checks: list[bool] = []
-        if q.spend is not None:
-            checks.append(spend >= q.spend)
-        if q.points is not None:
-            checks.append(points >= q.points)
-        if q.orders is not None:
-            checks.append(orders >= q.orders)
-        if self.qualify_when is not None:
-            checks.append(lazy.when(self.tier.id, "qualification", self.qualify_when))
-        return all(checks) if q.match == "all" else any(checks)
+        when = None if self.qualify_when is None else lazy.when(
+            self.tier.id, "qualification", self.qualify_when)
+        return q.met(spend, points, orders, when)
 
 
 RuleCheck = Callable[[datetime, date, Any, Any, str, Decimal, Any], bool]

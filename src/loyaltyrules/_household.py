@@ -87,6 +87,19 @@ def household_join(program: Any, household: HouseholdState | dict[str, Any] | No
     return HouseholdChange(h, m, 0, f"{m.id} joined {h.id}")
 
 
+def _members_pair(household: HouseholdState | dict[str, Any],
+                  member: MemberState | dict[str, Any], at: datetime | str
+                  ) -> tuple[HouseholdState, MemberState, datetime]:
+    """The household, the member and the event's instant, checked in this order: both
+    valid, the instant valid, the member one of the household's."""
+    h = coerce(HouseholdState, household, "household")
+    m = coerce(MemberState, member, "member")
+    when = _instant(at, "at", "household")
+    if m.id not in h.members:
+        raise InputError(f"{m.id} is not in household {h.id}", field="member", kind="household")
+    return h, m, when
+
+
 def household_contribute(program: Any, household: HouseholdState | dict[str, Any],
                          member: MemberState | dict[str, Any], decision: Decision
                          ) -> HouseholdChange:
@@ -94,10 +107,7 @@ def household_contribute(program: Any, household: HouseholdState | dict[str, Any
     from the member's lots into the pool, and add its qualifying spend to the group's.
     Contributing the same purchase twice changes nothing."""
     rules = _rules(program)
-    h = coerce(HouseholdState, household, "household")
-    m = coerce(MemberState, member, "member")
-    if m.id not in h.members:
-        raise InputError(f"{m.id} is not in household {h.id}", field="member", kind="household")
+    h, m, at = _members_pair(household, member, decision.at)
     key = f"contribute:{decision.transaction_id}"
     if key in h.recent_events:
         return HouseholdChange(h, m, 0, "already contributed")
@@ -106,7 +116,6 @@ def household_contribute(program: Any, household: HouseholdState | dict[str, Any
                          kind="household")
     share = int((Decimal(decision.points_total) * rules.share).to_integral_value(ROUND_FLOOR))
     share = min(share, max(m.points + m.pending_points, 0))
-    at = decision.at
     book = _Book(m, at)
     moved = book._take(share, only_available=False, only=decision.transaction_id)
     book.redeemed += moved
@@ -131,11 +140,7 @@ def household_withdraw(program: Any, household: HouseholdState | dict[str, Any],
     """Move pooled points to a member who may redeem from the pool (``redeem: all`` or the
     owner), as a lot the member then spends like any other; expiring lots go first."""
     rules = _rules(program)
-    h = coerce(HouseholdState, household, "household")
-    m = coerce(MemberState, member, "member")
-    when = _instant(at, "at", "household")
-    if m.id not in h.members:
-        raise InputError(f"{m.id} is not in household {h.id}", field="member", kind="household")
+    h, m, when = _members_pair(household, member, at)
     if rules.redeem == "owner" and m.id != h.owner:
         raise InputError("only the household's owner may use the pool", field="member",
                          kind="household")
@@ -161,11 +166,7 @@ def household_leave(program: Any, household: HouseholdState | dict[str, Any],
     follow them out as far as the pool still holds them (``take_share``), or lapse
     (``forfeit``, counted as expired)."""
     rules = _rules(program)
-    h = coerce(HouseholdState, household, "household")
-    m = coerce(MemberState, member, "member")
-    when = _instant(at, "at", "household")
-    if m.id not in h.members:
-        raise InputError(f"{m.id} is not in household {h.id}", field="member", kind="household")
+    h, m, when = _members_pair(household, member, at)
     pool = _pool_book(h, when)
     mine = [lot for lot in pool.lots if lot.rule == m.id]
     held = sum(lot.points for lot in mine)

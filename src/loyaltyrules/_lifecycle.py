@@ -359,22 +359,6 @@ def _review_condition(model: ProgramModel, member: MemberState, tier_id: str, ex
     return result
 
 
-def _meets(q: Qualify, spend: Decimal, points: int, orders: int,
-           when: bool | None = None) -> bool:
-    checks = []
-    if when is not None:
-        checks.append(when)
-    if q.spend is not None:
-        checks.append(spend >= q.spend)
-    if q.points is not None:
-        checks.append(points >= q.points)
-    if q.orders is not None:
-        checks.append(orders >= q.orders)
-    if not checks:
-        return True
-    return all(checks) if q.match == "all" else any(checks)
-
-
 def _kept_until(model: ProgramModel, day: date) -> date | None:
     keep = model.reviews.keep
     if keep is None:
@@ -419,7 +403,7 @@ def _review(model: ProgramModel, member: MemberState, day: date, at: datetime
         if q is None:
             return False
         when = None if q.when is None else _review_condition(model, member, tier_id, q.when, at)
-        return _meets(q, spend, points, orders, when)
+        return q.met(spend, points, orders, when)
 
     moved = rank
     for i in range(rank + 1, len(tiers)):

@@ -311,6 +311,20 @@ class Qualify(_Strict):
             raise ValueError("give at least one of spend, points, orders or when")
         return self
 
+    def met(self, spend: Decimal, points: int, orders: int, when: bool | None = None) -> bool:
+        """Whether the criteria hold, ``when`` being the condition's result (already run:
+        every check runs, so an erroring condition errors whatever the others say)."""
+        checks = []
+        if self.spend is not None:
+            checks.append(spend >= self.spend)
+        if self.points is not None:
+            checks.append(points >= self.points)
+        if self.orders is not None:
+            checks.append(orders >= self.orders)
+        if when is not None:
+            checks.append(when)
+        return all(checks) if self.match == "all" else any(checks)
+
 
 class Tier(_Strict):
     id: Id
