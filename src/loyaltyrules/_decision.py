@@ -31,6 +31,7 @@ __all__ = [
     "TraceEntry",
     "UsageConsumed",
     "build",
+    "builder",
     "new",
     "pending",
 ]
@@ -49,6 +50,9 @@ class _Out(BaseModel):
 _M = TypeVar("_M", bound=BaseModel)
 _FIELDS: dict[type[BaseModel], set[str]] = {}
 _setattr = object.__setattr__
+_object_new = object.__new__
+if BaseModel.__new__ is not object.__new__:  # pragma: no cover - a pydantic that changed this
+    raise ImportError("loyaltyrules.build needs pydantic's BaseModel without a __new__")
 
 
 def build(cls: type[_M], values: dict[str, Any]) -> _M:
@@ -59,12 +63,29 @@ def build(cls: type[_M], values: dict[str, Any]) -> _M:
     if fields is None:
         # shared on purpose: pydantic copies the set before model_copy updates it
         fields = _FIELDS[cls] = set(cls.model_fields)
-    obj = cls.__new__(cls)
+    obj = _object_new(cls)  # BaseModel has no __new__ of its own (checked below)
     _setattr(obj, "__dict__", values)
     _set_fields(obj, fields)
     _set_extra(obj, None)
     _set_private(obj, None)
     return obj
+
+
+def builder(cls: type[_M]) -> Callable[[dict[str, Any]], _M]:
+    """:func:`build` for one class, its field set bound once (for trace entries, made by
+    the dozen per traced decision)."""
+    fields = set(cls.model_fields)
+
+    def make(values: dict[str, Any], cls: type[_M] = cls, new: Any = _object_new,
+             set_dict: Any = _setattr, fields: set[str] = fields) -> _M:
+        obj = new(cls)
+        set_dict(obj, "__dict__", values)
+        _set_fields(obj, fields)
+        _set_extra(obj, None)
+        _set_private(obj, None)
+        return obj  # type: ignore[no-any-return]
+
+    return make
 
 
 _NEXT = "next_state"

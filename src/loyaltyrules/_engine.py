@@ -24,6 +24,7 @@ from ._decision import (
     TraceEntry,
     UsageConsumed,
     build,
+    builder,
 )
 from ._errors import AlreadyApplied, EvaluationError, InputError
 from ._expressions import ExpressionRuntimeError, Scope
@@ -46,7 +47,7 @@ _ZERO = Decimal(0)
 _ONE = Decimal(1)
 
 
-_entry = build
+_entry = builder(TraceEntry)
 
 
 def _fmt(d: Decimal) -> str:
@@ -93,13 +94,14 @@ class _Ctx:
         self.event: Mapping[str, Any] | None = None
 
     def note(self, rule: str, kind: RuleKind, status: Status, reason: str) -> None:
-        self.trace.append(_entry(TraceEntry, {"rule": rule, "kind": kind, "status": status,
-                                              "reason": reason}))
+        self.trace.append(_entry({"rule": rule, "kind": kind, "status": status,
+                                  "reason": reason}))
 
     def fire(self, rule: str, kind: RuleKind, reason: str | None = None) -> None:
         self.fired[rule] = None
         if self.tracing and reason is not None:
-            self.note(rule, kind, "fired", reason)
+            self.trace.append(_entry({"rule": rule, "kind": kind, "status": "fired",
+                                      "reason": reason}))
 
     @property
     def scope(self) -> Scope:
@@ -181,8 +183,9 @@ def _rule_conditions(ctx: _Ctx, rp: RulePlan, tier: str) -> str | None:
         if bday is None:
             return "member has no birthday on file"
         policy = ctx.program.model.policies.birthday
-        if birthday_change_blocks(bday, ctx.member.birthday_set_on, ctx.today,
-                                  policy.change_guard_days, policy.feb29):
+        set_on = ctx.member.birthday_set_on
+        if set_on is not None and birthday_change_blocks(bday, set_on, ctx.today,
+                                                         policy.change_guard_days, policy.feb29):
             return (f"birthday set on {ctx.member.birthday_set_on}: within "
                     f"{policy.change_guard_days} days before this year's birthday, or after it"
                     ) if why else ""
@@ -234,7 +237,7 @@ def _select_rules(ctx: _Ctx, tier: str, dropped: Mapping[str, str]) -> list[Rule
     rules were selected before and dropped out once priced: they take no part."""
     matched: list[tuple[int, int, str, RulePlan]] = []
     for rp in ctx.plan.rules:
-        if rp.rule.id in dropped:
+        if dropped and rp.rule.id in dropped:
             if ctx.tracing:
                 ctx.note(rp.rule.id, rp.kind, "not_matched", dropped[rp.rule.id])
             continue
@@ -429,7 +432,8 @@ def _earn(ctx: _Ctx, tier: TierPlan, paid: list[Decimal],
         basket.append((f"tier {tier.tier.id}", tier.tier.points_multiplier))
     for mp in plan.multipliers:
         m = mp.rule
-        why = _filters(ctx, mp.tiers, mp.channels, tier.tier.id)
+        why = _filters(ctx, mp.tiers, mp.channels, tier.tier.id) if mp.tiers or mp.channels \
+            else None
         if why is None and mp.when is not None:
             why = ctx.when(m.id, "multiplier", mp.when)
         if why is not None:
@@ -437,8 +441,9 @@ def _earn(ctx: _Ctx, tier: TierPlan, paid: list[Decimal],
                 ctx.note(m.id, "multiplier", "not_matched", why)
             continue
         if mp.item_scoped:
-            hit = [k for k, i in enumerate(items)
-                   if _matches(i.category, i.sku, mp.categories, mp.skus)]
+            categories, skus = mp.categories, mp.skus
+            hit = [k for k, i in enumerate(items) if (not categories or i.category in categories)
+                   and (not skus or i.sku in skus)]
             if item_factors is None:
                 item_factors = [[] for _ in items]
             for k in hit:
@@ -453,7 +458,9 @@ def _earn(ctx: _Ctx, tier: TierPlan, paid: list[Decimal],
             ctx.fire(m.id, "multiplier", f"×{m.factor:f} on all points" if tracing else None)
     basket.extend(rule_factors)
     multiplier = combine([f for _, f in basket], how)
-    weights = None if item_factors is None else [combine(w, how) for w in item_factors]
+    # (a line's factors are mostly none or one: combined only when there are several)
+    weights = None if item_factors is None else [
+        (w[0] if len(w) == 1 else combine(w, how)) if w else _ONE for w in item_factors]
 
     share: list[Decimal] | None = None
     if ctx.pwp and not plan.points_paid_earns:
@@ -463,7 +470,8 @@ def _earn(ctx: _Ctx, tier: TierPlan, paid: list[Decimal],
     lines: list[PointsLine] = []
     for ep in plan.earn:
         rule = ep.rule
-        why = _filters(ctx, ep.tiers, ep.channels, tier.tier.id)
+        why = _filters(ctx, ep.tiers, ep.channels, tier.tier.id) if ep.tiers or ep.channels \
+            else None
         if why is None and ep.when is not None:
             why = ctx.when(rule.id, "earn", ep.when)
         if why is not None:
@@ -488,15 +496,12 @@ def _earn_rule(ctx: _Ctx, ep: EarnPlan, paid: list[Decimal], share: list[Decimal
     rule = ep.rule
     policies = ctx.plan.model.policies
     basis = _ZERO
+    on_paid = rule.basis == "paid"
+    categories, exclude = ep.categories, ep.exclude
     for k, item in enumerate(ctx.txn.items):
-        if ep.categories and item.category not in ep.categories:
+        if (categories and item.category not in categories) or item.category in exclude:
             continue
-        if item.category in ep.exclude:
-            continue
-        if rule.basis == "paid":
-            amount = paid[k] if share is None else paid[k] - share[k]
-        else:
-            amount = item.amount
+        amount = (paid[k] if share is None else paid[k] - share[k]) if on_paid else item.amount
         basis += amount if weights is None else amount * weights[k]
     if rule.include_shipping:
         basis += ctx.txn.shipping
@@ -517,11 +522,12 @@ def _earn_rule(ctx: _Ctx, ep: EarnPlan, paid: list[Decimal], share: list[Decimal
             detail = f"basis {basis:f}: {blocks} full blocks of {rule.per:f} × " \
                      f"{rule.points:f}"
         else:
-            detail = f"basis {basis:f}: {basis:f} × {rule.points:f}/{rule.per:f}"
+            text = format(basis, "f")
+            detail = f"basis {text}: {text} × {rule.points:f}/{rule.per:f}"
         if rule.base_rounding is not None:
             detail += f" = {raw} base ({rule.base_rounding})"
         if multiplier != _ONE:
-            names = ", ".join(f"{n} ×{f:f}" for n, f in basket)
+            names = ", ".join([f"{n} ×{f:f}" for n, f in basket])
             detail += f", multiplier ×{multiplier.normalize():f} ({names}, {how})"
         detail += f", rounded {policies.rounding.points}"
     if rule.cap is not None and points > rule.cap:
@@ -559,11 +565,12 @@ def _global_cap(ctx: _Ctx, lines: list[PointsLine]) -> list[PointsLine]:
 # --- tiers ---------------------------------------------------------------------------------
 
 
-def _qualifies(ctx: _Ctx, tp: TierPlan, q: Qualify, spend: Decimal, points: int, orders: int
-               ) -> tuple[bool, str]:
+def _qualifies(ctx: _Ctx, tp: TierPlan, q: Qualify, spend: Decimal, points: int, orders: int,
+               spend_text: str = "") -> tuple[bool, str]:
     checks: list[tuple[bool, str]] = []
     if q.spend is not None:
-        checks.append((spend >= q.spend, f"spend {spend:f} ≥ {q.spend:f}"))
+        checks.append((spend >= q.spend, f"spend {spend_text or format(spend, 'f')} ≥ "
+                                         f"{q.spend:f}"))
     if q.points is not None:
         checks.append((points >= q.points, f"points {points} ≥ {q.points}"))
     if q.orders is not None:
@@ -571,21 +578,26 @@ def _qualifies(ctx: _Ctx, tp: TierPlan, q: Qualify, spend: Decimal, points: int,
     if tp.qualify_when is not None:
         why = ctx.when(tp.tier.id, "qualification", tp.qualify_when)
         checks.append((why is None, f"`{tp.qualify_when.expression}`" if why is None else why))
-    ok = all(c[0] for c in checks) if q.match == "all" else any(c[0] for c in checks)
-    text = "; ".join(("✓ " if c[0] else "✗ ") + c[1] for c in checks) if ctx.tracing else ""
+    if len(checks) == 1:
+        ok = checks[0][0]
+    else:
+        ok = all([c[0] for c in checks]) if q.match == "all" else any([c[0] for c in checks])
+    text = "; ".join([("✓ " if c[0] else "✗ ") + c[1] for c in checks]) if ctx.tracing else ""
     return ok, text
 
 
 def _qualify(ctx: _Ctx, before: TierPlan, spend: Decimal, points: int, orders: int) -> TierPlan:
     after = before
+    spend_text = format(spend, "f") if ctx.tracing else ""  # the same in every tier's text
     for tp in ctx.plan.tiers[before.rank + 1:]:
-        assert tp.qualify is not None
-        ok, text = _qualifies(ctx, tp, tp.qualify, spend, points, orders)
+        q = tp.qualify
+        assert q is not None
+        ok, text = _qualifies(ctx, tp, q, spend, points, orders, spend_text)
         if ok:
             after = tp
         if ctx.tracing:
             ctx.note(tp.tier.id, "qualification", "fired" if ok else "not_matched",
-                     f"{'qualifies' if ok else 'does not qualify'} ({tp.qualify.match}): {text}")
+                     f"{'qualifies' if ok else 'does not qualify'} ({q.match}): {text}")
     return after
 
 
