@@ -161,6 +161,9 @@ def _matches(category: str, sku: str, categories: frozenset[str], skus: frozense
 # --- birthday rules and promotions -------------------------------------------------------------
 
 
+_ON_TEXT = {on: on.replace("_", " ") for on in ("birthday", "birthday_week", "birthday_month")}
+
+
 def _rule_conditions(ctx: _Ctx, rp: RulePlan, tier: str) -> str | None:
     """The first failing condition of a birthday rule or promotion, or None if all hold.
 
@@ -189,9 +192,10 @@ def _rule_conditions(ctx: _Ctx, rp: RulePlan, tier: str) -> str | None:
             return (f"birthday set on {ctx.member.birthday_set_on}: within "
                     f"{policy.change_guard_days} days before this year's birthday, or after it"
                     ) if why else ""
-        if not is_birthday(bday, ctx.today, rule.on, feb29=policy.feb29, week=policy.week):
+        if not (ctx.today.month == bday.month if rule.on == "birthday_month" else is_birthday(
+                bday, ctx.today, rule.on, feb29=policy.feb29, week=policy.week)):
             return (f"{ctx.today.isoformat()} is not the member's "
-                    f"{rule.on.replace('_', ' ')} (birthday {bday.isoformat()})") if why else ""
+                    f"{_ON_TEXT[rule.on]} (birthday {bday.isoformat()})") if why else ""
     if rp.tiers and tier not in rp.tiers:
         return (f"tier {tier!r} not in {list(rule.tiers)}") if why else ""
     if rp.channels and ctx.txn.channel not in rp.channels:
@@ -578,10 +582,10 @@ def _qualifies(ctx: _Ctx, tp: TierPlan, q: Qualify, spend: Decimal, points: int,
     if tp.qualify_when is not None:
         why = ctx.when(tp.tier.id, "qualification", tp.qualify_when)
         checks.append((why is None, f"`{tp.qualify_when.expression}`" if why is None else why))
-    if len(checks) == 1:
+    if len(checks) == 1:  # the usual single threshold
         ok = checks[0][0]
-    else:
-        ok = all([c[0] for c in checks]) if q.match == "all" else any([c[0] for c in checks])
+        return ok, (("✓ " if ok else "✗ ") + checks[0][1]) if ctx.tracing else ""
+    ok = all([c[0] for c in checks]) if q.match == "all" else any([c[0] for c in checks])
     text = "; ".join([("✓ " if c[0] else "✗ ") + c[1] for c in checks]) if ctx.tracing else ""
     return ok, text
 
