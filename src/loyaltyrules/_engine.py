@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import ROUND_FLOOR, Decimal
+from functools import lru_cache
 from typing import Any
 
 from ._calendar import birthday_change_blocks, is_birthday, period_key
@@ -54,6 +55,7 @@ def _fmt(d: Decimal) -> str:
     return format(d, "f")
 
 
+@lru_cache(maxsize=256)  # a program's few rates, quoted in every traced decision
 def _pct(rate: Decimal) -> str:
     return f"{(rate * 100).normalize():f}%"
 
@@ -253,6 +255,8 @@ def _select_rules(ctx: _Ctx, tier: str, dropped: Mapping[str, str]) -> list[Rule
     if len(matched) > 1:
         matched.sort(key=_sort_key(ctx))
     ordered = [m[3] for m in matched]
+    if not ctx.plan.fast.resolves:  # no exclusive or grouped rule
+        return ordered
     exclusive = next((r for r in ordered if r.rule.exclusive and r.kind == "promotion"), None)
     winners: list[RulePlan] = []
     groups: dict[str, str] = {}
@@ -726,6 +730,8 @@ def _run(
             # a rule whose discount was not the best still gives its other effects
             if (rule.discount is None or rule.id not in ctx.fired) and rp.effects_text:
                 ctx.fire(rule.id, rp.kind, rp.effects_text if tracing else None)
+        if not plan.fast.resolves:  # no group or exclusive rule: nothing to select again
+            break
         lost = [rp for rp in fired if rp not in kept and (
             rp.rule.group is not None or (rp.rule.exclusive and rp.kind == "promotion"))]
         if not lost:
@@ -762,8 +768,11 @@ def _run(
                 "rule": rp.rule.id, "kind": "bonus", "points": rp.rule.bonus_points,
                 "basis": _ZERO, "multiplier": _ONE,
                 "detail": f"bonus {rp.rule.bonus_points} points"}))
-    points_lines = _global_cap(ctx, points_lines)
-    points_total = sum(p.points for p in points_lines)
+    if policies.points.max_per_transaction is not None:
+        points_lines = _global_cap(ctx, points_lines)
+    points_total = 0
+    for line in points_lines:
+        points_total += line.points
 
     # 5. tier qualification (never down at a transaction)
     if forced_after is not None:
@@ -775,8 +784,7 @@ def _run(
         tier_after = tier_before
 
     # 6. perks and usage
-    perks = [build(PerkGrant, {"perk": p, "rule": benefits.tier.id})
-             for p in benefits.tier.perks]
+    perks = list(benefits.perk_grants)
     perks += [build(PerkGrant, {"perk": rp.rule.perk, "rule": rp.rule.id})
               for rp in kept if rp.rule.perk]
     usage = [build(UsageConsumed, {"rule": rp.rule.id,
