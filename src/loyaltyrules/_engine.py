@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import ROUND_FLOOR, Decimal
-from functools import lru_cache
 from typing import Any
 
+from . import _trace as T
 from ._calendar import birthday_change_blocks, is_birthday, period_key
 from ._compile import Condition, EarnPlan, Mode, Plan, RulePlan, TierPlan
 from ._decision import (
@@ -38,7 +38,7 @@ from ._lifecycle import (
     window_spend,
 )
 from ._member import MemberState, Transaction, coerce
-from ._model import DiscountSpec, Qualify
+from ._model import DiscountSpec
 from ._money import allocate, exact, round_money, round_points
 from ._program import Program
 
@@ -55,9 +55,6 @@ def _fmt(d: Decimal) -> str:
     return format(d, "f")
 
 
-@lru_cache(maxsize=256)  # a program's few rates, quoted in every traced decision
-def _pct(rate: Decimal) -> str:
-    return f"{(rate * 100).normalize():f}%"
 
 
 class _Ctx:
@@ -163,9 +160,6 @@ def _matches(category: str, sku: str, categories: frozenset[str], skus: frozense
 # --- birthday rules and promotions -------------------------------------------------------------
 
 
-_ON_TEXT = {on: on.replace("_", " ") for on in ("birthday", "birthday_week", "birthday_month")}
-
-
 def _rule_conditions(ctx: _Ctx, rp: RulePlan, tier: str) -> str | None:
     """The first failing condition of a birthday rule or promotion, or None if all hold.
 
@@ -175,41 +169,33 @@ def _rule_conditions(ctx: _Ctx, rp: RulePlan, tier: str) -> str | None:
     at = ctx.txn.at
     why = ctx.tracing
     if rp.start is not None and at < rp.start:
-        return (f"window starts {rp.start.isoformat()}, transaction at "
-                f"{ctx.local_at.isoformat()}") if why else ""
+        return T.window_starts(rp.start, ctx.local_at) if why else ""
     if rp.end is not None and at >= rp.end:
-        return (f"window ended {rp.end.isoformat()}, transaction at "
-                f"{ctx.local_at.isoformat()}") if why else ""
+        return T.window_ended(rp.end, ctx.local_at) if why else ""
     if rp.days is not None and ctx.today not in rp.days:
-        return (f"{ctx.today.isoformat()} is not a scheduled day "
-                f"({rp.schedule_text})") if why else ""
+        return T.not_scheduled(ctx.today, rp.schedule_text) if why else ""
     if rule.on is not None:
         bday = ctx.member.birthday
         if bday is None:
-            return "member has no birthday on file"
+            return T.NO_BIRTHDAY
         policy = ctx.program.model.policies.birthday
         set_on = ctx.member.birthday_set_on
         if set_on is not None and birthday_change_blocks(bday, set_on, ctx.today,
                                                          policy.change_guard_days, policy.feb29):
-            return (f"birthday set on {ctx.member.birthday_set_on}: within "
-                    f"{policy.change_guard_days} days before this year's birthday, or after it"
-                    ) if why else ""
+            return T.birthday_changed(set_on, policy.change_guard_days) if why else ""
         if not (ctx.today.month == bday.month if rule.on == "birthday_month" else is_birthday(
                 bday, ctx.today, rule.on, feb29=policy.feb29, week=policy.week)):
-            return (f"{ctx.today.isoformat()} is not the member's "
-                    f"{_ON_TEXT[rule.on]} (birthday {bday.isoformat()})") if why else ""
+            return T.not_birthday(ctx.today, rule.on, bday) if why else ""
     if rp.tiers and tier not in rp.tiers:
-        return (f"tier {tier!r} not in {list(rule.tiers)}") if why else ""
+        return T.tier_not_in(tier, rule.tiers) if why else ""
     if rp.channels and ctx.txn.channel not in rp.channels:
-        return (f"channel {ctx.txn.channel!r} not in {list(rule.channels)}") if why else ""
+        return T.channel_not_in(ctx.txn.channel, rule.channels) if why else ""
     if (rp.categories or rp.skus) and not any(
         _matches(i.category, i.sku, rp.categories, rp.skus) for i in ctx.txn.items
     ):
-        return (f"no item in categories {list(rule.categories)} / skus "
-                f"{list(rule.skus)}") if why else ""
+        return T.no_item_in_scope(rule.categories, rule.skus) if why else ""
     if rule.min_amount is not None and ctx.list_total < rule.min_amount:
-        return (f"amount {ctx.list_total:f} below min_amount "
-                f"{rule.min_amount:f}") if why else ""
+        return T.below_min_amount(ctx.list_total, rule.min_amount) if why else ""
     spec = rule.discount
     if spec is not None and spec.threshold is not None:
         # discounts only lower amounts: below the threshold at list price, never reached
@@ -225,8 +211,7 @@ def _rule_conditions(ctx: _Ctx, rp: RulePlan, tier: str) -> str | None:
         key = period_key(ctx.today, rule.limit.per)
         used = usage.count if usage is not None and usage.period == key else 0
         if used >= rule.limit.times:
-            return (f"usage limit reached: {used} of {rule.limit.times} per "
-                    f"{rule.limit.per} ({key})") if why else ""
+            return T.limit_reached(used, rule.limit.times, rule.limit.per, key) if why else ""
     if rp.when is not None:
         return ctx.when(rule.id, rp.kind, rp.when)
     return None
@@ -324,7 +309,7 @@ def _price(ctx: _Ctx, sources: list[_Source]
                 base = sum([list_amounts[k] for k in idx], _ZERO)
             amount = round_money(base * spec.percent, q, mode)
             if ctx.tracing:
-                why = f"{_pct(spec.percent)} of {base:f}"
+                why = T.percent_of(spec.percent, base)
         elif spec.amount is not None:
             amount = round_money(spec.amount, q, mode)
             if ctx.tracing:
@@ -357,7 +342,7 @@ def _price(ctx: _Ctx, sources: list[_Source]
             amount = max(_ZERO, cap - already)
             if ctx.tracing:
                 assert policy.max_total is not None
-                why += f", limited by max_total {_pct(policy.max_total)} to {amount:f}"
+                why += f", limited by max_total {T.pct(policy.max_total)} to {amount:f}"
         return amount, idx, why
 
     if policy.combine == "best" and len(sources) > 1:
@@ -409,7 +394,7 @@ def _price(ctx: _Ctx, sources: list[_Source]
             "scope": "items" if (src.categories or src.skus) else "basket",
             "amount": amount, "allocation": tuple(allocation),
         }))
-        ctx.fire(src.rule, src.kind, f"discount {amount:f}: {why}" if ctx.tracing else None)
+        ctx.fire(src.rule, src.kind, T.discount(amount, why) if ctx.tracing else None)
     return current, lines, void
 
 
@@ -419,9 +404,9 @@ def _price(ctx: _Ctx, sources: list[_Source]
 def _filters(ctx: _Ctx, tiers: frozenset[str], channels: frozenset[str], tier: str,
              ) -> str | None:
     if tiers and tier not in tiers:
-        return f"tier {tier!r} not in {sorted(tiers)}"
+        return T.tier_not_in(tier, sorted(tiers))
     if channels and ctx.txn.channel not in channels:
-        return f"channel {ctx.txn.channel!r} not in {sorted(channels)}"
+        return T.channel_not_in(ctx.txn.channel, sorted(channels))
     return None
 
 
@@ -457,13 +442,12 @@ def _earn(ctx: _Ctx, tier: TierPlan, paid: list[Decimal],
             for k in hit:
                 item_factors[k].append(m.factor)
             if hit:
-                ctx.fire(m.id, "multiplier",
-                         f"×{m.factor:f} on lines {hit}" if tracing else None)
+                ctx.fire(m.id, "multiplier", T.on_lines(m.factor, hit) if tracing else None)
             elif tracing:
-                ctx.note(m.id, "multiplier", "not_matched", "no matching items")
+                ctx.note(m.id, "multiplier", "not_matched", T.NO_MATCHING_ITEMS)
         else:
             basket.append((m.id, m.factor))
-            ctx.fire(m.id, "multiplier", f"×{m.factor:f} on all points" if tracing else None)
+            ctx.fire(m.id, "multiplier", T.on_all_points(m.factor) if tracing else None)
     basket.extend(rule_factors)
     multiplier = combine([f for _, f in basket], how)
     # (a line's factors are mostly none or one: combined only when there are several)
@@ -515,6 +499,7 @@ def _earn_rule(ctx: _Ctx, ep: EarnPlan, paid: list[Decimal], share: list[Decimal
         basis += ctx.txn.shipping
     if rule.include_tax:
         basis += ctx.txn.tax
+    blocks: Decimal | None = None
     if rule.blocks == "full":
         blocks = (basis / rule.per).to_integral_value(rounding=ROUND_FLOOR)
         raw = blocks * rule.points
@@ -524,35 +509,18 @@ def _earn_rule(ctx: _Ctx, ep: EarnPlan, paid: list[Decimal], share: list[Decimal
         raw = Decimal(round_points(raw, rule.base_rounding))
     points = round_points(raw * multiplier if multiplier != _ONE else raw,
                           policies.rounding.points)
-    detail = ""
-    if ctx.tracing:
-        if rule.blocks == "full":
-            detail = f"basis {basis:f}: {blocks} full blocks of {rule.per:f} × " \
-                     f"{rule.points:f}"
-        else:
-            text = format(basis, "f")
-            detail = f"basis {text}: {text} × {rule.points:f}/{rule.per:f}"
-        if rule.base_rounding is not None:
-            detail += f" = {raw} base ({rule.base_rounding})"
-        if multiplier != _ONE:
-            names = ", ".join([f"{n} ×{f:f}" for n, f in basket])
-            detail += f", multiplier ×{multiplier.normalize():f} ({names}, {how})"
-        detail += f", rounded {policies.rounding.points}"
+    detail = T.earn_detail(rule, basis, blocks, raw, multiplier, basket, how,
+                           policies.rounding.points) if ctx.tracing else ""
     if rule.cap is not None and points > rule.cap:
-        if policies.points.cap == "truncate":
-            if ctx.tracing:
-                ctx.note(rule.id, "earn", "capped", f"{points} points truncated to cap {rule.cap}")
-                detail += f", capped at {rule.cap} (was {points})"
-            points = rule.cap
-        else:
-            if ctx.tracing:
-                ctx.note(rule.id, "earn", "capped",
-                         f"{points} points exceed cap {rule.cap}: rejected (cap: reject)")
-                detail += f", rejected: over the cap of {rule.cap}"
-            points = 0
+        truncate = policies.points.cap == "truncate"
+        if ctx.tracing:
+            note, more = (T.cap_truncated if truncate else T.cap_rejected)(points, rule.cap)
+            ctx.note(rule.id, "earn", "capped", note)
+            detail += more
+        points = rule.cap if truncate else 0
         ctx.fired[rule.id] = None
     else:
-        ctx.fire(rule.id, "earn", f"{points} points — {detail}" if ctx.tracing else None)
+        ctx.fire(rule.id, "earn", T.earned(points, detail) if ctx.tracing else None)
     return build(PointsLine, {"rule": rule.id, "kind": "earn", "points": points,
                               "basis": basis, "multiplier": multiplier, "detail": detail})
 
@@ -573,39 +541,22 @@ def _global_cap(ctx: _Ctx, lines: list[PointsLine]) -> list[PointsLine]:
 # --- tiers ---------------------------------------------------------------------------------
 
 
-def _qualifies(ctx: _Ctx, tp: TierPlan, q: Qualify, spend: Decimal, points: int, orders: int,
-               spend_text: str = "") -> tuple[bool, str]:
-    checks: list[tuple[bool, str]] = []
-    if q.spend is not None:
-        checks.append((spend >= q.spend, f"spend {spend_text or format(spend, 'f')} ≥ "
-                                         f"{q.spend:f}"))
-    if q.points is not None:
-        checks.append((points >= q.points, f"points {points} ≥ {q.points}"))
-    if q.orders is not None:
-        checks.append((orders >= q.orders, f"orders {orders} ≥ {q.orders}"))
-    if tp.qualify_when is not None:
-        why = ctx.when(tp.tier.id, "qualification", tp.qualify_when)
-        checks.append((why is None, f"`{tp.qualify_when.expression}`" if why is None else why))
-    if len(checks) == 1:  # the usual single threshold
-        ok = checks[0][0]
-        return ok, (("✓ " if ok else "✗ ") + checks[0][1]) if ctx.tracing else ""
-    ok = all([c[0] for c in checks]) if q.match == "all" else any([c[0] for c in checks])
-    text = "; ".join([("✓ " if c[0] else "✗ ") + c[1] for c in checks]) if ctx.tracing else ""
-    return ok, text
-
-
 def _qualify(ctx: _Ctx, before: TierPlan, spend: Decimal, points: int, orders: int) -> TierPlan:
     after = before
-    spend_text = format(spend, "f") if ctx.tracing else ""  # the same in every tier's text
+    spend_text = format(spend, "f")  # the same in every tier's reason
     for tp in ctx.plan.tiers[before.rank + 1:]:
         q = tp.qualify
         assert q is not None
-        ok, text = _qualifies(ctx, tp, q, spend, points, orders, spend_text)
+        checks = T.criteria(q, spend, points, orders, spend_text)
+        if tp.qualify_when is not None:
+            why = ctx.when(tp.tier.id, "qualification", tp.qualify_when)
+            checks.append((why is None, f"`{tp.qualify_when.expression}`" if why is None
+                           else why))
+        ok, reason = T.judged(q, checks)
         if ok:
             after = tp
         if ctx.tracing:
-            ctx.note(tp.tier.id, "qualification", "fired" if ok else "not_matched",
-                     f"{'qualifies' if ok else 'does not qualify'} ({q.match}): {text}")
+            ctx.note(tp.tier.id, "qualification", "fired" if ok else "not_matched", reason)
     return after
 
 

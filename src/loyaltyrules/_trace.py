@@ -1,0 +1,167 @@
+"""The sentences of a decision's trace, one function each.
+
+The traced engine (:mod:`._engine`) and the generated traced decision (:mod:`._specialise`)
+both write their reasons with these, so a reason reads the same whichever path made it and
+its wording lives in one place. ``tests/test_specialised.py`` compares the two paths' traces
+byte for byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from functools import lru_cache
+
+from ._model import EarnRule, Qualify
+
+NO_BIRTHDAY = "member has no birthday on file"
+NO_MATCHING_ITEMS = "no matching items"
+
+_ONE = Decimal(1)
+_ON_TEXT = {on: on.replace("_", " ") for on in ("birthday", "birthday_week", "birthday_month")}
+
+
+@lru_cache(maxsize=256)  # a program's few rates, quoted in every traced decision
+def pct(rate: Decimal) -> str:
+    return f"{(rate * 100).normalize():f}%"
+
+
+# --- a birthday rule's or promotion's conditions ------------------------------------------
+
+
+def window_starts(start: datetime, local_at: datetime) -> str:
+    return f"window starts {start.isoformat()}, transaction at {local_at.isoformat()}"
+
+
+def window_ended(end: datetime, local_at: datetime) -> str:
+    return f"window ended {end.isoformat()}, transaction at {local_at.isoformat()}"
+
+
+def not_scheduled(today: date, schedule_text: str) -> str:
+    return f"{today.isoformat()} is not a scheduled day ({schedule_text})"
+
+
+def birthday_changed(set_on: date, guard_days: int) -> str:
+    return (f"birthday set on {set_on}: within {guard_days} days before this year's birthday, "
+            "or after it")
+
+
+def not_birthday(today: date, on: str, birthday: date) -> str:
+    return (f"{today.isoformat()} is not the member's {_ON_TEXT[on]} "
+            f"(birthday {birthday.isoformat()})")
+
+
+def tier_not_in(tier: str, tiers: Sequence[str]) -> str:
+    """``tiers`` as the trace lists them: a rule's in its own order, a multiplier's sorted."""
+    return f"tier {tier!r} not in {list(tiers)}"
+
+
+def channel_not_in(channel: str, channels: Sequence[str]) -> str:
+    return f"channel {channel!r} not in {list(channels)}"
+
+
+def no_item_in_scope(categories: Sequence[str], skus: Sequence[str]) -> str:
+    return f"no item in categories {list(categories)} / skus {list(skus)}"
+
+
+def below_min_amount(total: Decimal, min_amount: Decimal) -> str:
+    return f"amount {total:f} below min_amount {min_amount:f}"
+
+
+def limit_reached(used: int, times: int, per: str, key: str) -> str:
+    return f"usage limit reached: {used} of {times} per {per} ({key})"
+
+
+def below_min_paid(goods_paid: Decimal, min_paid: Decimal) -> str:
+    return f"amount paid {goods_paid:f} below min_paid {min_paid:f}"
+
+
+# --- discounts and redemption --------------------------------------------------------------
+
+
+def no_tier_discount(tier: str) -> str:
+    return f"tier {tier} has no discount"
+
+
+def percent_of(percent: Decimal, base: Decimal) -> str:
+    return f"{pct(percent)} of {base:f}"
+
+
+def discount(amount: Decimal, why: str) -> str:
+    return f"discount {amount:f}: {why}"
+
+
+def points_pay(redeemed: int, paid_with_points: Decimal) -> str:
+    return f"{redeemed} points pay {paid_with_points:f} (积分抵现)"
+
+
+# --- points --------------------------------------------------------------------------------
+
+
+def on_lines(factor: Decimal, lines: list[int]) -> str:
+    return f"×{factor:f} on lines {lines}"
+
+
+def on_all_points(factor: Decimal) -> str:
+    return f"×{factor:f} on all points"
+
+
+def earn_detail(rule: EarnRule, basis: Decimal, blocks: Decimal | None, raw: object,
+                multiplier: Decimal, basket: Sequence[tuple[str, Decimal]], how: str,
+                rounding: str) -> str:
+    """An earn line's arithmetic: ``blocks`` for whole blocks, ``raw`` the rounded base (as
+    its digits: an int or an integral Decimal), ``basket`` the named factors."""
+    if rule.blocks == "full":
+        detail = f"basis {basis:f}: {blocks} full blocks of {rule.per:f} × {rule.points:f}"
+    else:
+        text = format(basis, "f")
+        detail = f"basis {text}: {text} × {rule.points:f}/{rule.per:f}"
+    if rule.base_rounding is not None:
+        detail += f" = {raw} base ({rule.base_rounding})"
+    if multiplier != _ONE:
+        names = ", ".join([f"{n} ×{f:f}" for n, f in basket])
+        detail += f", multiplier ×{multiplier.normalize():f} ({names}, {how})"
+    return detail + f", rounded {rounding}"
+
+
+def earned(points: int, detail: str) -> str:
+    return f"{points} points — {detail}"
+
+
+def cap_truncated(points: int, cap: int) -> tuple[str, str]:
+    """The capped note and what the line's detail adds."""
+    return f"{points} points truncated to cap {cap}", f", capped at {cap} (was {points})"
+
+
+def cap_rejected(points: int, cap: int) -> tuple[str, str]:
+    return (f"{points} points exceed cap {cap}: rejected (cap: reject)",
+            f", rejected: over the cap of {cap}")
+
+
+# --- tier qualification --------------------------------------------------------------------
+
+
+def criteria(q: Qualify, spend: Decimal, points: int, orders: int, spend_text: str
+             ) -> list[tuple[bool, str]]:
+    """Each of a tier's thresholds, met or not, as the trace quotes it (a ``when`` condition
+    is the caller's)."""
+    checks: list[tuple[bool, str]] = []
+    if q.spend is not None:
+        checks.append((spend >= q.spend, f"spend {spend_text} ≥ {q.spend:f}"))
+    if q.points is not None:
+        checks.append((points >= q.points, f"points {points} ≥ {q.points}"))
+    if q.orders is not None:
+        checks.append((orders >= q.orders, f"orders {orders} ≥ {q.orders}"))
+    return checks
+
+
+def judged(q: Qualify, checks: list[tuple[bool, str]]) -> tuple[bool, str]:
+    """Whether the tier qualifies (all or any), and the sentence saying so."""
+    if len(checks) == 1:  # the usual single threshold
+        ok = checks[0][0]
+        text = ("✓ " if ok else "✗ ") + checks[0][1]
+    else:
+        ok = all([c[0] for c in checks]) if q.match == "all" else any([c[0] for c in checks])
+        text = "; ".join([("✓ " if c[0] else "✗ ") + c[1] for c in checks])
+    return ok, f"{'qualifies' if ok else 'does not qualify'} ({q.match}): {text}"
