@@ -274,6 +274,9 @@ class Plan:
     # the plan interpreter (._fast.decide) in interpreted mode, the reference it equals
     decide: Callable[..., Any]
     ledger: LedgerPlan
+    # the traced decision generated for this program (compiled mode, ._specialise.traceable),
+    # or None: the engine traces it
+    decide_traced: Callable[..., Any] | None = None
 
 
 def _condition(expr: Expression | None, mode: Mode, label: str) -> Condition | None:
@@ -371,10 +374,12 @@ def build_plan(model: ProgramModel, mode: Mode = "compiled") -> Plan:
             if (c := _condition(b.when, mode, b.id)) is not None},
     )
     if mode == "compiled":
-        from ._specialise import specialise
+        from ._specialise import specialise, traceable
 
-        # the generated function needs the finished plan (conditions reach it lazily)
+        # the generated functions need the finished plan (conditions reach it lazily)
         object.__setattr__(plan, "decide", specialise(plan))
+        if traceable(plan):
+            object.__setattr__(plan, "decide_traced", specialise(plan, traced=True))
     return plan
 
 

@@ -22,17 +22,33 @@ from collections.abc import Callable
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
+from . import _trace
 from ._calendar import birthday_change_blocks, is_birthday, period_key
 from ._compile import Plan, TierPlan
-from ._decision import Decision, DiscountLine, PointsLine, UsageConsumed, build
+from ._decision import (
+    Decision,
+    DiscountLine,
+    PointsLine,
+    TraceEntry,
+    UsageConsumed,
+    build,
+    builder,
+)
 from ._errors import InputError
 from ._lifecycle import redemption_value, window_spend
 from ._money import _MODES, allocate, round_points
 
-__all__ = ["specialise"]
+__all__ = ["specialise", "traceable"]
 
 Decide = Callable[[Any, Plan, Any, Any], Decision]
 _OWN_CHECKS = 64
+
+
+_entry = builder(TraceEntry)
+
+
+def _fmt(amount: Decimal) -> str:
+    return format(amount, "f")
 
 
 def _over_paid(pwp: Decimal, due: Decimal) -> InputError:
@@ -47,6 +63,7 @@ class _Source:
         self.lines: list[str] = []
         self.ns: dict[str, Any] = {}
         self._ids: dict[int, str] = {}
+        self.traced = False
 
     def k(self, value: Any) -> str:
         """The generated name of a program constant (one name per object)."""
@@ -59,14 +76,46 @@ class _Source:
     def add(self, depth: int, *lines: str) -> None:
         self.lines += ["    " * depth + line for line in lines]
 
+    def note(self, rule: str, kind: str, status: str, reason: str) -> str:
+        """The line adding a trace entry; ``rule``, ``kind`` and ``reason`` are expressions,
+        ``status`` is a status, or two joined by "|": the first if ``ok``, else the second."""
+        if "|" in status:
+            yes, no = status.split("|")
+            status = f"({self.k(yes)} if ok else {self.k(no)})"
+        else:
+            status = self.k(status)
+        return (f"note(entry({{{self.k('rule')}: {rule}, {self.k('kind')}: {kind}, "
+                f"{self.k('status')}: {status}, {self.k('reason')}: {reason}}}))")
 
-def specialise(plan: Plan) -> Decide:
-    """The plan's trace-free decision as one generated function (see the module docstring)."""
+    def noted(self, rule: str, kind: str, status: str, reason: str) -> str:
+        """The line adding an entry that is the same in every decision (built once)."""
+        made = _entry({"rule": rule, "kind": kind, "status": status, "reason": reason})
+        return f"note({self.k(made)})"
+
+
+def traceable(plan: Plan) -> bool:
+    """Whether :func:`specialise` can write this program's traced decision too: every step
+    whose trace it writes, and none it leaves to the engine — no rule discounts (pricing,
+    thresholds and the re-selection loop), no grouped or exclusive rules, no expressions, no
+    per-transaction caps, not the best of several earn rules, and a size whose rules each
+    get their own function. Other programs are traced by the engine."""
+    fp = plan.fast
+    return (len(fp.rules) <= _OWN_CHECKS and not plan.has_expressions and not fp.resolves
+            and all(fr.source is None for fr in fp.rules) and fp.max_total is None
+            and fp.max_per_transaction is None and not (fp.best_rule and len(fp.earn) > 1))
+
+
+def specialise(plan: Plan, traced: bool = False) -> Decide:
+    """The plan's decision as one generated function (see the module docstring): trace-free,
+    or with ``traced`` (for a :func:`traceable` plan) with the engine's full trace."""
     from . import _fast
 
+    if traced and not traceable(plan):
+        raise ValueError("this program's trace is written by the engine")
     fp = plan.fast
     model = plan.model
     s = _Source()
+    s.traced = traced
     s.ns.update({
         "len": len, "int": int, "sum": sum, "list": list, "tuple": tuple, "set": set,
         "enumerate": enumerate, "zip": zip, "min": min, "max": max, "Decimal": Decimal,
@@ -81,6 +130,8 @@ def specialise(plan: Plan) -> Decide:
         "is_birthday": is_birthday, "birthday_change_blocks": birthday_change_blocks,
         "period_key": period_key,
     })
+    if traced:
+        s.ns.update({"entry": _entry, "fmt": _fmt, "T": _trace})
     rules = fp.rules
     any_source = any(fr.source is not None for fr in rules)
     any_tier_discount = any(tp.source is not None for tp in plan.tiers)
@@ -91,20 +142,26 @@ def specialise(plan: Plan) -> Decide:
     # each rule's own check function, for programs of a reasonable size; a program with
     # hundreds of promotions keeps the plan's checks (its day index leaves few to run)
     own_checks = len(rules) <= _OWN_CHECKS
-    if own_checks:
+    if traced:
+        _rule_reasons(s, plan)
+    elif own_checks:
         _rule_checks(s, plan)
     s.add(0, "def run(program, m, t, amounts, local_at, tier_before, benefits, forced):")
     s.add(1, "items = t.items", "n = len(items)", "today = local_at.date()", "at = t.at",
           "list_total = amounts[0] if n == 1 else sum(amounts, ZERO)",
           "tier_id = benefits.tier.id")
     s.add(1, "lazy = Lazy(program, PLAN, m, t, local_at)" if lazy_needed else "lazy = None")
+    if traced:
+        s.add(1, "trace = []", "note = trace.append")
 
     # 1. rules and 2. discounts (a loop only when a priced-away winner can be selected away)
     depth = 1
     if loops:
         s.add(1, "dropped = set()", "while True:")
         depth = 2
-    if rules:
+    if traced:
+        _traced_selection(s, plan)
+    elif rules:
         test = "fr.id not in dropped and " if loops else ""
         check = "CHECKS[fr.index]" if own_checks else "fr.check"
         s.add(depth, "matched = [fr for fr in FP.candidates(today, t.channel) if "
@@ -121,11 +178,19 @@ def specialise(plan: Plan) -> Decide:
         _tier_pricing(s, depth, plan)
     else:
         s.add(depth, "paid = amounts", "discount_lines = []", "goods_paid = list_total")
+    if traced:
+        _traced_tier_discount(s, plan)
     s.add(depth, "due = goods_paid + t.shipping + t.tax",
           "pwp, redeemed = redemption_value(MODEL, m, t, goods_paid, Q) if t.redeem_points "
           "else (t.paid_with_points, 0)",
           "if pwp > due:", "    raise over_paid(pwp, due)", "payable = due - pwp")
-    if any_min_paid or any_source:
+    if traced:
+        s.add(1, "if redeemed:",
+              f"    note(entry({{{s.k('rule')}: {s.k('redemption')}, {s.k('kind')}: "
+              f"{s.k('redemption')}, {s.k('status')}: {s.k('fired')}, {s.k('reason')}: "
+              "T.points_pay(redeemed, pwp)}))")
+        _traced_kept(s, plan)
+    elif any_min_paid or any_source:
         s.add(depth, "kept = [fr for fr in matched if fr.id not in void and (fr.min_paid is "
               "None or goods_paid >= fr.min_paid)] if matched else matched")
     else:
@@ -158,7 +223,8 @@ def specialise(plan: Plan) -> Decide:
         "tax": f"t.tax.quantize({q})", "paid_with_points": f"pwp.quantize({q})",
         "payable": "payable", "qualifying_spend": "spend", "points": "tuple(points_lines)",
         "points_total": "points_total", "perks": "tuple(perks)", "usage": "tuple(usage)",
-        "rules_fired": "tuple(fired)", "trace": "None", "redeemed_points": "redeemed",
+        "rules_fired": "tuple(fired)", "trace": "tuple(trace)" if traced else "None",
+        "redeemed_points": "redeemed",
         "events": "()", "outbox": "()", "member_version": "m.version", "member_after": "None",
     }
     if set(fields) != set(Decision.model_fields):
@@ -286,13 +352,20 @@ def _points(s: _Source, plan: Plan) -> None:
 
 
 def _earn(s: _Source, plan: Plan) -> None:
-    """:func:`._fast._earn` unrolled: one block per multiplier and per earn rule."""
+    """:func:`._fast._earn` unrolled: one block per multiplier and per earn rule. Traced, the
+    factors keep their names (the earn lines quote them) and every step is noted."""
     fp = plan.fast
+    traced = s.traced
     how = s.k(fp.combine_multipliers)
-    s.add(1, "factors = []")
+
+    def factor(name: str, value: str) -> str:
+        return f"basket.append(({name}, {value}))" if traced else f"factors.append({value})"
+
+    s.add(1, "basket = []" if traced else "factors = []")
     if any(tp.points_multiplier != 1 for tp in plan.tiers):
+        names = s.k({tp.tier.id: f"tier {tp.tier.id}" for tp in plan.tiers})
         s.add(1, "if benefits.points_multiplier != ONE:",
-              "    factors.append(benefits.points_multiplier)")
+              "    " + factor(f"{names}[tier_id]", "benefits.points_multiplier"))
     scoped = [mp for mp in fp.multipliers if mp.item_scoped]
     item_scoped = bool(scoped)
     # one unconditional item-scoped multiplier (the common "beauty counts 3×"): each line's
@@ -302,28 +375,43 @@ def _earn(s: _Source, plan: Plan) -> None:
     if item_scoped:
         s.add(1, "weights = None" if single is not None else "item_factors = None")
     for mp in fp.multipliers:
+        mid = s.k(mp.id)
+        hits: list[str] = []  # the traced lines noting which lines a scoped factor hit
+        if traced:
+            hits = ["    " + s.note(mid, s.k("multiplier"), "fired",
+                                    f"T.on_lines({s.k(mp.factor)}, hit)"),
+                    "else:", "    " + s.noted(mp.id, "multiplier", "not_matched",
+                                              _trace.NO_MATCHING_ITEMS)]
         if mp is single:
+            if traced:
+                s.add(1, "hit = []")
             s.add(1, "for k, i in enumerate(items):",
                   "    if " + _item_match(s, mp.categories, mp.skus) + ":",
+                  *(["        hit.append(k)"] if traced else []),
                   "        if weights is None:", "            weights = [ONE] * n",
                   f"        weights[k] = {s.k(mp.factor)}",
-                  "if weights is not None:", f"    fired[{s.k(mp.id)}] = None")
+                  "if weights is not None:", f"    fired[{mid}] = None", *hits)
             continue
         d = _guard(s, mp.tiers, mp.channels, mp.when, mp.id, "multiplier")
-        mid = s.k(mp.id)
         if mp.item_scoped:
-            s.add(d, "hit = False", "for k, i in enumerate(items):",
+            s.add(d, "hit = []" if traced else "hit = False", "for k, i in enumerate(items):",
                   "    if " + _item_match(s, mp.categories, mp.skus) + ":",
                   "        if item_factors is None:",
                   "            item_factors = [[] for _ in items]",
-                  f"        item_factors[k].append({s.k(mp.factor)})", "        hit = True",
-                  "if hit:", f"    fired[{mid}] = None")
+                  f"        item_factors[k].append({s.k(mp.factor)})",
+                  "        hit.append(k)" if traced else "        hit = True",
+                  "if hit:", f"    fired[{mid}] = None", *hits)
         else:
-            s.add(d, f"factors.append({s.k(mp.factor)})", f"fired[{mid}] = None")
+            s.add(d, factor(mid, s.k(mp.factor)), f"fired[{mid}] = None")
+            if traced:
+                s.add(d, s.noted(mp.id, "multiplier", "fired", _trace.on_all_points(mp.factor)))
+        if traced:
+            _filtered(s, d, mp.tiers, mp.channels, mid, "multiplier")
     if any(fr.points_multiplier is not None for fr in fp.rules):
         s.add(1, "for fr in kept:", "    if fr.points_multiplier is not None:",
-              "        factors.append(fr.points_multiplier)")
-    s.add(1, f"multiplier = combine(factors, {how})")
+              "        " + factor("fr.id", "fr.points_multiplier"))
+    s.add(1, f"multiplier = combine({'[f for _, f in basket]' if traced else 'factors'}, "
+          f"{how})")
     if item_scoped and single is None:
         s.add(1, f"weights = None if item_factors is None else [combine(w, {how}) for w in "
               "item_factors]")
@@ -352,7 +440,8 @@ def _earn(s: _Source, plan: Plan) -> None:
             s.add(d, "basis += t.tax")
         per, pts = s.k(rule.per), s.k(rule.points)
         if rule.blocks == "full":
-            s.add(d, f"raw = (basis / {per}).to_integral_value(rounding=ROUND_FLOOR) * {pts}")
+            s.add(d, f"blocks = (basis / {per}).to_integral_value(rounding=ROUND_FLOOR)",
+                  f"raw = blocks * {pts}")
         else:
             s.add(d, f"raw = basis * {pts} / {per}")
         # round_points inline; a rounded base stays a Decimal (only its value is used next)
@@ -361,18 +450,53 @@ def _earn(s: _Source, plan: Plan) -> None:
                   f"{s.k(_MODES[rule.base_rounding])})")
         s.add(d, f"points = int((raw * multiplier if multiplier != ONE else raw)"
               f".to_integral_value(rounding={s.k(_MODES[fp.points_rounding])}))")
-        if rule.cap is not None:
-            s.add(d, f"if points > {s.k(rule.cap)}:",
-                  f"    points = {s.k(rule.cap) if fp.cap_truncate else '0'}")
         rid = s.k(rule.id)
+        detail = s.k("")
+        if traced:
+            detail = "detail"
+            s.add(d, f"detail = T.earn_detail({s.k(rule)}, basis, "
+                  f"{'blocks' if rule.blocks == 'full' else 'None'}, "
+                  f"{'None' if rule.base_rounding is None else 'int(raw)'}, multiplier, basket, "
+                  f"{how}, {s.k(fp.points_rounding)})")
+        earned = s.note(rid, s.k("earn"), "fired", "T.earned(points, detail)")
+        if rule.cap is not None:
+            cap = s.k(rule.cap)
+            s.add(d, f"if points > {cap}:")
+            if traced:
+                said = "T.cap_truncated" if fp.cap_truncate else "T.cap_rejected"
+                s.add(d + 1, f"capped, more = {said}(points, {cap})",
+                      s.note(rid, s.k("earn"), "capped", "capped"), "detail += more")
+            s.add(d + 1, f"points = {cap if fp.cap_truncate else '0'}")
+            if traced:
+                s.add(d, "else:", "    " + earned)
+        elif traced:
+            s.add(d, earned)
         s.add(d, f"fired[{rid}] = None",
               f"points_lines.append(build(PointsLine, {{{s.k('rule')}: {rid}, "
               f"{s.k('kind')}: {s.k('earn')}, {s.k('points')}: points, "
               f"{s.k('basis')}: basis, {s.k('multiplier')}: multiplier, "
-              f"{s.k('detail')}: {s.k('')}}}))")
+              f"{s.k('detail')}: {detail}}}))")
+        if traced:
+            _filtered(s, d, ep.tiers, ep.channels, rid, "earn")
     if fp.best_rule and len(fp.earn) > 1:
         s.ns["best_line"] = _best_line
         s.add(1, "if len(points_lines) > 1:", "    points_lines = [best_line(points_lines)]")
+
+
+def _filtered(s: _Source, depth: int, tiers: frozenset[str], channels: frozenset[str],
+              rule: str, kind: str) -> None:
+    """After a guarded multiplier's or earn rule's block: the note when its own tier or
+    channel filter left it out (tiers first, as :func:`._engine._filters`)."""
+    if depth == 1:
+        return
+    if tiers and channels:
+        why = (f"T.tier_not_in(tier_id, {s.k(sorted(tiers))}) if tier_id not in {s.k(tiers)} "
+               f"else T.channel_not_in(t.channel, {s.k(sorted(channels))})")
+    elif tiers:
+        why = f"T.tier_not_in(tier_id, {s.k(sorted(tiers))})"
+    else:
+        why = f"T.channel_not_in(t.channel, {s.k(sorted(channels))})"
+    s.add(1, "else:", "    " + s.note(rule, s.k(kind), "not_matched", why))
 
 
 def _guard(s: _Source, tiers: frozenset[str], channels: frozenset[str], when: Any,
@@ -419,7 +543,17 @@ def _qualification(s: _Source, plan: Plan) -> None:
     s.add(1, f"elif tier_before.rank + 1 < {s.k(len(tiers))}:", "    after = tier_before",
           "    spend_after = " + ("m.qualifying_spend" if _lifetime(plan)
                                   else "window_spend(MODEL, m, today)") + " + spend")
-    if spend_only:
+    if s.traced:
+        # each tier above noted with the engine's words (no conditions: a traceable program
+        # has no expressions)
+        s.add(2, "points_after = m.points - redeemed + points_total",
+              "orders_after = m.orders + 1", "spend_text = fmt(spend_after)",
+              f"for tp in {s.k(tiers)}[tier_before.rank + 1:]:",
+              "    ok, why = T.judged(tp.qualify, T.criteria(tp.qualify, spend_after, "
+              "points_after, orders_after, spend_text))",
+              "    if ok:", "        after = tp",
+              "    " + s.note("tp.tier.id", s.k("qualification"), "fired|not_matched", "why"))
+    elif spend_only:
         above = {tp.rank: tuple((t, _spend_of(t)) for t in tiers[tp.rank + 1:])
                  for tp in tiers}
         s.add(2, f"for tp, threshold in {s.k(above)}[tier_before.rank]:",
@@ -506,3 +640,112 @@ def _lifetime(plan: Plan) -> bool:
     reviews = model.reviews
     return reviews.rolling_months is None and reviews.window == "lifetime" and (
         model.households is None or model.households.tiers_on != "group")
+
+
+# --- the traced decision (traceable programs): the engine's trace, step by step ----------
+
+
+def _rule_reasons(s: _Source, plan: Plan) -> None:
+    """Each rule's conditions as a function giving the first failing one's reason (None when
+    all hold), in :func:`._engine._rule_conditions`' order and words."""
+    model = plan.model
+    bp = model.policies.birthday
+    for rp in plan.rules:
+        rule = rp.rule
+        s.add(0, f"def reason{rp.index}(at, today, local_at, m, t, tier, total):")
+        if rp.start is not None:
+            start = s.k(rp.start)
+            s.add(1, f"if at < {start}:", f"    return T.window_starts({start}, local_at)")
+        if rp.end is not None:
+            end = s.k(rp.end)
+            s.add(1, f"if at >= {end}:", f"    return T.window_ended({end}, local_at)")
+        if rp.days is not None:
+            s.add(1, f"if today not in {s.k(rp.days)}:",
+                  f"    return T.not_scheduled(today, {s.k(rp.schedule_text)})")
+        if rule.on is not None:
+            s.add(1, "if m.birthday is None:", "    return T.NO_BIRTHDAY")
+            if bp.change_guard_days > 0:
+                guard = s.k(bp.change_guard_days)
+                s.add(1, "if m.birthday_set_on is not None and birthday_change_blocks("
+                      f"m.birthday, m.birthday_set_on, today, {guard}, {s.k(bp.feb29)}):",
+                      f"    return T.birthday_changed(m.birthday_set_on, {guard})")
+            if rule.on == "birthday_month":
+                test = "today.month != m.birthday.month"
+            else:
+                test = (f"not is_birthday(m.birthday, today, {s.k(rule.on)}, "
+                        f"feb29={s.k(bp.feb29)}, week={s.k(bp.week)})")
+            s.add(1, f"if {test}:", f"    return T.not_birthday(today, {s.k(rule.on)}, "
+                  "m.birthday)")
+        if rp.tiers:
+            s.add(1, f"if tier not in {s.k(rp.tiers)}:",
+                  f"    return T.tier_not_in(tier, {s.k(rule.tiers)})")
+        if rp.channels:
+            s.add(1, f"if t.channel not in {s.k(rp.channels)}:",
+                  f"    return T.channel_not_in(t.channel, {s.k(rule.channels)})")
+        scope = _item_match(s, rp.categories, rp.skus)
+        if scope:
+            s.add(1, "for i in t.items:", f"    if {scope}:", "        break", "else:",
+                  f"    return {s.k(_trace.no_item_in_scope(rule.categories, rule.skus))}")
+        if rule.min_amount is not None:
+            least = s.k(rule.min_amount)
+            s.add(1, f"if total < {least}:", f"    return T.below_min_amount(total, {least})")
+        if rule.limit is not None:
+            times, per = s.k(rule.limit.times), s.k(rule.limit.per)
+            s.add(1, f"usage = m.usage.get({s.k(rule.id)})", f"key = period_key(today, {per})",
+                  "used = usage.count if usage is not None and usage.period == key else 0",
+                  f"if used >= {times}:", f"    return T.limit_reached(used, {times}, {per}, key)")
+        s.add(1, "return None")
+
+
+def _traced_selection(s: _Source, plan: Plan) -> None:
+    """Every rule's conditions in declaration order, each that fails noted with its reason;
+    those that hold, in priority order (no group or exclusive rule to resolve)."""
+    fast = {fr.index: fr for fr in plan.fast.rules}
+    s.add(1, "matched = []")
+    for rp in plan.rules:
+        s.add(1, f"why = reason{rp.index}(at, today, local_at, m, t, tier_id, list_total)",
+              "if why is None:", f"    matched.append({s.k(fast[rp.index])})", "else:",
+              "    " + s.note(s.k(rp.rule.id), s.k(rp.kind), "not_matched", "why"))
+    if len(plan.rules) > 1:
+        s.add(1, "if len(matched) > 1:", "    matched.sort(key=FP.rule_key)")
+
+
+def _traced_tier_discount(s: _Source, plan: Plan) -> None:
+    """The tier's discount noted: a percentage of the discountable lines, or none."""
+    fp = plan.fast
+    none = s.k({tp.tier.id: _entry({"rule": tp.tier.id, "kind": "tier",
+                                    "status": "not_matched",
+                                    "reason": _trace.no_tier_discount(tp.tier.id)})
+                for tp in plan.tiers if tp.source is None})
+    if not any(tp.source is not None for tp in plan.tiers):
+        s.add(1, f"note({none}[tier_id])")
+        return
+    base = "sum(amounts, ZERO)"
+    if fp.discount_excluded:
+        base = (f"sum([a for a, i in zip(amounts, items) if i.category not in "
+                f"{s.k(fp.discount_excluded)}], ZERO)")
+    s.add(1, "if src is None:", f"    note({none}[tier_id])", "else:",
+          "    " + s.note("tier_id", s.k("tier"), "fired", "T.discount(discount_lines[0].amount, "
+                          f"T.percent_of(src[4].percent, {base}))"))
+
+
+def _traced_kept(s: _Source, plan: Plan) -> None:
+    """Rules whose min_paid the amount paid does not reach drop out, noted; the others'
+    effects (points, bonus, perk) are noted as fired."""
+    effects = {rp.index: _entry({"rule": rp.rule.id, "kind": rp.kind, "status": "fired",
+                                 "reason": rp.effects_text})
+               for rp in plan.rules if rp.effects_text}
+    kinds = {rp.index: rp.kind for rp in plan.rules}
+    if not plan.rules:
+        s.add(1, "kept = matched")
+        return
+    s.add(1, "kept = []", "for fr in matched:")
+    if any(rp.rule.min_paid is not None for rp in plan.rules):
+        s.add(2, "if fr.min_paid is not None and goods_paid < fr.min_paid:",
+              "    " + s.note("fr.id", f"{s.k(kinds)}[fr.index]", "not_matched",
+                              "T.below_min_paid(goods_paid, fr.min_paid)"),
+              "    continue")
+    s.add(2, "kept.append(fr)")
+    if effects:
+        s.add(2, f"done = {s.k(effects)}.get(fr.index)", "if done is not None:",
+              "    note(done)")
