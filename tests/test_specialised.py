@@ -292,14 +292,78 @@ def test_programs_with_many_rules_keep_the_plans_checks_and_agree(
                          ids=lambda p: p.stem)
 def test_generated_source_holds_no_program_text(path: Path) -> None:
     """Every id, category and amount of the program is a named constant, never source text:
-    the only literals are small integers, True, False and None."""
+    the only literals are small integers, True, False and None. So is every word of a
+    generated trace."""
     program = lr.load_program(path)
-    source = program.plan("compiled").decide.__doc__
-    assert source is not None
-    literals = {type(n.value) for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Constant)}
-    assert literals <= {int, bool, type(None)}
-    for rule in (*program.model.promotions, *program.model.birthday, *program.model.earn):
-        assert rule.id not in source
+    plan = program.plan("compiled")
+    sources = [plan.decide.__doc__]
+    if plan.decide_traced is not None:
+        sources.append(plan.decide_traced.__doc__)
+    for source in sources:
+        assert source is not None
+        literals = {type(n.value) for n in ast.walk(ast.parse(source))
+                    if isinstance(n, ast.Constant)}
+        assert literals <= {int, bool, type(None)}
+        for rule in (*program.model.promotions, *program.model.birthday, *program.model.earn):
+            assert rule.id not in source
+
+
+# --- the generated traced decision -----------------------------------------------------------
+
+
+def _traceable(spec: dict[str, Any]) -> dict[str, Any]:
+    """A featured program without what the generated traced decision leaves to the engine:
+    rule discounts, groups, exclusive promotions, expressions, caps on the whole transaction,
+    the best of several earn rules."""
+    spec = copy.deepcopy(spec)
+    for rule in (*spec["promotions"], *spec["birthday"]):
+        for key in ("discount", "group", "exclusive", "when"):
+            rule.pop(key, None)
+        if not any(key in rule for key in ("bonus_points", "points_multiplier", "perk")):
+            rule["bonus_points"] = 50  # its discount was its only effect
+    for rule in (*spec["earn"], *spec["multipliers"]):
+        rule.pop("when", None)
+    for tier in spec["tiers"]:
+        tier.get("qualify", {}).pop("when", None)
+    policies = spec["policies"]
+    policies["discounts"]["max_total"] = None
+    policies["points"]["max_per_transaction"] = None
+    if len(spec["earn"]) > 1:
+        policies["points"]["combine_rules"] = "sum"
+    return spec
+
+
+def _whole(program: lr.Program, member: Any, txn: Any, mode: Any) -> Any:
+    """The whole traced decision as JSON (trace, earn details and next state included)."""
+    try:
+        return lr.evaluate(program, member, txn, mode=mode).model_dump_json()
+    except (lr.InputError, lr.EvaluationError) as exc:
+        return ("error", type(exc).__name__, str(exc))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(featured_programs().map(_traceable), st.data())
+def test_the_generated_trace_is_the_engines_word_for_word(
+        spec: dict[str, Any], data: st.DataObject) -> None:
+    program = lr.Program.from_dict(spec)
+    assert program.plan("compiled").decide_traced is not None
+    assert program.plan("interpreted").decide_traced is None  # the engine: the reference
+    member, txn = data.draw(purchases(spec))
+    assert _whole(program, member, txn, "compiled") == _whole(program, member, txn,
+                                                               "interpreted")
+
+
+@pytest.mark.parametrize(("name", "generated"), [
+    ("reference-4tier", True), ("rfm-3tier", True),
+    ("retail-4tier", False),  # promotions with discounts
+    ("coffee-club", False),  # expressions, groups, discount caps
+])
+def test_which_programs_get_a_generated_trace(name: str, generated: bool) -> None:
+    program = lr.load_program(ROOT / "programs" / f"{name}.yaml")
+    traced = program.plan("compiled").decide_traced
+    assert (traced is not None) is generated
+    if traced is not None:
+        assert "note(" in (traced.__doc__ or "")
 
 
 def test_the_next_state_is_built_when_read_and_is_the_same_whichever_way() -> None:
@@ -427,3 +491,22 @@ def test_threads_reading_a_next_state_at_once_all_get_the_same_one() -> None:
     for k, decision in enumerate(decisions):
         assert all(out[k] is decision.member_after for out in seen)
         assert decision.member_after.usage == {}
+
+
+def test_a_used_up_limit_is_traced_as_the_engine_says() -> None:
+    """The limit sentence, which random purchases reach only now and then."""
+    program = lr.load_program(ROOT / "programs" / "reference-4tier.yaml")
+    member = {"id": "m", "tier": "gold", "birthday": "1990-11-02",
+              "usage": {"birthday-gift": {"period": "2026", "count": 1}}}
+    txn = {"id": "t", "at": "2026-11-11T10:00:00+08:00", "channel": "online",
+           "items": [{"sku": "a", "category": "beauty", "amount": "400.00"}]}
+    compiled = lr.evaluate(program, member, txn)
+    assert compiled.model_dump_json() == _whole(program, member, txn, "interpreted")
+    reasons = {e.rule: (e.status, e.reason) for e in compiled.trace or ()}
+    assert reasons["birthday-gift"] == ("not_matched",
+                                        "usage limit reached: 1 of 1 per year (2026)")
+    assert reasons["birthday-month-double"][0] == "fired"
+    assert reasons["double-eleven"] == ("fired", "+500 bonus points")
+    # 400 less gold's 10% = 360 paid, beauty 3× = 1080 → 108 base; × 1.5 (gold) × 2 (birthday
+    # month) = 324; + 500 on 11.11 online
+    assert compiled.points_total == 824 and not compiled.perks
