@@ -204,8 +204,7 @@ def _rule_conditions(ctx: _Ctx, rp: RulePlan, tier: str) -> str | None:
             not (rp.categories or rp.skus) or _matches(i.category, i.sku, rp.categories,
                                                        rp.skus))], _ZERO)
         if reach < spec.threshold:
-            return (f"{reach:f} is below the threshold "
-                    f"{spec.threshold:f}") if why else ""
+            return T.below_threshold(reach, spec.threshold) if why else ""
     if rule.limit is not None:
         usage = ctx.member.usage.get(rule.id)
         key = period_key(ctx.today, rule.limit.per)
@@ -322,7 +321,7 @@ def _price(ctx: _Ctx, sources: list[_Source]
             if basis < spec.threshold:
                 if ctx.tracing and not quiet:
                     ctx.note(src.rule, src.kind, "not_matched",
-                             f"{basis:f} is below the threshold {spec.threshold:f}")
+                             T.below_threshold(basis, spec.threshold))
                 return None
             times = 1
             if spec.repeat:
@@ -396,6 +395,16 @@ def _price(ctx: _Ctx, sources: list[_Source]
         }))
         ctx.fire(src.rule, src.kind, T.discount(amount, why) if ctx.tracing else None)
     return current, lines, void
+
+
+def price_traced(program: Program, plan: Plan, m: MemberState, t: Transaction,
+                 local_at: datetime, trace: list[TraceEntry], sources: list[tuple[Any, ...]]
+                 ) -> tuple[list[Decimal], list[DiscountLine], set[str]]:
+    """:func:`_price` for the generated traced decision: ``sources`` are the plan's source
+    tuples in priority order, the notes go to the decision's ``trace``."""
+    ctx = _Ctx(program, plan, m, t, local_at, True)
+    ctx.trace = trace
+    return _price(ctx, [_Source(src[0], src[1], src[4], src[5], src[6]) for src in sources])
 
 
 # --- points --------------------------------------------------------------------------------
@@ -476,8 +485,7 @@ def _earn(ctx: _Ctx, tier: TierPlan, paid: list[Decimal],
         if tracing:
             for p in lines:
                 if p is not best:
-                    ctx.note(p.rule, "earn", "skipped",
-                             f"combine_rules: best — {best.rule} earns more")
+                    ctx.note(p.rule, "earn", "skipped", T.best_earns_more(best.rule))
         lines = [best]
     return lines
 
@@ -533,8 +541,7 @@ def _global_cap(ctx: _Ctx, lines: list[PointsLine]) -> list[PointsLine]:
     truncate = ctx.plan.model.policies.points.cap == "truncate"
     if total > cap and ctx.tracing:
         ctx.note("max_per_transaction", "cap", "capped",
-                 f"{total} points truncated to {cap}" if truncate
-                 else f"{total} points exceed max_per_transaction {cap}: all rejected")
+                 T.over_transaction_cap(total, cap, truncate))
     return cap_total(lines, cap, truncate)
 
 

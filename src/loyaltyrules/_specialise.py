@@ -94,15 +94,12 @@ class _Source:
 
 
 def traceable(plan: Plan) -> bool:
-    """Whether :func:`specialise` can write this program's traced decision too: every step
-    whose trace it writes, and none it leaves to the engine — no rule discounts (pricing,
-    thresholds and the re-selection loop), no grouped or exclusive rules, no expressions, no
-    per-transaction caps, not the best of several earn rules, and a size whose rules each
-    get their own function. Other programs are traced by the engine."""
+    """Whether :func:`specialise` can write this program's traced decision too: no grouped
+    or exclusive rules (their selection and re-selection stay the engine's), no expressions
+    (their explanations need the engine's scope), and a size whose rules each get their own
+    function. Other programs are traced by the engine."""
     fp = plan.fast
-    return (len(fp.rules) <= _OWN_CHECKS and not plan.has_expressions and not fp.resolves
-            and all(fr.source is None for fr in fp.rules) and fp.max_total is None
-            and fp.max_per_transaction is None and not (fp.best_rule and len(fp.earn) > 1))
+    return len(fp.rules) <= _OWN_CHECKS and not plan.has_expressions and not fp.resolves
 
 
 def specialise(plan: Plan, traced: bool = False) -> Decide:
@@ -172,13 +169,18 @@ def specialise(plan: Plan, traced: bool = False) -> Decide:
     else:
         s.add(depth, "matched = []")
     s.add(depth, "void = set()")
-    if any_source:
+    # traced, any pricing beyond a tier's plain percentage is the engine's (its notes say
+    # how a discount was limited)
+    engine_priced = traced and (any_source or fp.max_total is not None)
+    if engine_priced:
+        _traced_pricing(s, plan)
+    elif any_source:
         _generic_pricing(s, depth, any_tier_discount)
     elif any_tier_discount:
         _tier_pricing(s, depth, plan)
     else:
         s.add(depth, "paid = amounts", "discount_lines = []", "goods_paid = list_total")
-    if traced:
+    if traced and not engine_priced:
         _traced_tier_discount(s, plan)
     s.add(depth, "due = goods_paid + t.shipping + t.tax",
           "pwp, redeemed = redemption_value(MODEL, m, t, goods_paid, Q) if t.redeem_points "
@@ -346,8 +348,13 @@ def _points(s: _Source, plan: Plan) -> None:
         s.add(1, "for fr in kept:", "    if fr.bonus_line is not None:",
               "        points_lines.append(fr.bonus_line)")
     if fp.max_per_transaction is not None:
-        s.add(1, f"points_lines = cap_total(points_lines, {s.k(fp.max_per_transaction)}, "
-              f"{s.k(fp.cap_truncate)})")
+        cap, truncate = s.k(fp.max_per_transaction), s.k(fp.cap_truncate)
+        if s.traced:
+            s.add(1, "total = 0", "for p in points_lines:", "    total += p.points",
+                  f"if total > {cap}:",
+                  "    " + s.note(s.k("max_per_transaction"), s.k("cap"), "capped",
+                                  f"T.over_transaction_cap(total, {cap}, {truncate})"))
+        s.add(1, f"points_lines = cap_total(points_lines, {cap}, {truncate})")
     s.add(1, "points_total = 0", "for p in points_lines:", "    points_total += p.points")
 
 
@@ -480,7 +487,15 @@ def _earn(s: _Source, plan: Plan) -> None:
             _filtered(s, d, ep.tiers, ep.channels, rid, "earn")
     if fp.best_rule and len(fp.earn) > 1:
         s.ns["best_line"] = _best_line
-        s.add(1, "if len(points_lines) > 1:", "    points_lines = [best_line(points_lines)]")
+        s.add(1, "if len(points_lines) > 1:")
+        if traced:
+            s.add(2, "best = best_line(points_lines)", "for p in points_lines:",
+                  "    if p is not best:",
+                  "        " + s.note("p.rule", s.k("earn"), "skipped",
+                                      "T.best_earns_more(best.rule)"),
+                  "points_lines = [best]")
+        else:
+            s.add(2, "points_lines = [best_line(points_lines)]")
 
 
 def _filtered(s: _Source, depth: int, tiers: frozenset[str], channels: frozenset[str],
@@ -650,6 +665,7 @@ def _rule_reasons(s: _Source, plan: Plan) -> None:
     all hold), in :func:`._engine._rule_conditions`' order and words."""
     model = plan.model
     bp = model.policies.birthday
+    excluded = frozenset(model.policies.discounts.exclude_categories)
     for rp in plan.rules:
         rule = rp.rule
         s.add(0, f"def reason{rp.index}(at, today, local_at, m, t, tier, total):")
@@ -689,6 +705,15 @@ def _rule_reasons(s: _Source, plan: Plan) -> None:
         if rule.min_amount is not None:
             least = s.k(rule.min_amount)
             s.add(1, f"if total < {least}:", f"    return T.below_min_amount(total, {least})")
+        spec = rule.discount
+        if spec is not None and spec.threshold is not None:
+            reach = [f"i.category not in {s.k(excluded)}"] if excluded else []
+            if scope:
+                reach.append(scope)
+            threshold = s.k(spec.threshold)
+            s.add(1, "reach = sum([i.amount for i in t.items"
+                  + (" if " + " and ".join(reach) if reach else "") + "], ZERO)",
+                  f"if reach < {threshold}:", f"    return T.below_threshold(reach, {threshold})")
         if rule.limit is not None:
             times, per = s.k(rule.limit.times), s.k(rule.limit.per)
             s.add(1, f"usage = m.usage.get({s.k(rule.id)})", f"key = period_key(today, {per})",
@@ -710,13 +735,44 @@ def _traced_selection(s: _Source, plan: Plan) -> None:
         s.add(1, "if len(matched) > 1:", "    matched.sort(key=FP.rule_key)")
 
 
-def _traced_tier_discount(s: _Source, plan: Plan) -> None:
-    """The tier's discount noted: a percentage of the discountable lines, or none."""
-    fp = plan.fast
-    none = s.k({tp.tier.id: _entry({"rule": tp.tier.id, "kind": "tier",
+def _no_tier_discount(s: _Source, plan: Plan) -> str:
+    """The name of the notes "tier … has no discount", by tier (built once)."""
+    return s.k({tp.tier.id: _entry({"rule": tp.tier.id, "kind": "tier",
                                     "status": "not_matched",
                                     "reason": _trace.no_tier_discount(tp.tier.id)})
                 for tp in plan.tiers if tp.source is None})
+
+
+def _traced_pricing(s: _Source, plan: Plan) -> None:
+    """Rules with discounts: the tier's missing discount noted, then the engine's own pricing
+    (:func:`._engine.price_traced`), which notes each discount, threshold and cap."""
+    s.ns["price_traced"] = _price_traced()
+    if any(tp.source is None for tp in plan.tiers):
+        s.add(1, "if benefits.source is None:",
+              f"    note({_no_tier_discount(s, plan)}[tier_id])")
+    s.add(1, "sources = []", "if benefits.source is not None:",
+          "    sources.append(benefits.source)",
+          "for fr in matched:", "    if fr.source is not None:",
+          "        sources.append(fr.source)",
+          "if not sources:", "    paid = amounts", "    discount_lines = []",
+          "    goods_paid = list_total", "else:", "    if len(sources) > 1:",
+          "        sources.sort(key=FP.source_key)",
+          "    paid, discount_lines, void = price_traced(program, PLAN, m, t, local_at, trace, "
+          "sources)",
+          "    goods_paid = list_total - sum([d.amount for d in discount_lines], ZERO) "
+          "if discount_lines else list_total")
+
+
+def _price_traced() -> Any:
+    from ._engine import price_traced  # the engine imports this module's plan users
+
+    return price_traced
+
+
+def _traced_tier_discount(s: _Source, plan: Plan) -> None:
+    """The tier's discount noted: a percentage of the discountable lines, or none."""
+    fp = plan.fast
+    none = _no_tier_discount(s, plan)
     if not any(tp.source is not None for tp in plan.tiers):
         s.add(1, f"note({none}[tier_id])")
         return
@@ -739,7 +795,13 @@ def _traced_kept(s: _Source, plan: Plan) -> None:
     if not plan.rules:
         s.add(1, "kept = matched")
         return
-    s.add(1, "kept = []", "for fr in matched:")
+    priced = any(rp.rule.discount is not None for rp in plan.rules)  # void can be filled
+    s.add(1, "kept = []")
+    if priced:  # a rule whose discount did not apply takes no part; one that did is noted
+        s.add(1, "priced = {d.rule for d in discount_lines}")
+    s.add(1, "for fr in matched:")
+    if priced:
+        s.add(2, "if fr.id in void:", "    continue")
     if any(rp.rule.min_paid is not None for rp in plan.rules):
         s.add(2, "if fr.min_paid is not None and goods_paid < fr.min_paid:",
               "    " + s.note("fr.id", f"{s.k(kinds)}[fr.index]", "not_matched",
@@ -747,5 +809,7 @@ def _traced_kept(s: _Source, plan: Plan) -> None:
               "    continue")
     s.add(2, "kept.append(fr)")
     if effects:
-        s.add(2, f"done = {s.k(effects)}.get(fr.index)", "if done is not None:",
+        s.add(2, f"done = {s.k(effects)}.get(fr.index)",
+              "if done is not None" + (" and (fr.source is None or fr.id not in priced)"
+                                       if priced else "") + ":",
               "    note(done)")

@@ -69,6 +69,10 @@ def below_min_amount(total: Decimal, min_amount: Decimal) -> str:
     return f"amount {total:f} below min_amount {min_amount:f}"
 
 
+def below_threshold(reach: Decimal, threshold: Decimal) -> str:
+    return f"{reach:f} is below the threshold {threshold:f}"
+
+
 def limit_reached(used: int, times: int, per: str, key: str) -> str:
     return f"usage limit reached: {used} of {times} per {per} ({key})"
 
@@ -127,6 +131,15 @@ def earn_detail(rule: EarnRule, basis: Decimal, blocks: Decimal | None, raw: obj
 
 def earned(points: int, detail: str) -> str:
     return f"{points} points — {detail}"
+
+
+def best_earns_more(best: str) -> str:
+    return f"combine_rules: best — {best} earns more"
+
+
+def over_transaction_cap(total: int, cap: int, truncate: bool) -> str:
+    return (f"{total} points truncated to {cap}" if truncate
+            else f"{total} points exceed max_per_transaction {cap}: all rejected")
 
 
 def cap_truncated(points: int, cap: int) -> tuple[str, str]:
