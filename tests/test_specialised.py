@@ -6,7 +6,9 @@ specially — tier discounts alone or with promotions, groups and exclusive rule
 priced away, thresholds, item scopes, birthday rules, limits, perks, bonus points, scoped and
 conditional multipliers, several earn rules, every spend and rounding policy, redemption —
 and check that the generated function, the plan interpreter (`mode="interpreted"`, trace
-off) and the traced engine make the same decision, or raise the same error.
+off) and the traced engine make the same decision, or raise the same error. The generated
+traced function (programs without groups, exclusive rules or expressions) must write the
+engine's trace word for word.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""One program's trace-free decision as a straight-line Python function.
+"""One program's decision as a straight-line Python function: trace-free, and traced.
 
 :mod:`._fast` evaluates any program from its plan, so on every purchase it re-asks questions
 whose answers are fixed when the program loads: is there a tier discount, which policy rounds,
@@ -7,12 +7,18 @@ and writes a function with only the code this program needs — every multiplier
 unrolled, each policy branch resolved, the common case (a tier's percentage off the basket)
 priced inline — and falls back to :mod:`._fast`'s helpers for the parts it does not unroll.
 
+For a :func:`traceable` program it writes a second function, the same decision with the
+traced engine's full trace: every rule's reason from a function of its own, the notes that
+never change built once, the sentences from :mod:`._trace` (which the engine writes with
+too), and pricing with rule discounts or caps left to the engine's own, which notes it.
+
 Safety: the source is built only from this module's own fragments. Every program value —
-ids, sets, amounts, conditions — is bound as a constant in the function's namespace under a
-generated name (``K0``, ``K1`` …) and never written into the text; :func:`specialise` checks
-that the source holds no string literal before compiling it, and the namespace has no
+ids, sets, amounts, conditions, words — is bound as a constant in the function's namespace
+under a generated name (``K0``, ``K1`` …) and never written into the text; :func:`specialise`
+checks that the source holds no string literal before compiling it, and the namespace has no
 builtins beyond the few it names. Conditions are the plan's already-compiled functions.
-``tests/test_properties.py`` proves the result equal to :mod:`._fast` and the traced engine.
+``tests/test_specialised.py`` proves both functions equal to :mod:`._fast` and the traced
+engine, byte for byte.
 """
 
 from __future__ import annotations
