@@ -569,22 +569,30 @@ def advance_state(model: ProgramModel, member: MemberState, until: datetime, zon
             p.model_copy(update={"points_expired": p.points_expired
                                  + book.expired_by_source[p.id]})
             if p.id in book.expired_by_source else p for p in purchases)
+    last_day = until.astimezone(zone).date()
+    reviews = [] if start is None else _review_days(
+        model, member, start.astimezone(zone).date(), last_day)  # the book keeps joined
+    if not reviews and not model.signals:
+        # nothing but the book moves (the usual case at a purchase): the state in one step,
+        # the same values and set fields as the general way below
+        events.sort(key=lambda e: (e[0], e[1]))
+        return book.state(member, advanced_to=until, purchases=purchases,
+                          version=member.version + 1, signals=dict(member.signals),
+                          spend_log=_prune_log(model, dict(member.spend_log), last_day)
+                          ), [e for _, _, e in events]
     state = book.state(member, advanced_to=until, purchases=purchases)
     state = state.model_copy(update={"version": member.version})
-    if start is not None:
-        first_day = start.astimezone(zone).date()
-        last_day = until.astimezone(zone).date()
-        for day in _review_days(model, state, first_day, last_day):
-            at = _local_midnight(day, zone)
-            state, found = _review(model, state, day, at)
-            events += [(at, 2, e) for e in found]
+    for day in reviews:
+        at = _local_midnight(day, zone)
+        state, found = _review(model, state, day, at)
+        events += [(at, 2, e) for e in found]
     fired = dict(state.signals)
     events += [(e.at, 3, e) for e in _signals(model, state, member.lots, start or until, until,
                                               zone, fired)]
     events.sort(key=lambda e: (e[0], e[1]))
     state = state.model_copy(update={"signals": fired, "version": member.version + 1,
                                      "spend_log": _prune_log(model, dict(state.spend_log),
-                                                             until.astimezone(zone).date())})
+                                                             last_day)})
     return state, [e for _, _, e in events]
 
 
