@@ -315,15 +315,11 @@ def test_generated_source_holds_no_program_text(path: Path) -> None:
 
 def _traceable(spec: dict[str, Any]) -> dict[str, Any]:
     """A featured program without what the generated traced decision leaves to the engine:
-    groups, exclusive promotions and expressions."""
+    groups and exclusive promotions."""
     spec = copy.deepcopy(spec)
     for rule in (*spec["promotions"], *spec["birthday"]):
-        for key in ("group", "exclusive", "when"):
+        for key in ("group", "exclusive"):
             rule.pop(key, None)
-    for rule in (*spec["earn"], *spec["multipliers"]):
-        rule.pop("when", None)
-    for tier in spec["tiers"]:
-        tier.get("qualify", {}).pop("when", None)
     return spec
 
 
@@ -331,7 +327,9 @@ def _whole(program: lr.Program, member: Any, txn: Any, mode: Any) -> Any:
     """The whole traced decision as JSON (trace, earn details and next state included)."""
     try:
         return lr.evaluate(program, member, txn, mode=mode).model_dump_json()
-    except (lr.InputError, lr.EvaluationError) as exc:
+    except lr.EvaluationError as exc:  # with the trace up to the failure
+        return ("error", str(exc), [e.model_dump_json() for e in exc.trace])
+    except lr.InputError as exc:
         return ("error", type(exc).__name__, str(exc))
 
 
@@ -349,7 +347,7 @@ def test_the_generated_trace_is_the_engines_word_for_word(
 
 @pytest.mark.parametrize(("name", "generated"), [
     ("reference-4tier", True), ("rfm-3tier", True), ("retail-4tier", True),
-    ("coffee-club", False),  # expressions and a group
+    ("coffee-club", False),  # a group of promotions
 ])
 def test_which_programs_get_a_generated_trace(name: str, generated: bool) -> None:
     program = lr.load_program(ROOT / "programs" / f"{name}.yaml")
@@ -503,3 +501,31 @@ def test_a_used_up_limit_is_traced_as_the_engine_says() -> None:
     # 400 less gold's 10% = 360 paid, beauty 3× = 1080 → 108 base; × 1.5 (gold) × 2 (birthday
     # month) = 324; + 500 on 11.11 online
     assert compiled.points_total == 824 and not compiled.perks
+
+
+def test_a_condition_that_fails_stops_both_traces_at_the_same_entry() -> None:
+    """An expression error is noted in the trace, then raised, by the generated function as
+    by the engine: the same message and the same trace up to the failure."""
+    spec = {
+        "program": {"id": "err", "version": 1, "currency": "CNY", "timezone": "Asia/Shanghai"},
+        "tiers": [{"id": "basic"}, {"id": "vip", "qualify": {"spend": 100}}],
+        "earn": [{"id": "base", "points": 1, "per": 1}],
+        "promotions": [
+            {"id": "weekend", "schedule": {"freq": "weekly", "byweekday": ["SA"]},
+             "bonus_points": 5},
+            {"id": "odd", "when": "txn.amount / (txn.items_count - 1) > 1", "bonus_points": 9},
+        ],
+    }
+    program = lr.Program.from_dict(spec)
+    assert program.plan("compiled").decide_traced is not None
+    member = {"id": "m"}
+    txn = {"id": "t", "at": "2026-03-04T10:00:00+08:00",
+           "items": [{"sku": "a", "amount": "30.00"}]}
+    failed = _whole(program, member, txn, "compiled")
+    assert failed == _whole(program, member, txn, "interpreted")
+    assert failed[0] == "error" and "odd" in failed[1]
+    assert [json.loads(e)["status"] for e in failed[2]] == ["not_matched", "error"]
+    txn["items"].append({"sku": "b", "amount": "20.00"})  # two lines: it holds
+    decision = lr.evaluate(program, member, txn)
+    assert decision.model_dump_json() == _whole(program, member, txn, "interpreted")
+    assert decision.points_total == 59 and "odd" in decision.rules_fired

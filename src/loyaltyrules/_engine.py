@@ -557,8 +557,8 @@ def _qualify(ctx: _Ctx, before: TierPlan, spend: Decimal, points: int, orders: i
         checks = T.criteria(q, spend, points, orders, spend_text)
         if tp.qualify_when is not None:
             why = ctx.when(tp.tier.id, "qualification", tp.qualify_when)
-            checks.append((why is None, f"`{tp.qualify_when.expression}`" if why is None
-                           else why))
+            checks.append((why is None, T.condition_holds(tp.qualify_when.expression)
+                           if why is None else why))
         ok, reason = T.judged(q, checks)
         if ok:
             after = tp

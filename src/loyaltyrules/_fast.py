@@ -229,23 +229,32 @@ def _run(program: Any, plan: Plan, m: MemberState, t: Transaction, amounts: list
 
 
 class _Lazy:
-    """Builds the engine's expression scope only if a condition needs it."""
+    """Builds the engine's expression scope only if a condition needs it. Given the
+    decision's ``trace`` (the generated traced decision), a condition that errors notes it
+    there, as the engine does, and :meth:`why` explains one that is false."""
 
-    __slots__ = ("_args", "_ctx")
+    __slots__ = ("_args", "_ctx", "_trace")
 
     def __init__(self, program: Any, plan: Plan, m: MemberState, t: Transaction,
-                 local_at: Any) -> None:
+                 local_at: Any, trace: list[Any] | None = None) -> None:
         self._args = (program, plan, m, t, local_at)
         self._ctx: Any = None
+        self._trace = trace
 
-    def when(self, rule: str, kind: Any, cond: Any) -> bool:
+    def why(self, rule: str, kind: Any, cond: Any) -> str | None:
+        """None when the condition holds, else the engine's reason (its explanation)."""
         if self._ctx is None:
             from ._engine import _Ctx
 
             program, plan, m, t, local_at = self._args
-            self._ctx = _Ctx(program, plan, m, t, local_at, False)
-        result: bool = self._ctx.when(rule, kind, cond) is None
-        return result
+            self._ctx = _Ctx(program, plan, m, t, local_at, self._trace is not None)
+            if self._trace is not None:
+                self._ctx.trace = self._trace
+        reason: str | None = self._ctx.when(rule, kind, cond)
+        return reason
+
+    def when(self, rule: str, kind: Any, cond: Any) -> bool:
+        return self.why(rule, kind, cond) is None
 
 
 def _resolve(matched: list[FastRule]) -> list[FastRule]:

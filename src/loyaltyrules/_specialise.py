@@ -101,11 +101,10 @@ class _Source:
 
 def traceable(plan: Plan) -> bool:
     """Whether :func:`specialise` can write this program's traced decision too: no grouped
-    or exclusive rules (their selection and re-selection stay the engine's), no expressions
-    (their explanations need the engine's scope), and a size whose rules each get their own
-    function. Other programs are traced by the engine."""
+    or exclusive rules (their selection and re-selection stay the engine's) and a size whose
+    rules each get their own function. Other programs are traced by the engine."""
     fp = plan.fast
-    return len(fp.rules) <= _OWN_CHECKS and not plan.has_expressions and not fp.resolves
+    return len(fp.rules) <= _OWN_CHECKS and not fp.resolves
 
 
 def specialise(plan: Plan, traced: bool = False) -> Decide:
@@ -153,9 +152,12 @@ def specialise(plan: Plan, traced: bool = False) -> Decide:
     s.add(1, "items = t.items", "n = len(items)", "today = local_at.date()", "at = t.at",
           "list_total = amounts[0] if n == 1 else sum(amounts, ZERO)",
           "tier_id = benefits.tier.id")
-    s.add(1, "lazy = Lazy(program, PLAN, m, t, local_at)" if lazy_needed else "lazy = None")
-    if traced:
-        s.add(1, "trace = []", "note = trace.append")
+    if traced:  # (a condition that fails notes its error in the trace, then raises)
+        s.add(1, "trace = []", "note = trace.append",
+              "lazy = Lazy(program, PLAN, m, t, local_at, trace)" if lazy_needed
+              else "lazy = None")
+    else:
+        s.add(1, "lazy = Lazy(program, PLAN, m, t, local_at)" if lazy_needed else "lazy = None")
 
     # 1. rules and 2. discounts (a loop only when a priced-away winner can be selected away)
     depth = 1
@@ -419,7 +421,7 @@ def _earn(s: _Source, plan: Plan) -> None:
             if traced:
                 s.add(d, s.noted(mp.id, "multiplier", "fired", _trace.on_all_points(mp.factor)))
         if traced:
-            _filtered(s, d, mp.tiers, mp.channels, mid, "multiplier")
+            _filtered(s, d, mid, "multiplier")
     if any(fr.points_multiplier is not None for fr in fp.rules):
         s.add(1, "for fr in kept:", "    if fr.points_multiplier is not None:",
               "        " + factor("fr.id", "fr.points_multiplier"))
@@ -490,7 +492,7 @@ def _earn(s: _Source, plan: Plan) -> None:
               f"{s.k('basis')}: basis, {s.k('multiplier')}: multiplier, "
               f"{s.k('detail')}: {detail}}}))")
         if traced:
-            _filtered(s, d, ep.tiers, ep.channels, rid, "earn")
+            _filtered(s, d, rid, "earn")
     if fp.best_rule and len(fp.earn) > 1:
         s.ns["best_line"] = _best_line
         s.add(1, "if len(points_lines) > 1:")
@@ -504,25 +506,33 @@ def _earn(s: _Source, plan: Plan) -> None:
             s.add(2, "points_lines = [best_line(points_lines)]")
 
 
-def _filtered(s: _Source, depth: int, tiers: frozenset[str], channels: frozenset[str],
-              rule: str, kind: str) -> None:
-    """After a guarded multiplier's or earn rule's block: the note when its own tier or
-    channel filter left it out (tiers first, as :func:`._engine._filters`)."""
-    if depth == 1:
-        return
-    if tiers and channels:
-        why = (f"T.tier_not_in(tier_id, {s.k(sorted(tiers))}) if tier_id not in {s.k(tiers)} "
-               f"else T.channel_not_in(t.channel, {s.k(sorted(channels))})")
-    elif tiers:
-        why = f"T.tier_not_in(tier_id, {s.k(sorted(tiers))})"
-    else:
-        why = f"T.channel_not_in(t.channel, {s.k(sorted(channels))})"
-    s.add(1, "else:", "    " + s.note(rule, s.k(kind), "not_matched", why))
+def _filtered(s: _Source, depth: int, rule: str, kind: str) -> None:
+    """After a guarded multiplier's or earn rule's block (traced): the note saying why its
+    filters or condition left it out."""
+    if depth > 1:
+        s.add(1, "else:", "    " + s.note(rule, s.k(kind), "not_matched", "why"))
 
 
 def _guard(s: _Source, tiers: frozenset[str], channels: frozenset[str], when: Any,
            rule_id: str, kind: str) -> int:
-    """Open the ``if`` of a multiplier's or earn rule's own filters; the depth of its body."""
+    """Open the ``if`` of a multiplier's or earn rule's own filters; the depth of its body.
+    Traced, ``why`` first holds the reason it is left out, as :func:`._engine._filters` and
+    the condition give it (tiers, then channels, then the condition)."""
+    if s.traced:
+        if not (tiers or channels or when is not None):
+            return 1
+        s.add(1, "why = None")
+        if tiers:
+            s.add(1, f"if tier_id not in {s.k(tiers)}:",
+                  f"    why = T.tier_not_in(tier_id, {s.k(sorted(tiers))})")
+        if channels:
+            s.add(1, f"if why is None and t.channel not in {s.k(channels)}:",
+                  f"    why = T.channel_not_in(t.channel, {s.k(sorted(channels))})")
+        if when is not None:
+            s.add(1, "if why is None:",
+                  f"    why = lazy.why({s.k(rule_id)}, {s.k(kind)}, {s.k(when)})")
+        s.add(1, "if why is None:")
+        return 2
     tests = []
     if tiers:
         tests.append(f"tier_id in {s.k(tiers)}")
@@ -570,8 +580,14 @@ def _qualification(s: _Source, plan: Plan) -> None:
         s.add(2, "points_after = m.points - redeemed + points_total",
               "orders_after = m.orders + 1", "spend_text = fmt(spend_after)",
               f"for tp in {s.k(tiers)}[tier_before.rank + 1:]:",
-              "    ok, why = T.judged(tp.qualify, T.criteria(tp.qualify, spend_after, "
-              "points_after, orders_after, spend_text))",
+              "    checks = T.criteria(tp.qualify, spend_after, points_after, orders_after, "
+              "spend_text)")
+        if any(tp.qualify_when is not None for tp in tiers):
+            s.add(3, "if tp.qualify_when is not None:",
+                  f"    why = lazy.why(tp.tier.id, {s.k('qualification')}, tp.qualify_when)",
+                  "    checks.append((why is None, T.condition_holds(tp.qualify_when.expression)"
+                  " if why is None else why))")
+        s.add(2, "    ok, why = T.judged(tp.qualify, checks)",
               "    if ok:", "        after = tp",
               "    " + s.note("tp.tier.id", s.k("qualification"), "fired|not_matched", "why"))
     elif spend_only:
@@ -674,7 +690,7 @@ def _rule_reasons(s: _Source, plan: Plan) -> None:
     excluded = frozenset(model.policies.discounts.exclude_categories)
     for rp in plan.rules:
         rule = rp.rule
-        s.add(0, f"def reason{rp.index}(at, today, local_at, m, t, tier, total):")
+        s.add(0, f"def reason{rp.index}(at, today, local_at, m, t, tier, total, lazy):")
         if rp.start is not None:
             start = s.k(rp.start)
             s.add(1, f"if at < {start}:", f"    return T.window_starts({start}, local_at)")
@@ -725,7 +741,10 @@ def _rule_reasons(s: _Source, plan: Plan) -> None:
             s.add(1, f"usage = m.usage.get({s.k(rule.id)})", f"key = period_key(today, {per})",
                   "used = usage.count if usage is not None and usage.period == key else 0",
                   f"if used >= {times}:", f"    return T.limit_reached(used, {times}, {per}, key)")
-        s.add(1, "return None")
+        if rp.when is not None:
+            s.add(1, f"return lazy.why({s.k(rule.id)}, {s.k(rp.kind)}, {s.k(rp.when)})")
+        else:
+            s.add(1, "return None")
 
 
 def _traced_selection(s: _Source, plan: Plan) -> None:
@@ -734,7 +753,7 @@ def _traced_selection(s: _Source, plan: Plan) -> None:
     fast = {fr.index: fr for fr in plan.fast.rules}
     s.add(1, "matched = []")
     for rp in plan.rules:
-        s.add(1, f"why = reason{rp.index}(at, today, local_at, m, t, tier_id, list_total)",
+        s.add(1, f"why = reason{rp.index}(at, today, local_at, m, t, tier_id, list_total, lazy)",
               "if why is None:", f"    matched.append({s.k(fast[rp.index])})", "else:",
               "    " + s.note(s.k(rp.rule.id), s.k(rp.kind), "not_matched", "why"))
     if len(plan.rules) > 1:

@@ -169,6 +169,11 @@ def criteria(q: Qualify, spend: Decimal, points: int, orders: int, spend_text: s
     return checks
 
 
+def condition_holds(expression: object) -> str:
+    """A tier's ``when:`` that holds, quoted."""
+    return f"`{expression}`"
+
+
 def judged(q: Qualify, checks: list[tuple[bool, str]]) -> tuple[bool, str]:
     """Whether the tier qualifies (all or any), and the sentence saying so."""
     if len(checks) == 1:  # the usual single threshold
