@@ -248,13 +248,13 @@ def _select_rules(ctx: _Ctx, tier: str, dropped: Mapping[str, str]) -> list[Rule
         rule = rp.rule
         if exclusive is not None and rp.kind == "promotion" and rp is not exclusive:
             if ctx.tracing:
-                ctx.note(rule.id, rp.kind, "skipped", f"exclusive promotion {exclusive.id} fired")
+                ctx.note(rule.id, rp.kind, "skipped", T.exclusive_fired(exclusive.id))
             continue
         if rule.group is not None:
             if rule.group in groups:
                 if ctx.tracing:
                     ctx.note(rule.id, rp.kind, "skipped",
-                             f"group {rule.group}: {groups[rule.group]} has priority")
+                             T.group_taken(rule.group, groups[rule.group]))
                 continue
             groups[rule.group] = rule.id
         winners.append(rp)
@@ -700,7 +700,7 @@ def _run(
         reasons = {e.rule: e.reason for e in ctx.trace[trace_mark:]
                    if e.status == "not_matched"}
         for rp in lost:
-            dropped[rp.rule.id] = reasons.get(rp.rule.id, "its discount did not apply")
+            dropped[rp.rule.id] = reasons.get(rp.rule.id, T.DISCOUNT_DID_NOT_APPLY)
         del ctx.trace[trace_mark:]
         ctx.fired = fired_mark
 

@@ -12,17 +12,20 @@ is tested equal to it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
+from . import _trace as T
 from ._compile import FastPlan, FastRule, Plan, TierPlan
 from ._decision import (
     Decision,
     DiscountLine,
     PointsLine,
+    TraceEntry,
     UsageConsumed,
     build,
+    builder,
 )
 from ._errors import InputError
 from ._lifecycle import redemption_value, window_spend
@@ -257,19 +260,35 @@ class _Lazy:
         return self.why(rule, kind, cond) is None
 
 
-def _resolve(matched: list[FastRule]) -> list[FastRule]:
+def _resolve(matched: list[FastRule], note: Callable[[TraceEntry], None] | None = None
+             ) -> list[FastRule]:
+    """Exclusivity and groups, first by priority wins (:func:`._engine._select_rules`);
+    with ``note`` (the generated traced decision), each rule left out is noted as the
+    engine notes it."""
     exclusive = next((f for f in matched if f.exclusive), None)
     out: list[FastRule] = []
-    groups: set[str] = set()
+    groups: dict[str, str] = {}
     for fr in matched:
         if exclusive is not None and fr.promotion and fr is not exclusive:
+            if note is not None:
+                note(_skipped(fr, T.exclusive_fired(exclusive.id)))
             continue
         if fr.group is not None:
             if fr.group in groups:
+                if note is not None:
+                    note(_skipped(fr, T.group_taken(fr.group, groups[fr.group])))
                 continue
-            groups.add(fr.group)
+            groups[fr.group] = fr.id
         out.append(fr)
     return out
+
+
+_entry = builder(TraceEntry)
+
+
+def _skipped(fr: FastRule, reason: str) -> TraceEntry:
+    return _entry({"rule": fr.id, "kind": "promotion" if fr.promotion else "birthday",
+                   "status": "skipped", "reason": reason})
 
 
 def _price(fp: Any, items: Sequence[Any], amounts: list[Decimal],

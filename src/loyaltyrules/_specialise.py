@@ -100,11 +100,10 @@ class _Source:
 
 
 def traceable(plan: Plan) -> bool:
-    """Whether :func:`specialise` can write this program's traced decision too: no grouped
-    or exclusive rules (their selection and re-selection stay the engine's) and a size whose
-    rules each get their own function. Other programs are traced by the engine."""
-    fp = plan.fast
-    return len(fp.rules) <= _OWN_CHECKS and not fp.resolves
+    """Whether :func:`specialise` writes this program's traced decision too: when each of
+    its rules gets a function of its own (the trace notes every rule, and a program with
+    hundreds of promotions would take long to load). Larger ones are traced by the engine."""
+    return len(plan.fast.rules) <= _OWN_CHECKS
 
 
 def specialise(plan: Plan, traced: bool = False) -> Decide:
@@ -162,10 +161,14 @@ def specialise(plan: Plan, traced: bool = False) -> Decide:
     # 1. rules and 2. discounts (a loop only when a priced-away winner can be selected away)
     depth = 1
     if loops:
-        s.add(1, "dropped = set()", "while True:")
+        # traced, a rule dropped keeps the reason it dropped with, and each pass's notes are
+        # taken back before the next (as the engine does)
+        s.add(1, "dropped = {}" if traced else "dropped = set()", "while True:")
         depth = 2
+        if traced:
+            s.add(2, "mark = len(trace)")
     if traced:
-        _traced_selection(s, plan)
+        _traced_selection(s, plan, depth, loops)
     elif rules:
         test = "fr.id not in dropped and " if loops else ""
         check = "CHECKS[fr.index]" if own_checks else "fr.check"
@@ -181,7 +184,7 @@ def specialise(plan: Plan, traced: bool = False) -> Decide:
     # how a discount was limited)
     engine_priced = traced and (any_source or fp.max_total is not None)
     if engine_priced:
-        _traced_pricing(s, plan)
+        _traced_pricing(s, plan, depth)
     elif any_source:
         _generic_pricing(s, depth, any_tier_discount)
     elif any_tier_discount:
@@ -189,23 +192,30 @@ def specialise(plan: Plan, traced: bool = False) -> Decide:
     else:
         s.add(depth, "paid = amounts", "discount_lines = []", "goods_paid = list_total")
     if traced and not engine_priced:
-        _traced_tier_discount(s, plan)
+        _traced_tier_discount(s, plan, depth)
     s.add(depth, "due = goods_paid + t.shipping + t.tax",
           "pwp, redeemed = redemption_value(MODEL, m, t, goods_paid, Q) if t.redeem_points "
           "else (t.paid_with_points, 0)",
           "if pwp > due:", "    raise over_paid(pwp, due)", "payable = due - pwp")
     if traced:
-        s.add(1, "if redeemed:",
-              f"    note(entry({{{s.k('rule')}: {s.k('redemption')}, {s.k('kind')}: "
-              f"{s.k('redemption')}, {s.k('status')}: {s.k('fired')}, {s.k('reason')}: "
-              "T.points_pay(redeemed, pwp)}))")
-        _traced_kept(s, plan)
+        s.add(depth, "if redeemed:",
+              "    " + s.note(s.k("redemption"), s.k("redemption"), "fired",
+                              "T.points_pay(redeemed, pwp)"))
+        _traced_kept(s, plan, depth)
     elif any_min_paid or any_source:
         s.add(depth, "kept = [fr for fr in matched if fr.id not in void and (fr.min_paid is "
               "None or goods_paid >= fr.min_paid)] if matched else matched")
     else:
         s.add(depth, "kept = matched")
-    if loops:
+    if loops and traced:
+        s.add(depth, "lost = [fr for fr in matched if fr not in kept and (fr.group is not "
+              "None or fr.exclusive)]", "if not lost:", "    break",
+              f"reasons = {{e.rule: e.reason for e in trace[mark:] if e.status == "
+              f"{s.k('not_matched')}}}",
+              "for fr in lost:",
+              "    dropped[fr.id] = reasons.get(fr.id, T.DISCOUNT_DID_NOT_APPLY)",
+              "del trace[mark:]")
+    elif loops:
         s.add(depth, "lost = {fr.id for fr in matched if fr not in kept and (fr.group is not "
               "None or fr.exclusive)}", "if not lost:", "    break", "dropped |= lost")
 
@@ -747,17 +757,26 @@ def _rule_reasons(s: _Source, plan: Plan) -> None:
             s.add(1, "return None")
 
 
-def _traced_selection(s: _Source, plan: Plan) -> None:
-    """Every rule's conditions in declaration order, each that fails noted with its reason;
-    those that hold, in priority order (no group or exclusive rule to resolve)."""
+def _traced_selection(s: _Source, plan: Plan, d: int, loops: bool) -> None:
+    """Every rule's conditions in declaration order, each that fails noted with its reason
+    (a rule dropped by an earlier pass with the reason it dropped with); those that hold in
+    priority order, then exclusivity and groups, each rule left out noted."""
     fast = {fr.index: fr for fr in plan.fast.rules}
-    s.add(1, "matched = []")
+    s.add(d, "matched = []")
     for rp in plan.rules:
-        s.add(1, f"why = reason{rp.index}(at, today, local_at, m, t, tier_id, list_total, lazy)",
-              "if why is None:", f"    matched.append({s.k(fast[rp.index])})", "else:",
-              "    " + s.note(s.k(rp.rule.id), s.k(rp.kind), "not_matched", "why"))
+        rid, kind = s.k(rp.rule.id), s.k(rp.kind)
+        e = d
+        if loops:
+            s.add(d, f"if {rid} in dropped:",
+                  "    " + s.note(rid, kind, "not_matched", f"dropped[{rid}]"), "else:")
+            e = d + 1
+        s.add(e, f"why = reason{rp.index}(at, today, local_at, m, t, tier_id, list_total, "
+              "lazy)", "if why is None:", f"    matched.append({s.k(fast[rp.index])})",
+              "else:", "    " + s.note(rid, kind, "not_matched", "why"))
     if len(plan.rules) > 1:
-        s.add(1, "if len(matched) > 1:", "    matched.sort(key=FP.rule_key)")
+        s.add(d, "if len(matched) > 1:", "    matched.sort(key=FP.rule_key)")
+    if plan.fast.resolves:
+        s.add(d, "matched = resolve(matched, note)")
 
 
 def _no_tier_discount(s: _Source, plan: Plan) -> str:
@@ -768,14 +787,14 @@ def _no_tier_discount(s: _Source, plan: Plan) -> str:
                 for tp in plan.tiers if tp.source is None})
 
 
-def _traced_pricing(s: _Source, plan: Plan) -> None:
+def _traced_pricing(s: _Source, plan: Plan, d: int) -> None:
     """Rules with discounts: the tier's missing discount noted, then the engine's own pricing
     (:func:`._engine.price_traced`), which notes each discount, threshold and cap."""
     s.ns["price_traced"] = _price_traced()
     if any(tp.source is None for tp in plan.tiers):
-        s.add(1, "if benefits.source is None:",
+        s.add(d, "if benefits.source is None:",
               f"    note({_no_tier_discount(s, plan)}[tier_id])")
-    s.add(1, "sources = []", "if benefits.source is not None:",
+    s.add(d, "sources = []", "if benefits.source is not None:",
           "    sources.append(benefits.source)",
           "for fr in matched:", "    if fr.source is not None:",
           "        sources.append(fr.source)",
@@ -794,23 +813,23 @@ def _price_traced() -> Any:
     return price_traced
 
 
-def _traced_tier_discount(s: _Source, plan: Plan) -> None:
+def _traced_tier_discount(s: _Source, plan: Plan, d: int) -> None:
     """The tier's discount noted: a percentage of the discountable lines, or none."""
     fp = plan.fast
     none = _no_tier_discount(s, plan)
     if not any(tp.source is not None for tp in plan.tiers):
-        s.add(1, f"note({none}[tier_id])")
+        s.add(d, f"note({none}[tier_id])")
         return
     base = "sum(amounts, ZERO)"
     if fp.discount_excluded:
         base = (f"sum([a for a, i in zip(amounts, items) if i.category not in "
                 f"{s.k(fp.discount_excluded)}], ZERO)")
-    s.add(1, "if src is None:", f"    note({none}[tier_id])", "else:",
+    s.add(d, "if src is None:", f"    note({none}[tier_id])", "else:",
           "    " + s.note("tier_id", s.k("tier"), "fired", "T.discount(discount_lines[0].amount, "
                           f"T.percent_of(src[4].percent, {base}))"))
 
 
-def _traced_kept(s: _Source, plan: Plan) -> None:
+def _traced_kept(s: _Source, plan: Plan, d: int) -> None:
     """Rules whose min_paid the amount paid does not reach drop out, noted; the others'
     effects (points, bonus, perk) are noted as fired."""
     effects = {rp.index: _entry({"rule": rp.rule.id, "kind": rp.kind, "status": "fired",
@@ -818,23 +837,23 @@ def _traced_kept(s: _Source, plan: Plan) -> None:
                for rp in plan.rules if rp.effects_text}
     kinds = {rp.index: rp.kind for rp in plan.rules}
     if not plan.rules:
-        s.add(1, "kept = matched")
+        s.add(d, "kept = matched")
         return
     priced = any(rp.rule.discount is not None for rp in plan.rules)  # void can be filled
-    s.add(1, "kept = []")
+    s.add(d, "kept = []")
     if priced:  # a rule whose discount did not apply takes no part; one that did is noted
-        s.add(1, "priced = {d.rule for d in discount_lines}")
-    s.add(1, "for fr in matched:")
+        s.add(d, "priced = {d.rule for d in discount_lines}")
+    s.add(d, "for fr in matched:")
     if priced:
-        s.add(2, "if fr.id in void:", "    continue")
+        s.add(d + 1, "if fr.id in void:", "    continue")
     if any(rp.rule.min_paid is not None for rp in plan.rules):
-        s.add(2, "if fr.min_paid is not None and goods_paid < fr.min_paid:",
+        s.add(d + 1, "if fr.min_paid is not None and goods_paid < fr.min_paid:",
               "    " + s.note("fr.id", f"{s.k(kinds)}[fr.index]", "not_matched",
                               "T.below_min_paid(goods_paid, fr.min_paid)"),
               "    continue")
-    s.add(2, "kept.append(fr)")
+    s.add(d + 1, "kept.append(fr)")
     if effects:
-        s.add(2, f"done = {s.k(effects)}.get(fr.index)",
+        s.add(d + 1, f"done = {s.k(effects)}.get(fr.index)",
               "if done is not None" + (" and (fr.source is None or fr.id not in priced)"
                                        if priced else "") + ":",
               "    note(done)")

@@ -77,6 +77,17 @@ def limit_reached(used: int, times: int, per: str, key: str) -> str:
     return f"usage limit reached: {used} of {times} per {per} ({key})"
 
 
+def exclusive_fired(exclusive: str) -> str:
+    return f"exclusive promotion {exclusive} fired"
+
+
+def group_taken(group: str, winner: str) -> str:
+    return f"group {group}: {winner} has priority"
+
+
+DISCOUNT_DID_NOT_APPLY = "its discount did not apply"
+
+
 def below_min_paid(goods_paid: Decimal, min_paid: Decimal) -> str:
     return f"amount paid {goods_paid:f} below min_paid {min_paid:f}"
 
