@@ -583,8 +583,9 @@ def evaluate(
 
     Pure: the inputs are not changed and no clock or zone of the machine is read. Raises
     :class:`InputError` for malformed input and :class:`EvaluationError` when a rule fails
-    (never silently "not matched"). ``mode="interpreted"`` runs conditions through simpleeval,
-    the reference the compiled default is tested against.
+    (never silently "not matched"). ``mode="interpreted"`` runs conditions through simpleeval
+    and the trace through this module's engine: the reference that the compiled default (a
+    function generated for the program, with or without the trace) is tested against.
 
     >>> decision = evaluate(program, member, txn)                  # doctest: +SKIP
     >>> decision.payable, decision.points_total                     # doctest: +SKIP
