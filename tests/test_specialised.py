@@ -75,6 +75,8 @@ def featured_programs(draw: st.DrawFn) -> dict[str, Any]:
             r["discount"] = {"amount": str(draw(st.integers(1, 300)))}
         elif effect == "threshold":
             r["discount"] = {"threshold": "200", "off": "30", "repeat": draw(st.booleans())}
+            if r["discount"]["repeat"] and draw(st.booleans()):
+                r["discount"]["max_repeats"] = 2
         elif effect == "bonus":
             r["bonus_points"] = draw(st.integers(1, 500))
         elif effect == "multiplier":
@@ -90,7 +92,9 @@ def featured_programs(draw: st.DrawFn) -> dict[str, Any]:
         if draw(st.integers(0, 3)) == 0:
             r["channels"] = [draw(st.sampled_from(["online", "store"]))]
         if draw(st.integers(0, 3)) == 0:
-            r["tiers"] = [f"t{draw(st.integers(0, n_tiers - 1))}"]
+            # several, in an order of their own: the trace quotes a rule's as written
+            r["tiers"] = draw(st.lists(st.sampled_from([f"t{k}" for k in range(n_tiers)]),
+                                       min_size=1, max_size=3, unique=True))
         if draw(st.integers(0, 3)) == 0:
             r["min_amount"] = str(draw(st.integers(0, 800)))
         if "discount" not in r and draw(st.integers(0, 2)) == 0:
@@ -156,8 +160,9 @@ def featured_programs(draw: st.DrawFn) -> dict[str, Any]:
             mp["skus"] = [draw(st.sampled_from(SKUS))]
         if draw(st.integers(0, 3)) == 0:
             mp["channels"] = ["store"]
-        if draw(st.integers(0, 3)) == 0:
-            mp["tiers"] = [f"t{draw(st.integers(0, n_tiers - 1))}"]
+        if draw(st.integers(0, 3)) == 0:  # (quoted sorted)
+            mp["tiers"] = draw(st.lists(st.sampled_from([f"t{k}" for k in range(n_tiers)]),
+                                        min_size=1, max_size=3, unique=True))
         if draw(st.integers(0, 4)) == 0:
             mp["when"] = "txn.quantity >= 2"
         multipliers.append(mp)
@@ -184,7 +189,7 @@ def featured_programs(draw: st.DrawFn) -> dict[str, Any]:
             "discounts": {
                 "stacking": draw(st.sampled_from(["sequential", "additive"])),
                 "combine": draw(st.sampled_from(["stack", "best"])),
-                "max_total": _maybe(draw, draw(st.sampled_from(["30%", "100%"]))),
+                "max_total": _maybe(draw, draw(st.sampled_from(["0%", "5%", "30%", "100%"]))),
                 "threshold_basis": draw(st.sampled_from(["current", "list"])),
                 "exclude_categories": draw(st.sampled_from([[], ["coffee"]])),
             },
@@ -217,7 +222,8 @@ def purchases(draw: st.DrawFn, program: dict[str, Any]) -> tuple[dict[str, Any],
         "sku": st.sampled_from(SKUS), "category": st.sampled_from(CATEGORIES),
         "quantity": st.integers(1, 3),
         # whole amounts too ("5"): decisions must write the same decimals on every path
-        "amount": st.one_of(money.map(str), st.integers(0, 3000).map(str))}),
+        "amount": st.one_of(money.map(str), st.integers(0, 3000).map(str),
+                            st.just("-0.00"))}),
         min_size=1, max_size=5))
     txn: dict[str, Any] = {"id": "t1", "at": at.isoformat(),
                            "channel": draw(st.sampled_from(["online", "store"])),
@@ -226,6 +232,8 @@ def purchases(draw: st.DrawFn, program: dict[str, Any]) -> tuple[dict[str, Any],
                            "tax": draw(st.sampled_from(["0", "1.30"]))}
     if "redemption" in program and draw(st.booleans()):
         txn["redeem_points"] = draw(st.sampled_from([100, 500, 2000, 123]))
+    elif draw(st.integers(0, 5)) == 0:  # a points payment the host worked out itself
+        txn["paid_with_points"] = draw(st.sampled_from(["5.00", "50.00"]))
     day = at.date()
     birthday = draw(st.sampled_from([day.replace(year=1990), day.replace(year=1990, day=1),
                                      day.replace(year=1988) - timedelta(days=40)]))
@@ -533,3 +541,20 @@ def test_a_condition_that_fails_stops_both_traces_at_the_same_entry() -> None:
     decision = lr.evaluate(program, member, txn)
     assert decision.model_dump_json() == _whole(program, member, txn, "interpreted")
     assert decision.points_total == 59 and "odd" in decision.rules_fired
+
+
+def test_a_negative_zero_amount_is_zero_on_every_path() -> None:
+    """A single "-0.00" line: no "-0.00" in any total, discount or trace, compiled or not."""
+    program = lr.Program.from_dict({
+        "program": {"id": "z", "version": 1, "currency": "CNY", "timezone": "Asia/Shanghai"},
+        "tiers": [{"id": "t0", "discount": "10%"}],
+        "earn": [{"id": "e0", "points": 1, "per": 1}]})
+    member = {"id": "m"}
+    txn = {"id": "t", "at": "2026-03-04T10:00:00+08:00", "shipping": "-0",
+           "items": [{"sku": "a", "amount": "-0.00"}]}
+    compiled = _whole(program, member, txn, "compiled")
+    assert compiled == _whole(program, member, txn, "interpreted")
+    assert '"-0' not in compiled and " -0" not in compiled  # no amount written as -0…
+    assert _outcome(program, member, txn, "compiled", trace=False) == _outcome(
+        program, member, txn, "interpreted", trace=False)
+    assert lr.Transaction.model_validate(txn).items[0].amount.is_signed() is False

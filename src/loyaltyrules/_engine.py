@@ -51,12 +51,6 @@ _ONE = Decimal(1)
 _entry = builder(TraceEntry)
 
 
-def _fmt(d: Decimal) -> str:
-    return format(d, "f")
-
-
-
-
 class _Ctx:
     """Per-evaluation state: inputs, the local day, the lazily built expression scope, trace."""
 

@@ -45,6 +45,8 @@ def _amount(value: Any) -> Decimal:
     amount = parse_money(value)
     if amount < 0:
         raise ValueError(f"must not be negative (got {value})")
+    if amount.is_signed():  # "-0.00" is zero: written 0.00 whichever way it is added up
+        amount = amount.copy_abs()
     return amount
 
 
