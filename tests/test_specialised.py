@@ -107,8 +107,10 @@ def featured_programs(draw: st.DrawFn) -> dict[str, Any]:
         if prefix == "p" and draw(st.integers(0, 4)) == 0:
             r["exclusive"] = True
         if draw(st.integers(0, 5)) == 0:
-            r["when"] = draw(st.sampled_from(["txn.amount >= 100", "member.orders > 1",
-                                              "has_category('beauty')"]))
+            r["when"] = draw(st.sampled_from([
+                "txn.amount >= 100", "member.orders > 1", "has_category('beauty')",
+                # errors at run time: a missing birthday, a one-line basket
+                "member.birthday.month == 3", "txn.amount / (txn.items_count - 1) > 100"]))
         return r
 
     promotions = []
@@ -242,10 +244,12 @@ def purchases(draw: st.DrawFn, program: dict[str, Any]) -> tuple[dict[str, Any],
         "points": draw(st.integers(0, 5000)), "orders": draw(st.integers(0, 6)),
         "qualifying_spend": str(draw(money)), "birthday": birthday.isoformat(),
     }
+    if draw(st.integers(0, 5)) == 0:
+        del member["birthday"]  # not known
     if draw(st.integers(0, 3)) == 0:  # this purchase lands exactly on a spend threshold
         total = sum(Decimal(i["amount"]) for i in items)
         member["qualifying_spend"] = str(max(Decimal(0), 800 * draw(st.integers(1, 3)) - total))
-    if draw(st.booleans()):
+    if "birthday" in member and draw(st.booleans()):
         member["birthday_set_on"] = (day - timedelta(days=draw(st.integers(0, 60)))).isoformat()
     if draw(st.booleans()):
         rules = [r["id"] for r in program["promotions"] + program["birthday"]]

@@ -30,6 +30,7 @@ from ._expressions import (
     _safe_add,
     _safe_mod,
     _safe_mult,
+    date_field,
 )
 
 __all__ = ["compile_expression"]
@@ -75,6 +76,7 @@ def _attr(attrs: dict[str, Any], key: str) -> Any:
 
 _HELPERS: dict[str, Any] = {
     "_attr": _attr,
+    "_date_field": date_field,
     # the same size-limited operators the interpreter uses, so both refuse the same values
     "_add": _safe_add,
     "_mul": _safe_mult,
@@ -122,7 +124,10 @@ class _Rewriter:
             fields = _TYPE_FIELDS.get(vtype)
             if fields is None or node.attr not in fields:
                 raise ValueError(f"unchecked field {node.attr!r}")
-            if vtype in ("date", "date?", "datetime"):
+            if vtype == "date?":  # may be missing: refused with the interpreter's message
+                assert node.attr in _DATETIME_FIELDS
+                return _call("_date_field", value, ast.Constant(value=node.attr)), "int"
+            if vtype in ("date", "datetime"):
                 assert node.attr in _DATETIME_FIELDS
                 return ast.Attribute(value=value, attr=node.attr, ctx=ast.Load()), "int"
             return _lookup(value, node.attr), fields[node.attr]

@@ -239,6 +239,24 @@ class ExpressionRuntimeError(Exception):
     """Evaluating an expression raised; the engine turns this into an EvaluationError."""
 
 
+def date_field(value: date | datetime | None, name: str) -> int:
+    """``.year``/``.month``/… of a date that may be missing (``member.birthday``): one
+    message whether the expression is compiled or interpreted."""
+    if value is None:
+        raise TypeError(f"cannot read .{name} of None (the date is not set)")
+    field: int = getattr(value, name)
+    return field
+
+
+class _Evaluator(EvalWithCompoundTypes):  # type: ignore[misc]
+    """simpleeval, with a missing date's field refused as the compiled code refuses it."""
+
+    def _eval_attribute(self, node: ast.Attribute) -> Any:
+        if node.attr in _DATETIME_FIELDS and self._eval(node.value) is None:
+            date_field(None, node.attr)
+        return super()._eval_attribute(node)
+
+
 def _suggest(word: str, choices: list[str]) -> str | None:
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else None
@@ -781,7 +799,7 @@ class Scope:
             "event": _Record({**self.event_view, "attrs": _Attrs(self.event_view["attrs"])}),
             "decision": _Record(self.decision or {}),
         }
-        evaluator = EvalWithCompoundTypes(
+        evaluator = _Evaluator(
             operators=dict(_OPERATORS),
             functions=dict(functions),
             names=names,

@@ -585,8 +585,8 @@ def _qualification(s: _Source, plan: Plan) -> None:
           "    spend_after = " + ("m.qualifying_spend" if _lifetime(plan)
                                   else "window_spend(MODEL, m, today)") + " + spend")
     if s.traced:
-        # each tier above noted with the engine's words (no conditions: a traceable program
-        # has no expressions)
+        # each tier above judged and noted with the engine's words, its condition (if any)
+        # run and explained through the engine's scope
         s.add(2, "points_after = m.points - redeemed + points_total",
               "orders_after = m.orders + 1", "spend_text = fmt(spend_after)",
               f"for tp in {s.k(tiers)}[tier_before.rank + 1:]:",
