@@ -92,7 +92,8 @@ def bench_reference(cases: Sequence[Case], repeat: int) -> list[Row]:
             (False, "compiled", "loyaltyrules (trace off, next state read)", True),
             (True, "compiled", "loyaltyrules (full trace)", False),
             (False, "interpreted", "loyaltyrules, plan interpreter, simpleeval conditions",
-             False)):
+             False),
+            (True, "interpreted", "loyaltyrules, full trace by the reference engine", False)):
         got = [_as_tuple(lr.evaluate(program, m, t, trace=trace, mode=mode)) for m, t in inputs]
         assert got == expected, label
         rows.append(_engine_row(label, program, inputs, trace, mode, load, repeat, state))

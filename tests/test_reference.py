@@ -52,11 +52,12 @@ def test_the_benchmark_table_runs_and_checks_every_engine_first() -> None:
 
     rows = bench_reference(make_cases(60, seed=7), repeat=1)
     engines = [row.engine for row in rows]
-    assert engines[:5] == [
+    assert engines[:6] == [
         "hand-written Python", "loyaltyrules (trace off)",
         "loyaltyrules (trace off, next state read)", "loyaltyrules (full trace)",
-        "loyaltyrules, plan interpreter, simpleeval conditions"]
-    assert len(engines) == 8
+        "loyaltyrules, plan interpreter, simpleeval conditions",
+        "loyaltyrules, full trace by the reference engine"]
+    assert len(engines) == 9
     table = render(rows).splitlines()
     assert table[0].startswith("| engine | decisions/s | ratio to hand-written")
     assert len(table) == 2 + len(rows)
