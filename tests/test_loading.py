@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+from concurrent.futures import ProcessPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -205,6 +207,34 @@ def test_to_dict_round_trips_to_the_same_hash(path: Path) -> None:
     again = Program.from_dict(program.to_dict())
     assert again.hash == program.hash
     assert again.tier_ids == program.tier_ids
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.name)
+def test_a_program_pickles_to_the_same_program(path: Path) -> None:
+    """For process pools: the same hash, the same positions for diagnostics, the same
+    decisions."""
+    program = load_program(path)
+    again = pickle.loads(pickle.dumps(program))
+    assert again.hash == program.hash and again.source_map == program.source_map
+    assert again.source_map.locate(("tiers", 1)) is not None
+    member = {"id": "m", "birthday": "1990-03-15"}
+    txn = {"id": "t", "at": "2026-03-15T14:30:00+08:00",
+           "items": [{"sku": "a", "amount": "1000.00"}]}
+    assert lr.evaluate(again, member, txn).model_dump_json() == lr.evaluate(
+        program, member, txn).model_dump_json()
+
+
+def _worker_points(program: Program) -> int:
+    return lr.evaluate(program, {"id": "m"}, {
+        "id": "t", "at": "2026-03-15T14:30:00+08:00",
+        "items": [{"sku": "a", "amount": "1000.00"}]}).points_total
+
+
+def test_a_process_pool_can_be_handed_a_program() -> None:
+    program = load_program(RETAIL)
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        assert pool.submit(_worker_points, program).result(timeout=60) == \
+            _worker_points(program)
 
 
 # -- immutability ---------------------------------------------------------------------------

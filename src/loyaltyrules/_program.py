@@ -86,6 +86,11 @@ class Program:
     def __repr__(self) -> str:
         return f"<Program {self.id} v{self.version} {self._hash[:19]}>"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its data and source map, loaded (validated, compiled) again on the
+        other side: a process pool can be handed a program. The hash is the same."""
+        return (_unpickle, (self.to_dict(), self._map))
+
     def plan(self, mode: Mode = "compiled") -> Plan:
         """The compiled (default) or interpreted plan the engine runs; built once."""
         plan = self._plans.get(mode)
@@ -205,6 +210,10 @@ def _looks_like_path(text: str) -> bool:
 
 
 @exact
+def _unpickle(data: dict[str, Any], smap: SourceMap) -> Program:
+    return _build(data, smap)
+
+
 def _build(data: Any, smap: SourceMap) -> Program:
     if not isinstance(data, Mapping):
         raise ProgramError([smap.diagnostic("LR200", "a program is a mapping of sections "

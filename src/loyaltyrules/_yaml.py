@@ -89,6 +89,11 @@ def _empty_positions() -> Mapping[_Path, Position]:
     return MappingProxyType({})
 
 
+def _source_map(source: str, positions: dict[_Path, Position],
+                key_positions: dict[_Path, Position]) -> SourceMap:
+    return SourceMap(source, MappingProxyType(positions), MappingProxyType(key_positions))
+
+
 @dataclass(frozen=True)
 class SourceMap:
     """Where each value of a loaded document was written, so diagnostics can point at it.
@@ -100,6 +105,10 @@ class SourceMap:
     source: str = "<program>"
     positions: Mapping[_Path, Position] = field(default_factory=_empty_positions)
     key_positions: Mapping[_Path, Position] = field(default_factory=_empty_positions)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled as plain dicts (a read-only view does not pickle), read-only again after
+        return (_source_map, (self.source, dict(self.positions), dict(self.key_positions)))
 
     def locate(self, path: _Path) -> Position | None:
         """Position of the value at path, else of its key, else of the nearest located ancestor.
