@@ -25,7 +25,6 @@ from ._decision import (
     TraceEntry,
     UsageConsumed,
     build,
-    builder,
 )
 from ._errors import AlreadyApplied, EvaluationError, InputError
 from ._expressions import ExpressionRuntimeError, Scope
@@ -46,9 +45,6 @@ __all__ = ["evaluate"]
 
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
-
-
-_entry = builder(TraceEntry)
 
 
 class _Ctx:
@@ -87,13 +83,13 @@ class _Ctx:
         self.event: Mapping[str, Any] | None = None
 
     def note(self, rule: str, kind: RuleKind, status: Status, reason: str) -> None:
-        self.trace.append(_entry({"rule": rule, "kind": kind, "status": status,
+        self.trace.append(T.entry({"rule": rule, "kind": kind, "status": status,
                                   "reason": reason}))
 
     def fire(self, rule: str, kind: RuleKind, reason: str | None = None) -> None:
         self.fired[rule] = None
         if self.tracing and reason is not None:
-            self.trace.append(_entry({"rule": rule, "kind": kind, "status": "fired",
+            self.trace.append(T.entry({"rule": rule, "kind": kind, "status": "fired",
                                       "reason": reason}))
 
     @property

@@ -25,7 +25,6 @@ from ._decision import (
     TraceEntry,
     UsageConsumed,
     build,
-    builder,
 )
 from ._errors import InputError
 from ._lifecycle import redemption_value, window_spend
@@ -283,11 +282,8 @@ def _resolve(matched: list[FastRule], note: Callable[[TraceEntry], None] | None 
     return out
 
 
-_entry = builder(TraceEntry)
-
-
 def _skipped(fr: FastRule, reason: str) -> TraceEntry:
-    return _entry({"rule": fr.id, "kind": "promotion" if fr.promotion else "birthday",
+    return T.entry({"rule": fr.id, "kind": "promotion" if fr.promotion else "birthday",
                    "status": "skipped", "reason": reason})
 
 

@@ -35,10 +35,8 @@ from ._decision import (
     Decision,
     DiscountLine,
     PointsLine,
-    TraceEntry,
     UsageConsumed,
     build,
-    builder,
 )
 from ._errors import InputError
 from ._lifecycle import redemption_value, window_spend
@@ -48,9 +46,6 @@ __all__ = ["specialise", "traceable"]
 
 Decide = Callable[[Any, Plan, Any, Any], Decision]
 _OWN_CHECKS = 64
-
-
-_entry = builder(TraceEntry)
 
 
 def _fmt(amount: Decimal) -> str:
@@ -95,7 +90,7 @@ class _Source:
 
     def noted(self, rule: str, kind: str, status: str, reason: str) -> str:
         """The line adding an entry that is the same in every decision (built once)."""
-        made = _entry({"rule": rule, "kind": kind, "status": status, "reason": reason})
+        made = _trace.entry({"rule": rule, "kind": kind, "status": status, "reason": reason})
         return f"note({self.k(made)})"
 
 
@@ -132,7 +127,7 @@ def specialise(plan: Plan, traced: bool = False) -> Decide:
         "period_key": period_key,
     })
     if traced:
-        s.ns.update({"entry": _entry, "fmt": _fmt, "T": _trace})
+        s.ns.update({"entry": _trace.entry, "fmt": _fmt, "T": _trace})
     rules = fp.rules
     any_source = any(fr.source is not None for fr in rules)
     any_tier_discount = any(tp.source is not None for tp in plan.tiers)
@@ -781,7 +776,7 @@ def _traced_selection(s: _Source, plan: Plan, d: int, loops: bool) -> None:
 
 def _no_tier_discount(s: _Source, plan: Plan) -> str:
     """The name of the notes "tier … has no discount", by tier (built once)."""
-    return s.k({tp.tier.id: _entry({"rule": tp.tier.id, "kind": "tier",
+    return s.k({tp.tier.id: _trace.entry({"rule": tp.tier.id, "kind": "tier",
                                     "status": "not_matched",
                                     "reason": _trace.no_tier_discount(tp.tier.id)})
                 for tp in plan.tiers if tp.source is None})
@@ -832,7 +827,7 @@ def _traced_tier_discount(s: _Source, plan: Plan, d: int) -> None:
 def _traced_kept(s: _Source, plan: Plan, d: int) -> None:
     """Rules whose min_paid the amount paid does not reach drop out, noted; the others'
     effects (points, bonus, perk) are noted as fired."""
-    effects = {rp.index: _entry({"rule": rp.rule.id, "kind": rp.kind, "status": "fired",
+    effects = {rp.index: _trace.entry({"rule": rp.rule.id, "kind": rp.kind, "status": "fired",
                                  "reason": rp.effects_text})
                for rp in plan.rules if rp.effects_text}
     kinds = {rp.index: rp.kind for rp in plan.rules}

@@ -13,7 +13,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 
+from ._decision import TraceEntry, builder
 from ._model import EarnRule, Qualify
+
+# a trace entry from its four values, unchecked (made by the dozen per traced decision)
+entry = builder(TraceEntry)
 
 NO_BIRTHDAY = "member has no birthday on file"
 NO_MATCHING_ITEMS = "no matching items"
