@@ -777,8 +777,8 @@ def _traced_selection(s: _Source, plan: Plan, d: int, loops: bool) -> None:
 def _no_tier_discount(s: _Source, plan: Plan) -> str:
     """The name of the notes "tier … has no discount", by tier (built once)."""
     return s.k({tp.tier.id: _trace.entry({"rule": tp.tier.id, "kind": "tier",
-                                    "status": "not_matched",
-                                    "reason": _trace.no_tier_discount(tp.tier.id)})
+                                          "status": "not_matched",
+                                          "reason": _trace.no_tier_discount(tp.tier.id)})
                 for tp in plan.tiers if tp.source is None})
 
 
@@ -828,7 +828,7 @@ def _traced_kept(s: _Source, plan: Plan, d: int) -> None:
     """Rules whose min_paid the amount paid does not reach drop out, noted; the others'
     effects (points, bonus, perk) are noted as fired."""
     effects = {rp.index: _trace.entry({"rule": rp.rule.id, "kind": rp.kind, "status": "fired",
-                                 "reason": rp.effects_text})
+                                       "reason": rp.effects_text})
                for rp in plan.rules if rp.effects_text}
     kinds = {rp.index: rp.kind for rp in plan.rules}
     if not plan.rules:
