@@ -84,13 +84,13 @@ class _Ctx:
 
     def note(self, rule: str, kind: RuleKind, status: Status, reason: str) -> None:
         self.trace.append(T.entry({"rule": rule, "kind": kind, "status": status,
-                                  "reason": reason}))
+                                   "reason": reason}))
 
     def fire(self, rule: str, kind: RuleKind, reason: str | None = None) -> None:
         self.fired[rule] = None
         if self.tracing and reason is not None:
             self.trace.append(T.entry({"rule": rule, "kind": kind, "status": "fired",
-                                      "reason": reason}))
+                                       "reason": reason}))
 
     @property
     def scope(self) -> Scope:

@@ -284,7 +284,7 @@ def _resolve(matched: list[FastRule], note: Callable[[TraceEntry], None] | None 
 
 def _skipped(fr: FastRule, reason: str) -> TraceEntry:
     return T.entry({"rule": fr.id, "kind": "promotion" if fr.promotion else "birthday",
-                   "status": "skipped", "reason": reason})
+                    "status": "skipped", "reason": reason})
 
 
 def _price(fp: Any, items: Sequence[Any], amounts: list[Decimal],
