@@ -1,6 +1,6 @@
 """Benchmark table: loyaltyrules against hand-written Python and peer rules engines.
 
-    python -m benchmarks.run            # full run (about a minute)
+    python -m benchmarks.run            # full run (one to two minutes)
     python -m benchmarks.run --quick    # fewer cases, for a smoke test
 
 Prints, for the reference decision (programs/reference-4tier.yaml): engine, decisions/s,

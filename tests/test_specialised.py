@@ -110,7 +110,8 @@ def featured_programs(draw: st.DrawFn) -> dict[str, Any]:
             r["when"] = draw(st.sampled_from([
                 "txn.amount >= 100", "member.orders > 1", "has_category('beauty')",
                 # errors at run time: a missing birthday, a one-line basket
-                "member.birthday.month == 3", "txn.amount / (txn.items_count - 1) > 100"]))
+                "member.birthday.month == 3", "month(member.birthday) == 3",
+                "txn.amount / (txn.items_count - 1) > 100"]))
         return r
 
     promotions = []

@@ -641,7 +641,7 @@ def _run(
                             _Source(benefits.tier.id, "tier", benefits.discount, _NONE, _NONE)))
         elif tracing:
             ctx.note(benefits.tier.id, "tier", "not_matched",
-                     f"tier {benefits.tier.id} has no discount")
+                     T.no_tier_discount(benefits.tier.id))
         for rp in fired:
             if rp.rule.discount is not None:
                 entries.append((rp.rule.priority, rp.index, rp.rule.id,
@@ -663,8 +663,7 @@ def _run(
         payable = due - pwp
         ctx.pwp = pwp
         if redeemed and tracing:
-            ctx.note("redemption", "redemption", "fired",
-                     f"{redeemed} points pay {pwp:f} (积分抵现)")
+            ctx.note("redemption", "redemption", "fired", T.points_pay(redeemed, pwp))
 
         # rules that need the paid amount, and rules whose threshold was not reached, drop out
         kept: list[RulePlan] = []
@@ -675,8 +674,7 @@ def _run(
             if rule.min_paid is not None and goods_paid < rule.min_paid:
                 if tracing:
                     ctx.note(rule.id, rp.kind, "not_matched",
-                             f"amount paid {goods_paid:f} below min_paid "
-                             f"{rule.min_paid:f}")
+                             T.below_min_paid(goods_paid, rule.min_paid))
                 continue
             kept.append(rp)
             # a rule whose discount was not the best still gives its other effects

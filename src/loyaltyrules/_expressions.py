@@ -764,14 +764,14 @@ class Scope:
             # a function, not the ``date`` class: its today()/fromtimestamp() stay out of reach
             return date(year, month, day)
 
-        def year(d: date) -> int:
-            return d.year
+        def year(d: date | None) -> int:
+            return date_field(d, "year")
 
-        def month(d: date) -> int:
-            return d.month
+        def month(d: date | None) -> int:
+            return date_field(d, "month")
 
-        def day(d: date) -> int:
-            return d.day
+        def day(d: date | None) -> int:
+            return date_field(d, "day")
 
         functions: dict[str, Callable[..., Any]] = {
             "amount_in": amount_in,
