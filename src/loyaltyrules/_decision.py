@@ -48,7 +48,6 @@ class _Out(BaseModel):
 
 
 _M = TypeVar("_M", bound=BaseModel)
-_FIELDS: dict[type[BaseModel], set[str]] = {}
 _setattr = object.__setattr__
 _object_new = object.__new__
 if BaseModel.__new__ is not object.__new__:  # pragma: no cover - a pydantic that changed this
@@ -59,26 +58,26 @@ def build(cls: type[_M], values: dict[str, Any]) -> _M:
     """Construct an output model from values the engine already guarantees, without
     re-validating them (decisions are built on the hot path). ``values`` must hold every field
     with its final type (tuples, Decimals); the JSON round-trip property test pins this."""
-    fields = _FIELDS.get(cls)
-    if fields is None:
-        # shared on purpose: pydantic copies the set before model_copy updates it
-        fields = _FIELDS[cls] = set(cls.model_fields)
-    obj = _object_new(cls)  # BaseModel has no __new__ of its own (checked below)
-    _setattr(obj, "__dict__", values)
-    _set_fields(obj, fields)
-    _set_extra(obj, None)
-    _set_private(obj, None)
-    return obj
+    make = _BUILDERS.get(cls)
+    if make is None:
+        make = _BUILDERS[cls] = builder(cls)
+    made: _M = make(values)
+    return made
+
+
+_BUILDERS: dict[type[BaseModel], Callable[[dict[str, Any]], Any]] = {}
 
 
 def builder(cls: type[_M]) -> Callable[[dict[str, Any]], _M]:
-    """:func:`build` for one class, its field set bound once (for trace entries, made by
-    the dozen per traced decision)."""
+    """:func:`build` for one class, resolved once: what a caller that makes many of one
+    model (trace entries) holds on to."""
+    # one field set per class, shared on purpose: pydantic copies it before model_copy
+    # updates it
     fields = set(cls.model_fields)
 
     def make(values: dict[str, Any], cls: type[_M] = cls, new: Any = _object_new,
              set_dict: Any = _setattr, fields: set[str] = fields) -> _M:
-        obj = new(cls)
+        obj = new(cls)  # BaseModel has no __new__ of its own (checked at import)
         set_dict(obj, "__dict__", values)
         _set_fields(obj, fields)
         _set_extra(obj, None)

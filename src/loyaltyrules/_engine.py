@@ -89,8 +89,7 @@ class _Ctx:
     def fire(self, rule: str, kind: RuleKind, reason: str | None = None) -> None:
         self.fired[rule] = None
         if self.tracing and reason is not None:
-            self.trace.append(T.entry({"rule": rule, "kind": kind, "status": "fired",
-                                       "reason": reason}))
+            self.note(rule, kind, "fired", reason)
 
     @property
     def scope(self) -> Scope:
