@@ -60,7 +60,7 @@ def build(cls: type[_M], values: dict[str, Any]) -> _M:
     with its final type (tuples, Decimals); the JSON round-trip property test pins this."""
     make = _BUILDERS.get(cls)
     if make is None:
-        make = _BUILDERS[cls] = builder(cls)
+        make = builder(cls)
     made: _M = make(values)
     return made
 
@@ -69,8 +69,11 @@ _BUILDERS: dict[type[BaseModel], Callable[[dict[str, Any]], Any]] = {}
 
 
 def builder(cls: type[_M]) -> Callable[[dict[str, Any]], _M]:
-    """:func:`build` for one class, resolved once: what a caller that makes many of one
-    model (trace entries) holds on to."""
+    """:func:`build` for one class, resolved once (and kept): what a caller that makes many
+    of one model (trace entries, generated decisions) holds on to."""
+    made = _BUILDERS.get(cls)
+    if made is not None:
+        return made
     # one field set per class, shared on purpose: pydantic copies it before model_copy
     # updates it
     fields = set(cls.model_fields)
@@ -84,6 +87,7 @@ def builder(cls: type[_M]) -> Callable[[dict[str, Any]], _M]:
         _set_private(obj, None)
         return obj  # type: ignore[no-any-return]
 
+    _BUILDERS[cls] = make
     return make
 
 

@@ -693,13 +693,13 @@ def complete_purchase(program: Any, plan: Any, member: MemberState, txn: Transac
     results depend on it."""
     model = plan.model
     lp = plan.ledger
+    values = decision.__dict__  # read as a dict: this runs on every purchase
     at = txn.at
-    today = decision.local_date
-    first = member.orders == 0
-    points_lines = decision.points
+    today = values["local_date"]
+    points_lines = values["points"]
     outbox: tuple[HostAction, ...] = ()
-    if model.referral is not None and first and member.referred_by:
-        ref = model.referral
+    ref = model.referral
+    if ref is not None and member.orders == 0 and member.referred_by:
         if ref.referee_points:
             points_lines = (*points_lines, build(PointsLine, {
                 "rule": "referral", "kind": "bonus", "points": ref.referee_points,
@@ -713,50 +713,51 @@ def complete_purchase(program: Any, plan: Any, member: MemberState, txn: Transac
     points_total = 0
     for line in points_lines:
         points_total += line.points
-    ledger = model.ledger
     # every date computed up front: a date out of range fails the evaluation, not the read
-    available_at = at + lp.pending
-    expiry = expires_at(ledger.expiry, at, program.zone) if lp.expires else None
+    available_at = at + lp.pending if lp.pending else at
+    expiry = expires_at(model.ledger.expiry, at, program.zone) if lp.expires else None
     horizon = at - lp.refund
     oldest = _log_oldest(model, today) if lp.keeps_log else None
-    kept_until = _kept_until(model, today) if decision.tier_changed else None
-    if decision.redeemed_points:
+    changed = values["tier_changed"]
+    redeemed = values["redeemed_points"]
+    if redeemed:
         events.append(new(LifecycleEvent, at=at, type="points_redeemed", rule="redemption",
-                          points=-decision.redeemed_points,
-                          detail=f"paid {decision.paid_with_points:f}"))
+                          points=-redeemed,
+                          detail=f"paid {values['paid_with_points']:f}"))
     if points_total:
         events.append(build(LifecycleEvent, {
             "at": at, "type": "points_earned", "rule": None, "points": points_total,
             "tier_from": None, "tier_to": None,
-            "detail": "usable now" if not ledger.pending_days
-            else f"usable from {available_at.isoformat()}"}))
-    if decision.tier_changed:
+            "detail": f"usable from {available_at.isoformat()}" if lp.pending
+            else "usable now"}))
+    if changed:
         events.append(build(LifecycleEvent, {
             "at": at, "type": "tier_upgraded", "rule": None, "points": 0,
-            "tier_from": decision.tier_before, "tier_to": decision.tier_after,
+            "tier_from": values["tier_before"], "tier_to": values["tier_after"],
             "detail": "qualified"}))
 
     # what the next state needs, read now (not the decision itself: it holds the pending
     # state, and a cycle would wait for the garbage collector)
     # (the member's dicts are copied: a host may change them before the state is read)
-    parts = (member, dict(member.usage), dict(member.spend_log), txn, ledger.remember_events,
-             available_at, expiry, horizon, oldest,
-             kept_until, today, points_lines, points_total, decision.redeemed_points,
-             decision.usage, decision.qualifying_spend, decision.line_paid,
-             decision.goods_paid, decision.paid_with_points, decision.tier_after,
-             decision.tier_changed)
+    parts = (member, dict(member.usage), dict(member.spend_log), txn,
+             model.ledger.remember_events, available_at, expiry, horizon, oldest,
+             _kept_until(model, today) if changed else None, today, points_lines,
+             points_total, redeemed, values["usage"], values["qualifying_spend"],
+             values["line_paid"], values["goods_paid"], values["paid_with_points"],
+             values["tier_after"], changed)
 
     # the decision was made for this call alone and nobody else holds it yet: it is
     # completed in place rather than copied
-    values = decision.__dict__
-    values.update({"points": points_lines, "points_total": points_total, "outbox": outbox,
-                   "member_version": base_version})
-    if decision.redeemed_points or model.signals:
+    values["points"] = points_lines
+    values["points_total"] = points_total
+    values["outbox"] = outbox
+    values["member_version"] = base_version
+    if redeemed or model.signals:
         # a redemption can fail on the lots; signals are events computed from the state
         state = _purchase_state(*parts)
         if model.signals:
             fired = dict(state.signals)
-            events += _purchase_signals(model, state, at, today, first, fired)
+            events += _purchase_signals(model, state, at, today, member.orders == 0, fired)
             state = state.model_copy(update={"signals": fired})
         values["events"] = tuple(events)
         values["member_after"] = state

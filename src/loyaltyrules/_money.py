@@ -94,10 +94,9 @@ def allocate(total: Decimal, weights: list[Decimal], q: Decimal) -> list[Decimal
     n = len(weights)
     if n == 0:
         return []
-    scaling = _SCALES.get(q)
-    if scaling is None:
-        scaling = _SCALES[q] = (_ONE / q, int(q.as_tuple().exponent))
-    scale, exponent = scaling
+    scale = _SCALES.get(q)
+    if scale is None:
+        scale = _SCALES[q] = _ONE / q
     units = [int(w * scale) for w in weights]
     unit_sum = sum(units)
     if unit_sum == 0:
@@ -115,10 +114,11 @@ def allocate(total: Decimal, weights: list[Decimal], q: Decimal) -> list[Decimal
         # largest remainder first; the sort is stable, so ties keep the earliest line first
         for i in sorted(range(n), key=remainders.__getitem__, reverse=True)[:leftover]:
             parts[i] += 1
-    return [Decimal(p).scaleb(exponent) for p in parts]
+    # q × a whole number of units is exact: Decimal('0.01') * 1234 == Decimal('12.34')
+    return [q * p for p in parts]
 
 
-_SCALES: dict[Decimal, tuple[Decimal, int]] = {}
+_SCALES: dict[Decimal, Decimal] = {}
 
 
 _LIMIT = Decimal(10) ** 15

@@ -36,7 +36,7 @@ from ._decision import (
     DiscountLine,
     PointsLine,
     UsageConsumed,
-    build,
+    builder,
 )
 from ._errors import InputError
 from ._lifecycle import redemption_value, window_spend
@@ -114,10 +114,13 @@ def specialise(plan: Plan, traced: bool = False) -> Decide:
     s.traced = traced
     s.ns.update({
         "len": len, "int": int, "sum": sum, "list": list, "tuple": tuple, "set": set,
-        "enumerate": enumerate, "zip": zip, "min": min, "max": max, "Decimal": Decimal,
-        "ZERO": Decimal(0), "ONE": Decimal(1), "ROUND_FLOOR": ROUND_FLOOR, "build": build,
+        "enumerate": enumerate, "zip": zip, "range": range, "min": min, "max": max, "Decimal": Decimal,
+        "ZERO": Decimal(0), "ONE": Decimal(1), "ROUND_FLOOR": ROUND_FLOOR,
         "Decision": Decision, "DiscountLine": DiscountLine, "PointsLine": PointsLine,
-        "UsageConsumed": UsageConsumed, "allocate": allocate, "round_points": round_points,
+        "UsageConsumed": UsageConsumed, "allocate": allocate,
+        # each output model's builder, resolved once (build() looks it up per call)
+        **{f"make_{cls.__name__}": builder(cls)
+           for cls in (Decision, DiscountLine, PointsLine, UsageConsumed)}, "round_points": round_points,
         "combine": _fast.combine, "cap_total": _fast.cap_total, "price": _fast._price,
         "resolve": _fast._resolve, "Lazy": _fast._Lazy, "prepare": _fast.prepare,
         "redemption_value": redemption_value, "window_spend": window_spend,
@@ -167,8 +170,10 @@ def specialise(plan: Plan, traced: bool = False) -> Decide:
     elif rules:
         test = "fr.id not in dropped and " if loops else ""
         check = "CHECKS[fr.index]" if own_checks else "fr.check"
-        s.add(depth, "matched = [fr for fr in FP.candidates(today, t.channel) if "
-              f"{test}{check}(at, today, m, t, tier_id, list_total, lazy)]",
+        # (loops rather than comprehensions: on Python 3.11 each comprehension is a call)
+        s.add(depth, "matched = []", "for fr in FP.candidates(today, t.channel):",
+              f"    if {test}{check}(at, today, m, t, tier_id, list_total, lazy):",
+              "        matched.append(fr)",
               "if len(matched) > 1:", "    matched.sort(key=FP.rule_key)")
         if fp.resolves:
             s.add(depth + 1, "matched = resolve(matched)")
@@ -198,8 +203,11 @@ def specialise(plan: Plan, traced: bool = False) -> Decide:
                               "T.points_pay(redeemed, pwp)"))
         _traced_kept(s, plan, depth)
     elif any_min_paid or any_source:
-        s.add(depth, "kept = [fr for fr in matched if fr.id not in void and (fr.min_paid is "
-              "None or goods_paid >= fr.min_paid)] if matched else matched")
+        s.add(depth, "kept = matched", "if matched:", "    kept = []",
+              "    for fr in matched:",
+              "        if fr.id not in void and (fr.min_paid is None or "
+              "goods_paid >= fr.min_paid):",
+              "            kept.append(fr)")
     else:
         s.add(depth, "kept = matched")
     if loops and traced:
@@ -224,7 +232,7 @@ def specialise(plan: Plan, traced: bool = False) -> Decide:
         s.add(1, "for fr in kept:",
               "    if fr.perk_grant is not None:", "        perks.append(fr.perk_grant)",
               "    if fr.limit_per is not None:",
-              f"        usage.append(build(UsageConsumed, {{{s.k('rule')}: fr.id, "
+              f"        usage.append(make_UsageConsumed({{{s.k('rule')}: fr.id, "
               f"{s.k('period')}: FP.period(today, fr.limit_per)}}))")
     q = s.k(fp.quantum)
     fields = {
@@ -244,17 +252,19 @@ def specialise(plan: Plan, traced: bool = False) -> Decide:
     }
     if set(fields) != set(Decision.model_fields):
         raise RuntimeError("the generated decision must set every Decision field")
-    s.add(1, "return build(Decision, {"
+    s.add(1, "return make_Decision({"
           + ", ".join(f"{s.k(name)}: {expr}" for name, expr in fields.items()) + "}), after")
 
     # the input checks of ._fast.prepare, inline; anything unusual goes to prepare itself,
     # which raises the error
     s.add(0, "def decide(program, plan, m, t):",
           "    tier_before = TIER_INDEX.get(m.tier) if m.tier is not None else TIER_ZERO",
-          "    amounts = [i.amount for i in t.items]",
-          "    for a in amounts:",
+          "    amounts = []",
+          "    for i in t.items:",
+          "        a = i.amount",
           "        if a != a.quantize(Q):",
           "            tier_before = None",
+          "        amounts.append(a)",
           "    if tier_before is None or (t.member_id is not None and t.member_id != m.id) or "
           "t.shipping or t.tax or t.paid_with_points:",
           "        tier_before, amounts, local_at = prepare(FP, PLAN, m, t)",
@@ -314,10 +324,11 @@ def _tier_pricing(s: _Source, depth: int, plan: Plan) -> None:
           "if n == 1:", "    allocation = (amount,)", "    paid = [amounts[0] - amount]",
           "else:", "    parts = allocate(amount, amounts, Q)",
           "    allocation = tuple(parts)",
-          "    paid = [a - p for a, p in zip(amounts, parts)]")
+          "    paid = []", "    for k in range(n):",
+          "        paid.append(amounts[k] - parts[k])")
     keys = {name: s.k(name) for name in ("rule", "kind", "type", "scope", "amount",
                                          "allocation")}
-    s.add(d, f"discount_lines = [build(DiscountLine, {{{keys['rule']}: src[0], "
+    s.add(d, f"discount_lines = [make_DiscountLine({{{keys['rule']}: src[0], "
           f"{keys['kind']}: src[1], {keys['type']}: src[2], {keys['scope']}: src[3], "
           f"{keys['amount']}: amount, {keys['allocation']}: allocation}})]",
           "goods_paid = list_total - (ZERO + amount)")
@@ -330,7 +341,6 @@ def _spend(s: _Source, plan: Plan) -> None:
         if fp.spend_excluded:
             s.add(1, f"spend = sum([paid[k] for k in range(n) if items[k].category not in "
                   f"{excluded}], ZERO)")
-            s.ns["range"] = range
         else:
             s.add(1, "spend = goods_paid")
     elif fp.spend_excluded:
@@ -492,7 +502,7 @@ def _earn(s: _Source, plan: Plan) -> None:
         elif traced:
             s.add(d, earned)
         s.add(d, f"fired[{rid}] = None",
-              f"points_lines.append(build(PointsLine, {{{s.k('rule')}: {rid}, "
+              f"points_lines.append(make_PointsLine({{{s.k('rule')}: {rid}, "
               f"{s.k('kind')}: {s.k('earn')}, {s.k('points')}: points, "
               f"{s.k('basis')}: basis, {s.k('multiplier')}: multiplier, "
               f"{s.k('detail')}: {detail}}}))")
