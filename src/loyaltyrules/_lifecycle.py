@@ -82,7 +82,8 @@ class _Book:
     """The points of one member during one operation; lots in, lots out, totals kept."""
 
     def __init__(self, member: MemberState, now: datetime) -> None:
-        self.lots: list[PointsLot] = [lot for lot in member.lots if lot.points > 0]
+        lots = member.lots
+        self.lots: list[PointsLot] = [lot for lot in lots if lot.points > 0] if lots else []
         self.expired_by_source: dict[str, int] = {}
         t = member.totals
         self.earned, self.redeemed, self.expired = t.earned, t.redeemed, t.expired
@@ -92,7 +93,7 @@ class _Book:
         self.now = max(now, member.advanced_to) if member.advanced_to else now
         # a balance imported without lots (or edited by hand) becomes an "opening" lot, so
         # the identity holds from the first operation on
-        tracked = sum([lot.points for lot in self.lots]) - self.debt
+        tracked = (sum([lot.points for lot in self.lots]) if self.lots else 0) - self.debt
         untracked = member.points + member.pending_points - tracked
         if untracked > 0:
             self.lots.append(new(PointsLot,
@@ -243,10 +244,17 @@ class _Book:
         totals = build(PointsTotals, {
             "earned": self.earned, "redeemed": self.redeemed, "expired": self.expired,
             "reversed": self.reversed, "shortfall": self.shortfall})
+        usable = waiting = 0
+        now = self.now
+        for lot in self.lots:  # available() and pending() in one pass
+            if lot.available_at <= now:
+                usable += lot.points
+            else:
+                waiting += lot.points
         values = dict(member.__dict__)
         values.update({
-            "lots": tuple(self.lots), "totals": totals, "points": self.available(),
-            "pending_points": self.pending(), "points_debt": self.debt,
+            "lots": tuple(self.lots), "totals": totals, "points": usable - self.debt,
+            "pending_points": waiting, "points_debt": self.debt,
             "version": member.version + 1})
         values.update(updates)
         # the state's values are the engine's own (no validation needed, as model_copy),
@@ -798,11 +806,12 @@ def _purchase_state(
         log = {m: v for m, v in spend_log.items() if m >= oldest}
         log[month] = log.get(month, _ZERO) + spend
     book.consolidate(horizon)
-    record = new(PurchaseRecord,
-        id=txn.id, at=at, line_paid=line_paid, goods_paid=goods_paid,
-        qualifying_spend=spend, points=points_total,
-        redeemed_points=redeemed,
-        paid_with_points=paid_with_points)
+    record = build(PurchaseRecord, {  # every field, in the model's order
+        "id": txn.id, "at": at, "line_paid": line_paid, "goods_paid": goods_paid,
+        "qualifying_spend": spend, "points": points_total, "redeemed_points": redeemed,
+        "paid_with_points": paid_with_points, "refunded": _ZERO, "refunded_lines": (),
+        "points_reversed": 0, "points_returned": 0, "points_expired": 0,
+        "expiry_absorbed": 0, "spend_reversed": _ZERO})
     updates: dict[str, Any] = {
         "tier": tier_after,
         "qualifying_spend": member.qualifying_spend + spend,
@@ -811,7 +820,8 @@ def _purchase_state(
         "usage": usage,
         "recent_transactions": (*member.recent_transactions, txn.id)[
             -remember:],
-        "purchases": (*[p for p in member.purchases if p.at >= horizon], record),
+        "purchases": (*[p for p in member.purchases if p.at >= horizon], record)
+        if member.purchases else (record,),
         "spend_log": log,
         "advanced_to": max(at, member.advanced_to or at),
     }

@@ -114,13 +114,15 @@ def specialise(plan: Plan, traced: bool = False) -> Decide:
     s.traced = traced
     s.ns.update({
         "len": len, "int": int, "sum": sum, "list": list, "tuple": tuple, "set": set,
-        "enumerate": enumerate, "zip": zip, "range": range, "min": min, "max": max, "Decimal": Decimal,
+        "enumerate": enumerate, "zip": zip, "range": range, "min": min, "max": max,
+        "Decimal": Decimal,
         "ZERO": Decimal(0), "ONE": Decimal(1), "ROUND_FLOOR": ROUND_FLOOR,
         "Decision": Decision, "DiscountLine": DiscountLine, "PointsLine": PointsLine,
         "UsageConsumed": UsageConsumed, "allocate": allocate,
         # each output model's builder, resolved once (build() looks it up per call)
         **{f"make_{cls.__name__}": builder(cls)
-           for cls in (Decision, DiscountLine, PointsLine, UsageConsumed)}, "round_points": round_points,
+           for cls in (Decision, DiscountLine, PointsLine, UsageConsumed)},
+        "round_points": round_points,
         "combine": _fast.combine, "cap_total": _fast.cap_total, "price": _fast._price,
         "resolve": _fast._resolve, "Lazy": _fast._Lazy, "prepare": _fast.prepare,
         "redemption_value": redemption_value, "window_spend": window_spend,
