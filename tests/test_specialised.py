@@ -212,6 +212,25 @@ def featured_programs(draw: st.DrawFn) -> dict[str, Any]:
                                  "earns_points": draw(st.booleans())}
     if draw(st.integers(0, 3)) == 0:
         program["reviews"] = {"window": "calendar_year"}
+    elif draw(st.integers(0, 3)) == 0:  # a spend log is kept for a rolling window
+        program["reviews"] = {"rolling_months": draw(st.sampled_from([3, 12]))}
+    if "reviews" in program and draw(st.booleans()):
+        program["reviews"]["keep"] = draw(st.sampled_from([{"until": "end_of_year"},
+                                                          {"months": 6}]))
+    # the ledger: when points become usable and expire, how long purchases are remembered
+    if draw(st.booleans()):
+        program["ledger"] = {
+            "pending_days": draw(st.sampled_from([0, 7])),
+            "expiry": draw(st.sampled_from([{}, {"months": 12}, {"end_of_year": 0},
+                                            {"end_of_quarter": 0}])),
+            "refund_days": draw(st.sampled_from([30, 365])),
+            "remember_events": draw(st.sampled_from([10, 200])),
+        }
+    # a referral or signals: completed by complete_purchase, not by the generated function
+    if draw(st.integers(0, 5)) == 0:
+        program["referral"] = {"referrer_points": 50, "referee_points": 20}
+    if draw(st.integers(0, 5)) == 0:
+        program["signals"] = [{"id": "welcome", "on": "first_purchase"}]
     return program
 
 
@@ -282,6 +301,29 @@ def test_generated_decision_equals_the_plan_interpreter_and_the_engine(
     generated = _outcome(program, member, txn, "compiled", trace=False)
     assert generated == _outcome(program, member, txn, "interpreted", trace=False)
     assert generated == _outcome(program, member, txn, "compiled", trace=True)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(featured_programs(), st.data())
+def test_a_members_next_purchase_is_the_same_on_every_path(
+        spec: dict[str, Any], data: st.DataObject) -> None:
+    """A member with history buys again — points pending or expiring, purchase records, a
+    spend log, an account brought up to the purchase first: the generated function that
+    completes the purchase itself and complete_purchase give the same decision, events and
+    next state."""
+    program = lr.Program.from_dict(spec)
+    member, first = data.draw(purchases(spec))
+    try:
+        state = lr.evaluate(program, member, first, mode="interpreted", trace=False).member_after
+    except (lr.InputError, lr.EvaluationError):
+        return  # (the same error on every path is the first test's business)
+    _, second = data.draw(purchases(spec))
+    second["id"] = "t2"
+    later = timedelta(hours=data.draw(st.sampled_from([0, 1, 24 * 8, 24 * 100, 24 * 400])))
+    second["at"] = (datetime.fromisoformat(first["at"]) + later).isoformat()
+    generated = _outcome(program, state, second, "compiled", trace=False)
+    assert generated == _outcome(program, state, second, "interpreted", trace=False)
+    assert generated == _outcome(program, state, second, "compiled", trace=True)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

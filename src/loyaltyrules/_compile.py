@@ -277,6 +277,9 @@ class Plan:
     # the traced decision generated for this program (compiled mode, ._specialise.traceable),
     # or None: the engine traces it
     decide_traced: Callable[..., Any] | None = None
+    # the whole trace-free purchase, completed in the same generated function (compiled
+    # mode, ._specialise.completes_inline), or None: ._lifecycle.complete_purchase completes it
+    purchase: Callable[..., Any] | None = None
 
 
 def _condition(expr: Expression | None, mode: Mode, label: str) -> Condition | None:
@@ -377,9 +380,11 @@ def build_plan(model: ProgramModel, mode: Mode = "compiled") -> Plan:
         from ._specialise import specialise, traceable
 
         # the generated functions need the finished plan (conditions reach it lazily)
-        object.__setattr__(plan, "decide", specialise(plan))
+        generated, purchase = specialise(plan)
+        object.__setattr__(plan, "decide", generated)
+        object.__setattr__(plan, "purchase", purchase)
         if traceable(plan):
-            object.__setattr__(plan, "decide_traced", specialise(plan, traced=True))
+            object.__setattr__(plan, "decide_traced", specialise(plan, traced=True)[0])
     return plan
 
 

@@ -593,6 +593,9 @@ def evaluate(
         # the account is brought to the purchase's instant first: expired points cannot pay
         m, events = advance_state(plan.model, m, t.at, program.zone)
     if not trace:
+        if plan.purchase is not None:  # decided and completed by one generated function
+            completed: Decision = plan.purchase(program, plan, m, t, events, base_version)
+            return completed
         return complete_purchase(program, plan, m, t, plan.decide(program, plan, m, t), events,
                                  base_version)
     if plan.decide_traced is not None:  # generated for this program, the engine's trace

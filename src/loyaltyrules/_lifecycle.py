@@ -728,21 +728,9 @@ def complete_purchase(program: Any, plan: Any, member: MemberState, txn: Transac
     oldest = _log_oldest(model, today) if lp.keeps_log else None
     changed = values["tier_changed"]
     redeemed = values["redeemed_points"]
-    if redeemed:
-        events.append(new(LifecycleEvent, at=at, type="points_redeemed", rule="redemption",
-                          points=-redeemed,
-                          detail=f"paid {values['paid_with_points']:f}"))
-    if points_total:
-        events.append(build(LifecycleEvent, {
-            "at": at, "type": "points_earned", "rule": None, "points": points_total,
-            "tier_from": None, "tier_to": None,
-            "detail": f"usable from {available_at.isoformat()}" if lp.pending
-            else "usable now"}))
-    if changed:
-        events.append(build(LifecycleEvent, {
-            "at": at, "type": "tier_upgraded", "rule": None, "points": 0,
-            "tier_from": values["tier_before"], "tier_to": values["tier_after"],
-            "detail": "qualified"}))
+    own = purchase_events(events, at, redeemed, values["paid_with_points"], points_total,
+                          available_at, bool(lp.pending), changed, values["tier_before"],
+                          values["tier_after"])
 
     # what the next state needs, read now (not the decision itself: it holds the pending
     # state, and a cycle would wait for the garbage collector)
@@ -765,14 +753,37 @@ def complete_purchase(program: Any, plan: Any, member: MemberState, txn: Transac
         state = _purchase_state(*parts)
         if model.signals:
             fired = dict(state.signals)
-            events += _purchase_signals(model, state, at, today, member.orders == 0, fired)
+            own = (*own, *_purchase_signals(model, state, at, today, member.orders == 0,
+                                            fired))
             state = state.model_copy(update={"signals": fired})
-        values["events"] = tuple(events)
+        values["events"] = own
         values["member_after"] = state
         return decision
-    values["events"] = tuple(events)
+    values["events"] = own
     del values["member_after"]
     return pending(decision, partial(_purchase_state, *parts))
+
+
+def purchase_events(events: list[LifecycleEvent], at: datetime, redeemed: int,
+                    paid_with_points: Decimal, points_total: int, available_at: datetime,
+                    pending: bool, changed: bool, tier_before: str, tier_after: str
+                    ) -> tuple[LifecycleEvent, ...]:
+    """``events`` (of bringing the account up to the purchase) and the purchase's own: points
+    redeemed, points earned, an upgrade. Shared by this module and the generated purchase."""
+    out = list(events)
+    if redeemed:
+        out.append(new(LifecycleEvent, at=at, type="points_redeemed", rule="redemption",
+                       points=-redeemed, detail=f"paid {paid_with_points:f}"))
+    if points_total:
+        out.append(build(LifecycleEvent, {
+            "at": at, "type": "points_earned", "rule": None, "points": points_total,
+            "tier_from": None, "tier_to": None,
+            "detail": f"usable from {available_at.isoformat()}" if pending else "usable now"}))
+    if changed:
+        out.append(build(LifecycleEvent, {
+            "at": at, "type": "tier_upgraded", "rule": None, "points": 0,
+            "tier_from": tier_before, "tier_to": tier_after, "detail": "qualified"}))
+    return tuple(out)
 
 
 @exact  # read later, maybe in a host's own Decimal context: the sums stay exact

@@ -26,6 +26,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 from decimal import ROUND_FLOOR, Decimal
+from functools import partial
 from typing import Any
 
 from . import _trace
@@ -37,14 +38,25 @@ from ._decision import (
     PointsLine,
     UsageConsumed,
     builder,
+    pending,
 )
 from ._errors import InputError
-from ._lifecycle import redemption_value, window_spend
+from ._lifecycle import (
+    _kept_until,
+    _log_oldest,
+    _purchase_state,
+    expires_at,
+    purchase_events,
+    redemption_value,
+    window_spend,
+)
 from ._money import _MODES, allocate, round_points
 
-__all__ = ["specialise", "traceable"]
+__all__ = ["completes_inline", "specialise", "traceable"]
 
 Decide = Callable[[Any, Plan, Any, Any], Decision]
+# (program, plan, member, transaction, events so far, the member's version before them)
+Purchase = Callable[[Any, Plan, Any, Any, list[Any], int], Decision]
 _OWN_CHECKS = 64
 
 
@@ -101,9 +113,11 @@ def traceable(plan: Plan) -> bool:
     return len(plan.fast.rules) <= _OWN_CHECKS
 
 
-def specialise(plan: Plan, traced: bool = False) -> Decide:
+def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | None]:
     """The plan's decision as one generated function (see the module docstring): trace-free,
-    or with ``traced`` (for a :func:`traceable` plan) with the engine's full trace."""
+    or with ``traced`` (for a :func:`traceable` plan) with the engine's full trace. Trace-free,
+    for a program that :func:`completes_inline`, also the whole purchase: the decision
+    completed as :func:`._lifecycle.complete_purchase` would, in the same function."""
     from . import _fast
 
     if traced and not traceable(plan):
@@ -130,6 +144,10 @@ def specialise(plan: Plan, traced: bool = False) -> Decide:
         "TIER_INDEX": plan.tier_index, "TIER_ZERO": plan.tiers[0], "ZONE": fp.zone,
         "is_birthday": is_birthday, "birthday_change_blocks": birthday_change_blocks,
         "period_key": period_key,
+        # the purchase's completion (see _completion)
+        "dict": dict, "partial": partial, "pending": pending, "expires_at": expires_at,
+        "log_oldest": _log_oldest, "kept_until": _kept_until,
+        "purchase_events": purchase_events, "purchase_state": _purchase_state,
     })
     if traced:
         s.ns.update({"entry": _trace.entry, "fmt": _fmt, "T": _trace})
@@ -147,7 +165,8 @@ def specialise(plan: Plan, traced: bool = False) -> Decide:
         _rule_reasons(s, plan)
     elif own_checks:
         _rule_checks(s, plan)
-    s.add(0, "def run(program, m, t, amounts, local_at, tier_before, benefits, forced):")
+    s.add(0, "def run(program, m, t, amounts, local_at, tier_before, benefits, forced, "
+          "complete, events, prior_version):")
     s.add(1, "items = t.items", "n = len(items)", "today = local_at.date()", "at = t.at",
           "list_total = amounts[0] if n == 1 else sum(amounts, ZERO)",
           "tier_id = benefits.tier.id")
@@ -237,53 +256,86 @@ def specialise(plan: Plan, traced: bool = False) -> Decide:
               f"        usage.append(make_UsageConsumed({{{s.k('rule')}: fr.id, "
               f"{s.k('period')}: FP.period(today, fr.limit_per)}}))")
     q = s.k(fp.quantum)
+    completes = not traced and completes_inline(plan)
+    if completes:
+        s.add(1, "changed = after is not tier_before", "line_paid = tuple(paid)",
+              "points_t = tuple(points_lines)", "usage_t = tuple(usage)",
+              f"pwp_q = pwp.quantize({q})")
     fields = {
         "program": "program.ref", "member_id": "m.id", "transaction_id": "t.id", "at": "at",
         "local_date": "today", "currency": s.k(fp.currency),
         "tier_before": "tier_before.tier.id", "tier_after": "after.tier.id",
-        "tier_changed": "after is not tier_before", "benefits_tier": "tier_id",
+        "tier_changed": "changed" if completes else "after is not tier_before",
+        "benefits_tier": "tier_id",
         "list_amount": "list_total", "discounts": "tuple(discount_lines)",
-        "total_discount": "list_total - goods_paid", "line_paid": "tuple(paid)",
+        "total_discount": "list_total - goods_paid",
+        "line_paid": "line_paid" if completes else "tuple(paid)",
         "goods_paid": "goods_paid", "shipping": f"t.shipping.quantize({q})",
-        "tax": f"t.tax.quantize({q})", "paid_with_points": f"pwp.quantize({q})",
-        "payable": "payable", "qualifying_spend": "spend", "points": "tuple(points_lines)",
-        "points_total": "points_total", "perks": "tuple(perks)", "usage": "tuple(usage)",
+        "tax": f"t.tax.quantize({q})",
+        "paid_with_points": "pwp_q" if completes else f"pwp.quantize({q})",
+        "payable": "payable", "qualifying_spend": "spend",
+        "points": "points_t" if completes else "tuple(points_lines)",
+        "points_total": "points_total", "perks": "tuple(perks)",
+        "usage": "usage_t" if completes else "tuple(usage)",
         "rules_fired": "tuple(fired)", "trace": "tuple(trace)" if traced else "None",
         "redeemed_points": "redeemed",
         "events": "()", "outbox": "()", "member_version": "m.version", "member_after": "None",
     }
     if set(fields) != set(Decision.model_fields):
         raise RuntimeError("the generated decision must set every Decision field")
-    s.add(1, "return make_Decision({"
-          + ", ".join(f"{s.k(name)}: {expr}" for name, expr in fields.items()) + "}), after")
+
+    def decision(**changes: str) -> str:
+        values = {**fields, **changes}
+        return "{" + ", ".join(f"{s.k(name)}: {expr}" for name, expr in values.items()
+                               if expr) + "}"
+
+    if completes:
+        s.add(1, "if not complete:", f"    return make_Decision({decision()}), after")
+        _completion(s, plan)
+        s.add(1, "values = " + decision(
+            events="purchase_events(events, at, redeemed, pwp_q, points_total, available_at, "
+                   f"{s.k(bool(plan.ledger.pending))}, changed, tier_before.tier.id, "
+                   "after.tier.id)",
+            member_version="prior_version", member_after=""),
+              "if redeemed:  # a redemption can fail on the lots: the state is built now",
+              f"    values[{s.k('member_after')}] = purchase_state(*parts)",
+              "    return make_Decision(values), after",
+              "return pending(make_Decision(values), partial(purchase_state, *parts)), after")
+    else:
+        s.add(1, f"return make_Decision({decision()}), after")
 
     # the input checks of ._fast.prepare, inline; anything unusual goes to prepare itself,
     # which raises the error
-    s.add(0, "def decide(program, plan, m, t):",
-          "    tier_before = TIER_INDEX.get(m.tier) if m.tier is not None else TIER_ZERO",
-          "    amounts = []",
-          "    for i in t.items:",
-          "        a = i.amount",
-          "        if a != a.quantize(Q):",
-          "            tier_before = None",
-          "        amounts.append(a)",
-          "    if tier_before is None or (t.member_id is not None and t.member_id != m.id) or "
-          "t.shipping or t.tax or t.paid_with_points:",
-          "        tier_before, amounts, local_at = prepare(FP, PLAN, m, t)",
-          "    else:",
-          "        local_at = t.at.astimezone(ZONE)",
-          "    decision, after = run(program, m, t, amounts, local_at, tier_before, "
-          "tier_before, None)")
-    if fp.benefits_now:
-        s.add(1, "if after is not tier_before:",
-              "    decision, _ = run(program, m, t, amounts, local_at, tier_before, after, "
-              "after)")
-    s.add(1, "return decision")
+    for name, complete in (("decide", False), ("purchase", True)):
+        if complete and not completes:
+            continue
+        args = "events, prior_version" if complete else "None, None"
+        s.add(0, f"def {name}(program, plan, m, t{', events, prior_version' if complete else ''}):",
+              "    tier_before = TIER_INDEX.get(m.tier) if m.tier is not None else TIER_ZERO",
+              "    amounts = []",
+              "    for i in t.items:",
+              "        a = i.amount",
+              "        if a != a.quantize(Q):",
+              "            tier_before = None",
+              "        amounts.append(a)",
+              "    if tier_before is None or (t.member_id is not None and t.member_id != m.id) "
+              "or t.shipping or t.tax or t.paid_with_points:",
+              "        tier_before, amounts, local_at = prepare(FP, PLAN, m, t)",
+              "    else:",
+              "        local_at = t.at.astimezone(ZONE)",
+              "    decision, after = run(program, m, t, amounts, local_at, tier_before, "
+              f"tier_before, None, {complete}, {args})")
+        if fp.benefits_now:
+            s.add(1, "if after is not tier_before:",
+                  "    decision, _ = run(program, m, t, amounts, local_at, tier_before, after, "
+                  f"after, {complete}, {args})")
+        s.add(1, "return decision")
     # every constant and helper becomes a parameter of one factory, so the generated code
     # reads them as closure cells (as fast as locals) rather than as global lookups
     names = sorted(s.ns)
     body = "\n".join("    " + line for line in s.lines)
-    source = f"def factory({', '.join(names)}):\n{body}\n    return decide\n"
+    result = "decide, purchase" if completes else "decide, None"
+    source = f"def factory({', '.join(names)}):\n{body}\n    return {result}\n"
     tree = ast.parse(source)
     strings = [n for n in ast.walk(tree) if isinstance(n, ast.Constant)
                and not isinstance(n.value, int | type(None))]
@@ -291,9 +343,33 @@ def specialise(plan: Plan, traced: bool = False) -> Decide:
         raise RuntimeError("generated code must hold no literal but integers and None")
     namespace: dict[str, Any] = {"__builtins__": {}}
     exec(compile(tree, "<loyaltyrules: specialised decision>", "exec"), namespace)
-    decide: Decide = namespace["factory"](**s.ns)
+    decide, purchase = namespace["factory"](**s.ns)
     decide.__doc__ = source  # what was generated, for the curious (and the tests)
-    return decide
+    return decide, purchase
+
+
+def completes_inline(plan: Plan) -> bool:
+    """Whether the trace-free function also completes the purchase (events, the pending next
+    state) as :func:`._lifecycle.complete_purchase` does, rather than leaving it to that
+    function: for programs without a referral or signals, which only that function adds."""
+    model = plan.model
+    return model.referral is None and not model.signals
+
+
+def _completion(s: _Source, plan: Plan) -> None:
+    """:func:`._lifecycle.complete_purchase` with this program's ledger settings resolved:
+    the dates the next state needs (computed now, so a date out of range fails the
+    evaluation) and the parts it is built from, in ``_purchase_state``'s order."""
+    lp = plan.ledger
+    ledger = plan.model.ledger
+    s.add(1, f"available_at = at + {s.k(lp.pending)}" if lp.pending else "available_at = at",
+          f"expiry = expires_at({s.k(ledger.expiry)}, at, ZONE)" if lp.expires
+          else "expiry = None",
+          "oldest = log_oldest(MODEL, today)" if lp.keeps_log else "oldest = None",
+          f"parts = (m, dict(m.usage), dict(m.spend_log), t, {s.k(ledger.remember_events)}, "
+          f"available_at, expiry, at - {s.k(lp.refund)}, oldest, "
+          "kept_until(MODEL, today) if changed else None, today, points_t, points_total, "
+          "redeemed, usage_t, spend, line_paid, goods_paid, pwp_q, after.tier.id, changed)")
 
 
 def _generic_pricing(s: _Source, depth: int, any_tier_discount: bool) -> None:
