@@ -770,15 +770,19 @@ def purchase_events(events: list[LifecycleEvent], at: datetime, redeemed: int,
                     ) -> tuple[LifecycleEvent, ...]:
     """``events`` (of bringing the account up to the purchase) and the purchase's own: points
     redeemed, points earned, an upgrade. Shared by this module and the generated purchase."""
+    earned = build(LifecycleEvent, {
+        "at": at, "type": "points_earned", "rule": None, "points": points_total,
+        "tier_from": None, "tier_to": None,
+        "detail": f"usable from {available_at.isoformat()}" if pending else "usable now",
+    }) if points_total else None
+    if not (events or redeemed or changed):  # most purchases: points earned, nothing else
+        return () if earned is None else (earned,)
     out = list(events)
     if redeemed:
         out.append(new(LifecycleEvent, at=at, type="points_redeemed", rule="redemption",
                        points=-redeemed, detail=f"paid {paid_with_points:f}"))
-    if points_total:
-        out.append(build(LifecycleEvent, {
-            "at": at, "type": "points_earned", "rule": None, "points": points_total,
-            "tier_from": None, "tier_to": None,
-            "detail": f"usable from {available_at.isoformat()}" if pending else "usable now"}))
+    if earned is not None:
+        out.append(earned)
     if changed:
         out.append(build(LifecycleEvent, {
             "at": at, "type": "tier_upgraded", "rule": None, "points": 0,
