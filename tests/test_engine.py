@@ -424,6 +424,25 @@ def test_naive_transaction_time_is_refused() -> None:
             {"sku": "a", "amount": "1"}]})
 
 
+@pytest.mark.parametrize("at", ["9999-06-01T00:00:00+00:00", "0001-01-01T00:00:00+00:00",
+                                "1899-12-31T23:59:59+00:00"])
+def test_an_instant_outside_the_calendar_the_engine_works_in_is_refused(at: str) -> None:
+    """Dates derived from an instant (expiry, kept tiers, the refund window) must stay in
+    Python's calendar: an absurd date is an InputError naming `at`, on every path, instead of
+    a ValueError from deep inside (points earned in 9999 would expire in 10000)."""
+    p = program(ledger={"expiry": {"months": 12}}, earn=[{"id": "e", "points": 1, "per": 1}])
+    for mode in ("compiled", "interpreted"):
+        for trace in (False, True):
+            with pytest.raises(lr.InputError, match="at: must be from 1900-01-01 to 8999-12-31"):
+                lr.evaluate(p, {"id": "m"}, {"id": "t", "at": at, "items": [
+                    {"sku": "a", "amount": "1"}]}, mode=mode, trace=trace)
+    with pytest.raises(lr.InputError, match="until: must be from 1900-01-01"):
+        lr.advance(p, {"id": "m"}, at)
+    edge = lr.evaluate(p, {"id": "m"}, {"id": "t", "at": "8999-12-31T23:59:59+00:00",
+                                        "items": [{"sku": "a", "amount": "1"}]})
+    assert edge.member_after.lots[0].expires_at.year == 9001  # (local 9000-01-01, + 12 months)
+
+
 def test_float_money_is_refused() -> None:
     """A float amount is refused (it cannot be exact); strings and Decimals are accepted."""
     with pytest.raises(lr.InputError, match=r"items\[0\]\.amount"):

@@ -326,6 +326,71 @@ def test_a_members_next_purchase_is_the_same_on_every_path(
     assert generated == _outcome(program, state, second, "compiled", trace=True)
 
 
+@pytest.mark.parametrize(("extra", "inline"), [
+    ({}, True),
+    ({"referral": {"referee_points": 20}}, False),
+    ({"signals": [{"id": "welcome", "on": "first_purchase"}]}, False),
+    ({"policies": {"tiers": {"benefits_from": "this_transaction"}}}, False),
+])
+def test_which_programs_complete_their_purchases_in_the_generated_function(
+        extra: dict[str, Any], inline: bool) -> None:
+    """Referral and signals are added by complete_purchase alone; with `this_transaction` an
+    upgrading purchase is decided twice, and only the second decision may be completed."""
+    program = lr.Program.from_dict({
+        "program": {"id": "x", "version": 1, "currency": "CNY", "timezone": "UTC"},
+        "tiers": [{"id": "t0"}, {"id": "t1", "qualify": {"spend": 1}}],
+        "earn": [{"id": "e", "points": 1, "per": 1}], **extra})
+    assert (program.plan("compiled").purchase is not None) is inline
+    assert program.plan("interpreted").purchase is None
+
+
+def _upgrading(**extra: Any) -> lr.Program:
+    return lr.Program.from_dict({
+        "program": {"id": "x", "version": 1, "currency": "CNY", "timezone": "UTC"},
+        "tiers": [{"id": "t0"}, {"id": "t1", "qualify": {"spend": 1}, "discount": "50%"}],
+        "earn": [{"id": "e", "points": 1, "per": 1}],
+        "policies": {"tiers": {"benefits_from": "this_transaction"}}, **extra})
+
+
+def test_an_upgrade_that_applies_at_once_redeems_what_the_new_tier_allows() -> None:
+    """Found in review: with `this_transaction` the first decision (old tier, no discount)
+    must not be completed. Here it would redeem 500 points where only 300 are usable; the
+    upgraded decision, half price, redeems 250. A member whose balance is more than its
+    usable lots is a state edited by hand, which the ledger accepts."""
+    program = _upgrading(redemption={"points": 100, "value": 1, "step": 1, "max_share": "50%",
+                                     "over_ask": "clamp"})
+
+    def lot(id_: str, points: int, usable: str) -> dict[str, Any]:
+        return {"id": id_, "points": points, "earned": points,
+                "earned_at": "2025-01-01T00:00:00Z", "available_at": usable, "source": "x",
+                "rule": "e"}
+
+    member = {"id": "m", "tier": "t0", "points": 1000,
+              "lots": [lot("a", 300, "2025-01-01T00:00:00Z"),
+                       lot("b", 700, "2026-01-01T00:00:00Z")]}
+    txn = {"id": "T", "at": "2025-06-01T00:00:00Z", "items": [{"sku": "a", "amount": "10.00"}],
+           "redeem_points": 1000}
+    decision = lr.evaluate(program, member, txn, trace=False)
+    assert (decision.tier_after, decision.redeemed_points, decision.member_after.points) == (
+        "t1", 250, 52)
+    assert _whole(program, member, txn, "compiled") == _whole(program, member, txn,
+                                                              "interpreted")
+    assert decision.model_dump_json() == lr.evaluate(
+        program, member, txn, trace=False, mode="interpreted").model_dump_json()
+
+
+def test_an_upgrade_that_applies_at_once_fails_as_the_upgraded_decision_fails() -> None:
+    """Found in review: the error is the second decision's (a condition of the new tier's
+    promotion), not one from completing the first."""
+    program = _upgrading(promotions=[{
+        "id": "p", "tiers": ["t1"], "bonus_points": 5,
+        "when": "txn.amount / (txn.items_count - 1) > 100"}])
+    txn = {"id": "T", "at": "2025-06-01T00:00:00Z", "items": [{"sku": "a", "amount": "10.00"}]}
+    for mode in ("compiled", "interpreted"):
+        with pytest.raises(lr.EvaluationError, match="rule 'p' failed"):
+            lr.evaluate(program, {"id": "m", "tier": "t0"}, txn, trace=False, mode=mode)
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(featured_programs(), st.data())
 def test_programs_with_many_rules_keep_the_plans_checks_and_agree(

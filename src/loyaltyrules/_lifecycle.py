@@ -31,7 +31,15 @@ from ._decision import (
     pending,
 )
 from ._errors import InputError
-from ._member import MemberState, PointsLot, PointsTotals, PurchaseRecord, Transaction, Usage
+from ._member import (
+    MemberState,
+    PointsLot,
+    PointsTotals,
+    PurchaseRecord,
+    Transaction,
+    Usage,
+    instant_problem,
+)
 from ._model import Expiry, ProgramModel, Qualify
 from ._money import allocate, exact
 
@@ -644,6 +652,9 @@ def _instant(value: datetime | str, field: str, kind: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise InputError("needs a UTC offset (the engine never guesses a zone)", field=field,
                          kind=kind)
+    problem = instant_problem(value)
+    if problem is not None:
+        raise InputError(problem, field=field, kind=kind)
     return value
 
 

@@ -6,7 +6,7 @@ exact), so JSON readers should parse numbers as Decimal (the CLI does).
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
@@ -83,7 +83,29 @@ def _one_zone_object(value: datetime) -> datetime:
     return value if zone is tz else value.replace(tzinfo=zone)
 
 
-Instant = Annotated[AwareDatetime, AfterValidator(_one_zone_object)]
+# Instants the engine accepts: dates it derives from one (expiry, reviews, kept tiers, the
+# refund window) stay inside Python's calendar, so an absurd date is refused as input
+# rather than failing deep inside an evaluation.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def instant_problem(value: datetime) -> str | None:
+    """Why an aware instant is refused, or None."""
+    if not EARLIEST <= value < LATEST:
+        return "must be from 1900-01-01 to 8999-12-31 (UTC)"
+    return None
+
+
+def _in_calendar(value: datetime) -> datetime:
+    problem = instant_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_in_calendar),
+                    AfterValidator(_one_zone_object)]
 
 
 class _Input(BaseModel):

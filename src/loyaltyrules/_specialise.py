@@ -351,9 +351,12 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
 def completes_inline(plan: Plan) -> bool:
     """Whether the trace-free function also completes the purchase (events, the pending next
     state) as :func:`._lifecycle.complete_purchase` does, rather than leaving it to that
-    function: for programs without a referral or signals, which only that function adds."""
+    function: for programs without a referral or signals, which only that function adds, and
+    whose tier benefits apply from the next transaction (with ``this_transaction`` a purchase
+    that upgrades is decided twice, and only the second decision may be completed: a
+    completion can fail, and the first one's failure must not stand for the second's)."""
     model = plan.model
-    return model.referral is None and not model.signals
+    return model.referral is None and not model.signals and not plan.fast.benefits_now
 
 
 def _completion(s: _Source, plan: Plan) -> None:
