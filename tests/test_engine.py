@@ -443,6 +443,24 @@ def test_an_instant_outside_the_calendar_the_engine_works_in_is_refused(at: str)
     assert edge.member_after.lots[0].expires_at.year == 9001  # (local 9000-01-01, + 12 months)
 
 
+def test_a_members_dates_and_the_programs_periods_keep_derived_dates_in_the_calendar() -> None:
+    """Found in review: a last purchase in 9999 with expiry after 12 inactive months, or a
+    pending period of 3,000,000 days, put a derived date past year 9999. Both are refused
+    up front, naming the field."""
+    p = program(ledger={"expiry": {"inactive_months": 12}},
+                earn=[{"id": "e", "points": 1, "per": 1}])
+    with pytest.raises(lr.InputError, match="member: last_purchase: must be from 1900-01-01"):
+        lr.evaluate(p, {"id": "m", "last_purchase": "9999-06-01"}, txn(("a", "1")))
+    for ledger, field in (({"pending_days": 3_000_000}, "ledger.pending_days"),
+                          ({"refund_days": 1_000_000}, "ledger.refund_days"),
+                          ({"expiry": {"months": 100_000}}, "ledger.expiry.months"),
+                          ({"expiry": {"end_of_year": 10_000}}, "ledger.expiry.end_of_year")):
+        with pytest.raises(lr.ProgramError, match=field):
+            program(ledger=ledger)
+    old = {"id": "m", "birthday": "1899-02-03"}  # a birthday is only read for month and day
+    assert lr.evaluate(p, old, txn(("a", "1"))).points_total == 1
+
+
 def test_float_money_is_refused() -> None:
     """A float amount is refused (it cannot be exact); strings and Decimals are accepted."""
     with pytest.raises(lr.InputError, match=r"items\[0\]\.amount"):

@@ -4,10 +4,11 @@
 program needs. These tests generate programs that use every feature the generator treats
 specially — tier discounts alone or with promotions, groups and exclusive rules that can be
 priced away, thresholds, item scopes, birthday rules, limits, perks, bonus points, scoped and
-conditional multipliers, several earn rules, every spend and rounding policy, redemption —
-and check that the generated function, the plan interpreter (`mode="interpreted"`, trace
-off) and the traced engine make the same decision, or raise the same error. The generated
-traced function (programs of up to 64 rules) must write the engine's trace word for word.
+conditional multipliers, several earn rules, every spend policy and the common rounding
+modes, redemption, the ledger's periods, referral and signals — and check that the
+generated function, the plan interpreter (`mode="interpreted"`, trace off) and the compiled
+traced decision make the same decision, or raise the same error. The generated traced
+function (programs of up to 64 rules) must write the engine's trace word for word.
 """
 
 from __future__ import annotations

@@ -104,6 +104,16 @@ def _in_calendar(value: datetime) -> datetime:
     return value
 
 
+def _day_in_calendar(value: date) -> date:
+    if not EARLIEST.date() <= value < LATEST.date():
+        raise ValueError("must be from 1900-01-01 to 8999-12-31")
+    return value
+
+
+# a date the engine derives others from (expiry after inactivity, reviews, kept tiers)
+Day = Annotated[date, AfterValidator(_day_in_calendar)]
+
+
 Instant = Annotated[AwareDatetime, AfterValidator(_in_calendar),
                     AfterValidator(_one_zone_object)]
 
@@ -192,17 +202,17 @@ class MemberState(_Input):
     qualifying_spend: Money = Decimal(0)
     orders: int = Field(default=0, ge=0)
     birthday: date | None = None
-    birthday_set_on: date | None = None
-    joined: date | None = None
-    last_purchase: date | None = None
+    birthday_set_on: Day | None = None
+    joined: Day | None = None
+    last_purchase: Day | None = None
     usage: dict[str, Usage] = Field(default_factory=dict)
     recent_transactions: tuple[str, ...] = ()
     lots: tuple[PointsLot, ...] = ()
     totals: PointsTotals = PointsTotals()
     purchases: tuple[PurchaseRecord, ...] = ()
     spend_log: dict[str, Money] = Field(default_factory=dict)
-    tier_since: date | None = None
-    tier_kept_until: date | None = None
+    tier_since: Day | None = None
+    tier_kept_until: Day | None = None
     advanced_to: Instant | None = None
     signals: dict[str, str] = Field(default_factory=dict)
     referred_by: str | None = None

@@ -275,7 +275,7 @@ class QualifyingSpendPolicy(_Strict):
 class BirthdayPolicy(_Strict):
     feb29: Literal["feb28", "mar1"] = "feb28"
     week: Literal["iso", "centered"] = "iso"
-    change_guard_days: WholeNumber = Field(default=0, ge=0)
+    change_guard_days: WholeNumber = Field(default=0, ge=0, le=3650)
 
 
 class Policies(_Strict):
@@ -595,10 +595,11 @@ class Expiry(_Strict):
     points expire after 12 months without a purchase. No key: points never expire.
     """
 
-    months: WholeNumber | None = Field(default=None, ge=1)
-    end_of_year: WholeNumber | None = Field(default=None, ge=0)
-    end_of_quarter: WholeNumber | None = Field(default=None, ge=0)
-    inactive_months: WholeNumber | None = Field(default=None, ge=1)
+    # (bounded so that every date derived from an accepted instant stays in the calendar)
+    months: WholeNumber | None = Field(default=None, ge=1, le=1200)
+    end_of_year: WholeNumber | None = Field(default=None, ge=0, le=100)
+    end_of_quarter: WholeNumber | None = Field(default=None, ge=0, le=400)
+    inactive_months: WholeNumber | None = Field(default=None, ge=1, le=1200)
 
     @model_validator(mode="before")
     @classmethod
@@ -617,10 +618,10 @@ class Expiry(_Strict):
 class Ledger(_Strict):
     """``ledger:`` — points as lots: when they become usable, when they expire, refunds."""
 
-    pending_days: WholeNumber = Field(default=0, ge=0)
+    pending_days: WholeNumber = Field(default=0, ge=0, le=3650)
     expiry: Expiry = Expiry()
     negative_balance: Literal["allow", "shortfall"] = "shortfall"
-    refund_days: WholeNumber = Field(default=365, ge=1)
+    refund_days: WholeNumber = Field(default=365, ge=1, le=3650)
     remember_events: WholeNumber = Field(default=200, ge=10, le=100_000)
 
 
@@ -653,7 +654,7 @@ class Keep(_Strict):
     """A guaranteed stay in a tier once earned."""
 
     until: Literal["end_of_year", "end_of_next_year"] | None = None
-    months: WholeNumber | None = Field(default=None, ge=1)
+    months: WholeNumber | None = Field(default=None, ge=1, le=120)
 
 
 class Reviews(_Strict):
@@ -719,7 +720,7 @@ class Signal(_Strict):
     id: Id
     on: Literal["birthday_in", "points_expiring", "tier_gap", "no_purchase",
                 "first_purchase", "new_member_idle"]
-    days: WholeNumber | None = Field(default=None, ge=0)
+    days: WholeNumber | None = Field(default=None, ge=0, le=3650)
     points: WholeNumber | None = Field(default=None, ge=1)
     spend: Money | None = None
 
