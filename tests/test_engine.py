@@ -461,6 +461,43 @@ def test_a_members_dates_and_the_programs_periods_keep_derived_dates_in_the_cale
     assert lr.evaluate(p, old, txn(("a", "1"))).points_total == 1
 
 
+@pytest.mark.parametrize("expiry", [{"months": 1200}, {"end_of_year": 100},
+                                    {"end_of_quarter": 400}, {"inactive_months": 1200}])
+def test_the_longest_periods_at_the_calendars_edges_still_work(expiry: dict[str, int]) -> None:
+    """Every period at its bound, in the zone furthest ahead of UTC, at the first and last
+    accepted instants: purchases on every path, advancing and refunding all work."""
+    p = lr.Program.from_dict({
+        "program": {"id": "x", "version": 1, "currency": "CNY",
+                    "timezone": "Pacific/Kiritimati"},
+        "tiers": [{"id": "t0"}, {"id": "t1", "qualify": {"spend": 1}}],
+        "earn": [{"id": "e", "points": 1, "per": 1}],
+        "birthday": [{"id": "b", "on": "birthday_month", "bonus_points": 5}],
+        "reviews": {"rolling_months": 60, "keep": {"months": 120}},
+        "signals": [{"id": "s1", "on": "no_purchase", "days": 3650},
+                    {"id": "s2", "on": "points_expiring", "days": 3650},
+                    {"id": "s3", "on": "birthday_in", "days": 3650}],
+        "policies": {"birthday": {"change_guard_days": 3650}},
+        "ledger": {"expiry": expiry, "pending_days": 3650, "refund_days": 3650}})
+    for at in ("8999-12-31T23:59:59+00:00", "1900-01-01T00:00:00+00:00"):
+        member = {"id": "m", "birthday": "1980-12-31", "last_purchase": at[:10],
+                  "joined": "1900-01-01"}
+        states = set()
+        for mode in ("compiled", "interpreted"):
+            for trace in (False, True):
+                decision = lr.evaluate(p, member, {"id": "t", "at": at, "items": [
+                    {"sku": "a", "amount": "100"}]}, mode=mode, trace=trace)
+                states.add(decision.member_after.model_dump_json())
+        assert len(states) == 1
+        state = decision.member_after
+        # local day 9000-01-01 (UTC+14), or 1899-12-31 (the zone's offset in 1900 was
+        # -10:29:20): the birthday month, +5. Pending for 3,650 days.
+        pending = 100 if at.startswith("8999") else 105
+        assert (state.points, state.pending_points, state.tier) == (0, pending, "t1")
+        lr.advance(p, state, "8999-12-31T23:59:59+00:00")
+        refunded = lr.refund(p, state, {"id": "r", "transaction_id": "t", "at": at})
+        assert (refunded.points_change, refunded.member_after.pending_points) == (-pending, 0)
+
+
 def test_float_money_is_refused() -> None:
     """A float amount is refused (it cannot be exact); strings and Decimals are accepted."""
     with pytest.raises(lr.InputError, match=r"items\[0\]\.amount"):
