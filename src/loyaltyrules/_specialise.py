@@ -6,6 +6,9 @@ does any rule carry a discount, which multipliers look at items. This module ask
 and writes a function with only the code this program needs — every multiplier and earn rule
 unrolled, each policy branch resolved, the common case (a tier's percentage off the basket)
 priced inline — and falls back to :mod:`._fast`'s helpers for the parts it does not unroll.
+For a program that :func:`completes_inline`, the same source also holds ``purchase``: the
+decision completed as :func:`._lifecycle.complete_purchase` completes it (events, the dates
+and parts of the next state), which is what ``evaluate(..., trace=False)`` calls.
 
 For a :func:`traceable` program it writes a second function, the same decision with the
 traced engine's full trace: every rule's reason from a function of its own, the notes that
