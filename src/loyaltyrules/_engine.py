@@ -585,7 +585,7 @@ def evaluate(
         Transaction, transaction, "transaction")
     if t.id in m.recent_transactions:
         raise AlreadyApplied(t.id)
-    plan = program._plans.get(mode) or program.plan(mode)
+    plan = program.plan(mode)
     events: list[Any] = []
     base_version = m.version
     if plan.lifecycle or m.pending_points or (m.lots and _expiring(m.lots)):
