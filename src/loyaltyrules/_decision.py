@@ -48,7 +48,6 @@ class _Out(BaseModel):
 
 
 _M = TypeVar("_M", bound=BaseModel)
-_setattr = object.__setattr__
 _object_new = object.__new__
 if BaseModel.__new__ is not object.__new__:  # pragma: no cover - a pydantic that changed this
     raise ImportError("loyaltyrules.build needs pydantic's BaseModel without a __new__")
@@ -78,13 +77,16 @@ def builder(cls: type[_M]) -> Callable[[dict[str, Any]], _M]:
     # updates it
     fields = set(cls.model_fields)
 
+    # (everything it uses bound as defaults: read as locals, on every output model made)
     def make(values: dict[str, Any], cls: type[_M] = cls, new: Any = _object_new,
-             set_dict: Any = _setattr, fields: set[str] = fields) -> _M:
+             fields: set[str] = fields, set_dict: Any = _set_dict,
+             set_fields: Any = _set_fields, set_extra: Any = _set_extra,
+             set_private: Any = _set_private) -> _M:
         obj = new(cls)  # BaseModel has no __new__ of its own (checked at import)
-        set_dict(obj, "__dict__", values)
-        _set_fields(obj, fields)
-        _set_extra(obj, None)
-        _set_private(obj, None)
+        set_dict(obj, values)
+        set_fields(obj, fields)
+        set_extra(obj, None)
+        set_private(obj, None)
         return obj  # type: ignore[no-any-return]
 
     _BUILDERS[cls] = make
@@ -136,6 +138,7 @@ def _slot_setter(name: str) -> Any:
     return lambda obj, value: object.__setattr__(obj, name, value)
 
 
+_set_dict = _slot_setter("__dict__")  # (its descriptor: cheaper than object.__setattr__)
 _set_fields = _slot_setter("__pydantic_fields_set__")
 _set_extra = _slot_setter("__pydantic_extra__")
 _set_private = _slot_setter("__pydantic_private__")
