@@ -341,8 +341,10 @@ def test_which_programs_complete_their_purchases_in_the_generated_function(
         "program": {"id": "x", "version": 1, "currency": "CNY", "timezone": "UTC"},
         "tiers": [{"id": "t0"}, {"id": "t1", "qualify": {"spend": 1}}],
         "earn": [{"id": "e", "points": 1, "per": 1}], **extra})
-    assert (program.plan("compiled").purchase is not None) is inline
-    assert program.plan("interpreted").purchase is None
+    compiled, interpreted = program.plan("compiled"), program.plan("interpreted")
+    assert (compiled.purchase is not None) is inline
+    assert (compiled.purchase_traced is not None) is inline  # (the traced function's twin)
+    assert interpreted.purchase is None and interpreted.purchase_traced is None
 
 
 def _upgrading(**extra: Any) -> lr.Program:

@@ -280,6 +280,8 @@ class Plan:
     # the whole trace-free purchase, completed in the same generated function (compiled
     # mode, ._specialise.completes_inline), or None: ._lifecycle.complete_purchase completes it
     purchase: Callable[..., Any] | None = None
+    # the same with the full trace (a program with both generated functions)
+    purchase_traced: Callable[..., Any] | None = None
 
 
 def _condition(expr: Expression | None, mode: Mode, label: str) -> Condition | None:
@@ -384,7 +386,9 @@ def build_plan(model: ProgramModel, mode: Mode = "compiled") -> Plan:
         object.__setattr__(plan, "decide", generated)
         object.__setattr__(plan, "purchase", purchase)
         if traceable(plan):
-            object.__setattr__(plan, "decide_traced", specialise(plan, traced=True)[0])
+            traced, purchase_traced = specialise(plan, traced=True)
+            object.__setattr__(plan, "decide_traced", traced)
+            object.__setattr__(plan, "purchase_traced", purchase_traced)
     return plan
 
 

@@ -597,6 +597,9 @@ def evaluate(
             return completed
         return complete_purchase(program, plan, m, t, plan.decide(program, plan, m, t), events,
                                  base_version)
+    if plan.purchase_traced is not None:  # generated for this program: the engine's trace,
+        traced: Decision = plan.purchase_traced(program, plan, m, t, events, base_version)
+        return traced  # and completed in the same function
     if plan.decide_traced is not None:  # generated for this program, the engine's trace
         return complete_purchase(program, plan, m, t, plan.decide_traced(program, plan, m, t),
                                  events, base_version)

@@ -8,7 +8,7 @@ unrolled, each policy branch resolved, the common case (a tier's percentage off 
 priced inline — and falls back to :mod:`._fast`'s helpers for the parts it does not unroll.
 For a program that :func:`completes_inline`, the same source also holds ``purchase``: the
 decision completed as :func:`._lifecycle.complete_purchase` completes it (events, the dates
-and parts of the next state), which is what ``evaluate(..., trace=False)`` calls.
+and parts of the next state), which is what ``evaluate()`` calls.
 
 For a :func:`traceable` program it writes a second function, the same decision with the
 traced engine's full trace: every rule's reason from a function of its own, the notes that
@@ -118,9 +118,9 @@ def traceable(plan: Plan) -> bool:
 
 def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | None]:
     """The plan's decision as one generated function (see the module docstring): trace-free,
-    or with ``traced`` (for a :func:`traceable` plan) with the engine's full trace. Trace-free,
-    for a program that :func:`completes_inline`, also the whole purchase: the decision
-    completed as :func:`._lifecycle.complete_purchase` would, in the same function."""
+    or with ``traced`` (for a :func:`traceable` plan) with the engine's full trace; and, for
+    a program that :func:`completes_inline`, the whole purchase too: the decision completed
+    as :func:`._lifecycle.complete_purchase` would, in the same function."""
     from . import _fast
 
     if traced and not traceable(plan):
@@ -259,7 +259,7 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
               f"        usage.append(make_UsageConsumed({{{s.k('rule')}: fr.id, "
               f"{s.k('period')}: FP.period(today, fr.limit_per)}}))")
     q = s.k(fp.quantum)
-    completes = not traced and completes_inline(plan)
+    completes = completes_inline(plan)
     if completes:
         s.add(1, "changed = after is not tier_before", "line_paid = tuple(paid)",
               "points_t = tuple(points_lines)", "usage_t = tuple(usage)",
