@@ -259,12 +259,10 @@ class _Book:
                 usable += lot.points
             else:
                 waiting += lot.points
-        values = dict(member.__dict__)
-        values.update({
-            "lots": tuple(self.lots), "totals": totals, "points": usable - self.debt,
-            "pending_points": waiting, "points_debt": self.debt,
-            "version": member.version + 1})
-        values.update(updates)
+        # one dict, in the member's field order (a key met again keeps its place)
+        values = {**member.__dict__, "lots": tuple(self.lots), "totals": totals,
+                  "points": usable - self.debt, "pending_points": waiting,
+                  "points_debt": self.debt, "version": member.version + 1, **updates}
         # the state's values are the engine's own (no validation needed, as model_copy),
         # and, as model_copy, it counts as set what the member had set and what changed
         state = build(MemberState, values)
