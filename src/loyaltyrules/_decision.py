@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from ._member import MemberState, Money
+from ._money import plain
 
 __all__ = [
     "Decision",
@@ -36,7 +37,7 @@ __all__ = [
     "pending",
 ]
 
-Factor = Annotated[Decimal, PlainSerializer(lambda d: format(d, "f"), return_type=str)]
+Factor = Annotated[Decimal, PlainSerializer(plain, return_type=str)]
 
 RuleKind = Literal["tier", "earn", "multiplier", "birthday", "promotion", "qualification", "cap",
                    "redemption"]

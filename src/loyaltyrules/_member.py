@@ -24,7 +24,7 @@ from pydantic import (
 from pydantic_core import TzInfo
 
 from ._errors import InputError, format_path
-from ._money import parse_money
+from ._money import parse_money, plain
 
 __all__ = [
     "HouseholdState",
@@ -53,11 +53,11 @@ def _amount(value: Any) -> Decimal:
 Money = Annotated[
     Decimal,
     BeforeValidator(_amount),
-    PlainSerializer(lambda d: format(d, "f"), return_type=str),
+    PlainSerializer(plain, return_type=str),
     WithJsonSchema(_MONEY_SCHEMA),
 ]
 Attr = str | int | bool | Annotated[Decimal, BeforeValidator(parse_money),
-                                    PlainSerializer(lambda d: format(d, "f"), return_type=str)]
+                                    PlainSerializer(plain, return_type=str)]
 
 
 _ZONES: dict[int, TzInfo] = {}
