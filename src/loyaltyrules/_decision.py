@@ -97,10 +97,10 @@ def builder(cls: type[_M]) -> Callable[[dict[str, Any]], _M]:
 _NEXT = "next_state"
 
 
-def pending(decision: _M, member_after: Callable[[], Any]) -> _M:
-    """Leave a just-built decision's ``member_after`` to be made by ``member_after()`` when
-    first read (:class:`Decision` explains why)."""
-    _set_private(decision, {_NEXT: member_after})
+def pending(decision: _M, member_after: Callable[..., Any], *args: Any) -> _M:
+    """Leave a just-built decision's ``member_after`` to be made by ``member_after(*args)``
+    when first read (:class:`Decision` explains why)."""
+    _set_private(decision, {_NEXT: (member_after, args)})
     return decision
 
 
@@ -328,7 +328,8 @@ class Decision(_Out):
         pending = self.__pydantic_private__
         if pending is None:  # another thread has just stored it
             return
-        state = pending[_NEXT]()
+        make, args = pending[_NEXT]
+        state = make(*args)
         # two threads reading it first at once may both build it; the first one stored is
         # the one every reader gets (setdefault is atomic), so it is still "built once"
         values.setdefault("member_after", state)

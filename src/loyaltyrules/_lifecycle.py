@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import ROUND_FLOOR, Decimal
-from functools import partial
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
@@ -770,7 +769,10 @@ def complete_purchase(program: Any, plan: Any, member: MemberState, txn: Transac
         return decision
     values["events"] = own
     del values["member_after"]
-    return pending(decision, partial(_purchase_state, *parts))
+    return pending(decision, _purchase_state, *parts)
+
+
+USABLE_NOW = "usable now"  # the detail of points earned usable at once (generated code too)
 
 
 def purchase_events(events: list[LifecycleEvent], at: datetime, redeemed: int,
@@ -782,7 +784,7 @@ def purchase_events(events: list[LifecycleEvent], at: datetime, redeemed: int,
     earned = build(LifecycleEvent, {
         "at": at, "type": "points_earned", "rule": None, "points": points_total,
         "tier_from": None, "tier_to": None,
-        "detail": f"usable from {available_at.isoformat()}" if pending else "usable now",
+        "detail": f"usable from {available_at.isoformat()}" if pending else USABLE_NOW,
     }) if points_total else None
     if not (events or redeemed or changed):  # most purchases: points earned, nothing else
         return () if earned is None else (earned,)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable
+from contextvars import ContextVar
 from decimal import (
     ROUND_CEILING,
     ROUND_DOWN,
@@ -193,6 +193,10 @@ def parse_rate(value: object) -> Decimal:
 CONTEXT = Context(prec=28, rounding=ROUND_HALF_EVEN, Emax=999_999, Emin=-999_999,
                   traps=[InvalidOperation, DivisionByZero, Overflow])
 
+# One copy of CONTEXT per thread (and per asyncio context), set for the duration of a call:
+# cheaper than a fresh localcontext per call; its flags are never read.
+_MINE: ContextVar[Context] = ContextVar("loyaltyrules.decimal_context")
+
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -203,9 +207,10 @@ def exact(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     @wraps(fn)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         previous = getcontext()
-        mine: Context | None = getattr(_THREAD, "context", None)
+        mine = _MINE.get(None)
         if mine is None:
-            mine = _THREAD.context = CONTEXT.copy()
+            mine = CONTEXT.copy()
+            _MINE.set(mine)
         if previous is mine:  # called from inside the library
             return fn(*args, **kwargs)
         setcontext(mine)
@@ -215,8 +220,3 @@ def exact(fn: Callable[_P, _R]) -> Callable[_P, _R]:
             setcontext(previous)
 
     return wrapper
-
-
-# one copy of CONTEXT per thread, set for the duration of a call (cheaper than a fresh
-# localcontext per call; its flags are never read)
-_THREAD = threading.local()

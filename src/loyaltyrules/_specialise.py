@@ -29,7 +29,6 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 from decimal import ROUND_FLOOR, Decimal
-from functools import partial
 from typing import Any
 
 from . import _trace
@@ -38,6 +37,7 @@ from ._compile import Plan, TierPlan
 from ._decision import (
     Decision,
     DiscountLine,
+    LifecycleEvent,
     PointsLine,
     UsageConsumed,
     builder,
@@ -45,6 +45,7 @@ from ._decision import (
 )
 from ._errors import InputError
 from ._lifecycle import (
+    USABLE_NOW,
     _kept_until,
     _log_oldest,
     _purchase_state,
@@ -138,7 +139,8 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
         "UsageConsumed": UsageConsumed, "allocate": allocate,
         # each output model's builder, resolved once (build() looks it up per call)
         **{f"make_{cls.__name__}": builder(cls)
-           for cls in (Decision, DiscountLine, PointsLine, UsageConsumed)},
+           for cls in (Decision, DiscountLine, PointsLine, UsageConsumed,
+                       LifecycleEvent)},
         "round_points": round_points,
         "combine": _fast.combine, "cap_total": _fast.cap_total, "price": _fast._price,
         "resolve": _fast._resolve, "Lazy": _fast._Lazy, "prepare": _fast.prepare,
@@ -148,7 +150,7 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
         "is_birthday": is_birthday, "birthday_change_blocks": birthday_change_blocks,
         "period_key": period_key,
         # the purchase's completion (see _completion)
-        "dict": dict, "partial": partial, "pending": pending, "expires_at": expires_at,
+        "dict": dict, "pending": pending, "expires_at": expires_at,
         "log_oldest": _log_oldest, "kept_until": _kept_until,
         "purchase_events": purchase_events, "purchase_state": _purchase_state,
     })
@@ -265,7 +267,7 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
               "points_t = tuple(points_lines)", "usage_t = tuple(usage)",
               f"pwp_q = pwp.quantize({q})")
     fields = {
-        "program": "program.ref", "member_id": "m.id", "transaction_id": "t.id", "at": "at",
+        "program": "program._ref", "member_id": "m.id", "transaction_id": "t.id", "at": "at",
         "local_date": "today", "currency": s.k(fp.currency),
         "tier_before": "tier_before.tier.id", "tier_after": "after.tier.id",
         "tier_changed": "changed" if completes else "after is not tier_before",
@@ -295,15 +297,27 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
     if completes:
         s.add(1, "if not complete:", f"    return make_Decision({decision()}), after")
         _completion(s, plan)
+        events = ("purchase_events(events, at, redeemed, pwp_q, points_total, available_at, "
+                  f"{s.k(bool(plan.ledger.pending))}, changed, tier_before.tier.id, "
+                  "after.tier.id)")
+        if not plan.ledger.pending:
+            # most purchases earn points and nothing else happens: that one event is made
+            # here, as purchase_events makes it (the rest is left to purchase_events)
+            earned = {"at": "at", "type": s.k("points_earned"), "rule": "None",
+                      "points": "points_total", "tier_from": "None", "tier_to": "None",
+                      "detail": s.k(USABLE_NOW)}
+            if set(earned) != set(LifecycleEvent.model_fields):
+                raise RuntimeError("the generated event must set every LifecycleEvent field")
+            made = ", ".join(f"{s.k(name)}: {expr}" for name, expr in earned.items())
+            events = (f"(make_LifecycleEvent({{{made}}}),) if points_total and not "
+                      f"(events or redeemed or changed) else {events}")
         s.add(1, "values = " + decision(
-            events="purchase_events(events, at, redeemed, pwp_q, points_total, available_at, "
-                   f"{s.k(bool(plan.ledger.pending))}, changed, tier_before.tier.id, "
-                   "after.tier.id)",
+            events=events,
             member_version="prior_version", member_after=""),
               "if redeemed:  # a redemption can fail on the lots: the state is built now",
               f"    values[{s.k('member_after')}] = purchase_state(*parts)",
               "    return make_Decision(values), after",
-              "return pending(make_Decision(values), partial(purchase_state, *parts)), after")
+              "return pending(make_Decision(values), purchase_state, *parts), after")
     else:
         s.add(1, f"return make_Decision({decision()}), after")
 
