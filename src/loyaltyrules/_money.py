@@ -128,22 +128,38 @@ _SCALES: dict[Decimal, Decimal] = {}
 plain: Callable[[Decimal], str] = methodcaller("__format__", "f")
 
 _LIMIT = Decimal(10) ** 15
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+# The decimal strings amounts may be written as: digits with an optional sign and fraction —
+# no exponent, no digit separators, no infinities (tests/test_money.py holds the fast check
+# below to exactly this pattern).
+NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 
 
 def parse_money(value: object) -> Decimal:
     """Accept Decimal, int or a decimal string; refuse floats and booleans (inexact or absurd)."""
-    if isinstance(value, bool):
+    kind = type(value)
+    if kind is str:  # the common case (JSON, YAML, forms), checked without the pattern:
+        # Decimal reads a superset of NUMBER, and what it reads beyond it is an exponent, a
+        # digit separator or a non-finite value (this runs for every amount of every input)
+        text = value.strip()  # type: ignore[attr-defined]
+        try:
+            result = Decimal(text)
+        except ArithmeticError:  # InvalidOperation, when the context traps it
+            raise ValueError(f"expected an amount such as 12.50, got {value!r}") from None
+        if not result.is_finite() or "e" in text or "E" in text or "_" in text:
+            raise ValueError(f"expected an amount such as 12.50, got {value!r}")
+    elif kind is Decimal:
+        result = value  # type: ignore[assignment]
+    elif isinstance(value, bool):
         raise ValueError(f"expected an amount, got {value!r}")
-    if isinstance(value, float):
+    elif isinstance(value, float):
         raise ValueError(
             f"amounts must be exact: write {value!r} as a string or decimal, not a float"
         )
-    if isinstance(value, Decimal):
+    elif isinstance(value, Decimal):
         result = value
     elif isinstance(value, int):
         result = Decimal(value)
-    elif isinstance(value, str) and _NUMBER.match(value.strip()):
+    elif isinstance(value, str) and NUMBER.match(value.strip()):
         result = Decimal(value.strip())
     else:
         raise ValueError(f"expected an amount such as 12.50, got {value!r}")
