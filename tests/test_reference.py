@@ -64,3 +64,29 @@ def test_the_benchmark_table_runs_and_checks_every_engine_first() -> None:
     lines = bench_promotions(40)
     assert lines[0].startswith("1,000-promotion program: load + validate + compile")
     assert "cost ratio" in lines[1]
+
+
+def test_the_instruction_count_loops_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m benchmarks.instructions` in miniature: each row's loop (run by callgrind in
+    a child process) runs, with counting switched on once and off once around it; without
+    valgrind the command says so. Counts are not asserted."""
+    from benchmarks import instructions
+    from benchmarks.stream import write_transactions
+
+    switched: list[bool] = []
+    monkeypatch.setattr(instructions, "_toggle", switched.append)
+    for which, _ in (("none", ""), *instructions.ROWS):
+        switched.clear()
+        instructions._child_reference(which, 20)
+        assert switched == [True, False]
+    path = tmp_path / "transactions.jsonl"
+    write_transactions(path, 300, 30)
+    monkeypatch.setenv("LR_STREAM_FILE", str(path))
+    for which, _ in instructions.STREAM:
+        switched.clear()
+        instructions._child_stream(which, 20)
+        assert switched.count(True) == 1 and switched[-1] is False
+    monkeypatch.setattr("shutil.which", lambda _: None)
+    assert instructions.main([]) == 0
+    assert capsys.readouterr().out.startswith("skipped: valgrind, callgrind_control not found")
