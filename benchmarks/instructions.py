@@ -22,13 +22,17 @@ transactions after 28,000 others have given 3,000 members about ten purchases ea
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+from .stream import write_transactions
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,6 +96,7 @@ def _child_stream(which: str, count: int) -> None:
     from loyaltyrules._cli import _transaction
     from loyaltyrules._decision import decision_line
 
+    gc.disable()  # as `run` streams (see _cli._cmd_run)
     program = lr.load_program(ROOT / "programs" / "reference-4tier.yaml")
     path = Path(os.environ["LR_STREAM_FILE"])
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -138,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.instructions")
     parser.add_argument("--cases", type=int, default=2_000)
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
-    parser.add_argument("--no-stream", action="store_true", help="the reference rows only")
+    parser.add_argument("--part", choices=("all", "reference", "stream"), default="all")
     args = parser.parse_args(argv)
     if args.child:
         kind, which = args.child
@@ -149,6 +154,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"skipped: {', '.join(missing)} not found (Debian: apt install valgrind)")
         return 0
     n = args.cases
+    if args.part != "stream":
+        _reference_rows(n)
+    if args.part != "reference":
+        _stream_rows(n)
+    return 0
+
+
+def _reference_rows(n: int) -> None:
     print(f"reference decision, {n:,} seeded cases, instructions per decision (callgrind)")
     print("| engine | instructions per decision | ratio to hand-written |")
     print("|---|---:|---:|")
@@ -158,18 +171,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         per = (_count(["reference", which], n) - toggles) / n
         hand = hand or per
         print(f"| {label} | {per:,.0f} | {hand / per:.3f} |", flush=True)
-    if args.no_stream:
-        return 0
-    import tempfile
-
-    from .stream import write_transactions
-
     print()
+
+
+def _stream_rows(n: int) -> None:
     print("`loyaltyrules run`, one transaction of a member with about ten earlier purchases "
           f"({n:,} measured after {15 * n - n:,}), instructions per transaction")
     print("| part | instructions |")
     print("|---|---:|")
-    total = 0
+    total = 0.0
+    toggles = _count(["reference", "none"], n)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "transactions.jsonl"
         write_transactions(path, 15 * n, 15 * n // 10)
@@ -178,7 +189,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             total += per
             print(f"| {label} | {per:,.0f} |", flush=True)
     print(f"| in all | {total:,.0f} |")
-    return 0
 
 
 if __name__ == "__main__":
