@@ -80,3 +80,16 @@ def test_strings_are_read_exactly_as_the_pattern_says(text: str) -> None:
     assert got == expected
     if got is not None and expected is not None:
         assert got.as_tuple() == expected.as_tuple()
+
+
+@pytest.mark.parametrize("text", ["12,50", "twelve", "1_000", "NaN", "1e5", "1" * 40])
+def test_reading_an_amount_leaves_the_hosts_decimal_flags_alone(text: str) -> None:
+    """Amounts are validated in the host's code (pydantic validators run wherever a model is
+    made): a refused string must not raise a flag in the host's own Decimal context."""
+    with decimal.localcontext() as host:
+        host.clear_flags()
+        with pytest.raises(ValueError):
+            parse_money(text)
+        assert not any(host.flags.values())
+        parse_money("12.50")
+        assert not any(host.flags.values())

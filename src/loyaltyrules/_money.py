@@ -132,20 +132,24 @@ _LIMIT = Decimal(10) ** 15
 # no exponent, no digit separators, no infinities (tests/test_money.py holds the fast check
 # below to exactly this pattern).
 NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+_SHORT = 28  # characters (so at most CONTEXT's 28 digits)
 
 
 def parse_money(value: object) -> Decimal:
     """Accept Decimal, int or a decimal string; refuse floats and booleans (inexact or absurd)."""
     kind = type(value)
-    if kind is str:  # the common case (JSON, YAML, forms), checked without the pattern:
-        # Decimal reads a superset of NUMBER, and what it reads beyond it is an exponent, a
-        # digit separator or a non-finite value (this runs for every amount of every input)
+    if kind is str and len(value) <= _SHORT:  # type: ignore[arg-type]
+        # The common case (JSON, YAML, forms), read without the pattern: Decimal reads a
+        # superset of NUMBER, and what it reads beyond it is an exponent, a digit separator
+        # or a non-finite value. Read in the library's own context, not the host's (a bad
+        # string signals there; the host's flags stay as they were), which is exact for
+        # strings this short (at most 28 digits). This runs for every amount of every input.
         text = value.strip()  # type: ignore[attr-defined]
         try:
-            result = Decimal(text)
-        except ArithmeticError:  # InvalidOperation, when the context traps it
+            result = _READ(text)
+        except ArithmeticError:  # InvalidOperation: not a number at all
             raise ValueError(f"expected an amount such as 12.50, got {value!r}") from None
-        if not result.is_finite() or "e" in text or "E" in text or "_" in text:
+        if not result.is_finite() or "e" in text or "E" in text:
             raise ValueError(f"expected an amount such as 12.50, got {value!r}")
     elif kind is Decimal:
         result = value  # type: ignore[assignment]
@@ -163,7 +167,7 @@ def parse_money(value: object) -> Decimal:
         result = Decimal(value.strip())
     else:
         raise ValueError(f"expected an amount such as 12.50, got {value!r}")
-    if not result.is_finite() or abs(result) >= _LIMIT:
+    if not result.is_finite() or result.copy_abs() >= _LIMIT:  # (copy_abs: exact, no flags)
         raise ValueError(f"expected an amount below 10^15, got {value!r}")
     return result
 
@@ -208,6 +212,9 @@ def parse_rate(value: object) -> Decimal:
 # below a cent), and errors instead of silent infinities.
 CONTEXT = Context(prec=28, rounding=ROUND_HALF_EVEN, Emax=999_999, Emin=-999_999,
                   traps=[InvalidOperation, DivisionByZero, Overflow])
+
+# what parse_money reads decimal strings with: signals land here, never in a host's context
+_READ = CONTEXT.copy().create_decimal
 
 # One copy of CONTEXT per thread (and per asyncio context), set for the duration of a call:
 # cheaper than a fresh localcontext per call; its flags are never read.
