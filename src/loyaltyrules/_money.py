@@ -216,8 +216,10 @@ CONTEXT = Context(prec=28, rounding=ROUND_HALF_EVEN, Emax=999_999, Emin=-999_999
 # what parse_money reads decimal strings with: signals land here, never in a host's context
 _READ = CONTEXT.copy().create_decimal
 
-# One copy of CONTEXT per thread (and per asyncio context), set for the duration of a call:
-# cheaper than a fresh localcontext per call; its flags are never read.
+# A copy of CONTEXT per execution context, set for the duration of a call: cheaper than a
+# fresh localcontext per call. Each thread starts with its own; threads started with a copy
+# of their caller's context (asyncio.to_thread) share the caller's, which is safe because
+# the library never changes it and only writes its flags, which it never reads.
 _MINE: ContextVar[Context] = ContextVar("loyaltyrules.decimal_context")
 
 _P = ParamSpec("_P")
