@@ -42,6 +42,11 @@ ROWS = (
     ("state", "loyaltyrules (trace off, next state read)"),
     ("traced", "loyaltyrules (full trace)"),
 )
+PEERS = (
+    ("zen", "zen-engine", "zen-engine (GoRules JDM)"),
+    ("datalogic", "datalogic-py", "datalogic-py, one rule per concern"),
+    ("datalogic-fused", "datalogic-py", "datalogic-py, hand-fused rule"),
+)
 STREAM = (
     ("parse", "read a transaction line (Transaction from JSON)"),
     ("evaluate", "evaluate (trace off)"),
@@ -67,6 +72,16 @@ def _child_reference(which: str, count: int) -> None:
 
         def loop() -> None:
             pass
+    elif which in ("zen", "datalogic", "datalogic-fused"):
+        from . import peers
+
+        prepare, decide_peer = (peers.make_zen() if which == "zen" else
+                                peers.make_datalogic(which == "datalogic-fused"))
+        prepared = [prepare(c) for c in cases]
+
+        def loop() -> None:
+            for p in prepared:  # as benchmarks.run times the peers
+                decide_peer(p)
     elif which == "hand":
         inputs = [(c.tier, c.birth_month, c.spend, c.gift_year, c.day, c.channel, c.items)
                   for c in cases]
@@ -170,6 +185,16 @@ def _reference_rows(n: int) -> None:
     for which, label in ROWS:
         per = (_count(["reference", which], n) - toggles) / n
         hand = hand or per
+        print(f"| {label} | {per:,.0f} | {hand / per:.3f} |", flush=True)
+    from . import peers
+
+    status = peers.available()
+    for which, dist, label in PEERS:
+        if status.get(dist):
+            print(f"| {label} | skipped: {status[dist]} | — |")
+            continue
+        per = (_count(["reference", which], n) - toggles) / n
+        assert hand is not None
         print(f"| {label} | {per:,.0f} | {hand / per:.3f} |", flush=True)
     print()
 
