@@ -109,7 +109,6 @@ def _child_reference(which: str, count: int) -> None:
 def _child_stream(which: str, count: int) -> None:
     import loyaltyrules as lr
     from loyaltyrules._cli import _transaction
-    from loyaltyrules._decision import decision_line
 
     gc.disable()  # as `run` streams (see _cli._cmd_run)
     program = lr.load_program(ROOT / "programs" / "reference-4tier.yaml")
@@ -137,7 +136,7 @@ def _child_stream(which: str, count: int) -> None:
     _toggle(False)
     _toggle(which == "write")
     for d in decisions:
-        decision_line(d)
+        d.model_dump_json(exclude_none=True, exclude={"member_after"})  # as run writes it
     _toggle(False)
 
 

@@ -593,3 +593,21 @@ def test_a_decision_dumps_as_pydantics_own_serializer_dumps_it(trace: bool) -> N
         decision = lr.evaluate(program, member, txn, trace=trace)
         member = lr.apply(member, decision)
         assert decision.model_dump()["member_after"]["version"] == member.version > n
+
+
+def test_a_subclass_of_decision_dumps_its_own_fields() -> None:
+    """Decision's fast dump writes Decision's fields; a host's subclass keeps its own."""
+    from pathlib import Path
+
+    class Tagged(lr.Decision):
+        tag: str = "pos-7"
+
+    root = Path(__file__).resolve().parent.parent
+    program = lr.load_program(root / "programs" / "reference-4tier.yaml")
+    decision = lr.evaluate(program, lr.MemberState(id="m"), {
+        "id": "t", "at": "2026-05-01T10:00:00+08:00",
+        "items": [{"sku": "a", "amount": "100.00"}]})
+    tagged = Tagged(**{**decision.model_dump(), "tag": "pos-7"})
+    assert tagged.model_dump()["tag"] == "pos-7"
+    assert '"tag":"pos-7"' in tagged.model_dump_json()
+    assert tagged.model_dump(exclude={"tag"}) == decision.model_dump()

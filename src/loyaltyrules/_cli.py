@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from ._decision import Decision, LifecycleDecision, decision_line
+from ._decision import Decision, LifecycleDecision
 from ._engine import evaluate
 from ._errors import AlreadyApplied, InputError, LoyaltyError, ProgramError
 from ._ledger import apply
@@ -265,9 +265,8 @@ def _stream(args: argparse.Namespace, program: Any, members: dict[str, MemberSta
             out.write(_text_line(decision) + "\n")
         else:
             # the next states go to --state-out; each decision line stays small
-            out.write((decision_line(decision) if type(decision) is Decision else
-                       decision.model_dump_json(exclude_none=True, exclude={"member_after"}))
-                      + "\n")
+            out.write(decision.model_dump_json(exclude_none=True,
+                                               exclude={"member_after"}) + "\n")
         if progress and count % 10_000 == 0:
             rate = count / max(time.perf_counter() - started, 1e-9)
             print(f"\r{count:,} transactions, {len(members):,} members, {rate:,.0f}/s",

@@ -34,7 +34,6 @@ __all__ = [
     "UsageConsumed",
     "build",
     "builder",
-    "decision_line",
     "new",
     "pending",
 ]
@@ -354,15 +353,19 @@ class Decision(_Out):
 
     # Called directly (not nested in another model), model_dump and model_dump_json build the
     # next state first and then write the fields with a serializer of the fields alone: the
-    # same output as pydantic's own (tests/test_engine.py compares them), without its second
-    # pass through the wrapping serializer above — a third fewer instructions for a decision
-    # without its next state. Every keyword is pydantic's own, passed on as it would be.
+    # same output as pydantic's own, without its second pass through the wrapping serializer
+    # above (see _FIELDS_ONLY). Every keyword is pydantic's own, passed on as it would be.
+    # (A subclass, with fields of its own, is written by its own serializer.)
     def model_dump(self, **kwargs: Any) -> dict[str, Any]:
+        if type(self) is not Decision:
+            return super().model_dump(**kwargs)
         self._settle()
         dumped: dict[str, Any] = _FIELDS_ONLY.to_python(self, **kwargs)
         return dumped
 
     def model_dump_json(self, **kwargs: Any) -> str:
+        if type(self) is not Decision:
+            return super().model_dump_json(**kwargs)
         self._settle()
         return _FIELDS_ONLY.to_json(self, **kwargs).decode()
 
@@ -427,16 +430,9 @@ class Decision(_Out):
 
 # Decision's own serializer wraps its fields' (so that serialising builds a pending next state
 # first), and pydantic serialises through a wrapping function twice: to Python values, then
-# those to JSON. A decision whose next state is built, or is left out, needs no wrapping:
-# these are Decision's fields alone (same output; tests/test_cli.py and tests/test_engine.py
-# compare them), a third fewer instructions for every line `loyaltyrules run` writes.
+# those to JSON. A decision whose next state is built needs no wrapping: Decision's fields
+# alone, used by model_dump and model_dump_json (same output; tests/test_engine.py and
+# tests/test_cli.py compare them), a third fewer instructions for every decision written.
 _FIELDS_ONLY = SchemaSerializer({key: value for key, value in
                                  Decision.__pydantic_core_schema__.items()
                                  if key != "serialization"})
-_NOT_NEXT = {"member_after"}  # (never changed)
-
-
-def decision_line(decision: Decision) -> str:
-    """``decision`` as compact JSON without ``member_after`` and without null fields: what
-    ``loyaltyrules run`` writes for each purchase (the next states go to ``--state-out``)."""
-    return _FIELDS_ONLY.to_json(decision, exclude_none=True, exclude=_NOT_NEXT).decode()

@@ -89,8 +89,16 @@ class _Book:
     """The points of one member during one operation; lots in, lots out, totals kept."""
 
     def __init__(self, member: MemberState, now: datetime) -> None:
-        lots = member.lots
-        self.lots: list[PointsLot] = [lot for lot in lots if lot.points > 0] if lots else []
+        # the lots with points left, and how many they hold, in one pass (this runs for every
+        # event of a member, who may hold a year of lots)
+        kept: list[PointsLot] = []
+        tracked = 0
+        for lot in member.lots:
+            points = lot.points
+            if points > 0:
+                kept.append(lot)
+                tracked += points
+        self.lots = kept
         self.expired_by_source: dict[str, int] = {}
         t = member.totals
         self.earned, self.redeemed, self.expired = t.earned, t.redeemed, t.expired
@@ -100,7 +108,7 @@ class _Book:
         self.now = max(now, member.advanced_to) if member.advanced_to else now
         # a balance imported without lots (or edited by hand) becomes an "opening" lot, so
         # the identity holds from the first operation on
-        tracked = (sum([lot.points for lot in self.lots]) if self.lots else 0) - self.debt
+        tracked -= self.debt
         untracked = member.points + member.pending_points - tracked
         if untracked > 0:
             self.lots.append(new(PointsLot,
