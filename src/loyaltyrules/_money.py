@@ -139,9 +139,10 @@ def parse_money(value: object) -> Decimal:
     """Accept Decimal, int or a decimal string; refuse floats and booleans (inexact or absurd)."""
     kind = type(value)
     if kind is str and len(value) <= _SHORT:  # type: ignore[arg-type]
-        # The common case (JSON, YAML, forms), read without the pattern: Decimal reads a
-        # superset of NUMBER, and what it reads beyond it is an exponent, a digit separator
-        # or a non-finite value. Read in the library's own context, not the host's (a bad
+        # The common case (JSON, YAML, forms), read without the pattern: the context's
+        # reader accepts a superset of NUMBER, and what it accepts beyond it is an exponent
+        # or a non-finite value (digit separators it refuses itself). Read in the library's
+        # own context, not the host's (a bad
         # string signals there; the host's flags stay as they were), which is exact for
         # strings this short (at most 28 digits). This runs for every amount of every input.
         text = value.strip()  # type: ignore[attr-defined]
