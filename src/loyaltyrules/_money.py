@@ -142,9 +142,9 @@ def parse_money(value: object) -> Decimal:
         # The common case (JSON, YAML, forms), read without the pattern: the context's
         # reader accepts a superset of NUMBER, and what it accepts beyond it is an exponent
         # or a non-finite value (digit separators it refuses itself). Read in the library's
-        # own context, not the host's (a bad
-        # string signals there; the host's flags stay as they were), which is exact for
-        # strings this short (at most 28 digits). This runs for every amount of every input.
+        # own context, not the host's (a bad string signals there; the host's flags stay as
+        # they were), which is exact for strings this short (at most 28 digits). This runs
+        # for every amount of every input.
         text = value.strip()  # type: ignore[attr-defined]
         try:
             result = _READ(text)
