@@ -1,18 +1,23 @@
-"""How amounts are read: Decimal, int or a plain decimal string, nothing inexact or absurd.
+"""How amounts are read: Decimal, int or a plain decimal string, nothing inexact or absurd;
+and the Decimal context the library computes in, whatever the host's.
 
 Strings (how JSON, YAML and forms write amounts) are read without the pattern ``NUMBER``, for
 speed; these tests hold that fast path to exactly the pattern."""
 
 from __future__ import annotations
 
+import contextvars
 import decimal
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from loyaltyrules._money import NUMBER, parse_money
+import loyaltyrules as lr
+from loyaltyrules._money import NUMBER, RUNNERS, Exact, exact, parse_money
 
 
 @pytest.mark.parametrize(("text", "amount"), [
@@ -93,3 +98,96 @@ def test_reading_an_amount_leaves_the_hosts_decimal_flags_alone(text: str) -> No
         assert not any(host.flags.values())
         parse_money("12.50")
         assert not any(host.flags.values())
+
+
+# -- the library's own Decimal context -----------------------------------------------------
+
+REFERENCE = Path(__file__).resolve().parent.parent / "programs" / "reference-4tier.yaml"
+MEMBER = {"id": "m1", "tier": "gold", "qualifying_spend": "12345678.91"}
+PURCHASE = {"id": "t1", "at": "2026-05-02T10:00:00+08:00", "channel": "store",
+            "items": [{"sku": "a", "category": "beauty", "amount": "1000.07"},
+                      {"sku": "b", "category": "apparel", "amount": "333.33"}]}
+
+
+def _decision_json(trace: bool) -> str:
+    program = lr.load_program(REFERENCE)
+    return lr.evaluate(program, MEMBER, PURCHASE, trace=trace).model_dump_json()
+
+
+@pytest.mark.parametrize("trace", [False, True])
+def test_a_hosts_decimal_context_changes_no_result_and_is_left_as_it_was(trace: bool) -> None:
+    """Gold's 10% of 1,333.40 is 133.34, 450 points (basis 3,000.18 × 1.5), and the next
+    state's spend has ten digits: a host working at four digits, rounding down, with no traps,
+    still gets the exact decision, and its own context object comes back untouched (no flag
+    raised, nothing swapped)."""
+    expected = _decision_json(trace)
+    assert '"total_discount":"133.34"' in expected and '"points_total":450' in expected
+    assert '"qualifying_spend":"12347012.31"' in expected
+    with decimal.localcontext(decimal.Context(prec=4, rounding=decimal.ROUND_DOWN,
+                                              traps=[])) as host:
+        assert _decision_json(trace) == expected
+        assert decimal.getcontext() is host
+        assert host.prec == 4 and not any(host.flags.values())
+
+
+def test_a_program_loaded_in_a_hosts_narrow_context_is_the_same_program() -> None:
+    """Loading computes too (rates, the canonical form that is hashed): a host working at
+    one digit gets the same program, hash and decisions."""
+    program = lr.load_program(REFERENCE)
+    with decimal.localcontext(decimal.Context(prec=1, traps=[])) as host:
+        narrow = lr.load_program(REFERENCE)
+        assert not any(host.flags.values())
+    assert narrow.hash == program.hash
+    assert (lr.evaluate(narrow, MEMBER, PURCHASE).model_dump_json()
+            == lr.evaluate(program, MEMBER, PURCHASE).model_dump_json())
+
+
+def test_a_failing_evaluation_leaves_the_host_context_and_frees_its_context() -> None:
+    """An error inside the library's context reaches the host in the host's own context, and
+    the library's context is free for the next call."""
+    program = lr.load_program(REFERENCE)
+    member = {**MEMBER, "recent_transactions": ["t1"]}
+    lr.evaluate(program, MEMBER, PURCHASE)  # one context made and freed
+    free = len(RUNNERS)
+    host = decimal.getcontext()
+    with pytest.raises(lr.AlreadyApplied):
+        lr.evaluate(program, member, PURCHASE)
+    assert decimal.getcontext() is host
+    assert type(host) is not Exact
+    assert len(RUNNERS) == free
+
+
+def test_library_calls_made_inside_the_library_stay_in_its_context() -> None:
+    """A library function called from another (evaluate inside an exact function) runs
+    directly in the caller's context instead of entering a second one."""
+    program = lr.load_program(REFERENCE)
+    seen: list[type] = []
+
+    def inside(p: lr.Program) -> lr.Decision:
+        seen.append(type(decimal.getcontext()))
+        free = len(RUNNERS)
+        decision = lr.evaluate(p, MEMBER, PURCHASE, trace=False)
+        assert len(RUNNERS) == free  # none taken
+        return decision
+
+    decision = exact(inside)(p=program)  # keyword arguments reach the function too
+    assert seen == [Exact]
+    assert decision.model_dump_json() == _decision_json(False)
+
+
+def test_threads_evaluate_side_by_side_each_in_a_context_of_its_own() -> None:
+    """Threads running at once (some started with a copy of the caller's context, as
+    asyncio.to_thread starts them) never share a context: no 'already entered' error, and
+    every result equals the serial one."""
+    program = lr.load_program(REFERENCE)
+    expected = lr.evaluate(program, MEMBER, PURCHASE, trace=False).model_dump_json()
+
+    def work(k: int) -> list[str]:
+        call = (contextvars.copy_context().run if k % 2 else
+                lambda fn, *a, **kw: fn(*a, **kw))
+        return [call(lr.evaluate, program, MEMBER, PURCHASE, trace=False).model_dump_json()
+                for _ in range(40)]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = [line for lines in pool.map(work, range(8)) for line in lines]
+    assert results == [expected] * 320

@@ -131,10 +131,17 @@ class TierPlan:
     qualify_when: Condition | None
     source: tuple[Any, ...] | None = None
     perk_grants: tuple[PerkGrant, ...] = ()
+    # the tier's own values, copied: read on every decision, and a pydantic model's field
+    # read costs several times a slot's
+    id: str = field(init=False)
+    points_multiplier: Decimal = field(init=False)
+    percent: Decimal | None = field(init=False)
 
-    @property
-    def points_multiplier(self) -> Decimal:
-        return self.tier.points_multiplier
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", self.tier.id)
+        object.__setattr__(self, "points_multiplier", self.tier.points_multiplier)
+        object.__setattr__(self, "percent",
+                           None if self.discount is None else self.discount.percent)
 
     def qualifies(self, spend: Decimal, points: int, orders: int, lazy: Any) -> bool:
         """The engine's qualification test without its explanation (every check is run,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_FLOOR, Decimal, getcontext
 from typing import Any
 
 from . import _trace as T
@@ -38,7 +38,7 @@ from ._lifecycle import (
 )
 from ._member import MemberState, PointsLot, Transaction, coerce
 from ._model import DiscountSpec
-from ._money import allocate, exact, round_money, round_points
+from ._money import RUNNERS, Exact, allocate, new_runner, round_money, round_points
 from ._program import Program
 
 __all__ = ["evaluate"]
@@ -419,11 +419,11 @@ def _earn(ctx: _Ctx, tier: TierPlan, paid: list[Decimal],
 
     item_factors: list[list[Decimal]] | None = None
     basket: list[tuple[str, Decimal]] = []
-    if tier.tier.points_multiplier != _ONE:
-        basket.append((f"tier {tier.tier.id}", tier.tier.points_multiplier))
+    if tier.points_multiplier != _ONE:
+        basket.append((f"tier {tier.id}", tier.points_multiplier))
     for mp in plan.multipliers:
         m = mp.rule
-        why = _filters(ctx, mp.tiers, mp.channels, tier.tier.id) if mp.tiers or mp.channels \
+        why = _filters(ctx, mp.tiers, mp.channels, tier.id) if mp.tiers or mp.channels \
             else None
         if why is None and mp.when is not None:
             why = ctx.when(m.id, "multiplier", mp.when)
@@ -460,7 +460,7 @@ def _earn(ctx: _Ctx, tier: TierPlan, paid: list[Decimal],
     lines: list[PointsLine] = []
     for ep in plan.earn:
         rule = ep.rule
-        why = _filters(ctx, ep.tiers, ep.channels, tier.tier.id) if ep.tiers or ep.channels \
+        why = _filters(ctx, ep.tiers, ep.channels, tier.id) if ep.tiers or ep.channels \
             else None
         if why is None and ep.when is not None:
             why = ctx.when(rule.id, "earn", ep.when)
@@ -545,21 +545,20 @@ def _qualify(ctx: _Ctx, before: TierPlan, spend: Decimal, points: int, orders: i
         assert q is not None
         checks = T.criteria(q, spend, points, orders, spend_text)
         if tp.qualify_when is not None:
-            why = ctx.when(tp.tier.id, "qualification", tp.qualify_when)
+            why = ctx.when(tp.id, "qualification", tp.qualify_when)
             checks.append((why is None, T.condition_holds(tp.qualify_when.expression)
                            if why is None else why))
         ok, reason = T.judged(q, checks)
         if ok:
             after = tp
         if ctx.tracing:
-            ctx.note(tp.tier.id, "qualification", "fired" if ok else "not_matched", reason)
+            ctx.note(tp.id, "qualification", "fired" if ok else "not_matched", reason)
     return after
 
 
 # --- the pipeline --------------------------------------------------------------------------
 
 
-@exact
 def evaluate(
     program: Program,
     member: MemberState | dict[str, Any] | str,
@@ -580,15 +579,37 @@ def evaluate(
     >>> decision.payable, decision.points_total                     # doctest: +SKIP
     (Decimal('800.00'), 80)
     """
+    # in_exact, written out: this is the call a host makes per checkout, and the general
+    # form's extra frame and argument tuple cost about 2,000 instructions (1%) a decision
+    if type(getcontext()) is Exact:
+        return _evaluate(program, member, transaction, trace, mode)
+    try:
+        runner = RUNNERS.pop()
+    except IndexError:
+        runner = new_runner()
+    try:
+        return runner.run(_evaluate, program, member, transaction, trace, mode)
+    finally:
+        RUNNERS.append(runner)
+
+
+def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
+              transaction: Transaction | dict[str, Any] | str, trace: bool, mode: Mode
+              ) -> Decision:
     m = member if type(member) is MemberState else coerce(MemberState, member, "member")
     t = transaction if type(transaction) is Transaction else coerce(
         Transaction, transaction, "transaction")
-    if t.id in m.recent_transactions:
+    # the member's fields read from its __dict__, where pydantic keeps them: a model's
+    # attribute read costs about three dict reads (BaseModel.__getattr__ keeps Python 3.11
+    # from specialising it), and this runs on every purchase
+    fields = m.__dict__
+    if t.id in fields["recent_transactions"]:
         raise AlreadyApplied(t.id)
-    plan = program.plan(mode)
+    plan = program._plans.get(mode) or program.plan(mode)
     events: list[Any] = []
-    base_version = m.version
-    if plan.lifecycle or m.pending_points or (m.lots and _expiring(m.lots)):
+    base_version = fields["version"]
+    if plan.lifecycle or fields["pending_points"] or (
+            (lots := fields["lots"]) and _expiring(lots)):
         # the account is brought to the purchase's instant first: expired points cannot pay
         m, events = advance_state(plan.model, m, t.at, program.zone)
     if not trace:
@@ -645,16 +666,16 @@ def _run(
     dropped: dict[str, str] = {}
     while True:
         trace_mark, fired_mark = len(ctx.trace), dict(ctx.fired)
-        fired = _select_rules(ctx, benefits.tier.id, dropped)
+        fired = _select_rules(ctx, benefits.id, dropped)
 
         # 2. discounts, in priority order
         entries: list[tuple[int, int, str, _Source]] = []
         if benefits.discount is not None:
-            entries.append((policies.discounts.tier_priority, -1, benefits.tier.id,
-                            _Source(benefits.tier.id, "tier", benefits.discount, _NONE, _NONE)))
+            entries.append((policies.discounts.tier_priority, -1, benefits.id,
+                            _Source(benefits.id, "tier", benefits.discount, _NONE, _NONE)))
         elif tracing:
-            ctx.note(benefits.tier.id, "tier", "not_matched",
-                     T.no_tier_discount(benefits.tier.id))
+            ctx.note(benefits.id, "tier", "not_matched",
+                     T.no_tier_discount(benefits.id))
         for rp in fired:
             if rp.rule.discount is not None:
                 entries.append((rp.rule.priority, rp.index, rp.rule.id,
@@ -761,10 +782,10 @@ def _run(
         "at": t.at,
         "local_date": today,
         "currency": program.currency,
-        "tier_before": tier_before.tier.id,
-        "tier_after": tier_after.tier.id,
+        "tier_before": tier_before.id,
+        "tier_after": tier_after.id,
         "tier_changed": tier_after is not tier_before,
-        "benefits_tier": benefits.tier.id,
+        "benefits_tier": benefits.id,
         "list_amount": ctx.list_total,
         "discounts": tuple(discount_lines),
         "total_discount": ctx.list_total - goods_paid,

@@ -87,7 +87,7 @@ def _run(program: Any, plan: Plan, m: MemberState, t: Transaction, amounts: list
     today = local_at.date()
     at = t.at
     list_total = amounts[0] if n == 1 else sum(amounts, _ZERO)
-    tier_id = benefits.tier.id
+    tier_id = benefits.id
     lazy = _Lazy(program, plan, m, t, local_at)
 
     # 1. rules: conditions, then priority order, exclusivity and groups; 2. discounts. A
@@ -201,8 +201,8 @@ def _run(program: Any, plan: Plan, m: MemberState, t: Transaction, amounts: list
         "at": at,
         "local_date": today,
         "currency": fp.currency,
-        "tier_before": tier_before.tier.id,
-        "tier_after": after.tier.id,
+        "tier_before": tier_before.id,
+        "tier_after": after.id,
         "tier_changed": after is not tier_before,
         "benefits_tier": tier_id,
         "list_amount": list_total,

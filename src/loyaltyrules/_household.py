@@ -17,6 +17,7 @@ from ._decision import Decision, new
 from ._errors import InputError
 from ._lifecycle import _Book, _instant, expires_at
 from ._member import HouseholdState, MemberState, PointsLot, PointsTotals, coerce
+from ._money import exact
 
 __all__ = [
     "HouseholdChange",
@@ -60,6 +61,7 @@ def _pool_state(household: HouseholdState, book: _Book, **updates: Any) -> House
         "version": household.version + 1, **updates})
 
 
+@exact
 def household_join(program: Any, household: HouseholdState | dict[str, Any] | None,
                    member: MemberState | dict[str, Any], *, household_id: str | None = None
                    ) -> HouseholdChange:
@@ -100,6 +102,7 @@ def _members_pair(household: HouseholdState | dict[str, Any],
     return h, m, when
 
 
+@exact
 def household_contribute(program: Any, household: HouseholdState | dict[str, Any],
                          member: MemberState | dict[str, Any], decision: Decision
                          ) -> HouseholdChange:
@@ -134,6 +137,7 @@ def household_contribute(program: Any, household: HouseholdState | dict[str, Any
                            f"{moved} of {decision.points_total} points to the pool")
 
 
+@exact
 def household_withdraw(program: Any, household: HouseholdState | dict[str, Any],
                        member: MemberState | dict[str, Any], points: int, at: datetime | str,
                        *, event_id: str) -> HouseholdChange:
@@ -159,6 +163,7 @@ def household_withdraw(program: Any, household: HouseholdState | dict[str, Any],
     return HouseholdChange(new_h, book.state(m), points, f"{points} points from the pool")
 
 
+@exact
 def household_leave(program: Any, household: HouseholdState | dict[str, Any],
                     member: MemberState | dict[str, Any], at: datetime | str
                     ) -> HouseholdChange:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
 import re
+from collections import deque
 from collections.abc import Callable
-from contextvars import ContextVar
 from decimal import (
     ROUND_CEILING,
     ROUND_DOWN,
@@ -20,9 +21,9 @@ from decimal import (
     getcontext,
     setcontext,
 )
-from functools import wraps
+from functools import partial, wraps
 from operator import methodcaller
-from typing import Literal, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 __all__ = [
     "CONTEXT",
@@ -217,32 +218,54 @@ CONTEXT = Context(prec=28, rounding=ROUND_HALF_EVEN, Emax=999_999, Emin=-999_999
 # what parse_money reads decimal strings with: signals land here, never in a host's context
 _READ = CONTEXT.copy().create_decimal
 
-# A copy of CONTEXT per execution context, set for the duration of a call: cheaper than a
-# fresh localcontext per call. Each thread starts with its own; threads started with a copy
-# of their caller's context (asyncio.to_thread) share the caller's, which is safe because
-# the library never changes it and only writes its flags, which it never reads.
-_MINE: ContextVar[Context] = ContextVar("loyaltyrules.decimal_context")
+class Exact(Context):
+    """The library's own Decimal context, a copy of :data:`CONTEXT`: finding one current tells
+    a call that it is already inside the library."""
 
-_P = ParamSpec("_P")
+
+def new_runner() -> contextvars.Context:
+    runner = contextvars.Context()
+    runner.run(setcontext, Exact(
+        prec=CONTEXT.prec, rounding=CONTEXT.rounding, Emin=CONTEXT.Emin, Emax=CONTEXT.Emax,
+        capitals=CONTEXT.capitals, clamp=CONTEXT.clamp, flags=[],
+        traps=[signal for signal, on in CONTEXT.traps.items() if on]))
+    return runner
+
+
+# Calls run inside a contextvars.Context of the library's own whose Decimal context is an
+# Exact, set once when it was made: entering one costs far less than setting the Decimal
+# context on the way in and back on the way out, and the host's context is never touched. A
+# contextvars.Context can be entered by one thread at a time, so each call takes one from
+# this deque of free ones (pop and append are atomic, and unlike a list's they do not
+# reallocate when it empties) and gives it back.
+RUNNERS: deque[contextvars.Context] = deque()
+
 _R = TypeVar("_R")
 
 
+def in_exact(fn: Callable[..., _R], /, *args: Any) -> _R:
+    """``fn(*args)`` in :data:`CONTEXT`: a host's ``getcontext().prec = 6`` cannot change a
+    result."""
+    if type(getcontext()) is Exact:  # called from inside the library
+        return fn(*args)
+    try:
+        runner = RUNNERS.pop()
+    except IndexError:
+        runner = new_runner()
+    try:
+        return runner.run(fn, *args)
+    finally:
+        RUNNERS.append(runner)
+
+
+_P = ParamSpec("_P")
+
+
 def exact(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Run ``fn`` in :data:`CONTEXT`: a host's ``getcontext().prec = 6`` cannot change a result."""
+    """:func:`in_exact` as a decorator."""
 
     @wraps(fn)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        previous = getcontext()
-        mine = _MINE.get(None)
-        if mine is None:
-            mine = CONTEXT.copy()
-            _MINE.set(mine)
-        if previous is mine:  # called from inside the library
-            return fn(*args, **kwargs)
-        setcontext(mine)
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            setcontext(previous)
+        return in_exact(partial(fn, **kwargs) if kwargs else fn, *args)
 
     return wrapper

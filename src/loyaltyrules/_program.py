@@ -209,11 +209,11 @@ def _looks_like_path(text: str) -> bool:
         return False
 
 
-@exact
 def _unpickle(data: dict[str, Any], smap: SourceMap) -> Program:
     return _build(data, smap)
 
 
+@exact  # loading computes too (rates, the canonical form hashed): never in a host's context
 def _build(data: Any, smap: SourceMap) -> Program:
     if not isinstance(data, Mapping):
         raise ProgramError([smap.diagnostic("LR200", "a program is a mapping of sections "

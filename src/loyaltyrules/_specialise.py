@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_FLOOR, Decimal, Inexact, localcontext
 from typing import Any
 
 from . import _trace
@@ -54,7 +54,8 @@ from ._lifecycle import (
     redemption_value,
     window_spend,
 )
-from ._money import _MODES, allocate, round_points
+from ._member import Transaction
+from ._money import _MODES, CONTEXT, allocate, round_points
 
 __all__ = ["completes_inline", "specialise", "traceable"]
 
@@ -81,6 +82,9 @@ class _Source:
         self.ns: dict[str, Any] = {}
         self._ids: dict[int, str] = {}
         self.traced = False
+        # priced inline by the tier's percentage alone: the one discount line there can be
+        # is the benefits tier's own
+        self.only_tier_line = False
 
     def k(self, value: Any) -> str:
         """The generated name of a program constant (one name per object)."""
@@ -174,7 +178,7 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
           "complete, events, prior_version):")
     s.add(1, "items = t.items", "n = len(items)", "today = local_at.date()", "at = t.at",
           "list_total = amounts[0] if n == 1 else sum(amounts, ZERO)",
-          "tier_id = benefits.tier.id")
+          "tier_id = benefits.id")
     if traced:  # (a condition that fails notes its error in the trace, then raises)
         s.add(1, "trace = []", "note = trace.append",
               "lazy = Lazy(program, PLAN, m, t, local_at, trace)" if lazy_needed
@@ -219,7 +223,7 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
         s.add(depth, "paid = amounts", "discount_lines = []", "goods_paid = list_total")
     if traced and not engine_priced:
         _traced_tier_discount(s, plan, depth)
-    s.add(depth, "due = goods_paid + t.shipping + t.tax",
+    s.add(depth, "shipping = t.shipping", "tax = t.tax", "due = goods_paid + shipping + tax",
           "pwp, redeemed = redemption_value(MODEL, m, t, goods_paid, Q) if t.redeem_points "
           "else (t.paid_with_points, 0)",
           "if pwp > due:", "    raise over_paid(pwp, due)", "payable = due - pwp")
@@ -260,24 +264,24 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
               "    if fr.limit_per is not None:",
               f"        usage.append(make_UsageConsumed({{{s.k('rule')}: fr.id, "
               f"{s.k('period')}: FP.period(today, fr.limit_per)}}))")
-    q = s.k(fp.quantum)
     completes = completes_inline(plan)
     if completes:
         s.add(1, "changed = after is not tier_before", "line_paid = tuple(paid)",
               "points_t = tuple(points_lines)", "usage_t = tuple(usage)",
-              f"pwp_q = pwp.quantize({q})")
+              f"pwp_q = {_quantized(s, 'pwp', 'paid_with_points', fp.quantum)}")
     fields = {
         "program": "program._ref", "member_id": "m.id", "transaction_id": "t.id", "at": "at",
         "local_date": "today", "currency": s.k(fp.currency),
-        "tier_before": "tier_before.tier.id", "tier_after": "after.tier.id",
+        "tier_before": "tier_before.id", "tier_after": "after.id",
         "tier_changed": "changed" if completes else "after is not tier_before",
         "benefits_tier": "tier_id",
         "list_amount": "list_total", "discounts": "tuple(discount_lines)",
         "total_discount": "list_total - goods_paid",
         "line_paid": "line_paid" if completes else "tuple(paid)",
-        "goods_paid": "goods_paid", "shipping": f"t.shipping.quantize({q})",
-        "tax": f"t.tax.quantize({q})",
-        "paid_with_points": "pwp_q" if completes else f"pwp.quantize({q})",
+        "goods_paid": "goods_paid", "shipping": _quantized(s, "shipping", "shipping", fp.quantum),
+        "tax": _quantized(s, "tax", "tax", fp.quantum),
+        "paid_with_points": "pwp_q" if completes else _quantized(s, "pwp", "paid_with_points",
+                                                                  fp.quantum),
         "payable": "payable", "qualifying_spend": "spend",
         "points": "points_t" if completes else "tuple(points_lines)",
         "points_total": "points_total", "perks": "tuple(perks)",
@@ -298,8 +302,8 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
         s.add(1, "if not complete:", f"    return make_Decision({decision()}), after")
         _completion(s, plan)
         events = ("purchase_events(events, at, redeemed, pwp_q, points_total, available_at, "
-                  f"{s.k(bool(plan.ledger.pending))}, changed, tier_before.tier.id, "
-                  "after.tier.id)")
+                  f"{s.k(bool(plan.ledger.pending))}, changed, tier_before.id, "
+                  "after.id)")
         if not plan.ledger.pending:
             # most purchases earn points and nothing else happens: that one event is made
             # here, as purchase_events makes it (the rest is left to purchase_events)
@@ -328,11 +332,12 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
             continue
         args = "events, prior_version" if complete else "None, None"
         s.add(0, f"def {name}(program, plan, m, t{', events, prior_version' if complete else ''}):",
-              "    tier_before = TIER_INDEX.get(m.tier) if m.tier is not None else TIER_ZERO",
+              "    tier_before = TIER_INDEX.get(tier) if (tier := m.tier) is not None "
+              "else TIER_ZERO",
               "    amounts = []",
               "    for i in t.items:",
               "        a = i.amount",
-              "        if a != a.quantize(Q):",
+              "        if a % Q:  # finer than the currency's unit (cheaper than quantizing)",
               "            tier_before = None",
               "        amounts.append(a)",
               "    if tier_before is None or (t.member_id is not None and t.member_id != m.id) "
@@ -365,6 +370,16 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
     return decide, purchase
 
 
+def _quantized(s: _Source, value: str, field: str, quantum: Decimal) -> str:
+    """``value`` quantized to the currency's unit, where it may be the transaction field's
+    own default object (a transaction that leaves the field out): that is quantized once,
+    here, not on every decision."""
+    default = Transaction.model_fields[field].default
+    with localcontext(CONTEXT):
+        made = default.quantize(quantum)
+    return f"({s.k(made)} if {value} is {s.k(default)} else {value}.quantize({s.k(quantum)}))"
+
+
 def completes_inline(plan: Plan) -> bool:
     """Whether the trace-free function also completes the purchase (events, the pending next
     state) as :func:`._lifecycle.complete_purchase` does, rather than leaving it to that
@@ -389,7 +404,7 @@ def _completion(s: _Source, plan: Plan) -> None:
           f"parts = (m, dict(m.usage), dict(m.spend_log), t, {s.k(ledger.remember_events)}, "
           f"available_at, expiry, at - {s.k(lp.refund)}, oldest, "
           "kept_until(MODEL, today) if changed else None, today, points_t, points_total, "
-          "redeemed, usage_t, spend, line_paid, goods_paid, pwp_q, after.tier.id, changed)")
+          "redeemed, usage_t, spend, line_paid, goods_paid, pwp_q, after.id, changed)")
 
 
 def _generic_pricing(s: _Source, depth: int, any_tier_discount: bool) -> None:
@@ -418,7 +433,9 @@ def _tier_pricing(s: _Source, depth: int, plan: Plan) -> None:
         return
     mode = s.k(_MODES[fp.money_rounding])
     d = depth + 1
-    s.add(d, f"amount = (list_total * src[4].percent).quantize(Q, rounding={mode})",
+    s.only_tier_line = True
+    s.add(d, f"amount = (list_total * benefits.percent).quantize(Q, {mode})",  # (positional:
+          # a keyword costs _decimal a second parse)
           "if n == 1:", "    allocation = (amount,)", "    paid = [amounts[0] - amount]",
           "else:", "    parts = allocate(amount, amounts, Q)",
           "    allocation = tuple(parts)",
@@ -447,16 +464,19 @@ def _spend(s: _Source, plan: Plan) -> None:
     else:
         s.add(1, "spend = list_total")
     if fp.spend_shipping:
-        s.add(1, "spend += t.shipping")
+        s.add(1, "spend += shipping")
     if fp.spend_tax:
-        s.add(1, "spend += t.tax")
+        s.add(1, "spend += tax")
     s.add(1, "if pwp:", "    spend = max(ZERO, spend - pwp)")
 
 
 def _points(s: _Source, plan: Plan) -> None:
     fp = plan.fast
     rules = fp.rules
-    s.add(1, "fired = {}", "for d in discount_lines:", "    fired[d.rule] = None")
+    if s.only_tier_line:
+        s.add(1, "fired = {tier_id: None} if discount_lines else {}")
+    else:
+        s.add(1, "fired = {}", "for d in discount_lines:", "    fired[d.rule] = None")
     if any(fr.has_other_effects for fr in rules):
         s.add(1, "for fr in kept:",
               "    if (fr.source is None or fr.id not in fired) and fr.has_other_effects:",
@@ -491,7 +511,7 @@ def _earn(s: _Source, plan: Plan) -> None:
 
     s.add(1, "basket = []" if traced else "factors = []")
     if any(tp.points_multiplier != 1 for tp in plan.tiers):
-        names = s.k({tp.tier.id: f"tier {tp.tier.id}" for tp in plan.tiers})
+        names = s.k({tp.id: f"tier {tp.id}" for tp in plan.tiers})
         s.add(1, "if benefits.points_multiplier != ONE:",
               "    " + factor(f"{names}[tier_id]", "benefits.points_multiplier"))
     scoped = [mp for mp in fp.multipliers if mp.item_scoped]
@@ -563,21 +583,25 @@ def _earn(s: _Source, plan: Plan) -> None:
         else:
             s.add(d + 1, f"basis += {amount}")
         if rule.include_shipping:
-            s.add(d, "basis += t.shipping")
+            s.add(d, "basis += shipping")
         if rule.include_tax:
-            s.add(d, "basis += t.tax")
+            s.add(d, "basis += tax")
         per, pts = s.k(rule.per), s.k(rule.points)
         if rule.blocks == "full":
-            s.add(d, f"blocks = (basis / {per}).to_integral_value(rounding=ROUND_FLOOR)",
+            s.add(d, f"blocks = (basis / {per}).to_integral_value(ROUND_FLOOR)",
                   f"raw = blocks * {pts}")
         else:
-            s.add(d, f"raw = basis * {pts} / {per}")
-        # round_points inline; a rounded base stays a Decimal (only its value is used next)
-        if rule.base_rounding is not None:
-            s.add(d, f"raw = raw.to_integral_value(rounding="
-                  f"{s.k(_MODES[rule.base_rounding])})")
-        s.add(d, f"points = int((raw * multiplier if multiplier != ONE else raw)"
-              f".to_integral_value(rounding={s.k(_MODES[fp.points_rounding])}))")
+            rate = _exact_rate(rule.points, rule.per)
+            s.add(d, f"raw = basis * {pts} / {per}" if rate is None
+                  else f"raw = basis * {s.k(rate)}")
+        # round_points inline; only the rounded base's value is used next
+        if rule.base_rounding is not None:  # an int from here
+            s.add(d, f"raw = {_to_int(s, 'raw', rule.base_rounding)}",
+                  "points = raw if multiplier == ONE else "
+                  + _to_int(s, "(raw * multiplier)", fp.points_rounding))
+        else:
+            s.add(d, "points = " + _to_int(
+                s, "(raw * multiplier if multiplier != ONE else raw)", fp.points_rounding))
         rid = s.k(rule.id)
         detail = s.k("")
         if traced:
@@ -617,6 +641,29 @@ def _earn(s: _Source, plan: Plan) -> None:
                   "points_lines = [best]")
         else:
             s.add(2, "points_lines = [best_line(points_lines)]")
+
+
+def _exact_rate(points: Decimal, per: Decimal) -> Decimal | None:
+    """``points / per`` when it is exact in a few digits (10 per 100 is 0.1): one
+    multiplication instead of a multiplication and a division, with the same value."""
+    with localcontext(CONTEXT) as ctx:
+        ctx.clear_flags()
+        rate = points / per
+        if ctx.flags[Inexact] or len(rate.as_tuple().digits) > 6 or rate * per != points:
+            return None
+    return rate
+
+
+def _to_int(s: _Source, value: str, rounding: str) -> str:
+    """``value`` (a Decimal) rounded to an int by the policy ``rounding``:
+    ``round_points`` inline. Floor and ceiling go straight to an int (``__floor__``), the
+    others through ``to_integral_value`` (given positionally: a keyword argument costs
+    _decimal a second parse)."""
+    if rounding == "floor":
+        return f"{value}.__floor__()"
+    if rounding == "ceiling":
+        return f"{value}.__ceil__()"
+    return f"int({value}.to_integral_value({s.k(_MODES[rounding])}))"
 
 
 def _filtered(s: _Source, depth: int, rule: str, kind: str) -> None:
@@ -697,12 +744,12 @@ def _qualification(s: _Source, plan: Plan) -> None:
               "spend_text)")
         if any(tp.qualify_when is not None for tp in tiers):
             s.add(3, "if tp.qualify_when is not None:",
-                  f"    why = lazy.why(tp.tier.id, {s.k('qualification')}, tp.qualify_when)",
+                  f"    why = lazy.why(tp.id, {s.k('qualification')}, tp.qualify_when)",
                   "    checks.append((why is None, T.condition_holds(tp.qualify_when.expression)"
                   " if why is None else why))")
         s.add(2, "    ok, why = T.judged(tp.qualify, checks)",
               "    if ok:", "        after = tp",
-              "    " + s.note("tp.tier.id", s.k("qualification"), "fired|not_matched", "why"))
+              "    " + s.note("tp.id", s.k("qualification"), "fired|not_matched", "why"))
     elif spend_only:
         above = {tp.rank: tuple((t, _spend_of(t)) for t in tiers[tp.rank + 1:])
                  for tp in tiers}
@@ -742,14 +789,14 @@ def _rule_checks(s: _Source, plan: Plan) -> None:
         if rp.days is not None:
             fails.append(f"today not in {s.k(rp.days)}")
         if rule.on is not None:
-            parts = ["m.birthday is None"]
-            if bp.change_guard_days > 0:
-                parts.append(f"birthday_change_blocks(m.birthday, m.birthday_set_on, today, "
+            parts = ["(birthday := m.birthday) is None"]  # read once: a model's field read
+            if bp.change_guard_days > 0:                   # costs several local ones
+                parts.append(f"birthday_change_blocks(birthday, m.birthday_set_on, today, "
                              f"{s.k(bp.change_guard_days)}, {s.k(bp.feb29)})")
             if rule.on in ("month", "birthday_month"):
-                parts.append("today.month != m.birthday.month")
+                parts.append("today.month != birthday.month")
             else:
-                parts.append(f"not is_birthday(m.birthday, today, {s.k(rule.on)}, "
+                parts.append(f"not is_birthday(birthday, today, {s.k(rule.on)}, "
                              f"feb29={s.k(bp.feb29)}, week={s.k(bp.week)})")
             fails.append(" or ".join(parts))
         if rp.tiers:
@@ -884,9 +931,9 @@ def _traced_selection(s: _Source, plan: Plan, d: int, loops: bool) -> None:
 
 def _no_tier_discount(s: _Source, plan: Plan) -> str:
     """The name of the notes "tier … has no discount", by tier (built once)."""
-    return s.k({tp.tier.id: _trace.entry({"rule": tp.tier.id, "kind": "tier",
+    return s.k({tp.id: _trace.entry({"rule": tp.id, "kind": "tier",
                                           "status": "not_matched",
-                                          "reason": _trace.no_tier_discount(tp.tier.id)})
+                                          "reason": _trace.no_tier_discount(tp.id)})
                 for tp in plan.tiers if tp.source is None})
 
 
