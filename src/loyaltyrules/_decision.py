@@ -98,7 +98,7 @@ def builder(cls: type[_M]) -> Callable[[dict[str, Any]], _M]:
 _NEXT = "next_state"
 
 
-def pending(decision: _M, member_after: Callable[..., Any], *args: Any) -> _M:
+def pending(decision: _M, member_after: Callable[..., Any], args: tuple[Any, ...]) -> _M:
     """Leave a just-built decision's ``member_after`` to be made by ``member_after(*args)``
     when first read (:class:`Decision` explains why)."""
     _set_private(decision, {_NEXT: (member_after, args)})

@@ -777,7 +777,7 @@ def complete_purchase(program: Any, plan: Any, member: MemberState, txn: Transac
         return decision
     values["events"] = own
     del values["member_after"]
-    return pending(decision, _purchase_state, *parts)
+    return pending(decision, _purchase_state, parts)
 
 
 USABLE_NOW = "usable now"  # the detail of points earned usable at once (generated code too)

@@ -99,11 +99,17 @@ def allocate(total: Decimal, weights: list[Decimal], q: Decimal) -> list[Decimal
     scale = _SCALES.get(q)
     if scale is None:
         scale = _SCALES[q] = _ONE / q
-    units = [int(w * scale) for w in weights]
-    unit_sum = sum(units)
+    # (loops, not comprehensions: on Python 3.11 each comprehension is a call; this runs
+    # for every discounted basket of more than one line)
+    units = []
+    unit_sum = 0
+    for w in weights:
+        u = int(w * scale)
+        units.append(u)
+        unit_sum += u
     if unit_sum == 0:
         return [Decimal(0).quantize(q)] * n
-    units_total = int((total * scale).to_integral_value(rounding=ROUND_HALF_UP))
+    units_total = int((total * scale).to_integral_value(ROUND_HALF_UP))
     parts = []
     remainders = []
     leftover = units_total
@@ -112,12 +118,17 @@ def allocate(total: Decimal, weights: list[Decimal], q: Decimal) -> list[Decimal
         parts.append(part)
         remainders.append(remainder)
         leftover -= part
-    if leftover:
+    if leftover == 1:  # the usual case: the first line with the largest remainder
+        parts[remainders.index(max(remainders))] += 1
+    elif leftover:
         # largest remainder first; the sort is stable, so ties keep the earliest line first
         for i in sorted(range(n), key=remainders.__getitem__, reverse=True)[:leftover]:
             parts[i] += 1
     # q × a whole number of units is exact: Decimal('0.01') * 1234 == Decimal('12.34')
-    return [q * p for p in parts]
+    shares = []
+    for p in parts:
+        shares.append(q * p)
+    return shares
 
 
 _SCALES: dict[Decimal, Decimal] = {}

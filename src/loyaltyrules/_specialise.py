@@ -201,7 +201,12 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
         test = "fr.id not in dropped and " if loops else ""
         check = "CHECKS[fr.index]" if own_checks else "fr.check"
         # (loops rather than comprehensions: on Python 3.11 each comprehension is a call)
-        s.add(depth, "matched = []", "for fr in FP.candidates(today, t.channel):",
+        # FastPlan.candidates' own index read here first (a method call costs more)
+        index = s.k(plan.fast.index)
+        s.add(depth, "matched = []", "channel = t.channel",
+              f"candidates = {index}.get((today, channel))", "if candidates is None:",
+              "    candidates = FP.candidates(today, channel)",
+              "for fr in candidates:",
               f"    if {test}{check}(at, today, m, t, tier_id, list_total, lazy):",
               "        matched.append(fr)",
               "if len(matched) > 1:", "    matched.sort(key=FP.rule_key)")
@@ -325,7 +330,7 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
               "if redeemed:  # a redemption can fail on the lots: the state is built now",
               f"    values[{s.k('member_after')}] = purchase_state(*parts)",
               "    return make_Decision(values), after",
-              "return pending(make_Decision(values), purchase_state, *parts), after")
+              "return pending(make_Decision(values), purchase_state, parts), after")
     else:
         s.add(1, *decision(), "return make_Decision(values), after")
 
@@ -635,7 +640,9 @@ def _earn(s: _Source, plan: Plan) -> None:
         amount = "(paid[k] if share is None else paid[k] - share[k])" if rule.basis == "paid" \
             else "amounts[k]"
         if item_scoped:
-            s.add(d + 1, f"basis += {amount} if weights is None else {amount} * weights[k]")
+            # (a line weighted one is added as it is: the same Decimal, without a product)
+            s.add(d + 1, "if weights is None or (w := weights[k]) is ONE:",
+                  f"    basis += {amount}", "else:", f"    basis += {amount} * w")
         else:
             s.add(d + 1, f"basis += {amount}")
         if rule.include_shipping:
