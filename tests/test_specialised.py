@@ -432,6 +432,46 @@ def test_generated_source_holds_no_program_text(path: Path) -> None:
             assert rule.id not in source
 
 
+def test_repeated_field_reads_go_to_the_models_dict_and_only_where_safe() -> None:
+    """A generated function reading three or more of the member's or transaction's fields
+    reads them from its ``__dict__``, fetched once; not when the name is bound again inside,
+    and never with fewer reads."""
+    source = _specialise._Source()
+    lines = [
+        "def run(program, m, t):",
+        "    total = t.shipping + t.tax",
+        "    return (total, t.id, m.id, t.shipping.quantize(Q))",
+        "def check(m, t):",
+        "    return t.channel == m.tier",
+        "def sort(m, t, rows):",
+        "    rows.sort(key=lambda t: t.id)",
+        "    return t.id, t.at, t.channel",
+    ]
+    out = _specialise._finish(lines, source)
+    names = {value: name for name, value in source.ns.items()}
+    assert out[:4] == [
+        "def run(program, m, t):",
+        "    t_fields = t.__dict__",
+        f"    total = t_fields[{names['shipping']}] + t_fields[{names['tax']}]",
+        f"    return (total, t_fields[{names['id']}], m.id, "
+        f"t_fields[{names['shipping']}].quantize(Q))",
+    ]
+    assert out[4:] == lines[3:]  # two reads; a lambda's own ``t``
+
+
+def test_the_generated_lines_are_refused_with_a_literal() -> None:
+    with pytest.raises(RuntimeError, match="no literal but integers and None"):
+        _specialise._finish(["def run(m, t):", "    return t.id == 'x'"],
+                            _specialise._Source())
+
+
+def test_the_reference_decision_reads_its_inputs_fields_from_their_dicts() -> None:
+    program = lr.load_program(ROOT / "programs" / "reference-4tier.yaml")
+    source = program.plan("compiled").decide.__doc__ or ""
+    assert "t_fields = t.__dict__" in source and "m_fields = m.__dict__" in source
+    assert "t.items" not in source
+
+
 # --- the generated traced decision -----------------------------------------------------------
 
 

@@ -363,19 +363,15 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
         s.add(1, "return decision")
     # every constant and helper becomes a parameter of one factory, so the generated code
     # reads them as closure cells (as fast as locals) rather than as global lookups
-    module = ast.parse("\n".join(s.lines))
-    _read_fields(module, s)
+    # checked for literals (every line) and its field reads rewritten in one pass; the rest
+    # of the source below adds no literal
+    lines = _finish(s.lines, s)
     names = sorted(s.ns)
-    body = "\n".join("    " + line for line in ast.unparse(module).splitlines())
+    body = "\n".join("    " + line for line in lines)
     result = "decide, purchase" if completes else "decide, None"
     source = f"def factory({', '.join(names)}):\n{body}\n    return {result}\n"
-    tree = ast.parse(source)
-    strings = [n for n in ast.walk(tree) if isinstance(n, ast.Constant)
-               and not isinstance(n.value, int | type(None))]
-    if strings:  # checked always (not an assert: python -O would drop it)
-        raise RuntimeError("generated code must hold no literal but integers and None")
     namespace: dict[str, Any] = {"__builtins__": {}}
-    exec(compile(tree, "<loyaltyrules: specialised decision>", "exec"), namespace)
+    exec(compile(source, "<loyaltyrules: specialised decision>", "exec"), namespace)
     decide, purchase = namespace["factory"](**s.ns)
     decide.__doc__ = source  # what was generated, for the curious (and the tests)
     return decide, purchase
@@ -386,49 +382,61 @@ _MODELS: dict[str, frozenset[str]] = {"m": frozenset(MemberState.model_fields),
                                       "t": frozenset(Transaction.model_fields)}
 
 
-def _read_fields(module: ast.Module, s: _Source) -> None:
-    """In each generated function that reads three or more fields of the member ``m`` or the
-    transaction ``t``, read them from the model's ``__dict__`` (where pydantic keeps them),
-    fetched once. On Python 3.11 a pydantic model's attribute read is not specialised
-    (BaseModel defines ``__getattr__``) and costs about three dict reads."""
-    for fn in module.body:
-        if not isinstance(fn, ast.FunctionDef):
-            continue
-        for name, fields in _MODELS.items():
-            if name not in {a.arg for a in fn.args.args}:
+def _finish(lines: list[str], s: _Source) -> list[str]:
+    """The generated ``lines``, checked, where each function that reads three or more fields
+    of the member ``m`` or the transaction ``t`` reads them from the model's ``__dict__``
+    (where pydantic keeps them), fetched once. On Python 3.11 a pydantic model's attribute
+    read is not specialised (BaseModel defines ``__getattr__``) and costs about three dict
+    reads. The reads are found in the parsed lines and rewritten in the text (it is all
+    ASCII: columns are characters).
+
+    The same pass checks that no line holds a literal but an integer or None: every value of
+    the program is a named constant, never source text. (Checked always: not an assert,
+    which python -O would drop.)"""
+    module = ast.parse("\n".join(lines))
+    edits: list[tuple[int, int, int, str]] = []  # (line, start, end, new text)
+    inserts: list[tuple[int, str]] = []  # (line, new line before it)
+    for stmt in module.body:
+        own = stmt.args.args if isinstance(stmt, ast.FunctionDef) else []
+        models = {a.arg for a in own} & _MODELS.keys()
+        # each read of a field, and whether the name is bound again inside (a lambda's or a
+        # comprehension's own, an assignment): then its reads are not all the model's
+        reads: dict[str, list[ast.Attribute]] = {name: [] for name in models}
+        rebound: set[str] = set()
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Constant):
+                if not isinstance(node.value, int | type(None)):
+                    raise RuntimeError(
+                        "generated code must hold no literal but integers and None")
+            elif not models:
                 continue
-            nodes = list(ast.walk(fn))
-            shadowed = any(  # bound again inside: the reads would not all be the model's
-                (isinstance(n, ast.Name) and n.id == name and not isinstance(n.ctx, ast.Load))
-                or (isinstance(n, ast.Lambda | ast.FunctionDef)
-                    and n is not fn and name in {a.arg for a in n.args.args})
-                for n in nodes)
-            reads = [n for n in nodes if isinstance(n, ast.Attribute)
-                     and isinstance(n.value, ast.Name) and n.value.id == name
-                     and n.attr in fields and isinstance(n.ctx, ast.Load)]
-            if shadowed or len(reads) < 3:
+            elif isinstance(node, ast.Attribute):
+                base = node.value
+                if (isinstance(base, ast.Name) and base.id in models
+                        and node.attr in _MODELS[base.id] and isinstance(node.ctx, ast.Load)):
+                    reads[base.id].append(node)
+            elif isinstance(node, ast.Name):
+                if node.id in models and not isinstance(node.ctx, ast.Load):
+                    rebound.add(node.id)
+            elif isinstance(node, ast.arg) and node.arg in models and node not in own:
+                rebound.add(node.arg)
+        if not models:
+            continue
+        first = stmt.body[0]  # type: ignore[attr-defined]  # (a function: it has models)
+        for name, found in reads.items():
+            if name in rebound or len(found) < 3:
                 continue
             held = f"{name}_fields"
-            _FieldReads(name, held, fields, s).visit(fn)
-            fn.body.insert(0, ast.Assign(
-                targets=[ast.Name(held, ast.Store())],
-                value=ast.Attribute(ast.Name(name, ast.Load()), "__dict__", ast.Load())))
-    ast.fix_missing_locations(module)
-
-
-class _FieldReads(ast.NodeTransformer):
-    """``m.tier`` → ``m_fields[K7]`` (the field's name a named constant, as every string)."""
-
-    def __init__(self, name: str, held: str, fields: frozenset[str], s: _Source) -> None:
-        self.name, self.held, self.fields, self.s = name, held, fields, s
-
-    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
-        if (isinstance(node.value, ast.Name) and node.value.id == self.name
-                and node.attr in self.fields and isinstance(node.ctx, ast.Load)):
-            return ast.Subscript(ast.Name(self.held, ast.Load()),
-                                 ast.Name(self.s.k(node.attr), ast.Load()), ast.Load())
-        self.generic_visit(node)
-        return node
+            edits += [(n.lineno - 1, n.col_offset, n.end_col_offset or 0,
+                       f"{held}[{s.k(n.attr)}]") for n in found]
+            inserts.append((first.lineno - 1,
+                            " " * first.col_offset + f"{held} = {name}.__dict__"))
+    out = list(lines)
+    for line, start, end, text in sorted(edits, reverse=True):  # right to left on a line
+        out[line] = out[line][:start] + text + out[line][end:]
+    for line, text in sorted(inserts, reverse=True):
+        out.insert(line, text)
+    return out
 
 
 def _quantized(s: _Source, value: str, field: str, quantum: Decimal) -> str:
