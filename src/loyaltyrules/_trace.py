@@ -15,6 +15,7 @@ from functools import lru_cache
 
 from ._decision import TraceEntry, builder
 from ._model import EarnRule, Qualify
+from ._money import plain
 
 # a trace entry from its four values, unchecked (made by the dozen per traced decision)
 entry = builder(TraceEntry)
@@ -26,9 +27,23 @@ _ONE = Decimal(1)
 _ON_TEXT = {on: on.replace("_", " ") for on in ("birthday", "birthday_week", "birthday_month")}
 
 
+_ISO: dict[date, str] = {}
+
+
+def iso(day: date) -> str:
+    """``day.isoformat()``, kept: a traced decision quotes its day and the member's birthday
+    several times, and ``isoformat`` costs about ten dict reads."""
+    text = _ISO.get(day)
+    if text is None:
+        if len(_ISO) >= 4096:  # (a bound: days are few, birthdays many)
+            _ISO.clear()
+        text = _ISO[day] = day.isoformat()
+    return text
+
+
 @lru_cache(maxsize=256)  # a program's few rates, quoted in every traced decision
 def pct(rate: Decimal) -> str:
-    return f"{(rate * 100).normalize():f}%"
+    return f"{plain((rate * 100).normalize())}%"
 
 
 # --- a birthday rule's or promotion's conditions ------------------------------------------
@@ -43,7 +58,7 @@ def window_ended(end: datetime, local_at: datetime) -> str:
 
 
 def not_scheduled(today: date, schedule_text: str) -> str:
-    return f"{today.isoformat()} is not a scheduled day ({schedule_text})"
+    return f"{iso(today)} is not a scheduled day ({schedule_text})"
 
 
 def birthday_changed(set_on: date, guard_days: int) -> str:
@@ -52,8 +67,8 @@ def birthday_changed(set_on: date, guard_days: int) -> str:
 
 
 def not_birthday(today: date, on: str, birthday: date) -> str:
-    return (f"{today.isoformat()} is not the member's {_ON_TEXT[on]} "
-            f"(birthday {birthday.isoformat()})")
+    return (f"{iso(today)} is not the member's {_ON_TEXT[on]} "
+            f"(birthday {iso(birthday)})")
 
 
 def tier_not_in(tier: str, tiers: Sequence[str]) -> str:
@@ -70,11 +85,11 @@ def no_item_in_scope(categories: Sequence[str], skus: Sequence[str]) -> str:
 
 
 def below_min_amount(total: Decimal, min_amount: Decimal) -> str:
-    return f"amount {total:f} below min_amount {min_amount:f}"
+    return f"amount {plain(total)} below min_amount {plain(min_amount)}"
 
 
 def below_threshold(reach: Decimal, threshold: Decimal) -> str:
-    return f"{reach:f} is below the threshold {threshold:f}"
+    return f"{plain(reach)} is below the threshold {plain(threshold)}"
 
 
 def limit_reached(used: int, times: int, per: str, key: str) -> str:
@@ -93,7 +108,7 @@ DISCOUNT_DID_NOT_APPLY = "its discount did not apply"
 
 
 def below_min_paid(goods_paid: Decimal, min_paid: Decimal) -> str:
-    return f"amount paid {goods_paid:f} below min_paid {min_paid:f}"
+    return f"amount paid {plain(goods_paid)} below min_paid {plain(min_paid)}"
 
 
 # --- discounts and redemption --------------------------------------------------------------
@@ -104,26 +119,26 @@ def no_tier_discount(tier: str) -> str:
 
 
 def percent_of(percent: Decimal, base: Decimal) -> str:
-    return f"{pct(percent)} of {base:f}"
+    return f"{pct(percent)} of {plain(base)}"
 
 
 def discount(amount: Decimal, why: str) -> str:
-    return f"discount {amount:f}: {why}"
+    return f"discount {plain(amount)}: {why}"
 
 
 def points_pay(redeemed: int, paid_with_points: Decimal) -> str:
-    return f"{redeemed} points pay {paid_with_points:f} (积分抵现)"
+    return f"{redeemed} points pay {plain(paid_with_points)} (积分抵现)"
 
 
 # --- points --------------------------------------------------------------------------------
 
 
 def on_lines(factor: Decimal, lines: list[int]) -> str:
-    return f"×{factor:f} on lines {lines}"
+    return f"×{plain(factor)} on lines {lines}"
 
 
 def on_all_points(factor: Decimal) -> str:
-    return f"×{factor:f} on all points"
+    return f"×{plain(factor)} on all points"
 
 
 def earn_detail(rule: EarnRule, basis: Decimal, blocks: Decimal | None, raw: object,
@@ -132,15 +147,16 @@ def earn_detail(rule: EarnRule, basis: Decimal, blocks: Decimal | None, raw: obj
     """An earn line's arithmetic: ``blocks`` for whole blocks, ``raw`` the rounded base (as
     its digits: an int or an integral Decimal), ``basket`` the named factors."""
     if rule.blocks == "full":
-        detail = f"basis {basis:f}: {blocks} full blocks of {rule.per:f} × {rule.points:f}"
+        detail = (f"basis {plain(basis)}: {blocks} full blocks of {plain(rule.per)} × "
+                  f"{plain(rule.points)}")
     else:
-        text = format(basis, "f")
-        detail = f"basis {text}: {text} × {rule.points:f}/{rule.per:f}"
+        text = plain(basis)
+        detail = f"basis {text}: {text} × {plain(rule.points)}/{plain(rule.per)}"
     if rule.base_rounding is not None:
         detail += f" = {raw} base ({rule.base_rounding})"
     if multiplier != _ONE:
-        names = ", ".join([f"{n} ×{f:f}" for n, f in basket])
-        detail += f", multiplier ×{multiplier.normalize():f} ({names}, {how})"
+        names = ", ".join([f"{n} ×{plain(f)}" for n, f in basket])
+        detail += f", multiplier ×{plain(multiplier.normalize())} ({names}, {how})"
     return detail + f", rounded {rounding}"
 
 
@@ -176,7 +192,7 @@ def criteria(q: Qualify, spend: Decimal, points: int, orders: int, spend_text: s
     is the caller's)."""
     checks: list[tuple[bool, str]] = []
     if q.spend is not None:
-        checks.append((spend >= q.spend, f"spend {spend_text} ≥ {q.spend:f}"))
+        checks.append((spend >= q.spend, f"spend {spend_text} ≥ {plain(q.spend)}"))
     if q.points is not None:
         checks.append((points >= q.points, f"points {points} ≥ {q.points}"))
     if q.orders is not None:
