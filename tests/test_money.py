@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import loyaltyrules as lr
-from loyaltyrules._money import NUMBER, RUNNERS, Exact, exact, parse_money
+from loyaltyrules._money import NUMBER, RUNNERS, Exact, exact, parse_money, plain
 
 
 @pytest.mark.parametrize(("text", "amount"), [
@@ -191,3 +191,16 @@ def test_threads_evaluate_side_by_side_each_in_a_context_of_its_own() -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = [line for lines in pool.map(work, range(8)) for line in lines]
     assert results == [expected] * 320
+
+
+@given(st.integers(0, 1), st.lists(st.integers(0, 9), min_size=1, max_size=30),
+       st.integers(-40, 40), st.integers(0, 1))
+def test_amounts_are_written_as_format_f_writes_them(sign: int, digits: list[int],
+                                                     exponent: int, capitals: int) -> None:
+    """``plain`` takes ``str``'s shortcut only where it writes what ``format(d, "f")`` does:
+    never an exponent, whatever the letter case the host's context asks for."""
+    amount = Decimal((sign, tuple(digits), exponent))
+    with decimal.localcontext() as host:
+        host.capitals = capitals
+        assert plain(amount) == format(amount, "f")
+    assert plain(Decimal("1E+2")) == "100" and plain(Decimal("0E-7")) == "0.0000000"

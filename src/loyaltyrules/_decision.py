@@ -17,7 +17,7 @@ from pydantic import (
 from pydantic_core import SchemaSerializer
 
 from ._member import MemberState, Money
-from ._money import plain
+from ._money import in_exact, plain
 
 __all__ = [
     "Decision",
@@ -330,7 +330,7 @@ class Decision(_Out):
         if pending is None:  # another thread has just stored it
             return
         make, args = pending[_NEXT]
-        state = make(*args)
+        state = in_exact(make, *args)  # (read maybe in the host's own Decimal context)
         # two threads reading it first at once may both build it; the first one stored is
         # the one every reader gets (setdefault is atomic), so it is still "built once"
         values.setdefault("member_after", state)

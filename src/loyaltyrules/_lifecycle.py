@@ -809,7 +809,6 @@ def purchase_events(events: list[LifecycleEvent], at: datetime, redeemed: int,
     return tuple(out)
 
 
-@exact  # read later, maybe in a host's own Decimal context: the sums stay exact
 def _purchase_state(
         member: MemberState, usage: dict[str, Usage], spend_log: dict[str, Decimal],
         txn: Transaction, remember: int, available_at: datetime,
@@ -818,7 +817,9 @@ def _purchase_state(
         points_total: int, redeemed: int, used_rules: tuple[UsageConsumed, ...],
         spend: Decimal, line_paid: tuple[Decimal, ...], goods_paid: Decimal,
         paid_with_points: Decimal, tier_after: str, tier_changed: bool) -> MemberState:
-    """The member's state after a purchase (see :func:`complete_purchase`)."""
+    """The member's state after a purchase (see :func:`complete_purchase`). Runs in the
+    library's Decimal context: evaluation calls it there, and a pending next state is built
+    there when read (``Decision._settle``), maybe much later in the host's own context."""
     at = txn.at
     book = _Book(member, at)
     if redeemed:
