@@ -30,7 +30,8 @@ from ._model import (
     Schedule,
     Tier,
 )
-from ._money import RoundingMode, quantum
+from ._money import RoundingMode, plain, quantum
+from ._trace import EarnText
 
 __all__ = ["Mode", "Plan", "build_plan"]
 
@@ -98,6 +99,10 @@ class EarnPlan:
     categories: frozenset[str]
     exclude: frozenset[str]
     when: Condition | None
+    text: EarnText = field(init=False)  # the words its traced earn lines quote
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", EarnText.of(self.rule))
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,12 +141,26 @@ class TierPlan:
     id: str = field(init=False)
     points_multiplier: Decimal = field(init=False)
     percent: Decimal | None = field(init=False)
+    # the qualification's thresholds as the trace quotes them: (what, minimum, as written)
+    thresholds: tuple[tuple[str, Decimal | int, str], ...] = field(init=False)
+    match: str = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "id", self.tier.id)
         object.__setattr__(self, "points_multiplier", self.tier.points_multiplier)
         object.__setattr__(self, "percent",
                            None if self.discount is None else self.discount.percent)
+        q = self.qualify
+        thresholds: list[tuple[str, Decimal | int, str]] = []
+        if q is not None:
+            if q.spend is not None:
+                thresholds.append(("spend", q.spend, plain(q.spend)))
+            if q.points is not None:
+                thresholds.append(("points", q.points, str(q.points)))
+            if q.orders is not None:
+                thresholds.append(("orders", q.orders, str(q.orders)))
+        object.__setattr__(self, "thresholds", tuple(thresholds))
+        object.__setattr__(self, "match", "all" if q is None else q.match)
 
     def qualifies(self, spend: Decimal, points: int, orders: int, lazy: Any) -> bool:
         """The engine's qualification test without its explanation (every check is run,

@@ -506,7 +506,7 @@ def _earn_rule(ctx: _Ctx, ep: EarnPlan, paid: list[Decimal], share: list[Decimal
         raw = Decimal(round_points(raw, rule.base_rounding))
     points = round_points(raw * multiplier if multiplier != _ONE else raw,
                           policies.rounding.points)
-    detail = T.earn_detail(rule, basis, blocks, raw, multiplier, basket, how,
+    detail = T.earn_detail(ep.text, basis, blocks, raw, multiplier, basket, how,
                            policies.rounding.points) if ctx.tracing else ""
     if rule.cap is not None and points > rule.cap:
         truncate = policies.points.cap == "truncate"
@@ -541,14 +541,13 @@ def _qualify(ctx: _Ctx, before: TierPlan, spend: Decimal, points: int, orders: i
     after = before
     spend_text = format(spend, "f")  # the same in every tier's reason
     for tp in ctx.plan.tiers[before.rank + 1:]:
-        q = tp.qualify
-        assert q is not None
-        checks = T.criteria(q, spend, points, orders, spend_text)
+        assert tp.qualify is not None
+        checks = T.criteria(tp.thresholds, spend, points, orders, spend_text)
         if tp.qualify_when is not None:
             why = ctx.when(tp.id, "qualification", tp.qualify_when)
             checks.append((why is None, T.condition_holds(tp.qualify_when.expression)
                            if why is None else why))
-        ok, reason = T.judged(q, checks)
+        ok, reason = T.judged(tp.match, checks)
         if ok:
             after = tp
         if ctx.tracing:

@@ -677,7 +677,7 @@ def _earn(s: _Source, plan: Plan) -> None:
         detail = s.k("")
         if traced:
             detail = "detail"
-            s.add(d, f"detail = T.earn_detail({s.k(rule)}, basis, "
+            s.add(d, f"detail = T.earn_detail({s.k(ep.text)}, basis, "
                   f"{'blocks' if rule.blocks == 'full' else 'None'}, "
                   f"{'None' if rule.base_rounding is None else 'int(raw)'}, multiplier, basket, "
                   f"{how}, {s.k(fp.points_rounding)})")
@@ -811,14 +811,14 @@ def _qualification(s: _Source, plan: Plan) -> None:
         s.add(2, "points_after = m.points - redeemed + points_total",
               "orders_after = m.orders + 1", "spend_text = fmt(spend_after)",
               f"for tp in {s.k(tiers)}[tier_before.rank + 1:]:",
-              "    checks = T.criteria(tp.qualify, spend_after, points_after, orders_after, "
+              "    checks = T.criteria(tp.thresholds, spend_after, points_after, orders_after, "
               "spend_text)")
         if any(tp.qualify_when is not None for tp in tiers):
             s.add(3, "if tp.qualify_when is not None:",
                   f"    why = lazy.why(tp.id, {s.k('qualification')}, tp.qualify_when)",
                   "    checks.append((why is None, T.condition_holds(tp.qualify_when.expression)"
                   " if why is None else why))")
-        s.add(2, "    ok, why = T.judged(tp.qualify, checks)",
+        s.add(2, "    ok, why = T.judged(tp.match, checks)",
               "    if ok:", "        after = tp",
               "    " + s.note("tp.id", s.k("qualification"), "fired|not_matched", "why"))
     elif spend_only:
@@ -1041,13 +1041,14 @@ def _traced_tier_discount(s: _Source, plan: Plan, d: int) -> None:
     if not any(tp.source is not None for tp in plan.tiers):
         s.add(d, f"note({none}[tier_id])")
         return
-    base = "sum(amounts, ZERO)"
+    base = "(list_total if n > 1 else ZERO + list_total)"  # sum(amounts, ZERO), kept
+    amount = "amount" if s.only_tier_line else "discount_lines[0].amount"
     if fp.discount_excluded:
         base = (f"sum([a for a, i in zip(amounts, items) if i.category not in "
                 f"{s.k(fp.discount_excluded)}], ZERO)")
     s.add(d, "if src is None:", f"    note({none}[tier_id])", "else:",
-          "    " + s.note("tier_id", s.k("tier"), "fired", "T.discount(discount_lines[0].amount, "
-                          f"T.percent_of(src[4].percent, {base}))"))
+          "    " + s.note("tier_id", s.k("tier"), "fired", f"T.discount({amount}, "
+                          f"T.percent_of(benefits.percent, {base}))"))
 
 
 def _traced_kept(s: _Source, plan: Plan, d: int) -> None:

@@ -9,12 +9,13 @@ byte for byte.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 
 from ._decision import TraceEntry, builder
-from ._model import EarnRule, Qualify
+from ._model import EarnRule
 from ._money import plain
 
 # a trace entry from its four values, unchecked (made by the dozen per traced decision)
@@ -141,19 +142,33 @@ def on_all_points(factor: Decimal) -> str:
     return f"×{plain(factor)} on all points"
 
 
-def earn_detail(rule: EarnRule, basis: Decimal, blocks: Decimal | None, raw: object,
+@dataclass(frozen=True, slots=True)
+class EarnText:
+    """An earn rule's constant words in its earn lines, written once when the program loads
+    (``EarnPlan.text``)."""
+
+    full_blocks: bool
+    per: str
+    points: str
+    base_rounding: str | None
+
+    @classmethod
+    def of(cls, rule: EarnRule) -> EarnText:
+        return cls(rule.blocks == "full", plain(rule.per), plain(rule.points), rule.base_rounding)
+
+
+def earn_detail(text: EarnText, basis: Decimal, blocks: Decimal | None, raw: object,
                 multiplier: Decimal, basket: Sequence[tuple[str, Decimal]], how: str,
                 rounding: str) -> str:
     """An earn line's arithmetic: ``blocks`` for whole blocks, ``raw`` the rounded base (as
     its digits: an int or an integral Decimal), ``basket`` the named factors."""
-    if rule.blocks == "full":
-        detail = (f"basis {plain(basis)}: {blocks} full blocks of {plain(rule.per)} × "
-                  f"{plain(rule.points)}")
+    if text.full_blocks:
+        detail = f"basis {plain(basis)}: {blocks} full blocks of {text.per} × {text.points}"
     else:
-        text = plain(basis)
-        detail = f"basis {text}: {text} × {plain(rule.points)}/{plain(rule.per)}"
-    if rule.base_rounding is not None:
-        detail += f" = {raw} base ({rule.base_rounding})"
+        amount = plain(basis)
+        detail = f"basis {amount}: {amount} × {text.points}/{text.per}"
+    if text.base_rounding is not None:
+        detail += f" = {raw} base ({text.base_rounding})"
     if multiplier != _ONE:
         names = ", ".join([f"{n} ×{plain(f)}" for n, f in basket])
         detail += f", multiplier ×{plain(multiplier.normalize())} ({names}, {how})"
@@ -186,17 +201,18 @@ def cap_rejected(points: int, cap: int) -> tuple[str, str]:
 # --- tier qualification --------------------------------------------------------------------
 
 
-def criteria(q: Qualify, spend: Decimal, points: int, orders: int, spend_text: str
-             ) -> list[tuple[bool, str]]:
-    """Each of a tier's thresholds, met or not, as the trace quotes it (a ``when`` condition
-    is the caller's)."""
+def criteria(thresholds: Sequence[tuple[str, Decimal | int, str]], spend: Decimal,
+             points: int, orders: int, spend_text: str) -> list[tuple[bool, str]]:
+    """Each of a tier's thresholds (``TierPlan.thresholds``), met or not, as the trace quotes
+    it (a ``when`` condition is the caller's)."""
     checks: list[tuple[bool, str]] = []
-    if q.spend is not None:
-        checks.append((spend >= q.spend, f"spend {spend_text} ≥ {plain(q.spend)}"))
-    if q.points is not None:
-        checks.append((points >= q.points, f"points {points} ≥ {q.points}"))
-    if q.orders is not None:
-        checks.append((orders >= q.orders, f"orders {orders} ≥ {q.orders}"))
+    for what, minimum, text in thresholds:
+        if what == "spend":
+            checks.append((spend >= minimum, f"spend {spend_text} ≥ {text}"))
+        elif what == "points":
+            checks.append((points >= minimum, f"points {points} ≥ {text}"))
+        else:
+            checks.append((orders >= minimum, f"orders {orders} ≥ {text}"))
     return checks
 
 
@@ -205,12 +221,12 @@ def condition_holds(expression: object) -> str:
     return f"`{expression}`"
 
 
-def judged(q: Qualify, checks: list[tuple[bool, str]]) -> tuple[bool, str]:
-    """Whether the tier qualifies (all or any), and the sentence saying so."""
+def judged(match: str, checks: list[tuple[bool, str]]) -> tuple[bool, str]:
+    """Whether the tier qualifies (``match``: all or any), and the sentence saying so."""
     if len(checks) == 1:  # the usual single threshold
         ok = checks[0][0]
         text = ("✓ " if ok else "✗ ") + checks[0][1]
     else:
-        ok = all([c[0] for c in checks]) if q.match == "all" else any([c[0] for c in checks])
+        ok = all([c[0] for c in checks]) if match == "all" else any([c[0] for c in checks])
         text = "; ".join([("✓ " if c[0] else "✗ ") + c[1] for c in checks])
-    return ok, f"{'qualifies' if ok else 'does not qualify'} ({q.match}): {text}"
+    return ok, f"{'qualifies' if ok else 'does not qualify'} ({match}): {text}"
