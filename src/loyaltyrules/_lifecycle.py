@@ -820,14 +820,14 @@ def _purchase_state(
     """The member's state after a purchase (see :func:`complete_purchase`). Runs in the
     library's Decimal context: evaluation calls it there, and a pending next state is built
     there when read (``Decision._settle``), maybe much later in the host's own context."""
-    at = txn.at
+    at, txn_id = txn.at, txn.id  # (each read of a model's field costs several of a local)
     book = _Book(member, at)
     if redeemed:
         book.redeem(redeemed)
     for line in points_lines:
-        if line.points > 0:
-            book.earn(line.points, f"{txn.id}:{line.rule}", txn.id, line.rule, at,
-                      available_at, expiry)
+        points, rule = line.points, line.rule
+        if points > 0:
+            book.earn(points, f"{txn_id}:{rule}", txn_id, rule, at, available_at, expiry)
     usage = dict(usage)  # a state of its own, whoever reads it first
     for used in used_rules:
         current = usage.get(used.rule)
@@ -842,7 +842,7 @@ def _purchase_state(
         log[month] = log.get(month, _ZERO) + spend
     book.consolidate(horizon)
     record = build(PurchaseRecord, {  # every field, in the model's order
-        "id": txn.id, "at": at, "line_paid": line_paid, "goods_paid": goods_paid,
+        "id": txn_id, "at": at, "line_paid": line_paid, "goods_paid": goods_paid,
         "qualifying_spend": spend, "points": points_total, "redeemed_points": redeemed,
         "paid_with_points": paid_with_points, "refunded": _ZERO, "refunded_lines": (),
         "points_reversed": 0, "points_returned": 0, "points_expired": 0,
@@ -853,8 +853,7 @@ def _purchase_state(
         "orders": member.orders + 1,
         "last_purchase": max(today, member.last_purchase or today),
         "usage": usage,
-        "recent_transactions": (*member.recent_transactions, txn.id)[
-            -remember:],
+        "recent_transactions": (*member.recent_transactions, txn_id)[-remember:],
         "purchases": (*[p for p in member.purchases if p.at >= horizon], record)
         if member.purchases else (record,),
         "spend_log": log,
