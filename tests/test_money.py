@@ -6,7 +6,9 @@ speed; these tests hold that fast path to exactly the pattern."""
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import datetime
 import decimal
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -173,6 +175,36 @@ def test_library_calls_made_inside_the_library_stay_in_its_context() -> None:
     decision = exact(inside)(p=program)  # keyword arguments reach the function too
     assert seen == [Exact]
     assert decision.model_dump_json() == _decision_json(False)
+
+
+def test_nothing_set_inside_one_call_reaches_the_next() -> None:
+    """Host code can run inside an evaluation (here a tzinfo of the host's own): a context
+    variable or a Decimal context it sets there stays in that call."""
+    program = lr.load_program(REFERENCE)
+    expected = lr.evaluate(program, MEMBER, PURCHASE, trace=False).model_dump_json()
+    seen = contextvars.ContextVar("seen", default="<unset>")
+
+    class Meddling(datetime.tzinfo):
+        def utcoffset(self, dt: datetime.datetime | None) -> datetime.timedelta:
+            seen.set("set inside")
+            decimal.setcontext(decimal.Context(prec=3))
+            return datetime.timedelta(hours=8)
+
+        def dst(self, dt: datetime.datetime | None) -> datetime.timedelta:
+            return datetime.timedelta(0)
+
+    # (validating it runs the tzinfo too: in a context of its own, not this test's)
+    meddling = contextvars.copy_context().run(lr.Transaction.model_validate, {
+        **PURCHASE, "at": datetime.datetime(2026, 5, 2, 10, tzinfo=Meddling())})
+    with contextlib.suppress(decimal.InvalidOperation):  # that call computes at 3 digits
+        lr.evaluate(program, MEMBER, meddling, trace=False)
+    for _ in range(3):
+        assert lr.evaluate(program, MEMBER, PURCHASE, trace=False).model_dump_json() == expected
+        assert lr.evaluate(program, MEMBER, PURCHASE, trace=False,
+                           mode="interpreted").model_dump_json() == expected
+    inside: list[str] = []
+    exact(lambda: inside.append(seen.get()))()
+    assert inside == ["<unset>"] and seen.get() == "<unset>"
 
 
 def test_threads_evaluate_side_by_side_each_in_a_context_of_its_own() -> None:

@@ -432,6 +432,35 @@ def test_generated_source_holds_no_program_text(path: Path) -> None:
             assert rule.id not in source
 
 
+@pytest.mark.parametrize("amount", [Decimal("1E-1000027"), Decimal("12.345"), Decimal("5")])
+def test_the_generated_input_checks_are_the_engines_for_any_amount(amount: Decimal) -> None:
+    """An amount too fine for the currency is refused the same way on every path, however
+    small (a remainder that small would underflow to zero: the check quantizes)."""
+    program = lr.load_program(ROOT / "programs" / "retail-4tier.yaml")
+    txn = {"id": "t", "at": "2026-03-01T12:00:00+08:00", "channel": "store",
+           "items": [{"sku": "a", "category": "apparel", "amount": amount}]}
+    outcomes = {repr(_outcome(program, {"id": "m"}, txn, mode, trace))
+                for mode in ("compiled", "interpreted") for trace in (False, True)}
+    assert len(outcomes) == 1
+    if amount != 5:
+        assert "more decimals than CNY allows" in outcomes.pop()
+
+
+def test_an_earn_rate_of_many_digits_rounds_as_the_engine_does() -> None:
+    """Points and per of many digits: basis × points / per, in that order, on every path
+    (a precomputed rate would round once where the engine rounds twice)."""
+    program = lr.Program.from_dict({
+        "program": {"id": "x", "version": 1, "currency": "CNY", "timezone": "Asia/Shanghai"},
+        "tiers": [{"id": "t0"}],
+        "earn": [{"id": "e", "points": "113463415.743216", "per": "28365853.935804",
+                  "blocks": "proportional"}]})
+    txn = {"id": "t", "at": "2026-03-01T12:00:00+08:00", "channel": "store",
+           "items": [{"sku": "a", "category": "x", "amount": "228317944655140.75"}]}
+    totals = {lr.evaluate(program, {"id": "m"}, txn, mode=mode, trace=trace).points_total
+              for mode in ("compiled", "interpreted") for trace in (False, True)}
+    assert totals == {913271778620562}
+
+
 def test_repeated_field_reads_go_to_the_models_dict_and_only_where_safe() -> None:
     """A generated function reading three or more of the member's or transaction's fields
     reads them from its ``__dict__``, fetched once; not when the name is bound again inside,

@@ -38,7 +38,15 @@ from ._lifecycle import (
 )
 from ._member import MemberState, PointsLot, Transaction, coerce
 from ._model import DiscountSpec
-from ._money import RUNNERS, Exact, allocate, new_runner, round_money, round_points
+from ._money import (
+    DECIMAL_CONTEXT,
+    RUNNERS,
+    Exact,
+    allocate,
+    new_runner,
+    round_money,
+    round_points,
+)
 from ._program import Program
 
 __all__ = ["evaluate"]
@@ -583,13 +591,14 @@ def evaluate(
     if type(getcontext()) is Exact:
         return _evaluate(program, member, transaction, trace, mode)
     try:
-        runner = RUNNERS.pop()
+        runner, mine = RUNNERS.pop()
     except IndexError:
-        runner = new_runner()
+        runner, mine = new_runner()
     try:
         return runner.run(_evaluate, program, member, transaction, trace, mode)
     finally:
-        RUNNERS.append(runner)
+        if len(runner) == 1 and runner.get(DECIMAL_CONTEXT) is mine:  # unchanged()
+            RUNNERS.append((runner, mine))
 
 
 def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,

@@ -237,13 +237,13 @@ class Exact(Context):
     a call that it is already inside the library."""
 
 
-def new_runner() -> contextvars.Context:
+def new_runner() -> tuple[contextvars.Context, Exact]:
+    mine = Exact(prec=CONTEXT.prec, rounding=CONTEXT.rounding, Emin=CONTEXT.Emin,
+                 Emax=CONTEXT.Emax, capitals=CONTEXT.capitals, clamp=CONTEXT.clamp, flags=[],
+                 traps=[signal for signal, on in CONTEXT.traps.items() if on])
     runner = contextvars.Context()
-    runner.run(setcontext, Exact(
-        prec=CONTEXT.prec, rounding=CONTEXT.rounding, Emin=CONTEXT.Emin, Emax=CONTEXT.Emax,
-        capitals=CONTEXT.capitals, clamp=CONTEXT.clamp, flags=[],
-        traps=[signal for signal, on in CONTEXT.traps.items() if on]))
-    return runner
+    runner.run(setcontext, mine)
+    return runner, mine
 
 
 # Calls run inside a contextvars.Context of the library's own whose Decimal context is an
@@ -251,10 +251,18 @@ def new_runner() -> contextvars.Context:
 # context on the way in and back on the way out, and the host's context is never touched. A
 # contextvars.Context can be entered by one thread at a time, so each call takes one from
 # this deque of free ones (pop and append are atomic, and unlike a list's they do not
-# reallocate when it empties) and gives it back.
-RUNNERS: deque[contextvars.Context] = deque()
+# reallocate when it empties) and gives it back — unless anything run inside (a host's
+# tzinfo, say) set a context variable or another Decimal context in it: then it is dropped,
+# so nothing set in one call reaches another.
+RUNNERS: deque[tuple[contextvars.Context, Exact]] = deque()
+DECIMAL_CONTEXT = next(iter(new_runner()[0]))  # the variable the decimal module keeps it in
 
 _R = TypeVar("_R")
+
+
+def unchanged(runner: contextvars.Context, mine: Exact) -> bool:
+    """Whether ``runner`` holds exactly what it was made with (see :data:`RUNNERS`)."""
+    return len(runner) == 1 and runner.get(DECIMAL_CONTEXT) is mine
 
 
 def in_exact(fn: Callable[..., _R], /, *args: Any) -> _R:
@@ -263,13 +271,14 @@ def in_exact(fn: Callable[..., _R], /, *args: Any) -> _R:
     if type(getcontext()) is Exact:  # called from inside the library
         return fn(*args)
     try:
-        runner = RUNNERS.pop()
+        runner, mine = RUNNERS.pop()
     except IndexError:
-        runner = new_runner()
+        runner, mine = new_runner()
     try:
         return runner.run(fn, *args)
     finally:
-        RUNNERS.append(runner)
+        if unchanged(runner, mine):
+            RUNNERS.append((runner, mine))
 
 
 _P = ParamSpec("_P")

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable
-from decimal import ROUND_FLOOR, Decimal, Inexact, localcontext
+from decimal import ROUND_FLOOR, Decimal, localcontext
 from typing import Any
 
 from . import _trace
@@ -346,7 +346,9 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
               "    amounts = []",
               "    for i in t.items:",
               "        a = i.amount",
-              "        if a % Q:  # finer than the currency's unit (cheaper than quantizing)",
+              # finer than the currency's unit? (written with exactly its decimals, it is not:
+              # a cheaper test than quantizing, which the rest still get)
+              "        if not a.same_quantum(Q) and a != a.quantize(Q):",
               "            tier_before = None",
               "        amounts.append(a)",
               "    if tier_before is None or (t.member_id is not None and t.member_id != m.id) "
@@ -662,9 +664,7 @@ def _earn(s: _Source, plan: Plan) -> None:
             s.add(d, f"blocks = (basis / {per}).to_integral_value(ROUND_FLOOR)",
                   f"raw = blocks * {pts}")
         else:
-            rate = _exact_rate(rule.points, rule.per)
-            s.add(d, f"raw = basis * {pts} / {per}" if rate is None
-                  else f"raw = basis * {s.k(rate)}")
+            s.add(d, f"raw = basis * {pts} / {per}")
         # round_points inline; only the rounded base's value is used next
         if rule.base_rounding is not None:  # an int from here
             s.add(d, f"raw = {_to_int(s, 'raw', rule.base_rounding)}",
@@ -712,17 +712,6 @@ def _earn(s: _Source, plan: Plan) -> None:
                   "points_lines = [best]")
         else:
             s.add(2, "points_lines = [best_line(points_lines)]")
-
-
-def _exact_rate(points: Decimal, per: Decimal) -> Decimal | None:
-    """``points / per`` when it is exact in a few digits (10 per 100 is 0.1): one
-    multiplication instead of a multiplication and a division, with the same value."""
-    with localcontext(CONTEXT) as ctx:
-        ctx.clear_flags()
-        rate = points / per
-        if ctx.flags[Inexact] or len(rate.as_tuple().digits) > 6 or rate * per != points:
-            return None
-    return rate
 
 
 def _to_int(s: _Source, value: str, rounding: str) -> str:

@@ -34,6 +34,8 @@ _ISO: dict[date, str] = {}
 def iso(day: date) -> str:
     """``day.isoformat()``, kept: a traced decision quotes its day and the member's birthday
     several times, and ``isoformat`` costs about ten dict reads."""
+    if type(day) is not date:  # (a subclass may write itself otherwise: never kept)
+        return day.isoformat()
     text = _ISO.get(day)
     if text is None:
         if len(_ISO) >= 4096:  # (a bound: days are few, birthdays many)
