@@ -267,6 +267,34 @@ def test_run_naive_datetime(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
     assert line == f"loyaltyrules: {stream}:3: transaction: at: Input should have timezone info"
 
 
+def test_run_reads_files_with_a_byte_order_mark(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Transactions and member files saved with a UTF-8 byte-order mark (as Windows tools
+    write them) read like the same files without it, from a file or from standard input;
+    a mark anywhere but the start is still an error."""
+    plain = TXN.format(id="X1", at="2026-03-02T10:00:00+08:00")
+    stream = tmp_path / "txns.jsonl"
+    stream.write_text("\ufeff" + plain, encoding="utf-8")
+    members = tmp_path / "members.jsonl"
+    members.write_text('\ufeff{"id": "m1", "tier": "gold", "qualifying_spend": "25000.00"}\n',
+                       encoding="utf-8")
+    code, out, err = run_main(capsys, "run", RETAIL, stream, "--members", members,
+                              "--format", "text")
+    assert (code, err.count("\n")) == (0, 1)
+    assert out.split() == ["X1", "m1", "2026-03-02", "gold", "list", "100.00", "pay", "80.00",
+                           "CNY", "points", "+0", "[gold,base]"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\ufeff" + plain))
+    code, out_stdin, _ = run_main(capsys, "run", RETAIL, "-", "--members", members,
+                                  "--format", "text")
+    assert (code, out_stdin) == (0, out)
+    stream.write_text(plain + "\ufeff" + plain.replace("X1", "X2"), encoding="utf-8")
+    code, _, err = run_main(capsys, "run", RETAIL, stream)
+    assert code == 1
+    assert assert_one_line_error(err).startswith(f"loyaltyrules: {stream}:2: transactions is "
+                                                 "not valid JSON")
+
+
 def test_run_missing_transactions_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """A transactions file that does not exist gives one error line and exit 1."""
     missing = tmp_path / "nope.jsonl"

@@ -43,7 +43,8 @@ class _Fail(Exception):
 
 def _read_json(path: str, what: str) -> Any:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        # (utf-8-sig: a leading byte-order mark, as Windows tools write, is skipped)
+        text = Path(path).read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise _Fail(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
@@ -59,13 +60,15 @@ def _read_json(path: str, what: str) -> Any:
 
 def _lines(path: str, what: str) -> Iterator[tuple[int, str]]:
     try:
-        handle = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+        handle = sys.stdin if path == "-" else open(path, encoding="utf-8-sig")  # noqa: SIM115
     except OSError as exc:
         raise _Fail(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
     with handle:
         number = 0
         try:
             for number, line in enumerate(handle, 1):
+                if number == 1 and line.startswith("\ufeff"):  # a byte-order mark on stdin
+                    line = line[1:]
                 if line.strip():
                     yield number, line
         except UnicodeDecodeError:
