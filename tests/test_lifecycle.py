@@ -457,6 +457,39 @@ def test_bronze_is_the_floor(mei: Story) -> None:
     assert ("points_expired", "consumption", -449) in happened(d)         # p2, 10 Feb 2026
     assert balance(s) == ("bronze", 21043 - 1054 - 20 - 449, 0)
 
+ANNIVERSARY = lr.load_program("""
+program: {id: anniv, version: 1, currency: USD, timezone: America/New_York}
+tiers: [{id: green}, {id: gold, qualify: {spend: 300}}]
+earn: [{id: stars, points: 1, per: 1}]
+reviews: {window: membership_year, anniversary: true}
+""")
+
+
+@pytest.mark.parametrize("joined", ["2025-03-01", "2025-03-02", "2025-03-31"])
+def test_an_anniversary_review_judges_the_membership_year_that_just_ended(joined: str) -> None:
+    """Gold for $500 spent in June 2025: the 2026 anniversary review sees the whole membership
+    year (the year turns on the anniversary day, not on the 1st of its month), the 2027 one
+    sees nothing and drops the member to green."""
+    m = ok(lr.MemberState(id="a", joined=joined))
+    m = step(m, lr.evaluate(ANNIVERSARY, m, txn("T1", "2025-06-01T10:00:00-04:00", "500.00")))
+    assert m.tier == "gold"
+    events = lr.advance(ANNIVERSARY, m, "2027-04-01T00:00:00-04:00").events
+    day = joined[5:]
+    assert [(e.at.date().isoformat(), e.type, e.detail) for e in events] == [
+        (f"2026-{day}", "tier_review", "window spend 500.00"),
+        (f"2027-{day}", "tier_downgraded", f"review on 2027-{day}: window spend 0"),
+    ]
+
+
+def test_spend_on_the_day_before_the_anniversary_counts_for_the_ending_year() -> None:
+    """Joined 2 March: $200 + $100 on 1 March 2026 reach gold's $300 within the membership year
+    that ends that day (before, the new year began on 1 March and the window was that day)."""
+    m = ok(lr.MemberState(id="b", joined="2025-03-02"))
+    m = step(m, lr.evaluate(ANNIVERSARY, m, txn("T1", "2025-03-20T10:00:00-04:00", "200.00")))
+    d = lr.evaluate(ANNIVERSARY, m, txn("T2", "2026-03-01T10:00:00-05:00", "100.00"))
+    assert (d.tier_before, d.tier_after) == ("green", "gold")
+
+
 
 # --- 2. mechanism A: redemption, expiry and refunds (programs/retail-4tier.yaml) -----------------
 #

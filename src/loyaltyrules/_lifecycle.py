@@ -304,9 +304,12 @@ def window_months(model: ProgramModel, member: MemberState, today: date) -> list
     elif reviews.window == "calendar_year":
         first = date(today.year, 1, 1)
     elif reviews.window == "membership_year":
+        # the year turns on the anniversary itself (as anniversary reviews fall), not on the
+        # 1st of its month: a review on 2 March judges the year to 1 March, months 3 to 3
         joined = member.joined or today
-        start = date(today.year, joined.month, 1)
-        first = start if start <= today else start - relativedelta(years=1)
+        first = birthday_in_year(joined, today.year, "feb28")
+        if first > today:
+            first = birthday_in_year(joined, today.year - 1, "feb28")
     else:
         return None
     months = []
