@@ -745,6 +745,71 @@ rewards:
 """)
 
 
+SHARED_IDS = lr.load_program("""
+program: {id: p, version: 1, currency: USD, timezone: America/New_York}
+tiers: [{id: green}]
+earn: [{id: base, points: 1, per: 1}]
+rewards: [{id: drink, points: 50}]
+behaviours: [{id: base, event: review, points: 10}]
+ledger: {expiry: {months: 2}}
+""")
+
+
+def test_events_of_different_kinds_may_share_an_id() -> None:
+    """Purchase 7 (+60), behaviour 7 (+10, a rule also named `base`) and reward 7 (−50) are
+    three events: each keeps its own points lots, and the ledger identity holds."""
+    s = ok(lr.MemberState(id="a"))
+    s = step(s, lr.evaluate(SHARED_IDS, s, txn("7", "2026-01-02T10:00:00-05:00", "60.00")))
+    s = step(s, lr.behaviour(SHARED_IDS, s, {"id": "7", "at": "2026-01-02T11:00:00-05:00",
+                                             "type": "review"}))
+    s = step(s, lr.redeem_reward(SHARED_IDS, s, {"id": "7", "at": "2026-01-02T12:00:00-05:00",
+                                                 "reward": "drink"}))
+    assert (s.points, s.totals.earned, s.totals.redeemed) == (20, 70, 50)
+    assert sorted((lot.id, lot.source, lot.points) for lot in s.lots) == [
+        ("7:base", "7", 10), ("behaviour:7:base", "behaviour:7", 10)]
+
+
+def test_a_refund_takes_back_the_purchase_points_not_those_of_a_behaviour_of_its_id() -> None:
+    """Purchase E1 earns 60, behaviour E1 10; a reward spends 50 of E1's lot (it expires
+    first). E1's last 10 expire on 3 March, the behaviour's 10 on 21 March. The refund of E1
+    reverses 50: its 10 that expired are gone already (the behaviour's, of the same id, are
+    not counted as E1's), and 50 come from E2's lot."""
+    s = ok(lr.MemberState(id="a"))
+    s = step(s, lr.evaluate(SHARED_IDS, s, txn("E1", "2026-01-02T10:00:00-05:00", "60.00")))
+    s = step(s, lr.behaviour(SHARED_IDS, s, {"id": "E1", "at": "2026-01-20T10:00:00-05:00",
+                                             "type": "review"}))
+    s = step(s, lr.redeem_reward(SHARED_IDS, s, {"id": "W1", "at": "2026-01-21T10:00:00-05:00",
+                                                 "reward": "drink"}))
+    s = step(s, lr.evaluate(SHARED_IDS, s, txn("E2", "2026-03-10T10:00:00-04:00", "100.00")))
+    r = lr.refund(SHARED_IDS, s, refund_event("R1", "2026-03-25T10:00:00-04:00", "E1"))
+    assert r.refund is not None and r.refund.points_reversed == 50
+    assert step(s, r).points == 50
+
+
+def test_a_balance_the_host_raises_twice_gets_two_opening_lots() -> None:
+    """An imported 100 points open a lot; after a 50-point reward the host adds 50 by hand:
+    a second opening lot of its own, and a second reward takes 50 of the 140."""
+    s = lr.MemberState(id="a", points=100)  # (the identity holds from the first operation on)
+    s = ok(lr.apply(s, lr.redeem_reward(SHARED_IDS, s, {"id": "W1",
+                                                        "at": "2026-03-02T10:00:00-05:00",
+                                                        "reward": "drink"})))
+    s = s.model_copy(update={"points": s.points + 50})
+    s = ok(lr.apply(s, lr.redeem_reward(SHARED_IDS, s, {"id": "W2", "at": "2026-03-02T11:00:00-05:00",
+                                                 "reward": "drink"})))
+    assert s.points == 50
+    assert sorted((lot.id, lot.points) for lot in s.lots) == [("opening:a:2", 50)]
+
+
+@pytest.mark.parametrize("txn_id", ["refund:R2", "behaviour:B1", "gift:G1", "merged",
+                                    "opening-balance"])
+def test_a_purchase_id_the_ledger_uses_for_other_events_is_refused(txn_id: str) -> None:
+    """A purchase `refund:R2` would be taken for refund R2 (its refund silently skipped as a
+    replay), `merged` for the merged lots: such ids are refused before anything is decided."""
+    with pytest.raises(lr.InputError, match="is reserved") as caught:
+        lr.evaluate(SHARED_IDS, {"id": "a"}, txn(txn_id, "2026-03-02T10:00:00-05:00", "1.00"))
+    assert (caught.value.kind, caught.value.field) == ("transaction", "id")
+
+
 def test_replayed_reward_changes_nothing() -> None:
     """Buying a mug with the same event id twice takes 100 points once."""
     s0 = step(lr.MemberState(id="m"), lr.evaluate(

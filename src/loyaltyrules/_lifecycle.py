@@ -112,7 +112,7 @@ class _Book:
         untracked = member.points + member.pending_points - tracked
         if untracked > 0:
             self.lots.append(new(PointsLot,
-                id=f"opening:{member.id}", points=untracked, earned=untracked,
+                id=f"opening:{member.id}:{member.version}", points=untracked, earned=untracked,
                 earned_at=member.advanced_to or now, available_at=member.advanced_to or now,
                 source="opening-balance", rule="opening-balance"))
             self.earned += untracked
@@ -154,7 +154,9 @@ class _Book:
         if prefer is not None:
             order = [lot for lot in order if lot.source == prefer] + [
                 lot for lot in order if lot.source != prefer]
-        replaced: dict[str, PointsLot] = {}
+        # (lots are told apart by object, not by id: a state edited by hand, or made before
+        # ids were namespaced by event kind, can hold two lots of one id)
+        replaced: dict[int, PointsLot] = {}
         for lot in order:
             if taken >= points:
                 break
@@ -162,8 +164,8 @@ class _Book:
                 continue
             use = min(lot.points, points - taken)
             taken += use
-            replaced[lot.id] = lot.model_copy(update={"points": lot.points - use})
-        self.lots = [replaced.get(lot.id, lot) for lot in self.lots]
+            replaced[id(lot)] = lot.model_copy(update={"points": lot.points - use})
+        self.lots = [replaced.get(id(lot), lot) for lot in self.lots]
         self.lots = [lot for lot in self.lots if lot.points > 0]
         return taken
 
@@ -211,8 +213,8 @@ class _Book:
         gone = [(lot, lot.expires_at) for lot in self.lots
                 if lot.expires_at is not None and lot.expires_at <= until]
         if gone:
-            ids = {lot.id for lot, _ in gone}
-            self.lots = [lot for lot in self.lots if lot.id not in ids]
+            ids = {id(lot) for lot, _ in gone}
+            self.lots = [lot for lot in self.lots if id(lot) not in ids]
             self.expired += sum(lot.points for lot, _ in gone)
             for lot, _ in gone:
                 self.expired_by_source[lot.source] = (
@@ -252,8 +254,8 @@ class _Book:
                               earned=sum(lot.earned for lot in lots), earned_at=first,
                               available_at=max(lot.available_at for lot in lots),
                               expires_at=expiry, source="merged", rule="merged"))
-        ids = {lot.id for lot in old}
-        self.lots = [lot for lot in self.lots if lot.id not in ids] + merged
+        ids = {id(lot) for lot in old}
+        self.lots = [lot for lot in self.lots if id(lot) not in ids] + merged
 
     def state(self, member: MemberState, **updates: Any) -> MemberState:
         totals = build(PointsTotals, {
@@ -883,7 +885,8 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
     base_version = m.version
     ev = _refund_event(event)
     model, zone = _program_parts(program)
-    if event_key("refund", ev["id"]) in m.recent_transactions:
+    refund_key = event_key("refund", ev["id"])
+    if refund_key in m.recent_transactions:
         return _replayed(program, m, "refund", ev["id"], ev["at"])
     m, events = advance_state(model, m, ev["at"], zone)
     record = next((p for p in m.purchases if p.id == ev["transaction_id"]), None)
@@ -967,7 +970,7 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         events.append(new(LifecycleEvent, at=at, type="points_reversed", rule="refund",
                           points=0, detail=f"{absorbed} of the points had already expired"))
     if to_return:
-        book.restore(to_return, f"{ev['id']}:returned", ev["id"], at,
+        book.restore(to_return, f"{refund_key}:returned", refund_key, at,
                      expires_at(model.ledger.expiry, at, zone))
         events.append(new(LifecycleEvent, at=at, type="points_returned", rule="refund",
                                      points=to_return, detail="points that paid for it"))
@@ -984,7 +987,7 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         "purchases": tuple(new_record if p.id == record.id else p for p in m.purchases),
         "qualifying_spend": max(Decimal(0), m.qualifying_spend - spend_back),
         "spend_log": log,
-        "recent_transactions": (*m.recent_transactions, event_key("refund", ev["id"]))[
+        "recent_transactions": (*m.recent_transactions, refund_key)[
             -model.ledger.remember_events:],
     })
     result = build(RefundResult, {
@@ -1070,7 +1073,8 @@ def behaviour(program: Any, member: MemberState | dict[str, Any], event: dict[st
     m = coerce(MemberState, member, "member")
     base_version = m.version
     ev = _simple_event(event, "behaviour", ("id", "at", "type"))
-    if event_key("behaviour", ev["id"]) in m.recent_transactions:
+    key_of_event = event_key("behaviour", ev["id"])
+    if key_of_event in m.recent_transactions:
         return _replayed(program, m, "behaviour", ev["id"], ev["at"])
     model, zone = _program_parts(program)
     m, events = advance_state(model, m, ev["at"], zone)
@@ -1091,12 +1095,12 @@ def behaviour(program: Any, member: MemberState | dict[str, Any], event: dict[st
             if count >= rule.limit.times:
                 continue
             usage[rule.id] = new(Usage, period=key, count=count + 1)
-        book.earn(rule.points, f"{ev['id']}:{rule.id}", ev["id"], rule.id, ev["at"],
+        book.earn(rule.points, f"{key_of_event}:{rule.id}", key_of_event, rule.id, ev["at"],
                   ev["at"] + timedelta(days=0), expires_at(model.ledger.expiry, ev["at"], zone))
         events.append(new(LifecycleEvent, at=ev["at"], type="behaviour_points", rule=rule.id,
                                      points=rule.points, detail=ev["type"]))
     state = book.state(m, usage=usage, recent_transactions=(
-        *m.recent_transactions, event_key("behaviour", ev["id"]))[
+        *m.recent_transactions, key_of_event)[
         -model.ledger.remember_events:])
     return build(LifecycleDecision, {
         "program": _ref(program), "kind": "behaviour", "member_id": m.id, "event_id": ev["id"],
@@ -1197,7 +1201,8 @@ def credit(program: Any, member: MemberState | dict[str, Any], action: HostActio
     model, zone = _program_parts(program)
     m, events = advance_state(model, m, when, zone)
     book = _Book(m, when)
-    book.earn(act.points, f"{act.id}:{act.rule}", act.id, act.rule, when, when,
+    source = event_key("credit", act.id)
+    book.earn(act.points, f"{source}:{act.rule}", source, act.rule, when, when,
               expires_at(model.ledger.expiry, when, zone))
     events.append(new(LifecycleEvent, at=when, type="points_earned", rule=act.rule,
                                  points=act.points, detail=act.reason))
@@ -1261,7 +1266,8 @@ def gift(program: Any, giver: MemberState | dict[str, Any],
     g_state = book.state(g, usage=usage, recent_transactions=(
         *g.recent_transactions, event_key("gift", ev["id"]))[-model.ledger.remember_events:])
     rbook = _Book(r, at)
-    rbook.earn(points, f"{ev['id']}:gift", ev["id"], "gifting", at, at,
+    source = event_key("gift", ev["id"])
+    rbook.earn(points, f"{source}:gift", source, "gifting", at, at,
                expires_at(model.ledger.expiry, at, zone))
     r_events.append(new(LifecycleEvent, at=at, type="points_earned", rule="gifting",
                                    points=points, detail=f"gift from {g.id}"))

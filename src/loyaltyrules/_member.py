@@ -233,10 +233,25 @@ class LineItem(_Input):
     attrs: dict[str, Attr] = Field(default_factory=dict)
 
 
+# What the ledger names other events' points by (a lot's ``source``, a remembered event):
+# a purchase may not take such an id, or a refund of it would take those points back.
+RESERVED_PREFIXES = ("refund:", "behaviour:", "reward:", "gift:", "credit:", "withdraw:",
+                     "leave:")
+RESERVED_IDS = frozenset({"opening-balance", "merged"})
+
+
+def _purchase_id(value: str) -> str:
+    if value.startswith(RESERVED_PREFIXES) or value in RESERVED_IDS:
+        raise ValueError(f"{value!r} is reserved: purchase ids may not be "
+                         f"{' or '.join(sorted(RESERVED_IDS))}, nor start with "
+                         f"{', '.join(RESERVED_PREFIXES)}")
+    return value
+
+
 class Transaction(_Input):
     """A purchase. ``at`` must carry a UTC offset: the engine never guesses a zone."""
 
-    id: str = Field(min_length=1, max_length=128)
+    id: Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_purchase_id)]
     member_id: str | None = None
     at: Instant
     channel: str = Field(default="store", min_length=1, max_length=64)
