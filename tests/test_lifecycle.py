@@ -600,8 +600,8 @@ def test_refund_returns_the_points_that_paid_and_reverses_those_earned() -> None
         transaction_id="t2", amount=Decimal("500.00"), money_refunded=Decimal("450.00"),
         points_reversed=45, points_returned=100, shortfall=0,
         spend_reversed=Decimal("450.00"), full=False)
-    assert happened(d) == [("points_reversed", "refund", -45),
-                           ("points_returned", "refund", 100)]
+    assert happened(d) == [("points_returned", "refund", 100),
+                           ("points_reversed", "refund", -45)]
     assert (story.state.points, story.state.qualifying_spend) == (145, Decimal("2450.00"))
     d = story.refund("r2", "2026-03-06T13:00:00+08:00", "t2")
     assert d.refund is not None
@@ -637,6 +637,29 @@ def test_refund_of_points_already_spent_records_a_shortfall() -> None:
     assert (story.state.points, story.state.points_debt) == (0, 0)
     assert story.state.totals == lr.PointsTotals(earned=110, redeemed=100, reversed=10,
                                                  shortfall=90)
+
+
+REWARDS_90 = lr.load_program((ROOT / "programs" / "retail-4tier.yaml").read_text(
+    encoding="utf-8").replace("promotions:", "rewards:\n  - {id: r90, points: 90}\npromotions:"))
+
+
+def test_a_refund_takes_back_earned_points_from_the_points_it_returns() -> None:
+    """Li pays ¥50 of ¥1,000 with 100 points and earns 90, which a reward then spends. The
+    refund gives back the 100 that paid and takes the 90 back out of them: 10 points left,
+    no shortfall (before, the 90 were looked for first, recorded as a shortfall, and the 100
+    then returned in full)."""
+    s = lr.MemberState(id="li", points=100)
+    s = ok(lr.apply(s, lr.evaluate(REWARDS_90, s, txn(
+        "T1", "2026-03-02T10:00:00+08:00", "1000.00", redeem=100))))
+    s = step(s, lr.redeem_reward(REWARDS_90, s, {"id": "W1", "at": "2026-03-02T11:00:00+08:00",
+                                                 "reward": "r90"}))
+    assert s.points == 0
+    d = lr.refund(REWARDS_90, s, refund_event("R1", "2026-03-03T10:00:00+08:00", "T1"))
+    assert d.refund is not None
+    assert (d.refund.points_returned, d.refund.points_reversed, d.refund.shortfall) == (100, 90, 0)
+    assert happened(d) == [("points_returned", "refund", 100),
+                           ("points_reversed", "refund", -90)]
+    assert step(s, d).points == 10
 
 
 ALLOW_DEBT = lr.load_program("""

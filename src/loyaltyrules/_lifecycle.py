@@ -956,6 +956,13 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
 
     at = ev["at"]
     book = _Book(m, at)
+    if to_return:
+        # the points that paid come back first: what the purchase earned is then taken back
+        # from them too, before anything is recorded as a shortfall
+        book.restore(to_return, f"{refund_key}:returned", refund_key, at,
+                     expires_at(model.ledger.expiry, at, zone))
+        events.append(new(LifecycleEvent, at=at, type="points_returned", rule="refund",
+                                     points=to_return, detail="points that paid for it"))
     reversed_points, shortfall, absorbed = book.reverse(
         to_reverse, record.id, model.ledger.negative_balance == "allow",
         record.points_expired - record.expiry_absorbed)
@@ -969,11 +976,6 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
     if absorbed:
         events.append(new(LifecycleEvent, at=at, type="points_reversed", rule="refund",
                           points=0, detail=f"{absorbed} of the points had already expired"))
-    if to_return:
-        book.restore(to_return, f"{refund_key}:returned", refund_key, at,
-                     expires_at(model.ledger.expiry, at, zone))
-        events.append(new(LifecycleEvent, at=at, type="points_returned", rule="refund",
-                                     points=to_return, detail="points that paid for it"))
     new_record = record.model_copy(update={
         "refunded": refunded, "refunded_lines": tuple(lines),
         "points_reversed": record.points_reversed + to_reverse,
