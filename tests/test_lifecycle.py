@@ -8,6 +8,7 @@ Every expected number is worked out by hand from the program YAML and the rules 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -941,6 +942,29 @@ def test_refund_by_line_after_a_refund_by_amount_cannot_exceed_what_was_paid() -
     assert d.refund is not None
     assert (d.refund.amount, d.member_after.purchases[0].refunded) == (
         Decimal("20.00"), Decimal("520.00"))
+
+
+@pytest.mark.parametrize(("change", "field", "message"), [
+    ({"lines": [{"line": 0, "amount": "-50.00"}, {"line": 1}]}, "lines[0].amount",
+     "must not be negative (got -50.00)"),
+    ({"amount": "-5.00"}, "amount", "must not be negative (got -5.00)"),
+    ({"lines": [{"line": "0"}]}, "lines[0]", "N a whole number"),
+    ({"lines": [{"line": True}]}, "lines[0]", "N a whole number"),
+    ({"lines": [{"line": 0.9}]}, "lines[0]", "N a whole number"),
+    ({"lines": [{"line": 0, "amonut": "5.00"}]}, "lines[0]", "{line: N, amount: A}"),
+])
+def test_a_refund_with_a_negative_part_or_an_odd_line_is_refused(
+        change: dict[str, Any], field: str, message: str) -> None:
+    """A line refunded by −¥50 would leave more than it paid to refund later (¥150 of a ¥100
+    line): negative amounts, and lines that are not whole numbers, are refused."""
+    story = Story(RFM, lr.MemberState(id="m"))
+    story.buy("p1", "2026-01-08T12:00:00+08:00", "100.00", "100.00")
+    s = story.state
+    event = {**refund_event("r1", "2026-01-09T12:00:00+08:00", "p1"), **change}
+    with pytest.raises(lr.InputError, match=re.escape(message)) as caught:
+        lr.refund(RFM, s, event)
+    assert (caught.value.kind, caught.value.field) == ("refund", field)
+    unchanged_after_error(s, lambda: lr.refund(RFM, s, event))
 
 
 def test_refund_after_the_refund_window_is_an_error() -> None:

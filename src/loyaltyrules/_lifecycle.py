@@ -1022,6 +1022,9 @@ def _refund_event(event: Any) -> dict[str, Any]:
             amount = parse_money(event["amount"])
         except ValueError as exc:
             raise InputError(str(exc), field="amount", kind="refund") from None
+        if amount < 0:
+            raise InputError(f"must not be negative (got {amount:f})", field="amount",
+                             kind="refund")
     lines = None
     if event.get("lines") is not None:
         if not isinstance(event["lines"], list):
@@ -1029,13 +1032,21 @@ def _refund_event(event: Any) -> dict[str, Any]:
                              kind="refund")
         lines = []
         for n, line in enumerate(event["lines"]):
-            try:
-                k = int(line["line"])
-                part = parse_money(line["amount"]) if line.get("amount") is not None else None
-            except (KeyError, TypeError, ValueError) as exc:
-                raise InputError(f"each line needs line (and optionally amount): {exc}",
-                                 field=f"lines[{n}]", kind="refund") from None
-            lines.append((k, part))
+            if not isinstance(line, dict) or set(line) - {"line", "amount"} \
+                    or type(line.get("line")) is not int:
+                raise InputError("each line is {line: N} or {line: N, amount: A}, N a whole "
+                                 "number", field=f"lines[{n}]", kind="refund")
+            part = None
+            if line.get("amount") is not None:
+                try:
+                    part = parse_money(line["amount"])
+                except ValueError as exc:
+                    raise InputError(str(exc), field=f"lines[{n}].amount",
+                                     kind="refund") from None
+                if part < 0:
+                    raise InputError(f"must not be negative (got {part:f})",
+                                     field=f"lines[{n}].amount", kind="refund")
+            lines.append((line["line"], part))
     if amount is not None and lines is not None:
         raise InputError("give amount or lines, not both", field="amount", kind="refund")
     return {"id": str(event["id"]), "at": _instant(event["at"], "at", "refund"),
