@@ -458,6 +458,35 @@ def test_bronze_is_the_floor(mei: Story) -> None:
     assert ("points_expired", "consumption", -449) in happened(d)         # p2, 10 Feb 2026
     assert balance(s) == ("bronze", 21043 - 1054 - 20 - 449, 0)
 
+POINTS_TIERS = lr.load_program("""
+program: {id: p, version: 1, currency: USD, timezone: America/New_York}
+tiers: [{id: green}, {id: gold, qualify: {points: 300}, retain: {points: 200}}]
+earn: [{id: stars, points: 1, per: 1}]
+reviews: {schedule: {freq: monthly, bymonthday: 1}}
+ledger: {expiry: {months: 2}}
+""")
+
+
+@pytest.mark.parametrize("stops", [[], ["2026-03-02T00:00:00-05:00"]])
+def test_a_review_judges_the_balance_of_its_own_day(stops: list[str]) -> None:
+    """Gold keeps its tier with 200 points. On the 1 March review the member holds 250,
+    which expire on 10 March: gold is kept, whether the host advances to 15 March in one
+    step or stops on 2 March on the way (before, one step judged the balance after the
+    expiry and dropped the member to green)."""
+    lot = {"id": "L", "points": 250, "earned": 250, "earned_at": "2026-01-09T00:00:00-05:00",
+           "available_at": "2026-01-09T00:00:00-05:00",
+           "expires_at": "2026-03-10T00:00:00-04:00", "source": "x", "rule": "stars"}
+    s = ok(lr.MemberState(id="a", tier="gold", points=250, lots=[lot], totals={"earned": 250},
+                          advanced_to="2026-02-20T00:00:00-05:00"))
+    events = []
+    for until in [*stops, "2026-03-15T00:00:00-04:00"]:
+        d = lr.advance(POINTS_TIERS, s, until)
+        events += [(e.at.date().isoformat(), e.type, e.points) for e in d.events]
+        s = step(s, d)
+    assert events == [("2026-03-01", "tier_review", 0), ("2026-03-10", "points_expired", -250)]
+    assert (s.tier, s.points) == ("gold", 0)
+
+
 ANNIVERSARY = lr.load_program("""
 program: {id: anniv, version: 1, currency: USD, timezone: America/New_York}
 tiers: [{id: green}, {id: gold, qualify: {spend: 300}}]

@@ -568,6 +568,45 @@ def advance_state(model: ProgramModel, member: MemberState, until: datetime, zon
     start = member.advanced_to
     if start is not None and until <= start:
         return member, []
+    last_day = until.astimezone(zone).date()
+    reviews = [] if start is None else _review_days(
+        model, member, start.astimezone(zone).date(), last_day)  # the book keeps joined
+    if not reviews and not model.signals:
+        # nothing but the book moves (the usual case at a purchase): the state in one step,
+        # the same values and set fields as the general way below
+        state, events = _move(model, member, until, zone, version=member.version + 1,
+                              signals=dict(member.signals),
+                              spend_log=_prune_log(model, dict(member.spend_log), last_day))
+        events.sort(key=lambda e: (e[0], e[1]))
+        return state, [e for _, _, e in events]
+    state, events = member, []
+    for day in reviews:
+        # the book is brought to each review's moment first: a review judges the balance
+        # of that day, not one that lots expiring later in the same advance have lowered
+        at = _local_midnight(day, zone)
+        state, moved = _move(model, state, at, zone, version=member.version)
+        events += moved
+        state, found = _review(model, state, day, at)
+        events += [(at, 2, e) for e in found]
+    state, moved = _move(model, state, until, zone, version=member.version)
+    events += moved
+    fired = dict(state.signals)
+    events += [(e.at, 3, e) for e in _signals(model, state, member.lots, start or until, until,
+                                              zone, fired)]
+    events.sort(key=lambda e: (e[0], e[1]))
+    state = state.model_copy(update={"signals": fired, "version": member.version + 1,
+                                     "spend_log": _prune_log(model, dict(state.spend_log),
+                                                             last_day)})
+    return state, [e for _, _, e in events]
+
+
+def _move(model: ProgramModel, member: MemberState, until: datetime, zone: tzinfo,
+          **updates: Any) -> tuple[MemberState, list[tuple[datetime, int, LifecycleEvent]]]:
+    """The book alone brought to ``until``: lots released and expired (each event keyed by
+    its moment and its order at that moment), and the purchases' expired points counted."""
+    start = member.advanced_to
+    if start is not None and until <= start:
+        return member, []
     book = _Book(member, start or until)
     events: list[tuple[datetime, int, LifecycleEvent]] = []
     for lot in book.lots:
@@ -595,31 +634,7 @@ def advance_state(model: ProgramModel, member: MemberState, until: datetime, zon
             p.model_copy(update={"points_expired": p.points_expired
                                  + book.expired_by_source[p.id]})
             if p.id in book.expired_by_source else p for p in purchases)
-    last_day = until.astimezone(zone).date()
-    reviews = [] if start is None else _review_days(
-        model, member, start.astimezone(zone).date(), last_day)  # the book keeps joined
-    if not reviews and not model.signals:
-        # nothing but the book moves (the usual case at a purchase): the state in one step,
-        # the same values and set fields as the general way below
-        events.sort(key=lambda e: (e[0], e[1]))
-        return book.state(member, advanced_to=until, purchases=purchases,
-                          version=member.version + 1, signals=dict(member.signals),
-                          spend_log=_prune_log(model, dict(member.spend_log), last_day)
-                          ), [e for _, _, e in events]
-    state = book.state(member, advanced_to=until, purchases=purchases)
-    state = state.model_copy(update={"version": member.version})
-    for day in reviews:
-        at = _local_midnight(day, zone)
-        state, found = _review(model, state, day, at)
-        events += [(at, 2, e) for e in found]
-    fired = dict(state.signals)
-    events += [(e.at, 3, e) for e in _signals(model, state, member.lots, start or until, until,
-                                              zone, fired)]
-    events.sort(key=lambda e: (e[0], e[1]))
-    state = state.model_copy(update={"signals": fired, "version": member.version + 1,
-                                     "spend_log": _prune_log(model, dict(state.spend_log),
-                                                             last_day)})
-    return state, [e for _, _, e in events]
+    return book.state(member, advanced_to=until, purchases=purchases, **updates), events
 
 
 def _program_parts(program: Any) -> tuple[ProgramModel, tzinfo]:
