@@ -847,8 +847,9 @@ def test_a_balance_the_host_raises_twice_gets_two_opening_lots() -> None:
                                                         "at": "2026-03-02T10:00:00-05:00",
                                                         "reward": "drink"})))
     s = s.model_copy(update={"points": s.points + 50})
-    s = ok(lr.apply(s, lr.redeem_reward(SHARED_IDS, s, {"id": "W2", "at": "2026-03-02T11:00:00-05:00",
-                                                 "reward": "drink"})))
+    s = ok(lr.apply(s, lr.redeem_reward(SHARED_IDS, s, {"id": "W2",
+                                                        "at": "2026-03-02T11:00:00-05:00",
+                                                        "reward": "drink"})))
     assert s.points == 50
     assert sorted((lot.id, lot.points) for lot in s.lots) == [("opening:a:2", 50)]
 
