@@ -803,14 +803,14 @@ program: {id: p, version: 1, currency: USD, timezone: America/New_York}
 tiers: [{id: green}]
 earn: [{id: base, points: 1, per: 1}]
 rewards: [{id: drink, points: 50}]
-behaviours: [{id: base, event: review, points: 10}]
+behaviours: [{id: review, event: review, points: 10}]
 ledger: {expiry: {months: 2}}
 """)
 
 
 def test_events_of_different_kinds_may_share_an_id() -> None:
-    """Purchase 7 (+60), behaviour 7 (+10, a rule also named `base`) and reward 7 (−50) are
-    three events: each keeps its own points lots, and the ledger identity holds."""
+    """Purchase 7 (+60), behaviour 7 (+10) and reward 7 (−50) are three events: each keeps
+    its own points lots, and the ledger identity holds."""
     s = ok(lr.MemberState(id="a"))
     s = step(s, lr.evaluate(SHARED_IDS, s, txn("7", "2026-01-02T10:00:00-05:00", "60.00")))
     s = step(s, lr.behaviour(SHARED_IDS, s, {"id": "7", "at": "2026-01-02T11:00:00-05:00",
@@ -819,7 +819,7 @@ def test_events_of_different_kinds_may_share_an_id() -> None:
                                                  "reward": "drink"}))
     assert (s.points, s.totals.earned, s.totals.redeemed) == (20, 70, 50)
     assert sorted((lot.id, lot.source, lot.points) for lot in s.lots) == [
-        ("7:base", "7", 10), ("behaviour:7:base", "behaviour:7", 10)]
+        ("7:base", "7", 10), ("behaviour:7:review", "behaviour:7", 10)]
 
 
 def test_a_refund_takes_back_the_purchase_points_not_those_of_a_behaviour_of_its_id() -> None:

@@ -332,7 +332,7 @@ CONSISTENCY_PROBLEMS = [
      "a birthday rule needs on: birthday, birthday_week or birthday_month", None),
     ("LR401", "birthday[1].id", 18, 10,
      "duplicate rule id 'bday' (also birthday[0]); rule ids must be unique across earn, "
-     "multipliers, birthday and promotions", None),
+     "multipliers, birthday, promotions and behaviours", None),
     ("LR403", "birthday[1].perk", 18, 36, "unknown perk 'gifft'", "did you mean 'gift'?"),
     ("LR402", "promotions[0].tiers[0]", 21, 13, "unknown tier 'silvr'",
      "did you mean 'silver'?"),
@@ -563,3 +563,26 @@ def test_file_diagnostics_name_the_file(tmp_path: Path) -> None:
     error = program_error(path)
     assert {d.source for d in error.diagnostics} == {str(path)}
     assert str(error).splitlines()[1].startswith(f"  {path}:")
+
+
+@pytest.mark.parametrize(("yaml_text", "where", "message"), [
+    (META + "tiers: [{id: basic}]\n"
+     "promotions: [{id: daily, bonus_points: 5, limit: {times: 1, per: day}}]\n"
+     "behaviours: [{id: daily, event: check_in, points: 2, limit: {times: 1, per: day}}]\n",
+     ("behaviours", 0, "id"),
+     "duplicate rule id 'daily' (also promotions[0]); rule ids must be unique across earn, "
+     "multipliers, birthday, promotions and behaviours"),
+    (META + "tiers: [{id: basic}]\n"
+     "promotions: [{id: gifting, bonus_points: 5, limit: {times: 3, per: month}}]\n",
+     ("promotions", 0, "id"),
+     "rule id 'gifting' is reserved: members' gifting limits are kept under it"),
+])
+def test_rules_that_would_share_a_usage_limit_are_refused(
+        yaml_text: str, where: tuple[str | int, ...], message: str) -> None:
+    """A member's use of a limited rule is counted under the rule's id (gifting's under
+    `gifting`): a behaviour and a promotion both named `daily` would use up each other's daily
+    limit, so the program does not load."""
+    with pytest.raises(lr.ProgramError) as caught:
+        lr.load_program(yaml_text)
+    assert [(d.code, d.path, d.message) for d in caught.value.diagnostics] == [
+        ("LR401", where, message)]

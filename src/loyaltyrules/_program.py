@@ -24,7 +24,7 @@ from ._compile import Mode, Plan, build_plan
 from ._decision import ProgramRef, build
 from ._errors import Diagnostic, ProgramError
 from ._expressions import Expression
-from ._model import EarnRule, Meta, Multiplier, Perk, ProgramModel, Rule, Tier
+from ._model import Behaviour, EarnRule, Meta, Multiplier, Perk, ProgramModel, Rule, Tier
 from ._money import exact, parse_money, quantum
 from ._yaml import SourceMap, load_yaml
 
@@ -350,6 +350,7 @@ class _Parts:
         self.multipliers = self._valid(data, "multipliers", Multiplier)
         self.birthday = self._valid(data, "birthday", Rule)
         self.promotions = self._valid(data, "promotions", Rule)
+        self.behaviours = self._valid(data, "behaviours", Behaviour)
         self.tier_ids = self._ids(data, "tiers")
         self.perk_ids = self._ids(data, "perks")
         self.zone: tzinfo | None = None
@@ -404,17 +405,25 @@ def _cross_checks(parts: _Parts, smap: SourceMap) -> list[Diagnostic]:
     dupes("tiers", [(i, t.id) for i, t in parts.tiers])
     dupes("perks", [(i, p.id) for i, p in parts.perks])
     rule_ids: dict[str, tuple[str, int]] = {}
+    # one namespace: a member's usage of a limited rule is kept under the rule's id (and
+    # gifting's under "gifting"), so a behaviour and a promotion of one id would share a limit
     sections: list[tuple[str, list[tuple[int, Any]]]] = [
         ("earn", list(parts.earn)), ("multipliers", list(parts.multipliers)),
-        ("birthday", list(parts.birthday)), ("promotions", list(parts.promotions))]
+        ("birthday", list(parts.birthday)), ("promotions", list(parts.promotions)),
+        ("behaviours", list(parts.behaviours))]
     for section, items in sections:
         for i, rule in items:
-            if rule.id in rule_ids:
+            if rule.id == "gifting":
+                out.append(smap.diagnostic(
+                    "LR401", "rule id 'gifting' is reserved: members' gifting limits are kept "
+                    "under it", (section, i, "id")))
+            elif rule.id in rule_ids:
                 where = rule_ids[rule.id]
                 out.append(smap.diagnostic(
                     "LR401",
                     f"duplicate rule id {rule.id!r} (also {where[0]}[{where[1]}]); "
-                    "rule ids must be unique across earn, multipliers, birthday and promotions",
+                    "rule ids must be unique across earn, multipliers, birthday, promotions "
+                    "and behaviours",
                     (section, i, "id"),
                 ))
             else:
@@ -473,7 +482,7 @@ def _cross_checks(parts: _Parts, smap: SourceMap) -> list[Diagnostic]:
                 out.append(smap.diagnostic(
                     "LR407", "a birthday rule needs on: birthday, birthday_week or "
                     "birthday_month", (section, i)))
-    for section, items in sections[2:]:
+    for section, items in sections[2:4]:  # birthday and promotions: the rules with windows
         for i, r in items:
             if r.window and r.window.start and r.window.end and parts.zone is not None:
                 start, end = r.window.bounds(parts.zone)
