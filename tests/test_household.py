@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import loyaltyrules as lr
 
+PROGRAMS = Path(__file__).resolve().parent.parent / "programs"
 
-def program(**households: Any) -> lr.Program:
-    return lr.Program.from_dict({
+
+def program(*, ledger: dict[str, Any] | None = None, gifting: dict[str, Any] | None = None,
+            **households: Any) -> lr.Program:
+    data: dict[str, Any] = {
         "program": {"id": "fam", "version": 1, "currency": "CNY", "timezone": "Asia/Shanghai"},
         "tiers": [{"id": "basic"}, {"id": "silver", "qualify": {"spend": 1000}}],
         "earn": [{"id": "base", "points": 1, "per": 1}],
         "households": {"share": "50%", **households},
-    })
+    }
+    if ledger is not None:
+        data["ledger"] = ledger
+    if gifting is not None:
+        data["gifting"] = gifting
+    return lr.Program.from_dict(data)
 
 
 def buy(p: lr.Program, m: lr.MemberState, txn_id: str, day: int, amount: str
@@ -28,12 +37,13 @@ def buy(p: lr.Program, m: lr.MemberState, txn_id: str, day: int, amount: str
 
 def pool_identity(h: lr.HouseholdState) -> bool:
     t = h.totals
-    return t.earned - t.redeemed - t.expired - t.reversed == h.points == sum(
+    return t.earned - t.redeemed - t.expired - t.reversed == h.points + h.pending_points == sum(
         lot.points for lot in h.lots)
 
 
-def family(p: lr.Program) -> tuple[lr.HouseholdState, lr.MemberState, lr.MemberState]:
-    c = lr.household_join(p, None, lr.MemberState(id="mum"), household_id="chen")
+def family(p: lr.Program, household_id: str = "chen"
+           ) -> tuple[lr.HouseholdState, lr.MemberState, lr.MemberState]:
+    c = lr.household_join(p, None, lr.MemberState(id="mum"), household_id=household_id)
     h, mum = c.household, c.member
     c = lr.household_join(p, h, lr.MemberState(id="son"))
     return c.household, mum, c.member
@@ -119,3 +129,183 @@ def test_group_spend_accumulates() -> None:
     c = lr.household_contribute(p, h, mum, d)
     assert (c.household.spend, c.member.household_spend) == (Decimal("600.00"),
                                                              Decimal("600.00"))
+
+
+def reloads(state: lr.MemberState | lr.HouseholdState) -> bool:
+    """The state survives the host's JSON round trip unchanged."""
+    return type(state).model_validate_json(state.model_dump_json()) == state
+
+
+# --- regressions --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("points", [5.5, "5", None, True, False, Decimal(5), [5]])
+def test_withdraw_refuses_points_that_are_not_a_whole_number(points: Any) -> None:
+    """Regression: 5.5 was withdrawn (the son's state could not be loaded again), "5" and None
+    raised a bare TypeError, True counted as 1 point; each is an InputError on points now."""
+    p = program()
+    h, mum, son = family(p)
+    mum, d = buy(p, mum, "t1", 1, "600.00")
+    h = lr.household_contribute(p, h, mum, d).household
+    with pytest.raises(lr.InputError, match="whole number") as exc:
+        lr.household_withdraw(p, h, son, points, "2026-01-03T10:00:00+08:00", event_id="w1")
+    assert (exc.value.kind, exc.value.field) == ("household", "points")
+    c = lr.household_withdraw(p, h, son, 5, "2026-01-03T10:00:00+08:00", event_id="w1")
+    assert (c.member.points, c.household.points, c.points) == (5, 295, 5)
+    assert reloads(c.member) and reloads(c.household)
+
+
+@pytest.mark.parametrize("points", [0, -5])
+def test_withdraw_refuses_no_points(points: int) -> None:
+    """Withdrawing zero or fewer points is an InputError on points."""
+    p = program()
+    h, mum, son = family(p)
+    mum, d = buy(p, mum, "t1", 1, "600.00")
+    h = lr.household_contribute(p, h, mum, d).household
+    with pytest.raises(lr.InputError, match="at least 1") as exc:
+        lr.household_withdraw(p, h, son, points, "2026-01-03T10:00:00+08:00", event_id="w1")
+    assert (exc.value.kind, exc.value.field) == ("household", "points")
+
+
+@pytest.mark.parametrize("event_id", [None, 5, "", ["w1"]])
+def test_withdraw_needs_an_event_id_string(event_id: Any) -> None:
+    """Regression: any event_id was accepted (None, 5, ""); the id makes a retry safe, so it
+    must be a non-empty string."""
+    p = program()
+    h, mum, son = family(p)
+    mum, d = buy(p, mum, "t1", 1, "600.00")
+    h = lr.household_contribute(p, h, mum, d).household
+    with pytest.raises(lr.InputError) as exc:
+        lr.household_withdraw(p, h, son, 5, "2026-01-03T10:00:00+08:00", event_id=event_id)
+    assert (exc.value.kind, exc.value.field) == ("household", "event_id")
+
+
+def test_contribute_needs_the_decision_object() -> None:
+    """Regression: None, the decision as a dict or as JSON raised AttributeError; like
+    ``apply``, contributing takes the Decision itself and refuses anything else."""
+    p = program()
+    h, mum, _ = family(p)
+    mum, d = buy(p, mum, "t1", 1, "600.00")
+    advanced = lr.advance(p, mum, "2026-01-02T00:00:00+08:00")
+    for bad in (None, d.model_dump(), d.model_dump_json(), "t1", advanced):
+        with pytest.raises(lr.InputError, match="Decision") as exc:
+            lr.household_contribute(p, h, mum, bad)  # type: ignore[arg-type]
+        assert (exc.value.kind, exc.value.field) == ("household", "decision")
+
+
+@pytest.mark.parametrize(("household_id", "field"),
+                         [(5, "household_id"), (["chen"], "household_id"), ("", "household_id"),
+                          (None, "household_id"), ("h" * 129, "id")])
+def test_a_new_household_needs_a_valid_id(household_id: Any, field: str) -> None:
+    """Regression: a household id that was not a string, or longer than 128 characters, raised
+    pydantic's ValidationError from household_join; it is an InputError."""
+    p = program()
+    with pytest.raises(lr.InputError) as exc:
+        lr.household_join(p, None, lr.MemberState(id="mum"), household_id=household_id)
+    assert (exc.value.kind, exc.value.field) == ("household", field)
+
+
+@pytest.mark.parametrize("length", [1, 118, 119, 128])
+def test_every_valid_household_id_works(length: int) -> None:
+    """Regression: household ids of 119 to 128 characters (valid for HouseholdState) made
+    contribute, withdraw and leave raise pydantic's ValidationError; they work now."""
+    p = program(on_leave="take_share")
+    h, mum, son = family(p, "h" * length)
+    mum, d = buy(p, mum, "t1", 1, "600.00")
+    c = lr.household_contribute(p, h, mum, d)
+    mum = c.member
+    assert (mum.points, c.household.points) == (300, 300)
+    c = lr.household_withdraw(p, c.household, son, 100, "2026-01-02T10:00:00+08:00",
+                              event_id="w1")
+    assert (c.member.points, c.household.points) == (100, 200)
+    c = lr.household_leave(p, c.household, mum, "2026-01-03T10:00:00+08:00")
+    assert (c.member.points, c.household.points) == (500, 0)
+    assert lr.check_identity(c.member) and pool_identity(c.household)
+    assert reloads(c.member) and reloads(c.household)
+
+
+def rfm_family() -> tuple[lr.Program, lr.HouseholdState, lr.MemberState, lr.MemberState]:
+    text = (PROGRAMS / "rfm-3tier.yaml").read_text(encoding="utf-8")
+    p = lr.load_program(text + "\nhouseholds: {share: 100%}\n")
+    h, mum, son = family(p)
+    return p, h, mum, son
+
+
+def test_pending_points_stay_pending_in_the_pool() -> None:
+    """Regression: with pending_days 7, mum's 900 pending points went through the pool and
+    the son could spend them five minutes later; the pooled lot is pending until mum's points
+    would have become usable (2026-03-10 10:00), and only then can be withdrawn."""
+    p, h, mum, son = rfm_family()
+    d = lr.evaluate(p, mum, {"id": "t1", "at": "2026-03-03T10:00:00+08:00",
+                             "items": [{"sku": "x", "amount": "1000.00"}]})
+    mum = lr.apply(mum, d)
+    assert (mum.points, mum.pending_points) == (0, 900)
+    c = lr.household_contribute(p, h, mum, d)
+    assert (c.member.points, c.member.pending_points, c.points) == (0, 0, 900)
+    assert (c.household.points, c.household.pending_points) == (0, 900)
+    assert pool_identity(c.household) and lr.check_identity(c.member)
+    for at in ("2026-03-03T10:05:00+08:00", "2026-03-10T09:59:59+08:00"):
+        with pytest.raises(lr.InputError, match="0 usable in the pool") as exc:
+            lr.household_withdraw(p, c.household, son, 900, at, event_id="w1")
+        assert exc.value.field == "points"
+    w = lr.household_withdraw(p, c.household, son, 900, "2026-03-10T10:00:00+08:00",
+                              event_id="w1")
+    assert (w.member.points, w.member.pending_points) == (900, 0)
+    assert (w.household.points, w.household.pending_points) == (0, 0)
+    assert pool_identity(w.household) and lr.check_identity(w.member)
+
+
+def test_contributing_after_the_points_are_usable_pools_them_usable() -> None:
+    """A purchase contributed after its points were released pools them usable at once."""
+    p, h, mum, son = rfm_family()
+    d = lr.evaluate(p, mum, {"id": "t1", "at": "2026-03-03T10:00:00+08:00",
+                             "items": [{"sku": "x", "amount": "1000.00"}]})
+    mum = lr.apply(mum, d)
+    mum = lr.apply(mum, lr.advance(p, mum, "2026-03-11T00:00:00+08:00"))
+    assert (mum.points, mum.pending_points) == (900, 0)
+    c = lr.household_contribute(p, h, mum, d)
+    assert (c.household.points, c.household.pending_points) == (900, 0)
+    w = lr.household_withdraw(p, c.household, son, 900, "2026-03-11T00:05:00+08:00",
+                              event_id="w1")
+    assert (w.member.points, w.household.points) == (900, 0)
+
+
+def test_pending_pooled_points_stay_pending_when_taken_out_on_leaving() -> None:
+    """take_share: the son's usable pooled 250 leave usable, his pending pooled 150 leave
+    pending until 2026-01-17 10:00, as his own purchase's points do."""
+    p = program(on_leave="take_share", ledger={"pending_days": 7})
+    h, _, son = family(p)
+    son, d1 = buy(p, son, "t1", 1, "500.00")
+    c = lr.household_contribute(p, h, son, d1)
+    h, son = c.household, c.member
+    son, d2 = buy(p, lr.apply(son, lr.advance(p, son, "2026-01-09T00:00:00+08:00")), "t2", 10,
+                  "300.00")
+    c = lr.household_contribute(p, h, son, d2)
+    assert (c.household.points, c.household.pending_points) == (250, 150)
+    c = lr.household_leave(p, c.household, c.member, "2026-01-11T10:00:00+08:00")
+    assert (c.member.points, c.member.pending_points) == (500, 300)
+    assert (c.household.points, c.household.pending_points, c.points) == (0, 0, 400)
+    assert lr.check_identity(c.member) and pool_identity(c.household)
+    son = lr.apply(c.member, lr.advance(p, c.member, "2026-01-17T10:00:00+08:00"))
+    assert (son.points, son.pending_points) == (800, 0)
+
+
+def test_leaving_twice_with_take_share_keeps_lot_ids_unique() -> None:
+    """Regression: leaving, rejoining and leaving again gave two lots the same id
+    (leave:chen:son), and spending 60 of the 400 points afterwards left 230, not 340."""
+    p = program(on_leave="take_share", gifting={})
+    h, _, son = family(p)
+    son, d = buy(p, son, "t1", 1, "100.00")
+    c = lr.household_contribute(p, h, son, d)
+    c = lr.household_leave(p, c.household, c.member, "2026-01-02T10:00:00+08:00")
+    c = lr.household_join(p, c.household, c.member)
+    son, d = buy(p, c.member, "t2", 3, "300.00")
+    c = lr.household_contribute(p, c.household, son, d)
+    c = lr.household_leave(p, c.household, c.member, "2026-01-04T10:00:00+08:00")
+    son = c.member
+    assert son.points == 400
+    assert len({lot.id for lot in son.lots}) == len(son.lots)
+    friend = lr.MemberState(id="friend")
+    g = lr.gift(p, son, friend, {"id": "g1", "at": "2026-01-05T10:00:00+08:00", "points": 60})
+    son, _ = lr.apply_gift(son, friend, g)
+    assert son.points == 340 and lr.check_identity(son)

@@ -3,7 +3,9 @@
 A household is its own state (:class:`HouseholdState`) with a pool of points lots. Each
 function takes the household and one member and returns both next states together
 (:class:`HouseholdChange`); the host stores both or neither. The pool keeps the same ledger
-identity as a member: earned − redeemed − expired − reversed = points.
+identity as a member: earned − redeemed − expired − reversed = points + pending_points.
+Pooled points that were pending for the member stay pending in the pool (and with whoever
+takes them out) until they would have become usable for the member.
 """
 
 from __future__ import annotations
@@ -48,8 +50,11 @@ def _rules(program: Any) -> Any:
 
 def _pool_book(household: HouseholdState, now: datetime) -> _Book:
     """The pool as a book: a member state whose lots are the pool's."""
-    shell = MemberState(id=f"household:{household.id}", lots=household.lots,
-                        totals=household.totals, points=household.points)
+    # built, not validated: the household is valid already, and "household:" + a valid
+    # household id can be longer than a member id may be
+    shell = new(MemberState, id=f"household:{household.id}", lots=household.lots,
+                totals=household.totals, points=household.points,
+                pending_points=household.pending_points)
     return _Book(shell, now)
 
 
@@ -58,7 +63,7 @@ def _pool_state(household: HouseholdState, book: _Book, **updates: Any) -> House
                  expired=book.expired, reversed=book.reversed, shortfall=book.shortfall)
     return household.model_copy(update={
         "lots": tuple(book.lots), "totals": totals, "points": book.available(),
-        "version": household.version + 1, **updates})
+        "pending_points": book.pending(), "version": household.version + 1, **updates})
 
 
 @exact
@@ -69,10 +74,11 @@ def household_join(program: Any, household: HouseholdState | dict[str, Any] | No
     rules = _rules(program)
     m = coerce(MemberState, member, "member")
     if household is None:
-        if not household_id:
-            raise InputError("a new household needs an id", field="household_id",
-                             kind="household")
-        h = HouseholdState(id=household_id, owner=m.id, members=())
+        if not household_id or not isinstance(household_id, str):
+            raise InputError(f"a new household needs an id (a string), got {household_id!r}",
+                             field="household_id", kind="household")
+        h = coerce(HouseholdState, {"id": household_id, "owner": m.id, "members": ()},
+                   "household")
     else:
         h = coerce(HouseholdState, household, "household")
     if m.household is not None and m.household != h.id:
@@ -108,8 +114,13 @@ def household_contribute(program: Any, household: HouseholdState | dict[str, Any
                          ) -> HouseholdChange:
     """After a member's purchase is applied: move the declared share of the points it earned
     from the member's lots into the pool, and add its qualifying spend to the group's.
-    Contributing the same purchase twice changes nothing."""
+    Contributing the same purchase twice changes nothing. Points still pending for the member
+    (``ledger.pending_days``) are pending in the pool until the same instant."""
     rules = _rules(program)
+    if not isinstance(decision, Decision):
+        # as apply(): the Decision itself, not its JSON or a dict of it
+        raise InputError(f"expected the purchase's Decision, got {type(decision).__name__}",
+                         field="decision", kind="household")
     h, m, at = _members_pair(household, member, decision.at)
     key = f"contribute:{decision.transaction_id}"
     if key in h.recent_events:
@@ -120,13 +131,18 @@ def household_contribute(program: Any, household: HouseholdState | dict[str, Any
     share = int((Decimal(decision.points_total) * rules.share).to_integral_value(ROUND_FLOOR))
     share = min(share, max(m.points + m.pending_points, 0))
     book = _Book(m, at)
+    # the pool must not make pending points usable sooner than they are for the member: the
+    # pooled lot becomes usable when the purchase's own lots do (the latest of them)
+    usable_from = max([lot.available_at for lot in book.lots
+                       if lot.source == decision.transaction_id and lot.available_at > book.now],
+                      default=at)
     moved = book._take(share, only_available=False, only=decision.transaction_id)
     book.redeemed += moved
     pool = _pool_book(h, at)
     zone = program.zone
     if moved:
         pool.earn(moved, f"{decision.transaction_id}:{m.id}", decision.transaction_id, m.id, at,
-                  at, expires_at(program.model.ledger.expiry, at, zone))
+                  usable_from, expires_at(program.model.ledger.expiry, at, zone))
     spend = h.spend + decision.qualifying_spend
     contributions = dict(h.contributions)
     contributions[m.id] = contributions.get(m.id, 0) + moved
@@ -142,18 +158,30 @@ def household_withdraw(program: Any, household: HouseholdState | dict[str, Any],
                        member: MemberState | dict[str, Any], points: int, at: datetime | str,
                        *, event_id: str) -> HouseholdChange:
     """Move pooled points to a member who may redeem from the pool (``redeem: all`` or the
-    owner), as a lot the member then spends like any other; expiring lots go first."""
+    owner), as a lot the member then spends like any other; expiring lots go first. Only
+    points usable in the pool at ``at`` can be withdrawn."""
     rules = _rules(program)
     h, m, when = _members_pair(household, member, at)
+    if isinstance(points, bool) or not isinstance(points, int):
+        raise InputError(f"a whole number of points, got {points!r}", field="points",
+                         kind="household")
+    if not event_id or not isinstance(event_id, str):
+        raise InputError(f"an event id (a string) makes a retry safe, got {event_id!r}",
+                         field="event_id", kind="household")
     if rules.redeem == "owner" and m.id != h.owner:
         raise InputError("only the household's owner may use the pool", field="member",
                          kind="household")
     key = f"withdraw:{event_id}"
     if key in h.recent_events:
         return HouseholdChange(h, m, 0, "already withdrawn")
+    if points <= 0:
+        raise InputError(f"withdraw at least 1 point (got {points})", field="points",
+                         kind="household")
     pool = _pool_book(h, when)
-    if points <= 0 or points > pool.available():
-        raise InputError(f"{points} points asked, {pool.available()} in the pool",
+    usable, waiting = pool.available(), pool.pending()
+    if points > usable:
+        later = f" ({waiting} more pending)" if waiting else ""
+        raise InputError(f"{points} points asked, {max(usable, 0)} usable in the pool{later}",
                          field="points", kind="household")
     pool.redeem(points)
     book = _Book(m, when)
@@ -181,8 +209,7 @@ def household_leave(program: Any, household: HouseholdState | dict[str, Any],
         pool.lots = [lot for lot in pool.lots if lot.rule != m.id]
         if rules.on_leave == "take_share":
             pool.redeemed += held
-            book.earn(held, f"leave:{h.id}:{m.id}", f"leave:{h.id}", "household", when, when,
-                      _earliest_expiry(mine))
+            _take_out(book, mine, f"leave:{h.id}:{m.id}:{h.version}", f"leave:{h.id}", when)
             moved = held
         else:
             pool.expired += held
@@ -192,6 +219,19 @@ def household_leave(program: Any, household: HouseholdState | dict[str, Any],
     new_h = _pool_state(h, pool, members=members, owner=owner, contributions=contributions)
     new_m = book.state(m, household=None, household_spend=None)
     return HouseholdChange(new_h, new_m, moved, f"{m.id} left {h.id} ({rules.on_leave})")
+
+
+def _take_out(book: _Book, lots: list[PointsLot], lot_id: str, source: str, when: datetime
+              ) -> None:
+    """Pooled lots into a member's book: one lot per instant they become usable (pending
+    ones stay pending), each keeping the earliest expiry of its part. The household's version
+    is in ``lot_id``, so leaving again after rejoining never repeats a lot's id."""
+    parts: dict[datetime, list[PointsLot]] = {}
+    for lot in lots:
+        parts.setdefault(max(lot.available_at, when), []).append(lot)
+    for n, (usable_from, part) in enumerate(sorted(parts.items(), key=lambda kv: kv[0])):
+        book.earn(sum(lot.points for lot in part), lot_id if n == 0 else f"{lot_id}:{n}",
+                  source, "household", when, usable_from, _earliest_expiry(part))
 
 
 def _earliest_expiry(lots: list[PointsLot]) -> datetime | None:

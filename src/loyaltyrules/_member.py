@@ -174,7 +174,11 @@ class PurchaseRecord(_Input):
 
 class HouseholdState(_Input):
     """A household's pool (家庭共享): points lots of its own, who contributed what, and the
-    group's qualifying spend. The host stores it next to the members' states."""
+    group's qualifying spend. The host stores it next to the members' states.
+
+    As a member's: ``points`` are usable, ``pending_points`` not yet (both as of the last
+    change); earned − redeemed − expired − reversed = points + pending_points.
+    """
 
     id: str = Field(min_length=1, max_length=128)
     owner: str
@@ -184,6 +188,7 @@ class HouseholdState(_Input):
     contributions: dict[str, int] = Field(default_factory=dict)
     spend: Money = Decimal(0)
     points: int = 0
+    pending_points: int = Field(default=0, ge=0)
     recent_events: tuple[str, ...] = ()
     version: int = Field(default=0, ge=0)
 
