@@ -586,3 +586,42 @@ def test_rules_that_would_share_a_usage_limit_are_refused(
         lr.load_program(yaml_text)
     assert [(d.code, d.path, d.message) for d in caught.value.diagnostics] == [
         ("LR401", where, message)]
+
+
+TWO_TIERS = META + "tiers: [{id: basic}, {id: gold, qualify: {spend: 100}}]\nperks: [{id: gift}]\n"
+
+
+@pytest.mark.parametrize(("extra", "where", "message"), [
+    ("promotions: [{id: p1, tiers: glod, bonus_points: 5}]\n", ("promotions", 0, "tiers"),
+     "unknown tier 'glod'"),
+    ("rewards: [{id: r, points: 10, tiers: [glod]}]\n", ("rewards", 0, "tiers", 0),
+     "unknown tier 'glod'"),
+    ("behaviours: [{id: b, event: x, points: 1, tiers: [glod]}]\n",
+     ("behaviours", 0, "tiers", 0), "unknown tier 'glod'"),
+    ("gifting: {minimum: 1, maximum: 10, monthly_limit: 10, tiers: [glod]}\n",
+     ("gifting", "tiers", 0), "unknown tier 'glod'"),
+    ("rewards: [{id: r, points: 10, perk: gfit}]\n", ("rewards", 0, "perk"),
+     "unknown perk 'gfit'"),
+])
+def test_every_tier_and_perk_reference_is_checked(
+        extra: str, where: tuple[str | int, ...], message: str) -> None:
+    """A misspelt tier is refused wherever a program names tiers, as a list or one bare id
+    (before, `tiers: glod` and the tiers of rewards, behaviours and gifting loaded unchecked,
+    and the rule silently never applied)."""
+    with pytest.raises(lr.ProgramError) as caught:
+        lr.load_program(TWO_TIERS + extra)
+    assert [(d.code[:5], d.path, d.message) for d in caught.value.diagnostics] == [
+        ("LR402" if "tier" in message else "LR403", where, message)]
+
+
+def test_a_tier_may_name_one_perk_bare() -> None:
+    """`perks: gift` is read as `[gift]` and checked as one perk (before, each letter was
+    reported as an unknown perk); a misspelt one is one LR403."""
+    gold = lr.load_program(TWO_TIERS.replace("qualify: {spend: 100}}",
+                                             "qualify: {spend: 100}, perks: gift}"))
+    assert gold.model.tiers[1].perks == ("gift",)
+    with pytest.raises(lr.ProgramError) as caught:
+        lr.load_program(TWO_TIERS.replace("qualify: {spend: 100}}",
+                                          "qualify: {spend: 100}, perks: gfit}"))
+    assert [(d.code, d.path, d.message) for d in caught.value.diagnostics] == [
+        ("LR403", ("tiers", 1, "perks"), "unknown perk 'gfit'")]

@@ -373,6 +373,9 @@ class _Parts:
             return []
         return [(i, item) for i, item in enumerate(items) if isinstance(item, Mapping)]
 
+    def section(self, name: str) -> Any:
+        return self._data.get(name)
+
     @staticmethod
     def _ids(data: Mapping[str, Any], section: str) -> list[str]:
         raw = data.get(section)
@@ -430,9 +433,13 @@ def _cross_checks(parts: _Parts, smap: SourceMap) -> list[Diagnostic]:
                 rule_ids[rule.id] = (section, i)
 
     def tier_refs(path: tuple[str | int, ...], refs: Any) -> None:
-        for j, ref in enumerate(refs if isinstance(refs, list) else []):
-            if isinstance(ref, (str, int)) and str(ref) not in tier_ids:
-                out.append(smap.diagnostic("LR402", f"unknown tier {str(ref)!r}", (*path, j),
+        # a list, or one id written bare (`tiers: gold`), which the models read as a list
+        named = [((*path, j), ref) for j, ref in enumerate(refs)] if isinstance(refs, list) \
+            else [(path, refs)]
+        for where, ref in named:
+            if isinstance(ref, (str, int)) and not isinstance(ref, bool) \
+                    and str(ref) not in tier_ids:
+                out.append(smap.diagnostic("LR402", f"unknown tier {str(ref)!r}", where,
                                            _suggest(str(ref), tier_ids)))
 
     def perk_ref(path: tuple[str | int, ...], ref: Any) -> None:
@@ -453,8 +460,12 @@ def _cross_checks(parts: _Parts, smap: SourceMap) -> list[Diagnostic]:
             out.append(smap.diagnostic(
                 "LR405", f"tier {str(tier.get('id'))!r} has no qualify: members could never "
                 "reach it", ("tiers", i)))
-        for j, perk in enumerate(tier.get("perks") or []):
-            perk_ref(("tiers", i, "perks", j), perk)
+        perks = tier.get("perks")
+        if isinstance(perks, list):
+            for j, perk in enumerate(perks):
+                perk_ref(("tiers", i, "perks", j), perk)
+        elif perks is not None:  # one perk written bare: `perks: gift`
+            perk_ref(("tiers", i, "perks"), perks)
 
     for metric in ("spend", "points", "orders"):
         last: tuple[str, Any] | None = None
@@ -473,15 +484,19 @@ def _cross_checks(parts: _Parts, smap: SourceMap) -> list[Diagnostic]:
                 ))
             last = (str(tier.get("id")), value)
 
-    for section in ("earn", "multipliers", "birthday", "promotions"):
+    for section in ("earn", "multipliers", "birthday", "promotions", "rewards", "behaviours"):
         for i, item in parts.raw(section):
-            tier_refs((section, i, "tiers"), item.get("tiers"))
-            if section in ("birthday", "promotions") and "perk" in item:
+            if "tiers" in item:
+                tier_refs((section, i, "tiers"), item.get("tiers"))
+            if section in ("birthday", "promotions", "rewards") and "perk" in item:
                 perk_ref((section, i, "perk"), item.get("perk"))
             if section == "birthday" and item.get("on") is None:
                 out.append(smap.diagnostic(
                     "LR407", "a birthday rule needs on: birthday, birthday_week or "
                     "birthday_month", (section, i)))
+    gifting = parts.section("gifting")
+    if isinstance(gifting, Mapping) and "tiers" in gifting:
+        tier_refs(("gifting", "tiers"), gifting.get("tiers"))
     for section, items in sections[2:4]:  # birthday and promotions: the rules with windows
         for i, r in items:
             if r.window and r.window.start and r.window.end and parts.zone is not None:
