@@ -487,6 +487,23 @@ def test_a_review_judges_the_balance_of_its_own_day(stops: list[str]) -> None:
     assert (s.tier, s.points) == ("gold", 0)
 
 
+def test_a_late_upload_does_not_free_a_later_period_s_limit() -> None:
+    """The birthday-month gift, once a year (programs/reference-4tier.yaml), for a member born
+    in January: given on 10 January 2027; a purchase of January 2026 uploaded late gets that
+    year's gift, but leaves 2027's use recorded, so 12 January 2027 gets none (before, the
+    late purchase replaced 2027's count and the gift came twice in 2027)."""
+    reference = lr.load_program(ROOT / "programs" / "reference-4tier.yaml")
+    s = ok(lr.MemberState(id="a", birthday="1990-01-15"))
+    gifts = []
+    for txn_id, at in (("T1", "2027-01-10T10:00:00+08:00"), ("T0", "2026-01-20T10:00:00+08:00"),
+                       ("T2", "2027-01-12T10:00:00+08:00")):
+        d = lr.evaluate(reference, s, txn(txn_id, at, "100.00"))
+        gifts.append([p.perk for p in d.perks])
+        s = step(s, d)
+    assert gifts == [["birthday_gift"], ["birthday_gift"], []]
+    assert {k: (u.period, u.count) for k, u in s.usage.items()} == {"birthday-gift": ("2027", 1)}
+
+
 ANNIVERSARY = lr.load_program("""
 program: {id: anniv, version: 1, currency: USD, timezone: America/New_York}
 tiers: [{id: green}, {id: gold, qualify: {spend: 300}}]

@@ -66,6 +66,18 @@ def event_key(kind: str, event_id: str) -> str:
     return event_id if kind == "purchase" else f"{kind}:{event_id}"
 
 
+def _count_use(usage: dict[str, Usage], key: str, period: str, used: int) -> None:
+    """Record ``used`` more uses of a limited rule in ``period``. A member's usage keeps the
+    latest period only: an event dated in an earlier one (a late upload) leaves a later
+    period's count as it is, rather than replacing it and freeing that period's limit."""
+    current = usage.get(key)
+    if current is not None and len(current.period) == len(period) \
+            and current.period > period:  # (keys of one `per` have one length, sort by time)
+        return
+    count = current.count if current is not None and current.period == period else 0
+    usage[key] = new(Usage, period=period, count=count + used)
+
+
 def _local_midnight(day: date, zone: tzinfo) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=zone)
 
@@ -850,10 +862,7 @@ def _purchase_state(
             book.earn(points, f"{txn_id}:{rule}", txn_id, rule, at, available_at, expiry)
     usage = dict(usage)  # a state of its own, whoever reads it first
     for used in used_rules:
-        current = usage.get(used.rule)
-        count = current.count + 1 if current is not None and \
-            current.period == used.period else 1
-        usage[used.rule] = new(Usage, period=used.period, count=count)
+        _count_use(usage, used.rule, used.period, 1)
     if oldest is None:
         log: dict[str, Decimal] = {}
     else:
@@ -1122,7 +1131,7 @@ def behaviour(program: Any, member: MemberState | dict[str, Any], event: dict[st
             count = used.count if used is not None and used.period == key else 0
             if count >= rule.limit.times:
                 continue
-            usage[rule.id] = new(Usage, period=key, count=count + 1)
+            _count_use(usage, rule.id, key, 1)
         book.earn(rule.points, f"{key_of_event}:{rule.id}", key_of_event, rule.id, ev["at"],
                   ev["at"] + timedelta(days=0), expires_at(model.ledger.expiry, ev["at"], zone))
         events.append(new(LifecycleEvent, at=ev["at"], type="behaviour_points", rule=rule.id,
@@ -1196,7 +1205,7 @@ def redeem_reward(program: Any, member: MemberState | dict[str, Any], event: dic
         if count >= reward.limit.times:
             raise InputError(f"{reward.id}: limit of {reward.limit.times} per "
                              f"{reward.limit.per} reached", field="reward", kind="reward")
-        usage[f"reward:{reward.id}"] = new(Usage, period=key, count=count + 1)
+        _count_use(usage, f"reward:{reward.id}", key, 1)
     book = _Book(m, ev["at"])
     book.redeem(reward.points)
     events.append(new(LifecycleEvent, at=ev["at"], type="reward_redeemed", rule=reward.id,
@@ -1285,7 +1294,7 @@ def gift(program: Any, giver: MemberState | dict[str, Any],
         if sent + points > rules.monthly_limit:
             raise InputError(f"{sent} points given this month; the limit is "
                              f"{rules.monthly_limit}", field="points", kind="gift")
-        usage["gifting"] = new(Usage, period=key, count=sent + points)
+        _count_use(usage, "gifting", key, points)
     at = ev["at"]
     book = _Book(g, at)
     book.redeem(points)
