@@ -1443,3 +1443,20 @@ def test_expiry_follows_the_program_zone_across_daylight_saving(machine_tz: str)
     assert member.lots[0].expires_at == datetime(2026, 4, 2, 4, tzinfo=UTC)
     assert points_at(NEW_YORK, member, "2026-04-02T03:59:59+00:00") == 100
     assert points_at(NEW_YORK, member, "2026-04-02T04:00:00+00:00") == 0
+
+
+def test_an_expiry_at_a_midnight_the_clocks_skip_reads_back_equal_from_json() -> None:
+    """In Santiago clocks go from 00:00 to 01:00 on 6 September 2026. Points earned on 5
+    August with `expiry: {months: 1}` expire at that day's start, 00:00 at −04:00 (04:00 UTC).
+    The decision and the next state read back from their JSON equal themselves (before, the
+    expiry was a ZoneInfo time in the gap, which equals no time of another zone)."""
+    program = lr.load_program({
+        "program": {"id": "x", "version": 1, "currency": "CLP", "timezone": "America/Santiago"},
+        "tiers": [{"id": "b"}], "earn": [{"id": "e", "points": 1, "per": 1}],
+        "ledger": {"expiry": {"months": 1}}})
+    d = lr.evaluate(program, {"id": "m"}, txn("t1", "2026-08-05T12:00:00-04:00", "10"))
+    lot = d.member_after.lots[0]
+    assert lot.expires_at is not None
+    assert lot.expires_at.isoformat() == "2026-09-06T00:00:00-04:00"
+    assert lr.Decision.model_validate_json(d.model_dump_json()) == d
+    assert lr.MemberState.model_validate_json(d.member_after.model_dump_json()) == d.member_after

@@ -37,6 +37,7 @@ from ._member import (
     PurchaseRecord,
     Transaction,
     Usage,
+    fixed_offset,
     instant_problem,
 )
 from ._model import Expiry, ProgramModel, Qualify
@@ -79,7 +80,9 @@ def _count_use(usage: dict[str, Usage], key: str, period: str, used: int) -> Non
 
 
 def _local_midnight(day: date, zone: tzinfo) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=zone)
+    # (with its offset, not its zone: where a zone's clocks skip midnight, a ZoneInfo
+    # midnight would not equal its own JSON read back)
+    return fixed_offset(datetime(day.year, day.month, day.day, tzinfo=zone))
 
 
 def expires_at(expiry: Expiry, earned: datetime, zone: tzinfo) -> datetime | None:

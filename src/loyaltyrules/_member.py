@@ -72,6 +72,11 @@ def _one_zone_object(value: datetime) -> datetime:
     tz = value.tzinfo
     if type(tz) is not TzInfo:
         return value
+    zone = _offset_zone(value)
+    return value if zone is tz else value.replace(tzinfo=zone)
+
+
+def _offset_zone(value: datetime) -> TzInfo:
     offset = value.utcoffset()
     assert offset is not None
     seconds = offset.days * 86_400 + offset.seconds
@@ -80,7 +85,15 @@ def _one_zone_object(value: datetime) -> datetime:
         zone = TzInfo(seconds)
         if len(_ZONES) < 2_000:  # offsets are whole seconds within a day: few in practice
             _ZONES[seconds] = zone
-    return value if zone is tz else value.replace(tzinfo=zone)
+    return zone
+
+
+def fixed_offset(value: datetime) -> datetime:
+    """The same instant with the fixed UTC offset it has, as a validated instant holds it.
+    A local time the library makes in the program's zone (a midnight) is kept this way: it is
+    what its JSON reads back as, and equal to it (a ZoneInfo time in a gap or a fold is never
+    equal to a time in another zone, even at the same instant)."""
+    return value.replace(tzinfo=_offset_zone(value))
 
 
 # Instants the engine accepts: dates it derives from one (expiry, reviews, kept tiers, the
