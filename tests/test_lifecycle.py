@@ -1460,3 +1460,16 @@ def test_an_expiry_at_a_midnight_the_clocks_skip_reads_back_equal_from_json() ->
     assert lot.expires_at.isoformat() == "2026-09-06T00:00:00-04:00"
     assert lr.Decision.model_validate_json(d.model_dump_json()) == d
     assert lr.MemberState.model_validate_json(d.member_after.model_dump_json()) == d.member_after
+
+
+@pytest.mark.parametrize(("imported", "after", "debt"), [(-50, 50, 0), (-5000, -4900, 4900)])
+def test_an_imported_negative_balance_is_a_debt_the_identity_counts(
+        imported: int, after: int, debt: int) -> None:
+    """A state imported with −50 points is 50 points owed: counted as reversed, repaid by the
+    100 the next purchase earns (50 left); −5000 stays a debt of 4,900. The ledger identity
+    holds either way (before, the debt was not in the totals and the identity failed)."""
+    d = lr.evaluate(RETAIL, {"id": "x", "points": imported},
+                    txn("T1", "2026-03-03T10:00:00+08:00", "1000.00"))
+    s = ok(d.member_after)
+    assert (s.points, s.points_debt, s.totals.earned, s.totals.reversed) == (
+        after, debt, 100, -imported)

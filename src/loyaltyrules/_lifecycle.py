@@ -132,7 +132,10 @@ class _Book:
                 source="opening-balance", rule="opening-balance"))
             self.earned += untracked
         elif untracked < 0:
+            # a balance imported below what the lots hold (below zero, say) is a debt owed
+            # from before: counted as reversed, as debts the ledger makes itself are
             self.debt -= untracked
+            self.reversed -= untracked
 
     def available(self) -> int:
         now = self.now
