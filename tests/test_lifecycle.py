@@ -1047,6 +1047,10 @@ def test_reward_with_more_points_than_available_is_an_error() -> None:
     assert member.points == 99
     unchanged_after_error(member, lambda: lr.redeem_reward(REWARDS, member, {
         "id": "w1", "at": "2026-01-03T10:00:00+08:00", "reward": "mug"}))
+    with pytest.raises(lr.InputError) as caught:  # named as the reward's, not a purchase's
+        lr.redeem_reward(REWARDS, member, {"id": "w1", "at": "2026-01-03T10:00:00+08:00",
+                                           "reward": "mug"})
+    assert str(caught.value) == "reward: reward: 100 points asked, 99 available"
 
 
 def test_reward_for_another_tier_is_an_error() -> None:

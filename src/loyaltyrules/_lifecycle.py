@@ -187,10 +187,11 @@ class _Book:
         self.lots = [lot for lot in self.lots if lot.points > 0]
         return taken
 
-    def redeem(self, points: int) -> None:
+    def redeem(self, points: int, kind: str = "transaction", field: str = "redeem_points"
+               ) -> None:
         if points > self.available():
             raise InputError(f"{points} points asked, {max(self.available(), 0)} available",
-                             field="redeem_points", kind="transaction")
+                             field=field, kind=kind)
         self.redeemed += self._take(points, only_available=True)
 
     def reverse(self, points: int, source: str, allow_negative: bool, expired: int
@@ -1213,7 +1214,7 @@ def redeem_reward(program: Any, member: MemberState | dict[str, Any], event: dic
                              f"{reward.limit.per} reached", field="reward", kind="reward")
         _count_use(usage, f"reward:{reward.id}", key, 1)
     book = _Book(m, ev["at"])
-    book.redeem(reward.points)
+    book.redeem(reward.points, "reward", "reward")
     events.append(new(LifecycleEvent, at=ev["at"], type="reward_redeemed", rule=reward.id,
                                  points=-reward.points, detail=reward.id))
     state = book.state(m, usage=usage, recent_transactions=(
@@ -1303,7 +1304,7 @@ def gift(program: Any, giver: MemberState | dict[str, Any],
         _count_use(usage, "gifting", key, points)
     at = ev["at"]
     book = _Book(g, at)
-    book.redeem(points)
+    book.redeem(points, "gift", "points")
     g_events.append(new(LifecycleEvent, at=at, type="points_redeemed", rule="gifting",
                                    points=-points, detail=f"gift to {r.id}"))
     g_state = book.state(g, usage=usage, recent_transactions=(
