@@ -1477,3 +1477,25 @@ def test_an_imported_negative_balance_is_a_debt_the_identity_counts(
     s = ok(d.member_after)
     assert (s.points, s.points_debt, s.totals.earned, s.totals.reversed) == (
         after, debt, 100, -imported)
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda s: lr.behaviour(RFM, s, {"id": "B1", "at": "2026-03-03T10:00:00+08:00",
+                                     "type": "review", "atrrs": {"photo": True}}),
+     "behaviour: atrrs: unknown field"),
+    (lambda s: lr.behaviour(RFM, s, {"id": "B1", "at": "2026-03-03T10:00:00+08:00",
+                                     "type": "review", "attrs": {"photo": 1.5}}),
+     "behaviour: attrs.photo: amounts must be exact: write 1.5 as a string or decimal, "
+     "not a float"),
+    (lambda s: lr.redeem_reward(REWARDS, s, {"id": "W1", "at": "2026-03-03T10:00:00+08:00",
+                                             "reward": "mug", "qty": 2}),
+     "reward: qty: unknown field"),
+])
+def test_an_event_with_a_misspelt_or_inexact_field_is_refused(call: Any, message: str) -> None:
+    """`atrrs` for `attrs` would be read as no attributes (the photo-review bonus silently
+    not paid): behaviour, reward and gift events refuse unknown fields, as refunds and
+    purchases do, and their attrs take no floats, as a transaction's do."""
+    s = lr.MemberState(id="m", points=500)
+    with pytest.raises(lr.InputError) as caught:
+        call(s)
+    assert str(caught.value) == message

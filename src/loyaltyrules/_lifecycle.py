@@ -1095,15 +1095,27 @@ def _replayed(program: Any, m: MemberState, kind: str, event_id: str, at: dateti
 # --- behaviour events, rewards and credits ------------------------------------------------------
 
 
+_EVENT_FIELDS = {"behaviour": {"id", "at", "type", "attrs", "channel"},
+                 "reward": {"id", "at", "reward", "stock"},
+                 "gift": {"id", "at", "points"}}
+
+
 def _simple_event(event: Any, kind: str, required: Iterable[str]) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise InputError(f"a {kind} event is a mapping", kind=kind)
+    unknown = set(event) - _EVENT_FIELDS[kind]
+    if unknown:  # a misspelt key ("atrrs") would otherwise be read as absent
+        raise InputError("unknown field", field=sorted(map(str, unknown))[0], kind=kind)
     for key in required:
         if event.get(key) in (None, ""):
             raise InputError("required", field=key, kind=kind)
     out = dict(event)
     out["at"] = _instant(event["at"], "at", kind)
     out["id"] = str(event["id"])
+    if event.get("attrs") is not None:
+        from ._member import coerce_attrs
+
+        out["attrs"] = coerce_attrs(event["attrs"], kind)
     return out
 
 

@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    TypeAdapter,
     ValidationError,
     WithJsonSchema,
 )
@@ -300,6 +301,21 @@ def coerce(model: type[M], value: Any, kind: str) -> M:
         if err["type"] == "extra_forbidden":
             message = "unknown field"
         raise InputError(message, field=format_path(loc), kind=kind) from None
+
+
+_ATTRS: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Attr])
+
+
+def coerce_attrs(value: Any, kind: str) -> dict[str, Any]:
+    """An event's ``attrs``, read as a member's or a transaction's are (no floats)."""
+    try:
+        return _ATTRS.validate_python(value)
+    except ValidationError as exc:
+        errors = exc.errors()  # (of a union's branches, the one that says why: a float's)
+        err = next((e for e in errors if e["type"] == "value_error"), errors[0])
+        loc = tuple(p for p in err["loc"] if isinstance(p, (int, str)))[:1]
+        message = str(err["msg"]).removeprefix("Value error, ")
+        raise InputError(message, field=format_path(("attrs", *loc)), kind=kind) from None
 
 
 def _is_aware(value: datetime) -> bool:
