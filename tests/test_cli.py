@@ -264,7 +264,8 @@ def test_run_naive_datetime(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
     code, _, err = run_main(capsys, "run", RETAIL, stream)
     assert code == 1
     line = assert_one_line_error(err)
-    assert line == f"loyaltyrules: {stream}:3: transaction: at: Input should have timezone info"
+    assert line == (f"loyaltyrules: {stream}:3: transaction: at: needs a UTC offset (the engine "
+                    "never guesses a zone)")
 
 
 def test_run_reads_files_with_a_byte_order_mark(

@@ -1499,3 +1499,17 @@ def test_an_event_with_a_misspelt_or_inexact_field_is_refused(call: Any, message
     with pytest.raises(lr.InputError) as caught:
         call(s)
     assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("at", [1772503200, 1772503200.5, "1772503200", "2026-03-03T10:00+08",
+                                "2026-03-03T10:00:00"])
+def test_instants_are_read_alike_by_evaluate_and_the_lifecycle_calls(at: Any) -> None:
+    """Unix seconds (read by pydantic as UTC), a shortened offset (read by Python's
+    fromisoformat) and a missing offset are refused by `evaluate` and by `advance` alike
+    (before, each accepted what the other refused)."""
+    with pytest.raises(lr.InputError) as purchase:
+        lr.evaluate(RETAIL, {"id": "m"}, txn("t", "2026-03-03T10:00:00+08:00", "1.00") | {"at": at})
+    with pytest.raises(lr.InputError) as advance:
+        lr.advance(RETAIL, {"id": "m"}, at)
+    assert str(purchase.value).removeprefix("transaction: ") == \
+        str(advance.value).removeprefix("advance: ").replace("until:", "at:")

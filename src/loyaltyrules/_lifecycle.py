@@ -38,7 +38,7 @@ from ._member import (
     Transaction,
     Usage,
     fixed_offset,
-    instant_problem,
+    parse_instant,
 )
 from ._model import Expiry, ProgramModel, Qualify
 from ._money import allocate, exact
@@ -685,21 +685,8 @@ def advance(program: Any, member: MemberState | dict[str, Any], until: datetime 
 
 
 def _instant(value: datetime | str, field: str, kind: str) -> datetime:
-    if not isinstance(value, (str, datetime)):
-        raise InputError(f"expected a date-time such as 2026-03-03T10:00:00+08:00, got "
-                         f"{value!r}", field=field, kind=kind)
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise InputError(f"not a date-time: {value!r}", field=field, kind=kind) from None
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InputError("needs a UTC offset (the engine never guesses a zone)", field=field,
-                         kind=kind)
-    problem = instant_problem(value)
-    if problem is not None:
-        raise InputError(problem, field=field, kind=kind)
-    return value
+    # (read as a transaction's `at` is: the same forms accepted, the same refused)
+    return parse_instant(value, field, kind)
 
 
 # --- purchases ----------------------------------------------------------------------------

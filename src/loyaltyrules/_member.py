@@ -6,6 +6,7 @@ exact), so JSON readers should parse numbers as Decimal (the CLI does).
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
@@ -128,8 +129,20 @@ def _day_in_calendar(value: date) -> date:
 Day = Annotated[date, AfterValidator(_day_in_calendar)]
 
 
-Instant = Annotated[AwareDatetime, AfterValidator(_in_calendar),
-                    AfterValidator(_one_zone_object)]
+_NUMBER = re.compile(r"\s*[+-]?\d+(\.\d*)?\s*")
+
+
+def _not_a_timestamp(value: Any) -> Any:
+    """A number is not an instant: pydantic would read 1772503200 (or "1772503200") as Unix
+    seconds in UTC, which every other entry point refuses and no host should rely on."""
+    if isinstance(value, (int, float, Decimal)) or (
+            isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError(f"expected a date-time such as 2026-03-03T10:00:00+08:00, got {value!r}")
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_not_a_timestamp),
+                    AfterValidator(_in_calendar), AfterValidator(_one_zone_object)]
 
 
 class _Input(BaseModel):
@@ -297,7 +310,7 @@ def coerce(model: type[M], value: Any, kind: str) -> M:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(p for p in err["loc"] if isinstance(p, (int, str)))
-        message = str(err["msg"]).removeprefix("Value error, ")
+        message = _said(err)
         if err["type"] == "extra_forbidden":
             message = "unknown field"
         raise InputError(message, field=format_path(loc), kind=kind) from None
@@ -316,6 +329,27 @@ def coerce_attrs(value: Any, kind: str) -> dict[str, Any]:
         loc = tuple(p for p in err["loc"] if isinstance(p, (int, str)))[:1]
         message = str(err["msg"]).removeprefix("Value error, ")
         raise InputError(message, field=format_path(("attrs", *loc)), kind=kind) from None
+
+
+_INSTANT: TypeAdapter[datetime] = TypeAdapter(Instant)
+
+
+def parse_instant(value: Any, field: str, kind: str) -> datetime:
+    """An instant given to a lifecycle call, read as a transaction's ``at`` is."""
+    try:
+        return _INSTANT.validate_python(value)
+    except ValidationError as exc:
+        raise InputError(_said(exc.errors()[0]), field=field, kind=kind) from None
+
+
+def _said(err: Any) -> str:
+    """A validation error in the library's words where pydantic's are its own jargon."""
+    kind = err["type"]
+    if kind == "timezone_aware":
+        return "needs a UTC offset (the engine never guesses a zone)"
+    if kind.startswith("datetime"):
+        return f"expected a date-time such as 2026-03-03T10:00:00+08:00, got {err['input']!r}"
+    return str(err["msg"]).removeprefix("Value error, ")
 
 
 def _is_aware(value: datetime) -> bool:
