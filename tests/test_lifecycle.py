@@ -1513,3 +1513,35 @@ def test_instants_are_read_alike_by_evaluate_and_the_lifecycle_calls(at: Any) ->
         lr.advance(RETAIL, {"id": "m"}, at)
     assert str(purchase.value).removeprefix("transaction: ") == \
         str(advance.value).removeprefix("advance: ").replace("until:", "at:")
+
+
+TXN_OK = {"id": "t", "at": "2026-03-03T10:00:00+08:00", "items": [{"sku": "a", "amount": "1.00"}]}
+
+
+@pytest.mark.parametrize(("call", "error", "message"), [
+    (lambda: lr.evaluate("programs/retail-4tier.yaml", {"id": "m"}, TXN_OK), TypeError,
+     "expected a Program (from lr.load_program), got str"),
+    (lambda: lr.advance(None, {"id": "m"}, "2026-03-03T10:00:00+08:00"), TypeError,
+     "expected a Program (from lr.load_program), got NoneType"),
+    (lambda: lr.credit(RETAIL, {"id": "m"}, {"x": 1}, "2026-03-03T10:00:00+08:00"),
+     lr.InputError, "credit: id: required"),
+    (lambda: lr.credit(RETAIL, {"id": "m"}, None, "2026-03-03T10:00:00+08:00"),
+     lr.InputError, "credit: expected a mapping (a JSON object), got NoneType"),
+    (lambda: lr.apply_gift({"id": "g"}, {"id": "r"}, None), lr.InputError,
+     "gift: decision: expected the GiftDecision that gift() returned (read one back from JSON "
+     "with lr.GiftDecision.model_validate_json)"),
+    (lambda: lr.evaluate(RETAIL, None, TXN_OK), lr.InputError,
+     "member: expected a mapping (a JSON object), got NoneType"),
+])
+def test_a_call_made_wrong_gets_the_library_s_error_not_an_accident(
+        call: Any, error: type[Exception], message: str) -> None:
+    """Wrong arguments raise a TypeError (a path for a program) or an InputError (a bad
+    action or decision), with a message that says what was expected — never pydantic's
+    ValidationError or an AttributeError from deep inside. A whole input of the wrong type
+    has no field (None, not "(top level)")."""
+    with pytest.raises(error) as caught:
+        call()
+    assert type(caught.value) is not AttributeError
+    assert str(caught.value) == message
+    if isinstance(caught.value, lr.InputError) and "mapping" in message:
+        assert caught.value.field is None

@@ -613,7 +613,11 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
     fields = m.__dict__
     if t.id in fields["recent_transactions"]:
         raise AlreadyApplied(t.id)
-    plan = program._plans.get(mode) or program.plan(mode)
+    try:
+        plan = program._plans.get(mode) or program.plan(mode)
+    except AttributeError:  # (a path, a dict, None: a call made wrong)
+        raise TypeError(f"expected a Program (from lr.load_program), got "
+                        f"{type(program).__name__}") from None
     events: list[Any] = []
     base_version = fields["version"]
     if plan.lifecycle or fields["pending_points"] or (

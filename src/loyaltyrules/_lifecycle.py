@@ -657,10 +657,16 @@ def _move(model: ProgramModel, member: MemberState, until: datetime, zone: tzinf
 
 
 def _program_parts(program: Any) -> tuple[ProgramModel, tzinfo]:
-    return program.model, program.zone
+    model = getattr(program, "model", None)
+    if not isinstance(model, ProgramModel):  # (a path, a dict, None: a call made wrong)
+        raise TypeError(f"expected a Program (from lr.load_program), got "
+                        f"{type(program).__name__}")
+    zone: tzinfo = program.zone
+    return model, zone
 
 
 def _ref(program: Any) -> Any:
+    _program_parts(program)
     return program.ref
 
 
@@ -1234,7 +1240,7 @@ def credit(program: Any, member: MemberState | dict[str, Any], action: HostActio
 
     m = coerce(MemberState, member, "member")
     base_version = m.version
-    act = action if isinstance(action, HostAction) else HostAction.model_validate(action)
+    act = coerce(HostAction, action, "credit")
     when = _instant(at, "at", "credit")
     if act.member_id != m.id:
         raise InputError(f"action is for member {act.member_id!r}", field="member_id",
@@ -1338,6 +1344,10 @@ def apply_gift(giver: MemberState | dict[str, Any], receiver: MemberState | dict
 
     g = coerce(MemberState, giver, "giver")
     r = coerce(MemberState, receiver, "receiver")
+    if not isinstance(decision, GiftDecision):
+        raise InputError("expected the GiftDecision that gift() returned (read one back from "
+                         "JSON with lr.GiftDecision.model_validate_json)", field="decision",
+                         kind="gift")
     key = event_key("gift", decision.gift_id)
     seen = (key in g.recent_transactions, key in r.recent_transactions)
     if seen == (True, True):

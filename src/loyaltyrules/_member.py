@@ -313,7 +313,9 @@ def coerce(model: type[M], value: Any, kind: str) -> M:
         message = _said(err)
         if err["type"] == "extra_forbidden":
             message = "unknown field"
-        raise InputError(message, field=format_path(loc), kind=kind) from None
+        elif not loc and err["type"] in ("model_type", "dict_type", "model_attributes_type"):
+            message = f"expected a mapping (a JSON object), got {type(value).__name__}"
+        raise InputError(message, field=format_path(loc) if loc else None, kind=kind) from None
 
 
 _ATTRS: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Attr])
@@ -345,6 +347,8 @@ def parse_instant(value: Any, field: str, kind: str) -> datetime:
 def _said(err: Any) -> str:
     """A validation error in the library's words where pydantic's are its own jargon."""
     kind = err["type"]
+    if kind == "missing":
+        return "required"
     if kind == "timezone_aware":
         return "needs a UTC offset (the engine never guesses a zone)"
     if kind.startswith("datetime"):
