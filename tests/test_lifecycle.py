@@ -1030,6 +1030,14 @@ def test_refund_dated_before_the_purchase_is_an_error(rfm_member: Story) -> None
         "r1", "2026-01-01T12:00:00+08:00", "p1")))
 
 
+def test_a_sale_voided_at_the_same_instant_is_refunded(rfm_member: Story) -> None:
+    """A refund dated at the purchase's own instant (a void at the till), in another offset's
+    spelling, is not "before the purchase": p1 (¥1,000, 8 Jan 12:00 +08:00) is refunded."""
+    s = rfm_member.state
+    d = lr.refund(RFM, s, refund_event("r1", "2026-01-08T04:00:00+00:00", "p1"))
+    assert d.refund is not None and d.refund.full
+
+
 def test_refund_after_a_full_refund_is_an_error(rfm_member: Story) -> None:
     """Once a purchase is fully refunded, nothing is left to refund."""
     s = step(rfm_member.state, lr.refund(RFM, rfm_member.state, refund_event(
