@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -611,3 +612,20 @@ def test_a_subclass_of_decision_dumps_its_own_fields() -> None:
     assert tagged.model_dump()["tag"] == "pos-7"
     assert '"tag":"pos-7"' in tagged.model_dump_json()
     assert tagged.model_dump(exclude={"tag"}) == decision.model_dump()
+
+
+def test_explain_shows_every_term_of_the_payable() -> None:
+    """¥1,000 with ¥10 shipping, ¥5 tax and 100 points paying ¥50: explain() lists each, so
+    its lines add up to the payable (before, it went from the list amount to 965.00)."""
+    program = lr.load_program(Path(__file__).resolve().parent.parent / "programs"
+                              / "retail-4tier.yaml")
+    d = lr.evaluate(program, {"id": "m", "points": 100}, {
+        "id": "t", "at": "2026-03-09T10:00:00+08:00", "redeem_points": 100,
+        "shipping": "10.00", "tax": "5.00", "items": [{"sku": "a", "amount": "1000.00"}]})
+    assert d.explain().splitlines()[2:7] == [
+        "  list amount 1000.00 CNY",
+        "  + 10.00 CNY shipping",
+        "  + 5.00 CNY tax",
+        "  - 50.00 CNY paid with points (100 points)",
+        "  payable 965.00 CNY; qualifying spend 950.00",
+    ]

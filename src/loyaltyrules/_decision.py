@@ -416,6 +416,14 @@ class Decision(_Out):
         ]
         for d in self.discounts:
             out.append(f"  - {d.amount} {cur} {d.type} discount ({d.kind} {d.rule}, {d.scope})")
+        # every term of payable = goods paid + shipping + tax − paid with points, when present
+        if self.shipping:
+            out.append(f"  + {plain(self.shipping)} {cur} shipping")
+        if self.tax:
+            out.append(f"  + {plain(self.tax)} {cur} tax")
+        if self.paid_with_points:
+            spent = f" ({self.redeemed_points} points)" if self.redeemed_points else ""
+            out.append(f"  - {plain(self.paid_with_points)} {cur} paid with points{spent}")
         out.append(f"  payable {self.payable} {cur}; qualifying spend {self.qualifying_spend}")
         for p in self.points:
             out.append(f"  + {p.points} points ({p.kind} {p.rule}: {p.detail})")
