@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from loyaltyrules import Program, ProgramError, load_program
 from loyaltyrules._errors import format_path
 from loyaltyrules._lint import CHECKS, Finding, describe_checks, lint
+from loyaltyrules._model import Schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = ROOT / "programs"
@@ -285,6 +288,75 @@ def test_lr504_exclusive_promotions_that_cannot_meet_are_fine(first: str, second
                         f"  - {{id: a, {first}, discount: 20%, exclusive: true}}\n"
                         f"  - {{id: b, {second}, discount: 30%, exclusive: true}}\n")
     assert found(p, today=date(2026, 1, 1)) == []
+
+
+def test_lr504_and_lr503_findings_for_many_kinds_of_schedule() -> None:
+    """Weekly, monthly, yearly, last-weekday and leap-day schedules, with and without windows:
+    the first shared day of each pair that meets, nothing for pairs that never do (searched a
+    century ahead), and a schedule with no day in its window (pinned before LR504 compared
+    schedules as sets of days instead of walking each pair's days)."""
+    p = program(BASIC + "promotions:\n"
+                "  - {id: wed, schedule: \"FREQ=WEEKLY;BYDAY=WE\", discount: 10%, "
+                "exclusive: true}\n"
+                "  - {id: eighth, schedule: {freq: monthly, bymonthday: 8, start: 2026-01-01}, "
+                "discount: 10%, exclusive: true}\n"
+                "  - {id: leap, schedule: {freq: yearly, bymonth: 2, bymonthday: 29}, "
+                "discount: 10%, exclusive: true}\n"
+                "  - {id: last-fri, schedule: {freq: monthly, byweekday: FR, bysetpos: -1}, "
+                "discount: 10%, exclusive: true}\n"
+                "  - {id: late-29th, schedule: {freq: monthly, bymonthday: 29}, "
+                "window: {start: 2030-03-01}, discount: 10%, exclusive: true}\n"
+                "  - {id: sunday, schedule: \"FREQ=WEEKLY;BYDAY=SU\", "
+                "window: {start: 2026-01-01, end: 2026-03-31}, discount: 10%, exclusive: true}\n"
+                "birthday:\n"
+                "  - {id: feb-sun, on: birthday, schedule: \"FREQ=YEARLY;BYMONTH=2;BYDAY=SU\", "
+                "window: {start: 2026-03-01, end: 2026-12-31}, bonus_points: 5, "
+                "limit: {times: 1, per: year}}\n")
+    pairs = [("wed", "eighth", "2026-04-08"), ("wed", "leap", "2012-02-29"),
+             ("leap", "last-fri", "2008-02-29"), ("wed", "late-29th", "2030-05-29"),
+             ("leap", "late-29th", "2032-02-29"), ("last-fri", "late-29th", "2030-03-29"),
+             ("eighth", "sunday", "2026-02-08")]
+    where = {"eighth": (6, 105), "leap": (7, 96), "last-fri": (8, 102), "late-29th": (9, 119),
+             "sunday": (10, 124)}
+    expected = [("LR504", *where[b], f"exclusive promotions {a} and {b} can both match one "
+                 f"purchase on {day}: only {a} applies and {b} is skipped without notice")
+                for a, b, day in pairs]
+    expected.append(("LR503", 12, 43, "the schedule FREQ=YEARLY;BYMONTH=2;BYDAY=SU falls on no "
+                     "day between 2026-03-01 and 2026-12-31, so feb-sun never applies"))
+    assert [(f.code, f.line, f.column, f.message)
+            for f in lint(p, today=date(2026, 1, 1))] == expected
+
+
+def test_200_exclusive_monthly_promotions_lint_quickly_each_schedule_expanded_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: LR504 walked the days of every pair of exclusive promotions (40 took 19 s,
+    200 did not finish in 5 minutes). Each distinct schedule's days are now expanded once
+    and pairs compared as sets; 200 promotions on 28 monthly days give the 616 pairs that
+    share a day, each at its first shared day."""
+    builds = 0
+    build = Schedule.build
+
+    def counting(self: Schedule) -> Any:
+        nonlocal builds
+        builds += 1  # once to see that it selects a day, once to expand it
+        assert builds <= 2 * 28, "a schedule is expanded again (once per pair?)"
+        return build(self)
+
+    body = "".join(f"  - {{id: p{n}, bonus_points: 5, schedule: \"FREQ=MONTHLY;BYMONTHDAY="
+                   f"{n % 28 + 1}\", exclusive: true, limit: {{times: 1}}}}\n"
+                   for n in range(200))
+    p = program(BASIC + "promotions:\n" + body)
+    monkeypatch.setattr(Schedule, "build", counting)
+    start = time.perf_counter()
+    findings = lint(p, today=TODAY)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 20  # a generous guard, as for `check`; it takes about a second
+    assert len(findings) == sum(k * (k - 1) // 2 for k in (8,) * 4 + (7,) * 24) == 616
+    assert {f.code for f in findings} == {"LR504"}
+    assert findings[0].message == (
+        "exclusive promotions p0 and p28 can both match one purchase on 2000-01-01: only p0 "
+        "applies and p28 is skipped without notice")
+    assert (findings[0].line, findings[0].column) == (33, 82)
 
 
 # --- LR505 perks -------------------------------------------------------------------------------

@@ -87,21 +87,37 @@ _HORIZON_YEARS = 100
 
 @dataclass
 class _Expansion:
-    """A schedule's days, expanded once and only as far as asked."""
+    """A schedule's days as a bit set, bit ``k`` being the day ``origin + k`` (ordinals),
+    expanded once per lint run and only as far as asked: two schedules share a day where
+    their bit sets do, so comparing a pair is an ``&``, not a walk through its days."""
 
     occurrences: Iterator[datetime]
-    days: set[date] = field(default_factory=set)
-    reached: date = date.min  # every selected day up to here is in days
+    origin: int  # the schedule's start: no day before it is selected
+    reached: int  # every selected day up to this ordinal is in bits
+    bits: bytearray = field(default_factory=bytearray)
+    _number: int | None = None  # bits as an int, until they grow again
 
-    def selects(self, day: date) -> bool:
-        while self.reached < day:
+    def extend(self, last: int) -> None:
+        """Expand the schedule through the day ``last`` (an ordinal)."""
+        while self.reached < last:
             occurrence = next(self.occurrences, None)
             if occurrence is None:  # pragma: no cover - schedules never end (no UNTIL/COUNT)
-                self.reached = date.max
+                self.reached = date.max.toordinal()
                 break
-            self.reached = occurrence.date()
-            self.days.add(self.reached)
-        return day in self.days
+            self.reached = occurrence.toordinal()
+            k = self.reached - self.origin
+            if k >> 3 >= len(self.bits):
+                self.bits.extend(bytes(max((k >> 3) + 1 - len(self.bits), len(self.bits))))
+            self.bits[k >> 3] |= 1 << (k & 7)
+            self._number = None
+
+    def between(self, first: int, last: int) -> int:
+        """The selected days in [first, last] (ordinals, expanded that far), bit 0 = first."""
+        if self._number is None:
+            self._number = int.from_bytes(self.bits, "little")
+        shift = first - self.origin
+        number = self._number >> shift if shift >= 0 else self._number << -shift
+        return number & ((1 << (last - first + 1)) - 1)
 
 
 @dataclass
@@ -136,12 +152,14 @@ class _Context:
             self._possible[schedule] = known
         return known
 
-    def selects(self, schedule: Schedule, day: date) -> bool:
-        """Is ``day`` one of the schedule's days? (For a schedule that selects some day.)"""
+    def expansion(self, schedule: Schedule) -> _Expansion:
+        """The schedule's days so far, shared by every rule with an equal schedule."""
         expansion = self._expanded.get(schedule)
         if expansion is None:
-            expansion = self._expanded[schedule] = _Expansion(iter(schedule.build()))
-        return expansion.selects(day)
+            origin = schedule.start.toordinal()
+            expansion = self._expanded[schedule] = _Expansion(
+                iter(schedule.build()), origin, origin - 1)
+        return expansion
 
     def common_day(self, schedules: Sequence[Schedule], first: date, last: date) -> date | None:
         """The first local day in [first, last] that every schedule selects."""
@@ -151,14 +169,22 @@ class _Context:
             return first
         if not all(self.possible(s) for s in schedules):
             return None
-        lead, *others = schedules
-        for occurrence in lead.build():
-            day = occurrence.date()
-            if day > last:
-                return None
-            if day >= first and all(self.selects(o, day) for o in others):
-                return day
-        return None  # pragma: no cover - schedules never end (UNTIL/COUNT are refused)
+        expansions = [self.expansion(s) for s in schedules]
+        start, end = first.toordinal(), last.toordinal()
+        done, span = start - 1, 366  # days in [start, done] are known to be shared by none
+        while done < end:
+            # look as far as every schedule is already expanded, and at least a span further
+            # (doubling, so a pair that meets early does not expand a century of days)
+            upto = min(end, max(done + span, min(e.reached for e in expansions)))
+            for e in expansions:
+                e.extend(upto)
+            shared = expansions[0].between(done + 1, upto)
+            for e in expansions[1:]:
+                shared &= e.between(done + 1, upto)
+            if shared:
+                return date.fromordinal(done + (shared & -shared).bit_length())
+            done, span = upto, span * 2
+        return None
 
 
 # --- small helpers -----------------------------------------------------------------------------
