@@ -46,9 +46,9 @@ def position(path: Path, text: str, column_of: str | None = None) -> tuple[int, 
 
 
 def test_checks_table_lists_every_code_in_order_with_a_severity_and_description() -> None:
-    """describe_checks() gives code, default severity and a description for LR501…LR511."""
+    """describe_checks() gives code, default severity and a description for LR501…LR512."""
     described = describe_checks()
-    assert [code for code, _, _ in described] == [f"LR5{n:02d}" for n in range(1, 12)]
+    assert [code for code, _, _ in described] == [f"LR5{n:02d}" for n in range(1, 13)]
     assert list(CHECKS) == [code for code, _, _ in described]
     for code, severity, description in described:
         assert severity in ("error", "warning", "info")
@@ -607,6 +607,166 @@ def test_lr511_exclusive_on_a_birthday_rule_and_retain_that_is_never_checked() -
         ("LR511", "warning", "tiers[1].retain", 7, 13),
         ("LR511", "warning", "birthday[0].exclusive", 9, 63),
     ]
+
+
+# --- LR512 settings that cancel their feature ---------------------------------------------------
+
+SILVER = "  - {id: silver, qualify: {spend: 5000}}\n"  # line 4 after BASIC
+
+
+def said(p: Program) -> list[tuple[str, str, str, int | None, int | None, str]]:
+    """(code, severity, path, line, column, message) of every finding."""
+    return [(f.code, f.severity, format_path(f.path), f.line, f.column, f.message)
+            for f in lint(p, today=TODAY)]
+
+
+def test_lr512_discount_cap_of_zero_cancels_every_discount() -> None:
+    """max_total: 0% takes every discount to nothing (and drops the rules that give one)."""
+    p = program(BASIC + "policies: {discounts: {max_total: 0%}}\n")
+    assert said(p) == [("LR512", "warning", "policies.discounts.max_total", 4, 35,
+                        "a discount cap of 0% cancels every discount: nothing is ever taken "
+                        "off, and a rule whose discount comes to 0 does not apply")]
+    [finding] = lint(p, today=TODAY)
+    assert finding.hint == ("the cap is the most that all discounts together may take off, "
+                            "e.g. 40%; remove it for no cap")
+
+
+def test_lr512_a_zero_percent_rule_discount_drops_the_rule_with_its_other_effects() -> None:
+    """A 0% discount comes to 0, so (discounts stacking) the rule is dropped, bonus included;
+    with combine: best it only says the discount takes nothing off."""
+    rules = ("promotions:\n"
+             "  - {id: launch, discount: 0%, bonus_points: 50, limit: {times: 1}}\n"  # 5
+             "birthday:\n"
+             "  - {id: bday, on: birthday, discount: 0%, limit: {times: 1, per: year}}\n")
+    assert said(program(BASIC + rules)) == [
+        ("LR512", "warning", "promotions[0].discount", 5, 28,
+         "launch gives 0% off: a rule whose discount comes to 0 does not apply, so it never "
+         "gives 50 bonus points either"),
+        ("LR512", "warning", "birthday[0].discount", 7, 40,
+         "bday gives 0% off: a rule whose discount comes to 0 does not apply"),
+    ]
+    best = program(BASIC + rules + "policies: {discounts: {combine: best}}\n")
+    assert [m for *_, m in said(best)] == [
+        "launch gives 0% off: the discount never takes anything off",
+        "bday gives 0% off: the discount never takes anything off"]
+
+
+@pytest.mark.parametrize(("over_ask", "outcome"),
+                         [("error", "refused"), ("clamp", "cut to 0 points")])
+def test_lr512_points_that_may_pay_zero_percent_can_never_pay(over_ask: str, outcome: str) -> None:
+    """redemption max_share: 0% means points pay no part of any order."""
+    p = program(BASIC + "redemption: {points: 100, value: 1, max_share: 0%, "
+                        f"over_ask: {over_ask}}}\n")
+    assert said(p) == [("LR512", "warning", "redemption.max_share", 4, 48,
+                        "max_share is 0%, so points can pay no part of an order: every "
+                        f"redemption is {outcome}")]
+
+
+@pytest.mark.parametrize(("reviews", "path", "column", "when"), [
+    ("{schedule: {freq: yearly, bymonth: 1, bymonthday: 1}}", "reviews.schedule", 21,
+     "on a schedule"),
+    ("{anniversary: true}", "reviews.anniversary", 24, "on each membership anniversary"),
+])
+def test_lr512_reviews_of_lifetime_spend_never_move_anyone_down(
+        reviews: str, path: str, column: int, when: str) -> None:
+    """Reviews (scheduled or on anniversaries) with the default lifetime window: spend only
+    grows, so nobody who reached a tier on spend ever misses it at a review."""
+    p = program(BASIC + SILVER + f"reviews: {reviews}\n")
+    assert said(p) == [("LR512", "warning", path, 5, column,
+                        f"reviews run {when}, but tiers count lifetime spend, which only grows "
+                        "(refunds aside): a review can move members up but never down")]
+    [finding] = lint(p, today=TODAY)
+    assert finding.hint == ("to requalify members each year, count spend over a window: "
+                            "reviews: {window: calendar_year} (or membership_year, or "
+                            "rolling_months: 12)")
+
+
+@pytest.mark.parametrize("setting", [
+    "reviews: {anniversary: true, window: calendar_year}",
+    "reviews: {anniversary: true, rolling_months: 12}",
+    "reviews: {anniversary: true}\nhouseholds: {share: 50%, tiers_on: group}",
+])
+def test_lr512_reviews_of_spend_over_a_window_or_of_a_household_can_move_down(
+        setting: str) -> None:
+    """A spend window, or the household's spend (a member may leave), can fall: no finding."""
+    assert said(program(BASIC + SILVER + setting + "\n")) == []
+
+
+@pytest.mark.parametrize("silver", [
+    "{id: silver, qualify: {points: 500}}",                      # the points balance falls
+    "{id: silver, qualify: {spend: 5000, when: \"member.attrs.vip\"}}",  # a condition may
+    "{id: silver, qualify: {spend: 5000, orders: 5, match: any}, retain: {spend: 4000}}",
+    "{id: silver, qualify: {spend: 5000}, retain: {spend: 4000, orders: 4}}",
+])
+def test_lr512_lifetime_reviews_that_can_still_move_someone_down_are_fine(silver: str) -> None:
+    """Keep terms a member can stop meeting although spend and orders only grow."""
+    p = program(BASIC + f"  - {silver}\nreviews: {{anniversary: true}}\n")
+    assert [c for c, *_ in said(p) if c == "LR512"] == []
+
+
+def test_lr512_lifetime_reviews_with_easier_retain_terms_still_never_move_down() -> None:
+    """Retain at or below qualify (all terms met, or the single one met) is still met."""
+    p = program(BASIC + "  - {id: silver, qualify: {spend: 5000, orders: 5}, "
+                        "retain: {spend: 4000, orders: 9, match: any}}\n"
+                        "  - {id: gold, qualify: {spend: 9000, orders: 9, match: any}, "
+                        "retain: {spend: 8000, orders: 9, match: any}}\n"
+                        "reviews: {anniversary: true}\n")
+    assert [(c, path) for c, _, path, *_ in said(p)] == [("LR512", "reviews.anniversary")]
+
+
+def test_lr512_keep_without_a_length_keeps_nothing() -> None:
+    """reviews.keep with neither until nor months guarantees no stay."""
+    p = program(BASIC + SILVER + "reviews: {anniversary: true, window: calendar_year, "
+                                 "keep: {}}\n")
+    assert said(p) == [("LR512", "warning", "reviews.keep", 5, 59,
+                        "keep gives neither until nor months, so no tier is ever kept")]
+
+
+def test_lr512_gifts_that_no_amount_can_satisfy() -> None:
+    """A maximum or a monthly limit below the minimum gift refuses every gift."""
+    p = program(BASIC + "gifting: {minimum: 100, maximum: 50, monthly_limit: 80}\n")
+    assert said(p) == [
+        ("LR512", "warning", "gifting.maximum", 4, 34,
+         "gifts must be at least 100 and at most 50 points, so no gift is possible"),
+        ("LR512", "warning", "gifting.monthly_limit", 4, 53,
+         "the monthly limit of 80 points is below the smallest gift (100 points), so no gift "
+         "is possible"),
+    ]
+    assert said(program(BASIC + "gifting: {minimum: 100, maximum: 100, monthly_limit: 100}\n")
+                ) == []
+
+
+def test_lr512_referral_of_zero_points_rewards_nobody() -> None:
+    """`referral: {}` loads, with 0 points on both sides."""
+    assert said(program(BASIC + "referral: {}\n")) == [
+        ("LR512", "warning", "referral", 4, 11,
+         "referrer_points and referee_points are both 0, so a referral rewards nobody")]
+    assert said(program(BASIC + "referral: {referee_points: 100}\n")) == []
+
+
+def test_lr512_households_that_pool_nothing_and_share_no_tiers_change_nothing() -> None:
+    """share: 0% with tiers on each member's own spend; with tiers_on: group it is a design."""
+    assert said(program(BASIC + "households: {share: 0%}\n")) == [
+        ("LR512", "warning", "households.share", 4, 21,
+         "households pool a share of 0% of the points their members earn, and tiers count "
+         "each member's own spend, so a household changes nothing")]
+    assert said(program(BASIC + "households: {share: 0%, tiers_on: group}\n")) == []
+
+
+def test_lr512_tier_gap_signal_with_no_gap_to_measure_never_fires() -> None:
+    """tier_gap needs a tier above the first that qualifies on what the signal measures."""
+    one_tier = program(BASIC + "signals:\n  - {id: nearly, on: tier_gap, spend: 500}\n")
+    assert said(one_tier) == [("LR512", "warning", "signals[0].on", 5, 22,
+                               "the tier_gap signal nearly never fires: there is no tier "
+                               "above basic")]
+    on_orders = program(BASIC + "  - {id: silver, qualify: {orders: 10}}\n"
+                                "signals:\n"
+                                "  - {id: nearly, on: tier_gap, spend: 500, points: 100}\n")
+    assert said(on_orders) == [("LR512", "warning", "signals[0].on", 6, 22,
+                                "the tier_gap signal nearly never fires: no tier above basic "
+                                "qualifies on spend or points")]
+    on_spend = program(BASIC + SILVER + "signals:\n  - {id: nearly, on: tier_gap, spend: 500}\n")
+    assert said(on_spend) == []
 
 
 # --- the whole program -------------------------------------------------------------------------

@@ -27,7 +27,17 @@ from typing import Any, Literal
 
 from ._errors import format_path, located
 from ._expressions import Expression
-from ._model import Behaviour, EarnRule, Multiplier, ProgramModel, Qualify, Rule, Schedule, Window
+from ._model import (
+    Behaviour,
+    EarnRule,
+    Multiplier,
+    ProgramModel,
+    Qualify,
+    Rule,
+    Schedule,
+    Tier,
+    Window,
+)
 from ._program import Program
 
 __all__ = ["CHECKS", "Check", "Finding", "Severity", "describe_checks", "lint"]
@@ -819,6 +829,137 @@ def _no_effect(ctx: _Context) -> Iterator[_Smell]:
                          "add reviews: {schedule: …} or {anniversary: true}, or remove retain")
 
 
+# --- LR512 settings that cancel their feature ---------------------------------------------------
+
+
+def _kept_while_spend_grows(tier: Tier) -> bool:
+    """Does a member who reached ``tier`` on its qualify terms still meet its keep terms
+    (retain, else qualify) for as long as spend and orders do not fall? Only terms on spend
+    and orders count: the points balance falls and a condition may turn false."""
+    q, r = tier.qualify, tier.retain
+    if q is None:
+        return False  # pragma: no cover - a tier above the first has qualify (LR405)
+    if any(t is not None and (t.when is not None or t.points is not None) for t in (q, r)):
+        return False
+    if r is None:
+        return True
+    earn, keep = _metrics(q), _metrics(r)
+    if q.match == "all" or len(earn) == 1:  # every one of earn's thresholds was met
+        met = [m in earn and keep[m] <= earn[m] for m in keep]
+        return all(met) if r.match == "all" else any(met)
+    # match any: only one of earn's thresholds may have been met, whichever it was
+    return (r.match == "any" or len(keep) == 1) and all(
+        m in keep and keep[m] <= earn[m] for m in earn)
+
+
+def _effects(rule: Rule) -> list[str]:
+    """What a rule gives besides its discount, for messages."""
+    out = []
+    if rule.points_multiplier is not None:
+        out.append(f"points ×{_num(rule.points_multiplier)}")
+    if rule.bonus_points is not None:
+        out.append(f"{rule.bonus_points:,} bonus points")
+    if rule.perk is not None:
+        out.append(f"the perk {rule.perk}")
+    return out
+
+
+def _cancelled(ctx: _Context) -> Iterator[_Smell]:
+    """Settings that load but switch off the feature they configure: a discount cap of 0%,
+    points that may pay 0% of an order, reviews that can never move anyone down, gifts no
+    amount can satisfy, referrals worth 0 points, households that pool nothing, a keep with
+    no length, tier_gap signals with no gap to measure, and 0% discounts."""
+    model = ctx.model
+    stack = model.policies.discounts.combine == "stack"
+    if model.policies.discounts.max_total == 0:
+        yield _Smell(("policies", "discounts", "max_total"),
+                     "a discount cap of 0% cancels every discount: nothing is ever taken off, "
+                     "and a rule whose discount comes to 0 does not apply",
+                     "the cap is the most that all discounts together may take off, e.g. "
+                     "40%; remove it for no cap")
+    for section, i, rule in ctx.rules():
+        spec = rule.discount
+        if spec is None or spec.percent != 0:
+            continue
+        others = _effects(rule)
+        if stack and others:
+            what = (f"a rule whose discount comes to 0 does not apply, so it never gives "
+                    f"{' or '.join(others)} either")
+        elif stack:
+            what = "a rule whose discount comes to 0 does not apply"
+        else:
+            what = "the discount never takes anything off"
+        yield _Smell((section, i, "discount"), f"{rule.id} gives 0% off: {what}",
+                     "give the discount a percentage, or remove it")
+    redemption = model.redemption
+    if redemption is not None and redemption.max_share == 0:
+        outcome = "cut to 0 points" if redemption.over_ask == "clamp" else "refused"
+        yield _Smell(("redemption", "max_share"),
+                     f"max_share is 0%, so points can pay no part of an order: every "
+                     f"redemption is {outcome}",
+                     "max_share is the most of an order points may pay, e.g. 50% (the "
+                     "default, 100%, lets points pay it all)")
+    reviews = model.reviews
+    households = model.households
+    if ((reviews.schedule is not None or reviews.anniversary)
+            and reviews.window == "lifetime" and reviews.rolling_months is None
+            and not (households is not None and households.tiers_on == "group")
+            and all(_kept_while_spend_grows(t) for t in model.tiers[1:])):
+        key, when = (("schedule", "on a schedule") if reviews.schedule is not None
+                     else ("anniversary", "on each membership anniversary"))
+        yield _Smell(("reviews", key),
+                     f"reviews run {when}, but tiers count lifetime spend, which only grows "
+                     "(refunds aside): a review can move members up but never down",
+                     "to requalify members each year, count spend over a window: "
+                     "reviews: {window: calendar_year} (or membership_year, or "
+                     "rolling_months: 12)")
+    keep = reviews.keep
+    if keep is not None and keep.until is None and keep.months is None:
+        yield _Smell(("reviews", "keep"), "keep gives neither until nor months, so no tier "
+                     "is ever kept", "write keep: {until: end_of_year}, {until: "
+                     "end_of_next_year} or {months: 12}")
+    gifting = model.gifting
+    if gifting is not None:
+        if gifting.maximum is not None and gifting.maximum < gifting.minimum:
+            yield _Smell(("gifting", "maximum"),
+                         f"gifts must be at least {gifting.minimum:,} and at most "
+                         f"{gifting.maximum:,} points, so no gift is possible",
+                         f"set maximum to at least {gifting.minimum:,}, or lower minimum")
+        if gifting.monthly_limit is not None and gifting.monthly_limit < gifting.minimum:
+            yield _Smell(("gifting", "monthly_limit"),
+                         f"the monthly limit of {gifting.monthly_limit:,} points is below the "
+                         f"smallest gift ({gifting.minimum:,} points), so no gift is possible",
+                         f"set monthly_limit to at least {gifting.minimum:,}, or lower minimum")
+    referral = model.referral
+    if referral is not None and not referral.referrer_points and not referral.referee_points:
+        yield _Smell(("referral",), "referrer_points and referee_points are both 0, so a "
+                     "referral rewards nobody", "give referrer_points, referee_points or "
+                     "both, or remove referral")
+    if households is not None and households.share == 0 and households.tiers_on == "individual":
+        yield _Smell(("households", "share"),
+                     "households pool a share of 0% of the points their members earn, and "
+                     "tiers count each member's own spend, so a household changes nothing",
+                     "set a share such as 50%, or tiers_on: group to let households share "
+                     "tiers")
+    tiers = model.tiers
+    for i, signal in enumerate(model.signals):
+        if signal.on != "tier_gap":
+            continue
+        measured = [(metric, getattr(signal, metric)) for metric in ("spend", "points")]
+        if any(limit is not None and t.qualify is not None
+               and getattr(t.qualify, metric) is not None
+               for t in tiers[1:] for metric, limit in measured):
+            continue
+        if len(tiers) == 1:
+            why = f"there is no tier above {tiers[0].id}"
+        else:
+            given = " or ".join(m for m, limit in measured if limit is not None)
+            why = f"no tier above {tiers[0].id} qualifies on {given}"
+        yield _Smell(("signals", i, "on"), f"the tier_gap signal {signal.id} never fires: "
+                     f"{why}", "measure the gap in what the next tier asks for (its "
+                     "qualify.spend or qualify.points), or remove the signal")
+
+
 # --- the table and the entry point ------------------------------------------------------------
 
 
@@ -856,6 +997,11 @@ CHECKS: Mapping[str, Check] = MappingProxyType({check.code: check for check in (
           "(no usage limit)", _unlimited_gifts),
     Check("LR511", "warning", "settings with no effect: exclusive on a birthday rule, retain "
           "on the first tier or without reviews", _no_effect),
+    Check("LR512", "warning", "settings that cancel their feature: a discount cap of 0%, a 0% "
+          "discount, redemption max_share 0%, reviews of lifetime spend (never move down), "
+          "gifts no amount satisfies, referral of 0 points, households sharing 0%, keep with "
+          "no length, tier_gap signals with no gap to measure",
+          _cancelled),
 )})
 """Every lint check by code, in code order."""
 
