@@ -409,7 +409,7 @@ def test_rule_conditions_on_tiers_channels_categories_and_min_amount() -> None:
 
 def test_a_failing_expression_is_an_error_not_a_non_match() -> None:
     """An expression that raises at run time raises EvaluationError naming the rule."""
-    p = program(promotions=[{"id": "bad", "when": "txn.channel > 5", "bonus_points": 1}])
+    p = program(promotions=[{"id": "bad", "when": "member.attrs.level > 5", "bonus_points": 1}])
     with pytest.raises(lr.EvaluationError, match="bad") as info:
         run(p, txn(("x", "1")))
     assert info.value.trace[-1].status == "error"

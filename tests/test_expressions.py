@@ -509,6 +509,39 @@ def test_typos_get_suggestions(source: str, message: str, hint: str | None) -> N
     assert error.hint == hint
 
 
+@pytest.mark.parametrize(
+    ("source", "message", "hint"),
+    [
+        ("today > '2026-11-11'", "`today` is a date and `'2026-11-11'` is text: they cannot "
+         "be compared", "write a date as date(2026, 11, 11)"),
+        ("txn.amount == '100'", "`txn.amount` is a number and `'100'` is text: they are never "
+         "equal", "write a number without quotes"),
+        ("txn.channel > 5", "`txn.channel` is text and `5` is a number: they cannot be "
+         "compared", "write text in quotes, as in txn.channel == 'online'"),
+        ("today < txn.at", "`today` is a date and `txn.at` is a date-time: they cannot be "
+         "compared", "compare dates with today or txn.date, times with txn.at"),
+        ("member.birthday != '1990-01-01'", "`member.birthday` is a date and `'1990-01-01'` is "
+         "text: they are never equal", "write a date as date(2026, 11, 11)"),
+    ],
+)
+def test_values_of_kinds_that_never_compare_are_refused(
+        source: str, message: str, hint: str) -> None:
+    """A date compared with text, or a number with text, is never equal (the rule silently
+    never applies) or raises on every purchase: refused at load, with how to write it."""
+    error = refusal(source)
+    assert str(error) == message
+    assert error.hint == hint
+
+
+@pytest.mark.parametrize("source", ["today > date(2026, 11, 11)", "txn.amount >= 300",
+                                    "member.birthday == today", "txn.store == None",
+                                    "txn.channel in ['app', 5]", "member.attrs.vip == 'yes'"])
+def test_values_of_one_kind_or_unknown_kind_compare(source: str) -> None:
+    """Only kinds the checker knows are held apart: attrs (the host's values), None and
+    membership tests load as before."""
+    lr.load_program(promotion(source))
+
+
 def test_typo_diagnostic_points_at_the_when_value() -> None:
     """The load error names the rule's `when:` path and the line and column of its value."""
     text = promotion("txn.chanel == 'app'")
@@ -669,13 +702,13 @@ def test_non_boolean_result_is_an_evaluation_error(when: str, shown: str, mode: 
 @pytest.mark.parametrize("mode", MODES)
 def test_runtime_error_names_rule_and_expression(mode: str) -> None:
     """A condition that raises is an EvaluationError naming the rule, never "not matched"."""
-    program = lr.load_program(promotion("txn.channel > 5"))
+    program = lr.load_program(promotion("member.attrs.level > 5"))  # (no such attribute)
     with pytest.raises(lr.EvaluationError) as info:
         run(program, mode)
     assert info.value.rule == "promo"
     assert str(info.value) == (
-        "rule 'promo' failed: `txn.channel > 5` raised TypeError: "
-        "'>' not supported between instances of 'str' and 'int'"
+        "rule 'promo' failed: `member.attrs.level > 5` raised TypeError: "
+        "'>' not supported between instances of 'NoneType' and 'int'"
     )
 
 

@@ -188,7 +188,7 @@ EXPRESSIONS = [
     "member.qualifying_spend / 3 > 1000",
     "abs(member.points - 500) < 200 or txn.quantity ** 2 > 9",
     "items[1].category == 'beauty'",
-    "txn.channel > 5",
+    "member.attrs.level > 5",
 ]
 
 

@@ -401,6 +401,7 @@ def _check(tree: ast.Expression, source: str,
                 type_of(child)
         if isinstance(node, ast.Compare):
             operands = [node.left, *node.comparators]
+            _same_kinds(operands, node.ops, [type_of(o) for o in operands], source)
             for k, op in enumerate(node.ops):
                 if isinstance(op, (ast.Is, ast.IsNot)) and (
                     _value_literal(operands[k]) or _value_literal(operands[k + 1])
@@ -433,6 +434,36 @@ def _check(tree: ast.Expression, source: str,
 
     type_of(tree.body)
     return frozenset(used)
+
+
+# What a compared value is, where the checker knows: values of different kinds are never
+# equal, and ordering them raises at run time (a date and the text '2026-11-11', say)
+_KINDS = {"money": "a number", "int": "a number", "str": "text", "str?": "text",
+          "date": "a date", "date?": "a date", "datetime": "a date-time"}
+
+
+def _same_kinds(operands: list[ast.expr], ops: list[ast.cmpop], types: list[str],
+                source: str) -> None:
+    for k, op in enumerate(ops):
+        if isinstance(op, (ast.In, ast.NotIn, ast.Is, ast.IsNot)):
+            continue
+        left, right = _KINDS.get(types[k]), _KINDS.get(types[k + 1])
+        if left is None or right is None or left == right:
+            continue
+        a = ast.get_source_segment(source, operands[k]) or "a value"
+        b = ast.get_source_segment(source, operands[k + 1]) or "a value"
+        never = "are never equal" if isinstance(op, (ast.Eq, ast.NotEq)) else \
+            "cannot be compared"
+        hint = None
+        if {left, right} == {"a date", "text"}:
+            hint = "write a date as date(2026, 11, 11)"
+        elif {left, right} == {"a number", "text"}:
+            text_side = operands[k] if left == "text" else operands[k + 1]
+            hint = "write a number without quotes" if isinstance(text_side, ast.Constant) \
+                else "write text in quotes, as in txn.channel == 'online'"
+        elif {left, right} == {"a date", "a date-time"}:
+            hint = "compare dates with today or txn.date, times with txn.at"
+        raise ExpressionError(f"`{a}` is {left} and `{b}` is {right}: they {never}", hint)
 
 
 class _DecimalLiterals(ast.NodeTransformer):
