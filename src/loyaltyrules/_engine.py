@@ -36,7 +36,15 @@ from ._lifecycle import (
     redemption_value,
     window_spend,
 )
-from ._member import MemberState, PointsLot, Transaction, coerce
+from ._member import (
+    RESERVED_IDS,
+    RESERVED_PREFIXES,
+    MemberState,
+    PointsLot,
+    Transaction,
+    coerce,
+    reserved_id,
+)
 from ._model import DiscountSpec
 from ._money import (
     DECIMAL_CONTEXT,
@@ -611,8 +619,11 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
     # attribute read costs about three dict reads (BaseModel.__getattr__ keeps Python 3.11
     # from specialising it), and this runs on every purchase
     fields = m.__dict__
-    if t.id in fields["recent_transactions"]:
-        raise AlreadyApplied(t.id)
+    txn_id = t.id
+    if (":" in txn_id and txn_id.startswith(RESERVED_PREFIXES)) or txn_id in RESERVED_IDS:
+        raise reserved_id(txn_id)  # (first: `refund:R1` is remembered, but not as a purchase)
+    if txn_id in fields["recent_transactions"]:
+        raise AlreadyApplied(txn_id)
     try:
         plan = program._plans.get(mode) or program.plan(mode)
     except AttributeError:  # (a path, a dict, None: a call made wrong)

@@ -466,6 +466,35 @@ def _same_kinds(operands: list[ast.expr], ops: list[ast.cmpop], types: list[str]
         raise ExpressionError(f"`{a}` is {left} and `{b}` is {right}: they {never}", hint)
 
 
+def tiers_named(expr: Expression) -> list[str]:
+    """The text literals ``expr`` compares a tier with (``tier == 'gold'``, ``member.tier in
+    ['gold', 'diamond']``): what the program's tier ids can be checked against at load."""
+    def is_tier(node: ast.AST) -> bool:
+        return (isinstance(node, ast.Name) and node.id == "tier") or (
+            isinstance(node, ast.Attribute) and node.attr == "tier"
+            and isinstance(node.value, ast.Name) and node.value.id == "member")
+
+    def texts(node: ast.AST) -> list[str]:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return [node.value]
+        if isinstance(node, (ast.List, ast.Tuple)):
+            return [e.value for e in node.elts
+                    if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+        return []
+
+    found: list[str] = []
+    for node in ast.walk(expr.tree):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            for k in range(len(node.ops)):
+                left, right = operands[k], operands[k + 1]
+                if is_tier(left):
+                    found += texts(right)
+                elif is_tier(right):
+                    found += texts(left)
+    return found
+
+
 class _DecimalLiterals(ast.NodeTransformer):
     """Turn float literals into exact Decimals, so ``amount * 0.1`` stays exact money."""
 
