@@ -506,6 +506,54 @@ def test_invalid_timezone_is_an_error() -> None:
     ]
 
 
+NOT_ZONES = [
+    ("localtime",
+     "'localtime' is the server's own time zone, so results would change from machine to "
+     "machine", "name the zone, e.g. Asia/Shanghai"),
+    ("UTC-8", "'UTC-8' is a UTC offset, not an IANA time zone name",
+     "did you mean Etc/GMT+8 (IANA writes UTC-8 with the sign reversed) or a city zone such "
+     "as America/Los_Angeles?"),
+    ("UTC+8", "'UTC+8' is a UTC offset, not an IANA time zone name",
+     "did you mean Etc/GMT-8 (IANA writes UTC+8 with the sign reversed) or a city zone such "
+     "as Asia/Shanghai?"),
+    ("'+08:00'", "'+08:00' is a UTC offset, not an IANA time zone name",
+     "did you mean Etc/GMT-8 (IANA writes UTC+8 with the sign reversed) or a city zone such "
+     "as Asia/Shanghai?"),
+    ("CST-8", "'CST-8' is a POSIX TZ string, not an IANA time zone name; it means UTC+8 "
+     "(POSIX reverses the sign)",
+     "name the zone, e.g. Asia/Shanghai for UTC+8 or America/Los_Angeles for UTC-8"),
+    ("CST+8", "'CST+8' is a POSIX TZ string, not an IANA time zone name; it means UTC-8 "
+     "(POSIX reverses the sign)",
+     "name the zone, e.g. Asia/Shanghai for UTC+8 or America/Los_Angeles for UTC-8"),
+    ("CST", "unknown time zone 'CST' (use an IANA name such as Asia/Shanghai)",
+     "did you mean Asia/Shanghai (China) or America/Chicago (US Central)?"),
+    ("asia/shanghai", "unknown time zone 'asia/shanghai' (use an IANA name such as "
+     "Asia/Shanghai)", "did you mean 'Asia/Shanghai'?"),
+    ("Tokyo", "unknown time zone 'Tokyo' (use an IANA name such as Asia/Shanghai)",
+     "did you mean 'Asia/Tokyo'?"),
+]
+
+
+@pytest.mark.parametrize(("zone", "message", "hint"), NOT_ZONES, ids=[z[0] for z in NOT_ZONES])
+def test_a_time_zone_that_is_not_an_iana_name_is_refused(zone: str, message: str,
+                                                         hint: str) -> None:
+    """`localtime` (the server's zone), offsets and POSIX TZ strings (whose sign dateutil
+    read either way) loaded before and made results depend on the machine or on a sign
+    convention; each is refused with what to write instead."""
+    error = program_error(
+        f"program: {{id: p, version: 1, currency: CNY, timezone: {zone}}}\ntiers: [{{id: b}}]\n")
+    assert [as_tuple(d) for d in error.diagnostics] == [
+        ("LR203", "program.timezone", 1, 55, message, hint)]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Etc/GMT-8", "America/New_York", "EST5EDT", "PRC"])
+def test_tz_database_names_load(zone: str) -> None:
+    """Every name of the tz database loads, links and fixed Etc/GMT zones included."""
+    program = load_program(
+        f"program: {{id: p, version: 1, currency: CNY, timezone: {zone}}}\ntiers: [{{id: b}}]\n")
+    assert str(program.zone) == zone
+
+
 @pytest.mark.parametrize(
     ("written", "rate"),
     [("8折", Decimal("0.20")), ("9.5折", Decimal("0.05")), ("20%", Decimal("0.20")),

@@ -7,12 +7,15 @@ nothing here reads the clock or the machine's zone.
 from __future__ import annotations
 
 import calendar
+import difflib
+import re
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta, tzinfo
 from functools import lru_cache
-from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from dateutil import tz as _dateutil_tz
+from dateutil.zoneinfo import get_zonefile_instance
 
 __all__ = [
     "birthday_change_blocks",
@@ -23,20 +26,139 @@ __all__ = [
 ]
 
 
+# Names in the tz database that are not a place: ``localtime`` is whatever the server's
+# /etc/localtime says (so results would change with the machine), the others are artefacts.
+_NOT_PLACES: Final = frozenset({"localtime", "posixrules", "Factory"})
+_ZONE_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*")
+# "UTC+8", "GMT-08:00", "+08:00", "UTC+0800": a fixed offset, not a zone
+_OFFSET: Final = re.compile(r"(?:UTC|GMT|Z)?\s*([+\-\u2212])\s*(\d{1,2})(?::?(\d{2}))?",
+                            re.IGNORECASE)
+# "CST-8", "CST+8", "EST5", "<+08>-8": a POSIX TZ string, whose sign is the reverse of ISO's
+_POSIX: Final = re.compile(
+    r"(?:[A-Za-z]{3,}|<[^>]*>)([+\-]?)(\d{1,2})(?::(\d{2}))?(?:[A-Za-z]{3,}.*)?")
+# a place for a designer's UTC offset (whole hours), to suggest instead of the offset
+_CITIES: Final = {
+    -10: "Pacific/Honolulu", -9: "America/Anchorage", -8: "America/Los_Angeles",
+    -7: "America/Denver", -6: "America/Chicago", -5: "America/New_York",
+    -4: "America/Halifax", -3: "America/Sao_Paulo", 0: "Europe/London", 1: "Europe/Berlin",
+    2: "Africa/Cairo", 3: "Europe/Moscow", 4: "Asia/Dubai", 5: "Asia/Karachi",
+    6: "Asia/Dhaka", 7: "Asia/Bangkok", 8: "Asia/Shanghai", 9: "Asia/Tokyo",
+    10: "Australia/Brisbane", 12: "Pacific/Auckland",
+}
+# abbreviations and names people write for a zone, with the zone(s) they usually mean
+_SAID: Final = {
+    "CST": "Asia/Shanghai (China) or America/Chicago (US Central)",
+    "BJT": "Asia/Shanghai", "BEIJING": "Asia/Shanghai", "CHINA": "Asia/Shanghai",
+    "JST": "Asia/Tokyo", "KST": "Asia/Seoul", "HKT": "Asia/Hong_Kong",
+    "SGT": "Asia/Singapore", "IST": "Asia/Kolkata (India) or Europe/Dublin (Ireland)",
+    "PST": "America/Los_Angeles", "PDT": "America/Los_Angeles",
+    "CDT": "America/Chicago", "EDT": "America/New_York", "BST": "Europe/London",
+    "CEST": "Europe/Berlin", "AEST": "Australia/Sydney",
+}
+
+
+@lru_cache(maxsize=1)
+def _system_zone_names() -> frozenset[str]:
+    return frozenset(available_timezones()) - _NOT_PLACES
+
+
+@lru_cache(maxsize=1)
+def _bundled_zones() -> Mapping[str, tzinfo]:
+    """dateutil's own copy of the tz database, for machines without one."""
+    zones: Mapping[str, tzinfo] = get_zonefile_instance().zones
+    return zones
+
+
+def _is_zone_name(name: str) -> bool:
+    """Exactly a tz database name (case included: a case-insensitive disk would otherwise
+    accept ``asia/shanghai`` on one machine and refuse it on another)."""
+    if name in _NOT_PLACES or name.startswith(("posix/", "right/")):
+        return False
+    return name in _system_zone_names() or name in _bundled_zones()
+
+
 @lru_cache(maxsize=64)
 def load_zone(name: str) -> tzinfo:
-    """An IANA zone; falls back to dateutil's bundled database when the OS has no tzdata."""
+    """The tz database (IANA) zone of that name, such as ``Asia/Shanghai`` or ``UTC``.
+
+    Only names of the tz database are accepted — not ``localtime`` (the server's own zone),
+    offsets (``UTC+8``) or POSIX TZ strings (``CST-8``), whose meaning depends on the reader.
+    Falls back to dateutil's bundled database when the machine has no tz data.
+    """
     if not isinstance(name, str) or not name or name.startswith(("/", ".")) or ".." in name:
         raise ValueError(f"not an IANA time zone name: {name!r}")
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = _dateutil_tz.gettz(name)
-        if zone is None:
-            raise ValueError(
-                f"unknown time zone {name!r} (use an IANA name such as Asia/Shanghai)"
-            ) from None
-        return zone
+    if _ZONE_NAME.fullmatch(name) and _is_zone_name(name):
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            return _bundled_zones()[name]
+    raise ValueError(_not_a_zone(name))
+
+
+def _offset_text(minutes: int) -> str:
+    sign = "+" if minutes >= 0 else "-"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"UTC{sign}{hours}" + (f":{rest:02d}" if rest else "")
+
+
+def _offset_hint(minutes: int) -> str:
+    """Where to go for a fixed UTC offset: the Etc/GMT zone (sign reversed) or a city."""
+    city = _CITIES.get(minutes // 60) if minutes % 60 == 0 else None
+    if minutes == 0:
+        return "did you mean UTC or a city zone such as Europe/London?"
+    if minutes % 60 == 0 and -12 * 60 <= minutes <= 14 * 60:
+        etc = f"Etc/GMT{'-' if minutes > 0 else '+'}{abs(minutes) // 60}"
+        such = f" such as {city}" if city else ""
+        return f"did you mean {etc} (IANA writes {_offset_text(minutes)} with the sign " \
+               f"reversed) or a city zone{such}?"
+    if minutes == 330:
+        return "did you mean Asia/Kolkata?"
+    return "name the zone, e.g. Asia/Shanghai"
+
+
+def _not_a_zone(name: str) -> str:
+    """Why ``name`` is refused, with a suggestion after " — " where one can be made."""
+    text = name.strip()
+    if text == "localtime":
+        return ("'localtime' is the server's own time zone, so results would change from "
+                "machine to machine — name the zone, e.g. Asia/Shanghai")
+    if text in _NOT_PLACES:
+        return f"{text!r} is not a place's time zone — name the zone, e.g. Asia/Shanghai"
+    offset = _OFFSET.fullmatch(text)
+    if offset:
+        sign = -1 if offset[1] in "-\u2212" else 1
+        minutes = sign * (int(offset[2]) * 60 + int(offset[3] or 0))
+        return (f"{name!r} is a UTC offset, not an IANA time zone name — "
+                + _offset_hint(minutes))
+    posix = _POSIX.fullmatch(text)
+    if posix and text.upper() not in _SAID:
+        # POSIX counts hours *west* of Greenwich: CST-8 is UTC+8
+        hours = int(posix[2])
+        minutes = (1 if posix[1] == "-" else -1) * (hours * 60 + int(posix[3] or 0))
+        east, west = _CITIES.get(hours, "Asia/Shanghai"), _CITIES.get(-hours)
+        both = f"{east} for UTC+{hours}" + (f" or {west} for UTC-{hours}" if west else "")
+        return (f"{name!r} is a POSIX TZ string, not an IANA time zone name; it means "
+                f"{_offset_text(minutes)} (POSIX reverses the sign) — name the zone, e.g. {both}")
+    message = f"unknown time zone {name!r} (use an IANA name such as Asia/Shanghai)"
+    said = _SAID.get(text.upper())
+    if said:
+        return f"{message} — did you mean {said}?"
+    close = _close_zone(text)
+    return f"{message} — did you mean {close!r}?" if close else message
+
+
+def _close_zone(text: str) -> str | None:
+    """A tz database name the designer probably meant: another case, a city, or a typo."""
+    names = sorted(_system_zone_names() | set(_bundled_zones()))
+    wanted = text.removeprefix("posix/").removeprefix("right/").replace(" ", "_")
+    by_lower = {n.lower(): n for n in names}
+    if wanted.lower() in by_lower:
+        return by_lower[wanted.lower()]
+    cities = {n.rsplit("/", 1)[-1].lower(): n for n in names if "/" in n}
+    if wanted.lower() in cities:
+        return cities[wanted.lower()]
+    close = difflib.get_close_matches(wanted, names, n=1, cutoff=0.8)
+    return close[0] if close else None
 
 
 def birthday_in_year(birthday: date, year: int, feb29: Literal["feb28", "mar1"]) -> date:
