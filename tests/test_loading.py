@@ -554,6 +554,36 @@ def test_tz_database_names_load(zone: str) -> None:
     assert str(program.zone) == zone
 
 
+SCHEDULE_PROBLEMS = [
+    ("'FREQ=DAILY;BYHOUR=10'",
+     "a schedule selects whole days, so BYHOUR cannot be used (use a window for times of day)",
+     "for hours of every scheduled day, add a condition such as when: 10 <= txn.hour < 12"),
+    ("'freq=weekly;byday=we;byminute=0;bysecond=0'",
+     "a schedule selects whole days, so BYMINUTE and BYSECOND cannot be used (use a window "
+     "for times of day)",
+     "for hours of every scheduled day, add a condition such as when: 10 <= txn.hour < 12"),
+    ("{bymonthday: 8}",
+     "a schedule needs freq: yearly, monthly, weekly or daily (or one rrule string)", None),
+    ("{freq: monthly, rrule: 'FREQ=WEEKLY'}",
+     "give either an rrule string or freq (with by… fields), not both", None),
+    ("{rrule: 'FREQ=MONTHLY', bymonthday: 8}",
+     "bymonthday goes with freq; with an rrule string, write it inside the string", None),
+]
+
+
+@pytest.mark.parametrize(("schedule", "message", "hint"), SCHEDULE_PROBLEMS,
+                         ids=[s[0] for s in SCHEDULE_PROBLEMS])
+def test_a_schedule_says_what_is_wrong_with_it(schedule: str, message: str,
+                                               hint: str | None) -> None:
+    """An RRULE's BYHOUR/BYMINUTE/BYSECOND was silently ignored (the rule applied all day);
+    a schedule without freq was told "not both"; by… keys beside an rrule string were
+    ignored. Each is refused at the schedule, saying what is wrong."""
+    error = program_error(META + "tiers: [{id: b}]\npromotions:\n"
+                          f"  - {{id: p, bonus_points: 5, schedule: {schedule}}}\n")
+    assert [as_tuple(d) for d in error.diagnostics] == [
+        ("LR203", "promotions[0].schedule", 4, 40, message, hint)]
+
+
 @pytest.mark.parametrize(
     ("written", "rate"),
     [("8折", Decimal("0.20")), ("9.5折", Decimal("0.05")), ("20%", Decimal("0.20")),

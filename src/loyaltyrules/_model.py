@@ -499,8 +499,17 @@ class Schedule(_Strict):
 
     @model_validator(mode="after")
     def _valid(self) -> Schedule:
-        if (self.rrule is None) == (self.freq is None):
+        if self.rrule is not None and self.freq is not None:
             raise ValueError("give either an rrule string or freq (with by… fields), not both")
+        if self.rrule is None and self.freq is None:
+            raise ValueError("a schedule needs freq: yearly, monthly, weekly or daily "
+                             "(or one rrule string)")
+        given = [k for k in ("bymonth", "bymonthday", "byweekday", "bysetpos")
+                 if getattr(self, k) is not None] + (["interval"] if self.interval != 1 else [])
+        if self.rrule is not None and given:
+            verb, them = ("goes", "it") if len(given) == 1 else ("go", "them")
+            raise ValueError(f"{' and '.join(given)} {verb} with freq; with an rrule string, "
+                             f"write {them} inside the string")
         if self.bymonthday is not None and 0 in self.bymonthday:
             raise ValueError("bymonthday counts 1…31 from the start of the month or -1…-31 "
                              "from its end; 0 is not a day")
@@ -529,6 +538,14 @@ class Schedule(_Strict):
             if re.search(r"FREQ\s*=\s*(HOURLY|MINUTELY|SECONDLY)", text, re.IGNORECASE):
                 raise ValueError("a schedule selects days: FREQ is YEARLY, MONTHLY, WEEKLY or "
                                  "DAILY (use a window for times of day)")
+            # dateutil would keep these, but a schedule only asks "is today one of the days?"
+            timed = [p.split("=", 1)[0].strip().upper() for p in text.split(";")]
+            timed = [k for k in ("BYHOUR", "BYMINUTE", "BYSECOND") if k in timed]
+            if timed:
+                raise ValueError(
+                    f"a schedule selects whole days, so {' and '.join(timed)} cannot be used "
+                    "(use a window for times of day) — for hours of every scheduled day, add "
+                    "a condition such as when: 10 <= txn.hour < 12")
             return rule
         assert self.freq is not None
         return _rrule.rrule(
