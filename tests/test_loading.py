@@ -584,6 +584,45 @@ def test_a_schedule_says_what_is_wrong_with_it(schedule: str, message: str,
         ("LR203", "promotions[0].schedule", 4, 40, message, hint)]
 
 
+CALENDAR_PROBLEMS = [
+    ("window: {start: 0001-01-01}", "promotions[0].window.start", 46,
+     "must be from 1900-01-01 to 8999-12-31 (got 0001-01-01)"),
+    ("window: {start: 9999-12-31}", "promotions[0].window.start", 46,
+     "must be from 1900-01-01 to 8999-12-31 (got 9999-12-31)"),
+    ("window: {start: '0001-01-01T00:00+14:00'}", "promotions[0].window.start", 46,
+     "must be from 1900-01-01 to 8999-12-31 (got 0001-01-01T00:00:00+14:00)"),
+    ("window: {end: 9999-12-30}", "promotions[0].window.end", 44,
+     "must be from 1900-01-01 to 8999-12-31, or 9999-12-31 for no end (got 9999-12-30)"),
+    ("schedule: {freq: daily, start: 9995-01-01}", "promotions[0].schedule.start", 61,
+     "must be from 1900-01-01 to 8999-12-31 (got 9995-01-01)"),
+]
+
+
+@pytest.mark.parametrize(("written", "where", "column", "message"), CALENDAR_PROBLEMS,
+                         ids=[c[0] for c in CALENDAR_PROBLEMS])
+def test_window_and_schedule_dates_outside_the_accepted_years_are_refused(
+        written: str, where: str, column: int, message: str) -> None:
+    """A window starting in year 1 or ending 9999-12-30 loaded, then `loyaltyrules check`
+    crashed (OverflowError) and every purchase was refused; such dates are refused at load,
+    with the years transactions accept (a date-only end 9999-12-31 still means no end)."""
+    error = program_error(META + "tiers: [{id: b}]\npromotions:\n"
+                          f"  - {{id: p, bonus_points: 5, {written}}}\n")
+    assert [as_tuple(d) for d in error.diagnostics] == [("LR203", where, 4, column, message, None)]
+
+
+def test_windows_and_schedules_may_reach_the_edges_of_the_calendar() -> None:
+    """1900-01-01 … 8999-12-31 load, a date-only end 9999-12-31 is a window without end, and
+    a schedule may start on 29 February (its ten-year look-ahead used to fail on it)."""
+    program = load_program(META + "tiers: [{id: b}]\npromotions:\n"
+                           "  - {id: p, bonus_points: 5, window: {start: 1900-01-01, "
+                           "end: 8999-12-31}}\n"
+                           "  - {id: q, bonus_points: 5, window: {end: 9999-12-31}}\n"
+                           "  - {id: r, bonus_points: 5, schedule: {freq: yearly, "
+                           "start: 2024-02-29}}\n")
+    window = program.model.promotions[1].window
+    assert window is not None and window.bounds(program.zone) == (None, None)
+
+
 @pytest.mark.parametrize(
     ("written", "rate"),
     [("8折", Decimal("0.20")), ("9.5折", Decimal("0.05")), ("20%", Decimal("0.20")),

@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -408,6 +409,8 @@ class DiscountSpec(_Strict):
 
 
 _WINDOW_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_EARLIEST_DAY = date(1900, 1, 1).toordinal()
+_LATEST_DAY = date(8999, 12, 31).toordinal()
 
 
 def _window_point(value: Any) -> Any:
@@ -438,6 +441,19 @@ class Window(_Strict):
 
     start: WindowPoint | None = None
     end: WindowPoint | None = None
+
+    @field_validator("start", "end")
+    @classmethod
+    def _in_calendar(cls, value: date | datetime | None, info: ValidationInfo) -> Any:
+        # transactions are accepted from 1900 to 8999, and every instant the engine derives
+        # from a window must stay in Python's calendar
+        if value is None or _EARLIEST_DAY <= value.toordinal() <= _LATEST_DAY:
+            return value
+        if info.field_name == "end" and value == date.max:
+            return value  # "until 9999-12-31" means no end
+        written = value.isoformat()
+        open_end = ", or 9999-12-31 for no end" if info.field_name == "end" else ""
+        raise ValueError(f"must be from 1900-01-01 to 8999-12-31{open_end} (got {written})")
 
     def bounds(self, zone: tzinfo) -> tuple[datetime | None, datetime | None]:
         return _instant(self.start, zone, end=False), _instant(self.end, zone, end=True)
@@ -497,6 +513,13 @@ class Schedule(_Strict):
             return out
         return value
 
+    @field_validator("start")
+    @classmethod
+    def _start_in_calendar(cls, value: date) -> date:
+        if not _EARLIEST_DAY <= value.toordinal() <= _LATEST_DAY:
+            raise ValueError(f"must be from 1900-01-01 to 8999-12-31 (got {value})")
+        return value
+
     @model_validator(mode="after")
     def _valid(self) -> Schedule:
         if self.rrule is not None and self.freq is not None:
@@ -514,7 +537,7 @@ class Schedule(_Strict):
             raise ValueError("bymonthday counts 1…31 from the start of the month or -1…-31 "
                              "from its end; 0 is not a day")
         rule = self.build()
-        horizon = datetime.combine(self.start, time(0)).replace(year=self.start.year + 10)
+        horizon = datetime.combine(self.start, time(0)) + timedelta(days=3653)  # ten years
         if rule.replace(until=horizon).after(datetime.combine(self.start, time(0)),
                                              inc=True) is None:
             raise ValueError("this schedule selects no day in ten years (e.g. 30 February)")
