@@ -645,6 +645,23 @@ def test_rate_out_of_range_hints_at_a_percentage() -> None:
     ]
 
 
+def test_a_lone_surrogate_is_a_program_error_not_a_unicode_error() -> None:
+    """A lone surrogate in a program's text made load_program raise UnicodeEncodeError from
+    the content hash; from YAML it is LR101 with a position, from a dict LR203 at its path."""
+    error = program_error(META.replace("}", ', name: "\\ud800"}') + "tiers: [{id: b}]\n")
+    assert [as_tuple(d) for d in error.diagnostics] == [
+        ("LR101", "program.name", 1, 76,
+         "\\ud800 on its own is not a character (it is half of a UTF-16 surrogate pair)",
+         "write the character itself, or a \\U0001F600-style escape")]
+    data = {"program": {"id": "p", "version": "1", "currency": "CNY",
+                        "timezone": "Asia/Shanghai", "name": "\ud800"},
+            "tiers": [{"id": "b"}]}
+    assert [as_tuple(d) for d in program_error(data).diagnostics] == [
+        ("LR203", "program.name", None, None,
+         "\\ud800 on its own is not a character (it is half of a UTF-16 surrogate pair)",
+         None)]
+
+
 # -- YAML-level and file errors --------------------------------------------------------------
 
 

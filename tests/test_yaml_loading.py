@@ -407,6 +407,24 @@ def test_control_characters_are_refused() -> None:
     assert (diagnostic.line, diagnostic.column) == (2, 5)
 
 
+def test_a_lone_surrogate_escape_is_refused_where_it_was_written() -> None:
+    """`name: "\\ud800"` is half a character: it is LR101 at the value (before, the content
+    hash raised a bare UnicodeEncodeError), in a key too, and every one is reported."""
+    error = error_of('a: "x\\ud800"\n"\\udc00": 1\n')
+    assert [str(d) for d in error.diagnostics] == [
+        "shop.yaml:1:4: a: \\ud800 on its own is not a character (it is half of a UTF-16 "
+        "surrogate pair) — write the character itself, or a \\U0001F600-style escape [LR101]",
+        "shop.yaml:2:1: (top level): \\udc00 on its own is not a character (it is half of a "
+        "UTF-16 surrogate pair) — write the character itself, or a \\U0001F600-style escape "
+        "[LR101]",
+    ]
+
+
+def test_a_surrogate_pair_escape_is_one_character() -> None:
+    """`"\\ud83d\\ude00"` (as JSON writes 😀) is read as the one character it spells."""
+    assert load('a: "\\ud83d\\ude00 \\U0001F600"\n') == {"a": "😀 😀"}
+
+
 # -- positions ------------------------------------------------------------------------------
 
 POSITIONED = """\

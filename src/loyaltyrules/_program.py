@@ -224,12 +224,37 @@ def _build(data: Any, smap: SourceMap) -> Program:
         model = ProgramModel.model_validate(dict(data))
     except ValidationError as exc:
         problems += _pydantic_diagnostics(exc, data, smap)
+    # YAML reports these itself, with positions; a dict may hold them too, and the content
+    # hash could not encode them (a field's own check, say a when:'s, may have said so already)
+    reported = {d.path for d in problems}
+    problems += [
+        smap.diagnostic("LR203", f"\\u{ord(char):04x} on its own is not a character (it is "
+                        "half of a UTF-16 surrogate pair)", path)
+        for path, char in _lone_surrogates(data, ()) if path not in reported]
     # consistency checks run on every part that validated, so one load reports everything
     problems += _cross_checks(_Parts(data), smap)
     if problems or model is None:
         problems.sort(key=lambda d: (d.line or 0, d.column or 0))
         raise ProgramError(problems)
     return Program(model, source=smap.source, source_map=smap)
+
+
+def _lone_surrogates(value: Any, path: tuple[str | int, ...],
+                     depth: int = 0) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Where text holds a surrogate code point (not a character, not encodable as UTF-8)."""
+    if isinstance(value, str):
+        found = next((c for c in value if "\ud800" <= c <= "\udfff"), None)
+        if found is not None:
+            yield path, found
+    elif depth > 100:  # pragma: no cover - deeper than any program; the model refuses it
+        return
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _lone_surrogates(key, path, depth + 1)
+            yield from _lone_surrogates(item, (*path, str(key)), depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _lone_surrogates(item, (*path, index), depth + 1)
 
 
 # --- turning pydantic's errors into designer-facing diagnostics ---------------------------

@@ -423,7 +423,7 @@ class _Converter:
                 path,
             )
             return None
-        text = str(node.value)
+        text = self._text(node, path)
         if node.tag == _PLAIN and text == "<<":
             self._report(
                 "LR109",
@@ -437,8 +437,37 @@ class _Converter:
             return None
         return text
 
-    def _scalar(self, node: ScalarNode, path: _Path) -> Any:
+    def _text(self, node: ScalarNode, path: _Path) -> str:
+        """The scalar's text, ``"\\ud83d\\ude00"`` escapes joined into the one character they
+        spell; a lone surrogate escape (``"\\ud800"``) is reported: it is not a character,
+        and could not even be written as UTF-8 (the content hash would fail on it)."""
         text = str(node.value)
+        if not any("\ud800" <= c <= "\udfff" for c in text):
+            return text
+        out: list[str] = []
+        i = 0
+        while i < len(text):
+            high, low = text[i], text[i + 1 : i + 2]
+            if "\ud800" <= high <= "\udbff" and "\udc00" <= low <= "\udfff":
+                out.append(chr(0x10000 + ((ord(high) - 0xD800) << 10) + (ord(low) - 0xDC00)))
+                i += 2
+            elif "\ud800" <= high <= "\udfff":
+                self._report(
+                    "LR101",
+                    f"\\u{ord(high):04x} on its own is not a character (it is half of a "
+                    "UTF-16 surrogate pair)",
+                    node.start_mark,
+                    path,
+                    hint="write the character itself, or a \\U0001F600-style escape",
+                )
+                return text
+            else:
+                out.append(high)
+                i += 1
+        return "".join(out)
+
+    def _scalar(self, node: ScalarNode, path: _Path) -> Any:
+        text = self._text(node, path)
         tag = node.tag
         if tag == _STR:
             return text
