@@ -586,6 +586,32 @@ def test_oversized_file_is_refused(tmp_path: Path) -> None:
     assert [d.code for d in info.value.diagnostics] == ["LR102"]
 
 
+def test_a_huge_file_is_refused_without_being_read(tmp_path: Path) -> None:
+    """A 10 GB (sparse) program file is refused from its size; before, the whole file was
+    read into memory first (`loyaltyrules validate` of a huge file: MemoryError)."""
+    path = tmp_path / "huge.yaml"
+    with path.open("wb") as handle:
+        handle.truncate(10_000_000_000)
+    start = time.perf_counter()
+    with pytest.raises(lr.ProgramError) as info:
+        lr.load_program(path)
+    assert time.perf_counter() - start < BUDGET
+    assert [str(d) for d in info.value.diagnostics] == [
+        f"{path}: (top level): file is 10,000,000,000 bytes; programs are limited to "
+        "1,000,000 bytes [LR102]"]
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_an_endless_file_is_refused_after_the_limit() -> None:
+    """A file with no size (a device, a pipe) is read only up to the limit: /dev/zero gives
+    LR102 at once instead of filling memory."""
+    with pytest.raises(lr.ProgramError) as info:
+        lr.load_program(Path("/dev/zero"))
+    assert [str(d) for d in info.value.diagnostics] == [
+        "/dev/zero: (top level): file is larger than 1,000,000 bytes; programs are limited to "
+        "1,000,000 bytes [LR102]"]
+
+
 def test_many_large_when_values_stay_fast() -> None:
     """Hundreds of maximum-size expressions in one program still load within the budget."""
     expr = " and ".join(["txn.amount > 1"] * 13)

@@ -26,7 +26,7 @@ from ._errors import Diagnostic, ProgramError
 from ._expressions import Expression
 from ._model import Behaviour, EarnRule, Meta, Multiplier, Perk, ProgramModel, Rule, Tier
 from ._money import exact, parse_money, quantum
-from ._yaml import SourceMap, load_yaml
+from ._yaml import SourceMap, load_yaml, read_source
 
 __all__ = ["Program", "load_program"]
 
@@ -186,7 +186,7 @@ def load_program(source: str | Path | Mapping[str, Any]) -> Program:
     if isinstance(source, Path) or _looks_like_path(source):
         path = Path(source)
         try:
-            raw = path.read_bytes()
+            raw = read_source(path)
         except OSError as exc:
             raise ProgramError(
                 [Diagnostic("LR001", f"cannot read the program: {exc.strerror or exc}",

@@ -11,10 +11,13 @@ graph is converted here, with limits on size, aliases and depth so that hostile 
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -38,6 +41,7 @@ __all__ = [
     "Position",
     "SourceMap",
     "load_yaml",
+    "read_source",
 ]
 
 MAX_SOURCE_BYTES: Final = 1_000_000
@@ -49,6 +53,7 @@ MAX_NODES: Final = 200_000
 MAX_DEPTH: Final = 64
 """Collection nesting depth; keeps recursion (ours and PyYAML's) bounded."""
 
+_BOM: Final = b"\xef\xbb\xbf"
 _MAX_NUMBER_CHARS: Final = 100
 """Longer numerals are refused: nothing in a loyalty program needs them, and huge ints are slow."""
 _MAX_EXPONENT: Final = 1000
@@ -546,7 +551,7 @@ class _Converter:
 def _decode(text: str | bytes, source: str) -> str:
     """Text of the program, with size checked on the encoded form and any BOM dropped."""
     if isinstance(text, bytes):
-        raw = text[3:] if text.startswith(b"\xef\xbb\xbf") else text
+        raw = text[len(_BOM):] if text.startswith(_BOM) else text
         _check_size(len(raw), source)
         try:
             return raw.decode("utf-8")
@@ -567,6 +572,29 @@ def _decode(text: str | bytes, source: str) -> str:
         text = text[1:]
     _check_size(len(text.encode("utf-8", "surrogatepass")), source)
     return text
+
+
+def read_source(path: Path) -> bytes:
+    """A program file's bytes, never reading more than the size limit allows: a huge file
+    (or ``/dev/zero``) is refused with LR102 instead of being read into memory.
+
+    Raises :class:`OSError` when the file cannot be opened or read."""
+    limit = MAX_SOURCE_BYTES + len(_BOM)  # the limit counts the text after a byte-order mark
+    with path.open("rb") as handle:
+        status = os.fstat(handle.fileno())
+        if stat.S_ISREG(status.st_mode) and status.st_size > limit:
+            _check_size(status.st_size, str(path))
+        raw = handle.read(limit + 1)
+    if len(raw) > limit:  # not a regular file, or one that grew: its size is unknown
+        raise _fail(
+            Diagnostic(
+                code="LR102",
+                message=f"file is larger than {MAX_SOURCE_BYTES:,} bytes; programs are "
+                f"limited to {MAX_SOURCE_BYTES:,} bytes",
+                source=str(path),
+            )
+        )
+    return raw
 
 
 def _check_size(size: int, source: str) -> None:
