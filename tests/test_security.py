@@ -10,6 +10,7 @@ Add new attacks to the tables below; each row says in which phase it must be ref
 from __future__ import annotations
 
 import builtins
+import importlib.util
 import json
 import time
 import types
@@ -610,6 +611,58 @@ def test_an_endless_file_is_refused_after_the_limit() -> None:
     assert [str(d) for d in info.value.diagnostics] == [
         "/dev/zero: (top level): file is larger than 1,000,000 bytes; programs are limited to "
         "1,000,000 bytes [LR102]"]
+
+
+HEAD_PROGRAM = {"id": "sec", "version": "1", "currency": "CNY", "timezone": "Asia/Shanghai"}
+
+
+def _timed_refusal(data: dict[str, Any]) -> tuple[float, lr.ProgramError]:
+    start = time.perf_counter()
+    with pytest.raises(lr.ProgramError) as info:
+        lr.load_program(data)
+    return time.perf_counter() - start, info.value
+
+
+def test_a_program_with_thousands_of_tiers_is_refused_at_once() -> None:
+    """2,000 tiers took 4.4 s to load (20,000: minutes and gigabytes: each tier's
+    qualification was compiled with every tier above it); more than 100 are refused."""
+    tiers = [{"id": "t0"}] + [{"id": f"t{i}", "qualify": {"spend": i}} for i in range(1, 2000)]
+    elapsed, error = _timed_refusal({"program": HEAD_PROGRAM, "tiers": tiers})
+    assert elapsed < BUDGET
+    assert [str(d) for d in error.diagnostics] == [
+        "<dict>: tiers: a program has at most 100 tiers (got 2,000) — real programs have "
+        "fewer than ten [LR203]"]
+    lr.load_program({"program": HEAD_PROGRAM, "tiers": tiers[:100]})
+
+
+def test_thousands_of_mistakes_are_reported_quickly() -> None:
+    """Reporting scaled with the square of the mistakes: 2,000 empty category names took
+    8 s (each checked against every other error), 2,000 misspelt perks among 2,000 declared
+    took a minute of did-you-mean searching. Every mistake is still reported."""
+    elapsed, error = _timed_refusal({
+        "program": HEAD_PROGRAM, "tiers": [{"id": "basic"}],
+        "promotions": [{"id": "p", "bonus_points": 1, "categories": [""] * 2000}]})
+    assert elapsed < BUDGET and len(error.diagnostics) == 2000
+    elapsed, error = _timed_refusal({
+        "program": HEAD_PROGRAM, "perks": [{"id": f"perk{i}"} for i in range(2000)],
+        "tiers": [{"id": "basic", "perks": [f"prek{i}" for i in range(2000)]}]})
+    assert elapsed < BUDGET and len(error.diagnostics) == 2000
+    assert error.diagnostics[0].hint == "did you mean 'perk0'?"
+
+
+def test_a_thousand_promotions_load_within_the_budget() -> None:
+    """The benchmark's 1,000-promotion program (benchmarks/promotions.py) loads in well
+    under a second: no section costs the square of its length."""
+    spec = importlib.util.spec_from_file_location(
+        "_promotions_benchmark", Path(__file__).resolve().parent.parent / "benchmarks"
+        / "promotions.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    start = time.perf_counter()
+    program = module.many_promotions_program(1000)
+    assert time.perf_counter() - start < BUDGET / 2
+    assert len(program.model.promotions) == 1000
 
 
 def test_many_large_when_values_stay_fast() -> None:

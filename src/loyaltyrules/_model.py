@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from dateutil import rrule as _rrule
 from pydantic import (
@@ -33,6 +33,7 @@ from ._expressions import Expression, ExpressionError, parse_expression
 from ._money import RoundingMode, minor_units, parse_money, parse_rate
 
 __all__ = [
+    "MAX_TIERS",
     "BirthdayPolicy",
     "DiscountPolicy",
     "DiscountSpec",
@@ -407,6 +408,10 @@ class DiscountSpec(_Strict):
             return "percent"
         return "amount" if self.amount is not None else "threshold"
 
+
+MAX_TIERS: Final = 100
+"""More tiers are refused: real programs have fewer than ten, and every tier adds work to
+each evaluation (and to loading, for every tier above it)."""
 
 _WINDOW_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _EARLIEST_DAY = date(1900, 1, 1).toordinal()
@@ -793,7 +798,7 @@ class ProgramModel(_Strict):
     """The whole program, top to bottom in the order a designer explains it."""
 
     program: Meta
-    tiers: tuple[Tier, ...] = Field(min_length=1)
+    tiers: tuple[Tier, ...] = Field(min_length=1, max_length=MAX_TIERS)
     perks: tuple[Perk, ...] = ()
     earn: tuple[EarnRule, ...] = ()
     multipliers: tuple[Multiplier, ...] = ()
@@ -811,3 +816,12 @@ class ProgramModel(_Strict):
     invariants: tuple[Invariant, ...] = ()
     lint: LintSettings = LintSettings()
     policies: Policies = Policies()
+
+    @field_validator("tiers", mode="before")
+    @classmethod
+    def _few_tiers(cls, value: Any) -> Any:
+        # checked before the tiers themselves, so a huge list is refused at once
+        if isinstance(value, (list, tuple)) and len(value) > MAX_TIERS:
+            raise ValueError(f"a program has at most {MAX_TIERS} tiers (got {len(value):,}) — "
+                             "real programs have fewer than ten")
+        return value

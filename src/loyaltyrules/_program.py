@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -310,17 +310,18 @@ def _flatten_args(annotation: Any) -> Iterator[Any]:
 
 def _pydantic_diagnostics(exc: ValidationError, data: Any, smap: SourceMap) -> Iterator[Diagnostic]:
     seen: set[tuple[tuple[str | int, ...], str]] = set()
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    # the locations that hold another error deeper inside (computed once: a list of
+    # thousands of bad entries must not cost thousands squared)
+    inner = {tuple(e["loc"])[:n] for e in errors for n in range(len(e["loc"]))}
+    for err in errors:
         loc = tuple(err["loc"])
         path = _data_path(loc, data)
         kind = err["type"]
         message = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
         hint = None
         code = "LR203"
-        if kind == "too_short" and any(
-            tuple(e["loc"])[: len(loc)] == loc and len(e["loc"]) > len(loc)
-            for e in exc.errors(include_url=False)
-        ):
+        if kind == "too_short" and loc in inner:
             continue  # "no tiers left" only because a tier inside was wrong: said already
         if kind == "expression":
             code = "LR301"
@@ -416,9 +417,21 @@ def _number(value: Any) -> Decimal | None:
         return None
 
 
+_SUGGESTION_WORK: Final = 20_000
+"""Word-to-id comparisons that did-you-mean hints may make in one load: each hint compares a
+word with every id, so thousands of misspelt references to thousands of ids would otherwise
+take minutes to report (a real program's hints cost a few hundred)."""
+
+
 def _cross_checks(parts: _Parts, smap: SourceMap) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     tier_ids, perk_ids = parts.tier_ids, parts.perk_ids
+    known_tiers, known_perks = set(tier_ids), set(perk_ids)
+    budget = [_SUGGESTION_WORK]
+
+    def suggest(word: str, choices: list[str]) -> str | None:
+        budget[0] -= len(choices)
+        return _suggest(word, choices) if budget[0] >= 0 else None
 
     def dupes(section: str, ids: list[tuple[int, str]]) -> None:
         first: dict[str, int] = {}
@@ -463,13 +476,13 @@ def _cross_checks(parts: _Parts, smap: SourceMap) -> list[Diagnostic]:
             else [(path, refs)]
         for where, ref in named:
             if isinstance(ref, (str, int)) and not isinstance(ref, bool) \
-                    and str(ref) not in tier_ids:
+                    and str(ref) not in known_tiers:
                 out.append(smap.diagnostic("LR402", f"unknown tier {str(ref)!r}", where,
-                                           _suggest(str(ref), tier_ids)))
+                                           suggest(str(ref), tier_ids)))
 
     def perk_ref(path: tuple[str | int, ...], ref: Any) -> None:
-        if isinstance(ref, (str, int)) and str(ref) not in perk_ids:
-            hint = _suggest(str(ref), perk_ids) or "declare it under perks:"
+        if isinstance(ref, (str, int)) and str(ref) not in known_perks:
+            hint = suggest(str(ref), perk_ids) or "declare it under perks:"
             out.append(smap.diagnostic("LR403", f"unknown perk {str(ref)!r}", path, hint))
 
     # references and tier order are checked on the raw items, so an item with a shape
