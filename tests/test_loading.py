@@ -722,6 +722,27 @@ def test_rules_that_would_share_a_usage_limit_are_refused(
         ("LR401", where, message)]
 
 
+def test_duplicate_reward_signal_and_invariant_ids_are_refused() -> None:
+    """Two rewards, signals or invariants of one id loaded silently (the second reward could
+    never be redeemed by id); each is LR401 at the second id, like tiers and perks."""
+    error = program_error(META + """tiers: [{id: b}]
+rewards:
+  - {id: mug, points: 100}
+  - {id: mug, points: 200}
+signals:
+  - {id: lapse, on: no_purchase, days: 90}
+  - {id: lapse, on: no_purchase, days: 180}
+invariants:
+  - {id: sane, expect: decision.points_total >= 0}
+  - {id: sane, expect: decision.total_discount >= 0}
+""")
+    assert [as_tuple(d) for d in error.diagnostics] == [
+        ("LR401", "rewards[1].id", 5, 10, "duplicate id 'mug' (also rewards[0])", None),
+        ("LR401", "signals[1].id", 8, 10, "duplicate id 'lapse' (also signals[0])", None),
+        ("LR401", "invariants[1].id", 11, 10, "duplicate id 'sane' (also invariants[0])", None),
+    ]
+
+
 TWO_TIERS = META + "tiers: [{id: basic}, {id: gold, qualify: {spend: 100}}]\nperks: [{id: gift}]\n"
 
 

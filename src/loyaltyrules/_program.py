@@ -24,7 +24,19 @@ from ._compile import Mode, Plan, build_plan
 from ._decision import ProgramRef, build
 from ._errors import Diagnostic, ProgramError
 from ._expressions import Expression
-from ._model import Behaviour, EarnRule, Meta, Multiplier, Perk, ProgramModel, Rule, Tier
+from ._model import (
+    Behaviour,
+    EarnRule,
+    Invariant,
+    Meta,
+    Multiplier,
+    Perk,
+    ProgramModel,
+    Reward,
+    Rule,
+    Signal,
+    Tier,
+)
 from ._money import exact, parse_money, quantum
 from ._yaml import SourceMap, load_yaml, read_source
 
@@ -377,6 +389,9 @@ class _Parts:
         self.birthday = self._valid(data, "birthday", Rule)
         self.promotions = self._valid(data, "promotions", Rule)
         self.behaviours = self._valid(data, "behaviours", Behaviour)
+        self.rewards = self._valid(data, "rewards", Reward)
+        self.signals = self._valid(data, "signals", Signal)
+        self.invariants = self._valid(data, "invariants", Invariant)
         self.tier_ids = self._ids(data, "tiers")
         self.perk_ids = self._ids(data, "perks")
         self.zone: tzinfo | None = None
@@ -445,6 +460,9 @@ def _cross_checks(parts: _Parts, smap: SourceMap) -> list[Diagnostic]:
 
     dupes("tiers", [(i, t.id) for i, t in parts.tiers])
     dupes("perks", [(i, p.id) for i, p in parts.perks])
+    dupes("rewards", [(i, r.id) for i, r in parts.rewards])
+    dupes("signals", [(i, s.id) for i, s in parts.signals])
+    dupes("invariants", [(i, v.id) for i, v in parts.invariants])
     rule_ids: dict[str, tuple[str, int]] = {}
     # one namespace: a member's usage of a limited rule is kept under the rule's id (and
     # gifting's under "gifting"), so a behaviour and a promotion of one id would share a limit
