@@ -662,6 +662,27 @@ def test_a_lone_surrogate_is_a_program_error_not_a_unicode_error() -> None:
          None)]
 
 
+@pytest.mark.parametrize(("written", "column", "hint"), [
+    ("8", 27, "did you mean 8折 (pays 80%, 20% off) or 8% off (0.08)?"),
+    ("9.5", 27, "did you mean 9.5折 (pays 95%, 5% off) or 9.5% off (0.095)?"),
+    ("'8'", 27, "did you mean 8折 (pays 80%, 20% off) or 8% off (0.08)?"),
+    ("10", 27, "did you mean 10% (0.1)?"),
+])
+def test_a_bare_discount_up_to_ten_hints_at_zhe_as_well(written: str, column: int,
+                                                       hint: str) -> None:
+    """`discount: 8` was hinted only as "8% (0.08)", but a designer writing 8 or 9.5 usually
+    means 8折 / 9.5折: the hint offers both (10折 is nothing off, so 10 hints a percentage)."""
+    error = program_error(META + f"tiers: [{{id: b, discount: {written}}}]\n"
+                          f"promotions: [{{id: p, discount: {written}}}]\n")
+    value = written.strip("'")
+    assert [as_tuple(d) for d in error.diagnostics] == [
+        ("LR203", "tiers[0].discount", 2, column,
+         f"must be between 0 and 1 (got {value})", hint),
+        ("LR203", "promotions[0].discount", 3, 32,
+         f"must be between 0 and 1 (got {value})", hint),
+    ]
+
+
 # -- YAML-level and file errors --------------------------------------------------------------
 
 

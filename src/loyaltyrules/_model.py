@@ -6,6 +6,7 @@ plain fields that tools can read; ``when:`` expressions are the escape hatch.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, tzinfo
@@ -117,6 +118,33 @@ PositiveMoney = Annotated[
 ]
 Rate = Annotated[
     Decimal, BeforeValidator(parse_rate), _money_serializer, WithJsonSchema(_RATE_SCHEMA)
+]
+
+
+def _discount_rate(value: Any) -> Decimal:
+    """A rate off, where a bare 8 or 9.5 most likely means 8折 / 9.5折 (or 8% off)."""
+    try:
+        return parse_rate(value)
+    except ValueError:
+        number = None
+        if isinstance(value, (int, Decimal, str)) and not isinstance(value, bool) \
+                and not str(value).strip().endswith(("%", "折")):
+            with contextlib.suppress(ValueError):
+                number = parse_money(value)
+        if number is None or not Decimal(1) < number < Decimal(10):  # 10折 is nothing off
+            raise
+
+        def shown(d: Decimal) -> str:
+            return format(d.normalize(), "f")
+
+        raise ValueError(
+            f"must be between 0 and 1 (got {value}) — did you mean {shown(number)}折 (pays "
+            f"{shown(number * 10)}%, {shown(100 - number * 10)}% off) or {shown(number)}% off "
+            f"({shown(number / 100)})?") from None
+
+
+DiscountRate = Annotated[
+    Decimal, BeforeValidator(_discount_rate), _money_serializer, WithJsonSchema(_RATE_SCHEMA)
 ]
 Factor = Annotated[
     Decimal, BeforeValidator(_positive_money), _money_serializer, WithJsonSchema(_NUMBER_SCHEMA)
@@ -332,7 +360,7 @@ class Tier(_Strict):
     id: Id
     name: Name | None = None
     qualify: Qualify | None = None
-    discount: Rate | None = None
+    discount: DiscountRate | None = None
     points_multiplier: Factor = Decimal(1)
     perks: Ids = ()
     retain: Qualify | None = None
@@ -375,7 +403,7 @@ class Multiplier(_Strict):
 class DiscountSpec(_Strict):
     """Exactly one of ``percent``, ``amount`` or ``threshold`` + ``off`` (满减)."""
 
-    percent: Rate | None = None
+    percent: DiscountRate | None = None
     amount: PositiveMoney | None = None
     threshold: PositiveMoney | None = None
     off: PositiveMoney | None = None
