@@ -683,6 +683,50 @@ def test_a_bare_discount_up_to_ten_hints_at_zhe_as_well(written: str, column: in
     ]
 
 
+def test_program_amounts_finer_than_the_currency_are_refused() -> None:
+    """In JPY, `off: 100.7` was silently rounded to 101 at every purchase and `amount: 0.4`
+    made every purchase say "discount would be 0": an amount with more decimals than the
+    currency allows is refused at load, as it is in a transaction (100.00 is fine)."""
+    error = program_error("""\
+program: {id: p, version: 1, currency: JPY, timezone: Asia/Tokyo}
+tiers:
+  - {id: b}
+  - {id: g, qualify: {spend: 1000.5}, retain: {spend: 500.00}}
+promotions:
+  - {id: p1, discount: {threshold: 300, off: 100.7}}
+  - {id: p2, discount: {amount: 0.4}, min_amount: 99.9}
+rewards:
+  - {id: r, points: 10, value: 1.5}
+signals:
+  - {id: s, on: tier_gap, spend: 0.5}
+""")
+    assert [as_tuple(d) for d in error.diagnostics] == [
+        ("LR203", "tiers[1].qualify.spend", 4, 30, "1000.5 has more decimals than JPY allows",
+         None),
+        ("LR203", "promotions[0].discount.off", 6, 46, "100.7 has more decimals than JPY allows",
+         None),
+        ("LR203", "promotions[1].discount.amount", 7, 33,
+         "0.4 has more decimals than JPY allows", None),
+        ("LR203", "promotions[1].min_amount", 7, 51, "99.9 has more decimals than JPY allows",
+         None),
+        ("LR203", "rewards[0].value", 9, 32, "1.5 has more decimals than JPY allows", None),
+        ("LR203", "signals[0].spend", 11, 34, "0.5 has more decimals than JPY allows", None),
+    ]
+
+
+@pytest.mark.parametrize(("gifting", "message"), [
+    ("{minimum: 100, maximum: 10}",
+     "maximum (10) is smaller than minimum (100): every gift would be refused"),
+    ("{minimum: 100, monthly_limit: 50}",
+     "monthly_limit (50) is smaller than minimum (100): every gift would be refused"),
+])
+def test_gifting_that_refuses_every_gift_does_not_load(gifting: str, message: str) -> None:
+    """`gifting: {minimum: 100, maximum: 10}` loaded, and then every gift was refused."""
+    error = program_error(META + f"tiers: [{{id: b}}]\ngifting: {gifting}\n")
+    assert [as_tuple(d) for d in error.diagnostics] == [
+        ("LR203", "gifting", 3, 10, message, None)]
+
+
 # -- YAML-level and file errors --------------------------------------------------------------
 
 

@@ -786,6 +786,15 @@ class Gifting(_Strict):
     monthly_limit: WholeNumber | None = Field(default=None, ge=1)
     tiers: Ids = ()
 
+    @model_validator(mode="after")
+    def _some_gift_possible(self) -> Gifting:
+        for name in ("maximum", "monthly_limit"):
+            bound = getattr(self, name)
+            if bound is not None and bound < self.minimum:
+                raise ValueError(f"{name} ({bound}) is smaller than minimum ({self.minimum}): "
+                                 "every gift would be refused")
+        return self
+
 
 class Signal(_Strict):
     """``signals:`` — lifecycle moments a host can act on; each fires once per occurrence."""

@@ -395,8 +395,10 @@ class _Parts:
         self.tier_ids = self._ids(data, "tiers")
         self.perk_ids = self._ids(data, "perks")
         self.zone: tzinfo | None = None
+        self.meta: Meta | None = None
         with contextlib.suppress(ValidationError, ValueError):
-            self.zone = Meta.model_validate(data.get("program")).zone
+            self.meta = Meta.model_validate(data.get("program"))
+            self.zone = self.meta.zone
 
     @staticmethod
     def _valid(data: Mapping[str, Any], section: str, cls: type[_M]) -> list[tuple[int, _M]]:
@@ -436,6 +438,46 @@ _SUGGESTION_WORK: Final = 20_000
 """Word-to-id comparisons that did-you-mean hints may make in one load: each hint compares a
 word with every id, so thousands of misspelt references to thousands of ids would otherwise
 take minutes to report (a real program's hints cost a few hundred)."""
+
+
+def _money_places(parts: _Parts) -> Iterator[tuple[tuple[str | int, ...], Any]]:
+    """Every amount of money a program writes, with its path: thresholds and amounts off."""
+    def at(path: tuple[str | int, ...], mapping: Any, *keys: str) -> Iterator[
+            tuple[tuple[str | int, ...], Any]]:
+        if isinstance(mapping, Mapping):
+            for key in keys:
+                if key in mapping:
+                    yield (*path, key), mapping[key]
+
+    for i, tier in parts.raw("tiers"):
+        for criteria in ("qualify", "retain"):
+            yield from at(("tiers", i, criteria), tier.get(criteria), "spend")
+    for section in ("birthday", "promotions"):
+        for i, rule in parts.raw(section):
+            yield from at((section, i), rule, "min_amount", "min_paid")
+            yield from at((section, i, "discount"), rule.get("discount"),
+                          "amount", "threshold", "off")
+    for i, reward in parts.raw("rewards"):
+        yield from at(("rewards", i), reward, "value")
+    for i, signal in parts.raw("signals"):
+        yield from at(("signals", i), signal, "spend")
+
+
+def _finer_than_currency(parts: _Parts, meta: Meta, smap: SourceMap) -> list[Diagnostic]:
+    """Amounts with more decimals than the currency has (JPY ``off: 100.7``): refused like
+    such an amount in a transaction, rather than rounded (or made 0) at every purchase."""
+    q = quantum(meta.units)
+    out = []
+    for path, raw in _money_places(parts):
+        amount = _number(raw)
+        try:
+            finer = amount is not None and amount != amount.quantize(q)
+        except ArithmeticError:  # too large to have decimals at all: its own check says so
+            continue
+        if finer:
+            out.append(smap.diagnostic(
+                "LR203", f"{raw} has more decimals than {meta.currency} allows", path))
+    return out
 
 
 def _cross_checks(parts: _Parts, smap: SourceMap) -> list[Diagnostic]:
@@ -561,6 +603,8 @@ def _cross_checks(parts: _Parts, smap: SourceMap) -> list[Diagnostic]:
                     out.append(smap.diagnostic(
                         "LR408", "the window ends before (or when) it starts",
                         (section, i, "window", "end")))
+    if parts.meta is not None:
+        out += _finer_than_currency(parts, parts.meta, smap)
     for i, e in parts.earn:
         overlap = set(e.categories) & set(e.exclude_categories)
         if overlap:
