@@ -727,6 +727,42 @@ def test_gifting_that_refuses_every_gift_does_not_load(gifting: str, message: st
         ("LR203", "gifting", 3, 10, message, None)]
 
 
+PLAIN_WORDS = [
+    ("tiers: [{id: 普通}]", "tiers[0].id", 2, 14,
+     "ids are letters, digits, _ . - (not starting with . or -) (got '普通')",
+     "write Chinese and other text in name:, and a Latin id such as gold"),
+    ("tiers: [{id: " + "x" * 70 + "}]", "tiers[0].id", 2, 14,
+     "must be at most 64 characters long (got 70)", None),
+    ("tiers: []", "tiers", 2, 8, "must not be empty", None),
+    ("tiers: [{id: b, perks: 1.5}]", "tiers[0].perks", 2, 24, "expected a list (got 1.5)", None),
+    ("tiers: [{id: b}]\npromotions: [{id: p, bonus_points: 5, window: '2026'}]",
+     "promotions[0].window", 3, 47,
+     "expected a mapping such as {start: 2026-11-11, end: 2026-11-11} (got '2026')", None),
+    ("tiers: [{id: b}]\npromotions: [{id: p, bonus_points: 2.5}]",
+     "promotions[0].bonus_points", 3, 36, "expected a whole number (got 2.5)", None),
+    ("tiers: [{id: b}]\npromotions: [{id: p, bonus_points: 0}]",
+     "promotions[0].bonus_points", 3, 36, "must be at least 1 (got 0)", None),
+    ("tiers: [{id: b}]\nearn: [{id: e, points: 1, blocks: ful}]", "earn[0].blocks", 3, 35,
+     "must be 'full' or 'proportional' (got 'ful')", "did you mean 'full'?"),
+    ("tiers: [{id: b}]\npromotions: [{id: p, bonus_points: 1, categories: ['']}]",
+     "promotions[0].categories[0]", 3, 52, "must not be empty", None),
+]
+
+
+@pytest.mark.parametrize(("written", "where", "line", "column", "message", "hint"),
+                         PLAIN_WORDS, ids=[p[1] + ":" + p[4][:20] for p in PLAIN_WORDS])
+def test_shape_mistakes_are_told_in_plain_words(written: str, where: str, line: int,
+                                                column: int, message: str,
+                                                hint: str | None) -> None:
+    """The validation library's words ("String should match pattern '^[A-Za-z0-9_]…'",
+    "Input should be a valid tuple", "Tuple should have at least 1 item after validation",
+    "Value should have at most 64 items", "Input should be a valid dictionary or instance of
+    Window", "got Decimal('2.5')") reached designers as they were; they are said plainly."""
+    error = program_error(META + written + "\n")
+    assert [as_tuple(d) for d in error.diagnostics] == [
+        ("LR203", where, line, column, message, hint)]
+
+
 # -- YAML-level and file errors --------------------------------------------------------------
 
 

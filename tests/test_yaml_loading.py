@@ -358,6 +358,32 @@ def test_syntax_error_is_positioned() -> None:
     assert str(diagnostic) == "shop.yaml:4:5: (top level): could not find expected ':' [LR100]"
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("a:\n\tb: 1\n", "shop.yaml:2:1: (top level): tabs cannot indent YAML; use spaces [LR100]"),
+    ("a:\t1\n", "shop.yaml:1:3: (top level): YAML does not accept a tab here; use spaces [LR100]"),
+    ("tiers:\n  - id: gold\n    qualify:\n      spend: 100\n     discount: 8\n",
+     "shop.yaml:5:6: (top level): this line is not indented like the lines above it — the keys "
+     "of one mapping, and the items of one list, start in the same column [LR100]"),
+    ("when: [txn.channel] == ['app']\n",
+     "shop.yaml:1:21: (top level): unexpected text after a complete value — a value that "
+     "starts with a quote, [ or { must end there: quote the whole value, e.g. "
+     "when: \"[txn.channel] == ['app']\" [LR100]"),
+    ('a: 1\nb: "abc\nc: 1\n', "shop.yaml:2:4: (top level): the quoted value starting here is "
+     "never closed — add the closing quote [LR100]"),
+    ("a: b: c\n", "shop.yaml:1:5: (top level): ': ' cannot appear inside a plain value — put "
+     "the value in quotes if it contains ': ' [LR100]"),
+    ("a: @x\n", "shop.yaml:1:4: (top level): a plain value cannot start with '@' — put the "
+     "value in quotes [LR100]"),
+    ("a: 1\nb\uff1a5\nc: 2\n", "shop.yaml:3:1: (top level): could not find expected ':' — "
+     "write ':' (an ASCII colon followed by a space), not the full-width '\uff1a' [LR100]"),
+])
+def test_syntax_errors_are_told_in_plain_words(text: str, expected: str) -> None:
+    """PyYAML's parser words ("found character '\\t' that cannot start any token",
+    "expected <block end>, but found '<block mapping start>'") are said plainly, with what
+    to do; an unclosed quote is reported where it opens."""
+    assert str(only_diagnostic(text)) == expected
+
+
 def test_undefined_alias_is_a_syntax_error() -> None:
     """An alias to an unknown anchor is reported as LR100 at the alias."""
     diagnostic = only_diagnostic("a: 1\nb: *missing\n")

@@ -14,7 +14,9 @@ Each subclasses the builtin a caller would naturally catch, so ``except ValueErr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -28,6 +30,7 @@ __all__ = [
     "LoyaltyError",
     "ProgramError",
     "format_path",
+    "show_value",
 ]
 
 
@@ -40,6 +43,29 @@ def format_path(path: tuple[str | int, ...]) -> str:
         else:
             out += f".{part}" if out else str(part)
     return out or "(top level)"
+
+
+def show_value(value: Any, limit: int = 40) -> str:
+    """A value the way a designer wrote it: ``2.5`` not ``Decimal('2.5')``, ``true`` not
+    ``True``; text quoted; long values cut short."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif value is None:
+        text = "null"
+    elif isinstance(value, Decimal):
+        text = format(value, "f")
+    elif isinstance(value, (list, tuple)):
+        text = "[" + ", ".join(show_value(v, limit) for v in value[:10]) + \
+            (", …" if len(value) > 10 else "") + "]"
+    elif isinstance(value, Mapping):
+        items = list(value.items())
+        text = "{" + ", ".join(f"{k}: {show_value(v, limit)}" for k, v in items[:10]) + \
+            (", …" if len(items) > 10 else "") + "}"
+    elif isinstance(value, str):
+        text = repr(value)
+    else:
+        text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def located(source: str, line: int | None, column: int | None, path: tuple[str | int, ...],

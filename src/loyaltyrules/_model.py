@@ -30,6 +30,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ._calendar import load_zone
+from ._errors import show_value
 from ._expressions import Expression, ExpressionError, parse_expression
 from ._money import RoundingMode, minor_units, parse_money, parse_rate
 
@@ -174,7 +175,7 @@ Ids = Annotated[
 
 def _strict_int(value: Any) -> Any:
     if isinstance(value, bool) or (isinstance(value, (float, Decimal)) and value != int(value)):
-        raise ValueError(f"expected a whole number, got {value!r}")
+        raise ValueError(f"expected a whole number (got {show_value(value)})")
     if isinstance(value, Decimal):
         return int(value)
     return value
@@ -450,7 +451,8 @@ def _window_point(value: Any) -> Any:
     if isinstance(value, (date, datetime)):
         return value
     if not isinstance(value, str):
-        raise ValueError(f"expected a date or date-time such as 2026-11-11T00:00, got {value!r}")
+        raise ValueError("expected a date or date-time such as 2026-11-11T00:00, "
+                         f"got {show_value(value)}")
     text = value.strip()
     try:
         if _WINDOW_TIME.match(text):

@@ -610,11 +610,58 @@ def _check_size(size: int, source: str) -> None:
         )
 
 
+_CANNOT_START: Final = re.compile(r"found character '(.+)' that cannot start any token")
+
+
+def _plain_syntax(exc: yaml.MarkedYAMLError, text: str) -> tuple[str, str | None, bool] | None:
+    """PyYAML's parser words in a designer's: (message, hint, point at where the construct
+    started rather than where the parser gave up), or None to keep PyYAML's message."""
+    problem, context = exc.problem or "", exc.context or ""
+    start = _CANNOT_START.fullmatch(problem)
+    if start and start[1] == "\\t":
+        mark = exc.problem_mark
+        rows = text.splitlines()
+        before = rows[mark.line][: mark.column] if mark is not None and mark.line < len(rows) \
+            else ""
+        if before.strip(" \t"):
+            return "YAML does not accept a tab here; use spaces", None, False
+        return "tabs cannot indent YAML; use spaces", None, False
+    if start:
+        return (f"a plain value cannot start with {start[1]!r}",
+                "put the value in quotes", False)
+    if problem.startswith("expected <block end>, but found '<scalar>'"):
+        return ("unexpected text after a complete value",
+                "a value that starts with a quote, [ or { must end there: quote the whole "
+                "value, e.g. when: \"[txn.channel] == ['app']\"", False)
+    if problem.startswith("expected <block end>, but found"):
+        return ("this line is not indented like the lines above it",
+                "the keys of one mapping, and the items of one list, start in the same column",
+                False)
+    if problem == "found unexpected end of stream" and "quoted scalar" in context:
+        return "the quoted value starting here is never closed", "add the closing quote", True
+    if problem == "mapping values are not allowed here":
+        return ("': ' cannot appear inside a plain value",
+                "put the value in quotes if it contains ': '", False)
+    if problem == "could not find expected ':'" and exc.problem_mark is not None:
+        line = exc.problem_mark.line
+        nearby = text.splitlines()[max(0, line - 1) : line + 1]
+        if any("\uff1a" in row for row in nearby):
+            return (problem, "write ':' (an ASCII colon followed by a space), not the "
+                    "full-width '\uff1a'", False)
+    return None
+
+
 def _syntax_error(exc: yaml.YAMLError, text: str, source: str) -> ProgramError:
     """A PyYAML error as a diagnostic at the place the problem was found."""
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         message = exc.problem or exc.context or "invalid YAML"
+        plain = _plain_syntax(exc, text)
+        if plain is not None:
+            message, hint, at_start = plain
+            if at_start and exc.context_mark is not None:
+                mark = exc.context_mark
+            return _fail(_diag(source, "LR100", message, mark, hint=hint))
         return _fail(_diag(source, "LR100", message, mark))
     if isinstance(exc, yaml.reader.ReaderError):
         index = int(exc.position)
