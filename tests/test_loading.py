@@ -531,6 +531,8 @@ NOT_ZONES = [
      "Asia/Shanghai)", "did you mean 'Asia/Shanghai'?"),
     ("Tokyo", "unknown time zone 'Tokyo' (use an IANA name such as Asia/Shanghai)",
      "did you mean 'Asia/Tokyo'?"),
+    ("Asia/Beijing", "unknown time zone 'Asia/Beijing' (use an IANA name such as "
+     "Asia/Shanghai)", "did you mean Asia/Shanghai?"),
 ]
 
 

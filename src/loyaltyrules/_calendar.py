@@ -140,7 +140,7 @@ def _not_a_zone(name: str) -> str:
         return (f"{name!r} is a POSIX TZ string, not an IANA time zone name; it means "
                 f"{_offset_text(minutes)} (POSIX reverses the sign) — name the zone, e.g. {both}")
     message = f"unknown time zone {name!r} (use an IANA name such as Asia/Shanghai)"
-    said = _SAID.get(text.upper())
+    said = _SAID.get(text.upper()) or _SAID.get(text.rsplit("/", 1)[-1].upper())
     if said:
         return f"{message} — did you mean {said}?"
     close = _close_zone(text)
