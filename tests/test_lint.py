@@ -722,20 +722,6 @@ def test_lr512_keep_without_a_length_keeps_nothing() -> None:
                         "keep gives neither until nor months, so no tier is ever kept")]
 
 
-def test_lr512_gifts_that_no_amount_can_satisfy() -> None:
-    """A maximum or a monthly limit below the minimum gift refuses every gift."""
-    p = program(BASIC + "gifting: {minimum: 100, maximum: 50, monthly_limit: 80}\n")
-    assert said(p) == [
-        ("LR512", "warning", "gifting.maximum", 4, 34,
-         "gifts must be at least 100 and at most 50 points, so no gift is possible"),
-        ("LR512", "warning", "gifting.monthly_limit", 4, 53,
-         "the monthly limit of 80 points is below the smallest gift (100 points), so no gift "
-         "is possible"),
-    ]
-    assert said(program(BASIC + "gifting: {minimum: 100, maximum: 100, monthly_limit: 100}\n")
-                ) == []
-
-
 def test_lr512_referral_of_zero_points_rewards_nobody() -> None:
     """`referral: {}` loads, with 0 points on both sides."""
     assert said(program(BASIC + "referral: {}\n")) == [

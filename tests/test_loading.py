@@ -883,3 +883,20 @@ def test_a_tier_may_name_one_perk_bare() -> None:
                                           "qualify: {spend: 100}, perks: gfit}"))
     assert [(d.code, d.path, d.message) for d in caught.value.diagnostics] == [
         ("LR403", ("tiers", 1, "perks"), "unknown perk 'gfit'")]
+
+
+@pytest.mark.parametrize(("when", "where", "message"), [
+    ("promotions: [{id: p, bonus_points: 5, when: \"tier == 'glod'\"}]\n",
+     ("promotions", 0, "when"), "unknown tier 'glod' in the condition"),
+    ("promotions: [{id: p, bonus_points: 5, when: \"member.tier in ['gold', 'dimond']\"}]\n",
+     ("promotions", 0, "when"), "unknown tier 'dimond' in the condition"),
+])
+def test_a_tier_named_in_a_condition_is_checked(
+        when: str, where: tuple[str | int, ...], message: str) -> None:
+    """`tier == 'glod'` never holds, so the rule would silently never apply: a tier compared
+    in a condition is checked against `tiers:` as one in a `tiers:` list is (LR402)."""
+    with pytest.raises(lr.ProgramError) as caught:
+        lr.load_program(TWO_TIERS + when)
+    assert [(d.code, d.path, d.message) for d in caught.value.diagnostics] == [
+        ("LR402", where, message)]
+    lr.load_program(TWO_TIERS + when.replace("glod", "gold").replace("dimond", "basic"))

@@ -918,18 +918,7 @@ def _cancelled(ctx: _Context) -> Iterator[_Smell]:
         yield _Smell(("reviews", "keep"), "keep gives neither until nor months, so no tier "
                      "is ever kept", "write keep: {until: end_of_year}, {until: "
                      "end_of_next_year} or {months: 12}")
-    gifting = model.gifting
-    if gifting is not None:
-        if gifting.maximum is not None and gifting.maximum < gifting.minimum:
-            yield _Smell(("gifting", "maximum"),
-                         f"gifts must be at least {gifting.minimum:,} and at most "
-                         f"{gifting.maximum:,} points, so no gift is possible",
-                         f"set maximum to at least {gifting.minimum:,}, or lower minimum")
-        if gifting.monthly_limit is not None and gifting.monthly_limit < gifting.minimum:
-            yield _Smell(("gifting", "monthly_limit"),
-                         f"the monthly limit of {gifting.monthly_limit:,} points is below the "
-                         f"smallest gift ({gifting.minimum:,} points), so no gift is possible",
-                         f"set monthly_limit to at least {gifting.minimum:,}, or lower minimum")
+    # (gifting that no amount satisfies does not load: a program error, not a warning)
     referral = model.referral
     if referral is not None and not referral.referrer_points and not referral.referee_points:
         yield _Smell(("referral",), "referrer_points and referee_points are both 0, so a "

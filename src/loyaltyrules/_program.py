@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 from ._compile import Mode, Plan, build_plan
 from ._decision import ProgramRef, build
 from ._errors import Diagnostic, ProgramError, show_value
-from ._expressions import Expression
+from ._expressions import Expression, tiers_named
 from ._model import (
     Behaviour,
     EarnRule,
@@ -673,6 +673,24 @@ def _cross_checks(parts: _Parts, smap: SourceMap) -> list[Diagnostic]:
     gifting = parts.section("gifting")
     if isinstance(gifting, Mapping) and "tiers" in gifting:
         tier_refs(("gifting", "tiers"), gifting.get("tiers"))
+
+    # a tier named in a condition (`tier == 'glod'`) is checked like one in a tiers: list
+    def when_tiers(path: tuple[str | int, ...], expr: Any) -> None:
+        if isinstance(expr, Expression):
+            for name in dict.fromkeys(tiers_named(expr)):
+                if name not in known_tiers:
+                    out.append(smap.diagnostic(
+                        "LR402", f"unknown tier {name!r} in the condition", path,
+                        suggest(name, tier_ids)))
+
+    for section, items in sections:
+        for i, rule in items:
+            when_tiers((section, i, "when"), rule.when)
+    for i, tier_model in parts.tiers:
+        for key in ("qualify", "retain"):
+            criteria = getattr(tier_model, key, None)
+            if criteria is not None:
+                when_tiers(("tiers", i, key, "when"), criteria.when)
     for section, items in sections[2:4]:  # birthday and promotions: the rules with windows
         for i, r in items:
             if r.window and r.window.start and r.window.end and parts.zone is not None:
