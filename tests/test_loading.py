@@ -900,3 +900,16 @@ def test_a_tier_named_in_a_condition_is_checked(
     assert [(d.code, d.path, d.message) for d in caught.value.diagnostics] == [
         ("LR402", where, message)]
     lr.load_program(TWO_TIERS + when.replace("glod", "gold").replace("dimond", "basic"))
+
+
+def test_a_program_may_be_given_as_utf8_bytes_and_nothing_else_unexpected() -> None:
+    """Bytes are YAML text (as read from a file or a request body) and load like the text;
+    None, a number or a list is a TypeError saying what load_program takes (before: an
+    AttributeError or a TypeError from deep inside)."""
+    text = META + "tiers: [{id: basic}]\n"
+    assert lr.load_program(text.encode("utf-8")).hash == lr.load_program(text).hash
+    for wrong in (None, 5, []):
+        with pytest.raises(TypeError) as caught:
+            lr.load_program(wrong)  # type: ignore[arg-type]
+        assert str(caught.value) == ("load_program takes a path, YAML text or a mapping, got "
+                                     f"{type(wrong).__name__}")

@@ -188,14 +188,22 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-def load_program(source: str | Path | Mapping[str, Any]) -> Program:
-    """Load a program from a YAML file path, YAML text, or a dict.
+def load_program(source: str | bytes | Path | Mapping[str, Any]) -> Program:
+    """Load a program from a YAML file path, YAML text (``str``, or UTF-8 ``bytes``), or a
+    dict.
 
     A ``str`` is read as a path when it is a single line naming a ``.yaml``/``.yml``/``.json``
-    file or an existing file; otherwise it is YAML text. Raises :class:`ProgramError`.
+    file or an existing file; otherwise it is YAML text. Raises :class:`ProgramError`, and
+    ``TypeError`` for a source of another kind (``None``, a number, a list).
     """
     if isinstance(source, Mapping):
         return Program.from_dict(source)
+    if isinstance(source, (bytes, bytearray)):
+        data, smap = load_yaml(bytes(source))
+        return _build(data, smap)
+    if not isinstance(source, (str, Path)):
+        raise TypeError(f"load_program takes a path, YAML text or a mapping, got "
+                        f"{type(source).__name__}")
     if isinstance(source, Path) or _looks_like_path(source):
         path = Path(source)
         try:
