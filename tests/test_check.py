@@ -298,3 +298,11 @@ def test_event_sequences_include_refunds_and_behaviours() -> None:
     bought = {x["purchase"]["id"] for x in steps if "purchase" in x}
     assert all(x["refund"]["transaction_id"] in bought for x in steps if "refund" in x)
     assert {x["behaviour"]["event"] for x in steps if "behaviour" in x} <= {"review", "check_in"}
+
+
+def test_a_scenario_file_is_read_only_up_to_the_size_limit() -> None:
+    """A scenario file is refused past 1,000,000 bytes without being read into memory, as a
+    program is (/dev/zero never ends)."""
+    with pytest.raises(lr.ProgramError) as caught:
+        load_scenarios("/dev/zero")
+    assert [(d.code, d.source) for d in caught.value.diagnostics] == [("LR102", "/dev/zero")]

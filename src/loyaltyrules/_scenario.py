@@ -31,7 +31,7 @@ from ._lifecycle import advance, behaviour, check_identity, redeem_reward, refun
 from ._member import MemberState, coerce
 from ._money import parse_money
 from ._program import Program, load_program
-from ._yaml import SourceMap, load_yaml
+from ._yaml import SourceMap, load_yaml, read_source
 
 __all__ = [
     "STEP_KINDS",
@@ -118,7 +118,7 @@ def load_scenarios(path: str | Path) -> tuple[Program, list[Scenario]]:
     with file, line and column, like a program."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        raw = read_source(path)  # (never more than the size limit: not /dev/zero into memory)
     except OSError as exc:
         raise ProgramError([Diagnostic("LR001", f"cannot read: {exc.strerror or exc}",
                                        source=str(path))]) from None
