@@ -64,6 +64,21 @@ def test_retail_4tier_passes_every_invariant() -> None:
     assert "tier-monotonicity" in [r.name for r in report.results]
 
 
+def test_windows_at_the_ends_of_the_calendar_are_checked_without_false_alarms() -> None:
+    """Windows from 1900-01-01 and to 8999-12-31 load (the engine's range); the checker's
+    purchases and refunds around their edges stay inside that range (before, it tried
+    instants before 1900 and after 8999 and reported the refusals as violations)."""
+    program = lr.load_program(
+        "program: {id: shop, version: 1, currency: CNY, timezone: Asia/Shanghai}\n"
+        "tiers: [{id: basic}, {id: gold, qualify: {spend: 20000}, discount: 8折}]\n"
+        "earn: [{id: base, points: 1, per: 1}]\n"
+        "promotions:\n"
+        "  - {id: p, bonus_points: 5, window: {start: 2026-01-01, end: 8999-12-31}}\n"
+        "  - {id: q, bonus_points: 5, window: {start: 1900-01-01, end: 2026-12-31}}\n")
+    report = check(program, examples=40, seed=3)
+    assert report.ok, report.render()
+
+
 def test_rfm_3tier_reports_tier_monotonicity_with_a_runnable_counterexample(
         tmp_path: Path) -> None:
     """Mechanism B as written (silver 9.5折 after bronze 9折) is reported, and the counterexample

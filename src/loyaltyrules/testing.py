@@ -47,7 +47,7 @@ from pydantic import BaseModel
 from ._calendar import birthday_in_year
 from ._decision import Decision, LifecycleDecision
 from ._expressions import Expression
-from ._member import MemberState
+from ._member import EARLIEST, LATEST, MemberState
 from ._model import Window
 from ._program import Program
 from ._scenario import run_step as _scenario_step
@@ -187,8 +187,17 @@ def _window_instants(window: Window, zone: tzinfo) -> list[datetime]:
     out: list[datetime] = []
     for edge in (start, end):
         if edge is not None:
-            out += [edge - timedelta(seconds=1), edge]
+            out += [t for t in (edge - timedelta(seconds=1), edge) if _accepted(t)]
     return out
+
+
+def _accepted(at: datetime) -> bool:
+    """An instant the engine takes, with a year to spare for what follows it in a scenario
+    (a window may end on the last day the engine accepts)."""
+    return at >= EARLIEST and at + _SPARE < LATEST
+
+
+_SPARE = timedelta(days=400)
 
 
 @lru_cache(maxsize=64)
@@ -580,7 +589,10 @@ def _events(draw: st.DrawFn, facts: _Facts, max_steps: int, redeem: bool = False
     counts = {"t": 0, "r": 0, "b": 0}
     for n in range(draw(st.integers(1, max_steps))):
         if n:
-            at = at + draw(st.sampled_from(gaps))
+            later = at + draw(st.sampled_from(gaps))
+            if not _accepted(later):  # (at the end of the calendar the engine accepts)
+                break
+            at = later
         text = at.astimezone(facts.zone).isoformat()
         # a purchase can be refunded for ledger.refund_days (and is forgotten after that)
         open_ = [b for b in bought if not b.full
