@@ -489,8 +489,9 @@ def test_a_review_judges_the_balance_of_its_own_day(stops: list[str]) -> None:
 
 def test_a_late_upload_does_not_free_a_later_period_s_limit() -> None:
     """The birthday-month gift, once a year (programs/reference-4tier.yaml), for a member born
-    in January: given on 10 January 2027; a purchase of January 2026 uploaded late gets that
-    year's gift, but leaves 2027's use recorded, so 12 January 2027 gets none (before, the
+    in January: given on 10 January 2027. A purchase of January 2026 uploaded late finds no
+    count of 2026 on record (a member keeps the latest period only), so it gets no gift — it
+    may have had one — and 2027's count stays: 12 January 2027 gets none either (before, the
     late purchase replaced 2027's count and the gift came twice in 2027)."""
     reference = lr.load_program(ROOT / "programs" / "reference-4tier.yaml")
     s = ok(lr.MemberState(id="a", birthday="1990-01-15"))
@@ -500,8 +501,57 @@ def test_a_late_upload_does_not_free_a_later_period_s_limit() -> None:
         d = lr.evaluate(reference, s, txn(txn_id, at, "100.00"))
         gifts.append([p.perk for p in d.perks])
         s = step(s, d)
-    assert gifts == [["birthday_gift"], ["birthday_gift"], []]
+    assert gifts == [["birthday_gift"], [], []]
     assert {k: (u.period, u.count) for k, u in s.usage.items()} == {"birthday-gift": ("2027", 1)}
+    late = lr.evaluate(reference, s, txn("T3", "2026-01-21T10:00:00+08:00", "100.00"))
+    assert late.trace is not None
+    assert next(e.reason for e in late.trace if e.rule == "birthday-gift") == (
+        "usage limit: 2026 is before the last use on record, and its uses are not kept (a late "
+        "event gets no limited benefit)")
+
+
+YEARLY = lr.load_program("""
+program: {id: p, version: 1, currency: CNY, timezone: Asia/Shanghai}
+tiers: [{id: basic}]
+earn: [{id: base, points: 1, per: 1}]
+promotions: [{id: welcome, bonus_points: 500, limit: {times: 1, per: year}}]
+gifting: {minimum: 10, maximum: 1000, monthly_limit: 100}
+""")
+
+
+@pytest.mark.parametrize(("usage", "dates", "bonuses"), [
+    ({}, ["2027-01-05", "2026-12-20", "2026-12-21", "2026-12-22", "2027-01-06"],
+     [500, 0, 0, 0, 0]),
+    ({"welcome": {"period": "ever", "count": 1}}, ["2026-03-01", "2026-03-02", "2026-04-01"],
+     [500, 0, 0]),
+])
+def test_a_yearly_limit_gives_its_bonus_once_a_year_whatever_the_order(
+        usage: dict[str, Any], dates: list[str], bonuses: list[int]) -> None:
+    """Once a year: back-dated purchases of 2026 after a 2027 one get nothing (their year's
+    uses are not on record), and a count kept under `ever` (the rule's `per` since changed)
+    is a count of another kind of period, replaced by this year's on the first purchase."""
+    s = lr.MemberState(id="m", usage=usage)
+    got = []
+    for k, day in enumerate(dates):
+        d = lr.evaluate(YEARLY, s, txn(f"t{k}", f"{day}T10:00:00+08:00", "1.00"))
+        got.append(sum(p.points for p in d.points if p.rule == "welcome"))
+        s = lr.apply(s, d)
+    assert got == bonuses
+
+
+def test_a_gift_dated_before_the_last_one_on_record_is_refused() -> None:
+    """A member gives 100 points in March (the monthly limit); a gift dated February after it
+    cannot be checked against February's gifts, which are not kept: refused, rather than
+    letting any number of February gifts through."""
+    giver = lr.MemberState(id="g", points=1000)
+    receiver = lr.MemberState(id="r")
+    march = lr.gift(YEARLY, giver, receiver, {"id": "G1", "at": "2026-03-10T10:00:00+08:00",
+                                              "points": 100})
+    giver, receiver = lr.apply_gift(giver, receiver, march)
+    with pytest.raises(lr.InputError, match="before the last one on record") as caught:
+        lr.gift(YEARLY, giver, receiver, {"id": "G2", "at": "2026-02-10T10:00:00+08:00",
+                                          "points": 100})
+    assert (caught.value.kind, caught.value.field) == ("gift", "at")
 
 
 ANNIVERSARY = lr.load_program("""

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta, tzinfo
 from functools import lru_cache
-from typing import Final, Literal
+from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from dateutil.zoneinfo import get_zonefile_instance
@@ -23,6 +23,7 @@ __all__ = [
     "is_birthday",
     "load_zone",
     "period_key",
+    "uses",
 ]
 
 
@@ -207,6 +208,33 @@ def birthday_change_blocks(birthday: date, set_on: date | None, today: date, gua
     if set_on > this_year:
         return set_on.year == this_year.year
     return (this_year - set_on).days < guard_days
+
+
+# A member's usage keeps one period per limited rule: the latest one used. An event dated in
+# an earlier period (uploaded late) finds no count of its own period on record, so it is
+# counted as having used the limit up: a late event never gets a limited benefit that may
+# already have been given (never twice; at worst not at all).
+LATE = 1 << 62
+
+
+def uses(entry: Any, key: str) -> int:
+    """The uses of a limited rule that count in period ``key``, from the member's usage
+    entry for the rule (or None): its count in that period, none in another, LATE in a period
+    earlier than the one on record."""
+    if entry is None:
+        return 0
+    recorded: str = entry.period
+    if recorded == key:
+        return int(entry.count)
+    return LATE if earlier_period(key, recorded) else 0
+
+
+def earlier_period(key: str, recorded: str) -> bool:
+    """Whether period ``key`` comes before ``recorded``, both of one ``per`` (keys of one
+    kind have one length and sort by time: 2026, 2026-03, 2026-W10, 2026-03-08; `ever`
+    compares with nothing)."""
+    return len(key) == len(recorded) and key < recorded and key[:1].isdigit() \
+        and recorded[:1].isdigit()
 
 
 def period_key(today: date, per: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from dateutil import rrule as _rrule
 
-from ._calendar import birthday_change_blocks, is_birthday, period_key
+from ._calendar import birthday_change_blocks, is_birthday, period_key, uses
 from ._decision import PerkGrant, PointsLine, build
 from ._expressions import Expression, Scope
 from ._model import (
@@ -533,11 +533,9 @@ def _rule_check(rp: RulePlan, model: ProgramModel) -> RuleCheck:
                                and (not skus or i.sku in skus)))], Decimal(0))
             if reach < threshold:
                 return False
-        if limit is not None:
-            usage = m.usage.get(rule_id)
-            if usage is not None and usage.count >= limit.times and \
-                    usage.period == period_key(today, limit.per):
-                return False
+        if limit is not None and \
+                uses(m.usage.get(rule_id), period_key(today, limit.per)) >= limit.times:
+            return False
         if when is not None:
             ok: bool = lazy.when(rule_id, kind, when)
             return ok

@@ -13,7 +13,7 @@ from decimal import ROUND_FLOOR, Decimal, getcontext
 from typing import Any
 
 from . import _trace as T
-from ._calendar import birthday_change_blocks, is_birthday, period_key
+from ._calendar import birthday_change_blocks, is_birthday, period_key, uses
 from ._compile import Condition, EarnPlan, Mode, Plan, RulePlan, TierPlan
 from ._decision import (
     Decision,
@@ -213,7 +213,7 @@ def _rule_conditions(ctx: _Ctx, rp: RulePlan, tier: str) -> str | None:
     if rule.limit is not None:
         usage = ctx.member.usage.get(rule.id)
         key = period_key(ctx.today, rule.limit.per)
-        used = usage.count if usage is not None and usage.period == key else 0
+        used = uses(usage, key)
         if used >= rule.limit.times:
             return T.limit_reached(used, rule.limit.times, rule.limit.per, key) if why else ""
     if rp.when is not None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
-from ._calendar import birthday_in_year, is_birthday, period_key
+from ._calendar import LATE, birthday_in_year, earlier_period, is_birthday, period_key, uses
 from ._decision import (
     Decision,
     GiftDecision,
@@ -69,11 +69,9 @@ def event_key(kind: str, event_id: str) -> str:
 
 def _count_use(usage: dict[str, Usage], key: str, period: str, used: int) -> None:
     """Record ``used`` more uses of a limited rule in ``period``. A member's usage keeps the
-    latest period only: an event dated in an earlier one (a late upload) leaves a later
-    period's count as it is, rather than replacing it and freeing that period's limit."""
+    latest period only (see _calendar.uses): an event of an earlier one leaves it as it is."""
     current = usage.get(key)
-    if current is not None and len(current.period) == len(period) \
-            and current.period > period:  # (keys of one `per` have one length, sort by time)
+    if current is not None and earlier_period(period, current.period):
         return
     count = current.count if current is not None and current.period == period else 0
     usage[key] = new(Usage, period=period, count=count + used)
@@ -1140,7 +1138,7 @@ def behaviour(program: Any, member: MemberState | dict[str, Any], event: dict[st
         if rule.limit is not None:
             key = period_key(today, rule.limit.per)
             used = usage.get(rule.id)
-            count = used.count if used is not None and used.period == key else 0
+            count = uses(used, key)
             if count >= rule.limit.times:
                 continue
             _count_use(usage, rule.id, key, 1)
@@ -1213,7 +1211,7 @@ def redeem_reward(program: Any, member: MemberState | dict[str, Any], event: dic
         today = ev["at"].astimezone(zone).date()
         key = period_key(today, reward.limit.per)
         used = usage.get(f"reward:{reward.id}")
-        count = used.count if used is not None and used.period == key else 0
+        count = uses(used, key)
         if count >= reward.limit.times:
             raise InputError(f"{reward.id}: limit of {reward.limit.times} per "
                              f"{reward.limit.per} reached", field="reward", kind="reward")
@@ -1302,7 +1300,11 @@ def gift(program: Any, giver: MemberState | dict[str, Any],
     if rules.monthly_limit is not None:
         key = period_key(ev["at"].astimezone(zone).date(), "month")
         used = usage.get("gifting")
-        sent = used.count if used is not None and used.period == key else 0
+        sent = uses(used, key)
+        if sent >= LATE:
+            raise InputError(f"a gift dated in {key}, before the last one on record "
+                             f"({used.period if used else ''}): that month's gifts are not kept",
+                             field="at", kind="gift")
         if sent + points > rules.monthly_limit:
             raise InputError(f"{sent} points given this month; the limit is "
                              f"{rules.monthly_limit}", field="points", kind="gift")

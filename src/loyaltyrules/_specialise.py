@@ -32,7 +32,7 @@ from decimal import ROUND_FLOOR, Decimal, localcontext
 from typing import Any
 
 from . import _trace
-from ._calendar import birthday_change_blocks, is_birthday, period_key
+from ._calendar import birthday_change_blocks, is_birthday, period_key, uses
 from ._compile import Plan, TierPlan
 from ._decision import (
     Decision,
@@ -153,6 +153,7 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
         "TIER_INDEX": plan.tier_index, "TIER_ZERO": plan.tiers[0], "ZONE": fp.zone,
         "is_birthday": is_birthday, "birthday_change_blocks": birthday_change_blocks,
         "period_key": period_key,
+        "uses": uses,
         # the purchase's completion (see _completion)
         "dict": dict, "pending": pending, "expires_at": expires_at,
         "log_oldest": _log_oldest, "kept_until": _kept_until,
@@ -880,9 +881,8 @@ def _rule_checks(s: _Source, plan: Plan) -> None:
                   + (" if " + " and ".join(reach) if reach else "")
                   + "], ZERO)", f"if reach < {s.k(spec.threshold)}:", "    return False")
         if rule.limit is not None:
-            s.add(1, f"usage = m.usage.get({s.k(rule.id)})",
-                  f"if usage is not None and usage.count >= {s.k(rule.limit.times)} and "
-                  f"usage.period == period_key(today, {s.k(rule.limit.per)}):",
+            s.add(1, f"if uses(m.usage.get({s.k(rule.id)}), period_key(today, "
+                  f"{s.k(rule.limit.per)})) >= {s.k(rule.limit.times)}:",
                   "    return False")
         if rp.when is not None:
             s.add(1, f"return lazy.when({s.k(rule.id)}, {s.k(rp.kind)}, {s.k(rp.when)})")
@@ -959,7 +959,7 @@ def _rule_reasons(s: _Source, plan: Plan) -> None:
         if rule.limit is not None:
             times, per = s.k(rule.limit.times), s.k(rule.limit.per)
             s.add(1, f"usage = m.usage.get({s.k(rule.id)})", f"key = period_key(today, {per})",
-                  "used = usage.count if usage is not None and usage.period == key else 0",
+                  "used = uses(usage, key)",
                   f"if used >= {times}:", f"    return T.limit_reached(used, {times}, {per}, key)")
         if rp.when is not None:
             s.add(1, f"return lazy.why({s.k(rule.id)}, {s.k(rp.kind)}, {s.k(rp.when)})")

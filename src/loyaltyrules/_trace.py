@@ -14,6 +14,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 
+from ._calendar import LATE
 from ._decision import TraceEntry, builder
 from ._model import EarnRule
 from ._money import plain
@@ -96,6 +97,9 @@ def below_threshold(reach: Decimal, threshold: Decimal) -> str:
 
 
 def limit_reached(used: int, times: int, per: str, key: str) -> str:
+    if used >= LATE:
+        return (f"usage limit: {key} is before the last use on record, and its uses are not "
+                f"kept (a late event gets no limited benefit)")
     return f"usage limit reached: {used} of {times} per {per} ({key})"
 
 
