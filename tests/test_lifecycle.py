@@ -1560,7 +1560,7 @@ def test_an_event_with_a_misspelt_or_inexact_field_is_refused(call: Any, message
 
 
 @pytest.mark.parametrize("at", [1772503200, 1772503200.5, "1772503200", "2026-03-03T10:00+08",
-                                "2026-03-03T10:00:00"])
+                                "2026-03-03T10:00:00", "1.7e9", ".5", "1.7e-9"])
 def test_instants_are_read_alike_by_evaluate_and_the_lifecycle_calls(at: Any) -> None:
     """Unix seconds (read by pydantic as UTC), a shortened offset (read by Python's
     fromisoformat) and a missing offset are refused by `evaluate` and by `advance` alike
