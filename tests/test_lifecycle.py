@@ -1603,3 +1603,22 @@ def test_a_call_made_wrong_gets_the_library_s_error_not_an_accident(
     assert str(caught.value) == message
     if isinstance(caught.value, lr.InputError) and "mapping" in message:
         assert caught.value.field is None
+
+
+def test_an_expiry_warning_keeps_local_time_across_a_clock_change() -> None:
+    """Points of 10 February expire at the start of 1 April (−04:00, daylight time); a warning
+    30 days ahead falls at the start of 2 March, still standard time (−05:00): not at 23:00 on
+    1 March, as 30 days of 24 hours before the expiry would put it."""
+    program = lr.load_program("""
+program: {id: p, version: 1, currency: USD, timezone: America/New_York}
+tiers: [{id: basic}]
+earn: [{id: base, points: 1, per: 1}]
+ledger: {expiry: {end_of_quarter: 0}}
+signals: [{id: warn, on: points_expiring, days: 30}]
+""")
+    s = step(lr.MemberState(id="m"), lr.evaluate(program, {"id": "m"}, txn(
+        "t1", "2026-02-10T10:00:00-05:00", "10.00")))
+    assert lr.advance(program, s, "2026-03-01T23:30:00-05:00").events == ()
+    d = lr.advance(program, s, "2026-03-02T00:00:00-05:00")
+    assert [(e.at.isoformat(), e.rule, e.detail) for e in d.events] == [
+        ("2026-03-02T00:00:00-05:00", "warn", "10 points expire at 2026-04-01T00:00:00-04:00")]

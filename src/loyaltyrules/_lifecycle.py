@@ -513,7 +513,10 @@ def _signals(model: ProgramModel, member: MemberState, lots: tuple[PointsLot, ..
                               key=lambda lot: lot.expires_at or until)
             for lot in expiring:
                 assert lot.expires_at is not None
-                when = lot.expires_at - timedelta(days=days)
+                # `days` days before, by the program zone's clock (not 24-hour days: across
+                # a daylight-saving change the warning stays at the local time of the expiry)
+                local = lot.expires_at.astimezone(zone).replace(tzinfo=None)
+                when = fixed_offset((local - timedelta(days=days)).replace(tzinfo=zone))
                 if when <= until and start < lot.expires_at \
                         and fired.get(sig.id, "") < lot.expires_at.isoformat():
                     fired[sig.id] = lot.expires_at.isoformat()
