@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import calendar
 import difflib
+import os
 import re
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any, Final, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import TZPATH, ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from dateutil.zoneinfo import get_zonefile_instance
 
@@ -75,7 +76,33 @@ def _is_zone_name(name: str) -> bool:
     accept ``asia/shanghai`` on one machine and refuse it on another)."""
     if name in _NOT_PLACES or name.startswith(("posix/", "right/")):
         return False
-    return name in _system_zone_names() or name in _bundled_zones()
+    # (the file itself, its name's case checked directory by directory, before listing the
+    # whole database: that costs about 30 ms, once a process)
+    return _zone_file(name) or name in _system_zone_names() or name in _bundled_zones()
+
+
+def _zone_file(name: str) -> bool:
+    for root in TZPATH:
+        path = root
+        for part in name.split("/"):
+            if part not in _entries(path):
+                break
+            path = os.path.join(path, part)
+        else:
+            try:
+                with open(path, "rb") as handle:
+                    return handle.read(4) == b"TZif"
+            except OSError:
+                return False
+    return False
+
+
+@lru_cache(maxsize=256)
+def _entries(directory: str) -> frozenset[str]:
+    try:
+        return frozenset(os.listdir(directory))
+    except OSError:
+        return frozenset()
 
 
 @lru_cache(maxsize=64)
