@@ -62,6 +62,22 @@ def test_half_of_each_purchase_goes_to_the_pool() -> None:
     assert (again.household, again.member, again.points) == (c.household, c.member, 0)
 
 
+def test_two_members_purchases_of_one_id_are_both_contributed() -> None:
+    """Purchase ids are per member (mum's t1 and her son's t1 are two purchases): both pool
+    their half (before, the son's was taken for mum's and silently skipped). A household
+    stored with the old key, `contribute:t1`, still counts t1 as contributed."""
+    p = program()
+    h, mum, son = family(p)
+    mum, d_mum = buy(p, mum, "t1", 1, "600.00")
+    son, d_son = buy(p, son, "t1", 2, "200.00")
+    c = lr.household_contribute(p, h, mum, d_mum)
+    c2 = lr.household_contribute(p, c.household, son, d_son)
+    assert (c.points, c2.points, c2.household.points) == (300, 100, 400)
+    assert c2.household.contributions == {"mum": 300, "son": 100}
+    legacy = h.model_copy(update={"recent_events": ("contribute:t1",)})
+    assert lr.household_contribute(p, legacy, mum, d_mum).points == 0
+
+
 def test_tiers_on_group_spend() -> None:
     """tiers_on: group — mum's ¥600 and the son's ¥500 make ¥1,100: the son becomes silver."""
     p = program(tiers_on="group")

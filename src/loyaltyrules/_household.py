@@ -122,8 +122,10 @@ def household_contribute(program: Any, household: HouseholdState | dict[str, Any
         raise InputError(f"expected the purchase's Decision, got {type(decision).__name__}",
                          field="decision", kind="household")
     h, m, at = _members_pair(household, member, decision.at)
-    key = f"contribute:{decision.transaction_id}"
-    if key in h.recent_events:
+    # remembered per member, as purchase ids are (two members may both have a purchase T1);
+    # households stored before this remember contributions by purchase id alone
+    key = f"contribute:{m.id}:{decision.transaction_id}"
+    if key in h.recent_events or f"contribute:{decision.transaction_id}" in h.recent_events:
         return HouseholdChange(h, m, 0, "already contributed")
     if decision.member_id != m.id or decision.transaction_id not in m.recent_transactions:
         raise InputError("apply the purchase to the member first", field="decision",
