@@ -1622,3 +1622,44 @@ signals: [{id: warn, on: points_expiring, days: 30}]
     d = lr.advance(program, s, "2026-03-02T00:00:00-05:00")
     assert [(e.at.isoformat(), e.rule, e.detail) for e in d.events] == [
         ("2026-03-02T00:00:00-05:00", "warn", "10 points expire at 2026-04-01T00:00:00-04:00")]
+
+
+def test_an_expiry_warning_before_a_skipped_midnight_comes_at_midnight() -> None:
+    """Santiago skips midnight on 5 September 2027: points of 4 September 2026 expire at that
+    day's start, written 00:00 −04:00. A warning 7 days ahead comes at 00:00 on 29 August, not
+    at 01:00 (the local reading of that skipped midnight)."""
+    program = lr.load_program("""
+program: {id: p, version: 1, currency: USD, timezone: America/Santiago}
+tiers: [{id: basic}]
+earn: [{id: base, points: 1, per: 1}]
+ledger: {expiry: {months: 12}}
+signals: [{id: warn, on: points_expiring, days: 7}]
+""")
+    s = step(lr.MemberState(id="m"), lr.evaluate(program, {"id": "m"}, txn(
+        "t1", "2026-09-04T12:00:00-04:00", "10.00")))
+    assert s.lots[0].expires_at is not None
+    assert s.lots[0].expires_at.isoformat() == "2027-09-05T00:00:00-04:00"
+    d = lr.advance(program, s, "2027-08-29T00:30:00-04:00")
+    assert [(e.at.isoformat(), e.rule) for e in d.events] == [
+        ("2027-08-29T00:00:00-04:00", "warn")]
+
+
+def test_a_reward_dated_before_the_last_redemption_on_record_says_so() -> None:
+    """A box once a week: redeemed on Monday 4 January 2027 (week 2027-W01); one dated Sunday
+    3 January (week 2026-W53, whose redemptions are not kept) is refused for that reason,
+    not as "limit reached"."""
+    program = lr.load_program("""
+program: {id: p, version: 1, currency: CNY, timezone: Asia/Shanghai}
+tiers: [{id: basic}]
+earn: [{id: base, points: 1, per: 1}]
+rewards: [{id: box, points: 10, limit: {times: 1, per: week}}]
+""")
+    s = lr.MemberState(id="m", points=100)
+    s = lr.apply(s, lr.redeem_reward(program, s, {"id": "W1", "at": "2027-01-04T10:00:00+08:00",
+                                                  "reward": "box"}))
+    with pytest.raises(lr.InputError) as caught:
+        lr.redeem_reward(program, s, {"id": "W2", "at": "2027-01-03T10:00:00+08:00",
+                                      "reward": "box"})
+    assert str(caught.value) == (
+        "reward: at: box: redeemed in 2026-W53, before the last redemption on record "
+        "(2027-W01): that period's redemptions are not kept")

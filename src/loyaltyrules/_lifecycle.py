@@ -77,6 +77,19 @@ def _count_use(usage: dict[str, Usage], key: str, period: str, used: int) -> Non
     usage[key] = new(Usage, period=period, count=count + used)
 
 
+def _days_before(instant: datetime, days: int, zone: tzinfo) -> datetime:
+    """``days`` days before ``instant`` by the program zone's clock, not in 24-hour days:
+    across a daylight-saving change a warning keeps the local time of what it warns of."""
+    if datetime.replace(instant, tzinfo=zone).utcoffset() == instant.utcoffset():
+        # the instant's own wall time is the zone's (a midnight the library made, even one
+        # the clocks skip: 00:00 at the offset before the change)
+        wall, fold = instant.replace(tzinfo=None), 0
+    else:
+        local = instant.astimezone(zone)
+        wall, fold = local.replace(tzinfo=None), local.fold
+    return fixed_offset((wall - timedelta(days=days)).replace(tzinfo=zone, fold=fold))
+
+
 def _local_midnight(day: date, zone: tzinfo) -> datetime:
     # (with its offset, not its zone: where a zone's clocks skip midnight, a ZoneInfo
     # midnight would not equal its own JSON read back)
@@ -513,10 +526,7 @@ def _signals(model: ProgramModel, member: MemberState, lots: tuple[PointsLot, ..
                               key=lambda lot: lot.expires_at or until)
             for lot in expiring:
                 assert lot.expires_at is not None
-                # `days` days before, by the program zone's clock (not 24-hour days: across
-                # a daylight-saving change the warning stays at the local time of the expiry)
-                local = lot.expires_at.astimezone(zone).replace(tzinfo=None)
-                when = fixed_offset((local - timedelta(days=days)).replace(tzinfo=zone))
+                when = _days_before(lot.expires_at, days, zone)
                 if when <= until and start < lot.expires_at \
                         and fired.get(sig.id, "") < lot.expires_at.isoformat():
                     fired[sig.id] = lot.expires_at.isoformat()
@@ -1215,6 +1225,10 @@ def redeem_reward(program: Any, member: MemberState | dict[str, Any], event: dic
         key = period_key(today, reward.limit.per)
         used = usage.get(f"reward:{reward.id}")
         count = uses(used, key)
+        if count >= LATE:
+            raise InputError(f"{reward.id}: redeemed in {key}, before the last redemption on "
+                             f"record ({used.period if used else ''}): that period's "
+                             "redemptions are not kept", field="at", kind="reward")
         if count >= reward.limit.times:
             raise InputError(f"{reward.id}: limit of {reward.limit.times} per "
                              f"{reward.limit.per} reached", field="reward", kind="reward")
