@@ -1605,43 +1605,36 @@ def test_a_call_made_wrong_gets_the_library_s_error_not_an_accident(
         assert caught.value.field is None
 
 
-def test_an_expiry_warning_keeps_local_time_across_a_clock_change() -> None:
-    """Points of 10 February expire at the start of 1 April (−04:00, daylight time); a warning
-    30 days ahead falls at the start of 2 March, still standard time (−05:00): not at 23:00 on
-    1 March, as 30 days of 24 hours before the expiry would put it."""
-    program = lr.load_program("""
-program: {id: p, version: 1, currency: USD, timezone: America/New_York}
-tiers: [{id: basic}]
-earn: [{id: base, points: 1, per: 1}]
-ledger: {expiry: {end_of_quarter: 0}}
-signals: [{id: warn, on: points_expiring, days: 30}]
+@pytest.mark.parametrize(
+    ("zone", "expiry", "days", "bought", "expires", "quiet_until", "warned"), [
+        # New York: points of 10 February expire at the start of 1 April (−04:00, daylight
+        # time); 30 days ahead is the start of 2 March, still standard time (−05:00) — not
+        # 23:00 on 1 March, as 30 days of 24 hours before the expiry would put it
+        ("America/New_York", "{end_of_quarter: 0}", 30, "2026-02-10T10:00:00-05:00",
+         "2026-04-01T00:00:00-04:00", "2026-03-01T23:30:00-05:00", "2026-03-02T00:00:00-05:00"),
+        # Santiago skips midnight on 5 September 2027: the expiry is written 00:00 −04:00, and
+        # 7 days ahead is 00:00 on 29 August — not 01:00, the local reading of that midnight
+        ("America/Santiago", "{months: 12}", 7, "2026-09-04T12:00:00-04:00",
+         "2027-09-05T00:00:00-04:00", "2027-08-28T23:30:00-04:00", "2027-08-29T00:00:00-04:00"),
+    ])
+def test_an_expiry_warning_keeps_the_local_time_of_the_expiry(
+        zone: str, expiry: str, days: int, bought: str, expires: str, quiet_until: str,
+        warned: str) -> None:
+    """A points_expiring warning comes `days` days before the expiry by the program zone's
+    clock, across a change of the clocks and before a midnight the clocks skip."""
+    program = lr.load_program(f"""
+program: {{id: p, version: 1, currency: USD, timezone: {zone}}}
+tiers: [{{id: basic}}]
+earn: [{{id: base, points: 1, per: 1}}]
+ledger: {{expiry: {expiry}}}
+signals: [{{id: warn, on: points_expiring, days: {days}}}]
 """)
-    s = step(lr.MemberState(id="m"), lr.evaluate(program, {"id": "m"}, txn(
-        "t1", "2026-02-10T10:00:00-05:00", "10.00")))
-    assert lr.advance(program, s, "2026-03-01T23:30:00-05:00").events == ()
-    d = lr.advance(program, s, "2026-03-02T00:00:00-05:00")
+    s = step(lr.MemberState(id="m"), lr.evaluate(program, {"id": "m"}, txn("t1", bought, "10.00")))
+    assert [lot.expires_at.isoformat() for lot in s.lots if lot.expires_at] == [expires]
+    assert lr.advance(program, s, quiet_until).events == ()
+    d = lr.advance(program, s, warned)
     assert [(e.at.isoformat(), e.rule, e.detail) for e in d.events] == [
-        ("2026-03-02T00:00:00-05:00", "warn", "10 points expire at 2026-04-01T00:00:00-04:00")]
-
-
-def test_an_expiry_warning_before_a_skipped_midnight_comes_at_midnight() -> None:
-    """Santiago skips midnight on 5 September 2027: points of 4 September 2026 expire at that
-    day's start, written 00:00 −04:00. A warning 7 days ahead comes at 00:00 on 29 August, not
-    at 01:00 (the local reading of that skipped midnight)."""
-    program = lr.load_program("""
-program: {id: p, version: 1, currency: USD, timezone: America/Santiago}
-tiers: [{id: basic}]
-earn: [{id: base, points: 1, per: 1}]
-ledger: {expiry: {months: 12}}
-signals: [{id: warn, on: points_expiring, days: 7}]
-""")
-    s = step(lr.MemberState(id="m"), lr.evaluate(program, {"id": "m"}, txn(
-        "t1", "2026-09-04T12:00:00-04:00", "10.00")))
-    assert s.lots[0].expires_at is not None
-    assert s.lots[0].expires_at.isoformat() == "2027-09-05T00:00:00-04:00"
-    d = lr.advance(program, s, "2027-08-29T00:30:00-04:00")
-    assert [(e.at.isoformat(), e.rule) for e in d.events] == [
-        ("2027-08-29T00:00:00-04:00", "warn")]
+        (warned, "warn", f"10 points expire at {expires}")]
 
 
 def test_a_reward_dated_before_the_last_redemption_on_record_says_so() -> None:
