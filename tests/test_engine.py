@@ -629,3 +629,30 @@ def test_explain_shows_every_term_of_the_payable() -> None:
         "  - 50.00 CNY paid with points (100 points)",
         "  payable 965.00 CNY; qualifying spend 950.00",
     ]
+
+
+@pytest.mark.parametrize("mode", ["compiled", "interpreted"])
+@pytest.mark.parametrize("trace", [False, True])
+def test_money_is_written_in_the_currency_s_minor_unit_whatever_the_host_wrote(
+        mode: Any, trace: bool) -> None:
+    """Amounts that fit the currency are taken as written in its minor unit: ¥100 and ¥12.5
+    with ¥5 shipping for a gold member (8折) give 112.50 listed, 22.50 off, 95.00 to pay — not
+    "112.5", "22.5" and "95" beside shipping's "5.00" (before, only shipping was written so).
+    A refund of "10" is 10.00 too."""
+    program = lr.load_program(Path(__file__).resolve().parent.parent / "programs"
+                              / "retail-4tier.yaml")
+    member = {"id": "m", "tier": "gold"}
+    d = lr.evaluate(program, member, {
+        "id": "x", "at": "2026-03-02T10:00:00+08:00", "shipping": "5",
+        "items": [{"sku": "a", "amount": "100"}, {"sku": "b", "amount": "12.5"}]},
+        trace=trace, mode=mode)
+    shown = d.model_dump(mode="json")
+    assert (shown["list_amount"], shown["total_discount"], shown["line_paid"],
+            shown["goods_paid"], shown["shipping"], shown["payable"],
+            shown["discounts"][0]["allocation"], shown["points"][0]["basis"]) == (
+        "112.50", "22.50", ["80.00", "10.00"], "90.00", "5.00", "95.00",
+        ["20.00", "2.50"], "90.00")
+    r = lr.refund(program, lr.apply(member, d), {
+        "id": "R1", "at": "2026-03-03T10:00:00+08:00", "transaction_id": "x", "amount": "10"})
+    assert r.refund is not None
+    assert r.model_dump(mode="json")["refund"]["amount"] == "10.00"

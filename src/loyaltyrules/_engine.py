@@ -647,7 +647,7 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
     if plan.decide_traced is not None:  # generated for this program, the engine's trace
         return complete_purchase(program, plan, m, t, plan.decide_traced(program, plan, m, t),
                                  events, base_version)
-    tier_before, _, local_at = prepare(plan.fast, plan, m, t)  # the input checks
+    tier_before, _, local_at, t = prepare(plan.fast, plan, m, t)  # the input checks
 
     decision, tier_after = _run(program, plan, m, t, local_at, tier_before, tier_before, trace)
     if tier_after is not tier_before and plan.model.policies.tiers.benefits_from == \

@@ -40,7 +40,7 @@ _ONE = Decimal(1)
 def decide(program: Any, plan: Plan, m: MemberState, t: Transaction) -> Decision:
     """Evaluate with the trace off. Inputs are already validated models."""
     fp = plan.fast
-    tier_before, amounts, local_at = prepare(fp, plan, m, t)
+    tier_before, amounts, local_at, t = prepare(fp, plan, m, t)
     decision, after = _run(program, plan, m, t, amounts, local_at, tier_before, tier_before,
                            None)
     if after is not tier_before and fp.benefits_now:
@@ -49,8 +49,10 @@ def decide(program: Any, plan: Plan, m: MemberState, t: Transaction) -> Decision
 
 
 def prepare(fp: FastPlan, plan: Plan, m: MemberState, t: Transaction
-            ) -> tuple[TierPlan, list[Decimal], Any]:
-    """The input checks every evaluation makes: (tier before, line amounts, local time)."""
+            ) -> tuple[TierPlan, list[Decimal], Any, Transaction]:
+    """The input checks every evaluation makes: (tier before, line amounts, local time, the
+    transaction). Amounts that fit the currency are written in its minor unit (100 as
+    100.00), so that a decision's money is, whatever the host wrote."""
     tier_id = m.tier
     if tier_id is None:
         tier_before = plan.tiers[0]
@@ -64,18 +66,44 @@ def prepare(fp: FastPlan, plan: Plan, m: MemberState, t: Transaction
         raise InputError(f"transaction is for member {t.member_id!r}, not {m.id!r}",
                          field="member_id", kind="transaction")
     q = fp.quantum
-    amounts = [i.amount for i in t.items]
-    for k, a in enumerate(amounts):
-        if a != a.quantize(q):
-            raise InputError(f"{a:f} has more decimals than {fp.currency} allows",
-                             field=f"items[{k}].amount", kind="transaction")
-    if t.shipping or t.tax or t.paid_with_points:
-        for name, value in (("shipping", t.shipping), ("tax", t.tax),
-                            ("paid_with_points", t.paid_with_points)):
-            if value and value != value.quantize(q):
+    amounts = []
+    canonical = True
+    for k, i in enumerate(t.items):
+        a = i.amount
+        if not a.same_quantum(q):
+            if a != a.quantize(q):
+                raise InputError(f"{a:f} has more decimals than {fp.currency} allows",
+                                 field=f"items[{k}].amount", kind="transaction")
+            a, canonical = a.quantize(q), False
+        amounts.append(a)
+    for name in ("shipping", "tax", "paid_with_points"):
+        value = getattr(t, name)
+        if not value.same_quantum(q) and (value or value.as_tuple().exponent < q_exponent(q)):
+            if value != value.quantize(q):
                 raise InputError(f"{value:f} has more decimals than {fp.currency} allows",
                                  field=name, kind="transaction")
-    return tier_before, amounts, t.at.astimezone(fp.zone)
+            canonical = False
+    if not canonical:
+        t = _in_minor_units(t, q)
+    return tier_before, amounts, t.at.astimezone(fp.zone), t
+
+
+def q_exponent(q: Decimal) -> int:
+    exponent = q.as_tuple().exponent
+    assert isinstance(exponent, int)
+    return exponent
+
+
+def _in_minor_units(t: Transaction, q: Decimal) -> Transaction:
+    """The transaction with its amounts in the currency's minor unit (all of them fit)."""
+    items = tuple(i if i.amount.same_quantum(q) else
+                  i.model_copy(update={"amount": i.amount.quantize(q)}) for i in t.items)
+    update: dict[str, Any] = {"items": items}
+    for name in ("shipping", "tax", "paid_with_points"):
+        value = getattr(t, name)
+        if not value.same_quantum(q) and (value or value.as_tuple().exponent < q_exponent(q)):
+            update[name] = value.quantize(q)
+    return t.model_copy(update=update)
 
 
 def _run(program: Any, plan: Plan, m: MemberState, t: Transaction, amounts: list[Decimal],

@@ -940,6 +940,11 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         if given is not None and given != given.quantize(q):
             raise InputError(f"{given:f} has more decimals than {program.currency} allows",
                              field="amount", kind="refund")
+    # (written in the currency's minor unit, as a purchase's amounts are: 50 as 50.00)
+    if ev["amount"] is not None:
+        ev["amount"] = ev["amount"].quantize(q)
+    if ev["lines"] is not None:
+        ev["lines"] = [(k, None if part is None else part.quantize(q)) for k, part in ev["lines"]]
     lines = list(record.refunded_lines or (Decimal(0),) * len(record.line_paid))
     if ev["lines"] is not None:
         amount = Decimal(0)

@@ -347,14 +347,14 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
               "    amounts = []",
               "    for i in t.items:",
               "        a = i.amount",
-              # finer than the currency's unit? (written with exactly its decimals, it is not:
-              # a cheaper test than quantizing, which the rest still get)
-              "        if not a.same_quantum(Q) and a != a.quantize(Q):",
+              # not written in the currency's minor unit (finer than it, or 100 for
+              # 100.00)? prepare() refuses it or writes it so
+              "        if not a.same_quantum(Q):",
               "            tier_before = None",
               "        amounts.append(a)",
               "    if tier_before is None or (t.member_id is not None and t.member_id != m.id) "
               "or t.shipping or t.tax or t.paid_with_points:",
-              "        tier_before, amounts, local_at = prepare(FP, PLAN, m, t)",
+              "        tier_before, amounts, local_at, t = prepare(FP, PLAN, m, t)",
               "    else:",
               "        local_at = t.at.astimezone(ZONE)",
               "    decision, after = run(program, m, t, amounts, local_at, tier_before, "
