@@ -28,7 +28,7 @@ from ._decision import (
 )
 from ._errors import AlreadyApplied, EvaluationError, InputError
 from ._expressions import ExpressionRuntimeError, Scope
-from ._fast import cap_total, combine, prepare
+from ._fast import cap_total, combine, in_minor_units, prepare
 from ._lifecycle import (
     advance_state,
     complete_purchase,
@@ -407,7 +407,8 @@ def price_traced(program: Program, plan: Plan, m: MemberState, t: Transaction,
                  ) -> tuple[list[Decimal], list[DiscountLine], set[str]]:
     """:func:`_price` for the generated traced decision: ``sources`` are the plan's source
     tuples in priority order, the notes go to the decision's ``trace``."""
-    ctx = _Ctx(program, plan, m, t, local_at, True)
+    # (this engine reads amounts from the items: written in the minor unit, as the caller's)
+    ctx = _Ctx(program, plan, m, in_minor_units(t, plan.fast.quantum), local_at, True)
     ctx.trace = trace
     return _price(ctx, [_Source(src[0], src[1], src[4], src[5], src[6]) for src in sources])
 
@@ -648,6 +649,7 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
         return complete_purchase(program, plan, m, t, plan.decide_traced(program, plan, m, t),
                                  events, base_version)
     tier_before, _, local_at, t = prepare(plan.fast, plan, m, t)  # the input checks
+    t = in_minor_units(t, plan.fast.quantum)  # (this engine reads amounts from the items)
 
     decision, tier_after = _run(program, plan, m, t, local_at, tier_before, tier_before, trace)
     if tier_after is not tier_before and plan.model.policies.tiers.benefits_from == \

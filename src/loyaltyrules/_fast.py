@@ -52,7 +52,9 @@ def prepare(fp: FastPlan, plan: Plan, m: MemberState, t: Transaction
             ) -> tuple[TierPlan, list[Decimal], Any, Transaction]:
     """The input checks every evaluation makes: (tier before, line amounts, local time, the
     transaction). Amounts that fit the currency are written in its minor unit (100 as
-    100.00), so that a decision's money is, whatever the host wrote."""
+    100.00), so that a decision's money is, whatever the host wrote: the line amounts
+    returned, and shipping, tax and paid_with_points in the transaction returned (its items
+    are left as they are: :func:`in_minor_units` writes them for code that reads them)."""
     tier_id = m.tier
     if tier_id is None:
         tier_before = plan.tiers[0]
@@ -67,24 +69,24 @@ def prepare(fp: FastPlan, plan: Plan, m: MemberState, t: Transaction
                          field="member_id", kind="transaction")
     q = fp.quantum
     amounts = []
-    canonical = True
     for k, i in enumerate(t.items):
         a = i.amount
         if not a.same_quantum(q):
             if a != a.quantize(q):
                 raise InputError(f"{a:f} has more decimals than {fp.currency} allows",
                                  field=f"items[{k}].amount", kind="transaction")
-            a, canonical = a.quantize(q), False
+            a = a.quantize(q)
         amounts.append(a)
+    update: dict[str, Any] = {}
     for name in ("shipping", "tax", "paid_with_points"):
         value = getattr(t, name)
         if not value.same_quantum(q) and (value or value.as_tuple().exponent < q_exponent(q)):
             if value != value.quantize(q):
                 raise InputError(f"{value:f} has more decimals than {fp.currency} allows",
                                  field=name, kind="transaction")
-            canonical = False
-    if not canonical:
-        t = _in_minor_units(t, q)
+            update[name] = value.quantize(q)
+    if update:  # (rare: shipping and the like written otherwise than in the minor unit)
+        t = t.model_copy(update=update)
     return tier_before, amounts, t.at.astimezone(fp.zone), t
 
 
@@ -94,16 +96,14 @@ def q_exponent(q: Decimal) -> int:
     return exponent
 
 
-def _in_minor_units(t: Transaction, q: Decimal) -> Transaction:
-    """The transaction with its amounts in the currency's minor unit (all of them fit)."""
-    items = tuple(i if i.amount.same_quantum(q) else
-                  i.model_copy(update={"amount": i.amount.quantize(q)}) for i in t.items)
-    update: dict[str, Any] = {"items": items}
-    for name in ("shipping", "tax", "paid_with_points"):
-        value = getattr(t, name)
-        if not value.same_quantum(q) and (value or value.as_tuple().exponent < q_exponent(q)):
-            update[name] = value.quantize(q)
-    return t.model_copy(update=update)
+def in_minor_units(t: Transaction, q: Decimal) -> Transaction:
+    """The transaction with its items' amounts in the currency's minor unit (they fit: after
+    :func:`prepare`), for the engine that reads them from the items."""
+    if all(i.amount.same_quantum(q) for i in t.items):
+        return t
+    return t.model_copy(update={"items": tuple(
+        i if i.amount.same_quantum(q) else i.model_copy(update={"amount": i.amount.quantize(q)})
+        for i in t.items)})
 
 
 def _run(program: Any, plan: Plan, m: MemberState, t: Transaction, amounts: list[Decimal],
@@ -277,7 +277,9 @@ class _Lazy:
             from ._engine import _Ctx
 
             program, plan, m, t, local_at = self._args
-            self._ctx = _Ctx(program, plan, m, t, local_at, self._trace is not None)
+            # (amounts in the minor unit, as the engine's own evaluation reads them)
+            self._ctx = _Ctx(program, plan, m, in_minor_units(t, plan.fast.quantum), local_at,
+                             self._trace is not None)
             if self._trace is not None:
                 self._ctx.trace = self._trace
         reason: str | None = self._ctx.when(rule, kind, cond)

@@ -347,21 +347,25 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
               "    amounts = []",
               "    for i in t.items:",
               "        a = i.amount",
-              # not written in the currency's minor unit (finer than it, or 100 for
-              # 100.00)? prepare() refuses it or writes it so
+              # not written in the currency's minor unit? 100 is written 100.00; one finer
+              # than it goes to prepare(), which refuses it
               "        if not a.same_quantum(Q):",
-              "            tier_before = None",
+              "            if a != (a := a.quantize(Q)):",
+              "                tier_before = None",
               "        amounts.append(a)",
               "    if tier_before is None or (t.member_id is not None and t.member_id != m.id) "
               "or t.shipping or t.tax or t.paid_with_points:",
-              "        tier_before, amounts, local_at, t = prepare(FP, PLAN, m, t)",
+              # (the transaction as prepare() writes it gets a name of its own: `t` is not
+              # rebound, so its fields are still read from its __dict__)
+              "        tier_before, amounts, local_at, txn = prepare(FP, PLAN, m, t)",
               "    else:",
               "        local_at = t.at.astimezone(ZONE)",
-              "    decision, after = run(program, m, t, amounts, local_at, tier_before, "
+              "        txn = t",
+              "    decision, after = run(program, m, txn, amounts, local_at, tier_before, "
               f"tier_before, None, {complete}, {args})")
         if fp.benefits_now:
             s.add(1, "if after is not tier_before:",
-                  "    decision, _ = run(program, m, t, amounts, local_at, tier_before, after, "
+                  "    decision, _ = run(program, m, txn, amounts, local_at, tier_before, after, "
                   f"after, {complete}, {args})")
         s.add(1, "return decision")
     # every constant and helper becomes a parameter of one factory, so the generated code
