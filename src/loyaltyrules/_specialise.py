@@ -957,7 +957,9 @@ def _rule_reasons(s: _Source, plan: Plan) -> None:
             if scope:
                 reach.append(scope)
             threshold = s.k(spec.threshold)
-            s.add(1, "reach = sum([i.amount for i in t.items"
+            # (the amounts in the minor unit, as the engine's reason quotes their sum)
+            s.add(1, "reach = sum([i.amount if i.amount.same_quantum(Q) else "
+                  "i.amount.quantize(Q) for i in t.items"
                   + (" if " + " and ".join(reach) if reach else "") + "], ZERO)",
                   f"if reach < {threshold}:", f"    return T.below_threshold(reach, {threshold})")
         if rule.limit is not None:
