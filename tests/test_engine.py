@@ -656,3 +656,20 @@ def test_money_is_written_in_the_currency_s_minor_unit_whatever_the_host_wrote(
         "id": "R1", "at": "2026-03-03T10:00:00+08:00", "transaction_id": "x", "amount": "10"})
     assert r.refund is not None
     assert r.model_dump(mode="json")["refund"]["amount"] == "10.00"
+
+
+@pytest.mark.parametrize("mode", ["compiled", "interpreted"])
+@pytest.mark.parametrize("trace", [False, True])
+@pytest.mark.parametrize("field", ["shipping", "tax", "paid_with_points"])
+def test_an_explicit_zero_written_finer_than_the_currency_leaves_the_payable_in_cents(
+        mode: Any, trace: bool, field: str) -> None:
+    """A POS that always sends ``"shipping": "0.000"`` gets payable 640.00 for ¥800 at gold's
+    8折 on every path; the generated one skipped the minor-unit writing for a zero and said
+    640.000."""
+    program = lr.load_program(Path(__file__).resolve().parent.parent / "programs"
+                              / "retail-4tier.yaml")
+    d = lr.evaluate(program, {"id": "m", "tier": "gold"}, {
+        "id": "x", "at": "2026-03-02T10:00:00+08:00", field: "0.000",
+        "items": [{"sku": "a", "amount": "800.00"}]}, trace=trace, mode=mode)
+    shown = d.model_dump(mode="json")
+    assert (shown["payable"], shown[field]) == ("640.00", "0.00")

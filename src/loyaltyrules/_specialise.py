@@ -337,6 +337,11 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
 
     # the input checks of ._fast.prepare, inline; anything unusual goes to prepare itself,
     # which raises the error
+    # shipping, tax or points paid given (an explicit 0.000 too: prepare() writes it in the
+    # minor unit) go to prepare(); left out, each is its field's own default object
+    extras = " or ".join(
+        f"((v := t.{f}) is not {s.k(Transaction.model_fields[f].default)} "
+        f"and (v or not v.same_quantum(Q)))" for f in ("shipping", "tax", "paid_with_points"))
     for name, complete in (("decide", False), ("purchase", True)):
         if complete and not completes:
             continue
@@ -354,7 +359,7 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
               "                tier_before = None",
               "        amounts.append(a)",
               "    if tier_before is None or (t.member_id is not None and t.member_id != m.id) "
-              "or t.shipping or t.tax or t.paid_with_points:",
+              f"or {extras}:",
               # (the transaction as prepare() writes it gets a name of its own: `t` is not
               # rebound, so its fields are still read from its __dict__)
               "        tier_before, amounts, local_at, txn = prepare(FP, PLAN, m, t)",
