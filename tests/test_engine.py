@@ -673,3 +673,25 @@ def test_an_explicit_zero_written_finer_than_the_currency_leaves_the_payable_in_
         "items": [{"sku": "a", "amount": "800.00"}]}, trace=trace, mode=mode)
     shown = d.model_dump(mode="json")
     assert (shown["payable"], shown[field]) == ("640.00", "0.00")
+
+
+@pytest.mark.parametrize(("member", "txn", "said"), [
+    ({}, {"items": []}, "transaction: items: must not be empty"),
+    ({}, {"items": "a"}, "transaction: items: expected a list (got 'a')"),
+    ({}, {"redeem_points": 5.5}, "transaction: redeem_points: expected a whole number (got 5.5)"),
+    ({}, {"redeem_points": -1}, "transaction: redeem_points: must be at least 0 (got -1)"),
+    ({}, {"channel": 5}, "transaction: channel: expected text (got 5)"),
+    ({"birthday": "1990-02-30"}, {},
+     "member: birthday: expected a date such as 2026-11-11 (got '1990-02-30')"),
+    ({"points": 1.5}, {}, "member: points: expected a whole number (got 1.5)"),
+])
+def test_host_input_is_refused_in_the_words_a_program_s_diagnostics_use(
+        member: dict[str, Any], txn: dict[str, Any], said: str) -> None:
+    """Not the validation library's "Input should be a valid tuple" (as before for hosts)."""
+    program = lr.load_program(Path(__file__).resolve().parent.parent / "programs"
+                              / "retail-4tier.yaml")
+    with pytest.raises(lr.InputError) as caught:
+        lr.evaluate(program, {"id": "m", **member}, {
+            "id": "x", "at": "2026-03-02T10:00:00+08:00",
+            "items": [{"sku": "a", "amount": "800.00"}], **txn})
+    assert str(caught.value) == said

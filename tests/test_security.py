@@ -651,8 +651,8 @@ def test_thousands_of_mistakes_are_reported_quickly() -> None:
 
 
 def test_a_thousand_promotions_load_within_the_budget() -> None:
-    """The benchmark's 1,000-promotion program (benchmarks/promotions.py) loads in well
-    under a second: no section costs the square of its length."""
+    """The benchmark's 1,000-promotion program (benchmarks/promotions.py) loads in under a
+    second, the performance issue's bound: no section costs the square of its length."""
     spec = importlib.util.spec_from_file_location(
         "_promotions_benchmark", Path(__file__).resolve().parent.parent / "benchmarks"
         / "promotions.py")
@@ -661,7 +661,7 @@ def test_a_thousand_promotions_load_within_the_budget() -> None:
     spec.loader.exec_module(module)
     start = time.perf_counter()
     program = module.many_promotions_program(1000)
-    assert time.perf_counter() - start < BUDGET / 2
+    assert time.perf_counter() - start < BUDGET  # (0.2 s on a quiet machine)
     assert len(program.model.promotions) == 1000
 
 

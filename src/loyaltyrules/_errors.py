@@ -14,10 +14,12 @@ Each subclasses the builtin a caller would naturally catch, so ``except ValueErr
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from ._decision import TraceEntry
@@ -29,7 +31,9 @@ __all__ = [
     "InputError",
     "LoyaltyError",
     "ProgramError",
+    "did_you_mean",
     "format_path",
+    "plain_words",
     "show_value",
 ]
 
@@ -75,6 +79,88 @@ def located(source: str, line: int | None, column: int | None, path: tuple[str |
     text = f"{where}: {format_path(path)}: {message}"
     return f"{text} — {hint}" if hint else text
 
+
+
+def did_you_mean(word: str, choices: list[str]) -> str | None:
+    """The hint for a near miss (``glod`` among the tiers), or None."""
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+# How a validation library's messages are said to the people who read ours: a program
+# designer (diagnostics) and a host engineer (InputError) alike.
+_PATTERNS: Final[dict[str, str]] = {
+    r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$": "ids are letters, digits, _ . - (not starting with . or -)",
+    r"^[A-Z]{3}$": "a currency is a 3-letter ISO 4217 code in capitals, such as CNY",
+    r"^[a-z][a-z0-9_]*$": "event names are lower-case letters, digits and _, starting with a "
+                          "letter",
+    r"^LR[0-9]{3}$": "a finding's code is LR and three digits, such as LR508",
+}
+_EXAMPLES: Final[dict[str, str]] = {
+    "Window": "{start: 2026-11-11, end: 2026-11-11}",
+    "Limit": "{times: 1, per: year}",
+    "Qualify": "{spend: 10000}",
+    "Expiry": "{months: 24}, or never",
+    "Meta": "{id: shop, version: 1, currency: CNY, timezone: Asia/Shanghai}",
+    "Keep": "{until: end_of_year}",
+    "Redemption": "{points: 100, value: 1}",
+    "Gifting": "{minimum: 10, maximum: 1000}",
+    "Households": "{share: 100%}",
+    "Referral": "{referrer_points: 100, referee_points: 50}",
+}
+
+
+def plain_words(err: Any) -> tuple[str, str | None] | None:
+    """A validation library's message in a designer's words (message, hint), or None to
+    keep the message as it is (our own checks already speak plainly)."""
+    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
+    got = f"(got {show_value(value)})"
+    if kind == "string_pattern_mismatch":
+        rule = _PATTERNS.get(str(ctx.get("pattern")))
+        if rule is None:
+            return None
+        hint = None
+        if rule.startswith("ids") and isinstance(value, str):
+            if any(ord(c) > 127 for c in value):
+                hint = "write Chinese and other text in name:, and a Latin id such as gold"
+            elif " " in value:
+                hint = "use - or _ instead of spaces"
+        return f"{rule} {got}", hint
+    if kind in ("tuple_type", "list_type"):
+        return f"expected a list {got}", None
+    if kind in ("too_short", "string_too_short"):
+        if ctx.get("min_length") == 1:
+            return "must not be empty", None
+        return f"needs at least {ctx.get('min_length')} entries {got}", None
+    if kind in ("too_long", "string_too_long"):
+        unit = "characters" if isinstance(value, str) else "entries"
+        length = len(value) if isinstance(value, (str, list, tuple, dict)) else "more"
+        return f"must be at most {ctx.get('max_length')} {unit} long (got {length})", None
+    if kind == "dict_type" and err["loc"][-1:] == ("name",):
+        return f"expected a name, or names by language such as {{zh: 金卡, en: Gold}} {got}", None
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        example = _EXAMPLES.get(str(ctx.get("class_name")))
+        such = f" such as {example}" if example else ""
+        return f"expected a mapping{such} {got}", None
+    if kind == "literal_error":
+        expected = str(ctx.get("expected", ""))
+        choices = re.findall(r"'([^']*)'", expected)
+        hint = did_you_mean(str(value), choices) if isinstance(value, (str, int)) else None
+        return f"must be {expected} {got}", hint
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        words = {"greater_than_equal": ("at least", "ge"), "greater_than": ("more than", "gt"),
+                 "less_than_equal": ("at most", "le"), "less_than": ("less than", "lt")}
+        word, key = words[kind]
+        return f"must be {word} {show_value(ctx.get(key))} {got}", None
+    if kind == "string_type":
+        return f"expected text {got}", None
+    if kind in ("bool_type", "bool_parsing"):
+        return f"expected true or false {got}", None
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"expected a whole number {got}", None
+    if kind.startswith(("date_", "datetime_")):
+        return f"expected a date such as 2026-11-11 {got}", None
+    return None
 
 @dataclass(frozen=True)
 class Diagnostic:

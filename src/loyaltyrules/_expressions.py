@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import copy
-import difflib
 import math
 import operator
 from collections.abc import Callable, Mapping
@@ -21,6 +20,8 @@ from decimal import Decimal
 from typing import Any
 
 from simpleeval import EvalWithCompoundTypes, safe_power
+
+from ._errors import did_you_mean
 
 __all__ = [
     "DECISION_FIELDS",
@@ -257,11 +258,6 @@ class _Evaluator(EvalWithCompoundTypes):  # type: ignore[misc]
         return super()._eval_attribute(node)
 
 
-def _suggest(word: str, choices: list[str]) -> str | None:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else None
-
-
 def _value_literal(node: ast.AST) -> bool:
     """A literal that ``is`` cannot meaningfully compare with: numbers, text, lists."""
     if isinstance(node, ast.Constant):
@@ -300,7 +296,7 @@ def _check(tree: ast.Expression, source: str,
             if node.id in FUNCTIONS:
                 raise ExpressionError(f"{node.id!r} is a function; call it like {node.id}(…)")
             known = list(scope_names) + list(FUNCTIONS)
-            raise ExpressionError(f"unknown name {node.id!r}", _suggest(node.id, known))
+            raise ExpressionError(f"unknown name {node.id!r}", did_you_mean(node.id, known))
         if isinstance(node, ast.Attribute):
             base = type_of(node.value)
             if node.attr.startswith("_"):
@@ -313,7 +309,7 @@ def _check(tree: ast.Expression, source: str,
             if node.attr not in fields:
                 owner = base.rstrip("?")
                 raise ExpressionError(
-                    f"{owner} has no field {node.attr!r}", _suggest(node.attr, list(fields))
+                    f"{owner} has no field {node.attr!r}", did_you_mean(node.attr, list(fields))
                 )
             return fields[node.attr]
         if isinstance(node, ast.Subscript):
@@ -334,7 +330,8 @@ def _check(tree: ast.Expression, source: str,
             name = node.func.id
             spec = FUNCTIONS.get(name)
             if spec is None:
-                raise ExpressionError(f"unknown function {name!r}", _suggest(name, list(FUNCTIONS)))
+                raise ExpressionError(f"unknown function {name!r}",
+                                      did_you_mean(name, list(FUNCTIONS)))
             if node.keywords:
                 raise ExpressionError(f"{name}() takes no keyword arguments")
             n = len(node.args)

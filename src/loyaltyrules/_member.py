@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic_core import TzInfo
 
-from ._errors import InputError, format_path
+from ._errors import InputError, format_path, plain_words
 from ._money import parse_money, plain
 
 __all__ = [
@@ -361,6 +361,10 @@ def _said(err: Any) -> str:
         return "needs a UTC offset (the engine never guesses a zone)"
     if kind.startswith("datetime"):
         return f"expected a date-time such as 2026-03-03T10:00:00+08:00, got {err['input']!r}"
+    plain = plain_words(err)  # as a program's diagnostics say it
+    if plain is not None:
+        message, hint = plain
+        return f"{message}; {hint}" if hint else message
     return str(err["msg"]).removeprefix("Value error, ")
 
 

@@ -10,7 +10,6 @@ import contextlib
 import difflib
 import hashlib
 import json
-import re
 import types
 import typing
 from collections.abc import Iterator, Mapping
@@ -23,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from ._compile import Mode, Plan, build_plan
 from ._decision import ProgramRef, build
-from ._errors import Diagnostic, ProgramError, show_value
+from ._errors import Diagnostic, ProgramError, did_you_mean, plain_words
 from ._expressions import Expression, tiers_named
 from ._model import (
     Behaviour,
@@ -361,7 +360,7 @@ def _pydantic_diagnostics(exc: ValidationError, data: Any, smap: SourceMap) -> I
             message = f"missing required key {path[-1]!r}" if path else "missing"
             position = smap.locate(path[:-1])
         else:
-            plain = _plain_words(err)
+            plain = plain_words(err)
             if plain is not None:
                 message, hint = plain
             elif " — " in message:
@@ -381,86 +380,7 @@ def _pydantic_diagnostics(exc: ValidationError, data: Any, smap: SourceMap) -> I
         )
 
 
-_PATTERNS: Final = {
-    r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$": "ids are letters, digits, _ . - (not starting with . or -)",
-    r"^[A-Z]{3}$": "a currency is a 3-letter ISO 4217 code in capitals, such as CNY",
-    r"^[a-z][a-z0-9_]*$": "event names are lower-case letters, digits and _, starting with a "
-                          "letter",
-    r"^LR[0-9]{3}$": "a finding's code is LR and three digits, such as LR508",
-}
-_EXAMPLES: Final = {
-    "Window": "{start: 2026-11-11, end: 2026-11-11}",
-    "Limit": "{times: 1, per: year}",
-    "Qualify": "{spend: 10000}",
-    "Expiry": "{months: 24}, or never",
-    "Meta": "{id: shop, version: 1, currency: CNY, timezone: Asia/Shanghai}",
-    "Keep": "{until: end_of_year}",
-    "Redemption": "{points: 100, value: 1}",
-    "Gifting": "{minimum: 10, maximum: 1000}",
-    "Households": "{share: 100%}",
-    "Referral": "{referrer_points: 100, referee_points: 50}",
-}
-
-
-def _plain_words(err: Any) -> tuple[str, str | None] | None:
-    """A validation library's message in a designer's words (message, hint), or None to
-    keep the message as it is (our own checks already speak plainly)."""
-    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
-    got = f"(got {show_value(value)})"
-    if kind == "string_pattern_mismatch":
-        rule = _PATTERNS.get(str(ctx.get("pattern")))
-        if rule is None:
-            return None
-        hint = None
-        if rule.startswith("ids") and isinstance(value, str):
-            if any(ord(c) > 127 for c in value):
-                hint = "write Chinese and other text in name:, and a Latin id such as gold"
-            elif " " in value:
-                hint = "use - or _ instead of spaces"
-        return f"{rule} {got}", hint
-    if kind in ("tuple_type", "list_type"):
-        return f"expected a list {got}", None
-    if kind in ("too_short", "string_too_short"):
-        if ctx.get("min_length") == 1:
-            return "must not be empty", None
-        return f"needs at least {ctx.get('min_length')} entries {got}", None
-    if kind in ("too_long", "string_too_long"):
-        unit = "characters" if isinstance(value, str) else "entries"
-        length = len(value) if isinstance(value, (str, list, tuple, dict)) else "more"
-        return f"must be at most {ctx.get('max_length')} {unit} long (got {length})", None
-    if kind == "dict_type" and err["loc"][-1:] == ("name",):
-        return f"expected a name, or names by language such as {{zh: 金卡, en: Gold}} {got}", None
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        example = _EXAMPLES.get(str(ctx.get("class_name")))
-        such = f" such as {example}" if example else ""
-        return f"expected a mapping{such} {got}", None
-    if kind == "literal_error":
-        expected = str(ctx.get("expected", ""))
-        choices = re.findall(r"'([^']*)'", expected)
-        hint = _suggest(str(value), choices) if isinstance(value, (str, int)) else None
-        return f"must be {expected} {got}", hint
-    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        words = {"greater_than_equal": ("at least", "ge"), "greater_than": ("more than", "gt"),
-                 "less_than_equal": ("at most", "le"), "less_than": ("less than", "lt")}
-        word, key = words[kind]
-        return f"must be {word} {show_value(ctx.get(key))} {got}", None
-    if kind == "string_type":
-        return f"expected text {got}", None
-    if kind in ("bool_type", "bool_parsing"):
-        return f"expected true or false {got}", None
-    if kind in ("int_type", "int_parsing", "int_from_float"):
-        return f"expected a whole number {got}", None
-    if kind.startswith(("date_", "datetime_")):
-        return f"expected a date such as 2026-11-11 {got}", None
-    return None
-
-
 # --- checks that need the whole program ----------------------------------------------------
-
-
-def _suggest(word: str, choices: list[str]) -> str | None:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else None
 
 
 class _Parts:
@@ -574,7 +494,7 @@ def _cross_checks(parts: _Parts, smap: SourceMap) -> list[Diagnostic]:
 
     def suggest(word: str, choices: list[str]) -> str | None:
         budget[0] -= len(choices)
-        return _suggest(word, choices) if budget[0] >= 0 else None
+        return did_you_mean(word, choices) if budget[0] >= 0 else None
 
     def dupes(section: str, ids: list[tuple[int, str]]) -> None:
         first: dict[str, int] = {}
