@@ -41,6 +41,8 @@ from ._decision import (
     PointsLine,
     UsageConsumed,
     builder,
+    field_set,
+    inline_builders,
     pending,
 )
 from ._errors import InputError
@@ -96,6 +98,14 @@ class _Source:
 
     def add(self, depth: int, *lines: str) -> None:
         self.lines += ["    " * depth + line for line in lines]
+
+    def made(self, depth: int, name: str, cls: type[Any], values: str,
+             private: str = "None") -> None:
+        """Lines making output model ``cls`` from ``values`` (an expression of its fields'
+        dict) as its builder would, in ``name``."""
+        self.add(depth, f"{name} = new({self.k(cls)})", f"set_dict({name}, {values})",
+                 f"set_fields({name}, {self.k(field_set(cls))})", f"set_extra({name}, None)",
+                 f"set_private({name}, {private})")
 
     def note(self, rule: str, kind: str, status: str, reason: str) -> str:
         """The line adding a trace entry; ``rule``, ``kind`` and ``reason`` are expressions,
@@ -155,6 +165,7 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
         "period_key": period_key,
         "uses": uses,
         # the purchase's completion (see _completion)
+        **inline_builders(),
         "dict": dict, "pending": pending, "expires_at": expires_at,
         "log_oldest": _log_oldest, "kept_until": _kept_until,
         "purchase_events": purchase_events, "purchase_state": _purchase_state,
@@ -310,8 +321,9 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
                 *(f"values[{s.k(name)}] = {expr}" for name, expr in values.items())]
 
     if completes:
-        s.add(1, "if not complete:", *("    " + line for line in decision()),
-              "    return make_Decision(values), after")
+        s.add(1, "if not complete:", *("    " + line for line in decision()))
+        s.made(2, "made", Decision, "values")
+        s.add(2, "return made, after")
         _completion(s, plan)
         events = ("purchase_events(events, at, redeemed, pwp_q, points_total, available_at, "
                   f"{s.k(bool(plan.ledger.pending))}, changed, tier_before.id, "
@@ -325,15 +337,24 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
             if set(earned) != set(LifecycleEvent.model_fields):
                 raise RuntimeError("the generated event must set every LifecycleEvent field")
             made = ", ".join(f"{s.k(name)}: {expr}" for name, expr in earned.items())
-            events = (f"(make_LifecycleEvent({{{made}}}),) if points_total and not "
-                      f"(events or redeemed or changed) else {events}")
+            s.add(1, "if points_total and not (events or redeemed or changed):")
+            s.made(2, "earned", LifecycleEvent, f"{{{made}}}")
+            s.add(2, "own = (earned,)")
+            s.add(1, "else:", f"    own = {events}")
+            events = "own"
         s.add(1, *decision(events=events, member_version="prior_version", member_after=""),
               "if redeemed:  # a redemption can fail on the lots: the state is built now",
-              f"    values[{s.k('member_after')}] = purchase_state(*parts)",
-              "    return make_Decision(values), after",
-              "return pending(make_Decision(values), purchase_state, parts), after")
+              f"    values[{s.k('member_after')}] = purchase_state(*parts)")
+        s.made(2, "made", Decision, "values")
+        s.add(2, "return made, after")
+        # else the next state is made when first read (pending())
+        s.made(1, "made", Decision, "values",
+               private="{NEXT_STATE: (purchase_state, parts)}")
+        s.add(1, "return made, after")
     else:
-        s.add(1, *decision(), "return make_Decision(values), after")
+        s.add(1, *decision())
+        s.made(1, "made", Decision, "values")
+        s.add(1, "return made, after")
 
     # the input checks of ._fast.prepare, inline; anything unusual goes to prepare itself,
     # which raises the error
@@ -524,10 +545,11 @@ def _tier_pricing(s: _Source, depth: int, plan: Plan) -> None:
           "        paid.append(amounts[k] - parts[k])")
     keys = {name: s.k(name) for name in ("rule", "kind", "type", "scope", "amount",
                                          "allocation")}
-    s.add(d, f"discount_lines = [make_DiscountLine({{{keys['rule']}: src[0], "
-          f"{keys['kind']}: src[1], {keys['type']}: src[2], {keys['scope']}: src[3], "
-          f"{keys['amount']}: amount, {keys['allocation']}: allocation}})]",
-          "goods_paid = list_total - (ZERO + amount)")
+    s.made(d, "line", DiscountLine,
+           f"{{{keys['rule']}: src[0], {keys['kind']}: src[1], {keys['type']}: src[2], "
+           f"{keys['scope']}: src[3], {keys['amount']}: amount, "
+           f"{keys['allocation']}: allocation}}")
+    s.add(d, "discount_lines = [line]", "goods_paid = list_total - (ZERO + amount)")
 
 
 def _spend(s: _Source, plan: Plan) -> None:
@@ -704,11 +726,12 @@ def _earn(s: _Source, plan: Plan) -> None:
                 s.add(d, "else:", "    " + earned)
         elif traced:
             s.add(d, earned)
-        s.add(d, f"fired[{rid}] = None",
-              f"points_lines.append(make_PointsLine({{{s.k('rule')}: {rid}, "
-              f"{s.k('kind')}: {s.k('earn')}, {s.k('points')}: points, "
-              f"{s.k('basis')}: basis, {s.k('multiplier')}: multiplier, "
-              f"{s.k('detail')}: {detail}}}))")
+        s.add(d, f"fired[{rid}] = None")
+        s.made(d, "line", PointsLine,
+               f"{{{s.k('rule')}: {rid}, {s.k('kind')}: {s.k('earn')}, "
+               f"{s.k('points')}: points, {s.k('basis')}: basis, "
+               f"{s.k('multiplier')}: multiplier, {s.k('detail')}: {detail}}}")
+        s.add(d, "points_lines.append(line)")
         if traced:
             _filtered(s, d, rid, "earn")
     if fp.best_rule and len(fp.earn) > 1:
