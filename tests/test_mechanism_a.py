@@ -1,4 +1,4 @@
-"""Mechanism A of DOMAIN.md: every worked number of the four-tier retail program."""
+"""Mechanism A of docs/domain.md: every worked number of the four-tier retail program."""
 
 from __future__ import annotations
 
