@@ -981,14 +981,15 @@ CHECKS: Mapping[str, Check] = MappingProxyType({check.code: check for check in (
           "cap of 100%", _out_of_bounds),
     Check("LR508", "warning", "a higher tier with a smaller discount or points multiplier, "
           "or without a perk of the tier below", _benefits_fall),
-    Check("LR509", "warning", "earn caps of 0 or below one ordinary block", _caps_too_low),
+    Check("LR509", "warning", "earn caps and max_per_transaction of 0 (error) or below one "
+          "block (error with points.cap: reject)", _caps_too_low),
     Check("LR510", "info", "bonus points or perks collectable again on every purchase "
           "(no usage limit)", _unlimited_gifts),
     Check("LR511", "warning", "settings with no effect: exclusive on a birthday rule, retain "
           "on the first tier or without reviews", _no_effect),
     Check("LR512", "warning", "settings that cancel their feature: a discount cap of 0%, a 0% "
           "discount, redemption max_share 0%, reviews of lifetime spend (never move down), "
-          "gifts no amount satisfies, referral of 0 points, households sharing 0%, keep with "
+          "referral of 0 points, households sharing 0%, keep with "
           "no length, tier_gap signals with no gap to measure",
           _cancelled),
 )})
