@@ -1656,3 +1656,18 @@ rewards: [{id: box, points: 10, limit: {times: 1, per: week}}]
     assert str(caught.value) == (
         "reward: at: box: redeemed in 2026-W53, before the last redemption on record "
         "(2027-W01): that period's redemptions are not kept")
+
+
+def test_a_behaviour_whose_condition_fails_says_so_as_a_behaviour() -> None:
+    """A review's condition that cannot be evaluated (no attrs sent) raises, and the trace
+    entry names it a behaviour, not a promotion."""
+    program = lr.load_program("""
+program: {id: p, version: 1, currency: USD, timezone: America/New_York}
+tiers: [{id: green}]
+behaviours: [{id: review, event: review, points: 10, when: "event.attrs.stars > 3"}]
+""")
+    with pytest.raises(lr.EvaluationError) as caught:
+        lr.behaviour(program, {"id": "a"}, {"id": "B1", "at": "2026-03-02T10:00:00-05:00",
+                                            "type": "review"})
+    assert [(e.rule, e.kind, e.status) for e in caught.value.trace] == [
+        ("review", "behaviour", "error")]

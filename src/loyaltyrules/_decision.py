@@ -43,7 +43,7 @@ __all__ = [
 Factor = Annotated[Decimal, PlainSerializer(plain, return_type=str)]
 
 RuleKind = Literal["tier", "earn", "multiplier", "birthday", "promotion", "qualification", "cap",
-                   "redemption"]
+                   "redemption", "behaviour"]
 Status = Literal["fired", "not_matched", "skipped", "capped", "error"]
 
 

@@ -1189,7 +1189,7 @@ def _behaviour_condition(program: Any, m: MemberState, ev: dict[str, Any],
     plan = program.plan("compiled")
     ctx = _Ctx(program, plan, m, txn, ev["at"].astimezone(program.zone), False)
     ctx.event = {"id": ev["id"], "type": ev["type"], "channel": channel, "attrs": dict(attrs)}
-    return ctx.when(rule.id, "promotion", plan.behaviour_conditions[rule.id]) is None
+    return ctx.when(rule.id, "behaviour", plan.behaviour_conditions[rule.id]) is None
 
 
 @exact
