@@ -813,3 +813,72 @@ def test_parsed_expression_is_reusable() -> None:
     expression: Expression = parse_expression("is_birthday('date')")
     assert expression.evaluate(make_scope(today=date(2026, 5, 8))) is True
     assert expression.evaluate(make_scope(today=date(2026, 5, 9))) is False
+
+
+@pytest.mark.parametrize(
+    ("source", "message", "hint"),
+    [
+        ("items[0] == items[1]", "`items[0]` is a whole item, not a value",
+         "use one of its fields, such as items[0].sku"),
+        ("txn.attrs != member.attrs", "`txn.attrs` is a map of attrs, not a value",
+         "use one of its values, such as txn.attrs['vip']"),
+        ("items[0] in [items[1]]", "`items[0]` is a whole item, not a value",
+         "use one of its fields, such as items[0].sku"),
+        ("items[0].attrs in txn.attrs", "`items[0].attrs` is a map of attrs, not a value",
+         "use one of its values, such as items[0].attrs['vip']"),
+        ("'channel' in txn", "`txn` is the transaction, not a value",
+         "use one of its fields, such as txn.amount"),
+        ("abs(txn) == 1", "`txn` is the transaction, not a value",
+         "use one of its fields, such as txn.amount"),
+        ("min(items) == 1", "`items` is the list of items, not a value",
+         "use len(items), or a field of one item such as items[0].sku"),
+        ("-member > 1", "`member` is the member, not a value",
+         "use one of its fields, such as member.tier"),
+        ("event.attrs + 1 > 2", "`event.attrs` is a map of attrs, not a value",
+         "use one of its values, such as event.attrs['vip']"),
+    ],
+)
+def test_a_whole_record_or_map_is_refused_where_a_value_belongs(
+        source: str, message: str, hint: str) -> None:
+    """Two identical lines compared with `items[0] == items[1]` were equal compiled and unequal
+    interpreted (a record compares by identity there), and `in` with a map on the left raised
+    in one mode only: a record or a map is looked in, never compared or computed with."""
+    error = refusal(source)
+    assert (str(error), error.hint) == (message, hint)
+
+
+@pytest.mark.parametrize("source", ["-1000 is -1000", "(2000 - 1) is not (2000 - 1)",
+                                    "txn.amount is txn.amount"])
+def test_is_compares_only_with_none_true_or_false(source: str) -> None:
+    """`-1000 is -1000` was true compiled (one folded constant) and false interpreted."""
+    assert str(refusal(source)) == (
+        "`is` only compares with None, True or False; use == for other values")
+
+
+@pytest.mark.parametrize("source", ["'vip' in member.attrs", "len(items) > 1",
+                                    "len(txn.attrs) >= 0", "not txn.attrs",
+                                    "member.birthday is not None"])
+def test_looking_in_a_map_or_counting_items_still_loads(source: str) -> None:
+    for mode in MODES:
+        assert fires(source, mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("when", "fired"), [
+    ("txn.amount > 249.999999999999999999", True),  # the float would be 250.0
+    ("txn.amount == 250.0000000000000000001", False),
+    ("0.000000000000000000000000000000000000000000001 > 0", True),
+])
+def test_a_decimal_literal_is_read_as_written_not_as_a_float(when: str, fired: bool,
+                                                             mode: str) -> None:
+    """Literals are exact Decimals of the text written: 249.999999999999999999 is below ¥250,
+    though the nearest float is 250.0; and a tiny number is not zero."""
+    assert fires(when, mode) is fired
+
+
+def test_a_false_condition_quotes_its_decimal_literal_as_written() -> None:
+    program = lr.load_program(promotion("txn.amount > 250.50"))
+    decision = lr.evaluate(program, ENGINE_MEMBER, ENGINE_TXN, mode="interpreted")
+    assert decision.trace is not None
+    assert [e.reason for e in decision.trace if e.rule == "promo"] == [
+        "`txn.amount > 250.50` is false (txn.amount = 250.00)"]

@@ -258,11 +258,33 @@ class _Evaluator(EvalWithCompoundTypes):  # type: ignore[misc]
         return super()._eval_attribute(node)
 
 
-def _value_literal(node: ast.AST) -> bool:
-    """A literal that ``is`` cannot meaningfully compare with: numbers, text, lists."""
-    if isinstance(node, ast.Constant):
-        return not (node.value is None or isinstance(node.value, bool))
-    return isinstance(node, (ast.List, ast.Tuple))
+def _singleton(node: ast.AST) -> bool:
+    """None, True or False as written: what ``is`` compares with (identity of anything else,
+    ``-1000`` or ``(2000 - 1)`` included, depends on the interpreter)."""
+    return isinstance(node, ast.Constant) and (node.value is None or isinstance(node.value, bool))
+
+
+# Values that are wholes, not values: compared, ordered, looked up in or computed with,
+# they behave differently in the two evaluation modes (and mean nothing to a designer)
+_WHOLES = {"member": "the member", "txn": "the transaction", "event": "the event",
+           "item": "a whole item", "decision": "the decision", "map": "a map of attrs",
+           "list[item]": "the list of items"}
+_RECORDS = {"member", "txn", "event", "item", "decision"}
+
+
+def _not_a_value(source: str, node: ast.expr, kind: str) -> ExpressionError:
+    written = ast.get_source_segment(source, node) or "a value"
+    if kind == "map":
+        hint = f"use one of its values, such as {written}['vip']"
+    elif kind == "list[item]":
+        hint = "use len(items), or a field of one item such as items[0].sku"
+    else:
+        hint = f"use one of its fields, such as {written}.{_EXAMPLE_FIELD[kind]}"
+    return ExpressionError(f"`{written}` is {_WHOLES[kind]}, not a value", hint)
+
+
+_EXAMPLE_FIELD = {"member": "tier", "txn": "amount", "event": "type", "item": "sku",
+                  "decision": "payable"}
 
 
 def _check(tree: ast.Expression, source: str,
@@ -347,7 +369,9 @@ def _check(tree: ast.Expression, source: str,
                 if not (isinstance(arg, ast.Constant) and arg.value in ("date", "week", "month")):
                     raise ExpressionError("is_birthday() takes 'date', 'week' or 'month'")
             for arg in node.args:
-                type_of(arg)
+                kind = type_of(arg)
+                if kind in _WHOLES and not (name == "len" and kind in ("map", "list[item]")):
+                    raise _not_a_value(source, arg, kind)
             return spec.returns
         if isinstance(node, ast.Constant):
             value = node.value
@@ -380,8 +404,10 @@ def _check(tree: ast.Expression, source: str,
                     raise ExpressionError(
                         f"** needs a whole-number exponent from 0 to {MAX_POWER_EXPONENT}"
                     )
-            type_of(node.left)
-            type_of(node.right)
+            for operand in (node.left, node.right):
+                kind = type_of(operand)
+                if kind in _WHOLES:
+                    raise _not_a_value(source, operand, kind)
             if isinstance(node.op, ast.Mod) and may_be_text(node.left):
                 # '%0999999999d' % 1 would build a gigabyte: % is arithmetic only.
                 raise ExpressionError("% works on numbers only; text cannot be formatted with %")
@@ -392,22 +418,33 @@ def _check(tree: ast.Expression, source: str,
             for elt in node.elts:
                 type_of(elt)
             return "list"
+        if isinstance(node, ast.UnaryOp) and not isinstance(node.op, ast.Not):
+            kind = type_of(node.operand)
+            if kind in _WHOLES:
+                raise _not_a_value(source, node.operand, kind)
+            return "any"
         for child in ast.iter_child_nodes(node):
             if not isinstance(child, (ast.expr_context, ast.boolop, ast.operator,
                                       ast.unaryop, ast.cmpop)):
                 type_of(child)
         if isinstance(node, ast.Compare):
             operands = [node.left, *node.comparators]
-            _same_kinds(operands, node.ops, [type_of(o) for o in operands], source)
+            types = [type_of(o) for o in operands]
             for k, op in enumerate(node.ops):
-                if isinstance(op, (ast.Is, ast.IsNot)) and (
-                    _value_literal(operands[k]) or _value_literal(operands[k + 1])
-                ):
-                    # identity with a number or text depends on the interpreter (and compiling
-                    # it warns): only None, True and False are compared with `is`
-                    raise ExpressionError(
-                        "`is` only compares with None, True or False; use == for other values"
-                    )
+                if isinstance(op, (ast.Is, ast.IsNot)):
+                    if not (_singleton(operands[k]) or _singleton(operands[k + 1])):
+                        # identity with a number or text depends on the interpreter (and
+                        # compiling it warns): only None, True and False go with `is`
+                        raise ExpressionError("`is` only compares with None, True or False; "
+                                              "use == for other values")
+                    continue
+                # a whole record or map is only ever looked in (`'vip' in member.attrs`)
+                whole = [j for j in (k, k + 1) if types[j] in _WHOLES]
+                if isinstance(op, (ast.In, ast.NotIn)):
+                    whole = [j for j in whole if j == k or types[j] in _RECORDS]
+                if whole:
+                    raise _not_a_value(source, operands[whole[0]], types[whole[0]])
+            _same_kinds(operands, node.ops, types, source)
         return "any"
 
     def may_be_text(node: ast.AST) -> bool:
@@ -493,11 +530,17 @@ def tiers_named(expr: Expression) -> list[str]:
 
 
 class _DecimalLiterals(ast.NodeTransformer):
-    """Turn float literals into exact Decimals, so ``amount * 0.1`` stays exact money."""
+    """Turn float literals into exact Decimals, so ``amount * 0.1`` stays exact money: read
+    from the text as written (``9.999999999999999999`` is not the float 10.0, and ``1e-400``
+    is not 0)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
 
     def visit_Constant(self, node: ast.Constant) -> ast.AST:
         if isinstance(node.value, float):
-            exact: Any = Decimal(repr(node.value))  # ast.Constant's stub does not list Decimal
+            written = ast.get_source_segment(self.source, node)
+            exact: Any = Decimal(written if written is not None else repr(node.value))
             return ast.copy_location(ast.Constant(value=exact), node)
         return node
 
@@ -557,8 +600,8 @@ class Expression:
 def _restore_literals(node: ast.expr) -> ast.expr:
     class Back(ast.NodeTransformer):
         def visit_Constant(self, n: ast.Constant) -> ast.AST:
-            if isinstance(n.value, Decimal):
-                return ast.Constant(value=float(n.value))
+            if isinstance(n.value, Decimal):  # as written (a name unparses as its text)
+                return ast.Name(id=str(n.value))
             return n
 
     # Work on a copy: unparsing the Decimal constants first would print them as Decimal('0.1').
@@ -608,7 +651,7 @@ def parse_expression(source: str, *, invariant: bool = False) -> Expression:
     except ValueError as exc:  # null bytes, lone surrogates
         raise ExpressionError(f"not a valid expression: {exc}") from None
     names = _check(tree, text, INVARIANT_NAMES if invariant else None)
-    tree = _DecimalLiterals().visit(tree)
+    tree = _DecimalLiterals(text).visit(tree)
     return Expression(source=text, tree=tree, names=names)
 
 
