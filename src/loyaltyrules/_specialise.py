@@ -43,7 +43,6 @@ from ._decision import (
     builder,
     field_set,
     inline_builders,
-    pending,
 )
 from ._errors import InputError
 from ._lifecycle import (
@@ -166,7 +165,7 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
         "uses": uses,
         # the purchase's completion (see _completion)
         **inline_builders(),
-        "dict": dict, "pending": pending, "expires_at": expires_at,
+        "dict": dict, "expires_at": expires_at,
         "log_oldest": _log_oldest, "kept_until": _kept_until,
         "purchase_events": purchase_events, "purchase_state": _purchase_state,
     })
@@ -347,7 +346,7 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
               f"    values[{s.k('member_after')}] = purchase_state(*parts)")
         s.made(2, "made", Decision, "values")
         s.add(2, "return made, after")
-        # else the next state is made when first read (pending())
+        # else the next state is made when first read (as _decision.pending() leaves it)
         s.made(1, "made", Decision, "values",
                private="{NEXT_STATE: (purchase_state, parts)}")
         s.add(1, "return made, after")
