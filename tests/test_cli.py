@@ -459,3 +459,64 @@ def test_run_writes_each_decision_as_pydantic_writes_it(program_path: Path, trac
     assert seen >= {"events"}
     if program_path.stem == "retail-4tier":
         assert seen >= {"discounts", "perks", "upgrade"}
+
+
+# -- input the JSON reader cannot hold ----------------------------------------------------------
+
+
+def test_a_number_too_long_is_one_line_naming_where(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A whole number of more digits than Python converts (4300) is a one-line error naming
+    file:line (and column in a JSON file), in evaluate's member, a run line and --members."""
+    digits = "9" * 5000
+    member = tmp_path / "member.json"
+    member.write_text('{"id": "a",\n "name": "12345", "points": ' + digits + "}",
+                      encoding="utf-8")
+    code, out, err = run_main(capsys, "evaluate", RETAIL, "--member", member,
+                              "--txn", EXAMPLES / "txn.json")
+    assert (code, out) == (1, "")
+    assert assert_one_line_error(err) == (f"loyaltyrules: {member}:2:29: member state has a "
+                                          "number too long to read (more than 4300 digits)")
+    stream = tmp_path / "txns.jsonl"
+    stream.write_text(TXN.format(id="X1", at="2026-03-02T10:00:00+08:00")
+                      + TXN.format(id="X2", at="2026-03-02T10:00:00+08:00").replace(
+                          '"100.00"', digits), encoding="utf-8")
+    code, out, err = run_main(capsys, "run", RETAIL, stream)
+    assert (code, len(out.splitlines())) == (1, 1)
+    assert assert_one_line_error(err) == (f"loyaltyrules: {stream}:2: transactions has a number "
+                                          "too long to read (more than 4300 digits)")
+    stream.write_text('{"type": "advance", "member_id": "m1", "until": ' + digits + "}\n",
+                      encoding="utf-8")
+    code, out, err = run_main(capsys, "run", RETAIL, stream)
+    assert (code, out) == (1, "")
+    assert assert_one_line_error(err) == (f"loyaltyrules: {stream}:1: transactions has a number "
+                                          "too long to read (more than 4300 digits)")
+    members = tmp_path / "members.jsonl"
+    members.write_text('{"id": "b"}\n{"id": "a", "points": ' + digits + "}\n", encoding="utf-8")
+    code, out, err = run_main(capsys, "run", RETAIL, EXAMPLES / "transactions.jsonl",
+                              "--members", members)
+    assert (code, out) == (1, "")
+    assert assert_one_line_error(err) == (f"loyaltyrules: {members}:2: member states has a "
+                                          "number too long to read (more than 4300 digits)")
+
+
+def test_json_nested_too_deeply_is_one_line(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A run line nested 100,000 levels deep (past the JSON reader's limit), or 900 levels
+    inside attrs (past what validation walks), is `FILE:LINE: … nests too deeply` or the
+    field's problem — never an internal error."""
+    stream = tmp_path / "txns.jsonl"
+    stream.write_text("[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    code, out, err = run_main(capsys, "run", RETAIL, stream)
+    assert (code, out) == (1, "")
+    assert assert_one_line_error(err) == f"loyaltyrules: {stream}:1: transactions nests too deeply"
+    stream.write_text('{"type": ' + "[" * 100_000 + "]" * 100_000 + "}\n", encoding="utf-8")
+    code, out, err = run_main(capsys, "run", RETAIL, stream)
+    assert assert_one_line_error(err) == f"loyaltyrules: {stream}:1: transactions nests too deeply"
+    stream.write_text(TXN.format(id="X1", at="2026-03-02T10:00:00+08:00").replace(
+        '"items"', '"attrs": {"x": ' + "[" * 900 + "]" * 900 + '}, "items"'), encoding="utf-8")
+    code, out, err = run_main(capsys, "run", RETAIL, stream)
+    assert (code, out) == (1, "")
+    assert assert_one_line_error(err) == (
+        f"loyaltyrules: {stream}:1: transaction: attrs.x.str: expected text (got "
+        + "[" * 39 + "…)")

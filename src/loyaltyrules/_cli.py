@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -41,6 +42,45 @@ class _Fail(Exception):
     """A one-line failure of the command itself (file missing, bad JSON)."""
 
 
+class _BadJSON(_Fail):
+    """JSON that cannot be read, with where in the text (line and column) when known."""
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None
+                 ) -> None:
+        super().__init__(message)
+        self.line = line
+        self.column = column
+
+
+# a whole number outside strings, or a string (skipped whole, so digits inside it are not
+# taken for a number); a number with a fraction or an exponent is read as a Decimal, any size
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|-?\d+(\.\d+)?([eE][-+]?\d+)?')
+
+
+def _loads(text: str, what: str) -> Any:
+    """``json.loads`` with numbers read exactly (as Decimal); every way JSON text can fail to
+    read is a _BadJSON saying so, never a library's exception."""
+    try:
+        return json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError as exc:
+        raise _BadJSON(f"{what} is not valid JSON: {exc.msg}", exc.lineno, exc.colno) \
+            from None
+    except RecursionError:
+        raise _BadJSON(f"{what} nests too deeply") from None
+    except ValueError:  # a whole number longer than Python converts (int_max_str_digits)
+        limit = sys.get_int_max_str_digits()
+        for match in _TOKENS.finditer(text):
+            token = match.group()
+            if token[0] != '"' and match.group(1) is None and match.group(2) is None \
+                    and len(token.lstrip("-")) > limit:
+                start = match.start()
+                line = text.count("\n", 0, start) + 1
+                raise _BadJSON(f"{what} has a number too long to read (more than {limit} "
+                               "digits)", line, start - text.rfind("\n", 0, start)) from None
+        raise _BadJSON(f"{what} has a number too long to read (more than {limit} digits)") \
+            from None
+
+
 def _read_json(path: str, what: str) -> Any:
     try:
         # (utf-8-sig: a leading byte-order mark, as Windows tools write, is skipped)
@@ -50,12 +90,10 @@ def _read_json(path: str, what: str) -> Any:
     except UnicodeDecodeError:
         raise _Fail(f"{path}: {what} is not UTF-8 text") from None
     try:
-        return json.loads(text, parse_float=Decimal)
-    except RecursionError:
-        raise _Fail(f"{path}: {what} nests too deeply") from None
-    except json.JSONDecodeError as exc:
-        raise _Fail(f"{path}:{exc.lineno}:{exc.colno}: {what} is not valid JSON: {exc.msg}") \
-            from None
+        return _loads(text, what)
+    except _BadJSON as exc:
+        where = f"{path}:{exc.line}:{exc.column}" if exc.line is not None else path
+        raise _Fail(f"{where}: {exc}") from None
 
 
 def _lines(path: str, what: str) -> Iterator[tuple[int, str]]:
@@ -82,19 +120,17 @@ def _transaction(line: str) -> Transaction:
         return Transaction.model_validate_json(line)
     except ValidationError:
         pass
-    try:
-        data = json.loads(line, parse_float=Decimal)
-    except json.JSONDecodeError as exc:
-        raise _Fail(f"transactions is not valid JSON: {exc.msg}") from None
+    data = _loads(line, "transactions")
     return coerce(Transaction, data, "transaction")
 
 
 def _jsonl(path: str, what: str) -> Iterator[tuple[int, Any]]:
     for number, line in _lines(path, what):
         try:
-            yield number, json.loads(line, parse_float=Decimal)
-        except json.JSONDecodeError as exc:
-            raise _Fail(f"{path}:{number}: {what} is not valid JSON: {exc.msg}") from None
+            data = _loads(line, what)
+        except _BadJSON as exc:
+            raise _Fail(f"{path}:{number}: {exc}") from None
+        yield number, data
 
 
 def _load_members(path: str | None) -> dict[str, MemberState]:
@@ -160,10 +196,7 @@ _EVENTS = ("purchase", "refund", "behaviour", "reward", "advance")
 def _event(program: Any, members: dict[str, MemberState], line: str
            ) -> tuple[str, Decision | LifecycleDecision]:
     """One line of a mixed stream: a purchase, refund, behaviour, reward or advance event."""
-    try:
-        data = json.loads(line, parse_float=Decimal)
-    except json.JSONDecodeError as exc:
-        raise _Fail(f"transactions is not valid JSON: {exc.msg}") from None
+    data = _loads(line, "transactions")
     if not isinstance(data, dict):
         raise _Fail("each line is a JSON object")
     kind = data.pop("type", "purchase")
@@ -263,6 +296,9 @@ def _stream(args: argparse.Namespace, program: Any, members: dict[str, MemberSta
             continue
         except (LoyaltyError, _Fail) as exc:
             raise _Fail(f"{args.transactions}:{number}: {exc}") from None
+        except RecursionError:  # (JSON nested less than the reader's limit, more than ours)
+            raise _Fail(f"{args.transactions}:{number}: transactions nests too deeply") \
+                from None
         count += 1
         if args.format == "text":
             out.write(_text_line(decision) + "\n")

@@ -49,21 +49,27 @@ def format_path(path: tuple[str | int, ...]) -> str:
     return out or "(top level)"
 
 
-def show_value(value: Any, limit: int = 40) -> str:
+def show_value(value: Any, limit: int = 40, *, _depth: int = 0) -> str:
     """A value the way a designer wrote it: ``2.5`` not ``Decimal('2.5')``, ``true`` not
-    ``True``; text quoted; long values cut short."""
-    if isinstance(value, bool):
+    ``True``; text quoted; long values cut short (and deeply nested ones: a list inside
+    a list inside … is not walked further than a line could show)."""
+    if _depth > limit and isinstance(value, (list, tuple, Mapping)):
+        text = "…"
+    elif isinstance(value, bool):
         text = "true" if value else "false"
     elif value is None:
         text = "null"
     elif isinstance(value, Decimal):
-        text = format(value, "f")
+        # (1E+100000000 written out would be a hundred million digits)
+        wide = value.is_finite() and abs(value.adjusted()) > limit
+        text = str(value) if wide or not value.is_finite() else format(value, "f")
     elif isinstance(value, (list, tuple)):
-        text = "[" + ", ".join(show_value(v, limit) for v in value[:10]) + \
+        text = "[" + ", ".join(show_value(v, limit, _depth=_depth + 1) for v in value[:10]) + \
             (", …" if len(value) > 10 else "") + "]"
     elif isinstance(value, Mapping):
         items = list(value.items())
-        text = "{" + ", ".join(f"{k}: {show_value(v, limit)}" for k, v in items[:10]) + \
+        text = "{" + ", ".join(f"{k}: {show_value(v, limit, _depth=_depth + 1)}"
+                               for k, v in items[:10]) + \
             (", …" if len(items) > 10 else "") + "}"
     elif isinstance(value, str):
         text = repr(value)
