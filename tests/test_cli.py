@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import gc
 import io
@@ -520,3 +521,29 @@ def test_json_nested_too_deeply_is_one_line(
     assert assert_one_line_error(err) == (
         f"loyaltyrules: {stream}:1: transaction: attrs.x.str: expected text (got "
         + "[" * 39 + "…)")
+
+
+def test_run_a_line_not_utf8_is_named_by_its_own_number(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Of 600 lines (CRLF, a blank one among them) where only line 500 has GBK bytes, the
+    499 valid lines before it are run and the error names line 500 — from a file and from
+    standard input alike."""
+    lines = [TXN.format(id=f"X{i}", at="2026-03-02T10:00:00+08:00").rstrip("\n").encode()
+             for i in range(600)]
+    lines[10] = b""
+    lines[499] = lines[499].replace(b'"sku": "A"', '"sku": "礼品"'.encode("gbk"))
+    stream = tmp_path / "txns.jsonl"
+    stream.write_bytes(b"\r\n".join(lines) + b"\r\n")
+    code, out, err = run_main(capsys, "run", RETAIL, stream)
+    assert (code, len(out.splitlines())) == (1, 498)
+    assert assert_one_line_error(err) == (f"loyaltyrules: {stream}:500: transactions is not "
+                                          "UTF-8 text")
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(stream.read_bytes())))
+    code, out, err = run_main(capsys, "run", RETAIL, "-")
+    assert (code, len(out.splitlines())) == (1, 498)
+    assert assert_one_line_error(err) == "loyaltyrules: -:500: transactions is not UTF-8 text"
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(
+        codecs.BOM_UTF8 + b"\r\n".join(lines[:3]) + b"\r\n")))
+    code, out, err = run_main(capsys, "run", RETAIL, "-", "--quiet")
+    assert (code, len(out.splitlines()), err) == (0, 3, "")

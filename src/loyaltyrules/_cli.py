@@ -7,16 +7,17 @@ stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
+import codecs
 import gc
 import json
 import re
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 from pydantic import ValidationError
 
@@ -97,20 +98,31 @@ def _read_json(path: str, what: str) -> Any:
 
 
 def _lines(path: str, what: str) -> Iterator[tuple[int, str]]:
+    """The non-blank lines of a file (or standard input, ``-``) with their line numbers,
+    read one line at a time (memory stays bounded by the longest line). Each line is decoded
+    on its own, so a line that is not UTF-8 is reported as itself, after every line before
+    it was read; a byte-order mark at the start is skipped."""
     try:
-        handle = sys.stdin if path == "-" else open(path, encoding="utf-8-sig")  # noqa: SIM115
+        handle: IO[bytes] | IO[str] = (
+            getattr(sys.stdin, "buffer", sys.stdin) if path == "-"
+            else open(path, "rb"))  # noqa: SIM115
     except OSError as exc:
         raise _Fail(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    raw: bytes | str
     with handle:
-        number = 0
-        try:
-            for number, line in enumerate(handle, 1):
-                if number == 1 and line.startswith("\ufeff"):  # a byte-order mark on stdin
-                    line = line[1:]
-                if line.strip():
-                    yield number, line
-        except UnicodeDecodeError:
-            raise _Fail(f"{path}:{number + 1}: {what} is not UTF-8 text") from None
+        rows: Iterable[bytes | str] = handle
+        for number, raw in enumerate(rows, 1):
+            if isinstance(raw, bytes):
+                if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                    raw = raw[len(codecs.BOM_UTF8):]
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise _Fail(f"{path}:{number}: {what} is not UTF-8 text") from None
+            else:  # a text stream given as standard input (tests, embedding hosts)
+                line = raw[1:] if number == 1 and raw.startswith("\ufeff") else raw
+            if line.strip():
+                yield number, line
 
 
 def _transaction(line: str) -> Transaction:
