@@ -547,3 +547,30 @@ def test_run_a_line_not_utf8_is_named_by_its_own_number(
         codecs.BOM_UTF8 + b"\r\n".join(lines[:3]) + b"\r\n")))
     code, out, err = run_main(capsys, "run", RETAIL, "-", "--quiet")
     assert (code, len(out.splitlines()), err) == (0, 3, "")
+
+
+@pytest.mark.parametrize(("name", "text", "expected"), [
+    ("members.jsonl", '{"id": "gold-wang", "tier": "gold"}\n\n{"id": "b", "tier": "silvr"}\n',
+     "3: member: tier: unknown tier 'silvr'; the program has ['basic', 'silver', 'gold', "
+     "'diamond']"),
+    ("members.json", '[\n  {"id": "a"},\n  {"id": "b",\n   "tier": "silvr"}\n]\n',
+     "3: member: tier: unknown tier 'silvr'; the program has ['basic', 'silver', 'gold', "
+     "'diamond']"),
+    ("members.jsonl", '{"id": "a"}\n{"id": "b"}\n{"id": "a", "tier": "gold"}\n',
+     "3: member: id: 'a' is given twice (first on line 1): one starting state per member"),
+    ("members.json", '[{"id": "a"},\n {"id": "b", "points": "x"}]',
+     "2: member: points: expected a whole number (got 'x')"),
+], ids=["jsonl-tier", "json-tier", "duplicate", "json-malformed"])
+def test_run_checks_members_when_loading(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        name: str, text: str, expected: str) -> None:
+    """A --members state with a tier the program lacks (even a member with no events), a
+    malformed one, or an id given twice is MEMBERSFILE:LINE before any event runs, and no
+    state file is written."""
+    members = tmp_path / name
+    members.write_text(text, encoding="utf-8")
+    state = tmp_path / "state.jsonl"
+    code, out, err = run_main(capsys, "run", RETAIL, EXAMPLES / "transactions.jsonl",
+                              "--members", members, "--state-out", state)
+    assert (code, out, state.exists()) == (1, "", False)
+    assert assert_one_line_error(err) == f"loyaltyrules: {members}:{expected}"

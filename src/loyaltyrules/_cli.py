@@ -29,7 +29,7 @@ from ._lifecycle import advance, behaviour, redeem_reward, refund
 from ._lint import lint
 from ._member import MemberState, Transaction, coerce
 from ._model import ProgramModel
-from ._program import load_program
+from ._program import Program, load_program
 from ._scenario import discover, load_scenarios, run_scenario
 
 __all__ = ["main"]
@@ -145,21 +145,64 @@ def _jsonl(path: str, what: str) -> Iterator[tuple[int, Any]]:
         yield number, data
 
 
-def _load_members(path: str | None) -> dict[str, MemberState]:
+def _item_lines(text: str) -> list[int]:
+    """The line each element of a JSON list starts on (the text was read whole already, so
+    it is valid JSON and every element reads again)."""
+    decoder = json.JSONDecoder(parse_float=Decimal)
+    lines: list[int] = []
+    line, seen = 1, 0
+    i = _skip_between(text, text.index("[") + 1)
+    while text[i] != "]":
+        line += text.count("\n", seen, i)
+        seen = i
+        lines.append(line)
+        _, i = decoder.raw_decode(text, i)
+        i = _skip_between(text, i)
+    return lines
+
+
+def _skip_between(text: str, i: int) -> int:
+    while text[i] in " \t\n\r,":
+        i += 1
+    return i
+
+
+def _member_rows(path: str) -> Iterator[tuple[int, Any]]:
+    """Member states of a .jsonl file (one a line) or a .json file (a list, or one state),
+    with the line each starts on."""
+    if path.endswith(".jsonl"):
+        yield from _jsonl(path, "member states")
+        return
+    data = _read_json(path, "member states")
+    if not isinstance(data, list):
+        yield 1, data
+        return
+    text = Path(path).read_text(encoding="utf-8-sig")
+    yield from zip(_item_lines(text), data, strict=True)
+
+
+def _load_members(path: str | None, program: Program) -> dict[str, MemberState]:
+    """The starting states, each checked against the program before anything runs: a
+    malformed state, a tier the program does not have or an id given twice is
+    ``FILE:LINE: …``."""
     if path is None:
         return {}
-    if path.endswith(".jsonl"):
-        rows: list[Any] = [row for _, row in _jsonl(path, "member states")]
-    else:
-        data = _read_json(path, "member states")
-        rows = data if isinstance(data, list) else [data]
     members: dict[str, MemberState] = {}
-    for n, row in enumerate(rows):
+    lines: dict[str, int] = {}
+    for line, row in _member_rows(path):
         try:
             state = coerce(MemberState, row, "member")
+            if state.tier is not None and state.tier not in program.tier_ids:
+                raise InputError(f"unknown tier {state.tier!r}; the program has "
+                                 f"{list(program.tier_ids)}", field="tier", kind="member")
+            if state.id in members:
+                raise InputError(f"{state.id!r} is given twice (first on line "
+                                 f"{lines[state.id]}): one starting state per member",
+                                 field="id", kind="member")
         except InputError as exc:
-            raise _Fail(f"{path}: member #{n + 1}: {exc}") from None
+            raise _Fail(f"{path}:{line}: {exc}") from None
         members[state.id] = state
+        lines[state.id] = line
     return members
 
 
@@ -251,7 +294,7 @@ def _text_line(d: Decision | LifecycleDecision) -> str:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     program = load_program(Path(args.program))
-    members = _load_members(args.members)
+    members = _load_members(args.members, program)
     out: TextIO = sys.stdout
     progress = sys.stderr.isatty() and not args.quiet
     started = time.perf_counter()
