@@ -574,3 +574,80 @@ def test_run_checks_members_when_loading(
                               "--members", members, "--state-out", state)
     assert (code, out, state.exists()) == (1, "", False)
     assert assert_one_line_error(err) == f"loyaltyrules: {members}:{expected}"
+
+
+# -- a reader that stops reading (| head) -------------------------------------------------------
+
+
+@contextlib.contextmanager
+def closed_stdout(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Standard output as `| head` leaves it: a pipe whose reader is gone (writes fail
+    with BrokenPipeError once the buffer is flushed)."""
+    read, write = os.pipe()
+    os.close(read)
+    handle = open(write, "w", encoding="utf-8")  # noqa: SIM115
+    monkeypatch.setattr("sys.stdout", handle)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            handle.close()
+
+
+SCENARIO = """\
+program: {program}
+scenarios:
+  - name: {name}
+    member: {{id: lin, tier: silver, qualifying_spend: 12000}}
+    steps:
+      - purchase: {{id: T1, at: "2026-03-03T12:00:00+08:00", items: [{{sku: A, amount: 1000}}]}}
+        expect: {{payable: {payable}}}
+"""
+
+
+def write_scenarios(folder: Path, name: str, payables: list[str]) -> Path:
+    folder.mkdir(exist_ok=True)
+    text = SCENARIO.format(program=RETAIL, name="s0", payable=payables[0])
+    for n, payable in enumerate(payables[1:], 1):
+        text += SCENARIO.format(program=RETAIL, name=f"s{n}", payable=payable).split(
+            "scenarios:\n", 1)[1]
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_test_with_its_output_closed_still_exits_with_the_result(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`loyaltyrules test failing | head -1`: the scenarios still run and the exit code is 1
+    (was 0); all passing with -v and the output closed is still 0; nothing on stderr."""
+    failing = write_scenarios(tmp_path / "f", "x.scenarios.yaml", ["951.00"] * 200)
+    passing = write_scenarios(tmp_path / "p", "x.scenarios.yaml", ["950.00"] * 200)
+    with closed_stdout(monkeypatch):
+        assert main(["test", str(failing)]) == 1
+    with closed_stdout(monkeypatch):
+        assert main(["test", "-v", str(passing)]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_run_with_its_output_closed_is_not_a_success(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`run … --state-out st.jsonl | head -1` exits 1 naming the line it stopped at and
+    writes no state file (was: exit 0, no state file, no word); no traceback."""
+    stream = tmp_path / "txns.jsonl"
+    stream.write_text("".join(TXN.format(id=f"X{i}", at="2026-03-02T10:00:00+08:00")
+                              for i in range(400)), encoding="utf-8")
+    state = tmp_path / "st.jsonl"
+    with closed_stdout(monkeypatch):
+        code = main(["run", str(RETAIL), str(stream), "--state-out", str(state), "--trace"])
+    err = capsys.readouterr().err
+    assert (code, state.exists()) == (1, False)
+    line = assert_one_line_error(err)
+    assert re.fullmatch(rf"loyaltyrules: {re.escape(str(stream))}:\d+: output closed, the run "
+                        r"stopped here; the member states were not written", line), line
+    with closed_stdout(monkeypatch):
+        code = main(["schema"])
+    assert code == 1
+    assert assert_one_line_error(capsys.readouterr().err) == (
+        "loyaltyrules: output closed before the command finished")

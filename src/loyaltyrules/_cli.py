@@ -10,6 +10,7 @@ import argparse
 import codecs
 import gc
 import json
+import os
 import re
 import sys
 import time
@@ -41,6 +42,21 @@ EXIT_USAGE = 2
 
 class _Fail(Exception):
     """A one-line failure of the command itself (file missing, bad JSON)."""
+
+
+class _Closed(_Fail):
+    """Standard output was closed by its reader (``| head``) before the command finished."""
+
+
+def _silence_stdout() -> None:
+    """After the reader of standard output went away: what is still buffered (and anything
+    printed later) goes nowhere, instead of failing again as Python exits."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # (not a file: a test's captured output)
+        pass
 
 
 class _BadJSON(_Fail):
@@ -312,6 +328,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             gc.enable()
     if progress and count >= 10_000:
         print(file=sys.stderr)
+    try:
+        out.flush()  # (before the states: a run whose decisions were not all written is
+    except BrokenPipeError:  # not a finished run)
+        raise _Closed(f"{args.transactions}: output closed before the last decisions were "
+                      f"written{_NO_STATES if args.state_out else ''}") from None
     if args.state_out:
         try:
             with open(args.state_out, "w", encoding="utf-8") as handle:
@@ -320,13 +341,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise _Fail(f"{args.state_out}: cannot write the member states: "
                         f"{exc.strerror or exc}") from None
-    out.flush()
     if args.format == "text" and not args.quiet:
         elapsed = time.perf_counter() - started
         again = f" ({replays} repeated purchases skipped)" if replays else ""
         print(f"{count} transactions for {len(members)} members in {elapsed:.3f} s{again}",
               file=sys.stderr)
     return EXIT_OK
+
+
+_NO_STATES = "; the member states were not written"
 
 
 def _stream(args: argparse.Namespace, program: Any, members: dict[str, MemberState],
@@ -355,12 +378,16 @@ def _stream(args: argparse.Namespace, program: Any, members: dict[str, MemberSta
             raise _Fail(f"{args.transactions}:{number}: transactions nests too deeply") \
                 from None
         count += 1
-        if args.format == "text":
-            out.write(_text_line(decision) + "\n")
-        else:
-            # the next states go to --state-out; each decision line stays small
-            out.write(decision.model_dump_json(exclude_none=True,
-                                               exclude={"member_after"}) + "\n")
+        try:
+            if args.format == "text":
+                out.write(_text_line(decision) + "\n")
+            else:
+                # the next states go to --state-out; each decision line stays small
+                out.write(decision.model_dump_json(exclude_none=True,
+                                                   exclude={"member_after"}) + "\n")
+        except BrokenPipeError:
+            raise _Closed(f"{args.transactions}:{number}: output closed, the run stopped "
+                          f"here{_NO_STATES if args.state_out else ''}") from None
         if progress and count % 10_000 == 0:
             rate = count / max(time.perf_counter() - started, 1e-9)
             print(f"\r{count:,} transactions, {len(members):,} members, {rate:,.0f}/s",
@@ -409,6 +436,22 @@ def _cmd_test(args: argparse.Namespace) -> int:
     if not files:
         raise _Fail(f"no scenario files (*.scenarios.yaml) in {', '.join(args.paths)}")
     passed = failed = 0
+    closed = False
+
+    def say(text: str, *, end: bool = False) -> None:
+        # a reader that stops reading (| head) does not stop the scenarios: the exit code
+        # still says whether every one passed
+        nonlocal closed
+        if closed:
+            return
+        try:
+            print(text)
+            if end:
+                sys.stdout.flush()
+        except BrokenPipeError:
+            closed = True
+            _silence_stdout()
+
     for path in files:
         program, scenarios = load_scenarios(path)
         for scenario in scenarios:
@@ -416,11 +459,11 @@ def _cmd_test(args: argparse.Namespace) -> int:
             if result.ok:
                 passed += 1
                 if args.verbose:
-                    print(result.render())
+                    say(result.render())
             else:
                 failed += 1
-                print(result.render())
-    print(f"{passed} passed, {failed} failed")
+                say(result.render())
+    say(f"{passed} passed, {failed} failed", end=True)
     return EXIT_ERROR if failed else EXIT_OK
 
 
@@ -500,7 +543,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         code: int = args.func(args)
+        sys.stdout.flush()  # (inside: a reader gone before the end is not a success)
         return code
+    except _Closed as exc:
+        _silence_stdout()
+        print(f"loyaltyrules: {exc}", file=sys.stderr)
     except ProgramError as exc:
         for diag in exc.diagnostics:
             print(f"loyaltyrules: {diag}", file=sys.stderr)
@@ -508,8 +555,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"loyaltyrules: {exc}", file=sys.stderr)
     except KeyboardInterrupt:
         print("loyaltyrules: interrupted", file=sys.stderr)
-    except BrokenPipeError:
-        return EXIT_OK
+    except BrokenPipeError:  # the reader of the output went away before the command ended
+        _silence_stdout()
+        print("loyaltyrules: output closed before the command finished", file=sys.stderr)
     except Exception as exc:  # the promise is one line, never a traceback
         print(f"loyaltyrules: internal error ({type(exc).__name__}: {exc}) — this is a bug in "
               "loyaltyrules, please report it with the input that caused it", file=sys.stderr)
