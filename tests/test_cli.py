@@ -651,3 +651,23 @@ def test_run_with_its_output_closed_is_not_a_success(
     assert code == 1
     assert assert_one_line_error(capsys.readouterr().err) == (
         "loyaltyrules: output closed before the command finished")
+
+
+def test_run_trace_keeps_the_trace_of_a_purchase_line_with_type(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """run --trace writes the trace of every purchase, also of a line that says
+    "type": "purchase" or has "type" among its attrs (was: no trace for those lines)."""
+    at = "2026-03-02T10:00:00+08:00"
+    stream = tmp_path / "txns.jsonl"
+    stream.write_text(TXN.format(id="X1", at=at)
+                      + TXN.format(id="X2", at=at).replace('{"id"', '{"type": "purchase", "id"')
+                      + TXN.format(id="X3", at=at).replace('"items"',
+                                                           '"attrs": {"type": "gift"}, "items"'),
+                      encoding="utf-8")
+    code, out, _ = run_main(capsys, "run", RETAIL, stream, "--trace", "--quiet")
+    decisions = [json.loads(line) for line in out.splitlines()]
+    assert code == 0
+    assert [d["transaction_id"] for d in decisions] == ["X1", "X2", "X3"]
+    assert [bool(d.get("trace")) for d in decisions] == [True, True, True]
+    assert [(e["rule"], e["kind"]) for e in decisions[1]["trace"]] == [
+        (e["rule"], e["kind"]) for e in decisions[0]["trace"]]

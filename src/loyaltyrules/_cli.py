@@ -264,7 +264,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 _EVENTS = ("purchase", "refund", "behaviour", "reward", "advance")
 
 
-def _event(program: Any, members: dict[str, MemberState], line: str
+def _event(program: Any, members: dict[str, MemberState], line: str, *, trace: bool = False
            ) -> tuple[str, Decision | LifecycleDecision]:
     """One line of a mixed stream: a purchase, refund, behaviour, reward or advance event."""
     data = _loads(line, "transactions")
@@ -280,7 +280,7 @@ def _event(program: Any, members: dict[str, MemberState], line: str
     member = members.get(member_id) or MemberState(id=member_id)
     if kind == "purchase":
         return member_id, evaluate(program, member, {**data, "member_id": member_id},
-                                   trace=False)
+                                   trace=trace)
     if kind == "refund":
         return member_id, refund(program, member, data)
     if kind == "behaviour":
@@ -358,7 +358,7 @@ def _stream(args: argparse.Namespace, program: Any, members: dict[str, MemberSta
     for number, line in _lines(args.transactions, "transactions"):
         try:
             if '"type"' in line:
-                member_id, decision = _event(program, members, line)
+                member_id, decision = _event(program, members, line, trace=args.trace)
             else:
                 txn = _transaction(line)
                 if txn.member_id is None:
