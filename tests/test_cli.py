@@ -671,3 +671,34 @@ def test_run_trace_keeps_the_trace_of_a_purchase_line_with_type(
     assert [bool(d.get("trace")) for d in decisions] == [True, True, True]
     assert [(e["rule"], e["kind"]) for e in decisions[1]["trace"]] == [
         (e["rule"], e["kind"]) for e in decisions[0]["trace"]]
+
+
+# -- scenario files -------------------------------------------------------------------------------
+
+
+def test_test_reports_a_bad_scenario_file_at_its_program_key_and_runs_the_others(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A scenario file whose `program:` cannot be read, is not a path (5, [a], ''), or that
+    is empty is one line pointing into the scenario file, counted as not run; the valid
+    file is still run and the summary line printed; exit 1."""
+    folder = tmp_path / "sc"
+    folder.mkdir()
+    (folder / "a1.scenarios.yaml").write_text("program: progr.yaml\nscenarios: []\n",
+                                              encoding="utf-8")
+    (folder / "a2.scenarios.yaml").write_text("program: 5\nscenarios: []\n", encoding="utf-8")
+    (folder / "a3.scenarios.yaml").write_text("scenarios: []\nprogram: [a]\n",
+                                              encoding="utf-8")
+    (folder / "a4.scenarios.yaml").write_text("", encoding="utf-8")
+    write_scenarios(folder, "b_good.scenarios.yaml", ["950.00", "950"])
+    code, out, err = run_main(capsys, "test", folder)
+    assert (code, out) == (1, "2 passed, 0 failed, 4 scenario files not run\n")
+    path = "expected the path of the program file, relative to this scenario file, such as " \
+        "../retail-4tier.yaml"
+    assert err.splitlines() == [
+        f"loyaltyrules: {folder}/a1.scenarios.yaml:1:10: program: cannot read the program "
+        f"'{folder}/progr.yaml': No such file or directory [LR601]",
+        f"loyaltyrules: {folder}/a2.scenarios.yaml:1:10: program: {path} (got 5) [LR601]",
+        f"loyaltyrules: {folder}/a3.scenarios.yaml:2:10: program: {path} (got ['a']) [LR601]",
+        f"loyaltyrules: {folder}/a4.scenarios.yaml: (top level): the scenario file is empty: "
+        "a scenario file has `program:` and `scenarios:` [LR103]",
+    ]

@@ -452,8 +452,16 @@ def _cmd_test(args: argparse.Namespace) -> int:
             closed = True
             _silence_stdout()
 
-    for path in files:
-        program, scenarios = load_scenarios(path)
+    broken = 0
+    loaded = []
+    for path in files:  # every file is read (and its problems told) before any scenario runs
+        try:
+            loaded.append(load_scenarios(path))
+        except ProgramError as exc:  # this file is reported and not run; the others are
+            broken += 1
+            for diag in exc.diagnostics:
+                print(f"loyaltyrules: {diag}", file=sys.stderr)
+    for program, scenarios in loaded:
         for scenario in scenarios:
             result = run_scenario(program, scenario)
             if result.ok:
@@ -463,8 +471,9 @@ def _cmd_test(args: argparse.Namespace) -> int:
             else:
                 failed += 1
                 say(result.render())
-    say(f"{passed} passed, {failed} failed", end=True)
-    return EXIT_ERROR if failed else EXIT_OK
+    not_run = f", {broken} scenario file{'s' if broken > 1 else ''} not run" if broken else ""
+    say(f"{passed} passed, {failed} failed{not_run}", end=True)
+    return EXIT_ERROR if failed or broken else EXIT_OK
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:

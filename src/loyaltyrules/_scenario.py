@@ -18,14 +18,14 @@ Run them with ``loyaltyrules test PATH…`` or let pytest collect ``*.scenarios.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from ._decision import Decision, LifecycleDecision
 from ._engine import evaluate
-from ._errors import Diagnostic, InputError, LoyaltyError, ProgramError
+from ._errors import Diagnostic, InputError, LoyaltyError, ProgramError, show_value
 from ._ledger import apply
 from ._lifecycle import advance, behaviour, check_identity, redeem_reward, refund
 from ._member import MemberState, coerce
@@ -113,6 +113,29 @@ def _problem(smap: SourceMap, message: str, path: tuple[str | int, ...]) -> Prog
     return ProgramError([smap.diagnostic("LR601", message, path)])
 
 
+_SHAPE = "a scenario file has `program:` and `scenarios:`"
+
+
+def _program(path: Path, value: Any, smap: SourceMap) -> Program:
+    """The program a scenario file names (relative to the file). A value that is not a
+    path, or a file that cannot be read, is a problem of the scenario file, at its
+    ``program:``; a program that reads but is wrong reports its own file's lines."""
+    if not isinstance(value, str) or not value.strip():
+        raise _problem(smap, "expected the path of the program file, relative to this "
+                       f"scenario file, such as ../retail-4tier.yaml (got {show_value(value)})",
+                       ("program",))
+    program_path = (path.parent / value).resolve()
+    try:
+        return load_program(program_path)
+    except ProgramError as exc:
+        if [d.code for d in exc.diagnostics] == ["LR001"] \
+                and exc.diagnostics[0].source == str(program_path):
+            reason = exc.diagnostics[0].message.removeprefix("cannot read the program: ")
+            raise _problem(smap, f"cannot read the program {str(program_path)!r}: {reason}",
+                           ("program",)) from None
+        raise
+
+
 def load_scenarios(path: str | Path) -> tuple[Program, list[Scenario]]:
     """Read a scenario file and the program it names; a malformed file is a ProgramError
     with file, line and column, like a program."""
@@ -122,14 +145,18 @@ def load_scenarios(path: str | Path) -> tuple[Program, list[Scenario]]:
     except OSError as exc:
         raise ProgramError([Diagnostic("LR001", f"cannot read: {exc.strerror or exc}",
                                        source=str(path))]) from None
-    data, smap = load_yaml(raw, source=str(path))
+    try:
+        data, smap = load_yaml(raw, source=str(path))
+    except ProgramError as exc:  # (the YAML reader says "the program is empty")
+        raise ProgramError([replace(d, message=f"the scenario file is empty: {_SHAPE}")
+                            if d.code == "LR103" else d
+                            for d in exc.diagnostics]) from None
     if not isinstance(data, Mapping) or "program" not in data or "scenarios" not in data:
-        raise _problem(smap, "a scenario file has `program:` and `scenarios:`", ())
-    program_path = (path.parent / str(data["program"])).resolve()
-    program = load_program(program_path)
+        raise _problem(smap, _SHAPE, ())
     unknown = set(data) - {"program", "scenarios"}
     if unknown:
         raise _problem(smap, f"unknown key {sorted(unknown)[0]!r}", (sorted(unknown)[0],))
+    program = _program(path, data["program"], smap)
     if not isinstance(data["scenarios"], list):
         raise _problem(smap, "scenarios: is a list", ("scenarios",))
     scenarios = []
