@@ -702,3 +702,62 @@ def test_test_reports_a_bad_scenario_file_at_its_program_key_and_runs_the_others
         f"loyaltyrules: {folder}/a4.scenarios.yaml: (top level): the scenario file is empty: "
         "a scenario file has `program:` and `scenarios:` [LR103]",
     ]
+
+
+BAD_VALUES = """\
+program: {program}
+scenarios:
+  - name: one
+    member: {{id: a, qualifyng_spend: 100}}
+    steps:
+      - purchase: {{id: T1, at: "2026-03-03T12:00:00+08:00", items: [{{sku: A, amount: 10}}]}}
+        expect: {{payable: abc}}
+  - name: one
+    member: {{id: b, birthday: 1988-02-30, tier: platinum}}
+    steps:
+      - purchase: {{id: T1, at: "2026-03-03T12:00:00+08:00", items: [{{sku: A, amount: 10}}]}}
+        expect: {{payable: , tier: silvr, points: "100"}}
+  - name:
+    steps:
+      - advance: "2027-01-01T00:00:00+08:00"
+        expect: {{payable: 5, balance: 1e3}}
+      - purchase: {{id: T2, at: "2026-03-03T12:00:00+08:00", items: [{{sku: A, amount: 1}}]}}
+        expect: {{error: }}
+"""
+
+
+def test_test_checks_scenario_values_when_loading(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Typos in member fields, impossible dates, unknown tiers, expectations that are no
+    amount / no whole number / no tier / not said of that step, empty and duplicate names
+    are each reported with file:line:col when the file loads, before any scenario runs
+    (was: run, and failed or compared "100" with 100)."""
+    path = tmp_path / "bad.scenarios.yaml"
+    path.write_text(BAD_VALUES.format(program=RETAIL), encoding="utf-8")
+    code, out, err = run_main(capsys, "test", path)
+    assert (code, out) == (1, "0 passed, 0 failed, 1 scenario file not run\n")
+    tiers = "the program has ['basic', 'silver', 'gold', 'diamond']"
+    at = f"loyaltyrules: {path}"
+    assert err.splitlines() == [
+        f"{at}:4:38: scenarios[0].member.qualifyng_spend: unknown field — did you mean "
+        "'qualifying_spend'? [LR601]",
+        f"{at}:7:27: scenarios[0].steps[0].expect.payable: expected an amount such as 720.00 "
+        "(got 'abc') [LR601]",
+        f"{at}:8:11: scenarios[1].name: 'one' is already the name of the scenario on line 3: "
+        "each scenario of a file has a name of its own [LR601]",
+        f"{at}:9:31: scenarios[1].member.birthday: expected a date such as 2026-11-11 (got "
+        "'1988-02-30') [LR601]",
+        f"{at}:9:49: scenarios[1].member.tier: unknown tier 'platinum'; {tiers} [LR601]",
+        f"{at}:12:26: scenarios[1].steps[0].expect.payable: expected an amount such as 720.00 "
+        "(got null) [LR601]",
+        f"{at}:12:35: scenarios[1].steps[0].expect.tier: unknown tier 'silvr'; {tiers} — did "
+        "you mean 'silver'? [LR601]",
+        f"{at}:12:50: scenarios[1].steps[0].expect.points: expected a whole number of points "
+        "(got '100') [LR601]",
+        f"{at}:13:10: scenarios[2].name: expected the scenario's name, as text (got null) "
+        "[LR601]",
+        f"{at}:16:27: scenarios[2].steps[0].expect.payable: payable is said of a purchase "
+        "step, not of an advance step [LR601]",
+        f"{at}:18:24: scenarios[2].steps[1].expect.error: expected the text the step's error "
+        "message contains (got null) [LR601]",
+    ]

@@ -17,6 +17,7 @@ Run them with ``loyaltyrules test PATH…`` or let pytest collect ``*.scenarios.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -25,10 +26,17 @@ from typing import Any
 
 from ._decision import Decision, LifecycleDecision
 from ._engine import evaluate
-from ._errors import Diagnostic, InputError, LoyaltyError, ProgramError, show_value
+from ._errors import (
+    Diagnostic,
+    InputError,
+    LoyaltyError,
+    ProgramError,
+    did_you_mean,
+    show_value,
+)
 from ._ledger import apply
 from ._lifecycle import advance, behaviour, check_identity, redeem_reward, refund
-from ._member import MemberState, coerce
+from ._member import MemberState, Transaction, coerce, parse_instant
 from ._money import parse_money
 from ._program import Program, load_program
 from ._yaml import SourceMap, load_yaml, read_source
@@ -160,6 +168,8 @@ def load_scenarios(path: str | Path) -> tuple[Program, list[Scenario]]:
     if not isinstance(data["scenarios"], list):
         raise _problem(smap, "scenarios: is a list", ("scenarios",))
     scenarios = []
+    problems: list[Diagnostic] = []  # every wrong value, once the shape is right
+    names: dict[str, int | None] = {}
     for i, item in enumerate(data["scenarios"]):
         where: tuple[str | int, ...] = ("scenarios", i)
         if not isinstance(item, Mapping) or "name" not in item or "steps" not in item:
@@ -174,6 +184,7 @@ def load_scenarios(path: str | Path) -> tuple[Program, list[Scenario]]:
         steps = item["steps"]
         if not isinstance(steps, list) or not steps:
             raise _problem(smap, "steps: is a non-empty list", (*where, "steps"))
+        step_problems: list[Diagnostic] = []
         for j, step in enumerate(steps):
             kinds = [k for k in STEP_KINDS if isinstance(step, Mapping) and k in step]
             if len(kinds) != 1:
@@ -196,6 +207,12 @@ def load_scenarios(path: str | Path) -> tuple[Program, list[Scenario]]:
                     raise _problem(smap, f"unknown expectation {key!r} (one of "
                                    f"{', '.join(_EXPECT_KEYS)})",
                                    (*where, "steps", j, "expect", key))
+            step_problems += _step_problems(smap, program, kinds[0], step[kinds[0]], expect,
+                                            (*where, "steps", j))
+        problems += _name_problems(smap, item["name"], names, where)
+        problems += _member_problems(smap, program, item.get("member") or {"id": "member"},
+                                     (*where, "member"))
+        problems += step_problems
         position = smap.locate(where)
         step_lines = []
         for j, step in enumerate(steps):
@@ -205,7 +222,120 @@ def load_scenarios(path: str | Path) -> tuple[Program, list[Scenario]]:
             name=str(item["name"]), member=dict(item.get("member") or {"id": "member"}),
             steps=tuple(step_lines), source=str(path), line=position.line if position else None,
             index=i))
+    if problems:
+        raise ProgramError(problems)
     return program, scenarios
+
+
+_MONEY_KEYS = ("payable", "discount", "redeemed", "qualifying_spend", "spend", "money_refunded")
+_COUNT_KEYS = ("points", "balance", "pending")
+_PURCHASE_KEYS = ("payable", "discount", "perks", "redeemed", "qualifying_spend")
+_MEMBER_FIELDS = list(MemberState.model_fields)
+
+
+def _name_problems(smap: SourceMap, name: Any, names: dict[str, int | None],
+                   where: tuple[str | int, ...]) -> list[Diagnostic]:
+    """A scenario's name is text, and no other scenario of the file has it (a test id)."""
+    path = (*where, "name")
+    if not isinstance(name, str) or not name.strip():
+        return [smap.diagnostic("LR601", f"expected the scenario's name, as text (got "
+                                f"{show_value(name)})", path)]
+    if name in names:
+        first = names[name]
+        on = f" on line {first}" if first else ""
+        return [smap.diagnostic("LR601", f"{name!r} is already the name of the scenario{on}: "
+                                "each scenario of a file has a name of its own", path)]
+    found = smap.locate(where)
+    names[name] = found.line if found else None
+    return []
+
+
+def _input_problem(smap: SourceMap, exc: InputError, path: tuple[str | int, ...],
+                   fields: list[str]) -> Diagnostic:
+    """An InputError about a value written in the scenario file, at that value."""
+    loc: tuple[str | int, ...] = ()
+    if exc.field:
+        loc = tuple(int(index) if index else name
+                    for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", exc.field))
+    prefix = f"{exc.kind}: {exc.field}: " if exc.field else f"{exc.kind}: "
+    message = str(exc).removeprefix(prefix)
+    hint = None
+    if message == "unknown field" and loc and isinstance(loc[-1], str) and len(loc) == 1:
+        hint = did_you_mean(loc[-1], fields)
+    return smap.diagnostic("LR601", message, (*path, *loc), hint)
+
+
+def _member_problems(smap: SourceMap, program: Program, member: Mapping[str, Any],
+                     path: tuple[str | int, ...]) -> list[Diagnostic]:
+    """The starting member, checked as the engine will read it, and its tier against the
+    program's tiers."""
+    out = []
+    try:
+        coerce(MemberState, dict(member), "member")
+    except InputError as exc:
+        out.append(_input_problem(smap, exc, path, _MEMBER_FIELDS))
+    tier = member.get("tier")
+    if isinstance(tier, str) and tier not in program.tier_ids:
+        out.append(_tier_problem(smap, program, tier, (*path, "tier")))
+    return out
+
+
+def _tier_problem(smap: SourceMap, program: Program, tier: Any, path: tuple[str | int, ...]
+                  ) -> Diagnostic:
+    tiers = list(program.tier_ids)
+    return smap.diagnostic("LR601", f"unknown tier {show_value(tier)}; the program has {tiers}",
+                           path, did_you_mean(str(tier), tiers))
+
+
+def _whole(value: Any) -> bool:
+    if isinstance(value, Decimal):  # (100.0 is 100 points, and compares equal to it)
+        return value.is_finite() and value == value.to_integral_value()
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _step_problems(smap: SourceMap, program: Program, kind: str, payload: Any,
+                   expect: Mapping[str, Any], path: tuple[str | int, ...]) -> list[Diagnostic]:
+    """A step's expectations, each a value of its kind; and (unless the step is meant to be
+    refused) a purchase read as the engine reads it, an advance's instant."""
+    out = []
+    for key, value in expect.items():
+        at = (*path, "expect", key)
+        if (key in _PURCHASE_KEYS and kind != "purchase") or \
+                (key == "money_refunded" and kind != "refund"):
+            step = "purchase" if key in _PURCHASE_KEYS else "refund"
+            out.append(smap.diagnostic("LR601", f"{key} is said of a {step} step, not of "
+                                       f"a{'n' if kind == 'advance' else ''} {kind} step", at))
+        elif key in _MONEY_KEYS:
+            try:
+                parse_money(value)
+            except ValueError:
+                out.append(smap.diagnostic("LR601", "expected an amount such as 720.00 "
+                                           f"(got {show_value(value)})", at))
+        elif key in _COUNT_KEYS and not _whole(value):
+            out.append(smap.diagnostic("LR601", "expected a whole number of points (got "
+                                       f"{show_value(value)})", at))
+        elif key == "tier" and (not isinstance(value, str) or value not in program.tier_ids):
+            out.append(_tier_problem(smap, program, value, at))
+        elif key == "error" and (not isinstance(value, str) or not value):
+            out.append(smap.diagnostic("LR601", "expected the text the step's error message "
+                                       f"contains (got {show_value(value)})", at))
+    if "error" in expect:
+        return out
+    if kind == "advance":
+        try:
+            parse_instant(payload, "advance", "step")
+        except InputError as exc:
+            out.append(smap.diagnostic("LR601", str(exc).removeprefix("step: advance: "),
+                                       (*path, kind)))
+    elif not isinstance(payload, Mapping):
+        out.append(smap.diagnostic("LR601", f"a {kind} step is a mapping (got "
+                                   f"{show_value(payload)})", (*path, kind)))
+    elif kind == "purchase":
+        try:
+            coerce(Transaction, dict(payload), "transaction")
+        except InputError as exc:
+            out.append(_input_problem(smap, exc, (*path, kind), list(Transaction.model_fields)))
+    return out
 
 
 def discover(paths: list[str]) -> Iterator[Path]:
