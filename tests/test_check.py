@@ -91,7 +91,11 @@ def test_rfm_3tier_reports_tier_monotonicity_with_a_runnable_counterexample(
 
     data = yaml.safe_load(violation.scenario)
     assert violation.scenario.startswith("# counterexample for tier-monotonicity, seed 12345")
-    assert data["program"] == RFM.source
+    # program: is relative to where the docs put scenario files, a scenarios/ folder beside
+    # the program (was: the path as typed, relative to the working directory)
+    assert data["program"] == "../rfm-3tier.yaml"
+    assert f"# save as {ROOT / 'programs' / 'scenarios'}/<name>.scenarios.yaml (program: is " \
+        "relative to the scenario file)" in violation.scenario.splitlines()
     lower, higher = data["scenarios"]
     assert (lower["member"]["tier"], higher["member"]["tier"]) == ("bronze", "silver")
 
@@ -103,7 +107,9 @@ def test_rfm_3tier_reports_tier_monotonicity_with_a_runnable_counterexample(
         assert Decimal(expect["discount"]) == decision.total_discount
         assert Decimal(expect["payable"]) == decision.payable
 
-    path = tmp_path / "counterexample.scenarios.yaml"
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "rfm-3tier.yaml").write_bytes((ROOT / "programs" / "rfm-3tier.yaml").read_bytes())
+    path = tmp_path / "scenarios" / "counterexample.scenarios.yaml"
     path.write_text(violation.scenario, encoding="utf-8")
     program, loaded = load_scenarios(path)
     assert program.id == "rfm-3tier" and len(loaded) == 2

@@ -324,6 +324,13 @@ def _render(invariant: str, seed: int, program_ref: str, found: _Found) -> str:
     if program_ref.startswith("<"):
         lines.append("# the program was not read from a file: point `program:` at it")
         program_ref = "program.yaml"
+    else:
+        # where scenario files go (docs/verifying.md): a scenarios/ folder beside the
+        # program; program: is read relative to the scenario file, wherever it is run from
+        program = Path(program_ref)
+        lines.append(f"# save as {program.parent / 'scenarios'}/<name>.scenarios.yaml "
+                     "(program: is relative to the scenario file)")
+        program_ref = f"../{program.name}"
     lines.append(f"program: {_scalar(program_ref)}")
     lines.append("scenarios:")
     for scenario in found.scenarios:
