@@ -47,8 +47,18 @@ def test_ten_to_the_fifteen_is_too_large() -> None:
         parse_money("1000000000000000")
 
 
+def test_a_refused_amount_is_shown_as_written() -> None:
+    """The value in the message is the designer's, not Python's (was Decimal('1E+30'))."""
+    with pytest.raises(ValueError) as info:
+        parse_money(Decimal("1E+30"))
+    assert str(info.value) == "expected an amount below 10^15, got 1000000000000000000000000000000"
+    with pytest.raises(ValueError) as info:
+        parse_money(Decimal("1E+400"))
+    assert str(info.value) == "expected an amount below 10^15, got 1E+400"
+
+
 @pytest.mark.parametrize(("value", "message"), [
-    (True, "expected an amount, got True"), (1.5, "must be exact"),
+    (True, "expected an amount, got true"), (1.5, "must be exact"),
     (Decimal("NaN"), "below 10\\^15"), ([1], r"such as 12\.50"), (None, r"such as 12\.50"),
 ])
 def test_values_that_are_not_amounts(value: object, message: str) -> None:

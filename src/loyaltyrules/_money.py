@@ -24,6 +24,8 @@ from decimal import (
 from functools import partial, wraps
 from typing import Any, Literal, ParamSpec, TypeVar
 
+from ._errors import show_value
+
 __all__ = [
     "CONTEXT",
     "MINOR_UNITS",
@@ -164,13 +166,14 @@ def parse_money(value: object) -> Decimal:
         try:
             result = _READ(text)
         except ArithmeticError:  # InvalidOperation: not a number at all
-            raise ValueError(f"expected an amount such as 12.50, got {value!r}") from None
+            raise ValueError("expected an amount such as 12.50, got "
+                             f"{show_value(value)}") from None
         if not result.is_finite() or "e" in text or "E" in text:
-            raise ValueError(f"expected an amount such as 12.50, got {value!r}")
+            raise ValueError(f"expected an amount such as 12.50, got {show_value(value)}")
     elif kind is Decimal:
         result = value  # type: ignore[assignment]
     elif isinstance(value, bool):
-        raise ValueError(f"expected an amount, got {value!r}")
+        raise ValueError(f"expected an amount, got {show_value(value)}")
     elif isinstance(value, float):
         raise ValueError(
             f"amounts must be exact: write {value!r} as a string or decimal, not a float"
@@ -182,9 +185,9 @@ def parse_money(value: object) -> Decimal:
     elif isinstance(value, str) and NUMBER.match(value.strip()):
         result = Decimal(value.strip())
     else:
-        raise ValueError(f"expected an amount such as 12.50, got {value!r}")
+        raise ValueError(f"expected an amount such as 12.50, got {show_value(value)}")
     if not result.is_finite() or result.copy_abs() >= _LIMIT:  # (copy_abs: exact, no flags)
-        raise ValueError(f"expected an amount below 10^15, got {value!r}")
+        raise ValueError(f"expected an amount below 10^15, got {show_value(value)}")
     return result
 
 
@@ -208,7 +211,8 @@ def parse_rate(value: object) -> Decimal:
             try:
                 pct = Decimal(text[:-1].strip())
             except InvalidOperation:
-                raise ValueError(f"expected a percentage such as 20%, got {value!r}") from None
+                raise ValueError("expected a percentage such as 20%, got "
+                                 f"{show_value(value)}") from None
             rate = pct / Decimal(100)
         else:
             rate = parse_money(text)
