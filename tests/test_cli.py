@@ -761,3 +761,61 @@ def test_test_checks_scenario_values_when_loading(
         f"{at}:18:24: scenarios[2].steps[1].expect.error: expected the text the step's error "
         "message contains (got null) [LR601]",
     ]
+
+
+# -- smaller things -------------------------------------------------------------------------------
+
+
+def test_run_says_when_a_repeated_purchase_id_is_skipped(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A purchase reusing an id already applied (here with other contents) is skipped with a
+    line in text output, and a count on stderr with JSON lines, --quiet too (was silent)."""
+    stream = tmp_path / "txns.jsonl"
+    stream.write_text(TXN.format(id="X1", at="2026-03-02T10:00:00+08:00")
+                      + TXN.format(id="X1", at="2026-03-05T10:00:00+08:00").replace("100", "99")
+                      + TXN.format(id="X1", at="2026-03-05T10:00:00+08:00").replace(
+                          '{"id"', '{"type": "purchase", "id"'), encoding="utf-8")
+    code, out, err = run_main(capsys, "run", RETAIL, stream, "--format", "text", "--quiet")
+    assert (code, err) == (0, "")
+    assert out.splitlines()[1:] == [
+        f"X1       skipped: line {n} repeats a purchase id already applied to its member (a "
+        "retry, or the id reused)" for n in (2, 3)]
+    code, out, err = run_main(capsys, "run", RETAIL, stream, "--quiet")
+    assert (code, len(out.splitlines())) == (0, 1)
+    assert err == (f"loyaltyrules: {stream}: 2 repeated purchases skipped (ids already applied "
+                   "to their member: a retry, or an id reused)\n")
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ('{"type": "advance", "member_id": "m", "untill": "2027-01-01T00:00:00+08:00"}',
+     "advance: untill: unknown field; did you mean 'until'?"),
+    ('{"type": "advance", "member_id": "m", "until": "2027-01-01T00:00:00+08:00", "extra": 1}',
+     "advance: extra: unknown field"),
+    ('{"type": "advance", "member_id": "m"}', "advance: until: required"),
+    ('{"type": "advance", "member_id": "m", "until": null}',
+     "advance: until: expected a date-time such as 2026-03-03T10:00:00+08:00, got null"),
+    ('{"type": "behaviour", "member_id": "m", "id": "B1", "at": "2027-01-01T00:00:00+08:00"}',
+     "behaviour: event: required"),
+], ids=["misspelt", "extra", "no-until", "null-until", "no-event"])
+def test_run_event_lines_name_their_own_keys(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, line: str, expected: str) -> None:
+    """An advance line refuses unknown keys (was: run, or `until: … got ''`); a behaviour
+    line without `event` names `event` (was `type`)."""
+    stream = tmp_path / "events.jsonl"
+    stream.write_text(line + "\n", encoding="utf-8")
+    code, out, err = run_main(capsys, "run", RETAIL, stream)
+    assert (code, out) == (1, "")
+    assert assert_one_line_error(err) == f"loyaltyrules: {stream}:1: {expected}"
+
+
+@pytest.mark.parametrize("examples", ["0", "-5", "many"])
+def test_check_examples_below_one_is_a_usage_error(
+        capsys: pytest.CaptureFixture[str], examples: str) -> None:
+    """check --examples 0 / -5 / many is refused by the command line itself (exit 2)."""
+    with pytest.raises(SystemExit) as stop:
+        main(["check", str(RETAIL), "--examples", examples])
+    assert stop.value.code == 2
+    said = "expected a whole number, got 'many'" if examples == "many" else \
+        f"must be at least 1, got {examples}"
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"loyaltyrules check: error: argument --examples: {said}")

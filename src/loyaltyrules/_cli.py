@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from ._decision import Decision, LifecycleDecision
 from ._engine import evaluate
-from ._errors import AlreadyApplied, InputError, LoyaltyError, ProgramError
+from ._errors import AlreadyApplied, InputError, LoyaltyError, ProgramError, did_you_mean
 from ._ledger import apply
 from ._lifecycle import advance, behaviour, redeem_reward, refund
 from ._lint import lint
@@ -284,11 +284,26 @@ def _event(program: Any, members: dict[str, MemberState], line: str, *, trace: b
     if kind == "refund":
         return member_id, refund(program, member, data)
     if kind == "behaviour":
-        data["type"] = data.pop("event", None)
-        return member_id, behaviour(program, member, data)
+        if "event" not in data:  # (the line says event; the library's field is type)
+            raise InputError("required", field="event", kind="behaviour")
+        data["type"] = data.pop("event")
+        try:
+            return member_id, behaviour(program, member, data)
+        except InputError as exc:
+            if exc.field != "type":
+                raise
+            raise InputError(str(exc).removeprefix(f"{exc.kind}: type: "), field="event",
+                             kind=exc.kind) from None
     if kind == "reward":
         return member_id, redeem_reward(program, member, data)
-    return member_id, advance(program, member, str(data.get("until", "")))
+    unknown = sorted(set(data) - {"until"})
+    if unknown:
+        hint = did_you_mean(unknown[0], ["until"])
+        raise InputError(f"unknown field; {hint}" if hint else "unknown field",
+                         field=unknown[0], kind="advance")
+    if "until" not in data:
+        raise InputError("required", field="until", kind="advance")
+    return member_id, advance(program, member, data["until"])
 
 
 def _text_line(d: Decision | LifecycleDecision) -> str:
@@ -346,6 +361,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         again = f" ({replays} repeated purchases skipped)" if replays else ""
         print(f"{count} transactions for {len(members)} members in {elapsed:.3f} s{again}",
               file=sys.stderr)
+    elif replays and args.format == "jsonl":  # (no line says so: told on stderr, even --quiet)
+        print(f"loyaltyrules: {args.transactions}: {replays} repeated purchases skipped (ids "
+              "already applied to their member: a retry, or an id reused)", file=sys.stderr)
     return EXIT_OK
 
 
@@ -369,8 +387,11 @@ def _stream(args: argparse.Namespace, program: Any, members: dict[str, MemberSta
                 decision = evaluate(program, member, txn, trace=args.trace)
             member = members.get(member_id) or MemberState(id=member_id)
             members[member_id] = apply(member, decision)
-        except AlreadyApplied:
+        except AlreadyApplied as exc:
             replays += 1  # the same purchase twice in a stream: applied once, as retries are
+            if args.format == "text":  # (said where the decision would have been)
+                out.write(f"{exc.transaction_id:<8} skipped: line {number} repeats a purchase "
+                          "id already applied to its member (a retry, or the id reused)\n")
             continue
         except (LoyaltyError, _Fail) as exc:
             raise _Fail(f"{args.transactions}:{number}: {exc}") from None
@@ -489,6 +510,16 @@ def program_schema() -> dict[str, Any]:
     return schema
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loyaltyrules",
@@ -532,7 +563,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="check invariants on generated members and purchases")
     p.add_argument("programs", nargs="+", metavar="PROGRAM")
-    p.add_argument("--examples", type=int, default=200, metavar="N",
+    p.add_argument("--examples", type=_at_least_one, default=200, metavar="N",
                    help="generated examples per invariant (default 200)")
     p.add_argument("--seed", type=int, default=None, metavar="S",
                    help="repeat a run exactly (the seed of every run is printed)")

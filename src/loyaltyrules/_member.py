@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic_core import TzInfo
 
-from ._errors import InputError, format_path, plain_words
+from ._errors import InputError, format_path, plain_words, show_value
 from ._money import parse_money, plain
 
 __all__ = [
@@ -360,7 +360,8 @@ def _said(err: Any) -> str:
     if kind == "timezone_aware":
         return "needs a UTC offset (the engine never guesses a zone)"
     if kind.startswith("datetime"):
-        return f"expected a date-time such as 2026-03-03T10:00:00+08:00, got {err['input']!r}"
+        return ("expected a date-time such as 2026-03-03T10:00:00+08:00, got "
+                f"{show_value(err['input'])}")
     plain = plain_words(err)  # as a program's diagnostics say it
     if plain is not None:
         message, hint = plain
