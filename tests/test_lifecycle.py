@@ -1671,3 +1671,16 @@ behaviours: [{id: review, event: review, points: 10, when: "event.attrs.stars > 
                                             "type": "review"})
     assert [(e.rule, e.kind, e.status) for e in caught.value.trace] == [
         ("review", "behaviour", "error")]
+
+
+@pytest.mark.parametrize(("call", "event", "said"), [
+    ("behaviour", {"type": 5}, "behaviour: type: expected text (got 5)"),
+    ("behaviour", {"type": "review", "channel": 3}, "behaviour: channel: expected text (got 3)"),
+    ("redeem_reward", {"reward": ["drink"]}, "reward: reward: expected text (got ['drink'])"),
+])
+def test_an_event_s_names_are_text(call: str, event: dict[str, Any], said: str) -> None:
+    """`"type": 5` matched no behaviour and was taken as "nothing due", silently."""
+    with pytest.raises(lr.InputError) as caught:
+        getattr(lr, call)(SHARED_IDS, {"id": "a"},
+                          {"id": "E1", "at": "2026-03-02T10:00:00-05:00", **event})
+    assert str(caught.value) == said

@@ -29,7 +29,7 @@ from ._decision import (
     new,
     pending,
 )
-from ._errors import InputError
+from ._errors import InputError, show_value
 from ._member import (
     MemberState,
     PointsLot,
@@ -1118,6 +1118,10 @@ def _simple_event(event: Any, kind: str, required: Iterable[str]) -> dict[str, A
     for key in required:
         if event.get(key) in (None, ""):
             raise InputError("required", field=key, kind=kind)
+    for key in ("type", "reward", "channel"):  # names the program is matched against
+        if key in event and event[key] is not None and not isinstance(event[key], str):
+            raise InputError(f"expected text (got {show_value(event[key])})", field=key,
+                             kind=kind)
     out = dict(event)
     out["at"] = _instant(event["at"], "at", kind)
     out["id"] = str(event["id"])
