@@ -421,6 +421,16 @@ def combine(factors: Sequence[Decimal], how: str) -> Decimal:
     return result
 
 
+def combine_named(basket: Sequence[tuple[str, Decimal]], how: str) -> Decimal:
+    """:func:`combine` of a traced decision's named factors; none or one (the usual case)
+    without building the list of factors."""
+    if not basket:
+        return _ONE
+    if len(basket) == 1:
+        return basket[0][1]
+    return combine([f for _, f in basket], how)
+
+
 def _earn(fp: Any, lazy: _Lazy, m: MemberState, t: Transaction, items: Sequence[Any],
           amounts: list[Decimal], paid: list[Decimal], benefits: TierPlan,
           kept: list[FastRule], tier_id: str, fired: dict[str, None], pwp: Decimal

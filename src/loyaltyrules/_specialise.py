@@ -155,7 +155,8 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
            for cls in (Decision, DiscountLine, PointsLine, UsageConsumed,
                        LifecycleEvent)},
         "round_points": round_points,
-        "combine": _fast.combine, "cap_total": _fast.cap_total, "price": _fast._price,
+        "combine": _fast.combine, "combine_named": _fast.combine_named,
+        "cap_total": _fast.cap_total, "price": _fast._price,
         "resolve": _fast._resolve, "Lazy": _fast._Lazy, "prepare": _fast.prepare,
         "redemption_value": redemption_value, "window_spend": window_spend,
         "over_paid": _over_paid, "FP": fp, "PLAN": plan, "MODEL": model, "Q": fp.quantum,
@@ -660,8 +661,7 @@ def _earn(s: _Source, plan: Plan) -> None:
     if any(fr.points_multiplier is not None for fr in fp.rules):
         s.add(1, "for fr in kept:", "    if fr.points_multiplier is not None:",
               "        " + factor("fr.id", "fr.points_multiplier"))
-    s.add(1, f"multiplier = combine({'[f for _, f in basket]' if traced else 'factors'}, "
-          f"{how})")
+    s.add(1, f"multiplier = {'combine_named(basket' if traced else 'combine(factors'}, {how})")
     if item_scoped and single is None:
         s.add(1, f"weights = None if item_factors is None else [combine(w, {how}) for w in "
               "item_factors]")
@@ -826,7 +826,24 @@ def _qualification(s: _Source, plan: Plan) -> None:
     s.add(1, f"elif tier_before.rank + 1 < {s.k(len(tiers))}:", "    after = tier_before",
           "    spend_after = " + ("m.qualifying_spend" if _lifetime(plan)
                                   else "window_spend(MODEL, m, today)") + " + spend")
-    if s.traced:
+    if s.traced and spend_only and all(len(tp.thresholds) == 1 for tp in tiers[1:]):
+        # each tier above judged on its one spend threshold and noted as T.judged words it,
+        # from the words that do not change: "qualifies (all): ✓ spend " + spend + " ≥ 5000"
+        def words(tp: TierPlan) -> tuple[Any, ...]:
+            (_, minimum, written), = tp.thresholds
+            return (tp, minimum, f"qualifies ({tp.match}): ✓ spend ",
+                    f"does not qualify ({tp.match}): ✗ spend ", f" ≥ {written}")
+
+        above = {tp.rank: tuple(words(t) for t in tiers[tp.rank + 1:]) for tp in tiers}
+        s.add(2, "spend_text = fmt(spend_after)",
+              f"for tp, threshold, yes, no, tail in {s.k(above)}[tier_before.rank]:",
+              "    if spend_after >= threshold:", "        after = tp",
+              "        " + s.note("tp.id", s.k("qualification"), "fired",
+                                  "yes + spend_text + tail"),
+              "    else:",
+              "        " + s.note("tp.id", s.k("qualification"), "not_matched",
+                                  "no + spend_text + tail"))
+    elif s.traced:
         # each tier above judged and noted with the engine's words, its condition (if any)
         # run and explained through the engine's scope
         s.add(2, "points_after = m.points - redeemed + points_total",
