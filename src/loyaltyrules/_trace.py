@@ -157,10 +157,14 @@ class EarnText:
     per: str
     points: str
     base_rounding: str | None
+    rate: str = ""  # " × 10/100": after the basis, when blocks are proportional
+    base: str = ""  # " base (floor)": after the rounded base, when there is one
 
     @classmethod
     def of(cls, rule: EarnRule) -> EarnText:
-        return cls(rule.blocks == "full", plain(rule.per), plain(rule.points), rule.base_rounding)
+        per, points = plain(rule.per), plain(rule.points)
+        return cls(rule.blocks == "full", per, points, rule.base_rounding,
+                   f" × {points}/{per}", f" base ({rule.base_rounding})")
 
 
 def earn_detail(text: EarnText, basis: Decimal, blocks: Decimal | None, raw: object,
@@ -172,13 +176,17 @@ def earn_detail(text: EarnText, basis: Decimal, blocks: Decimal | None, raw: obj
         detail = f"basis {plain(basis)}: {blocks} full blocks of {text.per} × {text.points}"
     else:
         amount = plain(basis)
-        detail = f"basis {amount}: {amount} × {text.points}/{text.per}"
+        detail = "basis " + amount + ": " + amount + text.rate
     if text.base_rounding is not None:
-        detail += f" = {raw} base ({text.base_rounding})"
+        detail += f" = {raw}{text.base}"
     if multiplier != _ONE:
-        names = ", ".join([f"{n} ×{plain(f)}" for n, f in basket])
+        if len(basket) == 1:  # (the usual one factor: no list of names to join)
+            name, factor = basket[0]
+            names = f"{name} ×{plain(factor)}"
+        else:
+            names = ", ".join([f"{n} ×{plain(f)}" for n, f in basket])
         detail += f", multiplier ×{plain(multiplier.normalize())} ({names}, {how})"
-    return detail + f", rounded {rounding}"
+    return detail + ", rounded " + rounding
 
 
 def earned(points: int, detail: str) -> str:
