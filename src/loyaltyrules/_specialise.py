@@ -39,6 +39,7 @@ from ._decision import (
     DiscountLine,
     LifecycleEvent,
     PointsLine,
+    TraceEntry,
     UsageConsumed,
     builder,
     field_set,
@@ -114,8 +115,13 @@ class _Source:
             status = f"({self.k(yes)} if ok else {self.k(no)})"
         else:
             status = self.k(status)
-        return (f"note(entry({{{self.k('rule')}: {rule}, {self.k('kind')}: {kind}, "
-                f"{self.k('status')}: {status}, {self.k('reason')}: {reason}}}))")
+        # made as a builder makes it, written out on the one line (statements joined by
+        # `;`): a traced decision notes about eight entries, and the call cost 230 ns each
+        return (f"te = new({self.k(TraceEntry)}); "
+                f"set_dict(te, {{{self.k('rule')}: {rule}, {self.k('kind')}: {kind}, "
+                f"{self.k('status')}: {status}, {self.k('reason')}: {reason}}}); "
+                f"set_fields(te, {self.k(field_set(TraceEntry))}); set_extra(te, None); "
+                "set_private(te, None); note(te)")
 
     def noted(self, rule: str, kind: str, status: str, reason: str) -> str:
         """The line adding an entry that is the same in every decision (built once)."""
