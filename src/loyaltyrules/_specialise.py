@@ -57,7 +57,7 @@ from ._lifecycle import (
     window_spend,
 )
 from ._member import MemberState, Transaction
-from ._money import _MODES, CONTEXT, allocate, round_points
+from ._money import _MODES, CONTEXT, allocate, plain, round_points
 
 __all__ = ["completes_inline", "specialise", "traceable"]
 
@@ -177,7 +177,8 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
         "purchase_events": purchase_events, "purchase_state": _purchase_state,
     })
     if traced:
-        s.ns.update({"entry": _trace.entry, "fmt": _fmt, "T": _trace})
+        s.ns.update({"entry": _trace.entry, "fmt": _fmt, "T": _trace, "plain": plain,
+                     "str": str})
     rules = fp.rules
     any_source = any(fr.source is not None for fr in rules)
     any_tier_discount = any(tp.source is not None for tp in plan.tiers)
@@ -718,7 +719,8 @@ def _earn(s: _Source, plan: Plan) -> None:
                   f"{'blocks' if rule.blocks == 'full' else 'None'}, "
                   f"{'None' if rule.base_rounding is None else 'int(raw)'}, multiplier, basket, "
                   f"{how}, {s.k(fp.points_rounding)})")
-        earned = s.note(rid, s.k("earn"), "fired", "T.earned(points, detail)")
+        earned = s.note(rid, s.k("earn"), "fired",  # T.earned(points, detail)
+                        f"str(points) + {s.k(' points — ')} + detail")
         if rule.cap is not None:
             cap = s.k(rule.cap)
             s.add(d, f"if points > {cap}:")
@@ -1091,9 +1093,13 @@ def _traced_tier_discount(s: _Source, plan: Plan, d: int) -> None:
     if fp.discount_excluded:
         base = (f"sum([a for a, i in zip(amounts, items) if i.category not in "
                 f"{s.k(fp.discount_excluded)}], ZERO)")
+    # T.discount(amount, T.percent_of(percent, base)), its unchanging words written once
+    words = {tp.id: f": {_trace.pct(tp.percent)} of " for tp in plan.tiers
+             if tp.source is not None and tp.percent is not None}
     s.add(d, "if src is None:", f"    note({none}[tier_id])", "else:",
-          "    " + s.note("tier_id", s.k("tier"), "fired", f"T.discount({amount}, "
-                          f"T.percent_of(benefits.percent, {base}))"))
+          "    " + s.note("tier_id", s.k("tier"), "fired",
+                          f"{s.k('discount ')} + plain({amount}) + {s.k(words)}[tier_id] + "
+                          f"plain({base})"))
 
 
 def _traced_kept(s: _Source, plan: Plan, d: int) -> None:
