@@ -713,12 +713,22 @@ def _earn(s: _Source, plan: Plan) -> None:
                 s, "(raw * multiplier if multiplier != ONE else raw)", fp.points_rounding))
         rid = s.k(rule.id)
         detail = s.k("")
-        if traced:
+        if traced and rule.blocks == "full":
             detail = "detail"
-            s.add(d, f"detail = T.earn_detail({s.k(ep.text)}, basis, "
-                  f"{'blocks' if rule.blocks == 'full' else 'None'}, "
+            s.add(d, f"detail = T.earn_detail({s.k(ep.text)}, basis, blocks, "
                   f"{'None' if rule.base_rounding is None else 'int(raw)'}, multiplier, basket, "
                   f"{how}, {s.k(fp.points_rounding)})")
+        elif traced:  # T.earn_detail, its unchanging words written once
+            detail = "detail"
+            text = ep.text
+            s.add(d, "basis_text = plain(basis)",
+                  f"detail = {s.k('basis ')} + basis_text + {s.k(': ')} + basis_text + "
+                  f"{s.k(text.rate)}")
+            if rule.base_rounding is not None:
+                s.add(d, f"detail += {s.k(' = ')} + str(raw) + {s.k(text.base)}")
+            s.add(d, "if multiplier != ONE:",
+                  f"    detail += T.multiplied(multiplier, basket, {how})",
+                  f"detail += {s.k(', rounded ' + fp.points_rounding)}")
         earned = s.note(rid, s.k("earn"), "fired",  # T.earned(points, detail)
                         f"str(points) + {s.k(' points — ')} + detail")
         if rule.cap is not None:

@@ -180,13 +180,18 @@ def earn_detail(text: EarnText, basis: Decimal, blocks: Decimal | None, raw: obj
     if text.base_rounding is not None:
         detail += f" = {raw}{text.base}"
     if multiplier != _ONE:
-        if len(basket) == 1:  # (the usual one factor: no list of names to join)
-            name, factor = basket[0]
-            names = f"{name} ×{plain(factor)}"
-        else:
-            names = ", ".join([f"{n} ×{plain(f)}" for n, f in basket])
-        detail += f", multiplier ×{plain(multiplier.normalize())} ({names}, {how})"
+        detail += multiplied(multiplier, basket, how)
     return detail + ", rounded " + rounding
+
+
+def multiplied(multiplier: Decimal, basket: Sequence[tuple[str, Decimal]], how: str) -> str:
+    """An earn line's multiplier other than 1, with its named factors."""
+    if len(basket) == 1:  # (the usual one factor: no list of names to join)
+        name, factor = basket[0]
+        names = f"{name} ×{plain(factor)}"
+    else:
+        names = ", ".join([f"{n} ×{plain(f)}" for n, f in basket])
+    return f", multiplier ×{plain(multiplier.normalize())} ({names}, {how})"
 
 
 def earned(points: int, detail: str) -> str:
