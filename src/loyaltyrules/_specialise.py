@@ -637,7 +637,9 @@ def _earn(s: _Source, plan: Plan) -> None:
         hits: list[str] = []  # the traced lines noting which lines a scoped factor hit
         if traced:
             hits = ["    " + s.note(mid, s.k("multiplier"), "fired",
-                                    f"T.on_lines({s.k(mp.factor)}, hit)"),
+                                    # T.on_lines(factor, hit), its words written once
+                                    f"{s.k(_trace.on_lines(mp.factor, []).removesuffix('[]'))}"
+                                    " + str(hit)"),
                     "else:", "    " + s.noted(mp.id, "multiplier", "not_matched",
                                               _trace.NO_MATCHING_ITEMS)]
         if mp is single:
