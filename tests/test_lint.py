@@ -407,7 +407,15 @@ def test_lr506_optional_member_field_without_a_none_check() -> None:
 
 @pytest.mark.parametrize("condition", [
     "member.joined is not None and member.joined <= date(2020, 1, 1)",
-    "member.birthday and month(member.birthday) == 3",
+    "member.birthday is not None and month(member.birthday) == 3",
+    "not member.birthday or month(member.birthday) == 3",
+    "member.last_purchase is None or days_since(member.last_purchase) > 90",
+    "len(items) > 1 and items[1].amount > 5",
+    "len(items) >= 3 and items[2].amount > 5",
+    "len(items) <= 1 or items[1].amount > 5",
+    "2 > len(items) or items[1].amount > 5",
+    "txn.items_count > 1 and items[1].amount > 5",
+    "items[1].amount > 5 if len(items) > 1 else False",
     "days_since(member.last_purchase) is None or days_since(member.last_purchase) > 90",
     "txn.store == 'S1'",
     "txn.store in ['S1', 'S2']",
@@ -418,6 +426,47 @@ def test_lr506_guarded_or_none_safe_reads_are_fine(condition: str) -> None:
     """Reads that check for None, or that simply come out false for None, are not reported."""
     p = program(BASIC + f"earn:\n  - id: e\n    points: 1\n    when: \"{condition}\"\n")
     assert found(p) == []
+
+
+@pytest.mark.parametrize(("condition", "message"), [
+    # a check after the read comes too late: the read has already failed
+    ("days_since(member.last_purchase) > 90 or member.last_purchase is None",
+     "reads member.last_purchase without checking first that it is there: a member who has "
+     "never bought has none, and for them this condition fails with an error"),
+    ("member.birthday.month == 3 and member.birthday is not None",
+     "reads member.birthday without checking first that it is there: a member may have no "
+     "birthday on file, and for them this condition fails with an error"),
+    # a check on the wrong side: `is None and …` protects nothing
+    ("member.joined is None and member.joined < date(2020, 1, 1)",
+     "reads member.joined without checking first that it is there: a member may have no join "
+     "date on file, and for them this condition fails with an error"),
+    # a bare read whose None becomes the condition's value
+    ("member.birthday and month(member.birthday) == 3",
+     "reads member.birthday without checking first that it is there: a member may have no "
+     "birthday on file, and for them this condition fails with an error"),
+    # a bound too small for the line read
+    ("len(items) > 0 and items[1].amount > 5",
+     "reads items[1], but a purchase may have a single line: for such purchases this "
+     "condition fails with an error"),
+    ("len(items) > 1 and items[2].amount > 5",
+     "reads items[2], but a purchase may have a single line: for such purchases this "
+     "condition fails with an error"),
+    ("items[1].amount > 5 and len(items) > 1",
+     "reads items[1], but a purchase may have a single line: for such purchases this "
+     "condition fails with an error"),
+    ("len(items) > 1 or items[1].amount > 5",
+     "reads items[1], but a purchase may have a single line: for such purchases this "
+     "condition fails with an error"),
+])
+def test_lr506_a_check_counts_only_before_the_read_on_its_path(condition: str,
+                                                               message: str) -> None:
+    """A check protects a read only when it is evaluated first and its outcome is the one
+    that lets the read run: the left of `and` for `is not None` / `len(items) > k`, the left
+    of `or` for `is None` / `len(items) <= k`. Each of these conditions raises."""
+    p = program(BASIC + f"earn:\n  - id: e\n    points: 1\n    when: \"{condition}\"\n")
+    assert [(f.code, f.severity, f.message, format_path(f.path), f.line, f.column)
+            for f in lint(p, today=TODAY)] == [
+        ("LR506", "warning", message, "earn[0].when", 7, 11)]
 
 
 def test_lr506_optional_store_used_in_an_ordering() -> None:
@@ -438,6 +487,53 @@ def test_lr506_host_data_is_information() -> None:
     assert (finding.code, finding.severity, finding.path, finding.line, finding.column) == (
         "LR506", "info", ("multipliers", 0, "when"), 7, 11)
     assert "(txn.attrs.coupon, member.attrs.vip)" in finding.message
+
+
+@pytest.mark.parametrize(("section", "condition", "severity", "message", "hint"), [
+    ("earn", "member.attrs.level > 2", "warning",
+     "reads member.attrs.level, data the host must send, without checking first that it is "
+     "there: when it is missing it reads as None, and this condition fails with an error",
+     "make sure every host sends it, or write `'level' in member.attrs and …`"),
+    ("earn", "txn.attrs.n + 1 > 2", "warning",
+     "reads txn.attrs.n, data the host must send, without checking first that it is "
+     "there: when it is missing it reads as None, and this condition fails with an error",
+     "make sure every host sends it, or write `'n' in txn.attrs and …`"),
+    ("earn", "items[0].attrs.size >= 40", "warning",
+     "reads items[0].attrs.size, data the host must send, without checking first that it is "
+     "there: when it is missing it reads as None, and this condition fails with an error",
+     "make sure every host sends it, or write `'size' in items[0].attrs and …`"),
+    ("earn", "txn.attrs.vip", "warning",
+     "reads txn.attrs.vip, data the host must send, without checking first that it is "
+     "there: when it is missing it reads as None, and this condition fails with an error",
+     "make sure every host sends it, or write `'vip' in txn.attrs and …`"),
+    ("earn", "txn.attrs.coupon == 'X'", "info",
+     "depends on data the host must send (txn.attrs.coupon): when it is missing it reads as "
+     "None and the condition is quietly false",
+     "make sure every host sends it, or check for it (`'coupon' in txn.attrs`)"),
+    ("earn", "not member.attrs.blocked", "info",
+     "depends on data the host must send (member.attrs.blocked): when it is missing it reads "
+     "as None and the condition is quietly false",
+     "make sure every host sends it, or check for it (`'blocked' in member.attrs`)"),
+    ("behaviours", "event.attrs.stars > 3", "warning",
+     "reads event.attrs.stars, data the host must send, without checking first that it is "
+     "there: when it is missing it reads as None, and this condition fails with an error",
+     "make sure every host sends it, or write `'stars' in event.attrs and …`"),
+    ("behaviours", "event.attrs.photo == True", "info",
+     "depends on data the host must send (event.attrs.photo): when it is missing it reads as "
+     "None and the condition is quietly false",
+     "make sure every host sends it, or check for it (`'photo' in event.attrs`)"),
+])
+def test_lr506_host_data_that_fails_is_a_warning_and_quietly_false_is_information(
+        section: str, condition: str, severity: str, message: str, hint: str) -> None:
+    """A missing attrs key reads as None: ==, != and `not` come out false (info), but an
+    ordering, arithmetic or a bare read that is the condition's value raise (warning). Item
+    and event attrs are host data too, and the hint names the map the key belongs in."""
+    rule = ("{id: e, points: 1" if section == "earn"
+            else "{id: e, event: review, points: 1")
+    p = program(BASIC + f"{section}:\n  - {rule}, when: \"{condition}\"}}\n")
+    assert [(f.code, f.severity, f.message, f.hint, format_path(f.path))
+            for f in lint(p, today=TODAY)] == [
+        ("LR506", severity, message, hint, f"{section}[0].when")]
 
 
 # --- LR507 bounds ------------------------------------------------------------------------------
@@ -520,11 +616,15 @@ def test_lr508_rfm_3tier_reports_the_plans_shrinking_discounts() -> None:
     p = load_program(path)
     silver = position(path, "discount: 9.5折", "9.5折")
     gold = position(path, "discount: 9.8折", "9.8折")
+    photo = position(path, "event.attrs.photo", "\"event")
+    quality = position(path, "event.attrs.quality", "\"event")
     assert found(p) == [
         ("LR508", "warning", "tiers[1].discount", *silver),
         ("LR508", "warning", "tiers[2].discount", *gold),
+        ("LR506", "info", "behaviours[0].when", *photo),
+        ("LR506", "info", "behaviours[1].when", *quality),
     ]
-    assert [f.message for f in lint(p, today=TODAY)] == [
+    assert [f.message for f in lint(p, today=TODAY)][:2] == [
         "silver gives 5% off, less than bronze's 10%",
         "gold gives 2% off, less than silver's 5%",
     ]
@@ -535,7 +635,9 @@ def test_lr508_rfm_3tier_reports_the_plans_shrinking_discounts() -> None:
 def test_ignore_in_the_program_silences_a_code() -> None:
     """`lint: {ignore: [LR508]}` drops the LR508 findings and nothing else."""
     text = (PROGRAMS / "rfm-3tier.yaml").read_text(encoding="utf-8")
-    assert lint(load_program(text + "\nlint: {ignore: [LR508]}\n"), today=TODAY) == []
+    assert lint(load_program(text + "\nlint: {ignore: [LR508, LR506]}\n"), today=TODAY) == []
+    assert [f.code for f in lint(load_program(text + "\nlint: {ignore: [LR508]}\n"),
+                                 today=TODAY)] == ["LR506", "LR506"]
     p = program(BASIC + "perks: [{id: unused}]\n"
                         "lint: {ignore: [LR508, LR501]}\n")
     assert [f.code for f in lint(p, today=TODAY)] == ["LR505"]

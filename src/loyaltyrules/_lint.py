@@ -513,7 +513,8 @@ def _read(node: ast.AST) -> str | None:
     """``member.joined`` or ``txn.attrs.vip`` for a read of an optional value, else None."""
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
         name = f"{node.value.id}.{node.attr}"
-        return name if name in _OPTIONAL else None
+        if name in _OPTIONAL:
+            return name
     if _is_attrs(getattr(node, "value", None)):
         assert isinstance(node, (ast.Attribute, ast.Subscript))
         base = ast.unparse(node.value)
@@ -526,35 +527,89 @@ def _read(node: ast.AST) -> str | None:
 
 
 def _is_attrs(node: ast.AST | None) -> bool:
-    return (isinstance(node, ast.Attribute) and node.attr == "attrs"
-            and isinstance(node.value, ast.Name) and node.value.id in ("member", "txn"))
+    """``member.attrs``, ``txn.attrs``, ``event.attrs``, ``items[1].attrs`` or the attrs of an
+    item in a comprehension (``i.attrs``): host data, which may be missing."""
+    if not (isinstance(node, ast.Attribute) and node.attr == "attrs"):
+        return False
+    owner = node.value
+    return isinstance(owner, ast.Name) or (
+        isinstance(owner, ast.Subscript) and isinstance(owner.value, ast.Name)
+        and owner.value.id == "items")
 
 
-def _guarded(tree: ast.AST) -> set[str]:
-    """Reads the expression itself checks for: ``x is not None``, ``x == None``, a bare
-    ``x and …``, ``'vip' in member.attrs``."""
-    out: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Compare):
-            operands = [node.left, *node.comparators]
-            for k, op in enumerate(node.ops):
-                left, right = operands[k], operands[k + 1]
-                if isinstance(op, _NONE_SAFE):
-                    for side, other in ((left, right), (right, left)):
-                        if isinstance(other, ast.Constant) and other.value is None:
-                            out |= {r for n in ast.walk(side) if (r := _read(n))}
-                elif (isinstance(op, (ast.In, ast.NotIn)) and _is_attrs(right)
-                      and isinstance(left, ast.Constant) and isinstance(left.value, str)):
-                    out.add(f"{ast.unparse(right)}.{left.value}")
-        tests: list[ast.AST] = []
-        if isinstance(node, ast.BoolOp):
-            tests = list(node.values)
-        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-            tests = [node.operand]
-        elif isinstance(node, ast.IfExp):
-            tests = [node.test]
-        out |= {r for t in tests if (r := _read(t))}
-    return out
+@dataclass(frozen=True)
+class _Known:
+    """What is known to be there at some point of a condition: optional reads checked
+    (``member.joined``, ``txn.attrs.vip``) and how many purchase lines there are at least."""
+
+    names: frozenset[str] = frozenset()
+    lines: int = 1  # every purchase has a line
+
+    def __or__(self, other: _Known) -> _Known:  # both hold
+        return _Known(self.names | other.names, max(self.lines, other.lines))
+
+    def __and__(self, other: _Known) -> _Known:  # one of them holds
+        return _Known(self.names & other.names, min(self.lines, other.lines))
+
+
+_FLIP: dict[type[ast.cmpop], type[ast.cmpop]] = {
+    ast.Lt: ast.Gt, ast.Gt: ast.Lt, ast.LtE: ast.GtE, ast.GtE: ast.LtE,
+    ast.Eq: ast.Eq, ast.NotEq: ast.NotEq}
+
+
+def _counts_lines(node: ast.AST) -> bool:
+    return ((isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+             and node.func.id == "len" and len(node.args) == 1
+             and isinstance(node.args[0], ast.Name) and node.args[0].id == "items")
+            or (isinstance(node, ast.Attribute) and node.attr == "items_count"
+                and isinstance(node.value, ast.Name) and node.value.id == "txn"))
+
+
+def _line_bounds(node: ast.Compare) -> tuple[int, int]:
+    """Lines a purchase has at least when ``len(items) <op> k`` is true, and when false."""
+    if len(node.ops) != 1:
+        return 1, 1
+    left, right, op = node.left, node.comparators[0], type(node.ops[0])
+    if _counts_lines(right) and not _counts_lines(left):
+        left, right, op = right, left, _FLIP.get(op, op)
+    if not (_counts_lines(left) and isinstance(right, ast.Constant)
+            and type(right.value) is int):
+        return 1, 1
+    k = right.value
+    true, false = {ast.Gt: (k + 1, 1), ast.GtE: (k, 1), ast.Eq: (k, 1), ast.NotEq: (1, k),
+                   ast.Lt: (1, k), ast.LtE: (1, k + 1)}.get(op, (1, 1))
+    return max(1, true), max(1, false)
+
+
+def _facts(node: ast.AST, truth: bool) -> _Known:
+    """What is known to be there when ``node`` has come out ``truth``."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        return _facts(node.operand, not truth)
+    if isinstance(node, ast.BoolOp):
+        parts = [_facts(v, truth) for v in node.values]
+        both = isinstance(node.op, ast.And) == truth  # every part came out `truth`
+        out = parts[0]
+        for part in parts[1:]:
+            out = (out | part) if both else (out & part)
+        return out
+    if truth and (name := _read(node)) is not None:
+        return _Known(frozenset({name}))  # a bare read that is true is there
+    if not isinstance(node, ast.Compare):
+        return _Known()
+    names: set[str] = set()
+    if len(node.ops) == 1:
+        op, left, right = node.ops[0], node.left, node.comparators[0]
+        present = (isinstance(op, (ast.IsNot, ast.NotEq)) if truth
+                   else isinstance(op, (ast.Is, ast.Eq)))
+        if present:
+            for side, other in ((left, right), (right, left)):
+                if isinstance(other, ast.Constant) and other.value is None:
+                    names |= {r for n in ast.walk(side) if (r := _read(n))}
+        if (isinstance(op, ast.In if truth else ast.NotIn) and _is_attrs(right)
+                and isinstance(left, ast.Constant) and isinstance(left.value, str)):
+            names.add(f"{ast.unparse(right)}.{left.value}")
+    when_true, when_false = _line_bounds(node)
+    return _Known(frozenset(names), when_true if truth else when_false)
 
 
 def _none_safe(node: ast.AST, parent: ast.AST | None) -> bool:
@@ -566,6 +621,63 @@ def _none_safe(node: ast.AST, parent: ast.AST | None) -> bool:
     left_ok = k == 0 or isinstance(parent.ops[k - 1], _NONE_SAFE)
     right_ok = k == len(parent.ops) or isinstance(parent.ops[k], (*_NONE_SAFE, ast.In, ast.NotIn))
     return left_ok and right_ok
+
+
+def _none_checked(tree: ast.AST) -> set[int]:
+    """The reads (ids) inside the checks themselves: ``days_since(member.last_purchase) is
+    None`` is how a condition asks whether the field is there."""
+    out: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(
+                node.ops[0], _NONE_SAFE):
+            for side, other in ((node.left, node.comparators[0]),
+                                (node.comparators[0], node.left)):
+                if isinstance(other, ast.Constant) and other.value is None:
+                    out |= {id(n) for n in ast.walk(side)}
+    return out
+
+
+def _tested(node: ast.AST, parent: ast.AST | None) -> bool:
+    """A use as true or false that simply comes out false for None: ``not x``, the test of
+    ``a if x else b``, a part of ``and``/``or`` whose value is not the condition's value."""
+    return ((isinstance(parent, ast.UnaryOp) and isinstance(parent.op, ast.Not))
+            or (isinstance(parent, ast.IfExp) and parent.test is node)
+            or isinstance(parent, ast.BoolOp))
+
+
+def _results(tree: ast.AST) -> set[int]:
+    """The nodes whose value can become the condition's value (ids): the whole condition,
+    every part of an ``and`` that is (a part that is None makes it None), the last part of an
+    ``or`` that is, both branches of an ``if … else`` that is."""
+    out: set[int] = set()
+    todo = [tree.body if isinstance(tree, ast.Expression) else tree]
+    while todo:
+        node = todo.pop()
+        out.add(id(node))
+        if isinstance(node, ast.BoolOp):
+            todo += node.values if isinstance(node.op, ast.And) else node.values[-1:]
+        elif isinstance(node, ast.IfExp):
+            todo += [node.body, node.orelse]
+    return out
+
+
+def _walk_known(node: ast.AST, known: _Known) -> Iterator[tuple[ast.AST, _Known]]:
+    """Every node with what is known to be there when it is evaluated: the parts of an
+    ``and`` after a check (``x is not None and …``), of an ``or`` after the opposite check
+    (``x is None or …``), the branches of ``a if test else b``."""
+    yield node, known
+    if isinstance(node, ast.BoolOp):
+        truth = isinstance(node.op, ast.And)  # the next part runs when this one came out so
+        for value in node.values:
+            yield from _walk_known(value, known)
+            known = known | _facts(value, truth)
+    elif isinstance(node, ast.IfExp):
+        yield from _walk_known(node.test, known)
+        yield from _walk_known(node.body, known | _facts(node.test, True))
+        yield from _walk_known(node.orelse, known | _facts(node.test, False))
+    else:
+        for child in ast.iter_child_nodes(node):
+            yield from _walk_known(child, known)
 
 
 def _expressions(model: ProgramModel) -> Iterator[tuple[_Path, Expression]]:
@@ -585,50 +697,59 @@ def _expressions(model: ProgramModel) -> Iterator[tuple[_Path, Expression]]:
 
 
 def _risky_reads(ctx: _Context) -> Iterator[_Smell]:
-    """Conditions that read a second purchase line, an optional field without checking it,
-    or host data (``attrs``) that may not be sent."""
+    """Conditions that read a second purchase line or an optional field without checking
+    first that it is there, or host data (``attrs``) that may not be sent: a check counts only
+    where it is evaluated before the read, on the path that protects it."""
     for where, expression in _expressions(ctx.model):
         tree = expression.tree
         parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
-        guarded = _guarded(tree)
-        counts_lines = any(
-            (isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "len"
-             and any(isinstance(a, ast.Name) and a.id == "items" for a in n.args))
-            or (isinstance(n, ast.Attribute) and n.attr == "items_count")
-            for n in ast.walk(tree))
+        results = _results(tree)
+        checks = _none_checked(tree)
         said: set[str] = set()
         host: list[str] = []
-        for node in ast.walk(tree):
+        for node, known in _walk_known(tree, _Known()):
             if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
                     and node.value.id == "items" and isinstance(node.slice, ast.Constant)
-                    and type(node.slice.value) is int and not counts_lines):
+                    and type(node.slice.value) is int):
                 index = node.slice.value  # a whole number >= 0: the loader allows no other
                 text = ast.unparse(node)
-                if index >= 1 and text not in said:
+                if index >= known.lines and text not in said:
                     said.add(text)
                     yield _Smell(where, f"reads {text}, but a purchase may have a single line: "
                                  "for such purchases this condition fails with an error",
                                  "use has_category(), has_sku() or amount_in(), or check "
-                                 f"len(items) > {index} first")
+                                 f"len(items) > {index} first (`len(items) > {index} and …`)")
                 continue
             name = _read(node)
-            if name is None or name in guarded or name in said:
+            if name is None or name in known.names or name in said:
                 continue
+            parent = parents.get(node)
+            quiet = id(node) in checks or _none_safe(node, parent) or (
+                _tested(node, parent) and id(node) not in results)
             if name in _OPTIONAL:
-                if _none_safe(node, parents.get(node)):
+                if quiet:
                     continue
                 said.add(name)
-                yield _Smell(where, f"reads {name} without checking that it is there: "
+                yield _Smell(where, f"reads {name} without checking first that it is there: "
                              f"{_OPTIONAL[name]}, and for them this condition fails with an "
                              "error", f"write `{name} is not None and …`")
-            else:
+            elif quiet:
                 said.add(name)
                 host.append(name)
+            else:
+                said.add(name)
+                owner, _, key = name.rpartition(".")
+                yield _Smell(where, f"reads {name}, data the host must send, without checking "
+                             "first that it is there: when it is missing it reads as None, and "
+                             "this condition fails with an error",
+                             f"make sure every host sends it, or write `'{key}' in {owner} "
+                             "and …`")
         if host:
+            owner, _, key = host[0].rpartition(".")
             yield _Smell(where, f"depends on data the host must send ({', '.join(host)}): "
                          "when it is missing it reads as None and the condition is quietly "
                          "false", "make sure every host sends it, or check for it "
-                         "(`'key' in member.attrs`)", "info")
+                         f"(`'{key}' in {owner}`)", "info")
 
 
 # --- LR507 bounds -----------------------------------------------------------------------------
@@ -975,7 +1096,8 @@ CHECKS: Mapping[str, Check] = MappingProxyType({check.code: check for check in (
           _exclusive_overlaps),
     Check("LR505", "warning", "perks that no tier, rule or reward grants", _unused_perks),
     Check("LR506", "warning", "conditions that read a second purchase line, an optional field "
-          "without checking it, or host data (attrs, info)", _risky_reads),
+          "or host data (attrs) without checking first that it is there, where a missing "
+          "value raises (host data that is only quietly false: info)", _risky_reads),
     Check("LR507", "warning", "discounts of 50% or more (100%: error), multipliers above 10, "
           "bonuses above 100,000 points, points worth more than 1 currency unit, a discount "
           "cap of 100%", _out_of_bounds),
