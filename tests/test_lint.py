@@ -691,6 +691,31 @@ def test_lr510_bonus_and_perk_without_a_usage_limit() -> None:
     ]
 
 
+@pytest.mark.parametrize(("condition", "reported"), [
+    ("member.orders == 0", False),
+    ("member.orders < 1", False),
+    ("member.orders <= 0", False),
+    ("0 == member.orders", False),
+    ("txn.amount > 100 and member.orders == 0", False),
+    ("member.last_purchase is None and txn.channel == 'app'", False),
+    ("member.orders == 0 or txn.channel == 'app'", True),
+    ("not (member.orders == 0)", True),
+    ("member.orders == 3", True),
+    ("member.orders != 0", True),
+])
+def test_lr510_only_a_first_order_test_that_must_hold_limits_the_rule(
+        condition: str, reported: bool) -> None:
+    """A rule limits itself only when a part of its condition that must hold (a top-level
+    `and` part) says no order was made yet; `… or …` and `not (…)` let any order collect."""
+    p = program(BASIC + "promotions:\n"
+                        f"  - {{id: p, bonus_points: 50, when: \"{condition}\"}}\n")
+    expected = [("LR510", "info", "p gives 50 bonus points on every matching purchase, with "
+                 "no usage limit: splitting one order into several collects it each time",
+                 "promotions[0].bonus_points", 5, 27)] if reported else []
+    assert [(f.code, f.severity, f.message, format_path(f.path), f.line, f.column)
+            for f in lint(p, today=TODAY)] == expected
+
+
 # --- LR511 settings without effect -------------------------------------------------------------
 
 

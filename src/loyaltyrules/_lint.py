@@ -892,18 +892,39 @@ def _caps_too_low(ctx: _Context) -> Iterator[_Smell]:
 # --- LR510 repeatable flat rewards --------------------------------------------------------------
 
 
+def _conjuncts(node: ast.AST) -> list[ast.AST]:
+    """The parts of a condition that must all hold: ``a and (b and c)`` gives a, b, c."""
+    if isinstance(node, ast.Expression):
+        return _conjuncts(node.body)
+    if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And):
+        return [part for value in node.values for part in _conjuncts(value)]
+    return [node]
+
+
+def _first_order_test(node: ast.AST) -> bool:
+    """``member.orders == 0`` (``< 1``, ``<= 0``, either way round) or
+    ``member.last_purchase is None``: true only before a member's first order."""
+    if not (isinstance(node, ast.Compare) and len(node.ops) == 1):
+        return False
+    left, right, op = node.left, node.comparators[0], type(node.ops[0])
+    if ast.unparse(right) in ("member.orders", "member.last_purchase"):
+        left, right, op = right, left, _FLIP.get(op, op)
+    if not isinstance(right, ast.Constant):
+        return False
+    read, value = ast.unparse(left), right.value
+    if read == "member.last_purchase":
+        return op is ast.Is and value is None
+    return read == "member.orders" and type(value) is int and (
+        (op is ast.Eq and value == 0) or (op is ast.Lt and value == 1)
+        or (op is ast.LtE and value == 0))
+
+
 def _first_order_only(expression: Expression | None) -> bool:
-    """``member.orders == 0`` or ``member.last_purchase is None``: the rule limits itself."""
+    """The rule limits itself: a part of its condition that must hold is
+    ``member.orders == 0`` or ``member.last_purchase is None`` (see _first_order_test)."""
     if expression is None:
         return False
-    for node in ast.walk(expression.tree):
-        if isinstance(node, ast.Compare):
-            reads = {ast.unparse(o) for o in (node.left, *node.comparators)}
-            if (("member.orders" in reads and any(isinstance(op, ast.Eq) for op in node.ops))
-                    or ("member.last_purchase" in reads
-                        and any(isinstance(op, ast.Is) for op in node.ops))):
-                return True
-    return False
+    return any(_first_order_test(part) for part in _conjuncts(expression.tree))
 
 
 def _unlimited_gifts(ctx: _Context) -> Iterator[_Smell]:
