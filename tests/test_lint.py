@@ -569,6 +569,32 @@ def test_lr507_discounts_multipliers_bonuses_and_point_values_out_of_bounds() ->
     ]
 
 
+@pytest.mark.parametrize(("discount", "severity", "message", "path", "column"), [
+    ("discount: {threshold: 100, off: 100}", "error",
+     "p takes 100 off a basket of exactly the threshold 100 CNY: it pays nothing",
+     "promotions[0].discount.off", 45),
+    ("discount: {threshold: 100, off: 60}", "warning",
+     "p takes 60 off a basket of exactly the threshold 100 CNY: 60% off, half the price or "
+     "more", "promotions[0].discount.off", 45),
+    ("discount: {threshold: 300, off: 150, repeat: true}", "warning",
+     "p takes 150 off a basket of exactly the threshold 300 CNY: 50% off, half the price or "
+     "more", "promotions[0].discount.off", 45),
+    ("min_amount: 100, discount: {amount: 80}", "warning",
+     "p takes 80 off a purchase of exactly min_amount 100 CNY: 80% off, half the price or "
+     "more", "promotions[0].discount.amount", 49),
+    ("discount: {threshold: 300, off: 50}", None, "", "", 0),
+    ("discount: {amount: 80}", None, "", "", 0),
+])
+def test_lr507_amounts_off_count_against_the_smallest_basket_they_apply_to(
+        discount: str, severity: str | None, message: str, path: str, column: int) -> None:
+    """满减 off is judged against its threshold (a ¥100 basket under 满100减100 pays 0), a
+    flat amount off against the rule's min_amount (without one there is nothing to judge)."""
+    p = program(BASIC + f"promotions:\n  - {{id: p, {discount}, limit: {{times: 1}}}}\n")
+    expected = [("LR507", severity, message, path, 5, column)] if severity else []
+    assert [(f.code, f.severity, f.message, format_path(f.path), f.line, f.column)
+            for f in lint(p, today=TODAY)] == expected
+
+
 def test_lr507_messages_name_the_numbers() -> None:
     """The designer reads the offending number and its rule in the message."""
     p = program(BASIC + "redemption: {points: 10, value: 20}\n")

@@ -767,6 +767,19 @@ def _discount_bounds(where: _Path, who: str, rate: Decimal) -> Iterator[_Smell]:
                      "a discount is what is taken off: 8折 (pay 80%) is 20%")
 
 
+def _amount_off_bounds(where: _Path, who: str, off: Decimal, base: Decimal,
+                       basket: str) -> Iterator[_Smell]:
+    """An amount taken off, judged against the smallest basket it applies to (满减: the
+    threshold; a flat amount: the rule's min_amount)."""
+    rate = off / base
+    if rate >= 1:
+        yield _Smell(where, f"{who} takes {_num(off)} off {basket}: it pays nothing",
+                     "满300减50 is threshold: 300, off: 50", "error")
+    elif rate >= Decimal("0.5"):
+        yield _Smell(where, f"{who} takes {_num(off)} off {basket}: {_pct(rate)} off, half "
+                     "the price or more", "满300减50 is threshold: 300, off: 50")
+
+
 def _factor_bounds(where: _Path, who: str, factor: Decimal) -> Iterator[_Smell]:
     if factor > _MAX_FACTOR:
         yield _Smell(where, f"{who} multiplies points by {_num(factor)}, more than "
@@ -786,8 +799,17 @@ def _out_of_bounds(ctx: _Context) -> Iterator[_Smell]:
     for i, multiplier in enumerate(model.multipliers):
         yield from _factor_bounds(("multipliers", i, "factor"), multiplier.id, multiplier.factor)
     for section, i, rule in ctx.rules():
-        if rule.discount is not None and rule.discount.percent is not None:
-            yield from _discount_bounds((section, i, "discount"), rule.id, rule.discount.percent)
+        spec = rule.discount
+        if spec is not None and spec.percent is not None:
+            yield from _discount_bounds((section, i, "discount"), rule.id, spec.percent)
+        elif spec is not None and spec.threshold is not None and spec.off is not None:
+            yield from _amount_off_bounds(
+                (section, i, "discount", "off"), rule.id, spec.off, spec.threshold,
+                f"a basket of exactly the threshold {_num(spec.threshold)} {currency}")
+        elif spec is not None and spec.amount is not None and rule.min_amount is not None:
+            yield from _amount_off_bounds(
+                (section, i, "discount", "amount"), rule.id, spec.amount, rule.min_amount,
+                f"a purchase of exactly min_amount {_num(rule.min_amount)} {currency}")
         if rule.points_multiplier is not None:
             yield from _factor_bounds((section, i, "points_multiplier"), rule.id,
                                       rule.points_multiplier)
@@ -1119,7 +1141,8 @@ CHECKS: Mapping[str, Check] = MappingProxyType({check.code: check for check in (
     Check("LR506", "warning", "conditions that read a second purchase line, an optional field "
           "or host data (attrs) without checking first that it is there, where a missing "
           "value raises (host data that is only quietly false: info)", _risky_reads),
-    Check("LR507", "warning", "discounts of 50% or more (100%: error), multipliers above 10, "
+    Check("LR507", "warning", "discounts of 50% or more (100%: error; an amount off counts "
+          "against its threshold or min_amount), multipliers above 10, "
           "bonuses above 100,000 points, points worth more than 1 currency unit, a discount "
           "cap of 100%", _out_of_bounds),
     Check("LR508", "warning", "a higher tier with a smaller discount or points multiplier, "
