@@ -327,3 +327,47 @@ def test_a_scenario_file_is_read_only_up_to_the_size_limit() -> None:
     with pytest.raises(lr.ProgramError) as caught:
         load_scenarios("/dev/zero")
     assert [(d.code, d.source) for d in caught.value.diagnostics] == [("LR102", "/dev/zero")]
+
+
+_DATED_META = ("program: {id: shop, version: 1, currency: CNY, timezone: Asia/Shanghai}\n"
+               "tiers:\n  - {id: basic}\n  - {id: gold, qualify: {spend: 1000}, discount: 5%}\n")
+YEARLY = lr.load_program(_DATED_META + (
+    "promotions:\n"
+    "  - {id: anniversary, tiers: [basic], discount: 20%,\n"
+    "     schedule: {freq: yearly, bymonth: 6, bymonthday: 18}}\n"))
+DOUBLE_11 = lr.load_program(_DATED_META + (
+    "promotions:\n"
+    "  - {id: double11, window: {start: 2026-11-11, end: 2026-11-11}, exclusive: true,\n"
+    "     discount: {threshold: 300, off: 50}}\n"))
+
+
+def test_generated_instants_favour_the_days_dated_rules_apply() -> None:
+    """A yearly schedule's days and a one-day window are a real share of generated purchase
+    days; with a schedule, the 8th of every month no longer swamps its days."""
+    from loyaltyrules import testing
+    facts = testing._facts(YEARLY)
+    assert {d.date() for d in facts.rule_days} == {datetime(y, 6, 18).date()
+                                                   for y in testing.YEARS}
+    assert not any(d.day == 8 for d in facts.scheduled)
+    assert {d.date().isoformat() for d in testing._facts(DOUBLE_11).rule_days} == {"2026-11-11"}
+    assert testing._facts(DOUBLE_11).thresholds == (30000,)
+
+
+@pytest.mark.parametrize(("program", "seed", "message"), [
+    (YEARLY, 1, "gold gets a smaller discount than basic: 5.00 vs 20.00 off the same 100.00 "
+                "purchase"),
+    (YEARLY, 2, "gold gets a smaller discount than basic: 5.00 vs 20.00 off the same 100.00 "
+                "purchase"),
+    (DOUBLE_11, 1, "gold gets a smaller discount than basic: 15.00 vs 50.00 off the same "
+                   "300.00 purchase"),
+    (DOUBLE_11, 2, "gold gets a smaller discount than basic: 15.00 vs 50.00 off the same "
+                   "300.00 purchase"),
+])
+def test_check_finds_inversions_on_scheduled_days_and_at_thresholds(
+        program: lr.Program, seed: int, message: str) -> None:
+    """A basic-only 20% on 18 June every year, and 满300减50 on 11.11 that a gold member's 5%
+    drops out of, are found at the default 200 examples (they were found on 1 and 1 seed in 5
+    before scheduled days and threshold amounts were targeted)."""
+    report = check(program, seed=seed)
+    assert [(v.invariant, v.message) for v in report.violations] == [
+        ("tier-monotonicity", message)]

@@ -7,7 +7,9 @@ Every strategy takes the program and draws from what that program talks about: i
 the categories, SKUs and channels its rules and multipliers name (plus a few others), amounts
 in the currency's minor units around its thresholds, and the instants that matter in its time
 zone — birthdays including 29 February, month and year ends, the edges of promotion windows,
-scheduled days (the 8th of the month …), tier review days and daylight-saving changes.
+scheduled days (the 8th of the month when nothing is scheduled), tier review days and
+daylight-saving changes — and, for about half of the instants, the days the program's dated
+promotions and birthday rules actually apply.
 
 What comes out is plain data in the host's input format, which is also the step format of
 scenario files: money as ``Decimal`` strings with the currency's minor units (``"100.00"``),
@@ -96,6 +98,7 @@ class _Facts:
     zone: tzinfo
     special_amounts: tuple[int, ...]  # thresholds ± one minor unit
     marks: tuple[int, ...]  # the program's thresholds, in minor units
+    thresholds: tuple[int, ...]  # what a purchase must reach: min_amount, min_paid, 满减
     spend_marks: tuple[int, ...]  # tier spend thresholds, in minor units
     point_marks: tuple[int, ...]
     order_marks: tuple[int, ...]
@@ -103,7 +106,8 @@ class _Facts:
     month_edges: tuple[datetime, ...]  # the first and last day of every month
     year_edges: tuple[datetime, ...]  # the last second of a year and the first of the next
     leap_days: tuple[datetime, ...]  # 28 February, 29 February (leap years), 1 March
-    scheduled: tuple[datetime, ...]  # schedule days of promotions and reviews, the 8th
+    scheduled: tuple[datetime, ...]  # schedule days of promotions and reviews (else the 8th)
+    rule_days: tuple[datetime, ...]  # days a dated rule applies: in its window, on its schedule
     window_edges: tuple[datetime, ...]
     dst_changes: tuple[datetime, ...]
     behaviour_events: tuple[str, ...]
@@ -200,6 +204,47 @@ def _accepted(at: datetime) -> bool:
 _SPARE = timedelta(days=400)
 
 
+_RULE_DAYS = 24
+"""At most this many days per dated rule: its first and last, and others spread between."""
+
+
+def _spread(days: list[date]) -> list[date]:
+    """Up to :data:`_RULE_DAYS` of ``days`` (sorted), the first and last among them."""
+    if len(days) <= _RULE_DAYS:
+        return days
+    step = (len(days) - 1) / (_RULE_DAYS - 1)
+    return [days[round(k * step)] for k in range(_RULE_DAYS)]
+
+
+def _rule_days(rules: tuple[Any, ...], zone: tzinfo) -> set[date]:
+    """The days each promotion or birthday rule with a window or a schedule applies on,
+    in :data:`YEARS`: the days of its schedule inside its window, or the days of its window
+    (a bounded number of each), so a yearly 18 June or a one-day 11.11 is actually tried."""
+    lo, hi = date(YEARS[0], 1, 1), date(YEARS[-1], 12, 31)
+    out: set[date] = set()
+    for rule in rules:
+        window, schedule = rule.window, rule.schedule
+        if window is None and schedule is None:
+            continue
+        first, last = lo, hi
+        if window is not None:
+            start, end = window.bounds(zone)
+            if start is not None:
+                first = max(first, start.astimezone(zone).date())
+            if end is not None:
+                last = min(last, (end - timedelta(microseconds=1)).astimezone(zone).date())
+        if first > last:
+            continue
+        if schedule is not None:
+            found = schedule.build().between(datetime.combine(first, time(0, 0)),
+                                             datetime.combine(last, time(0, 0)), inc=True)
+            days = [d.date() for d in found]
+        else:
+            days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+        out.update(_spread(days))
+    return out
+
+
 @lru_cache(maxsize=64)
 def _facts(program: Program) -> _Facts:
     model = program.model
@@ -236,11 +281,17 @@ def _facts(program: Program) -> _Facts:
         return int(amount * unit)
 
     marks: list[int] = []
+    thresholds: set[int] = set()
     for rule in rules:
         for value in (rule.min_amount, rule.min_paid):
             if value is not None:
                 marks.append(minor(value))
+                thresholds.add(minor(value))
         spec = rule.discount
+        if spec is not None and spec.threshold is not None:
+            thresholds.add(minor(spec.threshold))
+            if spec.repeat:
+                thresholds.add(minor(spec.threshold) * 2)
         if spec is not None:
             for value in (spec.threshold, spec.amount, spec.off):
                 if value is not None:
@@ -275,7 +326,7 @@ def _facts(program: Program) -> _Facts:
                   | {date(y, 2, 29) for y in YEARS if calendar.isleap(y)})
     leap_days = tuple(_local(d, at, zone) for d in leap for at in _TIMES)
 
-    scheduled_days: set[date] = {date(y, m, 8) for y in YEARS for m in range(1, 13)}
+    scheduled_days: set[date] = set()
     schedules = [r.schedule for r in rules if r.schedule is not None]
     if model.reviews.schedule is not None:
         schedules.append(model.reviews.schedule)
@@ -284,6 +335,9 @@ def _facts(program: Program) -> _Facts:
         found = schedule.build().between(first, last_day, inc=True)
         step = max(1, len(found) // 120)  # a daily rule would flood the pool
         scheduled_days.update(d.date() for d in found[::step])
+    if not scheduled_days:  # no schedule: a typical monthly member day
+        scheduled_days = {date(y, m, 8) for y in YEARS for m in range(1, 13)}
+    rule_days = _rule_days(rules, zone)
     scheduled = tuple(sorted(
         {_local(d, at, zone) for d in scheduled_days for at in _TIMES}
         | {_local(d - timedelta(days=1), time(23, 59, 59), zone) for d in scheduled_days}))
@@ -306,10 +360,13 @@ def _facts(program: Program) -> _Facts:
     return _Facts(
         tiers=program.tier_ids, categories=categories, skus=skus, channels=channels,
         quantum=quantum, unit=unit, zone=zone, special_amounts=tuple(special), marks=tuple(marks),
+        thresholds=tuple(sorted(t for t in thresholds if t > 0)),
         spend_marks=tuple(spend_marks), point_marks=tuple(point_marks),
         order_marks=tuple(order_marks), ordinary=ordinary, month_edges=month_edges,
         year_edges=year_edges, leap_days=leap_days,
-        scheduled=scheduled, window_edges=tuple(sorted(set(edges))),
+        scheduled=scheduled,
+        rule_days=tuple(sorted({_local(d, at, zone) for d in rule_days for at in _TIMES})),
+        window_edges=tuple(sorted(set(edges))),
         dst_changes=tuple(sorted(set(dst))),
         behaviour_events=_unique(b.event for b in model.behaviours),
         event_attrs=_attr_names(sources, "event"), txn_attrs=_attr_names(sources, "txn"),
@@ -340,10 +397,22 @@ def _amount_minor(facts: _Facts) -> st.SearchStrategy[int]:
     return st.one_of(*parts)
 
 
+def _near_mark(facts: _Facts) -> st.SearchStrategy[int]:
+    """Amounts at a threshold a purchase must reach (min_amount, min_paid, 满减): one minor
+    unit below, at, a little above (up to 5 units), or up to 12% above (where a tier discount
+    taken first can drop a purchase below it)."""
+    marks = st.sampled_from(facts.thresholds)
+    return st.one_of(
+        st.builds(lambda m, d: max(1, m + d), marks, st.sampled_from((-1, 0, 0))),
+        st.builds(lambda m, d: m + d, marks, st.integers(1, 5 * facts.unit)),
+        st.builds(lambda m, pct: m + m * pct // 100, marks, st.integers(0, 12)))
+
+
 def amounts(program: Program) -> st.SearchStrategy[str]:
     """Positive amounts of money as ``Decimal`` strings with the currency's minor units:
     round amounts, any amount up to 20,000, and the program's thresholds ± one minor unit
-    (``min_amount``, 满减 thresholds, ``per`` blocks of earn rules …).
+    (``min_amount``, 满减 thresholds, ``per`` blocks of earn rules …). (Generated purchases
+    also put a third of their one-line baskets right at a threshold a purchase must reach.)
 
     >>> @given(amounts(program))                                    # doctest: +SKIP
     ... def test_amounts_have_two_decimals(amount):
@@ -367,7 +436,11 @@ def _instants(facts: _Facts) -> st.SearchStrategy[datetime]:
             parts.append(st.sampled_from(pool))
     parts.append(st.integers(0, minutes - 1).map(
         lambda n: (start + timedelta(minutes=n)).astimezone(facts.zone)))
-    return st.one_of(*parts)
+    if not facts.rule_days:
+        return st.one_of(*parts)
+    # half of all instants: the days the program's dated rules apply, which would otherwise
+    # be a small share (a yearly 18 June is 5 days in 5 years of days that matter)
+    return st.one_of(st.one_of(*parts), st.sampled_from(facts.rule_days))
 
 
 def _instant_texts(facts: _Facts) -> st.SearchStrategy[str]:
@@ -378,9 +451,10 @@ def _instant_texts(facts: _Facts) -> st.SearchStrategy[str]:
 def instants(program: Program) -> st.SearchStrategy[str]:
     """Instants that matter to the program, as ISO strings with the zone's UTC offset
     (now and then the same instant written in UTC): ordinary days, month and year ends and
-    starts, 28/29 February and 1 March, the 8th and every scheduled day of its promotions and
-    reviews, a second before and at each window edge, around each daylight-saving change,
-    and any minute of 2024–2028.
+    starts, 28/29 February and 1 March, every scheduled day of its promotions and reviews
+    (the 8th when none is scheduled), for about half of them a day a dated promotion or
+    birthday rule applies (in its window, on its schedule), a second before and at each
+    window edge, around each daylight-saving change, and any minute of 2024–2028.
 
     >>> @given(instants(program))                                   # doctest: +SKIP
     ... def test_parses(at):
@@ -450,11 +524,15 @@ def members(program: Program, *, member_id: str = "m1") -> st.SearchStrategy[dic
 @st.composite
 def _items(draw: st.DrawFn, facts: _Facts) -> list[dict[str, Any]]:
     items = []
-    for _ in range(draw(st.sampled_from((1, 2, 1, 3, 4)))):  # one line is common
+    # a third of purchases with thresholds is one line whose amount is at one of them, so
+    # the whole purchase sits at the threshold (lines that add up rarely do)
+    at_mark = bool(facts.thresholds) and draw(st.sampled_from((False, True, False)))
+    for _ in range(1 if at_mark else draw(st.sampled_from((1, 2, 1, 3, 4)))):
+        minor = draw(_near_mark(facts) if at_mark else _amount_minor(facts))
         item: dict[str, Any] = {
             "sku": draw(st.sampled_from(facts.skus)),
             "category": draw(st.sampled_from(facts.categories)),
-            "amount": _money_text(facts, draw(_amount_minor(facts))),
+            "amount": _money_text(facts, minor),
         }
         quantity = draw(st.sampled_from((1, 1, 2, 3)))
         if quantity > 1:
