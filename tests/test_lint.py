@@ -290,6 +290,36 @@ def test_lr504_exclusive_promotions_that_cannot_meet_are_fine(first: str, second
     assert found(p, today=date(2026, 1, 1)) == []
 
 
+GOLD = "  - {id: gold, qualify: {spend: 1000}}\n"  # line 4
+
+
+@pytest.mark.parametrize(("first", "second", "reported"), [
+    ("when: \"tier == 'gold'\"", "tiers: [basic]", False),
+    ("when: \"'gold' == member.tier\"", "tiers: [basic]", False),
+    ("when: \"tier in ['gold']\"", "when: \"tier == 'basic'\"", False),
+    ("when: \"tier != 'basic' and txn.channel == 'app'\"", "tiers: [basic]", False),
+    ("min_amount: 500", "when: \"txn.amount < 500\"", False),
+    ("when: \"txn.amount >= 500\"", "when: \"txn.amount < 500\"", False),
+    ("when: \"tier == 'gold' or txn.amount > 1\"", "tiers: [basic]", True),
+    ("when: \"not (tier == 'gold')\"", "tiers: [basic]", True),
+    ("min_amount: 500", "when: \"txn.amount <= 500\"", True),
+    ("when: \"tier == 'gold'\"", "tiers: [gold]", True),
+])
+def test_lr504_tier_and_amount_conditions_that_must_hold_narrow_who_can_match(
+        first: str, second: str, reported: bool) -> None:
+    """`tier == …` / `tier in […]` / `tier != …` (also member.tier) and bounds on txn.amount
+    (with min_amount) that are top-level `and` parts say whom a promotion can match; two
+    exclusive promotions that share nobody, or no amount, cannot collide."""
+    p = program(BASIC + GOLD + "promotions:\n"
+                "  - {id: a, exclusive: true, discount: 10%, " + first + "}\n"
+                "  - {id: b, exclusive: true, discount: 10%, " + second + "}\n")
+    expected = [("LR504", "warning", "exclusive promotions a and b can both match one purchase "
+                 "at any time: only a applies and b is skipped without notice",
+                 "promotions[1].exclusive")] if reported else []
+    assert [(f.code, f.severity, f.message, format_path(f.path))
+            for f in lint(p, today=TODAY)] == expected
+
+
 def test_lr504_and_lr503_findings_for_many_kinds_of_schedule() -> None:
     """Weekly, monthly, yearly, last-weekday and leap-day schedules, with and without windows:
     the first shared day of each pair that meets, nothing for pairs that never do (searched a

@@ -429,13 +429,87 @@ def _overlap(a: Sequence[str], b: Sequence[str]) -> bool:
     return not a or not b or bool(set(a) & set(b))
 
 
+_Bound = tuple[Decimal, bool]  # a value and whether it is included
+
+
+@dataclass(frozen=True)
+class _Reach:
+    """Whom and what a rule can match, as far as its settings and the top-level ``and``
+    parts of its condition say: the tiers, and bounds on ``txn.amount``."""
+
+    tiers: frozenset[str]
+    low: _Bound | None = None
+    high: _Bound | None = None
+
+    def meets(self, other: _Reach) -> bool:
+        if not self.tiers & other.tiers:
+            return False
+        for low, high in ((self.low, other.high), (other.low, self.high)):
+            if low is not None and high is not None and (
+                    low[0] > high[0] or (low[0] == high[0] and not (low[1] and high[1]))):
+                return False
+        return True
+
+
+def _strings(node: ast.AST) -> set[str] | None:
+    value = _constant(node)
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, tuple) and all(isinstance(v, str) for v in value):
+        return set(value)
+    return None
+
+
+def _reach(rule: Rule, tier_ids: Sequence[str]) -> _Reach:
+    tiers = set(rule.tiers or tier_ids)
+    low: _Bound | None = None
+    high: _Bound | None = None
+    if rule.min_amount is not None:  # compared with list amounts, never above txn.amount
+        low = (Decimal(rule.min_amount), True)
+    parts = _conjuncts(rule.when.tree) if rule.when is not None else []
+    for part in parts:
+        if not (isinstance(part, ast.Compare) and len(part.ops) == 1):
+            continue
+        left, right, op = part.left, part.comparators[0], type(part.ops[0])
+        if ast.unparse(right) in ("tier", "member.tier", "txn.amount"):
+            left, right, op = right, left, _FLIP.get(op, op)
+        read = ast.unparse(left)
+        if read in ("tier", "member.tier"):
+            named = _strings(right)
+            if named is None:
+                continue
+            if op in (ast.Eq, ast.In):
+                tiers &= named
+            elif op in (ast.NotEq, ast.NotIn):
+                tiers -= named
+        elif read == "txn.amount":
+            value = _constant(right)
+            if not isinstance(value, (int, Decimal)) or isinstance(value, bool):
+                continue
+            bound = (Decimal(value), op in (ast.GtE, ast.LtE, ast.Eq))
+            if op in (ast.Gt, ast.GtE, ast.Eq):
+                low = _tighter(low, bound, 1)
+            if op in (ast.Lt, ast.LtE, ast.Eq):
+                high = _tighter(high, bound, -1)
+    return _Reach(frozenset(tiers), low, high)
+
+
+def _tighter(old: _Bound | None, new: _Bound, sign: int) -> _Bound:
+    """The tighter of two lower (``sign`` 1) or upper (-1) bounds."""
+    if old is None or (new[0] - old[0]) * sign > 0 or (new[0] == old[0] and not new[1]):
+        return new
+    return old
+
+
 def _exclusive_overlaps(ctx: _Context) -> Iterator[_Smell]:
     """Exclusive promotions that can both match one purchase: one silently loses."""
     promotions = [(i, p) for i, p in enumerate(ctx.model.promotions) if p.exclusive]
     by_id = ctx.model.policies.rules.tie_break == "id"
+    tier_ids = [t.id for t in ctx.model.tiers]
+    reach = {i: _reach(p, tier_ids) for i, p in promotions}
     for n, (i, a) in enumerate(promotions):
         for j, b in promotions[n + 1:]:
-            if not (_overlap(a.tiers, b.tiers) and _overlap(a.channels, b.channels)):
+            if not (reach[i].meets(reach[j]) and _overlap(a.channels, b.channels)):
                 continue
             when = _shared_time(ctx, a, b)
             if when is None:
