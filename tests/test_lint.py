@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -816,7 +817,9 @@ def test_lr512_discount_cap_of_zero_cancels_every_discount() -> None:
 
 def test_lr512_a_zero_percent_rule_discount_drops_the_rule_with_its_other_effects() -> None:
     """A 0% discount comes to 0, so (discounts stacking) the rule is dropped, bonus included;
-    with combine: best it only says the discount takes nothing off."""
+    with combine: best the rule is dropped with its bonus wherever no other discount is
+    chosen (checked with evaluate: 100 points, no bonus, on a purchase with no other
+    discount), and a rule with nothing else only takes nothing off."""
     rules = ("promotions:\n"
              "  - {id: launch, discount: 0%, bonus_points: 50, limit: {times: 1}}\n"  # 5
              "birthday:\n"
@@ -830,8 +833,29 @@ def test_lr512_a_zero_percent_rule_discount_drops_the_rule_with_its_other_effect
     ]
     best = program(BASIC + rules + "policies: {discounts: {combine: best}}\n")
     assert [m for *_, m in said(best)] == [
-        "launch gives 0% off: the discount never takes anything off",
+        "launch gives 0% off: with combine: best the rule does not apply, so it gives no 50 "
+        "bonus points, on every purchase where no other rule's discount is chosen (where one "
+        "is, they are given)",
         "bday gives 0% off: the discount never takes anything off"]
+
+
+@pytest.mark.parametrize(("combine", "other", "points", "discount"), [
+    ("stack", "", 100, "0.00"),
+    ("best", "", 100, "0.00"),
+    ("best", "  - {id: other, discount: 10%}\n", 95, "10.00"),
+])
+def test_lr512_what_the_engine_does_with_a_zero_percent_rule(
+        combine: str, other: str, points: int, discount: str) -> None:
+    """What the LR512 messages say: the 0% rule's 5 bonus points are lost unless, under
+    combine: best, another rule's discount is chosen (90 points on 90.00 paid, plus 5)."""
+    from loyaltyrules import evaluate
+    p = load_program(META + "tiers: [{id: basic}]\nearn: [{id: e, points: 1, per: 1}]\n"
+                     "promotions:\n  - {id: launch, discount: 0%, bonus_points: 5}\n" + other
+                     + f"policies: {{discounts: {{combine: {combine}}}}}\n")
+    d = evaluate(p, {"id": "m1", "tier": "basic"},
+                 {"id": "t1", "at": "2026-03-03T12:00:00+08:00",
+                  "items": [{"sku": "a", "category": "x", "amount": "100.00"}]})
+    assert (d.points_total, d.total_discount) == (points, Decimal(discount))
 
 
 @pytest.mark.parametrize(("over_ask", "outcome"),

@@ -1125,6 +1125,10 @@ def _cancelled(ctx: _Context) -> Iterator[_Smell]:
                     f"{' or '.join(others)} either")
         elif stack:
             what = "a rule whose discount comes to 0 does not apply"
+        elif others:
+            what = (f"with combine: best the rule does not apply, so it gives no "
+                    f"{' or '.join(others)}, on every purchase where no other rule's discount "
+                    "is chosen (where one is, they are given)")
         else:
             what = "the discount never takes anything off"
         yield _Smell((section, i, "discount"), f"{rule.id} gives 0% off: {what}",
