@@ -101,6 +101,33 @@ def test_lr501_tier_needing_exactly_what_a_lower_tier_needs() -> None:
     assert found(p) == [("LR501", "warning", "tiers[2].qualify", 7, 14)]
 
 
+@pytest.mark.parametrize(("qualify", "message", "path", "column"), [
+    ("{spend: 0}", "every member qualifies for gold at once: qualify.spend is 0, which every "
+     "member has", "tiers[1].qualify.spend", 33),
+    ("{orders: 0, spend: 100, match: any}", "every member qualifies for gold at once: "
+     "qualify.orders is 0, which every member has (with match: any, one met term is enough)",
+     "tiers[1].qualify.orders", 34),
+])
+def test_lr501_a_threshold_of_zero_lets_every_member_in_at_once(
+        qualify: str, message: str, path: str, column: int) -> None:
+    """qualify.spend (points, orders) 0 is met by everybody: with match: all when it is the
+    only term, with match: any always."""
+    p = program(BASIC + f"  - {{id: gold, qualify: {qualify}}}\n")
+    assert [(f.code, f.severity, f.message, format_path(f.path), f.line, f.column)
+            for f in lint(p, today=TODAY)] == [("LR501", "warning", message, path, 4, column)]
+    assert found(program(BASIC + "  - {id: gold, qualify: {orders: 0, spend: 100}}\n")) == []
+
+
+def test_lr501_same_terms_are_compared_as_parsed_not_as_written() -> None:
+    """member.orders>5 and member.orders > 5 are the same condition."""
+    p = program(BASIC + "  - {id: silver, qualify: {when: \"member.orders>5\"}}\n"
+                        "  - {id: gold, qualify: {when: \"member.orders > 5\"}}\n")
+    assert [(f.code, f.severity, f.message, format_path(f.path), f.line)
+            for f in lint(p, today=TODAY)] == [
+        ("LR501", "warning", "gold needs exactly what silver needs, so members go straight to "
+         "gold and silver is never held", "tiers[2].qualify", 5)]
+
+
 def test_lr501_tier_harder_to_keep_than_to_earn() -> None:
     """retain.spend above qualify.spend is reported at the retain value."""
     p = program(BASIC + "  - id: silver\n"

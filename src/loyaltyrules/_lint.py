@@ -312,6 +312,13 @@ def _metrics(q: Qualify) -> dict[str, Decimal]:
             if (value := getattr(q, name)) is not None}
 
 
+def _terms(q: Qualify) -> tuple[Any, ...]:
+    """What a qualify asks for, its condition compared as parsed (``member.orders>5`` and
+    ``member.orders > 5`` are the same terms)."""
+    when = ast.dump(q.when.tree) if q.when is not None else None
+    return (_metrics(q), when, q.match)
+
+
 # --- LR501 tiers ------------------------------------------------------------------------------
 
 
@@ -321,7 +328,18 @@ def _tier_ladder(ctx: _Context) -> Iterator[_Smell]:
     tiers = ctx.model.tiers
     for i, tier in enumerate(tiers):
         q = tier.qualify
-        if q is not None and q.when is not None:
+        zeros = [m for m, v in _metrics(q).items() if v == 0] if q is not None else []
+        if q is not None and zeros and (
+                q.match == "any" or (len(zeros) == len(_metrics(q))
+                                     and (q.when is None or _always(q.when) is True))):
+            yield _Smell(("tiers", i, "qualify", zeros[0]),
+                         f"every member qualifies for {tier.id} at once: qualify.{zeros[0]} "
+                         "is 0, which every member has"
+                         + (" (with match: any, one met term is enough)"
+                            if q.match == "any" and len(_metrics(q)) + (q.when is not None) > 1
+                            else ""),
+                         "give the tier a real threshold (spend, points or orders above 0)")
+        elif q is not None and q.when is not None:
             always = _always(q.when)
             others = bool(_metrics(q))
             where: _Path = ("tiers", i, "qualify", "when")
@@ -334,7 +352,9 @@ def _tier_ladder(ctx: _Context) -> Iterator[_Smell]:
                              f"condition `{q.when.source}` is always true",
                              "give the tier a real threshold (spend, points or orders)")
         if q is not None:
-            same = next((lower for lower in tiers[1:i] if lower.qualify == q), None)
+            same = next((lower for lower in tiers[1:i]
+                         if lower.qualify is not None
+                         and _terms(lower.qualify) == _terms(q)), None)
             if same is not None:
                 yield _Smell(("tiers", i, "qualify"),
                              f"{tier.id} needs exactly what {same.id} needs, so members go "
@@ -1206,8 +1226,9 @@ class Check:
 
 
 CHECKS: Mapping[str, Check] = MappingProxyType({check.code: check for check in (
-    Check("LR501", "warning", "tiers nobody can reach, that everybody reaches at once, that "
-          "need what a lower tier needs, or that are harder to keep than to earn",
+    Check("LR501", "warning", "tiers nobody can reach (error), that everybody reaches at once "
+          "(a 0 threshold too), that need what a lower tier needs, or that are harder to keep "
+          "than to earn",
           _tier_ladder),
     Check("LR502", "warning", "birthday rules, promotions and rewards whose window is over",
           _windows_over),
