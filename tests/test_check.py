@@ -371,3 +371,25 @@ def test_check_finds_inversions_on_scheduled_days_and_at_thresholds(
     report = check(program, seed=seed)
     assert [(v.invariant, v.message) for v in report.violations] == [
         ("tier-monotonicity", message)]
+
+
+def test_a_run_cut_short_by_the_time_limit_says_it_is_not_exactly_repeatable() -> None:
+    """--seed repeats a run exactly only when the time limit does not cut it short (how far
+    a search gets in N seconds depends on the machine); such a report says so."""
+    report = check(RFM, seed=3, examples=100_000, deadline_s=1)
+    assert report.timed_out and not report.ok
+    assert ("stopped at the time limit of 1 s: how far it got depends on the machine, so this "
+            "run is not exactly repeatable with --seed (raise --deadline or lower --examples "
+            "for one that is)") in report.render().splitlines()
+    quick = check(STACKED, seed=3, examples=5)
+    assert not quick.timed_out and "time limit" not in quick.render()
+
+
+def test_check_command_takes_a_deadline(capsys: pytest.CaptureFixture[str]) -> None:
+    """loyaltyrules check --deadline SECONDS sets the time limit (default 50)."""
+    from loyaltyrules._cli import main
+    code = main(["check", str(ROOT / "programs" / "rfm-3tier.yaml"), "--seed", "3",
+                 "--examples", "100000", "--deadline", "1"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "stopped at the time limit of 1 s" in out

@@ -89,6 +89,8 @@ class CheckReport:
     results: tuple[InvariantResult, ...]
     examples_run: int
     elapsed: float
+    timed_out: bool = False  # the time limit cut a search or a shrink short
+    deadline: float | None = None
 
     @property
     def violations(self) -> tuple[Violation, ...]:
@@ -119,6 +121,11 @@ class CheckReport:
                                         else "incomplete")
         out.append(f"{verdict}: {len(self.results)} invariants, {self.examples_run} examples, "
                    f"{self.elapsed:.1f} s")
+        if self.timed_out:
+            limit = f" of {self.deadline:g} s" if self.deadline is not None else ""
+            out.append(f"stopped at the time limit{limit}: how far it got depends on the "
+                       "machine, so this run is not exactly repeatable with --seed (raise "
+                       "--deadline or lower --examples for one that is)")
         for v in self.violations:
             out += ["", f"── {v.invariant}: {v.message.splitlines()[0]}", v.scenario.rstrip()]
         return "\n".join(out) + "\n"
@@ -798,8 +805,10 @@ def check(program: Program | str | Path, *, examples: int = 200, seed: int | Non
     """Check the built-in invariants and the program's own ``invariants:`` on generated
     inputs: ``examples`` purchases, refunds and event sequences each. A violation comes with
     the shrunk counterexample as a scenario file. ``seed`` makes the run reproducible (one is
-    chosen and reported when not given); the search stops at ``deadline_s`` seconds, and
-    invariants not checked to the end make the report not ``ok``.
+    chosen and reported when not given) as long as it is not cut short: the search stops at
+    ``deadline_s`` seconds, invariants not checked to the end make the report not ``ok``,
+    and a report the limit cut short (``timed_out``, a search or a shrink) depends on the
+    machine's speed, so the same seed need not repeat it.
 
     >>> print(check("programs/retail-4tier.yaml", seed=7).render())   # doctest: +SKIP
     """
@@ -823,6 +832,7 @@ def check(program: Program | str | Path, *, examples: int = 200, seed: int | Non
     strategies = _strategies(program)
     searches = {g: _Search([inv for inv in table if inv.group == g]) for g in groups}
     limit = [stop]
+    timed_out = False
 
     def run(search: _Search, prepare: Callable[[Any], Any], only: _Invariant | None
             ) -> Callable[[Any], bool]:
@@ -861,6 +871,7 @@ def check(program: Program | str | Path, *, examples: int = 200, seed: int | Non
             pass
         except _OutOfTime:
             search.complete = False
+            timed_out = True
     # … then each violated invariant searches again, from the same seed, and shrinks
     pending = [(name, inv) for name, search in searches.items()
                for inv in search.invariants if inv.name in search.best]
@@ -869,9 +880,13 @@ def check(program: Program | str | Path, *, examples: int = 200, seed: int | Non
         limit[0] = min(stop, time.monotonic() + max(1.0, (stop - time.monotonic())
                                                      / (len(pending) - n)))
         # not found again, or no time left to shrink: keep the smallest seen
-        with contextlib.suppress(NoSuchExample, _OutOfTime):
+        try:
             find(strategies[name], run(search, groups[name], inv),
                  settings=settings_for(True), random=random.Random(f"{seed}:{name}"))
+        except NoSuchExample:
+            pass
+        except _OutOfTime:
+            timed_out = True
     elapsed = time.monotonic() - started
 
     source = program.source
@@ -886,4 +901,5 @@ def check(program: Program | str | Path, *, examples: int = 200, seed: int | Non
         results.append(InvariantResult(inv.name, inv.description, inv.declared,
                                        search.examples, violation, search.complete))
     return CheckReport(program.id, source, seed, tuple(results),
-                       sum(s.examples for s in searches.values()), elapsed)
+                       sum(s.examples for s in searches.values()), elapsed, timed_out,
+                       deadline_s)

@@ -446,7 +446,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     failed = False
     for path in args.programs:
         program = load_program(Path(path))
-        report = check(program, examples=args.examples, seed=args.seed)
+        report = check(program, examples=args.examples, seed=args.seed,
+                       deadline_s=args.deadline)
         print(report.render())
         failed = failed or not report.ok
     return EXIT_ERROR if failed else EXIT_OK
@@ -566,7 +567,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--examples", type=_at_least_one, default=200, metavar="N",
                    help="generated examples per invariant (default 200)")
     p.add_argument("--seed", type=int, default=None, metavar="S",
-                   help="repeat a run exactly (the seed of every run is printed)")
+                   help="repeat a run exactly (the seed of every run is printed), unless "
+                        "the time limit cuts it short")
+    p.add_argument("--deadline", type=_at_least_one, default=50, metavar="SECONDS",
+                   help="time limit per program (default 50 s); a run it cuts short says so "
+                        "and is not exactly repeatable")
     p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("test", help="run scenario files (*.scenarios.yaml)")
