@@ -941,7 +941,9 @@ def _out_of_bounds(ctx: _Context) -> Iterator[_Smell]:
 
 def _benefits_fall(ctx: _Context) -> Iterator[_Smell]:
     """A higher tier with a smaller discount, a smaller points multiplier, or without a
-    perk of the tier below it."""
+    perk of the tier below it. Only the tiers' own settings are compared: promotions and
+    multipliers restricted to some tiers combine with them according to the policies and
+    the purchase, which ``check`` (tier monotonicity) tests instead."""
     tiers = ctx.model.tiers
     for i, tier in enumerate(tiers[1:], start=1):
         lower = tiers[:i][::-1]  # nearest first
