@@ -336,17 +336,30 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
                   f"{s.k(bool(plan.ledger.pending))}, changed, tier_before.id, "
                   "after.id)")
         if not plan.ledger.pending:
-            # most purchases earn points and nothing else happens: that one event is made
-            # here, as purchase_events makes it (the rest is left to purchase_events)
+            # most purchases earn points, maybe move up a tier, and nothing else happens:
+            # those events are made here, as purchase_events makes them (in the model's
+            # field order, which JSON keeps); the rest is left to purchase_events
             earned = {"at": "at", "type": s.k("points_earned"), "rule": "None",
                       "points": "points_total", "tier_from": "None", "tier_to": "None",
                       "detail": s.k(USABLE_NOW)}
-            if set(earned) != set(LifecycleEvent.model_fields):
-                raise RuntimeError("the generated event must set every LifecycleEvent field")
-            made = ", ".join(f"{s.k(name)}: {expr}" for name, expr in earned.items())
-            s.add(1, "if points_total and not (events or redeemed or changed):")
-            s.made(2, "earned", LifecycleEvent, f"{{{made}}}")
-            s.add(2, "own = (earned,)")
+            upgraded = {"at": "at", "type": s.k("tier_upgraded"), "rule": "None",
+                        "points": s.k(0), "tier_from": "tier_before.id", "tier_to": "after.id",
+                        "detail": s.k("qualified")}
+            for fields_of in (earned, upgraded):
+                if list(fields_of) != list(LifecycleEvent.model_fields):
+                    raise RuntimeError("a generated event must set every LifecycleEvent field "
+                                       "in order")
+
+            def pairs(values: dict[str, str]) -> str:
+                return "{" + ", ".join(f"{s.k(name)}: {expr}" for name, expr in values.items()) \
+                    + "}"
+
+            s.add(1, "if not (events or redeemed):", "    if points_total:")
+            s.made(3, "earned", LifecycleEvent, pairs(earned))
+            s.add(3, "own = (earned,)")
+            s.add(2, "else:", "    own = ()", "if changed:")
+            s.made(3, "upgraded", LifecycleEvent, pairs(upgraded))
+            s.add(3, "own = (*own, upgraded)")
             s.add(1, "else:", f"    own = {events}")
             events = "own"
         s.add(1, *decision(events=events, member_version="prior_version", member_after=""),
