@@ -189,9 +189,9 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
     # each rule's own check function, for programs of a reasonable size; a program with
     # hundreds of promotions keeps the plan's checks (its day index leaves few to run)
     own_checks = len(rules) <= _OWN_CHECKS
-    if traced:
-        _rule_reasons(s, plan)
-    elif own_checks:
+    if traced and not own_checks:
+        _rule_reasons(s, plan)  # (a program of a reasonable size has them inline)
+    elif own_checks and not traced:
         _rule_checks(s, plan)
     s.add(0, "def run(program, m, t, amounts, local_at, tier_before, benefits, forced, "
           "complete, events, prior_version):")
@@ -215,7 +215,7 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
         if traced:
             s.add(2, "mark = len(trace)")
     if traced:
-        _traced_selection(s, plan, depth, loops)
+        _traced_selection(s, plan, depth, loops, own_checks)
     elif rules:
         test = "fr.id not in dropped and " if loops else ""
         check = "CHECKS[fr.index]" if own_checks else "fr.check"
@@ -985,72 +985,84 @@ def _lifetime(plan: Plan) -> bool:
 
 def _rule_reasons(s: _Source, plan: Plan) -> None:
     """Each rule's conditions as a function giving the first failing one's reason (None when
-    all hold), in :func:`._engine._rule_conditions`' order and words."""
+    all hold), for a program with more rules than are written inline in the decision."""
+    for rp in plan.rules:
+        s.add(0, f"def reason{rp.index}(at, today, local_at, m, t, tier, total, lazy):")
+        s.add(1, *_reason_body(s, plan, rp, "tier", "total", lambda why: [f"return {why}"]))
+
+
+def _reason_body(s: _Source, plan: Plan, rp: Any, tier: str, total: str,
+                 give: Callable[[str], list[str]]) -> list[str]:
+    """The lines finding a rule's first failing condition's reason, in
+    :func:`._engine._rule_conditions`' order and words; ``give(reason)`` is how a reason (or
+    None when all hold) is given: returned by a function, or set inline."""
     model = plan.model
     bp = model.policies.birthday
     excluded = frozenset(model.policies.discounts.exclude_categories)
-    for rp in plan.rules:
-        rule = rp.rule
-        s.add(0, f"def reason{rp.index}(at, today, local_at, m, t, tier, total, lazy):")
-        if rp.start is not None:
-            start = s.k(rp.start)
-            s.add(1, f"if at < {start}:", f"    return T.window_starts({start}, local_at)")
-        if rp.end is not None:
-            end = s.k(rp.end)
-            s.add(1, f"if at >= {end}:", f"    return T.window_ended({end}, local_at)")
-        if rp.days is not None:
-            s.add(1, f"if today not in {s.k(rp.days)}:",
-                  f"    return T.not_scheduled(today, {s.k(rp.schedule_text)})")
-        if rule.on is not None:
-            s.add(1, "if m.birthday is None:", "    return T.NO_BIRTHDAY")
-            if bp.change_guard_days > 0:
-                guard = s.k(bp.change_guard_days)
-                s.add(1, "if m.birthday_set_on is not None and birthday_change_blocks("
-                      f"m.birthday, m.birthday_set_on, today, {guard}, {s.k(bp.feb29)}):",
-                      f"    return T.birthday_changed(m.birthday_set_on, {guard})")
-            if rule.on == "birthday_month":
-                test = "today.month != m.birthday.month"
-            else:
-                test = (f"not is_birthday(m.birthday, today, {s.k(rule.on)}, "
-                        f"feb29={s.k(bp.feb29)}, week={s.k(bp.week)})")
-            s.add(1, f"if {test}:", f"    return T.not_birthday(today, {s.k(rule.on)}, "
-                  "m.birthday)")
-        if rp.tiers:
-            s.add(1, f"if tier not in {s.k(rp.tiers)}:",
-                  f"    return T.tier_not_in(tier, {s.k(rule.tiers)})")
-        if rp.channels:
-            s.add(1, f"if t.channel not in {s.k(rp.channels)}:",
-                  f"    return T.channel_not_in(t.channel, {s.k(rule.channels)})")
-        scope = _item_match(s, rp.categories, rp.skus)
-        if scope:
-            s.add(1, "for i in t.items:", f"    if {scope}:", "        break", "else:",
-                  f"    return {s.k(_trace.no_item_in_scope(rule.categories, rule.skus))}")
-        if rule.min_amount is not None:
-            least = s.k(rule.min_amount)
-            s.add(1, f"if total < {least}:", f"    return T.below_min_amount(total, {least})")
-        spec = rule.discount
-        if spec is not None and spec.threshold is not None:
-            reach = [f"i.category not in {s.k(excluded)}"] if excluded else []
-            if scope:
-                reach.append(scope)
-            threshold = s.k(spec.threshold)
-            # (the amounts in the minor unit, as the engine's reason quotes their sum)
-            s.add(1, "reach = sum([i.amount if i.amount.same_quantum(Q) else "
-                  "i.amount.quantize(Q) for i in t.items"
-                  + (" if " + " and ".join(reach) if reach else "") + "], ZERO)",
-                  f"if reach < {threshold}:", f"    return T.below_threshold(reach, {threshold})")
-        if rule.limit is not None:
-            times, per = s.k(rule.limit.times), s.k(rule.limit.per)
-            s.add(1, f"usage = m.usage.get({s.k(rule.id)})", f"key = period_key(today, {per})",
-                  "used = uses(usage, key)",
-                  f"if used >= {times}:", f"    return T.limit_reached(used, {times}, {per}, key)")
-        if rp.when is not None:
-            s.add(1, f"return lazy.why({s.k(rule.id)}, {s.k(rp.kind)}, {s.k(rp.when)})")
+    rule = rp.rule
+    out: list[str] = []
+
+    def check(test: str, why: str) -> None:
+        out.extend([f"if {test}:", *("    " + line for line in give(why))])
+
+    if rp.start is not None:
+        start = s.k(rp.start)
+        check(f"at < {start}", f"T.window_starts({start}, local_at)")
+    if rp.end is not None:
+        end = s.k(rp.end)
+        check(f"at >= {end}", f"T.window_ended({end}, local_at)")
+    if rp.days is not None:
+        check(f"today not in {s.k(rp.days)}", f"T.not_scheduled(today, {s.k(rp.schedule_text)})")
+    if rule.on is not None:
+        check("m.birthday is None", "T.NO_BIRTHDAY")
+        if bp.change_guard_days > 0:
+            guard = s.k(bp.change_guard_days)
+            check("m.birthday_set_on is not None and birthday_change_blocks("
+                  f"m.birthday, m.birthday_set_on, today, {guard}, {s.k(bp.feb29)})",
+                  f"T.birthday_changed(m.birthday_set_on, {guard})")
+        if rule.on == "birthday_month":
+            test = "today.month != m.birthday.month"
         else:
-            s.add(1, "return None")
+            test = (f"not is_birthday(m.birthday, today, {s.k(rule.on)}, "
+                    f"feb29={s.k(bp.feb29)}, week={s.k(bp.week)})")
+        check(test, f"T.not_birthday(today, {s.k(rule.on)}, m.birthday)")
+    if rp.tiers:
+        check(f"{tier} not in {s.k(rp.tiers)}", f"T.tier_not_in({tier}, {s.k(rule.tiers)})")
+    if rp.channels:
+        check(f"t.channel not in {s.k(rp.channels)}",
+              f"T.channel_not_in(t.channel, {s.k(rule.channels)})")
+    scope = _item_match(s, rp.categories, rp.skus).replace("i.", "r_i.")
+    if scope:
+        out.extend(["for r_i in t.items:", f"    if {scope}:", "        break", "else:",
+                    *("    " + line for line in give(
+                        s.k(_trace.no_item_in_scope(rule.categories, rule.skus))))])
+    if rule.min_amount is not None:
+        least = s.k(rule.min_amount)
+        check(f"{total} < {least}", f"T.below_min_amount({total}, {least})")
+    spec = rule.discount
+    if spec is not None and spec.threshold is not None:
+        reach = [f"r_i.category not in {s.k(excluded)}"] if excluded else []
+        if scope:
+            reach.append(scope)
+        threshold = s.k(spec.threshold)
+        # (the amounts in the minor unit, as the engine's reason quotes their sum)
+        out.append("r_reach = sum([r_i.amount if r_i.amount.same_quantum(Q) else "
+                   "r_i.amount.quantize(Q) for r_i in t.items"
+                   + (" if " + " and ".join(reach) if reach else "") + "], ZERO)")
+        check(f"r_reach < {threshold}", f"T.below_threshold(r_reach, {threshold})")
+    if rule.limit is not None:
+        times, per = s.k(rule.limit.times), s.k(rule.limit.per)
+        out.extend([f"r_usage = m.usage.get({s.k(rule.id)})",
+                    f"r_key = period_key(today, {per})", "r_used = uses(r_usage, r_key)"])
+        check(f"r_used >= {times}", f"T.limit_reached(r_used, {times}, {per}, r_key)")
+    if rp.when is not None:
+        out.extend(give(f"lazy.why({s.k(rule.id)}, {s.k(rp.kind)}, {s.k(rp.when)})"))
+    else:
+        out.extend(give("None"))
+    return out
 
 
-def _traced_selection(s: _Source, plan: Plan, d: int, loops: bool) -> None:
+def _traced_selection(s: _Source, plan: Plan, d: int, loops: bool, inline: bool) -> None:
     """Every rule's conditions in declaration order, each that fails noted with its reason
     (a rule dropped by an earlier pass with the reason it dropped with); those that hold in
     priority order, then exclusivity and groups, each rule left out noted."""
@@ -1063,8 +1075,13 @@ def _traced_selection(s: _Source, plan: Plan, d: int, loops: bool) -> None:
             s.add(d, f"if {rid} in dropped:",
                   "    " + s.note(rid, kind, "not_matched", f"dropped[{rid}]"), "else:")
             e = d + 1
-        s.add(e, f"why = reason{rp.index}(at, today, local_at, m, t, tier_id, list_total, "
-              "lazy)", "if why is None:", f"    matched.append({s.k(fast[rp.index])})",
+        if inline:  # the rule's conditions here, the first failing one's reason in `why`
+            s.add(e, "while True:", *("    " + line for line in _reason_body(
+                s, plan, rp, "tier_id", "list_total", lambda why: [f"why = {why}", "break"])))
+        else:
+            s.add(e, f"why = reason{rp.index}(at, today, local_at, m, t, tier_id, "
+                  "list_total, lazy)")
+        s.add(e, "if why is None:", f"    matched.append({s.k(fast[rp.index])})",
               "else:", "    " + s.note(rid, kind, "not_matched", "why"))
     if len(plan.rules) > 1:
         s.add(d, "if len(matched) > 1:", "    matched.sort(key=FP.rule_key)")
