@@ -406,10 +406,15 @@ def test_programs_with_many_rules_keep_the_plans_checks_and_agree(
         program = lr.Program.from_dict(spec)
     finally:
         _specialise._OWN_CHECKS = saved
-    assert "CHECKS[" not in (program.plan("compiled").decide.__doc__ or "")
+    plan = program.plan("compiled")
+    assert "CHECKS[" not in (plan.decide.__doc__ or "")
+    # traced, each rule's reasons are a function of their own, not written inline
+    assert plan.decide_traced is None or not plan.rules or "def reason" in (
+        plan.decide_traced.__doc__ or "")
     member, txn = data.draw(purchases(spec))
-    assert _outcome(program, member, txn, "compiled", trace=False) == _outcome(
-        program, member, txn, "interpreted", trace=False)
+    for trace in (False, True):
+        assert _outcome(program, member, txn, "compiled", trace=trace) == _outcome(
+            program, member, txn, "interpreted", trace=trace)
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "programs").glob("*.yaml")),
