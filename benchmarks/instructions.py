@@ -44,6 +44,7 @@ ROWS = (
 )
 PEERS = (
     ("zen", "zen-engine", "zen-engine (GoRules JDM)"),
+    ("zen-traced", "zen-engine", "zen-engine, its trace on"),
     ("datalogic", "datalogic-py", "datalogic-py, one rule per concern"),
     ("datalogic-fused", "datalogic-py", "datalogic-py, hand-fused rule"),
 )
@@ -72,10 +73,11 @@ def _child_reference(which: str, count: int) -> None:
 
         def loop() -> None:
             pass
-    elif which in ("zen", "datalogic", "datalogic-fused"):
+    elif which in ("zen", "zen-traced", "datalogic", "datalogic-fused"):
         from . import peers
 
-        prepare, decide_peer = (peers.make_zen() if which == "zen" else
+        prepare, decide_peer = (peers.make_zen(trace=which == "zen-traced")
+                                if which.startswith("zen") else
                                 peers.make_datalogic(which == "datalogic-fused"))
         prepared = [prepare(c) for c in cases]
 

@@ -103,6 +103,7 @@ def bench_reference(cases: Sequence[Case], repeat: int) -> list[Row]:
     status = peers.available()
     makers: list[tuple[str, Callable[[], Any]]] = [
         ("zen-engine (GoRules JDM)", peers.make_zen),
+        ("zen-engine, its trace on", lambda: peers.make_zen(trace=True)),
         ("datalogic-py, one rule per concern", lambda: peers.make_datalogic(False)),
         ("datalogic-py, hand-fused rule", lambda: peers.make_datalogic(True)),
     ]

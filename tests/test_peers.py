@@ -23,6 +23,8 @@ PEERS: dict[str, tuple[str, Callable[[], tuple[Callable[[Case], Any],
                                                 Callable[[Any], Decision]]]]] = {
     "zen": ("zen-engine", make_zen),
     "zen-create_decision": ("zen-engine", lambda: make_zen(api="decision")),
+    "zen-traced": ("zen-engine", lambda: make_zen(trace=True)),
+    "zen-create_decision-traced": ("zen-engine", lambda: make_zen(api="decision", trace=True)),
     "datalogic-concerns": ("datalogic-py", lambda: make_datalogic(fused=False)),
     "datalogic-fused": ("datalogic-py", lambda: make_datalogic(fused=True)),
 }
@@ -131,3 +133,19 @@ def test_edge_cases_decide_what_their_names_say() -> None:
     assert want("no upgrade past the first threshold met: diamond at 20000")[2] == "diamond"
     assert want("birthday month, gift already given this year")[3] is False
     assert want("birthday month, gift given last year")[3] is True
+
+
+def test_zen_trace_row_gets_zen_engines_own_trace_of_every_node() -> None:
+    """The "its trace on" row times zen-engine explaining its decision: the response carries
+    a trace of each of the graph's nodes, with the values the nodes computed."""
+    if (reason := available()["zen-engine"]) is not None:
+        pytest.skip(reason)
+    import zen
+    from benchmarks.peers import ZEN_GRAPH, _shape
+
+    engine = zen.ZenEngine({"loader": {"type": "static", "content": {"ref": ZEN_GRAPH}}})
+    case = EDGE_CASES["worked example: gold, 11.11 online, birthday month, paid 270"]
+    response = engine.evaluate("ref", _shape(case), {"trace": True})
+    assert sorted(response["trace"]) == sorted(node["id"] for node in ZEN_GRAPH["nodes"])
+    assert response["trace"]["discount"]["output"]["paid"] == 27000  # cents: 300.00 - 10%
+    assert "trace" not in engine.evaluate("ref", _shape(case))  # (the other row: none)
