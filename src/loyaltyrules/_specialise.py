@@ -29,7 +29,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 from decimal import ROUND_FLOOR, Decimal, localcontext
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import _trace
 from ._calendar import birthday_change_blocks, is_birthday, period_key, uses
@@ -831,13 +831,14 @@ def _guard(s: _Source, tiers: frozenset[str], channels: frozenset[str], when: An
     return 2
 
 
-def _item_match(s: _Source, categories: frozenset[str], skus: frozenset[str]) -> str:
-    """The test that line ``i`` is in a scope of categories and/or SKUs ("" for none)."""
+def _item_match(s: _Source, categories: frozenset[str], skus: frozenset[str],
+                line: str = "i") -> str:
+    """The test that ``line`` is in a scope of categories and/or SKUs ("" for none)."""
     match = []
     if categories:
-        match.append(f"i.category in {s.k(categories)}")
+        match.append(f"{line}.category in {s.k(categories)}")
     if skus:
-        match.append(f"i.sku in {s.k(skus)}")
+        match.append(f"{line}.sku in {s.k(skus)}")
     return " and ".join(match)
 
 
@@ -911,62 +912,114 @@ def _spend_of(tp: TierPlan) -> Decimal:
     return tp.qualify.spend
 
 
-def _rule_checks(s: _Source, plan: Plan) -> None:
-    """Each birthday rule and promotion's conditions as its own function, in the order of
-    :func:`._compile._rule_check`, with only the tests the rule has."""
+class _Condition(NamedTuple):
+    """One of a rule's conditions, as generated code: after ``setup`` (lines binding what the
+    test and the reason both read), ``fails`` is true when it does not hold, and ``reason``
+    is the trace's words for that. With ``per_line``, the condition is that some line ``r_i``
+    of the basket passes ``fails`` read as a test of the line (written as a loop)."""
+
+    fails: str
+    reason: str
+    setup: tuple[str, ...] = ()
+    per_line: bool = False
+
+
+def _conditions(s: _Source, plan: Plan, rp: Any, tier: str, total: str, *, quoted: bool
+                ) -> list[_Condition]:
+    """A rule's conditions but its expression (``when``), in the order and words of
+    :func:`._engine._rule_conditions`: the trace-free checks (:func:`_rule_checks`) and the
+    traced reasons (:func:`_reason_body`) are both written from this one list. ``quoted``:
+    the threshold's reach is summed in minor units, as the reason quotes it (the same
+    amount, compared, either way)."""
     model = plan.model
     bp = model.policies.birthday
-    excluded = frozenset(model.policies.discounts.exclude_categories)
+    rule = rp.rule
+    out: list[_Condition] = []
+    if rp.start is not None:
+        start = s.k(rp.start)
+        out.append(_Condition(f"at < {start}", f"T.window_starts({start}, local_at)"))
+    if rp.end is not None:
+        end = s.k(rp.end)
+        out.append(_Condition(f"at >= {end}", f"T.window_ended({end}, local_at)"))
+    if rp.days is not None:
+        out.append(_Condition(f"today not in {s.k(rp.days)}",
+                              f"T.not_scheduled(today, {s.k(rp.schedule_text)})"))
+    if rule.on is not None:
+        # (read once: a model's field read costs several of a local)
+        out.append(_Condition("r_birthday is None", "T.NO_BIRTHDAY", ("r_birthday = m.birthday",)))
+        if bp.change_guard_days > 0:
+            guard = s.k(bp.change_guard_days)
+            out.append(_Condition(
+                "m.birthday_set_on is not None and birthday_change_blocks(r_birthday, "
+                f"m.birthday_set_on, today, {guard}, {s.k(bp.feb29)})",
+                f"T.birthday_changed(m.birthday_set_on, {guard})"))
+        if rule.on == "birthday_month":
+            test = "today.month != r_birthday.month"
+        else:
+            test = (f"not is_birthday(r_birthday, today, {s.k(rule.on)}, "
+                    f"feb29={s.k(bp.feb29)}, week={s.k(bp.week)})")
+        out.append(_Condition(test, f"T.not_birthday(today, {s.k(rule.on)}, r_birthday)"))
+    if rp.tiers:
+        out.append(_Condition(f"{tier} not in {s.k(rp.tiers)}",
+                              f"T.tier_not_in({tier}, {s.k(rule.tiers)})"))
+    if rp.channels:
+        out.append(_Condition(f"t.channel not in {s.k(rp.channels)}",
+                              f"T.channel_not_in(t.channel, {s.k(rule.channels)})"))
+    scope = _item_match(s, rp.categories, rp.skus, "r_i")
+    if scope:
+        out.append(_Condition(scope, s.k(_trace.no_item_in_scope(rule.categories, rule.skus)),
+                              per_line=True))
+    if rule.min_amount is not None:
+        least = s.k(rule.min_amount)
+        out.append(_Condition(f"{total} < {least}", f"T.below_min_amount({total}, {least})"))
+    spec = rule.discount
+    if spec is not None and spec.threshold is not None:
+        excluded = frozenset(model.policies.discounts.exclude_categories)
+        reach = [f"r_i.category not in {s.k(excluded)}"] if excluded else []
+        if scope:
+            reach.append(scope)
+        amount = ("r_i.amount if r_i.amount.same_quantum(Q) else r_i.amount.quantize(Q)"
+                  if quoted else "r_i.amount")
+        threshold = s.k(spec.threshold)
+        out.append(_Condition(
+            f"r_reach < {threshold}", f"T.below_threshold(r_reach, {threshold})",
+            (f"r_reach = sum([{amount} for r_i in t.items"
+             + (" if " + " and ".join(reach) if reach else "") + "], ZERO)",)))
+    if rule.limit is not None:
+        times, per = s.k(rule.limit.times), s.k(rule.limit.per)
+        out.append(_Condition(
+            f"r_used >= {times}", f"T.limit_reached(r_used, {times}, {per}, r_key)",
+            (f"r_usage = m.usage.get({s.k(rule.id)})", f"r_key = period_key(today, {per})",
+             "r_used = uses(r_usage, r_key)")))
+    return out
+
+
+def _condition_lines(conditions: list[_Condition], give: Callable[[str], list[str]]
+                     ) -> list[str]:
+    """The conditions in turn, each that fails ending in ``give(its reason)``."""
+    out: list[str] = []
+    for c in conditions:
+        out.extend(c.setup)
+        if c.per_line:
+            out.extend(["for r_i in t.items:", f"    if {c.fails}:", "        break", "else:"])
+        else:
+            out.append(f"if {c.fails}:")
+        out.extend("    " + line for line in give(c.reason))
+    return out
+
+
+def _rule_checks(s: _Source, plan: Plan) -> None:
+    """Each birthday rule and promotion's conditions as its own function, with only the
+    tests the rule has (their reasons unwritten)."""
     names = []
     for rp in plan.rules:
-        rule = rp.rule
         name = f"check{rp.index}"
         names.append(name)
         s.add(0, f"def {name}(at, today, m, t, tier, total, lazy):")
-        fails: list[str] = []
-        if rp.start is not None:
-            fails.append(f"at < {s.k(rp.start)}")
-        if rp.end is not None:
-            fails.append(f"at >= {s.k(rp.end)}")
-        if rp.days is not None:
-            fails.append(f"today not in {s.k(rp.days)}")
-        if rule.on is not None:
-            parts = ["(birthday := m.birthday) is None"]  # read once: a model's field read
-            if bp.change_guard_days > 0:                   # costs several local ones
-                parts.append(f"birthday_change_blocks(birthday, m.birthday_set_on, today, "
-                             f"{s.k(bp.change_guard_days)}, {s.k(bp.feb29)})")
-            if rule.on in ("month", "birthday_month"):
-                parts.append("today.month != birthday.month")
-            else:
-                parts.append(f"not is_birthday(birthday, today, {s.k(rule.on)}, "
-                             f"feb29={s.k(bp.feb29)}, week={s.k(bp.week)})")
-            fails.append(" or ".join(parts))
-        if rp.tiers:
-            fails.append(f"tier not in {s.k(rp.tiers)}")
-        if rp.channels:
-            fails.append(f"t.channel not in {s.k(rp.channels)}")
-        scope = _item_match(s, rp.categories, rp.skus)
-        for test in fails:
-            s.add(1, f"if {test}:", "    return False")
-        if scope:
-            s.add(1, "for i in t.items:", f"    if {scope}:",
-                  "        break", "else:", "    return False")
-        if rule.min_amount is not None:
-            s.add(1, f"if total < {s.k(rule.min_amount)}:", "    return False")
-        spec = rule.discount
-        if spec is not None and spec.threshold is not None:
-            reach = [f"i.category not in {s.k(excluded)}"] if excluded else []
-            if scope:
-                reach.append(scope)
-            s.add(1, "reach = sum([i.amount for i in t.items"
-                  + (" if " + " and ".join(reach) if reach else "")
-                  + "], ZERO)", f"if reach < {s.k(spec.threshold)}:", "    return False")
-        if rule.limit is not None:
-            s.add(1, f"if uses(m.usage.get({s.k(rule.id)}), period_key(today, "
-                  f"{s.k(rule.limit.per)})) >= {s.k(rule.limit.times)}:",
-                  "    return False")
+        s.add(1, *_condition_lines(_conditions(s, plan, rp, "tier", "total", quoted=False),
+                                   lambda why: ["return False"]))
         if rp.when is not None:
-            s.add(1, f"return lazy.when({s.k(rule.id)}, {s.k(rp.kind)}, {s.k(rp.when)})")
+            s.add(1, f"return lazy.when({s.k(rp.rule.id)}, {s.k(rp.kind)}, {s.k(rp.when)})")
         else:
             s.add(1, "return True")
     s.add(0, f"CHECKS = ({''.join(n + ', ' for n in names)})")
@@ -993,70 +1046,12 @@ def _rule_reasons(s: _Source, plan: Plan) -> None:
 
 def _reason_body(s: _Source, plan: Plan, rp: Any, tier: str, total: str,
                  give: Callable[[str], list[str]]) -> list[str]:
-    """The lines finding a rule's first failing condition's reason, in
-    :func:`._engine._rule_conditions`' order and words; ``give(reason)`` is how a reason (or
-    None when all hold) is given: returned by a function, or set inline."""
-    model = plan.model
-    bp = model.policies.birthday
-    excluded = frozenset(model.policies.discounts.exclude_categories)
-    rule = rp.rule
-    out: list[str] = []
-
-    def check(test: str, why: str) -> None:
-        out.extend([f"if {test}:", *("    " + line for line in give(why))])
-
-    if rp.start is not None:
-        start = s.k(rp.start)
-        check(f"at < {start}", f"T.window_starts({start}, local_at)")
-    if rp.end is not None:
-        end = s.k(rp.end)
-        check(f"at >= {end}", f"T.window_ended({end}, local_at)")
-    if rp.days is not None:
-        check(f"today not in {s.k(rp.days)}", f"T.not_scheduled(today, {s.k(rp.schedule_text)})")
-    if rule.on is not None:
-        check("m.birthday is None", "T.NO_BIRTHDAY")
-        if bp.change_guard_days > 0:
-            guard = s.k(bp.change_guard_days)
-            check("m.birthday_set_on is not None and birthday_change_blocks("
-                  f"m.birthday, m.birthday_set_on, today, {guard}, {s.k(bp.feb29)})",
-                  f"T.birthday_changed(m.birthday_set_on, {guard})")
-        if rule.on == "birthday_month":
-            test = "today.month != m.birthday.month"
-        else:
-            test = (f"not is_birthday(m.birthday, today, {s.k(rule.on)}, "
-                    f"feb29={s.k(bp.feb29)}, week={s.k(bp.week)})")
-        check(test, f"T.not_birthday(today, {s.k(rule.on)}, m.birthday)")
-    if rp.tiers:
-        check(f"{tier} not in {s.k(rp.tiers)}", f"T.tier_not_in({tier}, {s.k(rule.tiers)})")
-    if rp.channels:
-        check(f"t.channel not in {s.k(rp.channels)}",
-              f"T.channel_not_in(t.channel, {s.k(rule.channels)})")
-    scope = _item_match(s, rp.categories, rp.skus).replace("i.", "r_i.")
-    if scope:
-        out.extend(["for r_i in t.items:", f"    if {scope}:", "        break", "else:",
-                    *("    " + line for line in give(
-                        s.k(_trace.no_item_in_scope(rule.categories, rule.skus))))])
-    if rule.min_amount is not None:
-        least = s.k(rule.min_amount)
-        check(f"{total} < {least}", f"T.below_min_amount({total}, {least})")
-    spec = rule.discount
-    if spec is not None and spec.threshold is not None:
-        reach = [f"r_i.category not in {s.k(excluded)}"] if excluded else []
-        if scope:
-            reach.append(scope)
-        threshold = s.k(spec.threshold)
-        # (the amounts in the minor unit, as the engine's reason quotes their sum)
-        out.append("r_reach = sum([r_i.amount if r_i.amount.same_quantum(Q) else "
-                   "r_i.amount.quantize(Q) for r_i in t.items"
-                   + (" if " + " and ".join(reach) if reach else "") + "], ZERO)")
-        check(f"r_reach < {threshold}", f"T.below_threshold(r_reach, {threshold})")
-    if rule.limit is not None:
-        times, per = s.k(rule.limit.times), s.k(rule.limit.per)
-        out.extend([f"r_usage = m.usage.get({s.k(rule.id)})",
-                    f"r_key = period_key(today, {per})", "r_used = uses(r_usage, r_key)"])
-        check(f"r_used >= {times}", f"T.limit_reached(r_used, {times}, {per}, r_key)")
+    """The lines finding a rule's first failing condition's reason (:func:`_conditions`,
+    then its expression's); ``give(reason)`` is how a reason (or None when all hold) is
+    given: returned by a function, or set inline."""
+    out = _condition_lines(_conditions(s, plan, rp, tier, total, quoted=True), give)
     if rp.when is not None:
-        out.extend(give(f"lazy.why({s.k(rule.id)}, {s.k(rp.kind)}, {s.k(rp.when)})"))
+        out.extend(give(f"lazy.why({s.k(rp.rule.id)}, {s.k(rp.kind)}, {s.k(rp.when)})"))
     else:
         out.extend(give("None"))
     return out
