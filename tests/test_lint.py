@@ -475,6 +475,7 @@ def test_lr506_optional_member_field_without_a_none_check() -> None:
     "txn.items_count > 1 and items[1].amount > 5",
     "items[1].amount > 5 if len(items) > 1 else False",
     "days_since(member.last_purchase) is None or days_since(member.last_purchase) > 90",
+    "(member.joined or member.birthday) is None or days_since(member.birthday) is None",
     "txn.store == 'S1'",
     "txn.store in ['S1', 'S2']",
     "is_birthday('month')",
@@ -494,6 +495,17 @@ def test_lr506_guarded_or_none_safe_reads_are_fine(condition: str) -> None:
     ("member.birthday.month == 3 and member.birthday is not None",
      "reads member.birthday without checking first that it is there: a member may have no "
      "birthday on file, and for them this condition fails with an error"),
+    # a check of what the read gives: month() fails on None before `is None` compares
+    ("month(member.birthday) is None or month(member.birthday) == 3",
+     "reads member.birthday without checking first that it is there: a member may have no "
+     "birthday on file, and for them this condition fails with an error"),
+    ("member.birthday.month is not None and member.birthday.month == 3",
+     "reads member.birthday without checking first that it is there: a member may have no "
+     "birthday on file, and for them this condition fails with an error"),
+    # a check of either of two: `(a or b) is not None` says nothing of a alone
+    ("(member.joined or member.birthday) is not None and month(member.joined) == 3",
+     "reads member.joined without checking first that it is there: a member may have no "
+     "join date on file, and for them this condition fails with an error"),
     # a check on the wrong side: `is None and …` protects nothing
     ("member.joined is None and member.joined < date(2020, 1, 1)",
      "reads member.joined without checking first that it is there: a member may have no join "

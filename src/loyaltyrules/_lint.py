@@ -698,7 +698,7 @@ def _facts(node: ast.AST, truth: bool) -> _Known:
         if present:
             for side, other in ((left, right), (right, left)):
                 if isinstance(other, ast.Constant) and other.value is None:
-                    names |= {r for n in ast.walk(side) if (r := _read(n))}
+                    names |= _there_when_not_none(side)
         if (isinstance(op, ast.In if truth else ast.NotIn) and _is_attrs(right)
                 and isinstance(left, ast.Constant) and isinstance(left.value, str)):
             names.add(f"{ast.unparse(right)}.{left.value}")
@@ -719,7 +719,9 @@ def _none_safe(node: ast.AST, parent: ast.AST | None) -> bool:
 
 def _none_checked(tree: ast.AST) -> set[int]:
     """The reads (ids) inside the checks themselves: ``days_since(member.last_purchase) is
-    None`` is how a condition asks whether the field is there."""
+    None`` is how a condition asks whether the field is there. Only reads whose None reaches
+    the check as None count (:func:`_passes_none`): ``month(member.birthday) is None`` fails
+    with an error for a member without a birthday before it compares anything."""
     out: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(
@@ -727,7 +729,42 @@ def _none_checked(tree: ast.AST) -> set[int]:
             for side, other in ((node.left, node.comparators[0]),
                                 (node.comparators[0], node.left)):
                 if isinstance(other, ast.Constant) and other.value is None:
-                    out |= {id(n) for n in ast.walk(side)}
+                    out |= _passes_none(side)
+    return out
+
+
+def _there_when_not_none(node: ast.AST) -> set[str]:
+    """The optional reads known to be there when ``node`` came out other than None: every
+    read it evaluated on its way, but not the parts of an ``and``/``or`` or the branches of
+    an ``if … else``, of which one may be None (``(member.joined or member.birthday) is not
+    None`` says nothing of either)."""
+    out: set[str] = set()
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        if (name := _read(n)) is not None:
+            out.add(name)
+        if not isinstance(n, ast.BoolOp | ast.IfExp):
+            todo.extend(ast.iter_child_nodes(n))
+    return out
+
+
+_GIVES_NONE_FOR_NONE = frozenset({"days_since"})  # (year(), month(), len() … fail on None)
+
+
+def _passes_none(node: ast.AST) -> set[int]:
+    """``node`` and the parts of it whose None becomes its value without an error: the
+    argument of ``days_since``, the branches of ``a if t else b``, the parts of ``and``/``or``
+    (ids)."""
+    out = {id(node)}
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id in _GIVES_NONE_FOR_NONE and len(node.args) == 1):
+        out |= _passes_none(node.args[0])
+    elif isinstance(node, ast.IfExp):
+        out |= _passes_none(node.body) | _passes_none(node.orelse)
+    elif isinstance(node, ast.BoolOp):
+        for value in node.values:
+            out |= _passes_none(value)
     return out
 
 
