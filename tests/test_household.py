@@ -325,3 +325,24 @@ def test_leaving_twice_with_take_share_keeps_lot_ids_unique() -> None:
     g = lr.gift(p, son, friend, {"id": "g1", "at": "2026-01-05T10:00:00+08:00", "points": 60})
     son, _ = lr.apply_gift(son, friend, g)
     assert son.points == 340 and lr.check_identity(son)
+
+
+@pytest.mark.parametrize(("refund", "pooled", "kept", "spend"),
+                         [({}, 0, 0, "0.00"), ({"amount": "300.00"}, 150, 150, "300.00")])
+def test_a_purchase_refunded_before_it_is_contributed_counts_for_what_is_left(
+        refund: dict[str, Any], pooled: int, kept: int, spend: str) -> None:
+    """Regression: mum's ¥600 purchase (600 points) refunded in full before she contributed
+    it still added ¥600 to the group's spend (the son then qualified for silver on money
+    returned); refunded by half (300 points left), all 300 went to the pool instead of 50%.
+    A contribution counts the purchase as it stands after its refunds."""
+    p = program(tiers_on="group")
+    h, mum, son = family(p)
+    mum, d = buy(p, mum, "t1", 1, "600.00")
+    mum = lr.apply(mum, lr.refund(p, mum, {"id": "r1", "at": "2026-01-01T11:00:00+08:00",
+                                           "transaction_id": "t1", **refund}))
+    c = lr.household_contribute(p, h, mum, d)
+    assert (c.points, c.household.points, c.member.points) == (pooled, pooled, kept)
+    assert (c.household.spend, c.member.household_spend) == (Decimal(spend), Decimal(spend))
+    assert lr.check_identity(c.member) and pool_identity(c.household)
+    son, d2 = buy(p, lr.with_household(son, c.household), "t2", 2, "500.00")
+    assert d2.tier_after == "basic"

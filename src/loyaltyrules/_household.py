@@ -130,7 +130,14 @@ def household_contribute(program: Any, household: HouseholdState | dict[str, Any
     if decision.member_id != m.id or decision.transaction_id not in m.recent_transactions:
         raise InputError("apply the purchase to the member first", field="decision",
                          kind="household")
-    share = int((Decimal(decision.points_total) * rules.share).to_integral_value(ROUND_FLOOR))
+    # a purchase refunded (in part) before it is contributed counts for what is left of it:
+    # the member's own record says what its refunds took back
+    record = next((r for r in m.purchases if r.id == decision.transaction_id), None)
+    points, qualifying = decision.points_total, decision.qualifying_spend
+    if record is not None:
+        points -= record.points_reversed
+        qualifying = max(qualifying - record.spend_reversed, Decimal(0))
+    share = int((Decimal(points) * rules.share).to_integral_value(ROUND_FLOOR))
     share = min(share, max(m.points + m.pending_points, 0))
     book = _Book(m, at)
     # the pool must not make pending points usable sooner than they are for the member: the
@@ -145,7 +152,7 @@ def household_contribute(program: Any, household: HouseholdState | dict[str, Any
     if moved:
         pool.earn(moved, f"{decision.transaction_id}:{m.id}", decision.transaction_id, m.id, at,
                   usable_from, expires_at(program.model.ledger.expiry, at, zone))
-    spend = h.spend + decision.qualifying_spend
+    spend = h.spend + qualifying
     contributions = dict(h.contributions)
     contributions[m.id] = contributions.get(m.id, 0) + moved
     new_h = _pool_state(h, pool, contributions=contributions, spend=spend,
