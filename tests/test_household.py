@@ -346,3 +346,127 @@ def test_a_purchase_refunded_before_it_is_contributed_counts_for_what_is_left(
     assert lr.check_identity(c.member) and pool_identity(c.household)
     son, d2 = buy(p, lr.with_household(son, c.household), "t2", 2, "500.00")
     assert d2.tier_after == "basic"
+
+
+# --- stale member states ------------------------------------------------------------------------
+
+
+def contributed(p: lr.Program) -> tuple[lr.HouseholdState, lr.MemberState, lr.MemberState,
+                                        lr.MemberState, lr.Decision]:
+    """mum's ¥600 purchase applied (600 points) and half of it contributed: the household,
+    mum before contributing (stale now), mum after, the son, and the purchase."""
+    h, mum, son = family(p)
+    mum, d = buy(p, mum, "t1", 1, "600.00")
+    c = lr.household_contribute(p, h, mum, d)
+    return c.household, mum, c.member, son, d
+
+
+def test_a_contribution_retried_with_the_old_member_state_is_refused() -> None:
+    """Regression: retrying a contribution with mum's state from before it ("already
+    contributed") handed that state back, 600 points, while the pool also held 300 of them:
+    a host storing it had 300 points twice. The old state is refused as stale; retrying with
+    the state the contribution returned changes nothing."""
+    p = program()
+    h, old, mum, _, d = contributed(p)
+    assert (old.version, mum.version, h.member_versions["mum"]) == (2, 3, 3)
+    with pytest.raises(lr.StaleMemberState, match="stale") as exc:
+        lr.household_contribute(p, h, old, d)
+    assert (exc.value.kind, exc.value.field) == ("household", "member")
+    assert (exc.value.member_id, exc.value.version, exc.value.latest) == ("mum", 2, 3)
+    again = lr.household_contribute(p, h, mum, d)
+    assert (again.household, again.member, again.points) == (h, mum, 0)
+
+
+def test_a_withdrawal_retried_with_the_old_member_state_is_refused() -> None:
+    """Regression: retrying a withdrawal of 100 points with the state from before it
+    ("already withdrawn") handed that state back without the 100 points, which the pool no
+    longer held either: 100 points lost. The old state is refused as stale."""
+    p = program()
+    h, _, mum, _, _ = contributed(p)
+    w = lr.household_withdraw(p, h, mum, 100, "2026-01-02T10:00:00+08:00", event_id="w1")
+    assert (w.member.points, w.household.points) == (400, 200)
+    with pytest.raises(lr.StaleMemberState, match="stale"):
+        lr.household_withdraw(p, w.household, mum, 100, "2026-01-02T10:00:00+08:00",
+                              event_id="w1")
+    again = lr.household_withdraw(p, w.household, w.member, 100, "2026-01-02T10:00:00+08:00",
+                                  event_id="w1")
+    assert (again.member, again.household, again.points) == (w.member, w.household, 0)
+
+
+@pytest.mark.parametrize("call", ["join", "withdraw", "leave", "with_household"])
+def test_every_household_call_refuses_a_member_state_older_than_the_one_it_returned(
+        call: str) -> None:
+    """mum's state from before her contribution would drop its move of 300 points to the
+    pool: join, withdraw, leave and with_household refuse it with StaleMemberState (an
+    InputError of kind household on member) and change nothing."""
+    p = program(on_leave="take_share")
+    h, old, _, _, _ = contributed(p)
+    calls = {
+        "join": lambda: lr.household_join(p, h, old),
+        "withdraw": lambda: lr.household_withdraw(p, h, old, 10, "2026-01-02T10:00:00+08:00",
+                                                  event_id="w1"),
+        "leave": lambda: lr.household_leave(p, h, old, "2026-01-02T10:00:00+08:00"),
+        "with_household": lambda: lr.with_household(old, h),
+    }
+    with pytest.raises(lr.InputError, match="state of member 'mum' is stale: version 2, "
+                                            "but household chen returned version 3") as exc:
+        calls[call]()
+    assert isinstance(exc.value, lr.StaleMemberState)
+
+
+def test_a_newer_member_state_is_accepted() -> None:
+    """Events applied to the member after the household's call (a later purchase) make a
+    newer state, which every household call takes."""
+    p = program(on_leave="take_share")
+    h, _, mum, _, _ = contributed(p)
+    mum, d2 = buy(p, mum, "t2", 3, "200.00")
+    c = lr.household_contribute(p, h, mum, d2)
+    assert (c.points, c.household.points, c.household.member_versions["mum"]) == (
+        100, 400, mum.version + 1)
+    c = lr.household_leave(p, c.household, c.member, "2026-01-04T10:00:00+08:00")
+    assert (c.member.points, c.household.points) == (800, 0)
+
+
+def test_a_member_state_from_before_leaving_cannot_rejoin() -> None:
+    """The son left with his 250 pooled points (take_share); his state from before leaving
+    still says he is in household chen, and rejoining with it would lose those points: it is
+    refused. His state after leaving rejoins."""
+    p = program(on_leave="take_share")
+    h, _, son = family(p)
+    son, d = buy(p, son, "t1", 1, "500.00")
+    c = lr.household_contribute(p, h, son, d)
+    before = c.member
+    c = lr.household_leave(p, c.household, before, "2026-01-02T10:00:00+08:00")
+    assert (c.member.points, c.household.points) == (500, 0)
+    with pytest.raises(lr.StaleMemberState):
+        lr.household_join(p, c.household, before)
+    again = lr.household_join(p, c.household, c.member)
+    assert again.household.members == ("mum", "son") and again.member.points == 500
+
+
+def test_a_household_stored_before_member_versions_still_works() -> None:
+    """A household stored without `member_versions` loads, checks nothing it does not know,
+    and remembers the version of each member state it returns from then on."""
+    p = program()
+    h, _, mum, _, _ = contributed(p)
+    data = h.model_dump(mode="json")
+    del data["member_versions"]
+    legacy = lr.HouseholdState.model_validate(data)
+    assert legacy.member_versions == {}
+    w = lr.household_withdraw(p, legacy, mum, 100, "2026-01-02T10:00:00+08:00", event_id="w1")
+    assert (w.member.points, w.household.points) == (400, 200)
+    assert w.household.member_versions == {"mum": w.member.version}
+    assert reloads(w.household)
+
+
+def test_member_versions_stay_bounded_by_former_members() -> None:
+    """Former members are remembered (a stale state cannot rejoin), but only the last 500;
+    current members always are."""
+    p = program(max_members=3)
+    h = lr.household_join(p, None, lr.MemberState(id="mum"), household_id="chen").household
+    for n in range(520):
+        c = lr.household_join(p, h, lr.MemberState(id=f"guest{n}"))
+        h = lr.household_leave(p, c.household, c.member, "2026-01-02T10:00:00+08:00").household
+    assert len(h.member_versions) == 501
+    assert "mum" in h.member_versions and "guest519" in h.member_versions
+    assert "guest19" not in h.member_versions and "guest20" in h.member_versions

@@ -29,6 +29,7 @@ from ._errors import (
     InputError,
     LoyaltyError,
     ProgramError,
+    StaleMemberState,
 )
 from ._household import (
     HouseholdChange,
@@ -88,6 +89,7 @@ __all__ = [
     "ProgramRef",
     "PurchaseRecord",
     "RefundResult",
+    "StaleMemberState",
     "TraceEntry",
     "Transaction",
     "Usage",

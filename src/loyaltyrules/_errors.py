@@ -5,7 +5,8 @@
     LoyaltyError                      anything this library raises on purpose
     ├── ProgramError (ValueError)     the program (YAML or dict) is wrong; lists every Diagnostic
     ├── InputError (ValueError)       a member state, transaction or decision is malformed
-    │   └── AlreadyApplied            a purchase the member's state already holds (a retry)
+    │   ├── AlreadyApplied            a purchase the member's state already holds (a retry)
+    │   └── StaleMemberState          a member state older than the one a household returned
     └── EvaluationError (RuntimeError) a rule failed while evaluating (e.g. an expression
                                        compared a number with a string); carries the trace
 
@@ -31,6 +32,7 @@ __all__ = [
     "InputError",
     "LoyaltyError",
     "ProgramError",
+    "StaleMemberState",
     "did_you_mean",
     "format_path",
     "plain_words",
@@ -251,3 +253,19 @@ class AlreadyApplied(InputError):
         super().__init__(f"transaction {transaction_id!r} was already applied to this member: "
                          "a retry changes nothing", field="id", kind="transaction")
         self.transaction_id = transaction_id
+
+
+class StaleMemberState(InputError):
+    """A member state older than the one a household call last returned for that member.
+
+    Storing what a household call returns for it would drop what that call changed (points
+    moved to or from the pool): pass the member's latest state instead. ``version`` is the
+    state's, ``latest`` the one the household returned."""
+
+    def __init__(self, member_id: str, household_id: str, version: int, latest: int) -> None:
+        super().__init__(f"the state of member {member_id!r} is stale: version {version}, but "
+                         f"household {household_id} returned version {latest} of it; pass the "
+                         "member's latest state", field="member", kind="household")
+        self.member_id = member_id
+        self.version = version
+        self.latest = latest

@@ -5,7 +5,9 @@ function takes the household and one member and returns both next states togethe
 (:class:`HouseholdChange`); the host stores both or neither. The pool keeps the same ledger
 identity as a member: earned − redeemed − expired − reversed = points + pending_points.
 Pooled points that were pending for the member stay pending in the pool (and with whoever
-takes them out) until they would have become usable for the member.
+takes them out) until they would have become usable for the member. The household remembers
+the version of the member state it last returned for each member and refuses an older one
+(:class:`StaleMemberState`): stored again, it would drop what that call changed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from ._decision import Decision, new
-from ._errors import InputError
+from ._errors import InputError, StaleMemberState
 from ._lifecycle import _Book, _instant, expires_at
 from ._member import HouseholdState, MemberState, PointsLot, PointsTotals, coerce
 from ._money import exact
@@ -46,6 +48,32 @@ def _rules(program: Any) -> Any:
     if rules is None:
         raise InputError("this program has no households (家庭共享) section", kind="household")
     return rules
+
+
+# former members whose last returned state a household remembers (so a state from before
+# leaving cannot rejoin); current members are always remembered
+_FORMER_REMEMBERED = 500
+
+
+def _check_current(h: HouseholdState, m: MemberState) -> None:
+    """Refuse a member state older than the one this household last returned for the member:
+    the host would store what the call returns for it, dropping what the later call changed
+    (a retried withdrawal, say, gets "already withdrawn" and would hand back the old state)."""
+    latest = h.member_versions.get(m.id)
+    if latest is not None and m.version < latest:
+        raise StaleMemberState(m.id, h.id, m.version, latest)
+
+
+def _versions(h: HouseholdState, returned: MemberState, members: tuple[str, ...]
+              ) -> dict[str, int]:
+    """``member_versions`` once ``returned`` is handed back: its entry last, and former
+    members beyond the last ``_FORMER_REMEMBERED`` forgotten."""
+    versions = {k: v for k, v in h.member_versions.items() if k != returned.id}
+    versions[returned.id] = returned.version
+    former = [k for k in versions if k not in members]
+    for k in former[:max(0, len(former) - _FORMER_REMEMBERED)]:
+        del versions[k]
+    return versions
 
 
 def _pool_book(household: HouseholdState, now: datetime) -> _Book:
@@ -84,14 +112,17 @@ def household_join(program: Any, household: HouseholdState | dict[str, Any] | No
     if m.household is not None and m.household != h.id:
         raise InputError(f"member is already in household {m.household!r}", field="household",
                          kind="household")
+    _check_current(h, m)
     if m.id in h.members:
         return HouseholdChange(h, m, 0, "already a member")
     if len(h.members) >= rules.max_members:
         raise InputError(f"households have at most {rules.max_members} members",
                          field="members", kind="household")
-    h = h.model_copy(update={"members": (*h.members, m.id), "version": h.version + 1})
     m = m.model_copy(update={"household": h.id, "household_spend": h.spend,
                              "version": m.version + 1})
+    members = (*h.members, m.id)
+    h = h.model_copy(update={"members": members, "version": h.version + 1,
+                             "member_versions": _versions(h, m, members)})
     return HouseholdChange(h, m, 0, f"{m.id} joined {h.id}")
 
 
@@ -99,12 +130,14 @@ def _members_pair(household: HouseholdState | dict[str, Any],
                   member: MemberState | dict[str, Any], at: datetime | str
                   ) -> tuple[HouseholdState, MemberState, datetime]:
     """The household, the member and the event's instant, checked in this order: both
-    valid, the instant valid, the member one of the household's."""
+    valid, the instant valid, the member one of the household's, the member's state not older
+    than the one the household last returned."""
     h = coerce(HouseholdState, household, "household")
     m = coerce(MemberState, member, "member")
     when = _instant(at, "at", "household")
     if m.id not in h.members:
         raise InputError(f"{m.id} is not in household {h.id}", field="member", kind="household")
+    _check_current(h, m)
     return h, m, when
 
 
@@ -155,9 +188,10 @@ def household_contribute(program: Any, household: HouseholdState | dict[str, Any
     spend = h.spend + qualifying
     contributions = dict(h.contributions)
     contributions[m.id] = contributions.get(m.id, 0) + moved
-    new_h = _pool_state(h, pool, contributions=contributions, spend=spend,
-                        recent_events=(*h.recent_events, key)[-500:])
     new_m = book.state(m, household_spend=spend)
+    new_h = _pool_state(h, pool, contributions=contributions, spend=spend,
+                        recent_events=(*h.recent_events, key)[-500:],
+                        member_versions=_versions(h, new_m, h.members))
     return HouseholdChange(new_h, new_m, moved,
                            f"{moved} of {decision.points_total} points to the pool")
 
@@ -196,8 +230,10 @@ def household_withdraw(program: Any, household: HouseholdState | dict[str, Any],
     book = _Book(m, when)
     book.earn(points, f"{key}:{m.id}", key, "household", when, when,
               expires_at(program.model.ledger.expiry, when, program.zone))
-    new_h = _pool_state(h, pool, recent_events=(*h.recent_events, key)[-500:])
-    return HouseholdChange(new_h, book.state(m), points, f"{points} points from the pool")
+    new_m = book.state(m)
+    new_h = _pool_state(h, pool, recent_events=(*h.recent_events, key)[-500:],
+                        member_versions=_versions(h, new_m, h.members))
+    return HouseholdChange(new_h, new_m, points, f"{points} points from the pool")
 
 
 @exact
@@ -225,8 +261,9 @@ def household_leave(program: Any, household: HouseholdState | dict[str, Any],
     members = tuple(x for x in h.members if x != m.id)
     owner = h.owner if h.owner != m.id or not members else members[0]
     contributions = {k: v for k, v in h.contributions.items() if k != m.id}
-    new_h = _pool_state(h, pool, members=members, owner=owner, contributions=contributions)
     new_m = book.state(m, household=None, household_spend=None)
+    new_h = _pool_state(h, pool, members=members, owner=owner, contributions=contributions,
+                        member_versions=_versions(h, new_m, members))
     return HouseholdChange(new_h, new_m, moved, f"{m.id} left {h.id} ({rules.on_leave})")
 
 
@@ -256,4 +293,5 @@ def with_household(member: MemberState | dict[str, Any],
     h = coerce(HouseholdState, household, "household")
     if m.id not in h.members:
         raise InputError(f"{m.id} is not in household {h.id}", field="member", kind="household")
+    _check_current(h, m)
     return m.model_copy(update={"household_spend": h.spend})

@@ -213,6 +213,8 @@ class HouseholdState(_Input):
 
     As a member's: ``points`` are usable, ``pending_points`` not yet (both as of the last
     change); earned − redeemed − expired − reversed = points + pending_points.
+    ``member_versions`` is the version of the member state it last returned for each member
+    (current members, and the last former ones), so an older state is refused as stale.
     """
 
     id: str = Field(min_length=1, max_length=128)
@@ -225,6 +227,7 @@ class HouseholdState(_Input):
     points: int = 0
     pending_points: int = Field(default=0, ge=0)
     recent_events: tuple[str, ...] = ()
+    member_versions: dict[str, int] = Field(default_factory=dict)
     version: int = Field(default=0, ge=0)
 
 
