@@ -78,6 +78,30 @@ def test_two_members_purchases_of_one_id_are_both_contributed() -> None:
     assert lr.household_contribute(p, legacy, mum, d_mum).points == 0
 
 
+
+def test_two_members_withdrawals_of_one_id_are_both_made() -> None:
+    """Regression: the household remembered withdrawals by event id alone, so the son's
+    withdrawal W1 of 50 points, after mum's W1 of 100, was taken for a retry of hers and
+    silently skipped (0 points moved). Withdrawals are remembered per member, as
+    contributions are; a household stored with the old key, `withdraw:W1`, still counts W1
+    as withdrawn."""
+    p = program()
+    h, mum, son = family(p)
+    mum, d = buy(p, mum, "t1", 1, "600.00")
+    c = lr.household_contribute(p, h, mum, d)
+    c = lr.household_withdraw(p, c.household, c.member, 100, "2026-01-02T10:00:00+08:00",
+                              event_id="W1")
+    c2 = lr.household_withdraw(p, c.household, son, 50, "2026-01-02T11:00:00+08:00",
+                               event_id="W1")
+    assert (c.points, c2.points, c2.member.points, c2.household.points) == (100, 50, 50, 150)
+    assert [lot.id for lot in c2.member.lots] == ["withdraw:W1:son"]
+    again = lr.household_withdraw(p, c2.household, c2.member, 50, "2026-01-02T11:00:00+08:00",
+                                  event_id="W1")
+    assert (again.household, again.member, again.points) == (c2.household, c2.member, 0)
+    legacy = c.household.model_copy(update={"recent_events": ("withdraw:W1",)})
+    assert lr.household_withdraw(p, legacy, son, 50, "2026-01-02T11:00:00+08:00",
+                                 event_id="W1").points == 0
+
 def test_tiers_on_group_spend() -> None:
     """tiers_on: group — mum's ¥600 and the son's ¥500 make ¥1,100: the son becomes silver."""
     p = program(tiers_on="group")

@@ -214,8 +214,11 @@ def household_withdraw(program: Any, household: HouseholdState | dict[str, Any],
     if rules.redeem == "owner" and m.id != h.owner:
         raise InputError("only the household's owner may use the pool", field="member",
                          kind="household")
-    key = f"withdraw:{event_id}"
-    if key in h.recent_events:
+    # remembered per member, as contributions are: two members' withdrawals may share an id;
+    # households stored before this remember withdrawals by event id alone
+    event = f"withdraw:{event_id}"
+    key = f"withdraw:{m.id}:{event_id}"
+    if key in h.recent_events or event in h.recent_events:
         return HouseholdChange(h, m, 0, "already withdrawn")
     if points <= 0:
         raise InputError(f"withdraw at least 1 point (got {points})", field="points",
@@ -228,7 +231,7 @@ def household_withdraw(program: Any, household: HouseholdState | dict[str, Any],
                          field="points", kind="household")
     pool.redeem(points)
     book = _Book(m, when)
-    book.earn(points, f"{key}:{m.id}", key, "household", when, when,
+    book.earn(points, f"{event}:{m.id}", event, "household", when, when,
               expires_at(program.model.ledger.expiry, when, program.zone))
     new_m = book.state(m)
     new_h = _pool_state(h, pool, recent_events=(*h.recent_events, key)[-500:],
