@@ -1097,6 +1097,31 @@ def test_refund_after_a_full_refund_is_an_error(rfm_member: Story) -> None:
         "r2", "2026-01-21T12:00:00+08:00", "p1", amount="0.01")))
 
 
+
+def test_a_refund_changes_only_its_own_record_when_two_purchases_share_an_id() -> None:
+    """Regression: with `remember_events: 10`, a purchase id forgotten after ten events can
+    be used again while the first purchase of that id is still on file for refunds. Refunding
+    T1 (¥1,000, 100 points) then overwrote the second T1's record (¥500, 50 points) with its
+    own: the second read ¥1,000 paid and fully refunded, and could never be refunded. Only
+    the record refunded changes now."""
+    program = lr.load_program((ROOT / "programs" / "retail-4tier.yaml").read_text(
+        encoding="utf-8").replace("refund_days: 365", "refund_days: 365\n  remember_events: 10"))
+    state = step(lr.MemberState(id="m"), lr.evaluate(
+        program, lr.MemberState(id="m"), txn("T1", "2026-03-01T10:00:00+08:00", "1000.00")))
+    for k in range(10):
+        state = step(state, lr.evaluate(program, state, txn(
+            f"X{k}", "2026-03-02T10:00:00+08:00", "100.00")))
+    state = step(state, lr.evaluate(program, state, txn(
+        "T1", "2026-03-04T10:00:00+08:00", "500.00")))
+    assert [(r.id, r.goods_paid, r.points) for r in state.purchases if r.id == "T1"] == [
+        ("T1", Decimal("1000.00"), 100), ("T1", Decimal("500.00"), 50)]
+    state = step(state, lr.refund(program, state, refund_event(
+        "R1", "2026-03-05T10:00:00+08:00", "T1")))
+    assert [(r.goods_paid, r.refunded, r.points_reversed)
+            for r in state.purchases if r.id == "T1"] == [
+        (Decimal("1000.00"), Decimal("1000.00"), 100), (Decimal("500.00"), Decimal(0), 0)]
+    assert state.points == 150
+
 def test_reward_with_more_points_than_available_is_an_error() -> None:
     """A mug costs 100 points; a member with 99 cannot buy it."""
     member = ok(lr.MemberState(id="m"))

@@ -1026,7 +1026,9 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
     if month in log:
         log[month] = max(Decimal(0), log[month] - spend_back)
     state = book.state(m, **{
-        "purchases": tuple(new_record if p.id == record.id else p for p in m.purchases),
+        # (the record itself, not every record of its id: an id forgotten after
+        # remember_events may be used again while the first purchase is still on file)
+        "purchases": tuple(new_record if p is record else p for p in m.purchases),
         "qualifying_spend": max(Decimal(0), m.qualifying_spend - spend_back),
         "spend_log": log,
         "recent_transactions": (*m.recent_transactions, refund_key)[
