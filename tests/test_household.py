@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import loyaltyrules as lr
 
@@ -494,3 +497,70 @@ def test_member_versions_stay_bounded_by_former_members() -> None:
     assert len(h.member_versions) == 501
     assert "mum" in h.member_versions and "guest519" in h.member_versions
     assert "guest19" not in h.member_versions and "guest20" in h.member_versions
+
+
+# --- properties ---------------------------------------------------------------------------------
+
+
+HOUSEHOLD_PROGRAMS = {policy: program(on_leave=policy, ledger={"pending_days": 2,
+                                                                "expiry": {"months": 1}})
+                      for policy in ("stay", "take_share", "forfeit")}
+household_steps = st.lists(st.tuples(
+    st.sampled_from(["buy", "contribute", "withdraw", "leave", "join", "refund", "advance"]),
+    st.sampled_from(["mum", "son"]), st.integers(1, 900), st.integers(0, 60 * 24 * 5)),
+    max_size=25)
+
+
+@settings(max_examples=150, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(policy=st.sampled_from(sorted(HOUSEHOLD_PROGRAMS)), steps=household_steps)
+def test_household_calls_on_the_latest_states_move_points_and_never_make_them(
+        policy: str, steps: list[tuple[str, str, int, int]]) -> None:
+    """Any sequence of purchases, refunds, advances and household calls, each on the latest
+    states, is never refused as stale, keeps both ledgers' identities, and moves points
+    between the members and the pool without making any (a forfeit lapses them as expired)."""
+    p = HOUSEHOLD_PROGRAMS[policy]
+    c = lr.household_join(p, None, lr.MemberState(id="mum"), household_id="chen")
+    h, members = c.household, {"mum": c.member, "son": lr.MemberState(id="son")}
+    decisions: dict[str, lr.Decision] = {}
+    at = datetime.fromisoformat("2026-01-01T10:00:00+08:00")
+
+    def held() -> int:
+        return sum(s.points + s.pending_points for s in (*members.values(), h))
+
+    for n, (kind, who, x, minutes) in enumerate(steps):
+        at += timedelta(minutes=minutes)
+        m, when = members[who], at.isoformat()
+        try:
+            if kind == "buy":
+                seen = lr.with_household(m, h) if who in h.members else m
+                d = lr.evaluate(p, seen, {"id": f"t{n}", "at": when,
+                                          "items": [{"sku": "x", "amount": f"{x}.00"}]})
+                members[who], decisions[who] = lr.apply(m, d), d
+                continue
+            if kind == "refund" and m.purchases:
+                record = m.purchases[x % len(m.purchases)]
+                members[who] = lr.apply(m, lr.refund(p, m, {
+                    "id": f"r{n}", "at": when, "transaction_id": record.id}))
+                continue
+            if kind == "advance":
+                members[who] = lr.apply(m, lr.advance(p, m, when))
+                continue
+            before, lapsed = held(), h.totals.expired
+            if kind == "contribute" and who in decisions:
+                c = lr.household_contribute(p, h, m, decisions[who])
+            elif kind == "withdraw":
+                c = lr.household_withdraw(p, h, m, x, when, event_id=f"w{n}")
+            elif kind == "leave":
+                c = lr.household_leave(p, h, m, when)
+            elif kind == "join":
+                c = lr.household_join(p, h, m)
+            else:
+                continue
+        except lr.StaleMemberState:
+            raise
+        except lr.InputError:
+            continue
+        h, members[who] = c.household, c.member
+        assert lr.check_identity(c.member) and pool_identity(h)
+        assert held() == before - (h.totals.expired - lapsed)
