@@ -1709,3 +1709,21 @@ def test_an_event_s_names_are_text(call: str, event: dict[str, Any], said: str) 
         getattr(lr, call)(SHARED_IDS, {"id": "a"},
                           {"id": "E1", "at": "2026-03-02T10:00:00-05:00", **event})
     assert str(caught.value) == said
+
+
+def test_a_purchase_record_with_a_refunded_amount_per_line_missing_is_refused() -> None:
+    """A stored purchase record must hold one refunded amount per line (or none yet): a state
+    edited by hand with fewer is refused as malformed input, naming the record, not left to
+    fail half-way through a refund."""
+    record = {"id": "T1", "at": "2026-03-01T10:00:00+08:00", "line_paid": ["10.00", "20.00"],
+              "goods_paid": "30.00", "qualifying_spend": "30.00", "points": 3,
+              "refunded": "5.00", "refunded_lines": ["5.00"]}
+    refund = {"id": "R1", "transaction_id": "T1", "at": "2026-03-02T10:00:00+08:00",
+              "amount": "5.00"}
+    with pytest.raises(lr.InputError, match=re.escape(
+            "member: purchases[0]: refunded_lines has 1 amounts for 2 lines (one per line, "
+            "or none)")):
+        lr.refund(RFM, {"id": "m1", "purchases": [record]}, refund)
+    record["refunded_lines"] = ["5.00", "0.00"]
+    decision = lr.refund(RFM, {"id": "m1", "points": 3, "purchases": [record]}, refund)
+    assert decision.refund is not None and decision.refund.amount == Decimal("5.00")

@@ -21,6 +21,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     WithJsonSchema,
+    model_validator,
 )
 from pydantic_core import TzInfo
 
@@ -205,6 +206,14 @@ class PurchaseRecord(_Input):
     points_expired: int = Field(default=0, ge=0)
     expiry_absorbed: int = Field(default=0, ge=0)
     spend_reversed: Money = Decimal(0)
+
+    @model_validator(mode="after")
+    def _refunded_line_per_line(self) -> PurchaseRecord:
+        # (a state edited by hand or stored by other code: a refund would stop mid-way)
+        if self.refunded_lines and len(self.refunded_lines) != len(self.line_paid):
+            raise ValueError(f"refunded_lines has {len(self.refunded_lines)} amounts for "
+                             f"{len(self.line_paid)} lines (one per line, or none)")
+        return self
 
 
 class HouseholdState(_Input):
