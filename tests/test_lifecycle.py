@@ -1098,21 +1098,48 @@ def test_refund_after_a_full_refund_is_an_error(rfm_member: Story) -> None:
 
 
 
-def test_a_refund_changes_only_its_own_record_when_two_purchases_share_an_id() -> None:
-    """Regression: with `remember_events: 10`, a purchase id forgotten after ten events can
-    be used again while the first purchase of that id is still on file for refunds. Refunding
-    T1 (¥1,000, 100 points) then overwrote the second T1's record (¥500, 50 points) with its
-    own: the second read ¥1,000 paid and fully refunded, and could never be refunded. Only
-    the record refunded changes now."""
-    program = lr.load_program((ROOT / "programs" / "retail-4tier.yaml").read_text(
-        encoding="utf-8").replace("refund_days: 365", "refund_days: 365\n  remember_events: 10"))
+def _ten_events_later(program: lr.Program) -> lr.MemberState:
+    """T1 (¥1,000, 100 points), then ten more purchases: with `remember_events: 10`, T1's id
+    has dropped out of `recent_transactions`, but its record is still on file for refunds."""
     state = step(lr.MemberState(id="m"), lr.evaluate(
         program, lr.MemberState(id="m"), txn("T1", "2026-03-01T10:00:00+08:00", "1000.00")))
     for k in range(10):
         state = step(state, lr.evaluate(program, state, txn(
             f"X{k}", "2026-03-02T10:00:00+08:00", "100.00")))
+    assert "T1" not in state.recent_transactions
+    assert [r.id for r in state.purchases].count("T1") == 1
+    return state
+
+
+def _remembering_ten() -> lr.Program:
+    return lr.load_program((ROOT / "programs" / "retail-4tier.yaml").read_text(
+        encoding="utf-8").replace("refund_days: 365", "refund_days: 365\n  remember_events: 10"))
+
+
+def test_a_purchase_id_still_on_file_for_refunds_is_already_applied() -> None:
+    """A purchase whose id has dropped out of the remembered ids but whose record is still kept
+    for refunds is recognised as already applied: a late retry, or the id reused. Before, it
+    was decided again (¥500 more spend, 50 more points) and kept as a second record of T1,
+    which a refund of T1 could not tell from the first."""
+    program = _remembering_ten()
+    state = _ten_events_later(program)
+    with pytest.raises(lr.AlreadyApplied) as caught:
+        lr.evaluate(program, state, txn("T1", "2026-03-04T10:00:00+08:00", "500.00"))
+    assert caught.value.transaction_id == "T1"
+
+
+def test_a_refund_changes_only_its_own_record_when_two_purchases_share_an_id() -> None:
+    """Regression: a state holding two records of purchase T1 (stored before purchases on file
+    were recognised as applied, see above): refunding T1 overwrote the second T1's record
+    (¥500, 50 points) with the first's, which then read ¥1,000 paid and fully refunded and
+    could never be refunded. Only the record refunded (the first of the id) changes now."""
+    program = _remembering_ten()
+    state = _ten_events_later(program)
     state = step(state, lr.evaluate(program, state, txn(
-        "T1", "2026-03-04T10:00:00+08:00", "500.00")))
+        "T1-again", "2026-03-04T10:00:00+08:00", "500.00")))
+    state = state.model_copy(update={"purchases": tuple(
+        r.model_copy(update={"id": "T1"}) if r.id == "T1-again" else r
+        for r in state.purchases)})
     assert [(r.id, r.goods_paid, r.points) for r in state.purchases if r.id == "T1"] == [
         ("T1", Decimal("1000.00"), 100), ("T1", Decimal("500.00"), 50)]
     state = step(state, lr.refund(program, state, refund_event(
@@ -1120,7 +1147,8 @@ def test_a_refund_changes_only_its_own_record_when_two_purchases_share_an_id() -
     assert [(r.goods_paid, r.refunded, r.points_reversed)
             for r in state.purchases if r.id == "T1"] == [
         (Decimal("1000.00"), Decimal("1000.00"), 100), (Decimal("500.00"), Decimal(0), 0)]
-    assert state.points == 150
+    assert state.points == 150  # ten X purchases' 10 each and the second T1's 50
+
 
 def test_reward_with_more_points_than_available_is_an_error() -> None:
     """A mug costs 100 points; a member with 99 cannot buy it."""

@@ -610,6 +610,15 @@ def evaluate(
             RUNNERS.append((runner, mine))
 
 
+def _on_file(purchases: tuple[Any, ...], txn_id: str) -> bool:
+    """A purchase of this id is still kept for refunds, though its id may have dropped out of
+    ``recent_transactions`` (the last ``remember_events`` ids): the same purchase again, or
+    its id reused — either way a second record of one id, which a refund could not tell
+    apart."""
+    # (a dict read: a model's field read costs several)
+    return any(record.__dict__["id"] == txn_id for record in purchases)
+
+
 def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
               transaction: Transaction | dict[str, Any] | str, trace: bool, mode: Mode
               ) -> Decision:
@@ -623,7 +632,8 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
     txn_id = t.id
     if (":" in txn_id and txn_id.startswith(RESERVED_PREFIXES)) or txn_id in RESERVED_IDS:
         raise reserved_id(txn_id)  # (first: `refund:R1` is remembered, but not as a purchase)
-    if txn_id in fields["recent_transactions"]:
+    if txn_id in fields["recent_transactions"] or (
+            (on_file := fields["purchases"]) and _on_file(on_file, txn_id)):
         raise AlreadyApplied(txn_id)
     try:
         plan = program._plans.get(mode) or program.plan(mode)
