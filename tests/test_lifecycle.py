@@ -1755,3 +1755,15 @@ def test_a_purchase_record_with_a_refunded_amount_per_line_missing_is_refused() 
     record["refunded_lines"] = ["5.00", "0.00"]
     decision = lr.refund(RFM, {"id": "m1", "points": 3, "purchases": [record]}, refund)
     assert decision.refund is not None and decision.refund.amount == Decimal("5.00")
+
+
+def test_spend_refunded_to_nothing_is_written_in_the_currency_unit() -> None:
+    """A first purchase refunded in full leaves ¥0.00 of qualifying spend, written as every
+    amount is ("0.00"); it was written "0", the bare zero it was floored at."""
+    state = step(lr.MemberState(id="m"), lr.evaluate(
+        RFM, lr.MemberState(id="m"), txn("T1", "2026-03-01T10:00:00+08:00", "600.00")))
+    assert state.model_dump(mode="json")["spend_log"] == {"2026-03": "540.00"}
+    state = step(state, lr.refund(RFM, state, refund_event(
+        "R1", "2026-03-02T10:00:00+08:00", "T1")))
+    dumped = state.model_dump(mode="json")
+    assert (dumped["qualifying_spend"], dumped["spend_log"]) == ("0.00", {"2026-03": "0.00"})

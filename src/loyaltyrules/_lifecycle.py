@@ -1023,13 +1023,14 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         "expiry_absorbed": record.expiry_absorbed + absorbed})
     month = _month(record.at.astimezone(zone).date())
     log = dict(m.spend_log)
+    none_left = q * 0  # (zero written in the currency's unit, as every amount: 0.00, not 0)
     if month in log:
-        log[month] = max(Decimal(0), log[month] - spend_back)
+        log[month] = max(log[month] - spend_back, none_left)
     state = book.state(m, **{
         # (the record itself, not every record of its id: an id forgotten after
         # remember_events may be used again while the first purchase is still on file)
         "purchases": tuple(new_record if p is record else p for p in m.purchases),
-        "qualifying_spend": max(Decimal(0), m.qualifying_spend - spend_back),
+        "qualifying_spend": max(m.qualifying_spend - spend_back, none_left),
         "spend_log": log,
         "recent_transactions": (*m.recent_transactions, refund_key)[
             -model.ledger.remember_events:],
