@@ -73,3 +73,39 @@ def promotion_cases(count: int, seed: int = 11) -> list[tuple[lr.MemberState, lr
             lr.Transaction(id=f"t{k}", at=at, channel=rng.choice(CHANNELS), items=items),
         ))
     return out
+
+
+def many_earn_rules_program(count: int, seed: int = 7) -> lr.Program:
+    """``count`` earn rules, each on one channel or tier, some scoped to categories, some
+    proportional, capped, rounded or conditional — the same shape of program as
+    :func:`many_promotions_program`, with its rules in ``earn:`` instead."""
+    rng = random.Random(seed)
+    rules: list[dict[str, Any]] = []
+    for k in range(count):
+        rule: dict[str, Any] = {"id": f"earn-{k}", "points": rng.choice(["1", "0.5", "2"]),
+                                "per": rng.choice([1, 10, 100])}
+        kind = rng.randrange(4)
+        if kind == 0:
+            rule["channels"] = [rng.choice(CHANNELS)]
+        elif kind == 1:
+            rule["tiers"] = [rng.choice(["basic", "gold"])]
+        elif kind == 2:
+            rule["categories"] = [rng.choice(CATEGORIES)]
+            rule["blocks"] = "proportional"
+        else:
+            rule["exclude_categories"] = [rng.choice(CATEGORIES)]
+            rule["basis"] = "list"
+        if rng.random() < 0.2:
+            rule["cap"] = rng.randint(10, 500)
+        if rng.random() < 0.2:
+            rule["base_rounding"] = "floor"
+        if rng.random() < 0.1:
+            rule["when"] = "txn.amount >= 100"
+        rules.append(rule)
+    return lr.Program.from_dict({
+        "program": {"id": f"earn-{count}", "version": 1, "currency": "CNY",
+                    "timezone": "Asia/Shanghai"},
+        "tiers": [{"id": "basic"}, {"id": "gold", "qualify": {"spend": 10000},
+                                    "discount": "10%"}],
+        "earn": rules,
+    })

@@ -5,8 +5,9 @@
 
 Prints, for the reference decision (programs/reference-4tier.yaml): engine, decisions/s,
 ratio to hand-written, load time and peak memory; then the 1,000-promotion program's load
-time and evaluation cost against 10 promotions. Every engine is checked against the
-hand-written decision on the cases before it is timed.
+time and evaluation cost against 10 promotions, and the 1,000-earn-rule program's load
+time. Every engine is checked against the hand-written decision on the cases before it is
+timed.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import loyaltyrules as lr
 
 from .cases import Case, make_cases
 from .handwritten import decide
-from .promotions import many_promotions_program, promotion_cases
+from .promotions import many_earn_rules_program, many_promotions_program, promotion_cases
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "programs" / "reference-4tier.yaml"
@@ -165,6 +166,10 @@ def bench_promotions(count: int) -> list[str]:
     lines.append(f"1,000-promotion program: load + validate + compile {load_big:.3f} s")
     lines.append(f"evaluation with 1,000 promotions: {rate_big:,.0f}/s; with 10: "
                  f"{rate_small:,.0f}/s; cost ratio {rate_small / rate_big:.2f}× (target ≤ 2×)")
+    start = time.perf_counter()
+    many_earn_rules_program(1000)
+    lines.append(f"1,000-earn-rule program: load + validate + compile "
+                 f"{time.perf_counter() - start:.3f} s")
     return lines
 
 

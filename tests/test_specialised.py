@@ -8,7 +8,8 @@ conditional multipliers, several earn rules, every spend policy and the common r
 modes, redemption, the ledger's periods, referral and signals — and check that the
 generated function, the plan interpreter (`mode="interpreted"`, trace off) and the compiled
 traced decision make the same decision, or raise the same error. The generated traced
-function (programs of up to 64 rules) must write the engine's trace word for word.
+function (programs of up to 64 rules, earn rules and multipliers) must write the engine's
+trace word for word.
 """
 
 from __future__ import annotations
@@ -556,6 +557,69 @@ def test_a_program_of_many_rules_is_traced_by_the_engine() -> None:
     assert decision.model_dump_json() == _whole(program, member, txn, "interpreted")
     assert len(decision.trace or ()) == 65 + 2  # every promotion, the tier, the earn rule
     assert decision.points_total == 30 + sum(k + 1 for k in range(1, 65, 2))
+
+
+def test_a_program_of_many_earn_rules_and_multipliers_runs_the_plans_loops() -> None:
+    """Past 64 earn rules or multipliers the generated decision runs the plan interpreter's
+    loops over them rather than writing each out (a thousand took seconds to compile), and
+    the engine writes the trace: the points are the same."""
+    spec = {"program": {"id": "many-earn", "version": 1, "currency": "CNY",
+                        "timezone": "Asia/Shanghai"},
+            "tiers": [{"id": "basic"}],
+            "earn": [{"id": f"e{k}", "points": 1, "per": 100,
+                      "channels": ["online" if k % 2 == 0 else "store"]} for k in range(70)]
+            + [{"id": "beauty", "points": 5, "per": 100, "categories": ["beauty"],
+                "blocks": "proportional", "cap": 7},
+               {"id": "big", "points": 10, "when": "txn.amount >= 100"}],
+            "multipliers": [{"id": f"m{k}", "factor": 2, "categories": [f"c{k}"]}
+                            for k in range(_specialise._UNROLLED + 1)]}
+    program = lr.Program.from_dict(spec)
+    plan = program.plan("compiled")
+    assert "earn_lines(" in (plan.decide.__doc__ or "")
+    assert "combined_multiplier(" in (plan.decide.__doc__ or "")
+    assert plan.decide_traced is None
+    member = {"id": "m"}
+    online = {"id": "t", "at": "2026-05-08T10:00:00+08:00", "channel": "online",
+              "items": [{"sku": "a", "category": "beauty", "amount": "250.00"},
+                        {"sku": "b", "category": "c3", "amount": "150.00"}]}
+    store = {**online, "channel": "store",
+             "items": [{"sku": "b", "category": "c3", "amount": "50.00"}]}
+    for trace in (False, True):
+        # online: 35 rules × 5 blocks of the basis 250 + 2 × 150; beauty 12.5 → 12, capped
+        # at 7; big 10 × 550
+        decision = lr.evaluate(program, member, online, trace=trace)
+        assert decision.points_total == 35 * 5 + 7 + 5500
+        assert [(p.rule, p.points) for p in decision.points[-2:]] == [("beauty", 7),
+                                                                       ("big", 5500)]
+        assert decision.rules_fired[:2] == ("m3", "e0")
+        # store: 35 rules × 1 block of 2 × 50; beauty's basis is 0; big's condition is false
+        assert lr.evaluate(program, member, store, trace=trace).points_total == 35
+        for txn in (online, store):
+            assert _whole(program, member, txn, "compiled") == _whole(program, member, txn,
+                                                                       "interpreted")
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(featured_programs(), st.data())
+def test_programs_with_many_earn_rules_run_the_plans_loops_and_agree(
+        spec: dict[str, Any], data: st.DataObject) -> None:
+    """Past a size the generated decision runs the plan interpreter's loops over the earn
+    rules and multipliers instead of writing each out: same decisions, same errors."""
+    saved = _specialise._UNROLLED
+    _specialise._UNROLLED = 0
+    try:
+        program = lr.Program.from_dict(spec)
+    finally:
+        _specialise._UNROLLED = saved
+    plan = program.plan("compiled")
+    if plan.earn:
+        assert "earn_lines(" in (plan.decide.__doc__ or "")
+        assert plan.decide_traced is None
+    member, txn = data.draw(purchases(spec))
+    assert _outcome(program, member, txn, "compiled", trace=False) == _outcome(
+        program, member, txn, "interpreted", trace=False)
+    assert _whole(program, member, txn, "compiled") == _whole(program, member, txn,
+                                                               "interpreted")
 
 
 def test_the_next_state_is_built_when_read_and_is_the_same_whichever_way() -> None:

@@ -31,7 +31,7 @@ from ._lifecycle import redemption_value, window_spend
 from ._member import MemberState, Transaction
 from ._money import _MODES, allocate, round_points
 
-__all__ = ["cap_total", "combine", "decide", "prepare"]
+__all__ = ["cap_total", "combine", "combined_multiplier", "decide", "earn_lines", "prepare"]
 
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
@@ -435,6 +435,23 @@ def _earn(fp: Any, lazy: _Lazy, m: MemberState, t: Transaction, items: Sequence[
           amounts: list[Decimal], paid: list[Decimal], benefits: TierPlan,
           kept: list[FastRule], tier_id: str, fired: dict[str, None], pwp: Decimal
           ) -> list[PointsLine]:
+    multiplier, weights = combined_multiplier(fp, lazy, t, items, benefits, kept, tier_id,
+                                              fired)
+    share = allocate(min(pwp, sum(paid, _ZERO)), paid, fp.quantum) if pwp else None
+    lines = earn_lines(fp, lazy, t, items, amounts, paid, share, weights, multiplier,
+                       tier_id, fired)
+    if fp.best_rule and len(lines) > 1:
+        lines = [max(lines, key=lambda p: p.points)]
+    return lines
+
+
+def combined_multiplier(fp: Any, lazy: _Lazy, t: Transaction, items: Sequence[Any],
+                        benefits: TierPlan, kept: list[FastRule], tier_id: str,
+                        fired: dict[str, None]) -> tuple[Decimal, list[Decimal] | None]:
+    """The transaction's multiplier and each line's weight (None: no multiplier scoped to
+    items applied), from the tier, the multipliers (each that applies is noted in ``fired``)
+    and the kept rules. Also called by generated decisions with too many multipliers to
+    unroll."""
     how = fp.combine_multipliers
     channel = t.channel
     factors: list[Decimal] = []
@@ -467,8 +484,17 @@ def _earn(fp: Any, lazy: _Lazy, m: MemberState, t: Transaction, items: Sequence[
             factors.append(fr.points_multiplier)
     multiplier = combine(factors, how)
     weights = None if item_factors is None else [combine(w, how) for w in item_factors]
-    share = allocate(min(pwp, sum(paid, _ZERO)), paid, fp.quantum) if pwp else None
+    return multiplier, weights
 
+
+def earn_lines(fp: Any, lazy: _Lazy, t: Transaction, items: Sequence[Any],
+               amounts: list[Decimal], paid: list[Decimal], share: list[Decimal] | None,
+               weights: list[Decimal] | None, multiplier: Decimal, tier_id: str,
+               fired: dict[str, None]) -> list[PointsLine]:
+    """Each earn rule that applies, its points line (before ``combine_rules: best``), noted
+    in ``fired``; ``share`` is each line's part paid with points, when that earns nothing.
+    Also called by generated decisions with too many earn rules to unroll."""
+    channel = t.channel
     lines: list[PointsLine] = []
     for ep in fp.earn:
         rule = ep.rule
@@ -506,8 +532,6 @@ def _earn(fp: Any, lazy: _Lazy, m: MemberState, t: Transaction, items: Sequence[
         lines.append(build(PointsLine, {"rule": rule.id, "kind": "earn", "points": points,
                                         "basis": basis, "multiplier": multiplier,
                                         "detail": ""}))
-    if fp.best_rule and len(lines) > 1:
-        lines = [max(lines, key=lambda p: p.points)]
     return lines
 
 

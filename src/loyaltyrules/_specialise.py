@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 
 from . import _trace
 from ._calendar import birthday_change_blocks, is_birthday, period_key, uses
-from ._compile import Plan, TierPlan
+from ._compile import MultiplierPlan, Plan, TierPlan
 from ._decision import (
     Decision,
     DiscountLine,
@@ -65,6 +65,9 @@ Decide = Callable[[Any, Plan, Any, Any], Decision]
 # (program, plan, member, transaction, events so far, the member's version before them)
 Purchase = Callable[[Any, Plan, Any, Any, list[Any], int], Decision]
 _OWN_CHECKS = 64
+# earn rules, and multipliers, written out one by one up to this many of each; more are
+# left to the plan interpreter's loops (a thousand unrolled took seconds to compile)
+_UNROLLED = 64
 
 
 def _fmt(amount: Decimal) -> str:
@@ -131,9 +134,12 @@ class _Source:
 
 def traceable(plan: Plan) -> bool:
     """Whether :func:`specialise` writes this program's traced decision too: when each of
-    its rules gets a function of its own (the trace notes every rule, and a program with
-    hundreds of promotions would take long to load). Larger ones are traced by the engine."""
-    return len(plan.fast.rules) <= _OWN_CHECKS
+    its rules gets a function of its own and its earn rules and multipliers are unrolled
+    (the trace notes every rule, and a program with hundreds of promotions or earn rules
+    would take long to load). Larger ones are traced by the engine."""
+    fp = plan.fast
+    return (len(fp.rules) <= _OWN_CHECKS and len(fp.earn) <= _UNROLLED
+            and len(fp.multipliers) <= _UNROLLED)
 
 
 def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | None]:
@@ -162,6 +168,7 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
                        LifecycleEvent)},
         "round_points": round_points,
         "combine": _fast.combine, "combine_named": _fast.combine_named,
+        "combined_multiplier": _fast.combined_multiplier, "earn_lines": _fast.earn_lines,
         "cap_total": _fast.cap_total, "price": _fast._price,
         "resolve": _fast._resolve, "Lazy": _fast._Lazy, "prepare": _fast.prepare,
         "redemption_value": redemption_value, "window_spend": window_spend,
@@ -624,7 +631,42 @@ def _points(s: _Source, plan: Plan) -> None:
 
 def _earn(s: _Source, plan: Plan) -> None:
     """:func:`._fast._earn` unrolled: one block per multiplier and per earn rule. Traced, the
-    factors keep their names (the earn lines quote them) and every step is noted."""
+    factors keep their names (the earn lines quote them) and every step is noted. A program
+    with more than ``_UNROLLED`` multipliers or earn rules calls the plan interpreter's loop
+    for them instead (such a program is traced by the engine)."""
+    fp = plan.fast
+    traced = s.traced
+    scoped = [mp for mp in fp.multipliers if mp.item_scoped]
+    item_scoped = bool(scoped)
+    if len(fp.multipliers) > _UNROLLED:  # (never traced: see traceable)
+        s.add(1, "multiplier, weights = combined_multiplier(FP, lazy, t, items, benefits, "
+              "kept, tier_id, fired)")
+    else:
+        _multipliers(s, plan, scoped)
+    if plan.points_paid_earns:
+        s.add(1, "share = None")
+    else:
+        s.add(1, "share = allocate(min(pwp, sum(paid, ZERO)), paid, Q) if pwp else None")
+    if len(fp.earn) > _UNROLLED:
+        s.add(1, "points_lines = earn_lines(FP, lazy, t, items, amounts, paid, share, "
+              f"{'weights' if item_scoped else 'None'}, multiplier, tier_id, fired)")
+    else:
+        _earn_rules(s, plan, item_scoped)
+    if fp.best_rule and len(fp.earn) > 1:
+        s.ns["best_line"] = _best_line
+        s.add(1, "if len(points_lines) > 1:")
+        if traced:
+            s.add(2, "best = best_line(points_lines)", "for p in points_lines:",
+                  "    if p is not best:",
+                  "        " + s.note("p.rule", s.k("earn"), "skipped",
+                                      "T.best_earns_more(best.rule)"),
+                  "points_lines = [best]")
+        else:
+            s.add(2, "points_lines = [best_line(points_lines)]")
+
+
+def _multipliers(s: _Source, plan: Plan, scoped: list[MultiplierPlan]) -> None:
+    """The multiplier and the lines' weights, each multiplier unrolled."""
     fp = plan.fast
     traced = s.traced
     how = s.k(fp.combine_multipliers)
@@ -637,7 +679,6 @@ def _earn(s: _Source, plan: Plan) -> None:
         names = s.k({tp.id: f"tier {tp.id}" for tp in plan.tiers})
         s.add(1, "if benefits.points_multiplier != ONE:",
               "    " + factor(f"{names}[tier_id]", "benefits.points_multiplier"))
-    scoped = [mp for mp in fp.multipliers if mp.item_scoped]
     item_scoped = bool(scoped)
     # one unconditional item-scoped multiplier (the common "beauty counts 3×"): each line's
     # weight is the factor or one, no per-line factor lists to combine
@@ -687,10 +728,13 @@ def _earn(s: _Source, plan: Plan) -> None:
     if item_scoped and single is None:
         s.add(1, f"weights = None if item_factors is None else [combine(w, {how}) for w in "
               "item_factors]")
-    if plan.points_paid_earns:
-        s.add(1, "share = None")
-    else:
-        s.add(1, "share = allocate(min(pwp, sum(paid, ZERO)), paid, Q) if pwp else None")
+
+
+def _earn_rules(s: _Source, plan: Plan, item_scoped: bool) -> None:
+    """The points lines, each earn rule unrolled."""
+    fp = plan.fast
+    traced = s.traced
+    how = s.k(fp.combine_multipliers)
     s.add(1, "points_lines = []")
     for ep in fp.earn:
         rule = ep.rule
@@ -766,17 +810,6 @@ def _earn(s: _Source, plan: Plan) -> None:
         s.add(d, "points_lines.append(line)")
         if traced:
             _filtered(s, d, rid, "earn")
-    if fp.best_rule and len(fp.earn) > 1:
-        s.ns["best_line"] = _best_line
-        s.add(1, "if len(points_lines) > 1:")
-        if traced:
-            s.add(2, "best = best_line(points_lines)", "for p in points_lines:",
-                  "    if p is not best:",
-                  "        " + s.note("p.rule", s.k("earn"), "skipped",
-                                      "T.best_earns_more(best.rule)"),
-                  "points_lines = [best]")
-        else:
-            s.add(2, "points_lines = [best_line(points_lines)]")
 
 
 def _to_int(s: _Source, value: str, rounding: str) -> str:
