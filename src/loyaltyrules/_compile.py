@@ -100,9 +100,28 @@ class EarnPlan:
     exclude: frozenset[str]
     when: Condition | None
     text: EarnText = field(init=False)  # the words its traced earn lines quote
+    # the rule's own values, copied (as TierPlan's): the plan interpreter's loop reads them
+    # for every rule on every decision, and a pydantic model's field read costs several
+    # times a slot's
+    id: str = field(init=False)
+    paid: bool = field(init=False)  # basis: paid (else list)
+    full: bool = field(init=False)  # blocks: full (else proportional)
+    per: Decimal = field(init=False)
+    points: Decimal = field(init=False)
+    include_shipping: bool = field(init=False)
+    include_tax: bool = field(init=False)
+    base_rounding: RoundingMode | None = field(init=False)
+    cap: int | None = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "text", EarnText.of(self.rule))
+        rule = self.rule
+        for name, value in (("text", EarnText.of(rule)), ("id", rule.id),
+                            ("paid", rule.basis == "paid"), ("full", rule.blocks == "full"),
+                            ("per", rule.per), ("points", rule.points),
+                            ("include_shipping", rule.include_shipping),
+                            ("include_tax", rule.include_tax),
+                            ("base_rounding", rule.base_rounding), ("cap", rule.cap)):
+            object.__setattr__(self, name, value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from ._decision import (
     TraceEntry,
     UsageConsumed,
     build,
+    builder,
 )
 from ._errors import InputError
 from ._lifecycle import redemption_value, window_spend
@@ -35,6 +36,7 @@ __all__ = ["cap_total", "combine", "combined_multiplier", "decide", "earn_lines"
 
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
+_make_points_line = builder(PointsLine)
 
 
 def decide(program: Any, plan: Plan, m: MemberState, t: Transaction) -> Decision:
@@ -495,43 +497,50 @@ def earn_lines(fp: Any, lazy: _Lazy, t: Transaction, items: Sequence[Any],
     in ``fired``; ``share`` is each line's part paid with points, when that earns nothing.
     Also called by generated decisions with too many earn rules to unroll."""
     channel = t.channel
+    # round_points inline, its mode looked up once (given positionally: a keyword costs
+    # _decimal a second parse)
+    mode = _MODES[fp.points_rounding]
+    truncate = fp.cap_truncate
+    make_line = _make_points_line
     lines: list[PointsLine] = []
     for ep in fp.earn:
-        rule = ep.rule
         if ep.tiers and tier_id not in ep.tiers:
             continue
         if ep.channels and channel not in ep.channels:
             continue
-        if ep.when is not None and not lazy.when(rule.id, "earn", ep.when):
+        if ep.when is not None and not lazy.when(ep.id, "earn", ep.when):
             continue
+        categories = ep.categories
+        exclude = ep.exclude
+        basis_paid = ep.paid
         basis = _ZERO
         for k, item in enumerate(items):
-            if ep.categories and item.category not in ep.categories:
+            if categories and item.category not in categories:
                 continue
-            if item.category in ep.exclude:
+            if item.category in exclude:
                 continue
-            if rule.basis == "paid":
+            if basis_paid:
                 amount = paid[k] if share is None else paid[k] - share[k]
             else:
                 amount = amounts[k]
             basis += amount if weights is None else amount * weights[k]
-        if rule.include_shipping:
+        if ep.include_shipping:
             basis += t.shipping
-        if rule.include_tax:
+        if ep.include_tax:
             basis += t.tax
-        if rule.blocks == "full":
-            raw = (basis / rule.per).to_integral_value(rounding=ROUND_FLOOR) * rule.points
+        if ep.full:
+            raw = (basis / ep.per).to_integral_value(rounding=ROUND_FLOOR) * ep.points
         else:
-            raw = basis * rule.points / rule.per
-        if rule.base_rounding is not None:
-            raw = Decimal(round_points(raw, rule.base_rounding))
-        points = round_points(raw * multiplier if multiplier != _ONE else raw, fp.points_rounding)
-        if rule.cap is not None and points > rule.cap:
-            points = rule.cap if fp.cap_truncate else 0
-        fired[rule.id] = None
-        lines.append(build(PointsLine, {"rule": rule.id, "kind": "earn", "points": points,
-                                        "basis": basis, "multiplier": multiplier,
-                                        "detail": ""}))
+            raw = basis * ep.points / ep.per
+        if ep.base_rounding is not None:
+            raw = Decimal(round_points(raw, ep.base_rounding))
+        points = int((raw * multiplier if multiplier != _ONE else raw).to_integral_value(mode))
+        cap = ep.cap
+        if cap is not None and points > cap:
+            points = cap if truncate else 0
+        fired[ep.id] = None
+        lines.append(make_line({"rule": ep.id, "kind": "earn", "points": points,
+                                "basis": basis, "multiplier": multiplier, "detail": ""}))
     return lines
 
 
