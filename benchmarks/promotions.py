@@ -7,6 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import yaml
+
 import loyaltyrules as lr
 
 CHANNELS = ("online", "store", "app", "wechat")
@@ -18,6 +20,16 @@ def many_promotions_program(count: int, seed: int = 7) -> lr.Program:
     about two can apply to any one transaction whatever ``count`` is (10 promotions run most
     of the year, 1,000 run three days each); some have a schedule, a category scope, a usage
     limit or a condition."""
+    return lr.Program.from_dict(many_promotions_data(count, seed))
+
+
+def many_promotions_yaml(count: int, seed: int = 7) -> str:
+    """The same program as YAML text, as a designer's file would hold it."""
+    return yaml.safe_dump(many_promotions_data(count, seed), allow_unicode=True,
+                          sort_keys=False)
+
+
+def many_promotions_data(count: int, seed: int = 7) -> dict[str, Any]:
     rng = random.Random(seed)
     promotions: list[dict[str, Any]] = []
     days = max(1, round(365 * 2 * len(CHANNELS) / count))
@@ -47,14 +59,14 @@ def many_promotions_program(count: int, seed: int = 7) -> lr.Program:
         if rng.random() < 0.1:
             promo["when"] = "txn.amount >= 100"
         promotions.append(promo)
-    return lr.Program.from_dict({
+    return {
         "program": {"id": f"many-{count}", "version": 1, "currency": "CNY",
                     "timezone": "Asia/Shanghai"},
         "tiers": [{"id": "basic"}, {"id": "gold", "qualify": {"spend": 10000},
                                     "discount": "10%"}],
         "earn": [{"id": "base", "points": 1, "per": 1}],
         "promotions": promotions,
-    })
+    }
 
 
 def promotion_cases(count: int, seed: int = 11) -> list[tuple[lr.MemberState, lr.Transaction]]:

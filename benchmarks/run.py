@@ -26,7 +26,12 @@ import loyaltyrules as lr
 
 from .cases import Case, make_cases
 from .handwritten import decide
-from .promotions import many_earn_rules_program, many_promotions_program, promotion_cases
+from .promotions import (
+    many_earn_rules_program,
+    many_promotions_program,
+    many_promotions_yaml,
+    promotion_cases,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "programs" / "reference-4tier.yaml"
@@ -166,6 +171,11 @@ def bench_promotions(count: int) -> list[str]:
     lines.append(f"1,000-promotion program: load + validate + compile {load_big:.3f} s")
     lines.append(f"evaluation with 1,000 promotions: {rate_big:,.0f}/s; with 10: "
                  f"{rate_small:,.0f}/s; cost ratio {rate_small / rate_big:.2f}× (target ≤ 2×)")
+    text = many_promotions_yaml(1000)
+    start = time.perf_counter()
+    lr.load_program(text)
+    lines.append(f"1,000-promotion program from its YAML text ({len(text):,} characters): "
+                 f"parse + load + validate + compile {time.perf_counter() - start:.3f} s")
     start = time.perf_counter()
     many_earn_rules_program(1000)
     lines.append(f"1,000-earn-rule program: load + validate + compile "

@@ -66,7 +66,8 @@ def test_the_benchmark_table_runs_and_checks_every_engine_first() -> None:
     lines = bench_promotions(40)
     assert lines[0].startswith("1,000-promotion program: load + validate + compile")
     assert "cost ratio" in lines[1]
-    assert lines[2].startswith("1,000-earn-rule program: load + validate + compile")
+    assert lines[2].startswith("1,000-promotion program from its YAML text (")
+    assert lines[3].startswith("1,000-earn-rule program: load + validate + compile")
 
 
 def test_the_instruction_count_loops_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,

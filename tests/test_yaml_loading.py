@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+import yaml
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loyaltyrules._errors import Diagnostic, ProgramError
 from loyaltyrules._yaml import (
+    _DIFFERENT,
     MAX_ALIASES,
     MAX_DEPTH,
     MAX_NODES,
     MAX_SOURCE_BYTES,
     Position,
     SourceMap,
+    _compose,
+    _Converter,
+    _FastComposer,
+    _syntax_error,
     load_yaml,
 )
 
@@ -509,3 +517,103 @@ def test_aliased_values_have_positions() -> None:
     assert value["gold"] == {"rate": Decimal("0.1")}
     assert source_map.locate(("gold", "rate")) == Position(1, 17)
     assert source_map.key_positions[("gold",)] == Position(2, 1)
+
+
+# -- the two parsers ------------------------------------------------------------------------
+# Text is parsed by libyaml (PyYAML's C extension) when PyYAML has it, ten times faster, and
+# by PyYAML's own parser where the two may differ or libyaml finds a mistake: either way the
+# same values, the same positions and the same errors, in PyYAML's words.
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED = sorted(ROOT.glob("programs/**/*.yaml"))
+needs_libyaml = pytest.mark.skipif(_FastComposer is None, reason="PyYAML without libyaml")
+
+# YAML's own characters, the ones the parsers were seen to treat apart (tab, `?`, `!`, a
+# byte-order mark, U+2028, NEL, `|#`), line ends of every kind, and words
+PIECES = ["a", "b", ":", " ", "  ", "\n", "\r\n", "\r", "\t", "- ", "-", "[", "]", "{", "}",
+          ",", "#", "'", '"', "&x", "*x", "!", "!!str ", "|", ">", "?", "%", "@", "`", "1",
+          ".", "金", "\\", "---", "...", "0.5", "~", "null", "yes", "\u2028", "\x85", "\ufeff"]
+
+
+def _outcome(text: str, *, fast: bool) -> tuple[Any, ...]:
+    """What loading ``text`` gives by one way of parsing it: values, positions and
+    diagnostics, or the error and where it was told."""
+    try:
+        root = _compose(text, "t.yaml", fast=fast)
+    except yaml.YAMLError as exc:
+        return ("syntax", str(_syntax_error(exc, text, "t.yaml")))
+    except ProgramError as exc:
+        return ("program", str(exc))
+    converter = _Converter("t.yaml")
+    try:
+        converter.measure(root)
+        value = converter.convert(root, ())
+    except ProgramError as exc:
+        return ("converted", str(exc))
+    return ("loaded", repr(value), sorted(converter.positions.items()),
+            sorted(converter.key_positions.items()), [str(d) for d in converter.diagnostics])
+
+
+@needs_libyaml
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(PIECES), min_size=1, max_size=14).map("".join))
+def test_both_parsers_load_any_text_alike(text: str) -> None:
+    assert _outcome(text, fast=True) == _outcome(text, fast=False)
+
+
+@needs_libyaml
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.sampled_from(BUNDLED), st.lists(st.tuples(
+    st.integers(0, 3), st.integers(0, 10_000), st.integers(0, 200), st.sampled_from(PIECES)),
+    min_size=1, max_size=3))
+def test_both_parsers_load_a_program_with_a_typing_mistake_alike(
+        path: Path, edits: list[tuple[int, int, int, str]]) -> None:
+    """A bundled program with a character dropped or typed in, a line doubled or dropped."""
+    lines = path.read_text(encoding="utf-8").split("\n")
+    for op, at, column, piece in edits:
+        k = at % len(lines)
+        line = lines[k]
+        spot = column % (len(line) + 1)
+        if op == 0:
+            lines[k] = line[:spot] + line[spot + 1:]
+        elif op == 1:
+            lines[k] = line[:spot] + piece + line[spot:]
+        elif op == 2:
+            lines.insert(k, line)
+        elif len(lines) > 1:
+            del lines[k]
+    text = "\n".join(lines)
+    assert _outcome(text, fast=True) == _outcome(text, fast=False)
+
+
+@needs_libyaml
+@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.name)
+def test_bundled_programs_are_parsed_by_libyaml_alike(path: Path) -> None:
+    """The bundled programs and scenarios take the fast way, and load exactly as by
+    PyYAML's own parser."""
+    text = path.read_text(encoding="utf-8")
+    assert _DIFFERENT.search(text) is None
+    fast = _FastComposer(text, "t.yaml")
+    try:
+        fast.compose_single()  # (raises if it would fall back to PyYAML's parser)
+    finally:
+        fast.dispose()
+    assert _outcome(text, fast=True) == _outcome(text, fast=False)
+    assert _outcome(text, fast=True)[0] == "loaded"
+
+
+@needs_libyaml
+def test_a_program_of_1000_promotions_is_parsed_by_libyaml() -> None:
+    """The benchmark's 1,000-promotion file takes the fast way (about 0.1 s to parse where
+    PyYAML's parser takes 0.6 s), and loads as by PyYAML's own parser."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.promotions import many_promotions_yaml
+
+    text = many_promotions_yaml(1000)
+    assert _DIFFERENT.search(text) is None
+    fast = _FastComposer(text, "t.yaml")
+    try:
+        fast.compose_single()
+    finally:
+        fast.dispose()
+    assert _outcome(text, fast=True) == _outcome(text, fast=False)
