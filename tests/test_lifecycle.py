@@ -1767,3 +1767,29 @@ def test_spend_refunded_to_nothing_is_written_in_the_currency_unit() -> None:
         "R1", "2026-03-02T10:00:00+08:00", "T1")))
     dumped = state.model_dump(mode="json")
     assert (dumped["qualifying_spend"], dumped["spend_log"]) == ("0.00", {"2026-03": "0.00"})
+
+
+def test_points_a_late_refund_gives_back_that_expired_since_are_expired() -> None:
+    """Points expire a month after they are earned or given back. T2 is paid with T1's 100
+    points; T3 on 1 April brings the state to that day (T2's own 40 points expired on 11
+    February). A refund of T2 dated 11 January, recorded after T3, gives the 100 points back
+    as of 11 January: they expired on 12 February, so the state as of 1 April holds none of
+    them. Before, it showed 100 usable points until its next event expired them."""
+    program = lr.load_program((ROOT / "programs" / "retail-4tier.yaml").read_text(
+        encoding="utf-8").replace("expiry: {end_of_year: 1}", "expiry: {months: 1}"))
+    state = lr.MemberState(id="m")
+    state = step(state, lr.evaluate(program, state, txn(
+        "T1", "2026-01-05T10:00:00+08:00", "1000.00")))
+    state = step(state, lr.evaluate(program, state, txn(
+        "T2", "2026-01-10T10:00:00+08:00", "500.00", redeem=100)))
+    state = step(state, lr.evaluate(program, state, txn(
+        "T3", "2026-04-01T10:00:00+08:00", "10.00")))
+    assert (state.points, state.totals.expired) == (0, 40)
+    decision = lr.refund(program, state, refund_event("R1", "2026-01-11T10:00:00+08:00", "T2"))
+    assert [(e.type, e.at.isoformat(), e.points) for e in decision.events] == [
+        ("points_returned", "2026-01-11T10:00:00+08:00", 100),
+        ("points_reversed", "2026-01-11T10:00:00+08:00", 0),  # (T2's 40 had expired)
+        ("points_expired", "2026-02-12T00:00:00+08:00", -100)]
+    after = step(state, decision)
+    assert (after.points, after.lots, after.totals.expired, decision.points_change) == (
+        0, (), 140, 0)

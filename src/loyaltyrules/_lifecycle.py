@@ -1016,6 +1016,12 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
     if absorbed:
         events.append(new(LifecycleEvent, at=at, type="points_reversed", rule="refund",
                           points=0, detail=f"{absorbed} of the points had already expired"))
+    if m.advanced_to is not None and at < m.advanced_to:
+        # a refund dated before the state's own instant: points it gave back that expired
+        # between the two are expired now, as the state already is at that instant
+        for lot, when in book.expire(m.advanced_to):
+            events.append(new(LifecycleEvent, at=when, type="points_expired", rule=lot.rule,
+                              points=-lot.points, detail=f"lot {lot.id} expired"))
     new_record = record.model_copy(update={
         "refunded": refunded, "refunded_lines": tuple(lines),
         "points_reversed": record.points_reversed + to_reverse,
