@@ -1793,3 +1793,21 @@ def test_points_a_late_refund_gives_back_that_expired_since_are_expired() -> Non
     after = step(state, decision)
     assert (after.points, after.lots, after.totals.expired, decision.points_change) == (
         0, (), 140, 0)
+
+
+def test_an_instant_in_a_host_zone_decides_as_its_text_does() -> None:
+    """A purchase at 10:00 in New York on 5 March, given as a ZoneInfo time or as its text
+    (-05:00), makes the same decision, byte for byte: its points become usable 7 days of 24
+    hours later, 10:00-05:00 on 12 March, across the change to daylight-saving time on the
+    8th. Before, the ZoneInfo time's 7 days were counted on the wall clock (10:00-04:00, an
+    hour earlier), and a state stored and read back judged it differently from one kept."""
+    program = lr.load_program((ROOT / "programs" / "retail-4tier.yaml").read_text(
+        encoding="utf-8").replace("refund_days: 365", "refund_days: 365\n  pending_days: 7"))
+    at = datetime(2026, 3, 5, 10, 0, tzinfo=ZoneInfo("America/New_York"))
+    items = [{"sku": "a", "category": "home", "amount": "1000.00"}]
+    member = lr.MemberState(id="m")
+    as_zone = lr.evaluate(program, member, {"id": "T1", "at": at, "items": items})
+    as_text = lr.evaluate(program, member, {"id": "T1", "at": at.isoformat(), "items": items})
+    assert as_zone.model_dump_json() == as_text.model_dump_json()
+    assert [lot.available_at.isoformat() for lot in as_zone.member_after.lots] == [
+        "2026-03-12T10:00:00-05:00"]

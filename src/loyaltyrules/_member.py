@@ -66,14 +66,15 @@ _ZONES: dict[int, TzInfo] = {}
 
 
 def _one_zone_object(value: datetime) -> datetime:
-    """Instants parsed with a UTC offset get one shared tzinfo object per offset. The instant,
-    its offset, its zone name and its JSON are unchanged; but two datetimes compare fast only
-    when their tzinfo is the same object, a member's lots and purchase records are compared
-    with each new event's time many times, and parsing gives every value a tzinfo of its own.
-    A host's own tzinfo objects (ZoneInfo, datetime.timezone) are kept as they are."""
+    """Every instant gets one shared tzinfo object per UTC offset. The instant, its offset and
+    its JSON are unchanged; but two datetimes compare fast only when their tzinfo is the same
+    object, a member's lots and purchase records are compared with each new event's time many
+    times, and parsing gives every value a tzinfo of its own. A host's own zone (a ZoneInfo)
+    becomes the offset it has at that instant too: Python adds a timedelta to a ZoneInfo time
+    on the wall clock, so ``pending_days`` after a purchase given as a ZoneInfo time would
+    otherwise end an hour away, across a daylight-saving change, from the same purchase given
+    as text, or stored and read back."""
     tz = value.tzinfo
-    if type(tz) is not TzInfo:
-        return value
     zone = _offset_zone(value)
     return value if zone is tz else value.replace(tzinfo=zone)
 
