@@ -560,7 +560,14 @@ def test_run_a_line_not_utf8_is_named_by_its_own_number(
      "3: member: id: 'a' is given twice (first on line 1): one starting state per member"),
     ("members.json", '[{"id": "a"},\n {"id": "b", "points": "x"}]',
      "2: member: points: expected a whole number (got 'x')"),
-], ids=["jsonl-tier", "json-tier", "duplicate", "json-malformed"])
+    ("members.json", '[{"id": "a"},\n {"id": "b"},]', "2:14: member states is not valid JSON: "
+     "Expecting value"),
+    ("members.json", '[{"id": "a"}]\n[]', "2:1: member states is not valid JSON: Extra data"),
+    ("members.json", '{"id": "solo", "tier": "silvr"}',
+     "1: member: tier: unknown tier 'silvr'; the program has ['basic', 'silver', 'gold', "
+     "'diamond']"),
+], ids=["jsonl-tier", "json-tier", "duplicate", "json-malformed", "json-trailing-comma",
+        "json-extra-data", "json-one-state"])
 def test_run_checks_members_when_loading(
         capsys: pytest.CaptureFixture[str], tmp_path: Path,
         name: str, text: str, expected: str) -> None:

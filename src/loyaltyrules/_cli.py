@@ -14,7 +14,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -98,19 +98,26 @@ def _loads(text: str, what: str) -> Any:
             from None
 
 
-def _read_json(path: str, what: str) -> Any:
+def _read_text(path: str, what: str) -> str:
     try:
         # (utf-8-sig: a leading byte-order mark, as Windows tools write, is skipped)
-        text = Path(path).read_text(encoding="utf-8-sig")
+        return Path(path).read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise _Fail(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise _Fail(f"{path}: {what} is not UTF-8 text") from None
+
+
+def _parse_json(path: str, text: str, what: str) -> Any:
     try:
         return _loads(text, what)
     except _BadJSON as exc:
         where = f"{path}:{exc.line}:{exc.column}" if exc.line is not None else path
         raise _Fail(f"{where}: {exc}") from None
+
+
+def _read_json(path: str, what: str) -> Any:
+    return _parse_json(path, _read_text(path, what), what)
 
 
 def _lines(path: str, what: str) -> Iterator[tuple[int, str]]:
@@ -162,8 +169,9 @@ def _jsonl(path: str, what: str) -> Iterator[tuple[int, Any]]:
 
 
 def _item_lines(text: str) -> list[int]:
-    """The line each element of a JSON list starts on (the text was read whole already, so
-    it is valid JSON and every element reads again)."""
+    """The line each element of a JSON list starts on. The text was read whole already, so
+    it is valid JSON and every element reads again; this costs about three times the whole
+    read, so it is done only when a line has to be named."""
     decoder = json.JSONDecoder(parse_float=Decimal)
     lines: list[int] = []
     line, seen = 1, 0
@@ -177,24 +185,32 @@ def _item_lines(text: str) -> list[int]:
     return lines
 
 
+_BETWEEN = re.compile(r"[ \t\n\r,]*")  # JSON's whitespace, and commas in a valid list
+
+
 def _skip_between(text: str, i: int) -> int:
-    while text[i] in " \t\n\r,":
-        i += 1
-    return i
+    found = _BETWEEN.match(text, i)
+    assert found is not None  # the pattern matches the empty string
+    return found.end()
 
 
-def _member_rows(path: str) -> Iterator[tuple[int, Any]]:
+def _member_rows(path: str) -> tuple[Sequence[Any], Callable[[int], int]]:
     """Member states of a .jsonl file (one a line) or a .json file (a list, or one state),
-    with the line each starts on."""
+    and the line the k-th starts on."""
     if path.endswith(".jsonl"):
-        yield from _jsonl(path, "member states")
-        return
-    data = _read_json(path, "member states")
+        numbered = list(_jsonl(path, "member states"))
+        return [row for _, row in numbered], lambda k: numbered[k][0]
+    text = _read_text(path, "member states")
+    data = _parse_json(path, text, "member states")
     if not isinstance(data, list):
-        yield 1, data
-        return
-    text = Path(path).read_text(encoding="utf-8-sig")
-    yield from zip(_item_lines(text), data, strict=True)
+        return [data], lambda k: 1
+    found: list[list[int]] = []
+
+    def line_of(k: int) -> int:
+        if not found:
+            found.append(_item_lines(text))
+        return found[0][k]
+    return data, line_of
 
 
 def _load_members(path: str | None, program: Program) -> dict[str, MemberState]:
@@ -204,8 +220,9 @@ def _load_members(path: str | None, program: Program) -> dict[str, MemberState]:
     if path is None:
         return {}
     members: dict[str, MemberState] = {}
-    lines: dict[str, int] = {}
-    for line, row in _member_rows(path):
+    first: dict[str, int] = {}
+    rows, line_of = _member_rows(path)
+    for k, row in enumerate(rows):
         try:
             state = coerce(MemberState, row, "member")
             if state.tier is not None and state.tier not in program.tier_ids:
@@ -213,12 +230,12 @@ def _load_members(path: str | None, program: Program) -> dict[str, MemberState]:
                                  f"{list(program.tier_ids)}", field="tier", kind="member")
             if state.id in members:
                 raise InputError(f"{state.id!r} is given twice (first on line "
-                                 f"{lines[state.id]}): one starting state per member",
-                                 field="id", kind="member")
+                                 f"{line_of(first[state.id])}): one starting state per "
+                                 "member", field="id", kind="member")
         except InputError as exc:
-            raise _Fail(f"{path}:{line}: {exc}") from None
+            raise _Fail(f"{path}:{line_of(k)}: {exc}") from None
         members[state.id] = state
-        lines[state.id] = line
+        first[state.id] = k
     return members
 
 
