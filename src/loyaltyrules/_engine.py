@@ -615,8 +615,11 @@ def _on_file(purchases: tuple[Any, ...], txn_id: str) -> bool:
     ``recent_transactions`` (the last ``remember_events`` ids): the same purchase again, or
     its id reused — either way a second record of one id, which a refund could not tell
     apart."""
-    # (a dict read: a model's field read costs several)
-    return any(record.__dict__["id"] == txn_id for record in purchases)
+    # (a loop, not any() over a generator: half the cost for a year of records)
+    for record in purchases:  # noqa: SIM110
+        if record.id == txn_id:
+            return True
+    return False
 
 
 def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
