@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pickle
+import time
 from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -584,6 +586,149 @@ def test_a_schedule_says_what_is_wrong_with_it(schedule: str, message: str,
                           f"  - {{id: p, bonus_points: 5, schedule: {schedule}}}\n")
     assert [as_tuple(d) for d in error.diagnostics] == [
         ("LR203", "promotions[0].schedule", 4, 40, message, hint)]
+
+
+ORDINAL_HINT = "with FREQ={}, write MO for every Monday"
+RRULE_PROBLEMS = [
+    # BYDAY=9MO escaped load_program as dateutil's IndexError
+    ("FREQ=MONTHLY;BYDAY=9MO",
+     "BYDAY=9MO: a month has at most 5 Mondays, so the number before MO is 1 to 5 (the first "
+     "to the fifth) or -1 to -5 (counting from the month's end: -1 is the last)", None),
+    ("FREQ=YEARLY;BYDAY=60MO",
+     "BYDAY=60MO: a year has at most 53 Mondays, so the number before MO is 1 to 53 (the "
+     "first to the 53rd) or -1 to -53 (counting from the year's end: -1 is the last)", None),
+    ("FREQ=YEARLY;BYMONTH=2;BYDAY=6MO",
+     "BYDAY=6MO: a month has at most 5 Mondays, so the number before MO is 1 to 5 (the first "
+     "to the fifth) or -1 to -5 (counting from the month's end: -1 is the last)", None),
+    ("FREQ=MONTHLY;BYDAY=0MO",
+     "BYDAY=0MO: a month has at most 5 Mondays, so the number before MO is 1 to 5 (the first "
+     "to the fifth) or -1 to -5 (counting from the month's end: -1 is the last)", None),
+    # an ordinal in a weekly or daily rule was ignored: 2MO was every Monday
+    ("FREQ=WEEKLY;BYDAY=1000000000MO",
+     "BYDAY=1000000000MO: a number before a weekday (1000000000MO) counts Mondays within a "
+     "month or a year, so it needs FREQ=MONTHLY or FREQ=YEARLY", ORDINAL_HINT.format("WEEKLY")),
+    ("FREQ=DAILY;BYDAY=2MO",
+     "BYDAY=2MO: a number before a weekday (2MO) counts Mondays within a month or a year, so "
+     "it needs FREQ=MONTHLY or FREQ=YEARLY", ORDINAL_HINT.format("DAILY")),
+    # INTERVAL=0 loaded, then working out a year's days never ended
+    ("FREQ=WEEKLY;INTERVAL=0",
+     "INTERVAL=0: INTERVAL is how many weeks apart the days repeat (1 = every week, 2 = every "
+     "other week), a whole number of at least 1", None),
+    ("FREQ=DAILY;INTERVAL=-1",
+     "INTERVAL=-1: INTERVAL is how many days apart the days repeat (1 = every day, 2 = every "
+     "other day), a whole number of at least 1", None),
+    ("FREQ=WEEKLY;INTERVAL=2.5", "INTERVAL=2.5: '2.5' is not a whole number", None),
+    # a part without "=" was told "not enough values to unpack (expected 2, got 1)"
+    ("FREQ=WEEKLY;X", "the part 'X' is not NAME=VALUE",
+     "an RRULE is parts such as FREQ=WEEKLY and BYDAY=MO, separated by ;"),
+    ("FREQ=WEEKLY;COUNT=3", "write the window with `window:`, not UNTIL/COUNT/DTSTART", None),
+    ("FREQ=WEEKLY;UNTIL=20261231",
+     "write the window with `window:`, not UNTIL/COUNT/DTSTART", None),
+    # BYMONTHDAY=0 loaded (and matched days); BYMONTH=13 was "no day in ten years"
+    ("FREQ=MONTHLY;BYMONTHDAY=0",
+     "BYMONTHDAY=0: days of the month count 1 to 31 from the start of the month or -1 to -31 "
+     "from its end; 0 is not a day", None),
+    ("FREQ=MONTHLY;BYMONTHDAY=99999999999999999999",
+     "BYMONTHDAY=99999999999999999999: days of the month count 1 to 31 from the start of the "
+     "month or -1 to -31 from its end; 0 is not a day", None),
+    ("FREQ=YEARLY;BYMONTH=13", "BYMONTH=13: months are 1 to 12", None),
+    ("FREQ=DAILY;BYWEEKNO=0",  # loaded, then a purchase's schedule check never ended
+     "BYWEEKNO=0: weeks of the year count 1 to 53 from the start of the year or -1 to -53 from "
+     "its end; 0 is not a week", None),
+    ("FREQ=YEARLY;BYEASTER=99999999",  # IndexError
+     "BYEASTER=99999999: BYEASTER counts days from Easter Sunday, -60 to 60", None),
+    ("FREQ=MONTHLY;BYDAY=MO;BYSETPOS=0",
+     "BYSETPOS=0: BYSETPOS picks the n-th of the days the other parts give: 1 to 366 from the "
+     "first or -1 to -366 from the last; 0 is not a position", None),
+    # a position no period holds took seconds (10 s for FREQ=DAILY) to be found impossible
+    ("FREQ=DAILY;BYSETPOS=2",
+     "BYSETPOS=2: with freq daily, each day is a set of its own, so the only position is 1 "
+     "(or -1)", None),
+    ("FREQ=WEEKLY;BYDAY=MO,TU;BYSETPOS=8",
+     "BYSETPOS=8: with freq weekly, a week has 7 days, so the position is 1 to 7 (or -1 to -7 "
+     "counting from the last)", None),
+    # dateutil's own words: "unknown parameter 'BYDAYS'", "invalid 'BYDAY': XX", "empty string"
+    ("FREQ=WEEKLY;BYDAYS=MO",
+     "unknown part 'BYDAYS': a schedule's RRULE may have FREQ, INTERVAL, BYMONTH, BYMONTHDAY, "
+     "BYDAY, BYSETPOS, BYYEARDAY, BYWEEKNO and WKST", "did you mean BYDAY?"),
+    ("FREQ=WEEKLY;BYDAY=XX", "BYDAY=XX: 'XX' is not a weekday",
+     "write MO, TU, WE, TH, FR, SA or SU, or 2MO for the second Monday of a month"),
+    ("FREQ=WEEKLY;FREQ=DAILY", "FREQ is given twice; give each part once", None),
+    ("BYDAY=MO", "an RRULE needs FREQ=YEARLY, MONTHLY, WEEKLY or DAILY (it is missing)", None),
+    ("FREQ=FORTNIGHTLY",
+     "an RRULE needs FREQ=YEARLY, MONTHLY, WEEKLY or DAILY (got 'FORTNIGHTLY')", None),
+    ("FREQ=WEEKLY;WKST=XX",
+     "WKST=XX: WKST is the day weeks start on: MO, TU, WE, TH, FR, SA or SU", None),
+]
+
+
+@pytest.mark.parametrize(("rrule", "message", "hint"), RRULE_PROBLEMS,
+                         ids=[r[0] for r in RRULE_PROBLEMS])
+def test_an_rrule_says_which_part_is_wrong(rrule: str, message: str, hint: str | None) -> None:
+    """Every part of an RRULE string is checked at load and a wrong one is named in plain
+    words at the schedule: before, dateutil's IndexError escaped load_program, ordinals in
+    weekly rules were ignored, INTERVAL=0 made evaluation hang, and messages were Python's."""
+    error = program_error(META + "tiers: [{id: b}]\npromotions:\n"
+                          f"  - {{id: p, bonus_points: 5, schedule: '{rrule}'}}\n")
+    assert [as_tuple(d) for d in error.diagnostics] == [
+        ("LR203", "promotions[0].schedule", 4, 40, message, hint)]
+
+
+@pytest.mark.parametrize(("schedule", "message"), [
+    ("{freq: daily, bysetpos: 2}", "bysetpos 2: with freq daily, each day is a set of its own, "
+     "so the only position is 1 (or -1)"),
+    ("{freq: monthly, byweekday: MO, bysetpos: [1, -32]}",
+     "bysetpos 1, -32: with freq monthly, a month has at most 31 days, so the position is 1 to "
+     "31 (or -1 to -31 counting from the last)"),
+    ("{freq: monthly, byweekday: MO, bysetpos: 0}",
+     "bysetpos picks the n-th of the days the other keys give: 1…366 from the first or -1…-366 "
+     "from the last; 0 is not a position"),
+])
+def test_a_bysetpos_no_period_holds_is_refused_at_once(schedule: str, message: str) -> None:
+    """`bysetpos: 2` with `freq: daily` picks nothing, and took 10 s to be found impossible
+    (dateutil searched every day up to the year 9999); it is refused at once."""
+    started = time.perf_counter()
+    error = program_error(META + "tiers: [{id: b}]\npromotions:\n"
+                          f"  - {{id: p, bonus_points: 5, schedule: {schedule}}}\n")
+    assert time.perf_counter() - started < 1
+    assert [as_tuple(d) for d in error.diagnostics] == [
+        ("LR203", "promotions[0].schedule", 4, 40, message, None)]
+
+
+@pytest.mark.parametrize("rrule", [
+    "RRULE:FREQ=MONTHLY;BYDAY=-1FR", "freq=monthly;byday=fr(-1)", " FREQ = WEEKLY ; byday = we ",
+    "FREQ=WEEKLY;BYDAY=WE;", "FREQ=WEEKLY;BYWEEKDAY=WE", "FREQ=YEARLY;BYDAY=53MO",
+    "FREQ=YEARLY;BYEASTER=0", "FREQ=MONTHLY;BYDAY=MO,TU;BYSETPOS=-1",
+    "FREQ=WEEKLY;INTERVAL=99999999999999999999999",
+])
+def test_rrule_strings_that_loaded_still_load(rrule: str) -> None:
+    """The forms dateutil read (its MO(+1) and BYWEEKDAY, any case) still load, and so do a
+    trailing ; and spaces around parts."""
+    program = load_program(META + "tiers: [{id: b}]\npromotions:\n"
+                           f"  - {{id: p, bonus_points: 5, schedule: '{rrule}'}}\n")
+    member = {"id": "m", "tier": "b"}
+    txn = {"id": "T", "at": "2026-03-27T10:00:00+08:00",
+           "items": [{"sku": "s", "category": "c", "amount": "10"}]}
+    lr.evaluate(program, member, txn)  # (INTERVAL=0 used to hang here)
+
+
+def test_an_rrule_selects_the_days_dateutil_gave_it() -> None:
+    """Read part by part, an RRULE selects what dateutil's own reading selected."""
+    from dateutil.rrule import rrule as make_rule
+    from dateutil.rrule import rrulestr
+
+    from loyaltyrules._calendar import rrule_parts
+
+    start, until = datetime(2000, 1, 1), datetime(2010, 1, 1)
+    for text in ["FREQ=MONTHLY;BYDAY=-1FR", "FREQ=YEARLY;BYMONTH=11;BYDAY=4TH",
+                 "FREQ=WEEKLY;INTERVAL=2;BYDAY=SA,SU;WKST=SU", "FREQ=MONTHLY;BYMONTHDAY=8,-1",
+                 "FREQ=YEARLY;BYWEEKNO=20;BYDAY=MO", "FREQ=DAILY;BYMONTH=2;BYYEARDAY=40",
+                 "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1", "FREQ=YEARLY;BYEASTER=-2",
+                 "FREQ=MONTHLY;BYDAY=FR(+2)", "FREQ=YEARLY;BYYEARDAY=-1,100"]:
+        freq, parts = rrule_parts(text)
+        ours = make_rule(freq, dtstart=start, until=until, **parts)
+        theirs = rrulestr(text, dtstart=start).replace(until=until)
+        assert list(ours) == list(theirs), text
 
 
 CALENDAR_PROBLEMS = [

@@ -10,12 +10,13 @@ import calendar
 import difflib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any, Final, Literal
 from zoneinfo import TZPATH, ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from dateutil import rrule as _rrule
 from dateutil.zoneinfo import get_zonefile_instance
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
     "is_birthday",
     "load_zone",
     "period_key",
+    "rrule_parts",
+    "setpos_in_period",
     "uses",
 ]
 
@@ -288,3 +291,193 @@ def day_start(day: date) -> datetime:
 
 def next_day(day: date) -> date:
     return day + timedelta(days=1)
+
+
+# --- RRULE strings ---------------------------------------------------------------------------
+# A schedule's RRULE text is read here, part by part, instead of by dateutil's rrulestr: that
+# let an ordinal it cannot handle (BYDAY=9MO) escape as an IndexError, ignored ordinals in a
+# weekly rule (BYDAY=2MO was every Monday), took INTERVAL=0 (which never advances, so working
+# out a year's days never ended) and said "not enough values to unpack" for a part without
+# "=". Each part is checked with the words a designer needs, then dateutil gets plain values.
+
+Freq = Literal[0, 1, 2, 3, 4, 5, 6]  # dateutil's YEARLY … SECONDLY
+_FREQ_NAMES: Final[dict[str, Freq]] = {"YEARLY": _rrule.YEARLY, "MONTHLY": _rrule.MONTHLY,
+                      "WEEKLY": _rrule.WEEKLY, "DAILY": _rrule.DAILY}
+_DAY_NAMES: Final = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+_DAY_WORDS: Final = dict(zip(_DAY_NAMES, ("Monday", "Tuesday", "Wednesday", "Thursday",
+                                          "Friday", "Saturday", "Sunday"), strict=True))
+_PERIOD: Final = {"YEARLY": "year", "MONTHLY": "month", "WEEKLY": "week", "DAILY": "day"}
+# the parts a schedule may have: RFC 5545's (BYWEEKDAY is dateutil's other name for BYDAY,
+# BYEASTER its days-from-Easter extension, both read before and kept)
+_PARTS: Final = ("FREQ", "INTERVAL", "BYMONTH", "BYMONTHDAY", "BYDAY", "BYWEEKDAY", "BYSETPOS",
+                 "BYYEARDAY", "BYWEEKNO", "WKST", "BYEASTER")
+_TIMED: Final = ("BYHOUR", "BYMINUTE", "BYSECOND")
+# whole numbers: the range each part allows, and what it counts (0 only for Easter Sunday)
+_NUMBERS: Final = {
+    "BYMONTH": (1, 12, "months are 1 to 12"),
+    "BYMONTHDAY": (-31, 31, "days of the month count 1 to 31 from the start of the month or "
+                   "-1 to -31 from its end; 0 is not a day"),
+    "BYYEARDAY": (-366, 366, "days of the year count 1 to 366 from the start of the year or "
+                  "-1 to -366 from its end; 0 is not a day"),
+    "BYWEEKNO": (-53, 53, "weeks of the year count 1 to 53 from the start of the year or "
+                 "-1 to -53 from its end; 0 is not a week"),
+    "BYSETPOS": (-366, 366, "BYSETPOS picks the n-th of the days the other parts give: 1 to "
+                 "366 from the first or -1 to -366 from the last; 0 is not a position"),
+    # dateutil finds Easter's offsets in a table of the year's days: past about two months
+    # either side it read another part of the table (silently another day) or failed
+    "BYEASTER": (-60, 60, "BYEASTER counts days from Easter Sunday, -60 to 60"),
+}
+_INTEGER: Final = re.compile(r"[+-]?[0-9]+")
+_WEEKDAY: Final = re.compile(r"(?:([+-]?[0-9]+)?([A-Z]{2})|([A-Z]{2})\(([+-]?[0-9]+)\))")
+
+
+def _shown(text: str) -> str:
+    """A part as the designer wrote it, cut short when long."""
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _whole(name: str, item: str) -> int:
+    if not _INTEGER.fullmatch(item):
+        raise ValueError(f"{_shown(name + '=' + item)}: {_shown(item)!r} is not a whole number")
+    if len(item.lstrip("+-")) > 18:
+        # beyond every range and every calendar: not worth converting (a long enough number
+        # would not even convert)
+        return -(10**18) if item.startswith("-") else 10**18
+    return int(item)
+
+
+def _numbers(name: str, value: str) -> list[int]:
+    low, high, meaning = _NUMBERS[name]
+    out = []
+    for item in value.split(","):
+        number = _whole(name, item.strip())
+        if (number == 0 and name != "BYEASTER") or not low <= number <= high:
+            raise ValueError(f"{_shown(name + '=' + value)}: {meaning}")
+        out.append(number)
+    return out
+
+
+def _weekdays(name: str, value: str, freq: str, by_month: bool) -> list[_rrule.weekday]:
+    out = []
+    for item in value.split(","):
+        item = item.strip()
+        match = _WEEKDAY.fullmatch(item)
+        day = match and (match[2] or match[3])
+        if not match or day not in _DAY_NAMES:
+            raise ValueError(f"{_shown(name + '=' + value)}: {_shown(item)!r} is not a weekday "
+                             "— write MO, TU, WE, TH, FR, SA or SU, or 2MO for the second "
+                             "Monday of a month")
+        assert day is not None
+        written = match[1] or match[4]
+        if written is None:
+            out.append(getattr(_rrule, day))
+            continue
+        number = _whole(name, written)
+        word = _DAY_WORDS[day]
+        if freq not in ("MONTHLY", "YEARLY"):
+            raise ValueError(
+                f"{_shown(name + '=' + value)}: a number before a weekday ({written}{day}) "
+                f"counts {word}s within a month or a year, so it needs FREQ=MONTHLY or "
+                f"FREQ=YEARLY — with FREQ={freq}, write {day} for every {word}")
+        # with BYMONTH, a yearly rule counts the weekday within each of those months
+        within, most = ("month", 5) if freq == "MONTHLY" or by_month else ("year", 53)
+        if number == 0 or abs(number) > most:
+            raise ValueError(
+                f"{_shown(name + '=' + value)}: a {within} has at most {most} {word}s, so the "
+                f"number before {day} is 1 to {most} (the first to the {_nth(most)}) or -1 to "
+                f"-{most} (counting from the {within}'s end: -1 is the last)")
+        out.append(getattr(_rrule, day)(number))
+    return out
+
+
+def _nth(number: int) -> str:
+    return {5: "fifth", 53: "53rd"}[number]
+
+
+# the most days one period of each frequency holds: BYSETPOS beyond them picks nothing, and
+# dateutil, finding nothing, would search every period up to the year 9999 (seconds, for
+# FREQ=DAILY) before saying so
+_PERIOD_DAYS: Final = {"yearly": 366, "monthly": 31, "weekly": 7, "daily": 1}
+
+
+def setpos_in_period(positions: Sequence[int], freq: str, written: str) -> None:
+    """Refuse a BYSETPOS (``bysetpos:``) position that no period of ``freq`` holds."""
+    most = _PERIOD_DAYS[freq]
+    if most < 366 and any(abs(p) > most for p in positions):
+        period = {"monthly": "a month has at most 31 days", "weekly": "a week has 7 days",
+                  "daily": "each day is a set of its own"}[freq]
+        which = f"the position is 1 to {most} (or -1 to -{most} counting from the last)" \
+            if most > 1 else "the only position is 1 (or -1)"
+        raise ValueError(f"{_shown(written)}: with freq {freq}, {period}, so {which}")
+
+
+def rrule_parts(text: str) -> tuple[Freq, dict[str, Any]]:
+    """The frequency and the other arguments of ``dateutil.rrule.rrule`` that an RRULE
+    string of a schedule stands for: ``"FREQ=MONTHLY;BYDAY=-1FR"`` (the last Friday of each
+    month). Raises ValueError, saying in plain words which part is wrong and why."""
+    body = text.strip()
+    if body.upper().startswith("RRULE:"):
+        body = body[6:]
+    if "\n" in body or "\r" in body:
+        raise ValueError("give one RRULE, on one line, not a set")
+    parts = [part.strip() for part in body.split(";")]
+    if any(part.upper().startswith(("DTSTART", "UNTIL", "COUNT")) for part in parts):
+        raise ValueError("write the window with `window:`, not UNTIL/COUNT/DTSTART")
+    given: dict[str, str] = {}
+    for part in parts:
+        if not part:
+            continue  # "FREQ=WEEKLY;" — nothing was meant by the empty part
+        name, equals, value = part.partition("=")
+        name, value = name.strip().upper(), value.strip().upper()
+        if not equals or not name:
+            raise ValueError(f"the part {_shown(part)!r} is not NAME=VALUE — an RRULE is parts "
+                             "such as FREQ=WEEKLY and BYDAY=MO, separated by ;")
+        if name in given:
+            raise ValueError(f"{_shown(name)} is given twice; give each part once")
+        given[name] = value
+    timed = [name for name in _TIMED if name in given]
+    unknown = [name for name in given if name not in _PARTS and name not in _TIMED]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], _PARTS, n=1, cutoff=0.6)
+        hint = f" — did you mean {close[0]}?" if close else ""
+        raise ValueError(f"unknown part {_shown(unknown[0])!r}: a schedule's RRULE may have "
+                         f"FREQ, INTERVAL, BYMONTH, BYMONTHDAY, BYDAY, BYSETPOS, BYYEARDAY, "
+                         f"BYWEEKNO and WKST{hint}")
+    freq = given.get("FREQ")
+    if freq in ("HOURLY", "MINUTELY", "SECONDLY"):
+        raise ValueError("a schedule selects days: FREQ is YEARLY, MONTHLY, WEEKLY or "
+                         "DAILY (use a window for times of day)")
+    if freq not in _FREQ_NAMES:
+        got = "it is missing" if freq is None else f"got {_shown(freq)!r}"
+        raise ValueError(f"an RRULE needs FREQ=YEARLY, MONTHLY, WEEKLY or DAILY ({got})")
+    if timed:
+        raise ValueError(
+            f"a schedule selects whole days, so {' and '.join(timed)} cannot be used "
+            "(use a window for times of day) — for hours of every scheduled day, add "
+            "a condition such as when: 10 <= txn.hour < 12")
+    if "BYDAY" in given and "BYWEEKDAY" in given:
+        raise ValueError("BYDAY and BYWEEKDAY are two names for one part; give it once")
+    out: dict[str, Any] = {}
+    if "INTERVAL" in given:
+        interval = _whole("INTERVAL", given["INTERVAL"])
+        if interval < 1:
+            period = _PERIOD[freq]
+            raise ValueError(
+                f"{_shown('INTERVAL=' + given['INTERVAL'])}: INTERVAL is how many {period}s "
+                f"apart the days repeat (1 = every {period}, 2 = every other {period}), a whole "
+                "number of at least 1")
+        out["interval"] = interval
+    for name in _NUMBERS:
+        if name in given:
+            out[name.lower()] = _numbers(name, given[name])
+    if "bysetpos" in out:
+        setpos_in_period(out["bysetpos"], freq.lower(), f"BYSETPOS={given['BYSETPOS']}")
+    for name in ("BYDAY", "BYWEEKDAY"):
+        if name in given:
+            out["byweekday"] = _weekdays(name, given[name], freq, "BYMONTH" in given)
+    if "WKST" in given:
+        if given["WKST"] not in _DAY_NAMES:
+            raise ValueError(f"{_shown('WKST=' + given['WKST'])}: WKST is the day weeks start "
+                             "on: MO, TU, WE, TH, FR, SA or SU")
+        out["wkst"] = _DAY_NAMES.index(given["WKST"])
+    return _FREQ_NAMES[freq], out

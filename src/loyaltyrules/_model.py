@@ -29,7 +29,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from ._calendar import load_zone
+from ._calendar import load_zone, rrule_parts, setpos_in_period
 from ._errors import show_value
 from ._expressions import Expression, ExpressionError, parse_expression
 from ._money import RoundingMode, minor_units, parse_money, parse_rate
@@ -571,40 +571,30 @@ class Schedule(_Strict):
         if self.bymonthday is not None and 0 in self.bymonthday:
             raise ValueError("bymonthday counts 1…31 from the start of the month or -1…-31 "
                              "from its end; 0 is not a day")
+        if self.bysetpos is not None and any(p == 0 or abs(p) > 366 for p in self.bysetpos):
+            raise ValueError("bysetpos picks the n-th of the days the other keys give: 1…366 "
+                             "from the first or -1…-366 from the last; 0 is not a position")
+        if self.bysetpos is not None and self.freq is not None:
+            written = ", ".join(str(p) for p in self.bysetpos)
+            setpos_in_period(self.bysetpos, self.freq, f"bysetpos {written}")
         rule = self.build()
         horizon = datetime.combine(self.start, time(0)) + timedelta(days=3653)  # ten years
-        if rule.replace(until=horizon).after(datetime.combine(self.start, time(0)),
-                                             inc=True) is None:
+        try:
+            first = rule.replace(until=horizon).after(datetime.combine(self.start, time(0)),
+                                                      inc=True)
+        except (ValueError, TypeError, IndexError, OverflowError) as exc:
+            # every part was checked above; should dateutil still fail, say so at the
+            # schedule rather than let its error out of load_program
+            raise ValueError(f"this schedule's days cannot be worked out ({exc})") from None
+        if first is None:
             raise ValueError("this schedule selects no day in ten years (e.g. 30 February)")
         return self
 
     def build(self) -> _rrule.rrule:
         dtstart = datetime.combine(self.start, time(0))
         if self.rrule is not None:
-            text = self.rrule.strip()
-            if text.upper().startswith("RRULE:"):
-                text = text[6:]
-            if any(part.upper().startswith(("DTSTART", "UNTIL=", "COUNT=")) for part in
-                   text.split(";")):
-                raise ValueError("write the window with `window:`, not UNTIL/COUNT/DTSTART")
-            try:
-                rule = _rrule.rrulestr(text, dtstart=dtstart)
-            except (ValueError, TypeError) as exc:
-                raise ValueError(f"not a valid RRULE: {exc}") from None
-            if not isinstance(rule, _rrule.rrule):
-                raise ValueError("give one RRULE, not a set")
-            if re.search(r"FREQ\s*=\s*(HOURLY|MINUTELY|SECONDLY)", text, re.IGNORECASE):
-                raise ValueError("a schedule selects days: FREQ is YEARLY, MONTHLY, WEEKLY or "
-                                 "DAILY (use a window for times of day)")
-            # dateutil would keep these, but a schedule only asks "is today one of the days?"
-            timed = [p.split("=", 1)[0].strip().upper() for p in text.split(";")]
-            timed = [k for k in ("BYHOUR", "BYMINUTE", "BYSECOND") if k in timed]
-            if timed:
-                raise ValueError(
-                    f"a schedule selects whole days, so {' and '.join(timed)} cannot be used "
-                    "(use a window for times of day) — for hours of every scheduled day, add "
-                    "a condition such as when: 10 <= txn.hour < 12")
-            return rule
+            freq, parts = rrule_parts(self.rrule)
+            return _rrule.rrule(freq, dtstart=dtstart, cache=False, **parts)
         assert self.freq is not None
         return _rrule.rrule(
             _FREQS[self.freq],
