@@ -5,12 +5,14 @@ from __future__ import annotations
 import pickle
 import time
 from concurrent.futures import ProcessPoolExecutor
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 import loyaltyrules as lr
@@ -729,6 +731,56 @@ def test_an_rrule_selects_the_days_dateutil_gave_it() -> None:
         ours = make_rule(freq, dtstart=start, until=until, **parts)
         theirs = rrulestr(text, dtstart=start).replace(until=until)
         assert list(ours) == list(theirs), text
+
+
+NEVER = ["FREQ=DAILY;BYYEARDAY=1;BYWEEKNO=20", "FREQ=WEEKLY;BYMONTH=2;BYMONTHDAY=30",
+         "FREQ=DAILY;INTERVAL=7;BYDAY=TU", "{freq: daily, bymonth: 2, bymonthday: 30}",
+         "{freq: daily, interval: 14, byweekday: [MO], start: 2026-01-01}"]
+
+
+@pytest.mark.parametrize("schedule", NEVER)
+def test_a_schedule_that_selects_no_day_is_refused_within_a_second(schedule: str) -> None:
+    """dateutil searches for a first day up to the year 9999 whatever the bound, so a
+    schedule of no day (2026-01-01 is a Thursday, never a Tuesday seven days on) took 0.5–3 s
+    to refuse here; asked 400·k years later, where the calendar is the same, it takes a
+    tenth of a second."""
+    written = schedule if schedule.startswith("{") else f"'{schedule}'"
+    started = time.perf_counter()
+    error = program_error(META + "tiers: [{id: b}]\npromotions:\n"
+                          f"  - {{id: p, bonus_points: 5, schedule: {written}}}\n")
+    assert time.perf_counter() - started < 1.5
+    assert [d.message for d in error.diagnostics] == [
+        "this schedule selects no day in ten years (e.g. 30 February)"]
+
+
+@settings(max_examples=80, deadline=None, derandomize=True, database=None)
+@given(freq=st.sampled_from(["yearly", "monthly", "weekly", "daily"]),
+       interval=st.integers(1, 40),
+       bymonth=st.none() | st.lists(st.integers(1, 12), min_size=1, max_size=3),
+       bymonthday=st.none() | st.lists(st.integers(-31, 31).filter(bool), min_size=1,
+                                        max_size=3),
+       byweekday=st.none() | st.lists(st.sampled_from(["MO", "TU", "WE", "TH", "FR", "SA",
+                                                       "SU"]), min_size=1, max_size=3),
+       start=st.dates(date(1900, 1, 1), date(8999, 12, 31)))
+def test_a_schedule_repeats_every_400_years(freq: str, interval: int, bymonth: list[int] | None,
+                                          bymonthday: list[int] | None,
+                                          byweekday: list[str] | None, start: date) -> None:
+    """The load check asks whether a schedule selects a day of its first ten years of the
+    same schedule started 400·k years later; that holds only if the days are the same,
+    moved by 400·k years. (Schedules that select no day are left out: their original
+    search is the slow one; the examples above are refused.)"""
+    from loyaltyrules._model import Schedule
+
+    rule = Schedule.model_construct(
+        freq=freq, interval=interval, bymonth=bymonth, bymonthday=bymonthday,
+        byweekday=byweekday, bysetpos=None, rrule=None, start=start).build()
+    begin = datetime(start.year, start.month, start.day)
+    shift = (9988 - start.year) // 400 * 400
+    later = begin.replace(year=begin.year + shift)
+    moved = rule.replace(dtstart=later).between(later, later + timedelta(days=3653), inc=True)
+    assume(moved)
+    days = rule.between(begin, begin + timedelta(days=3653), inc=True)
+    assert [d.replace(year=d.year + shift) for d in days] == moved
 
 
 CALENDAR_PROBLEMS = [

@@ -578,10 +578,19 @@ class Schedule(_Strict):
             written = ", ".join(str(p) for p in self.bysetpos)
             setpos_in_period(self.bysetpos, self.freq, f"bysetpos {written}")
         rule = self.build()
-        horizon = datetime.combine(self.start, time(0)) + timedelta(days=3653)  # ten years
+        start = datetime.combine(self.start, time(0))
+        if "BYEASTER" not in (self.rrule or "").upper():
+            # dateutil looks for a first day until the year 9999 whatever the until, so a
+            # schedule that selects none (30 February) took seconds to refuse. The calendar
+            # repeats every 400 years (weekdays, leap days, week numbers, every interval), so
+            # the same question is asked of the same schedule started 400·k years later, as
+            # close to 9999 as leaves ten years: at most about 410 years to search, not 8,000
+            # (Easter does not repeat so, and keeps its own start)
+            start = start.replace(year=start.year + (9988 - start.year) // 400 * 400)
+            rule = rule.replace(dtstart=start)
+        horizon = start + timedelta(days=3653)  # ten years
         try:
-            first = rule.replace(until=horizon).after(datetime.combine(self.start, time(0)),
-                                                      inc=True)
+            first = rule.replace(until=horizon).after(start, inc=True)
         except (ValueError, TypeError, IndexError, OverflowError) as exc:
             # every part was checked above; should dateutil still fail, say so at the
             # schedule rather than let its error out of load_program
