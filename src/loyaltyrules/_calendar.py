@@ -312,6 +312,7 @@ _PERIOD: Final = {"YEARLY": "year", "MONTHLY": "month", "WEEKLY": "week", "DAILY
 _PARTS: Final = ("FREQ", "INTERVAL", "BYMONTH", "BYMONTHDAY", "BYDAY", "BYWEEKDAY", "BYSETPOS",
                  "BYYEARDAY", "BYWEEKNO", "WKST", "BYEASTER")
 _TIMED: Final = ("BYHOUR", "BYMINUTE", "BYSECOND")
+_WINDOW_PARTS: Final = frozenset({"DTSTART", "UNTIL", "COUNT"})
 # whole numbers: the range each part allows, and what it counts (0 only for Easter Sunday)
 _NUMBERS: Final = {
     "BYMONTH": (1, 12, "months are 1 to 12"),
@@ -323,9 +324,12 @@ _NUMBERS: Final = {
                  "-1 to -53 from its end; 0 is not a week"),
     "BYSETPOS": (-366, 366, "BYSETPOS picks the n-th of the days the other parts give: 1 to "
                  "366 from the first or -1 to -366 from the last; 0 is not a position"),
-    # dateutil finds Easter's offsets in a table of the year's days: past about two months
-    # either side it read another part of the table (silently another day) or failed
-    "BYEASTER": (-60, 60, "BYEASTER counts days from Easter Sunday, -60 to 60"),
+    # dateutil finds Easter's offsets in a table of the year's days: an offset that leaves
+    # Easter's year read another part of the table (before -87, silently a December day) or
+    # failed (past about 290). Easter Sunday falls from 22 March to 25 April, so -80…250
+    # is in its year every year: one day a year, the right one
+    "BYEASTER": (-80, 250, "BYEASTER counts days from Easter Sunday, -80 to 250 (so that "
+                 "the day is in Easter's own year)"),
 }
 _INTEGER: Final = re.compile(r"[+-]?[0-9]+")
 _WEEKDAY: Final = re.compile(r"(?:([+-]?[0-9]+)?([A-Z]{2})|([A-Z]{2})\(([+-]?[0-9]+)\))")
@@ -354,7 +358,9 @@ def _numbers(name: str, value: str) -> list[int]:
         if (number == 0 and name != "BYEASTER") or not low <= number <= high:
             raise ValueError(f"{_shown(name + '=' + value)}: {meaning}")
         out.append(number)
-    return out
+    # a number given again means nothing more, but dateutil works BYSETPOS out once for each
+    # (20,000 repeats: two seconds a year of days)
+    return list(dict.fromkeys(out))
 
 
 def _weekdays(name: str, value: str, freq: str, by_month: bool) -> list[_rrule.weekday]:
@@ -400,15 +406,18 @@ def _nth(number: int) -> str:
 _PERIOD_DAYS: Final = {"yearly": 366, "monthly": 31, "weekly": 7, "daily": 1}
 
 
-def setpos_in_period(positions: Sequence[int], freq: str, written: str) -> None:
-    """Refuse a BYSETPOS (``bysetpos:``) position that no period of ``freq`` holds."""
+def setpos_in_period(positions: Sequence[int], freq: str, written: str,
+                     said: str = "") -> None:
+    """Refuse a BYSETPOS (``bysetpos:``) position that no period of ``freq`` holds;
+    ``said`` is the frequency as the designer wrote it."""
     most = _PERIOD_DAYS[freq]
     if most < 366 and any(abs(p) > most for p in positions):
         period = {"monthly": "a month has at most 31 days", "weekly": "a week has 7 days",
                   "daily": "each day is a set of its own"}[freq]
         which = f"the position is 1 to {most} (or -1 to -{most} counting from the last)" \
             if most > 1 else "the only position is 1 (or -1)"
-        raise ValueError(f"{_shown(written)}: with freq {freq}, {period}, so {which}")
+        raise ValueError(f"{_shown(written)}: with {said or 'freq ' + freq}, {period}, so "
+                         f"{which}")
 
 
 def rrule_parts(text: str) -> tuple[Freq, dict[str, Any]]:
@@ -421,7 +430,8 @@ def rrule_parts(text: str) -> tuple[Freq, dict[str, Any]]:
     if "\n" in body or "\r" in body:
         raise ValueError("give one RRULE, on one line, not a set")
     parts = [part.strip() for part in body.split(";")]
-    if any(part.upper().startswith(("DTSTART", "UNTIL", "COUNT")) for part in parts):
+    if any(part.partition("=")[0].strip().upper() in _WINDOW_PARTS
+           or part.upper().startswith("DTSTART:") for part in parts):
         raise ValueError("write the window with `window:`, not UNTIL/COUNT/DTSTART")
     given: dict[str, str] = {}
     for part in parts:
@@ -441,8 +451,7 @@ def rrule_parts(text: str) -> tuple[Freq, dict[str, Any]]:
         close = difflib.get_close_matches(unknown[0], _PARTS, n=1, cutoff=0.6)
         hint = f" — did you mean {close[0]}?" if close else ""
         raise ValueError(f"unknown part {_shown(unknown[0])!r}: a schedule's RRULE may have "
-                         f"FREQ, INTERVAL, BYMONTH, BYMONTHDAY, BYDAY, BYSETPOS, BYYEARDAY, "
-                         f"BYWEEKNO and WKST{hint}")
+                         f"{', '.join(_PARTS[:-1])} and {_PARTS[-1]}{hint}")
     freq = given.get("FREQ")
     if freq in ("HOURLY", "MINUTELY", "SECONDLY"):
         raise ValueError("a schedule selects days: FREQ is YEARLY, MONTHLY, WEEKLY or "
@@ -471,7 +480,8 @@ def rrule_parts(text: str) -> tuple[Freq, dict[str, Any]]:
         if name in given:
             out[name.lower()] = _numbers(name, given[name])
     if "bysetpos" in out:
-        setpos_in_period(out["bysetpos"], freq.lower(), f"BYSETPOS={given['BYSETPOS']}")
+        setpos_in_period(out["bysetpos"], freq.lower(), f"BYSETPOS={given['BYSETPOS']}",
+                         f"FREQ={freq}")
     for name in ("BYDAY", "BYWEEKDAY"):
         if name in given:
             out["byweekday"] = _weekdays(name, given[name], freq, "BYMONTH" in given)

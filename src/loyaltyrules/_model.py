@@ -7,6 +7,7 @@ plain fields that tools can read; ``when:`` expressions are the escape hatch.
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, tzinfo
@@ -507,6 +508,9 @@ def _instant(value: date | datetime | None, zone: tzinfo, *, end: bool) -> datet
     return value
 
 
+# 400 years (146,097 days) in each frequency's periods
+_PERIODS_IN_400_YEARS: Final = {_rrule.YEARLY: 400, _rrule.MONTHLY: 4800, _rrule.WEEKLY: 20871,
+                                _rrule.DAILY: 146097}
 _FREQS: dict[str, Literal[0, 1, 2, 3, 4, 5, 6]] = {
     "yearly": _rrule.YEARLY,
     "monthly": _rrule.MONTHLY,
@@ -577,15 +581,16 @@ class Schedule(_Strict):
         if self.bysetpos is not None and self.freq is not None:
             written = ", ".join(str(p) for p in self.bysetpos)
             setpos_in_period(self.bysetpos, self.freq, f"bysetpos {written}")
-        rule = self.build()
         start = datetime.combine(self.start, time(0))
-        if "BYEASTER" not in (self.rrule or "").upper():
+        rule = self.build()
+        if self.repeats_every_400_years:
             # dateutil looks for a first day until the year 9999 whatever the until, so a
             # schedule that selects none (30 February) took seconds to refuse. The calendar
-            # repeats every 400 years (weekdays, leap days, week numbers, every interval), so
-            # the same question is asked of the same schedule started 400·k years later, as
+            # repeats every 400 years (weekdays, leap days, week numbers), so the same
+            # question is asked of the same schedule started 400·k years later (its
+            # intervals counted from that start, as they were from its own), as
             # close to 9999 as leaves ten years: at most about 410 years to search, not 8,000
-            # (Easter does not repeat so, and keeps its own start)
+            # (Easter does not repeat so; its daily and weekly rules are built yearly)
             start = start.replace(year=start.year + (9988 - start.year) // 400 * 400)
             rule = rule.replace(dtstart=start)
         horizon = start + timedelta(days=3653)  # ten years
@@ -599,10 +604,50 @@ class Schedule(_Strict):
             raise ValueError("this schedule selects no day in ten years (e.g. 30 February)")
         return self
 
+    @property
+    def repeats_every_400_years(self) -> bool:
+        """Every schedule but Easter's selects the same days 400 years on (146,097 days,
+        a whole number of weeks), counted from the same start."""
+        return "BYEASTER" not in (self.rrule or "").upper()
+
+    def start_before(self, year: int) -> date:
+        """The latest start, moved on from ``start`` by whole repeats of the schedule, that
+        is before ``year``: from it, the schedule selects the same days of ``year`` as from
+        its own start, and dateutil, which walks every period from the start, walks at most
+        about 146,000 of them (400 years of days) instead of up to 2.6 million. The calendar
+        repeats every 400 years; the schedule does once that is also a whole number of its
+        intervals (every other week: 800 years, as 400 years are 20,871 weeks)."""
+        if not self.repeats_every_400_years:
+            return self.start
+        if self.rrule is not None:
+            freq, parts = rrule_parts(self.rrule)
+            interval = parts.get("interval", 1)
+        else:
+            assert self.freq is not None
+            freq, interval = _FREQS[self.freq], self.interval
+        periods = _PERIODS_IN_400_YEARS[freq]
+        step = 400 * (interval // math.gcd(interval, periods))
+        repeats = (year - self.start.year - 1) // step
+        if repeats <= 0:
+            return self.start
+        return self.start.replace(year=self.start.year + repeats * step)
+
     def build(self) -> _rrule.rrule:
         dtstart = datetime.combine(self.start, time(0))
         if self.rrule is not None:
             freq, parts = rrule_parts(self.rrule)
+            if "byeaster" in parts and freq in (_rrule.DAILY, _rrule.WEEKLY):
+                # its parts only filter the days of each year, so the yearly rule selects
+                # the same days: dateutil walks 8,000 periods to the year 9999, not 2.9
+                # million (INTERVAL or a weekly BYSETPOS, which would differ, are refused)
+                name = "DAILY" if freq == _rrule.DAILY else "WEEKLY"
+                if parts.get("interval", 1) != 1 or (name == "WEEKLY" and "bysetpos" in parts):
+                    raise ValueError(
+                        f"BYEASTER picks a day of each year, so with FREQ={name} it takes no "
+                        f"INTERVAL{' or BYSETPOS' if name == 'WEEKLY' else ''} — write "
+                        "FREQ=YEARLY;BYEASTER=… for the same days every year")
+                parts = {k: v for k, v in parts.items() if k not in ("interval", "bysetpos")}
+                freq = _rrule.YEARLY
             return _rrule.rrule(freq, dtstart=dtstart, cache=False, **parts)
         assert self.freq is not None
         return _rrule.rrule(
@@ -612,7 +657,7 @@ class Schedule(_Strict):
             bymonth=self.bymonth,
             bymonthday=self.bymonthday,
             byweekday=[_WEEKDAYS[d.lower()] for d in self.byweekday] if self.byweekday else None,
-            bysetpos=self.bysetpos,
+            bysetpos=list(dict.fromkeys(self.bysetpos)) if self.bysetpos else None,
             cache=False,
         )
 
