@@ -612,8 +612,9 @@ class Schedule(_Strict):
 
     def start_before(self, year: int) -> date:
         """The latest start, moved on from ``start`` by whole repeats of the schedule, that
-        is before ``year``: from it, the schedule selects the same days of ``year`` as from
-        its own start, and dateutil, which walks every period from the start, walks at most
+        is before the year before ``year``: from it, the schedule selects the same days of
+        ``year`` as from its own start, and dateutil, which walks every period from the start,
+        walks at most
         about 146,000 of them (400 years of days) instead of up to 2.6 million. The calendar
         repeats every 400 years; the schedule does once that is also a whole number of its
         intervals (every other week: 800 years, as 400 years are 20,871 weeks)."""
@@ -627,7 +628,10 @@ class Schedule(_Strict):
             freq, interval = _FREQS[self.freq], self.interval
         periods = _PERIODS_IN_400_YEARS[freq]
         step = 400 * (interval // math.gcd(interval, periods))
-        repeats = (year - self.start.year - 1) // step
+        # at least a year before: dateutil's first week runs from the start, not the week's
+        # first day, and a weekly BYSETPOS counts only the days from there, so a start in
+        # late December would count the next January's days apart from their week
+        repeats = (year - self.start.year - 2) // step
         if repeats <= 0:
             return self.start
         return self.start.replace(year=self.start.year + repeats * step)
