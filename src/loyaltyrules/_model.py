@@ -615,9 +615,9 @@ class Schedule(_Strict):
         is before the year before ``year``: from it, the schedule selects the same days of
         ``year`` as from its own start, and dateutil, which walks every period from the start,
         walks at most about 146,000 of them (400 years of days) instead of up to 2.6 million.
-        The calendar
-        repeats every 400 years; the schedule does once that is also a whole number of its
-        intervals (every other week: 800 years, as 400 years are 20,871 weeks)."""
+        The calendar repeats every 400 years; the schedule does once that is also a whole
+        number of its intervals (every other week: 800 years, as 400 years are 20,871
+        weeks)."""
         if not self.repeats_every_400_years:
             return self.start
         if self.rrule is not None:
