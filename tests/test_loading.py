@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -864,6 +865,32 @@ def test_a_purchase_centuries_on_meets_the_schedule_s_own_days(schedule: str) ->
                 {"id": "T", "at": "8999-04-05T10:00:00+08:00",
                  "items": [{"sku": "s", "category": "c", "amount": "10"}]})
     assert time.perf_counter() - started < 2  # (0.1 s; 4 s before, for the daily one)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
+@given(schedule=st.sampled_from([
+           {"freq": "monthly", "bymonthday": [1]}, {"freq": "yearly", "bymonth": [1, 7]},
+           {"freq": "weekly", "interval": 2, "byweekday": ["MO"], "start": date(2001, 1, 1)},
+           {"freq": "monthly", "byweekday": ["FR"], "bysetpos": [-1]},
+           {"rrule": "FREQ=YEARLY;BYEASTER=1"}, {"freq": "daily", "interval": 45}]),
+       first=st.dates(date(2000, 1, 1), date(2040, 12, 31)), days=st.integers(0, 1200))
+def test_review_days_are_the_schedule_s_own(schedule: dict[str, Any], first: date,
+                                           days: int) -> None:
+    """Review days come from the schedule's days of each year, worked out once: asked on
+    every purchase of a member, dateutil's walk from the start took 1.6 ms (a monthly
+    review from 2000, in 2026). They are the days dateutil gives, in (first, last]."""
+    from loyaltyrules._lifecycle import _review_days
+    from loyaltyrules._model import Schedule
+
+    program = load_program(META + "tiers: [{id: b}, {id: g, qualify: {spend: 100}}]\n"
+                           "reviews: {schedule: " + json.dumps(schedule, default=str) + "}\n")
+    last = first + timedelta(days=days)
+    rule = Schedule.model_validate(schedule).build()
+    expected = [d.date() for d in rule.between(datetime(first.year, first.month, first.day),
+                                               datetime(last.year, last.month, last.day),
+                                               inc=True) if d.date() > first]
+    member = lr.MemberState(id="m", tier="b")
+    assert _review_days(program.model, member, first, last) == expected
 
 
 def _days_of(first: date, last: date) -> list[date]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Literal
 
@@ -59,16 +59,7 @@ class _ScheduleDays:
     def __contains__(self, day: date) -> bool:
         days = self.years.get(day.year)
         if days is None:
-            year = day.year
-            # dateutil walks every period from the schedule's start (a purchase dated 8999
-            # took seconds for a daily schedule): it starts from the latest start before the
-            # year that selects the same days
-            start = datetime(year, 1, 1)
-            end = datetime(year, 12, 31, 23, 59, 59)
-            begin = datetime.combine(self.schedule.start_before(year), time(0))
-            # bounded by the year's end, so even a sparse rule stops searching there
-            bounded = self.rule.replace(dtstart=begin, until=end)
-            days = frozenset(d.date() for d in bounded.between(start, end, inc=True))
+            days = frozenset(self.schedule.days_in(day.year))
             if len(self.years) > 200:
                 self.years.clear()
             self.years[day.year] = days

@@ -433,10 +433,9 @@ def _review_days(model: ProgramModel, member: MemberState, start: date, end: dat
     """Local review days in (start, end]."""
     reviews = model.reviews
     if reviews.schedule is not None:
-        rule = reviews.schedule.build()
-        occurrences = rule.between(datetime.combine(start + timedelta(days=1), datetime.min.time()),
-                                   datetime.combine(end, datetime.min.time()), inc=True)
-        return [o.date() for o in occurrences]
+        schedule = reviews.schedule
+        return [day for year in range(start.year, end.year + 1)
+                for day in schedule.days_in(year) if start < day <= end]
     if reviews.anniversary and member.joined is not None:
         out = []
         for year in range(start.year, end.year + 1):

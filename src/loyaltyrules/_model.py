@@ -7,6 +7,7 @@ plain fields that tools can read; ``when:`` expressions are the escape hatch.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -636,6 +637,12 @@ class Schedule(_Strict):
             return self.start
         return self.start.replace(year=self.start.year + repeats * step)
 
+    def days_in(self, year: int) -> tuple[date, ...]:
+        """The local days this schedule selects in ``year``, in order (kept: a review
+        schedule is asked on every purchase of a member, and dateutil walks every period from
+        the start, 1.6 ms for a monthly schedule from 2000 in 2026)."""
+        return _days_in(self, year)
+
     def build(self) -> _rrule.rrule:
         dtstart = datetime.combine(self.start, time(0))
         if self.rrule is not None:
@@ -664,6 +671,16 @@ class Schedule(_Strict):
             bysetpos=list(dict.fromkeys(self.bysetpos)) if self.bysetpos else None,
             cache=False,
         )
+
+
+@functools.lru_cache(maxsize=4096)
+def _days_in(schedule: Schedule, year: int) -> tuple[date, ...]:
+    # from the latest start before the year that selects the same days (Schedule.start_before)
+    begin = datetime.combine(schedule.start_before(year), time(0))
+    end = datetime(year, 12, 31, 23, 59, 59)
+    # bounded by the year's end, so even a sparse rule stops searching there
+    rule = schedule.build().replace(dtstart=begin, until=end)
+    return tuple(d.date() for d in rule.between(datetime(year, 1, 1), end, inc=True))
 
 
 class Limit(_Strict):
