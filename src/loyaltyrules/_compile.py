@@ -14,8 +14,6 @@ from datetime import date, datetime, timedelta, tzinfo
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Literal
 
-from dateutil import rrule as _rrule
-
 from ._calendar import birthday_change_blocks, is_birthday, period_key, uses
 from ._decision import PerkGrant, PointsLine, build
 from ._expressions import Expression, Scope
@@ -49,11 +47,11 @@ class Condition:
 
 @dataclass(slots=True)
 class _ScheduleDays:
-    """Which local days a schedule selects: the rrule is expanded one calendar year at a
-    time into a set of days, so each year costs one expansion and each lookup a set probe."""
+    """Which local days a schedule selects: expanded one calendar year at a time
+    (``Schedule.days_in``) into a set kept here, so a lookup is a set probe, without hashing
+    the schedule."""
 
     schedule: Schedule
-    rule: _rrule.rrule
     years: dict[int, frozenset[date]] = field(default_factory=dict)
 
     def __contains__(self, day: date) -> bool:
@@ -365,7 +363,7 @@ def build_plan(model: ProgramModel, mode: Mode = "compiled") -> Plan:
                 index=len(rules),
                 start=start,
                 end=end,
-                days=_ScheduleDays(rule.schedule, rule.schedule.build()) if rule.schedule
+                days=_ScheduleDays(rule.schedule) if rule.schedule
                 else None,
                 tiers=frozenset(rule.tiers),
                 channels=frozenset(rule.channels),
