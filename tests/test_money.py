@@ -10,6 +10,7 @@ import contextlib
 import contextvars
 import datetime
 import decimal
+import json
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
@@ -246,3 +247,60 @@ def test_amounts_are_written_as_format_f_writes_them(sign: int, digits: list[int
         host.capitals = capitals
         assert plain(amount) == format(amount, "f")
     assert plain(Decimal("1E+2")) == "100" and plain(Decimal("0E-7")) == "0.0000000"
+
+
+# --- amounts and instants read from JSON are kept by their text ----------------------------
+
+def _member_json() -> tuple[lr.MemberState, str]:
+    program = lr.load_program(Path(__file__).resolve().parent.parent / "programs"
+                              / "rfm-3tier.yaml")
+    member = lr.MemberState(id="m1")
+    for n, amount in enumerate(["12.50", "99.00", "12.50"]):
+        txn = lr.Transaction(id=f"t{n}", member_id="m1",
+                             at=f"2026-03-0{n + 1}T10:00:00+08:00", channel="store",
+                             items=[{"sku": "s1", "category": "food", "amount": amount}])
+        member = lr.evaluate(program, member, txn, trace=False).member_after
+    return member, member.model_dump_json()
+
+
+def test_a_state_read_again_from_its_json_is_the_same_state() -> None:
+    from loyaltyrules import _member
+
+    member, text = _member_json()
+    _member._AMOUNTS.clear()
+    _member._INSTANTS.clear()
+    first = lr.MemberState.model_validate_json(text)     # every value checked
+    assert _member._AMOUNTS and _member._INSTANTS
+    again = lr.MemberState.model_validate_json(text)     # every value known
+    assert again == first == member
+    assert again.model_dump_json() == first.model_dump_json() == text
+    assert again.lots[0].earned_at is again.purchases[0].at  # one object, as read
+
+
+@pytest.mark.parametrize("amount", ["-1.00", "1e5", "12.5.0", "1000000000000000"])
+def test_a_refused_amount_is_refused_every_time(amount: str) -> None:
+    text = json.dumps({"sku": "s1", "amount": amount})
+    for _ in range(2):
+        with pytest.raises(ValueError, match=r"amount|negative"):
+            lr.LineItem.model_validate_json(text)
+
+
+def test_an_instant_kept_from_json_is_still_refused_by_a_strict_read() -> None:
+    data = {"id": "t", "at": "2026-03-03T10:00:00+08:00", "items": [{"sku": "a",
+                                                                      "amount": "1.00"}]}
+    lr.Transaction.model_validate_json(json.dumps(data))   # the instant's text is now known
+    with pytest.raises(ValueError, match="datetime"):
+        lr.Transaction.model_validate(data, strict=True)
+    with pytest.raises(ValueError, match="date-time such as"):
+        lr.Transaction.model_validate_json(json.dumps({**data, "at": "1772503200"}))
+
+
+def test_the_tables_of_known_amounts_and_instants_stay_bounded() -> None:
+    from loyaltyrules import _member
+
+    for n in range(_member._KEEP + 10):
+        lr.Transaction.model_validate_json(json.dumps({
+            "id": "t", "at": f"2026-03-03T10:00:{n % 60:02d}.{n:06d}+08:00",
+            "items": [{"sku": "a", "amount": f"{n}.01"}]}))
+    assert 0 < len(_member._AMOUNTS) <= _member._KEEP
+    assert 0 < len(_member._INSTANTS) <= _member._KEEP

@@ -20,7 +20,10 @@ from pydantic import (
     PlainSerializer,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
     WithJsonSchema,
+    WrapValidator,
     model_validator,
 )
 from pydantic_core import TzInfo
@@ -44,12 +47,29 @@ _MONEY_SCHEMA = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}
 
 
 def _amount(value: Any) -> Decimal:
+    if type(value) is str:
+        known = _AMOUNTS.get(value)
+        if known is not None:
+            return known
     amount = parse_money(value)
     if amount < 0:
         raise ValueError(f"must not be negative (got {value})")
     if amount.is_signed():  # "-0.00" is zero: written 0.00 whichever way it is added up
         amount = amount.copy_abs()
+    if type(value) is str:
+        if len(_AMOUNTS) >= _KEEP:
+            _AMOUNTS.clear()
+        _AMOUNTS[value] = amount
     return amount
+
+
+# Amounts and instants read from text, kept by their text (each read again is a dict read
+# instead of a check in Python): a member's state holds the same few amounts ("0.00") and,
+# in each purchase's record and lots, the same instant several times over, and a host reads
+# it back at every checkout. Both kinds are immutable; the tables are emptied when full.
+_KEEP = 4096
+_AMOUNTS: dict[str, Decimal] = {}
+_INSTANTS: dict[str, datetime] = {}
 
 
 Money = Annotated[
@@ -152,7 +172,24 @@ def _instant(value: datetime) -> datetime:
     return _one_zone_object(_in_calendar(value))
 
 
-Instant = Annotated[AwareDatetime, BeforeValidator(_not_a_timestamp), AfterValidator(_instant)]
+def _read_instant(value: Any, read: ValidatorFunctionWrapHandler, info: ValidationInfo
+                  ) -> datetime:
+    # (kept only for JSON: there every mode reads an instant from its text alike, while
+    # model_validate(..., strict=True) refuses text that a lax read accepted)
+    text = type(value) is str and info.mode == "json"
+    if text:
+        known = _INSTANTS.get(value)
+        if known is not None:
+            return known
+    made = _instant(read(_not_a_timestamp(value)))
+    if text:
+        if len(_INSTANTS) >= _KEEP:
+            _INSTANTS.clear()
+        _INSTANTS[value] = made
+    return made
+
+
+Instant = Annotated[AwareDatetime, WrapValidator(_read_instant)]
 
 
 class _Input(BaseModel):
