@@ -99,3 +99,22 @@ def test_the_instruction_count_loops_run(monkeypatch: pytest.MonkeyPatch, tmp_pa
     monkeypatch.setattr("shutil.which", lambda _: None)
     assert instructions.main([]) == 0
     assert capsys.readouterr().out.startswith("skipped: valgrind, callgrind_control not found")
+
+
+def test_the_history_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m benchmarks.history --quick`: a table of a purchase's cost as one member's
+    history grows and one of a host's checkout, a row per bundled program (and per history
+    size). Timings are not asserted; the member it grows is checked to keep its records."""
+    from benchmarks import history
+
+    member = lr.MemberState(id="m1")
+    for n in range(3):
+        member = lr.evaluate(PROGRAM, member, history.purchase(n, history.START), trace=False
+                             ).member_after
+    assert [p.id for p in member.purchases] == ["t0", "t1", "t2"]
+    assert history.main(["--quick"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = [line for line in out if line.startswith("| ") and line[2:3].isalpha()
+            and not line.startswith("| program")]
+    assert [r.split(" | ")[0][2:] for r in rows] == [
+        *history.PROGRAMS, *(name for name in history.PROGRAMS for _ in range(3))]
