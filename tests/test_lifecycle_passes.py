@@ -102,15 +102,18 @@ expiries = st.lists(st.one_of(st.none(), st.integers(0, 400).map(
 
 @settings(max_examples=300, deadline=None)
 @given(expiries, st.sampled_from([0, 1, 7, 30, 90]), st.integers(-20, 420),
-       st.integers(0, 24 * 120), st.sampled_from(["", "2026-03-09T00:00:00-04:00"]))
-@example([_local_midnight(date(2026, 3, 9), NEW_YORK)] * 3 + [None], 1, 66, 30, "")
+       st.integers(0, 60 * 24 * 120), st.sampled_from(["", "2026-03-09T00:00:00-04:00"]))
+@example([_local_midnight(date(2026, 3, 9), NEW_YORK)] * 3 + [None], 1, 66, 30 * 60, "")
+# the clocks go back in the night of 1 November: a warning a day before a lot that expires
+# at midnight on the 2nd comes 25 hours before it, and is due half an hour into the 1st
+@example([_local_midnight(date(2026, 11, 2), NEW_YORK)] * 3, 1, 303, 12 * 60 + 30, "")
 def test_expiry_warnings_read_only_the_lots_that_can_be_due(
-        expires: list[datetime | None], days: int, first: int, hours: int, before: str
+        expires: list[datetime | None], days: int, first: int, minutes: int, before: str
         ) -> None:
     model = warning_program(days)
     lots = [lot(k, e) for k, e in enumerate(expires)]
     start = fixed_offset(datetime(2026, 1, 1, 12, tzinfo=NEW_YORK) + timedelta(days=first))
-    until = start + timedelta(hours=hours)
+    until = start + timedelta(minutes=minutes)
     member = lr.MemberState(id="m1", lots=lots, points=sum(x.points for x in lots))
     fired = {"expiring": before} if before else {}
     expected_fired = dict(fired)

@@ -285,14 +285,36 @@ def test_a_refused_amount_is_refused_every_time(amount: str) -> None:
             lr.LineItem.model_validate_json(text)
 
 
-def test_an_instant_kept_from_json_is_still_refused_by_a_strict_read() -> None:
+def test_a_strict_read_of_an_instant_does_not_depend_on_what_was_read_before() -> None:
+    """From Python a strict read refuses an instant's text; from JSON it accepts it (as
+    pydantic does for a plain datetime) — whether or not the same text was read before."""
+    from loyaltyrules import _member
+
     data = {"id": "t", "at": "2026-03-03T10:00:00+08:00", "items": [{"sku": "a",
                                                                       "amount": "1.00"}]}
-    lr.Transaction.model_validate_json(json.dumps(data))   # the instant's text is now known
-    with pytest.raises(ValueError, match="datetime"):
-        lr.Transaction.model_validate(data, strict=True)
+    text = json.dumps(data)
+    for known in (False, True):
+        if not known:
+            _member._INSTANTS.clear()
+        assert lr.Transaction.model_validate_json(text, strict=True).at == datetime.datetime(
+            2026, 3, 3, 2, tzinfo=datetime.UTC)
+        with pytest.raises(ValueError, match="valid datetime"):
+            lr.Transaction.model_validate(data, strict=True)
     with pytest.raises(ValueError, match="date-time such as"):
         lr.Transaction.model_validate_json(json.dumps({**data, "at": "1772503200"}))
+
+
+@pytest.mark.parametrize(("at", "error"), [
+    ("2026-13-01T00:00:00Z", "month value is outside expected range"),
+    ("2026-03-03", "should have timezone info"),
+    ("1899-12-31T00:00:00Z", "must be from 1900-01-01 to 8999-12-31"),
+])
+def test_a_refused_instant_is_refused_every_time_at_its_place(at: str, error: str) -> None:
+    text = json.dumps({"id": "t", "at": at, "items": [{"sku": "a", "amount": "1.00"}]})
+    for _ in range(2):
+        with pytest.raises(ValueError, match=error) as refused:
+            lr.Transaction.model_validate_json(text)
+        assert [e["loc"] for e in refused.value.errors()] == [("at",)]  # type: ignore[attr-defined]
 
 
 def test_the_tables_of_known_amounts_and_instants_stay_bounded() -> None:

@@ -571,13 +571,12 @@ def _signals(model: ProgramModel, member: MemberState, lots: tuple[PointsLot, ..
             # than ``days`` + 2 days after ``until`` cannot be due. (Reading every lot's
             # warning took 3 µs a lot, and a member may hold two years of lots.)
             try:
-                latest: datetime | None = until + timedelta(days=days + 2)
+                latest: datetime | None = _like(until + timedelta(days=days + 2), lots,
+                                                "expires_at")
             except OverflowError:
                 latest = None
             expiring = []
             after = _like(start, lots, "expires_at")
-            if latest is not None:
-                latest = _like(latest, lots, "expires_at")
             for lot in lots:
                 expires = lot.expires_at
                 if expires is not None and after < expires and (

@@ -174,19 +174,29 @@ def _instant(value: datetime) -> datetime:
 
 def _read_instant(value: Any, read: ValidatorFunctionWrapHandler, info: ValidationInfo
                   ) -> datetime:
-    # (kept only for JSON: there every mode reads an instant from its text alike, while
-    # model_validate(..., strict=True) refuses text that a lax read accepted)
-    text = type(value) is str and info.mode == "json"
-    if text:
-        known = _INSTANTS.get(value)
-        if known is not None:
-            return known
-    made = _instant(read(_not_a_timestamp(value)))
-    if text:
-        if len(_INSTANTS) >= _KEEP:
-            _INSTANTS.clear()
-        _INSTANTS[value] = made
+    if type(value) is not str or info.mode != "json":
+        # (a value from Python: a strict model_validate refuses text, and still does)
+        return _instant(read(_not_a_timestamp(value)))
+    known = _INSTANTS.get(value)
+    if known is not None:
+        return known
+    # Text from JSON is read by pydantic's own lax reader, whatever the mode: a strict JSON
+    # read accepts an instant's text (as pydantic's does for a plain datetime), where the
+    # handler, given the text as a Python str, would refuse it — and then whether a strict
+    # read passed would depend on whether the same text had been read, and kept, before.
+    # Text it refuses goes to the handler, for pydantic's own error at the field's place.
+    try:
+        parsed = _READ_INSTANT.validate_python(_not_a_timestamp(value))
+    except ValidationError:
+        parsed = read(value)
+    made = _instant(parsed)
+    if len(_INSTANTS) >= _KEEP:
+        _INSTANTS.clear()
+    _INSTANTS[value] = made
     return made
+
+
+_READ_INSTANT: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
 
 
 Instant = Annotated[AwareDatetime, WrapValidator(_read_instant)]
