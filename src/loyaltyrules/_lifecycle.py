@@ -948,12 +948,15 @@ def _purchase_state(
         log = {m: v for m, v in spend_log.items() if m >= oldest}
         log[month] = log.get(month, _ZERO) + spend
     book.consolidate(horizon)
+    # nothing refunded yet, written in the currency's unit as every other amount of the
+    # record is ("0.00", as paid_with_points is quantized to it), not as a bare "0"
+    zero = _ZERO.quantize(paid_with_points)
     record = build(PurchaseRecord, {  # every field, in the model's order
         "id": txn_id, "at": at, "line_paid": line_paid, "goods_paid": goods_paid,
         "qualifying_spend": spend, "points": points_total, "redeemed_points": redeemed,
-        "paid_with_points": paid_with_points, "refunded": _ZERO, "refunded_lines": (),
+        "paid_with_points": paid_with_points, "refunded": zero, "refunded_lines": (),
         "points_reversed": 0, "points_returned": 0, "points_expired": 0,
-        "expiry_absorbed": 0, "spend_reversed": _ZERO})
+        "expiry_absorbed": 0, "spend_reversed": zero})
     updates: dict[str, Any] = {
         "tier": tier_after,
         "qualifying_spend": member.qualifying_spend + spend,
