@@ -1811,3 +1811,23 @@ def test_an_instant_in_a_host_zone_decides_as_its_text_does() -> None:
     assert as_zone.model_dump_json() == as_text.model_dump_json()
     assert [lot.available_at.isoformat() for lot in as_zone.member_after.lots] == [
         "2026-03-12T10:00:00-05:00"]
+
+
+@pytest.mark.parametrize(("currency", "amount", "zero"), [("CNY", "10.00", "0.00"),
+                                                         ("JPY", "1000", "0")])
+def test_a_new_purchase_records_nothing_refunded_in_the_currencys_unit(
+        currency: str, amount: str, zero: str) -> None:
+    program = lr.load_program(f"""
+program: {{id: p, name: P, version: "1", currency: {currency}, timezone: Asia/Shanghai}}
+tiers: [{{id: member, name: Member}}]
+earn: [{{id: base, points: 1, per: 1}}]
+""")
+    txn = {"id": "t1", "at": "2026-03-03T10:00:00+08:00", "items": [{"sku": "a",
+                                                                     "amount": amount}]}
+    member = lr.evaluate(program, {"id": "m1"}, txn, trace=False).member_after
+    record = member.model_dump(mode="json")["purchases"][0]
+    assert (record["paid_with_points"], record["refunded"], record["spend_reversed"]) == (
+        zero, zero, zero)
+    refunded = lr.refund(program, member, {"id": "r1", "transaction_id": "t1",
+                                           "at": "2026-03-04T10:00:00+08:00"}).member_after
+    assert refunded.model_dump(mode="json")["purchases"][0]["refunded"] == amount
