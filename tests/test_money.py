@@ -326,3 +326,29 @@ def test_the_tables_of_known_amounts_and_instants_stay_bounded() -> None:
             "items": [{"sku": "a", "amount": f"{n}.01"}]}))
     assert 0 < len(_member._AMOUNTS) <= _member._KEEP
     assert 0 < len(_member._INSTANTS) <= _member._KEEP
+
+
+@given(st.datetimes(min_value=datetime.datetime(1899, 12, 30),
+                    max_value=datetime.datetime(9000, 1, 2)),
+       st.integers(-1_439, 1_439))
+def test_an_instant_is_read_inside_the_calendar_at_one_shared_offset(
+        wall: datetime.datetime, minutes: int) -> None:
+    """The quick year test and the shared offset object give what the full checks give:
+    refused outside 1900-01-01 … 8999-12-31 UTC, else the same instant and offset, with one
+    tzinfo object per offset."""
+    from loyaltyrules._member import EARLIEST, LATEST
+
+    value = wall.replace(tzinfo=datetime.timezone(datetime.timedelta(minutes=minutes)))
+    text = json.dumps({"id": "t", "at": value.isoformat(), "items": [{"sku": "a",
+                                                                       "amount": "1.00"}]})
+    inside = EARLIEST <= value < LATEST
+    for _ in range(2):  # read, then known
+        try:
+            at = lr.Transaction.model_validate_json(text).at
+        except ValueError as refused:
+            assert not inside and "1900-01-01 to 8999-12-31" in str(refused)
+            continue
+        assert inside
+        assert at == value and at.utcoffset() == value.utcoffset()
+        assert at.tzinfo is lr.Transaction.model_validate_json(
+            text.replace(value.isoformat(), value.replace(microsecond=1).isoformat())).at.tzinfo

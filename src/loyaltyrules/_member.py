@@ -6,7 +6,7 @@ exact), so JSON readers should parse numbers as Decimal (the CLI does).
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
@@ -96,19 +96,28 @@ def _one_zone_object(value: datetime) -> datetime:
     as text, or stored and read back."""
     tz = value.tzinfo
     zone = _offset_zone(value)
-    return value if zone is tz else value.replace(tzinfo=zone)
+    # (astimezone to the same offset: the same wall time, in two thirds of replace's time)
+    return value if zone is tz else value.astimezone(zone)
 
 
 def _offset_zone(value: datetime) -> TzInfo:
     offset = value.utcoffset()
     assert offset is not None
+    zone = _OFFSETS.get(offset)  # (a timedelta's own key: no arithmetic on the way)
+    if zone is not None:
+        return zone
     seconds = offset.days * 86_400 + offset.seconds
     zone = _ZONES.get(seconds)
     if zone is None:
         zone = TzInfo(seconds)
         if len(_ZONES) < 2_000:  # offsets are whole seconds within a day: few in practice
             _ZONES[seconds] = zone
+    if len(_OFFSETS) < 2_000:
+        _OFFSETS[offset] = zone
     return zone
+
+
+_OFFSETS: dict[timedelta, TzInfo] = {}
 
 
 def fixed_offset(value: datetime) -> datetime:
@@ -134,6 +143,8 @@ def instant_problem(value: datetime) -> str | None:
 
 
 def _in_calendar(value: datetime) -> datetime:
+    if 1900 < value.year < 8999:  # (a UTC offset is under a day: inside, whatever it is)
+        return value
     problem = instant_problem(value)
     if problem is not None:
         raise ValueError(problem)
@@ -180,16 +191,26 @@ def _read_instant(value: Any, read: ValidatorFunctionWrapHandler, info: Validati
     known = _INSTANTS.get(value)
     if known is not None:
         return known
-    # Text from JSON is read by pydantic's own lax reader, whatever the mode: a strict JSON
-    # read accepts an instant's text (as pydantic's does for a plain datetime), where the
-    # handler, given the text as a Python str, would refuse it — and then whether a strict
-    # read passed would depend on whether the same text had been read, and kept, before.
-    # Text it refuses goes to the handler, for pydantic's own error at the field's place.
+    # Text from JSON is read as a lax read reads it, whatever the mode: pydantic's handler
+    # gets the text as a Python str, which a strict read refuses, so a strict JSON read
+    # would pass or fail by whether the same text had been kept from an earlier read. A
+    # strict read's refusal is asked again of pydantic's own lax reader (as pydantic reads
+    # a plain datetime's text in strict JSON); text that reader refuses too is refused with
+    # the handler's own error, at the field's place.
+    # (_not_a_timestamp and _instant written out: this runs for every transaction read)
+    if value[4:8:3] != "--":  # not a date's dashes: maybe a number
+        _not_a_timestamp(value)
     try:
-        parsed = _READ_INSTANT.validate_python(_not_a_timestamp(value))
+        parsed: datetime = read(value)
     except ValidationError:
-        parsed = read(value)
-    made = _instant(parsed)
+        try:
+            parsed = _READ_INSTANT.validate_python(value)
+        except ValidationError:
+            parsed = read(value)  # (raises: the field's own error)
+    if not 1900 < parsed.year < 8999:
+        _in_calendar(parsed)
+    zone = _offset_zone(parsed)
+    made = parsed if zone is parsed.tzinfo else parsed.astimezone(zone)
     if len(_INSTANTS) >= _KEEP:
         _INSTANTS.clear()
     _INSTANTS[value] = made
