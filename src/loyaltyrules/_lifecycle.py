@@ -176,11 +176,11 @@ class _Book:
             self.reversed -= untracked
 
     def available(self) -> int:
-        now = _like(self.now, self.lots, "available_at")
+        now = self.now
         return sum([lot.points for lot in self.lots if lot.available_at <= now]) - self.debt
 
     def pending(self) -> int:
-        now = _like(self.now, self.lots, "available_at")
+        now = self.now
         return sum([lot.points for lot in self.lots if lot.available_at > now])
 
     def earn(self, points: int, lot_id: str, source: str, rule: str, at: datetime,
@@ -213,7 +213,7 @@ class _Book:
         # (lots are told apart by object, not by id: a state edited by hand, or made before
         # ids were namespaced by event kind, can hold two lots of one id)
         replaced: dict[int, PointsLot] = {}
-        now = _like(self.now, order, "available_at")
+        now = self.now
         for lot in order:
             if taken >= points:
                 break
@@ -295,8 +295,7 @@ class _Book:
         their whole history. Recent lots keep their event and rule."""
         if len(self.lots) < 2:
             return
-        before = _like(before, self.lots, "earned_at")
-        now = _like(self.now, self.lots, "available_at")
+        now = self.now
         old = [lot for lot in self.lots if lot.earned_at < before and lot.available_at <= now]
         if len(old) < 2:
             return
@@ -322,7 +321,7 @@ class _Book:
             "earned": self.earned, "redeemed": self.redeemed, "expired": self.expired,
             "reversed": self.reversed, "shortfall": self.shortfall})
         usable = waiting = 0
-        now = _like(self.now, self.lots, "available_at")
+        now = self.now
         for lot in self.lots:  # available() and pending() in one pass
             if lot.available_at <= now:
                 usable += lot.points
@@ -704,10 +703,8 @@ def _move(model: ProgramModel, member: MemberState, until: datetime, zone: tzinf
     book = _Book(member, start or until)
     events: list[tuple[datetime, int, LifecycleEvent]] = []
     if start is not None:
-        after, to = _like(start, book.lots, "available_at"), _like(until, book.lots,
-                                                                   "available_at")
         for lot in book.lots:
-            if after < lot.available_at <= to:
+            if start < lot.available_at <= until:
                 events.append((lot.available_at, 0, new(LifecycleEvent,
                     at=lot.available_at, type="points_released", rule=lot.rule,
                     points=lot.points, detail=f"lot {lot.id} usable")))
@@ -950,7 +947,7 @@ def _purchase_state(
     book.consolidate(horizon)
     # nothing refunded yet, written in the currency's unit as every other amount of the
     # record is ("0.00", as paid_with_points is quantized to it), not as a bare "0"
-    zero = _ZERO.quantize(paid_with_points)
+    zero = paid_with_points if not paid_with_points else _ZERO.quantize(paid_with_points)
     record = build(PurchaseRecord, {  # every field, in the model's order
         "id": txn_id, "at": at, "line_paid": line_paid, "goods_paid": goods_paid,
         "qualifying_spend": spend, "points": points_total, "redeemed_points": redeemed,
