@@ -352,3 +352,30 @@ def test_an_instant_is_read_inside_the_calendar_at_one_shared_offset(
         assert at == value and at.utcoffset() == value.utcoffset()
         assert at.tzinfo is lr.Transaction.model_validate_json(
             text.replace(value.isoformat(), value.replace(microsecond=1).isoformat())).at.tzinfo
+
+
+@pytest.mark.parametrize(("at", "inside"), [
+    ("1900-01-01T00:00:00+00:01", False),   # 1899-12-31T23:59Z
+    ("1899-12-31T23:00:00-01:00", True),    # 1900-01-01T00:00Z
+    ("8999-12-31T23:30:00-05:00", False),   # 9000-01-01T04:30Z
+    ("9000-01-01T00:30:00+01:00", True),    # 8999-12-31T23:30Z
+])
+def test_the_calendar_ends_at_utc_midnights_whatever_the_offset(at: str, inside: bool) -> None:
+    data = {"id": "t", "at": at, "items": [{"sku": "a", "amount": "1.00"}]}
+    value = datetime.datetime.fromisoformat(at)
+    for read in (lambda: lr.Transaction.model_validate_json(json.dumps(data)),
+                 lambda: lr.Transaction.model_validate_json(json.dumps(data)),  # known
+                 lambda: lr.Transaction.model_validate({**data, "at": value})):
+        if inside:
+            assert read().at == value
+        else:
+            with pytest.raises(ValueError, match="1900-01-01 to 8999-12-31"):
+                read()
+
+
+def test_unix_seconds_as_bytes_are_not_an_instant_either() -> None:
+    data = {"id": "t", "items": [{"sku": "a", "amount": "1.00"}]}
+    with pytest.raises(ValueError, match="date-time such as"):
+        lr.Transaction.model_validate({**data, "at": b"1772503200"})
+    assert lr.Transaction.model_validate({**data, "at": b"2026-03-03T10:00:00+08:00"}).at == \
+        datetime.datetime(2026, 3, 3, 2, tzinfo=datetime.UTC)

@@ -172,8 +172,9 @@ def _is_number(text: str) -> bool:
 def _not_a_timestamp(value: Any) -> Any:
     """A number is not an instant: pydantic would read 1772503200 (or "1772503200") as Unix
     seconds in UTC, which every other entry point refuses and no host should rely on."""
+    text = value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else value
     if isinstance(value, (int, float, Decimal)) or (
-            isinstance(value, str) and not value[4:8:3] == "--" and _is_number(value)):
+            isinstance(text, str) and not text[4:8:3] == "--" and _is_number(text)):
         raise ValueError(f"expected a date-time such as 2026-03-03T10:00:00+08:00, got {value!r}")
     return value
 
