@@ -96,11 +96,12 @@ def _like(bound: datetime, lots: list[PointsLot] | tuple[PointsLot, ...], field:
           ) -> datetime:
     """``bound`` at the fixed UTC offset of the first lot's ``field``: the same instant, which
     a pass over the lots then compares fast. Two aware datetimes compare in about 30 ns when
-    their tzinfo is one object and in 300-600 ns when not (each side's offset is asked for);
-    a lot's times are mostly the program zone's midnights or one event's offset, a bound is
-    often a transaction's own. Converting costs about 500 ns, so it is done for three lots or
-    more. (Only to a fixed offset: one object's times compare on the wall clock, fold and all,
-    which is exact only where the offset never changes.)"""
+    their tzinfo is one object and in 300-600 ns when not (each side's offset is asked for).
+    Used where they differ: a lot's expiry is a midnight in the program's zone, the bound an
+    event's time in the transaction's offset (a lot's other times are its event's, in the
+    offset of the events that follow). Converting costs about 500 ns, so it is done for three
+    lots or more. (Only to a fixed offset: one object's times compare on the wall clock, fold
+    and all, which is exact only where the offset never changes.)"""
     if len(lots) < 3:
         return bound
     sample = getattr(lots[0], field)
@@ -566,9 +567,10 @@ def _signals(model: ProgramModel, member: MemberState, lots: tuple[PointsLot, ..
         elif sig.on == "points_expiring":
             # only lots expiring after ``start`` whose warning may have come by ``until``:
             # a warning ``days`` days before by the local clock is within a change of UTC
-            # offset (under 26 hours) of ``days`` × 24 hours before, so one expiring more
-            # than ``days`` + 2 days after ``until`` cannot be due. (Reading every lot's
-            # warning took 3 µs a lot, and a member may hold two years of lots.)
+            # offset of ``days`` × 24 hours before — under 48 hours, as Python holds every
+            # offset under a day either way — so one expiring more than ``days`` + 2 days
+            # after ``until`` cannot be due. (Reading every lot's warning took 3 µs a lot,
+            # and a member may hold two years of lots.)
             try:
                 latest: datetime | None = _like(until + timedelta(days=days + 2), lots,
                                                 "expires_at")
