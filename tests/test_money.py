@@ -379,3 +379,17 @@ def test_unix_seconds_as_bytes_are_not_an_instant_either() -> None:
         lr.Transaction.model_validate({**data, "at": b"1772503200"})
     assert lr.Transaction.model_validate({**data, "at": b"2026-03-03T10:00:00+08:00"}).at == \
         datetime.datetime(2026, 3, 3, 2, tzinfo=datetime.UTC)
+
+
+def test_instants_given_as_strings_are_read_as_from_json_in_every_mode() -> None:
+    """model_validate_strings gives text, as JSON does: a strict read accepts an instant's
+    text (it had refused it, as a strict read from Python does) and refuses what JSON does."""
+    data = {"id": "m", "advanced_to": "2026-03-03T10:00:00+08:00"}
+    for strict in (False, True):
+        assert lr.MemberState.model_validate_strings(data, strict=strict).advanced_to == \
+            datetime.datetime(2026, 3, 3, 2, tzinfo=datetime.UTC)
+        with pytest.raises(ValueError, match="date-time such as"):
+            lr.MemberState.model_validate_strings({**data, "advanced_to": "1772503200"},
+                                                  strict=strict)
+    with pytest.raises(ValueError, match="valid datetime"):
+        lr.MemberState.model_validate(data, strict=True)

@@ -186,8 +186,9 @@ def _instant(value: datetime) -> datetime:
 
 def _read_instant(value: Any, read: ValidatorFunctionWrapHandler, info: ValidationInfo
                   ) -> datetime:
-    if type(value) is not str or info.mode != "json":
-        # (a value from Python: a strict model_validate refuses text, and still does)
+    if type(value) is not str or info.mode == "python":
+        # (a value from Python: a strict model_validate refuses text, and still does; JSON
+        # and model_validate_strings give text, read alike in every mode)
         return _instant(read(_not_a_timestamp(value)))
     known = _INSTANTS.get(value)
     if known is not None:
