@@ -97,11 +97,12 @@ def _like(bound: datetime, lots: list[PointsLot] | tuple[PointsLot, ...], field:
     """``bound`` at the fixed UTC offset of the first lot's ``field``: the same instant, which
     a pass over the lots then compares fast. Two aware datetimes compare in about 30 ns when
     their tzinfo is one object and in 300-600 ns when not (each side's offset is asked for).
-    Used where they differ: a lot's expiry is a midnight in the program's zone, the bound an
-    event's time in the transaction's offset (a lot's other times are its event's, in the
-    offset of the events that follow). Converting costs about 500 ns, so it is done for three
-    lots or more. (Only to a fixed offset: one object's times compare on the wall clock, fold
-    and all, which is exact only where the offset never changes.)"""
+    Used where they differ: a lot's expiry is a midnight in the program's zone, while the
+    bound is an event's time in the transaction's offset; and a lot's other times are its
+    event's, while an advance's bounds may be midnights of its reviews. Converting costs
+    about 500 ns, so it is done for three lots or more. (Only to a fixed offset: one
+    object's times compare on the wall clock, fold and all, which is exact only where the
+    offset never changes.)"""
     if len(lots) < 3:
         return bound
     sample = getattr(lots[0], field)
@@ -322,7 +323,7 @@ class _Book:
             "earned": self.earned, "redeemed": self.redeemed, "expired": self.expired,
             "reversed": self.reversed, "shortfall": self.shortfall})
         usable = waiting = 0
-        now = self.now
+        now = _like(self.now, self.lots, "available_at")  # (a review's midnight, say)
         for lot in self.lots:  # available() and pending() in one pass
             if lot.available_at <= now:
                 usable += lot.points
@@ -584,13 +585,20 @@ def _signals(model: ProgramModel, member: MemberState, lots: tuple[PointsLot, ..
                         latest is None or expires <= latest):
                     expiring.append(lot)
             expiring.sort(key=_expires_at)
+            # the points expiring at each moment, added up once (lots expiring together all
+            # passed the test above, which reads only the moment): summing over every lot
+            # for each warning made a long advance's warnings cost lots × lots
+            at_once: dict[datetime, int] = {}
+            for lot in expiring:
+                expiry = _expires_at(lot)
+                at_once[expiry] = at_once.get(expiry, 0) + lot.points
             for lot in expiring:
                 assert lot.expires_at is not None
                 when = _days_before(lot.expires_at, days, zone)
                 if when <= until and start < lot.expires_at \
                         and fired.get(sig.id, "") < lot.expires_at.isoformat():
                     fired[sig.id] = lot.expires_at.isoformat()
-                    soon = sum(x.points for x in lots if x.expires_at == lot.expires_at)
+                    soon = at_once[lot.expires_at]
                     out.append(new(LifecycleEvent,
                         at=max(when, start), type="signal", rule=sig.id,
                         detail=f"{soon} points expire at {lot.expires_at.isoformat()}"))
@@ -705,8 +713,12 @@ def _move(model: ProgramModel, member: MemberState, until: datetime, zone: tzinf
     book = _Book(member, start or until)
     events: list[tuple[datetime, int, LifecycleEvent]] = []
     if start is not None:
+        # (the bounds may be review midnights in the program's zone, the lots' times their
+        # events' own offset: see _like)
+        after, to = (_like(start, book.lots, "available_at"),
+                     _like(until, book.lots, "available_at"))
         for lot in book.lots:
-            if start < lot.available_at <= until:
+            if after < lot.available_at <= to:
                 events.append((lot.available_at, 0, new(LifecycleEvent,
                     at=lot.available_at, type="points_released", rule=lot.rule,
                     points=lot.points, detail=f"lot {lot.id} usable")))
