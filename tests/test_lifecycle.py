@@ -1577,6 +1577,30 @@ def test_an_expiry_at_a_midnight_the_clocks_skip_reads_back_equal_from_json() ->
     assert lr.MemberState.model_validate_json(d.member_after.model_dump_json()) == d.member_after
 
 
+def test_an_offset_with_seconds_is_kept_as_utc_so_json_reads_it_back_exactly() -> None:
+    """Monrovia kept −00:44:30 until 1972. JSON writes offsets in whole minutes, so a purchase
+    at 12:00 there, and its lot's expiry at a Monrovia midnight, came back from the state's
+    JSON 30 s away (12:00−00:44 is 12:44Z, not 12:44:30Z). Such instants are kept in UTC: the
+    same instants, which read back equal."""
+    program = lr.load_program({
+        "program": {"id": "x", "version": 1, "currency": "USD", "timezone": "Africa/Monrovia"},
+        "tiers": [{"id": "b"}], "earn": [{"id": "e", "points": 1, "per": 1}],
+        "ledger": {"expiry": {"months": 1}}})
+    at = datetime(1937, 5, 1, 12, tzinfo=ZoneInfo("Africa/Monrovia"))
+    d = lr.evaluate(program, {"id": "m"}, {"id": "t1", "at": at,
+                                           "items": [{"sku": "a", "amount": "10.00"}]})
+    state = d.member_after
+    assert d.at == at == datetime(1937, 5, 1, 12, 44, 30, tzinfo=UTC)
+    assert d.local_date == date(1937, 5, 1)
+    lot = state.lots[0]
+    assert lot.expires_at == datetime(1937, 6, 2, 0, 44, 30, tzinfo=UTC)  # 2 June, 00:00 local
+    assert lot.expires_at.isoformat() == "1937-06-02T00:44:30+00:00"
+    assert lr.Decision.model_validate_json(d.model_dump_json()) == d
+    assert lr.MemberState.model_validate_json(state.model_dump_json()) == state
+    assert points_at(program, state, "1937-06-02T00:44:29+00:00") == 10
+    assert points_at(program, state, "1937-06-02T00:44:30+00:00") == 0
+
+
 @pytest.mark.parametrize(("imported", "after", "debt"), [(-50, 50, 0), (-5000, -4900, 4900)])
 def test_an_imported_negative_balance_is_a_debt_the_identity_counts(
         imported: int, after: int, debt: int) -> None:

@@ -354,6 +354,25 @@ def test_an_instant_is_read_inside_the_calendar_at_one_shared_offset(
             text.replace(value.isoformat(), value.replace(microsecond=1).isoformat())).at.tzinfo
 
 
+@given(st.datetimes(min_value=datetime.datetime(1901, 1, 1),
+                    max_value=datetime.datetime(8998, 12, 31)),
+       st.integers(-86_399, 86_399))
+def test_an_instant_from_python_reads_back_from_its_json_whatever_its_offset(
+        wall: datetime.datetime, seconds: int) -> None:
+    """An offset of whole minutes is kept; one with seconds (Monrovia's −00:44:30, which JSON
+    cannot write) becomes UTC. Either way the instant is the same and its JSON reads back
+    equal."""
+    offset = datetime.timedelta(seconds=seconds)
+    value = wall.replace(tzinfo=datetime.timezone(offset))
+    at = lr.Transaction.model_validate({"id": "t", "at": value,
+                                        "items": [{"sku": "a", "amount": "1.00"}]}).at
+    assert at == value
+    assert at.utcoffset() == (offset if seconds % 60 == 0 else datetime.timedelta(0))
+    again = lr.Transaction.model_validate_json(json.dumps({
+        "id": "t", "at": at.isoformat(), "items": [{"sku": "a", "amount": "1.00"}]})).at
+    assert again == at and again.utcoffset() == at.utcoffset()
+
+
 @pytest.mark.parametrize(("at", "inside"), [
     ("1900-01-01T00:00:00+00:01", False),   # 1899-12-31T23:59Z
     ("1899-12-31T23:00:00-01:00", True),    # 1900-01-01T00:00Z

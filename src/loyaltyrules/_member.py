@@ -101,12 +101,17 @@ def _one_zone_object(value: datetime) -> datetime:
 
 
 def _offset_zone(value: datetime) -> TzInfo:
+    """The shared fixed offset an instant is kept at: its own UTC offset, or UTC where that
+    offset has seconds (Monrovia until 1972, -00:44:30): JSON writes an offset in whole
+    minutes, so such an instant would read back 30 s away. Convert with ``astimezone``."""
     offset = value.utcoffset()
     assert offset is not None
     zone = _OFFSETS.get(offset)  # (a timedelta's own key: no arithmetic on the way)
     if zone is not None:
         return zone
     seconds = offset.days * 86_400 + offset.seconds
+    if seconds % 60 or offset.microseconds:
+        seconds = 0
     zone = _ZONES.get(seconds)
     if zone is None:
         zone = TzInfo(seconds)
@@ -121,11 +126,12 @@ _OFFSETS: dict[timedelta, TzInfo] = {}
 
 
 def fixed_offset(value: datetime) -> datetime:
-    """The same instant with the fixed UTC offset it has, as a validated instant holds it.
-    A local time the library makes in the program's zone (a midnight) is kept this way: it is
-    what its JSON reads back as, and equal to it (a ZoneInfo time in a gap or a fold is never
-    equal to a time in another zone, even at the same instant)."""
-    return value.replace(tzinfo=_offset_zone(value))
+    """The same instant with the fixed UTC offset it has (see :func:`_offset_zone`), as a
+    validated instant holds it. A local time the library makes in the program's zone (a
+    midnight) is kept this way: it is what its JSON reads back as, and equal to it (a
+    ZoneInfo time in a gap or a fold is never equal to a time in another zone, even at the
+    same instant)."""
+    return value.astimezone(_offset_zone(value))
 
 
 # Instants the engine accepts: dates it derives from one (expiry, reviews, kept tiers, the
