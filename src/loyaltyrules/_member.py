@@ -26,7 +26,7 @@ from pydantic import (
     WrapValidator,
     model_validator,
 )
-from pydantic_core import TzInfo
+from pydantic_core import PydanticKnownError, TzInfo
 
 from ._errors import InputError, format_path, plain_words, show_value
 from ._money import parse_money, plain
@@ -204,7 +204,8 @@ def _read_instant(value: Any, read: ValidatorFunctionWrapHandler, info: Validati
     # would pass or fail by whether the same text had been kept from an earlier read. A
     # strict read's refusal is asked again of pydantic's own lax reader (as pydantic reads
     # a plain datetime's text in strict JSON); text that reader refuses too is refused with
-    # the handler's own error, at the field's place.
+    # that reader's error (why: "month value is outside expected range", where a strict
+    # read says only "should be a valid datetime"), at the field's place.
     # (_not_a_timestamp and _instant written out: this runs for every transaction read)
     if value[4:8:3] != "--":  # not a date's dashes: maybe a number
         _not_a_timestamp(value)
@@ -213,8 +214,8 @@ def _read_instant(value: Any, read: ValidatorFunctionWrapHandler, info: Validati
     except ValidationError:
         try:
             parsed = _READ_INSTANT.validate_python(value)
-        except ValidationError:
-            parsed = read(value)  # (raises: the field's own error)
+        except ValidationError as refused:
+            raise _as_field_error(refused) from None
     if not 1900 < parsed.year < 8999:
         _in_calendar(parsed)
     zone = _offset_zone(parsed)
@@ -226,6 +227,16 @@ def _read_instant(value: Any, read: ValidatorFunctionWrapHandler, info: Validati
 
 
 _READ_INSTANT: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
+
+
+def _as_field_error(refused: ValidationError) -> Exception:
+    """A refusal by another reader, raised again at the field being read (raised as it is,
+    it would be an error of its own, not the field's)."""
+    why = refused.errors()[0]
+    try:
+        return PydanticKnownError(why["type"], why.get("ctx"))  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError):  # (not one of pydantic's known kinds)
+        return ValueError(why["msg"])
 
 
 Instant = Annotated[AwareDatetime, WrapValidator(_read_instant)]
