@@ -1855,3 +1855,109 @@ earn: [{{id: base, points: 1, per: 1}}]
     refunded = lr.refund(program, member, {"id": "r1", "transaction_id": "t1",
                                            "at": "2026-03-04T10:00:00+08:00"}).member_after
     assert refunded.model_dump(mode="json")["purchases"][0]["refunded"] == amount
+
+
+# --- events dated before the state's own instant (late events) ----------------------------
+
+QUARTERLY = lr.load_program({
+    "program": {"id": "q", "version": 1, "currency": "CNY", "timezone": "Asia/Shanghai"},
+    "tiers": [{"id": "basic"}], "earn": [{"id": "base", "points": 1, "per": 1}],
+    "redemption": {"points": 1, "value": 1},
+    "behaviours": [{"id": "review", "event": "review", "points": 30}],
+    "ledger": {"expiry": {"end_of_quarter": 0}}})
+INACTIVE = lr.load_program({
+    "program": {"id": "i", "version": 1, "currency": "CNY", "timezone": "Asia/Shanghai"},
+    "tiers": [{"id": "basic"}], "earn": [{"id": "base", "points": 1, "per": 1}],
+    "redemption": {"points": 1, "value": 1},
+    "ledger": {"expiry": {"inactive_months": 1}}})
+
+
+def expiries(d: Result) -> list[tuple[int, str]]:
+    return [(e.points, e.at.isoformat()) for e in d.events if e.type == "points_expired"]
+
+
+@pytest.mark.parametrize(("trace", "mode"), [(False, "compiled"), (True, "compiled"),
+                                             (False, "interpreted"), (True, "interpreted")])
+def test_a_late_purchase_whose_points_have_expired_expires_them_at_once(
+        trace: bool, mode: Any) -> None:
+    """The state stands at 2 April; a purchase of 30 March arrives after it. Its 100 points
+    expired at the quarter's end (1 April 00:00), so the decision says they were earned and
+    expired, and they cannot pay for anything (before, they stayed usable for ever)."""
+    m = step(lr.MemberState(id="a"), lr.advance(QUARTERLY, lr.MemberState(id="a"),
+                                                 "2026-04-02T00:00:00+08:00"))
+    d = lr.evaluate(QUARTERLY, m, txn("T1", "2026-03-30T10:00:00+08:00", "100.00"),
+                    trace=trace, mode=mode)
+    assert [(e.type, e.points) for e in d.events] == [("points_earned", 100),
+                                                      ("points_expired", -100)]
+    assert expiries(d) == [(-100, "2026-04-01T00:00:00+08:00")]
+    s = step(m, d)
+    assert (s.points, s.lots, s.totals.earned, s.totals.expired) == (0, (), 100, 100)
+    assert s.purchases[0].points_expired == 100
+    with pytest.raises(lr.InputError, match="points"):
+        lr.evaluate(QUARTERLY, s, txn("T2", "2026-04-01T12:00:00+08:00", "300.00", redeem=100))
+
+
+def test_a_late_purchase_whose_points_have_not_expired_keeps_them() -> None:
+    m = step(lr.MemberState(id="a"), lr.advance(QUARTERLY, lr.MemberState(id="a"),
+                                                 "2026-03-31T00:00:00+08:00"))
+    d = lr.evaluate(QUARTERLY, m, txn("T1", "2026-03-30T10:00:00+08:00", "100.00"))
+    assert expiries(d) == []
+    assert step(m, d).points == 100
+
+
+def test_a_late_behaviour_and_credit_expire_what_has_expired() -> None:
+    """A review of 30 March and a referral credit of 31 March, both given after the state
+    reached 2 April: their points expired on 1 April, and points_change says nothing was
+    added (before, the credit said +50 while the balance kept them for ever)."""
+    m = step(lr.MemberState(id="a"), lr.advance(QUARTERLY, lr.MemberState(id="a"),
+                                                 "2026-04-02T00:00:00+08:00"))
+    b = lr.behaviour(QUARTERLY, m, {"id": "B1", "at": "2026-03-30T10:00:00+08:00",
+                                    "type": "review"})
+    assert [(e.type, e.points) for e in b.events] == [("behaviour_points", 30),
+                                                      ("points_expired", -30)]
+    assert b.points_change == 0
+    m = step(m, b)
+    c = lr.credit(QUARTERLY, m, {"id": "x", "member_id": "a", "points": 50, "rule": "referral",
+                                 "reason": "r"}, "2026-03-31T10:00:00+08:00")
+    assert expiries(c) == [(-50, "2026-04-01T00:00:00+08:00")]
+    assert c.points_change == 0
+    s = step(m, c)
+    assert (s.points, s.totals.earned, s.totals.expired) == (0, 80, 80)
+
+
+def test_a_late_purchase_lapses_by_inactivity_once_its_month_has_passed() -> None:
+    """`inactive_months: 1`. Bought 1 January; the state reached 1 June (January's points
+    lapsed on 1 February); a credit of 5 May holds 50. A purchase of 1 March arrives late:
+    with no purchase after it, its 100 points lapsed on 1 April, before the state's instant
+    (before, they never expired: the moment was behind every later advance). The credit,
+    earned after that moment, stays."""
+    m = step(lr.MemberState(id="a"), lr.evaluate(INACTIVE, lr.MemberState(id="a"), txn(
+        "T0", "2026-01-01T10:00:00+08:00", "100.00")))
+    m = step(m, lr.credit(INACTIVE, m, {"id": "x", "member_id": "a", "points": 50,
+                                        "rule": "referral", "reason": "r"},
+                          "2026-05-05T10:00:00+08:00"))
+    m = step(m, lr.advance(INACTIVE, m, "2026-06-01T00:00:00+08:00"))
+    assert m.points == 50
+    d = lr.evaluate(INACTIVE, m, txn("T1", "2026-03-01T10:00:00+08:00", "100.00"))
+    assert expiries(d) == [(-100, "2026-04-01T00:00:00+08:00")]
+    s = step(m, d)
+    assert (s.points, s.totals.earned, s.totals.expired) == (50, 250, 200)
+    assert [p.points_expired for p in s.purchases] == [100, 100]
+    # (the credit, like any lot earned after the last purchase's lapse, waits for the next
+    # purchase's: nothing else lapses)
+    assert step(s, lr.advance(INACTIVE, s, "2027-01-01T00:00:00+08:00")).points == 50
+
+
+def test_points_a_late_refund_gives_back_lapse_by_inactivity_too() -> None:
+    """Bought 10 January paying 100 points (of 500 imported); the state reached 1 June, all
+    points having lapsed on 10 February. A refund dated 20 January arrives: the 100 points it
+    gives back lapsed on 10 February as well (before, they stayed usable)."""
+    m = lr.MemberState(id="a", points=500)  # (imported: a lot for it comes with the purchase)
+    m = ok(lr.apply(m, lr.evaluate(INACTIVE, m, txn("T1", "2026-01-10T10:00:00+08:00",
+                                                    "300.00", redeem=100))))
+    m = step(m, lr.advance(INACTIVE, m, "2026-06-01T00:00:00+08:00"))
+    assert m.points == 0
+    r = lr.refund(INACTIVE, m, refund_event("R1", "2026-01-20T10:00:00+08:00", "T1"))
+    assert expiries(r) == [(-100, "2026-02-10T00:00:00+08:00")]
+    s = step(m, r)
+    assert s.points == 0 and s.totals.expired == 100 + 400 + 200

@@ -32,6 +32,7 @@ from ._fast import cap_total, combine, in_minor_units, prepare
 from ._lifecycle import (
     advance_state,
     complete_purchase,
+    is_late,
     member_view,
     redemption_value,
     window_spend,
@@ -649,15 +650,18 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
             (lots := fields["lots"]) and _expiring(lots)):
         # the account is brought to the purchase's instant first: expired points cannot pay
         m, events = advance_state(plan.model, m, t.at, program.zone)
+    # (a late purchase whose points may have expired already is completed by
+    # complete_purchase, which expires them: the generated completion never needs to)
+    inline = not (plan.ledger.expires and is_late(m, t.at))
     if not trace:
-        if plan.purchase is not None:  # decided and completed by one generated function
+        if plan.purchase is not None and inline:  # decided and completed by one function
             completed: Decision = plan.purchase(program, plan, m, t, events, base_version)
             return completed
         return complete_purchase(program, plan, m, t, plan.decide(program, plan, m, t), events,
                                  base_version)
-    if plan.purchase_traced is not None:  # generated for this program: the engine's trace,
+    if plan.purchase_traced is not None and inline:  # generated for this program: the
         traced: Decision = plan.purchase_traced(program, plan, m, t, events, base_version)
-        return traced  # and completed in the same function
+        return traced  # engine's trace, and completed in the same function
     if plan.decide_traced is not None:  # generated for this program, the engine's trace
         return complete_purchase(program, plan, m, t, plan.decide_traced(program, plan, m, t),
                                  events, base_version)

@@ -282,6 +282,21 @@ class _Book:
                     self.expired_by_source.get(lot.source, 0) + lot.points)
         return [(lot, when) for lot, when in gone if when is not None]
 
+    def expire_earned_before(self, when: datetime) -> int:
+        """Inactivity expiry at ``when`` of the lots that existed then (a late event's
+        lot, say), not of those earned after it."""
+        gone = [lot for lot in self.lots if lot.earned_at < when]
+        if not gone:
+            return 0
+        ids = {id(lot) for lot in gone}
+        self.lots = [lot for lot in self.lots if id(lot) not in ids]
+        for lot in gone:
+            self.expired_by_source[lot.source] = (
+                self.expired_by_source.get(lot.source, 0) + lot.points)
+        total = sum(lot.points for lot in gone)
+        self.expired += total
+        return total
+
     def expire_all(self) -> int:
         for lot in self.lots:
             self.expired_by_source[lot.source] = (
@@ -736,13 +751,60 @@ def _move(model: ProgramModel, member: MemberState, until: datetime, zone: tzinf
                     at=when, type="points_expired", rule="inactivity", points=-gone,
                     detail=f"no purchase for {months} months")))
     book.now = until
-    purchases = member.purchases
-    if book.expired_by_source:
-        purchases = tuple(
-            p.model_copy(update={"points_expired": p.points_expired
-                                 + book.expired_by_source[p.id]})
-            if p.id in book.expired_by_source else p for p in purchases)
-    return book.state(member, advanced_to=until, purchases=purchases, **updates), events
+    return book.state(member, advanced_to=until,
+                      purchases=_expired_counted(book, member.purchases), **updates), events
+
+
+def _expired_counted(book: _Book, purchases: tuple[PurchaseRecord, ...]
+                     ) -> tuple[PurchaseRecord, ...]:
+    """The purchase records with the points of their lots that ``book`` expired counted."""
+    by_source = book.expired_by_source
+    if not by_source:
+        return purchases
+    return tuple(p.model_copy(update={"points_expired": p.points_expired + by_source[p.id]})
+                 if p.id in by_source else p for p in purchases)
+
+
+def is_late(member: MemberState, at: datetime) -> bool:
+    """An event dated before the state's own instant (``advanced_to``: the host passed a
+    later event first)."""
+    return member.advanced_to is not None and at < member.advanced_to
+
+
+def expire_late(model: ProgramModel, book: _Book, at: datetime, member: MemberState,
+                last_purchase: date | None, zone: tzinfo) -> list[LifecycleEvent]:
+    """The points an event dated before the state's own instant added (or gave back) that
+    expired between the two, expired now: the state already stands at that instant, and
+    never holds points past their expiry (nor lets them pay). ``last_purchase`` is the
+    member's after the event."""
+    until = member.advanced_to
+    assert until is not None
+    events = [new(LifecycleEvent, at=when, type="points_expired", rule=lot.rule,
+                  points=-lot.points, detail=f"lot {lot.id} expired")
+              for lot, when in book.expire(until)]
+    months = model.ledger.expiry.inactive_months
+    if months is not None and last_purchase is not None:
+        # (a moment at or before the event passed before it: the event's lot outlived it)
+        when = _local_midnight(_months_later(last_purchase, months), zone)
+        if at < when <= until:
+            gone = book.expire_earned_before(when)
+            if gone:
+                events.append(new(LifecycleEvent, at=when, type="points_expired",
+                                  rule="inactivity", points=-gone,
+                                  detail=f"no purchase for {months} months"))
+    events.sort(key=lambda e: e.at)
+    return events
+
+
+def _late_updates(model: ProgramModel, book: _Book, at: datetime, member: MemberState,
+                  zone: tzinfo, events: list[LifecycleEvent]) -> dict[str, Any]:
+    """:func:`expire_late` for an event other than a purchase, if it is late: its events
+    added to ``events``; the state's updates returned (the purchase records' expired
+    points)."""
+    if not is_late(member, at):
+        return {}
+    events += expire_late(model, book, at, member, member.last_purchase, zone)
+    return {"purchases": _expired_counted(book, member.purchases)}
 
 
 def _program_parts(program: Any) -> tuple[ProgramModel, tzinfo]:
@@ -885,14 +947,18 @@ def complete_purchase(program: Any, plan: Any, member: MemberState, txn: Transac
     values["points_total"] = points_total
     values["outbox"] = outbox
     values["member_version"] = base_version
-    if redeemed or model.signals:
-        # a redemption can fail on the lots; signals are events computed from the state
-        state = _purchase_state(*parts)
+    late = lp.expires and is_late(member, at)
+    if redeemed or model.signals or late:
+        # a redemption can fail on the lots; signals are events computed from the state; a
+        # late purchase's points may have expired already, which its events say
+        expired: list[LifecycleEvent] = []
+        state = _purchase_state(*parts, (model, program.zone, expired) if late else None)
         if model.signals:
             fired = dict(state.signals)
             own = (*own, *_purchase_signals(model, state, at, today, member.orders == 0,
                                             fired))
             state = state.model_copy(update={"signals": fired})
+        own = (*own, *expired)  # (after the purchase's moment)
         values["events"] = own
         values["member_after"] = state
         return decision
@@ -937,10 +1003,13 @@ def _purchase_state(
         kept_until: date | None, today: date, points_lines: tuple[PointsLine, ...],
         points_total: int, redeemed: int, used_rules: tuple[UsageConsumed, ...],
         spend: Decimal, line_paid: tuple[Decimal, ...], goods_paid: Decimal,
-        paid_with_points: Decimal, tier_after: str, tier_changed: bool) -> MemberState:
+        paid_with_points: Decimal, tier_after: str, tier_changed: bool,
+        late: tuple[ProgramModel, tzinfo, list[LifecycleEvent]] | None = None) -> MemberState:
     """The member's state after a purchase (see :func:`complete_purchase`). Runs in the
     library's Decimal context: evaluation calls it there, and a pending next state is built
-    there when read (``Decision._settle``), maybe much later in the host's own context."""
+    there when read (``Decision._settle``), maybe much later in the host's own context.
+    For a late purchase (:func:`is_late`) of a program whose points expire, ``late`` is
+    given: the events of :func:`expire_late` are added to its list."""
     at, txn_id = txn.at, txn.id  # (each read of a model's field costs several of a local)
     book = _Book(member, at)
     if redeemed:
@@ -949,6 +1018,10 @@ def _purchase_state(
         points, rule = line.points, line.rule
         if points > 0:
             book.earn(points, f"{txn_id}:{rule}", txn_id, rule, at, available_at, expiry)
+    last_purchase = max(today, member.last_purchase or today)
+    if late is not None:
+        model, zone, expired = late
+        expired += expire_late(model, book, at, member, last_purchase, zone)
     usage = dict(usage)  # a state of its own, whoever reads it first
     for used in used_rules:
         _count_use(usage, used.rule, used.period, 1)
@@ -972,11 +1045,11 @@ def _purchase_state(
         "tier": tier_after,
         "qualifying_spend": member.qualifying_spend + spend,
         "orders": member.orders + 1,
-        "last_purchase": max(today, member.last_purchase or today),
+        "last_purchase": last_purchase,
         "usage": usage,
         "recent_transactions": (*member.recent_transactions, txn_id)[-remember:],
-        "purchases": (*[p for p in member.purchases if p.at >= horizon], record)
-        if member.purchases else (record,),
+        "purchases": _expired_counted(book, (*[p for p in member.purchases if p.at >= horizon],
+                                             record) if member.purchases else (record,)),
         "spend_log": log,
         "advanced_to": max(at, member.advanced_to or at),
     }
@@ -1097,12 +1170,10 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
     if absorbed:
         events.append(new(LifecycleEvent, at=at, type="points_reversed", rule="refund",
                           points=0, detail=f"{absorbed} of the points had already expired"))
-    if m.advanced_to is not None and at < m.advanced_to:
+    if is_late(m, at):
         # a refund dated before the state's own instant: points it gave back that expired
         # between the two are expired now, as the state already is at that instant
-        for lot, when in book.expire(m.advanced_to):
-            events.append(new(LifecycleEvent, at=when, type="points_expired", rule=lot.rule,
-                              points=-lot.points, detail=f"lot {lot.id} expired"))
+        events += expire_late(model, book, at, m, m.last_purchase, zone)
     new_record = record.model_copy(update={
         "refunded": refunded, "refunded_lines": tuple(lines),
         "points_reversed": record.points_reversed + to_reverse,
@@ -1116,7 +1187,8 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
     state = book.state(m, **{
         # (the record itself, not every record of its id: an id forgotten after
         # remember_events may be used again while the first purchase is still on file)
-        "purchases": tuple(new_record if p is record else p for p in m.purchases),
+        "purchases": _expired_counted(book, tuple(new_record if p is record else p
+                                                  for p in m.purchases)),
         "qualifying_spend": max(m.qualifying_spend - spend_back, none_left),
         "spend_log": log,
         "recent_transactions": (*m.recent_transactions, refund_key)[
@@ -1258,9 +1330,10 @@ def behaviour(program: Any, member: MemberState | dict[str, Any], event: dict[st
                   ev["at"] + timedelta(days=0), expires_at(model.ledger.expiry, ev["at"], zone))
         events.append(new(LifecycleEvent, at=ev["at"], type="behaviour_points", rule=rule.id,
                                      points=rule.points, detail=ev["type"]))
+    late = _late_updates(model, book, ev["at"], m, zone, events)
     state = book.state(m, usage=usage, recent_transactions=(
         *m.recent_transactions, key_of_event)[
-        -model.ledger.remember_events:])
+        -model.ledger.remember_events:], **late)
     return build(LifecycleDecision, {
         "program": _ref(program), "kind": "behaviour", "member_id": m.id, "event_id": ev["id"],
         "at": ev["at"], "points_change": (state.points + state.pending_points)
@@ -1369,11 +1442,14 @@ def credit(program: Any, member: MemberState | dict[str, Any], action: HostActio
               expires_at(model.ledger.expiry, when, zone))
     events.append(new(LifecycleEvent, at=when, type="points_earned", rule=act.rule,
                                  points=act.points, detail=act.reason))
+    late = _late_updates(model, book, when, m, zone, events)
     state = book.state(m, recent_transactions=(
-        *m.recent_transactions, event_key("credit", act.id))[-model.ledger.remember_events:])
+        *m.recent_transactions, event_key("credit", act.id))[-model.ledger.remember_events:],
+        **late)
     return build(LifecycleDecision, {
         "program": _ref(program), "kind": "credit", "member_id": m.id, "event_id": act.id,
-        "at": when, "points_change": act.points, "events": tuple(events), "refund": None,
+        "at": when, "points_change": (state.points + state.pending_points)
+        - (m.points + m.pending_points), "events": tuple(events), "refund": None,
         "reward": None, "replayed": False, "member_version": base_version,
         "member_after": state})
 
@@ -1438,8 +1514,10 @@ def gift(program: Any, giver: MemberState | dict[str, Any],
                expires_at(model.ledger.expiry, at, zone))
     r_events.append(new(LifecycleEvent, at=at, type="points_earned", rule="gifting",
                                    points=points, detail=f"gift from {g.id}"))
+    late = _late_updates(model, rbook, at, r, zone, r_events)
     r_state = rbook.state(r, recent_transactions=(
-        *r.recent_transactions, event_key("gift", ev["id"]))[-model.ledger.remember_events:])
+        *r.recent_transactions, event_key("gift", ev["id"]))[-model.ledger.remember_events:],
+        **late)
     common = {"program": _ref(program), "event_id": ev["id"], "at": at, "refund": None,
               "reward": None, "replayed": False}
     return build(GiftDecision, {
@@ -1448,7 +1526,9 @@ def gift(program: Any, giver: MemberState | dict[str, Any],
             **common, "kind": "gift_out", "member_id": g.id, "points_change": -points,
             "events": tuple(g_events), "member_version": g_version, "member_after": g_state}),
         "receiver": build(LifecycleDecision, {
-            **common, "kind": "gift_in", "member_id": r.id, "points_change": points,
+            **common, "kind": "gift_in", "member_id": r.id,
+            "points_change": (r_state.points + r_state.pending_points)
+            - (r.points + r.pending_points),
             "events": tuple(r_events), "member_version": r_version, "member_after": r_state}),
     })
 
