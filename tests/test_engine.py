@@ -233,6 +233,25 @@ def test_multiplier_combination_is_stated_in_the_program(how: str, points: int) 
     assert run(p, txn(("x", "100.00"), channel="app")).points_total == points
 
 
+@pytest.mark.parametrize("scoped", [False, True])
+def test_added_multipliers_under_one_never_take_points_away(scoped: bool) -> None:
+    """`add` with ×0.5 and ×0.1: 1 − 0.5 − 0.9 = −0.4, taken as ×0 — no points, and no
+    purchase that takes 40 points away (before, −40 points were reported and recorded while
+    the balance stayed put). Likewise for two weights on one line."""
+    factors = [{"id": "half", "factor": "0.5"}, {"id": "tenth", "factor": "0.1"}]
+    if scoped:
+        factors = [{**f, "categories": ["x"]} for f in factors]
+    p = program(earn=[{"id": "e", "points": 1, "per": 1}], multipliers=factors,
+                policies={"points": {"combine_multipliers": "add"}})
+    for trace in (False, True):
+        for mode in ("compiled", "interpreted"):
+            d = lr.evaluate(p, {"id": "m", "points": 100}, txn(("x", "100.00")),
+                            trace=trace, mode=mode)
+            assert d.points_total == 0
+            assert [line.points for line in d.points] == [0]
+            assert d.member_after.points == 100 and d.member_after.totals.earned == 100
+
+
 @pytest.mark.parametrize(("mode", "points"), [("truncate", 50), ("reject", 0)])
 def test_cap_truncates_or_rejects(mode: str, points: int) -> None:
     """A per-transaction cap of 50 truncates 100 points to 50, or rejects them all."""

@@ -408,13 +408,14 @@ def _compute(fp: Any, src: tuple[Any, ...], items: Sequence[Any], amounts: list[
 
 
 def combine(factors: Sequence[Decimal], how: str) -> Decimal:
-    """Combine multipliers as the program says: multiply, add (1 + Σ(m − 1)) or best."""
+    """Combine multipliers as the program says: multiply, add (1 + Σ(m − 1), never below 0:
+    factors under 1 added up must not make a purchase take points away) or best."""
     if not factors:
         return _ONE
     if len(factors) == 1:
         return factors[0]
     if how == "add":
-        return _ONE + sum([f - _ONE for f in factors], _ZERO)
+        return max(_ONE + sum([f - _ONE for f in factors], _ZERO), _ZERO)
     if how == "best":
         return max(factors)
     result = _ONE
