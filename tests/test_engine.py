@@ -154,6 +154,33 @@ def test_exclusive_promotion_stands_alone() -> None:
     assert d.points_total == 0
 
 
+@pytest.mark.parametrize(("trace", "mode"), [(False, "compiled"), (True, "compiled"),
+                                             (False, "interpreted"), (True, "interpreted")])
+def test_an_exclusive_promotion_that_loses_its_group_shuts_out_nothing(
+        trace: bool, mode: Any) -> None:
+    """In her birthday month the birthday bonus (priority 10) takes group g from the
+    exclusive promotion; that promotion does not fire, so the other promotion's 10% still
+    applies: ¥100 → ¥90, 5 bonus points (before, the 10% was shut out by a promotion that
+    never fired: ¥100 and `skipped: exclusive promotion excl fired`). A second exclusive
+    promotion outside the group is then the one that fires."""
+    rules = {
+        "birthday": [{"id": "bday", "on": "birthday_month", "bonus_points": 5, "group": "g",
+                      "priority": 10}],
+        "promotions": [{"id": "excl", "exclusive": True, "bonus_points": 7, "group": "g"},
+                       {"id": "other", "discount": "10%"}]}
+    member = {"id": "m", "birthday": "1990-03-01"}
+    d = lr.evaluate(program(**rules), member, txn(("x", "100.00")), trace=trace, mode=mode)
+    assert (d.rules_fired, d.payable, d.points_total) == (("other", "bday"), D("90.00"), 5)
+    if trace:
+        assert d.trace is not None
+        assert [(e.rule, e.status, e.reason) for e in d.trace if e.rule == "excl"] == [
+            ("excl", "skipped", "group g: bday has priority")]
+    rules["promotions"].append({"id": "solo", "exclusive": True, "discount": "20%",
+                                "priority": -1})
+    d = lr.evaluate(program(**rules), member, txn(("x", "100.00")), trace=trace, mode=mode)
+    assert (d.rules_fired, d.payable) == (("solo", "bday"), D("80.00"))
+
+
 @pytest.mark.parametrize(("tie_break", "first"), [("declaration_order", "zeta"), ("id", "alpha")])
 def test_equal_priority_tie_break_is_a_program_setting(tie_break: str, first: str) -> None:
     """Equal priorities: declaration order or id order, as the program says."""

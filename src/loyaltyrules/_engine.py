@@ -247,7 +247,7 @@ def _select_rules(ctx: _Ctx, tier: str, dropped: Mapping[str, str]) -> list[Rule
     ordered = [m[3] for m in matched]
     if not ctx.plan.fast.resolves:  # no exclusive or grouped rule
         return ordered
-    exclusive = next((r for r in ordered if r.rule.exclusive and r.kind == "promotion"), None)
+    exclusive = _exclusive(ordered)
     winners: list[RulePlan] = []
     groups: dict[str, str] = {}
     for rp in ordered:
@@ -265,6 +265,22 @@ def _select_rules(ctx: _Ctx, tier: str, dropped: Mapping[str, str]) -> list[Rule
             groups[rule.group] = rule.id
         winners.append(rp)
     return winners
+
+
+def _exclusive(ordered: list[RulePlan]) -> RulePlan | None:
+    """The exclusive promotion that fires: the first in priority order whose group no
+    birthday rule ahead of it holds. (Promotions ahead of it in its group are shut out by
+    it, so they cannot take the group from it; a birthday rule can, and an exclusive
+    promotion that loses its group fires not and shuts out nothing.)"""
+    held: set[str] = set()
+    for rp in ordered:
+        rule = rp.rule
+        if rp.kind == "promotion":
+            if rule.exclusive and (rule.group is None or rule.group not in held):
+                return rp
+        elif rule.group is not None:
+            held.add(rule.group)
+    return None
 
 
 # --- discounts -----------------------------------------------------------------------------

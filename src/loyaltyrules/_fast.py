@@ -296,7 +296,7 @@ def _resolve(matched: list[FastRule], note: Callable[[TraceEntry], None] | None 
     """Exclusivity and groups, first by priority wins (:func:`._engine._select_rules`);
     with ``note`` (the generated traced decision), each rule left out is noted as the
     engine notes it."""
-    exclusive = next((f for f in matched if f.exclusive), None)
+    exclusive = _exclusive(matched)
     out: list[FastRule] = []
     groups: dict[str, str] = {}
     for fr in matched:
@@ -312,6 +312,17 @@ def _resolve(matched: list[FastRule], note: Callable[[TraceEntry], None] | None 
             groups[fr.group] = fr.id
         out.append(fr)
     return out
+
+
+def _exclusive(matched: list[FastRule]) -> FastRule | None:
+    """The exclusive promotion that fires (:func:`._engine._exclusive`)."""
+    held: set[str] = set()  # groups a birthday rule ahead holds
+    for fr in matched:
+        if fr.exclusive and (fr.group is None or fr.group not in held):
+            return fr
+        if not fr.promotion and fr.group is not None:
+            held.add(fr.group)
+    return None
 
 
 def _skipped(fr: FastRule, reason: str) -> TraceEntry:
