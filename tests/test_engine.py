@@ -112,6 +112,24 @@ def test_best_of_combination_keeps_only_the_largest_discount() -> None:
     assert [(x.rule, x.amount) for x in d.discounts] == [("fixed", D("100.00"))]
 
 
+@pytest.mark.parametrize(("trace", "mode"), [(False, "compiled"), (True, "compiled"),
+                                             (False, "interpreted"), (True, "interpreted")])
+def test_a_limited_promotion_whose_discount_loses_to_the_best_keeps_its_use(
+        trace: bool, mode: Any) -> None:
+    """combine: best. Gold's 20% beats the once-ever welcome 5%, which does not fire: its one
+    use is not spent (before, it was, and the member never saw the welcome discount). When
+    it is the best (a 2% tier), it fires and the use is spent."""
+    welcome = [{"id": "welcome", "discount": "5%", "limit": {"times": 1, "per": "ever"}}]
+    for tier, fired, use, payable in (("20%", "gold", (), "800.00"),
+                                      ("2%", "welcome", ("welcome",), "950.00")):
+        p = program(tiers=[{"id": "gold", "discount": tier}], promotions=welcome,
+                    policies={"discounts": {"combine": "best"}})
+        d = lr.evaluate(p, {"id": "m"}, txn(("x", "1000.00")), trace=trace, mode=mode)
+        assert (d.rules_fired, d.payable) == ((fired,), D(payable))
+        assert tuple(u.rule for u in d.usage) == use
+        assert tuple(d.member_after.usage) == use
+
+
 def test_max_total_discount_clamps_the_last_discount() -> None:
     """max_total 25%: 20% + 10% sequential (¥280 of ¥1000) is clamped to ¥250."""
     p = program(

@@ -831,7 +831,7 @@ def _run(
               for rp in kept if rp.rule.perk]
     usage = [build(UsageConsumed, {"rule": rp.rule.id,
                                    "period": period_key(today, rp.rule.limit.per)})
-             for rp in kept if rp.rule.limit is not None]
+             for rp in kept if rp.rule.limit is not None and rp.rule.id in ctx.fired]
 
     decision = build(Decision, {
         "program": program.ref,

@@ -221,7 +221,7 @@ def _run(program: Any, plan: Plan, m: MemberState, t: Transaction, amounts: list
     for fr in kept:
         if fr.perk_grant is not None:
             perks.append(fr.perk_grant)
-        if fr.limit_per is not None:
+        if fr.limit_per is not None and fr.id in fired:  # (its discount not dropped)
             usage.append(build(UsageConsumed, {"rule": fr.id,
                                                "period": fp.period(today, fr.limit_per)}))
     decision = build(Decision, {

@@ -292,7 +292,8 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
     if any(fr.perk_grant is not None or fr.limit_per is not None for fr in rules):
         s.add(1, "for fr in kept:",
               "    if fr.perk_grant is not None:", "        perks.append(fr.perk_grant)",
-              "    if fr.limit_per is not None:",
+              # (a rule whose only effect, its discount, was dropped did not fire)
+              "    if fr.limit_per is not None and fr.id in fired:",
               f"        usage.append(make_UsageConsumed({{{s.k('rule')}: fr.id, "
               f"{s.k('period')}: FP.period(today, fr.limit_per)}}))")
     completes = completes_inline(plan)
