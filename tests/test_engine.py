@@ -130,6 +130,24 @@ def test_a_limited_promotion_whose_discount_loses_to_the_best_keeps_its_use(
         assert tuple(d.member_after.usage) == use
 
 
+@pytest.mark.parametrize(("trace", "mode"), [(False, "compiled"), (True, "compiled"),
+                                             (False, "interpreted"), (True, "interpreted")])
+def test_nothing_is_still_written_in_the_currency_unit(trace: bool, mode: Any) -> None:
+    """Money that comes to nothing is 0.00 in CNY like every other amount (it was a bare
+    "0"): the qualifying spend when every item is excluded, and a tier discount cut to
+    nothing by `max_total` once a rule ahead of it took the whole 10%."""
+    p = program(policies={"qualifying_spend": {"exclude_categories": ["x"]}})
+    d = lr.evaluate(p, {"id": "m"}, txn(("x", "100.00")), trace=trace, mode=mode)
+    assert str(d.qualifying_spend) == "0.00"
+    p = program(tiers=[{"id": "gold", "discount": "20%"}],
+                promotions=[{"id": "r", "discount": "10%", "priority": 200}],
+                policies={"discounts": {"max_total": "10%"}})
+    d = lr.evaluate(p, {"id": "m"}, txn(("x", "100.00")), trace=trace, mode=mode)
+    assert [(x.rule, str(x.amount), [str(a) for a in x.allocation]) for x in d.discounts] == [
+        ("r", "10.00", ["10.00"]), ("gold", "0.00", ["0.00"])]
+    assert d.payable == D("90.00")
+
+
 def test_max_total_discount_clamps_the_last_discount() -> None:
     """max_total 25%: 20% + 10% sequential (¥280 of ¥1000) is clamped to ¥250."""
     p = program(
@@ -297,6 +315,28 @@ def test_added_multipliers_under_one_never_take_points_away(scoped: bool) -> Non
             assert d.member_after.points == 100 and d.member_after.totals.earned == 100
 
 
+@pytest.mark.parametrize(("paid_with_points", "points"),
+                         [("50", 80), ("120", 10), ("125", 5), ("130", 0)])
+def test_shipping_and_tax_paid_with_points_earn_nothing(paid_with_points: str, points: int
+                                                         ) -> None:
+    """¥100 of goods, ¥20 shipping, ¥10 tax, an earn rule counting both at 1 point per ¥1.
+    Points pay the goods first, then shipping, then tax; what they paid earns nothing, so the
+    points are what was paid in money (before, ¥120 paid with points still earned 30 on the
+    shipping and tax). With `basis: list` the points payment is ignored: 130 every time."""
+    for basis, expected in (("paid", points), ("list", 130)):
+        p = program(earn=[{"id": "e", "points": 1, "per": 1, "include_shipping": True,
+                           "include_tax": True, "basis": basis}])
+        for trace in (False, True):
+            for mode in ("compiled", "interpreted"):
+                d = lr.evaluate(p, {"id": "m"}, txn(("x", "100.00"), shipping="20.00",
+                                                    tax="10.00",
+                                                    paid_with_points=paid_with_points),
+                                trace=trace, mode=mode)
+                assert d.points_total == expected
+                if basis == "paid":
+                    assert d.payable == D(points)
+
+
 @pytest.mark.parametrize(("mode", "points"), [("truncate", 50), ("reject", 0)])
 def test_cap_truncates_or_rejects(mode: str, points: int) -> None:
     """A per-transaction cap of 50 truncates 100 points to 50, or rejects them all."""
@@ -314,6 +354,23 @@ def test_overlapping_earn_rules_sum_or_take_the_best(how: str, points: int) -> N
     p = program(earn=[{"id": "a", "points": 10, "per": 100}, {"id": "b", "points": 5, "per": 100}],
                 policies={"points": {"combine_rules": how}})
     assert run(p, txn(("x", "100.00"))).points_total == points
+
+
+@pytest.mark.parametrize(("trace", "mode"), [(False, "compiled"), (True, "compiled"),
+                                             (False, "interpreted"), (True, "interpreted")])
+def test_the_earn_rule_that_loses_to_the_best_is_not_reported_as_fired(
+        trace: bool, mode: Any) -> None:
+    """combine_rules: best with 1 and 2 points per ¥1 on ¥100: e2's 200 points are kept; e1
+    took no effect, so it is not in rules_fired and its trace entry is only `skipped`
+    (before: rules_fired ('e1', 'e2') and both "fired e1" and "skipped e1")."""
+    p = program(earn=[{"id": "e1", "points": 1, "per": 1}, {"id": "e2", "points": 2, "per": 1}],
+                policies={"points": {"combine_rules": "best"}})
+    d = lr.evaluate(p, {"id": "m"}, txn(("x", "100.00")), trace=trace, mode=mode)
+    assert (d.rules_fired, d.points_total) == (("e2",), 200)
+    if trace:
+        assert d.trace is not None
+        assert [(e.rule, e.status) for e in d.trace if e.kind == "earn"] == [
+            ("e2", "fired"), ("e1", "skipped")]
 
 
 def test_bonus_points_are_not_multiplied() -> None:
@@ -417,6 +474,31 @@ def test_birthday_month() -> None:
     for day, fires in (("2026-06-01", True), ("2026-06-30", True), ("2026-07-01", False)):
         d = run(p, txn(("x", "1.00"), at=f"{day}T12:00:00+08:00"), birthday="1990-06-18")
         assert (d.points_total == 1) is fires
+
+
+@pytest.mark.parametrize(("birthday", "set_on", "days", "fires"), [
+    # 31 Dec 2026 (a Thursday): its ISO week runs to Sunday 3 January 2027
+    ("1990-12-31", "2026-12-30", ("2026-12-31", "2027-01-01"), False),  # set the day before
+    ("1990-12-31", "2026-11-01", ("2026-12-31", "2027-01-01"), True),   # 60 days before
+    # 2 Jan 2027 (a Saturday): its ISO week starts on Monday 28 December 2026
+    ("1990-01-02", "2026-10-28", ("2026-12-29", "2027-01-02"), True),   # 66 days before
+    ("1990-01-02", "2026-12-20", ("2026-12-29", "2027-01-02"), False),  # 13 days before
+])
+def test_the_birthday_guard_judges_the_birthday_being_celebrated(
+        birthday: str, set_on: str, days: tuple[str, str], fires: bool) -> None:
+    """`change_guard_days: 30` and a birthday week that crosses New Year: on both sides of
+    it, the guard measures from the birthday the week is for (before, it took the birthday
+    in the purchase's year: a birthday set the day before 31 December was rewarded on 1
+    January, and one set 66 days before 2 January refused on 29 December)."""
+    p = program(birthday=[{"id": "b", "on": "birthday_week", "bonus_points": 1}],
+                policies={"birthday": {"change_guard_days": 30}})
+    for day in days:
+        for trace in (False, True):
+            for mode in ("compiled", "interpreted"):
+                d = lr.evaluate(p, {"id": "m", "birthday": birthday, "birthday_set_on": set_on},
+                                txn(("x", "1.00"), at=f"{day}T12:00:00+08:00"),
+                                trace=trace, mode=mode)
+                assert (d.points_total == 1) is fires, (day, trace, mode)
 
 
 def test_window_in_the_program_zone_with_inclusive_end_date() -> None:

@@ -230,14 +230,19 @@ def is_birthday(
 
 def birthday_change_blocks(birthday: date, set_on: date | None, today: date, guard_days: int,
                            feb29: Literal["feb28", "mar1"]) -> bool:
-    """The birthday abuse guard: a birthday set fewer than ``guard_days`` days before this
-    year's birthday — or after it — is not rewarded this year."""
+    """The birthday abuse guard: a birthday set fewer than ``guard_days`` days before the
+    birthday being celebrated — or after it — is not rewarded. The one celebrated is the
+    birthday nearest ``today``: a birthday week around 31 December reaches into January, and
+    on 1 January it is still last year's birthday (every birthday window is well under half
+    a year)."""
     if set_on is None or guard_days <= 0:
         return False
-    this_year = birthday_in_year(birthday, today.year, feb29)
-    if set_on > this_year:
-        return set_on.year == this_year.year
-    return (this_year - set_on).days < guard_days
+    celebrated = min((birthday_in_year(birthday, year, feb29)
+                      for year in (today.year - 1, today.year, today.year + 1)),
+                     key=lambda day: abs((day - today).days))
+    if set_on > celebrated:
+        return True
+    return (celebrated - set_on).days < guard_days
 
 
 # A member's usage keeps one period per limited rule: the latest one used. An event dated in

@@ -28,7 +28,14 @@ from ._decision import (
 )
 from ._errors import AlreadyApplied, EvaluationError, InputError
 from ._expressions import ExpressionRuntimeError, Scope
-from ._fast import cap_total, combine, in_minor_units, prepare
+from ._fast import (
+    best_earn_line,
+    cap_total,
+    combine,
+    in_minor_units,
+    points_paid_parts,
+    prepare,
+)
 from ._lifecycle import (
     advance_state,
     complete_purchase,
@@ -360,7 +367,7 @@ def _price(ctx: _Ctx, sources: list[_Source]
             if ctx.tracing:
                 why += f", limited to the remaining {base_now:f}"
         if cap is not None and already + amount > cap:
-            amount = max(_ZERO, cap - already)
+            amount = max(q * 0, cap - already)  # (0.00, not 0)
             if ctx.tracing:
                 assert policy.max_total is not None
                 why += f", limited by max_total {T.pct(policy.max_total)} to {amount:f}"
@@ -488,8 +495,8 @@ def _earn(ctx: _Ctx, tier: TierPlan, paid: list[Decimal],
 
     share: list[Decimal] | None = None
     if ctx.pwp and not plan.points_paid_earns:
-        # the points-paid part of the goods (points paying shipping or tax earn nothing here)
-        share = allocate(min(ctx.pwp, sum(paid, _ZERO)), paid, q)
+        # the points-paid part of each line, then of shipping and tax: none of it earns
+        share = points_paid_parts(ctx.pwp, paid, ctx.txn.shipping, ctx.txn.tax, q)
 
     lines: list[PointsLine] = []
     for ep in plan.earn:
@@ -504,7 +511,7 @@ def _earn(ctx: _Ctx, tier: TierPlan, paid: list[Decimal],
             continue
         lines.append(_earn_rule(ctx, ep, paid, share, weights, multiplier, basket, how))
     if policies.points.combine_rules == "best" and len(lines) > 1:
-        best = max(lines, key=lambda p: p.points)
+        best = best_earn_line(lines, ctx.fired, ctx.trace if tracing else None)
         if tracing:
             for p in lines:
                 if p is not best:
@@ -527,9 +534,9 @@ def _earn_rule(ctx: _Ctx, ep: EarnPlan, paid: list[Decimal], share: list[Decimal
         amount = (paid[k] if share is None else paid[k] - share[k]) if on_paid else item.amount
         basis += amount if weights is None else amount * weights[k]
     if rule.include_shipping:
-        basis += ctx.txn.shipping
+        basis += ctx.txn.shipping - (share[-2] if share is not None and on_paid else _ZERO)
     if rule.include_tax:
-        basis += ctx.txn.tax
+        basis += ctx.txn.tax - (share[-1] if share is not None and on_paid else _ZERO)
     blocks: Decimal | None = None
     if rule.blocks == "full":
         blocks = (basis / rule.per).to_integral_value(rounding=ROUND_FLOOR)
@@ -788,17 +795,18 @@ def _run(
     # 3. qualifying spend
     qs = policies.qualifying_spend
     excluded = plan.excluded_from_spend
+    none = program.quantum * 0  # (nothing, written in the currency's unit: 0.00)
     if qs.basis == "paid":
         spend = sum([paid[k] for k, i in enumerate(t.items) if i.category not in excluded],
-                    _ZERO) if excluded else goods_paid
+                    none) if excluded else goods_paid
     else:
-        spend = sum([i.amount for i in t.items if i.category not in excluded], _ZERO)
+        spend = sum([i.amount for i in t.items if i.category not in excluded], none)
     if qs.include_shipping:
         spend += t.shipping
     if qs.include_tax:
         spend += t.tax
     if pwp:
-        spend = max(_ZERO, spend - pwp)
+        spend = max(none, spend - pwp)
 
     # 4. points
     rule_factors = [(rp.rule.id, rp.rule.points_multiplier) for rp in kept

@@ -167,21 +167,22 @@ def _run(program: Any, plan: Plan, m: MemberState, t: Transaction, amounts: list
         dropped |= lost
 
     # 3. qualifying spend
+    none = fp.quantum * 0  # (nothing, written in the currency's unit: 0.00)
     if fp.spend_paid:
         if fp.spend_excluded:
             spend = sum([paid[k] for k in range(n) if items[k].category not in
-                         fp.spend_excluded], _ZERO)
+                         fp.spend_excluded], none)
         else:
             spend = goods_paid
     else:
         spend = sum([a for k, a in enumerate(amounts) if items[k].category not in
-                     fp.spend_excluded], _ZERO) if fp.spend_excluded else list_total
+                     fp.spend_excluded], none) if fp.spend_excluded else list_total
     if fp.spend_shipping:
         spend += t.shipping
     if fp.spend_tax:
         spend += t.tax
     if pwp:
-        spend = max(_ZERO, spend - pwp)
+        spend = max(none, spend - pwp)
 
     # 4. points
     fired: dict[str, None] = {}
@@ -414,7 +415,7 @@ def _compute(fp: Any, src: tuple[Any, ...], items: Sequence[Any], amounts: list[
         amount = base_now
     cap = fp.discount_cap(amounts, items)
     if cap is not None and already + amount > cap:
-        amount = max(_ZERO, cap - already)
+        amount = max(fp.zero, cap - already)  # (0.00, not 0)
     return amount, idx
 
 
@@ -445,18 +446,47 @@ def combine_named(basket: Sequence[tuple[str, Decimal]], how: str) -> Decimal:
     return combine([f for _, f in basket], how)
 
 
+def points_paid_parts(pwp: Decimal, paid: list[Decimal], shipping: Decimal, tax: Decimal,
+                      quantum: Decimal) -> list[Decimal]:
+    """What a points payment paid of each line (in proportion to what it costs), and then,
+    in two more entries, of the shipping and of the tax: points pay the goods first, then
+    shipping, then tax. None of it earns points (unless ``earns_points``)."""
+    goods = min(pwp, sum(paid, _ZERO))
+    parts = allocate(goods, paid, quantum)
+    rest = pwp - goods
+    on_shipping = min(rest, shipping)
+    parts.append(on_shipping)
+    parts.append(min(rest - on_shipping, tax))
+    return parts
+
+
 def _earn(fp: Any, lazy: _Lazy, m: MemberState, t: Transaction, items: Sequence[Any],
           amounts: list[Decimal], paid: list[Decimal], benefits: TierPlan,
           kept: list[FastRule], tier_id: str, fired: dict[str, None], pwp: Decimal
           ) -> list[PointsLine]:
     multiplier, weights = combined_multiplier(fp, lazy, t, items, benefits, kept, tier_id,
                                               fired)
-    share = allocate(min(pwp, sum(paid, _ZERO)), paid, fp.quantum) if pwp else None
+    share = points_paid_parts(pwp, paid, t.shipping, t.tax, fp.quantum) if pwp else None
     lines = earn_lines(fp, lazy, t, items, amounts, paid, share, weights, multiplier,
                        tier_id, fired)
     if fp.best_rule and len(lines) > 1:
-        lines = [max(lines, key=lambda p: p.points)]
+        lines = [best_earn_line(lines, fired)]
     return lines
+
+
+def best_earn_line(lines: list[PointsLine], fired: dict[str, None],
+                   trace: list[TraceEntry] | None = None) -> PointsLine:
+    """``combine_rules: best``: the line that earns most (the first of equals). The others
+    took no effect: they leave ``fired`` and, in a trace, their "fired" entry (a "skipped"
+    entry saying why follows)."""
+    best = max(lines, key=lambda p: p.points)
+    losers = {p.rule for p in lines if p is not best}
+    for rule in losers:
+        fired.pop(rule, None)
+    if trace is not None:
+        trace[:] = [e for e in trace
+                    if not (e.rule in losers and e.kind == "earn" and e.status == "fired")]
+    return best
 
 
 def combined_multiplier(fp: Any, lazy: _Lazy, t: Transaction, items: Sequence[Any],
@@ -506,7 +536,8 @@ def earn_lines(fp: Any, lazy: _Lazy, t: Transaction, items: Sequence[Any],
                weights: list[Decimal] | None, multiplier: Decimal, tier_id: str,
                fired: dict[str, None]) -> list[PointsLine]:
     """Each earn rule that applies, its points line (before ``combine_rules: best``), noted
-    in ``fired``; ``share`` is each line's part paid with points, when that earns nothing.
+    in ``fired``; ``share`` is each line's part paid with points, then shipping's and tax's
+    (:func:`points_paid_parts`), when that earns nothing.
     Also called by generated decisions with too many earn rules to unroll."""
     channel = t.channel
     # round_points inline, its mode looked up once (given positionally: a keyword costs
@@ -537,9 +568,9 @@ def earn_lines(fp: Any, lazy: _Lazy, t: Transaction, items: Sequence[Any],
                 amount = amounts[k]
             basis += amount if weights is None else amount * weights[k]
         if ep.include_shipping:
-            basis += t.shipping
+            basis += t.shipping if share is None or not basis_paid else t.shipping - share[-2]
         if ep.include_tax:
-            basis += t.tax
+            basis += t.tax if share is None or not basis_paid else t.tax - share[-1]
         if ep.full:
             raw = (basis / ep.per).to_integral_value(rounding=ROUND_FLOOR) * ep.points
         else:

@@ -162,6 +162,7 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
         "ZERO": Decimal(0), "ONE": Decimal(1), "ROUND_FLOOR": ROUND_FLOOR,
         "Decision": Decision, "DiscountLine": DiscountLine, "PointsLine": PointsLine,
         "UsageConsumed": UsageConsumed, "allocate": allocate,
+        "points_paid_parts": _fast.points_paid_parts, "best_line": _fast.best_earn_line,
         # each output model's builder, resolved once (build() looks it up per call)
         **{f"make_{cls.__name__}": builder(cls)
            for cls in (Decision, DiscountLine, PointsLine, UsageConsumed,
@@ -583,22 +584,23 @@ def _tier_pricing(s: _Source, depth: int, plan: Plan) -> None:
 def _spend(s: _Source, plan: Plan) -> None:
     fp = plan.fast
     excluded = s.k(fp.spend_excluded)
+    none = s.k(fp.quantum * 0)  # (nothing, written in the currency's unit: 0.00)
     if fp.spend_paid:
         if fp.spend_excluded:
             s.add(1, f"spend = sum([paid[k] for k in range(n) if items[k].category not in "
-                  f"{excluded}], ZERO)")
+                  f"{excluded}], {none})")
         else:
             s.add(1, "spend = goods_paid")
     elif fp.spend_excluded:
         s.add(1, f"spend = sum([a for k, a in enumerate(amounts) if items[k].category not "
-              f"in {excluded}], ZERO)")
+              f"in {excluded}], {none})")
     else:
         s.add(1, "spend = list_total")
     if fp.spend_shipping:
         s.add(1, "spend += shipping")
     if fp.spend_tax:
         s.add(1, "spend += tax")
-    s.add(1, "if pwp:", "    spend = max(ZERO, spend - pwp)")
+    s.add(1, "if pwp:", f"    spend = max({none}, spend - pwp)")
 
 
 def _points(s: _Source, plan: Plan) -> None:
@@ -647,23 +649,22 @@ def _earn(s: _Source, plan: Plan) -> None:
     if plan.points_paid_earns:
         s.add(1, "share = None")
     else:
-        s.add(1, "share = allocate(min(pwp, sum(paid, ZERO)), paid, Q) if pwp else None")
+        s.add(1, "share = points_paid_parts(pwp, paid, shipping, tax, Q) if pwp else None")
     if len(fp.earn) > _UNROLLED:
         s.add(1, "points_lines = earn_lines(FP, lazy, t, items, amounts, paid, share, "
               f"{'weights' if item_scoped else 'None'}, multiplier, tier_id, fired)")
     else:
         _earn_rules(s, plan, item_scoped)
     if fp.best_rule and len(fp.earn) > 1:
-        s.ns["best_line"] = _best_line
         s.add(1, "if len(points_lines) > 1:")
         if traced:
-            s.add(2, "best = best_line(points_lines)", "for p in points_lines:",
+            s.add(2, "best = best_line(points_lines, fired, trace)", "for p in points_lines:",
                   "    if p is not best:",
                   "        " + s.note("p.rule", s.k("earn"), "skipped",
                                       "T.best_earns_more(best.rule)"),
                   "points_lines = [best]")
         else:
-            s.add(2, "points_lines = [best_line(points_lines)]")
+            s.add(2, "points_lines = [best_line(points_lines, fired)]")
 
 
 def _multipliers(s: _Source, plan: Plan, scoped: list[MultiplierPlan]) -> None:
@@ -753,10 +754,13 @@ def _earn_rules(s: _Source, plan: Plan, item_scoped: bool) -> None:
                   f"    basis += {amount}", "else:", f"    basis += {amount} * w")
         else:
             s.add(d + 1, f"basis += {amount}")
+        on_paid = rule.basis == "paid"  # (what points paid of these earns nothing either)
         if rule.include_shipping:
-            s.add(d, "basis += shipping")
+            s.add(d, "basis += shipping if share is None else shipping - share[-2]"
+                  if on_paid else "basis += shipping")
         if rule.include_tax:
-            s.add(d, "basis += tax")
+            s.add(d, "basis += tax if share is None else tax - share[-1]"
+                  if on_paid else "basis += tax")
         per, pts = s.k(rule.per), s.k(rule.points)
         if rule.blocks == "full":
             s.add(d, f"blocks = (basis / {per}).to_integral_value(ROUND_FLOOR)",
@@ -874,10 +878,6 @@ def _item_match(s: _Source, categories: frozenset[str], skus: frozenset[str],
     if skus:
         match.append(f"{line}.sku in {s.k(skus)}")
     return " and ".join(match)
-
-
-def _best_line(lines: list[PointsLine]) -> PointsLine:
-    return max(lines, key=lambda p: p.points)
 
 
 def _qualification(s: _Source, plan: Plan) -> None:

@@ -66,7 +66,7 @@ def not_scheduled(today: date, schedule_text: str) -> str:
 
 
 def birthday_changed(set_on: date, guard_days: int) -> str:
-    return (f"birthday set on {set_on}: within {guard_days} days before this year's birthday, "
+    return (f"birthday set on {set_on}: within {guard_days} days before the birthday it is for, "
             "or after it")
 
 
