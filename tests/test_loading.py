@@ -959,6 +959,16 @@ def test_rate_out_of_range_hints_at_a_percentage() -> None:
     ]
 
 
+@pytest.mark.parametrize("written", ["NaN%", "sNaN%", "-NaN%", "1e999999999%", "1e2%"])
+def test_a_percentage_that_is_not_a_plain_number_is_a_program_error(written: str) -> None:
+    """`NaN%` and `1e999999999%` crashed the loader with Python's decimal.InvalidOperation
+    and Overflow (an "internal error" from the command line)."""
+    error = program_error(META + f'tiers:\n  - {{id: basic, discount: "{written}"}}\n')
+    assert [as_tuple(d)[:2] + as_tuple(d)[4:5] for d in error.diagnostics] == [
+        ("LR203", "tiers[0].discount",
+         f"expected a percentage such as 20%, got {written!r}")]
+
+
 def test_a_lone_surrogate_is_a_program_error_not_a_unicode_error() -> None:
     """A lone surrogate in a program's text made load_program raise UnicodeEncodeError from
     the content hash; from YAML it is LR101 with a position, from a dict LR203 at its path."""

@@ -208,9 +208,9 @@ def parse_rate(value: object) -> Decimal:
                 raise ValueError(f"{value!r}: a 折 discount is between 0 and 10")
             return (Decimal(10) - pays) / Decimal(10)
         if text.endswith("%"):
-            try:
-                pct = Decimal(text[:-1].strip())
-            except InvalidOperation:
+            try:  # (a plain decimal number: not NaN, an exponent or 1e999999999)
+                pct = parse_money(text[:-1].strip())
+            except ValueError:
                 raise ValueError("expected a percentage such as 20%, got "
                                  f"{show_value(value)}") from None
             rate = pct / Decimal(100)
