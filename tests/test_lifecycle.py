@@ -1206,6 +1206,27 @@ def test_credit_for_another_member_is_an_error() -> None:
                                                  "2026-01-03T10:00:00+08:00"))
 
 
+CREDIT = {"id": "referral:x", "member_id": "ann", "rule": "referral", "reason": "x bought"}
+
+
+@pytest.mark.parametrize(("action", "said"), [
+    (CREDIT | {"points": -50}, "credit: points: must be at least 1 (got -50)"),
+    (CREDIT | {"points": 0}, "credit: points: must be at least 1 (got 0)"),
+    (CREDIT | {"points": True}, "credit: points: expected a whole number (got true)"),
+    (CREDIT | {"points": "50"}, "credit: points: expected a whole number (got '50')"),
+    ('{"id": "referral:x", "member_id": "ann", "points": true, "rule": "referral", '
+     '"reason": "x bought"}', "credit: points: expected a whole number (got true)"),
+])
+def test_a_credit_is_a_whole_number_of_at_least_one_point(action: Any, said: str) -> None:
+    """A credit of −50 points said points_change −50 while the balance stayed 100 (the ledger
+    earns nothing from it), and `true` credited 1 point: both are refused, as input."""
+    with pytest.raises(lr.InputError) as caught:
+        lr.credit(RFM, lr.MemberState(id="ann", points=100), action,
+                  "2026-01-03T10:00:00+08:00")
+    assert (str(caught.value), caught.value.field, caught.value.kind) == (
+        said, "points", "credit")
+
+
 def test_a_time_without_offset_is_an_error(rfm_member: Story) -> None:
     """The engine never guesses a zone: advancing to a naive time is refused."""
     s = rfm_member.state
