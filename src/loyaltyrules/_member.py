@@ -312,10 +312,11 @@ class HouseholdState(_Input):
     change); earned − redeemed − expired − reversed = points + pending_points.
     ``member_versions`` is the version of the member state it last returned for each member
     (current members, and the last former ones), so an older state is refused as stale.
+    ``owner`` is None once the last member has left: the next to join owns it.
     """
 
     id: str = Field(min_length=1, max_length=128)
-    owner: str
+    owner: str | None
     members: tuple[str, ...]
     lots: tuple[PointsLot, ...] = ()
     totals: PointsTotals = PointsTotals()
