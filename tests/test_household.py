@@ -499,6 +499,41 @@ def test_member_versions_stay_bounded_by_former_members() -> None:
     assert "guest19" not in h.member_versions and "guest20" in h.member_versions
 
 
+def test_ownership_passes_to_who_is_left_or_to_the_next_to_join() -> None:
+    """redeem: owner. Mum owns the household she made; when she leaves, the son, the first
+    member left, owns it and may use the pool. When he leaves too, no one owns it, and dad,
+    joining next, does. Regression: an owner who left as the last member stayed the owner,
+    and dad, its only member, was refused the pool."""
+    p = program(redeem="owner")
+    h, _, mum, son, _ = contributed(p)
+    assert (h.owner, h.points) == ("mum", 300)
+    h = lr.household_leave(p, h, mum, "2026-01-02T10:00:00+08:00").household
+    assert (h.members, h.owner) == (("son",), "son")
+    c = lr.household_withdraw(p, h, son, 100, "2026-01-02T11:00:00+08:00", event_id="W1")
+    c = lr.household_leave(p, c.household, c.member, "2026-01-02T12:00:00+08:00")
+    assert (c.household.members, c.household.owner) == ((), None)
+    assert reloads(c.household)
+    c = lr.household_join(p, c.household, lr.MemberState(id="dad"))
+    assert (c.household.members, c.household.owner) == (("dad",), "dad")
+    c = lr.household_withdraw(p, c.household, c.member, 200, "2026-01-03T10:00:00+08:00",
+                              event_id="W2")
+    assert (c.member.points, c.household.points) == (200, 0)
+
+
+def test_a_household_stored_with_an_owner_who_has_left_is_owned_as_if_ownership_passed() -> None:
+    """Households stored before ownership passed on can name as owner mum, who left as the
+    last member: with no one in it, dad joining owns it; with dad already in it (he joined
+    next), he owns it and may use the pool, and the household returned names him."""
+    p = program(redeem="owner")
+    h = contributed(p)[0]  # 300 points pooled
+    emptied = h.model_copy(update={"members": (), "owner": "mum"})
+    assert lr.household_join(p, emptied, lr.MemberState(id="dad")).household.owner == "dad"
+    joined = h.model_copy(update={"members": ("dad",), "owner": "mum"})
+    w = lr.household_withdraw(p, joined, lr.MemberState(id="dad", household="chen"), 100,
+                              "2026-01-02T11:00:00+08:00", event_id="W1")
+    assert (w.member.points, w.household.points, w.household.owner) == (100, 200, "dad")
+
+
 # --- properties ---------------------------------------------------------------------------------
 
 

@@ -1206,6 +1206,27 @@ def test_credit_for_another_member_is_an_error() -> None:
                                                  "2026-01-03T10:00:00+08:00"))
 
 
+CREDIT = {"id": "referral:x", "member_id": "ann", "rule": "referral", "reason": "x bought"}
+
+
+@pytest.mark.parametrize(("action", "said"), [
+    (CREDIT | {"points": -50}, "credit: points: must be at least 1 (got -50)"),
+    (CREDIT | {"points": 0}, "credit: points: must be at least 1 (got 0)"),
+    (CREDIT | {"points": True}, "credit: points: expected a whole number (got true)"),
+    (CREDIT | {"points": "50"}, "credit: points: expected a whole number (got '50')"),
+    ('{"id": "referral:x", "member_id": "ann", "points": true, "rule": "referral", '
+     '"reason": "x bought"}', "credit: points: expected a whole number (got true)"),
+])
+def test_a_credit_is_a_whole_number_of_at_least_one_point(action: Any, said: str) -> None:
+    """A credit of −50 points said points_change −50 while the balance stayed 100 (the ledger
+    earns nothing from it), and `true` credited 1 point: both are refused, as input."""
+    with pytest.raises(lr.InputError) as caught:
+        lr.credit(RFM, lr.MemberState(id="ann", points=100), action,
+                  "2026-01-03T10:00:00+08:00")
+    assert (str(caught.value), caught.value.field, caught.value.kind) == (
+        said, "points", "credit")
+
+
 def test_a_time_without_offset_is_an_error(rfm_member: Story) -> None:
     """The engine never guesses a zone: advancing to a naive time is refused."""
     s = rfm_member.state
@@ -1760,6 +1781,59 @@ def test_an_event_s_names_are_text(call: str, event: dict[str, Any], said: str) 
     with pytest.raises(lr.InputError) as caught:
         getattr(lr, call)(SHARED_IDS, {"id": "a"},
                           {"id": "E1", "at": "2026-03-02T10:00:00-05:00", **event})
+    assert str(caught.value) == said
+
+
+@pytest.mark.parametrize(("event", "points"), [
+    ({"type": "review", "attrs": {"photo": True}}, 50),  # first-photo-review has a when:
+    ({"type": "check_in"}, 2),  # daily-check-in has none
+])
+@pytest.mark.parametrize(("field", "longest"), [("id", 128), ("channel", 64)])
+def test_a_behaviour_id_or_channel_is_held_to_a_purchase_s_length(
+        event: dict[str, Any], points: int, field: str, longest: int) -> None:
+    """An id of 128 characters and a channel of 64 are taken, as on a purchase; one more is
+    an InputError. Before, one more raised pydantic's ValidationError where a rule's `when:`
+    read the event as a purchase, and was taken where no rule had a `when:`."""
+    base = {"id": "B1", "at": "2026-01-06T12:00:00+08:00", **event}
+    taken = lr.behaviour(RFM, {"id": "a"}, {**base, field: "x" * longest})
+    assert taken.points_change == points
+    with pytest.raises(lr.InputError) as caught:
+        lr.behaviour(RFM, {"id": "a"}, {**base, field: "x" * (longest + 1)})
+    assert str(caught.value) == (
+        f"behaviour: {field}: must be at most {longest} characters long (got {longest + 1})")
+
+
+@pytest.mark.parametrize("field", ["id", "transaction_id"])
+def test_a_refund_id_is_held_to_a_purchase_s_length(field: str) -> None:
+    """A refund's id and the purchase it names are at most 128 characters, as a purchase's id
+    (before, any length was taken, and an over-long purchase id reported as not on file)."""
+    event = {"id": "R1", "at": "2026-01-06T12:00:00+08:00", "transaction_id": "T1"}
+    with pytest.raises(lr.InputError) as caught:
+        lr.refund(RFM, {"id": "a"}, {**event, field: "x" * 129})
+    assert str(caught.value) == f"refund: {field}: must be at most 128 characters long (got 129)"
+
+
+@pytest.mark.parametrize(("call", "said"), [
+    (lambda s, at: lr.refund(SHARED_IDS, s, {"id": ["R"], "at": at, "transaction_id": "T1"}),
+     "refund: id: expected text (got ['R'])"),
+    (lambda s, at: lr.refund(SHARED_IDS, s, {"id": 0, "at": at, "transaction_id": "T1"}),
+     "refund: id: expected text (got 0)"),
+    (lambda s, at: lr.refund(SHARED_IDS, s, {"id": "R1", "at": at, "transaction_id": 1}),
+     "refund: transaction_id: expected text (got 1)"),
+    (lambda s, at: lr.behaviour(SHARED_IDS, s, {"id": 0, "at": at, "type": "review"}),
+     "behaviour: id: expected text (got 0)"),
+    (lambda s, at: lr.redeem_reward(SHARED_IDS, s, {"id": 0, "at": at, "reward": "drink"}),
+     "reward: id: expected text (got 0)"),
+    (lambda s, at: lr.gift(YEARLY, s, {"id": "r"}, {"id": 0, "at": at, "points": 10}),
+     "gift: id: expected text (got 0)"),
+])
+def test_an_event_id_is_text(call: Any, said: str) -> None:
+    """Every lifecycle event's id is text, as a purchase's is. Before, a refund took
+    `["R"]` as the id "['R']" and refused 0 as "required", while a behaviour, a reward and a
+    gift took 0 as "0"."""
+    s = lr.MemberState(id="m", points=500)
+    with pytest.raises(lr.InputError) as caught:
+        call(s, "2026-03-02T10:00:00-05:00")
     assert str(caught.value) == said
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Field,
     PlainSerializer,
     SerializerFunctionWrapHandler,
     model_serializer,
@@ -243,11 +244,14 @@ class LifecycleEvent(_Out):
 
 class HostAction(_Out):
     """Something the host must do for another member (a referral reward): apply it with
-    :func:`loyaltyrules.credit` on that member's state, once; its id makes it idempotent."""
+    :func:`loyaltyrules.credit` on that member's state, once; its id makes it idempotent.
+    ``points`` is a whole number of at least 1."""
 
     id: str
     member_id: str
-    points: int
+    # strict: read in lax mode, true would be 1 point; and 0 or fewer would be reported as a
+    # change the ledger never makes (it earns nothing from them)
+    points: int = Field(strict=True, ge=1)
     rule: str
     reason: str
 

@@ -76,6 +76,15 @@ def _versions(h: HouseholdState, returned: MemberState, members: tuple[str, ...]
     return versions
 
 
+def _owner(h: HouseholdState) -> str | None:
+    """Who owns the household: its ``owner`` while they are a member. A household stored
+    before ownership passed on can name an owner who left as its last member; the first
+    member now is the one who joined next, and owns it. None when no one is left."""
+    if h.owner in h.members:
+        return h.owner
+    return h.members[0] if h.members else None
+
+
 def _pool_book(household: HouseholdState, now: datetime) -> _Book:
     """The pool as a book: a member state whose lots are the pool's."""
     # built, not validated: the household is valid already, and "household:" + a valid
@@ -91,21 +100,23 @@ def _pool_state(household: HouseholdState, book: _Book, **updates: Any) -> House
                  expired=book.expired, reversed=book.reversed, shortfall=book.shortfall)
     return household.model_copy(update={
         "lots": tuple(book.lots), "totals": totals, "points": book.available(),
-        "pending_points": book.pending(), "version": household.version + 1, **updates})
+        "pending_points": book.pending(), "version": household.version + 1,
+        "owner": _owner(household), **updates})
 
 
 @exact
 def household_join(program: Any, household: HouseholdState | dict[str, Any] | None,
                    member: MemberState | dict[str, Any], *, household_id: str | None = None
                    ) -> HouseholdChange:
-    """Add a member to a household (creating it, with the member as owner, when None)."""
+    """Add a member to a household (creating it when None). The member owns it when it has
+    no owner: a new household, or one whose last member left."""
     rules = _rules(program)
     m = coerce(MemberState, member, "member")
     if household is None:
         if not household_id or not isinstance(household_id, str):
             raise InputError(f"a new household needs an id (a string), got {household_id!r}",
                              field="household_id", kind="household")
-        h = coerce(HouseholdState, {"id": household_id, "owner": m.id, "members": ()},
+        h = coerce(HouseholdState, {"id": household_id, "owner": None, "members": ()},
                    "household")
     else:
         h = coerce(HouseholdState, household, "household")
@@ -121,7 +132,9 @@ def household_join(program: Any, household: HouseholdState | dict[str, Any] | No
     m = m.model_copy(update={"household": h.id, "household_spend": h.spend,
                              "version": m.version + 1})
     members = (*h.members, m.id)
-    h = h.model_copy(update={"members": members, "version": h.version + 1,
+    owner = _owner(h)
+    h = h.model_copy(update={"members": members, "owner": m.id if owner is None else owner,
+                             "version": h.version + 1,
                              "member_versions": _versions(h, m, members)})
     return HouseholdChange(h, m, 0, f"{m.id} joined {h.id}")
 
@@ -211,7 +224,7 @@ def household_withdraw(program: Any, household: HouseholdState | dict[str, Any],
     if not event_id or not isinstance(event_id, str):
         raise InputError(f"an event id (a string) makes a retry safe, got {event_id!r}",
                          field="event_id", kind="household")
-    if rules.redeem == "owner" and m.id != h.owner:
+    if rules.redeem == "owner" and m.id != _owner(h):
         raise InputError("only the household's owner may use the pool", field="member",
                          kind="household")
     # remembered per member, as contributions are: two members' withdrawals may share an id;
@@ -262,7 +275,11 @@ def household_leave(program: Any, household: HouseholdState | dict[str, Any],
         else:
             pool.expired += held
     members = tuple(x for x in h.members if x != m.id)
-    owner = h.owner if h.owner != m.id or not members else members[0]
+    # the owner's place passes to the member who joined first of those left; with no one
+    # left, to no one (the next to join takes it): not to a member who has gone
+    owner = _owner(h)
+    if owner == m.id:
+        owner = members[0] if members else None
     contributions = {k: v for k, v in h.contributions.items() if k != m.id}
     new_m = book.state(m, household=None, household_spend=None)
     new_h = _pool_state(h, pool, members=members, owner=owner, contributions=contributions,

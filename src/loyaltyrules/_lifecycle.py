@@ -33,6 +33,8 @@ from ._decision import (
 )
 from ._errors import InputError, show_value
 from ._member import (
+    CHANNEL_LENGTH,
+    ID_LENGTH,
     MemberState,
     PointsLot,
     PointsTotals,
@@ -1216,8 +1218,10 @@ def _refund_event(event: Any) -> dict[str, Any]:
     if unknown:
         raise InputError("unknown field", field=sorted(unknown)[0], kind="refund")
     for key in ("id", "at", "transaction_id"):
-        if not event.get(key):
+        if event.get(key) in (None, ""):
             raise InputError("required", field=key, kind="refund")
+    event_id = _event_text(event["id"], "id", "refund", ID_LENGTH)
+    purchase_id = _event_text(event["transaction_id"], "transaction_id", "refund", ID_LENGTH)
     amount = None
     if event.get("amount") is not None:
         try:
@@ -1251,8 +1255,23 @@ def _refund_event(event: Any) -> dict[str, Any]:
             lines.append((line["line"], part))
     if amount is not None and lines is not None:
         raise InputError("give amount or lines, not both", field="amount", kind="refund")
-    return {"id": str(event["id"]), "at": _instant(event["at"], "at", "refund"),
-            "transaction_id": str(event["transaction_id"]), "amount": amount, "lines": lines}
+    return {"id": event_id, "at": _instant(event["at"], "at", "refund"),
+            "transaction_id": purchase_id, "amount": amount, "lines": lines}
+
+
+def _event_text(value: Any, field: str, kind: str, longest: int) -> str:
+    """An event's id or channel: text of 1 to ``longest`` characters, as a purchase's. Not
+    made text with str(): 0 and "0" (or ["R"] and "['R']") would be one event to the replay
+    check; and a behaviour's ``when:`` reads the event as a purchase, which would refuse it
+    with the validation library's own error."""
+    if not isinstance(value, str):
+        raise InputError(f"expected text (got {show_value(value)})", field=field, kind=kind)
+    if not value:
+        raise InputError("must not be empty", field=field, kind=kind)
+    if len(value) > longest:
+        raise InputError(f"must be at most {longest} characters long (got {len(value)})",
+                         field=field, kind=kind)
+    return value
 
 
 def _replayed(program: Any, m: MemberState, kind: str, event_id: str, at: datetime
@@ -1280,13 +1299,15 @@ def _simple_event(event: Any, kind: str, required: Iterable[str]) -> dict[str, A
     for key in required:
         if event.get(key) in (None, ""):
             raise InputError("required", field=key, kind=kind)
-    for key in ("type", "reward", "channel"):  # names the program is matched against
+    out = dict(event)
+    out["id"] = _event_text(event["id"], "id", kind, ID_LENGTH)
+    for key in ("type", "reward"):  # names the program is matched against
         if key in event and event[key] is not None and not isinstance(event[key], str):
             raise InputError(f"expected text (got {show_value(event[key])})", field=key,
                              kind=kind)
-    out = dict(event)
+    if event.get("channel") is not None:
+        out["channel"] = _event_text(event["channel"], "channel", kind, CHANNEL_LENGTH)
     out["at"] = _instant(event["at"], "at", kind)
-    out["id"] = str(event["id"])
     if event.get("attrs") is not None:
         from ._member import coerce_attrs
 
@@ -1350,7 +1371,7 @@ def _behaviour_condition(program: Any, m: MemberState, ev: dict[str, Any],
     if not isinstance(attrs, dict):
         raise InputError("attrs is a mapping of names to values", field="attrs",
                          kind="behaviour")
-    channel = str(ev.get("channel") or "app")
+    channel = ev.get("channel") or "app"
     txn = Transaction(id=ev["id"], at=ev["at"], channel=channel,
                       items=({"sku": "-", "category": str(ev["type"]), "amount": "0"},))
     plan = program.plan("compiled")

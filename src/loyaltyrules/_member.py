@@ -312,10 +312,11 @@ class HouseholdState(_Input):
     change); earned − redeemed − expired − reversed = points + pending_points.
     ``member_versions`` is the version of the member state it last returned for each member
     (current members, and the last former ones), so an older state is refused as stale.
+    ``owner`` is None once the last member has left: the next to join owns it.
     """
 
     id: str = Field(min_length=1, max_length=128)
-    owner: str
+    owner: str | None
     members: tuple[str, ...]
     lots: tuple[PointsLot, ...] = ()
     totals: PointsTotals = PointsTotals()
@@ -388,13 +389,19 @@ def reserved_id(value: str) -> InputError:
                       f"{', '.join(RESERVED_PREFIXES)}", field="id", kind="transaction")
 
 
+# How long a purchase's id and channel may be; a lifecycle event's ids and channel are held
+# to the same (a behaviour's condition reads its event as a purchase)
+ID_LENGTH = 128
+CHANNEL_LENGTH = 64
+
+
 class Transaction(_Input):
     """A purchase. ``at`` must carry a UTC offset: the engine never guesses a zone."""
 
-    id: str = Field(min_length=1, max_length=128)
+    id: str = Field(min_length=1, max_length=ID_LENGTH)
     member_id: str | None = None
     at: Instant
-    channel: str = Field(default="store", min_length=1, max_length=64)
+    channel: str = Field(default="store", min_length=1, max_length=CHANNEL_LENGTH)
     store: str | None = None
     items: tuple[LineItem, ...] = Field(min_length=1, max_length=1000)
     shipping: Money = Decimal(0)
