@@ -79,6 +79,28 @@ def test_windows_at_the_ends_of_the_calendar_are_checked_without_false_alarms() 
     assert report.ok, report.render()
 
 
+def test_purchases_from_before_shanghai_kept_whole_minutes_are_checked_without_false_alarms(
+        ) -> None:
+    """Until 1928 Shanghai's offset was +08:05:43, which a date-time's text cannot carry: the
+    checker wrote purchases and refunds of those years with it, and reported the engine's
+    refusal as a failed invariant (refund-restores, seed 3). It writes them in UTC."""
+    from zoneinfo import ZoneInfo
+
+    from loyaltyrules._member import instant_text
+
+    shanghai = ZoneInfo("Asia/Shanghai")
+    assert instant_text(datetime(1900, 1, 1, 15, 54, 16, tzinfo=UTC), shanghai) == \
+        "1900-01-01T15:54:16+00:00"
+    assert instant_text(datetime(2026, 3, 3, 2, tzinfo=UTC), shanghai) == \
+        "2026-03-03T10:00:00+08:00"
+    program = lr.load_program(
+        "program: {id: s, version: 1, currency: CNY, timezone: Asia/Shanghai}\n"
+        "tiers: [{id: basic}]\nearn: [{id: e, points: 1, per: 1}]\n"
+        "promotions: [{id: p, bonus_points: 5, window: {end: 1900-01-01}}]\n")
+    report = check(program, examples=40, seed=3)
+    assert report.ok, report.render()
+
+
 def test_rfm_3tier_reports_tier_monotonicity_with_a_runnable_counterexample(
         tmp_path: Path) -> None:
     """Mechanism B as written (silver 9.5折 after bronze 9折) is reported, and the counterexample

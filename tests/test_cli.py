@@ -826,3 +826,83 @@ def test_check_examples_below_one_is_a_usage_error(
         f"must be at least 1, got {examples}"
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"loyaltyrules check: error: argument --examples: {said}")
+
+
+# -- output that cannot be written, input that is not text ---------------------------------------
+
+
+def test_output_that_cannot_be_written_is_one_line_not_an_internal_error(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A full disk (`> /dev/full`), standard output closed (`>&-`) and a terminal whose
+    encoding cannot write the output (PYTHONIOENCODING=ascii) each said "internal error …
+    this is a bug"."""
+    with open("/dev/full", "w", encoding="utf-8") as full:
+        monkeypatch.setattr("sys.stdout", full)
+        code = main(["run", str(RETAIL), str(EXAMPLES / "transactions.jsonl")])
+        assert code == 1
+        assert assert_one_line_error(capsys.readouterr().err) == (
+            "loyaltyrules: cannot write the output: No space left on device")
+    monkeypatch.setattr("sys.stdout", None)
+    assert main(["validate", str(RETAIL)]) == 1
+    assert assert_one_line_error(capsys.readouterr().err) == (
+        "loyaltyrules: standard output is closed")
+    monkeypatch.setattr("sys.stdout", io.TextIOWrapper(io.BytesIO(), encoding="ascii"))
+    assert main(["validate", str(RETAIL)]) == 1
+    assert assert_one_line_error(capsys.readouterr().err) == (
+        "loyaltyrules: the output has characters ascii cannot write: run with "
+        "PYTHONIOENCODING=utf-8")
+
+
+@pytest.mark.parametrize("where", ["member_id", "attrs"])
+def test_a_lone_surrogate_escape_is_refused_where_it_is_read(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str) -> None:
+    r"""`"m\ud800"` is half of a character: JSON can escape it, Python reads it, nothing can
+    write it. Refused on its line (it was an internal error, several lines of pydantic's);
+    a whole escaped pair (an emoji) is text and is read."""
+    half = '"x\\ud800"'
+    pair = '"x\\ud83d\\ude00"'
+    for value, fine in ((half, False), (pair, True)):
+        line = TXN.format(id="T1", at="2026-03-03T10:00:00+08:00")
+        if where == "member_id":
+            line = line.replace('"m1"', value)
+        else:
+            line = line.replace('"items"', f'"attrs": {{"k": {value}}}, "items"')
+        stream = tmp_path / "txns.jsonl"
+        stream.write_text(TXN.format(id="T0", at="2026-03-03T09:00:00+08:00") + line,
+                          encoding="utf-8")
+        code, out, err = run_main(capsys, "run", RETAIL, stream)
+        if fine:
+            assert (code, err, len(out.splitlines())) == (0, "", 2)
+        else:
+            assert code == 1
+            assert assert_one_line_error(err) == (
+                f"loyaltyrules: {stream}:2: transactions holds a lone surrogate escape such "
+                "as \\ud800 (half of a character, not text)")
+    member = tmp_path / "m.json"
+    member.write_text('{"id": "m", "attrs": {"k": "\\udc00"}}', encoding="utf-8")
+    txn = tmp_path / "t.json"
+    txn.write_text(TXN.format(id="T1", at="2026-03-03T10:00:00+08:00").replace(
+        '"m1"', '"m"'), encoding="utf-8")
+    code, _, err = run_main(capsys, "evaluate", RETAIL, "--member", member, "--txn", txn)
+    assert code == 1
+    assert assert_one_line_error(err) == (
+        f"loyaltyrules: {member}: member state holds a lone surrogate escape such as "
+        "\\ud800 (half of a character, not text)")
+
+
+def test_a_json_string_is_not_read_again_as_json(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A member list holding the text of a member (`["{\\"id\\": \\"a\\"}"]`) was read as
+    member a; a transaction line `"x"` was "Invalid JSON"."""
+    members = tmp_path / "m.json"
+    members.write_text(json.dumps(['{"id": "a", "tier": "gold"}']), encoding="utf-8")
+    stream = tmp_path / "txns.jsonl"
+    stream.write_text(TXN.format(id="T1", at="2026-03-03T10:00:00+08:00"), encoding="utf-8")
+    code, _, err = run_main(capsys, "run", RETAIL, stream, "--members", members)
+    assert code == 1
+    assert assert_one_line_error(err) == (
+        f"loyaltyrules: {members}:1: member: expected a mapping (a JSON object), got text")
+    stream.write_text('"x"\n', encoding="utf-8")
+    code, _, err = run_main(capsys, "run", RETAIL, stream)
+    assert assert_one_line_error(err) == (
+        f"loyaltyrules: {stream}:1: transaction: expected a mapping (a JSON object), got text")

@@ -39,7 +39,7 @@ import yaml
 from ._decision import Decision, LifecycleDecision
 from ._errors import EvaluationError, InputError, LoyaltyError
 from ._expressions import DECISION_FIELDS, ExpressionRuntimeError, Scope
-from ._member import MemberState, Transaction, coerce
+from ._member import MemberState, Transaction, coerce, instant_text
 from ._model import Invariant
 from ._program import Program, load_program
 
@@ -573,7 +573,7 @@ def _refund_restores(ctx: _Context, p: _Purchase) -> _Found | None:
     start = coerce(MemberState, copy.deepcopy(p.member), "member")
     bought = apply(start, d)
     at = datetime.fromisoformat(p.txn["at"]) + p.gap
-    event = {"id": "r1", "at": at.astimezone(program.zone).isoformat(),
+    event = {"id": "r1", "at": instant_text(at, program.zone),
              "transaction_id": p.txn["id"]}
     steps = [_Step("purchase", p.txn, _purchase_expect(d))]
     try:

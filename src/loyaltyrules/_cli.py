@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import IO, Any, TextIO, TypeVar
 
 from pydantic import ValidationError
 
@@ -98,14 +98,37 @@ def _loads(text: str, what: str) -> Any:
             from None
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _refuse_lone_surrogates(text: str, where: str, what: str) -> None:
+    """JSON may escape one half of a UTF-16 pair alone ("\\ud800"): Python reads it as a
+    string that is not text, which no output can write (a decision or state holding it would
+    fail when written). Refused where it is read. (Only text with such an escape is looked
+    at twice: a pair, an emoji written escaped, is text.)"""
+    if not _SURROGATE_ESCAPE.search(text):
+        return
+    try:
+        data = json.loads(text)
+    except ValueError:  # (refused as it is read, with its own message)
+        return
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Fail(f"{where}: {what} holds a lone surrogate escape such as \\ud800 "
+                    "(half of a character, not text)") from None
+
+
 def _read_text(path: str, what: str) -> str:
     try:
         # (utf-8-sig: a leading byte-order mark, as Windows tools write, is skipped)
-        return Path(path).read_text(encoding="utf-8-sig")
+        text = Path(path).read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise _Fail(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise _Fail(f"{path}: {what} is not UTF-8 text") from None
+    _refuse_lone_surrogates(text, path, what)
+    return text
 
 
 def _parse_json(path: str, text: str, what: str) -> Any:
@@ -145,7 +168,19 @@ def _lines(path: str, what: str) -> Iterator[tuple[int, str]]:
             else:  # a text stream given as standard input (tests, embedding hosts)
                 line = raw[1:] if number == 1 and raw.startswith("\ufeff") else raw
             if line.strip():
+                _refuse_lone_surrogates(line, f"{path}:{number}", what)
                 yield number, line
+
+
+_M = TypeVar("_M", MemberState, Transaction)
+
+
+def _coerce(model: type[_M], data: Any, kind: str) -> _M:
+    """:func:`coerce` of a value read from JSON: there a string is a string, not JSON text
+    to be read again (``"{\"id\": \"a\"}"`` is not a member)."""
+    if isinstance(data, str):
+        raise InputError("expected a mapping (a JSON object), got text", kind=kind)
+    return coerce(model, data, kind)
 
 
 def _transaction(line: str) -> Transaction:
@@ -156,7 +191,7 @@ def _transaction(line: str) -> Transaction:
     except ValidationError:
         pass
     data = _loads(line, "transactions")
-    return coerce(Transaction, data, "transaction")
+    return _coerce(Transaction, data, "transaction")
 
 
 def _jsonl(path: str, what: str) -> Iterator[tuple[int, Any]]:
@@ -224,7 +259,7 @@ def _load_members(path: str | None, program: Program) -> dict[str, MemberState]:
     rows, line_of = _member_rows(path)
     for k, row in enumerate(rows):
         try:
-            state = coerce(MemberState, row, "member")
+            state = _coerce(MemberState, row, "member")
             if state.tier is not None and state.tier not in program.tier_ids:
                 raise InputError(f"unknown tier {state.tier!r}; the program has "
                                  f"{list(program.tier_ids)}", field="tier", kind="member")
@@ -264,8 +299,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     program = load_program(Path(args.program))
     member_data = _read_json(args.member, "member state")
     txn_data = _read_json(args.txn, "transaction")
-    member = coerce(MemberState, member_data, "member")
-    decision = evaluate(program, member, txn_data, trace=not args.no_trace)
+    member = _coerce(MemberState, member_data, "member")
+    decision = evaluate(program, member, _coerce(Transaction, txn_data, "transaction"),
+                        trace=not args.no_trace)
     after = apply(member, decision)
     if args.explain:
         print(decision.explain())
@@ -603,6 +639,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if sys.stdout is None:  # (started with standard output closed: `>&-`)
+        if sys.stderr is not None:
+            print("loyaltyrules: standard output is closed", file=sys.stderr)
+        return EXIT_ERROR
     try:
         code: int = args.func(args)
         sys.stdout.flush()  # (inside: a reader gone before the end is not a success)
@@ -620,6 +660,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader of the output went away before the command ended
         _silence_stdout()
         print("loyaltyrules: output closed before the command finished", file=sys.stderr)
+    except OSError as exc:  # writing failed: a full disk, a file that cannot be written
+        _silence_stdout()
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"loyaltyrules: cannot write the output{where}: {exc.strerror or exc}",
+              file=sys.stderr)
+    except UnicodeEncodeError as exc:  # (input text is checked as read: this is the output's)
+        _silence_stdout()
+        print(f"loyaltyrules: the output has characters {exc.encoding} cannot write: run with "
+              "PYTHONIOENCODING=utf-8", file=sys.stderr)
     except Exception as exc:  # the promise is one line, never a traceback
         print(f"loyaltyrules: internal error ({type(exc).__name__}: {exc}) — this is a bug in "
               "loyaltyrules, please report it with the input that caused it", file=sys.stderr)

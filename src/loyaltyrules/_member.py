@@ -6,7 +6,7 @@ exact), so JSON readers should parse numbers as Decimal (the CLI does).
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
@@ -139,6 +139,17 @@ def fixed_offset(value: datetime) -> datetime:
 # rather than failing deep inside an evaluation.
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def instant_text(at: datetime, zone: tzinfo, utc: bool = False) -> str:
+    """``at`` as a host writes it: in the program's zone (or UTC). Where that zone's offset
+    had seconds (Shanghai's +08:05:43 before 1928), which a date-time's text cannot carry,
+    in UTC."""
+    local = at.astimezone(zone)
+    offset = local.utcoffset()
+    if utc or offset is None or offset.seconds % 60 or offset.microseconds:
+        return at.astimezone(UTC).isoformat()
+    return local.isoformat()
 
 
 def instant_problem(value: datetime) -> str | None:

@@ -49,7 +49,7 @@ from pydantic import BaseModel
 from ._calendar import birthday_in_year
 from ._decision import Decision, LifecycleDecision
 from ._expressions import Expression
-from ._member import EARLIEST, LATEST, MemberState
+from ._member import EARLIEST, LATEST, MemberState, instant_text
 from ._model import Window
 from ._program import Program
 from ._scenario import run_step as _scenario_step
@@ -422,10 +422,6 @@ def amounts(program: Program) -> st.SearchStrategy[str]:
     return _amount_minor(facts).map(lambda n: _money_text(facts, n))
 
 
-def _instant_text(at: datetime, zone: tzinfo, utc: bool) -> str:
-    return (at.astimezone(UTC) if utc else at.astimezone(zone)).isoformat()
-
-
 def _instants(facts: _Facts) -> st.SearchStrategy[datetime]:
     start = datetime(YEARS[0], 1, 1, tzinfo=UTC)
     minutes = (datetime(YEARS[-1] + 1, 1, 1, tzinfo=UTC) - start) // timedelta(minutes=1)
@@ -444,7 +440,7 @@ def _instants(facts: _Facts) -> st.SearchStrategy[datetime]:
 
 
 def _instant_texts(facts: _Facts) -> st.SearchStrategy[str]:
-    return st.builds(_instant_text, _instants(facts), st.just(facts.zone),
+    return st.builds(instant_text, _instants(facts), st.just(facts.zone),
                      st.sampled_from((False, False, False, True)))
 
 
@@ -618,7 +614,7 @@ def _purchase(draw: st.DrawFn, facts: _Facts) -> tuple[dict[str, Any], dict[str,
         when = draw(_birthday_instant(facts, date.fromisoformat(member["birthday"])))
     else:
         when = draw(_instants(facts))
-    at = when.astimezone(facts.zone).isoformat()
+    at = instant_text(when, facts.zone)
     return member, _transaction(draw, facts, "t1", at, None)
 
 
@@ -671,7 +667,7 @@ def _events(draw: st.DrawFn, facts: _Facts, max_steps: int, redeem: bool = False
             if not _accepted(later):  # (at the end of the calendar the engine accepts)
                 break
             at = later
-        text = at.astimezone(facts.zone).isoformat()
+        text = instant_text(at, facts.zone)
         # a purchase can be refunded for ledger.refund_days (and is forgotten after that)
         open_ = [b for b in bought if not b.full
                  and at <= b.at + timedelta(days=facts.refund_days)]
