@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -599,3 +599,43 @@ def test_household_calls_on_the_latest_states_move_points_and_never_make_them(
         h, members[who] = c.household, c.member
         assert lr.check_identity(c.member) and pool_identity(h)
         assert held() == before - (h.totals.expired - lapsed)
+
+
+def test_a_withdrawal_first_brings_the_member_to_its_moment() -> None:
+    """Mum's 600 points of 5 January are pending for 7 days; half go to the pool. Her
+    withdrawal of 100 on 20 January first releases her other 300 (reported in the change's
+    events) and the state says it stands at 20 January; a later advance reports nothing
+    again (before, the state stayed at 5 January, counted as of the 20th, and the advance
+    reported the releases a second time)."""
+    p = program(ledger={"pending_days": 7, "expiry": {"months": 1}})
+    c = lr.household_join(p, None, lr.MemberState(id="mum"), household_id="h")
+    h, mum = c.household, c.member
+    mum, d = buy(p, mum, "T1", 5, "600.00")
+    c = lr.household_contribute(p, h, mum, d)
+    w = lr.household_withdraw(p, c.household, c.member, 100, "2026-01-20T10:00:00+08:00",
+                              event_id="W1")
+    assert [(e.type, e.points) for e in w.events] == [("points_released", 300)]
+    assert (w.member.points, w.member.pending_points) == (400, 0)
+    assert w.member.advanced_to == datetime(2026, 1, 20, 2, tzinfo=UTC)
+    assert lr.check_identity(w.member)
+    later = lr.advance(p, w.member, "2026-01-25T10:00:00+08:00")
+    assert (later.events, later.points_change) == ((), 0)
+
+
+def test_a_member_leaving_late_keeps_no_points_past_their_expiry() -> None:
+    """`expiry: {months: 1}`, `on_leave: take_share`. Mum's 100 pooled points of 5 January
+    expire at the end of 5 February; her state already stands at 1 March when her leaving,
+    dated 10 January, arrives: the points she takes out expired on 6 February, and the
+    change says so (before, she kept them for ever)."""
+    p = program(ledger={"expiry": {"months": 1}}, on_leave="take_share")
+    c = lr.household_join(p, None, lr.MemberState(id="mum"), household_id="h")
+    h, mum = c.household, c.member
+    mum, d = buy(p, mum, "T1", 5, "200.00")
+    c = lr.household_contribute(p, h, mum, d)
+    mum = lr.apply(c.member, lr.advance(p, c.member, "2026-03-01T00:00:00+08:00"))
+    left = lr.household_leave(p, c.household, mum, "2026-01-10T10:00:00+08:00")
+    assert left.points == 100
+    assert [(e.type, e.points, e.at.isoformat()) for e in left.events] == [
+        ("points_expired", -100, "2026-02-06T00:00:00+08:00")]
+    assert (left.member.points, left.member.totals.expired) == (0, 200)
+    assert lr.check_identity(left.member)

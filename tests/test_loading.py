@@ -969,6 +969,24 @@ def test_a_percentage_that_is_not_a_plain_number_is_a_program_error(written: str
          f"expected a percentage such as 20%, got {written!r}")]
 
 
+@pytest.mark.parametrize(("condition", "read"), [
+    ("txn.amount >= 100", "txn"), ("len(items) > 1", "items"),
+    ("event.type == 'review' and has_sku('X')", "has_sku(…)"),
+    ("amount_in('beauty') > 0", "amount_in(…)")])
+def test_a_behaviour_condition_cannot_read_a_purchase(condition: str, read: str) -> None:
+    """A check-in has no transaction: such a condition loaded and was never true (the event
+    was read as an empty basket). Refused at its place; member, tier, today and event load."""
+    error = program_error(META + "tiers: [{id: basic}]\nbehaviours:\n"
+                          f'  - {{id: b, event: review, points: 5, when: "{condition}"}}\n')
+    assert [as_tuple(d)[:4] for d in error.diagnostics] == [("LR301", "behaviours[0].when", 4, 45)]
+    assert error.diagnostics[0].message.startswith(
+        f"{read} reads a purchase, and a behaviour event is not one")
+    program = load_program(
+        META + "tiers: [{id: basic}]\nbehaviours:\n  - {id: b, event: review, points: 5, "
+        'when: "event.attrs.photo == True and member.orders > 0 and tier == \'basic\'"}\n')
+    assert program.model.behaviours[0].when is not None
+
+
 def test_a_lone_surrogate_is_a_program_error_not_a_unicode_error() -> None:
     """A lone surrogate in a program's text made load_program raise UnicodeEncodeError from
     the content hash; from YAML it is LR101 with a position, from a dict LR203 at its path."""

@@ -17,9 +17,9 @@ from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from ._decision import Decision, new
+from ._decision import Decision, LifecycleEvent, new
 from ._errors import InputError, StaleMemberState
-from ._lifecycle import _Book, _instant, expires_at
+from ._lifecycle import _Book, _instant, _late_updates, advance_state, expires_at
 from ._member import HouseholdState, MemberState, PointsLot, PointsTotals, coerce
 from ._money import exact
 
@@ -35,12 +35,15 @@ __all__ = [
 
 @dataclass(frozen=True)
 class HouseholdChange:
-    """The household's and the member's next states, to be stored together."""
+    """The household's and the member's next states, to be stored together; ``events``: what
+    bringing the member to the call's moment did first (points released or expired, as
+    :func:`loyaltyrules.advance` reports), and points of a late call expired at once."""
 
     household: HouseholdState
     member: MemberState
     points: int
     detail: str
+    events: tuple[LifecycleEvent, ...] = ()
 
 
 def _rules(program: Any) -> Any:
@@ -243,13 +246,16 @@ def household_withdraw(program: Any, household: HouseholdState | dict[str, Any],
         raise InputError(f"{points} points asked, {max(usable, 0)} usable in the pool{later}",
                          field="points", kind="household")
     pool.redeem(points)
+    # the member brought to the withdrawal's moment first, as by every other event
+    m, events = advance_state(program.model, m, when, program.zone)
     book = _Book(m, when)
     book.earn(points, f"{event}:{m.id}", event, "household", when, when,
               expires_at(program.model.ledger.expiry, when, program.zone))
-    new_m = book.state(m)
+    new_m = book.state(m, **_late_updates(program.model, book, when, m, program.zone, events))
     new_h = _pool_state(h, pool, recent_events=(*h.recent_events, key)[-500:],
                         member_versions=_versions(h, new_m, h.members))
-    return HouseholdChange(new_h, new_m, points, f"{points} points from the pool")
+    return HouseholdChange(new_h, new_m, points, f"{points} points from the pool",
+                           tuple(events))
 
 
 @exact
@@ -264,6 +270,7 @@ def household_leave(program: Any, household: HouseholdState | dict[str, Any],
     pool = _pool_book(h, when)
     mine = [lot for lot in pool.lots if lot.rule == m.id]
     held = sum(lot.points for lot in mine)
+    m, events = advance_state(program.model, m, when, program.zone)  # (as every event does)
     book = _Book(m, when)
     moved = 0
     if rules.on_leave in ("take_share", "forfeit") and held:
@@ -281,10 +288,12 @@ def household_leave(program: Any, household: HouseholdState | dict[str, Any],
     if owner == m.id:
         owner = members[0] if members else None
     contributions = {k: v for k, v in h.contributions.items() if k != m.id}
-    new_m = book.state(m, household=None, household_spend=None)
+    new_m = book.state(m, household=None, household_spend=None,
+                       **_late_updates(program.model, book, when, m, program.zone, events))
     new_h = _pool_state(h, pool, members=members, owner=owner, contributions=contributions,
                         member_versions=_versions(h, new_m, members))
-    return HouseholdChange(new_h, new_m, moved, f"{m.id} left {h.id} ({rules.on_leave})")
+    return HouseholdChange(new_h, new_m, moved, f"{m.id} left {h.id} ({rules.on_leave})",
+                           tuple(events))
 
 
 def _take_out(book: _Book, lots: list[PointsLot], lot_id: str, source: str, when: datetime

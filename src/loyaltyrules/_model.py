@@ -6,6 +6,7 @@ plain fields that tools can read; ``when:`` expressions are the escape hatch.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import functools
 import math
@@ -816,6 +817,25 @@ class Reviews(_Strict):
         return self
 
 
+# what a behaviour event has none of: a purchase's transaction, basket and basket functions
+_PURCHASE_NAMES = frozenset({"txn", "items"})
+_PURCHASE_FUNCTIONS = frozenset({"amount_in", "quantity_in", "has_category", "has_sku"})
+
+
+def _not_of_a_purchase(expr: Expression) -> Expression:
+    """A behaviour's condition reads the member, the event, the tier and today: a check-in
+    has no transaction, so ``txn.amount >= 100`` or ``has_sku('X')`` would load and never
+    be true (the event is read as an empty basket)."""
+    read = sorted(expr.names & _PURCHASE_NAMES) + sorted(
+        {f"{node.func.id}(…)" for node in ast.walk(expr.tree) if isinstance(node, ast.Call)
+         and isinstance(node.func, ast.Name) and node.func.id in _PURCHASE_FUNCTIONS})
+    if read:
+        raise PydanticCustomError("expression", "{text}", {"text": (
+            f"{read[0]} reads a purchase, and a behaviour event is not one — a behaviour's "
+            "when reads member, tier, today and event (event.attrs for what the host sends)")})
+    return expr
+
+
 class Behaviour(_Strict):
     """``behaviours:`` — 行为积分: points for actions that are not purchases."""
 
@@ -823,7 +843,7 @@ class Behaviour(_Strict):
     name: Name | None = None
     event: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
     points: WholeNumber = Field(ge=1)
-    when: Expr | None = None
+    when: Annotated[Expr, AfterValidator(_not_of_a_purchase)] | None = None
     limit: Limit | None = None
     tiers: Ids = ()
 
