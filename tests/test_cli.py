@@ -906,3 +906,14 @@ def test_a_json_string_is_not_read_again_as_json(
     code, _, err = run_main(capsys, "run", RETAIL, stream)
     assert assert_one_line_error(err) == (
         f"loyaltyrules: {stream}:1: transaction: expected a mapping (a JSON object), got text")
+
+
+@pytest.mark.parametrize("today", ["20260301", "2026-W10-1", "2026-13-01", "2026-3-1"])
+def test_lint_today_is_a_date_written_as_the_help_says(
+        capsys: pytest.CaptureFixture[str], today: str) -> None:
+    """--today takes YYYY-MM-DD (Python's reader also took 20260301 and 2026-W10-1)."""
+    code, _, err = run_main(capsys, "lint", RETAIL, "--today", today)
+    assert code == 1
+    assert assert_one_line_error(err) == (
+        f"loyaltyrules: --today {today!r} is not a date such as 2026-03-01")
+    assert run_main(capsys, "lint", RETAIL, "--today", "2026-03-01")[0] == 0

@@ -882,3 +882,20 @@ def test_a_false_condition_quotes_its_decimal_literal_as_written() -> None:
     assert decision.trace is not None
     assert [e.reason for e in decision.trace if e.rule == "promo"] == [
         "`txn.amount > 250.50` is false (txn.amount = 250.00)"]
+
+
+def test_a_power_too_large_says_so_in_the_library_s_words() -> None:
+    """simpleeval's own refusal read "Sorry! I don't want to evaluate 43046721 ** 8"."""
+    program = lr.load_program({
+        "program": {"id": "x", "version": 1, "currency": "CNY", "timezone": "UTC"},
+        "tiers": [{"id": "b"}],
+        "promotions": [{"id": "p", "bonus_points": 1,
+                        "when": "((member.orders + 9) ** 8) ** 8 > 1"}]})
+    txn = {"id": "t", "at": "2026-01-01T00:00:00Z", "items": [{"sku": "a", "amount": "1"}]}
+    for mode in ("compiled", "interpreted"):
+        with pytest.raises(lr.EvaluationError) as failed:
+            lr.evaluate(program, {"id": "m"}, txn, mode=mode)
+        assert str(failed.value) == (
+            "rule 'p' failed: `((member.orders + 9) ** 8) ** 8 > 1` raised NumberTooHigh: "
+            "43046721 ** 8 is larger than an expression may work out (each side at most "
+            "4,000,000)")

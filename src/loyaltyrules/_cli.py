@@ -471,6 +471,10 @@ def _stream(args: argparse.Namespace, program: Any, members: dict[str, MemberSta
 
 def _cmd_lint(args: argparse.Namespace) -> int:
     try:
+        # (YYYY-MM-DD only: Python also reads 20260301 and 2026-W10-1, which the message
+        # and the help do not promise)
+        if args.today and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", args.today):
+            raise ValueError(args.today)
         today = date.fromisoformat(args.today) if args.today else date.today()
     except ValueError:
         raise _Fail(f"--today {args.today!r} is not a date such as 2026-03-01") from None

@@ -17,8 +17,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from simpleeval import safe_power
-
 from ._expressions import (
     _DATETIME_FIELDS,
     _TYPE_FIELDS,
@@ -31,6 +29,7 @@ from ._expressions import (
     _safe_mod,
     _safe_mult,
     date_field,
+    limited_power,
 )
 
 __all__ = ["compile_expression"]
@@ -81,7 +80,7 @@ _HELPERS: dict[str, Any] = {
     "_add": _safe_add,
     "_mul": _safe_mult,
     "_mod": _safe_mod,
-    "_pow": safe_power,
+    "_pow": limited_power,
     "_f_amount_in": _amount_in,
     "_f_quantity_in": _quantity_in,
     "_f_has_category": _has_category,

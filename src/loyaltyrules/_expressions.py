@@ -19,7 +19,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from simpleeval import EvalWithCompoundTypes, safe_power
+from simpleeval import MAX_POWER, EvalWithCompoundTypes, NumberTooHigh, safe_power
 
 from ._errors import did_you_mean
 
@@ -662,6 +662,16 @@ class LimitExceeded(ArithmeticError):
 _SEQUENCES = (str, bytes, list, tuple)
 
 
+def limited_power(base: Any, exponent: Any) -> Any:
+    """``**`` within simpleeval's limit on its operands (its own refusal reads "Sorry! I
+    don't want to evaluate …")."""
+    try:
+        return safe_power(base, exponent)
+    except NumberTooHigh:
+        raise NumberTooHigh(f"{base} ** {exponent} is larger than an expression may work "
+                            f"out (each side at most {MAX_POWER:,})") from None
+
+
 def _safe_add(a: Any, b: Any) -> Any:
     if (
         isinstance(a, _SEQUENCES)
@@ -698,7 +708,7 @@ _OPERATORS: dict[type[ast.AST], Callable[..., Any]] = {
     ast.Div: operator.truediv,
     ast.FloorDiv: operator.floordiv,
     ast.Mod: _safe_mod,
-    ast.Pow: safe_power,
+    ast.Pow: limited_power,
     ast.Eq: operator.eq,
     ast.NotEq: operator.ne,
     ast.Lt: operator.lt,

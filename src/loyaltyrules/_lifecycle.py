@@ -1050,14 +1050,16 @@ def _purchase_state(
         "last_purchase": last_purchase,
         "usage": usage,
         "recent_transactions": (*member.recent_transactions, txn_id)[-remember:],
-        "purchases": _expired_counted(book, (*[p for p in member.purchases if p.at >= horizon],
-                                             record) if member.purchases else (record,)),
+        "purchases": (*[p for p in member.purchases if p.at >= horizon], record)
+        if member.purchases else (record,),
         "spend_log": log,
         "advanced_to": max(at, member.advanced_to or at),
     }
     if tier_changed:
         updates["tier_since"] = today
         updates["tier_kept_until"] = kept_until
+    if book.expired_by_source:  # (a late purchase's points expired at once)
+        updates["purchases"] = _expired_counted(book, updates["purchases"])
     return book.state(member, **updates)
 
 
