@@ -970,7 +970,8 @@ def test_a_percentage_that_is_not_a_plain_number_is_a_program_error(written: str
 
 
 @pytest.mark.parametrize(("condition", "read"), [
-    ("txn.amount >= 100", "txn"), ("len(items) > 1", "items"),
+    ("txn.amount >= 100", "txn.amount"), ("len(items) > 1", "items"),
+    ("txn.quantity > 0 and txn.channel == 'app'", "txn.quantity"),
     ("event.type == 'review' and has_sku('X')", "has_sku(…)"),
     ("amount_in('beauty') > 0", "amount_in(…)")])
 def test_a_behaviour_condition_cannot_read_a_purchase(condition: str, read: str) -> None:
@@ -985,6 +986,22 @@ def test_a_behaviour_condition_cannot_read_a_purchase(condition: str, read: str)
         META + "tiers: [{id: basic}]\nbehaviours:\n  - {id: b, event: review, points: 5, "
         'when: "event.attrs.photo == True and member.orders > 0 and tier == \'basic\'"}\n')
     assert program.model.behaviours[0].when is not None
+
+
+def test_a_behaviour_condition_reads_the_events_channel_moment_and_type() -> None:
+    """The event's id, channel and moment are read through txn as before the purchase-only
+    names were refused, and has_category(...) reads the event's type."""
+    program = load_program(
+        META + "tiers: [{id: basic}]\nbehaviours:\n  - {id: b, event: review, points: 5, "
+        'when: "txn.channel == \'app\' and txn.at.hour < 12 and txn.weekday == 6 and '
+        'txn.id != \'\' and has_category(\'review\')"}\n')
+    member = {"id": "m1", "tier": "basic"}
+    morning = {"type": "review", "id": "e1", "at": "2026-12-05T09:00:00+08:00",
+               "channel": "app"}
+    assert lr.behaviour(program, member, morning).points_change == 5
+    for other in ({"at": "2026-12-05T13:00:00+08:00"}, {"channel": "web"},
+                  {"at": "2026-12-04T09:00:00+08:00"}):
+        assert lr.behaviour(program, member, {**morning, **other}).points_change == 0
 
 
 def test_a_lone_surrogate_is_a_program_error_not_a_unicode_error() -> None:

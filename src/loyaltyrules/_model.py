@@ -818,21 +818,35 @@ class Reviews(_Strict):
 
 
 # what a behaviour event has none of: a purchase's transaction, basket and basket functions
-_PURCHASE_NAMES = frozenset({"txn", "items"})
-_PURCHASE_FUNCTIONS = frozenset({"amount_in", "quantity_in", "has_category", "has_sku"})
+_PURCHASE_FUNCTIONS = frozenset({"amount_in", "quantity_in", "has_sku"})
+# (what a behaviour event fills in when it is read as a transaction: its id, channel and
+# moment; has_category(...) reads its type, the one basket line it is given)
+_EVENT_TXN_FIELDS = frozenset({"id", "channel", "at", "date", "weekday", "hour"})
 
 
 def _not_of_a_purchase(expr: Expression) -> Expression:
     """A behaviour's condition reads the member, the event, the tier and today: a check-in
-    has no transaction, so ``txn.amount >= 100`` or ``has_sku('X')`` would load and never
-    be true (the event is read as an empty basket)."""
-    read = sorted(expr.names & _PURCHASE_NAMES) + sorted(
-        {f"{node.func.id}(…)" for node in ast.walk(expr.tree) if isinstance(node, ast.Call)
-         and isinstance(node.func, ast.Name) and node.func.id in _PURCHASE_FUNCTIONS})
+    has no basket and no amount, so ``txn.amount >= 100`` or ``has_sku('X')`` would load and
+    never be true. ``txn.channel``, ``txn.at`` and ``txn.id`` are the event's own."""
+    parents = {id(child): node for node in ast.walk(expr.tree)
+               for child in ast.iter_child_nodes(node)}
+    read: set[str] = set()
+    for node in ast.walk(expr.tree):
+        if isinstance(node, ast.Name) and node.id == "items":
+            read.add("items")
+        elif isinstance(node, ast.Name) and node.id == "txn":
+            parent = parents.get(id(node))
+            if not (isinstance(parent, ast.Attribute) and parent.attr in _EVENT_TXN_FIELDS):
+                read.add(f"txn.{parent.attr}" if isinstance(parent, ast.Attribute) else "txn")
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+              and node.func.id in _PURCHASE_FUNCTIONS):
+            read.add(f"{node.func.id}(…)")
     if read:
+        first = sorted(read)[0]
         raise PydanticCustomError("expression", "{text}", {"text": (
-            f"{read[0]} reads a purchase, and a behaviour event is not one — a behaviour's "
-            "when reads member, tier, today and event (event.attrs for what the host sends)")})
+            f"{first} reads a purchase, and a behaviour event is not one — a behaviour's "
+            "when reads member, tier, today, event (event.attrs for what the host sends) "
+            "and the event's txn.id, txn.channel and txn.at")})
     return expr
 
 
