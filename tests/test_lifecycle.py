@@ -2022,6 +2022,30 @@ def test_a_late_purchase_lapses_by_inactivity_once_its_month_has_passed() -> Non
     assert step(s, lr.advance(INACTIVE, s, "2027-01-01T00:00:00+08:00")).points == 50
 
 
+def test_a_late_event_lapses_in_a_gap_before_a_later_purchase() -> None:
+    """Bought 10 January and 20 March: the points lapsed on 10 February, in the gap. A
+    credit of 20 January and a purchase of 15 January arrive after 20 March: their points
+    lapsed in that gap too (10 February and 15 February; before, only a lapse after the last
+    purchase, 20 April, was looked for, and they stayed usable)."""
+    m = lr.MemberState(id="a")
+    for name, at in (("T1", "2026-01-10T10:00:00+08:00"), ("T2", "2026-03-20T10:00:00+08:00")):
+        m = step(m, lr.evaluate(INACTIVE, m, txn(name, at, "100.00")))
+    assert (m.points, m.totals.expired) == (100, 100)
+    c = lr.credit(INACTIVE, m, {"id": "x", "member_id": "a", "points": 50, "rule": "referral",
+                                "reason": "r"}, "2026-01-20T10:00:00+08:00")
+    assert expiries(c) == [(-50, "2026-02-10T00:00:00+08:00")]
+    m = step(m, c)
+    d = lr.evaluate(INACTIVE, m, txn("T0", "2026-01-15T10:00:00+08:00", "30.00"))
+    assert expiries(d) == [(-30, "2026-02-15T00:00:00+08:00")]
+    s = step(m, d)
+    assert (s.points, s.totals.earned, s.totals.expired) == (100, 280, 180)
+    # a credit after the gap's last purchase lapses with it, a month after 20 March
+    late = lr.credit(INACTIVE, s, {"id": "y", "member_id": "a", "points": 7, "rule": "referral",
+                                   "reason": "r"}, "2026-02-20T10:00:00+08:00")
+    assert expiries(late) == []
+    assert step(s, late).points == 107
+
+
 def test_points_a_late_refund_gives_back_lapse_by_inactivity_too() -> None:
     """Bought 10 January paying 100 points (of 500 imported); the state reached 1 June, all
     points having lapsed on 10 February. A refund dated 20 January arrives: the 100 points it

@@ -773,12 +773,36 @@ def is_late(member: MemberState, at: datetime) -> bool:
     return member.advanced_to is not None and at < member.advanced_to
 
 
+def _lapse_after(at: datetime, purchases: tuple[PurchaseRecord, ...], last_purchase: date,
+                 months: int, zone: tzinfo, purchase: bool) -> datetime | None:
+    """The first inactivity lapse after ``at``: ``months`` after a purchase day with no
+    purchase before it, found from the purchase days on file (the records kept for
+    ``refund_days``, the last purchase, and the event's own day if it is a purchase). Before
+    the oldest record on file the days are not known, and no lapse is found there."""
+    event_day = at.astimezone(zone).date()
+    days = sorted({p.at.astimezone(zone).date() for p in purchases} | {last_purchase}
+                  | ({event_day} if purchase else set()))
+    before = [d for d in days if d <= event_day]
+    # (from the last purchase on or before the event; none on file: from the first after)
+    day = before[-1] if before else days[0]
+    for later in [*days[days.index(day) + 1:], None]:
+        lapse = _months_later(day, months)
+        if later is None or later >= lapse:  # (a purchase on the day comes after midnight)
+            when = _local_midnight(lapse, zone)
+            if when > at:  # (a lapse at or before the event passed before its lot)
+                return when
+        if later is not None:
+            day = later
+    return None
+
+
 def expire_late(model: ProgramModel, book: _Book, at: datetime, member: MemberState,
-                last_purchase: date | None, zone: tzinfo) -> list[LifecycleEvent]:
+                last_purchase: date | None, zone: tzinfo, purchase: bool = False
+                ) -> list[LifecycleEvent]:
     """The points an event dated before the state's own instant added (or gave back) that
     expired between the two, expired now: the state already stands at that instant, and
     never holds points past their expiry (nor lets them pay). ``last_purchase`` is the
-    member's after the event."""
+    member's after the event; ``purchase`` says the event is one."""
     until = member.advanced_to
     assert until is not None
     events = [new(LifecycleEvent, at=when, type="points_expired", rule=lot.rule,
@@ -786,9 +810,8 @@ def expire_late(model: ProgramModel, book: _Book, at: datetime, member: MemberSt
               for lot, when in book.expire(until)]
     months = model.ledger.expiry.inactive_months
     if months is not None and last_purchase is not None:
-        # (a moment at or before the event passed before it: the event's lot outlived it)
-        when = _local_midnight(_months_later(last_purchase, months), zone)
-        if at < when <= until:
+        when = _lapse_after(at, member.purchases, last_purchase, months, zone, purchase)
+        if when is not None and when <= until:
             gone = book.expire_earned_before(when)
             if gone:
                 events.append(new(LifecycleEvent, at=when, type="points_expired",
@@ -1023,7 +1046,7 @@ def _purchase_state(
     last_purchase = max(today, member.last_purchase or today)
     if late is not None:
         model, zone, expired = late
-        expired += expire_late(model, book, at, member, last_purchase, zone)
+        expired += expire_late(model, book, at, member, last_purchase, zone, True)
     usage = dict(usage)  # a state of its own, whoever reads it first
     for used in used_rules:
         _count_use(usage, used.rule, used.period, 1)
