@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 import sysconfig
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -851,6 +852,19 @@ def test_output_that_cannot_be_written_is_one_line_not_an_internal_error(
     assert assert_one_line_error(capsys.readouterr().err) == (
         "loyaltyrules: the output has characters ascii cannot write: run with "
         "PYTHONIOENCODING=utf-8")
+
+
+def test_a_file_name_that_is_not_utf8_is_written_back_as_its_bytes(tmp_path: Path) -> None:
+    """`validate r\\xff.yaml` read the program and then failed writing its name ("the
+    output has characters utf-8 cannot write: run with PYTHONIOENCODING=utf-8", which was
+    already so); the name's bytes are written back as they came, as ls does."""
+    name = os.fsdecode(bytes(tmp_path) + b"/r\xff.yaml")
+    Path(name).write_bytes(RETAIL.read_bytes())
+    done = subprocess.run([sys.executable, "-m", "loyaltyrules", "validate", name],
+                          capture_output=True, env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+                          check=False)
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert done.stdout.startswith(bytes(tmp_path) + b"/r\xff.yaml: ok")
 
 
 @pytest.mark.parametrize("where", ["member_id", "attrs"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import contextlib
 import gc
 import json
 import os
@@ -647,6 +648,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if sys.stderr is not None:
             print("loyaltyrules: standard output is closed", file=sys.stderr)
         return EXIT_ERROR
+    # (a file name that is not UTF-8, r\xff.yaml, is read with its bytes escaped as
+    # \udcff; written back so, as ls does, rather than failing the command)
+    escaping = _escape_file_names(sys.stdout)
     try:
         code: int = args.func(args)
         sys.stdout.flush()  # (inside: a reader gone before the end is not a success)
@@ -671,12 +675,31 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
     except UnicodeEncodeError as exc:  # (input text is checked as read: this is the output's)
         _silence_stdout()
-        print(f"loyaltyrules: the output has characters {exc.encoding} cannot write: run with "
-              "PYTHONIOENCODING=utf-8", file=sys.stderr)
+        fix = ("run with PYTHONIOENCODING=utf-8"
+               if exc.encoding.replace("-", "").lower() not in ("utf8", "utf_8")
+               else f"{exc.object[exc.start:exc.end]!a} is not a character any encoding has")
+        print(f"loyaltyrules: the output has characters {exc.encoding} cannot write: {fix}",
+              file=sys.stderr)
     except Exception as exc:  # the promise is one line, never a traceback
         print(f"loyaltyrules: internal error ({type(exc).__name__}: {exc}) — this is a bug in "
               "loyaltyrules, please report it with the input that caused it", file=sys.stderr)
+    finally:
+        if escaping is not None and sys.stdout is not None:
+            with contextlib.suppress(Exception):
+                escaping.reconfigure(errors="strict")
     return EXIT_ERROR
+
+
+def _escape_file_names(stream: Any) -> Any:
+    """``stream`` set to write escaped file-name bytes back (returned, to be set back), or
+    None when it is not a text stream that strictly refuses them."""
+    if getattr(stream, "errors", None) != "strict" or not hasattr(stream, "reconfigure"):
+        return None
+    try:
+        stream.reconfigure(errors="surrogateescape")
+    except Exception:  # (a stream that cannot change: written as it is)
+        return None
+    return stream
 
 
 if __name__ == "__main__":
