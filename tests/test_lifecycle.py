@@ -1227,6 +1227,22 @@ def test_a_credit_is_a_whole_number_of_at_least_one_point(action: Any, said: str
         said, "points", "credit")
 
 
+@pytest.mark.parametrize(("change", "field", "said"), [
+    ({"id": "r" * 257}, "id", "at most 256 characters"),
+    ({"id": ""}, "id", "must not be empty"),
+    ({"rule": "x" * 129}, "rule", "at most 128 characters"),
+    ({"reason": "y" * 1001}, "reason", "at most 1000 characters"),
+])
+def test_a_credit_s_words_are_bounded(change: dict[str, Any], field: str, said: str) -> None:
+    """A credit's id is kept in the member's state (for replays): a megabyte id was kept
+    there for good, and its rule and reason went into every event unbounded."""
+    with pytest.raises(lr.InputError) as caught:
+        lr.credit(RFM, lr.MemberState(id="ann"), CREDIT | {"points": 5} | change,
+                  "2026-01-03T10:00:00+08:00")
+    assert (caught.value.field, caught.value.kind) == (field, "credit")
+    assert said in str(caught.value)
+
+
 def test_a_time_without_offset_is_an_error(rfm_member: Story) -> None:
     """The engine never guesses a zone: advancing to a naive time is refused."""
     s = rfm_member.state

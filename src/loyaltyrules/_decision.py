@@ -247,13 +247,15 @@ class HostAction(_Out):
     :func:`loyaltyrules.credit` on that member's state, once; its id makes it idempotent.
     ``points`` is a whole number of at least 1."""
 
-    id: str
-    member_id: str
+    # (bounded as a purchase's id is: the id is kept in the member's state for replays, and
+    # a referral's is "referral:" and a member id)
+    id: str = Field(min_length=1, max_length=256)
+    member_id: str = Field(min_length=1, max_length=128)
     # strict: read in lax mode, true would be 1 point; and 0 or fewer would be reported as a
     # change the ledger never makes (it earns nothing from them)
     points: int = Field(strict=True, ge=1)
-    rule: str
-    reason: str
+    rule: str = Field(min_length=1, max_length=128)
+    reason: str = Field(max_length=1000)
 
 
 class RefundResult(_Out):
