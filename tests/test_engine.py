@@ -433,6 +433,24 @@ def test_upgrade_benefits_from_this_transaction_when_the_program_says_so() -> No
     assert (d.payable, d.tier_after, d.benefits_tier) == (D("1080.00"), "gold", "gold")
 
 
+@pytest.mark.parametrize("mode", ["compiled", "interpreted"])
+def test_an_upgrade_for_this_transaction_says_why_in_its_trace(mode: Any) -> None:
+    """The purchase is decided at basic (spend 1200.00 reaches gold's 1000), then again at
+    gold: the second decision judges no tier, and its trace said nothing of why the tier
+    changed (found by helper-47). The first decision's judgement is kept, and says so."""
+    tiers = [{"id": "basic"}, {"id": "gold", "qualify": {"spend": 1000}, "discount": "10%"},
+             {"id": "black", "qualify": {"spend": 5000}}]
+    now = program(tiers=tiers, policies={"tiers": {"benefits_from": "this_transaction"}})
+    d = lr.evaluate(now, {"id": "m"}, txn(("x", "1200.00")), trace=True, mode=mode)
+    assert [(e.rule, e.status, e.reason) for e in d.trace if e.kind == "qualification"] == [
+        ("gold", "fired", "qualifies (all): ✓ spend 1200.00 ≥ 1000 (judged on this purchase "
+                          "at basic's benefits; benefits_from: this_transaction)"),
+        ("black", "not_matched", "does not qualify (all): ✗ spend 1200.00 ≥ 5000 (judged on "
+                                 "this purchase at basic's benefits; benefits_from: "
+                                 "this_transaction)")]
+    assert (d.payable, d.qualifying_spend, d.tier_after) == (D("1080.00"), D("1080.00"), "gold")
+
+
 def test_tiers_never_go_down_at_a_transaction() -> None:
     """A gold member below the gold threshold stays gold (downgrades happen at reviews)."""
     assert run(program(), txn(("x", "1.00")), tier="gold").tier_after == "gold"

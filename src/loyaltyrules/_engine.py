@@ -694,8 +694,11 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
     decision, tier_after = _run(program, plan, m, t, local_at, tier_before, tier_before, trace)
     if tier_after is not tier_before and plan.model.policies.tiers.benefits_from == \
             "this_transaction":
+        first = decision
         decision, _ = _run(program, plan, m, t, local_at, tier_before, tier_after, trace,
                            forced_after=tier_after)
+        if trace:
+            decision = T.qualified_first(first, decision, tier_before.id)
     return complete_purchase(program, plan, m, t, decision, events, base_version)
 
 

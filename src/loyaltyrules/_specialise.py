@@ -420,8 +420,11 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
               f"tier_before, None, {complete}, {args})")
         if fp.benefits_now:
             s.add(1, "if after is not tier_before:",
+                  "    first = decision",
                   "    decision, _ = run(program, m, txn, amounts, local_at, tier_before, after, "
                   f"after, {complete}, {args})")
+            if s.traced:
+                s.add(2, "decision = T.qualified_first(first, decision, tier_before.id)")
         s.add(1, "return decision")
     # every constant and helper becomes a parameter of one factory, so the generated code
     # reads them as closure cells (as fast as locals) rather than as global lookups

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
+from typing import Any
 
 from ._calendar import LATE
 from ._decision import TraceEntry, builder
@@ -249,3 +250,16 @@ def judged(match: str, checks: list[tuple[bool, str]]) -> tuple[bool, str]:
         ok = all([c[0] for c in checks]) if match == "all" else any([c[0] for c in checks])
         text = "; ".join([("✓ " if c[0] else "✗ ") + c[1] for c in checks])
     return ok, f"{'qualifies' if ok else 'does not qualify'} ({match}): {text}"
+
+
+def qualified_first(first: Any, second: Any, tier_before: str) -> Any:
+    """``second`` (a purchase decided again at the tier it reached, ``benefits_from:
+    this_transaction``) with the qualification entries of ``first`` (the same purchase
+    decided at the member's tier, which judged the tiers above), so its trace still says why
+    the tier changed: the second decision does not judge them again."""
+    carried = tuple(
+        entry({"rule": e.rule, "kind": e.kind, "status": e.status,
+               "reason": f"{e.reason} (judged on this purchase at {tier_before}'s benefits; "
+                         "benefits_from: this_transaction)"})
+        for e in first.trace if e.kind == "qualification")
+    return second.model_copy(update={"trace": (*second.trace, *carried)})
