@@ -854,6 +854,23 @@ def test_output_that_cannot_be_written_is_one_line_not_an_internal_error(
         "PYTHONIOENCODING=utf-8")
 
 
+def test_a_line_longer_than_the_bound_is_refused_without_reading_it_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A JSON Lines input is read a line at a time up to MAX_LINE (64 MiB): a file with no
+    line break was read whole into memory. Here the bound is made 400 characters."""
+    monkeypatch.setattr("loyaltyrules._cli.MAX_LINE", 400)
+    line = TXN.format(id="T1", at="2026-03-03T10:00:00+08:00")
+    assert len(line) < 400
+    stream = tmp_path / "txns.jsonl"
+    stream.write_text(line + "x" * 10_000, encoding="utf-8")
+    assert main(["run", str(RETAIL), str(stream)]) == 1
+    assert assert_one_line_error(capsys.readouterr().err) == (
+        f"loyaltyrules: {stream}:2: transactions line is longer than 400 characters")
+    stream.write_text(line + line.replace("T1", "T2"), encoding="utf-8")
+    assert main(["run", str(RETAIL), str(stream)]) == 0
+
+
 def test_a_file_name_that_is_not_utf8_is_written_back_as_its_bytes(tmp_path: Path) -> None:
     """`validate r\\xff.yaml` read the program and then failed writing its name ("the
     output has characters utf-8 cannot write: run with PYTHONIOENCODING=utf-8", which was

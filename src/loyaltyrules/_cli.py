@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import codecs
 import contextlib
+import functools
 import gc
 import json
 import os
@@ -144,6 +145,11 @@ def _read_json(path: str, what: str) -> Any:
     return _parse_json(path, _read_text(path, what), what)
 
 
+# The longest line of a JSON Lines input (a transaction, a member state with years of
+# records): far above any real one, and a bound on the memory one line can take
+MAX_LINE = 64 * 1024 * 1024
+
+
 def _lines(path: str, what: str) -> Iterator[tuple[int, str]]:
     """The non-blank lines of a file (or standard input, ``-``) with their line numbers,
     read one line at a time (memory stays bounded by the longest line). Each line is decoded
@@ -157,8 +163,15 @@ def _lines(path: str, what: str) -> Iterator[tuple[int, str]]:
         raise _Fail(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
     raw: bytes | str
     with handle:
-        rows: Iterable[bytes | str] = handle
+        # (each line read up to the bound and no further: a file with no line breaks is
+        # refused at the bound, not read whole into memory)
+        rows: Iterable[bytes | str] = iter(functools.partial(handle.readline, MAX_LINE + 1), "")
         for number, raw in enumerate(rows, 1):
+            if not raw:  # (the end of a binary stream: readline gives b"")
+                break
+            if len(raw) > MAX_LINE:
+                raise _Fail(f"{path}:{number}: {what} line is longer than {MAX_LINE:,} "
+                            "characters")
             if isinstance(raw, bytes):
                 if number == 1 and raw.startswith(codecs.BOM_UTF8):
                     raw = raw[len(codecs.BOM_UTF8):]
