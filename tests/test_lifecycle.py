@@ -2038,6 +2038,19 @@ def test_a_late_purchase_lapses_by_inactivity_once_its_month_has_passed() -> Non
     assert step(s, lr.advance(INACTIVE, s, "2027-01-01T00:00:00+08:00")).points == 50
 
 
+def test_a_refund_of_the_upgrading_purchase_keeps_the_tier() -> None:
+    """¥9,900 on file and ¥300 bought: silver (10,000). Refunded in full the next day, the
+    qualifying spend is 9,900.00 again but the member stays silver: tiers go down only at
+    reviews (lifecycle.md, Refunds)."""
+    m = lr.MemberState(id="m1", tier="basic", qualifying_spend=Decimal("9900.00"))
+    m = step(m, lr.evaluate(RETAIL, m, txn("T1", "2026-03-03T10:00:00+08:00", "300.00")))
+    assert (m.tier, m.qualifying_spend) == ("silver", Decimal("10200.00"))
+    r = lr.refund(RETAIL, m, refund_event("R1", "2026-03-04T10:00:00+08:00", "T1"))
+    assert [e.type for e in r.events] == ["points_reversed"]
+    s = step(m, r)
+    assert (s.tier, s.qualifying_spend, s.points) == ("silver", Decimal("9900.00"), 0)
+
+
 def test_a_late_event_lapses_in_a_gap_before_a_later_purchase() -> None:
     """Bought 10 January and 20 March: the points lapsed on 10 February, in the gap. A
     credit of 20 January and a purchase of 15 January arrive after 20 March: their points
