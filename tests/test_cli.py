@@ -882,6 +882,13 @@ def test_a_file_name_that_is_not_utf8_is_written_back_as_its_bytes(tmp_path: Pat
                           check=False)
     assert (done.returncode, done.stderr) == (0, b"")
     assert done.stdout.startswith(bytes(tmp_path) + b"/r\xff.yaml: ok")
+    # and on standard error as well (it was spelled r\udcff, a name no file has)
+    Path(name).write_text("program: {id: p, version: 1, currency: CNY, timezone: UTC}\n"
+                          "tiers: 5\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "loyaltyrules", "validate", name],
+                          capture_output=True, check=False)
+    assert (done.returncode, done.stdout) == (1, b"")
+    assert done.stderr.startswith(bytes(tmp_path) + b"/r\xff.yaml:2:8: tiers: ")
 
 
 @pytest.mark.parametrize("where", ["member_id", "attrs"])

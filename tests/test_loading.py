@@ -973,7 +973,8 @@ def test_a_percentage_that_is_not_a_plain_number_is_a_program_error(written: str
     ("txn.amount >= 100", "txn.amount"), ("len(items) > 1", "items"),
     ("txn.quantity > 0 and txn.channel == 'app'", "txn.quantity"),
     ("event.type == 'review' and has_sku('X')", "has_sku(…)"),
-    ("amount_in('beauty') > 0", "amount_in(…)")])
+    ("amount_in('beauty') > 0", "amount_in(…)"),
+    ("has_category('review')", "has_category(…)")])
 def test_a_behaviour_condition_cannot_read_a_purchase(condition: str, read: str) -> None:
     """A check-in has no transaction: such a condition loaded and was never true (the event
     was read as an empty basket). Refused at its place; member, tier, today and event load."""
@@ -990,11 +991,11 @@ def test_a_behaviour_condition_cannot_read_a_purchase(condition: str, read: str)
 
 def test_a_behaviour_condition_reads_the_events_channel_moment_and_type() -> None:
     """The event's id, channel and moment are read through txn as before the purchase-only
-    names were refused, and has_category(...) reads the event's type."""
+    names were refused."""
     program = load_program(
         META + "tiers: [{id: basic}]\nbehaviours:\n  - {id: b, event: review, points: 5, "
         'when: "txn.channel == \'app\' and txn.at.hour < 12 and txn.weekday == 6 and '
-        'txn.id != \'\' and has_category(\'review\')"}\n')
+        'txn.id != \'\'"}\n')
     member = {"id": "m1", "tier": "basic"}
     morning = {"type": "review", "id": "e1", "at": "2026-12-05T09:00:00+08:00",
                "channel": "app"}

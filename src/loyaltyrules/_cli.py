@@ -662,8 +662,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("loyaltyrules: standard output is closed", file=sys.stderr)
         return EXIT_ERROR
     # (a file name that is not UTF-8, r\xff.yaml, is read with its bytes escaped as
-    # \udcff; written back so, as ls does, rather than failing the command)
-    escaping = _escape_file_names(sys.stdout)
+    # \udcff; written back so on both streams, as ls does, rather than failing the command
+    # or spelling it \udcff on standard error)
+    restore = [_escape_file_names(stream) for stream in (sys.stdout, sys.stderr)]
     try:
         code: int = args.func(args)
         sys.stdout.flush()  # (inside: a reader gone before the end is not a success)
@@ -697,22 +698,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"loyaltyrules: internal error ({type(exc).__name__}: {exc}) — this is a bug in "
               "loyaltyrules, please report it with the input that caused it", file=sys.stderr)
     finally:
-        if escaping is not None and sys.stdout is not None:
-            with contextlib.suppress(Exception):
-                escaping.reconfigure(errors="strict")
+        for undo in restore:
+            if undo is not None:
+                undo()
     return EXIT_ERROR
 
 
-def _escape_file_names(stream: Any) -> Any:
-    """``stream`` set to write escaped file-name bytes back (returned, to be set back), or
-    None when it is not a text stream that strictly refuses them."""
-    if getattr(stream, "errors", None) != "strict" or not hasattr(stream, "reconfigure"):
+def _names_back(otherwise: str) -> Callable[[UnicodeError], tuple[str | bytes, int]]:
+    """An encoding error handler writing a file name's escaped bytes (\udc80-\udcff) back
+    as the bytes they were, and anything else as ``otherwise`` (the stream's own) does."""
+    fallback = codecs.lookup_error(otherwise)
+
+    def handle(exc: UnicodeError) -> tuple[str | bytes, int]:
+        if isinstance(exc, UnicodeEncodeError):
+            chunk = exc.object[exc.start:exc.end]
+            if all("\udc80" <= c <= "\udcff" for c in chunk):
+                return bytes(ord(c) - 0xDC00 for c in chunk), exc.end
+        result: tuple[str | bytes, int] = fallback(exc)
+        return result
+    return handle
+
+
+for _errors in ("strict", "backslashreplace"):
+    codecs.register_error(f"loyaltyrules-names-{_errors}", _names_back(_errors))
+
+
+def _escape_file_names(stream: Any) -> Callable[[], None] | None:
+    """Set ``stream`` to write escaped file-name bytes back; returns what sets it back, or
+    None when it is not a text stream that refuses or spells them out."""
+    errors = getattr(stream, "errors", None)
+    if errors not in ("strict", "backslashreplace") or not hasattr(stream, "reconfigure"):
         return None
     try:
-        stream.reconfigure(errors="surrogateescape")
+        stream.reconfigure(errors=f"loyaltyrules-names-{errors}")
     except Exception:  # (a stream that cannot change: written as it is)
         return None
-    return stream
+
+    def undo() -> None:
+        with contextlib.suppress(Exception):  # (closed meanwhile: nothing to set back)
+            stream.reconfigure(errors=errors)
+    return undo
 
 
 if __name__ == "__main__":

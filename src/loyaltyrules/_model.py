@@ -818,9 +818,11 @@ class Reviews(_Strict):
 
 
 # what a behaviour event has none of: a purchase's transaction, basket and basket functions
-_PURCHASE_FUNCTIONS = frozenset({"amount_in", "quantity_in", "has_sku"})
+# (has_category too: the event's one basket line has its type as category, so in a
+# behaviour, which runs for one type only, it is the same every time — event.type says it)
+_PURCHASE_FUNCTIONS = frozenset({"amount_in", "quantity_in", "has_category", "has_sku"})
 # (what a behaviour event fills in when it is read as a transaction: its id, channel and
-# moment; has_category(...) reads its type, the one basket line it is given)
+# moment)
 _EVENT_TXN_FIELDS = frozenset({"id", "channel", "at", "date", "weekday", "hour"})
 
 
@@ -846,7 +848,8 @@ def _not_of_a_purchase(expr: Expression) -> Expression:
         raise PydanticCustomError("expression", "{text}", {"text": (
             f"{first} reads a purchase, and a behaviour event is not one — a behaviour's "
             "when reads member, tier, today, event (event.attrs for what the host sends) "
-            "and the event's txn.id, txn.channel and txn.at")})
+            "and the event's txn.id, txn.channel, txn.at, txn.date, txn.weekday and "
+            "txn.hour")})
     return expr
 
 
