@@ -897,5 +897,10 @@ def test_a_power_too_large_says_so_in_the_library_s_words() -> None:
             lr.evaluate(program, {"id": "m"}, txn, mode=mode)
         assert str(failed.value) == (
             "rule 'p' failed: `((member.orders + 9) ** 8) ** 8 > 1` raised NumberTooHigh: "
-            "43046721 ** 8 is larger than an expression may work out (each side at most "
-            "4,000,000)")
+            "43046721 ** 8: each side of ** may be at most 4,000,000 (as a number, either "
+            "sign)")
+    from simpleeval import NumberTooHigh
+
+    from loyaltyrules._expressions import limited_power
+    with pytest.raises(NumberTooHigh, match=r"^\(-4000001\) \*\* 0: each side"):
+        limited_power(-4000001, 0)

@@ -974,7 +974,8 @@ def test_a_percentage_that_is_not_a_plain_number_is_a_program_error(written: str
     ("txn.quantity > 0 and txn.channel == 'app'", "txn.quantity"),
     ("event.type == 'review' and has_sku('X')", "has_sku(…)"),
     ("amount_in('beauty') > 0", "amount_in(…)"),
-    ("has_category('review')", "has_category(…)")])
+    ("has_category('review')", "has_category(…)"),
+    ("txn.tax > 0 or amount_in('x') > 0", "txn.tax")])
 def test_a_behaviour_condition_cannot_read_a_purchase(condition: str, read: str) -> None:
     """A check-in has no transaction: such a condition loaded and was never true (the event
     was read as an empty basket). Refused at its place; member, tier, today and event load."""

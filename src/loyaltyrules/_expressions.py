@@ -668,8 +668,10 @@ def limited_power(base: Any, exponent: Any) -> Any:
     try:
         return safe_power(base, exponent)
     except NumberTooHigh:
-        raise NumberTooHigh(f"{base} ** {exponent} is larger than an expression may work "
-                            f"out (each side at most {MAX_POWER:,})") from None
+        def side(n: Any) -> str:  # ((-5) ** 2, as the expression would be written)
+            return f"({n})" if isinstance(n, int | Decimal) and n < 0 else f"{n}"
+        raise NumberTooHigh(f"{side(base)} ** {side(exponent)}: each side of ** may be at "
+                            f"most {MAX_POWER:,} (as a number, either sign)") from None
 
 
 def _safe_add(a: Any, b: Any) -> Any:

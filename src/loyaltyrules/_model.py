@@ -832,19 +832,20 @@ def _not_of_a_purchase(expr: Expression) -> Expression:
     never be true. ``txn.channel``, ``txn.at`` and ``txn.id`` are the event's own."""
     parents = {id(child): node for node in ast.walk(expr.tree)
                for child in ast.iter_child_nodes(node)}
-    read: set[str] = set()
+    read: list[tuple[int, int, str]] = []  # (where, to name the first written)
     for node in ast.walk(expr.tree):
         if isinstance(node, ast.Name) and node.id == "items":
-            read.add("items")
+            read.append((node.lineno, node.col_offset, "items"))
         elif isinstance(node, ast.Name) and node.id == "txn":
             parent = parents.get(id(node))
             if not (isinstance(parent, ast.Attribute) and parent.attr in _EVENT_TXN_FIELDS):
-                read.add(f"txn.{parent.attr}" if isinstance(parent, ast.Attribute) else "txn")
+                read.append((node.lineno, node.col_offset, f"txn.{parent.attr}"
+                             if isinstance(parent, ast.Attribute) else "txn"))
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
               and node.func.id in _PURCHASE_FUNCTIONS):
-            read.add(f"{node.func.id}(…)")
+            read.append((node.lineno, node.col_offset, f"{node.func.id}(…)"))
     if read:
-        first = sorted(read)[0]
+        first = min(read)[2]
         raise PydanticCustomError("expression", "{text}", {"text": (
             f"{first} reads a purchase, and a behaviour event is not one — a behaviour's "
             "when reads member, tier, today, event (event.attrs for what the host sends) "
