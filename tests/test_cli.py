@@ -734,6 +734,29 @@ scenarios:
 """
 
 
+def test_test_refuses_amounts_finer_than_the_currency_when_loading(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A purchase of 10.005 CNY loaded and failed as it ran ("has more decimals than CNY
+    allows", with no place in the file), and an expected payable of 9.995 could never
+    match: both are said at their place when the file loads (found by helper-46)."""
+    path = tmp_path / "fine.scenarios.yaml"
+    path.write_text(
+        f"program: {RETAIL}\nscenarios:\n  - name: one\n    member: {{id: a}}\n    steps:\n"
+        "      - purchase: {id: T1, at: \"2026-03-03T12:00:00+08:00\", shipping: 0.001,\n"
+        "                   items: [{sku: A, amount: 1.00}, {sku: B, amount: 10.005}]}\n"
+        "        expect: {payable: 9.995, points: 1}\n", encoding="utf-8")
+    code, out, err = run_main(capsys, "test", path)
+    assert (code, out) == (1, "0 passed, 0 failed, 1 scenario file not run\n")
+    at = f"loyaltyrules: {path}:"
+    assert err.splitlines() == [
+        f"{at}8:27: scenarios[0].steps[0].expect.payable: 9.995 has more decimals than CNY "
+        "allows: no decision is ever that amount [LR601]",
+        f"{at}7:69: scenarios[0].steps[0].purchase.items[1].amount: 10.005 has more decimals "
+        "than CNY allows [LR601]",
+        f"{at}6:71: scenarios[0].steps[0].purchase.shipping: 0.001 has more decimals than "
+        "CNY allows [LR601]"]
+
+
 def test_test_checks_scenario_values_when_loading(
         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """Typos in member fields, impossible dates, unknown tiers, expectations that are no

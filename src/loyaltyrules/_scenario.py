@@ -307,10 +307,14 @@ def _step_problems(smap: SourceMap, program: Program, kind: str, payload: Any,
                                        f"a{'n' if kind == 'advance' else ''} {kind} step", at))
         elif key in _MONEY_KEYS:
             try:
-                parse_money(value)
+                amount = parse_money(value)
             except ValueError:
                 out.append(smap.diagnostic("LR601", "expected an amount such as 720.00 "
                                            f"(got {show_value(value)})", at))
+            else:
+                if finer := _finer_than_currency(program, amount):
+                    out.append(smap.diagnostic("LR601", f"{finer}: no decision is ever "
+                                               "that amount", at))
         elif key in _COUNT_KEYS and not _whole(value):
             out.append(smap.diagnostic("LR601", "expected a whole number of points (got "
                                        f"{show_value(value)})", at))
@@ -332,10 +336,26 @@ def _step_problems(smap: SourceMap, program: Program, kind: str, payload: Any,
                                    f"{show_value(payload)})", (*path, kind)))
     elif kind == "purchase":
         try:
-            coerce(Transaction, dict(payload), "transaction")
+            txn = coerce(Transaction, dict(payload), "transaction")
         except InputError as exc:
             out.append(_input_problem(smap, exc, (*path, kind), list(Transaction.model_fields)))
+        else:  # (what evaluation would refuse, said at its place before anything runs)
+            amounts: list[tuple[tuple[str | int, ...], Decimal]] = [
+                (("items", k, "amount"), item.amount) for k, item in enumerate(txn.items)]
+            amounts += [((name,), getattr(txn, name)) for name in
+                        ("shipping", "tax", "paid_with_points") if name in payload]
+            for where, amount in amounts:
+                if finer := _finer_than_currency(program, amount):
+                    out.append(smap.diagnostic("LR601", finer, (*path, kind, *where)))
     return out
+
+
+def _finer_than_currency(program: Program, amount: Decimal) -> str | None:
+    """What is wrong with an amount written finer than the program's currency (10.005 in
+    CNY), or None."""
+    if amount == amount.quantize(program.quantum):
+        return None
+    return f"{amount:f} has more decimals than {program.model.program.currency} allows"
 
 
 def discover(paths: list[str]) -> Iterator[Path]:
