@@ -288,7 +288,8 @@ _EXAMPLE_FIELD = {"member": "tier", "txn": "amount", "event": "type", "item": "s
 
 
 def _check(tree: ast.Expression, source: str,
-           names_in_scope: Mapping[str, str] | None = None) -> frozenset[str]:
+           names_in_scope: Mapping[str, str] | None = None, condition: bool = False
+           ) -> frozenset[str]:
     scope_names = NAMES if names_in_scope is None else names_in_scope
     count = 0
     used: set[str] = set()
@@ -467,7 +468,62 @@ def _check(tree: ast.Expression, source: str,
         return False
 
     type_of(tree.body)
+    if condition:
+        _yes_or_no(tree.body, type_of, source)
     return frozenset(used)
+
+
+# what a value the checker knows the kind of is, in the words a designer reads
+_NOT_YES_NO = {"money": "a number", "int": "a number", "int?": "a number",
+               "money?": "a number", "str": "text", "str?": "text", "date": "a date",
+               "date?": "a date", "datetime": "a date-time", "list": "a list"}
+
+
+def _yes_or_no(node: ast.expr, type_of: Callable[[ast.AST], str], source: str) -> None:
+    """Every expression is a condition: one that can only work out a number, text, a date or
+    a list (``txn.amount``, ``txn.amount >= 1,000``) would load and fail on every purchase
+    it is asked of ("gave (True, 0), not true or false"), so it is refused here."""
+    if isinstance(node, (ast.Compare, ast.UnaryOp)) and not (
+            isinstance(node, ast.UnaryOp) and not isinstance(node.op, ast.Not)):
+        return
+    if isinstance(node, ast.BoolOp):
+        for value in node.values:
+            _yes_or_no(value, type_of, source)
+        return
+    if isinstance(node, ast.IfExp):
+        _yes_or_no(node.body, type_of, source)
+        _yes_or_no(node.orelse, type_of, source)
+        return
+    written = ast.get_source_segment(source, node) or "the expression"
+    if isinstance(node, ast.Tuple):
+        raise ExpressionError(
+            f"`{written}` is a list of values (a comma separates values), not yes or no",
+            "write numbers without thousands commas (1000, not 1,000), and a choice "
+            "with parentheses: txn.channel in ('app', 'store')")
+    if isinstance(node, ast.BinOp):
+        sides = (node.left, node.right)
+        text = any(isinstance(n, ast.Constant) and isinstance(n.value, str)
+                   or type_of(n) in ("str", "str?") for n in sides)
+        kind = "text" if text else "a number"
+    elif isinstance(node, ast.UnaryOp):
+        kind = "a number"
+    elif isinstance(node, ast.Constant):
+        constant = node.value
+        if isinstance(constant, bool):
+            return
+        kind = ("nothing" if constant is None else "text" if isinstance(constant, str)
+                else "a number")
+    else:
+        kind_of = type_of(node)
+        if kind_of in _WHOLES:
+            raise _not_a_value(source, node, kind_of)
+        found = _NOT_YES_NO.get(kind_of)
+        if found is None:  # yes/no, or a host's value (attrs) that may be
+            return
+        kind = found
+    raise ExpressionError(f"`{written}` is {kind}, not yes or no",
+                          "compare it, e.g. txn.amount >= 100, or test it, e.g. "
+                          "member.birthday is not None")
 
 
 # What a compared value is, where the checker knows: values of different kinds are never
@@ -632,8 +688,11 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
-def parse_expression(source: str, *, invariant: bool = False) -> Expression:
-    """Parse and check an expression once, at load; raises :class:`ExpressionError`."""
+def parse_expression(source: str, *, invariant: bool = False, condition: bool = False
+                     ) -> Expression:
+    """Parse and check an expression once, at load; raises :class:`ExpressionError`.
+    ``condition``: it must work out yes or no (every expression field of a program is one;
+    the tests also parse values)."""
     if not isinstance(source, str):
         raise ExpressionError(f"expected an expression as text, got {source!r}")
     text = source.strip()
@@ -650,7 +709,7 @@ def parse_expression(source: str, *, invariant: bool = False) -> Expression:
         raise ExpressionError(f"not a valid expression{where}: {exc.msg}") from None
     except ValueError as exc:  # null bytes, lone surrogates
         raise ExpressionError(f"not a valid expression: {exc}") from None
-    names = _check(tree, text, INVARIANT_NAMES if invariant else None)
+    names = _check(tree, text, INVARIANT_NAMES if invariant else None, condition)
     tree = _DecimalLiterals(text).visit(tree)
     return Expression(source=text, tree=tree, names=names)
 

@@ -66,7 +66,7 @@ def _parser(*, invariant: bool) -> Callable[[Any], Expression]:
         if isinstance(value, Expression):
             return value
         try:
-            return parse_expression(value, invariant=invariant)
+            return parse_expression(value, invariant=invariant, condition=True)
         except ExpressionError as exc:
             text = f"{exc}{' — ' + exc.hint if exc.hint else ''}"
             raise PydanticCustomError("expression", "{text}", {"text": text}) from None
