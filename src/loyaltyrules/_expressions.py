@@ -502,7 +502,7 @@ def _yes_or_no(node: ast.expr, type_of: Callable[[ast.AST], str], source: str) -
             "with parentheses: txn.channel in ('app', 'store')")
     if isinstance(node, ast.BinOp):
         sides = (node.left, node.right)
-        text = any(isinstance(n, ast.Constant) and isinstance(n.value, str)
+        text = any((isinstance(n, ast.Constant) and isinstance(n.value, str))
                    or type_of(n) in ("str", "str?") for n in sides)
         kind = "text" if text else "a number"
     elif isinstance(node, ast.UnaryOp):
