@@ -651,17 +651,44 @@ def test_is_birthday_kind_is_checked(source: str) -> None:
         ("txn.amount >", "not a valid expression: invalid syntax"),
         ("txn.amount >= 300 )", "not a valid expression at column 19: unmatched ')'"),
         ("txn.channel.upper() == 'APP'", "only the documented helper functions can be called"),
-        ("member.attrs.vip.x", "cannot read .x of a any value"),
+        ("member.attrs.vip.x",
+         "cannot read .x of a value the host sends (attrs) or a helper gives"),
         ("len", "'len' is a function; call it like len(…)"),
         ("txn.channel is 'app'",
          "`is` only compares with None, True or False; use == for other values"),
         ("'%s' % txn.channel == 'app'", "% works on numbers only; text cannot be formatted with %"),
         ("1e999 > txn.amount", "number 1e999 is too large"),
+        ("today >= 2026-01-01", "not a valid expression at column 15: a number cannot start "
+                                "with 0"),
     ],
 )
 def test_other_load_errors(source: str, message: str) -> None:
     """Syntax errors and unsupported forms are refused at load with a plain message."""
     assert str(refusal(source)) == message
+
+
+@pytest.mark.parametrize(("source", "hint"), [
+    ("txn.amount = 100", "compare with == (a single = gives a value a name, which an "
+                         "expression cannot)"),
+    ("tier === 'gold'", "compare with =="),
+    ("tier == 'a=b' && txn.amount > 5", "write and, not &&"),
+    ("txn.amount > 1 || tier == 'x'", "write or, not ||"),
+    ("!member.attrs.vip", "write not, not !"),
+    ("txn.amount > 1 AND tier == 'x'", "write and, or, not in lower case"),
+    ("txn.amount <> 5", "write != for 'is not equal to'"),
+    ("txn.amount => 100", "write >= for 'at least'"),
+    ("today >= 2026-01-01", "write a date as date(2026, 1, 1), or compare with a date field"),
+    ("txn.channel == app", "text is written in quotes: 'app'"),
+    ("member.attrs.vip == true", "write True, with a capital"),
+    ("member.attrs.vip == FALSE", "write False, with a capital"),
+    ("member.birthday == null", "write None, with a capital, for a value that is not there"),
+    ("txn.amout > 5", "did you mean 'amount'?"),
+])
+def test_slips_from_other_languages_get_a_hint(source: str, hint: str) -> None:
+    """`=` for `==`, `&&`, `!`, `true`, `null`, an unquoted word, a date written as
+    2026-01-01: Python's "invalid syntax" or "unknown name 'true'" alone left a designer
+    stuck (found by helper-51). Quoted text is not looked in (`'a=b'`)."""
+    assert refusal(source).hint == hint
 
 
 def test_non_text_when_is_refused() -> None:

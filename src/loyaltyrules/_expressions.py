@@ -13,6 +13,7 @@ import ast
 import copy
 import math
 import operator
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -319,7 +320,7 @@ def _check(tree: ast.Expression, source: str,
             if node.id in FUNCTIONS:
                 raise ExpressionError(f"{node.id!r} is a function; call it like {node.id}(…)")
             known = list(scope_names) + list(FUNCTIONS)
-            raise ExpressionError(f"unknown name {node.id!r}", did_you_mean(node.id, known))
+            raise ExpressionError(f"unknown name {node.id!r}", _name_hint(node.id, known))
         if isinstance(node, ast.Attribute):
             base = type_of(node.value)
             if node.attr.startswith("_"):
@@ -328,7 +329,7 @@ def _check(tree: ast.Expression, source: str,
                 return "any"
             fields = _TYPE_FIELDS.get(base)
             if fields is None:
-                raise ExpressionError(f"cannot read .{node.attr} of a {base.rstrip('?')} value")
+                raise ExpressionError(f"cannot read .{node.attr} of {_TYPE_WORDS.get(base, base)}")
             if node.attr not in fields:
                 owner = base.rstrip("?")
                 raise ExpressionError(
@@ -346,7 +347,7 @@ def _check(tree: ast.Expression, source: str,
                 if not (isinstance(index, ast.Constant) and isinstance(index.value, str)):
                     raise ExpressionError("attrs[...] needs a quoted key such as attrs['vip']")
                 return "any"
-            raise ExpressionError(f"cannot index a {base} value")
+            raise ExpressionError(f"cannot index {_TYPE_WORDS.get(base, base)}")
         if isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name):
                 raise ExpressionError("only the documented helper functions can be called")
@@ -524,6 +525,26 @@ def _yes_or_no(node: ast.expr, type_of: Callable[[ast.AST], str], source: str) -
     raise ExpressionError(f"`{written}` is {kind}, not yes or no",
                           "compare it, e.g. txn.amount >= 100, or test it, e.g. "
                           "member.birthday is not None")
+
+
+# a value's kind in a designer's words, for messages
+_TYPE_WORDS = {"any": "a value the host sends (attrs) or a helper gives", "money": "a number",
+               "money?": "a number", "int": "a whole number", "int?": "a whole number",
+               "str": "text", "str?": "text", "bool": "yes or no", "list": "a list",
+               "list[item]": "the list of items (use items[0] for the first)",
+               "date": "a date (it has year, month, day)", "date?": "a date",
+               "datetime": "a date-time", "member": "the member", "txn": "the transaction",
+               "event": "the event", "item": "an item", "decision": "the decision",
+               "map": "attrs (use attrs['key'])"}
+
+
+def _name_hint(name: str, known: list[str]) -> str | None:
+    lowered = name.lower()
+    if lowered in ("true", "false", "yes", "no"):
+        return f"write {'True' if lowered in ('true', 'yes') else 'False'}, with a capital"
+    if lowered in ("null", "none", "nil", "undefined"):
+        return "write None, with a capital, for a value that is not there"
+    return did_you_mean(name, known) or f"text is written in quotes: '{name}'"
 
 
 # What a compared value is, where the checker knows: values of different kinds are never
@@ -706,12 +727,45 @@ def parse_expression(source: str, *, invariant: bool = False, condition: bool = 
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
         where = f" at column {exc.offset}" if exc.offset else ""
-        raise ExpressionError(f"not a valid expression{where}: {exc.msg}") from None
+        said, hint = exc.msg, None
+        if said.startswith("leading zeros"):  # (Python's words speak of octal numbers)
+            said, hint = "a number cannot start with 0", _syntax_hint(text)
+        elif said == "invalid syntax":  # (the words of a slip: what was probably meant)
+            hint = _syntax_hint(text)
+        raise ExpressionError(f"not a valid expression{where}: {said}", hint) from None
     except ValueError as exc:  # null bytes, lone surrogates
         raise ExpressionError(f"not a valid expression: {exc}") from None
     names = _check(tree, text, INVARIANT_NAMES if invariant else None, condition)
     tree = _DecimalLiterals(text).visit(tree)
     return Expression(source=text, tree=tree, names=names)
+
+
+# Slips from other languages and spreadsheets, looked for outside quoted text, and what to
+# write instead
+_SLIPS: tuple[tuple[str, str], ...] = (
+    (r"===", "compare with =="),
+    (r"<>", "write != for 'is not equal to'"),
+    (r"=>", "write >= for 'at least'"),
+    (r"=<", "write <= for 'at most'"),
+    (r"(?<![=!<>])=(?![=<>])", "compare with == (a single = gives a value a name, which an "
+                               "expression cannot)"),
+    (r"&&", "write and, not &&"),
+    (r"\|\|", "write or, not ||"),
+    (r"!(?!=)", "write not, not !"),
+    (r"\b(?:AND|OR|NOT|And|Or|Not)\b", "write and, or, not in lower case"),
+    (r"\b\d{4}-\d{1,2}-\d{1,2}\b", "write a date as date(2026, 1, 1), or compare with "
+                                     "a date field"),
+    (r"\d,\d{3}\b", "write numbers without thousands commas: 1000, not 1,000"),
+)
+
+
+def _syntax_hint(text: str) -> str | None:
+    """What a designer probably meant, for an expression Python cannot read."""
+    bare = re.sub(r"'[^']*'|\"[^\"]*\"", lambda m: "_" * len(m.group()), text)
+    for pattern, hint in _SLIPS:
+        if re.search(pattern, bare):
+            return hint
+    return None
 
 
 class LimitExceeded(ArithmeticError):
