@@ -410,8 +410,8 @@ def test_str_of_program_error_with_several_problems() -> None:
         "[LR405]\n"
         "  <program>:5:5: tiers[1].discont: unknown key 'discont' — did you mean 'discount'? "
         "[LR201]\n"
-        "  <program>:6:24: tiers[1].points_multiplier: expected an amount such as 12.50, "
-        "got 'lots' [LR203]"
+        "  <program>:6:24: tiers[1].points_multiplier: expected a factor such as 2 or 1.5 "
+        "(2 = double), got 'lots' [LR203]"
     )
 
 
@@ -957,6 +957,30 @@ def test_rate_out_of_range_hints_at_a_percentage() -> None:
         ("LR203", "tiers[1].discount", 6, 15, "must be between 0 and 1 (got 80)",
          "did you mean 80% (0.8)?"),
     ]
+
+
+@pytest.mark.parametrize(("field", "written", "said"), [
+    ("discount", "九折", "expected a rate such as 20%, 0.2 or 8折, got '九折'"),
+    ("discount", "10 percent", "expected a rate such as 20%, 0.2 or 8折, got '10 percent'"),
+    ("points_multiplier", "200%", "expected a factor such as 2 or 1.5 (2 = double), got "
+                                  "'200%' — did you mean 2?"),
+    ("points_multiplier", "1.5x", "expected a factor such as 2 or 1.5 (2 = double), got "
+                                  "'1.5x' — did you mean 1.5?"),
+    ("points_multiplier", "2倍", "expected a factor such as 2 or 1.5 (2 = double), got '2倍' "
+                                "— did you mean 2?"),
+])
+def test_a_rate_or_factor_that_is_no_number_says_what_it_expects(
+        field: str, written: str, said: str) -> None:
+    """Both said "expected an amount such as 12.50", which is neither (found by helper-51)."""
+    error = program_error(META + f"tiers:\n  - {{id: basic, {field}: {written}}}\n")
+    assert [str(d).split(": ", 2)[2].removesuffix(" [LR203]") for d in error.diagnostics] == [
+        said]
+
+
+def test_a_full_width_percent_sign_is_a_percent_sign() -> None:
+    """`10％`, as a Chinese input method writes it, is 10% (full-width digits already were)."""
+    program = load_program(META + "tiers:\n  - {id: basic, discount: 10％}\n")
+    assert program.model.tiers[0].discount == Decimal("0.1")
 
 
 @pytest.mark.parametrize("written", ["NaN%", "sNaN%", "-NaN%", "1e999999999%", "1e2%"])

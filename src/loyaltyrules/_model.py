@@ -150,8 +150,28 @@ def _discount_rate(value: Any) -> Decimal:
 DiscountRate = Annotated[
     Decimal, BeforeValidator(_discount_rate), _money_serializer, WithJsonSchema(_RATE_SCHEMA)
 ]
+def _factor(value: Any) -> Decimal:
+    """A multiplier: 2 is double. ``200%``, ``2x`` or ``2倍`` are refused with the number
+    they most likely mean."""
+    try:
+        return _positive_money(value)
+    except ValueError:
+        if not isinstance(value, str):
+            raise
+        text = value.strip().replace("％", "%")
+        meant = None
+        with contextlib.suppress(ValueError):
+            if text.endswith("%"):
+                meant = parse_money(text[:-1].strip()) / 100
+            elif text.endswith(("x", "X", "×", "倍")):
+                meant = parse_money(text[:-1].strip())
+        hint = f" — did you mean {meant.normalize():f}?" if meant and meant > 0 else ""
+        raise ValueError(f"expected a factor such as 2 or 1.5 (2 = double), got "
+                         f"{show_value(value)}{hint}") from None
+
+
 Factor = Annotated[
-    Decimal, BeforeValidator(_positive_money), _money_serializer, WithJsonSchema(_NUMBER_SCHEMA)
+    Decimal, BeforeValidator(_factor), _money_serializer, WithJsonSchema(_NUMBER_SCHEMA)
 ]
 
 def _text_id(value: Any) -> Any:

@@ -200,7 +200,7 @@ def parse_rate(value: object) -> Decimal:
     "8折" states what the customer pays (80%), so it means a rate of 0.20 off; "9.5折" means 0.05.
     """
     if isinstance(value, str):
-        text = value.strip()
+        text = value.strip().replace("％", "%")  # (a full-width %, as Chinese input writes it)
         zhe = _ZHE.match(text)
         if zhe:
             pays = Decimal(zhe.group(1))
@@ -215,7 +215,11 @@ def parse_rate(value: object) -> Decimal:
                                  f"{show_value(value)}") from None
             rate = pct / Decimal(100)
         else:
-            rate = parse_money(text)
+            try:
+                rate = parse_money(text)
+            except ValueError:
+                raise ValueError("expected a rate such as 20%, 0.2 or 8折, got "
+                                 f"{show_value(value)}") from None
     else:
         rate = parse_money(value)
     if not Decimal(0) <= rate <= Decimal(1):
