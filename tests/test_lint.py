@@ -830,6 +830,31 @@ def test_lr511_exclusive_on_a_birthday_rule_and_retain_that_is_never_checked() -
     ]
 
 
+def test_lr511_a_group_of_one_a_factor_of_one_and_an_unknown_ignored_code() -> None:
+    """Found by helper-51, each loaded without a word: a group name written two ways (each
+    group then has one rule and keeps nothing out), points multiplied by 1, and an ignored
+    code that is no check."""
+    p = program(BASIC +                                                      # 2-3
+                "multipliers:\n  - {id: m, factor: 1}\n"                       # 4-5
+                "promotions:\n"                                                 # 6
+                "  - {id: a, discount: 5%, group: basket-deal}\n"               # 7
+                "  - {id: b, discount: 8%, group: basket_deal}\n"               # 8
+                "  - {id: c, points_multiplier: 1}\n"                           # 9
+                "lint: {ignore: [LR580]}\n")                                    # 10
+    assert [(code, path, line, message) for code, _, path, line, _, message in said(p)] == [
+        ("LR511", "multipliers[0].factor", 5, "factor 1 multiplies points by one"),
+        ("LR511", "promotions[0].group", 7,
+         "group basket-deal has only this rule, so it keeps nothing out"),
+        ("LR511", "promotions[1].group", 8,
+         "group basket_deal has only this rule, so it keeps nothing out"),
+        ("LR511", "promotions[2].points_multiplier", 9,
+         "points_multiplier 1 multiplies points by one"),
+        ("LR511", "lint.ignore[0]", 10, "LR580 is no lint check, so ignoring it has no "
+                                        "effect")]
+    hints = [f.hint for f in lint(p, today=TODAY)]
+    assert hints[1:3] == ["did you mean 'basket_deal'?", "did you mean 'basket-deal'?"]
+
+
 # --- LR512 settings that cancel their feature ---------------------------------------------------
 
 SILVER = "  - {id: silver, qualify: {spend: 5000}}\n"  # line 4 after BASIC

@@ -977,6 +977,31 @@ def test_a_rate_or_factor_that_is_no_number_says_what_it_expects(
         said]
 
 
+@pytest.mark.parametrize(("body", "path", "said"), [
+    ("reviews: {schedule: {freq: yearly}, keep: {until: end_of_next_year, months: 6}}\n",
+     "reviews.keep", "give either until or months: with both, months would be ignored"),
+    ("promotions:\n  - {id: p, discount: {threshold: 300, off: 50, max_repeats: 3}}\n",
+     "promotions[0].discount", "max_repeats limits repeat: true, and this reduction does not "
+     "repeat — add repeat: true, or remove max_repeats"),
+    ("signals:\n  - {id: s, on: first_purchase, days: 30}\n", "signals[0]",
+     "signal first_purchase does not use days; only birthday_in, points_expiring, "
+     "no_purchase, new_member_idle do"),
+    ("signals:\n  - {id: s, on: no_purchase, days: 30, spend: 500}\n", "signals[0]",
+     "signal no_purchase does not use spend; only tier_gap does"),
+    ("signals:\n  - {id: s, on: tier_gap, points: 50, days: 7}\n", "signals[0]",
+     "signal tier_gap does not use days; only birthday_in, points_expiring, no_purchase, "
+     "new_member_idle do"),
+])
+def test_a_setting_that_would_be_ignored_is_refused(body: str, path: str, said: str) -> None:
+    """Each loaded and did nothing (keep used until and dropped months; a reduction that
+    does not repeat has no repeats to limit; signals read only their own settings): nothing
+    a designer writes is silently ignored (found by helper-51)."""
+    error = program_error(META + "tiers: [{id: basic}, {id: gold, qualify: {spend: 100}}]\n"
+                          + body)
+    assert [(format_path(d.path), str(d).split(": ", 2)[2].removesuffix(" [LR203]"))
+            for d in error.diagnostics] == [(path, said)]
+
+
 def test_a_full_width_percent_sign_is_a_percent_sign() -> None:
     """`10％`, as a Chinese input method writes it, is 10% (full-width digits already were)."""
     program = load_program(META + "tiers:\n  - {id: basic, discount: 10％}\n")

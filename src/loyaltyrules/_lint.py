@@ -25,7 +25,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Literal
 
-from ._errors import format_path, located
+from ._errors import did_you_mean, format_path, located
 from ._expressions import Expression
 from ._model import (
     Behaviour,
@@ -1105,7 +1105,8 @@ def _unlimited_gifts(ctx: _Context) -> Iterator[_Smell]:
 
 def _no_effect(ctx: _Context) -> Iterator[_Smell]:
     """Settings the engine never consults: ``exclusive`` on a birthday rule, ``retain`` on
-    the first tier or in a program without reviews."""
+    the first tier or in a program without reviews; and settings that change nothing: a
+    group of one rule, a factor of 1, an ignored code no check has."""
     model = ctx.model
     for i, rule in enumerate(model.birthday):
         if rule.exclusive:
@@ -1124,6 +1125,32 @@ def _no_effect(ctx: _Context) -> Iterator[_Smell]:
             yield _Smell(("tiers", i, "retain"), f"retain is checked at reviews, and this "
                          f"program has none, so {tier.id}'s retain has no effect",
                          "add reviews: {schedule: …} or {anniversary: true}, or remove retain")
+    # a group of one rule keeps nothing out: what a group's name written two ways makes
+    groups: dict[str, list[tuple[str, int]]] = {}
+    for section in ("birthday", "promotions"):
+        for i, rule in enumerate(getattr(model, section)):
+            if rule.group is not None:
+                groups.setdefault(rule.group, []).append((section, i))
+    for group, members in groups.items():
+        if len(members) == 1:
+            section, i = members[0]
+            others = [g for g in groups if g != group]
+            near = did_you_mean(group, others)
+            yield _Smell((section, i, "group"), f"group {group} has only this rule, so it "
+                         "keeps nothing out", near or "give the rules that compete the same "
+                         "group, or remove group")
+    for section in ("multipliers", "birthday", "promotions"):
+        for i, item in enumerate(getattr(model, section)):
+            key = "factor" if section == "multipliers" else "points_multiplier"
+            if getattr(item, key) == 1:
+                yield _Smell((section, i, key), f"{key} 1 multiplies points by one",
+                             "remove it, or give the factor meant (2 = double)")
+    known = set(CHECKS)
+    for i, code in enumerate(model.lint.ignore):
+        if code not in known:
+            yield _Smell(("lint", "ignore", i), f"{code} is no lint check, so ignoring it "
+                         "has no effect", did_you_mean(code, sorted(known)) or
+                         "see loyaltyrules lint --help for the codes")
 
 
 # --- LR512 settings that cancel their feature ---------------------------------------------------
@@ -1290,7 +1317,8 @@ CHECKS: Mapping[str, Check] = MappingProxyType({check.code: check for check in (
     Check("LR510", "info", "bonus points or perks collectable again on every purchase "
           "(no usage limit)", _unlimited_gifts),
     Check("LR511", "warning", "settings with no effect: exclusive on a birthday rule, retain "
-          "on the first tier or without reviews", _no_effect),
+          "on the first tier or without reviews, a group of one rule, a factor of 1, an "
+          "ignored code that is no check", _no_effect),
     Check("LR512", "warning", "settings that cancel their feature: a discount cap of 0%, a 0% "
           "discount, redemption max_share 0%, reviews of lifetime spend (never move down), "
           "referral of 0 points, households sharing 0%, keep with "

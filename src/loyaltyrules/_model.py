@@ -452,6 +452,9 @@ class DiscountSpec(_Strict):
             raise ValueError(f"off ({self.off}) is larger than the threshold ({self.threshold})")
         if (self.repeat or self.max_repeats) and self.threshold is None:
             raise ValueError("repeat and max_repeats only apply to threshold reductions")
+        if self.max_repeats is not None and not self.repeat:
+            raise ValueError("max_repeats limits repeat: true, and this reduction does not "
+                             "repeat — add repeat: true, or remove max_repeats")
         return self
 
     @property
@@ -817,6 +820,12 @@ class Keep(_Strict):
     until: Literal["end_of_year", "end_of_next_year"] | None = None
     months: WholeNumber | None = Field(default=None, ge=1, le=120)
 
+    @model_validator(mode="after")
+    def _one(self) -> Keep:
+        if self.until is not None and self.months is not None:
+            raise ValueError("give either until or months: with both, months would be ignored")
+        return self
+
 
 class Reviews(_Strict):
     """``reviews:`` — which spend counts for tiers, and when members may move down."""
@@ -938,6 +947,13 @@ class Signal(_Strict):
             raise ValueError(f"signal {self.on} needs days")
         if self.on == "tier_gap" and self.points is None and self.spend is None:
             raise ValueError("signal tier_gap needs points or spend (how close is close)")
+        # (what a signal does not read would be silently ignored)
+        if self.days is not None and self.on not in needs_days:
+            raise ValueError(f"signal {self.on} does not use days; only {', '.join(needs_days)} "
+                             "do")
+        for name in ("points", "spend"):
+            if getattr(self, name) is not None and self.on != "tier_gap":
+                raise ValueError(f"signal {self.on} does not use {name}; only tier_gap does")
         return self
 
 
