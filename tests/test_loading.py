@@ -1002,6 +1002,23 @@ def test_a_setting_that_would_be_ignored_is_refused(body: str, path: str, said: 
             for d in error.diagnostics] == [(path, said)]
 
 
+@pytest.mark.parametrize(("written", "said"), [
+    ("1e400", "expected a whole number below 10^15 (got 1E+400)"),
+    ("1000000000000000", "expected a whole number below 10^15 (got 1000000000000000)"),
+    (".inf", "expected a whole number (got '.inf')"),
+    ("2.5", "expected a whole number (got 2.5)"),
+])
+def test_whole_numbers_are_bounded_as_amounts_are(written: str, said: str) -> None:
+    """`bonus_points: 1e400` loaded: 10^400 points reached balances and lint quoted all 400
+    digits (found by helper-51). Whole numbers are below 10^15, as amounts of money are."""
+    error = program_error(META + "tiers: [{id: basic}]\npromotions:\n"
+                          f"  - {{id: p, bonus_points: {written}}}\n")
+    assert [d.message for d in error.diagnostics] == [said]
+    assert load_program(META + "tiers: [{id: basic}]\npromotions:\n"
+                        "  - {id: p, bonus_points: 999999999999999}\n").model.promotions[
+        0].bonus_points == 10**15 - 1
+
+
 def test_a_full_width_percent_sign_is_a_percent_sign() -> None:
     """`10％`, as a Chinese input method writes it, is 10% (full-width digits already were)."""
     program = load_program(META + "tiers:\n  - {id: basic, discount: 10％}\n")

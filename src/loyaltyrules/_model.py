@@ -197,11 +197,20 @@ Ids = Annotated[
 
 
 def _strict_int(value: Any) -> Any:
-    if isinstance(value, bool) or (isinstance(value, (float, Decimal)) and value != int(value)):
+    if isinstance(value, bool) or (isinstance(value, (float, Decimal)) and (
+            not (value.is_finite() if isinstance(value, Decimal) else math.isfinite(value))
+            or value != int(value))):
         raise ValueError(f"expected a whole number (got {show_value(value)})")
+    magnitude: Any = abs(value) if isinstance(value, (int, float, Decimal)) else 0
+    if magnitude >= _WHOLE_LIMIT:
+        # (as amounts are: 1e400 bonus points reached balances, and lint quoted 400 digits)
+        raise ValueError(f"expected a whole number below 10^15 (got {show_value(value)})")
     if isinstance(value, Decimal):
         return int(value)
     return value
+
+
+_WHOLE_LIMIT: Final[int] = 10**15
 
 
 WholeNumber = Annotated[int, BeforeValidator(_strict_int)]
