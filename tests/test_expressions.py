@@ -691,6 +691,31 @@ def test_slips_from_other_languages_get_a_hint(source: str, hint: str) -> None:
     assert refusal(source).hint == hint
 
 
+@pytest.mark.parametrize(("source", "message"), [
+    ("today == date(2026, 2, 30)", "date(2026, 2, 30) is no date: day is out of range for "
+                                   "month"),
+    ("txn.amount / 0 > 1", "`txn.amount / 0` divides by 0, which has no answer"),
+    ("txn.amount // 0.0 > 1", "`txn.amount // 0.0` divides by 0, which has no answer"),
+    ("len(txn.amount) > 1", "len() counts the elements of a list or the letters of text; "
+                            "`txn.amount` is a number"),
+    ("max(member.birthday) > today", "max() of one value needs a list; `member.birthday` is "
+                                     "a date"),
+])
+def test_what_written_values_show_cannot_work_is_refused_at_load(
+        source: str, message: str) -> None:
+    """Each loaded and failed on every purchase in Python's words (`day is out of range`,
+    `[<class 'decimal.DivisionByZero'>]`, `'decimal.Decimal' object is not iterable`; found
+    by helper-51)."""
+    assert str(refusal(source)) == message
+
+
+@pytest.mark.parametrize("source", ["today == date(2028, 2, 29)", "txn.amount / 2 > 1",
+                                    "len(txn.id) > 3", "max(txn.amount, 5) > 1",
+                                    "max([1, 2]) == 2"])
+def test_written_values_that_work_load(source: str) -> None:
+    assert parse_expression(source, condition=True).source == source
+
+
 def test_non_text_when_is_refused() -> None:
     """A `when:` that is not text (here a number) is a load error at that key."""
     diagnostic = load_error(HEAD + "promotions:\n  - id: p\n    bonus_points: 1\n    when: 5\n")

@@ -78,6 +78,13 @@ IS_LITERAL = "`is` only compares with None, True or False; use == for other valu
 # (expression, a fragment of the diagnostic's message)
 
 LOAD_ATTACKS: list[Any] = [
+    # what a written value already shows cannot work (refused at load since 2026-12-05)
+    pytest.param("1/0 == 1", "`1/0` divides by 0, which has no answer", id="literal-div-0"),
+    pytest.param("txn.amount % 0 > 1", "`txn.amount % 0` divides by 0", id="literal-mod-0"),
+    pytest.param("date(99999, 1, 1) == today", "date(99999, 1, 1) is no date: year 99999 is "
+                 "out of range", id="literal-date-out-of-range"),
+    pytest.param("len(txn.amount) > 1", "len() counts the elements of a list or the letters "
+                 "of text; `txn.amount` is a number", id="len-of-number"),
     # results that are not yes or no (refused at load since 2026-12-05: they failed every
     # evaluation, as EVAL_ATTACKS did)
     pytest.param(nested(200, "1"), "is a number, not yes or no", id="parens-200-deep"),
@@ -326,13 +333,17 @@ EVAL_ATTACKS: list[tuple[str, str, str | dict[str, str]]] = [
     ("attrs-keys", "member.attrs.keys", "gave None, not true or false"),
     ("items-far-index", "items[100000000000000].sku == 'x'", "IndexError"),
     ("items-missing-index", "items[3].sku == 'x'", "IndexError"),
-    ("int-division-by-zero", "1/0 == 1", "ZeroDivisionError: division by zero"),
-    ("decimal-division-by-zero", "txn.amount / 0 > 1", "DivisionByZero"),
-    ("decimal-modulo-zero", "txn.amount % 0 > 1", "InvalidOperation"),
+    ("int-division-by-zero", "1 / (member.points - 100) == 1",
+     "ZeroDivisionError: division by zero"),
+    ("decimal-division-by-zero", "txn.amount / (member.points - 100) > 1",
+     "DivisionByZero: division by 0"),
+    ("decimal-modulo-zero", "txn.amount % (member.points - 100) > 1",
+     "InvalidOperation: an operation with no answer"),
     ("host-text-gt-int", "member.attrs.fmt > 5",  # (a field's type is checked at load)
      "TypeError: '>' not supported between instances of 'str' and 'int'"),
     ("str-minus-int", "txn.channel - 1 == 0", "TypeError: unsupported operand type(s) for -"),
-    ("date-out-of-range", "date(99999, 1, 1) == today", "ValueError: year 99999 is out of range"),
+    ("date-out-of-range", "date(member.points * 1000, 1, 1) == today",
+     "ValueError: year 100000 is out of range"),
     ("days-since-text", "days_since(txn.channel) > 0", "TypeError"),
     ("max-empty", "max([]) == 1", "ValueError: max() arg is an empty sequence"),
     ("host-format-string", "member.attrs.fmt % 1 == ''",
@@ -461,7 +472,7 @@ def test_every_when_refuses_text_formatting_at_load(place: str) -> None:
     [
         ("member.attrs.level > 5", "TypeError"),
         ("items[3].sku == 'x'", "IndexError"),
-        ("1/0 == 1", "ZeroDivisionError"),
+        ("1 / (member.points - 100) == 1", "ZeroDivisionError"),
         ("'a' * 1000000000 == ''", "too long"),
         ("max(member.points, 3)", "gave 100, not true or false"),
     ],
@@ -484,15 +495,19 @@ def test_every_when_reports_runtime_failure_with_its_rule(
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_division_by_zero_loads_and_fails_at_evaluation(mode: str) -> None:
-    """`1/0 == 1` is not folded at load: it loads, then its evaluation raises ZeroDivisionError."""
-    program = lr.load_program(program_with("1/0 == 1"))
-    assert program.model.promotions[0].when is not None
+def test_division_by_zero_is_refused_at_load_or_fails_at_evaluation(mode: str) -> None:
+    """`1/0 == 1` divides by a written 0: refused at load. A 0 worked out as the condition
+    runs is an EvaluationError naming the rule, in words (Decimal's own message is
+    `[<class 'decimal.DivisionByZero'>]`)."""
+    error = _assert_clean_load_refusal(program_with("1/0 == 1"))
+    assert [d.message for d in error.diagnostics] == [
+        "`1/0` divides by 0, which has no answer"]
+    program = lr.load_program(program_with("txn.amount / (member.points - 100) > 1"))
     with pytest.raises(lr.EvaluationError) as info:
         evaluate(program, mode)
     assert str(info.value) == (
-        "rule 'promo' failed: `1/0 == 1` raised ZeroDivisionError: division by zero"
-    )
+        "rule 'promo' failed: `txn.amount / (member.points - 100) > 1` raised DivisionByZero: "
+        "division by 0")
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -29,6 +29,7 @@ from ._expressions import (
     _safe_mod,
     _safe_mult,
     date_field,
+    error_words,
     limited_power,
 )
 
@@ -212,8 +213,6 @@ def compile_expression(expr: Expression, label: str) -> Callable[[Scope], Any]:
         try:
             return fn(scope.namespace)
         except Exception as exc:  # operand errors, missing keys, None attributes alike
-            raise ExpressionRuntimeError(
-                f"`{source}` raised {type(exc).__name__}: {exc}"
-            ) from None
+            raise ExpressionRuntimeError(f"`{source}` raised {error_words(exc)}") from None
 
     return run

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import decimal
 import math
 import operator
 import re
@@ -370,10 +371,13 @@ def _check(tree: ast.Expression, source: str,
                 arg = node.args[0]
                 if not (isinstance(arg, ast.Constant) and arg.value in ("date", "week", "month")):
                     raise ExpressionError("is_birthday() takes 'date', 'week' or 'month'")
+            kinds = []
             for arg in node.args:
                 kind = type_of(arg)
                 if kind in _WHOLES and not (name == "len" and kind in ("map", "list[item]")):
                     raise _not_a_value(source, arg, kind)
+                kinds.append(kind)
+            _arguments_fit(name, node.args, kinds, source)
             return spec.returns
         if isinstance(node, ast.Constant):
             value = node.value
@@ -410,6 +414,11 @@ def _check(tree: ast.Expression, source: str,
                 kind = type_of(operand)
                 if kind in _WHOLES:
                     raise _not_a_value(source, operand, kind)
+            if isinstance(node.op, (ast.Div, ast.FloorDiv, ast.Mod)) and isinstance(
+                    node.right, ast.Constant) and not isinstance(node.right.value, (str, bool)) \
+                    and node.right.value == 0:
+                raise ExpressionError(f"`{ast.get_source_segment(source, node)}` divides by "
+                                      "0, which has no answer")
             if isinstance(node.op, ast.Mod) and may_be_text(node.left):
                 # '%0999999999d' % 1 would build a gigabyte: % is arithmetic only.
                 raise ExpressionError("% works on numbers only; text cannot be formatted with %")
@@ -538,6 +547,29 @@ _TYPE_WORDS = {"any": "a value the host sends (attrs) or a helper gives", "money
                "map": "attrs (use attrs['key'])"}
 
 
+_NOT_COUNTED = {"money", "money?", "int", "int?", "date", "date?", "datetime", "bool"}
+
+
+def _arguments_fit(name: str, args: list[ast.expr], kinds: list[str], source: str) -> None:
+    """Arguments the checker can see are wrong, refused at load rather than failing on
+    every purchase: a date that does not exist, len() of a number, max() of one number."""
+    if name == "date" and all(isinstance(a, ast.Constant) and type(a.value) is int
+                              for a in args):
+        year, month, day = (a.value for a in args)  # type: ignore[attr-defined]
+        try:
+            date(year, month, day)
+        except ValueError as exc:
+            raise ExpressionError(f"date({year}, {month}, {day}) is no date: {exc}") from None
+    if name == "len" and kinds[0] in _NOT_COUNTED:
+        written = ast.get_source_segment(source, args[0]) or "it"
+        raise ExpressionError(f"len() counts the elements of a list or the letters of text; "
+                              f"`{written}` is {_TYPE_WORDS[kinds[0]]}")
+    if name in ("min", "max") and len(args) == 1 and kinds[0] in _NOT_COUNTED:
+        written = ast.get_source_segment(source, args[0]) or "it"
+        raise ExpressionError(f"{name}() of one value needs a list; `{written}` is "
+                              f"{_TYPE_WORDS[kinds[0]]}", f"{name}(a, b) compares two values")
+
+
 def _name_hint(name: str, known: list[str]) -> str | None:
     lowered = name.lower()
     if lowered in ("true", "false", "yes", "no"):
@@ -642,9 +674,7 @@ class Expression:
         except ExpressionRuntimeError:
             raise
         except Exception as exc:  # simpleeval and operand errors alike
-            raise ExpressionRuntimeError(
-                f"`{self.source}` raised {type(exc).__name__}: {exc}"
-            ) from None
+            raise ExpressionRuntimeError(f"`{self.source}` raised {error_words(exc)}") from None
 
     def explain(self, scope: Scope) -> str:
         """Why a condition came out false: the first failing part and the values it read."""
@@ -766,6 +796,17 @@ def _syntax_hint(text: str) -> str | None:
         if re.search(pattern, bare):
             return hint
     return None
+
+
+def error_words(exc: Exception) -> str:
+    """``Type: message`` of an error an expression raised, with Decimal's signals (whose
+    message is a list of classes, ``[<class 'decimal.DivisionByZero'>]``) said in words."""
+    said = str(exc)
+    if isinstance(exc, decimal.DecimalException) and said.startswith("[<class"):
+        said = ("division by 0" if isinstance(exc, decimal.DivisionByZero)
+                else "a number too large" if isinstance(exc, decimal.Overflow)
+                else "an operation with no answer (such as x % 0 or 0 / 0)")
+    return f"{type(exc).__name__}: {said}"
 
 
 class LimitExceeded(ArithmeticError):
