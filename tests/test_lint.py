@@ -855,6 +855,73 @@ def test_lr511_a_group_of_one_a_factor_of_one_and_an_unknown_ignored_code() -> N
     assert hints[1:3] == ["did you mean 'basket_deal'?", "did you mean 'basket-deal'?"]
 
 
+# --- LR513 conditions that can never hold ------------------------------------------------------
+
+NEVER = ("tiers: [{id: basic}, {id: vip, qualify: {spend: 1000}}]\n"         # 2
+         "promotions:\n")                                                   # 3
+
+
+@pytest.mark.parametrize(("rule", "message"), [
+    ("{id: r, bonus_points: 1, when: \"txn.weekday == 0\"}",
+     "r can never apply: no txn.weekday satisfies all of its comparisons (txn.weekday is 1 "
+     "to 7)"),
+    ("{id: r, bonus_points: 1, when: \"txn.hour >= 24\"}",
+     "r can never apply: no txn.hour satisfies all of its comparisons (txn.hour is 0 to 23)"),
+    ("{id: r, bonus_points: 1, when: \"3 < txn.hour < 4\"}",
+     "r can never apply: no txn.hour satisfies all of its comparisons (txn.hour is 0 to 23)"),
+    ("{id: r, bonus_points: 1, when: \"month(today) == 13\"}",
+     "r can never apply: no month(today) satisfies all of its comparisons (month(today) is 1 "
+     "to 12)"),
+    ("{id: r, bonus_points: 1, when: \"txn.amount >= 500 and txn.amount < 100\"}",
+     "r can never apply: no txn.amount satisfies all of its comparisons"),
+    ("{id: r, bonus_points: 1, channels: [app], when: \"txn.channel == 'store'\"}",
+     "r can never apply: no txn.channel satisfies all of its comparisons with its channels "
+     "(app)"),
+    ("{id: r, bonus_points: 1, tiers: [basic], when: \"tier == 'vip'\"}",
+     "r can never apply: no tier satisfies all of its comparisons with its tiers (basic)"),
+    ("{id: r, bonus_points: 1, when: \"1 > 2\"}",
+     "r can never apply: `1 > 2` is always false"),
+])
+def test_lr513_a_condition_that_can_never_hold_is_an_error(rule: str, message: str) -> None:
+    """Each passed validate and lint without a word (found by helper-51): Sunday written as
+    weekday 0, an hour 24, contradicting bounds, a channel or tier the rule's own settings
+    exclude, a constant."""
+    p = program(NEVER + f"  - {rule}\n")
+    assert [(code, severity, path, msg) for code, severity, path, _, _, msg in said(p)
+            if code == "LR513"] == [("LR513", "error", "promotions[0].when", message)]
+
+
+def test_lr513_a_behaviour_for_another_event_and_a_condition_always_true() -> None:
+    p = program(NEVER + "  - {id: r, bonus_points: 1, when: 'True'}\n"
+                "behaviours:\n  - {id: b, event: review, points: 1, "
+                "when: \"event.type == 'reveiw'\"}\n")
+    assert [(code, severity, path, msg) for code, severity, path, _, _, msg in said(p)
+            if code == "LR513"] == [
+        ("LR513", "warning", "promotions[0].when", "`True` is always true, so it says nothing"),
+        ("LR513", "error", "behaviours[0].when", "b can never apply: no event.type satisfies "
+                                                  "all of its comparisons with its event "
+                                                  "(review)")]
+
+
+@pytest.mark.parametrize("when", [
+    "txn.weekday >= 6 and txn.hour < 12", "11 <= txn.hour < 14", "txn.amount >= 100 and "
+    "txn.amount < 100.01", "today.month == 12 or today.month == 1",
+    "member.birthday is not None and member.birthday.month == 2",
+])
+def test_lr513_conditions_that_can_hold_are_not_found(when: str) -> None:
+    p = program(NEVER + f"  - {{id: r, bonus_points: 1, channels: [app, web], "
+                f"when: \"{when} and txn.channel != 'web'\"}}\n")
+    assert [f for f in lint(p, today=TODAY) if f.code == "LR513"] == []
+
+
+def test_lr513_tiers_and_tier_may_differ_when_benefits_apply_at_once() -> None:
+    """With benefits_from: this_transaction a basic member upgrading to vip is priced as vip:
+    `tiers: [vip]` and `tier == 'basic'` can both hold."""
+    p = program(NEVER + "  - {id: r, bonus_points: 1, tiers: [vip], when: \"tier == 'basic'\"}\n"
+                "policies: {tiers: {benefits_from: this_transaction}}\n")
+    assert [f for f in lint(p, today=TODAY) if f.code == "LR513"] == []
+
+
 # --- LR512 settings that cancel their feature ---------------------------------------------------
 
 SILVER = "  - {id: silver, qualify: {spend: 5000}}\n"  # line 4 after BASIC

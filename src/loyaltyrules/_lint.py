@@ -18,6 +18,7 @@ programs/rfm-3tier.yaml:22:15: tiers[1].discount: silver gives 5% off, less than
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
@@ -1291,6 +1292,143 @@ class Check:
     run: Callable[[_Context], Iterator[_Smell]] = field(repr=False)
 
 
+# --- LR513 conditions that can never hold -------------------------------------------------------
+
+# what a part of a date or the clock can be: `txn.hour >= 24` or `today.month == 13` is never
+_RANGED = {"month": (1, 12), "day": (1, 31), "hour": (0, 23), "minute": (0, 59),
+           "weekday": (1, 7)}
+# text a rule's own settings already fix: `channels: [app]` and `txn.channel == 'store'`
+_CHOSEN = ("txn.channel", "event.type", "tier", "member.tier")
+
+@dataclass
+class _Span:
+    """The numbers an and-part allows for one value: [low, high], either end open."""
+
+    low: _Bound | None = None
+    high: _Bound | None = None
+
+    def meet(self, low: _Bound | None, high: _Bound | None) -> None:
+        if low is not None and (self.low is None or low[0] > self.low[0]
+                                or (low[0] == self.low[0] and not low[1])):
+            self.low = low
+        if high is not None and (self.high is None or high[0] < self.high[0]
+                                 or (high[0] == self.high[0] and not high[1])):
+            self.high = high
+
+    def empty(self, whole: bool) -> bool:
+        if self.low is None or self.high is None:
+            return False
+        (lo, lo_in), (hi, hi_in) = self.low, self.high
+        if whole:  # (only whole numbers: 3 < x < 4 has none)
+            first = math.ceil(lo) if lo_in else math.floor(lo) + 1
+            last = math.floor(hi) if hi_in else math.ceil(hi) - 1
+            return first > last
+        return lo > hi or (lo == hi and not (lo_in and hi_in))
+
+
+def _ranged(node: ast.expr) -> tuple[int, int] | None:
+    """The range of `today.month`, `txn.hour`, `weekday(today)` … or None."""
+    if isinstance(node, ast.Attribute) and node.attr in _RANGED and not (
+            isinstance(node.value, ast.Name) and node.value.id in ("member", "event")):
+        return _RANGED[node.attr]
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+            and node.func.id in _RANGED and node.func.id != "hour":
+        return _RANGED[node.func.id]
+    return None
+
+
+def _number(node: ast.expr) -> Decimal | None:
+    value = _constant(node)
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+        return Decimal(value)
+    return None
+
+
+def _never(expression: Expression, chosen: dict[str, set[str]]
+           ) -> tuple[str, str] | None:
+    """Why a condition can never hold and a hint, or None: and-parts that no value
+    satisfies together (`txn.amount >= 500 and txn.amount < 100`), a part of a date or the
+    clock out of its range (`txn.weekday == 0`: Monday is 1, Sunday 7), or text the rule's
+    settings already fix
+    (``chosen``: `channels: [app]` with `txn.channel == 'store'`)."""
+    spans: dict[str, _Span] = {}
+    whole: dict[str, tuple[int, int] | None] = {}
+    allowed = {key: set(values) for key, values in chosen.items()}
+    excluded: dict[str, set[str]] = {}
+    pairs = [(operands[k], op, operands[k + 1])  # (3 < x < 4 is 3 < x and x < 4)
+             for part in _conjuncts(expression.tree) if isinstance(part, ast.Compare)
+             for operands in ([part.left, *part.comparators],)
+             for k, op in enumerate(part.ops)]
+    for left, op, right in pairs:
+        if _number(left) is not None and _number(right) is None:
+            left, right = right, left
+            op = _FLIP.get(type(op), type(op))()
+        key = ast.unparse(left)
+        number = _number(right)
+        if number is not None and isinstance(op, (ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq)):
+            span = spans.setdefault(key, _Span())
+            limits = whole.setdefault(key, _ranged(left))
+            if limits is not None:
+                span.meet((Decimal(limits[0]), True), (Decimal(limits[1]), True))
+            bound = (number, not isinstance(op, (ast.Lt, ast.Gt)))
+            span.meet(bound if isinstance(op, (ast.Gt, ast.GtE, ast.Eq)) else None,
+                      bound if isinstance(op, (ast.Lt, ast.LtE, ast.Eq)) else None)
+            if span.empty(limits is not None):
+                shown = f" ({key} is {limits[0]} to {limits[1]})" if limits else ""
+                return (f"no {key} satisfies all of its comparisons{shown}",
+                        "weekdays are 1 (Monday) to 7 (Sunday), hours 0–23, months 1–12"
+                        if limits else "check the bounds: one excludes the other")
+            continue
+        if key not in _CHOSEN or not isinstance(op, (ast.Eq, ast.In, ast.NotEq, ast.NotIn)):
+            continue
+        values = _strings(right)
+        if values is None:
+            continue
+        if isinstance(op, (ast.Eq, ast.In)):
+            allowed[key] = allowed[key] & values if key in allowed else values
+        else:
+            excluded[key] = excluded.get(key, set()) | values
+        if key in allowed and not allowed[key] - excluded.get(key, set()):
+            said = {"txn.channel": "its channels", "event.type": "its event",
+                    "tier": "its tiers", "member.tier": "its tiers"}[key]
+            fixed = f" with {said} ({', '.join(sorted(chosen[key]))})" if key in chosen else ""
+            return (f"no {key} satisfies all of its comparisons{fixed}",
+                    f"compare with a value {said} allow" if key in chosen
+                    else "check the values: one excludes the other")
+    return None
+
+
+def _never_holds(ctx: _Context) -> Iterator[_Smell]:
+    """Conditions of rules, earn rules, multipliers and behaviours that are always false
+    (error: the rule can never apply) or always true (warning: the condition says
+    nothing)."""
+    model = ctx.model
+    same_tier = model.policies.tiers.benefits_from == "next_transaction"
+    for section in ("earn", "multipliers", "birthday", "promotions", "behaviours"):
+        for i, item in enumerate(getattr(model, section)):
+            when = item.when
+            if when is None:
+                continue
+            where: _Path = (section, i, "when")
+            chosen: dict[str, set[str]] = {}
+            if getattr(item, "channels", ()):
+                chosen["txn.channel"] = set(item.channels)
+            if section == "behaviours":
+                chosen["event.type"] = {item.event}
+            elif item.tiers and same_tier:  # (tiers test the benefits tier, tier the one
+                chosen["tier"] = chosen["member.tier"] = set(item.tiers)  # before)
+            always = _always(when)
+            if always is False:
+                yield _Smell(where, f"{item.id} can never apply: `{when.source}` is always "
+                             "false", "fix the condition, or remove the rule", "error")
+            elif always is True:
+                yield _Smell(where, f"`{when.source}` is always true, so it says nothing",
+                             "remove when, or write the condition meant", "warning")
+            elif (never := _never(when, chosen)) is not None:
+                yield _Smell(where, f"{item.id} can never apply: {never[0]}", never[1],
+                             "error")
+
+
 CHECKS: Mapping[str, Check] = MappingProxyType({check.code: check for check in (
     Check("LR501", "warning", "tiers nobody can reach (error), that everybody reaches at once "
           "(a 0 threshold too), that need what a lower tier needs, or that are harder to keep "
@@ -1324,6 +1462,10 @@ CHECKS: Mapping[str, Check] = MappingProxyType({check.code: check for check in (
           "referral of 0 points, households sharing 0%, keep with "
           "no length, tier_gap signals with no gap to measure",
           _cancelled),
+    Check("LR513", "error", "conditions that can never hold (a constant false, comparisons "
+          "no value meets together, a weekday, hour or month out of its range, a channel, "
+          "event or tier the rule's own settings exclude) or always hold (warning)",
+          _never_holds),
 )})
 """Every lint check by code, in code order."""
 
