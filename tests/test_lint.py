@@ -47,9 +47,9 @@ def position(path: Path, text: str, column_of: str | None = None) -> tuple[int, 
 
 
 def test_checks_table_lists_every_code_in_order_with_a_severity_and_description() -> None:
-    """describe_checks() gives code, default severity and a description for LR501…LR512."""
+    """describe_checks() gives code, default severity and a description for LR501…LR513."""
     described = describe_checks()
-    assert [code for code, _, _ in described] == [f"LR5{n:02d}" for n in range(1, 13)]
+    assert [code for code, _, _ in described] == [f"LR5{n:02d}" for n in range(1, 14)]
     assert list(CHECKS) == [code for code, _, _ in described]
     for code, severity, description in described:
         assert severity in ("error", "warning", "info")
