@@ -520,8 +520,8 @@ def test_json_nested_too_deeply_is_one_line(
     code, out, err = run_main(capsys, "run", RETAIL, stream)
     assert (code, out) == (1, "")
     assert assert_one_line_error(err) == (
-        f"loyaltyrules: {stream}:1: transaction: attrs.x.str: expected text (got "
-        + "[" * 39 + "…)")
+        f"loyaltyrules: {stream}:1: transaction: attrs.x: expected text, a whole number, a "
+        "number, true or false (got " + "[" * 39 + "…)")
 
 
 def test_run_a_line_not_utf8_is_named_by_its_own_number(

@@ -859,3 +859,54 @@ def test_host_input_is_refused_in_the_words_a_program_s_diagnostics_use(
             "id": "x", "at": "2026-03-02T10:00:00+08:00",
             "items": [{"sku": "a", "amount": "800.00"}], **txn})
     assert str(caught.value) == said
+
+
+# --- attrs through JSON ------------------------------------------------------------------------
+
+
+ATTRS_PROGRAM = """\
+program: {id: attrs, version: 1, currency: CNY, timezone: Asia/Shanghai}
+tiers: [{id: basic}]
+earn: [{id: base, points: 1, per: 1}]
+promotions:
+  - {id: zip-bonus, when: "member.attrs.zip == '02134'", bonus_points: 100}
+  - {id: vip-score, when: "member.attrs.score > 2", bonus_points: 7}
+"""
+
+
+def test_attrs_keep_their_kind_through_json_whichever_reader() -> None:
+    """Text that looks like a number stayed text in memory but came back as Decimal('2134')
+    from model_validate_json, and a Decimal came back as text '2.5' from json.loads: the
+    same member got 117, 17 points or an error (found by helper-52). Text is written as
+    text, a Decimal as a JSON number, and both readers give them back as they were."""
+    import json
+
+    p = lr.load_program(ATTRS_PROGRAM)
+    t = txn(("A", "10.00"))
+    m = lr.MemberState(id="m", attrs={"zip": "02134", "score": D("2.5"), "n": 3, "vip": True})
+    text = m.model_dump_json()
+    assert '"attrs":{"zip":"02134","score":2.5,"n":3,"vip":true}' in text
+    for back in (lr.MemberState.model_validate_json(text),
+                 lr.MemberState.model_validate(json.loads(text, parse_float=D)), text):
+        d = lr.evaluate(p, back, t)
+        assert (d.points_total, d.rules_fired) == (117, ("zip-bonus", "vip-score", "base"))
+        assert d.member_after.attrs == m.attrs
+    with pytest.raises(lr.InputError, match=r"attrs.score: numbers must be exact: give 2.5 "
+                                            r"as a Decimal \(read JSON with parse_float"):
+        lr.evaluate(p, json.loads(text), t)
+
+
+@pytest.mark.parametrize(("value", "said"), [
+    (D("0.1000000000000000055511151231257827"),
+     "0.1000000000000000055511151231257827 cannot be kept exactly as a JSON number (at most "
+     "15 significant digits): send it as text"),
+    (D("NaN"), "NaN cannot be kept exactly as a JSON number"),
+    ([1], "expected text, a whole number, a number, true or false (got [1])"),
+    (None, "expected text, a whole number, a number, true or false (got null)"),
+])
+def test_attrs_that_json_cannot_keep_are_refused(value: Any, said: str) -> None:
+    with pytest.raises(lr.InputError) as caught:
+        lr.evaluate(lr.load_program(ATTRS_PROGRAM), {"id": "m", "attrs": {"x": value}},
+                    txn(("A", "10.00")))
+    assert caught.value.field == "attrs.x"
+    assert said in str(caught.value)

@@ -1657,8 +1657,8 @@ def test_an_imported_negative_balance_is_a_debt_the_identity_counts(
      "behaviour: atrrs: unknown field"),
     (lambda s: lr.behaviour(RFM, s, {"id": "B1", "at": "2026-03-03T10:00:00+08:00",
                                      "type": "review", "attrs": {"photo": 1.5}}),
-     "behaviour: attrs.photo: amounts must be exact: write 1.5 as a string or decimal, "
-     "not a float"),
+     "behaviour: attrs.photo: numbers must be exact: give 1.5 as a Decimal (read JSON with "
+     "parse_float=Decimal), not a float"),
     (lambda s: lr.redeem_reward(REWARDS, s, {"id": "W1", "at": "2026-03-03T10:00:00+08:00",
                                              "reward": "mug", "qty": 2}),
      "reward: qty: unknown field"),

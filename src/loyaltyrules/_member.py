@@ -6,6 +6,7 @@ exact), so JSON readers should parse numbers as Decimal (the CLI does).
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
@@ -18,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PlainValidator,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
@@ -78,8 +80,42 @@ Money = Annotated[
     PlainSerializer(plain, return_type=str),
     WithJsonSchema(_MONEY_SCHEMA),
 ]
-Attr = str | int | bool | Annotated[Decimal, BeforeValidator(parse_money),
-                                    PlainSerializer(plain, return_type=str)]
+def _attr(value: Any, info: ValidationInfo) -> Any:
+    """A host's value in ``attrs``: text stays text (a JSON string "02134" is never read as
+    a number), whole numbers and yes/no are themselves, and a number with a fraction is a
+    Decimal — given as one (``json.loads(text, parse_float=Decimal)``), or in JSON text read
+    by pydantic (``model_validate_json``, which hands over floats) the decimal it is written
+    as. A Python float is refused, as money's is; only a number JSON keeps exactly is taken.
+    Each kind is written to JSON as itself, a Decimal as a JSON number, so a state read back
+    from its JSON, by either reader, decides alike."""
+    kind = type(value)
+    if kind is str or kind is bool or kind is int:
+        return value
+    if isinstance(value, float) and info.mode == "json" and math.isfinite(value):
+        value = Decimal(repr(value))
+    elif isinstance(value, float):
+        raise ValueError(f"numbers must be exact: give {value!r} as a Decimal (read JSON "
+                         "with parse_float=Decimal), not a float")
+    elif isinstance(value, (str, bool, int)):  # (subclasses: an enum's text, say)
+        return str(value) if isinstance(value, str) else bool(value) \
+            if isinstance(value, bool) else int(value)
+    if not isinstance(value, Decimal):
+        raise ValueError("expected text, a whole number, a number, true or false (got "
+                         f"{show_value(value)})")
+    if not value.is_finite() or Decimal(repr(float(value))) != value:
+        raise ValueError(f"{value} cannot be kept exactly as a JSON number (at most 15 "
+                         "significant digits): send it as text")
+    return value
+
+
+def _attr_json(value: Any) -> Any:
+    return float(value) if type(value) is Decimal else value
+
+
+Attr = Annotated[
+    Any, PlainValidator(_attr), PlainSerializer(_attr_json, when_used="json"),
+    WithJsonSchema({"type": ["string", "integer", "number", "boolean"]}),
+]
 
 
 _ZONES: dict[int, TzInfo] = {}
