@@ -910,3 +910,26 @@ def test_attrs_that_json_cannot_keep_are_refused(value: Any, said: str) -> None:
                     txn(("A", "10.00")))
     assert caught.value.field == "attrs.x"
     assert said in str(caught.value)
+
+
+@pytest.mark.parametrize(("member", "change", "said"), [
+    ({}, {"id": 10**5000}, "transaction: id: expected text (got a number of about 5,001 "
+                           "digits)"),
+    ({"orders": -10**5000}, {}, "member: orders: must be at least 0 (got minus a number of "
+                               "about 5,001 digits)"),
+    ({"points": 10**4400}, {}, "member: points: must be at most 1000000000000000 (got a "
+                              "number of about 4,401 digits)"),
+    ({}, {"redeem_points": D("1E+5000")}, "transaction: redeem_points: must be at most "
+                                           "1000000000000000 (got 1E+5000)"),
+    ({"version": True}, {}, "member: version: expected a whole number (got true)"),
+    ({}, {"redeem_points": True}, "transaction: redeem_points: expected a whole number (got "
+                                  "true)"),
+])
+def test_counts_are_whole_numbers_below_10_15(member: dict[str, Any], change: dict[str, Any],
+                                              said: str) -> None:
+    """A 5,000-digit number anywhere failed inside the library (Python will not write more
+    than 4,300 digits, and the message tried), a state with 10^4400 points could not be read
+    back from its own JSON, and `true` was 1 (found by helper-52)."""
+    with pytest.raises(lr.InputError) as caught:
+        lr.evaluate(program(), {"id": "m", **member}, {**txn(("x", "100.00")), **change})
+    assert str(caught.value) == said

@@ -61,6 +61,10 @@ def show_value(value: Any, limit: int = 40, *, _depth: int = 0) -> str:
         text = "true" if value else "false"
     elif value is None:
         text = "null"
+    elif isinstance(value, int) and value.bit_length() > 4 * limit:
+        # (Python refuses to write out more than 4,300 digits, and no message needs them)
+        digits = int(value.bit_length() * 0.30103) + 1  # (log10 of 2: within one)
+        text = f"{'minus ' if value < 0 else ''}a number of about {digits:,} digits"
     elif isinstance(value, Decimal):
         # (1E+100000000 written out would be a hundred million digits)
         wide = value.is_finite() and abs(value.adjusted()) > limit

@@ -293,19 +293,36 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Counts of points, orders and versions are below 10^15, as amounts are: a 5,000-digit
+# number made Python's own int-to-text limit fail inside the library, and a state holding
+# one could not be read back from its own JSON
+COUNT_LIMIT = 10**15
+
+
+def _no_bool(value: Any) -> Any:
+    """``true`` is no count (lax int reading would take it as 1)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a whole number (got {show_value(value)})")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_no_bool), Field(le=COUNT_LIMIT)]
+Points = Annotated[int, BeforeValidator(_no_bool), Field(ge=-COUNT_LIMIT, le=COUNT_LIMIT)]
+
+
 class Usage(_Input):
     """How often a member used a limited rule in its current period (older periods are dropped)."""
 
     period: str
-    count: int = Field(ge=0)
+    count: Count = Field(ge=0)
 
 
 class PointsLot(_Input):
     """Points from one event: every point can be traced to the event and rule that made it."""
 
     id: str
-    points: int = Field(ge=0)
-    earned: int = Field(ge=0)
+    points: Count = Field(ge=0)
+    earned: Count = Field(ge=0)
     earned_at: Instant
     available_at: Instant
     expires_at: Instant | None = None
@@ -316,11 +333,11 @@ class PointsLot(_Input):
 class PointsTotals(_Input):
     """Running totals: earned − redeemed − expired − reversed = points + pending_points."""
 
-    earned: int = Field(default=0, ge=0)
-    redeemed: int = Field(default=0, ge=0)
-    expired: int = Field(default=0, ge=0)
-    reversed: int = Field(default=0, ge=0)
-    shortfall: int = Field(default=0, ge=0)
+    earned: Count = Field(default=0, ge=0)
+    redeemed: Count = Field(default=0, ge=0)
+    expired: Count = Field(default=0, ge=0)
+    reversed: Count = Field(default=0, ge=0)
+    shortfall: Count = Field(default=0, ge=0)
 
 
 class PurchaseRecord(_Input):
@@ -331,15 +348,15 @@ class PurchaseRecord(_Input):
     line_paid: tuple[Money, ...]
     goods_paid: Money
     qualifying_spend: Money
-    points: int = Field(ge=0)
-    redeemed_points: int = Field(default=0, ge=0)
+    points: Count = Field(ge=0)
+    redeemed_points: Count = Field(default=0, ge=0)
     paid_with_points: Money = Decimal(0)
     refunded: Money = Decimal(0)
     refunded_lines: tuple[Money, ...] = ()
-    points_reversed: int = Field(default=0, ge=0)
-    points_returned: int = Field(default=0, ge=0)
-    points_expired: int = Field(default=0, ge=0)
-    expiry_absorbed: int = Field(default=0, ge=0)
+    points_reversed: Count = Field(default=0, ge=0)
+    points_returned: Count = Field(default=0, ge=0)
+    points_expired: Count = Field(default=0, ge=0)
+    expiry_absorbed: Count = Field(default=0, ge=0)
     spend_reversed: Money = Decimal(0)
 
     @model_validator(mode="after")
@@ -369,11 +386,11 @@ class HouseholdState(_Input):
     totals: PointsTotals = PointsTotals()
     contributions: dict[str, int] = Field(default_factory=dict)
     spend: Money = Decimal(0)
-    points: int = 0
-    pending_points: int = Field(default=0, ge=0)
+    points: Points = 0
+    pending_points: Count = Field(default=0, ge=0)
     recent_events: tuple[str, ...] = ()
     member_versions: dict[str, int] = Field(default_factory=dict)
-    version: int = Field(default=0, ge=0)
+    version: Count = Field(default=0, ge=0)
 
 
 class MemberState(_Input):
@@ -385,10 +402,10 @@ class MemberState(_Input):
 
     id: str = Field(min_length=1, max_length=128)
     tier: str | None = None
-    points: int = 0
-    pending_points: int = Field(default=0, ge=0)
+    points: Points = 0
+    pending_points: Count = Field(default=0, ge=0)
     qualifying_spend: Money = Decimal(0)
-    orders: int = Field(default=0, ge=0)
+    orders: Count = Field(default=0, ge=0)
     birthday: date | None = None
     birthday_set_on: Day | None = None
     joined: Day | None = None
@@ -406,8 +423,8 @@ class MemberState(_Input):
     referred_by: str | None = None
     household: str | None = None
     household_spend: Money | None = None
-    points_debt: int = Field(default=0, ge=0)
-    version: int = Field(default=0, ge=0)
+    points_debt: Count = Field(default=0, ge=0)
+    version: Count = Field(default=0, ge=0)
     attrs: dict[str, Attr] = Field(default_factory=dict)
 
 
@@ -416,7 +433,7 @@ class LineItem(_Input):
 
     sku: str = Field(min_length=1, max_length=128)
     category: str = Field(default="general", min_length=1, max_length=64)
-    quantity: int = Field(default=1, ge=1, le=1_000_000)
+    quantity: Annotated[int, BeforeValidator(_no_bool)] = Field(default=1, ge=1, le=1_000_000)
     amount: Money
     attrs: dict[str, Attr] = Field(default_factory=dict)
 
@@ -454,7 +471,7 @@ class Transaction(_Input):
     shipping: Money = Decimal(0)
     tax: Money = Decimal(0)
     paid_with_points: Money = Decimal(0)
-    redeem_points: int = Field(default=0, ge=0)
+    redeem_points: Count = Field(default=0, ge=0)
     attrs: dict[str, Attr] = Field(default_factory=dict)
 
 
