@@ -933,3 +933,16 @@ def test_counts_are_whole_numbers_below_10_15(member: dict[str, Any], change: di
     with pytest.raises(lr.InputError) as caught:
         lr.evaluate(program(), {"id": "m", **member}, {**txn(("x", "100.00")), **change})
     assert str(caught.value) == said
+
+
+@pytest.mark.parametrize("field", ["birthday", "joined", "last_purchase", "tier_since",
+                                   "tier_kept_until", "birthday_set_on"])
+@pytest.mark.parametrize("value", [0, "0", 3888000, D("0"), " 17 "])
+def test_a_member_date_is_never_a_number(field: str, value: Any) -> None:
+    """pydantic reads 0 and "0" as Unix seconds: a host sending 0 for "unknown" gave the
+    member a 1970-01-01 birthday, and its birthday perks every 1 January (found by
+    helper-52)."""
+    with pytest.raises(lr.InputError) as caught:
+        lr.evaluate(program(), {"id": "m", field: value}, txn(("x", "100.00")))
+    assert str(caught.value).startswith(
+        f"member: {field}: expected a date such as 2026-11-11 (got ")

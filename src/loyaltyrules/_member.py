@@ -210,8 +210,20 @@ def _day_in_calendar(value: date) -> date:
     return value
 
 
+def _written_date(value: Any) -> Any:
+    """A date is written as one (2026-11-11), never a number: pydantic reads 0 and "0" as
+    Unix seconds, so a host sending 0 for "unknown" gave members a 1 January 1970 birthday
+    (and its perks)."""
+    if isinstance(value, (int, float, Decimal)) or (
+            isinstance(value, str) and value.strip() and _is_number(value.strip())):
+        raise ValueError(f"expected a date such as 2026-11-11 (got {show_value(value)})")
+    return value
+
+
+# a date as the member's own (a birthday: any year)
+WrittenDate = Annotated[date, BeforeValidator(_written_date)]
 # a date the engine derives others from (expiry after inactivity, reviews, kept tiers)
-Day = Annotated[date, AfterValidator(_day_in_calendar)]
+Day = Annotated[date, BeforeValidator(_written_date), AfterValidator(_day_in_calendar)]
 
 
 def _is_number(text: str) -> bool:
@@ -406,7 +418,7 @@ class MemberState(_Input):
     pending_points: Count = Field(default=0, ge=0)
     qualifying_spend: Money = Decimal(0)
     orders: Count = Field(default=0, ge=0)
-    birthday: date | None = None
+    birthday: WrittenDate | None = None
     birthday_set_on: Day | None = None
     joined: Day | None = None
     last_purchase: Day | None = None
