@@ -2088,3 +2088,34 @@ def test_points_a_late_refund_gives_back_lapse_by_inactivity_too() -> None:
     assert expiries(r) == [(-100, "2026-02-10T00:00:00+08:00")]
     s = step(m, r)
     assert s.points == 0 and s.totals.expired == 100 + 400 + 200
+
+
+@pytest.mark.parametrize("schedule", [
+    {"freq": "monthly", "bymonthday": 8}, {"freq": "weekly", "interval": 2,
+                                           "byweekday": "WE", "start": "2001-03-07"},
+    "FREQ=MONTHLY;BYDAY=FR;BYSETPOS=-1", {"freq": "yearly", "bymonth": 2, "bymonthday": 29},
+    {"freq": "daily", "interval": 3, "start": "1999-12-30"}])
+def test_a_long_step_walks_the_review_schedule_once(schedule: Any) -> None:
+    """A state decades behind (or a purchase dated 6026 for 2026) asked each year's days
+    from the schedule's start, which grew with the square of the span: 46 s for 4,000 years
+    of monthly reviews (found by helper-52). One walk gives the same days as year by year."""
+    from datetime import date
+
+    from loyaltyrules._model import Schedule
+
+    s = Schedule.model_validate(schedule)
+    first, last = date(2026, 3, 8), date(2431, 3, 8)
+    by_year = [d for y in range(first.year, last.year + 1) for d in s.days_in(y)
+               if first <= d <= last]
+    assert s.days_between(first, last) == by_year
+
+
+def test_advancing_four_thousand_years_gives_every_review() -> None:
+    m = step(lr.MemberState(id="m1", joined="2026-01-01"), lr.evaluate(
+        RFM, lr.MemberState(id="m1", joined="2026-01-01"),
+        txn("T1", "2026-01-05T10:00:00+08:00", "100.00")))
+    d = lr.advance(RFM, m, "6026-01-05T10:00:00+08:00")
+    reviews = [e for e in d.events if e.type.startswith("tier_")]
+    assert len(reviews) == 48_000  # (monthly, 12 × 4,000)
+    assert (reviews[0].at.date().isoformat(), reviews[-1].at.date().isoformat()) == (
+        "2026-02-01", "6026-01-01")

@@ -496,8 +496,12 @@ def _review_days(model: ProgramModel, member: MemberState, start: date, end: dat
     reviews = model.reviews
     if reviews.schedule is not None:
         schedule = reviews.schedule
-        return [day for year in range(start.year, end.year + 1)
-                for day in schedule.days_in(year) if start < day <= end]
+        if end.year - start.year <= 2:  # (the usual step: each year's days are kept)
+            return [day for year in range(start.year, end.year + 1)
+                    for day in schedule.days_in(year) if start < day <= end]
+        # a long step (a state years behind, a year mistyped 6026): one walk over the span,
+        # not one per year from the schedule's start, which grew with the square of the span
+        return [day for day in schedule.days_between(start, end) if start < day <= end]
     if reviews.anniversary and member.joined is not None:
         out = []
         for year in range(start.year, end.year + 1):

@@ -676,6 +676,14 @@ class Schedule(_Strict):
         the start, 1.6 ms for a monthly schedule from 2000 in 2026)."""
         return _days_in(self, year)
 
+    def days_between(self, first: date, last: date) -> list[date]:
+        """The local days this schedule selects from ``first`` to ``last``, in order: one
+        walk from the latest start that selects the same days (:meth:`start_before`)."""
+        begin = datetime.combine(self.start_before(first.year), time(0))
+        end = datetime.combine(last, time(23, 59, 59))
+        rule = self.build().replace(dtstart=begin, until=end)
+        return [d.date() for d in rule.between(datetime.combine(first, time(0)), end, inc=True)]
+
     def build(self) -> _rrule.rrule:
         dtstart = datetime.combine(self.start, time(0))
         if self.rrule is not None:
