@@ -1019,6 +1019,31 @@ def test_whole_numbers_are_bounded_as_amounts_are(written: str, said: str) -> No
         0].bonus_points == 10**15 - 1
 
 
+@pytest.mark.parametrize(("written", "said"), [
+    ("2026/03/01", "not a valid date or date-time: '2026/03/01' (write it as 2026-03-01, or "
+                   "2026-03-01T10:00 with a time)"),
+    ("2026-1-1", "not a valid date or date-time: '2026-1-1' (write it as 2026-03-01, or "
+                 "2026-03-01T10:00 with a time)"),
+    ("2026-02-29", "not a valid date or date-time: '2026-02-29': day is out of range for "
+                   "month"),
+    ("2026-13-01", "not a valid date or date-time: '2026-13-01': month must be in 1..12"),
+])
+def test_a_window_date_that_is_no_date_says_why(written: str, said: str) -> None:
+    """It said only "not a valid date or date-time" (found by helper-51)."""
+    error = program_error(META + "tiers: [{id: basic}]\npromotions:\n"
+                          f"  - {{id: p, bonus_points: 1, window: {{start: '{written}'}}}}\n")
+    assert [d.message for d in error.diagnostics] == [said]
+
+
+def test_a_thousands_comma_in_a_flow_mapping_is_explained() -> None:
+    """`{spend: 10,000}` is spend 10 and a key 000 in YAML: it said only "unknown key
+    '000'" (found by helper-51)."""
+    error = program_error(META + "tiers: [{id: basic}, {id: gold, qualify: {spend: 10,000}}]\n")
+    [d] = error.diagnostics
+    assert (d.message, d.hint) == ("unknown key '000'", "inside { } a comma separates entries: "
+                                   "write 10000, without the thousands comma")
+
+
 def test_a_full_width_percent_sign_is_a_percent_sign() -> None:
     """`10％`, as a Chinese input method writes it, is 10% (full-width digits already were)."""
     program = load_program(META + "tiers:\n  - {id: basic, discount: 10％}\n")

@@ -493,8 +493,11 @@ def _window_point(value: Any) -> Any:
         if _WINDOW_TIME.match(text):
             return date.fromisoformat(text)
         return datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"not a valid date or date-time: {value!r}") from None
+    except ValueError as exc:
+        # why, in words: the day a month does not have, or the form a date is written in
+        why = (f": {exc}" if _WINDOW_TIME.match(text)
+               else " (write it as 2026-03-01, or 2026-03-01T10:00 with a time)")
+        raise ValueError(f"not a valid date or date-time: {value!r}{why}") from None
 
 
 WindowPoint = Annotated[

@@ -354,6 +354,9 @@ def _pydantic_diagnostics(exc: ValidationError, data: Any, smap: SourceMap) -> I
             message = f"unknown key {key!r}"
             close = difflib.get_close_matches(key, _fields_at(loc), n=1, cutoff=0.6)
             hint = f"did you mean {close[0]!r}?" if close else None
+            if key.isdigit() and len(key) == 3:  # ({spend: 10,000}: a comma in { } splits)
+                hint = ("inside { } a comma separates entries: write 10000, without the "
+                        "thousands comma")
             position = smap.locate_key(path)
         elif kind == "missing":
             code = "LR202"
