@@ -384,6 +384,12 @@ def test_syntax_error_is_positioned() -> None:
      "value in quotes [LR100]"),
     ("a: 1\nb\uff1a5\nc: 2\n", "shop.yaml:3:1: (top level): could not find expected ':' — "
      "write ':' (an ASCII colon followed by a space), not the full-width '\uff1a' [LR100]"),
+    # a double quote not closed on its line: YAML reads on to the next quote, lines away
+    ('tiers:\n  - id: a\n    when: "txn.amount >= 10   # big\n  - id: b\n    name: "Gold"\n'
+     '  - id: c\n',
+     "shop.yaml:3:11: (top level): the quoted value starting here is not closed on its line, "
+     "so YAML read on to line 5 and gave up there — add the closing \" at the end of this "
+     "value [LR100]"),
 ])
 def test_syntax_errors_are_told_in_plain_words(text: str, expected: str) -> None:
     """PyYAML's parser words ("found character '\\t' that cannot start any token",

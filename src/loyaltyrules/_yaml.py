@@ -11,10 +11,11 @@ graph is converted here, with limits on size, aliases and depth so that hostile 
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -734,10 +735,70 @@ def _plain_syntax(exc: yaml.MarkedYAMLError, text: str) -> tuple[str, str | None
     return None
 
 
+def _unclosed_quotes(text: str, before: int) -> Iterator[tuple[int, int]]:
+    """(line, column), 0-based, of each double quote that opens a value and is not closed on
+    its line, in lines before ``before``: a missing closing quote makes YAML read on, often
+    many lines, and give up far from it."""
+    for number, row in enumerate(text.splitlines()[:before]):
+        opened, k = -1, 0
+        while k < len(row):
+            char = row[k]
+            if opened >= 0:
+                if char == "\\":
+                    k += 1
+                elif char == '"':
+                    opened = -1
+            elif char == "#" and (k == 0 or row[k - 1] in " \t"):
+                break
+            elif char == "'":  # (single-quoted: '' is a quote inside)
+                close = row.find("'", k + 1)
+                while close >= 0 and row[close + 1:close + 2] == "'":
+                    close = row.find("'", close + 2)
+                if close < 0:
+                    break
+                k = close
+            elif char == '"':
+                opened = k
+            k += 1
+        if opened >= 0:
+            yield number, opened
+
+
+def _missing_close(text: str, source: str, line: int) -> tuple[int, int] | None:
+    """The opening quote whose missing closing quote explains an error found on ``line``:
+    the first that, closed at the end of its own line, lets the document read past it."""
+    rows = text.split("\n")
+    for number, column in itertools.islice(_unclosed_quotes(text, line), 5):
+        row = rows[number]
+        comment = re.search(r"\s#", row[column:])
+        end = column + comment.start() if comment else len(row.rstrip("\r"))
+        fixed = "\n".join([*rows[:number], row[:end].rstrip() + '"' + row[end:],
+                           *rows[number + 1:]])
+        try:
+            _compose(fixed, source, fast=False)
+        except yaml.MarkedYAMLError as again:
+            mark = again.problem_mark or again.context_mark
+            if mark is None or mark.line <= line:
+                continue
+        except (yaml.YAMLError, ProgramError):
+            continue
+        return number, column
+    return None
+
+
 def _syntax_error(exc: yaml.YAMLError, text: str, source: str) -> ProgramError:
     """A PyYAML error as a diagnostic at the place the problem was found."""
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
+        ended = exc.problem == "found unexpected end of stream"  # (said as never closed)
+        found = (_missing_close(text, source, mark.line)
+                 if mark is not None and not ended else None)
+        if found is not None and mark is not None:
+            return _fail(Diagnostic(
+                code="LR100", message="the quoted value starting here is not closed on its "
+                f"line, so YAML read on to line {mark.line + 1} and gave up there",
+                hint='add the closing " at the end of this value', source=source,
+                line=found[0] + 1, column=found[1] + 1))
         message = exc.problem or exc.context or "invalid YAML"
         plain = _plain_syntax(exc, text)
         if plain is not None:
