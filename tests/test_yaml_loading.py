@@ -384,6 +384,13 @@ def test_syntax_error_is_positioned() -> None:
      "value in quotes [LR100]"),
     ("a: 1\nb\uff1a5\nc: 2\n", "shop.yaml:3:1: (top level): could not find expected ':' — "
      "write ':' (an ASCII colon followed by a space), not the full-width '\uff1a' [LR100]"),
+    # a key and its value run together: YAML gives up on the next line
+    ("tiers:\n  - id: a\n    discount:9.5折\n  - id: b\n",
+     "shop.yaml:3:5: (top level): a key and its value need ': ' between them — write "
+     "discount: 9.5折 (a space after the colon) [LR100]"),
+    ("tiers:\n  - id: a\n    discount 8折   # gold\n  - id: b\n",
+     "shop.yaml:3:5: (top level): a key and its value need ': ' between them — write "
+     "discount: 8折 [LR100]"),
     # a double quote not closed on its line: YAML reads on to the next quote, lines away
     ('tiers:\n  - id: a\n    when: "txn.amount >= 10   # big\n  - id: b\n    name: "Gold"\n'
      '  - id: c\n',

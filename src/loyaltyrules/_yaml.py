@@ -697,9 +697,11 @@ def _check_size(size: int, source: str) -> None:
 _CANNOT_START: Final = re.compile(r"found character '(.+)' that cannot start any token")
 
 
-def _plain_syntax(exc: yaml.MarkedYAMLError, text: str) -> tuple[str, str | None, bool] | None:
+def _plain_syntax(exc: yaml.MarkedYAMLError, text: str
+                  ) -> tuple[str, str | None, bool | tuple[int, int]] | None:
     """PyYAML's parser words in a designer's: (message, hint, point at where the construct
-    started rather than where the parser gave up), or None to keep PyYAML's message."""
+    started rather than where the parser gave up — or at this 0-based line and column), or
+    None to keep PyYAML's message."""
     problem, context = exc.problem or "", exc.context or ""
     start = _CANNOT_START.fullmatch(problem)
     if start and start[1] == "\\t":
@@ -732,6 +734,18 @@ def _plain_syntax(exc: yaml.MarkedYAMLError, text: str) -> tuple[str, str | None
         if any("\uff1a" in row for row in nearby):
             return (problem, "write ':' (an ASCII colon followed by a space), not the "
                     "full-width '\uff1a'", False)
+        # the line before, a key and its value run together: `discount:9.5折`, `discount 8折`
+        row = nearby[0].split(" #")[0] if line > 0 else ""
+        at = (line - 1, len(row) - len(row.lstrip(" -")))
+        before = row.strip()
+        glued = re.fullmatch(r"(?:- )?([A-Za-z_][\w-]*):(\S.*)", before)
+        if glued:
+            return ("a key and its value need ': ' between them",
+                    f"write {glued[1]}: {glued[2]} (a space after the colon)", at)
+        spaced = re.fullmatch(r"(?:- )?([A-Za-z_][\w-]*) +([^:]+)", before)
+        if spaced:
+            return ("a key and its value need ': ' between them",
+                    f"write {spaced[1]}: {spaced[2]}", at)
     return None
 
 
@@ -803,6 +817,10 @@ def _syntax_error(exc: yaml.YAMLError, text: str, source: str) -> ProgramError:
         plain = _plain_syntax(exc, text)
         if plain is not None:
             message, hint, at_start = plain
+            if isinstance(at_start, tuple):
+                return _fail(Diagnostic(code="LR100", message=message, hint=hint,
+                                        source=source, line=at_start[0] + 1,
+                                        column=at_start[1] + 1))
             if at_start and exc.context_mark is not None:
                 mark = exc.context_mark
             return _fail(_diag(source, "LR100", message, mark, hint=hint))
