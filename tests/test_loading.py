@@ -512,6 +512,12 @@ def test_invalid_timezone_is_an_error() -> None:
 
 
 NOT_ZONES = [
+    # in the tz database, but an abbreviation: EST has no daylight saving time, so a US
+    # program written EST ran an hour off from March to November (found by helper-51)
+    ("EST", "'EST' is an abbreviation, not a place's time zone",
+     "did you mean America/New_York (Eastern, with daylight saving time) or America/Panama "
+     "(UTC-5 all year)?"),
+    ("CET", "'CET' is an abbreviation, not a place's time zone", "did you mean Europe/Berlin?"),
     ("localtime",
      "'localtime' is the server's own time zone, so results would change from machine to "
      "machine", "name the zone, e.g. Asia/Shanghai"),

@@ -62,6 +62,21 @@ _SAID: Final = {
 }
 
 
+# Names in the tz database that are an abbreviation, not a place: EST and MST are fixed
+# offsets with no daylight saving time (a US program written EST runs an hour off from
+# March to November), the others follow rules that are not a place's history
+_ABBREVIATIONS: Final = {
+    "EST": "America/New_York (Eastern, with daylight saving time) or America/Panama "
+           "(UTC-5 all year)",
+    "MST": "America/Denver (Mountain, with daylight saving time) or America/Phoenix "
+           "(UTC-7 all year)",
+    "HST": "Pacific/Honolulu",
+    "EST5EDT": "America/New_York", "CST6CDT": "America/Chicago", "MST7MDT": "America/Denver",
+    "PST8PDT": "America/Los_Angeles", "WET": "Europe/Lisbon", "CET": "Europe/Berlin",
+    "MET": "Europe/Berlin", "EET": "Europe/Athens",
+}
+
+
 @lru_cache(maxsize=1)
 def _system_zone_names() -> frozenset[str]:
     return frozenset(available_timezones()) - _NOT_PLACES
@@ -118,6 +133,9 @@ def load_zone(name: str) -> tzinfo:
     """
     if not isinstance(name, str) or not name or name.startswith(("/", ".")) or ".." in name:
         raise ValueError(f"not an IANA time zone name: {name!r}")
+    if name in _ABBREVIATIONS:
+        raise ValueError(f"{name!r} is an abbreviation, not a place's time zone — did you "
+                         f"mean {_ABBREVIATIONS[name]}?")
     if _ZONE_NAME.fullmatch(name) and _is_zone_name(name):
         try:
             return ZoneInfo(name)
