@@ -517,7 +517,9 @@ NOT_ZONES = [
     ("EST", "'EST' is an abbreviation, not a place's time zone",
      "did you mean America/New_York (Eastern, with daylight saving time) or America/Panama "
      "(UTC-5 all year)?"),
-    ("CET", "'CET' is an abbreviation, not a place's time zone", "did you mean Europe/Berlin?"),
+    ("MST", "'MST' is an abbreviation, not a place's time zone",
+     "did you mean America/Denver (Mountain, with daylight saving time) or America/Phoenix "
+     "(UTC-7 all year)?"),
     ("localtime",
      "'localtime' is the server's own time zone, so results would change from machine to "
      "machine", "name the zone, e.g. Asia/Shanghai"),
@@ -1048,6 +1050,24 @@ def test_a_thousands_comma_in_a_flow_mapping_is_explained() -> None:
     [d] = error.diagnostics
     assert (d.message, d.hint) == ("unknown key '000'", "inside { } a comma separates entries: "
                                    "write 10000, without the thousands comma")
+
+
+@pytest.mark.parametrize(("body", "hint"), [
+    ("promotions:\n  - {id: p, bonus_points: 1, if: \"txn.amount > 5\"}\n",
+     "did you mean 'when'?"),
+    ("promotions:\n  - {id: p, bonus_points: 1, window: {from: 2026-01-01}}\n",
+     "did you mean 'start'?"),
+    ("promotions:\n  - {id: p, bonus_points: 1, window: {start: 2026-01-01, until: "
+     "2026-02-01}}\n", "did you mean 'end'?"),
+    ("promotions:\n  - {id: p, bonus_points: 1, schedule: {freq: MONTHLY, bymonthday: 8}}\n",
+     "did you mean 'monthly'?"),
+    ("policies: {rounding: {money: ROUND_HALF_UP}}\n", "did you mean 'half_up'?"),
+])
+def test_other_words_for_a_key_or_choice_get_a_suggestion(body: str, hint: str) -> None:
+    """`if:` for `when`, `from`/`until` for `start`/`end`, `MONTHLY`, `ROUND_HALF_UP` got no
+    suggestion: they are no near spelling of the word (found by helper-51)."""
+    [d] = program_error(META + "tiers: [{id: basic}]\n" + body).diagnostics
+    assert d.hint == hint
 
 
 def test_a_full_width_percent_sign_is_a_percent_sign() -> None:

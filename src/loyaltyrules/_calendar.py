@@ -62,18 +62,14 @@ _SAID: Final = {
 }
 
 
-# Names in the tz database that are an abbreviation, not a place: EST and MST are fixed
-# offsets with no daylight saving time (a US program written EST runs an hour off from
-# March to November), the others follow rules that are not a place's history
+# Names in the tz database that are an abbreviation with no daylight saving time, though
+# most of the places that say them have it: a US program written EST ran an hour off from
+# March to November (EST5EDT and the like follow the US rules, and load)
 _ABBREVIATIONS: Final = {
     "EST": "America/New_York (Eastern, with daylight saving time) or America/Panama "
            "(UTC-5 all year)",
     "MST": "America/Denver (Mountain, with daylight saving time) or America/Phoenix "
            "(UTC-7 all year)",
-    "HST": "Pacific/Honolulu",
-    "EST5EDT": "America/New_York", "CST6CDT": "America/Chicago", "MST7MDT": "America/Denver",
-    "PST8PDT": "America/Los_Angeles", "WET": "Europe/Lisbon", "CET": "Europe/Berlin",
-    "MET": "Europe/Berlin", "EET": "Europe/Athens",
 }
 
 

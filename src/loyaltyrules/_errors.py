@@ -94,8 +94,12 @@ def located(source: str, line: int | None, column: int | None, path: tuple[str |
 
 
 def did_you_mean(word: str, choices: list[str]) -> str | None:
-    """The hint for a near miss (``glod`` among the tiers), or None."""
+    """The hint for a near miss (``glod`` among the tiers; ``MONTHLY`` or ``ROUND_HALF_UP``,
+    the same word in capitals or as Python names it), or None."""
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if not close:
+        folded = word.lower().removeprefix("round_")
+        close = [c for c in choices if c.lower() == folded][:1]
     return f"did you mean {close[0]!r}?" if close else None
 
 

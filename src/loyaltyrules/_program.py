@@ -298,6 +298,13 @@ def _data_path(loc: tuple[int | str, ...], data: Any) -> tuple[str | int, ...]:
     return tuple(path)
 
 
+# words designers write for a key that has another name here
+_SYNONYMS: Final = {"if": "when", "condition": "when", "conditions": "when", "where": "when",
+                    "begin": "start", "from": "start", "starts": "start", "until": "end",
+                    "to": "end", "ends": "end", "multiplier": "points_multiplier",
+                    "bonus": "bonus_points", "label": "name", "title": "name"}
+
+
 def _fields_at(loc: tuple[int | str, ...]) -> list[str]:
     """The keys allowed where an unknown key was found, for a did-you-mean suggestion."""
     model: Any = ProgramModel
@@ -352,7 +359,11 @@ def _pydantic_diagnostics(exc: ValidationError, data: Any, smap: SourceMap) -> I
             code = "LR201"
             key = str(path[-1]) if path else "?"
             message = f"unknown key {key!r}"
-            close = difflib.get_close_matches(key, _fields_at(loc), n=1, cutoff=0.6)
+            allowed = _fields_at(loc)
+            close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+            meant = _SYNONYMS.get(key.lower())
+            if not close and meant in allowed:  # (another word for the same thing)
+                close = [meant]
             hint = f"did you mean {close[0]!r}?" if close else None
             if key.isdigit() and len(key) == 3:  # ({spend: 10,000}: a comma in { } splits)
                 hint = ("inside { } a comma separates entries: write 10000, without the "
