@@ -89,23 +89,27 @@ def _attr(value: Any, info: ValidationInfo) -> Any:
     Each kind is written to JSON as itself, a Decimal as a JSON number, so a state read back
     from its JSON, by either reader, decides alike."""
     kind = type(value)
-    if kind is str or kind is bool or kind is int:
+    if kind is str or kind is bool:
         return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not -COUNT_LIMIT < value < COUNT_LIMIT:  # (read back from JSON, and written)
+            raise ValueError(f"a whole number in attrs is below 10^24 (got "
+                             f"{show_value(value)})")
+        return value if kind is int else int.__index__(value)  # (an IntEnum: its number)
     if isinstance(value, float) and info.mode == "json" and math.isfinite(value):
         value = Decimal(repr(value))
     elif isinstance(value, float):
         raise ValueError(f"numbers must be exact: give {value!r} as a Decimal (read JSON "
                          "with parse_float=Decimal), not a float")
-    elif isinstance(value, (str, bool, int)):  # (subclasses: an enum's text, say)
-        return str(value) if isinstance(value, str) else bool(value) \
-            if isinstance(value, bool) else int(value)
+    elif isinstance(value, (str, bool)):  # (subclasses: a (str, Enum)'s text, not its name)
+        return str.__str__(value) if isinstance(value, str) else bool(value)
     if not isinstance(value, Decimal):
         raise ValueError("expected text, a whole number, a number, true or false (got "
                          f"{show_value(value)})")
-    if not value.is_finite() or Decimal(repr(float(value))) != value:
+    if not value.is_finite() or (kept := Decimal(repr(float(value)))) != value:
         raise ValueError(f"{value} cannot be kept exactly as a JSON number (at most 15 "
                          "significant digits): send it as text")
-    return value
+    return kept  # (as JSON will give it back: 1.10 is 1.1, so a trace reads alike after)
 
 
 def _attr_json(value: Any) -> Any:
@@ -305,10 +309,11 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-# Counts of points, orders and versions are below 10^15, as amounts are: a 5,000-digit
-# number made Python's own int-to-text limit fail inside the library, and a state holding
-# one could not be read back from its own JSON
-COUNT_LIMIT = 10**15
+# Counts of points, orders and versions are below 10^24: a 5,000-digit number made
+# Python's own int-to-text limit fail inside the library, and a state holding one could not
+# be read back from its own JSON. (Not 10^15, as amounts: 10^15 of money at 1,000 points a
+# unit earns 10^18 points, and the engine must read back every state it writes.)
+COUNT_LIMIT = 10**24
 
 
 def _no_bool(value: Any) -> Any:
@@ -318,8 +323,8 @@ def _no_bool(value: Any) -> Any:
     return value
 
 
-Count = Annotated[int, BeforeValidator(_no_bool), Field(le=COUNT_LIMIT)]
-Points = Annotated[int, BeforeValidator(_no_bool), Field(ge=-COUNT_LIMIT, le=COUNT_LIMIT)]
+Count = Annotated[int, BeforeValidator(_no_bool), Field(lt=COUNT_LIMIT)]
+Points = Annotated[int, BeforeValidator(_no_bool), Field(gt=-COUNT_LIMIT, lt=COUNT_LIMIT)]
 
 
 class Usage(_Input):
