@@ -27,7 +27,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from ._errors import did_you_mean, format_path, located
-from ._expressions import Expression
+from ._expressions import MEMBER_FIELDS, Expression
 from ._model import (
     Behaviour,
     EarnRule,
@@ -1326,13 +1326,26 @@ class _Span:
         return lo > hi or (lo == hi and not (lo_in and hi_in))
 
 
+def _is_date(node: ast.expr) -> bool:
+    """`today`, `txn.at`, `txn.date`, a member's date field: a value whose parts have a
+    range (a host's `attrs.day` is whatever the host sends)."""
+    if isinstance(node, ast.Name):
+        return node.id == "today"
+    return (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+            and ((node.value.id == "txn" and node.attr in ("at", "date"))
+                 or (node.value.id == "member" and MEMBER_FIELDS.get(node.attr, "")
+                     .startswith("date"))))
+
+
 def _ranged(node: ast.expr) -> tuple[int, int] | None:
     """The range of `today.month`, `txn.hour`, `weekday(today)` … or None."""
-    if isinstance(node, ast.Attribute) and node.attr in _RANGED and not (
-            isinstance(node.value, ast.Name) and node.value.id in ("member", "event")):
+    if isinstance(node, ast.Attribute) and node.attr in _RANGED and (
+            _is_date(node.value) or (isinstance(node.value, ast.Name)
+                                     and node.value.id == "txn"
+                                     and node.attr in ("hour", "weekday"))):
         return _RANGED[node.attr]
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
-            and node.func.id in _RANGED and node.func.id != "hour":
+            and node.func.id in ("day", "month", "weekday"):
         return _RANGED[node.func.id]
     return None
 
@@ -1381,7 +1394,14 @@ def _never(expression: Expression, chosen: dict[str, set[str]]
             continue
         if key not in _CHOSEN or not isinstance(op, (ast.Eq, ast.In, ast.NotEq, ast.NotIn)):
             continue
-        values = _strings(right)
+        # (`in` a list of texts, `==` one text: `in 'app,web'` looks inside the text, and
+        # `!= ['app']` is always true)
+        value = _constant(right)
+        if isinstance(op, (ast.In, ast.NotIn)):
+            values = set(value) if isinstance(value, tuple) and all(
+                isinstance(v, str) for v in value) else None
+        else:
+            values = {value} if isinstance(value, str) else None
         if values is None:
             continue
         if isinstance(op, (ast.Eq, ast.In)):
