@@ -683,6 +683,13 @@ def test_other_load_errors(source: str, message: str) -> None:
     ("member.attrs.vip == FALSE", "write False, with a capital"),
     ("member.birthday == null", "write None, with a capital, for a value that is not there"),
     ("txn.amout > 5", "did you mean 'amount'?"),
+    # (found by helper-53: each was told to put the word in quotes)
+    ("channel == 'app'", "did you mean txn.channel or event.channel?"),
+    ("points >= 100", "did you mean member.points?"),
+    ("TXN.amount > 1", "did you mean 'txn'? (names are in lower case)"),
+    ("decision.payable > 0", "decision is read only in invariants[].expect, after the "
+                             "purchase is decided"),
+    ("now.hour > 3", "did you mean today (the purchase's local date) or txn.at (its moment)?"),
 ])
 def test_slips_from_other_languages_get_a_hint(source: str, hint: str) -> None:
     """`=` for `==`, `&&`, `!`, `true`, `null`, an unquoted word, a date written as

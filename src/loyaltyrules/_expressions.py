@@ -571,11 +571,24 @@ def _arguments_fit(name: str, args: list[ast.expr], kinds: list[str], source: st
 
 
 def _name_hint(name: str, known: list[str]) -> str | None:
+    """What an unknown name probably meant: a capital's slip, a field without its owner
+    (`channel` for `txn.channel`), `decision` outside an invariant, a word meant as text."""
     lowered = name.lower()
     if lowered in ("true", "false", "yes", "no"):
         return f"write {'True' if lowered in ('true', 'yes') else 'False'}, with a capital"
     if lowered in ("null", "none", "nil", "undefined"):
         return "write None, with a capital, for a value that is not there"
+    if lowered in known:
+        return f"did you mean {lowered!r}? (names are in lower case)"
+    if lowered == "decision":
+        return "decision is read only in invariants[].expect, after the purchase is decided"
+    if lowered in ("now", "date_today", "current_date"):
+        return "did you mean today (the purchase's local date) or txn.at (its moment)?"
+    owners = [f"{owner}.{lowered}" for owner, fields in (
+        ("txn", TXN_FIELDS), ("member", MEMBER_FIELDS), ("event", EVENT_FIELDS))
+        if lowered in fields and owner in known]
+    if owners:
+        return f"did you mean {' or '.join(owners)}?"
     return did_you_mean(name, known) or f"text is written in quotes: '{name}'"
 
 
