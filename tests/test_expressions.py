@@ -703,6 +703,9 @@ def test_slips_from_other_languages_get_a_hint(source: str, hint: str) -> None:
                                    "month"),
     ("txn.amount / 0 > 1", "`txn.amount / 0` divides by 0, which has no answer"),
     ("txn.amount // 0.0 > 1", "`txn.amount // 0.0` divides by 0, which has no answer"),
+    ("txn.amount / -0 > 1", "`txn.amount / -0` divides by 0, which has no answer"),
+    ("len(None) > 1", "len() counts the elements of a list or the letters of text; `None` is "
+                      "nothing"),
     ("len(txn.amount) > 1", "len() counts the elements of a list or the letters of text; "
                             "`txn.amount` is a number"),
     ("max(member.birthday) > today", "max() of one value needs a list; `member.birthday` is "

@@ -414,9 +414,13 @@ def _check(tree: ast.Expression, source: str,
                 kind = type_of(operand)
                 if kind in _WHOLES:
                     raise _not_a_value(source, operand, kind)
+            divisor = node.right
+            while isinstance(divisor, ast.UnaryOp) and isinstance(divisor.op,
+                                                                   (ast.USub, ast.UAdd)):
+                divisor = divisor.operand  # (-0 is 0)
             if isinstance(node.op, (ast.Div, ast.FloorDiv, ast.Mod)) and isinstance(
-                    node.right, ast.Constant) and not isinstance(node.right.value, (str, bool)) \
-                    and node.right.value == 0:
+                    divisor, ast.Constant) and not isinstance(divisor.value, (str, bool)) \
+                    and divisor.value is not None and divisor.value == 0:
                 raise ExpressionError(f"`{ast.get_source_segment(source, node)}` divides by "
                                       "0, which has no answer")
             if isinstance(node.op, ast.Mod) and may_be_text(node.left):
@@ -570,8 +574,10 @@ def _arguments_fit(name: str, args: list[ast.expr], kinds: list[str], source: st
             raise ExpressionError(f"date({year}, {month}, {day}) is no date: {exc}") from None
     if name == "len" and kinds[0] in _NOT_COUNTED:
         written = ast.get_source_segment(source, args[0]) or "it"
+        what = ("nothing" if isinstance(args[0], ast.Constant) and args[0].value is None
+                else _TYPE_WORDS[kinds[0]])
         raise ExpressionError(f"len() counts the elements of a list or the letters of text; "
-                              f"`{written}` is {_TYPE_WORDS[kinds[0]]}")
+                              f"`{written}` is {what}")
     if name in ("min", "max") and len(args) == 1 and kinds[0] in _NOT_COUNTED:
         written = ast.get_source_segment(source, args[0]) or "it"
         raise ExpressionError(f"{name}() of one value needs a list; `{written}` is "
