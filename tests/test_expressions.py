@@ -719,17 +719,6 @@ def test_what_written_values_show_cannot_work_is_refused_at_load(
     assert str(refusal(source)) == message
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("when", ["items and items[0].amount > 5",
-                                  "len(items) and txn.amount > 1",
-                                  "txn.channel and txn.amount > 1"])
-def test_a_guard_that_is_never_empty_may_come_before_and(when: str, mode: str) -> None:
-    """A purchase always has a line and a channel, so these guards pass on to the next part
-    and the condition is yes or no; they were refused with the yes/no check (found by
-    helper-53)."""
-    assert fires(when, mode)
-
-
 @pytest.mark.parametrize("source", ["today == date(2028, 2, 29)", "txn.amount / 2 > 1",
                                     "len(txn.id) > 3", "max(txn.amount, 5) > 1",
                                     "max([1, 2]) == 2"])

@@ -487,10 +487,6 @@ def _check(tree: ast.Expression, source: str,
     return frozenset(used)
 
 
-# values a purchase always has, and never empty (at least one line, an id, a channel)
-_NEVER_EMPTY = frozenset({"items", "len(items)", "txn.id", "txn.channel", "txn.at",
-                          "txn.date", "today"})
-
 # what a value the checker knows the kind of is, in the words a designer reads
 _NOT_YES_NO = {"money": "a number", "int": "a number", "int?": "a number",
                "money?": "a number", "str": "text", "str?": "text", "date": "a date",
@@ -505,12 +501,8 @@ def _yes_or_no(node: ast.expr, type_of: Callable[[ast.AST], str], source: str) -
             isinstance(node, ast.UnaryOp) and not isinstance(node.op, ast.Not)):
         return
     if isinstance(node, ast.BoolOp):
-        for k, value in enumerate(node.values):
-            # (a guard before `and` that is never empty — `items and …`, `txn.channel and
-            # …` — never becomes the condition's value: it passes on to the next part)
-            if not (k < len(node.values) - 1 and isinstance(node.op, ast.And)
-                    and ast.unparse(value) in _NEVER_EMPTY):
-                _yes_or_no(value, type_of, source)
+        for value in node.values:
+            _yes_or_no(value, type_of, source)
         return
     if isinstance(node, ast.IfExp):
         _yes_or_no(node.body, type_of, source)
