@@ -746,6 +746,11 @@ def test_non_text_when_is_refused() -> None:
     ("1 if has_sku('TEA-1') else 0", "`1` is a number, not yes or no"),
     ("txn.amount + 10", "`txn.amount + 10` is a number, not yes or no"),
     ("None", "`None` is nothing, not yes or no"),
+    # (a purchase always has a line and a channel, but a tier's qualify.when is also judged
+    # at reviews, with no purchase: there `items and …` gave [] and failed every review —
+    # helper-54; written as a comparison it is yes or no everywhere)
+    ("items and member.points >= 300", "`items` is the list of items, not a value"),
+    ("txn.channel and txn.amount > 1", "`txn.channel` is text, not yes or no"),
     # (its None, for a member with no birthday, would be the condition's value)
     ("member.birthday and month(member.birthday) == 3",
      "`member.birthday` is a date, not yes or no"),
