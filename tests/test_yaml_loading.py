@@ -391,6 +391,23 @@ def test_syntax_error_is_positioned() -> None:
     ("tiers:\n  - id: a\n    discount 8折   # gold\n  - id: b\n",
      "shop.yaml:3:5: (top level): a key and its value need ': ' between them — write "
      "discount: 8折 [LR100]"),
+    ("tiers:\n  - id: a\n    discount:9.5折\n\n  - id: b\n",  # (found by helper-54: a blank
+     # line between, and the end of the file, made it read the wrong line)
+     "shop.yaml:3:5: (top level): a key and its value need ': ' between them — write "
+     "discount: 9.5折 (a space after the colon) [LR100]"),
+    ("tags:\n  - summer sale\nlabel New Menu",
+     "shop.yaml:3:1: (top level): a key and its value need ': ' between them — write "
+     "label: New Menu [LR100]"),
+    # an unclosed quote in { }: closed before the }, the document reads on
+    ('perks:\n  - {id: a, name: "Free refills}\n  - {id: b, name: "B"}\n  - {id: c}\n',
+     "shop.yaml:2:19: (top level): the quoted value starting here is not closed on its line, "
+     "so YAML read on to line 3 and gave up there — add the closing \" at the end of this "
+     "value [LR100]"),
+    # lines ended by CR alone (found by helper-54: an IndexError)
+    ('program:\r  id: "p\r  version: 1\r  name: "x"\r',
+     "shop.yaml:2:7: (top level): the quoted value starting here is not closed on its line, "
+     "so YAML read on to line 4 and gave up there — add the closing \" at the end of this "
+     "value [LR100]"),
     # a double quote not closed on its line: YAML reads on to the next quote, lines away
     ('tiers:\n  - id: a\n    when: "txn.amount >= 10   # big\n  - id: b\n    name: "Gold"\n'
      '  - id: c\n',

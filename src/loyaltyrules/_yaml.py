@@ -735,8 +735,12 @@ def _plain_syntax(exc: yaml.MarkedYAMLError, text: str
             return (problem, "write ':' (an ASCII colon followed by a space), not the "
                     "full-width '\uff1a'", False)
         # the line before, a key and its value run together: `discount:9.5折`, `discount 8折`
-        row = nearby[0].split(" #")[0] if line > 0 else ""
-        at = (line - 1, len(row) - len(row.lstrip(" -")))
+        # (the key the parser was reading: where it started, not the line before the one
+        # it gave up on — a blank line or the end of the file may come between)
+        key_line = exc.context_mark.line if exc.context_mark is not None else line - 1
+        rows = text.splitlines()
+        row = rows[key_line].split(" #")[0] if 0 <= key_line < len(rows) else ""
+        at = (key_line, len(row) - len(row.lstrip(" -")))
         before = row.strip()
         glued = re.fullmatch(r"(?:- )?([A-Za-z_][\w-]*):(\S.*)", before)
         if glued:
@@ -749,11 +753,18 @@ def _plain_syntax(exc: yaml.MarkedYAMLError, text: str
     return None
 
 
-def _unclosed_quotes(text: str, before: int) -> Iterator[tuple[int, int]]:
+def _lines_of(text: str) -> list[str]:
+    """The lines as YAML counts them (LF, CRLF, CR, NEL, LS and PS end one), each with its
+    own ending, so they join back into the text."""
+    return re.split(r"(?<=\r\n)|(?<=[\n\x85\u2028\u2029])|(?<=\r)(?!\n)", text)
+
+
+def _unclosed_quotes(rows: list[str], before: int) -> Iterator[tuple[int, int]]:
     """(line, column), 0-based, of each double quote that opens a value and is not closed on
     its line, in lines before ``before``: a missing closing quote makes YAML read on, often
-    many lines, and give up far from it."""
-    for number, row in enumerate(text.splitlines()[:before]):
+    many lines, and give up far from it. Only a quote where a value can start counts (after
+    ': ', '- ', '[', '{', ',' or the indentation): `12" pizza` is a plain value."""
+    for number, row in enumerate(rows[:before]):
         opened, k = -1, 0
         while k < len(row):
             char = row[k]
@@ -764,39 +775,50 @@ def _unclosed_quotes(text: str, before: int) -> Iterator[tuple[int, int]]:
                     opened = -1
             elif char == "#" and (k == 0 or row[k - 1] in " \t"):
                 break
-            elif char == "'":  # (single-quoted: '' is a quote inside)
+            elif char == "'" and _starts_value(row, k):  # ('' is a quote inside)
                 close = row.find("'", k + 1)
                 while close >= 0 and row[close + 1:close + 2] == "'":
                     close = row.find("'", close + 2)
                 if close < 0:
                     break
                 k = close
-            elif char == '"':
+            elif char == '"' and _starts_value(row, k):
                 opened = k
             k += 1
         if opened >= 0:
             yield number, opened
 
 
+def _starts_value(row: str, k: int) -> bool:
+    before = row[:k].rstrip(" \t")
+    return not before or before.endswith((":", "-", "[", "{", ",", "?"))
+
+
 def _missing_close(text: str, source: str, line: int) -> tuple[int, int] | None:
     """The opening quote whose missing closing quote explains an error found on ``line``:
-    the first that, closed at the end of its own line, lets the document read past it."""
-    rows = text.split("\n")
-    for number, column in itertools.islice(_unclosed_quotes(text, line), 5):
+    the first that, closed at the end of its value (its line's end, or before a flow
+    mapping's or list's closing bracket), lets the document read past the error."""
+    rows = _lines_of(text)
+    for number, column in itertools.islice(_unclosed_quotes(rows, line), 5):
         row = rows[number]
-        comment = re.search(r"\s#", row[column:])
-        end = column + comment.start() if comment else len(row.rstrip("\r"))
-        fixed = "\n".join([*rows[:number], row[:end].rstrip() + '"' + row[end:],
-                           *rows[number + 1:]])
-        try:
-            _compose(fixed, source, fast=False)
-        except yaml.MarkedYAMLError as again:
-            mark = again.problem_mark or again.context_mark
-            if mark is None or mark.line <= line:
+        body = row.rstrip("\r\n\x85\u2028\u2029")
+        comment = re.search(r"\s#", body[column:])
+        end = column + comment.start() if comment else len(body)
+        content = body[:end].rstrip()
+        ends = [len(content), *[k for k in range(len(content) - 1, column, -1)
+                                if content[k] in "]},"][:2]]
+        for cut in ends:
+            fixed = "".join([*rows[:number], content[:cut] + '"' + body[cut:]
+                             + row[len(body):], *rows[number + 1:]])
+            try:
+                _compose(fixed, source, fast=False)
+            except yaml.MarkedYAMLError as again:
+                mark = again.problem_mark or again.context_mark
+                if mark is None or mark.line <= line:
+                    continue
+            except (yaml.YAMLError, ProgramError):
                 continue
-        except (yaml.YAMLError, ProgramError):
-            continue
-        return number, column
+            return number, column
     return None
 
 
