@@ -517,6 +517,9 @@ NOT_ZONES = [
     ("EST", "'EST' is an abbreviation, not a place's time zone",
      "did you mean America/New_York (Eastern, with daylight saving time) or America/Panama "
      "(UTC-5 all year)?"),
+    ("est", "'est' is an abbreviation, not a place's time zone",
+     "did you mean America/New_York (Eastern, with daylight saving time) or America/Panama "
+     "(UTC-5 all year)?"),
     ("MST", "'MST' is an abbreviation, not a place's time zone",
      "did you mean America/Denver (Mountain, with daylight saving time) or America/Phoenix "
      "(UTC-7 all year)?"),
@@ -1035,6 +1038,8 @@ def test_whole_numbers_are_bounded_as_amounts_are(written: str, said: str) -> No
     ("2026-02-29", "not a valid date or date-time: '2026-02-29': day is out of range for "
                    "month"),
     ("2026-13-01", "not a valid date or date-time: '2026-13-01': month must be in 1..12"),
+    ("2026-02-30T10:00", "not a valid date or date-time: '2026-02-30T10:00': day is out of "
+                         "range for month"),
 ])
 def test_a_window_date_that_is_no_date_says_why(written: str, said: str) -> None:
     """It said only "not a valid date or date-time" (found by helper-51)."""
@@ -1043,13 +1048,20 @@ def test_a_window_date_that_is_no_date_says_why(written: str, said: str) -> None
     assert [d.message for d in error.diagnostics] == [said]
 
 
-def test_a_thousands_comma_in_a_flow_mapping_is_explained() -> None:
+@pytest.mark.parametrize(("written", "hint"), [
+    ("{spend: 10,000}", "inside { } a comma separates entries: write 10000, without the "
+                        "thousands comma"),
+    ("{spend: 1,500}", "inside { } a comma separates entries: write 1500, without the "
+                       "thousands comma"),
+    ("{spend: 1000, 100: 5}", None),  # (a key with a value of its own is no comma's)
+])
+def test_a_thousands_comma_in_a_flow_mapping_is_explained(written: str,
+                                                          hint: str | None) -> None:
     """`{spend: 10,000}` is spend 10 and a key 000 in YAML: it said only "unknown key
-    '000'" (found by helper-51)."""
-    error = program_error(META + "tiers: [{id: basic}, {id: gold, qualify: {spend: 10,000}}]\n")
+    '000'" (found by helper-51); the number is the one written (helper-54)."""
+    error = program_error(META + f"tiers: [{{id: basic}}, {{id: gold, qualify: {written}}}]\n")
     [d] = error.diagnostics
-    assert (d.message, d.hint) == ("unknown key '000'", "inside { } a comma separates entries: "
-                                   "write 10000, without the thousands comma")
+    assert d.hint == hint
 
 
 @pytest.mark.parametrize(("body", "hint"), [

@@ -129,9 +129,10 @@ def load_zone(name: str) -> tzinfo:
     """
     if not isinstance(name, str) or not name or name.startswith(("/", ".")) or ".." in name:
         raise ValueError(f"not an IANA time zone name: {name!r}")
-    if name in _ABBREVIATIONS:
+    said = name.strip().upper() if isinstance(name, str) else ""
+    if said.removeprefix("POSIX/") in _ABBREVIATIONS:  # (est, 'EST ', posix/EST: the same)
         raise ValueError(f"{name!r} is an abbreviation, not a place's time zone — did you "
-                         f"mean {_ABBREVIATIONS[name]}?")
+                         f"mean {_ABBREVIATIONS[said.removeprefix('POSIX/')]}?")
     if _ZONE_NAME.fullmatch(name) and _is_zone_name(name):
         try:
             return ZoneInfo(name)

@@ -478,6 +478,7 @@ MAX_TIERS: Final = 100
 each evaluation (and to loading, for every tier above it)."""
 
 _WINDOW_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_WINDOW_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")  # (the form is right)
 _EARLIEST_DAY = date(1900, 1, 1).toordinal()
 _LATEST_DAY = date(8999, 12, 31).toordinal()
 
@@ -495,7 +496,7 @@ def _window_point(value: Any) -> Any:
         return datetime.fromisoformat(text)
     except ValueError as exc:
         # why, in words: the day a month does not have, or the form a date is written in
-        why = (f": {exc}" if _WINDOW_TIME.match(text)
+        why = (f": {exc}" if _WINDOW_TIME.match(text) or _WINDOW_DATETIME.match(text)
                else " (write it as 2026-03-01, or 2026-03-01T10:00 with a time)")
         raise ValueError(f"not a valid date or date-time: {value!r}{why}") from None
 

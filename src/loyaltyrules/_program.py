@@ -298,6 +298,23 @@ def _data_path(loc: tuple[int | str, ...], data: Any) -> tuple[str | int, ...]:
     return tuple(path)
 
 
+def _value_before(data: Any, loc: tuple[Any, ...], key: str) -> int | None:
+    """The whole number written just before an unknown key ``key`` that has no value of its
+    own (``{spend: 10,000}`` reads as spend 10 and a key 000), or None."""
+    parent = data
+    for part in loc[:-1]:
+        try:
+            parent = parent[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    if not isinstance(parent, dict) or parent.get(key, 0) is not None:
+        return None
+    keys = list(parent)
+    k = keys.index(key) if key in keys else 0
+    value = parent[keys[k - 1]] if k > 0 else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 # words designers write for a key that has another name here
 _SYNONYMS: Final = {"if": "when", "condition": "when", "conditions": "when", "where": "when",
                     "begin": "start", "from": "start", "starts": "start", "until": "end",
@@ -365,9 +382,11 @@ def _pydantic_diagnostics(exc: ValidationError, data: Any, smap: SourceMap) -> I
             if not close and meant in allowed:  # (another word for the same thing)
                 close = [meant]
             hint = f"did you mean {close[0]!r}?" if close else None
-            if key.isdigit() and len(key) == 3:  # ({spend: 10,000}: a comma in { } splits)
-                hint = ("inside { } a comma separates entries: write 10000, without the "
-                        "thousands comma")
+            before = _value_before(data, loc, key) if key.isdigit() and len(key) == 3 \
+                else None
+            if before is not None:  # ({spend: 10,000}: a comma in { } splits the number)
+                hint = (f"inside {{ }} a comma separates entries: write {before}{key}, "
+                        "without the thousands comma")
             position = smap.locate_key(path)
         elif kind == "missing":
             code = "LR202"
