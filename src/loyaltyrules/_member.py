@@ -325,21 +325,25 @@ def _no_bool(value: Any) -> Any:
 
 Count = Annotated[int, BeforeValidator(_no_bool), Field(lt=COUNT_LIMIT)]
 Points = Annotated[int, BeforeValidator(_no_bool), Field(gt=-COUNT_LIMIT, lt=COUNT_LIMIT)]
+# the ledger's own counts (lots, totals, records, usage), written by the library: strict
+# (a JSON whole number or a Python int; never true) without a Python call each — a state
+# holds thousands of them, read on every event
+LedgerCount = Annotated[int, Field(strict=True, lt=COUNT_LIMIT)]
 
 
 class Usage(_Input):
     """How often a member used a limited rule in its current period (older periods are dropped)."""
 
     period: str
-    count: Count = Field(ge=0)
+    count: LedgerCount = Field(ge=0)
 
 
 class PointsLot(_Input):
     """Points from one event: every point can be traced to the event and rule that made it."""
 
     id: str
-    points: Count = Field(ge=0)
-    earned: Count = Field(ge=0)
+    points: LedgerCount = Field(ge=0)
+    earned: LedgerCount = Field(ge=0)
     earned_at: Instant
     available_at: Instant
     expires_at: Instant | None = None
@@ -350,11 +354,11 @@ class PointsLot(_Input):
 class PointsTotals(_Input):
     """Running totals: earned − redeemed − expired − reversed = points + pending_points."""
 
-    earned: Count = Field(default=0, ge=0)
-    redeemed: Count = Field(default=0, ge=0)
-    expired: Count = Field(default=0, ge=0)
-    reversed: Count = Field(default=0, ge=0)
-    shortfall: Count = Field(default=0, ge=0)
+    earned: LedgerCount = Field(default=0, ge=0)
+    redeemed: LedgerCount = Field(default=0, ge=0)
+    expired: LedgerCount = Field(default=0, ge=0)
+    reversed: LedgerCount = Field(default=0, ge=0)
+    shortfall: LedgerCount = Field(default=0, ge=0)
 
 
 class PurchaseRecord(_Input):
@@ -365,15 +369,15 @@ class PurchaseRecord(_Input):
     line_paid: tuple[Money, ...]
     goods_paid: Money
     qualifying_spend: Money
-    points: Count = Field(ge=0)
-    redeemed_points: Count = Field(default=0, ge=0)
+    points: LedgerCount = Field(ge=0)
+    redeemed_points: LedgerCount = Field(default=0, ge=0)
     paid_with_points: Money = Decimal(0)
     refunded: Money = Decimal(0)
     refunded_lines: tuple[Money, ...] = ()
-    points_reversed: Count = Field(default=0, ge=0)
-    points_returned: Count = Field(default=0, ge=0)
-    points_expired: Count = Field(default=0, ge=0)
-    expiry_absorbed: Count = Field(default=0, ge=0)
+    points_reversed: LedgerCount = Field(default=0, ge=0)
+    points_returned: LedgerCount = Field(default=0, ge=0)
+    points_expired: LedgerCount = Field(default=0, ge=0)
+    expiry_absorbed: LedgerCount = Field(default=0, ge=0)
     spend_reversed: Money = Decimal(0)
 
     @model_validator(mode="after")
@@ -404,10 +408,10 @@ class HouseholdState(_Input):
     contributions: dict[str, int] = Field(default_factory=dict)
     spend: Money = Decimal(0)
     points: Points = 0
-    pending_points: Count = Field(default=0, ge=0)
+    pending_points: LedgerCount = Field(default=0, ge=0)
     recent_events: tuple[str, ...] = ()
     member_versions: dict[str, int] = Field(default_factory=dict)
-    version: Count = Field(default=0, ge=0)
+    version: LedgerCount = Field(default=0, ge=0)
 
 
 class MemberState(_Input):
