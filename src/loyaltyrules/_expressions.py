@@ -487,12 +487,6 @@ def _check(tree: ast.Expression, source: str,
     return frozenset(used)
 
 
-# what a value the checker knows the kind of is, in the words a designer reads
-_NOT_YES_NO = {"money": "a number", "int": "a number", "int?": "a number",
-               "money?": "a number", "str": "text", "str?": "text", "date": "a date",
-               "date?": "a date", "datetime": "a date-time", "list": "a list"}
-
-
 def _yes_or_no(node: ast.expr, type_of: Callable[[ast.AST], str], source: str) -> None:
     """Every expression is a condition: one that can only work out a number, text, a date or
     a list (``txn.amount``, ``txn.amount >= 1,000``) would load and fail on every purchase
@@ -602,6 +596,8 @@ def _name_hint(name: str, known: list[str]) -> str | None:
 # equal, and ordering them raises at run time (a date and the text '2026-11-11', say)
 _KINDS = {"money": "a number", "int": "a number", "str": "text", "str?": "text",
           "date": "a date", "date?": "a date", "datetime": "a date-time"}
+# ... and what a condition cannot be (the same words; a value that may be missing too)
+_NOT_YES_NO = {**_KINDS, "int?": "a number", "money?": "a number", "list": "a list"}
 
 
 def _same_kinds(operands: list[ast.expr], ops: list[ast.cmpop], types: list[str],
