@@ -759,6 +759,125 @@ def test_a_refund_takes_back_earned_points_from_the_points_it_returns() -> None:
     assert step(s, d).points == 10
 
 
+def test_refunding_the_purchase_whose_points_paid_makes_good_an_earlier_shortfall() -> None:
+    """The same two purchases refunded in either order leave the member where they began.
+    t1 first: its 100 points are gone into t2 (10 taken, 90 short); then t2's refund returns
+    the 100 points that paid, which first make good those 90, then give up t2's own 10: 0
+    points, no shortfall left. t2 first: 100 returned, 10 reversed; then t1's 100: 0 points.
+    (Before, the first order wrote off the 90 for good and left the member 90 points up.)"""
+    ends = []
+    for order in (("t1", "t2"), ("t2", "t1")):
+        story = Story(RETAIL, lr.MemberState(id="li"))
+        story.buy("t1", "2026-03-03T12:00:00+08:00", "1000.00")
+        story.buy("t2", "2026-03-04T12:00:00+08:00", "200.00", redeem=100)
+        first = story.refund("r1", "2026-03-05T12:00:00+08:00", order[0])
+        second = story.refund("r2", "2026-03-05T13:00:00+08:00", order[1])
+        ends.append((story.state.points, story.state.totals))
+        if order[0] == "t1":
+            assert first.refund is not None and second.refund is not None
+            assert (first.refund.points_reversed, first.refund.shortfall) == (10, 90)
+            assert (second.refund.points_returned, second.refund.shortfall_recovered,
+                    second.refund.points_reversed, second.refund.shortfall) == (100, 90, 10, 0)
+            assert happened(second) == [("points_returned", "refund", 100),
+                                        ("points_reversed", "refund", -90),
+                                        ("points_reversed", "refund", -10)]
+    assert ends == [(0, lr.PointsTotals(earned=110, redeemed=0, reversed=110))] * 2
+
+
+BY_LINE = """
+program: {id: by-line, version: 1, currency: CNY, timezone: Asia/Shanghai}
+tiers: [{id: basic}]
+earn: [{id: base, points: 1, per: 1, exclude_categories: [tobacco]}]
+multipliers: [{id: beauty-3x, factor: 3, categories: [beauty]}]
+policies: {qualifying_spend: {exclude_categories: [tobacco]}}
+"""
+
+
+@pytest.mark.parametrize("mode", ["compiled", "interpreted"])
+def test_a_refund_by_line_takes_back_what_that_line_earned(mode: Any) -> None:
+    """Rice ¥100 earns 100 points, tobacco ¥900 none (excluded, and no qualifying spend), a
+    ¥100 cream 300 (beauty counts 3×): 400 points, ¥200 spend. Returning the tobacco takes
+    back nothing; the cream its 300 points and ¥100; ¥50 of the rice half its 100 points;
+    the rest of the rice the other 50 (before, the tobacco's refund took 90% of everything,
+    360 points and ¥180, by its share of the money)."""
+    program = lr.load_program(BY_LINE)
+    story = Story(program, lr.MemberState(id="mei"))
+    d = story.then("p1", lr.evaluate(program, story.state, mode=mode, transaction={
+        "id": "p1", "at": "2026-03-01T10:00:00+08:00", "items": [
+            {"sku": "rice", "category": "grocery", "amount": "100.00"},
+            {"sku": "cigarettes", "category": "tobacco", "amount": "900.00"},
+            {"sku": "cream", "category": "beauty", "amount": "100.00"}]}))
+    assert (d.points_total, d.qualifying_spend) == (400, Decimal("200.00"))
+    record = story.state.purchases[0]
+    assert (record.line_points, record.line_spend) == (
+        (100, 0, 300), (Decimal("100.00"), Decimal("0.00"), Decimal("100.00")))
+
+    def refunded(name: str, **how: Any) -> tuple[int, Decimal, int, Decimal]:
+        result = story.refund(name, "2026-03-02T10:00:00+08:00", "p1", **how).refund
+        assert result is not None
+        return (result.points_reversed, result.spend_reversed, story.state.points,
+                story.state.qualifying_spend)
+
+    assert refunded("r1", lines=[{"line": 1}]) == (0, Decimal("0.00"), 400, Decimal("200.00"))
+    assert refunded("r2", lines=[{"line": 2}]) == (300, Decimal("100.00"), 100,
+                                                   Decimal("100.00"))
+    assert refunded("r3", lines=[{"line": 0, "amount": "50.00"}]) == (
+        50, Decimal("50.00"), 50, Decimal("50.00"))
+    assert refunded("r4") == (50, Decimal("50.00"), 0, Decimal("0.00"))
+
+
+def test_a_refund_by_amount_of_a_record_without_line_shares_goes_by_money() -> None:
+    """A purchase record stored before line shares were kept (line_points and line_spend
+    empty) is refunded by its share of the money, as it was: ¥100 of the ¥1,100 paid takes
+    back floor(400 × 100 / 1,100) = 36 points and ¥18.18 of the ¥200 spend."""
+    program = lr.load_program(BY_LINE)
+    s = lr.apply(lr.MemberState(id="mei"), lr.evaluate(program, lr.MemberState(id="mei"), {
+        "id": "p1", "at": "2026-03-01T10:00:00+08:00", "items": [
+            {"sku": "rice", "category": "grocery", "amount": "100.00"},
+            {"sku": "cigarettes", "category": "tobacco", "amount": "900.00"},
+            {"sku": "cream", "category": "beauty", "amount": "100.00"}]}))
+    old = s.model_copy(update={"purchases": (s.purchases[0].model_copy(
+        update={"line_points": (), "line_spend": ()}),)})
+    d = lr.refund(program, old, refund_event("r1", "2026-03-02T10:00:00+08:00", "p1",
+                                             lines=[{"line": 1, "amount": "100.00"}]))
+    assert d.refund is not None
+    assert (d.refund.points_reversed, d.refund.spend_reversed) == (36, Decimal("18.18"))
+
+
+def test_line_shares_of_a_record_must_fit_its_lines() -> None:
+    """A record's line shares are one per line and add up to no more than the purchase: a
+    state that breaks this is refused before a refund reads it."""
+    record = {"id": "p1", "at": "2026-03-01T10:00:00+08:00", "line_paid": ["60.00", "40.00"],
+              "goods_paid": "100.00", "qualifying_spend": "100.00", "points": 100}
+    refund = refund_event("r1", "2026-03-02T10:00:00+08:00", "p1")
+    program = lr.load_program(BY_LINE)
+    for shares, message in (
+            ({"line_points": [100]}, "line_points has 1 amounts for 2 lines"),
+            ({"line_points": [61, 40]}, "line_points add up to 101, more than the 100 points"),
+            ({"line_spend": ["60.00", "40.01"]},
+             "line_spend adds up to 100.01, more than the qualifying spend 100.00")):
+        with pytest.raises(lr.InputError, match=message):
+            lr.refund(program, {"id": "m", "purchases": [{**record, **shares}]}, refund)
+
+
+def test_a_lot_that_expires_before_it_is_usable_is_never_released() -> None:
+    """Points pending 120 days but expiring at the quarter's end (LR512 warns of it): the
+    100 points of 10 January expire on 1 April, and no "usable" event follows on 10 May
+    (before, a points_released event said 100 points became usable after they had gone)."""
+    program = lr.load_program("""
+program: {id: pending-past-expiry, version: 1, currency: CNY, timezone: Asia/Shanghai}
+tiers: [{id: basic}]
+earn: [{id: base, points: 1}]
+ledger: {expiry: {end_of_quarter: 0}, pending_days: 120}
+""")
+    s = step(lr.MemberState(id="a"), lr.evaluate(program, lr.MemberState(id="a"), txn(
+        "T1", "2026-01-10T10:00:00+08:00", "100.00")))
+    d = lr.advance(program, s, "2026-06-01T00:00:00+08:00")
+    assert [(e.type, e.points, e.at.isoformat()) for e in d.events] == [
+        ("points_expired", -100, "2026-04-01T00:00:00+08:00")]
+    assert (step(s, d).points, step(s, d).pending_points) == (0, 0)
+
+
 ALLOW_DEBT = lr.load_program("""
 program: {id: allow-debt, version: 1, currency: CNY, timezone: Asia/Shanghai}
 tiers: [{id: basic}]

@@ -1095,6 +1095,31 @@ def test_lr512_tier_gap_signal_with_no_gap_to_measure_never_fires() -> None:
     assert said(on_spend) == []
 
 
+
+def test_lr512_points_pending_longer_than_a_lot_can_live_expire_unused() -> None:
+    """end_of_quarter: 0 with 120 pending days: points earned late on 31 March expire that
+    night, 120 days before they would be usable. end_of_year: 1 lets a lot earned late on
+    31 December live 366 days: 365 pending days are fine, 366 are not. months: 1 lives 29
+    days when earned on 31 January of a common year (usable through 28 February)."""
+    def ledger(expiry: str, days: int) -> Program:
+        return program(BASIC + f"ledger: {{expiry: {{{expiry}}}, pending_days: {days}}}\n")
+
+    assert said(ledger("end_of_quarter: 0", 120)) == [(
+        "LR512", "warning", "ledger.pending_days", 4, 53,
+        "points stay pending 120 days, but points earned late on 31 March expire 1 day "
+        "later: points earned late in a period expire before they are ever usable")]
+    assert said(ledger("end_of_year: 1", 365)) == []
+    assert [f[5] for f in said(ledger("end_of_year: 1", 366))] == [
+        "points stay pending 366 days, but points earned late on 31 December expire 366 days "
+        "later: points earned late in a period expire before they are ever usable"]
+    assert said(ledger("months: 1", 28)) == []
+    assert [f[5] for f in said(ledger("months: 1", 29))] == [
+        "points stay pending 29 days, but points earned late on 31 January expire 29 days "
+        "later: points earned late in a period expire before they are ever usable"]
+    assert said(ledger("inactive_months: 1", 400)) == []
+    assert said(program(BASIC + "ledger: {pending_days: 400}\n")) == []
+
+
 # --- the whole program -------------------------------------------------------------------------
 
 

@@ -265,6 +265,7 @@ class RefundResult(_Out):
     points_reversed: int
     points_returned: int
     shortfall: int
+    shortfall_recovered: int = 0  # of earlier refunds' shortfall, from the points returned
     spend_reversed: Money
     full: bool
 

@@ -7,9 +7,11 @@ keeps the ledger identity ``earned − redeemed − expired − reversed = point
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import ROUND_FLOOR, Decimal
+from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
@@ -61,6 +63,7 @@ __all__ = [
 ]
 
 _ZERO = Decimal(0)
+_ONE = Decimal(1)
 
 
 def event_key(kind: str, event_id: str) -> str:
@@ -130,15 +133,20 @@ def _months_later(day: date, months: int) -> date:
 
 def expires_at(expiry: Expiry, earned: datetime, zone: tzinfo) -> datetime | None:
     """When points earned at ``earned`` expire (a local midnight), or None."""
-    day = earned.astimezone(zone).date()
+    day = expiry_day(expiry, earned.astimezone(zone).date())
+    return None if day is None else _local_midnight(day, zone)
+
+
+def expiry_day(expiry: Expiry, earned: date) -> date | None:
+    """The local day at whose first moment points earned on ``earned`` expire, or None."""
     if expiry.months is not None:
-        return _local_midnight(_months_later(day, expiry.months) + timedelta(days=1), zone)
+        return _months_later(earned, expiry.months) + timedelta(days=1)
     if expiry.end_of_year is not None:
-        return _local_midnight(date(day.year + expiry.end_of_year + 1, 1, 1), zone)
+        return date(earned.year + expiry.end_of_year + 1, 1, 1)
     if expiry.end_of_quarter is not None:
-        quarter = (day.month - 1) // 3 + expiry.end_of_quarter + 1
-        year = day.year + quarter // 4
-        return _local_midnight(date(year, (quarter % 4) * 3 + 1, 1), zone)
+        quarter = (earned.month - 1) // 3 + expiry.end_of_quarter + 1
+        year = earned.year + quarter // 4
+        return date(year, (quarter % 4) * 3 + 1, 1)
     return None
 
 
@@ -259,17 +267,24 @@ class _Book:
         return taken, missing, absorbed
 
     def restore(self, points: int, lot_id: str, source: str, at: datetime,
-                expires: datetime | None) -> None:
-        """Points that paid for a refunded purchase come back: an un-redemption."""
+                expires: datetime | None) -> int:
+        """Points that paid for a refunded purchase come back: an un-redemption. They first
+        repay a debt, then make good a shortfall (points an earlier refund could not take
+        back because they had been spent — often on this very purchase), so refunds undo
+        the same whatever their order. Returns the shortfall made good."""
         if points <= 0:
-            return
+            return 0
         self.redeemed -= points
         repay = min(self.debt, points)
         self.debt -= repay
-        if points - repay > 0:
-            self.lots.append(new(PointsLot, id=lot_id, points=points - repay, earned=points,
-                                 earned_at=at, available_at=at, expires_at=expires,
-                                 source=source, rule="refund-return"))
+        recovered = min(self.shortfall, points - repay)
+        self.shortfall -= recovered
+        self.reversed += recovered
+        if points - repay - recovered > 0:
+            self.lots.append(new(PointsLot, id=lot_id, points=points - repay - recovered,
+                                 earned=points, earned_at=at, available_at=at,
+                                 expires_at=expires, source=source, rule="refund-return"))
+        return recovered
 
     def expire(self, until: datetime) -> list[tuple[PointsLot, datetime]]:
         until = _like(until, self.lots, "expires_at")
@@ -739,7 +754,10 @@ def _move(model: ProgramModel, member: MemberState, until: datetime, zone: tzinf
         after, to = (_like(start, book.lots, "available_at"),
                      _like(until, book.lots, "available_at"))
         for lot in book.lots:
-            if after < lot.available_at <= to:
+            # (a lot that expires before it is usable is never released: ledger.pending_days
+            # longer than its life, which lint reports)
+            if after < lot.available_at <= to and (
+                    lot.expires_at is None or lot.expires_at > lot.available_at):
                 events.append((lot.available_at, 0, new(LifecycleEvent,
                     at=lot.available_at, type="points_released", rule=lot.rule,
                     points=lot.points, detail=f"lot {lot.id} usable")))
@@ -968,7 +986,7 @@ def complete_purchase(program: Any, plan: Any, member: MemberState, txn: Transac
              _kept_until(model, today) if changed else None, today, points_lines,
              points_total, redeemed, values["usage"], values["qualifying_spend"],
              values["line_paid"], values["goods_paid"], values["paid_with_points"],
-             values["tier_after"], changed)
+             values["tier_after"], changed, plan, values["rules_fired"])
 
     # the decision was made for this call alone and nobody else holds it yet: it is
     # completed in place rather than copied
@@ -1032,7 +1050,8 @@ def _purchase_state(
         kept_until: date | None, today: date, points_lines: tuple[PointsLine, ...],
         points_total: int, redeemed: int, used_rules: tuple[UsageConsumed, ...],
         spend: Decimal, line_paid: tuple[Decimal, ...], goods_paid: Decimal,
-        paid_with_points: Decimal, tier_after: str, tier_changed: bool,
+        paid_with_points: Decimal, tier_after: str, tier_changed: bool, plan: Any,
+        fired: Iterable[str],
         late: tuple[ProgramModel, tzinfo, list[LifecycleEvent]] | None = None) -> MemberState:
     """The member's state after a purchase (see :func:`complete_purchase`). Runs in the
     library's Decimal context: evaluation calls it there, and a pending next state is built
@@ -1064,12 +1083,15 @@ def _purchase_state(
     # nothing refunded yet, written in the currency's unit as every other amount of the
     # record is ("0.00", as paid_with_points is quantized to it), not as a bare "0"
     zero = paid_with_points if not paid_with_points else _ZERO.quantize(paid_with_points)
+    line_points, line_spend = attribute_to_lines(plan, txn, line_paid, paid_with_points,
+                                                 points_lines, spend, fired)
     record = build(PurchaseRecord, {  # every field, in the model's order
         "id": txn_id, "at": at, "line_paid": line_paid, "goods_paid": goods_paid,
         "qualifying_spend": spend, "points": points_total, "redeemed_points": redeemed,
         "paid_with_points": paid_with_points, "refunded": zero, "refunded_lines": (),
         "points_reversed": 0, "points_returned": 0, "points_expired": 0,
-        "expiry_absorbed": 0, "spend_reversed": zero})
+        "expiry_absorbed": 0, "spend_reversed": zero, "line_points": line_points,
+        "line_spend": line_spend})
     updates: dict[str, Any] = {
         "tier": tier_after,
         "qualifying_spend": member.qualifying_spend + spend,
@@ -1088,6 +1110,110 @@ def _purchase_state(
     if book.expired_by_source:  # (a late purchase's points expired at once)
         updates["purchases"] = _expired_counted(book, updates["purchases"])
     return book.state(member, **updates)
+
+
+def attribute_to_lines(plan: Any, txn: Transaction, line_paid: tuple[Decimal, ...],
+                       paid_with_points: Decimal, points_lines: Iterable[PointsLine],
+                       spend: Decimal, fired: Iterable[str]
+                       ) -> tuple[tuple[int, ...], tuple[Decimal, ...]]:
+    """What each line earned and counted towards the tier, so a refund of a line takes back
+    what that line brought and no more: a line of an excluded category earned nothing, a
+    line a multiplier weighted earned more. Each earn rule's points are split over the
+    lines in proportion to what each added to its basis (largest remainder); shipping and
+    tax in a basis, and bonus points, belong to the whole purchase and are left out (a
+    refund takes them back by money share)."""
+    from ._fast import combine, points_paid_parts  # (which imports this module)
+
+    items = txn.items
+    n = len(items)
+    q = plan.fast.quantum
+    share: list[Decimal] | None = None
+    if paid_with_points and not plan.points_paid_earns:
+        share = points_paid_parts(paid_with_points, list(line_paid), txn.shipping, txn.tax, q)
+    weights: list[list[Decimal]] | None = None
+    fired = set(fired)
+    for mp in plan.multipliers:
+        if mp.item_scoped and mp.rule.id in fired:
+            weights = weights or [[] for _ in items]
+            for k, item in enumerate(items):
+                if (not mp.categories or item.category in mp.categories) and (
+                        not mp.skus or item.sku in mp.skus):
+                    weights[k].append(mp.rule.factor)
+    how = plan.model.policies.points.combine_multipliers
+    line_weight = [_ONE] * n if weights is None else [combine(w, how) for w in weights]
+    earn = {ep.rule.id: ep for ep in plan.earn}
+    by_line = [0] * n
+    for pl in points_lines:
+        ep = earn.get(pl.rule) if pl.kind == "earn" and pl.points else None
+        if ep is None:
+            continue
+        rule = ep.rule
+        on_paid = rule.basis == "paid"
+        basis = []
+        for k, item in enumerate(items):
+            if (ep.categories and item.category not in ep.categories) \
+                    or item.category in ep.exclude:
+                basis.append(_ZERO)
+                continue
+            amount = (line_paid[k] - (share[k] if share else _ZERO)) if on_paid else item.amount
+            basis.append(amount * line_weight[k])
+        whole = _ZERO  # the purchase's own part of the basis
+        if rule.include_shipping:
+            whole += txn.shipping - (share[-2] if share and on_paid else _ZERO)
+        if rule.include_tax:
+            whole += txn.tax - (share[-1] if share and on_paid else _ZERO)
+        for k, part in enumerate(split_points(pl.points, [*basis, whole])[:n]):
+            by_line[k] += part
+    excluded = plan.excluded_from_spend
+    qs = plan.model.policies.qualifying_spend
+    counted = [_ZERO if item.category in excluded else
+               (line_paid[k] if qs.basis == "paid" else item.amount)
+               for k, item in enumerate(items)]
+    whole = (txn.shipping if qs.include_shipping else _ZERO) + (
+        txn.tax if qs.include_tax else _ZERO)
+    spend_by_line = allocate(spend, [*counted, whole], q)[:n] if spend else [spend] * n
+    return tuple(by_line), tuple(spend_by_line)
+
+
+def split_points(total: int, weights: list[Decimal]) -> list[int]:
+    """``total`` points split over ``weights`` exactly (largest remainder, the earliest first
+    on ties); all to none when every weight is 0."""
+    ratios = [w.as_integer_ratio() for w in weights]
+    common = math.lcm(*(d for _, d in ratios))
+    units = [max(num, 0) * (common // den) for num, den in ratios]
+    whole = sum(units)
+    if not whole:
+        return [0] * len(weights)
+    parts, remainders = [], []
+    for u in units:
+        part, remainder = divmod(total * u, whole)
+        parts.append(part)
+        remainders.append(remainder)
+    leftover = total - sum(parts)
+    for k in sorted(range(len(units)), key=lambda k: -remainders[k])[:leftover]:
+        parts[k] += 1
+    return parts
+
+
+def refunded_share(total: int | Decimal, by_line: tuple[Any, ...], line_paid: tuple[Decimal, ...],
+                   lines_refunded: list[Decimal] | tuple[Decimal, ...], refunded: Decimal,
+                   goods_paid: Decimal, q: Decimal | None) -> Any:
+    """How much of ``total`` (points, or with ``q`` money in that unit) refunds of
+    ``refunded`` of ``goods_paid`` take back in all: each line's own part in proportion to
+    what is refunded of that line, the rest (the whole purchase's) in proportion to all that
+    is refunded, added up exactly and rounded down once. Everything, when everything is
+    refunded; never more, however the refunds are split."""
+    if refunded == goods_paid:
+        return total
+    taken = Fraction(total - sum(by_line)) * Fraction(refunded) / Fraction(goods_paid)
+    for k, own in enumerate(by_line):  # (none: all by money)
+        done, paid = lines_refunded[k], line_paid[k]
+        if done and paid:
+            taken += Fraction(own) * Fraction(done) / Fraction(paid)
+    if q is None:
+        return math.floor(taken)
+    units = math.floor(taken / Fraction(q))
+    return (Decimal(units) * q).quantize(q)
 
 
 # --- refunds ------------------------------------------------------------------------------------
@@ -1160,20 +1286,20 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
     full = refunded == record.goods_paid
 
     def share_int(total: int) -> int:
-        # multiply first: 900 × 100 / 900 is exactly 100, not 99.999…
-        if full:
-            return total
-        return int((total * refunded / record.goods_paid).to_integral_value(ROUND_FLOOR))
+        return int(refunded_share(total, (), record.line_paid, lines, refunded,
+                                  record.goods_paid, None))
 
     def share_money(total: Decimal, refunded_so_far: Decimal) -> Decimal:
-        if refunded_so_far == record.goods_paid:
-            return total
-        return (total * refunded_so_far / record.goods_paid).quantize(q, ROUND_FLOOR)
+        return Decimal(refunded_share(total, (), record.line_paid, lines, refunded_so_far,
+                                      record.goods_paid, q))
 
-    to_reverse = share_int(record.points) - record.points_reversed
+    to_reverse = int(refunded_share(record.points, record.line_points, record.line_paid, lines,
+                                    refunded, record.goods_paid, None)) - record.points_reversed
     return_total = share_int(record.redeemed_points)
     to_return = return_total - record.points_returned
-    spend_total = share_money(record.qualifying_spend, refunded)
+    spend_total = Decimal(refunded_share(record.qualifying_spend, record.line_spend,
+                                         record.line_paid, lines, refunded, record.goods_paid,
+                                         q))
     spend_back = spend_total - record.spend_reversed
     goods_pwp = min(record.paid_with_points, record.goods_paid)
     pwp_now = share_money(goods_pwp, refunded) - share_money(goods_pwp, record.refunded)
@@ -1181,13 +1307,18 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
 
     at = ev["at"]
     book = _Book(m, at)
+    recovered = 0
     if to_return:
         # the points that paid come back first: what the purchase earned is then taken back
         # from them too, before anything is recorded as a shortfall
-        book.restore(to_return, f"{refund_key}:returned", refund_key, at,
-                     expires_at(model.ledger.expiry, at, zone))
+        recovered = book.restore(to_return, f"{refund_key}:returned", refund_key, at,
+                                 expires_at(model.ledger.expiry, at, zone))
         events.append(new(LifecycleEvent, at=at, type="points_returned", rule="refund",
                                      points=to_return, detail="points that paid for it"))
+        if recovered:
+            events.append(new(LifecycleEvent, at=at, type="points_reversed", rule="refund",
+                              points=-recovered, detail="an earlier refund's shortfall, taken "
+                              "from the points returned"))
     reversed_points, shortfall, absorbed = book.reverse(
         to_reverse, record.id, model.ledger.negative_balance == "allow",
         record.points_expired - record.expiry_absorbed)
@@ -1228,7 +1359,8 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
     result = build(RefundResult, {
         "transaction_id": record.id, "amount": amount, "money_refunded": money_refunded,
         "points_reversed": reversed_points, "points_returned": to_return,
-        "shortfall": shortfall, "spend_reversed": spend_back, "full": full})
+        "shortfall": shortfall, "shortfall_recovered": recovered,
+        "spend_reversed": spend_back, "full": full})
     return build(LifecycleDecision, {
         "program": _ref(program), "kind": "refund", "member_id": m.id, "event_id": ev["id"],
         "at": at, "points_change": (state.points + state.pending_points)

@@ -1189,6 +1189,36 @@ def _effects(rule: Rule) -> list[str]:
     return out
 
 
+def _pending_outlasts_expiry(model: ProgramModel) -> Iterator[_Smell]:
+    """Points pending for as long as the shortest life a lot can have: those earned late in
+    a year, quarter or month expire before they are ever usable."""
+    from ._lifecycle import expiry_day
+
+    pending, expiry = model.ledger.pending_days, model.ledger.expiry
+    if not pending or expiry.inactive_months is not None or expiry_day(
+            expiry, date(2024, 1, 1)) is None:
+        return
+    # a lot earned at the last moment of day d is usable from d + pending (at that moment)
+    # and gone at the first moment of its expiry day: lost when d + pending reaches it. The
+    # days of a leap-year cycle cover every length of month, quarter and year
+    first = date(2024, 1, 1)
+    lives = []
+    for n in range(1461):
+        day = first + timedelta(days=n)
+        end = expiry_day(expiry, day)
+        assert end is not None
+        lives.append(((end - day).days, day))
+    shortest, day = min(lives)
+    if pending < shortest:
+        return
+    yield _Smell(("ledger", "pending_days"),
+                 f"points stay pending {pending} days, but points earned late on "
+                 f"{day.day} {day:%B} expire {shortest} day{'s' if shortest > 1 else ''} "
+                 "later: points earned late in a period expire before they are ever usable",
+                 "shorten pending_days (a return window is usually 7 to 30 days), or let "
+                 "points live longer")
+
+
 def _cancelled(ctx: _Context) -> Iterator[_Smell]:
     """Settings that load but switch off the feature they configure: a discount cap of 0%,
     points that may pay 0% of an order, reviews that can never move anyone down, gifts no
@@ -1202,6 +1232,7 @@ def _cancelled(ctx: _Context) -> Iterator[_Smell]:
                      "and a rule whose discount comes to 0 does not apply",
                      "the cap is the most that all discounts together may take off, e.g. "
                      "40%; remove it for no cap")
+    yield from _pending_outlasts_expiry(model)
     for section, i, rule in ctx.rules():
         spec = rule.discount
         if spec is None or spec.percent != 0:
@@ -1480,7 +1511,8 @@ CHECKS: Mapping[str, Check] = MappingProxyType({check.code: check for check in (
     Check("LR512", "warning", "settings that cancel their feature: a discount cap of 0%, a 0% "
           "discount, redemption max_share 0%, reviews of lifetime spend (never move down), "
           "referral of 0 points, households sharing 0%, keep with "
-          "no length, tier_gap signals with no gap to measure",
+          "no length, tier_gap signals with no gap to measure, points pending longer than "
+          "they can live",
           _cancelled),
     Check("LR513", "error", "conditions that can never hold (a constant false, comparisons "
           "no value meets together, a weekday, hour or month out of its range, a channel, "

@@ -379,13 +379,28 @@ class PurchaseRecord(_Input):
     points_expired: LedgerCount = Field(default=0, ge=0)
     expiry_absorbed: LedgerCount = Field(default=0, ge=0)
     spend_reversed: Money = Decimal(0)
+    # what each line earned and counted towards the tier (the rest: the whole purchase's,
+    # such as a bonus or shipping); a record without them (stored by an earlier version) is
+    # refunded by money share
+    line_points: tuple[LedgerCount, ...] = ()
+    line_spend: tuple[Money, ...] = ()
 
     @model_validator(mode="after")
     def _refunded_line_per_line(self) -> PurchaseRecord:
         # (a state edited by hand or stored by other code: a refund would stop mid-way)
-        if self.refunded_lines and len(self.refunded_lines) != len(self.line_paid):
-            raise ValueError(f"refunded_lines has {len(self.refunded_lines)} amounts for "
-                             f"{len(self.line_paid)} lines (one per line, or none)")
+        n = len(self.line_paid)
+        for name, per_line in (("refunded_lines", self.refunded_lines),
+                               ("line_points", self.line_points),
+                               ("line_spend", self.line_spend)):
+            if per_line and len(per_line) != n:
+                raise ValueError(f"{name} has {len(per_line)} amounts for {n} lines (one per "
+                                 "line, or none)")
+        if sum(self.line_points) > self.points:
+            raise ValueError(f"line_points add up to {sum(self.line_points)}, more than the "
+                             f"{self.points} points of the purchase")
+        if self.line_spend and sum(self.line_spend) > self.qualifying_spend:
+            raise ValueError(f"line_spend adds up to {sum(self.line_spend):f}, more than the "
+                             f"qualifying spend {self.qualifying_spend:f}")
         return self
 
 

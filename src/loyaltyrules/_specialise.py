@@ -538,7 +538,8 @@ def _completion(s: _Source, plan: Plan) -> None:
           f"parts = (m, dict(m.usage), dict(m.spend_log), t, {s.k(ledger.remember_events)}, "
           f"available_at, expiry, at - {s.k(lp.refund)}, oldest, "
           "kept_until(MODEL, today) if changed else None, today, points_t, points_total, "
-          "redeemed, usage_t, spend, line_paid, goods_paid, pwp_q, after.id, changed)")
+          f"redeemed, usage_t, spend, line_paid, goods_paid, pwp_q, after.id, changed, "
+          f"{s.k(plan)}, fired)")
 
 
 def _generic_pricing(s: _Source, depth: int, any_tier_discount: bool) -> None:
