@@ -385,6 +385,16 @@ def test_console_script_is_installed() -> None:
     assert result.stderr == ""
 
 
+def test_run_of_a_mixed_stream_counts_events_by_kind(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """examples/life.jsonl is 7 events of one member, not "7 transactions for 1 members"."""
+    code, _, err = run_main(capsys, "run", ROOT / "programs" / "rfm-3tier.yaml",
+                            ROOT / "examples" / "life.jsonl", "--format", "text")
+    assert code == 0
+    assert err.startswith("7 events (2 purchases, 2 behaviours, 2 advances, 1 refund) for "
+                          "1 member in ")
+
+
 def test_a_streamed_run_makes_no_garbage_cycles_per_event(tmp_path: Path) -> None:
     """`run` pauses the cycle collector while it streams: that is only sound if evaluating
     and applying events leave nothing but what reference counting frees. The cyclic garbage
@@ -749,12 +759,46 @@ def test_test_refuses_amounts_finer_than_the_currency_when_loading(
     assert (code, out) == (1, "0 passed, 0 failed, 1 scenario file not run\n")
     at = f"loyaltyrules: {path}:"
     assert err.splitlines() == [
-        f"{at}8:27: scenarios[0].steps[0].expect.payable: 9.995 has more decimals than CNY "
-        "allows: no decision is ever that amount [LR601]",
+        f"{at}6:71: scenarios[0].steps[0].purchase.shipping: 0.001 has more decimals than "
+        "CNY allows [LR601]",
         f"{at}7:69: scenarios[0].steps[0].purchase.items[1].amount: 10.005 has more decimals "
         "than CNY allows [LR601]",
-        f"{at}6:71: scenarios[0].steps[0].purchase.shipping: 0.001 has more decimals than "
-        "CNY allows [LR601]"]
+        f"{at}8:27: scenarios[0].steps[0].expect.payable: 9.995 has more decimals than CNY "
+        "allows: no decision is ever that amount [LR601]"]
+
+
+def test_test_reports_every_misshapen_scenario_and_step_at_once_in_file_order(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """An empty steps list, an unknown expectation, a step of no known kind and an unknown
+    key of a scenario are all reported in one run, in the file's order, with the value
+    problems beside them (found by helper-55/56: one per run, and `steps: []` hid the rest)."""
+    path = tmp_path / "shapes.scenarios.yaml"
+    path.write_text(
+        f"program: {RETAIL}\nscenarios:\n"
+        "  - name: a\n    member: {id: a, tier: platinum}\n    steps: []\n"
+        "  - name: b\n    steps:\n"
+        "      - purchase: {id: T1, at: \"2026-03-03T10:00:00+08:00\", items: [{sku: B, "
+        "amount: 10.005}]}\n"
+        "        expect: {points: \"100\", colour: red}\n"
+        "      - dance: {}\n"
+        "    extra: 1\n", encoding="utf-8")
+    code, out, err = run_main(capsys, "test", path)
+    assert (code, out) == (1, "0 passed, 0 failed, 1 scenario file not run\n")
+    at = f"loyaltyrules: {path}:"
+    assert [line.removesuffix(" [LR601]").removeprefix(at) for line in err.splitlines()] == [
+        "4:27: scenarios[0].member.tier: unknown tier 'platinum'; the program has ['basic', "
+        "'silver', 'gold', 'diamond']",
+        "5:12: scenarios[0].steps: steps: is a non-empty list",
+        "8:86: scenarios[1].steps[0].purchase.items[0].amount: 10.005 has more decimals "
+        "than CNY allows",
+        "9:26: scenarios[1].steps[0].expect.points: expected a whole number of points (got "
+        "'100')",
+        "9:41: scenarios[1].steps[0].expect.colour: unknown expectation 'colour' (one of "
+        "payable, discount, points, perks, redeemed, qualifying_spend, tier, balance, "
+        "pending, spend, events, signals, money_refunded, error)",
+        "10:9: scenarios[1].steps[1]: each step is exactly one of purchase, refund, "
+        "behaviour, reward, advance",
+        "11:12: scenarios[1].extra: unknown key 'extra'"]
 
 
 def test_test_checks_scenario_values_when_loading(

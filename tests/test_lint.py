@@ -238,13 +238,17 @@ def test_schedule_that_selects_no_day_at_all_does_not_even_load() -> None:
     assert [(d.line, d.column) for d in info.value.diagnostics] == [(6, 15)]
 
 
-def test_lr503_reward_window_that_ends_before_it_starts() -> None:
-    """Reward windows are not checked at load, so lint reports an inverted one."""
-    p = program(BASIC + "rewards:\n"
+def test_a_reward_window_that_ends_before_it_starts_stops_the_load_as_a_rule_s_does() -> None:
+    """LR408, as for promotions and birthday rules (before, rewards loaded and only lint
+    reported the inverted window, as LR503)."""
+    with pytest.raises(ProgramError) as info:
+        program(BASIC + "rewards:\n"
                         "  - id: tote\n"
                         "    points: 500\n"
                         "    window: {start: 2026-09-01, end: 2026-08-01}\n")
-    assert found(p, today=date(2026, 1, 1)) == [("LR503", "error", "rewards[0].window.end", 7, 38)]
+    assert [(d.code, format_path(d.path), d.line, d.column, d.message)
+            for d in info.value.diagnostics] == [
+        ("LR408", "rewards[0].window.end", 7, 38, "the window ends before (or when) it starts")]
 
 
 def test_lr503_schedule_with_a_day_in_the_window_is_fine() -> None:

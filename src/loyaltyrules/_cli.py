@@ -404,7 +404,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        count, replays = _stream(args, program, members, out, progress, started)
+        count, replays, kinds = _stream(args, program, members, out, progress, started)
     finally:
         if collecting:
             gc.enable()
@@ -426,8 +426,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.format == "text" and not args.quiet:
         elapsed = time.perf_counter() - started
         again = f" ({replays} repeated purchases skipped)" if replays else ""
-        print(f"{count} transactions for {len(members)} members in {elapsed:.3f} s{again}",
-              file=sys.stderr)
+        print(f"{_events_said(count, kinds)} for {_plural(len(members), 'member')} in "
+              f"{elapsed:.3f} s{again}", file=sys.stderr)
     elif replays and args.format == "jsonl":  # (no line says so: told on stderr, even --quiet)
         print(f"loyaltyrules: {args.transactions}: {replays} repeated purchases skipped (ids "
               "already applied to their member: a retry, or an id reused)", file=sys.stderr)
@@ -437,9 +437,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
 _NO_STATES = "; the member states were not written"
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+def _events_said(count: int, kinds: dict[str, int]) -> str:
+    """"3 transactions", or for a mixed stream "5 events (3 purchases, 1 refund, 1
+    advance)": a refund or an advance is no transaction."""
+    if set(kinds) <= {"purchase"}:
+        return _plural(count, "transaction")
+    return _plural(count, "event") + " (" + ", ".join(
+        _plural(n, kind) for kind, n in kinds.items()) + ")"
+
+
 def _stream(args: argparse.Namespace, program: Any, members: dict[str, MemberState],
-            out: TextIO, progress: bool, started: float) -> tuple[int, int]:
+            out: TextIO, progress: bool, started: float) -> tuple[int, int, dict[str, int]]:
     count = replays = 0
+    kinds: dict[str, int] = {}  # events by kind, in the order first seen
     for number, line in _lines(args.transactions, "transactions"):
         try:
             if '"type"' in line:
@@ -466,6 +480,8 @@ def _stream(args: argparse.Namespace, program: Any, members: dict[str, MemberSta
             raise _Fail(f"{args.transactions}:{number}: transactions nests too deeply") \
                 from None
         count += 1
+        kind = decision.kind if isinstance(decision, LifecycleDecision) else "purchase"
+        kinds[kind] = kinds.get(kind, 0) + 1
         try:
             if args.format == "text":
                 out.write(_text_line(decision) + "\n")
@@ -480,7 +496,7 @@ def _stream(args: argparse.Namespace, program: Any, members: dict[str, MemberSta
             rate = count / max(time.perf_counter() - started, 1e-9)
             print(f"\r{count:,} transactions, {len(members):,} members, {rate:,.0f}/s",
                   end="", file=sys.stderr, flush=True)
-    return count, replays
+    return count, replays, kinds
 
 
 def _cmd_lint(args: argparse.Namespace) -> int:

@@ -408,8 +408,8 @@ def _windows_over(ctx: _Context) -> Iterator[_Smell]:
 
 
 def _windows_never(ctx: _Context) -> Iterator[_Smell]:
-    """Rules whose schedule selects no day at all, or no day inside their window, and
-    rewards whose window ends before it starts."""
+    """Rules whose schedule selects no day at all, or no day inside their window (a window
+    that ends before it starts is LR408, which stops the load)."""
     zone = ctx.zone
     for section, i, rule in ctx.rules():
         schedule = rule.schedule
@@ -433,13 +433,6 @@ def _windows_never(ctx: _Context) -> Iterator[_Smell]:
             yield _Smell(where, f"the schedule {_describe(schedule)} falls on no day "
                          f"{span}, so {rule.id} never applies",
                          "move the window or change the schedule")
-    for i, reward in enumerate(ctx.model.rewards):
-        if reward.window is not None:
-            start, end = reward.window.bounds(zone)
-            if start is not None and end is not None and end <= start:
-                yield _Smell(("rewards", i, "window", "end"),
-                             f"the window ends before it starts, so {reward.id} can never "
-                             "be redeemed", "swap start and end")
 
 
 # --- LR504 exclusive promotions ---------------------------------------------------------------
@@ -1487,8 +1480,8 @@ CHECKS: Mapping[str, Check] = MappingProxyType({check.code: check for check in (
           _tier_ladder),
     Check("LR502", "warning", "birthday rules, promotions and rewards whose window is over",
           _windows_over),
-    Check("LR503", "error", "rules whose schedule falls on no day (inside their window), "
-          "rewards whose window ends before it starts", _windows_never),
+    Check("LR503", "error", "rules whose schedule falls on no day (inside their window)",
+          _windows_never),
     Check("LR504", "warning", "exclusive promotions that can match the same purchase",
           _exclusive_overlaps),
     Check("LR505", "warning", "perks that no tier, rule or reward grants", _unused_perks),

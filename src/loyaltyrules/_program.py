@@ -652,7 +652,9 @@ def _cross_checks(parts: _Parts, smap: SourceMap) -> list[Diagnostic]:
             criteria = getattr(tier_model, key, None)
             if criteria is not None:
                 when_tiers(("tiers", i, key, "when"), criteria.when)
-    for section, items in sections[2:4]:  # birthday and promotions: the rules with windows
+    windowed: list[tuple[str, list[tuple[int, Any]]]] = [
+        *sections[2:4], ("rewards", parts.rewards)]  # birthday, promotions and rewards
+    for section, items in windowed:
         for i, r in items:
             if r.window and r.window.start and r.window.end and parts.zone is not None:
                 start, end = r.window.bounds(parts.zone)

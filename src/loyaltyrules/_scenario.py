@@ -172,46 +172,56 @@ def load_scenarios(path: str | Path) -> tuple[Program, list[Scenario]]:
     names: dict[str, int | None] = {}
     for i, item in enumerate(data["scenarios"]):
         where: tuple[str | int, ...] = ("scenarios", i)
+
+        def problem(message: str, *path: str | int, where: tuple[str | int, ...] = where,
+                    out: list[Diagnostic] = problems) -> None:
+            out.append(smap.diagnostic("LR601", message, (*where, *path)))
+
         if not isinstance(item, Mapping) or "name" not in item or "steps" not in item:
-            raise _problem(smap, "each scenario has a name and steps (and a member)", where)
-        if "member" in item and not isinstance(item["member"], Mapping):
-            raise _problem(smap, "member: is a mapping of member state fields",
-                           (*where, "member"))
+            problem("each scenario has a name and steps (and a member)")
+            continue
+        member = item.get("member") or {"id": "member"}
+        if not isinstance(member, Mapping):
+            problem("member: is a mapping of member state fields", "member")
+            member = None
         extra = set(item) - {"name", "member", "steps"}
         if extra:
-            raise _problem(smap, f"unknown key {sorted(extra)[0]!r}",
-                           (*where, sorted(extra)[0]))
+            problem(f"unknown key {sorted(extra)[0]!r}", sorted(extra)[0])
         steps = item["steps"]
         if not isinstance(steps, list) or not steps:
-            raise _problem(smap, "steps: is a non-empty list", (*where, "steps"))
+            problem("steps: is a non-empty list", "steps")
+            steps = []
         step_problems: list[Diagnostic] = []
         for j, step in enumerate(steps):
             kinds = [k for k in STEP_KINDS if isinstance(step, Mapping) and k in step]
             if len(kinds) != 1:
-                raise _problem(smap, f"each step is exactly one of {', '.join(STEP_KINDS)}",
-                               (*where, "steps", j))
+                problem(f"each step is exactly one of {', '.join(STEP_KINDS)}", "steps", j)
+                continue
             bad = set(step) - {kinds[0], "expect"}
             if bad:
-                raise _problem(smap, f"unknown key {sorted(bad)[0]!r} in a step",
-                               (*where, "steps", j, sorted(bad)[0]))
+                problem(f"unknown key {sorted(bad)[0]!r} in a step", "steps", j,
+                        sorted(bad)[0])
+                continue
             expect = step.get("expect") or {}
             if not isinstance(expect, Mapping):
-                raise _problem(smap, "expect: is a mapping", (*where, "steps", j, "expect"))
+                problem("expect: is a mapping", "steps", j, "expect")
+                continue
+            known = {}  # (the expectations that can be checked further)
             for key, value in expect.items():
                 if key in ("perks", "events", "signals") and not (
                         isinstance(value, str) or (isinstance(value, list) and all(
                             isinstance(v, str) for v in value))):
-                    raise _problem(smap, f"{key}: is a list of names",
-                                   (*where, "steps", j, "expect", key))
-                if key not in _EXPECT_KEYS:
-                    raise _problem(smap, f"unknown expectation {key!r} (one of "
-                                   f"{', '.join(_EXPECT_KEYS)})",
-                                   (*where, "steps", j, "expect", key))
-            step_problems += _step_problems(smap, program, kinds[0], step[kinds[0]], expect,
+                    problem(f"{key}: is a list of names", "steps", j, "expect", key)
+                elif key not in _EXPECT_KEYS:
+                    problem(f"unknown expectation {key!r} (one of {', '.join(_EXPECT_KEYS)})",
+                            "steps", j, "expect", key)
+                else:
+                    known[key] = value
+            step_problems += _step_problems(smap, program, kinds[0], step[kinds[0]], known,
                                             (*where, "steps", j))
         problems += _name_problems(smap, item["name"], names, where)
-        problems += _member_problems(smap, program, item.get("member") or {"id": "member"},
-                                     (*where, "member"))
+        if member is not None:
+            problems += _member_problems(smap, program, member, (*where, "member"))
         problems += step_problems
         position = smap.locate(where)
         step_lines = []
@@ -219,10 +229,12 @@ def load_scenarios(path: str | Path) -> tuple[Program, list[Scenario]]:
             found = smap.locate((*where, "steps", j)) or position
             step_lines.append({**step, "__line__": found.line if found else None})
         scenarios.append(Scenario(
-            name=str(item["name"]), member=dict(item.get("member") or {"id": "member"}),
+            name=str(item["name"]), member=dict(member or {}),
             steps=tuple(step_lines), source=str(path), line=position.line if position else None,
             index=i))
     if problems:
+        # in the file's order (a step's own problems are found before its expectations')
+        problems.sort(key=lambda d: (d.line is None, d.line or 0, d.column or 0))
         raise ProgramError(problems)
     return program, scenarios
 
