@@ -337,6 +337,32 @@ def test_shipping_and_tax_paid_with_points_earn_nothing(paid_with_points: str, p
                     assert d.payable == D(points)
 
 
+@pytest.mark.parametrize(("spend_policy", "paid_with_points", "spend"), [
+    # rice ¥100 + tobacco ¥900 (excluded): points paying ¥200 paid ¥20 of the rice
+    ({"exclude_categories": ["tobacco"]}, "200.00", "80.00"),
+    # nothing excluded: the whole payment comes off, as before
+    ({}, "200.00", "800.00"),
+    # ¥1,040 of points pay the ¥1,000 of goods and ¥40 of the ¥50 shipping, which does not
+    # count: the ¥10 tax, which counts, keeps its 10 (before, 1,010 − 1,040 → 0)
+    ({"include_tax": True}, "1040.00", "10.00"),
+    ({"include_tax": True, "include_shipping": True}, "1040.00", "20.00"),
+])
+def test_qualifying_spend_takes_off_only_what_points_paid_of_what_counts(
+        spend_policy: dict[str, Any], paid_with_points: str, spend: str) -> None:
+    """Points pay each line in proportion to what it costs, then shipping, then tax (as for
+    earning); qualifying spend loses only the parts on what counts (before, the whole
+    payment: the rice-and-tobacco basket counted 100 − 200 → 0, not 80)."""
+    p = program(earn=[{"id": "e", "points": 1, "per": 1}],
+                policies={"qualifying_spend": spend_policy})
+    for trace in (False, True):
+        for mode in ("compiled", "interpreted"):
+            d = lr.evaluate(p, {"id": "m"}, txn(("rice", "100.00"), ("tobacco", "900.00"),
+                                                shipping="50.00", tax="10.00",
+                                                paid_with_points=paid_with_points),
+                            trace=trace, mode=mode)
+            assert d.qualifying_spend == D(spend)
+
+
 @pytest.mark.parametrize(("mode", "points"), [("truncate", 50), ("reject", 0)])
 def test_cap_truncates_or_rejects(mode: str, points: int) -> None:
     """A per-transaction cap of 50 truncates 100 points to 50, or rejects them all."""

@@ -35,6 +35,7 @@ from ._fast import (
     in_minor_units,
     points_paid_parts,
     prepare,
+    spend_after_points,
 )
 from ._lifecycle import (
     advance_state,
@@ -809,7 +810,7 @@ def _run(
     if qs.include_tax:
         spend += t.tax
     if pwp:
-        spend = max(none, spend - pwp)
+        spend = spend_after_points(plan.fast, spend, pwp, paid, t.items, t.shipping, t.tax)
 
     # 4. points
     rule_factors = [(rp.rule.id, rp.rule.points_multiplier) for rp in kept

@@ -32,7 +32,8 @@ from ._lifecycle import redemption_value, window_spend
 from ._member import MemberState, Transaction
 from ._money import _MODES, allocate, round_points
 
-__all__ = ["cap_total", "combine", "combined_multiplier", "decide", "earn_lines", "prepare"]
+__all__ = ["cap_total", "combine", "combined_multiplier", "decide", "earn_lines", "prepare",
+           "spend_after_points"]
 
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
@@ -182,7 +183,7 @@ def _run(program: Any, plan: Plan, m: MemberState, t: Transaction, amounts: list
     if fp.spend_tax:
         spend += t.tax
     if pwp:
-        spend = max(none, spend - pwp)
+        spend = spend_after_points(fp, spend, pwp, paid, items, t.shipping, t.tax)
 
     # 4. points
     fired: dict[str, None] = {}
@@ -458,6 +459,31 @@ def points_paid_parts(pwp: Decimal, paid: list[Decimal], shipping: Decimal, tax:
     parts.append(on_shipping)
     parts.append(min(rest - on_shipping, tax))
     return parts
+
+
+def spend_after_points(fp: Any, spend: Decimal, pwp: Decimal, paid: list[Decimal],
+                       items: Sequence[Any], shipping: Decimal, tax: Decimal) -> Decimal:
+    """Qualifying spend less what points paid of what counts. The points payment is spread
+    as for earning (over the lines in proportion to what they cost, then shipping, then
+    tax), and only its parts on the lines, shipping and tax that count are taken off: points
+    that paid a fifth of a basket of rice and tobacco take a fifth off the rice's spend,
+    not the whole payment. Never below 0."""
+    none: Decimal = fp.quantum * 0
+    on_goods = min(pwp, sum(paid, none))
+    excluded = fp.spend_excluded
+    if excluded and on_goods:
+        parts = allocate(on_goods, paid, fp.quantum)
+        counted = sum([parts[k] for k, item in enumerate(items)
+                       if item.category not in excluded], none)
+    else:
+        counted = on_goods
+    rest = pwp - on_goods
+    on_shipping = min(rest, shipping)
+    if fp.spend_shipping:
+        counted += on_shipping
+    if fp.spend_tax:
+        counted += min(rest - on_shipping, tax)
+    return max(none, spend - counted)
 
 
 def _earn(fp: Any, lazy: _Lazy, m: MemberState, t: Transaction, items: Sequence[Any],

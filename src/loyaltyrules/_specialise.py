@@ -163,6 +163,7 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
         "Decision": Decision, "DiscountLine": DiscountLine, "PointsLine": PointsLine,
         "UsageConsumed": UsageConsumed, "allocate": allocate,
         "points_paid_parts": _fast.points_paid_parts, "best_line": _fast.best_earn_line,
+        "spend_after_points": _fast.spend_after_points,
         # each output model's builder, resolved once (build() looks it up per call)
         **{f"make_{cls.__name__}": builder(cls)
            for cls in (Decision, DiscountLine, PointsLine, UsageConsumed,
@@ -604,7 +605,8 @@ def _spend(s: _Source, plan: Plan) -> None:
         s.add(1, "spend += shipping")
     if fp.spend_tax:
         s.add(1, "spend += tax")
-    s.add(1, "if pwp:", f"    spend = max({none}, spend - pwp)")
+    s.add(1, "if pwp:",
+          "    spend = spend_after_points(FP, spend, pwp, paid, items, shipping, tax)")
 
 
 def _points(s: _Source, plan: Plan) -> None:
