@@ -150,6 +150,17 @@ def test_evaluate_prints_decision_and_next_state(capsys: pytest.CaptureFixture[s
     assert after["tier"] == "gold"
     assert after["qualifying_spend"] == "24720.00"
     assert after["usage"] == {"birthday-gift": {"period": "2026", "count": 1}}
+    assert "member_after" not in decision  # (the next state once, not twice)
+
+
+def test_evaluate_explain_without_trace_gives_no_empty_details(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """--explain --no-trace: a points line without its details reads `(earn base)`, not
+    `(earn base: )`."""
+    code, out, _ = run_main(capsys, "evaluate", RETAIL, "--member", EXAMPLES / "member.json",
+                            "--txn", EXAMPLES / "txn.json", "--explain", "--no-trace")
+    assert code == 0
+    assert "  + 70 points (earn base)\n" in out
 
 
 def test_evaluate_explain_prints_human_text(capsys: pytest.CaptureFixture[str]) -> None:
@@ -515,16 +526,16 @@ def test_a_number_too_long_is_one_line_naming_where(
 def test_json_nested_too_deeply_is_one_line(
         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """A run line nested 100,000 levels deep (past the JSON reader's limit), or 900 levels
-    inside attrs (past what validation walks), is `FILE:LINE: … nests too deeply` or the
+    inside attrs (past what validation walks), is `FILE:LINE: … nested too deeply` or the
     field's problem — never an internal error."""
     stream = tmp_path / "txns.jsonl"
     stream.write_text("[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
     code, out, err = run_main(capsys, "run", RETAIL, stream)
     assert (code, out) == (1, "")
-    assert assert_one_line_error(err) == f"loyaltyrules: {stream}:1: transactions nests too deeply"
+    assert assert_one_line_error(err) == f"loyaltyrules: {stream}:1: transactions nested too deeply"
     stream.write_text('{"type": ' + "[" * 100_000 + "]" * 100_000 + "}\n", encoding="utf-8")
     code, out, err = run_main(capsys, "run", RETAIL, stream)
-    assert assert_one_line_error(err) == f"loyaltyrules: {stream}:1: transactions nests too deeply"
+    assert assert_one_line_error(err) == f"loyaltyrules: {stream}:1: transactions nested too deeply"
     stream.write_text(TXN.format(id="X1", at="2026-03-02T10:00:00+08:00").replace(
         '"items"', '"attrs": {"x": ' + "[" * 900 + "]" * 900 + '}, "items"'), encoding="utf-8")
     code, out, err = run_main(capsys, "run", RETAIL, stream)
@@ -779,7 +790,7 @@ def test_test_reports_every_misshapen_scenario_and_step_at_once_in_file_order(
         "  - name: b\n    steps:\n"
         "      - purchase: {id: T1, at: \"2026-03-03T10:00:00+08:00\", items: [{sku: B, "
         "amount: 10.005}]}\n"
-        "        expect: {points: \"100\", colour: red}\n"
+        "        expect: {points: \"100\", colour: red, payble: 1}\n"
         "      - dance: {}\n"
         "    extra: 1\n", encoding="utf-8")
     code, out, err = run_main(capsys, "test", path)
@@ -788,7 +799,7 @@ def test_test_reports_every_misshapen_scenario_and_step_at_once_in_file_order(
     assert [line.removesuffix(" [LR601]").removeprefix(at) for line in err.splitlines()] == [
         "4:27: scenarios[0].member.tier: unknown tier 'platinum'; the program has ['basic', "
         "'silver', 'gold', 'diamond']",
-        "5:12: scenarios[0].steps: steps: is a non-empty list",
+        "5:12: scenarios[0].steps: expected a list of one or more steps",
         "8:86: scenarios[1].steps[0].purchase.items[0].amount: 10.005 has more decimals "
         "than CNY allows",
         "9:26: scenarios[1].steps[0].expect.points: expected a whole number of points (got "
@@ -796,9 +807,18 @@ def test_test_reports_every_misshapen_scenario_and_step_at_once_in_file_order(
         "9:41: scenarios[1].steps[0].expect.colour: unknown expectation 'colour' (one of "
         "payable, discount, points, perks, redeemed, qualifying_spend, tier, balance, "
         "pending, spend, events, signals, money_refunded, error)",
+        "9:54: scenarios[1].steps[0].expect.payble: unknown expectation 'payble' (one of "
+        "payable, discount, points, perks, redeemed, qualifying_spend, tier, balance, "
+        "pending, spend, events, signals, money_refunded, error) — did you mean 'payable'?",
         "10:9: scenarios[1].steps[1]: each step is exactly one of purchase, refund, "
         "behaviour, reward, advance",
         "11:12: scenarios[1].extra: unknown key 'extra'"]
+    # as the pytest plugin shows them: the scenario file's problems, not the program's
+    from loyaltyrules import ProgramError
+    from loyaltyrules._scenario import load_scenarios
+    with pytest.raises(ProgramError) as caught:
+        load_scenarios(path)
+    assert str(caught.value).splitlines()[0] == "8 problems in the scenario file:"
 
 
 def test_test_checks_scenario_values_when_loading(

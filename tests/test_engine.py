@@ -924,8 +924,8 @@ def test_attrs_keep_their_kind_through_json_whichever_reader() -> None:
 
 @pytest.mark.parametrize(("value", "said"), [
     (D("0.1000000000000000055511151231257827"),
-     "0.1000000000000000055511151231257827 cannot be kept exactly as a JSON number (at most "
-     "15 significant digits): send it as text"),
+     "0.1000000000000000055511151231257827 cannot be kept exactly as a JSON number (read "
+     "back, it would not be the same number): send it as text"),
     (D("NaN"), "NaN cannot be kept exactly as a JSON number"),
     ([1], "expected text, a whole number, a number, true or false (got [1])"),
     (None, "expected text, a whole number, a number, true or false (got null)"),

@@ -1281,6 +1281,19 @@ def test_missing_file_is_lr001(tmp_path: Path) -> None:
         )
 
 
+def test_a_missing_path_without_a_yaml_ending_is_said_to_be_missing() -> None:
+    """"programs/shop" (no such file, no .yaml ending) is read as YAML text, one word: it is
+    reported as the missing file it most likely is (found by helper-57: it was LR200, "a
+    program is a mapping of sections"). A bare word with no / or . is still LR200."""
+    error = program_error("programs/shop")
+    assert [(d.code, d.source) for d in error.diagnostics] == [("LR001", "programs/shop")]
+    assert str(error) == (
+        "programs/shop: (top level): cannot read the program: no such file (a str is a path "
+        "when it names an existing file or ends in .yaml, .yml or .json; otherwise it is read "
+        "as YAML text, and this text is no program) [LR001]")
+    assert [d.code for d in program_error("shop").diagnostics] == ["LR200"]
+
+
 def test_file_diagnostics_name_the_file(tmp_path: Path) -> None:
     """Problems in a program file carry the file's path as their source."""
     path = tmp_path / "shop.yaml"

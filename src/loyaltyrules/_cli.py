@@ -85,7 +85,7 @@ def _loads(text: str, what: str) -> Any:
         raise _BadJSON(f"{what} is not valid JSON: {exc.msg}", exc.lineno, exc.colno) \
             from None
     except RecursionError:
-        raise _BadJSON(f"{what} nests too deeply") from None
+        raise _BadJSON(f"{what} nested too deeply") from None
     except ValueError:  # a whole number longer than Python converts (int_max_str_digits)
         limit = sys.get_int_max_str_digits()
         for match in _TOKENS.finditer(text):
@@ -321,7 +321,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(decision.explain())
     else:
         out = {
-            "decision": decision.model_dump(mode="json", exclude_none=True),
+            # (the next state once, beside the decision, not also inside it)
+            "decision": decision.model_dump(mode="json", exclude_none=True,
+                                            exclude={"member_after"}),
             "member_after": after.model_dump(mode="json", exclude_none=True),
         }
         print(json.dumps(out, ensure_ascii=False, indent=2))
@@ -477,7 +479,7 @@ def _stream(args: argparse.Namespace, program: Any, members: dict[str, MemberSta
         except (LoyaltyError, _Fail) as exc:
             raise _Fail(f"{args.transactions}:{number}: {exc}") from None
         except RecursionError:  # (JSON nested less than the reader's limit, more than ours)
-            raise _Fail(f"{args.transactions}:{number}: transactions nests too deeply") \
+            raise _Fail(f"{args.transactions}:{number}: transactions nested too deeply") \
                 from None
         count += 1
         kind = decision.kind if isinstance(decision, LifecycleDecision) else "purchase"

@@ -454,7 +454,9 @@ class Decision(_Out):
             out.append(f"  - {plain(self.paid_with_points)} {cur} paid with points{spent}")
         out.append(f"  payable {self.payable} {cur}; qualifying spend {self.qualifying_spend}")
         for p in self.points:
-            out.append(f"  + {p.points} points ({p.kind} {p.rule}: {p.detail})")
+            # (a decision made without its trace has no details to give)
+            out.append(f"  + {p.points} points ({p.kind} {p.rule}: {p.detail})" if p.detail
+                       else f"  + {p.points} points ({p.kind} {p.rule})")
         out.append(f"  points total {self.points_total}")
         for g in self.perks:
             out.append(f"  perk {g.perk} (from {g.rule})")

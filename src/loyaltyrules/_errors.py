@@ -224,7 +224,10 @@ class ProgramError(LoyaltyError, ValueError):
     def _render(self) -> str:
         if len(self.diagnostics) == 1:
             return str(self.diagnostics[0])
-        lines = [f"{len(self.diagnostics)} problems in the program:"]
+        # (LR6xx are a scenario file's own problems: its program may be fine)
+        what = "scenario file" if all(d.code.startswith("LR6") for d in self.diagnostics) \
+            else "program"
+        lines = [f"{len(self.diagnostics)} problems in the {what}:"]
         lines += [f"  {d}" for d in self.diagnostics]
         return "\n".join(lines)
 

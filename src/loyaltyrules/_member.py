@@ -107,8 +107,8 @@ def _attr(value: Any, info: ValidationInfo) -> Any:
         raise ValueError("expected text, a whole number, a number, true or false (got "
                          f"{show_value(value)})")
     if not value.is_finite() or (kept := Decimal(repr(float(value)))) != value:
-        raise ValueError(f"{value} cannot be kept exactly as a JSON number (at most 15 "
-                         "significant digits): send it as text")
+        raise ValueError(f"{value} cannot be kept exactly as a JSON number (read back, it "
+                         "would not be the same number): send it as text")
     return kept  # (as JSON will give it back: 1.10 is 1.1, so a trace reads alike after)
 
 

@@ -215,6 +215,14 @@ def load_program(source: str | bytes | Path | Mapping[str, Any]) -> Program:
         data, smap = load_yaml(raw, source=str(path))
         return _build(data, smap)
     data, smap = load_yaml(source)
+    if isinstance(data, str) and "\n" not in source.strip() and (
+            "/" in source or "\\" in source or "." in source):
+        # one line of text read as YAML is one word: a path whose file is not there (or
+        # has no .yaml suffix) was most likely meant
+        raise ProgramError([Diagnostic(
+            "LR001", "cannot read the program: no such file (a str is a path when it names "
+            "an existing file or ends in .yaml, .yml or .json; otherwise it is read as YAML "
+            "text, and this text is no program)", source=source.strip())])
     return _build(data, smap)
 
 

@@ -166,30 +166,31 @@ def load_scenarios(path: str | Path) -> tuple[Program, list[Scenario]]:
         raise _problem(smap, f"unknown key {sorted(unknown)[0]!r}", (sorted(unknown)[0],))
     program = _program(path, data["program"], smap)
     if not isinstance(data["scenarios"], list):
-        raise _problem(smap, "scenarios: is a list", ("scenarios",))
+        raise _problem(smap, "expected a list of scenarios, each with a name and steps",
+                       ("scenarios",))
     scenarios = []
-    problems: list[Diagnostic] = []  # every wrong value, once the shape is right
+    problems: list[Diagnostic] = []  # every problem past the top level
     names: dict[str, int | None] = {}
     for i, item in enumerate(data["scenarios"]):
         where: tuple[str | int, ...] = ("scenarios", i)
 
         def problem(message: str, *path: str | int, where: tuple[str | int, ...] = where,
-                    out: list[Diagnostic] = problems) -> None:
-            out.append(smap.diagnostic("LR601", message, (*where, *path)))
+                    out: list[Diagnostic] = problems, hint: str | None = None) -> None:
+            out.append(smap.diagnostic("LR601", message, (*where, *path), hint))
 
         if not isinstance(item, Mapping) or "name" not in item or "steps" not in item:
             problem("each scenario has a name and steps (and a member)")
             continue
         member = item.get("member") or {"id": "member"}
         if not isinstance(member, Mapping):
-            problem("member: is a mapping of member state fields", "member")
+            problem("expected a mapping of member state fields", "member")
             member = None
         extra = set(item) - {"name", "member", "steps"}
         if extra:
             problem(f"unknown key {sorted(extra)[0]!r}", sorted(extra)[0])
         steps = item["steps"]
         if not isinstance(steps, list) or not steps:
-            problem("steps: is a non-empty list", "steps")
+            problem("expected a list of one or more steps", "steps")
             steps = []
         step_problems: list[Diagnostic] = []
         for j, step in enumerate(steps):
@@ -204,17 +205,18 @@ def load_scenarios(path: str | Path) -> tuple[Program, list[Scenario]]:
                 continue
             expect = step.get("expect") or {}
             if not isinstance(expect, Mapping):
-                problem("expect: is a mapping", "steps", j, "expect")
+                problem("expected a mapping of expectations", "steps", j, "expect")
                 continue
             known = {}  # (the expectations that can be checked further)
             for key, value in expect.items():
                 if key in ("perks", "events", "signals") and not (
                         isinstance(value, str) or (isinstance(value, list) and all(
                             isinstance(v, str) for v in value))):
-                    problem(f"{key}: is a list of names", "steps", j, "expect", key)
+                    problem("expected a name or a list of names", "steps", j, "expect", key)
                 elif key not in _EXPECT_KEYS:
                     problem(f"unknown expectation {key!r} (one of {', '.join(_EXPECT_KEYS)})",
-                            "steps", j, "expect", key)
+                            "steps", j, "expect", key,
+                            hint=did_you_mean(str(key), list(_EXPECT_KEYS)))
                 else:
                     known[key] = value
             step_problems += _step_problems(smap, program, kinds[0], step[kinds[0]], known,
