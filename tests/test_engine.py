@@ -499,6 +499,25 @@ def test_29_february_birthdays_in_common_years(policy: str, day: str, fires: boo
 
 
 @pytest.mark.parametrize(
+    ("policy", "day", "fires"),
+    [("mar1", "2027-03-01", True), ("mar1", "2027-03-31", True), ("mar1", "2027-02-27", False),
+     ("mar1", "2028-02-10", True), ("mar1", "2028-03-01", False),
+     ("feb28", "2027-02-01", True), ("feb28", "2027-03-01", False)],
+)
+def test_the_birthday_month_of_29_february_holds_the_birthday(policy: str, day: str,
+                                                              fires: bool) -> None:
+    """With feb29: mar1 a 29 February birthday is 1 March in a common year, and so its
+    birthday month is March (before, February: the gift day fell outside the month); in a
+    leap year it is February. With feb28 it is February every year."""
+    p = program(birthday=[{"id": "m", "on": "birthday_month", "bonus_points": 100}],
+                policies={"birthday": {"feb29": policy}})
+    for mode in ("compiled", "interpreted"):
+        d = lr.evaluate(p, {"id": "m", "birthday": "2000-02-29"},
+                        txn(("x", "1.00"), at=f"{day}T12:00:00+08:00"), mode=mode)
+        assert (d.points_total == 100) is fires
+
+
+@pytest.mark.parametrize(
     ("week", "day", "fires"),
     [("iso", "2026-06-15", True), ("iso", "2026-06-21", True), ("iso", "2026-06-22", False),
      ("centered", "2026-06-14", False), ("centered", "2026-06-15", True),

@@ -222,7 +222,8 @@ def is_birthday(
     feb29: Literal["feb28", "mar1"],
     week: Literal["iso", "centered"],
 ) -> bool:
-    """Is ``today`` (a local date) within the member's birthday date, week or month?
+    """Is ``today`` (a local date) within the member's birthday date, week or month (the
+    month of this year's birthday)?
 
     ``week: iso`` is the Monday–Sunday week holding this year's birthday; ``centered`` is the
     birthday ± 3 days. A week crossing New Year is checked against both years' birthdays.
@@ -230,6 +231,10 @@ def is_birthday(
     if birthday is None:
         return False
     if kind in ("month", "birthday_month"):
+        # the month of this year's birthday: for 29 February celebrated on 1 March in a
+        # common year, March, so the birthday itself is always in the birthday month
+        if birthday.month == 2 and birthday.day == 29:
+            return today.month == birthday_in_year(birthday, today.year, feb29).month
         return today.month == birthday.month
     if kind in ("date", "birthday"):
         return today == birthday_in_year(birthday, today.year, feb29)

@@ -197,8 +197,7 @@ def _rule_conditions(ctx: _Ctx, rp: RulePlan, tier: str) -> str | None:
         if set_on is not None and birthday_change_blocks(bday, set_on, ctx.today,
                                                          policy.change_guard_days, policy.feb29):
             return T.birthday_changed(set_on, policy.change_guard_days) if why else ""
-        if not (ctx.today.month == bday.month if rule.on == "birthday_month" else is_birthday(
-                bday, ctx.today, rule.on, feb29=policy.feb29, week=policy.week)):
+        if not is_birthday(bday, ctx.today, rule.on, feb29=policy.feb29, week=policy.week):
             return T.not_birthday(ctx.today, rule.on, bday) if why else ""
     if rp.tiers and tier not in rp.tiers:
         return T.tier_not_in(tier, rule.tiers) if why else ""

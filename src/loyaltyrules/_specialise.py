@@ -993,7 +993,8 @@ def _conditions(s: _Source, plan: Plan, rp: Any, tier: str, total: str, *, quote
                 "m.birthday_set_on is not None and birthday_change_blocks(r_birthday, "
                 f"m.birthday_set_on, today, {guard}, {s.k(bp.feb29)})",
                 f"T.birthday_changed(m.birthday_set_on, {guard})"))
-        if rule.on == "birthday_month":
+        if rule.on == "birthday_month" and bp.feb29 == "feb28":
+            # (29 February is then celebrated in February too: the month of birth)
             test = "today.month != r_birthday.month"
         else:
             test = (f"not is_birthday(r_birthday, today, {s.k(rule.on)}, "
