@@ -363,6 +363,43 @@ def test_qualifying_spend_takes_off_only_what_points_paid_of_what_counts(
             assert d.qualifying_spend == D(spend)
 
 
+def test_max_per_period_caps_a_member_s_purchase_points_in_a_month() -> None:
+    """1,000 points a month. 1 March: 600 + a 50 bonus = 650. 10 March: 650 more would make
+    1,300, so 350 (the earn line keeps 350, the bonus 0). 20 March: nothing left. 1 April:
+    a new month, 350. A late purchase of 31 March, after April's: capped on its own, 150.
+    Traced or not, compiled or interpreted, the same; with cap: reject the 10 March purchase
+    earns 0."""
+    for cap, second in (("truncate", [350, 0]), ("reject", [0, 0])):
+        p = program(earn=[{"id": "e", "points": 1, "per": 1}],
+                    promotions=[{"id": "welcome", "bonus_points": 50}],
+                    policies={"points": {"cap": cap,
+                                         "max_per_period": {"points": 1000, "per": "month"}}})
+        for trace in (False, True):
+            for mode in ("compiled", "interpreted"):
+                m = lr.MemberState(id="m")
+                earned = []
+                for k, (day, amount) in enumerate([
+                        ("2026-03-01", "600.00"), ("2026-03-10", "600.00"),
+                        ("2026-03-20", "100.00"), ("2026-04-01", "300.00"),
+                        ("2026-03-31", "100.00")]):
+                    d = lr.evaluate(p, m, txn(("x", amount), at=f"{day}T10:00:00+08:00",
+                                              id=f"t{k}"), trace=trace, mode=mode)
+                    earned.append([line.points for line in d.points])
+                    if trace and k == 1 and cap == "truncate":
+                        assert [(e.status, e.reason) for e in d.trace
+                                if e.rule == "max_per_period"] == [(
+                            "capped", "650 points truncated to 350 (650 of max_per_period "
+                            "1000 already earned this month)")]
+                    m = lr.apply(m, d)
+                    if k == 1:
+                        assert m.usage["points:max_per_period"] == lr.Usage(
+                            period="2026-03", count=650 + sum(second))
+                if cap == "truncate":
+                    assert earned == [[600, 50], second, [0, 0], [300, 50], [100, 50]]
+                else:
+                    assert earned[:2] == [[600, 50], second]
+
+
 @pytest.mark.parametrize(("mode", "points"), [("truncate", 50), ("reject", 0)])
 def test_cap_truncates_or_rejects(mode: str, points: int) -> None:
     """A per-transaction cap of 50 truncates 100 points to 50, or rejects them all."""

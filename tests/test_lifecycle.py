@@ -427,6 +427,8 @@ def test_first_review_after_the_keep_date_drops_one_level(mei: Story) -> None:
         ("tier_downgraded", "gold", "silver")]
     assert balance(s) == ("silver", 21043, 0)
     assert s.tier_since == date(2028, 1, 1)
+    # gold was kept until the end of 2027; silver, reached by falling, is kept by nothing
+    assert (mei["p6"][1].tier_kept_until, s.tier_kept_until) == (date(2027, 12, 31), None)
 
 
 def test_next_review_drops_another_level_and_old_points_expire(mei: Story) -> None:

@@ -771,6 +771,20 @@ def test_lr509_cap_below_one_block_with_reject_is_an_error() -> None:
     assert "earns nothing" in finding.message
 
 
+def test_lr509_max_per_period_of_zero_or_below_max_per_transaction() -> None:
+    """0 points a month lets no purchase earn; 500 a month under a 1,000 per-purchase cap
+    makes that cap unreachable."""
+    zero = program(BASIC + "policies: {points: {max_per_period: {points: 0, per: month}}}\n")
+    assert said(zero) == [("LR509", "error", "policies.points.max_per_period.points", 4, 46,
+                           "max_per_period is 0 points a month, so no purchase earns any "
+                           "points")]
+    below = program(BASIC + "policies: {points: {max_per_transaction: 1000, "
+                            "max_per_period: {points: 500, per: month}}}\n")
+    assert [f[5] for f in said(below)] == [
+        "max_per_period 500 a month is below max_per_transaction 1000, so no purchase can "
+        "ever reach max_per_transaction"]
+
+
 # --- LR510 repeatable gifts --------------------------------------------------------------------
 
 

@@ -190,7 +190,10 @@ def featured_programs(draw: st.DrawFn) -> dict[str, Any]:
                        "combine_multipliers": draw(st.sampled_from(["multiply", "add",
                                                                     "best"])),
                        "cap": draw(st.sampled_from(["truncate", "reject"])),
-                       "max_per_transaction": _maybe(draw, draw(st.integers(0, 2000)))},
+                       "max_per_transaction": _maybe(draw, draw(st.integers(0, 2000))),
+                       "max_per_period": _maybe(draw, {
+                           "points": draw(st.integers(0, 3000)),
+                           "per": draw(st.sampled_from(["day", "week", "month", "year"]))})},
             "discounts": {
                 "stacking": draw(st.sampled_from(["sequential", "additive"])),
                 "combine": draw(st.sampled_from(["stack", "best"])),
@@ -279,6 +282,11 @@ def purchases(draw: st.DrawFn, program: dict[str, Any]) -> tuple[dict[str, Any],
             member["usage"] = {draw(st.sampled_from(rules)): {
                 "period": draw(st.sampled_from(["ever", f"{day.year}", f"{day:%Y-%m}",
                                                 day.isoformat()])), "count": 1}}
+    if draw(st.booleans()):  # points already earned in this period (or an earlier/later one)
+        member.setdefault("usage", {})["points:max_per_period"] = {
+            "period": draw(st.sampled_from([f"{day.year}", f"{day:%Y-%m}", day.isoformat(),
+                                            f"{day.year + 1}-01", f"{day.year - 1}"])),
+            "count": draw(st.integers(0, 3000))}
     return member, txn
 
 

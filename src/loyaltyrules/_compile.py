@@ -242,6 +242,8 @@ class FastPlan:
     cap_truncate: bool
     best_rule: bool
     max_per_transaction: int | None
+    max_per_period: int | None  # (policies.points.max_per_period: its points and its per)
+    period_per: str
     index: dict[tuple[date, str], tuple[FastRule, ...]] = field(default_factory=dict)
 
     def rule_key(self, fr: FastRule) -> tuple[int, int | str]:
@@ -463,6 +465,9 @@ def _fast_plan(model: ProgramModel, tiers: tuple[TierPlan, ...], rules: list[Rul
         cap_truncate=pol.points.cap == "truncate",
         best_rule=pol.points.combine_rules == "best",
         max_per_transaction=pol.points.max_per_transaction,
+        max_per_period=None if pol.points.max_per_period is None
+        else pol.points.max_per_period.points,
+        period_per="" if pol.points.max_per_period is None else pol.points.max_per_period.per,
     )
 
 

@@ -33,6 +33,7 @@ from ._fast import (
     cap_total,
     combine,
     in_minor_units,
+    period_room,
     points_paid_parts,
     prepare,
     spend_after_points,
@@ -575,6 +576,18 @@ def _global_cap(ctx: _Ctx, lines: list[PointsLine]) -> list[PointsLine]:
     return cap_total(lines, cap, truncate)
 
 
+def _period_cap(ctx: _Ctx, lines: list[PointsLine]) -> list[PointsLine]:
+    fp = ctx.plan.fast
+    assert fp.max_per_period is not None
+    room = period_room(fp, ctx.member, ctx.today)
+    total = sum(p.points for p in lines)
+    if total > room and ctx.tracing:
+        ctx.note("max_per_period", "cap", "capped",
+                 T.over_period_cap(total, fp.max_per_period, room, fp.period_per,
+                                   fp.cap_truncate))
+    return cap_total(lines, room, fp.cap_truncate, "max_per_period")
+
+
 # --- tiers ---------------------------------------------------------------------------------
 
 
@@ -823,6 +836,8 @@ def _run(
                 "detail": f"bonus {rp.rule.bonus_points} points"}))
     if policies.points.max_per_transaction is not None:
         points_lines = _global_cap(ctx, points_lines)
+    if policies.points.max_per_period is not None:
+        points_lines = _period_cap(ctx, points_lines)
     points_total = 0
     for line in points_lines:
         points_total += line.points

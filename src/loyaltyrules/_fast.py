@@ -13,10 +13,12 @@ is tested equal to it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import date
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from . import _trace as T
+from ._calendar import LATE, period_key, uses
 from ._compile import FastPlan, FastRule, Plan, TierPlan
 from ._decision import (
     Decision,
@@ -28,7 +30,7 @@ from ._decision import (
     builder,
 )
 from ._errors import InputError
-from ._lifecycle import redemption_value, window_spend
+from ._lifecycle import PERIOD_POINTS, redemption_value, window_spend
 from ._member import MemberState, Transaction
 from ._money import _MODES, allocate, round_points
 
@@ -199,6 +201,9 @@ def _run(program: Any, plan: Plan, m: MemberState, t: Transaction, amounts: list
             points_lines.append(fr.bonus_line)
     if fp.max_per_transaction is not None:
         points_lines = cap_total(points_lines, fp.max_per_transaction, fp.cap_truncate)
+    if fp.max_per_period is not None:
+        points_lines = cap_total(points_lines, period_room(fp, m, today), fp.cap_truncate,
+                                 "max_per_period")
     points_total = 0
     for p in points_lines:
         points_total += p.points
@@ -613,15 +618,17 @@ def earn_lines(fp: Any, lazy: _Lazy, t: Transaction, items: Sequence[Any],
     return lines
 
 
-def cap_total(lines: list[PointsLine], cap: int, truncate: bool) -> list[PointsLine]:
-    """``policies.points.max_per_transaction``: later lines give way first (truncate), or
-    every line earns nothing (reject). Shared by the engine and this evaluator."""
+def cap_total(lines: list[PointsLine], cap: int, truncate: bool,
+              policy: str = "max_per_transaction") -> list[PointsLine]:
+    """``policies.points.max_per_transaction`` (or what ``max_per_period`` leaves): later
+    lines give way first (truncate), or every line earns nothing (reject). Shared by the
+    engine, this evaluator and generated decisions."""
     total = sum(p.points for p in lines)
     if total <= cap:
         return lines
     if not truncate:
         return [p.model_copy(update={"points": 0, "detail": p.detail + ", rejected by "
-                                     "max_per_transaction"}) for p in lines]
+                                     f"{policy}"}) for p in lines]
     out: list[PointsLine] = []
     room = cap
     for p in lines:
@@ -629,5 +636,14 @@ def cap_total(lines: list[PointsLine], cap: int, truncate: bool) -> list[PointsL
         room -= keep
         out.append(p if keep == p.points else p.model_copy(
             update={"points": keep, "detail": p.detail + f", truncated to {keep} by "
-                    "max_per_transaction"}))
+                    f"{policy}"}))
     return out
+
+
+def period_room(fp: Any, m: MemberState, today: date) -> int:
+    """Points a purchase on ``today`` may still earn under ``max_per_period``. A purchase of
+    a period earlier than the one on record (a late one) is capped on its own: what the
+    member earned in that period is no longer known."""
+    cap: int = fp.max_per_period
+    used = uses(m.usage.get(PERIOD_POINTS), period_key(today, fp.period_per))
+    return max(cap - (0 if used == LATE else used), 0)

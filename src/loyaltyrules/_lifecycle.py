@@ -74,6 +74,11 @@ def event_key(kind: str, event_id: str) -> str:
     return event_id if kind == "purchase" else f"{kind}:{event_id}"
 
 
+PERIOD_POINTS = "points:max_per_period"
+"""The usage entry counting a member's purchase points in the current max_per_period period
+(":" is in no rule id, so it is no rule's)."""
+
+
 def _count_use(usage: dict[str, Usage], key: str, period: str, used: int) -> None:
     """Record ``used`` more uses of a limited rule in ``period``. A member's usage keeps the
     latest period only (see _calendar.uses): an event of an earlier one leaves it as it is."""
@@ -566,9 +571,11 @@ def _review(model: ProgramModel, member: MemberState, day: date, at: datetime
                                        tier_to=current, detail=f"window spend {spend:f}")]
     to = tiers[moved].id
     kind = "tier_upgraded" if moved > rank else "tier_downgraded"
-    updates: dict[str, Any] = {"tier": to, "tier_since": day}
-    if moved > rank:
-        updates["tier_kept_until"] = _kept_until(model, day)
+    # an upgrade earns a new keep date; a tier reached by falling is kept by nothing (the
+    # old date, already past, would only mislead whoever reads the state)
+    updates: dict[str, Any] = {"tier": to, "tier_since": day,
+                               "tier_kept_until": _kept_until(model, day) if moved > rank
+                               else None}
     return member.model_copy(update=updates), [new(LifecycleEvent,
         at=at, type=kind, tier_from=current, tier_to=to,
         detail=f"review on {day.isoformat()}: window spend {spend:f}")]
@@ -1073,6 +1080,9 @@ def _purchase_state(
     usage = dict(usage)  # a state of its own, whoever reads it first
     for used in used_rules:
         _count_use(usage, used.rule, used.period, 1)
+    per = plan.fast.period_per
+    if per and points_total:  # (policies.points.max_per_period counts the period's points)
+        _count_use(usage, PERIOD_POINTS, period_key(today, per), points_total)
     if oldest is None:
         log: dict[str, Decimal] = {}
     else:

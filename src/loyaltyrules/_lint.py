@@ -1023,6 +1023,18 @@ def _caps_too_low(ctx: _Context) -> Iterator[_Smell]:
                          f"the cap {rule.cap} is below one block ({block}): {outcome}",
                          f"raise the cap to at least {_num(rule.points)}",
                          "error" if reject else None)
+    period = model.policies.points.max_per_period
+    if period is not None and period.points == 0:
+        yield _Smell(("policies", "points", "max_per_period", "points"),
+                     f"max_per_period is 0 points a {period.per}, so no purchase earns any "
+                     "points", "remove the limit or raise it", "error")
+    elif period is not None and model.policies.points.max_per_transaction is not None \
+            and period.points < model.policies.points.max_per_transaction:
+        yield _Smell(("policies", "points", "max_per_period", "points"),
+                     f"max_per_period {period.points} a {period.per} is below "
+                     f"max_per_transaction {model.policies.points.max_per_transaction}, so "
+                     "no purchase can ever reach max_per_transaction",
+                     "raise max_per_period, or lower max_per_transaction to it")
     limit = model.policies.points.max_per_transaction
     if limit is None:
         return
@@ -1495,7 +1507,8 @@ CHECKS: Mapping[str, Check] = MappingProxyType({check.code: check for check in (
     Check("LR508", "warning", "a higher tier with a smaller discount or points multiplier, "
           "or without a perk of the tier below", _benefits_fall),
     Check("LR509", "warning", "earn caps and max_per_transaction of 0 (error) or below one "
-          "block (error with points.cap: reject)", _caps_too_low),
+          "block (error with points.cap: reject), max_per_period of 0 (error) or below "
+          "max_per_transaction", _caps_too_low),
     Check("LR510", "info", "bonus points or perks collectable again on every purchase "
           "(no usage limit)", _unlimited_gifts),
     Check("LR511", "warning", "settings with no effect: exclusive on a birthday rule, retain "

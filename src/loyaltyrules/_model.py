@@ -312,11 +312,20 @@ class RulePolicy(_Strict):
     tie_break: Literal["declaration_order", "id"] = "declaration_order"
 
 
+class PeriodCap(_Strict):
+    """``max_per_period: {points: 5000, per: month}`` — the most points a member earns from
+    purchases in one calendar period (local day, ISO week, month or year)."""
+
+    points: WholeNumber = Field(ge=0)
+    per: Literal["day", "week", "month", "year"]
+
+
 class PointsPolicy(_Strict):
     combine_rules: Literal["sum", "best"] = "sum"
     combine_multipliers: Literal["multiply", "add", "best"] = "multiply"
     cap: Literal["truncate", "reject"] = "truncate"
     max_per_transaction: WholeNumber | None = Field(default=None, ge=0)
+    max_per_period: PeriodCap | None = None
 
 
 class DiscountPolicy(_Strict):

@@ -171,7 +171,8 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
         "round_points": round_points,
         "combine": _fast.combine, "combine_named": _fast.combine_named,
         "combined_multiplier": _fast.combined_multiplier, "earn_lines": _fast.earn_lines,
-        "cap_total": _fast.cap_total, "price": _fast._price,
+        "cap_total": _fast.cap_total, "period_room": _fast.period_room,
+        "price": _fast._price,
         "resolve": _fast._resolve, "Lazy": _fast._Lazy, "prepare": _fast.prepare,
         "redemption_value": redemption_value, "window_spend": window_spend,
         "over_paid": _over_paid, "FP": fp, "PLAN": plan, "MODEL": model, "Q": fp.quantum,
@@ -635,6 +636,17 @@ def _points(s: _Source, plan: Plan) -> None:
                   "    " + s.note(s.k("max_per_transaction"), s.k("cap"), "capped",
                                   f"T.over_transaction_cap(total, {cap}, {truncate})"))
         s.add(1, f"points_lines = cap_total(points_lines, {cap}, {truncate})")
+    if fp.max_per_period is not None:
+        truncate = s.k(fp.cap_truncate)
+        s.add(1, "room = period_room(FP, m, today)")
+        if s.traced:
+            s.add(1, "total = 0", "for p in points_lines:", "    total += p.points",
+                  "if total > room:",
+                  "    " + s.note(s.k("max_per_period"), s.k("cap"), "capped",
+                                  f"T.over_period_cap(total, {s.k(fp.max_per_period)}, room, "
+                                  f"{s.k(fp.period_per)}, {truncate})"))
+        s.add(1, f"points_lines = cap_total(points_lines, room, {truncate}, "
+              f"{s.k('max_per_period')})")
     s.add(1, "points_total = 0", "for p in points_lines:", "    points_total += p.points")
 
 

@@ -208,6 +208,12 @@ def over_transaction_cap(total: int, cap: int, truncate: bool) -> str:
             else f"{total} points exceed max_per_transaction {cap}: all rejected")
 
 
+def over_period_cap(total: int, cap: int, room: int, per: str, truncate: bool) -> str:
+    earned = f"{cap - room} of max_per_period {cap} already earned this {per}"
+    return (f"{total} points truncated to {room} ({earned})" if truncate
+            else f"{total} points exceed the {room} left ({earned}): all rejected")
+
+
 def cap_truncated(points: int, cap: int) -> tuple[str, str]:
     """The capped note and what the line's detail adds."""
     return f"{points} points truncated to cap {cap}", f", capped at {cap} (was {points})"
