@@ -189,6 +189,21 @@ def test_hash_ignores_formatting_comments_and_key_order() -> None:
     assert load_program(RETAIL_REFORMATTED).hash == load_program(RETAIL).hash
 
 
+def test_hash_is_the_same_with_settings_written_at_their_defaults() -> None:
+    """Writing a setting at its default (or a setting a later version added, at its
+    default) is the program without it: one hash. A setting that changes something (a
+    max_per_period) changes it."""
+    data = dict(RETAIL_DICT)
+    plain = Program.from_dict(data).hash
+    written = {**data, "policies": {**data.get("policies", {}), "points": {
+        "combine_rules": "sum", "cap": "truncate", "max_per_transaction": None,
+        "max_per_period": None}}}
+    assert Program.from_dict(written).hash == plain
+    capped = {**data, "policies": {**data.get("policies", {}), "points": {
+        "max_per_period": {"points": 5000, "per": "month"}}}}
+    assert Program.from_dict(capped).hash != plain
+
+
 def test_hash_changes_when_a_rate_changes() -> None:
     """Changing one tier's discount (silver 9.5折 → 9折) changes the hash."""
     text = RETAIL.read_text(encoding="utf-8")

@@ -71,7 +71,10 @@ class Program:
         self._model = model
         self._source = source
         self._map = source_map or SourceMap(source=source, positions={}, key_positions={})
-        canonical = json.dumps(_canonical(model.model_dump()), sort_keys=True,
+        # (a setting left at its default is left out, written or not: so a setting a later
+        # version adds does not change the hash of a program that does not use it)
+        canonical = json.dumps(_canonical(model.model_dump(exclude_defaults=True)),
+                               sort_keys=True,
                                ensure_ascii=False, separators=(",", ":"), default=str)
         self._hash = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
         self._tier_rank = types.MappingProxyType({t.id: i for i, t in enumerate(model.tiers)})
