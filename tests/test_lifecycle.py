@@ -880,6 +880,56 @@ ledger: {expiry: {end_of_quarter: 0}, pending_days: 120}
     assert (step(s, d).points, step(s, d).pending_points) == (0, 0)
 
 
+FALLS = lr.load_program("""
+program: {id: falls, version: 1, currency: CNY, timezone: Asia/Shanghai}
+tiers:
+  - {id: bronze}
+  - {id: silver, qualify: {spend: 1000}}
+  - {id: gold, qualify: {spend: 5000}}
+  - {id: diamond, qualify: {spend: 20000}}
+reviews: {rolling_months: 3, schedule: {freq: monthly, bymonthday: 1}, max_drop: 1}
+signals:
+  - {id: falling, on: tier_falls, times: 2}
+""")
+
+
+def test_a_tier_that_falls_at_reviews_in_a_row_signals_churn() -> None:
+    """流失预警, a tier that fell at successive reviews: a diamond member who buys nothing
+    falls one level at each monthly review (max_drop 1). The second fall in a row (1 April,
+    gold → silver) fires `falling` once; the third (1 May, to bronze) does not fire it again;
+    the 1 June review, which cannot move a bronze member down, ends the run."""
+    s = ok(lr.MemberState(id="a", tier="diamond", joined="2025-01-01",
+                          advanced_to="2026-02-01T00:00:00+08:00"))
+    d = lr.advance(FALLS, s, "2026-06-01T00:00:00+08:00")
+    assert [(e.at.date().isoformat(), e.type, e.rule, e.tier_to) for e in d.events] == [
+        ("2026-03-01", "tier_downgraded", None, "gold"),
+        ("2026-04-01", "tier_downgraded", None, "silver"),
+        ("2026-04-01", "signal", "falling", "silver"),
+        ("2026-05-01", "tier_downgraded", None, "bronze"),
+        ("2026-06-01", "tier_review", None, "bronze")]
+    assert [e.detail for e in d.events if e.type == "signal"] == [
+        "moved down at 2 reviews in a row"]
+    s = step(s, d)
+    assert (s.tier, s.tier_falls, s.signals) == ("bronze", 0, {"falling": "2026-04-01"})
+
+
+def test_a_review_that_keeps_the_tier_ends_a_run_of_falls() -> None:
+    """Diamond falls on 1 March; a purchase of ¥6,000 on 20 March keeps gold at the reviews
+    of 1 April, 1 May and 1 June (its three months hold it: no fall, the run ends); the falls
+    of 1 July and 1 August are a new run, which fires on 1 August."""
+    s = ok(lr.MemberState(id="a", tier="diamond", joined="2025-01-01",
+                          advanced_to="2026-02-01T00:00:00+08:00"))
+    s = step(s, lr.advance(FALLS, s, "2026-03-15T00:00:00+08:00"))
+    assert (s.tier, s.tier_falls) == ("gold", 1)
+    s = step(s, lr.evaluate(FALLS, s, txn("T1", "2026-03-20T10:00:00+08:00", "6000.00")))
+    d = lr.advance(FALLS, s, "2026-08-01T00:00:00+08:00")
+    assert [(e.at.date().isoformat(), e.type, e.tier_to) for e in d.events] == [
+        ("2026-04-01", "tier_review", "gold"), ("2026-05-01", "tier_review", "gold"),
+        ("2026-06-01", "tier_review", "gold"),
+        ("2026-07-01", "tier_downgraded", "silver"), ("2026-08-01", "tier_downgraded", "bronze"),
+        ("2026-08-01", "signal", "bronze")]
+
+
 ALLOW_DEBT = lr.load_program("""
 program: {id: allow-debt, version: 1, currency: CNY, timezone: Asia/Shanghai}
 tiers: [{id: basic}]

@@ -1138,6 +1138,26 @@ def test_lr512_points_pending_longer_than_a_lot_can_live_expire_unused() -> None
     assert said(program(BASIC + "ledger: {pending_days: 400}\n")) == []
 
 
+
+def test_lr512_tier_falls_signal_that_cannot_fire() -> None:
+    """Members move down only at reviews; and three tiers allow two falls in a row."""
+    signal = "signals:\n  - {id: falling, on: tier_falls, times: 3}\n"
+    no_reviews = program(BASIC + SILVER + signal)
+    assert said(no_reviews) == [("LR512", "warning", "signals[0].times", 6, 42,
+                                 "the tier_falls signal falling never fires: the program has "
+                                 "no reviews, and members move down only at a review")]
+    three = program(BASIC + SILVER + "  - {id: gold, qualify: {spend: 9000}}\n"
+                    "reviews: {rolling_months: 12, schedule: {freq: monthly, bymonthday: 1}}\n"
+                    + signal)
+    assert [(f[2], f[5]) for f in said(three)] == [(
+        "signals[0].times", "the tier_falls signal falling never fires: 3 tiers allow at most 2 "
+        "falls in a row, not 3")]
+    assert said(program(BASIC + SILVER + "  - {id: gold, qualify: {spend: 9000}}\n"
+                        "reviews: {rolling_months: 12, schedule: {freq: monthly, "
+                        "bymonthday: 1}}\n"
+                        + signal.replace("times: 3", "times: 2"))) == []
+
+
 # --- the whole program -------------------------------------------------------------------------
 
 

@@ -551,6 +551,8 @@ def _review(model: ProgramModel, member: MemberState, day: date, at: datetime
         q = tiers[i].qualify
         if meets(q, tiers[i].id):
             moved = i
+    # a review that does not move the member down ends a run of falls
+    stays = member.model_copy(update={"tier_falls": 0}) if member.tier_falls else member
     if moved == rank and rank > 0:
         target = 0
         for i in range(rank, 0, -1):
@@ -560,14 +562,14 @@ def _review(model: ProgramModel, member: MemberState, day: date, at: datetime
                 break
         if target < rank:
             if member.tier_kept_until is not None and day <= member.tier_kept_until:
-                return member, [new(LifecycleEvent,
+                return stays, [new(LifecycleEvent,
                     at=at, type="tier_kept", tier_from=current, tier_to=current,
                     detail=f"spend {spend:f} misses {current}, but the tier is kept until "
                            f"{member.tier_kept_until.isoformat()}")]
             floor = rank - model.reviews.max_drop if model.reviews.max_drop else 0
             moved = max(target, floor)
     if moved == rank:
-        return member, [new(LifecycleEvent, at=at, type="tier_review", tier_from=current,
+        return stays, [new(LifecycleEvent, at=at, type="tier_review", tier_from=current,
                                        tier_to=current, detail=f"window spend {spend:f}")]
     to = tiers[moved].id
     kind = "tier_upgraded" if moved > rank else "tier_downgraded"
@@ -575,7 +577,8 @@ def _review(model: ProgramModel, member: MemberState, day: date, at: datetime
     # old date, already past, would only mislead whoever reads the state)
     updates: dict[str, Any] = {"tier": to, "tier_since": day,
                                "tier_kept_until": _kept_until(model, day) if moved > rank
-                               else None}
+                               else None,
+                               "tier_falls": 0 if moved > rank else member.tier_falls + 1}
     return member.model_copy(update=updates), [new(LifecycleEvent,
         at=at, type=kind, tier_from=current, tier_to=to,
         detail=f"review on {day.isoformat()}: window spend {spend:f}")]
@@ -726,6 +729,7 @@ def advance_state(model: ProgramModel, member: MemberState, until: datetime, zon
         events.sort(key=lambda e: (e[0], e[1]))
         return state, [e for _, _, e in events]
     state, events = member, []
+    fired = dict(member.signals)
     for day in reviews:
         # the book is brought to each review's moment first: a review judges the balance
         # of that day, not one that lots expiring later in the same advance have lowered
@@ -734,9 +738,17 @@ def advance_state(model: ProgramModel, member: MemberState, until: datetime, zon
         events += moved
         state, found = _review(model, state, day, at)
         events += [(at, 2, e) for e in found]
+        for sig in model.signals:
+            # 流失预警: the member fell at this review and the ones before it, `times` in a
+            # row (once per such run: the count passes `times` only once)
+            if sig.on == "tier_falls" and state.tier_falls == sig.times:
+                fired[sig.id] = day.isoformat()
+                events.append((at, 3, new(LifecycleEvent, at=at, type="signal", rule=sig.id,
+                                          tier_to=state.tier,
+                                          detail=f"moved down at {sig.times} reviews in a "
+                                                 "row")))
     state, moved = _move(model, state, until, zone, version=member.version)
     events += moved
-    fired = dict(state.signals)
     events += [(e.at, 3, e) for e in _signals(model, state, member.lots, start or until, until,
                                               zone, fired)]
     events.sort(key=lambda e: (e[0], e[1]))

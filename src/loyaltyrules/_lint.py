@@ -1297,6 +1297,20 @@ def _cancelled(ctx: _Context) -> Iterator[_Smell]:
                      "tiers")
     tiers = model.tiers
     for i, signal in enumerate(model.signals):
+        if signal.on == "tier_falls" and signal.times is not None:
+            most = len(tiers) - 1
+            if model.reviews.schedule is None and not model.reviews.anniversary:
+                why = "the program has no reviews, and members move down only at a review"
+                hint = "add reviews (a schedule, or anniversary: true), or remove the signal"
+            elif signal.times > most:
+                why = (f"{len(tiers)} tiers allow at most {most} fall{'s' if most != 1 else ''} "
+                       f"in a row, not {signal.times}")
+                hint = f"lower times to {most} or less"
+            else:
+                continue
+            yield _Smell(("signals", i, "times"), f"the tier_falls signal {signal.id} never "
+                         f"fires: {why}", hint)
+            continue
         if signal.on != "tier_gap":
             continue
         measured = [(metric, getattr(signal, metric)) for metric in ("spend", "points")]
@@ -1517,8 +1531,8 @@ CHECKS: Mapping[str, Check] = MappingProxyType({check.code: check for check in (
     Check("LR512", "warning", "settings that cancel their feature: a discount cap of 0%, a 0% "
           "discount, redemption max_share 0%, reviews of lifetime spend (never move down), "
           "referral of 0 points, households sharing 0%, keep with "
-          "no length, tier_gap signals with no gap to measure, points pending longer than "
-          "they can live",
+          "no length, tier_gap signals with no gap to measure, tier_falls signals that "
+          "cannot fire, points pending longer than they can live",
           _cancelled),
     Check("LR513", "error", "conditions that can never hold (a constant false, comparisons "
           "no value meets together, a weekday, hour or month out of its range, a channel, "

@@ -456,6 +456,8 @@ class MemberState(_Input):
     tier_kept_until: Day | None = None
     advanced_to: Instant | None = None
     signals: dict[str, str] = Field(default_factory=dict)
+    # the reviews in a row, up to the last, that moved the member down (a tier_falls signal)
+    tier_falls: Count = Field(default=0, ge=0)
     referred_by: str | None = None
     household: str | None = None
     household_spend: Money | None = None

@@ -965,16 +965,21 @@ class Signal(_Strict):
 
     id: Id
     on: Literal["birthday_in", "points_expiring", "tier_gap", "no_purchase",
-                "first_purchase", "new_member_idle"]
+                "first_purchase", "new_member_idle", "tier_falls"]
     days: WholeNumber | None = Field(default=None, ge=0, le=3650)
     points: WholeNumber | None = Field(default=None, ge=1)
     spend: Money | None = None
+    times: WholeNumber | None = Field(default=None, ge=1, le=100)
 
     @model_validator(mode="after")
     def _params(self) -> Signal:
         needs_days = ("birthday_in", "points_expiring", "no_purchase", "new_member_idle")
         if self.on in needs_days and self.days is None:
             raise ValueError(f"signal {self.on} needs days")
+        if self.on == "tier_falls" and self.times is None:
+            raise ValueError("signal tier_falls needs times (at how many reviews in a row)")
+        if self.times is not None and self.on != "tier_falls":
+            raise ValueError(f"signal {self.on} does not use times; only tier_falls does")
         if self.on == "tier_gap" and self.points is None and self.spend is None:
             raise ValueError("signal tier_gap needs points or spend (how close is close)")
         # (what a signal does not read would be silently ignored)
