@@ -786,6 +786,41 @@ def test_refunding_the_purchase_whose_points_paid_makes_good_an_earlier_shortfal
     assert ends == [(0, lr.PointsTotals(earned=110, redeemed=0, reversed=110))] * 2
 
 
+def test_points_a_refund_gives_back_keep_the_expiry_they_had() -> None:
+    """P1 (10 January 2026) earns 5,000 points that expire at the end of 2027; on 30 December
+    2027 P2 spends them (¥50 of ¥2,500). Refunding half of P2 on 5 January 2028 gives back
+    2,500 of them, which had expired on 1 January: they expire at once, and only half of
+    P2's own 2,450 is left (before, they came back with a fresh expiry, to the end of 2029:
+    a buy-and-return renewed them). Refunded on 31 December 2027 instead, they come back
+    usable until 1 January 2028."""
+    program = lr.load_program("""
+program: {id: keep-expiry, version: 1, currency: CNY, timezone: Asia/Shanghai}
+tiers: [{id: basic}]
+earn: [{id: base, points: 1, per: 1}]
+redemption: {points: 100, value: 1, max_share: 20%}
+ledger: {expiry: {end_of_year: 1}}
+""")
+    s = lr.MemberState(id="a")
+    s = step(s, lr.evaluate(program, s, txn("P1", "2026-01-10T10:00:00+08:00", "5000.00")))
+    s = step(s, lr.evaluate(program, s, txn("P2", "2027-12-30T10:00:00+08:00", "2500.00",
+                                            redeem=5000)))
+    assert s.purchases[-1].redeemed_from == (lr.RedeemedPart(
+        expires_at=datetime(2028, 1, 1, tzinfo=SHANGHAI), points=5000),)
+    late = lr.refund(program, s, refund_event("R1", "2028-01-05T10:00:00+08:00", "P2",
+                                              amount="1250.00"))
+    assert [(e.type, e.points, e.detail) for e in late.events] == [
+        ("points_returned", 2500, "points that paid for it"),
+        ("points_expired", -2500, "points returned by the refund had expired at "
+                                  "2028-01-01T00:00:00+08:00"),
+        ("points_reversed", -1225, "refund of P2")]
+    assert step(s, late).points == 1225
+    soon = step(s, lr.refund(program, s, refund_event("R1", "2027-12-31T10:00:00+08:00", "P2",
+                                                      amount="1250.00")))
+    assert [(lot.id, lot.points, lot.expires_at.isoformat()) for lot in soon.lots] == [
+        ("P2:base", 1225, "2029-01-01T00:00:00+08:00"),
+        ("refund:R1:returned", 2500, "2028-01-01T00:00:00+08:00")]
+
+
 BY_LINE = """
 program: {id: by-line, version: 1, currency: CNY, timezone: Asia/Shanghai}
 tiers: [{id: basic}]
@@ -2055,11 +2090,12 @@ def test_spend_refunded_to_nothing_is_written_in_the_currency_unit() -> None:
 
 
 def test_points_a_late_refund_gives_back_that_expired_since_are_expired() -> None:
-    """Points expire a month after they are earned or given back. T2 is paid with T1's 100
-    points; T3 on 1 April brings the state to that day (T2's own 40 points expired on 11
-    February). A refund of T2 dated 11 January, recorded after T3, gives the 100 points back
-    as of 11 January: they expired on 12 February, so the state as of 1 April holds none of
-    them. Before, it showed 100 usable points until its next event expired them."""
+    """Points expire a month after they are earned. T2 is paid with T1's 100 points (which
+    expire on 6 February); T3 on 1 April brings the state to that day (T2's own 40 points
+    expired on 11 February). A refund of T2 dated 11 January, recorded after T3, gives the
+    100 points back as of 11 January with the expiry they had: they expired on 6 February,
+    so the state as of 1 April holds none of them. Before, it showed 100 usable points
+    until its next event expired them."""
     program = lr.load_program((ROOT / "programs" / "retail-4tier.yaml").read_text(
         encoding="utf-8").replace("expiry: {end_of_year: 1}", "expiry: {months: 1}"))
     state = lr.MemberState(id="m")
@@ -2074,7 +2110,7 @@ def test_points_a_late_refund_gives_back_that_expired_since_are_expired() -> Non
     assert [(e.type, e.at.isoformat(), e.points) for e in decision.events] == [
         ("points_returned", "2026-01-11T10:00:00+08:00", 100),
         ("points_reversed", "2026-01-11T10:00:00+08:00", 0),  # (T2's 40 had expired)
-        ("points_expired", "2026-02-12T00:00:00+08:00", -100)]
+        ("points_expired", "2026-02-06T00:00:00+08:00", -100)]
     after = step(state, decision)
     assert (after.points, after.lots, after.totals.expired, decision.points_change) == (
         0, (), 140, 0)

@@ -57,6 +57,7 @@ from ._member import (
     PointsLot,
     PointsTotals,
     PurchaseRecord,
+    RedeemedPart,
     Transaction,
     Usage,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "ProgramError",
     "ProgramRef",
     "PurchaseRecord",
+    "RedeemedPart",
     "RefundResult",
     "StaleMemberState",
     "TraceEntry",

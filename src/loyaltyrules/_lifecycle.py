@@ -41,6 +41,7 @@ from ._member import (
     PointsLot,
     PointsTotals,
     PurchaseRecord,
+    RedeemedPart,
     Transaction,
     Usage,
     fixed_offset,
@@ -219,7 +220,8 @@ class _Book:
         return sorted(self.lots, key=lambda lot: (lot.expires_at or far, lot.earned_at, lot.id))
 
     def _take(self, points: int, *, only_available: bool, prefer: str | None = None,
-              only: str | None = None) -> int:
+              only: str | None = None,
+              taken_from: list[tuple[datetime | None, int]] | None = None) -> int:
         taken = 0
         order = self._order()
         if only is not None:
@@ -238,17 +240,19 @@ class _Book:
                 continue
             use = min(lot.points, points - taken)
             taken += use
+            if taken_from is not None and use:
+                taken_from.append((lot.expires_at, use))
             replaced[id(lot)] = lot.model_copy(update={"points": lot.points - use})
         self.lots = [replaced.get(id(lot), lot) for lot in self.lots]
         self.lots = [lot for lot in self.lots if lot.points > 0]
         return taken
 
-    def redeem(self, points: int, kind: str = "transaction", field: str = "redeem_points"
-               ) -> None:
+    def redeem(self, points: int, kind: str = "transaction", field: str = "redeem_points",
+               taken_from: list[tuple[datetime | None, int]] | None = None) -> None:
         if points > self.available():
             raise InputError(f"{points} points asked, {max(self.available(), 0)} available",
                              field=field, kind=kind)
-        self.redeemed += self._take(points, only_available=True)
+        self.redeemed += self._take(points, only_available=True, taken_from=taken_from)
 
     def reverse(self, points: int, source: str, allow_negative: bool, expired: int
                 ) -> tuple[int, int, int]:
@@ -1079,8 +1083,11 @@ def _purchase_state(
     given: the events of :func:`expire_late` are added to its list."""
     at, txn_id = txn.at, txn.id  # (each read of a model's field costs several of a local)
     book = _Book(member, at)
+    redeemed_from: tuple[RedeemedPart, ...] = ()
     if redeemed:
-        book.redeem(redeemed)
+        taken: list[tuple[datetime | None, int]] = []
+        book.redeem(redeemed, taken_from=taken)
+        redeemed_from = _parts_by_expiry(taken)
     for line in points_lines:
         points, rule = line.points, line.rule
         if points > 0:
@@ -1113,7 +1120,7 @@ def _purchase_state(
         "paid_with_points": paid_with_points, "refunded": zero, "refunded_lines": (),
         "points_reversed": 0, "points_returned": 0, "points_expired": 0,
         "expiry_absorbed": 0, "spend_reversed": zero, "line_points": line_points,
-        "line_spend": line_spend})
+        "line_spend": line_spend, "redeemed_from": redeemed_from})
     updates: dict[str, Any] = {
         "tier": tier_after,
         "qualifying_spend": member.qualifying_spend + spend,
@@ -1132,6 +1139,34 @@ def _purchase_state(
     if book.expired_by_source:  # (a late purchase's points expired at once)
         updates["purchases"] = _expired_counted(book, updates["purchases"])
     return book.state(member, **updates)
+
+
+def _parts_by_expiry(taken: list[tuple[datetime | None, int]]) -> tuple[RedeemedPart, ...]:
+    """The points a redemption took, by expiry, in the order taken (lots of one expiry
+    merged)."""
+    merged: dict[datetime | None, int] = {}
+    for expires, points in taken:
+        merged[expires] = merged.get(expires, 0) + points
+    return tuple(build(RedeemedPart, {"expires_at": expires, "points": points})
+                 for expires, points in merged.items())
+
+
+def _returned_parts(record: PurchaseRecord, points: int, fresh: datetime | None
+                    ) -> list[tuple[datetime | None, int]]:
+    """The ``points`` a refund gives back of what ``record`` redeemed, with the expiry they
+    had: the last used first (the latest expiry), after those earlier refunds gave back. A
+    record without its parts (an earlier version's) gives them a ``fresh`` expiry."""
+    if not record.redeemed_from:
+        return [(fresh, points)]
+    skip, out = record.points_returned, []
+    for part in reversed(record.redeemed_from):
+        have = part.points - min(skip, part.points)
+        skip -= part.points - have
+        take = min(have, points)
+        if take:
+            out.append((part.expires_at, take))
+            points -= take
+    return out
 
 
 def attribute_to_lines(plan: Any, txn: Transaction, line_paid: tuple[Decimal, ...],
@@ -1332,11 +1367,18 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
     recovered = 0
     if to_return:
         # the points that paid come back first: what the purchase earned is then taken back
-        # from them too, before anything is recorded as a shortfall
-        recovered = book.restore(to_return, f"{refund_key}:returned", refund_key, at,
-                                 expires_at(model.ledger.expiry, at, zone))
+        # from them too, before anything is recorded as a shortfall. They keep the expiry
+        # they had (a buy-and-return renews nothing); any past it by now expire at once
+        parts = _returned_parts(record, to_return, expires_at(model.ledger.expiry, at, zone))
+        for k, (expires, points) in enumerate(parts):
+            recovered += book.restore(points, f"{refund_key}:returned" + (
+                f":{k + 1}" if k else ""), refund_key, at, expires)
         events.append(new(LifecycleEvent, at=at, type="points_returned", rule="refund",
                                      points=to_return, detail="points that paid for it"))
+        for lot, when in book.expire(at):
+            events.append(new(LifecycleEvent, at=at, type="points_expired", rule=lot.rule,
+                              points=-lot.points, detail=f"points returned by the refund had "
+                              f"expired at {when.isoformat()}"))
         if recovered:
             events.append(new(LifecycleEvent, at=at, type="points_reversed", rule="refund",
                               points=-recovered, detail="an earlier refund's shortfall, taken "

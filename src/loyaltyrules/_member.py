@@ -40,6 +40,7 @@ __all__ = [
     "PointsLot",
     "PointsTotals",
     "PurchaseRecord",
+    "RedeemedPart",
     "Transaction",
     "Usage",
     "coerce",
@@ -361,6 +362,14 @@ class PointsTotals(_Input):
     shortfall: LedgerCount = Field(default=0, ge=0)
 
 
+class RedeemedPart(_Input):
+    """Points a purchase redeemed from lots of one expiry (None: never), kept so that a
+    refund gives them back as they were: a buy-and-return does not renew their life."""
+
+    expires_at: Instant | None
+    points: LedgerCount = Field(ge=1)
+
+
 class PurchaseRecord(_Input):
     """What a purchase did, remembered (for ``ledger.refund_days``) so it can be refunded."""
 
@@ -384,6 +393,9 @@ class PurchaseRecord(_Input):
     # refunded by money share
     line_points: tuple[LedgerCount, ...] = ()
     line_spend: tuple[Money, ...] = ()
+    # the redeemed points by expiry, in the order they were used (none in a record stored by
+    # an earlier version: its points come back with a fresh expiry)
+    redeemed_from: tuple[RedeemedPart, ...] = ()
 
     @model_validator(mode="after")
     def _refunded_line_per_line(self) -> PurchaseRecord:
@@ -398,6 +410,11 @@ class PurchaseRecord(_Input):
         if sum(self.line_points) > self.points:
             raise ValueError(f"line_points add up to {sum(self.line_points)}, more than the "
                              f"{self.points} points of the purchase")
+        if self.redeemed_from and sum(p.points for p in self.redeemed_from) \
+                != self.redeemed_points:
+            raise ValueError(f"redeemed_from adds up to "
+                             f"{sum(p.points for p in self.redeemed_from)} points, not the "
+                             f"{self.redeemed_points} redeemed")
         if self.line_spend and sum(self.line_spend) > self.qualifying_spend:
             raise ValueError(f"line_spend adds up to {sum(self.line_spend):f}, more than the "
                              f"qualifying spend {self.qualifying_spend:f}")
