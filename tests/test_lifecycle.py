@@ -863,6 +863,34 @@ def test_a_refund_by_line_takes_back_what_that_line_earned(mode: Any) -> None:
     assert refunded("r4") == (50, Decimal("50.00"), 0, Decimal("0.00"))
 
 
+def test_a_line_counts_towards_the_tier_what_it_paid_less_its_part_of_the_points() -> None:
+    """Rice ¥100 and tobacco ¥300 (excluded), ¥100 shipping (counted), 200 points paying
+    ¥200: the points pay ¥50 of the rice and ¥150 of the tobacco, so ¥150 counts (rice's 50
+    and the shipping's 100) and the rice line's own part is 50 (found by helper-58: it was
+    75, a share of the 150). Returning the rice takes back its 50 and a quarter of the
+    shipping's 100 (the rice was ¥100 of ¥400): 75; returning the tobacco 0 + 75."""
+    program = lr.load_program("""
+program: {id: spend-lines, version: 1, currency: CNY, timezone: Asia/Shanghai}
+tiers: [{id: basic}]
+earn: [{id: base, points: 1, per: 1, blocks: proportional}]
+redemption: {points: 1, value: 1}
+policies: {qualifying_spend: {include_shipping: true, exclude_categories: [tobacco]}}
+""")
+    s = lr.MemberState(id="m", points=1000)  # (an opening balance, made a lot at once)
+    s = ok(lr.apply(s, lr.evaluate(program, s, {
+        "id": "T1", "at": "2026-03-01T10:00:00+08:00", "shipping": "100.00",
+        "redeem_points": 200, "items": [
+            {"sku": "r", "category": "rice", "amount": "100.00"},
+            {"sku": "t", "category": "tobacco", "amount": "300.00"}]})))
+    record = s.purchases[0]
+    assert (record.qualifying_spend, record.line_spend) == (
+        Decimal("150.00"), (Decimal("50.00"), Decimal("0.00")))
+    for line in (0, 1):
+        d = lr.refund(program, s, refund_event("R1", "2026-03-02T10:00:00+08:00", "T1",
+                                               lines=[{"line": line}]))
+        assert d.refund is not None and d.refund.spend_reversed == Decimal("75.00")
+
+
 def test_a_refund_by_amount_of_a_record_without_line_shares_goes_by_money() -> None:
     """A purchase record stored before line shares were kept (line_points and line_spend
     empty) is refunded by its share of the money, as it was: ¥100 of the ¥1,100 paid takes

@@ -1178,32 +1178,46 @@ def attribute_to_lines(plan: Any, txn: Transaction, line_paid: tuple[Decimal, ..
     line a multiplier weighted earned more. Each earn rule's points are split over the
     lines in proportion to what each added to its basis (largest remainder); shipping and
     tax in a basis, and bonus points, belong to the whole purchase and are left out (a
-    refund takes them back by money share)."""
-    from ._fast import combine, points_paid_parts  # (which imports this module)
+    refund takes them back by money share).
 
+    None (two empty tuples) when every line brought its money share anyway — one line, or
+    lines that all count and earn alike — which a refund then takes back by money share: the
+    same numbers, without the work on every purchase."""
     items = txn.items
     n = len(items)
+    if n == 1:
+        return (), ()
+    fired = fired if isinstance(fired, (set, dict)) else set(fired)
+    scoped = [mp for mp in plan.multipliers if mp.item_scoped and mp.rule.id in fired]
+    earn = {ep.rule.id: ep for ep in plan.earn}
+    rules = [(pl, earn[pl.rule]) for pl in points_lines
+             if pl.kind == "earn" and pl.points and pl.rule in earn]
+    qs = plan.model.policies.qualifying_spend
+    categories = {item.category for item in items}
+    if not scoped and qs.basis == "paid" and not categories & plan.excluded_from_spend and all(
+            ep.rule.basis == "paid" and not categories & ep.exclude
+            and (not ep.categories or categories <= ep.categories) for _, ep in rules):
+        return (), ()
+    from ._fast import combine, points_paid_parts  # (which imports this module)
+
     q = plan.fast.quantum
-    share: list[Decimal] | None = None
-    if paid_with_points and not plan.points_paid_earns:
-        share = points_paid_parts(paid_with_points, list(line_paid), txn.shipping, txn.tax, q)
-    weights: list[list[Decimal]] | None = None
-    fired = set(fired)
-    for mp in plan.multipliers:
-        if mp.item_scoped and mp.rule.id in fired:
-            weights = weights or [[] for _ in items]
+    paid_share: list[Decimal] | None = None  # what points paid of each line, shipping, tax
+    if paid_with_points:
+        paid_share = points_paid_parts(paid_with_points, list(line_paid), txn.shipping,
+                                       txn.tax, q)
+    share = None if plan.points_paid_earns else paid_share  # (the part that earns nothing)
+    line_weight = [_ONE] * n
+    if scoped:
+        how = plan.model.policies.points.combine_multipliers
+        factors: list[list[Decimal]] = [[] for _ in items]
+        for mp in scoped:
             for k, item in enumerate(items):
                 if (not mp.categories or item.category in mp.categories) and (
                         not mp.skus or item.sku in mp.skus):
-                    weights[k].append(mp.rule.factor)
-    how = plan.model.policies.points.combine_multipliers
-    line_weight = [_ONE] * n if weights is None else [combine(w, how) for w in weights]
-    earn = {ep.rule.id: ep for ep in plan.earn}
+                    factors[k].append(mp.rule.factor)
+        line_weight = [combine(f, how) for f in factors]
     by_line = [0] * n
-    for pl in points_lines:
-        ep = earn.get(pl.rule) if pl.kind == "earn" and pl.points else None
-        if ep is None:
-            continue
+    for pl, ep in rules:
         rule = ep.rule
         on_paid = rule.basis == "paid"
         basis = []
@@ -1221,34 +1235,47 @@ def attribute_to_lines(plan: Any, txn: Transaction, line_paid: tuple[Decimal, ..
             whole += txn.tax - (share[-1] if share and on_paid else _ZERO)
         for k, part in enumerate(split_points(pl.points, [*basis, whole])[:n]):
             by_line[k] += part
+    # what each line counted: as the spend was worked out (spend_after_points), the points
+    # payment's part on each line, shipping and tax taken off where it counts
     excluded = plan.excluded_from_spend
-    qs = plan.model.policies.qualifying_spend
     counted = [_ZERO if item.category in excluded else
                (line_paid[k] if qs.basis == "paid" else item.amount)
-               for k, item in enumerate(items)]
-    whole = (txn.shipping if qs.include_shipping else _ZERO) + (
-        txn.tax if qs.include_tax else _ZERO)
-    spend_by_line = allocate(spend, [*counted, whole], q)[:n] if spend else [spend] * n
+               - (paid_share[k] if paid_share else _ZERO) for k, item in enumerate(items)]
+    whole = _ZERO
+    if qs.include_shipping:
+        whole += txn.shipping - (paid_share[-2] if paid_share else _ZERO)
+    if qs.include_tax:
+        whole += txn.tax - (paid_share[-1] if paid_share else _ZERO)
+    if sum(counted, whole) == spend and min(counted) >= 0:
+        spend_by_line = [c.quantize(q) for c in counted]
+    else:  # (a spend held at 0, or a list basis under what points paid: spread what counted)
+        spend_by_line = allocate(spend, [*(max(c, _ZERO) for c in counted), max(whole, _ZERO)],
+                                 q)[:n] if spend else [spend] * n
     return tuple(by_line), tuple(spend_by_line)
 
 
 def split_points(total: int, weights: list[Decimal]) -> list[int]:
     """``total`` points split over ``weights`` exactly (largest remainder, the earliest first
-    on ties); all to none when every weight is 0."""
-    ratios = [w.as_integer_ratio() for w in weights]
-    common = math.lcm(*(d for _, d in ratios))
-    units = [max(num, 0) * (common // den) for num, den in ratios]
-    whole = sum(units)
-    if not whole:
+    on ties); all to none when every weight is 0. Products and remainders are exact; a
+    quotient rounded up onto a whole number is set right by its remainder."""
+    whole = sum(weights, _ZERO)
+    if whole <= 0:
         return [0] * len(weights)
     parts, remainders = [], []
-    for u in units:
-        part, remainder = divmod(total * u, whole)
+    left = total
+    for w in weights:
+        share = total * w
+        part = int((share / whole).to_integral_value(ROUND_FLOOR)) if w > 0 else 0
+        remainder = share - part * whole
+        if remainder < 0:  # (the quotient was rounded up to a whole number)
+            part -= 1
+            remainder += whole
         parts.append(part)
-        remainders.append(remainder)
-    leftover = total - sum(parts)
-    for k in sorted(range(len(units)), key=lambda k: -remainders[k])[:leftover]:
-        parts[k] += 1
+        remainders.append(remainder if w > 0 else _ZERO)
+        left -= part
+    if left:
+        for k in sorted(range(len(parts)), key=lambda k: -remainders[k])[:left]:
+            parts[k] += 1
     return parts
 
 

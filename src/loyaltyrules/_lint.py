@@ -1217,7 +1217,8 @@ def _pending_outlasts_expiry(model: ProgramModel) -> Iterator[_Smell]:
     if pending < shortest:
         return
     yield _Smell(("ledger", "pending_days"),
-                 f"points stay pending {pending} days, but points earned late on "
+                 f"points stay pending {pending} day{'s' if pending != 1 else ''}, but "
+                 "points earned late on "
                  f"{day.day} {day:%B} expire {shortest} day{'s' if shortest > 1 else ''} "
                  "later: points earned late in a period expire before they are ever usable",
                  "shorten pending_days (a return window is usually 7 to 30 days), or let "
