@@ -400,6 +400,22 @@ def test_max_per_period_caps_a_member_s_purchase_points_in_a_month() -> None:
                     assert earned[:2] == [[600, 50], second]
 
 
+def test_a_purchase_earning_more_points_than_a_state_can_hold_is_an_error() -> None:
+    """10^14 points a cent, ×1,000, on ¥999,999,999,999 is about 10^31 points: a state that
+    held them could not be read back (counts are below 10^24), so the evaluation fails, on
+    every path, instead of giving one."""
+    p = program(earn=[{"id": "e", "points": 10**14, "per": "0.01"}],
+                multipliers=[{"id": "huge", "factor": 1000}])
+    for trace in (False, True):
+        for mode in ("compiled", "interpreted"):
+            with pytest.raises(lr.EvaluationError) as caught:
+                lr.evaluate(p, {"id": "m"}, txn(("x", "999999999999.00")), trace=trace,
+                            mode=mode)
+            assert caught.value.rule == "points"
+            assert "9999999999990000000000000000000 points, more than a member's points can " \
+                   "count (below 10^24)" in str(caught.value)
+
+
 @pytest.mark.parametrize(("mode", "points"), [("truncate", 50), ("reject", 0)])
 def test_cap_truncates_or_rejects(mode: str, points: int) -> None:
     """A per-transaction cap of 50 truncates 100 points to 50, or rejects them all."""

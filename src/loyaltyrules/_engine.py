@@ -47,6 +47,7 @@ from ._lifecycle import (
     window_spend,
 )
 from ._member import (
+    COUNT_LIMIT,
     RESERVED_IDS,
     RESERVED_PREFIXES,
     MemberState,
@@ -692,15 +693,15 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
     if not trace:
         if plan.purchase is not None and inline:  # decided and completed by one function
             completed: Decision = plan.purchase(program, plan, m, t, events, base_version)
-            return completed
-        return complete_purchase(program, plan, m, t, plan.decide(program, plan, m, t), events,
-                                 base_version)
+            return _countable(completed, m)
+        return _countable(complete_purchase(program, plan, m, t, plan.decide(
+            program, plan, m, t), events, base_version), m)
     if plan.purchase_traced is not None and inline:  # generated for this program: the
         traced: Decision = plan.purchase_traced(program, plan, m, t, events, base_version)
-        return traced  # engine's trace, and completed in the same function
+        return _countable(traced, m)  # engine's trace, and completed in the same function
     if plan.decide_traced is not None:  # generated for this program, the engine's trace
-        return complete_purchase(program, plan, m, t, plan.decide_traced(program, plan, m, t),
-                                 events, base_version)
+        return _countable(complete_purchase(program, plan, m, t, plan.decide_traced(
+            program, plan, m, t), events, base_version), m)
     tier_before, _, local_at, t = prepare(plan.fast, plan, m, t)  # the input checks
     t = in_minor_units(t, plan.fast.quantum)  # (this engine reads amounts from the items)
 
@@ -712,7 +713,19 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
                            forced_after=tier_after)
         if trace:
             decision = T.qualified_first(first, decision, tier_before.id)
-    return complete_purchase(program, plan, m, t, decision, events, base_version)
+    return _countable(complete_purchase(program, plan, m, t, decision, events, base_version), m)
+
+
+def _countable(decision: Decision, member: MemberState) -> Decision:
+    """A purchase whose points a member's counts cannot hold (10^24: see COUNT_LIMIT) is an
+    error, not a next state the library could not read back. Only earn rates and
+    multipliers far beyond any real program's reach it."""
+    points = decision.__dict__["points_total"]
+    if member.totals.earned + points >= COUNT_LIMIT:
+        raise EvaluationError("points", f"the purchase earns {points} points, more than a "
+                              "member's points can count (below 10^24): check the earn "
+                              "rates and multipliers")
+    return decision
 
 
 def _expiring(lots: tuple[PointsLot, ...]) -> bool:
