@@ -384,6 +384,17 @@ def test_syntax_error_is_positioned() -> None:
      "value in quotes [LR100]"),
     ("a: 1\nb\uff1a5\nc: 2\n", "shop.yaml:3:1: (top level): could not find expected ':' — "
      "write ':' (an ASCII colon followed by a space), not the full-width '\uff1a' [LR100]"),
+    # (found by helper-56: PyYAML's words, at the colon after it, for a full-width comma;
+    # the key '\xa0 - {id' unknown for a non-breaking space; '<document start>' for '...')
+    ("tiers:\n  - {id: basic\uff0c discount: 10%}\n",
+     "shop.yaml:2:15: (top level): YAML separates the values of [...] and {...} with an "
+     "ASCII comma — write ',' (and a space), not the full-width '\uff0c' [LR100]"),
+    ("a: 1\ntiers:\n\u00a0 - {id: basic}\n", "shop.yaml:3:1: (top level): this line is "
+     "indented with a non-breaking space (U+00A0) — indent with ordinary spaces [LR100]"),
+    ("tiers:\n\u3000- {id: basic}\n", "shop.yaml:2:1: (top level): this line is indented "
+     "with a full-width space (U+3000) — indent with ordinary spaces [LR100]"),
+    ("a: 1\n...\ntiers: []\n", "shop.yaml:2:1: (top level): a line of '...' ends the YAML "
+     "document, and more follows it — remove the '...' line [LR100]"),
     # a key and its value run together: YAML gives up on the next line
     ("tiers:\n  - id: a\n    discount:9.5折\n  - id: b\n",
      "shop.yaml:3:5: (top level): a key and its value need ': ' between them — write "

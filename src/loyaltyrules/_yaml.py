@@ -697,6 +697,11 @@ def _check_size(size: int, source: str) -> None:
 _CANNOT_START: Final = re.compile(r"found character '(.+)' that cannot start any token")
 
 
+# a line's indentation holding a space that is not one (copied from a web page or a word
+# processor, or typed with a Chinese input method)
+_ODD_INDENT = re.compile(r"^[ ]*([\u00a0\u3000])", re.MULTILINE)
+
+
 def _plain_syntax(exc: yaml.MarkedYAMLError, text: str
                   ) -> tuple[str, str | None, bool | tuple[int, int]] | None:
     """PyYAML's parser words in a designer's: (message, hint, point at where the construct
@@ -725,6 +730,21 @@ def _plain_syntax(exc: yaml.MarkedYAMLError, text: str
                 False)
     if problem == "found unexpected end of stream" and "quoted scalar" in context:
         return "the quoted value starting here is never closed", "add the closing quote", True
+    if problem.startswith("expected ',' or ") and exc.problem_mark is not None:
+        line = exc.problem_mark.line
+        rows = text.splitlines()
+        for k in range(max(0, line - 1), min(line + 1, len(rows))):
+            if "\uff0c" in rows[k]:
+                return ("YAML separates the values of [...] and {...} with an ASCII comma",
+                        "write ',' (and a space), not the full-width '\uff0c'",
+                        (k, rows[k].index("\uff0c")))
+    if problem.startswith("expected '<document start>'") and exc.problem_mark is not None:
+        rows = text.splitlines()
+        ends = [k for k, row in enumerate(rows[:exc.problem_mark.line + 1])
+                if row.rstrip() == "..."]
+        if ends:
+            return ("a line of '...' ends the YAML document, and more follows it",
+                    "remove the '...' line", (ends[-1], 0))
     if problem == "mapping values are not allowed here":
         return ("': ' cannot appear inside a plain value",
                 "put the value in quotes if it contains ': '", False)
@@ -872,6 +892,16 @@ def load_yaml(text: str | bytes, *, source: str = "<program>") -> tuple[Any, Sou
     PyYAML's exceptions, so callers handle one error type with positions.
     """
     decoded = _decode(text, source)
+    odd = _ODD_INDENT.search(decoded)
+    if odd is not None:
+        # (YAML reads it as text: a key "\xa0 - {id" the model then calls unknown)
+        line = decoded.count("\n", 0, odd.start()) + 1
+        char = odd[1]
+        name = "a non-breaking space (U+00A0)" if char == "\u00a0" else \
+            "a full-width space (U+3000)"
+        raise _fail(Diagnostic(code="LR100", message=f"this line is indented with {name}",
+                               hint="indent with ordinary spaces", source=source, line=line,
+                               column=odd.end() - odd.start()))
     try:
         root = _compose(decoded, source)
     except yaml.YAMLError as exc:
