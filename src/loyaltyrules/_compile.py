@@ -296,6 +296,19 @@ class LedgerPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class LineShares:
+    """What a purchase record's line shares read of the program (._lifecycle's
+    attribute_to_lines), resolved once."""
+
+    earn: dict[str, EarnPlan]
+    scoped: tuple[MultiplierPlan, ...]  # the multipliers that weight some lines
+    # every earn rule and the tier count every line alike (paid basis, no categories of
+    # their own): lines then differ only by a multiplier or a category left out
+    alike: bool
+    excluded: frozenset[str]  # the categories an earn rule or the tier's spend leaves out
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     model: ProgramModel
     mode: Mode
@@ -323,6 +336,7 @@ class Plan:
     purchase: Callable[..., Any] | None = None
     # the same with the full trace (a program with both generated functions)
     purchase_traced: Callable[..., Any] | None = None
+    shares: LineShares | None = None
 
 
 def _condition(expr: Expression | None, mode: Mode, label: str) -> Condition | None:
@@ -415,6 +429,13 @@ def build_plan(model: ProgramModel, mode: Mode = "compiled") -> Plan:
                        or model.reviews.schedule is not None or model.reviews.anniversary
                        or model.signals),
         points_paid_earns=model.redemption is not None and model.redemption.earns_points,
+        shares=LineShares(
+            earn={ep.rule.id: ep for ep in earn},
+            scoped=tuple(mp for mp in multipliers if mp.item_scoped),
+            alike=model.policies.qualifying_spend.basis == "paid" and all(
+                ep.rule.basis == "paid" and not ep.categories for ep in earn),
+            excluded=frozenset(model.policies.qualifying_spend.exclude_categories).union(
+                *(ep.exclude for ep in earn))),
         behaviour_conditions={
             b.id: c for b in model.behaviours
             if (c := _condition(b.when, mode, b.id)) is not None},

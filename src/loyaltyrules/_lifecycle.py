@@ -1187,19 +1187,23 @@ def attribute_to_lines(plan: Any, txn: Transaction, line_paid: tuple[Decimal, ..
     n = len(items)
     if n == 1:
         return (), ()
-    fired = fired if isinstance(fired, (set, dict)) else set(fired)
-    scoped = [mp for mp in plan.multipliers if mp.item_scoped and mp.rule.id in fired]
-    earn = {ep.rule.id: ep for ep in plan.earn}
+    shares = plan.shares
+    scoped = [mp for mp in shares.scoped if mp.rule.id in fired] if shares.scoped else ()
+    if not scoped and shares.alike:
+        excluded = shares.excluded
+        if not excluded:
+            return (), ()
+        for item in items:  # (a loop, not any(): a generator costs a frame)
+            if item.category in excluded:
+                break
+        else:
+            return (), ()
+    fast = _fast_functions()
+    combine, points_paid_parts = fast.combine, fast.points_paid_parts
+    qs = plan.model.policies.qualifying_spend
+    earn = shares.earn
     rules = [(pl, earn[pl.rule]) for pl in points_lines
              if pl.kind == "earn" and pl.points and pl.rule in earn]
-    qs = plan.model.policies.qualifying_spend
-    categories = {item.category for item in items}
-    if not scoped and qs.basis == "paid" and not categories & plan.excluded_from_spend and all(
-            ep.rule.basis == "paid" and not categories & ep.exclude
-            and (not ep.categories or categories <= ep.categories) for _, ep in rules):
-        return (), ()
-    from ._fast import combine, points_paid_parts  # (which imports this module)
-
     q = plan.fast.quantum
     paid_share: list[Decimal] | None = None  # what points paid of each line, shipping, tax
     if paid_with_points:
@@ -1216,24 +1220,31 @@ def attribute_to_lines(plan: Any, txn: Transaction, line_paid: tuple[Decimal, ..
                         not mp.skus or item.sku in mp.skus):
                     factors[k].append(mp.rule.factor)
         line_weight = [combine(f, how) for f in factors]
+    # in whole units, so the split is integer arithmetic: amounts in minor units, each
+    # line's weight (a multiplier such as 1.5) as a fraction over one common denominator
+    scale = _ONE / q
+    ratios = [(1, 1) if w == _ONE else _ratio(w) for w in line_weight]
+    common = math.lcm(*(den for _, den in ratios))
+    weight = [num * (common // den) for num, den in ratios]
     by_line = [0] * n
     for pl, ep in rules:
         rule = ep.rule
         on_paid = rule.basis == "paid"
-        basis = []
+        units = []
         for k, item in enumerate(items):
             if (ep.categories and item.category not in ep.categories) \
                     or item.category in ep.exclude:
-                basis.append(_ZERO)
+                units.append(0)
                 continue
             amount = (line_paid[k] - (share[k] if share else _ZERO)) if on_paid else item.amount
-            basis.append(amount * line_weight[k])
+            units.append(int(amount * scale) * weight[k])
         whole = _ZERO  # the purchase's own part of the basis
         if rule.include_shipping:
             whole += txn.shipping - (share[-2] if share and on_paid else _ZERO)
         if rule.include_tax:
             whole += txn.tax - (share[-1] if share and on_paid else _ZERO)
-        for k, part in enumerate(split_points(pl.points, [*basis, whole])[:n]):
+        units.append(int(whole * scale) * common)
+        for k, part in enumerate(split_points(pl.points, units)[:n]):
             by_line[k] += part
     # what each line counted: as the spend was worked out (spend_after_points), the points
     # payment's part on each line, shipping and tax taken off where it counts
@@ -1254,29 +1265,42 @@ def attribute_to_lines(plan: Any, txn: Transaction, line_paid: tuple[Decimal, ..
     return tuple(by_line), tuple(spend_by_line)
 
 
-def split_points(total: int, weights: list[Decimal]) -> list[int]:
-    """``total`` points split over ``weights`` exactly (largest remainder, the earliest first
-    on ties); all to none when every weight is 0. Products and remainders are exact; a
-    quotient rounded up onto a whole number is set right by its remainder."""
-    whole = sum(weights, _ZERO)
+_FAST: Any = None
+
+
+def _fast_functions() -> Any:
+    """._fast, which imports this module: imported once, when first needed."""
+    global _FAST
+    if _FAST is None:
+        from . import _fast
+
+        _FAST = _fast
+    return _FAST
+
+
+def split_points(total: int, units: list[int]) -> list[int]:
+    """``total`` points split over whole ``units`` exactly (largest remainder, the earliest
+    first on ties); all to none when every weight is 0."""
+    whole = sum(units)
     if whole <= 0:
-        return [0] * len(weights)
+        return [0] * len(units)
     parts, remainders = [], []
     left = total
-    for w in weights:
-        share = total * w
-        part = int((share / whole).to_integral_value(ROUND_FLOOR)) if w > 0 else 0
-        remainder = share - part * whole
-        if remainder < 0:  # (the quotient was rounded up to a whole number)
-            part -= 1
-            remainder += whole
+    for u in units:
+        part, remainder = divmod(total * u, whole) if u > 0 else (0, 0)
         parts.append(part)
-        remainders.append(remainder if w > 0 else _ZERO)
+        remainders.append(remainder)
         left -= part
     if left:
         for k in sorted(range(len(parts)), key=lambda k: -remainders[k])[:left]:
             parts[k] += 1
     return parts
+
+
+@lru_cache(maxsize=256)
+def _ratio(weight: Decimal) -> tuple[int, int]:
+    """A line's weight as a fraction (1.5 is 3/2): the few a program's multipliers make."""
+    return weight.as_integer_ratio()
 
 
 def refunded_share(total: int | Decimal, by_line: tuple[Any, ...], line_paid: tuple[Decimal, ...],
