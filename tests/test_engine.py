@@ -414,6 +414,12 @@ def test_a_purchase_earning_more_points_than_a_state_can_hold_is_an_error() -> N
             assert caught.value.rule == "points"
             assert "9999999999990000000000000000000 points, more than a member's points can " \
                    "count (below 10^24)" in str(caught.value)
+    # an ordinary program is checked only for a member whose earned total is that near
+    plain = program(earn=[{"id": "e", "points": 1, "per": 1}])
+    near = {"id": "m", "totals": {"earned": 10**24 - 50}}
+    with pytest.raises(lr.EvaluationError, match="earns 100 points"):
+        lr.evaluate(plain, near, txn(("x", "100.00")))
+    assert lr.evaluate(plain, near, txn(("x", "49.00"))).points_total == 49
 
 
 @pytest.mark.parametrize(("mode", "points"), [("truncate", 50), ("reject", 0)])

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from ._calendar import birthday_change_blocks, is_birthday, period_key, uses
 from ._decision import PerkGrant, PointsLine, build
 from ._expressions import Expression, Scope
+from ._member import COUNT_LIMIT
 from ._model import (
     DiscountSpec,
     EarnRule,
@@ -337,6 +338,33 @@ class Plan:
     # the same with the full trace (a program with both generated functions)
     purchase_traced: Callable[..., Any] | None = None
     shares: LineShares | None = None
+    # a member whose earned total is below this cannot reach a member's count limit with
+    # one purchase of this program (see points_bound): only above it is a purchase checked
+    count_room: int = 0
+
+
+def points_bound(model: ProgramModel) -> int:
+    """More points than one purchase of this program can earn: every amount at its largest
+    (1,000 lines and shipping and tax, each below 10^15), every earn rule at once, every
+    multiplier, tier factor and rule factor of 1 or more applied together, every bonus and a
+    referral. Real programs stay below 10^20 by far, so the count check costs nothing."""
+    basis = Decimal(1002 * 10**15)
+    factors = Decimal(1)
+    for f in [*(m.factor for m in model.multipliers), *(t.points_multiplier for t in model.tiers),
+              *(r.points_multiplier for r in (*model.birthday, *model.promotions)
+                if r.points_multiplier is not None)]:
+        factors *= max(f, Decimal(1))
+    total = Decimal(0)
+    for e in model.earn:
+        earned = basis * e.points / e.per * factors + 1
+        total += earned if e.cap is None else min(earned, Decimal(e.cap))
+    cap = model.policies.points.max_per_transaction
+    if cap is not None:
+        total = min(total, Decimal(cap))
+    total += sum(r.bonus_points or 0 for r in (*model.birthday, *model.promotions))
+    if model.referral is not None:
+        total += model.referral.referee_points
+    return int(total.to_integral_value(ROUND_FLOOR)) + 1
 
 
 def _condition(expr: Expression | None, mode: Mode, label: str) -> Condition | None:
@@ -429,6 +457,7 @@ def build_plan(model: ProgramModel, mode: Mode = "compiled") -> Plan:
                        or model.reviews.schedule is not None or model.reviews.anniversary
                        or model.signals),
         points_paid_earns=model.redemption is not None and model.redemption.earns_points,
+        count_room=COUNT_LIMIT - points_bound(model),
         shares=LineShares(
             earn={ep.rule.id: ep for ep in earn},
             scoped=tuple(mp for mp in multipliers if mp.item_scoped),

@@ -693,15 +693,15 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
     if not trace:
         if plan.purchase is not None and inline:  # decided and completed by one function
             completed: Decision = plan.purchase(program, plan, m, t, events, base_version)
-            return _countable(completed, m)
+            return _countable(completed, m, plan.count_room)
         return _countable(complete_purchase(program, plan, m, t, plan.decide(
-            program, plan, m, t), events, base_version), m)
+            program, plan, m, t), events, base_version), m, plan.count_room)
     if plan.purchase_traced is not None and inline:  # generated for this program: the
         traced: Decision = plan.purchase_traced(program, plan, m, t, events, base_version)
-        return _countable(traced, m)  # engine's trace, and completed in the same function
+        return _countable(traced, m, plan.count_room)  # engine's trace, completed in one
     if plan.decide_traced is not None:  # generated for this program, the engine's trace
         return _countable(complete_purchase(program, plan, m, t, plan.decide_traced(
-            program, plan, m, t), events, base_version), m)
+            program, plan, m, t), events, base_version), m, plan.count_room)
     tier_before, _, local_at, t = prepare(plan.fast, plan, m, t)  # the input checks
     t = in_minor_units(t, plan.fast.quantum)  # (this engine reads amounts from the items)
 
@@ -713,13 +713,17 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
                            forced_after=tier_after)
         if trace:
             decision = T.qualified_first(first, decision, tier_before.id)
-    return _countable(complete_purchase(program, plan, m, t, decision, events, base_version), m)
+    return _countable(complete_purchase(program, plan, m, t, decision, events, base_version), m,
+                      plan.count_room)
 
 
-def _countable(decision: Decision, member: MemberState) -> Decision:
+def _countable(decision: Decision, member: MemberState, room: int) -> Decision:
     """A purchase whose points a member's counts cannot hold (10^24: see COUNT_LIMIT) is an
     error, not a next state the library could not read back. Only earn rates and
-    multipliers far beyond any real program's reach it."""
+    multipliers far beyond any real program's reach it: a member whose earned total is
+    below the plan's ``count_room`` is not checked."""
+    if member.__dict__["totals"].earned < room:
+        return decision
     points = decision.__dict__["points_total"]
     if member.totals.earned + points >= COUNT_LIMIT:
         raise EvaluationError("points", f"the purchase earns {points} points, more than a "
