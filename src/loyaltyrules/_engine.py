@@ -693,6 +693,8 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
     if not trace:
         if plan.purchase is not None and inline:  # decided and completed by one function
             completed: Decision = plan.purchase(program, plan, m, t, events, base_version)
+            if fields["totals"].earned < plan.count_room:  # (_countable, written out)
+                return completed
             return _countable(completed, m, plan.count_room)
         return _countable(complete_purchase(program, plan, m, t, plan.decide(
             program, plan, m, t), events, base_version), m, plan.count_room)
