@@ -821,6 +821,43 @@ ledger: {expiry: {end_of_year: 1}}
         ("refund:R1:returned", 2500, "2028-01-01T00:00:00+08:00")]
 
 
+@pytest.mark.parametrize("policy", ["allow", "shortfall"])
+def test_returned_points_already_expired_repay_nothing(policy: str) -> None:
+    """T1 is paid with 150 points that expire on 20 January; T0's 50 points go on a reward.
+    Refunding T0 and T1 on 25 and 26 January, in either order: T1's 150 come back dead and
+    expire at once, repaying neither T0's debt (allow: -50) nor its shortfall (50) (found by
+    helper-59: refunded T0 first, the dead points paid them off)."""
+    program = lr.load_program(f"""
+program: {{id: dead-points, version: 1, currency: CNY, timezone: Asia/Shanghai}}
+tiers: [{{id: base}}]
+earn: [{{id: e, points: 1, per: 1}}]
+redemption: {{points: 1, value: 1, max_share: 100%}}
+rewards: [{{id: r, points: 50}}]
+ledger: {{expiry: {{months: 1}}, negative_balance: {policy}}}
+""")
+    start = lr.MemberState.model_validate({
+        "id": "m", "advanced_to": "2026-01-01T00:00:00+08:00", "points": 150,
+        "totals": {"earned": 150}, "lots": [{
+            "id": "a", "points": 150, "earned": 150, "earned_at": "2025-12-01T00:00:00+08:00",
+            "available_at": "2025-12-01T00:00:00+08:00",
+            "expires_at": "2026-01-20T00:00:00+08:00", "source": "x", "rule": "x"}]})
+    s = step(start, lr.evaluate(program, start, txn("T0", "2026-01-05T12:00:00+08:00",
+                                                    "50.00")))
+    s = step(s, lr.evaluate(program, s, txn("T1", "2026-01-10T12:00:00+08:00", "150.00",
+                                            redeem=150)))
+    s = step(s, lr.redeem_reward(program, s, {"id": "W1", "at": "2026-01-11T12:00:00+08:00",
+                                              "reward": "r"}))
+    ends = []
+    for order in (("T0", "T1"), ("T1", "T0")):
+        after = s
+        for k, purchase in enumerate(order):
+            after = step(after, lr.refund(program, after, refund_event(
+                f"R{purchase}", f"2026-01-2{5 + k}T12:00:00+08:00", purchase)))
+        ends.append((after.points, after.points_debt, after.totals.shortfall,
+                     after.totals.expired))
+    assert ends == [(-50, 50, 0, 150) if policy == "allow" else (0, 0, 50, 150)] * 2
+
+
 BY_LINE = """
 program: {id: by-line, version: 1, currency: CNY, timezone: Asia/Shanghai}
 tiers: [{id: basic}]
@@ -974,6 +1011,18 @@ def test_a_tier_that_falls_at_reviews_in_a_row_signals_churn() -> None:
         "moved down at 2 reviews in a row"]
     s = step(s, d)
     assert (s.tier, s.tier_falls, s.signals) == ("bronze", 0, {"falling": "2026-04-01"})
+
+
+def test_moving_up_at_a_purchase_ends_a_run_of_falls() -> None:
+    """Diamond falls to gold on 1 March; a ¥25,000 purchase on 10 March moves the member
+    back up to diamond, which ends the run (found by helper-59: only reviews ended it, so
+    the next fall counted as the second in a row)."""
+    s = ok(lr.MemberState(id="a", tier="diamond", joined="2025-01-01",
+                          advanced_to="2026-02-01T00:00:00+08:00"))
+    s = step(s, lr.advance(FALLS, s, "2026-03-05T00:00:00+08:00"))
+    assert (s.tier, s.tier_falls) == ("gold", 1)
+    s = step(s, lr.evaluate(FALLS, s, txn("T1", "2026-03-10T10:00:00+08:00", "25000.00")))
+    assert (s.tier, s.tier_falls) == ("diamond", 0)
 
 
 def test_a_review_that_keeps_the_tier_ends_a_run_of_falls() -> None:

@@ -693,7 +693,8 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
     if not trace:
         if plan.purchase is not None and inline:  # decided and completed by one function
             completed: Decision = plan.purchase(program, plan, m, t, events, base_version)
-            if fields["totals"].earned < plan.count_room:  # (_countable, written out)
+            if fields["totals"].earned + fields["points"] + fields["pending_points"] \
+                    < plan.count_room:  # (_countable, written out)
                 return completed
             return _countable(completed, m, plan.count_room)
         return _countable(complete_purchase(program, plan, m, t, plan.decide(
@@ -724,10 +725,14 @@ def _countable(decision: Decision, member: MemberState, room: int) -> Decision:
     error, not a next state the library could not read back. Only earn rates and
     multipliers far beyond any real program's reach it: a member whose earned total is
     below the plan's ``count_room`` is not checked."""
-    if member.__dict__["totals"].earned < room:
+    fields = member.__dict__
+    # (a balance given without lots becomes an opening lot, counted as earned, when the next
+    # state is built: it counts here too)
+    held = fields["totals"].earned + max(fields["points"], 0) + fields["pending_points"]
+    if held < room:
         return decision
     points = decision.__dict__["points_total"]
-    if member.totals.earned + points >= COUNT_LIMIT:
+    if held + points >= COUNT_LIMIT:
         raise EvaluationError("points", f"the purchase earns {points} points, more than a "
                               "member's points can count (below 10^24): check the earn "
                               "rates and multipliers")

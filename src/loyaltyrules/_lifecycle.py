@@ -749,7 +749,8 @@ def advance_state(model: ProgramModel, member: MemberState, until: datetime, zon
                 fired[sig.id] = day.isoformat()
                 events.append((at, 3, new(LifecycleEvent, at=at, type="signal", rule=sig.id,
                                           tier_to=state.tier,
-                                          detail=f"moved down at {sig.times} reviews in a "
+                                          detail=f"moved down at {sig.times} review"
+                                                 f"{'s' if sig.times != 1 else ''} in a "
                                                  "row")))
     state, moved = _move(model, state, until, zone, version=member.version)
     events += moved
@@ -1136,6 +1137,8 @@ def _purchase_state(
     if tier_changed:
         updates["tier_since"] = today
         updates["tier_kept_until"] = kept_until
+        if member.tier_falls:  # (moving up ends a run of falls, as a review's upgrade does)
+            updates["tier_falls"] = 0
     if book.expired_by_source:  # (a late purchase's points expired at once)
         updates["purchases"] = _expired_counted(book, updates["purchases"])
     return book.state(member, **updates)
@@ -1421,15 +1424,21 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         # from them too, before anything is recorded as a shortfall. They keep the expiry
         # they had (a buy-and-return renews nothing); any past it by now expire at once
         parts = _returned_parts(record, to_return, expires_at(model.ledger.expiry, at, zone))
-        for k, (expires, points) in enumerate(parts):
-            recovered += book.restore(points, f"{refund_key}:returned" + (
-                f":{k + 1}" if k else ""), refund_key, at, expires)
         events.append(new(LifecycleEvent, at=at, type="points_returned", rule="refund",
                                      points=to_return, detail="points that paid for it"))
-        for lot, when in book.expire(at):
-            events.append(new(LifecycleEvent, at=at, type="points_expired", rule=lot.rule,
-                              points=-lot.points, detail=f"points returned by the refund had "
-                              f"expired at {when.isoformat()}"))
+        for k, (expires, points) in enumerate(parts):
+            if expires is not None and expires <= at:
+                # dead already: back and gone at once, repaying no debt and no shortfall
+                # (else a buy-and-return would still turn them into value)
+                book.redeemed -= points
+                book.expired += points
+                events.append(new(LifecycleEvent, at=at, type="points_expired",
+                                  rule="refund-return", points=-points,
+                                  detail=f"points returned by the refund had expired at "
+                                         f"{expires.isoformat()}"))
+                continue
+            recovered += book.restore(points, f"{refund_key}:returned" + (
+                f":{k + 1}" if k else ""), refund_key, at, expires)
         if recovered:
             events.append(new(LifecycleEvent, at=at, type="points_reversed", rule="refund",
                               points=-recovered, detail="an earlier refund's shortfall, taken "
