@@ -1250,8 +1250,12 @@ def attribute_to_lines(plan: Any, txn: Transaction, line_paid: tuple[Decimal, ..
         for k, part in enumerate(split_points(pl.points, units)[:n]):
             by_line[k] += part
     # what each line counted: as the spend was worked out (spend_after_points), the points
-    # payment's part on each line, shipping and tax taken off where it counts
+    # payment's part on each line, shipping and tax taken off where it counts; none kept
+    # when the lines count alike (what they paid, none left out): their money share
     excluded = plan.excluded_from_spend
+    if qs.basis == "paid" and not paid_share and (
+            not excluded or not any([item.category in excluded for item in items])):
+        return tuple(by_line), ()
     counted = [_ZERO if item.category in excluded else
                (line_paid[k] if qs.basis == "paid" else item.amount)
                - (paid_share[k] if paid_share else _ZERO) for k, item in enumerate(items)]
