@@ -760,22 +760,30 @@ def test_test_refuses_amounts_finer_than_the_currency_when_loading(
     """A purchase of 10.005 CNY loaded and failed as it ran ("has more decimals than CNY
     allows", with no place in the file), and an expected payable of 9.995 could never
     match: both are said at their place when the file loads (found by helper-46)."""
-    path = tmp_path / "fine.scenarios.yaml"
-    path.write_text(
+    assert scenario_file_problems(capsys, tmp_path / "fine.scenarios.yaml",
         f"program: {RETAIL}\nscenarios:\n  - name: one\n    member: {{id: a}}\n    steps:\n"
         "      - purchase: {id: T1, at: \"2026-03-03T12:00:00+08:00\", shipping: 0.001,\n"
         "                   items: [{sku: A, amount: 1.00}, {sku: B, amount: 10.005}]}\n"
-        "        expect: {payable: 9.995, points: 1}\n", encoding="utf-8")
+        "        expect: {payable: 9.995, points: 1}\n") == [
+        "6:71: scenarios[0].steps[0].purchase.shipping: 0.001 has more decimals than CNY "
+        "allows",
+        "7:69: scenarios[0].steps[0].purchase.items[1].amount: 10.005 has more decimals than "
+        "CNY allows",
+        "8:27: scenarios[0].steps[0].expect.payable: 9.995 has more decimals than CNY allows: "
+        "no decision is ever that amount"]
+
+
+def scenario_file_problems(capsys: pytest.CaptureFixture[str], path: Path, text: str
+                           ) -> list[str]:
+    """`loyaltyrules test` on a scenario file with ``text``, which must not run: each
+    problem's line, without the file's name and the [LR601] every one of them ends with."""
+    path.write_text(text, encoding="utf-8")
     code, out, err = run_main(capsys, "test", path)
     assert (code, out) == (1, "0 passed, 0 failed, 1 scenario file not run\n")
-    at = f"loyaltyrules: {path}:"
-    assert err.splitlines() == [
-        f"{at}6:71: scenarios[0].steps[0].purchase.shipping: 0.001 has more decimals than "
-        "CNY allows [LR601]",
-        f"{at}7:69: scenarios[0].steps[0].purchase.items[1].amount: 10.005 has more decimals "
-        "than CNY allows [LR601]",
-        f"{at}8:27: scenarios[0].steps[0].expect.payable: 9.995 has more decimals than CNY "
-        "allows: no decision is ever that amount [LR601]"]
+    lines = err.splitlines()
+    assert all(line.endswith(" [LR601]") for line in lines)
+    return [line.removesuffix(" [LR601]").removeprefix(f"loyaltyrules: {path}:")
+            for line in lines]
 
 
 def test_test_reports_every_misshapen_scenario_and_step_at_once_in_file_order(
@@ -784,7 +792,7 @@ def test_test_reports_every_misshapen_scenario_and_step_at_once_in_file_order(
     key of a scenario are all reported in one run, in the file's order, with the value
     problems beside them (found by helper-55/56: one per run, and `steps: []` hid the rest)."""
     path = tmp_path / "shapes.scenarios.yaml"
-    path.write_text(
+    assert scenario_file_problems(capsys, path,
         f"program: {RETAIL}\nscenarios:\n"
         "  - name: a\n    member: {id: a, tier: platinum}\n    steps: []\n"
         "  - name: b\n    steps:\n"
@@ -792,11 +800,7 @@ def test_test_reports_every_misshapen_scenario_and_step_at_once_in_file_order(
         "amount: 10.005}]}\n"
         "        expect: {points: \"100\", colour: red, payble: 1}\n"
         "      - dance: {}\n"
-        "    extra: 1\n", encoding="utf-8")
-    code, out, err = run_main(capsys, "test", path)
-    assert (code, out) == (1, "0 passed, 0 failed, 1 scenario file not run\n")
-    at = f"loyaltyrules: {path}:"
-    assert [line.removesuffix(" [LR601]").removeprefix(at) for line in err.splitlines()] == [
+        "    extra: 1\n") == [
         "4:27: scenarios[0].member.tier: unknown tier 'platinum'; the program has ['basic', "
         "'silver', 'gold', 'diamond']",
         "5:12: scenarios[0].steps: expected a list of one or more steps",
