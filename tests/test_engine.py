@@ -424,6 +424,23 @@ def test_a_purchase_earning_more_points_than_a_state_can_hold_is_an_error() -> N
     # helper-59: 9 × 10^23 points and no lots made a state that could not be read back)
     with pytest.raises(lr.EvaluationError, match="earns 100 points"):
         lr.evaluate(plain, {"id": "m", "points": 10**24 - 50}, txn(("x", "100.00")))
+    # points held in lots are earned already: they are not counted twice (helper-60: a lot of
+    # 6 × 10^23 points made a purchase of ¥1 an error)
+    lot = {"id": "l", "points": 6 * 10**23, "earned": 6 * 10**23,
+           "earned_at": "2026-01-01T00:00:00+08:00", "available_at": "2026-01-01T00:00:00+08:00",
+           "source": "purchase", "rule": "e"}
+    rich = {"id": "m", "points": 6 * 10**23, "lots": [lot], "totals": {"earned": 6 * 10**23}}
+    for trace in (False, True):
+        for mode in ("compiled", "interpreted"):
+            after = lr.evaluate(plain, rich, txn(("x", "1.00")), trace=trace, mode=mode)
+            assert after.member_after.points == 6 * 10**23 + 1
+    # a member in debt is checked as closely as one in credit (helper-60: a balance of -1,000
+    # let the generated purchase skip the check)
+    owing = {"id": "m", "points": -1000, "totals": {"earned": 10**24 - 50}}
+    for trace in (False, True):
+        for mode in ("compiled", "interpreted"):
+            with pytest.raises(lr.EvaluationError, match="earns 100 points"):
+                lr.evaluate(plain, owing, txn(("x", "100.00")), trace=trace, mode=mode)
 
 
 @pytest.mark.parametrize(("mode", "points"), [("truncate", 50), ("reject", 0)])

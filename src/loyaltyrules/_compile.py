@@ -338,8 +338,9 @@ class Plan:
     # the same with the full trace (a program with both generated functions)
     purchase_traced: Callable[..., Any] | None = None
     shares: LineShares | None = None
-    # a member whose earned total is below this cannot reach a member's count limit with
-    # one purchase of this program (see points_bound): only above it is a purchase checked
+    # a member who will have earned less than this before a purchase (earned total plus any
+    # balance no lot holds) cannot reach the count limit with one purchase of this program
+    # (see points_bound): only above it is a purchase checked (._engine._countable)
     count_room: int = 0
 
 

@@ -44,6 +44,7 @@ from ._lifecycle import (
     is_late,
     member_view,
     redemption_value,
+    untracked_points,
     window_spend,
 )
 from ._member import (
@@ -693,8 +694,8 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
     if not trace:
         if plan.purchase is not None and inline:  # decided and completed by one function
             completed: Decision = plan.purchase(program, plan, m, t, events, base_version)
-            if fields["totals"].earned + fields["points"] + fields["pending_points"] \
-                    < plan.count_room:  # (_countable, written out)
+            if fields["totals"].earned + abs(fields["points"]) + fields["pending_points"] \
+                    + fields["points_debt"] < plan.count_room:  # (_countable's bound)
                 return completed
             return _countable(completed, m, plan.count_room)
         return _countable(complete_purchase(program, plan, m, t, plan.decide(
@@ -723,12 +724,17 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
 def _countable(decision: Decision, member: MemberState, room: int) -> Decision:
     """A purchase whose points a member's counts cannot hold (10^24: see COUNT_LIMIT) is an
     error, not a next state the library could not read back. Only earn rates and
-    multipliers far beyond any real program's reach it: a member whose earned total is
-    below the plan's ``count_room`` is not checked."""
+    multipliers far beyond any real program's reach it: a member who will have earned less
+    than the plan's ``count_room`` before this purchase is not checked."""
     fields = member.__dict__
-    # (a balance given without lots becomes an opening lot, counted as earned, when the next
-    # state is built: it counts here too)
-    held = fields["totals"].earned + max(fields["points"], 0) + fields["pending_points"]
+    earned = fields["totals"].earned
+    # a cheap bound first (written out in evaluate): earned + |points| + pending + debt is at
+    # least earned + untracked_points
+    if earned + abs(fields["points"]) + fields["pending_points"] + fields["points_debt"] < room:
+        return decision
+    # a balance that no lot accounts for becomes an opening lot, counted as earned, when the
+    # next state is built: it counts here too (points held in lots are earned already)
+    held = earned + max(untracked_points(member), 0)
     if held < room:
         return decision
     points = decision.__dict__["points_total"]

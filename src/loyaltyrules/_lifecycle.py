@@ -156,20 +156,23 @@ def expiry_day(expiry: Expiry, earned: date) -> date | None:
     return None
 
 
+def untracked_points(member: MemberState) -> int:
+    """The balance (and pending points) that the lots, less the debt, do not account for:
+    a balance imported without lots, or edited by hand. Above zero it becomes an opening
+    lot, counted as earned; below zero, a debt."""
+    tracked = 0
+    for lot in member.lots:  # (a loop: this runs for every event of a member with lots)
+        points = lot.points
+        if points > 0:
+            tracked += points
+    return member.points + member.pending_points - (tracked - member.points_debt)
+
+
 class _Book:
     """The points of one member during one operation; lots in, lots out, totals kept."""
 
     def __init__(self, member: MemberState, now: datetime) -> None:
-        # the lots with points left, and how many they hold, in one pass (this runs for every
-        # event of a member, who may hold a year of lots)
-        kept: list[PointsLot] = []
-        tracked = 0
-        for lot in member.lots:
-            points = lot.points
-            if points > 0:
-                kept.append(lot)
-                tracked += points
-        self.lots = kept
+        self.lots = [lot for lot in member.lots if lot.points > 0]
         self.expired_by_source: dict[str, int] = {}
         t = member.totals
         self.earned, self.redeemed, self.expired = t.earned, t.redeemed, t.expired
@@ -179,8 +182,7 @@ class _Book:
         self.now = max(now, member.advanced_to) if member.advanced_to else now
         # a balance imported without lots (or edited by hand) becomes an "opening" lot, so
         # the identity holds from the first operation on
-        tracked -= self.debt
-        untracked = member.points + member.pending_points - tracked
+        untracked = untracked_points(member)
         if untracked > 0:
             self.lots.append(new(PointsLot,
                 id=f"opening:{member.id}:{member.version}", points=untracked, earned=untracked,
