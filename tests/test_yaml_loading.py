@@ -393,6 +393,18 @@ def test_syntax_error_is_positioned() -> None:
      "indented with a non-breaking space (U+00A0) — indent with ordinary spaces [LR100]"),
     ("tiers:\n\u3000- {id: basic}\n", "shop.yaml:2:1: (top level): this line is indented "
      "with a full-width space (U+3000) — indent with ordinary spaces [LR100]"),
+    # (found by helper-60: libyaml's parser marks a plain scalar's style "", not None)
+    ("program:\n  id: p\n  \u3000version: 1\n", "shop.yaml:3:3: (top level): this line is "
+     "indented with a full-width space (U+3000) — indent with ordinary spaces [LR100]"),
+    ("program:\n\u3000\u3000id: p\n  version: 1\n", "shop.yaml:2:1: (top level): this line "
+     "is indented with a full-width space (U+3000) — indent with ordinary spaces [LR100]"),
+    # (found by helper-60: the full-width comma inside a quoted value on the line before
+    # was blamed, not the space that YAML gave up at)
+    ('program: {id: p, name: "会员，欢迎"}\ntiers: [{id: basic} {id: gold}]\n',
+     "shop.yaml:2:21: (top level): expected ',' or ']', but got '{' [LR100]"),
+    ("tiers: [{id: '会员，欢迎'}\uff0c {id: c}]\n",
+     "shop.yaml:1:22: (top level): YAML separates the values of [...] and {...} with an "
+     "ASCII comma — write ',' (and a space), not the full-width '\uff0c' [LR100]"),
     ("a: 1\n...\ntiers: []\n", "shop.yaml:2:1: (top level): a line of '...' ends the YAML "
      "document, and more follows it — remove the '...' line [LR100]"),
     # a key and its value run together: YAML gives up on the next line
@@ -431,6 +443,21 @@ def test_syntax_errors_are_told_in_plain_words(text: str, expected: str) -> None
     "expected <block end>, but found '<block mapping start>'") are said plainly, with what
     to do; an unclosed quote is reported where it opens."""
     assert str(only_diagnostic(text)) == expected
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    # a paragraph indented the Chinese way, two full-width spaces, in a block value
+    ("description: |\n  \u3000\u3000会员享受优先服务。\n",
+     {"description": "\u3000\u3000会员享受优先服务。\n"}),
+    ('description: "会员\n  \u3000\u3000优先"\n', {"description": "会员 \u3000\u3000优先"}),
+    ("description: 会员\n  \u3000优先\n", {"description": "会员 \u3000优先"}),
+    ("name: \"\u00a0金卡\"\n", {"name": "\u00a0金卡"}),
+])
+def test_odd_spaces_inside_a_value_are_text(text: str, value: dict[str, str]) -> None:
+    """Only a key or value that starts with U+00A0 or U+3000 is taken for a mistyped
+    indentation; inside a block, quoted or continued value the same space is text
+    (found by helper-60: a U+3000 paragraph indent in a ``|`` block was refused)."""
+    assert load(text) == value
 
 
 def test_undefined_alias_is_a_syntax_error() -> None:

@@ -702,6 +702,40 @@ _CANNOT_START: Final = re.compile(r"found character '(.+)' that cannot start any
 _ODD_INDENT = re.compile(r"^[ ]*([\u00a0\u3000])", re.MULTILINE)
 
 
+# a quoted value on one line (an unclosed one runs to the end of the line)
+_QUOTED: Final = re.compile(r""""(?:[^"\\]|\\.)*(?:"|$)|'(?:[^']|'')*(?:'|$)""")
+
+
+def _odd_indent(found: re.Match[str], text: str, source: str) -> ProgramError:
+    name = "a non-breaking space (U+00A0)" if found[1] == "\u00a0" else \
+        "a full-width space (U+3000)"
+    return _fail(Diagnostic(code="LR100", message=f"this line is indented with {name}",
+                            hint="indent with ordinary spaces", source=source,
+                            line=text.count("\n", 0, found.start()) + 1,
+                            column=found.end() - found.start()))
+
+
+def _plain_starts(root: Node) -> set[int]:
+    """Where each plain (unquoted, not block) scalar of the document starts."""
+    starts: set[int] = set()
+    seen: set[int] = set()  # (each node once: aliases share nodes, and may be many)
+    todo = [root]
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, ScalarNode):
+            if not node.style:  # (None from PyYAML's parser, "" from libyaml's)
+                starts.add(node.start_mark.index)
+        elif isinstance(node, MappingNode):
+            for key, value in node.value:
+                todo += (key, value)
+        elif isinstance(node, SequenceNode):
+            todo += node.value
+    return starts
+
+
 def _plain_syntax(exc: yaml.MarkedYAMLError, text: str
                   ) -> tuple[str, str | None, bool | tuple[int, int]] | None:
     """PyYAML's parser words in a designer's: (message, hint, point at where the construct
@@ -731,13 +765,17 @@ def _plain_syntax(exc: yaml.MarkedYAMLError, text: str
     if problem == "found unexpected end of stream" and "quoted scalar" in context:
         return "the quoted value starting here is never closed", "add the closing quote", True
     if problem.startswith("expected ',' or ") and exc.problem_mark is not None:
-        line = exc.problem_mark.line
+        line, column = exc.problem_mark.line, exc.problem_mark.column
         rows = text.splitlines()
-        for k in range(max(0, line - 1), min(line + 1, len(rows))):
-            if "\uff0c" in rows[k]:
-                return ("YAML separates the values of [...] and {...} with an ASCII comma",
-                        "write ',' (and a space), not the full-width '\uff0c'",
-                        (k, rows[k].index("\uff0c")))
+        # the comma YAML read as text: on the line it gave up on, up to where, or on the
+        # line before — never one inside a quoted value ("会员，欢迎" is text meant as text)
+        for k, end in ((line, column + 1), (line - 1, None)):
+            if 0 <= k < len(rows):
+                bare = _QUOTED.sub(lambda q: " " * len(q[0]), rows[k][:end])
+                if "\uff0c" in bare:
+                    return ("YAML separates the values of [...] and {...} with an ASCII comma",
+                            "write ',' (and a space), not the full-width '\uff0c'",
+                            (k, bare.rindex("\uff0c")))
     if problem.startswith("expected '<document start>'") and exc.problem_mark is not None:
         rows = text.splitlines()
         ends = [k for k, row in enumerate(rows[:exc.problem_mark.line + 1])
@@ -892,22 +930,28 @@ def load_yaml(text: str | bytes, *, source: str = "<program>") -> tuple[Any, Sou
     PyYAML's exceptions, so callers handle one error type with positions.
     """
     decoded = _decode(text, source)
-    odd = _ODD_INDENT.search(decoded)
-    if odd is not None:
-        # (YAML reads it as text: a key "\xa0 - {id" the model then calls unknown)
-        line = decoded.count("\n", 0, odd.start()) + 1
-        char = odd[1]
-        name = "a non-breaking space (U+00A0)" if char == "\u00a0" else \
-            "a full-width space (U+3000)"
-        raise _fail(Diagnostic(code="LR100", message=f"this line is indented with {name}",
-                               hint="indent with ordinary spaces", source=source, line=line,
-                               column=odd.end() - odd.start()))
+    # (a fast test first: almost no program holds either space)
+    odd = list(_ODD_INDENT.finditer(decoded)) if (
+        "\u00a0" in decoded or "\u3000" in decoded) else []
     try:
         root = _compose(decoded, source)
     except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:  # an odd indent on the line YAML gave up on, or the one before
+            for found in odd:
+                if mark.line - 1 <= decoded.count("\n", 0, found.start(1)) <= mark.line:
+                    raise _odd_indent(found, decoded, source) from None
         raise _syntax_error(exc, decoded, source) from None
     except RecursionError:  # pragma: no cover - the depth limit should prevent this
         raise _fail(_diag(source, "LR106", "values are nested too deeply")) from None
+    if odd:
+        # YAML reads such a line as text: a key "\xa0 - {id" the model then calls unknown.
+        # Inside a block or quoted value the same space is text meant as text (a paragraph
+        # indented with U+3000): only a plain key or value that starts with it is refused
+        starts = _plain_starts(root)
+        for found in odd:
+            if found.start(1) in starts:
+                raise _odd_indent(found, decoded, source)
 
     if isinstance(root, ScalarNode) and root.tag == _PLAIN and root.value == "":
         raise _fail(_diag(source, "LR103", "the program is empty", root.start_mark))
