@@ -825,6 +825,22 @@ def test_test_reports_every_misshapen_scenario_and_step_at_once_in_file_order(
     assert str(caught.value).splitlines()[0] == "8 problems in the scenario file:"
 
 
+def test_test_refuses_a_step_or_member_that_is_not_a_mapping(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A step written as a word and a member written as an empty list are problems of the
+    file (found by helper-60: the step raised a TypeError, and `member: []`, 0, "" or
+    false ran as the default member)."""
+    assert scenario_file_problems(capsys, tmp_path / "shapes.scenarios.yaml",
+        f"program: {RETAIL}\nscenarios:\n"
+        "  - name: a\n    member: []\n    steps: [purchase]\n"
+        "  - name: b\n    member: false\n"
+        "    steps: [{advance: \"2026-03-03T00:00:00+08:00\"}]\n") == [
+        "4:13: scenarios[0].member: expected a mapping of member state fields",
+        "5:13: scenarios[0].steps[0]: each step is exactly one of purchase, refund, "
+        "behaviour, reward, advance",
+        "7:13: scenarios[1].member: expected a mapping of member state fields"]
+
+
 def test_test_checks_scenario_values_when_loading(
         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """Typos in member fields, impossible dates, unknown tiers, expectations that are no

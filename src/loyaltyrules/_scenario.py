@@ -181,8 +181,10 @@ def load_scenarios(path: str | Path) -> tuple[Program, list[Scenario]]:
         if not isinstance(item, Mapping) or "name" not in item or "steps" not in item:
             problem("each scenario has a name and steps (and a member)")
             continue
-        member = item.get("member") or {"id": "member"}
-        if not isinstance(member, Mapping):
+        member = item.get("member")
+        if member is None:  # (left out, or `member:` with nothing after it)
+            member = {"id": "member"}
+        elif not isinstance(member, Mapping):  # ([], 0, "" and false are mistakes too)
             problem("expected a mapping of member state fields", "member")
             member = None
         extra = set(item) - {"name", "member", "steps"}
@@ -225,6 +227,8 @@ def load_scenarios(path: str | Path) -> tuple[Program, list[Scenario]]:
         if member is not None:
             problems += _member_problems(smap, program, member, (*where, "member"))
         problems += step_problems
+        if problems:
+            continue  # (the file is refused below: only its problems are wanted now)
         position = smap.locate(where)
         step_lines = []
         for j, step in enumerate(steps):
