@@ -881,6 +881,30 @@ def test_test_checks_scenario_values_when_loading(
 # -- smaller things -------------------------------------------------------------------------------
 
 
+def test_run_shows_progress_on_a_terminal_in_the_words_of_its_events(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a terminal, a line every so many events (10,000; 2 here) says how many and how
+    fast; a stream holding a refund or an advance counts events, not transactions (found by
+    helper-60: an advance was called a transaction)."""
+    import loyaltyrules._cli as cli
+    monkeypatch.setattr(cli, "_PROGRESS_EVERY", 2)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    stream = tmp_path / "txns.jsonl"
+    purchases = [TXN.format(id=f"X{n}", at=f"2026-03-0{n}T10:00:00+08:00") for n in (1, 2, 3)]
+    stream.write_text("".join(purchases[:2]), encoding="utf-8")
+    code, _, err = run_main(capsys, "run", RETAIL, stream, "--format", "jsonl")
+    assert code == 0
+    assert re.fullmatch(r"\r2 transactions, 1 member, [\d,]+/s\n", err)
+    stream.write_text(purchases[0] + '{"type": "advance", "member_id": "m1", "until": '
+                      '"2026-03-02T00:00:00+08:00"}\n' + "".join(purchases[1:]),
+                      encoding="utf-8")
+    code, _, err = run_main(capsys, "run", RETAIL, stream, "--format", "jsonl")
+    assert code == 0
+    assert re.fullmatch(r"\r2 events, 1 member, [\d,]+/s\r4 events, 1 member, [\d,]+/s\n",
+                        err)
+
+
 def test_run_says_when_a_repeated_purchase_id_is_skipped(
         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """A purchase reusing an id already applied (here with other contents) is skipped with a

@@ -410,7 +410,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     finally:
         if collecting:
             gc.enable()
-    if progress and count >= 10_000:
+    if progress and count >= _PROGRESS_EVERY:
         print(file=sys.stderr)
     try:
         out.flush()  # (before the states: a run whose decisions were not all written is
@@ -437,6 +437,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 _NO_STATES = "; the member states were not written"
+_PROGRESS_EVERY = 10_000  # events between two progress lines on a terminal
 
 
 def _plural(n: int, word: str) -> str:
@@ -494,9 +495,10 @@ def _stream(args: argparse.Namespace, program: Any, members: dict[str, MemberSta
         except BrokenPipeError:
             raise _Closed(f"{args.transactions}:{number}: output closed, the run stopped "
                           f"here{_NO_STATES if args.state_out else ''}") from None
-        if progress and count % 10_000 == 0:
+        if progress and count % _PROGRESS_EVERY == 0:
             rate = count / max(time.perf_counter() - started, 1e-9)
-            print(f"\r{count:,} transactions, {len(members):,} members, {rate:,.0f}/s",
+            said = "transactions" if len(kinds) == 1 and "purchase" in kinds else "events"
+            print(f"\r{count:,} {said}, {_plural(len(members), 'member')}, {rate:,.0f}/s",
                   end="", file=sys.stderr, flush=True)
     return count, replays, kinds
 

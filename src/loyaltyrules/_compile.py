@@ -329,6 +329,7 @@ class Plan:
     # the plan interpreter (._fast.decide) in interpreted mode, the reference it equals
     decide: Callable[..., Any]
     ledger: LedgerPlan
+    shares: LineShares  # (._lifecycle.attribute_to_lines)
     # the traced decision generated for this program (compiled mode, ._specialise.traceable),
     # or None: the engine traces it
     decide_traced: Callable[..., Any] | None = None
@@ -337,7 +338,6 @@ class Plan:
     purchase: Callable[..., Any] | None = None
     # the same with the full trace (a program with both generated functions)
     purchase_traced: Callable[..., Any] | None = None
-    shares: LineShares | None = None
     # a member who will have earned less than this before a purchase (earned total plus any
     # balance no lot holds) cannot reach the count limit with one purchase of this program
     # (see points_bound): only above it is a purchase checked (._engine._countable)

@@ -8,12 +8,12 @@ keeps the ledger identity ``earned − redeemed − expired − reversed = point
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Container, Iterable, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import ROUND_FLOOR, Decimal
 from fractions import Fraction
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dateutil.relativedelta import relativedelta
 from pydantic_core import TzInfo
@@ -49,6 +49,9 @@ from ._member import (
 )
 from ._model import Expiry, ProgramModel, Qualify
 from ._money import allocate, exact
+
+if TYPE_CHECKING:
+    from ._compile import Plan
 
 __all__ = [
     "advance",
@@ -1077,7 +1080,7 @@ def _purchase_state(
         points_total: int, redeemed: int, used_rules: tuple[UsageConsumed, ...],
         spend: Decimal, line_paid: tuple[Decimal, ...], goods_paid: Decimal,
         paid_with_points: Decimal, tier_after: str, tier_changed: bool, plan: Any,
-        fired: Iterable[str],
+        fired: Container[str],
         late: tuple[ProgramModel, tzinfo, list[LifecycleEvent]] | None = None) -> MemberState:
     """The member's state after a purchase (see :func:`complete_purchase`). Runs in the
     library's Decimal context: evaluation calls it there, and a pending next state is built
@@ -1174,9 +1177,9 @@ def _returned_parts(record: PurchaseRecord, points: int, fresh: datetime | None
     return out
 
 
-def attribute_to_lines(plan: Any, txn: Transaction, line_paid: tuple[Decimal, ...],
+def attribute_to_lines(plan: Plan, txn: Transaction, line_paid: tuple[Decimal, ...],
                        paid_with_points: Decimal, points_lines: Iterable[PointsLine],
-                       spend: Decimal, fired: Iterable[str]
+                       spend: Decimal, fired: Container[str]
                        ) -> tuple[tuple[int, ...], tuple[Decimal, ...]]:
     """What each line earned and counted towards the tier, so a refund of a line takes back
     what that line brought and no more: a line of an excluded category earned nothing, a
@@ -1185,9 +1188,9 @@ def attribute_to_lines(plan: Any, txn: Transaction, line_paid: tuple[Decimal, ..
     tax in a basis, and bonus points, belong to the whole purchase and are left out (a
     refund takes them back by money share).
 
-    None (two empty tuples) when every line brought its money share anyway — one line, or
-    lines that all count and earn alike — which a refund then takes back by money share: the
-    same numbers, without the work on every purchase."""
+    Either tuple is empty when every line brought its money share of it anyway — one line,
+    or lines that all earn (or all count) alike — which a refund then takes back by money
+    share: the same numbers, without the work on every purchase."""
     items = txn.items
     n = len(items)
     if n == 1:
@@ -1312,25 +1315,40 @@ def _ratio(weight: Decimal) -> tuple[int, int]:
     return weight.as_integer_ratio()
 
 
-def refunded_share(total: int | Decimal, by_line: tuple[Any, ...], line_paid: tuple[Decimal, ...],
-                   lines_refunded: list[Decimal] | tuple[Decimal, ...], refunded: Decimal,
-                   goods_paid: Decimal, q: Decimal | None) -> Any:
-    """How much of ``total`` (points, or with ``q`` money in that unit) refunds of
-    ``refunded`` of ``goods_paid`` take back in all: each line's own part in proportion to
-    what is refunded of that line, the rest (the whole purchase's) in proportion to all that
-    is refunded, added up exactly and rounded down once. Everything, when everything is
-    refunded; never more, however the refunds are split."""
+def refunded_points(total: int, by_line: tuple[int, ...], line_paid: tuple[Decimal, ...],
+                    lines_refunded: Sequence[Decimal], refunded: Decimal,
+                    goods_paid: Decimal) -> int:
+    """How many of ``total`` points refunds of ``refunded`` of ``goods_paid`` take back in
+    all (see _refunded), rounded down once. Everything, when everything is refunded; never
+    more, however the refunds are split."""
     if refunded == goods_paid:
         return total
+    return math.floor(_refunded(total, by_line, line_paid, lines_refunded, refunded,
+                                goods_paid))
+
+
+def refunded_money(total: Decimal, by_line: tuple[Decimal, ...], line_paid: tuple[Decimal, ...],
+                   lines_refunded: Sequence[Decimal], refunded: Decimal, goods_paid: Decimal,
+                   q: Decimal) -> Decimal:
+    """The same for an amount of money, rounded down once to the unit ``q``."""
+    if refunded == goods_paid:
+        return total
+    units = math.floor(_refunded(total, by_line, line_paid, lines_refunded, refunded,
+                                 goods_paid) / Fraction(q))
+    return (Decimal(units) * q).quantize(q)
+
+
+def _refunded(total: int | Decimal, by_line: tuple[int | Decimal, ...],
+              line_paid: tuple[Decimal, ...], lines_refunded: Sequence[Decimal],
+              refunded: Decimal, goods_paid: Decimal) -> Fraction:
+    """Each line's own part of ``total`` in proportion to what is refunded of that line, the
+    rest (the whole purchase's) in proportion to all that is refunded, added up exactly."""
     taken = Fraction(total - sum(by_line)) * Fraction(refunded) / Fraction(goods_paid)
     for k, own in enumerate(by_line):  # (none: all by money)
         done, paid = lines_refunded[k], line_paid[k]
         if done and paid:
             taken += Fraction(own) * Fraction(done) / Fraction(paid)
-    if q is None:
-        return math.floor(taken)
-    units = math.floor(taken / Fraction(q))
-    return (Decimal(units) * q).quantize(q)
+    return taken
 
 
 # --- refunds ------------------------------------------------------------------------------------
@@ -1339,9 +1357,11 @@ def refunded_share(total: int | Decimal, by_line: tuple[Any, ...], line_paid: tu
 @exact
 def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, Any] | Any
            ) -> LifecycleDecision:
-    """Refund part or all of an earlier purchase: points reversed in proportion (a full refund
-    reverses exactly what was earned, partial refunds never more), qualifying spend reduced,
-    points used to pay returned. Unknown purchases and over-refunds change nothing."""
+    """Refund part or all of an earlier purchase: what the refunded lines brought taken back
+    (their own points and qualifying spend, and the purchase's shared part by money share;
+    a full refund reverses exactly what was earned, partial refunds never more), points used
+    to pay returned with the expiry they had. Unknown purchases and over-refunds are
+    InputErrors and change nothing."""
     from ._member import coerce
 
     m = coerce(MemberState, member, "member")
@@ -1402,21 +1422,17 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
     refunded = record.refunded + amount
     full = refunded == record.goods_paid
 
-    def share_int(total: int) -> int:
-        return int(refunded_share(total, (), record.line_paid, lines, refunded,
-                                  record.goods_paid, None))
-
     def share_money(total: Decimal, refunded_so_far: Decimal) -> Decimal:
-        return Decimal(refunded_share(total, (), record.line_paid, lines, refunded_so_far,
-                                      record.goods_paid, q))
+        return refunded_money(total, (), record.line_paid, lines, refunded_so_far,
+                              record.goods_paid, q)
 
-    to_reverse = int(refunded_share(record.points, record.line_points, record.line_paid, lines,
-                                    refunded, record.goods_paid, None)) - record.points_reversed
-    return_total = share_int(record.redeemed_points)
+    to_reverse = refunded_points(record.points, record.line_points, record.line_paid, lines,
+                                 refunded, record.goods_paid) - record.points_reversed
+    return_total = refunded_points(record.redeemed_points, (), record.line_paid, lines,
+                                   refunded, record.goods_paid)
     to_return = return_total - record.points_returned
-    spend_total = Decimal(refunded_share(record.qualifying_spend, record.line_spend,
-                                         record.line_paid, lines, refunded, record.goods_paid,
-                                         q))
+    spend_total = refunded_money(record.qualifying_spend, record.line_spend, record.line_paid,
+                                 lines, refunded, record.goods_paid, q)
     spend_back = spend_total - record.spend_reversed
     goods_pwp = min(record.paid_with_points, record.goods_paid)
     pwp_now = share_money(goods_pwp, refunded) - share_money(goods_pwp, record.refunded)
