@@ -827,18 +827,19 @@ def test_test_reports_every_misshapen_scenario_and_step_at_once_in_file_order(
 
 def test_test_refuses_a_step_or_member_that_is_not_a_mapping(
         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    """A step written as a word and a member written as an empty list are problems of the
-    file (found by helper-60: the step raised a TypeError, and `member: []`, 0, "" or
-    false ran as the default member)."""
+    """A step written as a word, a member written as an empty list and expectations written
+    as one are problems of the file (found by helper-60/61: the step raised a TypeError, and
+    `member: []`, 0, "" or false ran as the default member, `expect: []` as none)."""
     assert scenario_file_problems(capsys, tmp_path / "shapes.scenarios.yaml",
         f"program: {RETAIL}\nscenarios:\n"
         "  - name: a\n    member: []\n    steps: [purchase]\n"
         "  - name: b\n    member: false\n"
-        "    steps: [{advance: \"2026-03-03T00:00:00+08:00\"}]\n") == [
+        "    steps: [{advance: \"2026-03-03T00:00:00+08:00\", expect: []}]\n") == [
         "4:13: scenarios[0].member: expected a mapping of member state fields",
         "5:13: scenarios[0].steps[0]: each step is exactly one of purchase, refund, "
         "behaviour, reward, advance",
-        "7:13: scenarios[1].member: expected a mapping of member state fields"]
+        "7:13: scenarios[1].member: expected a mapping of member state fields",
+        "8:60: scenarios[1].steps[0].expect: expected a mapping of expectations"]
 
 
 def test_test_checks_scenario_values_when_loading(
@@ -895,14 +896,13 @@ def test_run_shows_progress_on_a_terminal_in_the_words_of_its_events(
     stream.write_text("".join(purchases[:2]), encoding="utf-8")
     code, _, err = run_main(capsys, "run", RETAIL, stream, "--format", "jsonl")
     assert code == 0
-    assert re.fullmatch(r"\r2 transactions, 1 member, [\d,]+/s\n", err)
+    assert re.fullmatch(r"\r2 transactions, 1 member, [\d,]+/s\x1b\[K\n", err)
     stream.write_text(purchases[0] + '{"type": "advance", "member_id": "m1", "until": '
                       '"2026-03-02T00:00:00+08:00"}\n' + "".join(purchases[1:]),
                       encoding="utf-8")
     code, _, err = run_main(capsys, "run", RETAIL, stream, "--format", "jsonl")
     assert code == 0
-    assert re.fullmatch(r"\r2 events, 1 member, [\d,]+/s\r4 events, 1 member, [\d,]+/s\n",
-                        err)
+    assert re.fullmatch(r"(\r(2|4) events, 1 member, [\d,]+/s\x1b\[K){2}\n", err)
 
 
 def test_run_says_when_a_repeated_purchase_id_is_skipped(

@@ -434,6 +434,25 @@ def test_a_purchase_earning_more_points_than_a_state_can_hold_is_an_error() -> N
         for mode in ("compiled", "interpreted"):
             after = lr.evaluate(plain, rich, txn(("x", "1.00")), trace=trace, mode=mode)
             assert after.member_after.points == 6 * 10**23 + 1
+    # the balance grows by the purchase's points whatever the totals say, and a debt beyond
+    # the lots is counted as reversed (helper-61: lots and a balance near 10^24 with no
+    # earned total, and a balance of -5 × 10^23 with as many reversed, made states that
+    # could not be read back)
+    unearned = {**rich, "points": 10**24 - 50, "lots": [{**lot, "points": 10**24 - 50,
+                                                         "earned": 10**24 - 50}], "totals": {}}
+    sunk = {"id": "m", "points": -(10**24 // 2), "totals": {"reversed": 10**24 // 2 + 10}}
+    for trace in (False, True):
+        for mode in ("compiled", "interpreted"):
+            with pytest.raises(lr.EvaluationError, match="earns 100 points"):
+                lr.evaluate(plain, unearned, txn(("x", "100.00")), trace=trace, mode=mode)
+            with pytest.raises(lr.InputError, match=r"member: points: a balance of "
+                               r"-500000000000000000000000 points is a debt of "
+                               r"500000000000000000000000 beyond the lots, which with the "
+                               r"500000000000000000000010 points reversed already is more "
+                               r"than a member's counts can hold \(below 10\^24\)"):
+                lr.evaluate(plain, sunk, txn(("x", "1.00")), trace=trace, mode=mode)
+    with pytest.raises(lr.InputError, match="more than a member's counts can hold"):
+        lr.advance(plain, sunk, "2026-03-04T00:00:00+08:00")
     # a member in debt is checked as closely as one in credit (helper-60: a balance of -1,000
     # let the generated purchase skip the check)
     owing = {"id": "m", "points": -1000, "totals": {"earned": 10**24 - 50}}

@@ -405,6 +405,22 @@ def test_syntax_error_is_positioned() -> None:
     ("tiers: [{id: '会员，欢迎'}\uff0c {id: c}]\n",
      "shop.yaml:1:22: (top level): YAML separates the values of [...] and {...} with an "
      "ASCII comma — write ',' (and a space), not the full-width '\uff0c' [LR100]"),
+    # (found by helper-61: an apostrophe in a plain value hid the comma; a comma in a comment
+    # or a block value on the line before was blamed; YAML giving up two lines below the odd
+    # indent, or on another mistake below a U+3000 paragraph; lines ended by CR alone)
+    ("tiers: [{id: a, name: Kid's day}\uff0c{id: b}]\n", "shop.yaml:1:33: (top level): YAML "
+     "separates the values of [...] and {...} with an ASCII comma — write ',' (and a space), "
+     "not the full-width '\uff0c' [LR100]"),
+    ("# 会员\uff0c欢迎\ntiers: [{id: basic} {id: gold}]\n",
+     "shop.yaml:2:21: (top level): expected ',' or ']', but got '{' [LR100]"),
+    ("desc: |\n  会员\uff0c欢迎\ntiers: [{id: basic} {id: gold}]\n",
+     "shop.yaml:3:21: (top level): expected ',' or ']', but got '{' [LR100]"),
+    ("a:\n  b: foo\n  \u3000bar\n\n  # c\n  d: 1\n", "shop.yaml:3:3: (top level): this line "
+     "is indented with a full-width space (U+3000) — indent with ordinary spaces [LR100]"),
+    ("desc: |\n  \u3000第一段\nb: x: y\n", "shop.yaml:3:5: (top level): ': ' cannot appear "
+     "inside a plain value — put the value in quotes if it contains ': ' [LR100]"),
+    ("a: 1\r\u3000b: 2\r", "shop.yaml:2:1: (top level): this line is indented with a "
+     "full-width space (U+3000) — indent with ordinary spaces [LR100]"),
     ("a: 1\n...\ntiers: []\n", "shop.yaml:2:1: (top level): a line of '...' ends the YAML "
      "document, and more follows it — remove the '...' line [LR100]"),
     # a key and its value run together: YAML gives up on the next line

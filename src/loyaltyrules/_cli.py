@@ -497,8 +497,10 @@ def _stream(args: argparse.Namespace, program: Any, members: dict[str, MemberSta
                           f"here{_NO_STATES if args.state_out else ''}") from None
         if progress and count % _PROGRESS_EVERY == 0:
             rate = count / max(time.perf_counter() - started, 1e-9)
-            said = "transactions" if len(kinds) == 1 and "purchase" in kinds else "events"
-            print(f"\r{count:,} {said}, {_plural(len(members), 'member')}, {rate:,.0f}/s",
+            said = "transactions" if set(kinds) <= {"purchase"} else "events"  # (as said at
+            # the end); each line clears what a longer one before it left on the terminal
+            print(f"\r{count:,} {said}, {_plural(len(members), 'member')}, {rate:,.0f}/s"
+                  "\x1b[K",
                   end="", file=sys.stderr, flush=True)
     return count, replays, kinds
 

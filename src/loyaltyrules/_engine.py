@@ -694,8 +694,9 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
     if not trace:
         if plan.purchase is not None and inline:  # decided and completed by one function
             completed: Decision = plan.purchase(program, plan, m, t, events, base_version)
-            if fields["totals"].earned + abs(fields["points"]) + fields["pending_points"] \
-                    + fields["points_debt"] < plan.count_room:  # (_countable's bound)
+            totals = fields["totals"]  # (_cheap_bound written out: a call costs a frame)
+            if totals.earned + totals.reversed + abs(fields["points"]) \
+                    + fields["pending_points"] + fields["points_debt"] < plan.count_room:
                 return completed
             return _countable(completed, m, plan.count_room)
         return _countable(complete_purchase(program, plan, m, t, plan.decide(
@@ -727,14 +728,13 @@ def _countable(decision: Decision, member: MemberState, room: int) -> Decision:
     multipliers far beyond any real program's reach it: a member who will have earned less
     than the plan's ``count_room`` before this purchase is not checked."""
     fields = member.__dict__
-    earned = fields["totals"].earned
-    # a cheap bound first (written out in evaluate): earned + |points| + pending + debt is at
-    # least earned + untracked_points
-    if earned + abs(fields["points"]) + fields["pending_points"] + fields["points_debt"] < room:
+    if _cheap_bound(fields) < room:
         return decision
     # a balance that no lot accounts for becomes an opening lot, counted as earned, when the
-    # next state is built: it counts here too (points held in lots are earned already)
-    held = earned + max(untracked_points(member), 0)
+    # next state is built: it counts here too (points held in lots are earned already); and
+    # the balance itself grows by the purchase's points, whatever the totals say
+    held = max(fields["totals"].earned + max(untracked_points(member), 0),
+               fields["points"] + fields["pending_points"])
     if held < room:
         return decision
     points = decision.__dict__["points_total"]
@@ -743,6 +743,15 @@ def _countable(decision: Decision, member: MemberState, room: int) -> Decision:
                               "member's points can count (below 10^24): check the earn "
                               "rates and multipliers")
     return decision
+
+
+def _cheap_bound(fields: dict[str, Any]) -> int:
+    """At least every count a purchase adds its points to (see _countable), in a few
+    additions: earned + reversed + |points| + pending + debt."""
+    totals = fields["totals"]
+    bound: int = totals.earned + totals.reversed + abs(fields["points"]) \
+        + fields["pending_points"] + fields["points_debt"]
+    return bound
 
 
 def _expiring(lots: tuple[PointsLot, ...]) -> bool:

@@ -36,6 +36,7 @@ from ._decision import (
 from ._errors import InputError, show_value
 from ._member import (
     CHANNEL_LENGTH,
+    COUNT_LIMIT,
     ID_LENGTH,
     MemberState,
     PointsLot,
@@ -159,23 +160,40 @@ def expiry_day(expiry: Expiry, earned: date) -> date | None:
     return None
 
 
-def untracked_points(member: MemberState) -> int:
-    """The balance (and pending points) that the lots, less the debt, do not account for:
-    a balance imported without lots, or edited by hand. Above zero it becomes an opening
-    lot, counted as earned; below zero, a debt."""
-    tracked = 0
-    for lot in member.lots:  # (a loop: this runs for every event of a member with lots)
-        points = lot.points
-        if points > 0:
-            tracked += points
-    return member.points + member.pending_points - (tracked - member.points_debt)
+def untracked_points(member: MemberState, tracked: int | None = None) -> int:
+    """The balance (and pending points) that the lots (holding ``tracked`` points, if
+    counted already), less the debt, do not account for: a balance imported without lots,
+    or edited by hand. Above zero it becomes an opening lot, counted as earned; below zero,
+    a debt, counted as reversed — which must still be countable."""
+    if tracked is None:
+        tracked = 0
+        for lot in member.lots:  # (a loop: this runs for every purchase of a member)
+            points = lot.points
+            if points > 0:
+                tracked += points
+    untracked = member.points + member.pending_points - (tracked - member.points_debt)
+    if untracked < 0 and member.totals.reversed - untracked >= COUNT_LIMIT:
+        raise InputError(f"a balance of {member.points} points is a debt of {-untracked} "
+                         f"beyond the lots, which with the {member.totals.reversed} points "
+                         "reversed already is more than a member's counts can hold (below "
+                         "10^24)", field="points", kind="member")
+    return untracked
 
 
 class _Book:
     """The points of one member during one operation; lots in, lots out, totals kept."""
 
     def __init__(self, member: MemberState, now: datetime) -> None:
-        self.lots = [lot for lot in member.lots if lot.points > 0]
+        # the lots with points left, and how many they hold, in one pass (this runs for every
+        # event of a member, who may hold a year of lots)
+        kept: list[PointsLot] = []
+        tracked = 0
+        for lot in member.lots:
+            points = lot.points
+            if points > 0:
+                kept.append(lot)
+                tracked += points
+        self.lots = kept
         self.expired_by_source: dict[str, int] = {}
         t = member.totals
         self.earned, self.redeemed, self.expired = t.earned, t.redeemed, t.expired
@@ -185,7 +203,7 @@ class _Book:
         self.now = max(now, member.advanced_to) if member.advanced_to else now
         # a balance imported without lots (or edited by hand) becomes an "opening" lot, so
         # the identity holds from the first operation on
-        untracked = untracked_points(member)
+        untracked = untracked_points(member, tracked)
         if untracked > 0:
             self.lots.append(new(PointsLot,
                 id=f"opening:{member.id}:{member.version}", points=untracked, earned=untracked,
@@ -1188,9 +1206,10 @@ def attribute_to_lines(plan: Plan, txn: Transaction, line_paid: tuple[Decimal, .
     tax in a basis, and bonus points, belong to the whole purchase and are left out (a
     refund takes them back by money share).
 
-    Either tuple is empty when every line brought its money share of it anyway — one line,
-    or lines that all earn (or all count) alike — which a refund then takes back by money
-    share: the same numbers, without the work on every purchase."""
+    Both tuples are empty when every line brought its money share anyway (one line, or
+    lines that all earn and count alike), and the spend tuple alone when the lines count
+    alike but earn differently: a refund then takes back by money share what has no tuple —
+    the same numbers, without the work on every purchase."""
     items = txn.items
     n = len(items)
     if n == 1:

@@ -205,8 +205,10 @@ def load_scenarios(path: str | Path) -> tuple[Program, list[Scenario]]:
                 problem(f"unknown key {sorted(bad)[0]!r} in a step", "steps", j,
                         sorted(bad)[0])
                 continue
-            expect = step.get("expect") or {}
-            if not isinstance(expect, Mapping):
+            expect = step.get("expect")
+            if expect is None:  # (left out, or `expect:` with nothing after it)
+                expect = {}
+            elif not isinstance(expect, Mapping):  # ([], false and 0 are mistakes too)
                 problem("expected a mapping of expectations", "steps", j, "expect")
                 continue
             known = {}  # (the expectations that can be checked further)
@@ -227,7 +229,7 @@ def load_scenarios(path: str | Path) -> tuple[Program, list[Scenario]]:
         if member is not None:
             problems += _member_problems(smap, program, member, (*where, "member"))
         problems += step_problems
-        if problems:
+        if problems or member is None:
             continue  # (the file is refused below: only its problems are wanted now)
         position = smap.locate(where)
         step_lines = []
@@ -235,7 +237,7 @@ def load_scenarios(path: str | Path) -> tuple[Program, list[Scenario]]:
             found = smap.locate((*where, "steps", j)) or position
             step_lines.append({**step, "__line__": found.line if found else None})
         scenarios.append(Scenario(
-            name=str(item["name"]), member=dict(member or {}),
+            name=str(item["name"]), member=dict(member),
             steps=tuple(step_lines), source=str(path), line=position.line if position else None,
             index=i))
     if problems:

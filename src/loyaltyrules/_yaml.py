@@ -24,6 +24,7 @@ from typing import Any, Final
 
 import yaml
 from yaml.composer import Composer
+from yaml.error import Mark
 from yaml.events import (
     AliasEvent,
     MappingStartEvent,
@@ -699,25 +700,79 @@ _CANNOT_START: Final = re.compile(r"found character '(.+)' that cannot start any
 
 # a line's indentation holding a space that is not one (copied from a web page or a word
 # processor, or typed with a Chinese input method)
-_ODD_INDENT = re.compile(r"^[ ]*([\u00a0\u3000])", re.MULTILINE)
+_ODD_INDENT: Final = re.compile(
+    r"(?:^|(?<=[\r\x85\u2028\u2029]))[ ]*([\u00a0\u3000])[ \u00a0\u3000]*", re.MULTILINE)
 
 
-# a quoted value on one line (an unclosed one runs to the end of the line)
-_QUOTED: Final = re.compile(r""""(?:[^"\\]|\\.)*(?:"|$)|'(?:[^']|'')*(?:'|$)""")
+def _full_width_comma(text: str, index: int) -> tuple[int, int] | None:
+    """Where (0-based line and column) a full-width comma was read as part of a plain value
+    just before ``index``, where YAML expected a ',': in one of the last two tokens, so
+    never in a quoted or block value, a comment, or text lines away ("会员，欢迎" is text
+    meant as text)."""
+    last: list[yaml.Token] = []
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if token.start_mark.index > index:
+                break
+            last = [*last[-1:], token]
+    except yaml.YAMLError:
+        pass  # (the tokens before the scanner's own error are the ones wanted)
+    for token in reversed(last):
+        if isinstance(token, yaml.ScalarToken) and token.plain:
+            at = text.find("\uff0c", token.start_mark.index, token.end_mark.index)
+            if at >= 0:
+                line = token.start_mark.line + text.count("\n", token.start_mark.index, at)
+                return line, at - (text.rfind("\n", 0, at) + 1)
+    return None
 
 
-def _odd_indent(found: re.Match[str], text: str, source: str) -> ProgramError:
+def _odd_indent(found: re.Match[str], line: int, column: int, source: str) -> ProgramError:
+    """The problem of a line indented with ``found`` (at this 0-based line and column)."""
     name = "a non-breaking space (U+00A0)" if found[1] == "\u00a0" else \
         "a full-width space (U+3000)"
     return _fail(Diagnostic(code="LR100", message=f"this line is indented with {name}",
-                            hint="indent with ordinary spaces", source=source,
-                            line=text.count("\n", 0, found.start()) + 1,
-                            column=found.end() - found.start()))
+                            hint="indent with ordinary spaces", source=source, line=line + 1,
+                            column=column + 1))
 
 
-def _plain_starts(root: Node) -> set[int]:
-    """Where each plain (unquoted, not block) scalar of the document starts."""
-    starts: set[int] = set()
+def _blamed_indent(exc: yaml.YAMLError, text: str, odd: list[re.Match[str]], source: str
+                   ) -> ProgramError | None:
+    """When YAML gives up on text with lines indented with odd spaces: the problem of the one
+    on the line it gave up on or the line before (or where the construct it was reading
+    started), if with ordinary spaces there the error moves or goes — else None, and the
+    error is some other mistake (a paragraph of a | block indented with U+3000 is text)."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return None
+    context = getattr(exc, "context_mark", None)
+    line_start = mark.index - mark.column  # (the problem line's, and the line's before)
+    before = max(text.rfind("\n", 0, max(line_start - 1, 0)) + 1, 0)
+    end = text.find("\n", mark.index)
+    for found in odd:
+        at = found.start(1)
+        if context is not None and context.index == at:
+            line, column = context.line, context.column
+        elif before <= at and (end < 0 or at <= end):
+            line = mark.line if at >= line_start else mark.line - 1
+            column = at - (line_start if at >= line_start else before)
+        else:
+            continue
+        spaced = text[:found.start()] + " " * (found.end() - found.start()) + text[found.end():]
+        try:
+            _compose(spaced, source)
+        except yaml.YAMLError as again:
+            moved = getattr(again, "problem_mark", None)
+            if moved is not None and moved.index == mark.index:
+                continue  # (the same error either way: not this line's doing)
+        except ProgramError:
+            pass  # (a limit: the document reads on with ordinary spaces)
+        return _odd_indent(found, line, column, source)
+    return None
+
+
+def _plain_starts(root: Node) -> dict[int, Mark]:
+    """Where each plain (unquoted, not block) scalar of the document starts, by index."""
+    starts: dict[int, Mark] = {}
     seen: set[int] = set()  # (each node once: aliases share nodes, and may be many)
     todo = [root]
     while todo:
@@ -727,7 +782,7 @@ def _plain_starts(root: Node) -> set[int]:
         seen.add(id(node))
         if isinstance(node, ScalarNode):
             if not node.style:  # (None from PyYAML's parser, "" from libyaml's)
-                starts.add(node.start_mark.index)
+                starts[node.start_mark.index] = node.start_mark
         elif isinstance(node, MappingNode):
             for key, value in node.value:
                 todo += (key, value)
@@ -765,17 +820,10 @@ def _plain_syntax(exc: yaml.MarkedYAMLError, text: str
     if problem == "found unexpected end of stream" and "quoted scalar" in context:
         return "the quoted value starting here is never closed", "add the closing quote", True
     if problem.startswith("expected ',' or ") and exc.problem_mark is not None:
-        line, column = exc.problem_mark.line, exc.problem_mark.column
-        rows = text.splitlines()
-        # the comma YAML read as text: on the line it gave up on, up to where, or on the
-        # line before — never one inside a quoted value ("会员，欢迎" is text meant as text)
-        for k, end in ((line, column + 1), (line - 1, None)):
-            if 0 <= k < len(rows):
-                bare = _QUOTED.sub(lambda q: " " * len(q[0]), rows[k][:end])
-                if "\uff0c" in bare:
-                    return ("YAML separates the values of [...] and {...} with an ASCII comma",
-                            "write ',' (and a space), not the full-width '\uff0c'",
-                            (k, bare.rindex("\uff0c")))
+        comma = _full_width_comma(text, exc.problem_mark.index)
+        if comma is not None:
+            return ("YAML separates the values of [...] and {...} with an ASCII comma",
+                    "write ',' (and a space), not the full-width '\uff0c'", comma)
     if problem.startswith("expected '<document start>'") and exc.problem_mark is not None:
         rows = text.splitlines()
         ends = [k for k, row in enumerate(rows[:exc.problem_mark.line + 1])
@@ -936,12 +984,8 @@ def load_yaml(text: str | bytes, *, source: str = "<program>") -> tuple[Any, Sou
     try:
         root = _compose(decoded, source)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        if mark is not None:  # an odd indent on the line YAML gave up on, or the one before
-            for found in odd:
-                if mark.line - 1 <= decoded.count("\n", 0, found.start(1)) <= mark.line:
-                    raise _odd_indent(found, decoded, source) from None
-        raise _syntax_error(exc, decoded, source) from None
+        blamed = _blamed_indent(exc, decoded, odd, source) if odd else None
+        raise (blamed or _syntax_error(exc, decoded, source)) from None
     except RecursionError:  # pragma: no cover - the depth limit should prevent this
         raise _fail(_diag(source, "LR106", "values are nested too deeply")) from None
     if odd:
@@ -950,8 +994,9 @@ def load_yaml(text: str | bytes, *, source: str = "<program>") -> tuple[Any, Sou
         # indented with U+3000): only a plain key or value that starts with it is refused
         starts = _plain_starts(root)
         for found in odd:
-            if found.start(1) in starts:
-                raise _odd_indent(found, decoded, source)
+            mark = starts.get(found.start(1))
+            if mark is not None:
+                raise _odd_indent(found, mark.line, mark.column, source)
 
     if isinstance(root, ScalarNode) and root.tag == _PLAIN and root.value == "":
         raise _fail(_diag(source, "LR103", "the program is empty", root.start_mark))
