@@ -805,7 +805,7 @@ ledger: {expiry: {end_of_year: 1}}
     s = step(s, lr.evaluate(program, s, txn("P2", "2027-12-30T10:00:00+08:00", "2500.00",
                                             redeem=5000)))
     assert s.purchases[-1].redeemed_from == (lr.RedeemedPart(
-        expires_at=datetime(2028, 1, 1, tzinfo=SHANGHAI), points=5000),)
+        expires_at=datetime(2028, 1, 1, tzinfo=SHANGHAI), points=5000, source="P1"),)
     late = lr.refund(program, s, refund_event("R1", "2028-01-05T10:00:00+08:00", "P2",
                                               amount="1250.00"))
     assert [(e.type, e.points, e.detail) for e in late.events] == [
@@ -819,6 +819,52 @@ ledger: {expiry: {end_of_year: 1}}
     assert [(lot.id, lot.points, lot.expires_at.isoformat()) for lot in soon.lots] == [
         ("P2:base", 1225, "2029-01-01T00:00:00+08:00"),
         ("refund:R1:returned", 2500, "2028-01-01T00:00:00+08:00")]
+
+
+def test_refunds_in_either_order_give_back_the_lots_a_refund_took_in_place_of_spent_points(
+        ) -> None:
+    """A (1 January) earns 100 points, expiring a month on; B (10 January) spends them and
+    earns 150, pending for 7 days; C (12 January) earns 200, pending too. Refunding A first
+    takes 100 of B's pending points in place of A's, spent; refunding B then gives those
+    back (its own points come back as they were, and are taken back with the rest of B's)
+    rather than A's points with A's expiry: either order ends with C's 200 pending and
+    nothing usable (found by helper-62: A first left 50 usable and 150 pending; with points
+    that never expire, A first left them expiring with A's)."""
+    program = lr.load_program("""
+program: {id: order, version: 1, currency: CNY, timezone: Asia/Shanghai}
+tiers: [{id: basic}]
+earn: [{id: base, points: 1, per: 1}]
+redemption: {points: 1, value: 1}
+ledger: {expiry: {months: 1}, pending_days: 7}
+""")
+    forever = {"id": "n", "points": 50, "earned": 50, "earned_at": "2025-12-01T00:00:00+08:00",
+               "available_at": "2025-12-01T00:00:00+08:00", "source": "x", "rule": "x"}
+    for lots, usable, lots_left in [
+            ([], 0, [("C", 200, "2026-01-19", "2026-02-13")]),
+            ([forever], 50, [("C", 200, "2026-01-19", "2026-02-13"),
+                             ("x", 50, "2025-12-01", None)])]:
+        s = lr.MemberState.model_validate({"id": "m", "points": 50 * len(lots), "lots": lots,
+                                           "totals": {"earned": 50 * len(lots)}})
+        s = step(s, lr.evaluate(program, s, txn("A", "2026-01-01T10:00:00+08:00", "100.00")))
+        s = step(s, lr.evaluate(program, s, txn("B", "2026-01-10T10:00:00+08:00", "150.00",
+                                                redeem=100)))
+        s = step(s, lr.evaluate(program, s, txn("C", "2026-01-12T10:00:00+08:00", "200.00")))
+        for order in (("A", "B"), ("B", "A")):
+            after = s
+            for k, purchase in enumerate(order):
+                after = step(after, lr.refund(program, after, refund_event(
+                    f"R{purchase}", f"2026-01-13T10:00:0{k}+08:00", purchase)))
+            assert (after.points, after.pending_points, after.totals.shortfall) == (
+                usable, 200, 0), order
+            held: dict[tuple[str, str, str | None], int] = {}  # (a lot given back may be
+            for lot in after.lots:  # a part of one: by source, when usable, expiry)
+                key = (lot.source, lot.available_at.date().isoformat(),
+                       lot.expires_at and lot.expires_at.date().isoformat())
+                held[key] = held.get(key, 0) + lot.points
+            assert held == {(source, available, expires): points
+                            for source, points, available, expires in lots_left}, order
+            if order == ("A", "B"):  # (all that A's refund took, B's gave back)
+                assert [p.reversed_from for p in after.purchases] == [(), (), ()]
 
 
 @pytest.mark.parametrize("policy", ["allow", "shortfall"])

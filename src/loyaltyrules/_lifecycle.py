@@ -8,7 +8,7 @@ keeps the ledger identity ``earned − redeemed − expired − reversed = point
 from __future__ import annotations
 
 import math
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import ROUND_FLOOR, Decimal
 from fractions import Fraction
@@ -244,7 +244,7 @@ class _Book:
 
     def _take(self, points: int, *, only_available: bool, prefer: str | None = None,
               only: str | None = None,
-              taken_from: list[tuple[datetime | None, int]] | None = None) -> int:
+              taken_from: list[Taken] | None = None) -> int:
         taken = 0
         order = self._order()
         if only is not None:
@@ -264,30 +264,31 @@ class _Book:
             use = min(lot.points, points - taken)
             taken += use
             if taken_from is not None and use:
-                taken_from.append((lot.expires_at, use))
+                taken_from.append((lot.expires_at, lot.source, lot.available_at, use))
             replaced[id(lot)] = lot.model_copy(update={"points": lot.points - use})
         self.lots = [replaced.get(id(lot), lot) for lot in self.lots]
         self.lots = [lot for lot in self.lots if lot.points > 0]
         return taken
 
     def redeem(self, points: int, kind: str = "transaction", field: str = "redeem_points",
-               taken_from: list[tuple[datetime | None, int]] | None = None) -> None:
+               taken_from: list[Taken] | None = None) -> None:
         if points > self.available():
             raise InputError(f"{points} points asked, {max(self.available(), 0)} available",
                              field=field, kind=kind)
         self.redeemed += self._take(points, only_available=True, taken_from=taken_from)
 
-    def reverse(self, points: int, source: str, allow_negative: bool, expired: int
-                ) -> tuple[int, int, int]:
+    def reverse(self, points: int, source: str, allow_negative: bool, expired: int,
+                taken_from: list[Taken]) -> tuple[int, int, int]:
         """Take back points earned on ``source``: what is left of its own lots first; what of
         it already expired is gone (not taken twice); the rest was spent, and is taken from
-        the other lots. Returns (reversed, shortfall, counted as expired)."""
+        the other lots (told in ``taken_from``, to be given back if what they were spent on
+        is refunded). Returns (reversed, shortfall, counted as expired)."""
         taken = self._take(points, only_available=False, prefer=None, only=source)
         missing = points - taken
         absorbed = min(missing, expired)
         missing -= absorbed
         if missing:
-            more = self._take(missing, only_available=False)
+            more = self._take(missing, only_available=False, taken_from=taken_from)
             taken += more
             missing -= more
         self.reversed += taken
@@ -299,24 +300,41 @@ class _Book:
         return taken, missing, absorbed
 
     def restore(self, points: int, lot_id: str, source: str, at: datetime,
-                expires: datetime | None) -> int:
+                expires: datetime | None,
+                instead: Callable[[int], list[RedeemedPart]] | None = None
+                ) -> tuple[int, int]:
         """Points that paid for a refunded purchase come back: an un-redemption. They first
         repay a debt, then make good a shortfall (points an earlier refund could not take
         back because they had been spent — often on this very purchase), so refunds undo
-        the same whatever their order. Returns the shortfall made good."""
+        the same whatever their order. Of the rest, the points an earlier refund took in
+        their place (``instead``) come back as the lots they were, the others as a lot of
+        ``expires``. Returns (the shortfall made good, points given back already expired)."""
         if points <= 0:
-            return 0
+            return 0, 0
         self.redeemed -= points
         repay = min(self.debt, points)
         self.debt -= repay
         recovered = min(self.shortfall, points - repay)
         self.shortfall -= recovered
         self.reversed += recovered
-        if points - repay - recovered > 0:
-            self.lots.append(new(PointsLot, id=lot_id, points=points - repay - recovered,
+        left = points - repay - recovered
+        gone = 0
+        for k, part in enumerate(instead(left) if instead is not None and left > 0 else ()):
+            left -= part.points
+            if part.expires_at is not None and part.expires_at <= at:
+                self.expired += part.points
+                gone += part.points
+                continue
+            self.lots.append(new(PointsLot, id=f"{lot_id}:was:{k + 1}", points=part.points,
+                                 earned=part.points, earned_at=at,
+                                 available_at=max(part.available_at or at, at),
+                                 expires_at=part.expires_at, source=part.source or source,
+                                 rule="refund-return"))
+        if left > 0:
+            self.lots.append(new(PointsLot, id=lot_id, points=left,
                                  earned=points, earned_at=at, available_at=at,
                                  expires_at=expires, source=source, rule="refund-return"))
-        return recovered
+        return recovered, gone
 
     def expire(self, until: datetime) -> list[tuple[PointsLot, datetime]]:
         until = _like(until, self.lots, "expires_at")
@@ -1109,9 +1127,9 @@ def _purchase_state(
     book = _Book(member, at)
     redeemed_from: tuple[RedeemedPart, ...] = ()
     if redeemed:
-        taken: list[tuple[datetime | None, int]] = []
+        taken: list[Taken] = []
         book.redeem(redeemed, taken_from=taken)
-        redeemed_from = _parts_by_expiry(taken)
+        redeemed_from = taken_parts(taken, pending=False)
     for line in points_lines:
         points, rule = line.points, line.rule
         if points > 0:
@@ -1144,7 +1162,7 @@ def _purchase_state(
         "paid_with_points": paid_with_points, "refunded": zero, "refunded_lines": (),
         "points_reversed": 0, "points_returned": 0, "points_expired": 0,
         "expiry_absorbed": 0, "spend_reversed": zero, "line_points": line_points,
-        "line_spend": line_spend, "redeemed_from": redeemed_from})
+        "line_spend": line_spend, "redeemed_from": redeemed_from, "reversed_from": ()})
     updates: dict[str, Any] = {
         "tier": tier_after,
         "qualifying_spend": member.qualifying_spend + spend,
@@ -1167,32 +1185,55 @@ def _purchase_state(
     return book.state(member, **updates)
 
 
-def _parts_by_expiry(taken: list[tuple[datetime | None, int]]) -> tuple[RedeemedPart, ...]:
-    """The points a redemption took, by expiry, in the order taken (lots of one expiry
-    merged)."""
-    merged: dict[datetime | None, int] = {}
-    for expires, points in taken:
-        merged[expires] = merged.get(expires, 0) + points
-    return tuple(build(RedeemedPart, {"expires_at": expires, "points": points})
-                 for expires, points in merged.items())
+# points taken from a lot: its expiry, its source, when it is usable, and how many
+Taken = tuple[datetime | None, str, datetime, int]
+
+
+def taken_parts(taken: list[Taken], *, pending: bool) -> tuple[RedeemedPart, ...]:
+    """The points taken from lots, by expiry and source, in the order taken (lots alike
+    merged); with ``pending``, by when they are usable too (a refund can take pending points
+    in place of points spent, a redemption never does)."""
+    merged: dict[tuple[datetime | None, str, datetime | None], int] = {}
+    for expires, source, available, points in taken:
+        key = (expires, source, available if pending else None)
+        merged[key] = merged.get(key, 0) + points
+    return tuple(build(RedeemedPart, {"expires_at": expires, "points": points,
+                                      "source": source, "available_at": available})
+                 for (expires, source, available), points in merged.items())
 
 
 def _returned_parts(record: PurchaseRecord, points: int, fresh: datetime | None
-                    ) -> list[tuple[datetime | None, int]]:
-    """The ``points`` a refund gives back of what ``record`` redeemed, with the expiry they
-    had: the last used first (the latest expiry), after those earlier refunds gave back. A
-    record without its parts (an earlier version's) gives them a ``fresh`` expiry."""
+                    ) -> list[tuple[datetime | None, str | None, int]]:
+    """The ``points`` a refund gives back of what ``record`` redeemed, with the expiry and
+    source they had: the last used first (the latest expiry), after those earlier refunds
+    gave back. A record without its parts (an earlier version's) gives them a ``fresh``
+    expiry."""
     if not record.redeemed_from:
-        return [(fresh, points)]
+        return [(fresh, None, points)]
     skip, out = record.points_returned, []
     for part in reversed(record.redeemed_from):
         have = part.points - min(skip, part.points)
         skip -= part.points - have
         take = min(have, points)
         if take:
-            out.append((part.expires_at, take))
+            out.append((part.expires_at, part.source, take))
             points -= take
     return out
+
+
+def _take_parts(parts: tuple[RedeemedPart, ...], points: int
+                ) -> tuple[list[RedeemedPart], tuple[RedeemedPart, ...]]:
+    """Up to ``points`` of ``parts``, the last taken first, and what is left of them."""
+    out: list[RedeemedPart] = []
+    left = list(parts)
+    while points and left:
+        part = left.pop()
+        take = min(part.points, points)
+        points -= take
+        out.append(part.model_copy(update={"points": take}))
+        if take < part.points:
+            left.append(part.model_copy(update={"points": part.points - take}))
+    return out, tuple(left)
 
 
 def attribute_to_lines(plan: Plan, txn: Transaction, line_paid: tuple[Decimal, ...],
@@ -1460,6 +1501,9 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
     at = ev["at"]
     book = _Book(m, at)
     recovered = 0
+    # records this refund changes besides its own: a purchase whose points paid for this one,
+    # refunded before it, gets back what its refund took in their place
+    changed: dict[str, PurchaseRecord] = {}
     if to_return:
         # the points that paid come back first: what the purchase earned is then taken back
         # from them too, before anything is recorded as a shortfall. They keep the expiry
@@ -1467,7 +1511,8 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         parts = _returned_parts(record, to_return, expires_at(model.ledger.expiry, at, zone))
         events.append(new(LifecycleEvent, at=at, type="points_returned", rule="refund",
                                      points=to_return, detail="points that paid for it"))
-        for k, (expires, points) in enumerate(parts):
+        on_file = {p.id: p for p in m.purchases}
+        for k, (expires, source, points) in enumerate(parts):
             if expires is not None and expires <= at:
                 # dead already: back and gone at once, repaying no debt and no shortfall
                 # (else a buy-and-return would still turn them into value)
@@ -1478,15 +1523,31 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
                                   detail=f"points returned by the refund had expired at "
                                          f"{expires.isoformat()}"))
                 continue
-            recovered += book.restore(points, f"{refund_key}:returned" + (
-                f":{k + 1}" if k else ""), refund_key, at, expires)
+            earlier = changed.get(source) or on_file.get(source) if source else None
+            instead = None
+            if earlier is not None and earlier.reversed_from:
+                # points of a purchase refunded already, whose refund took other points in
+                # their place: those come back instead, as they were
+                def instead(left: int, earlier: PurchaseRecord = earlier) -> list[RedeemedPart]:
+                    given, rest = _take_parts(earlier.reversed_from, left)
+                    changed[earlier.id] = earlier.model_copy(update={"reversed_from": rest})
+                    return given
+            made_good, gone = book.restore(points, f"{refund_key}:returned" + (
+                f":{k + 1}" if k else ""), refund_key, at, expires, instead)
+            recovered += made_good
+            if gone:
+                events.append(new(LifecycleEvent, at=at, type="points_expired",
+                                  rule="refund-return", points=-gone,
+                                  detail="points a refund had taken in their place came back "
+                                         "past their expiry"))
         if recovered:
             events.append(new(LifecycleEvent, at=at, type="points_reversed", rule="refund",
                               points=-recovered, detail="an earlier refund's shortfall, taken "
                               "from the points returned"))
+    covered: list[Taken] = []
     reversed_points, shortfall, absorbed = book.reverse(
         to_reverse, record.id, model.ledger.negative_balance == "allow",
-        record.points_expired - record.expiry_absorbed)
+        record.points_expired - record.expiry_absorbed, covered)
     if reversed_points:
         events.append(new(LifecycleEvent, at=at, type="points_reversed", rule="refund",
                                      points=-reversed_points, detail=f"refund of {record.id}"))
@@ -1505,7 +1566,9 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         "refunded": refunded, "refunded_lines": tuple(lines),
         "points_reversed": record.points_reversed + to_reverse,
         "points_returned": return_total, "spend_reversed": spend_total,
-        "expiry_absorbed": record.expiry_absorbed + absorbed})
+        "expiry_absorbed": record.expiry_absorbed + absorbed,
+        "reversed_from": (*changed.pop(record.id, record).reversed_from,
+                          *taken_parts(covered, pending=True))})
     month = _month(record.at.astimezone(zone).date())
     log = dict(m.spend_log)
     none_left = q * 0  # (zero written in the currency's unit, as every amount: 0.00, not 0)
@@ -1514,8 +1577,8 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
     state = book.state(m, **{
         # (the record itself, not every record of its id: an id forgotten after
         # remember_events may be used again while the first purchase is still on file)
-        "purchases": _expired_counted(book, tuple(new_record if p is record else p
-                                                  for p in m.purchases)),
+        "purchases": _expired_counted(book, tuple(
+            new_record if p is record else changed.get(p.id, p) for p in m.purchases)),
         "qualifying_spend": max(m.qualifying_spend - spend_back, none_left),
         "spend_log": log,
         "recent_transactions": (*m.recent_transactions, refund_key)[

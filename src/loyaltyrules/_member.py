@@ -363,11 +363,18 @@ class PointsTotals(_Input):
 
 
 class RedeemedPart(_Input):
-    """Points a purchase redeemed from lots of one expiry (None: never), kept so that a
-    refund gives them back as they were: a buy-and-return does not renew their life."""
+    """Points taken from lots of one expiry (None: never) and source — by a purchase that
+    redeemed them, or by a refund in place of points already spent — kept so that they are
+    given back as they were: a buy-and-return does not renew their life, and refunds undo
+    the same whatever their order."""
 
     expires_at: Instant | None
     points: LedgerCount = Field(ge=1)
+    # the source of the lot they came from (a purchase id, "opening-balance", ...): None in
+    # a record stored by an earlier version
+    source: str | None = None
+    # when they were (or will be) usable, for points a refund took from a pending lot
+    available_at: Instant | None = None
 
 
 class PurchaseRecord(_Input):
@@ -396,6 +403,10 @@ class PurchaseRecord(_Input):
     # the redeemed points by expiry, in the order they were used (none in a record stored by
     # an earlier version: its points come back with a fresh expiry)
     redeemed_from: tuple[RedeemedPart, ...] = ()
+    # what refunds of this purchase took from other lots because its own points had been
+    # spent, not yet given back: when the purchase they were spent on is refunded, its
+    # points come back as these lots, not as new ones
+    reversed_from: tuple[RedeemedPart, ...] = ()
 
     @model_validator(mode="after")
     def _refunded_line_per_line(self) -> PurchaseRecord:
@@ -415,6 +426,10 @@ class PurchaseRecord(_Input):
             raise ValueError(f"redeemed_from adds up to "
                              f"{sum(p.points for p in self.redeemed_from)} points, not the "
                              f"{self.redeemed_points} redeemed")
+        if sum(p.points for p in self.reversed_from) > self.points_reversed:
+            raise ValueError(f"reversed_from adds up to "
+                             f"{sum(p.points for p in self.reversed_from)} points, more than "
+                             f"the {self.points_reversed} reversed")
         if self.line_spend and sum(self.line_spend) > self.qualifying_spend:
             raise ValueError(f"line_spend adds up to {sum(self.line_spend):f}, more than the "
                              f"qualifying spend {self.qualifying_spend:f}")
