@@ -363,6 +363,32 @@ def test_qualifying_spend_takes_off_only_what_points_paid_of_what_counts(
             assert d.qualifying_spend == D(spend)
 
 
+def test_a_capped_purchase_says_what_the_period_holds_and_nothing_with_the_trace_off(
+        ) -> None:
+    """After 1,000 points in March (5 March) and a purchase in April, a late purchase of 20
+    March earning 1,200 is capped on its own (the trace said "0 of max_per_period 1000
+    already earned", found by helper-62); with the trace off, no line's detail says
+    anything (", truncated to 1000 by max_per_period" was left there)."""
+    p = program(earn=[{"id": "e", "points": 1, "per": 1}],
+                policies={"points": {"max_per_transaction": 1100,
+                                     "max_per_period": {"points": 1000, "per": "month"}}})
+    for mode in ("compiled", "interpreted"):
+        m = lr.MemberState(id="m")
+        for k, (day, amount) in enumerate([("2026-03-05", "1000.00"),
+                                           ("2026-04-02", "10.00")]):
+            m = lr.apply(m, lr.evaluate(p, m, txn(("x", amount), id=f"t{k}",
+                                                  at=f"{day}T10:00:00+08:00"), mode=mode))
+        late = txn(("x", "1200.00"), id="late", at="2026-03-20T10:00:00+08:00")
+        traced = lr.evaluate(p, m, late, trace=True, mode=mode)
+        assert [e.reason for e in traced.trace if e.rule == "max_per_period"] == [
+            "1100 points truncated to 1000 (an earlier month than the one on record, capped "
+            "on its own at 1000)"]
+        assert [line.detail.split(", ")[-2:] for line in traced.points] == [
+            ["truncated to 1100 by max_per_transaction", "truncated to 1000 by max_per_period"]]
+        quiet = lr.evaluate(p, m, late, trace=False, mode=mode)
+        assert [(line.points, line.detail) for line in quiet.points] == [(1000, "")]
+
+
 def test_max_per_period_caps_a_member_s_purchase_points_in_a_month() -> None:
     """1,000 points a month. 1 March: 600 + a 50 bonus = 650. 10 March: 650 more would make
     1,300, so 350 (the earn line keeps 350, the bonus 0). 20 March: nothing left. 1 April:

@@ -30,3 +30,16 @@ def test_schema_describes_every_section() -> None:
                     "promotions", "ledger", "redemption", "rewards", "reviews", "behaviours",
                     "referral", "gifting", "signals", "invariants", "lint", "policies"):
         assert section in props, section
+
+
+def test_bounds_of_optional_numbers_are_written_as_json_schema_knows_them() -> None:
+    """`signals[].times` is 1 to 100 and `max_per_transaction` at least 0 in the schema
+    too, as `minimum`/`maximum` (found by helper-62: pydantic wrote `ge`/`le`, which JSON
+    Schema ignores, so an editor accepted `times: 0`)."""
+    schema = program_schema()
+    text = json.dumps(schema)
+    assert '"ge":' not in text and '"le":' not in text
+    times = schema["$defs"]["Signal"]["properties"]["times"]["anyOf"][0]
+    assert (times["type"], times["minimum"], times["maximum"]) == ("integer", 1, 100)
+    cap = schema["$defs"]["PointsPolicy"]["properties"]["max_per_transaction"]["anyOf"][0]
+    assert (cap["type"], cap["minimum"]) == ("integer", 0)

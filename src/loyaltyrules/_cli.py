@@ -601,7 +601,27 @@ def program_schema() -> dict[str, Any]:
     schema = ProgramModel.model_json_schema(mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "loyaltyrules program"
+    _bounds_in_json_schema_words(schema)
     return schema
+
+
+# pydantic writes a bound given on an optional field (`int | None = Field(ge=1)`) into the
+# integer branch in its own words, which JSON Schema does not know: an editor would accept
+# `times: 0` that loading refuses
+_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
+
+
+def _bounds_in_json_schema_words(node: Any) -> None:
+    if isinstance(node, dict):
+        if node.get("type") in ("integer", "number"):
+            for ours, theirs in _BOUNDS.items():
+                if isinstance(node.get(ours), int | float):
+                    node[theirs] = node.pop(ours)
+        for value in node.values():
+            _bounds_in_json_schema_words(value)
+    elif isinstance(node, list):
+        for value in node:
+            _bounds_in_json_schema_words(value)
 
 
 def _at_least_one(text: str) -> int:

@@ -34,6 +34,7 @@ from ._fast import (
     combine,
     in_minor_units,
     period_room,
+    period_used,
     points_paid_parts,
     prepare,
     spend_after_points,
@@ -586,7 +587,7 @@ def _period_cap(ctx: _Ctx, lines: list[PointsLine]) -> list[PointsLine]:
     if total > room and ctx.tracing:
         ctx.note("max_per_period", "cap", "capped",
                  T.over_period_cap(total, fp.max_per_period, room, fp.period_per,
-                                   fp.cap_truncate))
+                                   fp.cap_truncate, period_used(fp, ctx.member, ctx.today)))
     return cap_total(lines, room, fp.cap_truncate, "max_per_period")
 
 

@@ -627,16 +627,16 @@ def cap_total(lines: list[PointsLine], cap: int, truncate: bool,
     if total <= cap:
         return lines
     if not truncate:
-        return [p.model_copy(update={"points": 0, "detail": p.detail + ", rejected by "
-                                     f"{policy}"}) for p in lines]
+        return [p.model_copy(update={"points": 0, "detail": p.detail and p.detail + ", "
+                                     f"rejected by {policy}"}) for p in lines]
     out: list[PointsLine] = []
     room = cap
     for p in lines:
         keep = min(p.points, room)
         room -= keep
         out.append(p if keep == p.points else p.model_copy(
-            update={"points": keep, "detail": p.detail + f", truncated to {keep} by "
-                    f"{policy}"}))
+            update={"points": keep, "detail": p.detail and p.detail + f", truncated to "
+                    f"{keep} by {policy}"}))
     return out
 
 
@@ -645,5 +645,12 @@ def period_room(fp: Any, m: MemberState, today: date) -> int:
     a period earlier than the one on record (a late one) is capped on its own: what the
     member earned in that period is no longer known."""
     cap: int = fp.max_per_period
+    used = period_used(fp, m, today)
+    return max(cap - (used or 0), 0)
+
+
+def period_used(fp: Any, m: MemberState, today: date) -> int | None:
+    """The points the member earned in ``today``'s period so far (as usage counts them: a
+    referral's too), or None for a period earlier than the one on record."""
     used = uses(m.usage.get(PERIOD_POINTS), period_key(today, fp.period_per))
-    return max(cap - (0 if used == LATE else used), 0)
+    return None if used == LATE else used

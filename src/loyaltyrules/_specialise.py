@@ -172,6 +172,7 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
         "combine": _fast.combine, "combine_named": _fast.combine_named,
         "combined_multiplier": _fast.combined_multiplier, "earn_lines": _fast.earn_lines,
         "cap_total": _fast.cap_total, "period_room": _fast.period_room,
+        "period_used": _fast.period_used,
         "price": _fast._price,
         "resolve": _fast._resolve, "Lazy": _fast._Lazy, "prepare": _fast.prepare,
         "redemption_value": redemption_value, "window_spend": window_spend,
@@ -644,7 +645,7 @@ def _points(s: _Source, plan: Plan) -> None:
                   "if total > room:",
                   "    " + s.note(s.k("max_per_period"), s.k("cap"), "capped",
                                   f"T.over_period_cap(total, {s.k(fp.max_per_period)}, room, "
-                                  f"{s.k(fp.period_per)}, {truncate})"))
+                                  f"{s.k(fp.period_per)}, {truncate}, period_used(FP, m, today))"))
         s.add(1, f"points_lines = cap_total(points_lines, room, {truncate}, "
               f"{s.k('max_per_period')})")
     s.add(1, "points_total = 0", "for p in points_lines:", "    points_total += p.points")

@@ -208,8 +208,10 @@ def over_transaction_cap(total: int, cap: int, truncate: bool) -> str:
             else f"{total} points exceed max_per_transaction {cap}: all rejected")
 
 
-def over_period_cap(total: int, cap: int, room: int, per: str, truncate: bool) -> str:
-    earned = f"{cap - room} of max_per_period {cap} already earned this {per}"
+def over_period_cap(total: int, cap: int, room: int, per: str, truncate: bool,
+                    used: int | None) -> str:
+    earned = (f"an earlier {per} than the one on record, capped on its own at {cap}"
+              if used is None else f"{used} of max_per_period {cap} already earned this {per}")
     return (f"{total} points truncated to {room} ({earned})" if truncate
             else f"{total} points exceed the {room} left ({earned}): all rejected")
 
