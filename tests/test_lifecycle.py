@@ -8,6 +8,7 @@ Every expected number is worked out by hand from the program YAML and the rules 
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections.abc import Iterator
@@ -865,6 +866,36 @@ ledger: {expiry: {months: 1}, pending_days: 7}
                             for source, points, available, expires in lots_left}, order
             if order == ("A", "B"):  # (all that A's refund took, B's gave back)
                 assert [p.reversed_from for p in after.purchases] == [(), (), ()]
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations("ABC")))
+def test_three_refunds_in_any_order_leave_the_points_that_never_expire(
+        order: tuple[str, ...]) -> None:
+    """100 points that never expire; A earns 100, B spends them, C earns 100 (pending). All
+    three refunded, in any order: the 100 that never expire are left, usable, and nothing
+    else (found by helper-63: A, C, B left C's pending lot instead, as refunding B gave back
+    what A's refund had taken of C although C was refunded by then)."""
+    program = lr.load_program("""
+program: {id: order3, version: 1, currency: CNY, timezone: Asia/Shanghai}
+tiers: [{id: basic}]
+earn: [{id: base, points: 1, per: 1}]
+redemption: {points: 1, value: 1}
+ledger: {expiry: {months: 1}, pending_days: 7}
+""")
+    s = lr.MemberState.model_validate({"id": "m", "points": 100, "totals": {"earned": 100},
+                                       "lots": [{
+        "id": "n", "points": 100, "earned": 100, "earned_at": "2025-12-01T00:00:00+08:00",
+        "available_at": "2025-12-01T00:00:00+08:00", "source": "D", "rule": "x"}]})
+    s = step(s, lr.evaluate(program, s, txn("A", "2026-01-01T11:00:00+08:00", "100.00")))
+    s = step(s, lr.advance(program, s, "2026-01-09T00:00:00+08:00"))
+    s = step(s, lr.evaluate(program, s, txn("B", "2026-01-10T10:00:00+08:00", "100.00",
+                                            redeem=100)))
+    s = step(s, lr.evaluate(program, s, txn("C", "2026-01-12T10:00:00+08:00", "100.00")))
+    for k, purchase in enumerate(order):
+        s = step(s, lr.refund(program, s, refund_event(
+            f"R{purchase}", f"2026-01-13T10:00:0{k}+08:00", purchase)))
+    assert (s.points, s.pending_points, s.points_debt, s.totals.shortfall) == (100, 0, 0, 0)
+    assert [(lot.source, lot.points, lot.expires_at) for lot in s.lots] == [("D", 100, None)]
 
 
 @pytest.mark.parametrize("policy", ["allow", "shortfall"])

@@ -323,6 +323,7 @@ class _Book:
             left -= part.points
             if part.expires_at is not None and part.expires_at <= at:
                 self.expired += part.points
+                self._expired_from(part.source, part.points)
                 gone += part.points
                 continue
             self.lots.append(new(PointsLot, id=f"{lot_id}:was:{k + 1}", points=part.points,
@@ -335,6 +336,11 @@ class _Book:
                                  earned=points, earned_at=at, available_at=at,
                                  expires_at=expires, source=source, rule="refund-return"))
         return recovered, gone
+
+    def _expired_from(self, source: str | None, points: int) -> None:
+        """Points of ``source`` expired (counted on its purchase record, if it has one)."""
+        if source is not None:
+            self.expired_by_source[source] = self.expired_by_source.get(source, 0) + points
 
     def expire(self, until: datetime) -> list[tuple[PointsLot, datetime]]:
         until = _like(until, self.lots, "expires_at")
@@ -1221,6 +1227,35 @@ def _returned_parts(record: PurchaseRecord, points: int, fresh: datetime | None
     return out
 
 
+def _replace_taken(purchases: tuple[PurchaseRecord, ...], changed: dict[str, PurchaseRecord],
+                   source: str, parts: tuple[RedeemedPart, ...]) -> tuple[RedeemedPart, ...]:
+    """What a refund of ``source`` took in place of its own points: first in place of those
+    of its lots an earlier refund had taken (that refund's record now holds these instead,
+    to give back if need be), the rest its own (returned). Updates ``changed``."""
+    left = list(parts)
+    for p in purchases:
+        record = changed.get(p.id, p)
+        if not left or record.id == source or not any(
+                q.source == source for q in record.reversed_from):
+            continue
+        kept: list[RedeemedPart] = []
+        for q in record.reversed_from:
+            owed = q.points if q.source == source else 0
+            while owed and left:
+                part = left.pop(0)
+                use = min(part.points, owed)
+                kept.append(part.model_copy(update={"points": use}))
+                owed -= use
+                if use < part.points:
+                    left.insert(0, part.model_copy(update={"points": part.points - use}))
+            if q.source != source:
+                kept.append(q)
+            elif owed:
+                kept.append(q.model_copy(update={"points": owed}))
+        changed[record.id] = record.model_copy(update={"reversed_from": tuple(kept)})
+    return tuple(left)
+
+
 def _take_parts(parts: tuple[RedeemedPart, ...], points: int
                 ) -> tuple[list[RedeemedPart], tuple[RedeemedPart, ...]]:
     """Up to ``points`` of ``parts``, the last taken first, and what is left of them."""
@@ -1518,6 +1553,7 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
                 # (else a buy-and-return would still turn them into value)
                 book.redeemed -= points
                 book.expired += points
+                book._expired_from(source, points)
                 events.append(new(LifecycleEvent, at=at, type="points_expired",
                                   rule="refund-return", points=-points,
                                   detail=f"points returned by the refund had expired at "
@@ -1568,7 +1604,8 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         "points_returned": return_total, "spend_reversed": spend_total,
         "expiry_absorbed": record.expiry_absorbed + absorbed,
         "reversed_from": (*changed.pop(record.id, record).reversed_from,
-                          *taken_parts(covered, pending=True))})
+                          *_replace_taken(m.purchases, changed, record.id,
+                                          taken_parts(covered, pending=True)))})
     month = _month(record.at.astimezone(zone).date())
     log = dict(m.spend_log)
     none_left = q * 0  # (zero written in the currency's unit, as every amount: 0.00, not 0)
