@@ -822,6 +822,16 @@ ledger: {expiry: {end_of_year: 1}}
         ("refund:R1:returned", 2500, "2028-01-01T00:00:00+08:00")]
 
 
+# points usable a week after the purchase, expiring a month after it; paid for 1:1
+PENDING_MONTH = lr.load_program("""
+program: {id: pending-month, version: 1, currency: CNY, timezone: Asia/Shanghai}
+tiers: [{id: basic}]
+earn: [{id: base, points: 1, per: 1}]
+redemption: {points: 1, value: 1}
+ledger: {expiry: {months: 1}, pending_days: 7}
+""")
+
+
 def test_refunds_in_either_order_give_back_the_lots_a_refund_took_in_place_of_spent_points(
         ) -> None:
     """A (1 January) earns 100 points, expiring a month on; B (10 January) spends them and
@@ -831,13 +841,7 @@ def test_refunds_in_either_order_give_back_the_lots_a_refund_took_in_place_of_sp
     rather than A's points with A's expiry: either order ends with C's 200 pending and
     nothing usable (found by helper-62: A first left 50 usable and 150 pending; with points
     that never expire, A first left them expiring with A's)."""
-    program = lr.load_program("""
-program: {id: order, version: 1, currency: CNY, timezone: Asia/Shanghai}
-tiers: [{id: basic}]
-earn: [{id: base, points: 1, per: 1}]
-redemption: {points: 1, value: 1}
-ledger: {expiry: {months: 1}, pending_days: 7}
-""")
+    program = PENDING_MONTH
     forever = {"id": "n", "points": 50, "earned": 50, "earned_at": "2025-12-01T00:00:00+08:00",
                "available_at": "2025-12-01T00:00:00+08:00", "source": "x", "rule": "x"}
     for lots, usable, lots_left in [
@@ -875,13 +879,7 @@ def test_three_refunds_in_any_order_leave_the_points_that_never_expire(
     three refunded, in any order: the 100 that never expire are left, usable, and nothing
     else (found by helper-63: A, C, B left C's pending lot instead, as refunding B gave back
     what A's refund had taken of C although C was refunded by then)."""
-    program = lr.load_program("""
-program: {id: order3, version: 1, currency: CNY, timezone: Asia/Shanghai}
-tiers: [{id: basic}]
-earn: [{id: base, points: 1, per: 1}]
-redemption: {points: 1, value: 1}
-ledger: {expiry: {months: 1}, pending_days: 7}
-""")
+    program = PENDING_MONTH
     s = lr.MemberState.model_validate({"id": "m", "points": 100, "totals": {"earned": 100},
                                        "lots": [{
         "id": "n", "points": 100, "earned": 100, "earned_at": "2025-12-01T00:00:00+08:00",
