@@ -323,7 +323,7 @@ class _Book:
             left -= part.points
             if part.expires_at is not None and part.expires_at <= at:
                 self.expired += part.points
-                self._expired_from(part.source, part.points)
+                self.count_expired(part.source, part.points)
                 gone += part.points
                 continue
             self.lots.append(new(PointsLot, id=f"{lot_id}:was:{k + 1}", points=part.points,
@@ -337,7 +337,7 @@ class _Book:
                                  expires_at=expires, source=source, rule="refund-return"))
         return recovered, gone
 
-    def _expired_from(self, source: str | None, points: int) -> None:
+    def count_expired(self, source: str | None, points: int) -> None:
         """Points of ``source`` expired (counted on its purchase record, if it has one)."""
         if source is not None:
             self.expired_by_source[source] = self.expired_by_source.get(source, 0) + points
@@ -1553,7 +1553,7 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
                 # (else a buy-and-return would still turn them into value)
                 book.redeemed -= points
                 book.expired += points
-                book._expired_from(source, points)
+                book.count_expired(source, points)
                 events.append(new(LifecycleEvent, at=at, type="points_expired",
                                   rule="refund-return", points=-points,
                                   detail=f"points returned by the refund had expired at "
