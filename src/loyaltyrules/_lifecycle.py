@@ -1232,7 +1232,7 @@ def _replace_taken(purchases: tuple[PurchaseRecord, ...], changed: dict[str, Pur
     """What a refund of ``source`` took in place of its own points: first in place of those
     of its lots an earlier refund had taken (that refund's record now holds these instead,
     to give back if need be), the rest its own (returned). Updates ``changed``."""
-    left = list(parts)
+    left = parts
     for p in purchases:
         record = changed.get(p.id, p)
         if not left or record.id == source or not any(
@@ -1240,27 +1240,24 @@ def _replace_taken(purchases: tuple[PurchaseRecord, ...], changed: dict[str, Pur
             continue
         kept: list[RedeemedPart] = []
         for q in record.reversed_from:
-            owed = q.points if q.source == source else 0
-            while owed and left:
-                part = left.pop(0)
-                use = min(part.points, owed)
-                kept.append(part.model_copy(update={"points": use}))
-                owed -= use
-                if use < part.points:
-                    left.insert(0, part.model_copy(update={"points": part.points - use}))
             if q.source != source:
                 kept.append(q)
-            elif owed:
+                continue
+            given, left = _take_parts(left, q.points, last_first=False)
+            kept += given
+            owed = q.points - sum(part.points for part in given)
+            if owed:
                 kept.append(q.model_copy(update={"points": owed}))
         changed[record.id] = record.model_copy(update={"reversed_from": tuple(kept)})
-    return tuple(left)
+    return left
 
 
-def _take_parts(parts: tuple[RedeemedPart, ...], points: int
+def _take_parts(parts: tuple[RedeemedPart, ...], points: int, *, last_first: bool = True
                 ) -> tuple[list[RedeemedPart], tuple[RedeemedPart, ...]]:
-    """Up to ``points`` of ``parts``, the last taken first, and what is left of them."""
+    """Up to ``points`` of ``parts`` (the last taken first, or the first), and what is left
+    of them, in their order."""
     out: list[RedeemedPart] = []
-    left = list(parts)
+    left = list(parts) if last_first else list(reversed(parts))
     while points and left:
         part = left.pop()
         take = min(part.points, points)
@@ -1268,7 +1265,7 @@ def _take_parts(parts: tuple[RedeemedPart, ...], points: int
         out.append(part.model_copy(update={"points": take}))
         if take < part.points:
             left.append(part.model_copy(update={"points": part.points - take}))
-    return out, tuple(left)
+    return out, tuple(left if last_first else reversed(left))
 
 
 def attribute_to_lines(plan: Plan, txn: Transaction, line_paid: tuple[Decimal, ...],
