@@ -307,6 +307,13 @@ class LineShares:
     # their own): lines then differ only by a multiplier or a category left out
     alike: bool
     excluded: frozenset[str]  # the categories an earn rule or the tier's spend leaves out
+    by_sku: bool  # some of ``scoped`` names skus (else a line's weight is its category's)
+    how: str  # policies.points.combine_multipliers
+    scale: Decimal  # minor units per unit of the currency (1 / quantum)
+    # a line's weight as a fraction, by the scoped multipliers that fired (their indexes),
+    # category and sku: the few a program's multipliers make (bounded in attribute_to_lines)
+    weights: dict[tuple[tuple[int, ...], str, str | None], tuple[int, int]] = field(
+        default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,7 +472,10 @@ def build_plan(model: ProgramModel, mode: Mode = "compiled") -> Plan:
             alike=model.policies.qualifying_spend.basis == "paid" and all(
                 ep.rule.basis == "paid" and not ep.categories for ep in earn),
             excluded=frozenset(model.policies.qualifying_spend.exclude_categories).union(
-                *(ep.exclude for ep in earn))),
+                *(ep.exclude for ep in earn)),
+            by_sku=any(mp.skus for mp in multipliers),
+            how=model.policies.points.combine_multipliers,
+            scale=1 / quantum(model.program.units)),
         behaviour_conditions={
             b.id: c for b in model.behaviours
             if (c := _condition(b.when, mode, b.id)) is not None},

@@ -38,6 +38,7 @@ from ._member import (
     CHANNEL_LENGTH,
     COUNT_LIMIT,
     ID_LENGTH,
+    LineItem,
     MemberState,
     PointsLot,
     PointsTotals,
@@ -52,7 +53,7 @@ from ._model import Expiry, ProgramModel, Qualify
 from ._money import allocate, exact
 
 if TYPE_CHECKING:
-    from ._compile import Plan
+    from ._compile import LineShares, Plan
 
 __all__ = [
     "advance",
@@ -1288,8 +1289,13 @@ def attribute_to_lines(plan: Plan, txn: Transaction, line_paid: tuple[Decimal, .
     if n == 1:
         return (), ()
     shares = plan.shares
-    scoped = [mp for mp in shares.scoped if mp.rule.id in fired] if shares.scoped else ()
-    if not scoped and shares.alike:
+    scoped = shares.scoped
+    on: tuple[int, ...] = ()  # the scoped multipliers that fired, by index
+    if scoped:
+        for k, mp in enumerate(scoped):
+            if mp.rule.id in fired:
+                on += (k,)
+    if not on and shares.alike:
         excluded = shares.excluded
         if not excluded:
             return (), ()
@@ -1298,42 +1304,45 @@ def attribute_to_lines(plan: Plan, txn: Transaction, line_paid: tuple[Decimal, .
                 break
         else:
             return (), ()
-    fast = _fast_functions()
-    combine, points_paid_parts = fast.combine, fast.points_paid_parts
-    qs = plan.model.policies.qualifying_spend
-    earn = shares.earn
-    rules = [(pl, earn[pl.rule]) for pl in points_lines
-             if pl.kind == "earn" and pl.points and pl.rule in earn]
     q = plan.fast.quantum
     paid_share: list[Decimal] | None = None  # what points paid of each line, shipping, tax
     if paid_with_points:
-        paid_share = points_paid_parts(paid_with_points, list(line_paid), txn.shipping,
-                                       txn.tax, q)
+        paid_share = _fast_functions().points_paid_parts(paid_with_points, list(line_paid),
+                                                         txn.shipping, txn.tax, q)
     share = None if plan.points_paid_earns else paid_share  # (the part that earns nothing)
-    line_weight = [_ONE] * n
-    if scoped:
-        how = plan.model.policies.points.combine_multipliers
-        factors: list[list[Decimal]] = [[] for _ in items]
-        for mp in scoped:
-            for k, item in enumerate(items):
-                if (not mp.categories or item.category in mp.categories) and (
-                        not mp.skus or item.sku in mp.skus):
-                    factors[k].append(mp.rule.factor)
-        line_weight = [combine(f, how) for f in factors]
     # in whole units, so the split is integer arithmetic: amounts in minor units, each
     # line's weight (a multiplier such as 1.5) as a fraction over one common denominator
-    scale = _ONE / q
-    ratios = [(1, 1) if w == _ONE else _ratio(w) for w in line_weight]
-    common = math.lcm(*(den for _, den in ratios))
-    weight = [num * (common // den) for num, den in ratios]
+    common = 1
+    if on:
+        weights, by_sku = shares.weights, shares.by_sku
+        ratios = []
+        for item in items:
+            key = (on, item.category, item.sku if by_sku else None)
+            ratio = weights.get(key)
+            if ratio is None:
+                if len(weights) >= _WEIGHTS_KEPT:  # (skus are many: keep the cache bounded)
+                    weights.clear()
+                ratio = weights[key] = _line_ratio(shares, on, item)
+            ratios.append(ratio)
+            if ratio[1] != 1:
+                common = math.lcm(common, ratio[1])
+        weight = [num * (common // den) for num, den in ratios]
+    else:
+        weight = [1] * n
+    scale, earn = shares.scale, shares.earn
     by_line = [0] * n
-    for pl, ep in rules:
+    for pl in points_lines:
+        if pl.kind != "earn" or not pl.points:
+            continue
+        ep = earn.get(pl.rule)
+        if ep is None:
+            continue
         rule = ep.rule
         on_paid = rule.basis == "paid"
+        categories, exclude = ep.categories, ep.exclude
         units = []
         for k, item in enumerate(items):
-            if (ep.categories and item.category not in ep.categories) \
-                    or item.category in ep.exclude:
+            if (categories and item.category not in categories) or item.category in exclude:
                 units.append(0)
                 continue
             amount = (line_paid[k] - (share[k] if share else _ZERO)) if on_paid else item.amount
@@ -1344,29 +1353,55 @@ def attribute_to_lines(plan: Plan, txn: Transaction, line_paid: tuple[Decimal, .
         if rule.include_tax:
             whole += txn.tax - (share[-1] if share and on_paid else _ZERO)
         units.append(int(whole * scale) * common)
-        for k, part in enumerate(split_points(pl.points, units)[:n]):
-            by_line[k] += part
+        parts = split_points(pl.points, units)
+        for k in range(n):
+            by_line[k] += parts[k]
     # what each line counted: as the spend was worked out (spend_after_points), the points
     # payment's part on each line, shipping and tax taken off where it counts; none kept
     # when the lines count alike (what they paid, none left out): their money share
     excluded = plan.excluded_from_spend
-    if qs.basis == "paid" and not paid_share and (
-            not excluded or not any([item.category in excluded for item in items])):
-        return tuple(by_line), ()
-    counted = [_ZERO if item.category in excluded else
-               (line_paid[k] if qs.basis == "paid" else item.amount)
-               - (paid_share[k] if paid_share else _ZERO) for k, item in enumerate(items)]
+    qs = plan.model.policies.qualifying_spend
+    on_paid = qs.basis == "paid"
+    if on_paid and not paid_share:
+        for item in items:
+            if item.category in excluded:
+                break
+        else:
+            return tuple(by_line), ()
+    counted = []
+    for k, item in enumerate(items):
+        if item.category in excluded:
+            counted.append(_ZERO)
+            continue
+        amount = line_paid[k] if on_paid else item.amount
+        counted.append(amount - paid_share[k] if paid_share else amount)
     whole = _ZERO
     if qs.include_shipping:
         whole += txn.shipping - (paid_share[-2] if paid_share else _ZERO)
     if qs.include_tax:
         whole += txn.tax - (paid_share[-1] if paid_share else _ZERO)
     if sum(counted, whole) == spend and min(counted) >= 0:
-        spend_by_line = [c.quantize(q) for c in counted]
+        spend_by_line = [c if c.same_quantum(q) else c.quantize(q) for c in counted]
     else:  # (a spend held at 0, or a list basis under what points paid: spread what counted)
         spend_by_line = allocate(spend, [*(max(c, _ZERO) for c in counted), max(whole, _ZERO)],
                                  q)[:n] if spend else [spend] * n
     return tuple(by_line), tuple(spend_by_line)
+
+
+_WEIGHTS_KEPT = 4096  # line weights cached per program (see LineShares.weights)
+
+
+def _line_ratio(shares: LineShares, on: tuple[int, ...], item: LineItem) -> tuple[int, int]:
+    """A line's weight, the scoped multipliers ``on`` that apply to it combined, as a
+    fraction (1.5 is 3/2)."""
+    factors = []
+    for k in on:
+        mp = shares.scoped[k]
+        if (not mp.categories or item.category in mp.categories) and (
+                not mp.skus or item.sku in mp.skus):
+            factors.append(mp.rule.factor)
+    weight = _fast_functions().combine(factors, shares.how)
+    return (1, 1) if weight == _ONE else weight.as_integer_ratio()
 
 
 _FAST: Any = None
@@ -1396,15 +1431,10 @@ def split_points(total: int, units: list[int]) -> list[int]:
         remainders.append(remainder)
         left -= part
     if left:
-        for k in sorted(range(len(parts)), key=lambda k: -remainders[k])[:left]:
+        # (a stable sort, reversed: ties keep their order)
+        for k in sorted(range(len(parts)), key=remainders.__getitem__, reverse=True)[:left]:
             parts[k] += 1
     return parts
-
-
-@lru_cache(maxsize=256)
-def _ratio(weight: Decimal) -> tuple[int, int]:
-    """A line's weight as a fraction (1.5 is 3/2): the few a program's multipliers make."""
-    return weight.as_integer_ratio()
 
 
 def refunded_points(total: int, by_line: tuple[int, ...], line_paid: tuple[Decimal, ...],
