@@ -975,6 +975,37 @@ def test_a_refund_by_line_takes_back_what_that_line_earned(mode: Any) -> None:
     assert refunded("r4") == (50, Decimal("50.00"), 0, Decimal("0.00"))
 
 
+WEIGHTED_LINES = """
+program: {id: weighted-lines, version: 1, currency: CNY, timezone: Asia/Shanghai}
+tiers: [{id: basic}]
+earn: [{id: base, points: 1, per: 1}]
+multipliers:
+  - {id: beauty-3x, factor: 3, categories: [beauty]}
+  - {id: gift-1.5x, factor: 1.5, skus: [gift-box]}
+"""
+
+
+@pytest.mark.parametrize("mode", ["compiled", "interpreted"])
+def test_each_line_earns_by_the_multipliers_of_its_category_and_sku(
+        mode: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """¥100 each of rice (1×), a cream (beauty, 3×), a gift box (its sku 1.5×) and a beauty
+    gift box (both: 4.5×) earn 100, 300, 150 and 450 points, and their purchase record keeps
+    those shares; with room for one remembered line weight the weights are worked out again
+    as they are needed, and come out the same."""
+    items = [{"sku": sku, "category": category, "amount": "100.00"} for sku, category in (
+        ("rice", "grocery"), ("cream", "beauty"), ("gift-box", "grocery"),
+        ("gift-box", "beauty"))]
+    for room in (4096, 1):
+        monkeypatch.setattr("loyaltyrules._lifecycle._WEIGHTS_KEPT", room)
+        program = lr.load_program(WEIGHTED_LINES)
+        d = lr.evaluate(program, lr.MemberState(id="m"), mode=mode, transaction={
+            "id": "p1", "at": "2026-03-01T10:00:00+08:00", "items": items})
+        assert d.points_total == 1000
+        assert d.member_after is not None
+        assert d.member_after.purchases[0].line_points == (100, 300, 150, 450)
+        assert len(program.plan(mode).shares.weights) == min(room, 4)
+
+
 def test_a_line_counts_towards_the_tier_what_it_paid_less_its_part_of_the_points() -> None:
     """Rice ¥100 and tobacco ¥300 (excluded), ¥100 shipping (counted), 200 points paying
     ¥200: the points pay ¥50 of the rice and ¥150 of the tobacco, so ¥150 counts (rice's 50
