@@ -930,6 +930,26 @@ def test_a_decision_dumps_as_pydantics_own_serializer_dumps_it(trace: bool) -> N
         assert decision.model_dump()["member_after"]["version"] == member.version > n
 
 
+def test_a_decision_is_dumped_in_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """model_dump(_json) settle the next state once, then write the fields alone: not again
+    through Decision's wrapping serializer (a second pass over every field, which came back
+    unnoticed when a model used twice made pydantic nest the decision's schema in
+    "definitions"; decisions were written 40% slower)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    program = lr.load_program(root / "programs" / "reference-4tier.yaml")
+    decision = lr.evaluate(program, lr.MemberState(id="m"), {
+        "id": "t", "at": "2026-05-01T10:00:00+08:00",
+        "items": [{"sku": "a", "amount": "100.00"}]}, trace=False)
+    settled = []
+    settle = lr.Decision._settle
+    monkeypatch.setattr(lr.Decision, "_settle", lambda self: settled.append(settle(self)))
+    decision.model_dump_json(exclude={"member_after"})
+    decision.model_dump()
+    assert len(settled) == 2
+
+
 def test_a_subclass_of_decision_dumps_its_own_fields() -> None:
     """Decision's fast dump writes Decision's fields; a host's subclass keeps its own."""
     from pathlib import Path

@@ -471,6 +471,15 @@ class Decision(_Out):
 # those to JSON. A decision whose next state is built needs no wrapping: Decision's fields
 # alone, used by model_dump and model_dump_json (same output; tests/test_engine.py and
 # tests/test_cli.py compare them), a third fewer instructions for every decision written.
-_FIELDS_ONLY = SchemaSerializer({key: value for key, value in
-                                 Decision.__pydantic_core_schema__.items()
-                                 if key != "serialization"})
+# (A model used in two places of the schema, such as RedeemedPart in a purchase record, makes
+# pydantic wrap the whole schema in "definitions": the decision's own is then the inner one.)
+def _fields_only(schema: Any) -> SchemaSerializer:
+    if schema["type"] == "definitions":
+        inner = {key: value for key, value in schema["schema"].items()
+                 if key != "serialization"}
+        return SchemaSerializer({**schema, "schema": inner})
+    return SchemaSerializer({key: value for key, value in schema.items()
+                             if key != "serialization"})
+
+
+_FIELDS_ONLY = _fields_only(Decision.__pydantic_core_schema__)
