@@ -496,6 +496,30 @@ def test_float_money_in_a_dict_program_is_rejected() -> None:
     assert error.diagnostics[0].source == "<dict>"
 
 
+@pytest.mark.parametrize("owner", ["tiers", "promotions"])
+def test_a_float_discount_shorthand_in_a_dict_program_is_refused_as_inexact(owner: str) -> None:
+    """``discount: 0.1`` is fine in YAML (read as an exact decimal); the Python float 0.1 in
+    a dict program is refused as inexact, for a tier's rate and for a rule's shorthand alike
+    (a rule's was refused as 'expected a mapping')."""
+    data: dict[str, Any] = {
+        "program": {"id": "p", "version": "1", "currency": "CNY", "timezone": "Asia/Shanghai"},
+        "tiers": [{"id": "basic"}],
+        "earn": [{"id": "base", "points": 1, "per": 1}],
+    }
+    if owner == "tiers":
+        data["tiers"] = [{"id": "basic", "discount": 0.1}]
+    else:
+        data["promotions"] = [{"id": "p", "discount": 0.1}]
+    error = program_error(data)
+    assert [as_tuple(d) for d in error.diagnostics] == [
+        ("LR203", f"{owner}[0].discount", None, None,
+         "amounts must be exact: write 0.1 as a string or decimal, not a float", None),
+    ]
+    data[owner][0]["discount"] = "0.1"
+    assert load_program(data).hash == load_program(
+        data | {owner: [data[owner][0] | {"discount": Decimal("0.1")}]}).hash
+
+
 def test_unknown_currency_needs_minor_units() -> None:
     """A currency outside the ISO table is an error unless minor_units is given."""
     error = program_error(

@@ -455,7 +455,8 @@ class DiscountSpec(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
-        if isinstance(value, (str, Decimal, int)) and not isinstance(value, bool):
+        # (a float too, so that it is refused as inexact rather than as not a mapping)
+        if isinstance(value, (str, Decimal, int, float)) and not isinstance(value, bool):
             return {"percent": value}
         return value
 
