@@ -896,6 +896,90 @@ def test_three_refunds_in_any_order_leave_the_points_that_never_expire(
     assert [(lot.source, lot.points, lot.expires_at) for lot in s.lots] == [("D", 100, None)]
 
 
+@pytest.mark.parametrize("expiry", ["", "expiry: {months: 1}, ", "expiry: {end_of_year: 1}, "])
+def test_two_refunds_commute_whatever_the_expiry(expiry: str) -> None:
+    """The example of docs/lifecycle.md, with points that never expire or expire at the end
+    of next year too: A earns 100, B (¥250, 100 of it paid with A's points) earns 150
+    pending, C earns 200 pending. Refunding A then B, or B then A, leaves C's 200 pending
+    and nothing usable (a review found B then A left 100 usable and 100 pending when A's
+    points had no expiry or expired with the year: A's refund took B's given-back points,
+    usable, after C's pending ones of the same expiry)."""
+    program = lr.load_program(f"""
+program: {{id: pending, version: 1, currency: CNY, timezone: Asia/Shanghai}}
+tiers: [{{id: basic}}]
+earn: [{{id: base, points: 1, per: 1}}]
+redemption: {{points: 1, value: 1}}
+ledger: {{{expiry}pending_days: 7}}
+""")
+    s = lr.MemberState.model_validate({"id": "m"})
+    s = step(s, lr.evaluate(program, s, txn("A", "2026-01-01T10:00:00+08:00", "100.00")))
+    s = step(s, lr.evaluate(program, s, txn("B", "2026-01-10T10:00:00+08:00", "250.00",
+                                            redeem=100)))
+    s = step(s, lr.evaluate(program, s, txn("C", "2026-01-12T10:00:00+08:00", "200.00")))
+    assert (s.points, s.pending_points) == (0, 350)
+    for order in (("A", "B"), ("B", "A")):
+        after = s
+        for k, purchase in enumerate(order):
+            after = step(after, lr.refund(program, after, refund_event(
+                f"R{purchase}", f"2026-01-13T10:00:0{k}+08:00", purchase)))
+        assert (after.points, after.pending_points, after.points_debt,
+                after.totals.shortfall) == (0, 200, 0, 0), order
+        assert {lot.source for lot in after.lots} == {"C"}, order
+
+
+@pytest.mark.parametrize("order", [("A", "C"), ("C", "A")])
+def test_a_refund_takes_usable_points_before_pending_ones_of_the_same_expiry(
+        order: tuple[str, ...]) -> None:
+    """Points expire at the end of the next year, usable a week on. A (1 January) earns 1;
+    B (9 January) earns 2, pending; C (9 January) pays with A's point and earns 1, pending.
+    Refunding A then C: A's refund takes one of B's pending points in place of its own,
+    C's gives it back. C then A: C gives A's point back, usable, and A's refund takes it
+    rather than B's older pending point: both orders leave B's 2 pending and nothing usable
+    (a fuzzed history: C then A used to leave 1 usable and 1 pending)."""
+    program = lr.load_program("""
+program: {id: pending-year, version: 1, currency: CNY, timezone: Asia/Shanghai}
+tiers: [{id: basic}]
+earn: [{id: base, points: 1, per: 1}]
+redemption: {points: 1, value: 1}
+ledger: {expiry: {end_of_year: 1}, pending_days: 7}
+""")
+    s = lr.MemberState.model_validate({"id": "m"})
+    s = step(s, lr.evaluate(program, s, txn("A", "2026-01-01T10:00:00+08:00", "1.00")))
+    s = step(s, lr.evaluate(program, s, txn("B", "2026-01-09T10:00:00+08:00", "2.00")))
+    s = step(s, lr.evaluate(program, s, txn("C", "2026-01-09T10:00:00+08:00", "2.00",
+                                            redeem=1)))
+    for k, purchase in enumerate(order):
+        s = step(s, lr.refund(program, s, refund_event(
+            f"R{purchase}", f"2026-01-09T11:00:0{k}+08:00", purchase)))
+    assert (s.points, s.pending_points, s.points_debt, s.totals.shortfall) == (0, 2, 0, 0)
+    assert {(lot.source, lot.available_at.isoformat()) for lot in s.lots} == {
+        ("B", "2026-01-16T10:00:00+08:00")}
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations("ABC")))
+def test_three_refunds_in_any_order_give_back_nothing_of_a_refunded_purchase(
+        order: tuple[str, ...]) -> None:
+    """5 points that never expire; A (9 January) earns 12, B (17 January) 2 (pending), C
+    pays with 6 of A's. Refunding A takes B's 2 and 4 of the 5 in place of A's 6, spent; B's
+    refund then takes the last 1 for A's record and owes 1 (a shortfall); C's gives A's 6
+    back: 1 makes good the shortfall, and what A's refund still holds of B's (the 1 owed)
+    is not given back, B being refunded. All orders leave the 5, usable (a fuzzed history:
+    A, B, C used to leave 4 usable and 1 of B's pending)."""
+    program = PENDING_MONTH
+    s = lr.MemberState.model_validate({"id": "m", "points": 5, "totals": {"earned": 5},
+                                       "lots": [{
+        "id": "n", "points": 5, "earned": 5, "earned_at": "2025-12-01T00:00:00+08:00",
+        "available_at": "2025-12-01T00:00:00+08:00", "source": "x", "rule": "x"}]})
+    s = step(s, lr.evaluate(program, s, txn("A", "2026-01-09T09:00:00+08:00", "12.00")))
+    s = step(s, lr.evaluate(program, s, txn("B", "2026-01-17T09:00:00+08:00", "2.00")))
+    s = step(s, lr.evaluate(program, s, txn("C", "2026-01-17T09:00:00+08:00", "6.00",
+                                            redeem=6)))
+    for k, purchase in enumerate(order):
+        s = step(s, lr.refund(program, s, refund_event(
+            f"R{purchase}", f"2026-01-17T10:00:0{k}+08:00", purchase)))
+    assert (s.points, s.pending_points, s.points_debt, s.totals.shortfall) == (5, 0, 0, 0)
+
+
 @pytest.mark.parametrize("policy", ["allow", "shortfall"])
 def test_returned_points_already_expired_repay_nothing(policy: str) -> None:
     """T1 is paid with 150 points that expire on 20 January; T0's 50 points go on a reward.

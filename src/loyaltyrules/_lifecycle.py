@@ -238,16 +238,22 @@ class _Book:
                 "available_at": available_at, "expires_at": expires, "source": source,
                 "rule": rule}))
 
-    def _order(self) -> list[PointsLot]:
-        # expiring first; lots that never expire last; ties oldest first
+    def _order(self, usable_first: bool = False) -> list[PointsLot]:
+        # expiring first; lots that never expire last; ties oldest first (with
+        # ``usable_first``, the usable, then those usable soonest, as _settle_taken ranks)
         far = datetime.max.replace(tzinfo=self.now.tzinfo)
+        if usable_first:
+            now = self.now
+            return sorted(self.lots, key=lambda lot: (
+                lot.expires_at or far, max(lot.available_at, now), lot.earned_at, lot.id))
         return sorted(self.lots, key=lambda lot: (lot.expires_at or far, lot.earned_at, lot.id))
 
     def _take(self, points: int, *, only_available: bool, prefer: str | None = None,
               only: str | None = None,
               taken_from: list[Taken] | None = None) -> int:
         taken = 0
-        order = self._order()
+        # (points taken in place of spent ones are ranked as _settle_taken ranks them)
+        order = self._order(usable_first=taken_from is not None and not only_available)
         if only is not None:
             order = [lot for lot in order if lot.source == only]
         if prefer is not None:
@@ -1229,14 +1235,18 @@ def _returned_parts(record: PurchaseRecord, points: int, fresh: datetime | None
 
 
 def _replace_taken(purchases: tuple[PurchaseRecord, ...], changed: dict[str, PurchaseRecord],
-                   source: str, parts: tuple[RedeemedPart, ...]) -> tuple[RedeemedPart, ...]:
+                   source: str, parts: tuple[RedeemedPart, ...], unpaid: int
+                   ) -> tuple[RedeemedPart, ...]:
     """What a refund of ``source`` took in place of its own points: first in place of those
     of its lots an earlier refund had taken (that refund's record now holds these instead,
-    to give back if need be), the rest its own (returned). Updates ``changed``."""
+    to give back if need be), the rest its own (returned). What it could not take (``unpaid``:
+    its shortfall or debt) is dropped from those records too: those points are gone, and the
+    points that come back to make it good are not given back a second time. Updates
+    ``changed``."""
     left = parts
     for p in purchases:
         record = changed.get(p.id, p)
-        if not left or record.id == source or not any(
+        if not (left or unpaid) or record.id == source or not any(
                 q.source == source for q in record.reversed_from):
             continue
         kept: list[RedeemedPart] = []
@@ -1247,10 +1257,60 @@ def _replace_taken(purchases: tuple[PurchaseRecord, ...], changed: dict[str, Pur
             given, left = _take_parts(left, q.points, last_first=False)
             kept += given
             owed = q.points - sum(part.points for part in given)
+            gone = min(owed, unpaid)
+            unpaid -= gone
+            owed -= gone
             if owed:
                 kept.append(q.model_copy(update={"points": owed}))
         changed[record.id] = record.model_copy(update={"reversed_from": tuple(kept)})
     return left
+
+
+def _settle_taken(book: _Book, records: dict[str, PurchaseRecord], fresh: str,
+                  old: set[str]) -> dict[str, PurchaseRecord]:
+    """Points a refund gave back (its lots: ids made from its key ``fresh``, not among the
+    ``old`` ones, as another refund's id may extend this one's) change places with
+    points refunds hold in place of spent ones (``reversed_from``) that would have been taken
+    after them (a later expiry, or as late but usable later): refunds then always hold the
+    points a refund takes first, whichever refund gave which back, and undo the same in any
+    order. Returns the records changed (``records`` is updated too)."""
+    now = book.now
+    far = datetime.max.replace(tzinfo=now.tzinfo)
+    mine = f"{fresh}:"
+
+    def rank(expires: datetime | None, available: datetime | None
+             ) -> tuple[datetime, datetime]:
+        return expires or far, max(available or now, now)
+
+    out: dict[str, PurchaseRecord] = {}
+    swaps = 0
+    while True:
+        back = [lot for lot in book.lots
+                if lot.id.startswith(mine) and lot.id not in old]
+        held = [(rank(q.expires_at, q.available_at), k, rid)
+                for rid, rec in records.items() for k, q in enumerate(rec.reversed_from)]
+        if not back or not held:
+            return out
+        best = min(back, key=lambda lot: rank(lot.expires_at, lot.available_at))
+        worst, k, rid = max(held)
+        if rank(best.expires_at, best.available_at) >= worst:
+            return out
+        parts = list(records[rid].reversed_from)
+        part = parts.pop(k)
+        n = min(best.points, part.points)
+        if part.points > n:
+            parts.insert(k, part.model_copy(update={"points": part.points - n}))
+        parts.append(build(RedeemedPart, {"expires_at": best.expires_at, "points": n,
+                                          "source": best.source,
+                                          "available_at": best.available_at}))
+        records[rid] = out[rid] = records[rid].model_copy(update={"reversed_from": tuple(parts)})
+        book.lots = [lot.model_copy(update={"points": lot.points - n}) if lot is best else lot
+                     for lot in book.lots if lot is not best or lot.points > n]
+        swaps += 1
+        book.lots.append(new(PointsLot, id=f"{fresh}:was:held:{swaps}", points=n, earned=n,
+                             earned_at=now, available_at=max(part.available_at or now, now),
+                             expires_at=part.expires_at, source=part.source or fresh,
+                             rule="refund-return"))
 
 
 def _take_parts(parts: tuple[RedeemedPart, ...], points: int, *, last_first: bool = True
@@ -1562,6 +1622,7 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
 
     at = ev["at"]
     book = _Book(m, at)
+    lots_before = {lot.id for lot in book.lots}
     recovered = 0
     # records this refund changes besides its own: a purchase whose points paid for this one,
     # refunded before it, gets back what its refund took in their place
@@ -1608,6 +1669,7 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
                               points=-recovered, detail="an earlier refund's shortfall, taken "
                               "from the points returned"))
     covered: list[Taken] = []
+    debt_before = book.debt
     reversed_points, shortfall, absorbed = book.reverse(
         to_reverse, record.id, model.ledger.negative_balance == "allow",
         record.points_expired - record.expiry_absorbed, covered)
@@ -1632,7 +1694,17 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         "expiry_absorbed": record.expiry_absorbed + absorbed,
         "reversed_from": (*changed.pop(record.id, record).reversed_from,
                           *_replace_taken(m.purchases, changed, record.id,
-                                          taken_parts(covered, pending=True)))})
+                                          taken_parts(covered, pending=True),
+                                          shortfall + book.debt - debt_before))})
+    held = {p.id: changed.get(p.id, p) for p in m.purchases if p is not record}
+    held[record.id] = new_record
+    for rid, settled in _settle_taken(book, {rid: rec for rid, rec in held.items()
+                                             if rec.reversed_from}, refund_key,
+                                      lots_before).items():
+        if rid == record.id:
+            new_record = settled
+        else:
+            changed[rid] = settled
     month = _month(record.at.astimezone(zone).date())
     log = dict(m.spend_log)
     none_left = q * 0  # (zero written in the currency's unit, as every amount: 0.00, not 0)
