@@ -927,6 +927,49 @@ ledger: {{{expiry}pending_days: 7}}
         assert {lot.source for lot in after.lots} == {"C"}, order
 
 
+@pytest.mark.parametrize("policy", ["shortfall", "allow"])
+def test_points_back_past_their_expiry_still_undo_an_earlier_refund(policy: str) -> None:
+    """50 points that never expire; A (1 January) earns 100, expiring on 1 February; B (10
+    January) pays ¥100 with them. Both are refunded on 5 February, when A's points are past
+    their expiry. B then A: B's refund gives A's 100 back dead, and A's refund finds them
+    expired, taking nothing. A then B: A's refund takes the 50 in place of its 100 spent
+    and owes 50 (a shortfall, or a debt under ``allow``: ``points_unpaid`` on its record);
+    B's refund gives A's 100 back, dead, but they are the points A's refund took the 50 in
+    place of and owed: the 50 come back and the 50 owed are settled. Both orders leave the
+    50 (a fuzzed history: A then B left nothing and owed 50)."""
+    program = lr.load_program(f"""
+program: {{id: month, version: 1, currency: CNY, timezone: Asia/Shanghai}}
+tiers: [{{id: basic}}]
+earn: [{{id: base, points: 1, per: 1}}]
+redemption: {{points: 1, value: 1, max_share: 100%}}
+ledger: {{expiry: {{months: 1}}, negative_balance: {policy}}}
+""")
+    s = lr.MemberState.model_validate({"id": "m", "points": 50, "totals": {"earned": 50},
+                                       "lots": [{
+        "id": "n", "points": 50, "earned": 50, "earned_at": "2025-12-01T00:00:00+08:00",
+        "available_at": "2025-12-01T00:00:00+08:00", "source": "x", "rule": "x"}]})
+    s = step(s, lr.evaluate(program, s, txn("A", "2026-01-01T10:00:00+08:00", "100.00")))
+    s = step(s, lr.evaluate(program, s, txn("B", "2026-01-10T10:00:00+08:00", "100.00",
+                                            redeem=100)))
+    assert (s.points, [p.points for p in s.purchases]) == (50, [100, 0])
+    first = step(s, lr.refund(program, s, refund_event("RA", "2026-02-05T10:00:00+08:00",
+                                                       "A")))
+    assert (first.points, first.points_debt, first.totals.shortfall) == (
+        (0, 0, 50) if policy == "shortfall" else (-50, 50, 0))
+    assert [p.points_unpaid for p in first.purchases] == [50, 0]
+    for order in (("A", "B"), ("B", "A")):
+        after = s
+        for k, purchase in enumerate(order):
+            after = step(after, lr.refund(program, after, refund_event(
+                f"R{purchase}", f"2026-02-05T10:00:0{k}+08:00", purchase)))
+        assert (after.points, after.pending_points, after.points_debt,
+                after.totals.shortfall) == (50, 0, 0, 0), order
+        assert [(lot.source, lot.points, lot.expires_at) for lot in after.lots] == [
+            ("x", 50, None)], order
+        assert [p.points_unpaid for p in after.purchases] == [0, 0], order
+        assert lr.check_identity(after)
+
+
 @pytest.mark.parametrize("order", [("A", "C"), ("C", "A")])
 def test_a_refund_takes_usable_points_before_pending_ones_of_the_same_expiry(
         order: tuple[str, ...]) -> None:

@@ -338,7 +338,12 @@ class _Book:
                                  available_at=max(part.available_at or at, at),
                                  expires_at=part.expires_at, source=part.source or source,
                                  rule="refund-return"))
-        if left > 0:
+        if left > 0 and expires is not None and expires <= at:
+            # (past their expiry, with no points taken in their place left to come back)
+            self.expired += left
+            self.count_expired(source, left)
+            gone += left
+        elif left > 0:
             self.lots.append(new(PointsLot, id=lot_id, points=left,
                                  earned=points, earned_at=at, available_at=at,
                                  expires_at=expires, source=source, rule="refund-return"))
@@ -1175,7 +1180,8 @@ def _purchase_state(
         "paid_with_points": paid_with_points, "refunded": zero, "refunded_lines": (),
         "points_reversed": 0, "points_returned": 0, "points_expired": 0,
         "expiry_absorbed": 0, "spend_reversed": zero, "line_points": line_points,
-        "line_spend": line_spend, "redeemed_from": redeemed_from, "reversed_from": ()})
+        "line_spend": line_spend, "redeemed_from": redeemed_from, "reversed_from": (),
+        "points_unpaid": 0})
     updates: dict[str, Any] = {
         "tier": tier_after,
         "qualifying_spend": member.qualifying_spend + spend,
@@ -1636,17 +1642,6 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
                                      points=to_return, detail="points that paid for it"))
         on_file = {p.id: p for p in m.purchases}
         for k, (expires, source, points) in enumerate(parts):
-            if expires is not None and expires <= at:
-                # dead already: back and gone at once, repaying no debt and no shortfall
-                # (else a buy-and-return would still turn them into value)
-                book.redeemed -= points
-                book.expired += points
-                book.count_expired(source, points)
-                events.append(new(LifecycleEvent, at=at, type="points_expired",
-                                  rule="refund-return", points=-points,
-                                  detail=f"points returned by the refund had expired at "
-                                         f"{expires.isoformat()}"))
-                continue
             earlier = changed.get(source) or on_file.get(source) if source else None
             instead = None
             if earlier is not None and earlier.reversed_from:
@@ -1656,9 +1651,37 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
                     given, rest = _take_parts(earlier.reversed_from, left)
                     changed[earlier.id] = earlier.model_copy(update={"reversed_from": rest})
                     return given
+            owed = earlier.points_unpaid if earlier is not None else 0
+            if expires is not None and expires <= at:
+                # dead already: back and gone at once, repaying no debt and no shortfall
+                # (else a buy-and-return would still turn them into value), except those
+                # an earlier refund took other points in place of, or could not take: those
+                # come back as what was taken, or settle what it owes (below), as the same
+                # refunds in the other order would have left them
+                kept = sum(q.points for q in earlier.reversed_from) if earlier else 0
+                dead = points - min(points, kept + owed)
+                if dead:
+                    book.redeemed -= dead
+                    book.expired += dead
+                    book.count_expired(source, dead)
+                    events.append(new(LifecycleEvent, at=at, type="points_expired",
+                                      rule="refund-return", points=-dead,
+                                      detail=f"points returned by the refund had expired at "
+                                             f"{expires.isoformat()}"))
+                points -= dead
+                if not points:
+                    continue
+            debt_was = book.debt
             made_good, gone = book.restore(points, f"{refund_key}:returned" + (
                 f":{k + 1}" if k else ""), refund_key, at, expires, instead)
             recovered += made_good
+            if owed:  # (the earlier refund's shortfall or debt these points made good)
+                paid = min(owed, made_good + debt_was - book.debt)
+                if paid:
+                    assert earlier is not None
+                    earlier = changed.get(earlier.id, earlier)
+                    changed[earlier.id] = earlier.model_copy(
+                        update={"points_unpaid": earlier.points_unpaid - paid})
             if gone:
                 events.append(new(LifecycleEvent, at=at, type="points_expired",
                                   rule="refund-return", points=-gone,
@@ -1692,6 +1715,7 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         "points_reversed": record.points_reversed + to_reverse,
         "points_returned": return_total, "spend_reversed": spend_total,
         "expiry_absorbed": record.expiry_absorbed + absorbed,
+        "points_unpaid": record.points_unpaid + shortfall + book.debt - debt_before,
         "reversed_from": (*changed.pop(record.id, record).reversed_from,
                           *_replace_taken(m.purchases, changed, record.id,
                                           taken_parts(covered, pending=True),

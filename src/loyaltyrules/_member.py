@@ -407,6 +407,11 @@ class PurchaseRecord(_Input):
     # spent, not yet given back: when the purchase they were spent on is refunded, its
     # points come back as these lots, not as new ones
     reversed_from: tuple[RedeemedPart, ...] = ()
+    # points its refunds could not take back (spent, with nothing left to take in their
+    # place: a shortfall, or a debt under ``allow``) and not yet made good: when the points
+    # spent come back (the purchase they paid for refunded), they settle this first, as if
+    # that purchase had been refunded first
+    points_unpaid: LedgerCount = Field(default=0, ge=0)
 
     @model_validator(mode="after")
     def _refunded_line_per_line(self) -> PurchaseRecord:
@@ -430,6 +435,9 @@ class PurchaseRecord(_Input):
             raise ValueError(f"reversed_from adds up to "
                              f"{sum(p.points for p in self.reversed_from)} points, more than "
                              f"the {self.points_reversed} reversed")
+        if self.points_unpaid > self.points_reversed:
+            raise ValueError(f"points_unpaid {self.points_unpaid} is more than the "
+                             f"{self.points_reversed} reversed")
         if self.line_spend and sum(self.line_spend) > self.qualifying_spend:
             raise ValueError(f"line_spend adds up to {sum(self.line_spend):f}, more than the "
                              f"qualifying spend {self.qualifying_spend:f}")
