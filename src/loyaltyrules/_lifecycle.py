@@ -1251,8 +1251,10 @@ def _replace_taken(purchases: tuple[PurchaseRecord, ...], changed: dict[str, Pur
     ``changed``."""
     left = parts
     for p in purchases:
+        if not (left or unpaid):
+            break
         record = changed.get(p.id, p)
-        if not (left or unpaid) or record.id == source or not any(
+        if not record.reversed_from or record.id == source or not any(
                 q.source == source for q in record.reversed_from):
             continue
         kept: list[RedeemedPart] = []
@@ -1272,17 +1274,21 @@ def _replace_taken(purchases: tuple[PurchaseRecord, ...], changed: dict[str, Pur
     return left
 
 
-def _settle_taken(book: _Book, records: dict[str, PurchaseRecord], fresh: str,
-                  old: set[str]) -> dict[str, PurchaseRecord]:
-    """Points a refund gave back (its lots: ids made from its key ``fresh``, not among the
-    ``old`` ones, as another refund's id may extend this one's) change places with
+def _settle_taken(book: _Book, records: dict[str, PurchaseRecord], fresh: str, at: datetime,
+                  before: tuple[PointsLot, ...]) -> dict[str, PurchaseRecord]:
+    """Points a refund gave back at ``at`` (its lots: ids made from its key ``fresh``, not
+    among the lots ``before`` it, as another refund's id may extend this one's) change
+    places with
     points refunds hold in place of spent ones (``reversed_from``) that would have been taken
     after them (a later expiry, or as late but usable later): refunds then always hold the
     points a refund takes first, whichever refund gave which back, and undo the same in any
     order. Returns the records changed (``records`` is updated too)."""
+    if not records:
+        return {}
     now = book.now
     far = datetime.max.replace(tzinfo=now.tzinfo)
     mine = f"{fresh}:"
+    old = {lot.id for lot in before if lot.id.startswith(mine)}
 
     def rank(expires: datetime | None, available: datetime | None
              ) -> tuple[datetime, datetime]:
@@ -1293,9 +1299,11 @@ def _settle_taken(book: _Book, records: dict[str, PurchaseRecord], fresh: str,
     while True:
         back = [lot for lot in book.lots
                 if lot.id.startswith(mine) and lot.id not in old]
+        if not back:
+            return out
         held = [(rank(q.expires_at, q.available_at), k, rid)
                 for rid, rec in records.items() for k, q in enumerate(rec.reversed_from)]
-        if not back or not held:
+        if not held:
             return out
         best = min(back, key=lambda lot: rank(lot.expires_at, lot.available_at))
         worst, k, rid = max(held)
@@ -1314,7 +1322,7 @@ def _settle_taken(book: _Book, records: dict[str, PurchaseRecord], fresh: str,
                      for lot in book.lots if lot is not best or lot.points > n]
         swaps += 1
         book.lots.append(new(PointsLot, id=f"{fresh}:was:held:{swaps}", points=n, earned=n,
-                             earned_at=now, available_at=max(part.available_at or now, now),
+                             earned_at=at, available_at=max(part.available_at or at, at),
                              expires_at=part.expires_at, source=part.source or fresh,
                              rule="refund-return"))
 
@@ -1628,7 +1636,6 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
 
     at = ev["at"]
     book = _Book(m, at)
-    lots_before = {lot.id for lot in book.lots}
     recovered = 0
     # records this refund changes besides its own: a purchase whose points paid for this one,
     # refunded before it, gets back what its refund took in their place
@@ -1720,11 +1727,13 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
                           *_replace_taken(m.purchases, changed, record.id,
                                           taken_parts(covered, pending=True),
                                           shortfall + book.debt - debt_before))})
-    held = {p.id: changed.get(p.id, p) for p in m.purchases if p is not record}
+    # (records holding points taken in place of spent ones: most members have none)
+    held = {p.id: changed.get(p.id, p) for p in m.purchases
+            if p is not record and (p.reversed_from or p.id in changed)}
     held[record.id] = new_record
     for rid, settled in _settle_taken(book, {rid: rec for rid, rec in held.items()
-                                             if rec.reversed_from}, refund_key,
-                                      lots_before).items():
+                                             if rec.reversed_from}, refund_key, at,
+                                      m.lots).items():
         if rid == record.id:
             new_record = settled
         else:
