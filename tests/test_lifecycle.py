@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -47,6 +47,35 @@ def step(state: lr.MemberState, decision: Result) -> lr.MemberState:
 def txn(txn_id: str, at: str, *amounts: str, redeem: int = 0) -> dict[str, Any]:
     return {"id": txn_id, "at": at, "redeem_points": redeem,
             "items": [{"sku": f"sku-{k}", "amount": a} for k, a in enumerate(amounts)]}
+
+
+def bought(program: lr.Program, state: lr.MemberState,
+           *purchases: tuple[str, str, str] | tuple[str, str, str, int]) -> lr.MemberState:
+    """``state`` after the purchases given as (id, at, amount) or (id, at, amount, points
+    redeemed), in that order."""
+    for txn_id, at, amount, *redeem in purchases:
+        state = step(state, lr.evaluate(program, state, txn(txn_id, at, amount,
+                                                            redeem=sum(redeem))))
+    return state
+
+
+def never_expiring(points: int) -> lr.MemberState:
+    """A member holding ``points`` points that never expire (from 1 December 2025)."""
+    return lr.MemberState.model_validate({
+        "id": "m", "points": points, "totals": {"earned": points}, "lots": [{
+            "id": "n", "points": points, "earned": points,
+            "earned_at": "2025-12-01T00:00:00+08:00",
+            "available_at": "2025-12-01T00:00:00+08:00", "source": "x", "rule": "x"}]})
+
+
+def refunded_in_order(program: lr.Program, state: lr.MemberState, order: Iterable[str],
+                      at: str) -> lr.MemberState:
+    """``state`` after full refunds of the purchases ``order`` names (refund ``R`` + the
+    purchase's id), a second apart: ``at`` is a format with ``{}`` for the second."""
+    for k, purchase in enumerate(order):
+        state = step(state, lr.refund(program, state, refund_event(
+            f"R{purchase}", at.format(k), purchase)))
+    return state
 
 
 def refund_event(event_id: str, at: str, transaction_id: str, *, amount: str | None = None,
@@ -822,14 +851,19 @@ ledger: {expiry: {end_of_year: 1}}
         ("refund:R1:returned", 2500, "2028-01-01T00:00:00+08:00")]
 
 
-# points usable a week after the purchase, expiring a month after it; paid for 1:1
-PENDING_MONTH = lr.load_program("""
-program: {id: pending-month, version: 1, currency: CNY, timezone: Asia/Shanghai}
-tiers: [{id: basic}]
-earn: [{id: base, points: 1, per: 1}]
-redemption: {points: 1, value: 1}
-ledger: {expiry: {months: 1}, pending_days: 7}
+def one_point_a_yuan(ledger: str) -> lr.Program:
+    """A point for each ¥1 paid, worth ¥1 at checkout, with the ``ledger`` given."""
+    return lr.load_program(f"""
+program: {{id: one-point-a-yuan, version: 1, currency: CNY, timezone: Asia/Shanghai}}
+tiers: [{{id: basic}}]
+earn: [{{id: base, points: 1, per: 1}}]
+redemption: {{points: 1, value: 1}}
+ledger: {ledger}
 """)
+
+
+# points usable a week after the purchase, expiring a month after it
+PENDING_MONTH = one_point_a_yuan("{expiry: {months: 1}, pending_days: 7}")
 
 
 def test_refunds_in_either_order_give_back_the_lots_a_refund_took_in_place_of_spent_points(
@@ -856,9 +890,7 @@ def test_refunds_in_either_order_give_back_the_lots_a_refund_took_in_place_of_sp
         s = step(s, lr.evaluate(program, s, txn("C", "2026-01-12T10:00:00+08:00", "200.00")))
         for order in (("A", "B"), ("B", "A")):
             after = s
-            for k, purchase in enumerate(order):
-                after = step(after, lr.refund(program, after, refund_event(
-                    f"R{purchase}", f"2026-01-13T10:00:0{k}+08:00", purchase)))
+            after = refunded_in_order(program, after, order, "2026-01-13T10:00:0{}+08:00")
             assert (after.points, after.pending_points, after.totals.shortfall) == (
                 usable, 200, 0), order
             held: dict[tuple[str, str, str | None], int] = {}  # (a lot given back may be
@@ -889,9 +921,7 @@ def test_three_refunds_in_any_order_leave_the_points_that_never_expire(
     s = step(s, lr.evaluate(program, s, txn("B", "2026-01-10T10:00:00+08:00", "100.00",
                                             redeem=100)))
     s = step(s, lr.evaluate(program, s, txn("C", "2026-01-12T10:00:00+08:00", "100.00")))
-    for k, purchase in enumerate(order):
-        s = step(s, lr.refund(program, s, refund_event(
-            f"R{purchase}", f"2026-01-13T10:00:0{k}+08:00", purchase)))
+    s = refunded_in_order(program, s, order, "2026-01-13T10:00:0{}+08:00")
     assert (s.points, s.pending_points, s.points_debt, s.totals.shortfall) == (100, 0, 0, 0)
     assert [(lot.source, lot.points, lot.expires_at) for lot in s.lots] == [("D", 100, None)]
 
@@ -904,24 +934,15 @@ def test_two_refunds_commute_whatever_the_expiry(expiry: str) -> None:
     and nothing usable (a review found B then A left 100 usable and 100 pending when A's
     points had no expiry or expired with the year: A's refund took B's given-back points,
     usable, after C's pending ones of the same expiry)."""
-    program = lr.load_program(f"""
-program: {{id: pending, version: 1, currency: CNY, timezone: Asia/Shanghai}}
-tiers: [{{id: basic}}]
-earn: [{{id: base, points: 1, per: 1}}]
-redemption: {{points: 1, value: 1}}
-ledger: {{{expiry}pending_days: 7}}
-""")
-    s = lr.MemberState.model_validate({"id": "m"})
-    s = step(s, lr.evaluate(program, s, txn("A", "2026-01-01T10:00:00+08:00", "100.00")))
-    s = step(s, lr.evaluate(program, s, txn("B", "2026-01-10T10:00:00+08:00", "250.00",
-                                            redeem=100)))
-    s = step(s, lr.evaluate(program, s, txn("C", "2026-01-12T10:00:00+08:00", "200.00")))
+    program = one_point_a_yuan(f"{{{expiry}pending_days: 7}}")
+    s = bought(program, lr.MemberState.model_validate({"id": "m"}),
+               ("A", "2026-01-01T10:00:00+08:00", "100.00"),
+               ("B", "2026-01-10T10:00:00+08:00", "250.00", 100),
+               ("C", "2026-01-12T10:00:00+08:00", "200.00"))
     assert (s.points, s.pending_points) == (0, 350)
     for order in (("A", "B"), ("B", "A")):
         after = s
-        for k, purchase in enumerate(order):
-            after = step(after, lr.refund(program, after, refund_event(
-                f"R{purchase}", f"2026-01-13T10:00:0{k}+08:00", purchase)))
+        after = refunded_in_order(program, after, order, "2026-01-13T10:00:0{}+08:00")
         assert (after.points, after.pending_points, after.points_debt,
                 after.totals.shortfall) == (0, 200, 0, 0), order
         assert {lot.source for lot in after.lots} == {"C"}, order
@@ -937,20 +958,9 @@ def test_points_back_past_their_expiry_still_undo_an_earlier_refund(policy: str)
     B's refund gives A's 100 back, dead, but they are the points A's refund took the 50 in
     place of and owed: the 50 come back and the 50 owed are settled. Both orders leave the
     50 (a fuzzed history: A then B left nothing and owed 50)."""
-    program = lr.load_program(f"""
-program: {{id: month, version: 1, currency: CNY, timezone: Asia/Shanghai}}
-tiers: [{{id: basic}}]
-earn: [{{id: base, points: 1, per: 1}}]
-redemption: {{points: 1, value: 1, max_share: 100%}}
-ledger: {{expiry: {{months: 1}}, negative_balance: {policy}}}
-""")
-    s = lr.MemberState.model_validate({"id": "m", "points": 50, "totals": {"earned": 50},
-                                       "lots": [{
-        "id": "n", "points": 50, "earned": 50, "earned_at": "2025-12-01T00:00:00+08:00",
-        "available_at": "2025-12-01T00:00:00+08:00", "source": "x", "rule": "x"}]})
-    s = step(s, lr.evaluate(program, s, txn("A", "2026-01-01T10:00:00+08:00", "100.00")))
-    s = step(s, lr.evaluate(program, s, txn("B", "2026-01-10T10:00:00+08:00", "100.00",
-                                            redeem=100)))
+    program = one_point_a_yuan(f"{{expiry: {{months: 1}}, negative_balance: {policy}}}")
+    s = bought(program, never_expiring(50), ("A", "2026-01-01T10:00:00+08:00", "100.00"),
+               ("B", "2026-01-10T10:00:00+08:00", "100.00", 100))
     assert (s.points, [p.points for p in s.purchases]) == (50, [100, 0])
     first = step(s, lr.refund(program, s, refund_event("RA", "2026-02-05T10:00:00+08:00",
                                                        "A")))
@@ -959,9 +969,7 @@ ledger: {{expiry: {{months: 1}}, negative_balance: {policy}}}
     assert [p.points_unpaid for p in first.purchases] == [50, 0]
     for order in (("A", "B"), ("B", "A")):
         after = s
-        for k, purchase in enumerate(order):
-            after = step(after, lr.refund(program, after, refund_event(
-                f"R{purchase}", f"2026-02-05T10:00:0{k}+08:00", purchase)))
+        after = refunded_in_order(program, after, order, "2026-02-05T10:00:0{}+08:00")
         assert (after.points, after.pending_points, after.points_debt,
                 after.totals.shortfall) == (50, 0, 0, 0), order
         assert [(lot.source, lot.points, lot.expires_at) for lot in after.lots] == [
@@ -979,21 +987,12 @@ def test_a_refund_takes_usable_points_before_pending_ones_of_the_same_expiry(
     C's gives it back. C then A: C gives A's point back, usable, and A's refund takes it
     rather than B's older pending point: both orders leave B's 2 pending and nothing usable
     (a fuzzed history: C then A used to leave 1 usable and 1 pending)."""
-    program = lr.load_program("""
-program: {id: pending-year, version: 1, currency: CNY, timezone: Asia/Shanghai}
-tiers: [{id: basic}]
-earn: [{id: base, points: 1, per: 1}]
-redemption: {points: 1, value: 1}
-ledger: {expiry: {end_of_year: 1}, pending_days: 7}
-""")
-    s = lr.MemberState.model_validate({"id": "m"})
-    s = step(s, lr.evaluate(program, s, txn("A", "2026-01-01T10:00:00+08:00", "1.00")))
-    s = step(s, lr.evaluate(program, s, txn("B", "2026-01-09T10:00:00+08:00", "2.00")))
-    s = step(s, lr.evaluate(program, s, txn("C", "2026-01-09T10:00:00+08:00", "2.00",
-                                            redeem=1)))
-    for k, purchase in enumerate(order):
-        s = step(s, lr.refund(program, s, refund_event(
-            f"R{purchase}", f"2026-01-09T11:00:0{k}+08:00", purchase)))
+    program = one_point_a_yuan("{expiry: {end_of_year: 1}, pending_days: 7}")
+    s = bought(program, lr.MemberState.model_validate({"id": "m"}),
+               ("A", "2026-01-01T10:00:00+08:00", "1.00"),
+               ("B", "2026-01-09T10:00:00+08:00", "2.00"),
+               ("C", "2026-01-09T10:00:00+08:00", "2.00", 1))
+    s = refunded_in_order(program, s, order, "2026-01-09T11:00:0{}+08:00")
     assert (s.points, s.pending_points, s.points_debt, s.totals.shortfall) == (0, 2, 0, 0)
     assert {(lot.source, lot.available_at.isoformat()) for lot in s.lots} == {
         ("B", "2026-01-16T10:00:00+08:00")}
@@ -1009,17 +1008,10 @@ def test_three_refunds_in_any_order_give_back_nothing_of_a_refunded_purchase(
     is not given back, B being refunded. All orders leave the 5, usable (a fuzzed history:
     A, B, C used to leave 4 usable and 1 of B's pending)."""
     program = PENDING_MONTH
-    s = lr.MemberState.model_validate({"id": "m", "points": 5, "totals": {"earned": 5},
-                                       "lots": [{
-        "id": "n", "points": 5, "earned": 5, "earned_at": "2025-12-01T00:00:00+08:00",
-        "available_at": "2025-12-01T00:00:00+08:00", "source": "x", "rule": "x"}]})
-    s = step(s, lr.evaluate(program, s, txn("A", "2026-01-09T09:00:00+08:00", "12.00")))
-    s = step(s, lr.evaluate(program, s, txn("B", "2026-01-17T09:00:00+08:00", "2.00")))
-    s = step(s, lr.evaluate(program, s, txn("C", "2026-01-17T09:00:00+08:00", "6.00",
-                                            redeem=6)))
-    for k, purchase in enumerate(order):
-        s = step(s, lr.refund(program, s, refund_event(
-            f"R{purchase}", f"2026-01-17T10:00:0{k}+08:00", purchase)))
+    s = bought(program, never_expiring(5), ("A", "2026-01-09T09:00:00+08:00", "12.00"),
+               ("B", "2026-01-17T09:00:00+08:00", "2.00"),
+               ("C", "2026-01-17T09:00:00+08:00", "6.00", 6))
+    s = refunded_in_order(program, s, order, "2026-01-17T10:00:0{}+08:00")
     assert (s.points, s.pending_points, s.points_debt, s.totals.shortfall) == (5, 0, 0, 0)
 
 
