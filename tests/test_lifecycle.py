@@ -979,6 +979,29 @@ def test_points_back_past_their_expiry_still_undo_an_earlier_refund(policy: str)
 
 
 @pytest.mark.parametrize("order", [("A", "C"), ("C", "A")])
+def test_late_refunds_count_points_given_back_expired_against_the_purchase_that_earned_them(
+        order: tuple[str, ...]) -> None:
+    """A (1 January) earns 10, expiring 1 February; B (10 January) earns 30, expiring 10
+    February; C (15 January) pays with A's 10. The member is advanced to 5 February, then
+    A and C are refunded as of 20 January (late). A then C: A's refund takes 10 of B's in
+    place of its own, spent, and C's gives those back. C then A: C's refund gives A's 10
+    back, expired by 5 February, and counted against A, so A's refund finds them expired
+    and takes nothing. Both leave B's 30 (a fuzzed history: C then A left 20, the points
+    given back being counted against the refund rather than A)."""
+    program = one_point_a_yuan("{expiry: {months: 1}}")
+    s = bought(program, lr.MemberState.model_validate({"id": "m"}),
+               ("A", "2026-01-01T10:00:00+08:00", "10.00"),
+               ("B", "2026-01-10T10:00:00+08:00", "30.00"),
+               ("C", "2026-01-15T10:00:00+08:00", "10.00", 10))
+    s = step(s, lr.advance(program, s, "2026-02-05T00:00:00+08:00"))
+    assert (s.points, [(lot.source, lot.points) for lot in s.lots]) == (30, [("B", 30)])
+    s = refunded_in_order(program, s, order, "2026-01-20T10:00:0{}+08:00")
+    assert (s.points, s.pending_points, s.points_debt, s.totals.shortfall) == (30, 0, 0, 0)
+    assert {lot.source for lot in s.lots} == {"B"}
+    assert lr.check_identity(s)
+
+
+@pytest.mark.parametrize("order", [("A", "C"), ("C", "A")])
 def test_a_refund_takes_usable_points_before_pending_ones_of_the_same_expiry(
         order: tuple[str, ...]) -> None:
     """Points expire at the end of the next year, usable a week on. A (1 January) earns 1;

@@ -1680,7 +1680,7 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
                     continue
             debt_was = book.debt
             made_good, gone = book.restore(points, f"{refund_key}:returned" + (
-                f":{k + 1}" if k else ""), refund_key, at, expires, instead)
+                f":{k + 1}" if k else ""), source or refund_key, at, expires, instead)
             recovered += made_good
             if owed:  # (the earlier refund's shortfall or debt these points made good)
                 paid = min(owed, made_good + debt_was - book.debt)
