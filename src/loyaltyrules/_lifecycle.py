@@ -1278,11 +1278,10 @@ def _settle_taken(book: _Book, records: dict[str, PurchaseRecord], fresh: str, a
                   before: tuple[PointsLot, ...]) -> dict[str, PurchaseRecord]:
     """Points a refund gave back at ``at`` (its lots: ids made from its key ``fresh``, not
     among the lots ``before`` it, as another refund's id may extend this one's) change
-    places with
-    points refunds hold in place of spent ones (``reversed_from``) that would have been taken
-    after them (a later expiry, or as late but usable later): refunds then always hold the
-    points a refund takes first, whichever refund gave which back, and undo the same in any
-    order. Returns the records changed (``records`` is updated too)."""
+    places with points refunds hold in place of spent ones (``reversed_from``) that would
+    have been taken after them (a later expiry, or as late but usable later): refunds then
+    always hold the points a refund takes first, whichever refund gave which back, and undo
+    the same in any order. Returns the records changed (``records`` is updated too)."""
     if not records:
         return {}
     now = book.now
@@ -1713,6 +1712,7 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
     if absorbed:
         events.append(new(LifecycleEvent, at=at, type="points_reversed", rule="refund",
                           points=0, detail=f"{absorbed} of the points had already expired"))
+    unpaid = shortfall + book.debt - debt_before  # (what it could not take back)
     if is_late(m, at):
         # a refund dated before the state's own instant: points it gave back that expired
         # between the two are expired now, as the state already is at that instant
@@ -1722,11 +1722,10 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         "points_reversed": record.points_reversed + to_reverse,
         "points_returned": return_total, "spend_reversed": spend_total,
         "expiry_absorbed": record.expiry_absorbed + absorbed,
-        "points_unpaid": record.points_unpaid + shortfall + book.debt - debt_before,
+        "points_unpaid": record.points_unpaid + unpaid,
         "reversed_from": (*changed.pop(record.id, record).reversed_from,
                           *_replace_taken(m.purchases, changed, record.id,
-                                          taken_parts(covered, pending=True),
-                                          shortfall + book.debt - debt_before))})
+                                          taken_parts(covered, pending=True), unpaid))})
     # (records holding points taken in place of spent ones: most members have none)
     held = {p.id: changed.get(p.id, p) for p in m.purchases
             if p is not record and (p.reversed_from or p.id in changed)}
