@@ -1328,8 +1328,8 @@ def test_a_missing_path_without_a_yaml_ending_is_said_to_be_missing() -> None:
     assert [(d.code, d.source) for d in error.diagnostics] == [("LR001", "programs/shop")]
     assert str(error) == (
         "programs/shop: (top level): cannot read the program: no such file (a str is a path "
-        "when it names an existing file or ends in .yaml, .yml or .json; otherwise it is read "
-        "as YAML text, and this text is no program) [LR001]")
+        "when it names an existing regular file or ends in .yaml, .yml or .json; otherwise it is "
+        "read as YAML text, and this text is no program) [LR001]")
     assert [d.code for d in program_error("shop").diagnostics] == ["LR200"]
 
 

@@ -224,8 +224,8 @@ def load_program(source: str | bytes | Path | Mapping[str, Any]) -> Program:
         # has no .yaml suffix) was most likely meant
         raise ProgramError([Diagnostic(
             "LR001", "cannot read the program: no such file (a str is a path when it names "
-            "an existing file or ends in .yaml, .yml or .json; otherwise it is read as YAML "
-            "text, and this text is no program)", source=source.strip())])
+            "an existing regular file or ends in .yaml, .yml or .json; otherwise it is read as "
+            "YAML text, and this text is no program)", source=source.strip())])
     return _build(data, smap)
 
 
