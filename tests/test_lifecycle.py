@@ -978,6 +978,23 @@ def test_points_back_past_their_expiry_still_undo_an_earlier_refund(policy: str)
         assert lr.check_identity(after)
 
 
+@pytest.mark.parametrize("policy", ["shortfall", "allow"])
+def test_points_owed_for_come_back_before_others_repay_what_is_owed(policy: str) -> None:
+    """10 points that never expire; A (1 January) earns 100, expiring 1 February; B (10
+    January) pays ¥110 with all of them. Both refunded on 5 February. A then B: A's refund
+    owes 100 (``points_unpaid``); B's gives back A's 100, dead, and the 10: A's come back
+    first and settle what A's refund owes, so the 10 stay. B then A leaves the 10 too (a
+    review found A then B left nothing: the 10 repaid the debt first)."""
+    program = one_point_a_yuan(f"{{expiry: {{months: 1}}, negative_balance: {policy}}}")
+    s = bought(program, never_expiring(10), ("A", "2026-01-01T10:00:00+08:00", "100.00"),
+               ("B", "2026-01-10T10:00:00+08:00", "110.00", 110))
+    for order in (("A", "B"), ("B", "A")):
+        after = refunded_in_order(program, s, order, "2026-02-05T10:00:0{}+08:00")
+        assert (after.points, after.pending_points, after.points_debt,
+                after.totals.shortfall) == (10, 0, 0, 0), order
+        assert [p.points_unpaid for p in after.purchases] == [0, 0], order
+
+
 @pytest.mark.parametrize("order", [("A", "C"), ("C", "A")])
 def test_late_refunds_count_points_given_back_expired_against_the_purchase_that_earned_them(
         order: tuple[str, ...]) -> None:

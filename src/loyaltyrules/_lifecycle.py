@@ -1647,6 +1647,9 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         events.append(new(LifecycleEvent, at=at, type="points_returned", rule="refund",
                                      points=to_return, detail="points that paid for it"))
         on_file = {p.id: p for p in m.purchases}
+        # points a refund of their purchase still owes for come back first: they settle
+        # that (points_unpaid) before other points could repay the debt or shortfall
+        parts.sort(key=lambda part: not (part[1] in on_file and on_file[part[1]].points_unpaid))
         for k, (expires, source, points) in enumerate(parts):
             earlier = changed.get(source) or on_file.get(source) if source else None
             instead = None
