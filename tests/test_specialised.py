@@ -18,7 +18,7 @@ import ast
 import copy
 import json
 import pickle
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -731,6 +731,34 @@ def test_next_states_and_events_keep_their_field_order_and_set_fields() -> None:
     assert "household" not in state.model_fields_set
     assert {"id", "tier", "qualifying_spend", "lots", "purchases", "version"} <= \
         state.model_fields_set
+
+
+def test_members_alike_share_their_next_states_set_fields_and_a_copy_does_not_touch_it(
+        ) -> None:
+    """A next state's set fields are one set shared by every state alike (a stream keeps a
+    state per member, and a set of 27 names takes 1–2 KB); what model_copy updates is its
+    own copy, and a state read from JSON keeps its own."""
+    program = lr.load_program(ROOT / "programs" / "reference-4tier.yaml")
+    states = []
+    for k in range(3):
+        member = lr.MemberState(id=f"m{k}", tier="basic")
+        for n in range(2):
+            txn = {"id": f"t{n}", "at": f"2026-05-0{n + 2}T10:00:00+08:00", "channel": "store",
+                   "items": [{"sku": "a", "category": "apparel", "amount": "200.00"}]}
+            member = lr.apply(member, lr.evaluate(program, member, txn, trace=False))
+        states.append(member)
+    first, second, third = states
+    assert first.model_fields_set is second.model_fields_set is third.model_fields_set
+    assert first.model_fields_set == {
+        "id", "tier", "qualifying_spend", "orders", "last_purchase", "usage",
+        "recent_transactions", "purchases", "spend_log", "advanced_to", "lots", "totals",
+        "points", "pending_points", "points_debt", "version"}
+    copied = first.model_copy(update={"birthday": date(1990, 5, 1)})
+    assert "birthday" in copied.model_fields_set
+    assert "birthday" not in first.model_fields_set | second.model_fields_set
+    again = lr.MemberState.model_validate_json(first.model_dump_json(exclude_unset=True))
+    assert again == first and again.model_fields_set is not first.model_fields_set
+    assert again.model_fields_set == first.model_fields_set
 
 
 def test_threads_reading_a_next_state_at_once_all_get_the_same_one() -> None:

@@ -436,12 +436,38 @@ class _Book:
         # the state's values are the engine's own (no validation needed, as model_copy),
         # and, as model_copy, it counts as set what the member had set and what changed
         state = build(MemberState, values)
-        _set_fields(state, member.__pydantic_fields_set__.union(_BOOK_FIELDS, updates))
+        _set_fields(state, _fields_after(member.__pydantic_fields_set__, updates))
         return state
 
 
 _BOOK_FIELDS = frozenset({"lots", "totals", "points", "pending_points", "points_debt",
                           "version"})
+
+
+def _fields_after(had: set[str], updates: dict[str, Any]) -> set[str]:
+    """What a next state counts as set: what the member had, and what changed. One set is
+    shared by every state alike, as output models share theirs (pydantic copies it before
+    a ``model_copy`` updates it, and a frozen model is never updated in place): a set of
+    the state's 27 fields takes 1–2 KB, and a stream keeps a state per member."""
+    key = (id(had), *updates)
+    if id(had) in _SHARED_IDS:  # (an id is a key only while its set is kept alive here)
+        shared = _FIELDS_AFTER.get(key)
+        if shared is not None:
+            return shared
+    union = had.union(_BOOK_FIELDS, updates)
+    if len(_SHARED) >= _SHARED_KEPT:  # (fields are few, their combinations bounded: a guard)
+        return union
+    shared = _SHARED.setdefault(frozenset(union), union)
+    _SHARED_IDS.add(id(shared))
+    if id(had) in _SHARED_IDS:  # (keys: the shared sets by the code paths' update keys)
+        _FIELDS_AFTER[key] = shared
+    return shared
+
+
+_SHARED: dict[frozenset[str], set[str]] = {}  # each set shared, kept for good
+_SHARED_IDS: set[int] = set()  # their ids
+_FIELDS_AFTER: dict[tuple[Any, ...], set[str]] = {}  # by (id of a shared set, update keys)
+_SHARED_KEPT = 1024
 
 
 def check_identity(member: MemberState) -> bool:
