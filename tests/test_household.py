@@ -17,7 +17,7 @@ PROGRAMS = Path(__file__).resolve().parent.parent / "programs"
 
 
 def program(*, ledger: dict[str, Any] | None = None, gifting: dict[str, Any] | None = None,
-            **households: Any) -> lr.Program:
+            redemption: dict[str, Any] | None = None, **households: Any) -> lr.Program:
     data: dict[str, Any] = {
         "program": {"id": "fam", "version": 1, "currency": "CNY", "timezone": "Asia/Shanghai"},
         "tiers": [{"id": "basic"}, {"id": "silver", "qualify": {"spend": 1000}}],
@@ -28,6 +28,8 @@ def program(*, ledger: dict[str, Any] | None = None, gifting: dict[str, Any] | N
         data["ledger"] = ledger
     if gifting is not None:
         data["gifting"] = gifting
+    if redemption is not None:
+        data["redemption"] = redemption
     return lr.Program.from_dict(data)
 
 
@@ -373,6 +375,30 @@ def test_a_purchase_refunded_before_it_is_contributed_counts_for_what_is_left(
     assert lr.check_identity(c.member) and pool_identity(c.household)
     son, d2 = buy(p, lr.with_household(son, c.household), "t2", 2, "500.00")
     assert d2.tier_after == "basic"
+
+
+@pytest.mark.parametrize("spent", [100, 60])
+def test_a_purchase_whose_points_a_refund_gave_back_is_contributed_in_full(spent: int) -> None:
+    """Regression: mum's ¥100 purchase X (100 points) paid for ``spent`` points of her next
+    purchase Y, and Y was refunded in full, which gave X's points back. Contributing X then
+    pooled 0 (or 40) of its 50, and X counted as contributed, so the rest could never be
+    pooled: the points came back under the refund's name, not X's. They come back as X's,
+    and X pools its 50 as if Y had never been bought."""
+    p = program(redemption={"points": 1, "value": 1}, ledger={"expiry": {"months": 12}})
+    h, mum, _ = family(p)
+    mum, x = buy(p, mum, "X", 1, "100.00")
+    alone = lr.household_contribute(p, h, mum, x)  # (Y never bought)
+    y = lr.evaluate(p, mum, {"id": "Y", "at": "2026-01-02T10:00:00+08:00",
+                             "redeem_points": spent, "items": [{"sku": "x", "amount": "100.00"}]})
+    mum = lr.apply(mum, y)
+    mum = lr.apply(mum, lr.refund(p, mum, {"id": "RY", "at": "2026-01-03T10:00:00+08:00",
+                                           "transaction_id": "Y"}))
+    assert (mum.points, sum(lot.points for lot in mum.lots if lot.source == "X")) == (100, 100)
+    c = lr.household_contribute(p, h, mum, x)
+    assert (c.points, c.member.points, c.household.points) == (50, 50, 50)
+    assert (alone.points, alone.member.points, alone.household.points) == (50, 50, 50)
+    assert c.household.contributions == {"mum": 50}
+    assert lr.check_identity(c.member) and pool_identity(c.household)
 
 
 # --- stale member states ------------------------------------------------------------------------
