@@ -1055,6 +1055,71 @@ def test_three_refunds_in_any_order_give_back_nothing_of_a_refunded_purchase(
     assert (s.points, s.pending_points, s.points_debt, s.totals.shortfall) == (5, 0, 0, 0)
 
 
+ORDERS = list(itertools.permutations("ABC"))
+
+
+@pytest.mark.parametrize("policy", ["allow", "shortfall"])
+@pytest.mark.parametrize("order", ORDERS)
+def test_what_a_refund_cannot_take_for_another_refund_is_owed_by_that_one(
+        policy: str, order: tuple[str, ...]) -> None:
+    """Points expire a month on. A (1 January) earns 100, B (20 January) 30; C (21 January)
+    pays ¥30 with 30 of A's. All refunded on 10 February, when A's other 70 have expired. A,
+    B, C: A's refund takes B's 30 in place of its own, spent; B's refund finds them held and
+    can take nothing: what it owes is owed for A's points (A's ``points_unpaid``), and C's
+    refund gives those back, dead, to settle it. C first: A's 30 come back dead, counted as
+    A's, and A's refund takes nothing. Every order leaves nothing, owing nothing (a fuzzed
+    history: A, B, C left B owing 30, and C's refund expired A's points without settling it)."""
+    program = one_point_a_yuan(f"{{expiry: {{months: 1}}, negative_balance: {policy}}}")
+    s = bought(program, lr.MemberState.model_validate({"id": "m"}),
+               ("A", "2026-01-01T10:00:00+08:00", "100.00"),
+               ("B", "2026-01-20T10:00:00+08:00", "30.00"),
+               ("C", "2026-01-21T10:00:00+08:00", "30.00", 30))
+    s = refunded_in_order(program, s, order, "2026-02-10T10:00:0{}+08:00")
+    assert (s.points, s.pending_points, s.points_debt, s.totals.shortfall) == (0, 0, 0, 0)
+    assert [p.points_unpaid for p in s.purchases] == [0, 0, 0]
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_points_given_back_dead_settle_only_what_their_refund_owes(
+        order: tuple[str, ...]) -> None:
+    """Points expire a month on. A earns 10 and B 100 (1 January); C (20 January, ¥100) pays
+    60 with A's 10 and B's 50 and earns 40. All refunded on 10 February. B, A, C: B's refund
+    finds 50 expired, takes C's 40 in place of the rest and is 10 short; A's refund is 10
+    short. C's refund gives B's 50 back, dead: they settle B's 10 and bring back C's 40 (not
+    the whole shortfall of 20, A's too, leaving C's refund 10 short), and A's 10 settle A's.
+    Every order leaves nothing and no shortfall (a fuzzed history: B, A, C left 10 short)."""
+    program = one_point_a_yuan("{expiry: {months: 1}}")
+    s = bought(program, lr.MemberState.model_validate({"id": "m"}),
+               ("A", "2026-01-01T10:00:00+08:00", "10.00"),
+               ("B", "2026-01-01T11:00:00+08:00", "100.00"),
+               ("C", "2026-01-20T10:00:00+08:00", "100.00", 60))
+    s = refunded_in_order(program, s, order, "2026-02-10T10:00:0{}+08:00")
+    assert (s.points, s.pending_points, s.points_debt, s.totals.shortfall) == (0, 0, 0, 0)
+    assert [p.points_unpaid for p in s.purchases] == [0, 0, 0]
+
+
+@pytest.mark.parametrize("policy", ["allow", "shortfall"])
+@pytest.mark.parametrize("order", ORDERS)
+def test_points_given_back_that_repay_a_refund_are_held_for_it(
+        policy: str, order: tuple[str, ...]) -> None:
+    """10 points that never expire; A (1 January) pays ¥10 with them; B earns 100 (1 January,
+    expiring a month on); C (20 January) pays ¥50 with 50 of B's. All refunded on 10
+    February. B, A, C: B's refund finds 50 expired and owes 50; A's gives the 10 back, and
+    they repay 10 of it, as if B's refund had taken them: B's record holds them and owes 40.
+    C's gives B's 50 back, dead: they settle the 40 and bring the 10 back. A, C, B: B's 50
+    come back dead, counted as B's, and B's refund takes nothing. Every order leaves the 10
+    (a fuzzed history: B, A, C left nothing, B's record still owing 50 when the 10 had
+    repaid part of it)."""
+    program = one_point_a_yuan(f"{{expiry: {{months: 1}}, negative_balance: {policy}}}")
+    s = bought(program, never_expiring(10), ("A", "2026-01-01T10:00:00+08:00", "10.00", 10),
+               ("B", "2026-01-01T11:00:00+08:00", "100.00"),
+               ("C", "2026-01-20T10:00:00+08:00", "50.00", 50))
+    s = refunded_in_order(program, s, order, "2026-02-10T10:00:0{}+08:00")
+    assert (s.points, s.pending_points, s.points_debt, s.totals.shortfall) == (10, 0, 0, 0)
+    assert [(lot.source, lot.points, lot.expires_at) for lot in s.lots] == [("x", 10, None)]
+    assert [p.points_unpaid for p in s.purchases] == [0, 0, 0]
+
+
 @pytest.mark.parametrize("policy", ["allow", "shortfall"])
 def test_returned_points_already_expired_repay_nothing(policy: str) -> None:
     """T1 is paid with 150 points that expire on 20 January; T0's 50 points go on a reward.

@@ -308,24 +308,33 @@ class _Book:
 
     def restore(self, points: int, lot_id: str, source: str, at: datetime,
                 expires: datetime | None,
-                instead: Callable[[int], list[RedeemedPart]] | None = None
-                ) -> tuple[int, int]:
+                instead: Callable[[int], list[RedeemedPart]] | None = None,
+                settle: int | None = None
+                ) -> tuple[int, int, int, list[RedeemedPart]]:
         """Points that paid for a refunded purchase come back: an un-redemption. They first
         repay a debt, then make good a shortfall (points an earlier refund could not take
         back because they had been spent — often on this very purchase), so refunds undo
         the same whatever their order. Of the rest, the points an earlier refund took in
         their place (``instead``) come back as the lots they were, the others as a lot of
-        ``expires``. Returns (the shortfall made good, points given back already expired)."""
+        ``expires``. Points past their expiry (``settle`` given) repay at most ``settle``
+        (what an earlier refund owes for them): the rest of a debt or shortfall is not
+        theirs to make good, but the points that come back in their place, alive, make it
+        good as any points given back do. Returns (the shortfall made good, points given
+        back already expired, what the points themselves made good, the parts that came
+        back in their place and made good a debt or shortfall)."""
         if points <= 0:
-            return 0, 0
+            return 0, 0, 0, []
         self.redeemed -= points
-        repay = min(self.debt, points)
+        most = points if settle is None else min(points, settle)
+        repay = min(self.debt, most)
         self.debt -= repay
-        recovered = min(self.shortfall, points - repay)
+        recovered = min(self.shortfall, most - repay)
         self.shortfall -= recovered
         self.reversed += recovered
-        left = points - repay - recovered
+        first = repay + recovered
+        left = points - first
         gone = 0
+        made: list[RedeemedPart] = []
         for k, part in enumerate(instead(left) if instead is not None and left > 0 else ()):
             left -= part.points
             if part.expires_at is not None and part.expires_at <= at:
@@ -333,8 +342,21 @@ class _Book:
                 self.count_expired(part.source, part.points)
                 gone += part.points
                 continue
-            self.lots.append(new(PointsLot, id=f"{lot_id}:was:{k + 1}", points=part.points,
-                                 earned=part.points, earned_at=at,
+            n = part.points
+            if settle is not None and (self.debt or self.shortfall):
+                back = min(self.debt, n)
+                self.debt -= back
+                good = min(self.shortfall, n - back)
+                self.shortfall -= good
+                self.reversed += good
+                recovered += good
+                if back + good:
+                    made.append(part.model_copy(update={"points": back + good}))
+                    n -= back + good
+                if not n:
+                    continue
+            self.lots.append(new(PointsLot, id=f"{lot_id}:was:{k + 1}", points=n,
+                                 earned=n, earned_at=at,
                                  available_at=max(part.available_at or at, at),
                                  expires_at=part.expires_at, source=part.source or source,
                                  rule="refund-return"))
@@ -347,7 +369,7 @@ class _Book:
             self.lots.append(new(PointsLot, id=lot_id, points=left,
                                  earned=points, earned_at=at, available_at=at,
                                  expires_at=expires, source=source, rule="refund-return"))
-        return recovered, gone
+        return recovered, gone, first, made
 
     def count_expired(self, source: str | None, points: int) -> None:
         """Points of ``source`` expired (counted on its purchase record, if it has one)."""
@@ -1268,14 +1290,18 @@ def _returned_parts(record: PurchaseRecord, points: int, fresh: datetime | None
 
 def _replace_taken(purchases: tuple[PurchaseRecord, ...], changed: dict[str, PurchaseRecord],
                    source: str, parts: tuple[RedeemedPart, ...], unpaid: int
-                   ) -> tuple[RedeemedPart, ...]:
+                   ) -> tuple[tuple[RedeemedPart, ...], int]:
     """What a refund of ``source`` took in place of its own points: first in place of those
     of its lots an earlier refund had taken (that refund's record now holds these instead,
     to give back if need be), the rest its own (returned). What it could not take (``unpaid``:
     its shortfall or debt) is dropped from those records too: those points are gone, and the
-    points that come back to make it good are not given back a second time. Updates
-    ``changed``."""
+    points that come back to make it good are not given back a second time. What is dropped
+    so is owed by the earlier refund (its ``points_unpaid``), not by this one: its purchase's
+    points were spent, and it is their coming back that makes it good, as in the other
+    order. Returns the parts left (this refund's own) and how much of ``unpaid`` moved so.
+    Updates ``changed``."""
     left = parts
+    moved = 0
     for p in purchases:
         if not (left or unpaid):
             break
@@ -1284,6 +1310,7 @@ def _replace_taken(purchases: tuple[PurchaseRecord, ...], changed: dict[str, Pur
                 q.source == source for q in record.reversed_from):
             continue
         kept: list[RedeemedPart] = []
+        dropped = 0
         for q in record.reversed_from:
             if q.source != source:
                 kept.append(q)
@@ -1294,10 +1321,32 @@ def _replace_taken(purchases: tuple[PurchaseRecord, ...], changed: dict[str, Pur
             gone = min(owed, unpaid)
             unpaid -= gone
             owed -= gone
+            dropped += gone
             if owed:
                 kept.append(q.model_copy(update={"points": owed}))
-        changed[record.id] = record.model_copy(update={"reversed_from": tuple(kept)})
-    return left
+        moved += dropped
+        changed[record.id] = record.model_copy(update={
+            "reversed_from": tuple(kept), "points_unpaid": record.points_unpaid + dropped})
+    return left, moved
+
+
+def _owed_elsewhere(purchases: tuple[PurchaseRecord, ...], changed: dict[str, PurchaseRecord],
+                    part: RedeemedPart) -> None:
+    """Points given back (``part``) made good a debt or shortfall refunds owe
+    (``points_unpaid``): those refunds, in the order of their purchases, owe that much less
+    and hold the points instead, as if they had taken them. Updates ``changed``."""
+    points = part.points
+    for p in purchases:
+        if points <= 0:
+            return
+        record = changed.get(p.id, p)
+        n = min(record.points_unpaid, points)
+        if n <= 0:
+            continue
+        points -= n
+        changed[record.id] = record.model_copy(update={
+            "points_unpaid": record.points_unpaid - n,
+            "reversed_from": (*record.reversed_from, part.model_copy(update={"points": n}))})
 
 
 def _settle_taken(book: _Book, records: dict[str, PurchaseRecord], fresh: str, at: datetime,
@@ -1706,17 +1755,27 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
                 points -= dead
                 if not points:
                     continue
-            debt_was = book.debt
-            made_good, gone = book.restore(points, f"{refund_key}:returned" + (
-                f":{k + 1}" if k else ""), source or refund_key, at, expires, instead)
+            made_good, gone, repaid, made = book.restore(
+                points, f"{refund_key}:returned" + (f":{k + 1}" if k else ""),
+                source or refund_key, at, expires, instead,
+                settle=owed if expires is not None and expires <= at else None)
             recovered += made_good
-            if owed:  # (the earlier refund's shortfall or debt these points made good)
-                paid = min(owed, made_good + debt_was - book.debt)
-                if paid:
-                    assert earlier is not None
-                    earlier = changed.get(earlier.id, earlier)
-                    changed[earlier.id] = earlier.model_copy(
-                        update={"points_unpaid": earlier.points_unpaid - paid})
+            paid = min(owed, repaid)
+            if paid:  # (the earlier refund's shortfall or debt these points made good)
+                assert earlier is not None
+                earlier = changed.get(earlier.id, earlier)
+                changed[earlier.id] = earlier.model_copy(
+                    update={"points_unpaid": earlier.points_unpaid - paid})
+            # live points that made good what other refunds owe: as if those refunds had
+            # found them and taken them in place of their spent points (as in the other
+            # order), they hold them now, to give back if what those were spent on is
+            # refunded
+            if repaid > paid:
+                made.insert(0, build(RedeemedPart, {
+                    "expires_at": expires, "points": repaid - paid,
+                    "source": source or refund_key, "available_at": at}))
+            for part in made:
+                _owed_elsewhere(m.purchases, changed, part)
             if gone:
                 events.append(new(LifecycleEvent, at=at, type="points_expired",
                                   rule="refund-return", points=-gone,
@@ -1746,15 +1805,16 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         # a refund dated before the state's own instant: points it gave back that expired
         # between the two are expired now, as the state already is at that instant
         events += expire_late(model, book, at, m, m.last_purchase, zone)
+    own, moved = _replace_taken(m.purchases, changed, record.id,
+                                taken_parts(covered, pending=True), unpaid)
+    base = changed.pop(record.id, record)
     new_record = record.model_copy(update={
         "refunded": refunded, "refunded_lines": tuple(lines),
         "points_reversed": record.points_reversed + to_reverse,
         "points_returned": return_total, "spend_reversed": spend_total,
         "expiry_absorbed": record.expiry_absorbed + absorbed,
-        "points_unpaid": record.points_unpaid + unpaid,
-        "reversed_from": (*changed.pop(record.id, record).reversed_from,
-                          *_replace_taken(m.purchases, changed, record.id,
-                                          taken_parts(covered, pending=True), unpaid))})
+        "points_unpaid": base.points_unpaid + unpaid - moved,
+        "reversed_from": (*base.reversed_from, *own)})
     # (records holding points taken in place of spent ones: most members have none)
     held = {p.id: changed.get(p.id, p) for p in m.purchases
             if p is not record and (p.reversed_from or p.id in changed)}
