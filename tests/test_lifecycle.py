@@ -1120,6 +1120,48 @@ def test_points_given_back_that_repay_a_refund_are_held_for_it(
     assert [p.points_unpaid for p in s.purchases] == [0, 0, 0]
 
 
+def owing_a_refund_then_earning(program: lr.Program) -> lr.MemberState:
+    """A (1 January) earns 100; B (2 January) pays ¥100 with them; A refunded on 3 January
+    owes 100 (a debt: ``allow``); P (4 January) earns 100, which repay it."""
+    s = bought(program, lr.MemberState.model_validate({"id": "m"}),
+               ("A", "2026-01-01T10:00:00+08:00", "100.00"),
+               ("B", "2026-01-02T10:00:00+08:00", "100.00", 100))
+    s = step(s, lr.refund(program, s, refund_event("RA", "2026-01-03T10:00:00+08:00", "A")))
+    assert (s.points, s.points_debt, s.purchases[0].points_unpaid) == (-100, 100, 100)
+    return bought(program, s, ("P", "2026-01-04T10:00:00+08:00", "100.00"))
+
+
+def test_points_earned_that_repay_a_refunds_debt_are_held_for_it() -> None:
+    """Points expire a month on. P's 100 repay the debt A's refund left: A's record owes
+    nothing more and holds P's points, as if its refund had taken them in place of A's
+    spent ones. Refunding B on 5 January then gives back P's 100, expiring on 5 February,
+    not A's, expiring on 2 February (which A's refund took back): on 3 February the member
+    still has them. (Before, A's record owed 100 for good, and the 100 came back as A's.)"""
+    program = one_point_a_yuan("{expiry: {months: 1}, negative_balance: allow}")
+    s = owing_a_refund_then_earning(program)
+    assert (s.points, s.points_debt) == (0, 0)
+    assert [(p.id, p.points_unpaid) for p in s.purchases] == [("A", 0), ("B", 0), ("P", 0)]
+    assert [(q.source, q.points) for q in s.purchases[0].reversed_from] == [("P", 100)]
+    s = step(s, lr.refund(program, s, refund_event("RB", "2026-01-05T10:00:00+08:00", "B")))
+    assert [(lot.source, lot.points, lot.expires_at) for lot in s.lots] == [
+        ("P", 100, local("2026-02-05T00:00:00"))]
+    s = step(s, lr.advance(program, s, "2026-02-03T12:00:00+08:00"))
+    assert (s.points, s.points_debt) == (100, 0)
+
+
+@pytest.mark.parametrize("order", [("B", "P"), ("P", "B")])
+def test_a_debt_repaid_by_points_earned_is_not_owed_again(order: tuple[str, ...]) -> None:
+    """The same history, then B and P refunded on 10 February, when A's points have
+    expired: either order leaves nothing and no debt. (Before, B then P left a debt of 100:
+    nothing said P's points had gone to repay A's debt, so P's refund found none of them
+    and owed 100 again, while A's record still owed the 100 they had repaid.)"""
+    program = one_point_a_yuan("{expiry: {months: 1}, negative_balance: allow}")
+    s = refunded_in_order(program, owing_a_refund_then_earning(program), order,
+                          "2026-02-10T10:00:0{}+08:00")
+    assert (s.points, s.pending_points, s.points_debt, s.totals.shortfall) == (0, 0, 0, 0)
+    assert [p.points_unpaid for p in s.purchases] == [0, 0, 0]
+
+
 @pytest.mark.parametrize("policy", ["allow", "shortfall"])
 def test_returned_points_already_expired_repay_nothing(policy: str) -> None:
     """T1 is paid with 150 points that expire on 20 January; T0's 50 points go on a reward.

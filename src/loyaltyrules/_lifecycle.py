@@ -200,6 +200,7 @@ class _Book:
         self.earned, self.redeemed, self.expired = t.earned, t.redeemed, t.expired
         self.reversed, self.shortfall = t.reversed, t.shortfall
         self.debt = member.points_debt
+        self.repaid: list[RedeemedPart] = []  # earned points that repaid the debt
         # an event dated before the member's last advance cannot make points pending again
         self.now = max(now, member.advanced_to) if member.advanced_to else now
         # a balance imported without lots (or edited by hand) becomes an "opening" lot, so
@@ -231,7 +232,11 @@ class _Book:
             return
         self.earned += points
         repay = min(self.debt, points)
-        self.debt -= repay
+        if repay:
+            self.debt -= repay
+            self.repaid.append(build(RedeemedPart, {
+                "expires_at": expires, "points": repay, "source": source,
+                "available_at": available_at}))
         if points - repay > 0:
             self.lots.append(build(PointsLot, {
                 "id": lot_id, "points": points - repay, "earned": points, "earned_at": at,
@@ -441,6 +446,8 @@ class _Book:
         self.lots = [lot for lot in self.lots if id(lot) not in ids] + merged
 
     def state(self, member: MemberState, **updates: Any) -> MemberState:
+        if self.repaid:
+            self._repaid_for_refunds(member, updates)
         totals = build(PointsTotals, {
             "earned": self.earned, "redeemed": self.redeemed, "expired": self.expired,
             "reversed": self.reversed, "shortfall": self.shortfall})
@@ -460,6 +467,30 @@ class _Book:
         state = build(MemberState, values)
         _set_fields(state, _fields_after(member.__pydantic_fields_set__, updates))
         return state
+
+
+    def _repaid_for_refunds(self, member: MemberState, updates: dict[str, Any]) -> None:
+        """Earned points that repaid a debt refunds owe (``points_unpaid``): those refunds
+        owe that much less, and hold the points as if they had taken them in place of their
+        spent ones (as a refund after the earning would have), to give them back if what
+        those were spent on is refunded. A debt no refund owes (a balance imported below
+        zero) is taken as repaid first. Updates ``updates``' purchases."""
+        purchases = updates.get("purchases", member.purchases)
+        owing = 0
+        for record in purchases:
+            owing += record.points_unpaid
+        excess = owing - self.debt - self.shortfall
+        if excess <= 0:
+            return
+        changed: dict[str, PurchaseRecord] = {}
+        for part in self.repaid:
+            take = min(part.points, excess)
+            _owed_elsewhere(purchases, changed, part if take == part.points
+                            else part.model_copy(update={"points": take}))
+            excess -= take
+            if not excess:
+                break
+        updates["purchases"] = tuple(changed.get(p.id, p) for p in purchases)
 
 
 _BOOK_FIELDS = frozenset({"lots", "totals", "points", "pending_points", "points_debt",
