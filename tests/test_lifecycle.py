@@ -1058,6 +1058,15 @@ def test_three_refunds_in_any_order_give_back_nothing_of_a_refunded_purchase(
 ORDERS = list(itertools.permutations("ABC"))
 
 
+def refunded_owing_nothing(program: lr.Program, state: lr.MemberState,
+                           order: Iterable[str]) -> lr.MemberState:
+    """``state`` after full refunds of ``order`` on 10 February, a second apart, checked to
+    leave no refund owing anything (``points_unpaid``)."""
+    state = refunded_in_order(program, state, order, "2026-02-10T10:00:0{}+08:00")
+    assert [p.points_unpaid for p in state.purchases] == [0] * len(state.purchases)
+    return state
+
+
 @pytest.mark.parametrize("policy", ["allow", "shortfall"])
 @pytest.mark.parametrize("order", ORDERS)
 def test_what_a_refund_cannot_take_for_another_refund_is_owed_by_that_one(
@@ -1074,9 +1083,8 @@ def test_what_a_refund_cannot_take_for_another_refund_is_owed_by_that_one(
                ("A", "2026-01-01T10:00:00+08:00", "100.00"),
                ("B", "2026-01-20T10:00:00+08:00", "30.00"),
                ("C", "2026-01-21T10:00:00+08:00", "30.00", 30))
-    s = refunded_in_order(program, s, order, "2026-02-10T10:00:0{}+08:00")
+    s = refunded_owing_nothing(program, s, order)
     assert (s.points, s.pending_points, s.points_debt, s.totals.shortfall) == (0, 0, 0, 0)
-    assert [p.points_unpaid for p in s.purchases] == [0, 0, 0]
 
 
 @pytest.mark.parametrize("order", ORDERS)
@@ -1093,9 +1101,8 @@ def test_points_given_back_dead_settle_only_what_their_refund_owes(
                ("A", "2026-01-01T10:00:00+08:00", "10.00"),
                ("B", "2026-01-01T11:00:00+08:00", "100.00"),
                ("C", "2026-01-20T10:00:00+08:00", "100.00", 60))
-    s = refunded_in_order(program, s, order, "2026-02-10T10:00:0{}+08:00")
+    s = refunded_owing_nothing(program, s, order)
     assert (s.points, s.pending_points, s.points_debt, s.totals.shortfall) == (0, 0, 0, 0)
-    assert [p.points_unpaid for p in s.purchases] == [0, 0, 0]
 
 
 @pytest.mark.parametrize("policy", ["allow", "shortfall"])
@@ -1114,10 +1121,9 @@ def test_points_given_back_that_repay_a_refund_are_held_for_it(
     s = bought(program, never_expiring(10), ("A", "2026-01-01T10:00:00+08:00", "10.00", 10),
                ("B", "2026-01-01T11:00:00+08:00", "100.00"),
                ("C", "2026-01-20T10:00:00+08:00", "50.00", 50))
-    s = refunded_in_order(program, s, order, "2026-02-10T10:00:0{}+08:00")
+    s = refunded_owing_nothing(program, s, order)
     assert (s.points, s.pending_points, s.points_debt, s.totals.shortfall) == (10, 0, 0, 0)
     assert [(lot.source, lot.points, lot.expires_at) for lot in s.lots] == [("x", 10, None)]
-    assert [p.points_unpaid for p in s.purchases] == [0, 0, 0]
 
 
 def owing_a_refund_then_earning(program: lr.Program) -> lr.MemberState:
@@ -1156,10 +1162,8 @@ def test_a_debt_repaid_by_points_earned_is_not_owed_again(order: tuple[str, ...]
     nothing said P's points had gone to repay A's debt, so P's refund found none of them
     and owed 100 again, while A's record still owed the 100 they had repaid.)"""
     program = one_point_a_yuan("{expiry: {months: 1}, negative_balance: allow}")
-    s = refunded_in_order(program, owing_a_refund_then_earning(program), order,
-                          "2026-02-10T10:00:0{}+08:00")
+    s = refunded_owing_nothing(program, owing_a_refund_then_earning(program), order)
     assert (s.points, s.pending_points, s.points_debt, s.totals.shortfall) == (0, 0, 0, 0)
-    assert [p.points_unpaid for p in s.purchases] == [0, 0, 0]
 
 
 @pytest.mark.parametrize("policy", ["allow", "shortfall"])
