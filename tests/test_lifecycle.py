@@ -1155,6 +1155,26 @@ def test_points_earned_that_repay_a_refunds_debt_are_held_for_it() -> None:
     assert (s.points, s.points_debt) == (100, 0)
 
 
+def test_a_state_stored_still_owing_a_repaid_debt_gives_new_points_to_what_is_owed() -> None:
+    """A state stored before earned points were recorded on the refunds they repaid: A's
+    record still owes the 100 P repaid. C's refund then leaves a debt of 30 (D spent C's
+    points), and Q's 30 repay it: they are C's refund's, not A's, and A owes nothing more.
+    (Before, A, oldest, held Q's 30 and owed 70, and C still owed 30 with no debt left.)"""
+    program = one_point_a_yuan("{expiry: {months: 1}, negative_balance: allow}")
+    stored = owing_a_refund_then_earning(program).model_dump(mode="json")
+    stored["purchases"][0].update(points_unpaid=100, reversed_from=[])  # (as stored then)
+    s = bought(program, lr.MemberState.model_validate(stored),
+               ("C", "2026-01-05T10:00:00+08:00", "30.00"),
+               ("D", "2026-01-05T11:00:00+08:00", "30.00", 30))
+    s = step(s, lr.refund(program, s, refund_event("RC", "2026-01-06T10:00:00+08:00", "C")))
+    assert (s.points, s.points_debt) == (-30, 30)
+    s = bought(program, s, ("Q", "2026-01-07T10:00:00+08:00", "30.00"))
+    assert (s.points, s.points_debt) == (0, 0)
+    assert [(p.id, p.points_unpaid, [(q.source, q.points) for q in p.reversed_from])
+            for p in s.purchases] == [("A", 0, []), ("B", 0, []), ("P", 0, []),
+                                      ("C", 0, [("Q", 30)]), ("D", 0, []), ("Q", 0, [])]
+
+
 @pytest.mark.parametrize("order", [("B", "P"), ("P", "B")])
 def test_a_debt_repaid_by_points_earned_is_not_owed_again(order: tuple[str, ...]) -> None:
     """The same history, then B and P refunded on 10 February, when A's points have

@@ -483,6 +483,23 @@ class _Book:
         if excess <= 0:
             return
         changed: dict[str, PurchaseRecord] = {}
+        repaid = 0
+        for part in self.repaid:
+            repaid += part.points
+        stale = excess - repaid  # owed beyond the debt and shortfall before these points
+        if stale > 0:
+            # (a state stored before earned points were recorded so, its debt repaid since:
+            # the oldest owe it no more, and these points go to what is still owed)
+            for record in purchases:
+                n = min(record.points_unpaid, stale)
+                if n > 0:
+                    stale -= n
+                    excess -= n
+                    changed[record.id] = record.model_copy(
+                        update={"points_unpaid": record.points_unpaid - n})
+                    if not stale:
+                        break
+            purchases = tuple(changed.get(p.id, p) for p in purchases)
         for part in self.repaid:
             take = min(part.points, excess)
             _owed_elsewhere(purchases, changed, part if take == part.points
