@@ -1187,6 +1187,74 @@ def test_a_debt_repaid_by_points_earned_is_not_owed_again(order: tuple[str, ...]
 
 
 @pytest.mark.parametrize("policy", ["allow", "shortfall"])
+@pytest.mark.parametrize("order", ORDERS)
+def test_three_refunds_in_any_order_give_back_what_a_refund_held_not_its_purchase_s_points(
+        policy: str, order: tuple[str, ...]) -> None:
+    """10 points expiring on 20 January; points earned expire a month on. A (1 January)
+    earns 100; B (2 January, ¥110) pays 10 with those 10 and earns 100; C (3 January) pays
+    ¥200 with A's 100 and B's. All refunded on 10 January. B, A, C: B's refund gives the 10
+    back and takes them in place of its own 100, spent, owing 90; A's refund owes 100. C's
+    refund gives B's 100 back: 90 settle what B's refund owes and 10 come back as what it
+    holds, the 10 expiring on 20 January, which make good 10 of what A's refund owes (A's
+    100 then settle its 90 and give those 10 back). Every order leaves the 10, expiring on
+    20 January (a fuzzed history: B, A, C repaid the whole shortfall or debt with B's 100,
+    left B's record holding the 10 for good and gave back 10 of B's points expiring on 3
+    February: a buy-and-return renewed them)."""
+    program = one_point_a_yuan(f"{{expiry: {{months: 1}}, negative_balance: {policy}}}")
+    s = bought(program, lr.MemberState.model_validate({
+        "id": "m", "points": 10, "totals": {"earned": 10}, "lots": [{
+            "id": "n", "points": 10, "earned": 10, "earned_at": "2025-12-01T00:00:00+08:00",
+            "available_at": "2025-12-01T00:00:00+08:00", "source": "x", "rule": "x",
+            "expires_at": "2026-01-20T00:00:00+08:00"}]}),
+        ("A", "2026-01-01T10:00:00+08:00", "100.00"),
+        ("B", "2026-01-02T10:00:00+08:00", "110.00", 10),
+        ("C", "2026-01-03T10:00:00+08:00", "200.00", 200))
+    assert [[(q.source, q.points) for q in p.redeemed_from] for p in s.purchases] == [
+        [], [("x", 10)], [("A", 100), ("B", 100)]]
+    s = refunded_in_order(program, s, order, "2026-01-10T10:00:0{}+08:00")
+    assert (s.points, s.pending_points, s.points_debt, s.totals.shortfall) == (10, 0, 0, 0)
+    assert [(lot.source, lot.points, lot.expires_at) for lot in s.lots] == [
+        ("x", 10, local("2026-01-20T00:00:00"))]
+    assert [(p.points_unpaid, p.reversed_from) for p in s.purchases] == [(0, ())] * 3
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_points_of_a_refund_owing_nothing_come_back_as_what_it_holds_in_any_order(
+        order: tuple[str, ...]) -> None:
+    """10 points expiring on 20 January; points earned expire a month on. A (1 January)
+    earns 100; B (2 January, ¥110) pays 10 with those 10 and earns 100; D (3 January) pays
+    ¥60 with A's points; C (4 January) pays ¥50 with A's last 40 and 10 of B's. A, B, C are
+    refunded on 10 January, then D. B, A, C: B's refund takes the 10 given back in place of
+    its 10 spent and owes nothing; A's refund owes 100. C's refund gives A's 40 back (they
+    settle 40 of it), then B's 10: they come back as the 10 B's refund holds, which make
+    good 10 more of what A's refund owes, so A's record holds them. D's refund gives A's
+    60 back: 50 settle the rest and the 10 come back. Every order leaves those 10, expiring
+    on 20 January (before, B, A, C repaid A's shortfall with B's own 10, so A's record held
+    B's points and D's refund gave back 10 of them expiring on 3 February, while B's
+    record held the 10 for good)."""
+    program = one_point_a_yuan("{expiry: {months: 1}}")
+    s = bought(program, lr.MemberState.model_validate({
+        "id": "m", "points": 10, "totals": {"earned": 10}, "lots": [{
+            "id": "n", "points": 10, "earned": 10, "earned_at": "2025-12-01T00:00:00+08:00",
+            "available_at": "2025-12-01T00:00:00+08:00", "source": "x", "rule": "x",
+            "expires_at": "2026-01-20T00:00:00+08:00"}]}),
+        ("A", "2026-01-01T10:00:00+08:00", "100.00"),
+        ("B", "2026-01-02T10:00:00+08:00", "110.00", 10),
+        ("D", "2026-01-03T10:00:00+08:00", "60.00", 60),
+        ("C", "2026-01-04T10:00:00+08:00", "50.00", 50))
+    assert [[(q.source, q.points) for q in p.redeemed_from] for p in s.purchases] == [
+        [], [("x", 10)], [("A", 60)], [("A", 40), ("B", 10)]]
+    s = refunded_in_order(program, s, order, "2026-01-10T10:00:0{}+08:00")
+    assert (s.points, s.totals.shortfall) == (0, 50)
+    assert [(p.points_unpaid, [(q.source, q.points) for q in p.reversed_from])
+            for p in s.purchases] == [(50, [("x", 10)]), (0, []), (0, []), (0, [])]
+    s = step(s, lr.refund(program, s, refund_event("RD", "2026-01-10T10:00:09+08:00", "D")))
+    assert (s.points, s.pending_points, s.points_debt, s.totals.shortfall) == (10, 0, 0, 0)
+    assert [(lot.source, lot.points, lot.expires_at) for lot in s.lots] == [
+        ("x", 10, local("2026-01-20T00:00:00"))]
+
+
+@pytest.mark.parametrize("policy", ["allow", "shortfall"])
 def test_returned_points_already_expired_repay_nothing(policy: str) -> None:
     """T1 is paid with 150 points that expire on 20 January; T0's 50 points go on a reward.
     Refunding T0 and T1 on 25 and 26 January, in either order: T1's 150 come back dead and

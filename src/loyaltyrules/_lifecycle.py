@@ -321,12 +321,14 @@ class _Book:
         back because they had been spent — often on this very purchase), so refunds undo
         the same whatever their order. Of the rest, the points an earlier refund took in
         their place (``instead``) come back as the lots they were, the others as a lot of
-        ``expires``. Points past their expiry (``settle`` given) repay at most ``settle``
-        (what an earlier refund owes for them): the rest of a debt or shortfall is not
-        theirs to make good, but the points that come back in their place, alive, make it
-        good as any points given back do. Returns (the shortfall made good, points given
-        back already expired, what the points themselves made good, the parts that came
-        back in their place and made good a debt or shortfall)."""
+        ``expires``. With ``settle`` given (points past their expiry, or points an earlier
+        refund took others in place of), the points first repay at most ``settle`` (what
+        that refund owes for them): the points that come back in their place, alive, make
+        good the rest of a debt or shortfall as any points given back do, and only then the
+        rest of the points themselves, if alive (an earlier refund's points are what it took
+        in their place: they come back so, whatever else is owed). Returns (the shortfall
+        made good, points given back already expired, what the points themselves made good,
+        the parts that came back in their place and made good a debt or shortfall)."""
         if points <= 0:
             return 0, 0, 0, []
         self.redeemed -= points
@@ -349,11 +351,7 @@ class _Book:
                 continue
             n = part.points
             if settle is not None and (self.debt or self.shortfall):
-                back = min(self.debt, n)
-                self.debt -= back
-                good = min(self.shortfall, n - back)
-                self.shortfall -= good
-                self.reversed += good
+                back, good = self._make_good(n)
                 recovered += good
                 if back + good:
                     made.append(part.model_copy(update={"points": back + good}))
@@ -370,11 +368,31 @@ class _Book:
             self.expired += left
             self.count_expired(source, left)
             gone += left
-        elif left > 0:
+        elif left > 0 and settle is not None and (self.debt or self.shortfall):
+            # (alive, after what an earlier refund took in their place came back: the rest
+            # of a debt or shortfall is theirs to make good, as any live points')
+            back, good = self._make_good(left)
+            recovered += good
+            if back + good:
+                made.append(build(RedeemedPart, {
+                    "expires_at": expires, "points": back + good, "source": source,
+                    "available_at": at}))
+                left -= back + good
+        if left > 0 and (expires is None or expires > at):
             self.lots.append(new(PointsLot, id=lot_id, points=left,
                                  earned=points, earned_at=at, available_at=at,
                                  expires_at=expires, source=source, rule="refund-return"))
         return recovered, gone, first, made
+
+    def _make_good(self, points: int) -> tuple[int, int]:
+        """Live points given back repay the debt, then make good the shortfall: returns
+        (repaid, made good)."""
+        back = min(self.debt, points)
+        self.debt -= back
+        good = min(self.shortfall, points - back)
+        self.shortfall -= good
+        self.reversed += good
+        return back, good
 
     def count_expired(self, source: str | None, points: int) -> None:
         """Points of ``source`` expired (counted on its purchase record, if it has one)."""
@@ -1803,10 +1821,14 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
                 points -= dead
                 if not points:
                     continue
+            # (dead, or held for by an earlier refund: they settle what that refund owes
+            # first, then come back as what it took in their place, which may repay the
+            # rest of a debt or shortfall, before the points themselves could)
             made_good, gone, repaid, made = book.restore(
                 points, f"{refund_key}:returned" + (f":{k + 1}" if k else ""),
                 source or refund_key, at, expires, instead,
-                settle=owed if expires is not None and expires <= at else None)
+                settle=owed if instead is not None or (expires is not None and expires <= at)
+                else None)
             recovered += made_good
             paid = min(owed, repaid)
             if paid:  # (the earlier refund's shortfall or debt these points made good)
