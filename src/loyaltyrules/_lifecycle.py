@@ -332,12 +332,7 @@ class _Book:
         if points <= 0:
             return 0, 0, 0, []
         self.redeemed -= points
-        most = points if settle is None else min(points, settle)
-        repay = min(self.debt, most)
-        self.debt -= repay
-        recovered = min(self.shortfall, most - repay)
-        self.shortfall -= recovered
-        self.reversed += recovered
+        repay, recovered = self._make_good(points if settle is None else min(points, settle))
         first = repay + recovered
         left = points - first
         gone = 0
@@ -385,8 +380,8 @@ class _Book:
         return recovered, gone, first, made
 
     def _make_good(self, points: int) -> tuple[int, int]:
-        """Live points given back repay the debt, then make good the shortfall: returns
-        (repaid, made good)."""
+        """Points given back repay the debt, then make good the shortfall: returns (repaid,
+        made good)."""
         back = min(self.debt, points)
         self.debt -= back
         good = min(self.shortfall, points - back)
@@ -485,7 +480,6 @@ class _Book:
         state = build(MemberState, values)
         _set_fields(state, _fields_after(member.__pydantic_fields_set__, updates))
         return state
-
 
     def _repaid_for_refunds(self, member: MemberState, updates: dict[str, Any]) -> None:
         """Earned points that repaid a debt refunds owe (``points_unpaid``): those refunds
@@ -1399,8 +1393,8 @@ def _replace_taken(purchases: tuple[PurchaseRecord, ...], changed: dict[str, Pur
 def _owed_elsewhere(purchases: tuple[PurchaseRecord, ...], changed: dict[str, PurchaseRecord],
                     part: RedeemedPart) -> None:
     """Points given back (``part``) made good a debt or shortfall refunds owe
-    (``points_unpaid``): those refunds, in the order of their purchases, owe that much less
-    and hold the points instead, as if they had taken them. Updates ``changed``."""
+    (``points_unpaid``): those refunds, in the order their records are kept, owe that much
+    less and hold the points instead, as if they had taken them. Updates ``changed``."""
     points = part.points
     for p in purchases:
         if points <= 0:
