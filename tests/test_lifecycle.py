@@ -1255,6 +1255,34 @@ def test_points_of_a_refund_owing_nothing_come_back_as_what_it_holds_in_any_orde
 
 
 @pytest.mark.parametrize("policy", ["allow", "shortfall"])
+@pytest.mark.parametrize("order", [("A", "B"), ("B", "A")])
+def test_a_refund_s_own_points_given_back_dead_in_its_place_are_not_taken_again(
+        policy: str, order: tuple[str, ...]) -> None:
+    """Points expire a month on. A (1 January) earns 100; B (2 January) pays 30 with A's
+    points and earns 70; D (3 January) pays 40 with A's and earns 60. Refunding half of A on
+    10 January takes A's last 30 and 20 of B's in place of its spent points. A and B are
+    refunded on 1 March, when every lot has expired: either order leaves the 40 D spent of
+    A's owed by A's refund, as a debt or a shortfall. B, A: B's refund gives A's 30 back,
+    dead, 20 as the 20 of B's A's refund holds, dead too: B's own points, expired, so its
+    reversal does not take them again (before, it was told only of the 50 of B's that
+    expired before the refund, so B's refund owed 20 of its own expired points: 60 owed
+    in that order, 40 in the other; a fuzzed history)."""
+    program = one_point_a_yuan(f"{{expiry: {{months: 1}}, negative_balance: {policy}}}")
+    s = bought(program, lr.MemberState.model_validate({"id": "m"}),
+               ("A", "2026-01-01T10:00:00+08:00", "100.00"),
+               ("B", "2026-01-02T10:00:00+08:00", "100.00", 30),
+               ("D", "2026-01-03T10:00:00+08:00", "100.00", 40))
+    s = step(s, lr.refund(program, s, refund_event("RA1", "2026-01-10T10:00:00+08:00", "A",
+                                                   amount="50.00")))
+    assert [(q.source, q.points) for q in s.purchases[0].reversed_from] == [("B", 20)]
+    s = refunded_in_order(program, s, order, "2026-03-01T10:00:0{}+08:00")
+    owed = (-40, 40, 0) if policy == "allow" else (0, 0, 40)
+    assert (s.points, s.points_debt, s.totals.shortfall) == owed
+    assert [(p.id, p.points_unpaid) for p in s.purchases] == [("A", 40), ("B", 0), ("D", 0)]
+    assert s.purchases[1].expiry_absorbed == s.purchases[1].points_expired
+
+
+@pytest.mark.parametrize("policy", ["allow", "shortfall"])
 def test_returned_points_already_expired_repay_nothing(policy: str) -> None:
     """T1 is paid with 150 points that expire on 20 January; T0's 50 points go on a reward.
     Refunding T0 and T1 on 25 and 26 January, in either order: T1's 150 come back dead and

@@ -1853,7 +1853,10 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
     debt_before = book.debt
     reversed_points, shortfall, absorbed = book.reverse(
         to_reverse, record.id, model.ledger.negative_balance == "allow",
-        record.points_expired - record.expiry_absorbed, covered)
+        # (its own points that came back just now past their expiry, in place of points of
+        # the purchase they paid for, an earlier refund's, are gone too: not taken twice)
+        record.points_expired + book.expired_by_source.get(record.id, 0)
+        - record.expiry_absorbed, covered)
     if reversed_points:
         events.append(new(LifecycleEvent, at=at, type="points_reversed", rule="refund",
                                      points=-reversed_points, detail=f"refund of {record.id}"))
