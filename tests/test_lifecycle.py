@@ -68,6 +68,13 @@ def never_expiring(points: int) -> lr.MemberState:
             "available_at": "2025-12-01T00:00:00+08:00", "source": "x", "rule": "x"}]})
 
 
+def expiring_on_20_january(points: int) -> lr.MemberState:
+    """A member holding ``points`` points (from 1 December 2025) that expire on 20 January."""
+    state = never_expiring(points).model_dump(mode="json")
+    state["lots"][0]["expires_at"] = "2026-01-20T00:00:00+08:00"
+    return lr.MemberState.model_validate(state)
+
+
 def refunded_in_order(program: lr.Program, state: lr.MemberState, order: Iterable[str],
                       at: str) -> lr.MemberState:
     """``state`` after full refunds of the purchases ``order`` names (refund ``R`` + the
@@ -1201,11 +1208,7 @@ def test_three_refunds_in_any_order_give_back_what_a_refund_held_not_its_purchas
     left B's record holding the 10 for good and gave back 10 of B's points expiring on 3
     February: a buy-and-return renewed them)."""
     program = one_point_a_yuan(f"{{expiry: {{months: 1}}, negative_balance: {policy}}}")
-    s = bought(program, lr.MemberState.model_validate({
-        "id": "m", "points": 10, "totals": {"earned": 10}, "lots": [{
-            "id": "n", "points": 10, "earned": 10, "earned_at": "2025-12-01T00:00:00+08:00",
-            "available_at": "2025-12-01T00:00:00+08:00", "source": "x", "rule": "x",
-            "expires_at": "2026-01-20T00:00:00+08:00"}]}),
+    s = bought(program, expiring_on_20_january(10),
         ("A", "2026-01-01T10:00:00+08:00", "100.00"),
         ("B", "2026-01-02T10:00:00+08:00", "110.00", 10),
         ("C", "2026-01-03T10:00:00+08:00", "200.00", 200))
@@ -1233,11 +1236,7 @@ def test_points_of_a_refund_owing_nothing_come_back_as_what_it_holds_in_any_orde
     B's points and D's refund gave back 10 of them expiring on 3 February, while B's
     record held the 10 for good)."""
     program = one_point_a_yuan("{expiry: {months: 1}}")
-    s = bought(program, lr.MemberState.model_validate({
-        "id": "m", "points": 10, "totals": {"earned": 10}, "lots": [{
-            "id": "n", "points": 10, "earned": 10, "earned_at": "2025-12-01T00:00:00+08:00",
-            "available_at": "2025-12-01T00:00:00+08:00", "source": "x", "rule": "x",
-            "expires_at": "2026-01-20T00:00:00+08:00"}]}),
+    s = bought(program, expiring_on_20_january(10),
         ("A", "2026-01-01T10:00:00+08:00", "100.00"),
         ("B", "2026-01-02T10:00:00+08:00", "110.00", 10),
         ("D", "2026-01-03T10:00:00+08:00", "60.00", 60),

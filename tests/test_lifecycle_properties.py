@@ -167,6 +167,22 @@ ledger: {{expiry: {{months: 1}}, pending_days: {pending}, negative_balance: {pol
 """) for policy, pending in (("shortfall", 7), ("allow", 0))}
 
 
+def paying_with_points(program: lr.Program, state: lr.MemberState,
+                       purchases: list[tuple[int, int, float]]
+                       ) -> tuple[lr.MemberState, datetime]:
+    """``state`` after purchases P0, P1, ... given as (minutes after the one before, from
+    START; whole yuan; the share of the balance paid with points), and the last one's
+    instant."""
+    at = START
+    for k, (minutes, amount, pay) in enumerate(purchases):
+        at += timedelta(minutes=minutes)
+        asked = min(int(state.points * pay), amount)
+        state = lr.apply(state, lr.evaluate(program, state, {
+            "id": f"P{k}", "at": at.isoformat(), "redeem_points": asked,
+            "items": [{"sku": "x", "amount": f"{amount}.00"}]}))
+    return state, at
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(policy=st.sampled_from(sorted(ORDER_PROGRAMS)), opening=st.integers(0, 300),
        purchases=st.lists(st.tuples(st.integers(0, 60 * 24 * 6), st.integers(1, 400),
@@ -183,13 +199,7 @@ def test_two_full_refunds_leave_the_same_balance_in_either_order(
     s = lr.MemberState.model_validate({"id": "m", "points": opening,
                                        "totals": {"earned": opening},
                                        "advanced_to": START.isoformat()})
-    at = START
-    for k, (minutes, amount, pay) in enumerate(purchases):
-        at += timedelta(minutes=minutes)
-        asked = min(int(s.points * pay), amount)
-        s = lr.apply(s, lr.evaluate(program, s, {
-            "id": f"P{k}", "at": at.isoformat(), "redeem_points": asked,
-            "items": [{"sku": "x", "amount": f"{amount}.00"}]}))
+    s, at = paying_with_points(program, s, purchases)
     first, second = (f"P{k % len(purchases)}" for k in pair)
     if first == second:
         return
@@ -227,13 +237,7 @@ def test_three_full_refunds_end_the_same_in_every_order(
     # purchase)
     s = lr.MemberState.model_validate({"id": "m", "points": opening,
                                        "advanced_to": START.isoformat()})
-    at = START
-    for k, (minutes, amount, pay) in enumerate(purchases):
-        at += timedelta(minutes=minutes)
-        asked = min(int(s.points * pay), amount)
-        s = lr.apply(s, lr.evaluate(program, s, {
-            "id": f"P{k}", "at": at.isoformat(), "redeem_points": asked,
-            "items": [{"sku": "x", "amount": f"{amount}.00"}]}))
+    s, at = paying_with_points(program, s, purchases)
     refunded = [f"P{k}" for k in trio if k < len(purchases)][:3]
     start, end = at + timedelta(minutes=later), at + timedelta(minutes=later + 1)
     ends = set()
