@@ -1847,8 +1847,8 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
                                          "past their expiry"))
         if recovered:
             events.append(new(LifecycleEvent, at=at, type="points_reversed", rule="refund",
-                              points=-recovered, detail="an earlier refund's shortfall, taken "
-                              "from the points returned"))
+                              points=-recovered, detail="an earlier refund's shortfall, made "
+                              "good from the points given back"))
     covered: list[Taken] = []
     debt_before = book.debt
     reversed_points, shortfall, absorbed = book.reverse(
