@@ -12,7 +12,7 @@ import itertools
 import re
 import time
 from collections.abc import Iterable, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -2894,3 +2894,80 @@ def test_advancing_four_thousand_years_gives_every_review() -> None:
     assert len(reviews) == 48_000  # (monthly, 12 × 4,000)
     assert (reviews[0].at.date().isoformat(), reviews[-1].at.date().isoformat()) == (
         "2026-02-01", "6026-01-01")
+
+
+DAILY = lr.load_program("""
+program: {id: daily, version: 1, currency: CNY, timezone: Asia/Shanghai}
+tiers: [{id: basic}]
+earn: [{id: base, points: 1, per: 1}]
+ledger: {remember_events: 10}
+""")
+
+
+def test_a_long_history_is_summed_once_then_kept_up_to_date(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A member with a long history (lots and purchase records) is read through a digest:
+    summed once, when the history first reaches ``DIGEST_FROM``, and carried from each state
+    to the next by the purchase that makes it, so a purchase costs about the same with a
+    year of history as with none. A purchase id that only the records still hold (past the
+    last ``remember_events`` ids) is still a purchase already applied."""
+    from loyaltyrules import _lifecycle
+
+    made = []
+    digest_of = _lifecycle._digest_of
+    monkeypatch.setattr(_lifecycle, "_digest_of", lambda *a: made.append(1) or digest_of(*a))
+    state = lr.MemberState(id="wei")
+    for n in range(40):
+        at = f"2026-03-{1 + n % 28:02d}T{10 + n // 28}:00:00+08:00"
+        state = bought(DAILY, state, (f"T{n}", at, "10.00"))
+    assert (len(state.purchases), len(state.lots), state.points) == (40, 40, 400)
+    assert len(made) == 1  # at the 25th purchase, with 24 lots and records on file
+    assert "T0" not in state.recent_transactions
+    with pytest.raises(lr.AlreadyApplied):
+        lr.evaluate(DAILY, state, txn("T0", "2026-04-01T10:00:00+08:00", "10.00"))
+    # a copy with lots of its own (a host's edit: the oldest moved last) is summed again
+    edited = state.model_copy(update={"lots": (*state.lots[1:], state.lots[0])})
+    after = step(edited, lr.evaluate(DAILY, edited, txn("T40", "2026-04-01T10:00:00+08:00",
+                                                        "10.00")))
+    assert (len(made), after.points, len(after.lots), after.lots[-2].id) == (
+        2, 410, 41, "T0:base")
+
+
+@pytest.mark.parametrize("ledger", [
+    "{remember_events: 10}",
+    "{remember_events: 10, pending_days: 3, expiry: {end_of_year: 1}}",
+])
+def test_two_years_of_purchases_end_the_same_read_through_a_digest(ledger: str) -> None:
+    """Past the refund window (365 days) a purchase merges the lots that left it and drops
+    their records; a member's digest asks its columns which those are. Every state of two
+    years of purchases, one every nine days, is the same either way (with pending points
+    and a yearly expiry, the lots merge per expiry date)."""
+    from loyaltyrules import _lifecycle
+
+    program = lr.load_program(f"""
+program: {{id: daily, version: 1, currency: CNY, timezone: Asia/Shanghai}}
+tiers: [{{id: basic}}]
+earn: [{{id: base, points: 1, per: 1}}]
+ledger: {ledger}
+""")
+
+    def states(digest_from: int) -> list[str]:
+        kept = _lifecycle.DIGEST_FROM
+        _lifecycle.DIGEST_FROM = digest_from
+        try:
+            state, seen = lr.MemberState(id="wei"), []
+            for n in range(80):
+                at = datetime(2026, 1, 1, 10, tzinfo=SHANGHAI) + timedelta(days=9 * n)
+                state = step(state, lr.evaluate(program, state, txn(
+                    f"T{n}", at.isoformat(), f"{10 + n % 7}.00")))
+                seen.append(state.model_dump_json())
+            return seen
+        finally:
+            _lifecycle.DIGEST_FROM = kept
+
+    through, direct = states(0), states(10**9)
+    assert through == direct
+    last = lr.MemberState.model_validate_json(direct[-1])
+    assert len(last.purchases) == 41  # (the last 365 days: 41 purchases nine days apart)
+    assert [lot.id for lot in last.lots if lot.source == "merged"] == (
+        ["merged:never"] if "expiry" not in ledger else ["merged:2028-01-01T00:00:00+08:00"])

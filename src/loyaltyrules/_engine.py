@@ -42,6 +42,7 @@ from ._fast import (
 from ._lifecycle import (
     advance_state,
     complete_purchase,
+    digest,
     is_late,
     member_view,
     redemption_value,
@@ -675,7 +676,9 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
     txn_id = t.id
     if (":" in txn_id and txn_id.startswith(RESERVED_PREFIXES)) or txn_id in RESERVED_IDS:
         raise reserved_id(txn_id)  # (first: `refund:R1` is remembered, but not as a purchase)
+    made = digest(m, fields)  # (None for a short history, read directly)
     if txn_id in fields["recent_transactions"] or (
+            (txn_id in made.ids) if made is not None else
             (on_file := fields["purchases"]) and _on_file(on_file, txn_id)):
         raise AlreadyApplied(txn_id)
     try:
@@ -686,7 +689,7 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
     events: list[Any] = []
     base_version = fields["version"]
     if plan.lifecycle or fields["pending_points"] or (
-            (lots := fields["lots"]) and _expiring(lots)):
+            made.expiring if made is not None else (lots := fields["lots"]) and _expiring(lots)):
         # the account is brought to the purchase's instant first: expired points cannot pay
         m, events = advance_state(plan.model, m, t.at, program.zone)
     # (a late purchase whose points may have expired already is completed by

@@ -8,12 +8,13 @@ keeps the ledger identity ``earned − redeemed − expired − reversed = point
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Container, Iterable, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import ROUND_FLOOR, Decimal
 from fractions import Fraction
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dateutil.relativedelta import relativedelta
 from pydantic_core import TzInfo
@@ -56,12 +57,14 @@ if TYPE_CHECKING:
     from ._compile import LineShares, Plan
 
 __all__ = [
+    "Digest",
     "advance",
     "apply_gift",
     "behaviour",
     "check_identity",
     "complete_purchase",
     "credit",
+    "digest",
     "gift",
     "redeem_reward",
     "redemption_value",
@@ -181,28 +184,184 @@ def untracked_points(member: MemberState, tracked: int | None = None) -> int:
     return untracked
 
 
+class Digest(NamedTuple):
+    """What each purchase asks of a member's whole history, kept with the state: whether a
+    purchase id is on file, how many points the lots hold, whether any are pending, expiring
+    or due to merge, which records leave the refund window. Without it each question is a
+    pass over the history, and each read of a lot's or record's field costs about 400
+    instructions (pydantic's ``BaseModel.__getattr__`` keeps Python from specialising it):
+    about 4,700 instructions per record, per purchase. Made once from the history, then
+    carried from state to state by each purchase (a copy of the columns, not a read of
+    every lot), so a member with a year of history costs a purchase little more than a
+    new one."""
+
+    lots: tuple[PointsLot, ...]  # the state's own tuple: a digest describes it alone
+    tracked: int  # the points the lots hold (each holds some: else no digest)
+    latest: datetime | None  # the latest available_at
+    expiring: bool  # some lot has an expiry
+    earned: tuple[datetime, ...]  # each lot's earned_at, in order
+    earliest: datetime | None  # the two earliest of them (consolidate's question)
+    second: datetime | None
+    purchases: tuple[PurchaseRecord, ...]
+    ids: frozenset[str]
+    record_ids: tuple[str, ...]  # each record's id and at, in order
+    record_ats: tuple[datetime, ...]
+    oldest: datetime | None  # the earliest record's at
+
+
+# A digest is kept for members with a history at least this long; shorter ones are read
+# directly, which costs less than keeping a digest (tests set it to 0 to use it always).
+DIGEST_FROM = 24
+
+
+class _Ref(weakref.ref):  # type: ignore[type-arg]
+    __slots__ = ("key",)
+    key: int
+
+
+def _forget(ref: _Ref) -> None:
+    entry = _DIGESTS.get(ref.key)
+    if entry is not None and entry[0] is ref:
+        _DIGESTS.pop(ref.key, None)
+
+
+# by id(member state), with a weak reference that drops the entry with the state: states are
+# frozen, and the entry is used only while its tuples are still the state's own
+_DIGESTS: dict[int, tuple[_Ref, Digest]] = {}
+
+
+def digest(member: MemberState, fields: dict[str, Any]) -> Digest | None:
+    """The digest of ``member`` (whose ``__dict__`` is ``fields``): made now, unless a
+    purchase made it with the state; None for a short history, or for lots not all holding
+    points (a state edited by hand)."""
+    lots, purchases = fields["lots"], fields["purchases"]
+    if len(lots) < DIGEST_FROM and len(purchases) < DIGEST_FROM:
+        return None
+    entry = _DIGESTS.get(id(member))
+    if entry is not None and entry[0]() is member:
+        kept = entry[1]
+        if kept.lots is lots and kept.purchases is purchases:
+            return kept
+    made = _digest_of(lots, purchases)
+    if made is not None:
+        _keep(member, made)
+    return made
+
+
+def _keep(member: MemberState, made: Digest) -> None:
+    ref = _Ref(member, _forget)
+    ref.key = id(member)
+    _DIGESTS[ref.key] = (ref, made)
+
+
+def _carry(member: MemberState, copy: MemberState) -> None:
+    """A copy of ``member`` with its lots and records shares its digest, if it has one."""
+    entry = _DIGESTS.get(id(member))
+    if entry is not None and entry[0]() is member:
+        fields = copy.__dict__
+        made = entry[1]
+        if made.lots is fields["lots"] and made.purchases is fields["purchases"]:
+            _keep(copy, made)
+
+
+_LotFacts = tuple[int, "datetime | None", bool, list[datetime]]
+
+
+def _lot_facts(lots: Iterable[PointsLot], tracked: int, latest: datetime | None,
+               expiring: bool) -> _LotFacts | None:
+    """(tracked, latest, expiring: see :class:`Digest`) with ``lots`` added, and the lots'
+    earned_at; None if one of them holds no points."""
+    earned = []
+    for lot in lots:  # (one pass, each lot's fields read from its __dict__)
+        f = lot.__dict__
+        points = f["points"]
+        if points <= 0:
+            return None
+        tracked += points
+        available = f["available_at"]
+        if latest is None or available > latest:
+            latest = available
+        if f["expires_at"] is not None:
+            expiring = True
+        earned.append(f["earned_at"])
+    return tracked, latest, expiring, earned
+
+
+def _two_earliest(earned: tuple[datetime, ...]) -> tuple[datetime | None, datetime | None]:
+    if len(earned) < 2:
+        return (earned[0] if earned else None), None
+    first, second = sorted(earned)[:2]  # (mostly in order already: sorting is a pass)
+    return first, second
+
+
+def _digest_of(lots: tuple[PointsLot, ...], purchases: tuple[PurchaseRecord, ...]
+               ) -> Digest | None:
+    facts = _lot_facts(lots, 0, None, False)
+    if facts is None:
+        return None
+    tracked, latest, expiring, earned_at = facts
+    earned = tuple(earned_at)
+    ids = []
+    ats = []
+    for record in purchases:
+        f = record.__dict__
+        ids.append(f["id"])
+        ats.append(f["at"])
+    return Digest(lots, tracked, latest, expiring, earned, *_two_earliest(earned), purchases,
+                  frozenset(ids), tuple(ids), tuple(ats), min(ats) if ats else None)
+
+
+def _merged(old: list[PointsLot]) -> list[PointsLot]:
+    """Old lots merged per expiry date (see :meth:`_Book.consolidate`), in the order their
+    expiry dates first appear; a lot alone in its expiry date stays as it is."""
+    groups: dict[datetime | None, list[PointsLot]] = {}
+    for lot in old:
+        groups.setdefault(lot.expires_at, []).append(lot)
+    merged = []
+    for expiry, lots in groups.items():
+        if len(lots) == 1:
+            merged.append(lots[0])
+            continue
+        first = min(lot.earned_at for lot in lots)
+        merged.append(new(PointsLot, id=f"merged:{expiry.isoformat() if expiry else 'never'}",
+                          points=sum(lot.points for lot in lots),
+                          earned=sum(lot.earned for lot in lots), earned_at=first,
+                          available_at=max(lot.available_at for lot in lots),
+                          expires_at=expiry, source="merged", rule="merged"))
+    return merged
+
+
 class _Book:
     """The points of one member during one operation; lots in, lots out, totals kept."""
 
     def __init__(self, member: MemberState, now: datetime) -> None:
         # the lots with points left, and how many they hold, in one pass (this runs for every
         # event of a member, who may hold a year of lots)
-        kept: list[PointsLot] = []
-        tracked = 0
-        for lot in member.lots:
-            points = lot.points
-            if points > 0:
-                kept.append(lot)
-                tracked += points
+        fields = member.__dict__
+        self.digest = made = digest(member, fields)
+        if made is not None:
+            kept = list(made.lots)
+            tracked = made.tracked
+        else:
+            kept = []
+            tracked = 0
+            for lot in fields["lots"]:
+                points = lot.points
+                if points > 0:
+                    kept.append(lot)
+                    tracked += points
         self.lots = kept
+        # the lots as the digest counts them, while only added to (see state())
+        self._counted, self._held = kept, len(kept)
+        self.added: list[PointsLot] | None = None  # what state() found added, if counted
         self.expired_by_source: dict[str, int] = {}
-        t = member.totals
+        t: PointsTotals = fields["totals"]
         self.earned, self.redeemed, self.expired = t.earned, t.redeemed, t.expired
         self.reversed, self.shortfall = t.reversed, t.shortfall
-        self.debt = member.points_debt
+        self.debt: int = fields["points_debt"]
         self.repaid: list[RedeemedPart] = []  # earned points that repaid the debt
         # an event dated before the member's last advance cannot make points pending again
-        self.now = max(now, member.advanced_to) if member.advanced_to else now
+        self.now = max(now, advanced) if (advanced := fields["advanced_to"]) else now
         # a balance imported without lots (or edited by hand) becomes an "opening" lot, so
         # the identity holds from the first operation on
         untracked = untracked_points(member, tracked)
@@ -437,26 +596,49 @@ class _Book:
         their whole history. Recent lots keep their event and rule."""
         if len(self.lots) < 2:
             return
+        made = self.digest
+        if made is not None and self.lots is self._counted and (
+                made.latest is None or made.latest <= self.now):
+            # every lot counted is usable: which are old, the digest's column says
+            folded = _lot_facts(self.lots[self._held:], made.tracked, made.latest,
+                                made.expiring)
+            if folded is not None and all(earned >= before for earned in folded[3]):
+                self._consolidate_counted(made, before, folded)
+                return
         now = self.now
         old = [lot for lot in self.lots if lot.earned_at < before and lot.available_at <= now]
         if len(old) < 2:
             return
-        groups: dict[datetime | None, list[PointsLot]] = {}
-        for lot in old:
-            groups.setdefault(lot.expires_at, []).append(lot)
-        merged = []
-        for expiry, lots in groups.items():
-            if len(lots) == 1:
-                merged.append(lots[0])
-                continue
-            first = min(lot.earned_at for lot in lots)
-            merged.append(new(PointsLot, id=f"merged:{expiry.isoformat() if expiry else 'never'}",
-                              points=sum(lot.points for lot in lots),
-                              earned=sum(lot.earned for lot in lots), earned_at=first,
-                              available_at=max(lot.available_at for lot in lots),
-                              expires_at=expiry, source="merged", rule="merged"))
         ids = {id(lot) for lot in old}
-        self.lots = [lot for lot in self.lots if id(lot) not in ids] + merged
+        self.lots = [lot for lot in self.lots if id(lot) not in ids] + _merged(old)
+
+    def _consolidate_counted(self, made: Digest, before: datetime, folded: _LotFacts) -> None:
+        """consolidate() for lots counted by the digest (all usable) and lots added since
+        (none old), asking the digest's column which are old instead of every lot."""
+        if made.second is None or made.second >= before:
+            return  # (one at most: merging needs two)
+        old: list[PointsLot] = []
+        kept: list[PointsLot] = []
+        left: list[datetime] = []
+        for lot, at in zip(self.lots, (*made.earned, *folded[3]), strict=True):  # one pass
+            if at < before:
+                old.append(lot)
+            else:
+                kept.append(lot)
+                left.append(at)
+        if len(old) < 2:
+            return
+        merged = _merged(old)
+        self.lots = kept + merged
+        for lot in merged:
+            left.append(lot.earned_at)
+        earned = tuple(left)
+        tracked, latest, expiring, _ = folded  # (merging keeps all three)
+        earliest, second = _two_earliest(earned)
+        self.digest = made._replace(lots=tuple(self.lots), tracked=tracked, latest=latest,
+                                    expiring=expiring, earned=earned, earliest=earliest,
+                                    second=second)
+        self._counted, self._held = self.lots, len(self.lots)
 
     def state(self, member: MemberState, **updates: Any) -> MemberState:
         if self.repaid:
@@ -466,7 +648,14 @@ class _Book:
             "reversed": self.reversed, "shortfall": self.shortfall})
         usable = waiting = 0
         now = _like(self.now, self.lots, "available_at")  # (a review's midnight, say)
-        for lot in self.lots:  # available() and pending() in one pass
+        lots: list[PointsLot] = self.lots
+        made = self.digest
+        if made is not None and lots is self._counted and (
+                made.latest is None or made.latest <= now):
+            # only added to since the digest, whose lots are all usable: the added ones alone
+            usable = made.tracked
+            lots = self.added = lots[self._held:]
+        for lot in lots:  # available() and pending() in one pass
             if lot.available_at <= now:
                 usable += lot.points
             else:
@@ -1195,7 +1384,9 @@ def complete_purchase(program: Any, plan: Any, member: MemberState, txn: Transac
             fired = dict(state.signals)
             own = (*own, *_purchase_signals(model, state, at, today, member.orders == 0,
                                             fired))
-            state = state.model_copy(update={"signals": fired})
+            signalled = state.model_copy(update={"signals": fired})
+            _carry(state, signalled)
+            state = signalled
         own = (*own, *expired)  # (after the purchase's moment)
         values["events"] = own
         values["member_after"] = state
@@ -1290,6 +1481,25 @@ def _purchase_state(
         "expiry_absorbed": 0, "spend_reversed": zero, "line_points": line_points,
         "line_spend": line_spend, "redeemed_from": redeemed_from, "reversed_from": (),
         "points_unpaid": 0})
+    made = book.digest  # (records: the digest's columns say which leave the window)
+    dropped = False
+    if made is None:
+        purchases = (*[p for p in member.purchases if p.at >= horizon], record)
+    elif made.oldest is None or made.oldest >= horizon:
+        purchases = (*member.purchases, record)
+    else:
+        kept: list[PurchaseRecord] = []
+        ids: list[str] = []
+        ats: list[datetime] = []
+        for p, p_id, p_at in zip(member.purchases, made.record_ids, made.record_ats,
+                                 strict=True):  # (one pass over the columns)
+            if p_at >= horizon:
+                kept.append(p)
+                ids.append(p_id)
+                ats.append(p_at)
+        purchases = (*kept, record)
+        made = made._replace(record_ids=tuple(ids), record_ats=tuple(ats))
+        dropped = True
     updates: dict[str, Any] = {
         "tier": tier_after,
         "qualifying_spend": member.qualifying_spend + spend,
@@ -1297,8 +1507,7 @@ def _purchase_state(
         "last_purchase": last_purchase,
         "usage": usage,
         "recent_transactions": (*member.recent_transactions, txn_id)[-remember:],
-        "purchases": (*[p for p in member.purchases if p.at >= horizon], record)
-        if member.purchases else (record,),
+        "purchases": purchases,
         "spend_log": log,
         "advanced_to": max(at, member.advanced_to or at),
     }
@@ -1309,7 +1518,44 @@ def _purchase_state(
             updates["tier_falls"] = 0
     if book.expired_by_source:  # (a late purchase's points expired at once)
         updates["purchases"] = _expired_counted(book, updates["purchases"])
-    return book.state(member, **updates)
+    state = book.state(member, **updates)
+    if made is not None and book.added is not None and \
+            (fields := state.__dict__)["purchases"] is purchases:
+        # the book only added lots to those it counted, and its records are these: the next
+        # state's digest from this one's columns, not from its history
+        _keep_grown(state, fields["lots"], book, made, dropped, record)
+    return state
+
+
+def _keep_grown(state: MemberState, lots: tuple[PointsLot, ...], book: _Book,
+                records: Digest, dropped: bool, record: PurchaseRecord) -> None:
+    """Keep the digest of a purchase's next ``state``: the book's lots (as its digest counts
+    them, with those it added), and ``records``' columns (those still in the window: some
+    were ``dropped``) with the purchase's ``record``."""
+    counted = book.digest
+    assert counted is not None and book.added is not None
+    folded = _lot_facts(book.added, counted.tracked, counted.latest, counted.expiring)
+    if folded is None:
+        return
+    tracked, latest, expiring, added = folded
+    earliest, second = counted.earliest, counted.second
+    for at in added:
+        if earliest is None or at < earliest:
+            earliest, second = at, earliest
+        elif second is None or at < second:
+            second = at
+    txn_id, at = record.id, record.at
+    record_ids = (*records.record_ids, txn_id)
+    record_ats = (*records.record_ats, at)
+    if dropped:
+        ids = frozenset(record_ids)
+        oldest = min(record_ats)
+    else:
+        ids = records.ids | {txn_id}
+        oldest = at if records.oldest is None or at < records.oldest else records.oldest
+    _keep(state, Digest(lots, tracked, latest, expiring, (*counted.earned, *added), earliest,
+                        second, state.__dict__["purchases"], ids, record_ids, record_ats,
+                        oldest))
 
 
 # points taken from a lot: its expiry, its source, when it is usable, and how many
