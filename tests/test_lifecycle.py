@@ -2951,7 +2951,7 @@ earn: [{{id: base, points: 1, per: 1}}]
 ledger: {ledger}
 """)
 
-    def states(digest_from: int) -> list[str]:
+    def states(digest_from: int) -> tuple[list[str], lr.MemberState]:
         kept = _lifecycle.DIGEST_FROM
         _lifecycle.DIGEST_FROM = digest_from
         try:
@@ -2961,13 +2961,24 @@ ledger: {ledger}
                 state = step(state, lr.evaluate(program, state, txn(
                     f"T{n}", at.isoformat(), f"{10 + n % 7}.00")))
                 seen.append(state.model_dump_json())
-            return seen
+            return seen, state
         finally:
             _lifecycle.DIGEST_FROM = kept
 
-    through, direct = states(0), states(10**9)
+    (through, again), (direct, last) = states(0), states(10**9)
     assert through == direct
-    last = lr.MemberState.model_validate_json(direct[-1])
     assert len(last.purchases) == 41  # (the last 365 days: 41 purchases nine days apart)
+    # read through the digest the purchases carried: an id whose record is still kept is a
+    # purchase applied; an id whose record left the window is a new purchase, as read lot
+    # by lot
+    _lifecycle.DIGEST_FROM, kept = 0, _lifecycle.DIGEST_FROM
+    try:
+        with pytest.raises(lr.AlreadyApplied):
+            lr.evaluate(program, again, txn("T45", "2027-12-31T10:00:00+08:00", "10.00"))
+        for left in ("T0", "T30"):  # (T30 left after the digest last gathered its ids)
+            assert lr.evaluate(program, again, txn(left, "2027-12-31T10:00:00+08:00",
+                                                   "10.00")).points_total == 10
+    finally:
+        _lifecycle.DIGEST_FROM = kept
     assert [lot.id for lot in last.lots if lot.source == "merged"] == (
         ["merged:never"] if "expiry" not in ledger else ["merged:2028-01-01T00:00:00+08:00"])

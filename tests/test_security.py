@@ -690,26 +690,38 @@ def _promotions_benchmark() -> Any:
     return module
 
 
-def test_a_thousand_promotions_load_within_the_budget() -> None:
-    """The benchmark's 1,000-promotion program (benchmarks/promotions.py) loads in under a
-    second, the performance issue's bound: no section costs the square of its length."""
+def _load_seconds(make: Any, count: int) -> float:
+    """The fastest of three loads: a program's cost, not the machine's other work."""
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        make(count)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def test_a_thousand_promotions_cost_ten_times_a_hundred_to_load() -> None:
+    """The benchmark's 1,000-promotion program (benchmarks/promotions.py) loads at most a
+    few times slower per promotion than 100 do: no section costs the square of its length
+    (which would be 100 times the cost). How long it takes (0.1–0.2 s here, the performance
+    issue's bound is 1 s) is benchmarked, not asserted (`python -m benchmarks.run`)."""
     module = _promotions_benchmark()
-    start = time.perf_counter()
-    program = module.many_promotions_program(1000)
-    assert time.perf_counter() - start < BUDGET  # (0.2 s on a quiet machine)
-    assert len(program.model.promotions) == 1000
+    assert len(module.many_promotions_program(1000).model.promotions) == 1000
+    small = _load_seconds(module.many_promotions_program, 100)
+    large = _load_seconds(module.many_promotions_program, 1000)
+    assert large < 30 * small, (small, large)
 
 
-def test_a_thousand_earn_rules_load_within_the_budget() -> None:
+def test_a_thousand_earn_rules_cost_ten_times_a_hundred_to_load() -> None:
     """Regression: a program of 1,000 earn rules took 1.8–3 s to load, every rule written
     out in the generated decision and again in its traced twin, and compiled. Past 64 earn
     rules (or multipliers) the generated decision runs the plan's loop over them, and the
-    engine writes the trace, as for promotions."""
+    engine writes the trace, as for promotions (0.09 s here for 1,000)."""
     module = _promotions_benchmark()
-    start = time.perf_counter()
-    program = module.many_earn_rules_program(1000)
-    assert time.perf_counter() - start < BUDGET  # (0.09 s on a quiet machine)
-    assert len(program.model.earn) == 1000
+    assert len(module.many_earn_rules_program(1000).model.earn) == 1000
+    small = _load_seconds(module.many_earn_rules_program, 100)
+    large = _load_seconds(module.many_earn_rules_program, 1000)
+    assert large < 30 * small, (small, large)
 
 
 def test_a_thousand_earn_rules_earn_what_they_earned_when_written_out() -> None:

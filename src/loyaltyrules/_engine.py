@@ -45,6 +45,7 @@ from ._lifecycle import (
     digest,
     is_late,
     member_view,
+    on_file,
     redemption_value,
     untracked_points,
     window_spend,
@@ -678,8 +679,8 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
         raise reserved_id(txn_id)  # (first: `refund:R1` is remembered, but not as a purchase)
     made = digest(m, fields)  # (None for a short history, read directly)
     if txn_id in fields["recent_transactions"] or (
-            (txn_id in made.ids) if made is not None else
-            (on_file := fields["purchases"]) and _on_file(on_file, txn_id)):
+            on_file(made, txn_id) if made is not None else
+            (records := fields["purchases"]) and _on_file(records, txn_id)):
         raise AlreadyApplied(txn_id)
     try:
         plan = program._plans.get(mode) or program.plan(mode)

@@ -66,6 +66,7 @@ __all__ = [
     "credit",
     "digest",
     "gift",
+    "on_file",
     "redeem_reward",
     "redemption_value",
     "refund",
@@ -203,7 +204,11 @@ class Digest(NamedTuple):
     earliest: datetime | None  # the two earliest of them (consolidate's question)
     second: datetime | None
     purchases: tuple[PurchaseRecord, ...]
+    # the records' ids, and those of records dropped since (a set shared from state to
+    # state, not copied on every purchase), with the ids added since: a hit is confirmed
+    # in ``record_ids``
     ids: frozenset[str]
+    ids_added: tuple[str, ...]
     record_ids: tuple[str, ...]  # each record's id and at, in order
     record_ats: tuple[datetime, ...]
     oldest: datetime | None  # the earliest record's at
@@ -308,7 +313,7 @@ def _digest_of(lots: tuple[PointsLot, ...], purchases: tuple[PurchaseRecord, ...
         ids.append(f["id"])
         ats.append(f["at"])
     return Digest(lots, tracked, latest, expiring, earned, *_two_earliest(earned), purchases,
-                  frozenset(ids), tuple(ids), tuple(ats), min(ats) if ats else None)
+                  frozenset(ids), (), tuple(ids), tuple(ats), min(ats) if ats else None)
 
 
 def _merged(old: list[PointsLot]) -> list[PointsLot]:
@@ -1548,14 +1553,23 @@ def _keep_grown(state: MemberState, lots: tuple[PointsLot, ...], book: _Book,
     record_ids = (*records.record_ids, txn_id)
     record_ats = (*records.record_ats, at)
     if dropped:
-        ids = frozenset(record_ids)
         oldest = min(record_ats)
     else:
-        ids = records.ids | {txn_id}
         oldest = at if records.oldest is None or at < records.oldest else records.oldest
+    ids, ids_added = records.ids, (*records.ids_added, txn_id)
+    if len(ids_added) > _IDS_ADDED:  # (now and then: the dropped ones leave the set)
+        ids, ids_added = frozenset(record_ids), ()
     _keep(state, Digest(lots, tracked, latest, expiring, (*counted.earned, *added), earliest,
-                        second, state.__dict__["purchases"], ids, record_ids, record_ats,
-                        oldest))
+                        second, state.__dict__["purchases"], ids, ids_added, record_ids,
+                        record_ats, oldest))
+
+
+_IDS_ADDED = 64
+
+
+def on_file(made: Digest, txn_id: str) -> bool:
+    """A record of purchase ``txn_id`` is in the digest's history."""
+    return (txn_id in made.ids or txn_id in made.ids_added) and txn_id in made.record_ids
 
 
 # points taken from a lot: its expiry, its source, when it is usable, and how many
