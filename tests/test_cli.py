@@ -523,6 +523,26 @@ def test_a_number_too_long_is_one_line_naming_where(
                                           "number too long to read (more than 4300 digits)")
 
 
+def test_a_tiny_exponent_is_refused_in_one_short_line(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`"amount": 1e-99999999` (13 characters) has more decimals than CNY allows; it was said
+    with the number written out, a 100 MB line. A purchase's amount, its shipping and a
+    refund's amount alike."""
+    stream = tmp_path / "txns.jsonl"
+    purchase = TXN.format(id="X1", at="2026-03-02T10:00:00+08:00")
+    for line, said in [
+            (purchase.replace('"100.00"', "1e-99999999"), "2: transaction: items[0].amount"),
+            (purchase.replace('"items"', '"shipping": 1e-99999999, "items"'),
+             "2: transaction: shipping"),
+            ('{"type": "refund", "member_id": "m1", "id": "R1", "transaction_id": "X0", '
+             '"at": "2026-03-03T10:00:00+08:00", "amount": 1e-99999999}\n', "2: refund: amount")]:
+        stream.write_text(purchase.replace("X1", "X0") + line, encoding="utf-8")
+        code, out, err = run_main(capsys, "run", RETAIL, stream, "--quiet")
+        assert (code, len(out.splitlines())) == (1, 1)
+        assert assert_one_line_error(err) == (
+            f"loyaltyrules: {stream}:{said}: 1E-99999999 has more decimals than CNY allows")
+
+
 def test_json_nested_too_deeply_is_one_line(
         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """A run line nested 100,000 levels deep (past the JSON reader's limit), or 900 levels

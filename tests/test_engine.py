@@ -1168,3 +1168,30 @@ def test_attrs_of_enum_kinds_keep_their_value_not_their_name() -> None:
     assert lr.MemberState.model_validate_json(m.model_dump_json()) == m
     with pytest.raises(lr.InputError, match="a whole number in attrs is below 10"):
         lr.evaluate(program(), {"id": "m", "attrs": {"n": 10**4400}}, txn(("x", "1.00")))
+
+
+@pytest.mark.parametrize("mode", ["compiled", "interpreted"])
+@pytest.mark.parametrize("field", ["items[0].amount", "shipping", "tax", "paid_with_points"])
+def test_an_amount_with_a_tiny_exponent_is_refused_in_a_short_message(
+        mode: Any, field: str) -> None:
+    """Decimal("1E-9999999") has more decimals than CNY allows: the message shows it as
+    written (it was ten million characters long, the number written out in full)."""
+    t = txn(("x", "100.00"))
+    if field == "items[0].amount":
+        t["items"][0]["amount"] = D("1E-9999999")
+    else:
+        t[field] = D("1E-9999999")
+    with pytest.raises(lr.InputError) as refused:
+        lr.evaluate(program(), {"id": "m"}, t, mode=mode)
+    assert str(refused.value) == (
+        f"transaction: {field}: 1E-9999999 has more decimals than CNY allows")
+
+
+def test_a_negative_amount_with_a_long_coefficient_is_refused_in_a_short_message() -> None:
+    """A negative amount is quoted cut short, not with every one of its digits."""
+    t = txn(("x", "-0." + "1" * 100_000))
+    with pytest.raises(lr.InputError) as refused:
+        run(program(), t)
+    assert str(refused.value) == (
+        "transaction: items[0].amount: must not be negative (got "
+        "-0.111111111111111111111111111111111111…)")

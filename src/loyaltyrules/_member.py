@@ -56,7 +56,7 @@ def _amount(value: Any) -> Decimal:
             return known
     amount = parse_money(value)
     if amount < 0:
-        raise ValueError(f"must not be negative (got {value})")
+        raise ValueError(f"must not be negative (got {show_value(amount)})")
     if amount.is_signed():  # "-0.00" is zero: written 0.00 whichever way it is added up
         amount = amount.copy_abs()
     if type(value) is str:
@@ -439,8 +439,8 @@ class PurchaseRecord(_Input):
             raise ValueError(f"points_unpaid {self.points_unpaid} is more than the "
                              f"{self.points_reversed} reversed")
         if self.line_spend and sum(self.line_spend) > self.qualifying_spend:
-            raise ValueError(f"line_spend adds up to {sum(self.line_spend):f}, more than the "
-                             f"qualifying spend {self.qualifying_spend:f}")
+            raise ValueError(f"line_spend adds up to {show_value(sum(self.line_spend))}, more "
+                             f"than the qualifying spend {show_value(self.qualifying_spend)}")
         return self
 
 
