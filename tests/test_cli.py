@@ -1106,3 +1106,30 @@ def test_lint_today_is_a_date_written_as_the_help_says(
     assert assert_one_line_error(err) == (
         f"loyaltyrules: --today {today!r} is not a date such as 2026-03-01")
     assert run_main(capsys, "lint", RETAIL, "--today", "2026-03-01")[0] == 0
+
+
+@pytest.mark.parametrize("args", [
+    ("run", RETAIL, EXAMPLES / "transactions.jsonl", "--members", EXAMPLES / "members.jsonl",
+     "--quiet"),
+    ("run", RETAIL, EXAMPLES / "transactions.jsonl", "--format", "text"),
+    ("validate", RETAIL),
+    ("evaluate", RETAIL, "--member", EXAMPLES / "member.json", "--txn", EXAMPLES / "txn.json"),
+], ids=["run-quiet", "run-text", "validate", "evaluate"])
+def test_every_command_runs_with_standard_error_closed(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        args: tuple[str | Path, ...]) -> None:
+    """Started with `2>&-` (sys.stderr is None), run said "internal error (AttributeError:
+    'NoneType' object has no attribute 'isatty')". What goes to standard error (progress,
+    the summary) is not shown; the output is as ever."""
+    code, expected, _ = run_main(capsys, *args)
+    assert code == 0
+    monkeypatch.setattr("sys.stderr", None)
+    assert run_main(capsys, *args) == (0, expected, "")
+
+
+def test_a_failure_with_standard_error_closed_is_told_by_the_exit_code_alone(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    """With standard error closed, an error is not written into the output instead."""
+    monkeypatch.setattr("sys.stderr", None)
+    assert run_main(capsys, "run", RETAIL, tmp_path / "missing.jsonl") == (1, "", "")

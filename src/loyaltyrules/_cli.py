@@ -698,6 +698,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if sys.stderr is not None:
+        return _main(argv)
+    # Started with standard error closed (`2>&-`, as cron and daemons may): what would be
+    # said there (progress, the summary, an error) goes nowhere and the exit code still
+    # tells; print(file=None) would write it into the output instead.
+    closed = sys.stderr
+    with open(os.devnull, "w", encoding="utf-8") as nowhere:
+        sys.stderr = nowhere
+        try:
+            return _main(argv)
+        finally:
+            sys.stderr = closed
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     if sys.stdout is None:  # (started with standard output closed: `>&-`)
         if sys.stderr is not None:
