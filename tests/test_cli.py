@@ -1133,3 +1133,29 @@ def test_a_failure_with_standard_error_closed_is_told_by_the_exit_code_alone(
     """With standard error closed, an error is not written into the output instead."""
     monkeypatch.setattr("sys.stderr", None)
     assert run_main(capsys, "run", RETAIL, tmp_path / "missing.jsonl") == (1, "", "")
+
+
+LONG_ID = "x" * 129
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    (TXN.format(id="T1", at="2026-03-02T10:00:00+08:00").replace('"m1"', '""'),
+     "transaction: member_id: each transaction in a stream needs a member_id"),
+    (TXN.format(id="T1", at="2026-03-02T10:00:00+08:00").replace("m1", LONG_ID),
+     "transaction: member_id: must be at most 128 characters long (got 129)"),
+    ('{"type": "advance", "member_id": "' + LONG_ID + '", "until": "2027-01-01T00:00:00+08:00"}',
+     "advance: member_id: must be at most 128 characters long (got 129)"),
+    ('{"type": "behaviour", "member_id": "' + LONG_ID + '", "id": "B1", "event": "check_in", '
+     '"at": "2027-01-01T00:00:00+08:00"}',
+     "behaviour: member_id: must be at most 128 characters long (got 129)"),
+], ids=["purchase-empty", "purchase-129", "advance-129", "behaviour-129"])
+def test_a_member_id_no_member_can_have_is_the_lines_one_line_error(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, line: str, expected: str) -> None:
+    """A purchase line with `"member_id": ""`, or any line whose member_id (of a member not
+    in --members) is longer than a member's id may be, was "internal error
+    (ValidationError …)" over several lines."""
+    stream = tmp_path / "events.jsonl"
+    stream.write_text(line.rstrip("\n") + "\n", encoding="utf-8")
+    code, out, err = run_main(capsys, "run", RETAIL, stream)
+    assert (code, out) == (1, "")
+    assert assert_one_line_error(err) == f"loyaltyrules: {stream}:1: {expected}"

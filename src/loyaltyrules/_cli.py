@@ -330,6 +330,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _new_member(member_id: str, kind: str) -> MemberState:
+    """The state a member not in --members starts from. Its id is checked as a member's is:
+    one of 129 characters is the line's mistake, said as its member_id's."""
+    try:
+        return coerce(MemberState, {"id": member_id}, "member")
+    except InputError as exc:
+        raise InputError(str(exc).removeprefix("member: id: "), field="member_id",
+                         kind=kind) from None
+
+
 _EVENTS = ("purchase", "refund", "behaviour", "reward", "advance")
 
 
@@ -346,7 +356,7 @@ def _event(program: Any, members: dict[str, MemberState], line: str, *, trace: b
     if not isinstance(member_id, str) or not member_id:
         raise InputError("each event in a stream needs a member_id", field="member_id",
                          kind=str(kind))
-    member = members.get(member_id) or MemberState(id=member_id)
+    member = members.get(member_id) or _new_member(member_id, str(kind))
     if kind == "purchase":
         return member_id, evaluate(program, member, {**data, "member_id": member_id},
                                    trace=trace)
@@ -463,11 +473,11 @@ def _stream(args: argparse.Namespace, program: Any, members: dict[str, MemberSta
                 member_id, decision = _event(program, members, line, trace=args.trace)
             else:
                 txn = _transaction(line)
-                if txn.member_id is None:
+                if not txn.member_id:
                     raise InputError("each transaction in a stream needs a member_id",
                                      field="member_id", kind="transaction")
                 member_id = txn.member_id
-                member = members.get(member_id) or MemberState(id=member_id)
+                member = members.get(member_id) or _new_member(member_id, "transaction")
                 decision = evaluate(program, member, txn, trace=args.trace)
             member = members.get(member_id) or MemberState(id=member_id)
             members[member_id] = apply(member, decision)
