@@ -1159,3 +1159,44 @@ def test_a_member_id_no_member_can_have_is_the_lines_one_line_error(
     code, out, err = run_main(capsys, "run", RETAIL, stream)
     assert (code, out) == (1, "")
     assert assert_one_line_error(err) == f"loyaltyrules: {stream}:1: {expected}"
+
+
+@pytest.mark.parametrize(("written", "expected"), [
+    ('"redeem_points": 100.0000000000000000000000000001',
+     "redeem_points: expected a whole number (got 100.0000000000000000000000000001)"),
+    ('"redeem_points": 1e-1000', "redeem_points: expected a whole number (got 1E-1000)"),
+    ('"items": [{"sku": "A", "amount": "100.00", "quantity": 2.0000000000000000000000000001}]',
+     "items[0].quantity: expected a whole number (got 2.0000000000000000000000000001)"),
+], ids=["just-above-100", "tiny-exponent", "quantity"])
+def test_run_refuses_a_whole_number_field_written_with_a_fraction(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, written: str, expected: str) -> None:
+    """A count written with a fraction or exponent was read as a float: 100.000…0001 redeemed
+    100 points, 1e-1000 none, quantity 2.000…0001 was 2. Refused, as the API refuses them."""
+    members = tmp_path / "members.jsonl"
+    members.write_text('{"id": "m1", "points": 1000}\n', encoding="utf-8")
+    stream = tmp_path / "txns.jsonl"
+    line = TXN.format(id="T1", at="2026-03-02T10:00:00+08:00")
+    if written.startswith('"items"'):
+        line = line[:line.index('"items"')] + written + "}\n"
+    else:
+        line = line.replace('"items"', written + ', "items"')
+    stream.write_text(line, encoding="utf-8")
+    code, out, err = run_main(capsys, "run", RETAIL, stream, "--members", members)
+    assert (code, out) == (1, "")
+    assert assert_one_line_error(err) == f"loyaltyrules: {stream}:1: transaction: {expected}"
+
+
+def test_run_reads_a_whole_number_written_with_zero_decimals_as_itself(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`"redeem_points": 100.0` and `1e2` are 100, and `"quantity": 2.0` is 2."""
+    members = tmp_path / "members.jsonl"
+    members.write_text('{"id": "m1", "points": 1000}\n', encoding="utf-8")
+    stream = tmp_path / "txns.jsonl"
+    stream.write_text(
+        '{"id": "T1", "member_id": "m1", "at": "2026-03-02T10:00:00+08:00", "redeem_points": '
+        '100.0, "items": [{"sku": "A", "amount": "100.00", "quantity": 2.0}]}\n'
+        '{"id": "T2", "member_id": "m1", "at": "2026-03-02T10:00:00+08:00", "redeem_points": '
+        '1e2, "items": [{"sku": "A", "amount": "100.00"}]}\n', encoding="utf-8")
+    code, out, _ = run_main(capsys, "run", RETAIL, stream, "--members", members, "--quiet")
+    assert code == 0
+    assert [json.loads(line)["redeemed_points"] for line in out.splitlines()] == [100, 100]

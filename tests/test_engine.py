@@ -1195,3 +1195,21 @@ def test_a_negative_amount_with_a_long_coefficient_is_refused_in_a_short_message
     assert str(refused.value) == (
         "transaction: items[0].amount: must not be negative (got "
         "-0.111111111111111111111111111111111111…)")
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("100.0000000000000000000000000001", "100.0000000000000000000000000001"),
+    ("1e-1000", "1E-1000"),
+])
+def test_json_text_with_a_fraction_in_a_count_is_refused_as_a_dict_is(
+        written: str, said: str) -> None:
+    """JSON text given to evaluate read 100.000…0001 points to redeem as 100 (a float), and
+    1e-1000 as 0; read exactly, they are refused as Decimal("1E-1000") is. 100.0 is 100."""
+    text = ('{"id": "t", "at": "2026-03-04T12:00:00+08:00", "items": [{"sku": "a", '
+            '"amount": "100.00"}], "redeem_points": %s}')
+    p = program(redemption={"points": 100, "value": 1})
+    with pytest.raises(lr.InputError) as refused:
+        lr.evaluate(p, {"id": "m", "points": 1000}, text % written)
+    assert str(refused.value) == (
+        f"transaction: redeem_points: expected a whole number (got {said})")
+    assert lr.evaluate(p, {"id": "m", "points": 1000}, text % "100.0").redeemed_points == 100
