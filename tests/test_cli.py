@@ -1200,3 +1200,33 @@ def test_run_reads_a_whole_number_written_with_zero_decimals_as_itself(
     code, out, _ = run_main(capsys, "run", RETAIL, stream, "--members", members, "--quiet")
     assert code == 0
     assert [json.loads(line)["redeemed_points"] for line in out.splitlines()] == [100, 100]
+
+
+def test_a_whole_json_file_larger_than_its_bound_is_refused_without_reading_it_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """evaluate's --member and --txn are bounded as a JSON Lines line is (MAX_LINE, 64 MiB),
+    a --members .json list by MAX_MEMBERS_JSON (256 MiB): `--member /dev/zero` grew to
+    gigabytes, or was "internal error (MemoryError)". Here the bounds are 400 and 800."""
+    monkeypatch.setattr("loyaltyrules._cli.MAX_LINE", 400)
+    monkeypatch.setattr("loyaltyrules._cli.MAX_MEMBERS_JSON", 800)
+    code, out, err = run_main(capsys, "evaluate", RETAIL, "--member", "/dev/zero",
+                              "--txn", EXAMPLES / "txn.json")
+    assert (code, out) == (1, "")
+    assert assert_one_line_error(err) == (
+        "loyaltyrules: /dev/zero: member state file is longer than 400 bytes")
+    code, out, err = run_main(capsys, "evaluate", RETAIL, "--member", EXAMPLES / "member.json",
+                              "--txn", "/dev/zero")
+    assert assert_one_line_error(err) == (
+        "loyaltyrules: /dev/zero: transaction file is longer than 400 bytes")
+    members = tmp_path / "members.json"
+    members.write_text(json.dumps([{"id": f"m{n}"} for n in range(50)]), encoding="utf-8")
+    assert 400 < members.stat().st_size <= 800
+    assert run_main(capsys, "run", RETAIL, EXAMPLES / "transactions.jsonl", "--members",
+                    members, "--quiet")[0] == 0
+    members.write_text(json.dumps([{"id": f"m{n}"} for n in range(100)]), encoding="utf-8")
+    code, out, err = run_main(capsys, "run", RETAIL, EXAMPLES / "transactions.jsonl",
+                              "--members", members)
+    assert (code, out) == (1, "")
+    assert assert_one_line_error(err) == (
+        f"loyaltyrules: {members}: member states file is longer than 800 bytes")

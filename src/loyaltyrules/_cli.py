@@ -121,12 +121,19 @@ def _refuse_lone_surrogates(text: str, where: str, what: str) -> None:
                     "(half of a character, not text)") from None
 
 
-def _read_text(path: str, what: str) -> str:
+def _read_text(path: str, what: str, limit: int) -> str:
+    """A whole file read as text, up to ``limit`` bytes: a larger one (``/dev/zero``) is
+    refused at the bound, not read whole into memory."""
     try:
-        # (utf-8-sig: a leading byte-order mark, as Windows tools write, is skipped)
-        text = Path(path).read_text(encoding="utf-8-sig")
+        with open(path, "rb") as handle:
+            raw = handle.read(limit + 1)
     except OSError as exc:
         raise _Fail(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    if len(raw) > limit:
+        raise _Fail(f"{path}: {what} file is longer than {limit:,} bytes")
+    try:
+        # (utf-8-sig: a leading byte-order mark, as Windows tools write, is skipped)
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise _Fail(f"{path}: {what} is not UTF-8 text") from None
     _refuse_lone_surrogates(text, path, what)
@@ -142,12 +149,17 @@ def _parse_json(path: str, text: str, what: str) -> Any:
 
 
 def _read_json(path: str, what: str) -> Any:
-    return _parse_json(path, _read_text(path, what), what)
+    """One JSON value (evaluate's member state or transaction), bounded as a line is."""
+    return _parse_json(path, _read_text(path, what, MAX_LINE), what)
 
 
 # The longest line of a JSON Lines input (a transaction, a member state with years of
-# records): far above any real one, and a bound on the memory one line can take
+# records): far above any real one, and a bound on the memory one line can take. A file
+# holding one JSON value (--member, --txn) is held to the same.
 MAX_LINE = 64 * 1024 * 1024
+# The largest --members file written as one JSON list: more members go in a .jsonl file,
+# read a line at a time
+MAX_MEMBERS_JSON = 256 * 1024 * 1024
 
 
 def _lines(path: str, what: str) -> Iterator[tuple[int, str]]:
@@ -249,7 +261,7 @@ def _member_rows(path: str) -> tuple[Sequence[Any], Callable[[int], int]]:
     if path.endswith(".jsonl"):
         numbered = list(_jsonl(path, "member states"))
         return [row for _, row in numbered], lambda k: numbered[k][0]
-    text = _read_text(path, "member states")
+    text = _read_text(path, "member states", MAX_MEMBERS_JSON)
     data = _parse_json(path, text, "member states")
     if not isinstance(data, list):
         return [data], lambda k: 1
