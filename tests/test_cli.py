@@ -1230,3 +1230,46 @@ def test_a_whole_json_file_larger_than_its_bound_is_refused_without_reading_it_w
     assert (code, out) == (1, "")
     assert assert_one_line_error(err) == (
         f"loyaltyrules: {members}: member states file is longer than 800 bytes")
+
+
+@pytest.mark.parametrize(("line", "key"), [
+    (TXN.replace('"amount": "100.00"', '"amount": "100.00", "amount": "0.01"'), "amount"),
+    (TXN.replace('"id": "{id}", ', '"id": "{id}", "id" : "X9", '), "id"),
+    (TXN.replace('"member_id": "m1", ', '"attrs": {{"vip": true, "vip": false}}, '
+                 '"member_id": "m1", '), "vip"),
+    ('{{"type": "advance", "member_id": "m1", "member_id": "m2", "until": "{at}"}}\n',
+     "member_id"),
+], ids=["item-amount", "spaced-colon", "attrs", "event"])
+def test_run_refuses_a_key_given_twice(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, line: str, key: str) -> None:
+    """`{"amount": "100.00", "amount": "0.01"}` charged 0.01: JSON readers keep the last
+    of a key given twice, silently. Refused, as YAML refuses it, naming the key."""
+    stream = tmp_path / "txns.jsonl"
+    stream.write_text(line.format(id="T1", at="2026-03-02T10:00:00+08:00"), encoding="utf-8")
+    code, out, err = run_main(capsys, "run", RETAIL, stream)
+    assert (code, out) == (1, "")
+    assert assert_one_line_error(err) == (
+        f"loyaltyrules: {stream}:1: transactions gives the key '{key}' twice in one object")
+
+
+def test_a_key_given_twice_in_a_whole_json_file_is_refused(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """evaluate's --member (and --txn, and a --members list) refuse a key given twice."""
+    member = tmp_path / "member.json"
+    member.write_text('{"id": "m1", "points": 10, "points": 99999}', encoding="utf-8")
+    code, out, err = run_main(capsys, "evaluate", RETAIL, "--member", member,
+                              "--txn", EXAMPLES / "txn.json")
+    assert (code, out) == (1, "")
+    assert assert_one_line_error(err) == (
+        f"loyaltyrules: {member}: member state gives the key 'points' twice in one object")
+
+
+def test_run_reads_a_line_holding_a_colon_after_a_quote_in_a_string(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A line whose text holds `":` inside a string (here an escaped quote in a sku) is
+    read again to look for a key given twice, finds none, and runs."""
+    stream = tmp_path / "txns.jsonl"
+    stream.write_text(TXN.format(id="T1", at="2026-03-02T10:00:00+08:00").replace(
+        '"sku": "A"', '"sku": "A\\":B"'), encoding="utf-8")
+    code, out, _ = run_main(capsys, "run", RETAIL, stream, "--quiet")
+    assert (code, json.loads(out)["payable"]) == (0, "100.00")

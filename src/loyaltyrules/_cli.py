@@ -26,7 +26,14 @@ from pydantic import ValidationError
 
 from ._decision import Decision, LifecycleDecision
 from ._engine import evaluate
-from ._errors import AlreadyApplied, InputError, LoyaltyError, ProgramError, did_you_mean
+from ._errors import (
+    AlreadyApplied,
+    InputError,
+    LoyaltyError,
+    ProgramError,
+    did_you_mean,
+    show_value,
+)
 from ._ledger import apply
 from ._lifecycle import advance, behaviour, redeem_reward, refund
 from ._lint import lint
@@ -76,11 +83,34 @@ class _BadJSON(_Fail):
 _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|-?\d+(\.\d+)?([eE][-+]?\d+)?')
 
 
+class _DuplicateKey(Exception):  # (not a ValueError: json.loads lets it through as it is)
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a key given twice: JSON readers keep the last one
+    silently (`{"amount": "100.00", "amount": "0.01"}` charged 0.01); YAML refuses it."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
 def _loads(text: str, what: str) -> Any:
-    """``json.loads`` with numbers read exactly (as Decimal); every way JSON text can fail to
-    read is a _BadJSON saying so, never a library's exception."""
+    """``json.loads`` with numbers read exactly (as Decimal) and a key given twice in one
+    object refused; every way JSON text can fail to read is a _BadJSON saying so, never a
+    library's exception."""
     try:
-        return json.loads(text, parse_float=Decimal)
+        return json.loads(text, parse_float=Decimal, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        raise _BadJSON(f"{what} gives the key {show_value(exc.key)} twice in one object") \
+            from None
     except json.JSONDecodeError as exc:
         raise _BadJSON(f"{what} is not valid JSON: {exc.msg}", exc.lineno, exc.colno) \
             from None
@@ -213,11 +243,29 @@ def _transaction(line: str) -> Transaction:
     """Fast path: pydantic parses the JSON line itself. Numbers written as JSON numbers are
     re-read exactly as Decimal (a float could not be exact), then validated the same way."""
     try:
-        return Transaction.model_validate_json(line)
+        txn = Transaction.model_validate_json(line)
     except ValidationError:
         pass
+    else:
+        # pydantic keeps the last of a key given twice: a line holding more keys (`":`) than
+        # the transaction read has fields given is read again, refusing it (a string holding
+        # `":` is read again too, and passes); one with a space before a colon always is
+        if line.count('":') != _keys_given(txn) or _SPACED_COLON.search(line):
+            _loads(line, "transactions")
+        return txn
     data = _loads(line, "transactions")
     return _coerce(Transaction, data, "transaction")
+
+
+_SPACED_COLON = re.compile(r'"[ \t\r]+:')
+
+
+def _keys_given(txn: Transaction) -> int:
+    """How many keys the JSON of ``txn`` held, each counted once (attrs hold no objects)."""
+    n = len(txn.model_fields_set) + len(txn.attrs)
+    for item in txn.items:
+        n += len(item.model_fields_set) + len(item.attrs)
+    return n
 
 
 def _jsonl(path: str, what: str) -> Iterator[tuple[int, Any]]:
