@@ -1273,3 +1273,18 @@ def test_run_reads_a_line_holding_a_colon_after_a_quote_in_a_string(
         '"sku": "A"', '"sku": "A\\":B"'), encoding="utf-8")
     code, out, _ = run_main(capsys, "run", RETAIL, stream, "--quiet")
     assert (code, json.loads(out)["payable"]) == (0, "100.00")
+
+
+def test_text_output_escapes_control_characters_in_ids(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """--format text wrote ids raw: a newline in a purchase id split its decision over two
+    lines (the second could pass for another decision), and `\\u001b[31m` in a member id
+    sent a terminal escape. They are written escaped, as error messages quote them."""
+    stream = tmp_path / "txns.jsonl"
+    stream.write_text(
+        '{"id": "T1\\nFAKE", "member_id": "m\\u001b[31m1", "at": "2026-03-02T10:00:00+08:00", '
+        '"items": [{"sku": "A", "amount": "100.00"}]}\n', encoding="utf-8")
+    code, out, _ = run_main(capsys, "run", RETAIL, stream, "--format", "text", "--quiet")
+    assert code == 0
+    assert out == ("T1\\nFAKE m\\x1b[31m1   2026-03-02 basic          list     100.00 pay     "
+                   "100.00 CNY points +10    [base]\n")

@@ -445,18 +445,28 @@ def _event(program: Any, members: dict[str, MemberState], line: str, *, trace: b
     return member_id, advance(program, member, data["until"])
 
 
+def _shown(text: str) -> str:
+    """An id from the input as a text line writes it: a control character (a newline, a
+    terminal escape) escaped as an error message quotes it, so a line stays one line and
+    says what it was given."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _text_line(d: Decision | LifecycleDecision) -> str:
     if isinstance(d, LifecycleDecision):
         what = ", ".join(f"{e.type}{' ' + e.rule if e.rule else ''} {e.points:+d}"
                          if e.points else f"{e.type}{' ' + e.rule if e.rule else ''}"
                          for e in d.events) or "nothing due"
-        return (f"{d.event_id or '-':<8} {d.member_id:<12} {d.at.date()} {d.kind:<14} "
+        return (f"{_shown(d.event_id or '-'):<8} {_shown(d.member_id):<12} {d.at.date()} "
+                f"{d.kind:<14} "
                 f"points {d.points_change:+d} → {d.member_after.points}: {what}")
     tier = d.tier_before if not d.tier_changed else f"{d.tier_before}→{d.tier_after}"
     perks = f" perks {','.join(p.perk for p in d.perks)}" if d.perks else ""
     rules = ",".join(d.rules_fired)
     return (
-        f"{d.transaction_id:<8} {d.member_id:<12} {d.local_date} {tier:<14} "
+        f"{_shown(d.transaction_id):<8} {_shown(d.member_id):<12} {d.local_date} {tier:<14} "
         f"list {d.list_amount:>10} pay {d.payable:>10} {d.currency} points +{d.points_total:<5}"
         f"{perks} [{rules}]"
     )
@@ -544,8 +554,8 @@ def _stream(args: argparse.Namespace, program: Any, members: dict[str, MemberSta
         except AlreadyApplied as exc:
             replays += 1  # the same purchase twice in a stream: applied once, as retries are
             if args.format == "text":  # (said where the decision would have been)
-                out.write(f"{exc.transaction_id:<8} skipped: line {number} repeats a purchase "
-                          "id already applied to its member (a retry, or the id reused)\n")
+                out.write(f"{_shown(exc.transaction_id):<8} skipped: line {number} repeats a "
+                          "purchase id already applied to its member (a retry, or the id reused)\n")
             continue
         except (LoyaltyError, _Fail) as exc:
             raise _Fail(f"{args.transactions}:{number}: {exc}") from None
