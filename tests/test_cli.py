@@ -523,6 +523,26 @@ def test_a_number_too_long_is_one_line_naming_where(
                                           "number too long to read (more than 4300 digits)")
 
 
+def test_a_tiny_exponent_is_refused_in_one_short_line(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`"amount": 1e-99999999` (13 characters) has more decimals than CNY allows; it was said
+    with the number written out, a 100 MB line. A purchase's amount, its shipping and a
+    refund's amount alike."""
+    stream = tmp_path / "txns.jsonl"
+    purchase = TXN.format(id="X1", at="2026-03-02T10:00:00+08:00")
+    for line, said in [
+            (purchase.replace('"100.00"', "1e-99999999"), "2: transaction: items[0].amount"),
+            (purchase.replace('"items"', '"shipping": 1e-99999999, "items"'),
+             "2: transaction: shipping"),
+            ('{"type": "refund", "member_id": "m1", "id": "R1", "transaction_id": "X0", '
+             '"at": "2026-03-03T10:00:00+08:00", "amount": 1e-99999999}\n', "2: refund: amount")]:
+        stream.write_text(purchase.replace("X1", "X0") + line, encoding="utf-8")
+        code, out, err = run_main(capsys, "run", RETAIL, stream, "--quiet")
+        assert (code, len(out.splitlines())) == (1, 1)
+        assert assert_one_line_error(err) == (
+            f"loyaltyrules: {stream}:{said}: 1E-99999999 has more decimals than CNY allows")
+
+
 def test_json_nested_too_deeply_is_one_line(
         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """A run line nested 100,000 levels deep (past the JSON reader's limit), or 900 levels
@@ -1086,3 +1106,185 @@ def test_lint_today_is_a_date_written_as_the_help_says(
     assert assert_one_line_error(err) == (
         f"loyaltyrules: --today {today!r} is not a date such as 2026-03-01")
     assert run_main(capsys, "lint", RETAIL, "--today", "2026-03-01")[0] == 0
+
+
+@pytest.mark.parametrize("args", [
+    ("run", RETAIL, EXAMPLES / "transactions.jsonl", "--members", EXAMPLES / "members.jsonl",
+     "--quiet"),
+    ("run", RETAIL, EXAMPLES / "transactions.jsonl", "--format", "text"),
+    ("validate", RETAIL),
+    ("evaluate", RETAIL, "--member", EXAMPLES / "member.json", "--txn", EXAMPLES / "txn.json"),
+], ids=["run-quiet", "run-text", "validate", "evaluate"])
+def test_every_command_runs_with_standard_error_closed(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        args: tuple[str | Path, ...]) -> None:
+    """Started with `2>&-` (sys.stderr is None), run said "internal error (AttributeError:
+    'NoneType' object has no attribute 'isatty')". What goes to standard error (progress,
+    the summary) is not shown; the output is as ever."""
+    code, expected, _ = run_main(capsys, *args)
+    assert code == 0
+    monkeypatch.setattr("sys.stderr", None)
+    assert run_main(capsys, *args) == (0, expected, "")
+
+
+def test_a_failure_with_standard_error_closed_is_told_by_the_exit_code_alone(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    """With standard error closed, an error is not written into the output instead."""
+    monkeypatch.setattr("sys.stderr", None)
+    assert run_main(capsys, "run", RETAIL, tmp_path / "missing.jsonl") == (1, "", "")
+
+
+LONG_ID = "x" * 129
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    (TXN.format(id="T1", at="2026-03-02T10:00:00+08:00").replace('"m1"', '""'),
+     "transaction: member_id: each transaction in a stream needs a member_id"),
+    (TXN.format(id="T1", at="2026-03-02T10:00:00+08:00").replace("m1", LONG_ID),
+     "transaction: member_id: must be at most 128 characters long (got 129)"),
+    ('{"type": "advance", "member_id": "' + LONG_ID + '", "until": "2027-01-01T00:00:00+08:00"}',
+     "advance: member_id: must be at most 128 characters long (got 129)"),
+    ('{"type": "behaviour", "member_id": "' + LONG_ID + '", "id": "B1", "event": "check_in", '
+     '"at": "2027-01-01T00:00:00+08:00"}',
+     "behaviour: member_id: must be at most 128 characters long (got 129)"),
+], ids=["purchase-empty", "purchase-129", "advance-129", "behaviour-129"])
+def test_a_member_id_no_member_can_have_is_the_lines_one_line_error(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, line: str, expected: str) -> None:
+    """A purchase line with `"member_id": ""`, or any line whose member_id (of a member not
+    in --members) is longer than a member's id may be, was "internal error
+    (ValidationError …)" over several lines."""
+    stream = tmp_path / "events.jsonl"
+    stream.write_text(line.rstrip("\n") + "\n", encoding="utf-8")
+    code, out, err = run_main(capsys, "run", RETAIL, stream)
+    assert (code, out) == (1, "")
+    assert assert_one_line_error(err) == f"loyaltyrules: {stream}:1: {expected}"
+
+
+@pytest.mark.parametrize(("written", "expected"), [
+    ('"redeem_points": 100.0000000000000000000000000001',
+     "redeem_points: expected a whole number (got 100.0000000000000000000000000001)"),
+    ('"redeem_points": 1e-1000', "redeem_points: expected a whole number (got 1E-1000)"),
+    ('"items": [{"sku": "A", "amount": "100.00", "quantity": 2.0000000000000000000000000001}]',
+     "items[0].quantity: expected a whole number (got 2.0000000000000000000000000001)"),
+], ids=["just-above-100", "tiny-exponent", "quantity"])
+def test_run_refuses_a_whole_number_field_written_with_a_fraction(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, written: str, expected: str) -> None:
+    """A count written with a fraction or exponent was read as a float: 100.000…0001 redeemed
+    100 points, 1e-1000 none, quantity 2.000…0001 was 2. Refused, as the API refuses them."""
+    members = tmp_path / "members.jsonl"
+    members.write_text('{"id": "m1", "points": 1000}\n', encoding="utf-8")
+    stream = tmp_path / "txns.jsonl"
+    line = TXN.format(id="T1", at="2026-03-02T10:00:00+08:00")
+    if written.startswith('"items"'):
+        line = line[:line.index('"items"')] + written + "}\n"
+    else:
+        line = line.replace('"items"', written + ', "items"')
+    stream.write_text(line, encoding="utf-8")
+    code, out, err = run_main(capsys, "run", RETAIL, stream, "--members", members)
+    assert (code, out) == (1, "")
+    assert assert_one_line_error(err) == f"loyaltyrules: {stream}:1: transaction: {expected}"
+
+
+def test_run_reads_a_whole_number_written_with_zero_decimals_as_itself(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`"redeem_points": 100.0` and `1e2` are 100, and `"quantity": 2.0` is 2."""
+    members = tmp_path / "members.jsonl"
+    members.write_text('{"id": "m1", "points": 1000}\n', encoding="utf-8")
+    stream = tmp_path / "txns.jsonl"
+    stream.write_text(
+        '{"id": "T1", "member_id": "m1", "at": "2026-03-02T10:00:00+08:00", "redeem_points": '
+        '100.0, "items": [{"sku": "A", "amount": "100.00", "quantity": 2.0}]}\n'
+        '{"id": "T2", "member_id": "m1", "at": "2026-03-02T10:00:00+08:00", "redeem_points": '
+        '1e2, "items": [{"sku": "A", "amount": "100.00"}]}\n', encoding="utf-8")
+    code, out, _ = run_main(capsys, "run", RETAIL, stream, "--members", members, "--quiet")
+    assert code == 0
+    assert [json.loads(line)["redeemed_points"] for line in out.splitlines()] == [100, 100]
+
+
+def test_a_whole_json_file_larger_than_its_bound_is_refused_without_reading_it_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """evaluate's --member and --txn are bounded as a JSON Lines line is (MAX_LINE, 64 MiB),
+    a --members .json list by MAX_MEMBERS_JSON (256 MiB): `--member /dev/zero` grew to
+    gigabytes, or was "internal error (MemoryError)". Here the bounds are 400 and 800."""
+    monkeypatch.setattr("loyaltyrules._cli.MAX_LINE", 400)
+    monkeypatch.setattr("loyaltyrules._cli.MAX_MEMBERS_JSON", 800)
+    code, out, err = run_main(capsys, "evaluate", RETAIL, "--member", "/dev/zero",
+                              "--txn", EXAMPLES / "txn.json")
+    assert (code, out) == (1, "")
+    assert assert_one_line_error(err) == (
+        "loyaltyrules: /dev/zero: member state file is longer than 400 bytes")
+    code, out, err = run_main(capsys, "evaluate", RETAIL, "--member", EXAMPLES / "member.json",
+                              "--txn", "/dev/zero")
+    assert assert_one_line_error(err) == (
+        "loyaltyrules: /dev/zero: transaction file is longer than 400 bytes")
+    members = tmp_path / "members.json"
+    members.write_text(json.dumps([{"id": f"m{n}"} for n in range(50)]), encoding="utf-8")
+    assert 400 < members.stat().st_size <= 800
+    assert run_main(capsys, "run", RETAIL, EXAMPLES / "transactions.jsonl", "--members",
+                    members, "--quiet")[0] == 0
+    members.write_text(json.dumps([{"id": f"m{n}"} for n in range(100)]), encoding="utf-8")
+    code, out, err = run_main(capsys, "run", RETAIL, EXAMPLES / "transactions.jsonl",
+                              "--members", members)
+    assert (code, out) == (1, "")
+    assert assert_one_line_error(err) == (
+        f"loyaltyrules: {members}: member states file is longer than 800 bytes")
+
+
+@pytest.mark.parametrize(("line", "key"), [
+    (TXN.replace('"amount": "100.00"', '"amount": "100.00", "amount": "0.01"'), "amount"),
+    (TXN.replace('"id": "{id}", ', '"id": "{id}", "id" : "X9", '), "id"),
+    (TXN.replace('"member_id": "m1", ', '"attrs": {{"vip": true, "vip": false}}, '
+                 '"member_id": "m1", '), "vip"),
+    ('{{"type": "advance", "member_id": "m1", "member_id": "m2", "until": "{at}"}}\n',
+     "member_id"),
+], ids=["item-amount", "spaced-colon", "attrs", "event"])
+def test_run_refuses_a_key_given_twice(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, line: str, key: str) -> None:
+    """`{"amount": "100.00", "amount": "0.01"}` charged 0.01: JSON readers keep the last
+    of a key given twice, silently. Refused, as YAML refuses it, naming the key."""
+    stream = tmp_path / "txns.jsonl"
+    stream.write_text(line.format(id="T1", at="2026-03-02T10:00:00+08:00"), encoding="utf-8")
+    code, out, err = run_main(capsys, "run", RETAIL, stream)
+    assert (code, out) == (1, "")
+    assert assert_one_line_error(err) == (
+        f"loyaltyrules: {stream}:1: transactions gives the key '{key}' twice in one object")
+
+
+def test_a_key_given_twice_in_a_whole_json_file_is_refused(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """evaluate's --member (and --txn, and a --members list) refuse a key given twice."""
+    member = tmp_path / "member.json"
+    member.write_text('{"id": "m1", "points": 10, "points": 99999}', encoding="utf-8")
+    code, out, err = run_main(capsys, "evaluate", RETAIL, "--member", member,
+                              "--txn", EXAMPLES / "txn.json")
+    assert (code, out) == (1, "")
+    assert assert_one_line_error(err) == (
+        f"loyaltyrules: {member}: member state gives the key 'points' twice in one object")
+
+
+def test_run_reads_a_line_holding_a_colon_after_a_quote_in_a_string(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A line whose text holds `":` inside a string (here an escaped quote in a sku) is
+    read again to look for a key given twice, finds none, and runs."""
+    stream = tmp_path / "txns.jsonl"
+    stream.write_text(TXN.format(id="T1", at="2026-03-02T10:00:00+08:00").replace(
+        '"sku": "A"', '"sku": "A\\":B"'), encoding="utf-8")
+    code, out, _ = run_main(capsys, "run", RETAIL, stream, "--quiet")
+    assert (code, json.loads(out)["payable"]) == (0, "100.00")
+
+
+def test_text_output_escapes_control_characters_in_ids(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """--format text wrote ids raw: a newline in a purchase id split its decision over two
+    lines (the second could pass for another decision), and `\\u001b[31m` in a member id
+    sent a terminal escape. They are written escaped, as error messages quote them."""
+    stream = tmp_path / "txns.jsonl"
+    stream.write_text(
+        '{"id": "T1\\nFAKE", "member_id": "m\\u001b[31m1", "at": "2026-03-02T10:00:00+08:00", '
+        '"items": [{"sku": "A", "amount": "100.00"}]}\n', encoding="utf-8")
+    code, out, _ = run_main(capsys, "run", RETAIL, stream, "--format", "text", "--quiet")
+    assert code == 0
+    assert out == ("T1\\nFAKE m\\x1b[31m1   2026-03-02 basic          list     100.00 pay     "
+                   "100.00 CNY points +10    [base]\n")

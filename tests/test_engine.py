@@ -1168,3 +1168,48 @@ def test_attrs_of_enum_kinds_keep_their_value_not_their_name() -> None:
     assert lr.MemberState.model_validate_json(m.model_dump_json()) == m
     with pytest.raises(lr.InputError, match="a whole number in attrs is below 10"):
         lr.evaluate(program(), {"id": "m", "attrs": {"n": 10**4400}}, txn(("x", "1.00")))
+
+
+@pytest.mark.parametrize("mode", ["compiled", "interpreted"])
+@pytest.mark.parametrize("field", ["items[0].amount", "shipping", "tax", "paid_with_points"])
+def test_an_amount_with_a_tiny_exponent_is_refused_in_a_short_message(
+        mode: Any, field: str) -> None:
+    """Decimal("1E-9999999") has more decimals than CNY allows: the message shows it as
+    written (it was ten million characters long, the number written out in full)."""
+    t = txn(("x", "100.00"))
+    if field == "items[0].amount":
+        t["items"][0]["amount"] = D("1E-9999999")
+    else:
+        t[field] = D("1E-9999999")
+    with pytest.raises(lr.InputError) as refused:
+        lr.evaluate(program(), {"id": "m"}, t, mode=mode)
+    assert str(refused.value) == (
+        f"transaction: {field}: 1E-9999999 has more decimals than CNY allows")
+
+
+def test_a_negative_amount_with_a_long_coefficient_is_refused_in_a_short_message() -> None:
+    """A negative amount is quoted cut short, not with every one of its digits."""
+    t = txn(("x", "-0." + "1" * 100_000))
+    with pytest.raises(lr.InputError) as refused:
+        run(program(), t)
+    assert str(refused.value) == (
+        "transaction: items[0].amount: must not be negative (got "
+        "-0.111111111111111111111111111111111111…)")
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("100.0000000000000000000000000001", "100.0000000000000000000000000001"),
+    ("1e-1000", "1E-1000"),
+])
+def test_json_text_with_a_fraction_in_a_count_is_refused_as_a_dict_is(
+        written: str, said: str) -> None:
+    """JSON text given to evaluate read 100.000…0001 points to redeem as 100 (a float), and
+    1e-1000 as 0; read exactly, they are refused as Decimal("1E-1000") is. 100.0 is 100."""
+    text = ('{"id": "t", "at": "2026-03-04T12:00:00+08:00", "items": [{"sku": "a", '
+            '"amount": "100.00"}], "redeem_points": %s}')
+    p = program(redemption={"points": 100, "value": 1})
+    with pytest.raises(lr.InputError) as refused:
+        lr.evaluate(p, {"id": "m", "points": 1000}, text % written)
+    assert str(refused.value) == (
+        f"transaction: redeem_points: expected a whole number (got {said})")
+    assert lr.evaluate(p, {"id": "m", "points": 1000}, text % "100.0").redeemed_points == 100

@@ -26,7 +26,14 @@ from pydantic import ValidationError
 
 from ._decision import Decision, LifecycleDecision
 from ._engine import evaluate
-from ._errors import AlreadyApplied, InputError, LoyaltyError, ProgramError, did_you_mean
+from ._errors import (
+    AlreadyApplied,
+    InputError,
+    LoyaltyError,
+    ProgramError,
+    did_you_mean,
+    show_value,
+)
 from ._ledger import apply
 from ._lifecycle import advance, behaviour, redeem_reward, refund
 from ._lint import lint
@@ -76,11 +83,34 @@ class _BadJSON(_Fail):
 _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|-?\d+(\.\d+)?([eE][-+]?\d+)?')
 
 
+class _DuplicateKey(Exception):  # (not a ValueError: json.loads lets it through as it is)
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a key given twice: JSON readers keep the last one
+    silently (`{"amount": "100.00", "amount": "0.01"}` charged 0.01); YAML refuses it."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
 def _loads(text: str, what: str) -> Any:
-    """``json.loads`` with numbers read exactly (as Decimal); every way JSON text can fail to
-    read is a _BadJSON saying so, never a library's exception."""
+    """``json.loads`` with numbers read exactly (as Decimal) and a key given twice in one
+    object refused; every way JSON text can fail to read is a _BadJSON saying so, never a
+    library's exception."""
     try:
-        return json.loads(text, parse_float=Decimal)
+        return json.loads(text, parse_float=Decimal, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        raise _BadJSON(f"{what} gives the key {show_value(exc.key)} twice in one object") \
+            from None
     except json.JSONDecodeError as exc:
         raise _BadJSON(f"{what} is not valid JSON: {exc.msg}", exc.lineno, exc.colno) \
             from None
@@ -121,12 +151,19 @@ def _refuse_lone_surrogates(text: str, where: str, what: str) -> None:
                     "(half of a character, not text)") from None
 
 
-def _read_text(path: str, what: str) -> str:
+def _read_text(path: str, what: str, limit: int) -> str:
+    """A whole file read as text, up to ``limit`` bytes: a larger one (``/dev/zero``) is
+    refused at the bound, not read whole into memory."""
     try:
-        # (utf-8-sig: a leading byte-order mark, as Windows tools write, is skipped)
-        text = Path(path).read_text(encoding="utf-8-sig")
+        with open(path, "rb") as handle:
+            raw = handle.read(limit + 1)
     except OSError as exc:
         raise _Fail(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    if len(raw) > limit:
+        raise _Fail(f"{path}: {what} file is longer than {limit:,} bytes")
+    try:
+        # (utf-8-sig: a leading byte-order mark, as Windows tools write, is skipped)
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise _Fail(f"{path}: {what} is not UTF-8 text") from None
     _refuse_lone_surrogates(text, path, what)
@@ -142,12 +179,17 @@ def _parse_json(path: str, text: str, what: str) -> Any:
 
 
 def _read_json(path: str, what: str) -> Any:
-    return _parse_json(path, _read_text(path, what), what)
+    """One JSON value (evaluate's member state or transaction), bounded as a line is."""
+    return _parse_json(path, _read_text(path, what, MAX_LINE), what)
 
 
 # The longest line of a JSON Lines input (a transaction, a member state with years of
-# records): far above any real one, and a bound on the memory one line can take
+# records): far above any real one, and a bound on the memory one line can take. A file
+# holding one JSON value (--member, --txn) is held to the same.
 MAX_LINE = 64 * 1024 * 1024
+# The largest --members file written as one JSON list: more members go in a .jsonl file,
+# read a line at a time
+MAX_MEMBERS_JSON = 256 * 1024 * 1024
 
 
 def _lines(path: str, what: str) -> Iterator[tuple[int, str]]:
@@ -201,11 +243,29 @@ def _transaction(line: str) -> Transaction:
     """Fast path: pydantic parses the JSON line itself. Numbers written as JSON numbers are
     re-read exactly as Decimal (a float could not be exact), then validated the same way."""
     try:
-        return Transaction.model_validate_json(line)
+        txn = Transaction.model_validate_json(line)
     except ValidationError:
         pass
+    else:
+        # pydantic keeps the last of a key given twice: a line holding more keys (`":`) than
+        # the transaction read has fields given is read again, refusing it (a string holding
+        # `":` is read again too, and passes); one with a space before a colon always is
+        if line.count('":') != _keys_given(txn) or _SPACED_COLON.search(line):
+            _loads(line, "transactions")
+        return txn
     data = _loads(line, "transactions")
     return _coerce(Transaction, data, "transaction")
+
+
+_SPACED_COLON = re.compile(r'"[ \t\r]+:')
+
+
+def _keys_given(txn: Transaction) -> int:
+    """How many keys the JSON of ``txn`` held, each counted once (attrs hold no objects)."""
+    n = len(txn.model_fields_set) + len(txn.attrs)
+    for item in txn.items:
+        n += len(item.model_fields_set) + len(item.attrs)
+    return n
 
 
 def _jsonl(path: str, what: str) -> Iterator[tuple[int, Any]]:
@@ -249,7 +309,7 @@ def _member_rows(path: str) -> tuple[Sequence[Any], Callable[[int], int]]:
     if path.endswith(".jsonl"):
         numbered = list(_jsonl(path, "member states"))
         return [row for _, row in numbered], lambda k: numbered[k][0]
-    text = _read_text(path, "member states")
+    text = _read_text(path, "member states", MAX_MEMBERS_JSON)
     data = _parse_json(path, text, "member states")
     if not isinstance(data, list):
         return [data], lambda k: 1
@@ -330,6 +390,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _new_member(member_id: str, kind: str) -> MemberState:
+    """The state a member not in --members starts from. Its id is checked as a member's is:
+    one of 129 characters is the line's mistake, said as its member_id's."""
+    try:
+        return coerce(MemberState, {"id": member_id}, "member")
+    except InputError as exc:
+        raise InputError(str(exc).removeprefix("member: id: "), field="member_id",
+                         kind=kind) from None
+
+
 _EVENTS = ("purchase", "refund", "behaviour", "reward", "advance")
 
 
@@ -346,7 +416,7 @@ def _event(program: Any, members: dict[str, MemberState], line: str, *, trace: b
     if not isinstance(member_id, str) or not member_id:
         raise InputError("each event in a stream needs a member_id", field="member_id",
                          kind=str(kind))
-    member = members.get(member_id) or MemberState(id=member_id)
+    member = members.get(member_id) or _new_member(member_id, str(kind))
     if kind == "purchase":
         return member_id, evaluate(program, member, {**data, "member_id": member_id},
                                    trace=trace)
@@ -375,18 +445,28 @@ def _event(program: Any, members: dict[str, MemberState], line: str, *, trace: b
     return member_id, advance(program, member, data["until"])
 
 
+def _shown(text: str) -> str:
+    """An id from the input as a text line writes it: a control character (a newline, a
+    terminal escape) escaped as an error message quotes it, so a line stays one line and
+    says what it was given."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _text_line(d: Decision | LifecycleDecision) -> str:
     if isinstance(d, LifecycleDecision):
         what = ", ".join(f"{e.type}{' ' + e.rule if e.rule else ''} {e.points:+d}"
                          if e.points else f"{e.type}{' ' + e.rule if e.rule else ''}"
                          for e in d.events) or "nothing due"
-        return (f"{d.event_id or '-':<8} {d.member_id:<12} {d.at.date()} {d.kind:<14} "
+        return (f"{_shown(d.event_id or '-'):<8} {_shown(d.member_id):<12} {d.at.date()} "
+                f"{d.kind:<14} "
                 f"points {d.points_change:+d} → {d.member_after.points}: {what}")
     tier = d.tier_before if not d.tier_changed else f"{d.tier_before}→{d.tier_after}"
     perks = f" perks {','.join(p.perk for p in d.perks)}" if d.perks else ""
     rules = ",".join(d.rules_fired)
     return (
-        f"{d.transaction_id:<8} {d.member_id:<12} {d.local_date} {tier:<14} "
+        f"{_shown(d.transaction_id):<8} {_shown(d.member_id):<12} {d.local_date} {tier:<14} "
         f"list {d.list_amount:>10} pay {d.payable:>10} {d.currency} points +{d.points_total:<5}"
         f"{perks} [{rules}]"
     )
@@ -463,19 +543,19 @@ def _stream(args: argparse.Namespace, program: Any, members: dict[str, MemberSta
                 member_id, decision = _event(program, members, line, trace=args.trace)
             else:
                 txn = _transaction(line)
-                if txn.member_id is None:
+                if not txn.member_id:
                     raise InputError("each transaction in a stream needs a member_id",
                                      field="member_id", kind="transaction")
                 member_id = txn.member_id
-                member = members.get(member_id) or MemberState(id=member_id)
+                member = members.get(member_id) or _new_member(member_id, "transaction")
                 decision = evaluate(program, member, txn, trace=args.trace)
             member = members.get(member_id) or MemberState(id=member_id)
             members[member_id] = apply(member, decision)
         except AlreadyApplied as exc:
             replays += 1  # the same purchase twice in a stream: applied once, as retries are
             if args.format == "text":  # (said where the decision would have been)
-                out.write(f"{exc.transaction_id:<8} skipped: line {number} repeats a purchase "
-                          "id already applied to its member (a retry, or the id reused)\n")
+                out.write(f"{_shown(exc.transaction_id):<8} skipped: line {number} repeats a "
+                          "purchase id already applied to its member (a retry, or the id reused)\n")
             continue
         except (LoyaltyError, _Fail) as exc:
             raise _Fail(f"{args.transactions}:{number}: {exc}") from None
@@ -698,6 +778,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if sys.stderr is not None:
+        return _main(argv)
+    # Started with standard error closed (`2>&-`, as cron and daemons may): what would be
+    # said there (progress, the summary, an error) goes nowhere and the exit code still
+    # tells; print(file=None) would write it into the output instead.
+    closed = sys.stderr
+    with open(os.devnull, "w", encoding="utf-8") as nowhere:
+        sys.stderr = nowhere
+        try:
+            return _main(argv)
+        finally:
+            sys.stderr = closed
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     if sys.stdout is None:  # (started with standard output closed: `>&-`)
         if sys.stderr is not None:

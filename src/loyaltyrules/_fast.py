@@ -29,7 +29,7 @@ from ._decision import (
     build,
     builder,
 )
-from ._errors import InputError
+from ._errors import InputError, show_value
 from ._lifecycle import PERIOD_POINTS, redemption_value, window_spend
 from ._member import MemberState, Transaction
 from ._money import _MODES, allocate, round_points
@@ -78,7 +78,9 @@ def prepare(fp: FastPlan, plan: Plan, m: MemberState, t: Transaction
         a = i.amount
         if not a.same_quantum(q):
             if a != a.quantize(q):
-                raise InputError(f"{a:f} has more decimals than {fp.currency} allows",
+                # (shown as written, 1E-99999999, not with its hundred million zeros)
+                raise InputError(f"{show_value(a)} has more decimals than {fp.currency} "
+                                 "allows",
                                  field=f"items[{k}].amount", kind="transaction")
             a = a.quantize(q)
         amounts.append(a)
@@ -87,7 +89,8 @@ def prepare(fp: FastPlan, plan: Plan, m: MemberState, t: Transaction
         value = getattr(t, name)
         if not value.same_quantum(q) and (value or value.as_tuple().exponent < q_exponent(q)):
             if value != value.quantize(q):
-                raise InputError(f"{value:f} has more decimals than {fp.currency} allows",
+                raise InputError(f"{show_value(value)} has more decimals than "
+                                 f"{fp.currency} allows",
                                  field=name, kind="transaction")
             update[name] = value.quantize(q)
     if update:  # (rare: shipping and the like written otherwise than in the minor unit)

@@ -1976,7 +1976,8 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
     q = program.quantum
     for given in [ev["amount"], *(part for _, part in ev["lines"] or [])]:
         if given is not None and given != given.quantize(q):
-            raise InputError(f"{given:f} has more decimals than {program.currency} allows",
+            raise InputError(f"{show_value(given)} has more decimals than "
+                             f"{program.currency} allows",
                              field="amount", kind="refund")
     # (written in the currency's minor unit, as a purchase's amounts are: 50 as 50.00)
     if ev["amount"] is not None:
@@ -2202,8 +2203,8 @@ def _refund_event(event: Any) -> dict[str, Any]:
         except ValueError as exc:
             raise InputError(str(exc), field="amount", kind="refund") from None
         if amount < 0:
-            raise InputError(f"must not be negative (got {amount:f})", field="amount",
-                             kind="refund")
+            raise InputError(f"must not be negative (got {show_value(amount)})",
+                             field="amount", kind="refund")
     lines = None
     if event.get("lines") is not None:
         if not isinstance(event["lines"], list):
@@ -2223,7 +2224,7 @@ def _refund_event(event: Any) -> dict[str, Any]:
                     raise InputError(str(exc), field=f"lines[{n}].amount",
                                      kind="refund") from None
                 if part < 0:
-                    raise InputError(f"must not be negative (got {part:f})",
+                    raise InputError(f"must not be negative (got {show_value(part)})",
                                      field=f"lines[{n}].amount", kind="refund")
             lines.append((line["line"], part))
     if amount is not None and lines is not None:

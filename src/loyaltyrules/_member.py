@@ -6,6 +6,7 @@ exact), so JSON readers should parse numbers as Decimal (the CLI does).
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
@@ -28,7 +29,7 @@ from pydantic import (
     WrapValidator,
     model_validator,
 )
-from pydantic_core import PydanticKnownError, TzInfo
+from pydantic_core import PydanticCustomError, PydanticKnownError, TzInfo
 
 from ._errors import InputError, format_path, plain_words, show_value
 from ._money import parse_money, plain
@@ -56,7 +57,7 @@ def _amount(value: Any) -> Decimal:
             return known
     amount = parse_money(value)
     if amount < 0:
-        raise ValueError(f"must not be negative (got {value})")
+        raise ValueError(f"must not be negative (got {show_value(amount)})")
     if amount.is_signed():  # "-0.00" is zero: written 0.00 whichever way it is added up
         amount = amount.copy_abs()
     if type(value) is str:
@@ -317,11 +318,22 @@ class _Input(BaseModel):
 COUNT_LIMIT = 10**24
 
 
-def _no_bool(value: Any) -> Any:
-    """``true`` is no count (lax int reading would take it as 1)."""
+def _no_bool(value: Any, info: ValidationInfo) -> Any:
+    """``true`` is no count (lax int reading would take it as 1). Nor is a number with a
+    fraction or an exponent in JSON text: pydantic reads it as a float, and as a float
+    ``100.0000000000000000000000000001`` is 100 and ``1e-1000`` is 0, so it is refused here
+    and :func:`coerce` (and the command) read the text again exactly, with Decimal numbers
+    (where ``100.0`` is a whole number and the others are not)."""
     if isinstance(value, bool):
         raise ValueError(f"expected a whole number (got {show_value(value)})")
+    if type(value) is float and info.mode == "json":
+        raise PydanticCustomError(FLOAT_COUNT, "expected a whole number (got {got})",
+                                  {"got": repr(value)})
     return value
+
+
+# the kind of error of a whole number written with a fraction or an exponent in JSON text
+FLOAT_COUNT = "whole_number_read_as_float"
 
 
 Count = Annotated[int, BeforeValidator(_no_bool), Field(lt=COUNT_LIMIT)]
@@ -439,8 +451,8 @@ class PurchaseRecord(_Input):
             raise ValueError(f"points_unpaid {self.points_unpaid} is more than the "
                              f"{self.points_reversed} reversed")
         if self.line_spend and sum(self.line_spend) > self.qualifying_spend:
-            raise ValueError(f"line_spend adds up to {sum(self.line_spend):f}, more than the "
-                             f"qualifying spend {self.qualifying_spend:f}")
+            raise ValueError(f"line_spend adds up to {show_value(sum(self.line_spend))}, more "
+                             f"than the qualifying spend {show_value(self.qualifying_spend)}")
         return self
 
 
@@ -562,7 +574,13 @@ def coerce(model: type[M], value: Any, kind: str) -> M:
         return value
     try:
         if isinstance(value, (str, bytes)):
-            return model.model_validate_json(value)
+            try:
+                return model.model_validate_json(value)
+            except ValidationError as exc:
+                exact = _read_exactly(value, exc)
+                if exact is None:
+                    raise
+            return model.model_validate(exact)
         return model.model_validate(value)
     except ValidationError as exc:
         err = exc.errors()[0]
@@ -573,6 +591,17 @@ def coerce(model: type[M], value: Any, kind: str) -> M:
         elif not loc and err["type"] in ("model_type", "dict_type", "model_attributes_type"):
             message = f"expected a mapping (a JSON object), got {type(value).__name__}"
         raise InputError(message, field=format_path(loc) if loc else None, kind=kind) from None
+
+
+def _read_exactly(text: str | bytes, refused: ValidationError) -> Any:
+    """JSON text pydantic refused for a whole number it read as a float, read again with its
+    numbers as Decimal (rare: a count written ``100.0``); None for any other refusal."""
+    if not any(e["type"] == FLOAT_COUNT for e in refused.errors()):
+        return None
+    try:
+        return json.loads(text, parse_float=Decimal)
+    except (ValueError, RecursionError):  # (pydantic read it: not expected)
+        return None
 
 
 _ATTRS: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Attr])

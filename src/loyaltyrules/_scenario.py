@@ -375,7 +375,7 @@ def _finer_than_currency(program: Program, amount: Decimal) -> str | None:
     CNY), or None."""
     if amount == amount.quantize(program.quantum):
         return None
-    return f"{amount:f} has more decimals than {program.model.program.currency} allows"
+    return f"{show_value(amount)} has more decimals than {program.model.program.currency} allows"
 
 
 def discover(paths: list[str]) -> Iterator[Path]:
