@@ -2921,7 +2921,7 @@ def test_a_long_history_is_summed_once_then_kept_up_to_date(
         at = f"2026-03-{1 + n % 28:02d}T{10 + n // 28}:00:00+08:00"
         state = bought(DAILY, state, (f"T{n}", at, "10.00"))
     assert (len(state.purchases), len(state.lots), state.points) == (40, 40, 400)
-    assert len(made) == 1  # at the 25th purchase, with 24 lots and records on file
+    assert len(made) == 1  # at the 9th purchase, with 8 lots and records on file
     assert "T0" not in state.recent_transactions
     with pytest.raises(lr.AlreadyApplied):
         lr.evaluate(DAILY, state, txn("T0", "2026-04-01T10:00:00+08:00", "10.00"))
