@@ -922,9 +922,11 @@ def _review(model: ProgramModel, member: MemberState, day: date, at: datetime
                 break
         if target < rank:
             if member.tier_kept_until is not None and day <= member.tier_kept_until:
+                missed = _measured(tiers[rank].retain or tiers[rank].qualify, spend, points,
+                                   orders)
                 return stays, [new(LifecycleEvent,
                     at=at, type="tier_kept", tier_from=current, tier_to=current,
-                    detail=f"spend {spend:f} misses {current}, but the tier is kept until "
+                    detail=f"{missed} misses {current}, but the tier is kept until "
                            f"{member.tier_kept_until.isoformat()}")]
             floor = rank - model.reviews.max_drop if model.reviews.max_drop else 0
             moved = max(target, floor)
@@ -942,6 +944,22 @@ def _review(model: ProgramModel, member: MemberState, day: date, at: datetime
     return member.model_copy(update=updates), [new(LifecycleEvent,
         at=at, type=kind, tier_from=current, tier_to=to,
         detail=f"review on {day.isoformat()}: window spend {spend:f}")]
+
+
+def _measured(q: Qualify | None, spend: Decimal, points: int, orders: int) -> str:
+    """What a review measured against a tier's criteria, named as the tier names them
+    ("points 50", "spend 150.00, orders 2"): a points tier is not missed on spend."""
+    assert q is not None  # (a tier above the first has qualify: LR405)
+    measured = []
+    if q.spend is not None:
+        measured.append(f"spend {spend:f}")
+    if q.points is not None:
+        measured.append(f"points {points}")
+    if q.orders is not None:
+        measured.append(f"orders {orders}")
+    if q.when is not None:
+        measured.append(f"`{q.when}`")
+    return ", ".join(measured)
 
 
 # --- signals --------------------------------------------------------------------------------
