@@ -781,6 +781,64 @@ def test_an_over_ask_is_an_error_that_changes_nothing(
     assert member.model_dump_json() == before
 
 
+def yen_for_100_points(over_ask: str) -> lr.Program:
+    return lr.load_program(f"""
+program: {{id: t, version: 1, currency: JPY, timezone: Asia/Tokyo}}
+tiers: [{{id: basic}}]
+redemption: {{points: 100, value: 1, over_ask: {over_ask}}}
+""")
+
+
+def redeemed(program: lr.Program, points: int, asked: int, amount: str,
+             mode: lr.Mode = "compiled") -> tuple[int, Decimal]:
+    """(points redeemed, money they paid) when a member holding ``points`` asks ``asked``."""
+    d = lr.evaluate(program, ok(never_expiring(points)),
+                    txn("t1", "2026-01-02T10:00:00+08:00", amount, redeem=asked), mode=mode)
+    return d.redeemed_points, d.paid_with_points
+
+
+@pytest.mark.parametrize("mode", ["compiled", "interpreted"])
+def test_points_are_only_taken_for_the_yen_they_pay(mode: lr.Mode) -> None:
+    """100 points pay ¥1, and yen have no smaller unit: 99 points would pay nothing and 150
+    pay ¥1 as 100 do, so both requests are refused; with clamp they are trimmed to the
+    points that pay (before, 99 points were spent for ¥0, and 150 for ¥1)."""
+    refusing, clamping = yen_for_100_points("error"), yen_for_100_points("clamp")
+    with pytest.raises(lr.InputError) as caught:
+        redeemed(refusing, 1000, 99, "500", mode)
+    assert str(caught.value) == (
+        "transaction: redeem_points: 99 points are worth less than 1 JPY and would pay nothing "
+        "(100 points pay 1 JPY: ask at least 100)")
+    with pytest.raises(lr.InputError) as caught:
+        redeemed(refusing, 1000, 150, "500", mode)
+    assert str(caught.value) == (
+        "transaction: redeem_points: 150 points pay 1 JPY, as 100 do: the other 50 are worth "
+        "less than 1 JPY and would pay nothing (ask 100)")
+    assert redeemed(refusing, 1000, 200, "500", mode) == (200, Decimal(2))
+    assert [redeemed(clamping, 1000, asked, "500", mode) for asked in (99, 150, 200)] == [
+        (0, Decimal(0)), (100, Decimal(1)), (200, Decimal(2))]
+
+
+@pytest.mark.parametrize("mode", ["compiled", "interpreted"])
+def test_max_share_is_judged_on_the_money_points_pay(mode: lr.Mode) -> None:
+    """10 points pay ¥0.01, in steps of 3, at most 1% of ¥1.00: 12 points pay ¥0.01 (0.012
+    rounded down), within the share, so they are taken in either mode (before, the share was
+    judged on 0.012: clamp took 9 points paying ¥0.00, and error refused). 21 points would
+    pay ¥0.02, over the share: clamp takes the 12 that pay ¥0.01."""
+    def program(over_ask: str) -> lr.Program:
+        return lr.load_program(f"""
+program: {{id: t, version: 1, currency: CNY, timezone: Asia/Shanghai}}
+tiers: [{{id: basic}}]
+redemption: {{points: 10, value: 0.01, step: 3, max_share: 1%, over_ask: {over_ask}}}
+""")
+    refusing, clamping = program("error"), program("clamp")
+    assert redeemed(refusing, 30, 12, "1.00", mode) == (12, Decimal("0.01"))
+    assert [redeemed(clamping, 30, asked, "1.00", mode) for asked in (12, 15, 21, 3)] == [
+        (12, Decimal("0.01")), (12, Decimal("0.01")), (12, Decimal("0.01")), (0, Decimal("0"))]
+    with pytest.raises(lr.InputError, match=r"21 points would pay more than 1\.00% of 1\.00 "
+                                            r"\(at most 12 points\)"):
+        redeemed(refusing, 30, 21, "1.00", mode)
+
+
 def test_points_expire_at_the_end_of_the_next_calendar_year() -> None:
     """Points of March 2026 last through 31 Dec 2027; those of June 2027 through 31 Dec 2028."""
     story = Story(RETAIL, lr.MemberState(id="li"))
