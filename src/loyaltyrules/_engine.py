@@ -876,7 +876,7 @@ def _run(
             points_lines.append(build(PointsLine, {
                 "rule": rp.rule.id, "kind": "bonus", "points": rp.rule.bonus_points,
                 "basis": _ZERO, "multiplier": _ONE,
-                "detail": f"bonus {rp.rule.bonus_points} points"}))
+                "detail": f"bonus {rp.rule.bonus_points} points" if ctx.tracing else ""}))
     if policies.points.max_per_transaction is not None:
         points_lines = _global_cap(ctx, points_lines)
     if policies.points.max_per_period is not None:

@@ -1403,7 +1403,8 @@ def complete_purchase(program: Any, plan: Any, member: MemberState, txn: Transac
             points_lines = (*points_lines, build(PointsLine, {
                 "rule": "referral", "kind": "bonus", "points": ref.referee_points,
                 "basis": _ZERO, "multiplier": Decimal(1),
-                "detail": f"referred by {member.referred_by}"}))
+                "detail": f"referred by {member.referred_by}"
+                if values["trace"] is not None else ""}))  # (the trace off: no detail)
         if ref.referrer_points:
             outbox = (build(HostAction, {
                 "id": f"referral:{member.id}", "member_id": member.referred_by,

@@ -627,8 +627,9 @@ def _points(s: _Source, plan: Plan) -> None:
     else:
         s.add(1, "points_lines = []")
     if any(fr.bonus_line is not None for fr in rules):
+        line = "fr.bonus_line_traced" if s.traced else "fr.bonus_line"  # (detail: trace only)
         s.add(1, "for fr in kept:", "    if fr.bonus_line is not None:",
-              "        points_lines.append(fr.bonus_line)")
+              f"        points_lines.append({line})")
     if fp.max_per_transaction is not None:
         cap, truncate = s.k(fp.max_per_transaction), s.k(fp.cap_truncate)
         if s.traced:
