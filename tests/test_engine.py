@@ -389,6 +389,24 @@ def test_a_capped_purchase_says_what_the_period_holds_and_nothing_with_the_trace
         assert [(line.points, line.detail) for line in quiet.points] == [(1000, "")]
 
 
+@pytest.mark.parametrize("mode", ["compiled", "interpreted"])
+def test_with_the_trace_off_bonus_and_referral_lines_say_nothing(mode: lr.Mode) -> None:
+    """A 5-point bonus and a 20-point referral bonus: with the trace on their lines say
+    "bonus 5 points" and "referred by ann"; off, every line's detail is empty, as the docs
+    say (before, both kept their words)."""
+    p = program(earn=[{"id": "e", "points": 1, "per": 1}],
+                promotions=[{"id": "p0", "bonus_points": 5}],
+                referral={"referee_points": 20})
+    purchase = txn(("x", "10.00"))
+    lines = {trace: [(line.rule, line.points, line.detail) for line in lr.evaluate(
+        p, {"id": "m", "referred_by": "ann"}, purchase, trace=trace, mode=mode).points]
+        for trace in (True, False)}
+    assert lines == {
+        True: [("e", 10, "basis 10.00: 10 full blocks of 1 × 1, rounded floor"),
+               ("p0", 5, "bonus 5 points"), ("referral", 20, "referred by ann")],
+        False: [("e", 10, ""), ("p0", 5, ""), ("referral", 20, "")]}
+
+
 def test_max_per_period_caps_a_member_s_purchase_points_in_a_month() -> None:
     """1,000 points a month. 1 March: 600 + a 50 bonus = 650. 10 March: 650 more would make
     1,300, so 350 (the earn line keeps 350, the bonus 0). 20 March: nothing left. 1 April:

@@ -526,6 +526,89 @@ def test_a_review_judges_the_balance_of_its_own_day(stops: list[str]) -> None:
     assert (s.tier, s.points) == ("gold", 0)
 
 
+PENDING_POINTS_TIER = lr.load_program("""
+program: {id: t, version: 1, currency: CNY, timezone: Asia/Shanghai}
+tiers: [{id: basic}, {id: silver, qualify: {points: 100}}]
+earn: [{id: base, points: 1, per: 1}]
+ledger: {pending_days: 5}
+reviews: {schedule: {freq: monthly, bymonthday: 1}}
+""")
+
+
+def qualification(decision: lr.Decision) -> list[str]:
+    assert decision.trace is not None
+    return [e.reason for e in decision.trace if e.kind == "qualification"]
+
+
+@pytest.mark.parametrize("mode", ["compiled", "interpreted"])
+def test_pending_points_reach_a_points_tier_once_usable(mode: lr.Mode) -> None:
+    """Silver takes 100 points, and points are usable 5 days after a purchase. A purchase of
+    ¥60 and one of ¥50 earn 110 points, all pending: the member stays basic (before, a single
+    purchase of ¥110 moved them up on its own pending points, two purchases did not). On 10
+    January, with the 110 points usable, a purchase of ¥0.50 (0 points) reaches silver."""
+    s = ok(lr.MemberState(id="m"))
+    reasons = []
+    for txn_id, at, amount in (("T1", "2026-01-03T10:00:00+08:00", "60"),
+                               ("T2", "2026-01-04T10:00:00+08:00", "50"),
+                               ("T3", "2026-01-10T10:00:00+08:00", "0.50")):
+        d = lr.evaluate(PENDING_POINTS_TIER, s, txn(txn_id, at, amount), mode=mode)
+        assert d.tier_after == lr.evaluate(PENDING_POINTS_TIER, s, txn(txn_id, at, amount),
+                                           mode=mode, trace=False).tier_after
+        reasons += qualification(d)
+        s = step(s, d)
+    assert reasons == ["does not qualify (all): ✗ points 0 ≥ 100",
+                       "does not qualify (all): ✗ points 0 ≥ 100",
+                       "qualifies (all): ✓ points 110 ≥ 100"]
+    assert balance(s) == ("silver", 110, 0)
+
+
+def test_a_review_judges_points_as_a_purchase_does() -> None:
+    """A purchase of ¥150 on 28 January earns 150 points, usable on 2 February: it does not
+    reach silver, and neither does the review on 1 February (both count usable points); the
+    next purchase, on 3 February, reaches silver on the points now usable. Before, the
+    purchase moved the member up, the review down and the next purchase, earning 0, up."""
+    s = ok(lr.MemberState(id="m"))
+    first = lr.evaluate(PENDING_POINTS_TIER, s, txn("T1", "2026-01-28T10:00:00+08:00", "150"))
+    s = step(s, first)
+    review = lr.advance(PENDING_POINTS_TIER, s, "2026-02-01T12:00:00+08:00")
+    s = step(s, review)
+    last = lr.evaluate(PENDING_POINTS_TIER, s, txn("T2", "2026-02-03T10:00:00+08:00", "0.50"))
+    assert (first.tier_after, [(e.type, e.tier_to) for e in review.events],
+            last.tier_after) == ("basic", [("tier_review", "basic")], "silver")
+    assert qualification(last) == ["qualifies (all): ✓ points 150 ≥ 100"]
+
+
+def test_points_usable_at_once_count_at_their_purchase() -> None:
+    """Without pending days a purchase's own points count at once: ¥150 reaches silver."""
+    program = lr.load_program("""
+program: {id: t, version: 1, currency: CNY, timezone: Asia/Shanghai}
+tiers: [{id: basic}, {id: silver, qualify: {points: 100}}]
+earn: [{id: base, points: 1, per: 1}]
+""")
+    d = lr.evaluate(program, lr.MemberState(id="m"), txn("T1", "2026-01-28T10:00:00+08:00",
+                                                         "150"))
+    assert (d.tier_after, qualification(d)) == ("silver", ["qualifies (all): ✓ points 150 ≥ 100"])
+
+
+def test_a_kept_points_tier_names_the_points_it_misses() -> None:
+    """Gold is kept until the end of 2026 and retained with 200 points: the 1 March review
+    finds 150 and says so (before, it said "spend 0 misses gold" of a tier that asks no
+    spend)."""
+    program = lr.load_program("""
+program: {id: p, version: 1, currency: USD, timezone: America/New_York}
+tiers: [{id: green}, {id: gold, qualify: {points: 300}, retain: {points: 200}}]
+reviews: {schedule: {freq: monthly, bymonthday: 1}}
+""")
+    lot = {"id": "L", "points": 150, "earned": 150, "earned_at": "2026-01-09T00:00:00-05:00",
+           "available_at": "2026-01-09T00:00:00-05:00", "source": "x", "rule": "x"}
+    s = ok(lr.MemberState(id="a", tier="gold", points=150, lots=[lot], totals={"earned": 150},
+                          tier_kept_until=date(2026, 12, 31),
+                          advanced_to="2026-02-20T00:00:00-05:00"))
+    d = lr.advance(program, s, "2026-03-01T12:00:00-05:00")
+    assert [(e.type, e.detail) for e in d.events] == [
+        ("tier_kept", "points 150 misses gold, but the tier is kept until 2026-12-31")]
+
+
 def test_a_late_upload_does_not_free_a_later_period_s_limit() -> None:
     """The birthday-month gift, once a year (programs/reference-4tier.yaml), for a member born
     in January: given on 10 January 2027. A purchase of January 2026 uploaded late finds no
@@ -696,6 +779,64 @@ def test_an_over_ask_is_an_error_that_changes_nothing(
         lr.evaluate(RETAIL, member, txn("t1", "2026-04-02T10:00:00+08:00", "300.00",
                                         redeem=redeem))
     assert member.model_dump_json() == before
+
+
+def yen_for_100_points(over_ask: str) -> lr.Program:
+    return lr.load_program(f"""
+program: {{id: t, version: 1, currency: JPY, timezone: Asia/Tokyo}}
+tiers: [{{id: basic}}]
+redemption: {{points: 100, value: 1, over_ask: {over_ask}}}
+""")
+
+
+def redeemed(program: lr.Program, points: int, asked: int, amount: str,
+             mode: lr.Mode = "compiled") -> tuple[int, Decimal]:
+    """(points redeemed, money they paid) when a member holding ``points`` asks ``asked``."""
+    d = lr.evaluate(program, ok(never_expiring(points)),
+                    txn("t1", "2026-01-02T10:00:00+08:00", amount, redeem=asked), mode=mode)
+    return d.redeemed_points, d.paid_with_points
+
+
+@pytest.mark.parametrize("mode", ["compiled", "interpreted"])
+def test_points_are_only_taken_for_the_yen_they_pay(mode: lr.Mode) -> None:
+    """100 points pay ¥1, and yen have no smaller unit: 99 points would pay nothing and 150
+    pay ¥1 as 100 do, so both requests are refused; with clamp they are trimmed to the
+    points that pay (before, 99 points were spent for ¥0, and 150 for ¥1)."""
+    refusing, clamping = yen_for_100_points("error"), yen_for_100_points("clamp")
+    with pytest.raises(lr.InputError) as caught:
+        redeemed(refusing, 1000, 99, "500", mode)
+    assert str(caught.value) == (
+        "transaction: redeem_points: 99 points are worth less than 1 JPY and would pay nothing "
+        "(100 points pay 1 JPY: ask at least 100)")
+    with pytest.raises(lr.InputError) as caught:
+        redeemed(refusing, 1000, 150, "500", mode)
+    assert str(caught.value) == (
+        "transaction: redeem_points: 150 points pay 1 JPY, as 100 do: the other 50 are worth "
+        "less than 1 JPY and would pay nothing (ask 100)")
+    assert redeemed(refusing, 1000, 200, "500", mode) == (200, Decimal(2))
+    assert [redeemed(clamping, 1000, asked, "500", mode) for asked in (99, 150, 200)] == [
+        (0, Decimal(0)), (100, Decimal(1)), (200, Decimal(2))]
+
+
+@pytest.mark.parametrize("mode", ["compiled", "interpreted"])
+def test_max_share_is_judged_on_the_money_points_pay(mode: lr.Mode) -> None:
+    """10 points pay ¥0.01, in steps of 3, at most 1% of ¥1.00: 12 points pay ¥0.01 (0.012
+    rounded down), within the share, so they are taken in either mode (before, the share was
+    judged on 0.012: clamp took 9 points paying ¥0.00, and error refused). 21 points would
+    pay ¥0.02, over the share: clamp takes the 12 that pay ¥0.01."""
+    def program(over_ask: str) -> lr.Program:
+        return lr.load_program(f"""
+program: {{id: t, version: 1, currency: CNY, timezone: Asia/Shanghai}}
+tiers: [{{id: basic}}]
+redemption: {{points: 10, value: 0.01, step: 3, max_share: 1%, over_ask: {over_ask}}}
+""")
+    refusing, clamping = program("error"), program("clamp")
+    assert redeemed(refusing, 30, 12, "1.00", mode) == (12, Decimal("0.01"))
+    assert [redeemed(clamping, 30, asked, "1.00", mode) for asked in (12, 15, 21, 3)] == [
+        (12, Decimal("0.01")), (12, Decimal("0.01")), (12, Decimal("0.01")), (0, Decimal("0"))]
+    with pytest.raises(lr.InputError, match=r"21 points would pay more than 1\.00% of 1\.00 "
+                                            r"\(at most 12 points\)"):
+        redeemed(refusing, 30, 21, "1.00", mode)
 
 
 def test_points_expire_at_the_end_of_the_next_calendar_year() -> None:

@@ -47,9 +47,9 @@ def position(path: Path, text: str, column_of: str | None = None) -> tuple[int, 
 
 
 def test_checks_table_lists_every_code_in_order_with_a_severity_and_description() -> None:
-    """describe_checks() gives code, default severity and a description for LR501…LR513."""
+    """describe_checks() gives code, default severity and a description for LR501…LR514."""
     described = describe_checks()
-    assert [code for code, _, _ in described] == [f"LR5{n:02d}" for n in range(1, 14)]
+    assert [code for code, _, _ in described] == [f"LR5{n:02d}" for n in range(1, 15)]
     assert list(CHECKS) == [code for code, _, _ in described]
     for code, severity, description in described:
         assert severity in ("error", "warning", "info")
@@ -1156,6 +1156,42 @@ def test_lr512_tier_falls_signal_that_cannot_fire() -> None:
                         "reviews: {rolling_months: 12, schedule: {freq: monthly, "
                         "bymonthday: 1}}\n"
                         + signal.replace("times: 3", "times: 2"))) == []
+
+
+# --- LR514 redemption steps worth less than the currency's unit --------------------------------
+
+
+@pytest.mark.parametrize(("redemption", "currency", "message", "hint"), [
+    ("{points: 100, value: 1}", "JPY",
+     "a step of 1 point is worth 0.01 JPY, less than 1 JPY, the smallest amount paid: points "
+     "are only taken for money they pay, so a request of fewer than 100 points, or 101 (which "
+     "pay 1 JPY, as 100 do), is refused", "step: 100 (100 points pay 1 JPY)"),
+    ("{points: 10, value: 0.01, step: 3, over_ask: clamp}", "CNY",
+     "a step of 3 points is worth 0.003 CNY, less than 0.01 CNY, the smallest amount paid: "
+     "points are only taken for money they pay, so a request of fewer than 12 points, or 15 "
+     "(which pay 0.01 CNY, as 12 do), is trimmed to the points that pay",
+     "step: 10 (10 points pay 0.01 CNY)"),
+], ids=["JPY", "CNY-clamp"])
+def test_lr514_a_redemption_step_worth_less_than_a_yen_names_the_step_that_fits(
+        redemption: str, currency: str, message: str, hint: str) -> None:
+    """"100 points = ¥1" with the default step of 1 point: a step is worth ¥0.01, which
+    JPY cannot pay, so most requests hold points that would pay nothing."""
+    p = load_program(META.replace("CNY", currency) + BASIC + f"redemption: {redemption}\n")
+    [finding] = lint(p, today=TODAY)
+    assert (finding.code, finding.severity, format_path(finding.path), finding.message,
+            finding.hint) == ("LR514", "warning", "redemption.step", message, hint)
+
+
+@pytest.mark.parametrize(("redemption", "currency"), [
+    ("{points: 100, value: 1}", "CNY"),              # a point pays 0.01, the unit
+    ("{points: 100, value: 1, step: 100}", "JPY"),   # a step pays ¥1
+    ("{points: 10, value: 0.01, step: 10}", "CNY"),
+])
+def test_lr514_steps_worth_a_unit_or_more_are_not_reported(redemption: str,
+                                                           currency: str) -> None:
+    """A step whose points pay at least the currency's unit says nothing."""
+    p = load_program(META.replace("CNY", currency) + BASIC + f"redemption: {redemption}\n")
+    assert [f for f in lint(p, today=TODAY) if f.code == "LR514"] == []
 
 
 # --- the whole program -------------------------------------------------------------------------

@@ -987,6 +987,44 @@ def test_windows_and_schedules_may_reach_the_edges_of_the_calendar() -> None:
     assert window is not None and window.bounds(program.zone) == (None, None)
 
 
+NEW_YORK = "program: {id: p, version: 1, currency: USD, timezone: America/New_York}\n"
+
+
+@pytest.mark.parametrize(("end", "message"), [
+    ("2026-03-08T03:15", "the window ends before it starts: start 2026-03-08T02:30:00 is a time "
+     "the clocks skip in America/New_York (they go forward 1:00 that night), so it resolves to "
+     "2026-03-08T03:30:00-04:00 (07:30:00 UTC), after end 2026-03-08T03:15:00-04:00 "
+     "(07:15:00 UTC)"),
+    ("2026-03-08T03:30", "the window ends when it starts: start 2026-03-08T02:30:00 is a time "
+     "the clocks skip in America/New_York (they go forward 1:00 that night), so it resolves to "
+     "2026-03-08T03:30:00-04:00 (07:30:00 UTC), at end 2026-03-08T03:30:00-04:00 "
+     "(07:30:00 UTC)"),
+], ids=["end-before", "end-at"])
+def test_a_window_from_a_skipped_local_time_that_resolves_after_its_end_is_lr408(
+        end: str, message: str) -> None:
+    """New York skips 02:00–03:00 on 8 March 2026: a window written 02:30–03:15 (or 03:30)
+    resolves to 07:30Z–07:15Z (07:30Z) and could never match (before, it loaded: the two
+    times were compared as written, not as instants)."""
+    error = program_error(NEW_YORK + "tiers: [{id: b}]\npromotions:\n"
+                          "  - {id: flash, bonus_points: 5, window: "
+                          f"{{start: \"2026-03-08T02:30\", end: \"{end}\"}}}}\n")
+    assert [as_tuple(d) for d in error.diagnostics] == [
+        ("LR408", "promotions[0].window.end", 4, 75, message,
+         "write times the clocks show that day")]
+
+
+def test_a_window_across_the_skipped_hour_loads_and_matches_from_its_start() -> None:
+    """02:30–03:45 on 8 March 2026 in New York resolves to 03:30–03:45 EDT (the clocks skip
+    02:30): it loads, and a purchase at 03:40 EDT gets its bonus."""
+    program = load_program(NEW_YORK + "tiers: [{id: b}]\npromotions:\n"
+                           "  - {id: flash, bonus_points: 5, window: "
+                           "{start: \"2026-03-08T02:30\", end: \"2026-03-08T03:45\"}}\n")
+    decisions = [lr.evaluate(program, {"id": "m"}, {
+        "id": "t", "at": at, "items": [{"sku": "a", "amount": "10"}]}).rules_fired
+        for at in ("2026-03-08T03:25:00-04:00", "2026-03-08T03:40:00-04:00")]
+    assert decisions == [(), ("flash",)]
+
+
 @pytest.mark.parametrize(
     ("written", "rate"),
     [("8折", Decimal("0.20")), ("9.5折", Decimal("0.05")), ("20%", Decimal("0.20")),

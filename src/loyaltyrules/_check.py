@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -223,7 +223,7 @@ class _Context:
         """A purchase that asks to pay with points, asking for what the member may use then:
         whole steps, at most the balance and the program's share of the order, or none."""
         from ._engine import evaluate
-        from ._lifecycle import advance_state
+        from ._lifecycle import Redeeming, advance_state
 
         txn = step.get("purchase")
         r = self.program.model.redemption
@@ -233,10 +233,12 @@ class _Context:
         at = datetime.fromisoformat(str(txn["at"]))
         usable, _ = advance_state(self.program.model, state, at, self.program.zone)
         goods = evaluate(self.program, state, copy.deepcopy(plain), trace=False).goods_paid
-        cap = int((goods * r.max_share).quantize(self.program.quantum, ROUND_FLOOR)
-                  * r.points / r.value)
+        quantum = self.program.quantum
+        rate = Redeeming(r.points, r.value, r.step, quantum)
+        cap = rate.most_within(int((goods * r.max_share) // quantum))
         points = min(int(txn["redeem_points"]), max(usable.points, 0), cap)
         points -= points % r.step
+        points = rate.points_for(rate.units(points))  # (no points that would pay nothing)
         if points < max(r.minimum, 1):
             return {"purchase": plain}
         return {"purchase": {**plain, "redeem_points": points}}

@@ -203,7 +203,8 @@ class FastRule:
     source: tuple[Any, ...] | None
     min_paid: Decimal | None
     bonus: int | None
-    bonus_line: PointsLine | None
+    bonus_line: PointsLine | None  # (its detail empty, as every line's is with the trace off)
+    bonus_line_traced: PointsLine | None  # ("bonus 5 points")
     points_multiplier: Decimal | None
     perk_grant: PerkGrant | None
     limit_per: str | None
@@ -532,6 +533,11 @@ def _fast_plan(model: ProgramModel, tiers: tuple[TierPlan, ...], rules: list[Rul
     )
 
 
+def _bonus_line(rule: Rule, detail: str) -> PointsLine:
+    return build(PointsLine, {"rule": rule.id, "kind": "bonus", "points": rule.bonus_points,
+                              "basis": ZERO, "multiplier": Decimal(1), "detail": detail})
+
+
 def _fast_rule(rp: RulePlan, model: ProgramModel) -> FastRule:
     rule = rp.rule
     spec = rule.discount
@@ -551,9 +557,8 @@ def _fast_rule(rp: RulePlan, model: ProgramModel) -> FastRule:
         source=source,
         min_paid=rule.min_paid,
         bonus=rule.bonus_points,
-        bonus_line=build(PointsLine, {
-            "rule": rule.id, "kind": "bonus", "points": rule.bonus_points, "basis": ZERO,
-            "multiplier": Decimal(1), "detail": f"bonus {rule.bonus_points} points"})
+        bonus_line=_bonus_line(rule, "") if rule.bonus_points else None,
+        bonus_line_traced=_bonus_line(rule, f"bonus {rule.bonus_points} points")
         if rule.bonus_points else None,
         points_multiplier=rule.points_multiplier,
         perk_grant=build(PerkGrant, {"perk": rule.perk, "rule": rule.id}) if rule.perk else None,

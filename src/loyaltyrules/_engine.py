@@ -877,7 +877,7 @@ def _run(
             points_lines.append(build(PointsLine, {
                 "rule": rp.rule.id, "kind": "bonus", "points": rp.rule.bonus_points,
                 "basis": _ZERO, "multiplier": _ONE,
-                "detail": f"bonus {rp.rule.bonus_points} points"}))
+                "detail": f"bonus {rp.rule.bonus_points} points" if ctx.tracing else ""}))
     if policies.points.max_per_transaction is not None:
         points_lines = _global_cap(ctx, points_lines)
     if policies.points.max_per_period is not None:
@@ -886,12 +886,14 @@ def _run(
     for line in points_lines:
         points_total += line.points
 
-    # 5. tier qualification (never down at a transaction)
+    # 5. tier qualification (never down at a transaction), on usable points only: this
+    # purchase's count only if they are usable at once, as a review would count them
     if forced_after is not None:
         tier_after = forced_after
     elif benefits.rank + 1 < len(plan.tiers) or tier_before.rank + 1 < len(plan.tiers):
+        usable = m.points - redeemed + (0 if plan.ledger.pending else points_total)
         tier_after = _qualify(ctx, tier_before, window_spend(plan.model, m, today) + spend,
-                              m.points - redeemed + points_total, m.orders + 1)
+                              usable, m.orders + 1)
     else:
         tier_after = tier_before
 

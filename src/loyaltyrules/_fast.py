@@ -217,7 +217,8 @@ def _run(program: Any, plan: Plan, m: MemberState, t: Transaction, amounts: list
     elif tier_before.rank + 1 < len(plan.tiers):
         after = tier_before
         spend_after = window_spend(plan.model, m, today) + spend
-        points_after = m.points - redeemed + points_total
+        # usable points only: pending ones count once released (as at a review)
+        points_after = m.points - redeemed + (0 if plan.ledger.pending else points_total)
         orders_after = m.orders + 1
         for tp in plan.tiers[tier_before.rank + 1:]:
             if tp.qualifies(spend_after, points_after, orders_after, lazy):

@@ -11,7 +11,7 @@ import math
 import weakref
 from collections.abc import Callable, Container, Iterable, Sequence
 from datetime import date, datetime, timedelta, tzinfo
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Digest",
+    "Redeeming",
     "advance",
     "apply_gift",
     "behaviour",
@@ -928,9 +929,11 @@ def _review(model: ProgramModel, member: MemberState, day: date, at: datetime
                 break
         if target < rank:
             if member.tier_kept_until is not None and day <= member.tier_kept_until:
+                missed = _measured(tiers[rank].retain or tiers[rank].qualify, spend, points,
+                                   orders)
                 return stays, [new(LifecycleEvent,
                     at=at, type="tier_kept", tier_from=current, tier_to=current,
-                    detail=f"spend {spend:f} misses {current}, but the tier is kept until "
+                    detail=f"{missed} misses {current}, but the tier is kept until "
                            f"{member.tier_kept_until.isoformat()}")]
             floor = rank - model.reviews.max_drop if model.reviews.max_drop else 0
             moved = max(target, floor)
@@ -948,6 +951,22 @@ def _review(model: ProgramModel, member: MemberState, day: date, at: datetime
     return member.model_copy(update=updates), [new(LifecycleEvent,
         at=at, type=kind, tier_from=current, tier_to=to,
         detail=f"review on {day.isoformat()}: window spend {spend:f}")]
+
+
+def _measured(q: Qualify | None, spend: Decimal, points: int, orders: int) -> str:
+    """What a review measured against a tier's criteria, named as the tier names them
+    ("points 50", "spend 150.00, orders 2"): a points tier is not missed on spend."""
+    assert q is not None  # (a tier above the first has qualify: LR405)
+    measured = []
+    if q.spend is not None:
+        measured.append(f"spend {spend:f}")
+    if q.points is not None:
+        measured.append(f"points {points}")
+    if q.orders is not None:
+        measured.append(f"orders {orders}")
+    if q.when is not None:
+        measured.append(f"`{q.when}`")
+    return ", ".join(measured)
 
 
 # --- signals --------------------------------------------------------------------------------
@@ -1284,7 +1303,11 @@ def _instant(value: datetime | str, field: str, kind: str) -> datetime:
 
 def redemption_value(model: ProgramModel, member: MemberState, txn: Transaction,
                      goods_paid: Decimal, quantum: Decimal) -> tuple[Decimal, int]:
-    """(money paid with points, points redeemed) for a purchase; 积分抵现 rules applied."""
+    """(money paid with points, points redeemed) for a purchase; 积分抵现 rules applied.
+
+    Points are only taken for money they pay: what they pay is rounded down to the
+    currency's unit, the points redeemed are the fewest whole steps paying it, and
+    ``max_share`` is judged on it."""
     asked = txn.redeem_points
     if not asked:
         return txn.paid_with_points, 0
@@ -1296,6 +1319,7 @@ def redemption_value(model: ProgramModel, member: MemberState, txn: Transaction,
         raise InputError("give redeem_points or paid_with_points, not both",
                          field="redeem_points", kind="transaction")
     clamp = r.over_ask == "clamp"
+    rate = Redeeming(r.points, r.value, r.step, quantum)
     problems = []
     points = asked
     if points % r.step:
@@ -1305,20 +1329,61 @@ def redemption_value(model: ProgramModel, member: MemberState, txn: Transaction,
     if points > available:
         problems.append(f"{points} points asked, {max(available, 0)} available")
         points = max(0, available - available % r.step)
-    cap_money = (goods_paid * r.max_share).quantize(quantum, rounding=ROUND_FLOOR)
-    cap_points = int((cap_money * r.points / r.value).to_integral_value(rounding=ROUND_FLOOR))
-    cap_points -= cap_points % r.step
-    if points > cap_points:
+    cap_units = int((goods_paid * r.max_share) // quantum)  # (the money points may pay)
+    if rate.units(points) > cap_units:
+        cap_points = rate.points_for(rate.units(rate.most_within(cap_units)))
         problems.append(f"{points} points would pay more than {r.max_share * 100:f}% of "
                         f"{goods_paid:f} (at most {cap_points} points)")
         points = cap_points
+    needed = rate.points_for(rate.units(points))
+    if needed < points:
+        if not problems:  # (a request refused already is not judged on a number it did not ask)
+            problems.append(rate.pays_nothing(points, needed, model.program.currency))
+        points = needed
     if points < r.minimum:
         problems.append(f"at least {r.minimum} points per redemption")
         points = 0
     if problems and not clamp:
         raise InputError("; ".join(problems), field="redeem_points", kind="transaction")
-    value = (Decimal(points) * r.value / r.points).quantize(quantum, rounding=ROUND_FLOOR)
-    return value, points
+    return rate.units(points) * quantum, points
+
+
+class Redeeming(NamedTuple):
+    """A redemption's rate (``points`` points pay ``value``) in whole steps, paid in whole
+    units of the currency (``quantum``): what points pay, and the points money needs."""
+
+    points: Decimal
+    value: Decimal
+    step: int
+    quantum: Decimal
+
+    def _per_unit(self) -> Fraction:  # points per unit of the currency (exact)
+        return Fraction(self.points) * Fraction(self.quantum) / Fraction(self.value)
+
+    def units(self, points: int) -> int:
+        """The whole units of the currency ``points`` pay (rounded down)."""
+        return math.floor(points / self._per_unit())
+
+    def points_for(self, units: int) -> int:
+        """The fewest points, in whole steps, that pay ``units`` units."""
+        steps = math.ceil(units * self._per_unit() / self.step)
+        return int(steps) * self.step
+
+    def most_within(self, units: int) -> int:
+        """The most points, in whole steps, that pay no more than ``units`` units."""
+        most = math.ceil((units + 1) * self._per_unit()) - 1
+        return max(most - most % self.step, 0)
+
+    def pays_nothing(self, points: int, needed: int, currency: str) -> str:
+        """Why a request with points to spare is refused."""
+        unit = f"{self.quantum:f} {currency}"
+        if not needed:
+            return (f"{points} points are worth less than {unit} and would pay nothing "
+                    f"({self.points:f} points pay {self.value:f} {currency}: ask at least "
+                    f"{self.points_for(1)})")
+        return (f"{points} points pay {self.units(points) * self.quantum:f} {currency}, as "
+                f"{needed} do: the other {points - needed} are worth less than {unit} and "
+                f"would pay nothing (ask {needed})")
 
 
 def complete_purchase(program: Any, plan: Any, member: MemberState, txn: Transaction,
@@ -1344,7 +1409,8 @@ def complete_purchase(program: Any, plan: Any, member: MemberState, txn: Transac
             points_lines = (*points_lines, build(PointsLine, {
                 "rule": "referral", "kind": "bonus", "points": ref.referee_points,
                 "basis": _ZERO, "multiplier": Decimal(1),
-                "detail": f"referred by {member.referred_by}"}))
+                "detail": f"referred by {member.referred_by}"
+                if values["trace"] is not None else ""}))  # (the trace off: no detail)
         if ref.referrer_points:
             outbox = (build(HostAction, {
                 "id": f"referral:{member.id}", "member_id": member.referred_by,

@@ -23,11 +23,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
+from fractions import Fraction
 from types import MappingProxyType
 from typing import Any, Literal
 
 from ._errors import did_you_mean, format_path, located
 from ._expressions import MEMBER_FIELDS, Expression
+from ._lifecycle import Redeeming
 from ._model import (
     Behaviour,
     EarnRule,
@@ -1500,6 +1502,43 @@ def _never_holds(ctx: _Context) -> Iterator[_Smell]:
                              "error")
 
 
+# --- LR514 redemption steps worth less than the currency's unit ------------------------------
+
+
+def _steps_below_unit(ctx: _Context) -> Iterator[_Smell]:
+    """A redemption ``step`` worth less than the smallest amount the currency pays (100
+    points = ¥1 with step 1): points are only taken for money they pay, so many requests
+    are refused (or trimmed, with ``over_ask: clamp``); the step suggested is the smallest
+    whose points pay whole units."""
+    r = ctx.model.redemption
+    if r is None:
+        return
+    currency, quantum = ctx.model.program.currency, ctx.program.quantum
+    per_point = Fraction(r.value) / Fraction(r.points)  # (exact: Decimal → Fraction)
+    if r.step * per_point >= Fraction(quantum):
+        return
+    rate = Redeeming(r.points, r.value, r.step, quantum)
+    least = rate.points_for(1)
+    spare = least + r.step  # (one step more pays the same, unless steps are nearly a unit)
+    example = (f", or {spare} (which pay {_num(quantum)} {currency}, as {least} do),"
+               if rate.units(spare) == 1 else "")
+    fits = (per_point / Fraction(quantum)).denominator  # the fewest points paying whole units
+    outcome = "trimmed to the points that pay" if r.over_ask == "clamp" else "refused"
+    yield _Smell(("redemption", "step"),
+                 f"a step of {r.step} point{'s' if r.step > 1 else ''} is worth "
+                 f"{_fraction(r.step * per_point)} {currency}, less than {_num(quantum)} "
+                 f"{currency}, the smallest amount paid: points are only taken for money they "
+                 f"pay, so a request of fewer than {least} points{example} is {outcome}",
+                 f"step: {fits} ({fits} points pay {_fraction(fits * per_point)} {currency})")
+
+
+def _fraction(value: Fraction) -> str:
+    """A money value worked out exactly, as a decimal (to 6 places when it does not end)."""
+    exact = Decimal(value.numerator) / value.denominator
+    rounded = exact.quantize(Decimal("0.000001"))
+    return _num(exact if exact == rounded else rounded)
+
+
 CHECKS: Mapping[str, Check] = MappingProxyType({check.code: check for check in (
     Check("LR501", "warning", "tiers nobody can reach (error), that everybody reaches at once "
           "(a 0 threshold too), that need what a lower tier needs, or that are harder to keep "
@@ -1539,6 +1578,9 @@ CHECKS: Mapping[str, Check] = MappingProxyType({check.code: check for check in (
           "no value meets together, a weekday, hour or month out of its range, a channel, "
           "event or tier the rule's own settings exclude) or always hold (warning)",
           _never_holds),
+    Check("LR514", "warning", "a redemption step worth less than the currency's smallest "
+          "unit (points that would pay nothing: requests refused or trimmed)",
+          _steps_below_unit),
 )})
 """Every lint check by code, in code order."""
 

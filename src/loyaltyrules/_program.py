@@ -13,7 +13,7 @@ import json
 import types
 import typing
 from collections.abc import Iterator, Mapping
-from datetime import date, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -513,6 +513,41 @@ def _money_places(parts: _Parts) -> Iterator[tuple[tuple[str | int, ...], Any]]:
         yield from at(("signals", i), signal, "spend")
 
 
+def _instant(moment: datetime) -> datetime:
+    """The instant itself: two datetimes of one zone compare by wall time, not instant."""
+    return moment.astimezone(UTC)
+
+
+def _ends_first(start: datetime, end: datetime, zone: tzinfo) -> tuple[str, str | None]:
+    """Why a window ends at or before its start: its times written in that order, or a
+    local time the clocks skip (a spring-forward gap), which resolves later than written."""
+    if start.replace(tzinfo=None) >= end.replace(tzinfo=None) or start.tzinfo is not zone:
+        return "the window ends before (or when) it starts", None
+
+    def resolved(name: str, moment: datetime) -> str:
+        local = _instant(moment).astimezone(zone)
+        text = f"{local.isoformat()} ({_instant(moment).strftime('%H:%M:%S')} UTC)"
+        if local.replace(tzinfo=None) == moment.replace(tzinfo=None):
+            return f"{name} {text}"
+        return (f"{name} {moment.replace(tzinfo=None).isoformat()} is a time the clocks skip "
+                f"in {zone} (they go forward {_hours(moment)} that night), so it resolves to "
+                f"{text}")
+
+    order = "when" if _instant(end) == _instant(start) else "before"
+    return (f"the window ends {order} it starts: {resolved('start', start)}, "
+            f"{'at' if order == 'when' else 'after'} {resolved('end', end)}",
+            "write times the clocks show that day")
+
+
+def _hours(moment: datetime) -> str:
+    """How far the clocks go forward at the gap ``moment`` falls in (1:00, 0:30)."""
+    ahead = moment.replace(fold=1).utcoffset()
+    behind = moment.replace(fold=0).utcoffset()
+    assert ahead is not None and behind is not None
+    minutes = abs(int((behind - ahead).total_seconds())) // 60
+    return f"{minutes // 60}:{minutes % 60:02d}"
+
+
 def _finer_than_currency(parts: _Parts, meta: Meta, smap: SourceMap) -> list[Diagnostic]:
     """Amounts with more decimals than the currency has (JPY ``off: 100.7``): refused like
     such an amount in a transaction, rather than rounded (or made 0) at every purchase."""
@@ -669,10 +704,10 @@ def _cross_checks(parts: _Parts, smap: SourceMap) -> list[Diagnostic]:
         for i, r in items:
             if r.window and r.window.start and r.window.end and parts.zone is not None:
                 start, end = r.window.bounds(parts.zone)
-                if start is not None and end is not None and end <= start:
-                    out.append(smap.diagnostic(
-                        "LR408", "the window ends before (or when) it starts",
-                        (section, i, "window", "end")))
+                if start is not None and end is not None and _instant(end) <= _instant(start):
+                    message, hint = _ends_first(start, end, parts.zone)
+                    out.append(smap.diagnostic("LR408", message, (section, i, "window", "end"),
+                                               hint))
     if parts.meta is not None:
         out += _finer_than_currency(parts, parts.meta, smap)
     for i, e in parts.earn:

@@ -627,8 +627,9 @@ def _points(s: _Source, plan: Plan) -> None:
     else:
         s.add(1, "points_lines = []")
     if any(fr.bonus_line is not None for fr in rules):
+        line = "fr.bonus_line_traced" if s.traced else "fr.bonus_line"  # (detail: trace only)
         s.add(1, "for fr in kept:", "    if fr.bonus_line is not None:",
-              "        points_lines.append(fr.bonus_line)")
+              f"        points_lines.append({line})")
     if fp.max_per_transaction is not None:
         cap, truncate = s.k(fp.max_per_transaction), s.k(fp.cap_truncate)
         if s.traced:
@@ -933,7 +934,7 @@ def _qualification(s: _Source, plan: Plan) -> None:
     elif s.traced:
         # each tier above judged and noted with the engine's words, its condition (if any)
         # run and explained through the engine's scope
-        s.add(2, "points_after = m.points - redeemed + points_total",
+        s.add(2, _points_after(plan),
               "orders_after = m.orders + 1", "spend_text = fmt(spend_after)",
               f"for tp in {s.k(tiers)}[tier_before.rank + 1:]:",
               "    checks = T.criteria(tp.thresholds, spend_after, points_after, orders_after, "
@@ -952,12 +953,20 @@ def _qualification(s: _Source, plan: Plan) -> None:
         s.add(2, f"for tp, threshold in {s.k(above)}[tier_before.rank]:",
               "    if spend_after >= threshold:", "        after = tp")
     else:
-        s.add(2, "points_after = m.points - redeemed + points_total",
+        s.add(2, _points_after(plan),
               "orders_after = m.orders + 1",
               f"for tp in {s.k(tiers)}[tier_before.rank + 1:]:",
               "    if tp.qualifies(spend_after, points_after, orders_after, lazy):",
               "        after = tp")
     s.add(1, "else:", "    after = tier_before")
+
+
+def _points_after(plan: Plan) -> str:
+    """The points a tier counts: usable ones only, so this purchase's only if they are
+    usable at once (pending points count once released, as at a review)."""
+    if plan.ledger.pending:
+        return "points_after = m.points - redeemed"
+    return "points_after = m.points - redeemed + points_total"
 
 
 def _spend_of(tp: TierPlan) -> Decimal:
