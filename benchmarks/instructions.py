@@ -3,6 +3,7 @@ unit that does not move with the machine's load.
 
     python -m benchmarks.instructions            # 2,000 cases per row, about two minutes
     python -m benchmarks.instructions --cases 500
+    python -m benchmarks.instructions --part history   # a member's history, per purchase
 
 Timings on a shared two-core machine move by 10–50% from one run to the next; callgrind
 counts the instructions the CPU executes, which are the same from run to run for the same
@@ -17,6 +18,11 @@ change by both. Needs valgrind; prints why if it is missing.
 The streaming rows split one transaction of ``loyaltyrules run`` into its parts (reading the
 JSON line, evaluating, applying, writing the decision line), measured on 2,000
 transactions after 28,000 others have given 3,000 members about ten purchases each.
+
+``--part history`` counts one purchase (evaluated and applied, each from the state the one
+before made) of one member with 10, 100 and 1,000 purchases on file, on a program without
+pending points or expiry (reference-4tier) and one with both (rfm-3tier): what a member's
+history costs each purchase.
 """
 
 from __future__ import annotations
@@ -142,6 +148,45 @@ def _child_stream(which: str, count: int) -> None:
     _toggle(False)
 
 
+HISTORY = ("reference-4tier", "rfm-3tier")
+ON_FILE = (10, 100, 1_000)
+MEASURED = 100  # purchases counted after the history
+
+
+def _child_history(which: str, on_file: int) -> None:
+    """``on_file`` purchases of one member, one every eight hours, then MEASURED more,
+    counted (on ``which`` program)."""
+    from datetime import UTC, datetime, timedelta
+
+    import loyaltyrules as lr
+
+    program = lr.load_program(ROOT / "programs" / f"{which}.yaml")
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    purchases = [lr.Transaction(
+        id=f"t{n}", member_id="m1", at=start + timedelta(hours=8 * n), channel="store",
+        items=[{"sku": "s1", "category": "food", "amount": "12.50"},
+               {"sku": "s2", "category": "beauty", "amount": "99.00"}])
+        for n in range(on_file + MEASURED)]
+    member = lr.MemberState(id="m1", joined=start.date())
+    for t in purchases[:on_file]:
+        member = lr.apply(member, lr.evaluate(program, member, t, trace=False))
+    _toggle(True)
+    for t in purchases[on_file:]:
+        member = lr.apply(member, lr.evaluate(program, member, t, trace=False))
+    _toggle(False)
+
+
+def _history_rows() -> None:
+    print(f"one purchase of a member with purchases on file ({MEASURED} counted, each from "
+          "the last one's state), instructions per purchase")
+    print(f"| program | {' | '.join(f'{n:,} on file' for n in ON_FILE)} |")
+    print(f"|---|{'---:|' * len(ON_FILE)}")
+    toggles = _count(["reference", "none"], MEASURED)
+    for which in HISTORY:
+        counts = [(_count(["history", which], n) - toggles) / MEASURED for n in ON_FILE]
+        print(f"| {which} | {' | '.join(f'{c:,.0f}' for c in counts)} |", flush=True)
+
+
 def _count(args: list[str], count: int, env: dict[str, str] | None = None) -> int:
     result = subprocess.run(
         ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=/dev/null",
@@ -159,21 +204,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.instructions")
     parser.add_argument("--cases", type=int, default=2_000)
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
-    parser.add_argument("--part", choices=("all", "reference", "stream"), default="all")
+    parser.add_argument("--part", choices=("all", "reference", "stream", "history"),
+                        default="all")
     args = parser.parse_args(argv)
     if args.child:
         kind, which = args.child
-        (_child_reference if kind == "reference" else _child_stream)(which, args.cases)
+        {"reference": _child_reference, "stream": _child_stream,
+         "history": _child_history}[kind](which, args.cases)
         return 0
     missing = [tool for tool in ("valgrind", "callgrind_control") if shutil.which(tool) is None]
     if missing:
         print(f"skipped: {', '.join(missing)} not found (Debian: apt install valgrind)")
         return 0
     n = args.cases
-    if args.part != "stream":
+    if args.part in ("all", "reference"):
         _reference_rows(n)
-    if args.part != "reference":
+    if args.part in ("all", "stream"):
         _stream_rows(n)
+    if args.part in ("all", "history"):
+        _history_rows()
     return 0
 
 

@@ -3074,15 +3074,20 @@ def test_a_long_history_is_summed_once_then_kept_up_to_date(
         2, 410, 41, "T0:base")
 
 
-@pytest.mark.parametrize("ledger", [
-    "{remember_events: 10}",
-    "{remember_events: 10, pending_days: 3, expiry: {end_of_year: 1}}",
+@pytest.mark.parametrize(("ledger", "merged"), [
+    ("{remember_events: 10}", ["merged:never"]),
+    ("{remember_events: 10, pending_days: 3, expiry: {end_of_year: 1}}",
+     ["merged:2028-01-01T00:00:00+08:00"]),
+    ("{remember_events: 10, pending_days: 3, expiry: {months: 6}}", []),
 ])
-def test_two_years_of_purchases_end_the_same_read_through_a_digest(ledger: str) -> None:
+def test_two_years_of_purchases_end_the_same_read_through_a_digest(
+        ledger: str, merged: list[str]) -> None:
     """Past the refund window (365 days) a purchase merges the lots that left it and drops
-    their records; a member's digest asks its columns which those are. Every state of two
-    years of purchases, one every nine days, is the same either way (with pending points
-    and a yearly expiry, the lots merge per expiry date)."""
+    their records; a member's digest asks its columns which those are, which lots are still
+    pending and when the first expires. Every decision (its events too: points released and
+    expired) and state of two years of purchases, one every nine days, is the same either
+    way (with pending points and a yearly expiry, the lots merge per expiry date; expiring
+    after six months, none is left to merge)."""
     from loyaltyrules import _lifecycle
 
     program = lr.load_program(f"""
@@ -3099,9 +3104,10 @@ ledger: {ledger}
             state, seen = lr.MemberState(id="wei"), []
             for n in range(80):
                 at = datetime(2026, 1, 1, 10, tzinfo=SHANGHAI) + timedelta(days=9 * n)
-                state = step(state, lr.evaluate(program, state, txn(
-                    f"T{n}", at.isoformat(), f"{10 + n % 7}.00")))
-                seen.append(state.model_dump_json())
+                decision = lr.evaluate(program, state, txn(f"T{n}", at.isoformat(),
+                                                           f"{10 + n % 7}.00"))
+                state = step(state, decision)
+                seen += [decision.model_dump_json(), state.model_dump_json()]
             return seen, state
         finally:
             _lifecycle.DIGEST_FROM = kept
@@ -3121,5 +3127,4 @@ ledger: {ledger}
                                                    "10.00")).points_total == 10
     finally:
         _lifecycle.DIGEST_FROM = kept
-    assert [lot.id for lot in last.lots if lot.source == "merged"] == (
-        ["merged:never"] if "expiry" not in ledger else ["merged:2028-01-01T00:00:00+08:00"])
+    assert [lot.id for lot in last.lots if lot.source == "merged"] == merged

@@ -199,8 +199,11 @@ class Digest(NamedTuple):
 
     lots: tuple[PointsLot, ...]  # the state's own tuple: a digest describes it alone
     tracked: int  # the points the lots hold (each holds some: else no digest)
-    latest: datetime | None  # the latest available_at
-    expiring: bool  # some lot has an expiry
+    # the lots not usable at ``as_of`` (in the lots' order): any lot not among them is
+    # usable from then on (None: no lots, nothing pending at any time)
+    as_of: datetime | None
+    pending: tuple[PointsLot, ...]
+    soonest: datetime | None  # the earliest expires_at (None: no lot expires)
     earned: tuple[datetime, ...]  # each lot's earned_at, in order
     earliest: datetime | None  # the two earliest of them (consolidate's question)
     second: datetime | None
@@ -213,6 +216,14 @@ class Digest(NamedTuple):
     record_ids: tuple[str, ...]  # each record's id and at, in order
     record_ats: tuple[datetime, ...]
     oldest: datetime | None  # the earliest record's at
+
+    @property
+    def expiring(self) -> bool:
+        return self.soonest is not None
+
+    def usable(self, now: datetime) -> bool:
+        """Every lot the digest counts that is not among ``pending`` is usable at ``now``."""
+        return self.as_of is None or self.as_of <= now
 
 
 # A digest is kept for members with a history at least this long; shorter ones are read
@@ -244,14 +255,11 @@ def digest(member: MemberState, fields: dict[str, Any]) -> Digest | None:
     lots, purchases = fields["lots"], fields["purchases"]
     if len(lots) < DIGEST_FROM and len(purchases) < DIGEST_FROM:
         return None
-    entry = _DIGESTS.get(id(member))
-    if entry is not None and entry[0]() is member:
-        kept = entry[1]
-        if kept.lots is lots and kept.purchases is purchases:
-            return kept
-    made = _digest_of(lots, purchases)
-    if made is not None:
-        _keep(member, made)
+    made = _known(member)
+    if made is None:
+        made = _digest_of(lots, purchases, fields["advanced_to"])
+        if made is not None:
+            _keep(member, made)
     return made
 
 
@@ -261,24 +269,38 @@ def _keep(member: MemberState, made: Digest) -> None:
     _DIGESTS[ref.key] = (ref, made)
 
 
-def _carry(member: MemberState, copy: MemberState) -> None:
-    """A copy of ``member`` with its lots and records shares its digest, if it has one."""
+def _known(member: MemberState) -> Digest | None:
+    """The digest kept for ``member``, if one is (none is made)."""
     entry = _DIGESTS.get(id(member))
     if entry is not None and entry[0]() is member:
-        fields = copy.__dict__
         made = entry[1]
+        fields = member.__dict__
+        if made.lots is fields["lots"] and made.purchases is fields["purchases"]:
+            return made
+    return None
+
+
+def _carry(member: MemberState, copy: MemberState) -> None:
+    """A copy of ``member`` with its lots and records shares its digest, if it has one."""
+    made = _known(member)
+    if made is not None:
+        fields = copy.__dict__
         if made.lots is fields["lots"] and made.purchases is fields["purchases"]:
             _keep(copy, made)
 
 
-_LotFacts = tuple[int, "datetime | None", bool, list[datetime]]
+# (tracked, soonest, earned_at, pending, latest available_at): see _lot_facts
+_LotFacts = tuple[int, "datetime | None", list[datetime], list[PointsLot], "datetime | None"]
 
 
-def _lot_facts(lots: Iterable[PointsLot], tracked: int, latest: datetime | None,
-               expiring: bool) -> _LotFacts | None:
-    """(tracked, latest, expiring: see :class:`Digest`) with ``lots`` added, and the lots'
-    earned_at; None if one of them holds no points."""
+def _lot_facts(lots: Iterable[PointsLot], tracked: int, soonest: datetime | None,
+               as_of: datetime | None) -> _LotFacts | None:
+    """The points ``lots`` hold added to ``tracked``, the earliest of their expiries and
+    ``soonest``, their earned_at, those not usable at ``as_of`` and their latest
+    available_at; None if one of them holds no points."""
     earned = []
+    pending = []
+    latest = None
     for lot in lots:  # (one pass, each lot's fields read from its __dict__)
         f = lot.__dict__
         points = f["points"]
@@ -286,12 +308,15 @@ def _lot_facts(lots: Iterable[PointsLot], tracked: int, latest: datetime | None,
             return None
         tracked += points
         available = f["available_at"]
+        if as_of is not None and available > as_of:
+            pending.append(lot)
         if latest is None or available > latest:
             latest = available
-        if f["expires_at"] is not None:
-            expiring = True
+        expires = f["expires_at"]
+        if expires is not None and (soonest is None or expires < soonest):
+            soonest = expires
         earned.append(f["earned_at"])
-    return tracked, latest, expiring, earned
+    return tracked, soonest, earned, pending, latest
 
 
 def _two_earliest(earned: tuple[datetime, ...]) -> tuple[datetime | None, datetime | None]:
@@ -301,12 +326,14 @@ def _two_earliest(earned: tuple[datetime, ...]) -> tuple[datetime | None, dateti
     return first, second
 
 
-def _digest_of(lots: tuple[PointsLot, ...], purchases: tuple[PurchaseRecord, ...]
-               ) -> Digest | None:
-    facts = _lot_facts(lots, 0, None, False)
+def _digest_of(lots: tuple[PointsLot, ...], purchases: tuple[PurchaseRecord, ...],
+               as_of: datetime | None) -> Digest | None:
+    """A digest made from the history itself, pending lots as of ``as_of`` (the state's
+    moment; None: as of the last lot's available_at, when none is pending)."""
+    facts = _lot_facts(lots, 0, None, as_of)
     if facts is None:
         return None
-    tracked, latest, expiring, earned_at = facts
+    tracked, soonest, earned_at, pending, latest = facts
     earned = tuple(earned_at)
     ids = []
     ats = []
@@ -314,8 +341,9 @@ def _digest_of(lots: tuple[PointsLot, ...], purchases: tuple[PurchaseRecord, ...
         f = record.__dict__
         ids.append(f["id"])
         ats.append(f["at"])
-    return Digest(lots, tracked, latest, expiring, earned, *_two_earliest(earned), purchases,
-                  frozenset(ids), (), tuple(ids), tuple(ats), min(ats) if ats else None)
+    return Digest(lots, tracked, latest if as_of is None else as_of, tuple(pending), soonest,
+                  earned, *_two_earliest(earned), purchases, frozenset(ids), (), tuple(ids),
+                  tuple(ats), min(ats) if ats else None)
 
 
 def _merged(old: list[PointsLot]) -> list[PointsLot]:
@@ -361,6 +389,7 @@ class _Book:
         # the lots as the digest counts them, while only added to (see state())
         self._counted, self._held = kept, len(kept)
         self.added: list[PointsLot] | None = None  # what state() found added, if counted
+        self.waiting: list[PointsLot] = []  # and the lots it found pending (in their order)
         self.expired_by_source: dict[str, int] = {}
         t: PointsTotals = fields["totals"]
         self.earned, self.redeemed, self.expired = t.earned, t.redeemed, t.expired
@@ -603,16 +632,17 @@ class _Book:
         their whole history. Recent lots keep their event and rule."""
         if len(self.lots) < 2:
             return
+        now = self.now
         made = self.digest
-        if made is not None and self.lots is self._counted and (
-                made.latest is None or made.latest <= self.now):
-            # every lot counted is usable: which are old, the digest's column says
-            folded = _lot_facts(self.lots[self._held:], made.tracked, made.latest,
-                                made.expiring)
-            if folded is not None and all(earned >= before for earned in folded[3]):
+        if made is not None and self.lots is self._counted and made.usable(now):
+            # every lot counted is usable but the pending, and lots added since are young:
+            # which are old, the digest's column says
+            folded = _lot_facts(self.lots[self._held:], made.tracked, made.soonest, now)
+            if folded is not None and all(at >= before for at in folded[2]) and not any(
+                    lot.earned_at < before and lot.available_at > now
+                    for lot in made.pending):
                 self._consolidate_counted(made, before, folded)
                 return
-        now = self.now
         old = [lot for lot in self.lots if lot.earned_at < before and lot.available_at <= now]
         if len(old) < 2:
             return
@@ -620,14 +650,15 @@ class _Book:
         self.lots = [lot for lot in self.lots if id(lot) not in ids] + _merged(old)
 
     def _consolidate_counted(self, made: Digest, before: datetime, folded: _LotFacts) -> None:
-        """consolidate() for lots counted by the digest (all usable) and lots added since
-        (none old), asking the digest's column which are old instead of every lot."""
+        """consolidate() for lots counted by the digest and lots added since (young), asking
+        the digest's column which are old instead of every lot."""
         if made.second is None or made.second >= before:
             return  # (one at most: merging needs two)
         old: list[PointsLot] = []
         kept: list[PointsLot] = []
         left: list[datetime] = []
-        for lot, at in zip(self.lots, (*made.earned, *folded[3]), strict=True):  # one pass
+        tracked, soonest, added, pending, _ = folded  # (merging keeps the points and expiries)
+        for lot, at in zip(self.lots, (*made.earned, *added), strict=True):  # one pass
             if at < before:
                 old.append(lot)
             else:
@@ -640,11 +671,12 @@ class _Book:
         for lot in merged:
             left.append(lot.earned_at)
         earned = tuple(left)
-        tracked, latest, expiring, _ = folded  # (merging keeps all three)
         earliest, second = _two_earliest(earned)
-        self.digest = made._replace(lots=tuple(self.lots), tracked=tracked, latest=latest,
-                                    expiring=expiring, earned=earned, earliest=earliest,
-                                    second=second)
+        now = self.now  # (pending lots are young: none was merged)
+        waiting = [lot for lot in made.pending if lot.available_at > now]
+        self.digest = made._replace(lots=tuple(self.lots), tracked=tracked, as_of=now,
+                                    pending=(*waiting, *pending), soonest=soonest,
+                                    earned=earned, earliest=earliest, second=second)
         self._counted, self._held = self.lots, len(self.lots)
 
     def state(self, member: MemberState, **updates: Any) -> MemberState:
@@ -657,11 +689,18 @@ class _Book:
         now = _like(self.now, self.lots, "available_at")  # (a review's midnight, say)
         lots: list[PointsLot] = self.lots
         made = self.digest
-        if made is not None and lots is self._counted and (
-                made.latest is None or made.latest <= now):
-            # only added to since the digest, whose lots are all usable: the added ones alone
-            usable = made.tracked
+        if made is not None and lots is self._counted and made.usable(now):
+            # only added to since the digest: its pending lots and the added ones alone
+            pending = self.waiting = []
+            for lot in made.pending:
+                if lot.available_at > now:
+                    waiting += lot.points
+                    pending.append(lot)
+            usable = made.tracked - waiting
             lots = self.added = lots[self._held:]
+            for lot in lots:
+                if lot.available_at > now:
+                    pending.append(lot)
         for lot in lots:  # available() and pending() in one pass
             if lot.available_at <= now:
                 usable += lot.points
@@ -973,11 +1012,12 @@ def _measured(q: Qualify | None, spend: Decimal, points: int, orders: int) -> st
 
 
 def _signals(model: ProgramModel, member: MemberState, lots: tuple[PointsLot, ...],
-             start: datetime, until: datetime, zone: tzinfo, fired: dict[str, str]
-             ) -> list[LifecycleEvent]:
+             start: datetime, until: datetime, zone: tzinfo, fired: dict[str, str],
+             made: Digest | None = None) -> list[LifecycleEvent]:
     """Time-driven signals whose moment falls in (start, until]; each once per occurrence.
     ``lots`` are the lots before this advance expired any, so a warning that falls before
-    an expiry in the same advance is still given, at its own moment."""
+    an expiry in the same advance is still given, at its own moment; ``made``, their
+    digest if known, says when the first of them expires."""
     out: list[LifecycleEvent] = []
     today = until.astimezone(zone).date()
     for sig in model.signals:
@@ -1010,7 +1050,9 @@ def _signals(model: ProgramModel, member: MemberState, lots: tuple[PointsLot, ..
                 latest = None
             expiring = []
             after = _like(start, lots, "expires_at")
-            for lot in lots:
+            far = made is not None and (made.soonest is None or (
+                latest is not None and made.soonest > latest))
+            for lot in () if far else lots:  # (none expires soon enough: none is read)
                 expires = lot.expires_at
                 if expires is not None and after < expires and (
                         latest is None or expires <= latest):
@@ -1136,11 +1178,13 @@ def advance_state(model: ProgramModel, member: MemberState, until: datetime, zon
     state, moved = _move(model, state, until, zone, version=member.version)
     events += moved
     events += [(e.at, 3, e) for e in _signals(model, state, member.lots, start or until, until,
-                                              zone, fired)]
+                                              zone, fired, _known(member))]
     events.sort(key=lambda e: (e[0], e[1]))
+    reviewed = state
     state = state.model_copy(update={"signals": fired, "version": member.version + 1,
                                      "spend_log": _prune_log(model, dict(state.spend_log),
                                                              last_day)})
+    _carry(reviewed, state)
     return state, [e for _, _, e in events]
 
 
@@ -1153,12 +1197,16 @@ def _move(model: ProgramModel, member: MemberState, until: datetime, zone: tzinf
         return member, []
     book = _Book(member, start or until)
     events: list[tuple[datetime, int, LifecycleEvent]] = []
+    made = book.digest  # (asked which lots are pending and when the first expires)
+    counted = made is not None and start is not None and made.usable(start) and \
+        len(book.lots) == len(made.lots)  # (no opening lot added to those it counts)
     if start is not None:
         # (the bounds may be review midnights in the program's zone, the lots' times their
         # events' own offset: see _like)
         after, to = (_like(start, book.lots, "available_at"),
                      _like(until, book.lots, "available_at"))
-        for lot in book.lots:
+        # (a lot the digest does not hold pending was usable at its moment, before ``after``)
+        for lot in made.pending if counted and made is not None else book.lots:
             # (a lot that expires before it is usable is never released: ledger.pending_days
             # longer than its life, which lint reports)
             if after < lot.available_at <= to and (
@@ -1166,7 +1214,8 @@ def _move(model: ProgramModel, member: MemberState, until: datetime, zone: tzinf
                 events.append((lot.available_at, 0, new(LifecycleEvent,
                     at=lot.available_at, type="points_released", rule=lot.rule,
                     points=lot.points, detail=f"lot {lot.id} usable")))
-    for lot, when in book.expire(until):
+    none_due = counted and made is not None and (made.soonest is None or made.soonest > until)
+    for lot, when in [] if none_due else book.expire(until):
         events.append((when, 1, new(LifecycleEvent, at=when, type="points_expired", rule=lot.rule,
                                                 points=-lot.points,
                                                 detail=f"lot {lot.id} expired")))
@@ -1180,8 +1229,14 @@ def _move(model: ProgramModel, member: MemberState, until: datetime, zone: tzinf
                     at=when, type="points_expired", rule="inactivity", points=-gone,
                     detail=f"no purchase for {months} months")))
     book.now = until
-    return book.state(member, advanced_to=until,
-                      purchases=_expired_counted(book, member.purchases), **updates), events
+    purchases = _expired_counted(book, member.purchases)
+    state = book.state(member, advanced_to=until, purchases=purchases, **updates)
+    if made is not None and book.added is not None and not book.added and \
+            purchases is made.purchases:
+        # the lots as they were, some released: the digest with what is still pending
+        _keep(state, made._replace(lots=state.__dict__["lots"], as_of=until,
+                                   pending=tuple(book.waiting)))
+    return state, events
 
 
 def _expired_counted(book: _Book, purchases: tuple[PurchaseRecord, ...]
@@ -1606,10 +1661,10 @@ def _keep_grown(state: MemberState, lots: tuple[PointsLot, ...], book: _Book,
     were ``dropped``) with the purchase's ``record``."""
     counted = book.digest
     assert counted is not None and book.added is not None
-    folded = _lot_facts(book.added, counted.tracked, counted.latest, counted.expiring)
+    folded = _lot_facts(book.added, counted.tracked, counted.soonest, None)
     if folded is None:
         return
-    tracked, latest, expiring, added = folded
+    tracked, soonest, added, _, _ = folded
     earliest, second = counted.earliest, counted.second
     for at in added:
         if earliest is None or at < earliest:
@@ -1626,9 +1681,10 @@ def _keep_grown(state: MemberState, lots: tuple[PointsLot, ...], book: _Book,
     ids, ids_added = records.ids, (*records.ids_added, txn_id)
     if len(ids_added) > _IDS_ADDED:  # (now and then: the dropped ones leave the set)
         ids, ids_added = frozenset(record_ids), ()
-    _keep(state, Digest(lots, tracked, latest, expiring, (*counted.earned, *added), earliest,
-                        second, state.__dict__["purchases"], ids, ids_added, record_ids,
-                        record_ats, oldest))
+    _keep(state, Digest(lots, tracked, book.now, tuple(book.waiting), soonest,
+                        (*counted.earned, *added), earliest, second,
+                        state.__dict__["purchases"], ids, ids_added, record_ids, record_ats,
+                        oldest))
 
 
 _IDS_ADDED = 64
