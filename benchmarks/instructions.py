@@ -20,9 +20,9 @@ JSON line, evaluating, applying, writing the decision line), measured on 2,000
 transactions after 28,000 others have given 3,000 members about ten purchases each.
 
 ``--part history`` counts one purchase (evaluated and applied, each from the state the one
-before made) of one member with 10, 100 and 1,000 purchases on file, on a program without
-pending points or expiry (reference-4tier) and one with both (rfm-3tier): what a member's
-history costs each purchase.
+before made) of one member: the 100 after 10, 100 and 1,000 others, eight hours apart, on a
+program without pending points or expiry (reference-4tier) and one with both (rfm-3tier):
+what a member's history costs each purchase.
 """
 
 from __future__ import annotations
@@ -177,9 +177,9 @@ def _child_history(which: str, on_file: int) -> None:
 
 
 def _history_rows() -> None:
-    print(f"one purchase of a member with purchases on file ({MEASURED} counted, each from "
-          "the last one's state), instructions per purchase")
-    print(f"| program | {' | '.join(f'{n:,} on file' for n in ON_FILE)} |")
+    print(f"one purchase of a member, the {MEASURED} after 10, 100 and 1,000 others (each "
+          "from the last one's state), instructions per purchase")
+    print(f"| program | {' | '.join(f'purchases {n + 1:,}–{n + MEASURED:,}' for n in ON_FILE)} |")
     print(f"|---|{'---:|' * len(ON_FILE)}")
     toggles = _count(["reference", "none"], MEASURED)
     for which in HISTORY:
