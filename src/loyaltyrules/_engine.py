@@ -12,6 +12,7 @@ from datetime import date, datetime
 from decimal import ROUND_FLOOR, Decimal, getcontext
 from typing import Any
 
+from . import _lifecycle
 from . import _trace as T
 from ._calendar import birthday_change_blocks, is_birthday, period_key, uses
 from ._compile import Condition, EarnPlan, Mode, Plan, RulePlan, TierPlan
@@ -677,7 +678,9 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
     txn_id = t.id
     if (":" in txn_id and txn_id.startswith(RESERVED_PREFIXES)) or txn_id in RESERVED_IDS:
         raise reserved_id(txn_id)  # (first: `refund:R1` is remembered, but not as a purchase)
-    made = digest(m, fields)  # (None for a short history, read directly)
+    # (a short history is read directly; the test written out, as a call costs more)
+    made = digest(m, fields) if len(fields["lots"]) >= (at_least := _lifecycle.DIGEST_FROM) \
+        or len(fields["purchases"]) >= at_least else None
     if txn_id in fields["recent_transactions"] or (
             on_file(made, txn_id) if made is not None else
             (records := fields["purchases"]) and _on_file(records, txn_id)):

@@ -369,6 +369,11 @@ def _merged(old: list[PointsLot]) -> list[PointsLot]:
 class _Book:
     """The points of one member during one operation; lots in, lots out, totals kept."""
 
+    # what state() found added to the lots its digest counts, and pending among them (in
+    # their order): set only when it used the digest
+    added: list[PointsLot] | None = None
+    waiting: list[PointsLot] = []  # noqa: RUF012 (never changed: state() sets its own)
+
     def __init__(self, member: MemberState, now: datetime) -> None:
         # the lots with points left, and how many they hold, in one pass (this runs for every
         # event of a member, who may hold a year of lots)
@@ -388,8 +393,6 @@ class _Book:
         self.lots = kept
         # the lots as the digest counts them, while only added to (see state())
         self._counted, self._held = kept, len(kept)
-        self.added: list[PointsLot] | None = None  # what state() found added, if counted
-        self.waiting: list[PointsLot] = []  # and the lots it found pending (in their order)
         self.expired_by_source: dict[str, int] = {}
         t: PointsTotals = fields["totals"]
         self.earned, self.redeemed, self.expired = t.earned, t.redeemed, t.expired
@@ -1611,7 +1614,8 @@ def _purchase_state(
     made = book.digest  # (records: the digest's columns say which leave the window)
     dropped = False
     if made is None:
-        purchases = (*[p for p in member.purchases if p.at >= horizon], record)
+        purchases = (*[p for p in member.purchases if p.at >= horizon], record) \
+            if member.purchases else (record,)
     elif made.oldest is None or made.oldest >= horizon:
         purchases = (*member.purchases, record)
     else:
