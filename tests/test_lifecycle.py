@@ -423,16 +423,17 @@ def test_churn_warning_fires_ninety_days_after_the_last_purchase(mei: Story) -> 
 
 
 def test_gold_is_kept_while_twelve_month_spend_holds_15000(mei: Story) -> None:
-    """Reviews to 1 Jun 2027 see ≥ 15,000 spend in the last 12 months and keep gold."""
+    """Reviews to 1 Jun 2027 see ≥ 15,000 spend in the last 12 months and keep gold (each
+    says what it judged: the window's spend, and the orders gold may also qualify on)."""
     d, s = mei["mid 2027"]
     reviews = [(e.at.date(), e.detail) for e in d.events if e.type == "tier_review"]
     assert reviews == [
-        (date(2027, 1, 1), "window spend 20508.50"),
-        (date(2027, 2, 1), "window spend 19608.50"),
-        (date(2027, 3, 1), "window spend 19160.00"),
-        (date(2027, 4, 1), "window spend 18800.00"),
-        (date(2027, 5, 1), "window spend 18800.00"),
-        (date(2027, 6, 1), "window spend 15200.00"),
+        (date(2027, 1, 1), "window spend 20508.50, orders 6"),
+        (date(2027, 2, 1), "window spend 19608.50, orders 6"),
+        (date(2027, 3, 1), "window spend 19160.00, orders 6"),
+        (date(2027, 4, 1), "window spend 18800.00, orders 6"),
+        (date(2027, 5, 1), "window spend 18800.00, orders 6"),
+        (date(2027, 6, 1), "window spend 15200.00, orders 6"),
     ]
     assert signals(d) == [("birthday-coming", local("2027-03-08T00:00:00"))]
     assert balance(s) == ("gold", 21043, 0)
@@ -566,15 +567,16 @@ def test_a_review_judges_points_as_a_purchase_does() -> None:
     """A purchase of ¥150 on 28 January earns 150 points, usable on 2 February: it does not
     reach silver, and neither does the review on 1 February (both count usable points); the
     next purchase, on 3 February, reaches silver on the points now usable. Before, the
-    purchase moved the member up, the review down and the next purchase, earning 0, up."""
+    purchase moved the member up, the review down and the next purchase, earning 0, up. The
+    review says what it judged: the points usable then (it said "window spend 150.00")."""
     s = ok(lr.MemberState(id="m"))
     first = lr.evaluate(PENDING_POINTS_TIER, s, txn("T1", "2026-01-28T10:00:00+08:00", "150"))
     s = step(s, first)
     review = lr.advance(PENDING_POINTS_TIER, s, "2026-02-01T12:00:00+08:00")
     s = step(s, review)
     last = lr.evaluate(PENDING_POINTS_TIER, s, txn("T2", "2026-02-03T10:00:00+08:00", "0.50"))
-    assert (first.tier_after, [(e.type, e.tier_to) for e in review.events],
-            last.tier_after) == ("basic", [("tier_review", "basic")], "silver")
+    assert (first.tier_after, [(e.type, e.tier_to, e.detail) for e in review.events],
+            last.tier_after) == ("basic", [("tier_review", "basic", "points 0")], "silver")
     assert qualification(last) == ["qualifies (all): ✓ points 150 ≥ 100"]
 
 

@@ -979,9 +979,10 @@ def _review(model: ProgramModel, member: MemberState, day: date, at: datetime
                            f"{member.tier_kept_until.isoformat()}")]
             floor = rank - model.reviews.max_drop if model.reviews.max_drop else 0
             moved = max(target, floor)
+    judged = _judged(tiers, spend, points, orders)
     if moved == rank:
         return stays, [new(LifecycleEvent, at=at, type="tier_review", tier_from=current,
-                                       tier_to=current, detail=f"window spend {spend:f}")]
+                                       tier_to=current, detail=judged)]
     to = tiers[moved].id
     kind = "tier_upgraded" if moved > rank else "tier_downgraded"
     # an upgrade earns a new keep date; a tier reached by falling is kept by nothing (the
@@ -992,7 +993,20 @@ def _review(model: ProgramModel, member: MemberState, day: date, at: datetime
                                "tier_falls": 0 if moved > rank else member.tier_falls + 1}
     return member.model_copy(update=updates), [new(LifecycleEvent,
         at=at, type=kind, tier_from=current, tier_to=to,
-        detail=f"review on {day.isoformat()}: window spend {spend:f}")]
+        detail=f"review on {day.isoformat()}: {judged}")]
+
+
+def _judged(tiers: Sequence[Any], spend: Decimal, points: int, orders: int) -> str:
+    """What a review measured, as the program's tiers qualify and retain: "window spend
+    150.00", "points 50", "window spend 150.00, orders 2" (a spend tier's words when the
+    tiers judge only conditions)."""
+    said = []
+    for name, text in (("spend", f"window spend {spend:f}"), ("points", f"points {points}"),
+                       ("orders", f"orders {orders}")):
+        if any(getattr(q, name) is not None for t in tiers[1:]
+               for q in (t.qualify, t.retain) if q is not None):
+            said.append(text)
+    return ", ".join(said) or f"window spend {spend:f}"
 
 
 def _measured(q: Qualify | None, spend: Decimal, points: int, orders: int) -> str:
