@@ -793,6 +793,21 @@ def test_test_refuses_amounts_finer_than_the_currency_when_loading(
         "no decision is ever that amount"]
 
 
+def test_test_refuses_a_starting_member_s_spend_finer_than_the_currency_when_loading(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A starting member's qualifying spend of 12000.001 yuan, or a month of its spend log,
+    is said at its place when the file loads, as the engine would refuse it."""
+    assert scenario_file_problems(capsys, tmp_path / "odd.scenarios.yaml",
+        f"program: {RETAIL}\nscenarios:\n"
+        "  - name: one\n    member: {id: a, qualifying_spend: 12000.001}\n    steps:\n"
+        "      - advance: \"2026-03-03T12:00:00+08:00\"\n"
+        "  - name: two\n    member: {id: b, spend_log: {\"2026-01\": 1.001}}\n    steps:\n"
+        "      - advance: \"2026-03-03T12:00:00+08:00\"\n") == [
+        "4:39: scenarios[0].member.qualifying_spend: 12000.001 has more decimals than CNY "
+        "allows",
+        "8:44: scenarios[1].member.spend_log.2026-01: 1.001 has more decimals than CNY allows"]
+
+
 def scenario_file_problems(capsys: pytest.CaptureFixture[str], path: Path, text: str
                            ) -> list[str]:
     """`loyaltyrules test` on a scenario file with ``text``, which must not run: each

@@ -665,3 +665,34 @@ def test_a_member_leaving_late_keeps_no_points_past_their_expiry() -> None:
         ("points_expired", -100, "2026-02-06T00:00:00+08:00")]
     assert (left.member.points, left.member.totals.expired) == (0, 200)
     assert lr.check_identity(left.member)
+
+
+def test_a_household_or_member_spend_with_more_decimals_than_the_currency_is_refused() -> None:
+    """A household's spend of 0.001 yuan (a state written by other code) was added to by
+    each contribution; it is refused, as a member's is, before anything is added to it."""
+    p = program(gifting={})
+    h, mum, son = family(p)
+    mum, d = buy(p, mum, "t1", 1, "100.00")
+    wrong = h.model_copy(update={"spend": Decimal("0.001")})
+    calls = [
+        lambda: lr.household_join(p, wrong, lr.MemberState(id="dad")),
+        lambda: lr.household_contribute(p, wrong, mum, d),
+        lambda: lr.household_withdraw(p, wrong, son, 10, "2026-01-02T10:00:00+08:00",
+                                     event_id="w1"),
+        lambda: lr.household_leave(p, wrong, son, "2026-01-02T10:00:00+08:00"),
+    ]
+    for call in calls:
+        with pytest.raises(lr.InputError) as refused:
+            call()
+        assert str(refused.value) == "household: spend: 0.001 has more decimals than CNY allows"
+    odd = lr.MemberState(id="friend", qualifying_spend=Decimal("5.005"))
+    with pytest.raises(lr.InputError) as refused:
+        lr.gift(p, mum, odd, {"id": "g1", "at": "2026-01-05T10:00:00+08:00", "points": 10})
+    assert str(refused.value) == "receiver: qualifying_spend: 5.005 has more decimals than CNY " \
+        "allows"
+    with pytest.raises(lr.InputError) as refused:
+        lr.household_join(p, h, odd)
+    assert str(refused.value) == "member: qualifying_spend: 5.005 has more decimals than CNY " \
+        "allows"
+    # the same household, its spend as the library wrote it, takes the contribution
+    assert lr.household_contribute(p, h, mum, d).household.spend == Decimal("100.00")

@@ -3130,3 +3130,84 @@ ledger: {ledger}
     finally:
         _lifecycle.DIGEST_FROM = kept
     assert [lot.id for lot in last.lots if lot.source == "merged"] == merged
+
+
+# --- a member state's spend in the currency's unit ---------------------------------------------
+
+AT = "2026-03-03T10:00:00+08:00"
+# (a state written by other code: the library writes every amount in the currency's unit)
+SPEND_WRONG = [
+    ({"qualifying_spend": "0.001"}, "qualifying_spend: 0.001"),
+    ({"spend_log": {"2026-02": "250.00", "2026-03": "1.005"}}, "spend_log.2026-03: 1.005"),
+    ({"household_spend": "12.3456"}, "household_spend: 12.3456"),
+]
+
+
+@pytest.mark.parametrize("mode", ["compiled", "interpreted"])
+@pytest.mark.parametrize(("wrong", "said"), SPEND_WRONG)
+def test_a_purchase_refuses_spend_with_more_decimals_than_the_currency(
+        mode: Any, wrong: dict[str, Any], said: str) -> None:
+    """qualifying_spend 0.001 in a yuan program was added to (100.001 handed back as the next
+    state); spend the purchase would add to, or a window would read, is refused instead."""
+    state = lr.MemberState.model_validate({"id": "m", **wrong})
+    with pytest.raises(lr.InputError) as refused:
+        lr.evaluate(RFM, state, txn("T1", AT, "100.00"), mode=mode)
+    assert str(refused.value) == f"member: {said} has more decimals than CNY allows"
+
+
+@pytest.mark.parametrize("call", ["advance", "behaviour", "redeem_reward", "credit"])
+@pytest.mark.parametrize(("wrong", "said"), SPEND_WRONG)
+def test_every_lifecycle_event_refuses_spend_with_more_decimals_than_the_currency(
+        call: str, wrong: dict[str, Any], said: str) -> None:
+    state = lr.MemberState.model_validate({"id": "m", **wrong})
+    calls = {
+        "advance": lambda: lr.advance(RFM, state, AT),
+        "behaviour": lambda: lr.behaviour(RFM, state, {"id": "B1", "at": AT,
+                                                       "type": "check_in"}),
+        "redeem_reward": lambda: lr.redeem_reward(RFM, state, {"id": "W1", "at": AT,
+                                                               "reward": "cup"}),
+        "credit": lambda: lr.credit(RFM, state, lr.HostAction(
+            id="referral:x", member_id="m", points=100, rule="referral", reason="x"), AT),
+    }
+    unchanged_after_error(state, calls[call])
+    with pytest.raises(lr.InputError) as refused:
+        calls[call]()
+    assert str(refused.value) == f"member: {said} has more decimals than CNY allows"
+
+
+def test_spend_written_without_the_minor_unit_is_taken_as_it_is() -> None:
+    """100 is 100.00 yuan (it fits the currency): added to, it is written in the unit. (The
+    purchase pays 225.00 of 250.00 at bronze's 9折.)"""
+    state = lr.MemberState.model_validate({"id": "m", "qualifying_spend": "100",
+                                           "spend_log": {"2026-03": "100"}})
+    after = lr.apply(state, lr.evaluate(RFM, state, txn("T1", AT, "250.00")))
+    assert (str(after.qualifying_spend), {k: str(v) for k, v in after.spend_log.items()}) \
+        == ("325.00", {"2026-03": "325.00"})
+
+
+@pytest.mark.parametrize(("field", "value", "path"), [
+    ("line_paid", ["100.005"], "purchases[0].line_paid[0]"),
+    ("goods_paid", "100.001", "purchases[0].goods_paid"),
+    ("refunded", "0.001", "purchases[0].refunded"),
+    ("line_spend", ["89.999"], "purchases[0].line_spend[0]"),
+])
+def test_a_refund_refuses_a_purchase_record_with_more_decimals_than_the_currency(
+        field: str, value: Any, path: str) -> None:
+    """A record's amounts are what a refund gives back a share of: one edited to a tenth of
+    a fen is refused when it is refunded, naming it."""
+    bought_once = bought(RFM, lr.MemberState(id="m"), ("T1", AT, "100.00"))
+    data = bought_once.model_dump(mode="json")
+    data["purchases"][0][field] = value
+    state = lr.MemberState.model_validate(data)
+    refund = refund_event("R1", "2026-03-04T10:00:00+08:00", "T1")
+    unchanged_after_error(state, lambda: lr.refund(RFM, state, refund))
+    with pytest.raises(lr.InputError) as refused:
+        lr.refund(RFM, state, refund)
+    assert str(refused.value) == f"member: {path}: {show(value)} has more decimals than " \
+        "CNY allows"
+    # the record as the library wrote it is refunded in full (90.00 paid at 9折: 90 points)
+    assert lr.refund(RFM, bought_once, refund).points_change == -90
+
+
+def show(value: Any) -> str:
+    return value[0] if isinstance(value, list) else value

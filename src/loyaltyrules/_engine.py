@@ -60,6 +60,7 @@ from ._member import (
     Transaction,
     coerce,
     reserved_id,
+    spend_fits,
 )
 from ._model import DiscountSpec
 from ._money import (
@@ -690,6 +691,11 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
     except AttributeError:  # (a path, a dict, None: a call made wrong)
         raise TypeError(f"expected a Program (from lr.load_program), got "
                         f"{type(program).__name__}") from None
+    # the spend a purchase adds to, in the currency's unit (the test written out: a fresh
+    # member's is one comparison, and this runs on every purchase)
+    if not fields["qualifying_spend"].same_quantum(plan.fast.quantum) or fields["spend_log"] \
+            or fields["household_spend"] is not None:
+        spend_fits(m, plan.fast.quantum, plan.fast.currency)
     events: list[Any] = []
     base_version = fields["version"]
     if plan.lifecycle or fields["pending_points"] or (

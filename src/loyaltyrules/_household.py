@@ -18,9 +18,16 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from ._decision import Decision, LifecycleEvent, new
-from ._errors import InputError, StaleMemberState
+from ._errors import InputError, StaleMemberState, show_value
 from ._lifecycle import _Book, _instant, _late_updates, advance_state, expires_at
-from ._member import HouseholdState, MemberState, PointsLot, PointsTotals, coerce
+from ._member import (
+    HouseholdState,
+    MemberState,
+    PointsLot,
+    PointsTotals,
+    coerce,
+    spend_fits,
+)
 from ._money import exact
 
 __all__ = [
@@ -107,6 +114,17 @@ def _pool_state(household: HouseholdState, book: _Book, **updates: Any) -> House
         "owner": _owner(household), **updates})
 
 
+def _household_of(program: Any, household: HouseholdState | dict[str, Any]) -> HouseholdState:
+    """The household's state, its spend in the currency's unit (0.001 in a yuan program is
+    a state written by other code: refused before a contribution adds to it)."""
+    h = coerce(HouseholdState, household, "household")
+    spend, q = h.spend, program.quantum
+    if not spend.same_quantum(q) and spend != spend.quantize(q):
+        raise InputError(f"{show_value(spend)} has more decimals than {program.currency} "
+                         "allows", field="spend", kind="household")
+    return h
+
+
 @exact
 def household_join(program: Any, household: HouseholdState | dict[str, Any] | None,
                    member: MemberState | dict[str, Any], *, household_id: str | None = None
@@ -115,6 +133,7 @@ def household_join(program: Any, household: HouseholdState | dict[str, Any] | No
     no owner: a new household, or one whose last member left."""
     rules = _rules(program)
     m = coerce(MemberState, member, "member")
+    spend_fits(m, program.quantum, program.currency)
     if household is None:
         if not household_id or not isinstance(household_id, str):
             raise InputError(f"a new household needs an id (a string), got {household_id!r}",
@@ -122,7 +141,7 @@ def household_join(program: Any, household: HouseholdState | dict[str, Any] | No
         h = coerce(HouseholdState, {"id": household_id, "owner": None, "members": ()},
                    "household")
     else:
-        h = coerce(HouseholdState, household, "household")
+        h = _household_of(program, household)
     if m.household is not None and m.household != h.id:
         raise InputError(f"member is already in household {m.household!r}", field="household",
                          kind="household")
@@ -142,14 +161,15 @@ def household_join(program: Any, household: HouseholdState | dict[str, Any] | No
     return HouseholdChange(h, m, 0, f"{m.id} joined {h.id}")
 
 
-def _members_pair(household: HouseholdState | dict[str, Any],
+def _members_pair(program: Any, household: HouseholdState | dict[str, Any],
                   member: MemberState | dict[str, Any], at: datetime | str
                   ) -> tuple[HouseholdState, MemberState, datetime]:
     """The household, the member and the event's instant, checked in this order: both
-    valid, the instant valid, the member one of the household's, the member's state not older
-    than the one the household last returned."""
-    h = coerce(HouseholdState, household, "household")
+    valid (their spend in the currency's unit), the instant valid, the member one of the
+    household's, the member's state not older than the one the household last returned."""
+    h = _household_of(program, household)
     m = coerce(MemberState, member, "member")
+    spend_fits(m, program.quantum, program.currency)
     when = _instant(at, "at", "household")
     if m.id not in h.members:
         raise InputError(f"{m.id} is not in household {h.id}", field="member", kind="household")
@@ -170,7 +190,7 @@ def household_contribute(program: Any, household: HouseholdState | dict[str, Any
         # as apply(): the Decision itself, not its JSON or a dict of it
         raise InputError(f"expected the purchase's Decision, got {type(decision).__name__}",
                          field="decision", kind="household")
-    h, m, at = _members_pair(household, member, decision.at)
+    h, m, at = _members_pair(program, household, member, decision.at)
     # remembered per member, as purchase ids are (two members may both have a purchase T1);
     # households stored before this remember contributions by purchase id alone
     key = f"contribute:{m.id}:{decision.transaction_id}"
@@ -220,7 +240,7 @@ def household_withdraw(program: Any, household: HouseholdState | dict[str, Any],
     owner), as a lot the member then spends like any other; expiring lots go first. Only
     points usable in the pool at ``at`` can be withdrawn."""
     rules = _rules(program)
-    h, m, when = _members_pair(household, member, at)
+    h, m, when = _members_pair(program, household, member, at)
     if isinstance(points, bool) or not isinstance(points, int):
         raise InputError(f"a whole number of points, got {points!r}", field="points",
                          kind="household")
@@ -266,7 +286,7 @@ def household_leave(program: Any, household: HouseholdState | dict[str, Any],
     follow them out as far as the pool still holds them (``take_share``), or lapse
     (``forfeit``, counted as expired)."""
     rules = _rules(program)
-    h, m, when = _members_pair(household, member, at)
+    h, m, when = _members_pair(program, household, member, at)
     pool = _pool_book(h, when)
     mine = [lot for lot in pool.lots if lot.rule == m.id]
     held = sum(lot.points for lot in mine)

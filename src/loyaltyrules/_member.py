@@ -45,6 +45,8 @@ __all__ = [
     "Transaction",
     "Usage",
     "coerce",
+    "record_fits",
+    "spend_fits",
 ]
 
 _MONEY_SCHEMA = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}
@@ -563,6 +565,46 @@ class Transaction(_Input):
     paid_with_points: Money = Decimal(0)
     redeem_points: Count = Field(default=0, ge=0)
     attrs: dict[str, Attr] = Field(default_factory=dict)
+
+
+def spend_fits(m: MemberState, q: Decimal, currency: str, kind: str = "member") -> None:
+    """Refuse a state whose spend (the member's qualifying spend, its household's, each
+    month of its spend log) has more decimals than the currency: written by other code
+    (0.001 in a yuan program), it would be added to and handed back as the host's next
+    state. A purchase record's amounts are checked when it is refunded (see
+    :func:`record_fits`); a state the library wrote always fits."""
+    fields = m.__dict__
+    spend = fields["qualifying_spend"]
+    if not spend.same_quantum(q):
+        _fits(spend, q, currency, ("qualifying_spend",), kind)
+    group = fields["household_spend"]
+    if group is not None and not group.same_quantum(q):
+        _fits(group, q, currency, ("household_spend",), kind)
+    for month, value in fields["spend_log"].items():
+        if not value.same_quantum(q):
+            _fits(value, q, currency, ("spend_log", month), kind)
+
+
+def record_fits(record: PurchaseRecord, index: int, q: Decimal, currency: str,
+                kind: str = "member") -> None:
+    """Refuse a purchase record, about to be refunded, whose amounts have more decimals than
+    the currency (a record the library wrote always fits)."""
+    for name in ("goods_paid", "qualifying_spend", "paid_with_points", "refunded",
+                 "spend_reversed"):
+        value = getattr(record, name)
+        if not value.same_quantum(q):
+            _fits(value, q, currency, ("purchases", index, name), kind)
+    for name in ("line_paid", "refunded_lines", "line_spend"):
+        for k, value in enumerate(getattr(record, name)):
+            if not value.same_quantum(q):
+                _fits(value, q, currency, ("purchases", index, name, k), kind)
+
+
+def _fits(value: Decimal, q: Decimal, currency: str, path: tuple[str | int, ...],
+          kind: str) -> None:
+    if value != value.quantize(q):
+        raise InputError(f"{show_value(value)} has more decimals than {currency} allows",
+                         field=format_path(path), kind=kind)
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -36,7 +36,7 @@ from ._errors import (
 )
 from ._ledger import apply
 from ._lifecycle import advance, behaviour, check_identity, redeem_reward, refund
-from ._member import MemberState, Transaction, coerce, parse_instant
+from ._member import MemberState, Transaction, coerce, parse_instant, spend_fits
 from ._money import parse_money
 from ._program import Program, load_program
 from ._yaml import SourceMap, load_yaml, read_source
@@ -287,11 +287,12 @@ def _input_problem(smap: SourceMap, exc: InputError, path: tuple[str | int, ...]
 
 def _member_problems(smap: SourceMap, program: Program, member: Mapping[str, Any],
                      path: tuple[str | int, ...]) -> list[Diagnostic]:
-    """The starting member, checked as the engine will read it, and its tier against the
-    program's tiers."""
+    """The starting member, checked as the engine will read it (its spend in the currency's
+    unit too), and its tier against the program's tiers."""
     out = []
     try:
-        coerce(MemberState, dict(member), "member")
+        spend_fits(coerce(MemberState, dict(member), "member"), program.quantum,
+                   program.currency)
     except InputError as exc:
         out.append(_input_problem(smap, exc, path, _MEMBER_FIELDS))
     tier = member.get("tier")
