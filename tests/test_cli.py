@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import decimal
 import gc
 import io
 import json
@@ -14,12 +15,15 @@ import subprocess
 import sys
 import sysconfig
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from loyaltyrules import ProgramError
 from loyaltyrules._cli import main
+from loyaltyrules._scenario import load_scenarios
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = sorted((ROOT / "programs").glob("*.yaml"))
@@ -608,8 +612,10 @@ def test_run_a_line_not_utf8_is_named_by_its_own_number(
     ("members.json", '{"id": "solo", "tier": "silvr"}',
      "1: member: tier: unknown tier 'silvr'; the program has ['basic', 'silver', 'gold', "
      "'diamond']"),
+    ("members.jsonl", '{"id": "gold-wang"}\n{"id": "nobody", "qualifying_spend": "0.001"}\n',
+     "2: member: qualifying_spend: 0.001 has more decimals than CNY allows"),
 ], ids=["jsonl-tier", "json-tier", "duplicate", "json-malformed", "json-trailing-comma",
-        "json-extra-data", "json-one-state"])
+        "json-extra-data", "json-one-state", "spend-finer-than-the-currency"])
 def test_run_checks_members_when_loading(
         capsys: pytest.CaptureFixture[str], tmp_path: Path,
         name: str, text: str, expected: str) -> None:
@@ -623,6 +629,23 @@ def test_run_checks_members_when_loading(
                               "--members", members, "--state-out", state)
     assert (code, out, state.exists()) == (1, "", False)
     assert assert_one_line_error(err) == f"loyaltyrules: {members}:{expected}"
+
+
+def test_run_writes_a_starting_spend_in_the_currencys_unit(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A starting spend of 12000 or 5.010 yuan fits the currency: it is taken as 12000.00 and
+    5.01, and a member with no events is written back so, as the engine writes spend."""
+    members = tmp_path / "members.jsonl"
+    members.write_text('{"id": "gold-wang", "qualifying_spend": "12000"}\n'
+                       '{"id": "nobody", "qualifying_spend": "5.010", '
+                       '"spend_log": {"2026-01": "5.010"}}\n', encoding="utf-8")
+    state = tmp_path / "state.jsonl"
+    code, _, _ = run_main(capsys, "run", RETAIL, EXAMPLES / "transactions.jsonl",
+                          "--members", members, "--state-out", state, "--quiet")
+    written = {s["id"]: s for s in map(json.loads, state.read_text().splitlines())}
+    assert (code, written["nobody"]["qualifying_spend"], written["nobody"]["spend_log"]) == (
+        0, "5.01", {"2026-01": "5.01"})
+    assert Decimal(written["gold-wang"]["qualifying_spend"]).as_tuple().exponent == -2
 
 
 # -- a reader that stops reading (| head) -------------------------------------------------------
@@ -808,6 +831,24 @@ def test_test_refuses_a_starting_member_s_spend_finer_than_the_currency_when_loa
         "8:44: scenarios[1].member.spend_log.2026-01: 1.001 has more decimals than CNY allows"]
 
 
+def test_a_scenario_file_is_checked_whatever_the_hosts_decimal_context(tmp_path: Path) -> None:
+    """A conftest that traps Inexact (quantizing 123456789012.001 to the fen is inexact)
+    turned the load's check into a bare decimal.Inexact; the file's problems are said as
+    ever, at their places."""
+    path = tmp_path / "odd.scenarios.yaml"
+    path.write_text(f"program: {RETAIL}\nscenarios:\n"
+                    "  - name: one\n    member: {id: a, qualifying_spend: 123456789012.001}\n"
+                    "    steps:\n      - purchase: {id: t1, at: \"2026-03-03T12:00:00+08:00\", "
+                    "items: [{sku: a, amount: 10.005}]}\n", encoding="utf-8")
+    for setting in ({"traps": [decimal.Inexact]}, {"prec": 4}):
+        with decimal.localcontext(**setting), \
+                pytest.raises(ProgramError) as refused:
+            load_scenarios(path)
+        assert [(d.line, d.column, d.message) for d in refused.value.diagnostics] == [
+            (4, 39, "123456789012.001 has more decimals than CNY allows"),
+            (6, 86, "10.005 has more decimals than CNY allows")]
+
+
 def scenario_file_problems(capsys: pytest.CaptureFixture[str], path: Path, text: str
                            ) -> list[str]:
     """`loyaltyrules test` on a scenario file with ``text``, which must not run: each
@@ -853,8 +894,6 @@ def test_test_reports_every_misshapen_scenario_and_step_at_once_in_file_order(
         "behaviour, reward, advance",
         "11:12: scenarios[1].extra: unknown key 'extra'"]
     # as the pytest plugin shows them: the scenario file's problems, not the program's
-    from loyaltyrules import ProgramError
-    from loyaltyrules._scenario import load_scenarios
     with pytest.raises(ProgramError) as caught:
         load_scenarios(path)
     assert str(caught.value).splitlines()[0] == "8 problems in the scenario file:"

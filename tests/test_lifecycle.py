@@ -8,10 +8,11 @@ Every expected number is worked out by hand from the program YAML and the rules 
 
 from __future__ import annotations
 
+import decimal
 import itertools
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -3143,46 +3144,106 @@ SPEND_WRONG = [
 ]
 
 
-@pytest.mark.parametrize("mode", ["compiled", "interpreted"])
+@pytest.mark.parametrize(("mode", "trace"), [("compiled", False), ("compiled", True),
+                                             ("interpreted", False), ("interpreted", True)])
 @pytest.mark.parametrize(("wrong", "said"), SPEND_WRONG)
 def test_a_purchase_refuses_spend_with_more_decimals_than_the_currency(
-        mode: Any, wrong: dict[str, Any], said: str) -> None:
+        mode: Any, trace: bool, wrong: dict[str, Any], said: str) -> None:
     """qualifying_spend 0.001 in a yuan program was added to (100.001 handed back as the next
-    state); spend the purchase would add to, or a window would read, is refused instead."""
-    state = lr.MemberState.model_validate({"id": "m", **wrong})
-    with pytest.raises(lr.InputError) as refused:
-        lr.evaluate(RFM, state, txn("T1", AT, "100.00"), mode=mode)
-    assert str(refused.value) == f"member: {said} has more decimals than CNY allows"
+    state); spend the purchase would add to, or a window would read, is refused instead —
+    before a retried purchase is recognised, as every event does."""
+    given = lr.MemberState.model_validate({"id": "m", **wrong})
+    for state in (given, given.model_copy(update={"recent_transactions": ("T1",)})):
+        with pytest.raises(lr.InputError) as refused:
+            lr.evaluate(RFM, state, txn("T1", AT, "100.00"), mode=mode, trace=trace)
+        assert str(refused.value) == f"member: {said} has more decimals than CNY allows"
 
 
-@pytest.mark.parametrize("call", ["advance", "behaviour", "redeem_reward", "credit"])
+LIFECYCLE_CALLS: dict[str, tuple[str, Callable[[lr.MemberState], Any]]] = {
+    "advance": ("AT", lambda state: lr.advance(RFM, state, AT)),
+    "behaviour": ("behaviour:B1", lambda state: lr.behaviour(
+        RFM, state, {"id": "B1", "at": AT, "type": "check_in"})),
+    "redeem_reward": ("reward:W1", lambda state: lr.redeem_reward(
+        RFM, state, {"id": "W1", "at": AT, "reward": "cup"})),
+    "credit": ("credit:referral:x", lambda state: lr.credit(RFM, state, lr.HostAction(
+        id="referral:x", member_id="m", points=100, rule="referral", reason="x"), AT)),
+    "refund": ("refund:R1", lambda state: lr.refund(RFM, state, refund_event("R1", AT, "T0"))),
+    "gift (giver)": ("", lambda state: lr.gift(RFM, state, lr.MemberState(id="r"), {
+        "id": "G1", "at": AT, "points": 10})),
+    "gift (receiver)": ("", lambda state: lr.gift(RFM, lr.MemberState(id="g"), state, {
+        "id": "G1", "at": AT, "points": 10})),
+}
+
+
+@pytest.mark.parametrize("call", list(LIFECYCLE_CALLS))
 @pytest.mark.parametrize(("wrong", "said"), SPEND_WRONG)
 def test_every_lifecycle_event_refuses_spend_with_more_decimals_than_the_currency(
         call: str, wrong: dict[str, Any], said: str) -> None:
-    state = lr.MemberState.model_validate({"id": "m", **wrong})
-    calls = {
-        "advance": lambda: lr.advance(RFM, state, AT),
-        "behaviour": lambda: lr.behaviour(RFM, state, {"id": "B1", "at": AT,
-                                                       "type": "check_in"}),
-        "redeem_reward": lambda: lr.redeem_reward(RFM, state, {"id": "W1", "at": AT,
-                                                               "reward": "cup"}),
-        "credit": lambda: lr.credit(RFM, state, lr.HostAction(
-            id="referral:x", member_id="m", points=100, rule="referral", reason="x"), AT),
-    }
-    unchanged_after_error(state, calls[call])
-    with pytest.raises(lr.InputError) as refused:
-        calls[call]()
-    assert str(refused.value) == f"member: {said} has more decimals than CNY allows"
+    """Refused before anything else is looked at: a retried event too (it would hand the
+    state back as it came), and a refund of a purchase not on file."""
+    key, run = LIFECYCLE_CALLS[call]
+    kind = call.removeprefix("gift (").removesuffix(")") if call.startswith("gift") \
+        else "member"
+    given = lr.MemberState.model_validate({"id": "m", **wrong})
+    retried = given.model_copy(update={"recent_transactions": (key,)})
+    for state in (given, retried):
+        unchanged_after_error(state, lambda: run(state))  # noqa: B023
+        with pytest.raises(lr.InputError) as refused:
+            run(state)
+        assert str(refused.value) == f"{kind}: {said} has more decimals than CNY allows"
 
 
-def test_spend_written_without_the_minor_unit_is_taken_as_it_is() -> None:
-    """100 is 100.00 yuan (it fits the currency): added to, it is written in the unit. (The
-    purchase pays 225.00 of 250.00 at bronze's 9折.)"""
-    state = lr.MemberState.model_validate({"id": "m", "qualifying_spend": "100",
-                                           "spend_log": {"2026-03": "100"}})
-    after = lr.apply(state, lr.evaluate(RFM, state, txn("T1", AT, "250.00")))
-    assert (str(after.qualifying_spend), {k: str(v) for k, v in after.spend_log.items()}) \
-        == ("325.00", {"2026-03": "325.00"})
+@pytest.mark.parametrize(("given", "after"), [
+    ("100", "325.00"), ("100.000", "325.00"), ("5.010", "230.01"), ("0.0000000000", "225.00"),
+    ("1E+2", "325.00"), ("-0", "225.00")])
+def test_spend_that_fits_the_currency_is_written_in_its_unit(given: str, after: str) -> None:
+    """100, 100.000 and 1E+2 are 100.00 yuan, 5.010 is 5.01 (each fits the currency): a
+    purchase adds to them and hands them back in the unit, as every amount of a decision,
+    not 230.010 or 225.0000000000. (The purchase pays 225.00 of 250.00 at bronze's 9折.)"""
+    state = lr.MemberState.model_validate({
+        "id": "m", "qualifying_spend": Decimal(given), "spend_log": {"2026-03": Decimal(given)},
+        "household_spend": Decimal(given)})
+    written = str(abs(Decimal(given)).quantize(Decimal("0.01")))  # (-0 is read as 0)
+    for mode in ("compiled", "interpreted"):
+        done = lr.apply(state, lr.evaluate(RFM, state, txn("T1", AT, "250.00"), mode=mode))
+        assert (str(done.qualifying_spend), {k: str(v) for k, v in done.spend_log.items()},
+                str(done.household_spend)) == (after, {"2026-03": after}, written)
+    for call, (_, run) in LIFECYCLE_CALLS.items():  # each event hands the state back so
+        if call in ("refund", "redeem_reward") or call.startswith("gift"):
+            continue  # (a refund of nothing on file; RFM has no rewards, gives no gifts)
+        back = run(state).member_after
+        assert (str(back.qualifying_spend), str(back.spend_log["2026-03"]),
+                str(back.household_spend)) == (written,) * 3, call
+
+
+def test_a_yen_spend_written_with_decimals_is_taken_in_whole_yen() -> None:
+    """1000.00 yen fits the currency (no minor unit): it is 1000, and the next state says
+    1900, not 1900.00; 1000.5 is refused."""
+    yen = lr.load_program("""
+program: {id: y, version: 1, currency: JPY, timezone: Asia/Tokyo}
+tiers: [{id: member}]
+earn: [{id: base, points: 1, per: 100}]
+""")
+    buy = txn("T1", "2026-03-03T10:00:00+09:00", "900")
+    state = lr.MemberState(id="m", qualifying_spend=Decimal("1000.00"))
+    assert str(lr.evaluate(yen, state, buy).member_after.qualifying_spend) == "1900"
+    with pytest.raises(lr.InputError, match=r"^member: qualifying_spend: 1000\.5 has more "
+                                            "decimals than JPY allows$"):
+        lr.evaluate(yen, state.model_copy(update={"qualifying_spend": Decimal("1000.5")}), buy)
+
+
+def test_a_spend_is_checked_whatever_the_hosts_decimal_context() -> None:
+    """A host that traps Inexact, or works at 4 digits, still gets the library's answer: a
+    refusal naming the field (quantizing 123456789012.001 to the fen is inexact)."""
+    state = lr.MemberState(id="m", qualifying_spend=Decimal("123456789012.001"))
+    fine = lr.MemberState(id="m", qualifying_spend=Decimal("123456789012.010"))
+    for setting in ({"traps": [decimal.Inexact, decimal.Rounded]}, {"prec": 4}):
+        with decimal.localcontext(**setting):
+            with pytest.raises(lr.InputError, match="^member: qualifying_spend: "
+                                                    r"123456789012\.001 has more decimals"):
+                lr.evaluate(RFM, state, txn("T1", AT, "250.00"))
+            assert str(lr.evaluate(RFM, fine, txn("T1", AT, "250.00")).member_after
+                       .qualifying_spend) == "123456789237.01"
 
 
 @pytest.mark.parametrize(("field", "value", "path"), [
@@ -3207,6 +3268,23 @@ def test_a_refund_refuses_a_purchase_record_with_more_decimals_than_the_currency
         "CNY allows"
     # the record as the library wrote it is refunded in full (90.00 paid at 9折: 90 points)
     assert lr.refund(RFM, bought_once, refund).points_change == -90
+
+
+def test_a_refund_takes_a_purchase_record_that_fits_the_currency_in_its_unit() -> None:
+    """A record written 90.000 by other code fits the currency: refunded, its amounts are
+    read in the unit (30.00 of 90.00 given back, the record saying 30.00 refunded)."""
+    bought_once = bought(RFM, lr.MemberState(id="m"), ("T1", AT, "100.00"))
+    data = bought_once.model_dump(mode="json")
+    record = data["purchases"][0]
+    record.update(line_paid=["90.000"], goods_paid="90.000", qualifying_spend="90.000",
+                  refunded="0.0")
+    state = lr.MemberState.model_validate(data)
+    done = lr.refund(RFM, state, refund_event("R1", "2026-03-04T10:00:00+08:00", "T1",
+                                              amount="30"))
+    after = done.member_after.purchases[0]
+    assert (str(done.refund.money_refunded), done.points_change, str(after.refunded),
+            str(after.goods_paid), str(done.member_after.qualifying_spend)) == (
+        "30.00", -30, "30.00", "90.00", "60.00")
 
 
 def show(value: Any) -> str:

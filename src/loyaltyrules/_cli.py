@@ -37,7 +37,7 @@ from ._errors import (
 from ._ledger import apply
 from ._lifecycle import advance, behaviour, redeem_reward, refund
 from ._lint import lint
-from ._member import MemberState, Transaction, coerce
+from ._member import MemberState, Transaction, coerce, spend_in_unit
 from ._model import ProgramModel
 from ._program import Program, load_program
 from ._scenario import discover, load_scenarios, run_scenario
@@ -331,8 +331,9 @@ def _member_rows(path: str) -> tuple[Sequence[Any], Callable[[int], int]]:
 
 def _load_members(path: str | None, program: Program) -> dict[str, MemberState]:
     """The starting states, each checked against the program before anything runs: a
-    malformed state, a tier the program does not have or an id given twice is
-    ``FILE:LINE: …``."""
+    malformed state, a spend finer than the currency, a tier the program does not have or
+    an id given twice is ``FILE:LINE: …``. Spends are written in the currency's unit, as
+    the engine reads them (``100`` as ``100.00``)."""
     if path is None:
         return {}
     members: dict[str, MemberState] = {}
@@ -340,7 +341,8 @@ def _load_members(path: str | None, program: Program) -> dict[str, MemberState]:
     rows, line_of = _member_rows(path)
     for k, row in enumerate(rows):
         try:
-            state = _coerce(MemberState, row, "member")
+            state = spend_in_unit(_coerce(MemberState, row, "member"), program.quantum,
+                                  program.currency)
             if state.tier is not None and state.tier not in program.tier_ids:
                 raise InputError(f"unknown tier {state.tier!r}; the program has "
                                  f"{list(program.tier_ids)}", field="tier", kind="member")

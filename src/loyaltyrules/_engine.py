@@ -60,7 +60,7 @@ from ._member import (
     Transaction,
     coerce,
     reserved_id,
-    spend_fits,
+    spend_in_unit,
 )
 from ._model import DiscountSpec
 from ._money import (
@@ -672,13 +672,25 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
     m = member if type(member) is MemberState else coerce(MemberState, member, "member")
     t = transaction if type(transaction) is Transaction else coerce(
         Transaction, transaction, "transaction")
+    txn_id = t.id
+    if (":" in txn_id and txn_id.startswith(RESERVED_PREFIXES)) or txn_id in RESERVED_IDS:
+        raise reserved_id(txn_id)  # (first: `refund:R1` is remembered, but not as a purchase)
+    try:
+        plan = program._plans.get(mode) or program.plan(mode)
+    except AttributeError:  # (a path, a dict, None: a call made wrong)
+        raise TypeError(f"expected a Program (from lr.load_program), got "
+                        f"{type(program).__name__}") from None
     # the member's fields read from its __dict__, where pydantic keeps them: a model's
     # attribute read costs about three dict reads (BaseModel.__getattr__ keeps Python 3.11
     # from specialising it), and this runs on every purchase
     fields = m.__dict__
-    txn_id = t.id
-    if (":" in txn_id and txn_id.startswith(RESERVED_PREFIXES)) or txn_id in RESERVED_IDS:
-        raise reserved_id(txn_id)  # (first: `refund:R1` is remembered, but not as a purchase)
+    # the spend a purchase adds to, in the currency's unit (the common case written out: a
+    # spend in the unit, no spend log, no household; a spend log is read month by month)
+    fast = plan.fast
+    if not fields["qualifying_spend"].same_quantum(fast.quantum) or fields["spend_log"] \
+            or fields["household_spend"] is not None:
+        m = spend_in_unit(m, fast.quantum, fast.currency)
+        fields = m.__dict__
     # (a short history is read directly; the test written out, as a call costs more)
     made = digest(m, fields) if len(fields["lots"]) >= (at_least := _lifecycle.DIGEST_FROM) \
         or len(fields["purchases"]) >= at_least else None
@@ -686,16 +698,6 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
             on_file(made, txn_id) if made is not None else
             (records := fields["purchases"]) and _on_file(records, txn_id)):
         raise AlreadyApplied(txn_id)
-    try:
-        plan = program._plans.get(mode) or program.plan(mode)
-    except AttributeError:  # (a path, a dict, None: a call made wrong)
-        raise TypeError(f"expected a Program (from lr.load_program), got "
-                        f"{type(program).__name__}") from None
-    # the spend a purchase adds to, in the currency's unit (the test written out: a fresh
-    # member's is one comparison, and this runs on every purchase)
-    if not fields["qualifying_spend"].same_quantum(plan.fast.quantum) or fields["spend_log"] \
-            or fields["household_spend"] is not None:
-        spend_fits(m, plan.fast.quantum, plan.fast.currency)
     events: list[Any] = []
     base_version = fields["version"]
     if plan.lifecycle or fields["pending_points"] or (

@@ -18,7 +18,7 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from ._decision import Decision, LifecycleEvent, new
-from ._errors import InputError, StaleMemberState, show_value
+from ._errors import InputError, StaleMemberState
 from ._lifecycle import _Book, _instant, _late_updates, advance_state, expires_at
 from ._member import (
     HouseholdState,
@@ -26,7 +26,8 @@ from ._member import (
     PointsLot,
     PointsTotals,
     coerce,
-    spend_fits,
+    in_unit,
+    spend_in_unit,
 )
 from ._money import exact
 
@@ -119,9 +120,9 @@ def _household_of(program: Any, household: HouseholdState | dict[str, Any]) -> H
     a state written by other code: refused before a contribution adds to it)."""
     h = coerce(HouseholdState, household, "household")
     spend, q = h.spend, program.quantum
-    if not spend.same_quantum(q) and spend != spend.quantize(q):
-        raise InputError(f"{show_value(spend)} has more decimals than {program.currency} "
-                         "allows", field="spend", kind="household")
+    if not spend.same_quantum(q):  # (in the currency's unit, as a member's: see spend_in_unit)
+        h = h.model_copy(update={"spend": in_unit(spend, q, program.currency, ("spend",),
+                                                  "household")})
     return h
 
 
@@ -133,7 +134,7 @@ def household_join(program: Any, household: HouseholdState | dict[str, Any] | No
     no owner: a new household, or one whose last member left."""
     rules = _rules(program)
     m = coerce(MemberState, member, "member")
-    spend_fits(m, program.quantum, program.currency)
+    m = spend_in_unit(m, program.quantum, program.currency)
     if household is None:
         if not household_id or not isinstance(household_id, str):
             raise InputError(f"a new household needs an id (a string), got {household_id!r}",
@@ -169,7 +170,7 @@ def _members_pair(program: Any, household: HouseholdState | dict[str, Any],
     household's, the member's state not older than the one the household last returned."""
     h = _household_of(program, household)
     m = coerce(MemberState, member, "member")
-    spend_fits(m, program.quantum, program.currency)
+    m = spend_in_unit(m, program.quantum, program.currency)
     when = _instant(at, "at", "household")
     if m.id not in h.members:
         raise InputError(f"{m.id} is not in household {h.id}", field="member", kind="household")

@@ -49,8 +49,8 @@ from ._member import (
     Usage,
     fixed_offset,
     parse_instant,
-    record_fits,
-    spend_fits,
+    record_in_unit,
+    spend_in_unit,
 )
 from ._model import Expiry, ProgramModel, Qualify
 from ._money import allocate, exact
@@ -1358,7 +1358,7 @@ def advance(program: Any, member: MemberState | dict[str, Any], until: datetime 
     m = coerce(MemberState, member, "member")
     at = _instant(until, "until", "advance")
     model, zone = _program_parts(program)
-    spend_fits(m, program.quantum, program.currency)
+    m = spend_in_unit(m, program.quantum, program.currency)
     state, events = advance_state(model, m, at, zone)
     return build(LifecycleDecision, {
         "program": _ref(program), "kind": "advance", "member_id": m.id, "event_id": None,
@@ -2102,7 +2102,7 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
     base_version = m.version
     ev = _refund_event(event)
     model, zone = _program_parts(program)
-    spend_fits(m, program.quantum, program.currency)
+    m = spend_in_unit(m, program.quantum, program.currency)
     refund_key = event_key("refund", ev["id"])
     if refund_key in m.recent_transactions:
         return _replayed(program, m, "refund", ev["id"], ev["at"])
@@ -2120,7 +2120,11 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         raise InputError(f"purchase {record.id} is older than the {model.ledger.refund_days}-day "
                          "refund window", field="at", kind="refund")
     q = program.quantum
-    record_fits(record, index, q, program.currency)
+    fitted = record_in_unit(record, index, q, program.currency)
+    if fitted is not record:  # (the state's own record: the refund finds it by identity)
+        m = m.model_copy(update={"purchases": (*m.purchases[:index], fitted,
+                                               *m.purchases[index + 1:])})
+        record = fitted
     for given in [ev["amount"], *(part for _, part in ev["lines"] or [])]:
         if given is not None and given != given.quantize(q):
             raise InputError(f"{show_value(given)} has more decimals than "
@@ -2447,10 +2451,10 @@ def behaviour(program: Any, member: MemberState | dict[str, Any], event: dict[st
     base_version = m.version
     ev = _simple_event(event, "behaviour", ("id", "at", "type"))
     key_of_event = event_key("behaviour", ev["id"])
+    model, zone = _program_parts(program)
+    m = spend_in_unit(m, program.quantum, program.currency)
     if key_of_event in m.recent_transactions:
         return _replayed(program, m, "behaviour", ev["id"], ev["at"])
-    model, zone = _program_parts(program)
-    spend_fits(m, program.quantum, program.currency)
     m, events = advance_state(model, m, ev["at"], zone)
     today = ev["at"].astimezone(zone).date()
     book = _Book(m, ev["at"])
@@ -2511,10 +2515,10 @@ def redeem_reward(program: Any, member: MemberState | dict[str, Any], event: dic
     m = coerce(MemberState, member, "member")
     base_version = m.version
     ev = _simple_event(event, "reward", ("id", "at", "reward"))
+    model, zone = _program_parts(program)
+    m = spend_in_unit(m, program.quantum, program.currency)
     if event_key("reward", ev["id"]) in m.recent_transactions:
         return _replayed(program, m, "reward", ev["id"], ev["at"])
-    model, zone = _program_parts(program)
-    spend_fits(m, program.quantum, program.currency)
     reward = next((r for r in model.rewards if r.id == ev["reward"]), None)
     if reward is None:
         raise InputError(f"no reward {ev['reward']!r} in the catalogue", field="reward",
@@ -2576,10 +2580,10 @@ def credit(program: Any, member: MemberState | dict[str, Any], action: HostActio
     if act.member_id != m.id:
         raise InputError(f"action is for member {act.member_id!r}", field="member_id",
                          kind="credit")
+    model, zone = _program_parts(program)
+    m = spend_in_unit(m, program.quantum, program.currency)
     if event_key("credit", act.id) in m.recent_transactions:
         return _replayed(program, m, "credit", act.id, when)
-    model, zone = _program_parts(program)
-    spend_fits(m, program.quantum, program.currency)
     m, events = advance_state(model, m, when, zone)
     book = _Book(m, when)
     source = event_key("credit", act.id)
@@ -2614,8 +2618,8 @@ def gift(program: Any, giver: MemberState | dict[str, Any],
     r = coerce(MemberState, receiver, "receiver")
     ev = _simple_event(event, "gift", ("id", "at", "points"))
     model, zone = _program_parts(program)
-    spend_fits(g, program.quantum, program.currency, "giver")
-    spend_fits(r, program.quantum, program.currency, "receiver")
+    g = spend_in_unit(g, program.quantum, program.currency, "giver")
+    r = spend_in_unit(r, program.quantum, program.currency, "receiver")
     rules = model.gifting
     if rules is None:
         raise InputError("this program does not allow gifting points", kind="gift")

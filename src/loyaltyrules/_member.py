@@ -32,7 +32,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError, PydanticKnownError, TzInfo
 
 from ._errors import InputError, format_path, plain_words, show_value
-from ._money import parse_money, plain
+from ._money import CONTEXT, parse_money, plain
 
 __all__ = [
     "HouseholdState",
@@ -45,8 +45,9 @@ __all__ = [
     "Transaction",
     "Usage",
     "coerce",
-    "record_fits",
-    "spend_fits",
+    "in_unit",
+    "record_in_unit",
+    "spend_in_unit",
 ]
 
 _MONEY_SCHEMA = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}
@@ -567,44 +568,65 @@ class Transaction(_Input):
     attrs: dict[str, Attr] = Field(default_factory=dict)
 
 
-def spend_fits(m: MemberState, q: Decimal, currency: str, kind: str = "member") -> None:
-    """Refuse a state whose spend (the member's qualifying spend, its household's, each
-    month of its spend log) has more decimals than the currency: written by other code
-    (0.001 in a yuan program), it would be added to and handed back as the host's next
-    state. A purchase record's amounts are checked when it is refunded (see
-    :func:`record_fits`); a state the library wrote always fits."""
+def spend_in_unit(m: MemberState, q: Decimal, currency: str, kind: str = "member"
+                  ) -> MemberState:
+    """``m`` with its spend (qualifying spend, each month of its spend log, its household's)
+    written in the currency's unit, as the library writes it: ``100`` and ``100.000`` in a
+    yuan program become ``100.00``, so what a purchase adds to them and hands back reads as
+    money. A spend finer than the unit (``0.001``) is refused: written by other code, it
+    would be added to and handed back as the host's next state. The same state comes back
+    when nothing needs writing anew (every state the library wrote), so the common case is a
+    few comparisons. Purchase records are seen to when refunded (:func:`record_in_unit`)."""
     fields = m.__dict__
+    update: dict[str, Any] = {}
     spend = fields["qualifying_spend"]
     if not spend.same_quantum(q):
-        _fits(spend, q, currency, ("qualifying_spend",), kind)
+        update["qualifying_spend"] = in_unit(spend, q, currency, ("qualifying_spend",), kind)
+    log = fields["spend_log"]
+    for value in log.values():
+        if not value.same_quantum(q):
+            update["spend_log"] = {k: in_unit(v, q, currency, ("spend_log", k), kind)
+                                   for k, v in log.items()}
+            break
     group = fields["household_spend"]
     if group is not None and not group.same_quantum(q):
-        _fits(group, q, currency, ("household_spend",), kind)
-    for month, value in fields["spend_log"].items():
-        if not value.same_quantum(q):
-            _fits(value, q, currency, ("spend_log", month), kind)
+        update["household_spend"] = in_unit(group, q, currency, ("household_spend",), kind)
+    return m.model_copy(update=update) if update else m
 
 
-def record_fits(record: PurchaseRecord, index: int, q: Decimal, currency: str,
-                kind: str = "member") -> None:
-    """Refuse a purchase record, about to be refunded, whose amounts have more decimals than
-    the currency (a record the library wrote always fits)."""
-    for name in ("goods_paid", "qualifying_spend", "paid_with_points", "refunded",
-                 "spend_reversed"):
-        value = getattr(record, name)
-        if not value.same_quantum(q):
-            _fits(value, q, currency, ("purchases", index, name), kind)
-    for name in ("line_paid", "refunded_lines", "line_spend"):
-        for k, value in enumerate(getattr(record, name)):
-            if not value.same_quantum(q):
-                _fits(value, q, currency, ("purchases", index, name, k), kind)
+_RECORD_AMOUNTS = ("line_paid", "goods_paid", "qualifying_spend", "paid_with_points",
+                   "refunded", "refunded_lines", "spend_reversed", "line_spend")
 
 
-def _fits(value: Decimal, q: Decimal, currency: str, path: tuple[str | int, ...],
-          kind: str) -> None:
-    if value != value.quantize(q):
+def record_in_unit(record: PurchaseRecord, index: int, q: Decimal, currency: str,
+                   kind: str = "member") -> PurchaseRecord:
+    """A purchase record about to be refunded, its amounts in the currency's unit (as
+    :func:`spend_in_unit`; a record the library wrote comes back as it is)."""
+    fields = record.__dict__
+    update: dict[str, Any] = {}
+    for name in _RECORD_AMOUNTS:
+        value = fields[name]
+        if isinstance(value, tuple):
+            if any(not v.same_quantum(q) for v in value):
+                update[name] = tuple(in_unit(v, q, currency, ("purchases", index, name, k),
+                                             kind) for k, v in enumerate(value))
+        elif not value.same_quantum(q):
+            update[name] = in_unit(value, q, currency, ("purchases", index, name), kind)
+    return record.model_copy(update=update) if update else record
+
+
+_UNIT = CONTEXT.copy()  # (its flags are its own: the library's CONTEXT is copied by others)
+
+
+def in_unit(value: Decimal, q: Decimal, currency: str, path: tuple[str | int, ...],
+            kind: str) -> Decimal:
+    """``value`` written in the unit ``q``, or an InputError naming ``path`` when it is finer
+    (run in the library's Decimal context: a host's traps or precision cannot change it)."""
+    written = value.quantize(q, context=_UNIT)
+    if written != value:
         raise InputError(f"{show_value(value)} has more decimals than {currency} allows",
                          field=format_path(path), kind=kind)
+    return written
 
 
 M = TypeVar("M", bound=BaseModel)

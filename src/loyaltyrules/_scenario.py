@@ -36,8 +36,8 @@ from ._errors import (
 )
 from ._ledger import apply
 from ._lifecycle import advance, behaviour, check_identity, redeem_reward, refund
-from ._member import MemberState, Transaction, coerce, parse_instant, spend_fits
-from ._money import parse_money
+from ._member import MemberState, Transaction, coerce, parse_instant, spend_in_unit
+from ._money import exact, parse_money
 from ._program import Program, load_program
 from ._yaml import SourceMap, load_yaml, read_source
 
@@ -144,9 +144,11 @@ def _program(path: Path, value: Any, smap: SourceMap) -> Program:
         raise
 
 
+@exact
 def load_scenarios(path: str | Path) -> tuple[Program, list[Scenario]]:
     """Read a scenario file and the program it names; a malformed file is a ProgramError
-    with file, line and column, like a program."""
+    with file, line and column, like a program. (Checked in the library's Decimal context:
+    a host's traps or precision cannot turn a check into a ``decimal`` exception.)"""
     path = Path(path)
     try:
         raw = read_source(path)  # (never more than the size limit: not /dev/zero into memory)
@@ -291,8 +293,8 @@ def _member_problems(smap: SourceMap, program: Program, member: Mapping[str, Any
     unit too), and its tier against the program's tiers."""
     out = []
     try:
-        spend_fits(coerce(MemberState, dict(member), "member"), program.quantum,
-                   program.currency)
+        spend_in_unit(coerce(MemberState, dict(member), "member"), program.quantum,
+                      program.currency)
     except InputError as exc:
         out.append(_input_problem(smap, exc, path, _MEMBER_FIELDS))
     tier = member.get("tier")
