@@ -45,6 +45,7 @@ __all__ = [
     "Transaction",
     "Usage",
     "coerce",
+    "finer",
     "in_unit",
     "record_in_unit",
     "spend_in_unit",
@@ -571,25 +572,27 @@ class Transaction(_Input):
 def spend_in_unit(m: MemberState, q: Decimal, currency: str, kind: str = "member"
                   ) -> MemberState:
     """``m`` with its spend (qualifying spend, each month of its spend log, its household's)
-    written in the currency's unit, as the library writes it: ``100`` and ``100.000`` in a
-    yuan program become ``100.00``, so what a purchase adds to them and hands back reads as
-    money. A spend finer than the unit (``0.001``) is refused: written by other code, it
-    would be added to and handed back as the host's next state. The same state comes back
-    when nothing needs writing anew (every state the library wrote), so the common case is a
-    few comparisons. Purchase records are seen to when refunded (:func:`record_in_unit`)."""
+    in the currency's unit. The library writes them so; one written finer by other code that
+    still fits (``5.010`` or ``1000.00`` yen) is written in the unit (``5.01``, ``1000``), so
+    what a purchase adds to it reads as money, not ``95.010``; one written coarser (``100``)
+    is kept as it is, as a sum with it is in the unit already (``100 + 250.00 = 350.00``).
+    One finer than the unit (``0.001``) is refused: it would be added to and handed back as
+    the host's next state. The same state comes back when nothing is written anew (every
+    state the library wrote): the common case is a few comparisons. Purchase records are
+    seen to when refunded (:func:`record_in_unit`)."""
     fields = m.__dict__
     update: dict[str, Any] = {}
     spend = fields["qualifying_spend"]
-    if not spend.same_quantum(q):
+    if not spend.same_quantum(q) and finer(spend, q):
         update["qualifying_spend"] = in_unit(spend, q, currency, ("qualifying_spend",), kind)
     log = fields["spend_log"]
     for value in log.values():
-        if not value.same_quantum(q):
+        if not value.same_quantum(q) and finer(value, q):
             update["spend_log"] = {k: in_unit(v, q, currency, ("spend_log", k), kind)
-                                   for k, v in log.items()}
+                                   if finer(v, q) else v for k, v in log.items()}
             break
     group = fields["household_spend"]
-    if group is not None and not group.same_quantum(q):
+    if group is not None and not group.same_quantum(q) and finer(group, q):
         update["household_spend"] = in_unit(group, q, currency, ("household_spend",), kind)
     return m.model_copy(update=update) if update else m
 
@@ -600,19 +603,27 @@ _RECORD_AMOUNTS = ("line_paid", "goods_paid", "qualifying_spend", "paid_with_poi
 
 def record_in_unit(record: PurchaseRecord, index: int, q: Decimal, currency: str,
                    kind: str = "member") -> PurchaseRecord:
-    """A purchase record about to be refunded, its amounts in the currency's unit (as
-    :func:`spend_in_unit`; a record the library wrote comes back as it is)."""
+    """A purchase record about to be refunded, its amounts written finer than the currency's
+    unit written in it, or refused when they do not fit (as :func:`spend_in_unit`; a record
+    the library wrote comes back as it is)."""
     fields = record.__dict__
     update: dict[str, Any] = {}
     for name in _RECORD_AMOUNTS:
         value = fields[name]
         if isinstance(value, tuple):
-            if any(not v.same_quantum(q) for v in value):
+            if any(not v.same_quantum(q) and finer(v, q) for v in value):
                 update[name] = tuple(in_unit(v, q, currency, ("purchases", index, name, k),
                                              kind) for k, v in enumerate(value))
-        elif not value.same_quantum(q):
+        elif not value.same_quantum(q) and finer(value, q):
             update[name] = in_unit(value, q, currency, ("purchases", index, name), kind)
     return record.model_copy(update=update) if update else record
+
+
+def finer(value: Decimal, q: Decimal) -> bool:
+    """Whether ``value`` is written with more decimals than ``q`` (``5.010`` or ``0.001``
+    against ``0.01``; not ``100``), whether or not it fits it."""
+    exponent, unit = value.as_tuple().exponent, q.as_tuple().exponent
+    return isinstance(exponent, int) and isinstance(unit, int) and exponent < unit  # (no NaN)
 
 
 _UNIT = CONTEXT.copy()  # (its flags are its own: the library's CONTEXT is copied by others)
