@@ -3220,6 +3220,19 @@ def test_spend_that_fits_the_currency_is_written_in_its_unit(
         assert spend(run(state).member_after) == (kept,) * 3, call
 
 
+@pytest.mark.parametrize("month", ["2026-3", "2026/03", "2026-13", "March 2026", "2026-03 "])
+def test_a_spend_log_month_is_written_as_the_library_writes_it(month: str) -> None:
+    """A review window looks a month up as 2026-03: spend logged under "2026-3" was left out
+    of the window without a word (a member reviewed down on spend they had)."""
+    state = {"id": "m", "spend_log": {"2026-02": "250.00", month: "6000.00"}}
+    for call in (lambda: lr.evaluate(RFM, state, txn("T1", AT, "100.00")),
+                 lambda: lr.advance(RFM, state, AT)):
+        with pytest.raises(lr.InputError) as refused:
+            call()
+        assert str(refused.value) == ("member: spend_log: expected a month such as 2026-03 "
+                                      f"(got {month!r})")
+
+
 def test_a_yen_spend_written_with_decimals_is_taken_in_whole_yen() -> None:
     """1000.00 yen fits the currency (no minor unit): it is 1000, and the next state says
     1900, not 1900.00; 1000.5 is refused."""

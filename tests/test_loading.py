@@ -1108,6 +1108,19 @@ def test_whole_numbers_are_bounded_as_amounts_are(written: str, said: str) -> No
 
 
 @pytest.mark.parametrize(("written", "said"), [
+    ("1e999999", "number 1e999999 is too large"),
+    ("1e-999999999", "number 1e-999999999 is too small"),
+    ("0." + "0" * 99 + "1", "number 0.000000000000000000... is too long (more than 100 "
+                            "characters)"),
+])
+def test_a_number_the_reader_will_not_parse_says_why(written: str, said: str) -> None:
+    """1e-999999999 was "too large" (LR111): an exponent beyond ±1000 either way, or a
+    number longer than 100 characters, is refused before it is parsed, each in its words."""
+    error = program_error(META + f"tiers: [{{id: basic, discount: {written}}}]\n")
+    assert [(d.code, d.message) for d in error.diagnostics] == [("LR111", said)]
+
+
+@pytest.mark.parametrize(("written", "said"), [
     ("2026/03/01", "not a valid date or date-time: '2026/03/01' (write it as 2026-03-01, or "
                    "2026-03-01T10:00 with a time)"),
     ("2026-1-1", "not a valid date or date-time: '2026-1-1' (write it as 2026-03-01, or "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
@@ -229,6 +230,21 @@ def _written_date(value: Any) -> Any:
         raise ValueError(f"expected a date such as 2026-11-11 (got {show_value(value)})")
     return value
 
+
+_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+
+
+def _month_key(value: str) -> str:
+    """A month of a spend log is written as the library writes it (2026-03): a review window
+    looks its months up by that text, so "2026-3" or "2026/03" would be left out of the
+    window without a word, and a member reviewed down on spend they have."""
+    if not _MONTH.fullmatch(value):
+        raise ValueError(f"expected a month such as 2026-03 (got {show_value(value)})")
+    return value
+
+
+Month = Annotated[str, AfterValidator(_month_key),
+                  WithJsonSchema({"type": "string", "pattern": f"^{_MONTH.pattern}$"})]
 
 # a date as the member's own (a birthday: any year)
 WrittenDate = Annotated[date, BeforeValidator(_written_date)]
@@ -507,7 +523,7 @@ class MemberState(_Input):
     lots: tuple[PointsLot, ...] = ()
     totals: PointsTotals = PointsTotals()
     purchases: tuple[PurchaseRecord, ...] = ()
-    spend_log: dict[str, Money] = Field(default_factory=dict)
+    spend_log: dict[Month, Money] = Field(default_factory=dict)
     tier_since: Day | None = None
     tier_kept_until: Day | None = None
     advanced_to: Instant | None = None
@@ -660,6 +676,8 @@ def coerce(model: type[M], value: Any, kind: str) -> M:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(p for p in err["loc"] if isinstance(p, (int, str)))
+        if loc[-1:] == ("[key]",):  # (a mapping's key refused: the message quotes it)
+            loc = loc[:-2]
         message = _said(err)
         if err["type"] == "extra_forbidden":
             message = "unknown field"

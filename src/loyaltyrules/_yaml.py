@@ -601,6 +601,7 @@ class _Converter:
         """Exact numbers; absurdly long ones are refused rather than slowly parsed."""
         text = str(node.value)
         number: int | Decimal | None = None
+        why = f"is too long (more than {_MAX_NUMBER_CHARS} characters)"
         if len(text) <= _MAX_NUMBER_CHARS:
             if integer:
                 number = int(text)
@@ -608,10 +609,12 @@ class _Converter:
                 decimal = Decimal(text)
                 if abs(decimal.adjusted()) <= _MAX_EXPONENT:
                     number = decimal
+                else:  # (1e-999999999 is not large: too small to mean anything)
+                    why = "is too small" if decimal.adjusted() < 0 else "is too large"
         if number is None:
             self._report(
                 "LR111",
-                f"number {text[:20]}{'...' if len(text) > 20 else ''} is too large",
+                f"number {text[:20]}{'...' if len(text) > 20 else ''} {why}",
                 node.start_mark,
                 path,
             )
