@@ -699,3 +699,26 @@ def test_a_household_or_member_spend_with_more_decimals_than_the_currency_is_ref
     # and one written 0.010 (a fen, written longer) adds to it in the unit: 100.01
     longer = h.model_copy(update={"spend": Decimal("0.010")})
     assert str(lr.household_contribute(p, longer, mum, d).household.spend) == "100.01"
+
+
+@pytest.mark.parametrize(("written", "spend"), [("10.000", "90.00"), ("10", "90.00"),
+                                                ("10.001", None)])
+def test_a_contribution_reads_the_purchase_record_in_the_currencys_unit(
+        written: str, spend: str | None) -> None:
+    """A purchase refunded by 10 yuan before it is contributed adds 90.00 of its 100.00: a
+    record written 10.000 by other code gave the household 90.000, and one written 10.001
+    gave it 89.999, which the member's next purchase then refused."""
+    p = program()
+    h, mum, _ = family(p)
+    mum, d = buy(p, mum, "t1", 1, "100.00")
+    data = mum.model_dump(mode="json")
+    data["purchases"][0]["spend_reversed"] = written
+    mum = lr.MemberState.model_validate(data)
+    if spend is None:
+        with pytest.raises(lr.InputError) as refused:
+            lr.household_contribute(p, h, mum, d)
+        assert str(refused.value) == ("member: purchases[0].spend_reversed: 10.001 has more "
+                                      "decimals than CNY allows")
+        return
+    c = lr.household_contribute(p, h, mum, d)
+    assert (str(c.household.spend), str(c.member.household_spend)) == (spend, spend)

@@ -3287,6 +3287,37 @@ def test_a_refund_refuses_a_purchase_record_with_more_decimals_than_the_currency
     assert lr.refund(RFM, bought_once, refund).points_change == -90
 
 
+@pytest.mark.parametrize("written", ["90", "90.000"])
+def test_a_full_refund_of_a_record_written_otherwise_gives_back_amounts_in_the_unit(
+        written: str) -> None:
+    """A record written 90 by other code: a full refund handed back 90 (the record's own
+    amounts, as they were), not 90.00; by line, the line refunded said 90 too."""
+    bought_once = bought(RFM, lr.MemberState(id="m"), ("T1", AT, "100.00"))
+    data = bought_once.model_dump(mode="json")
+    data["purchases"][0].update(line_paid=[written], goods_paid=written,
+                                qualifying_spend=written, refunded="0")
+    state = lr.MemberState.model_validate(data)
+    for event in (refund_event("R1", "2026-03-04T10:00:00+08:00", "T1"),
+                  refund_event("R1", "2026-03-04T10:00:00+08:00", "T1",
+                               lines=[{"line": 0}])):
+        done = lr.refund(RFM, state, event)
+        record = done.member_after.model_dump(mode="json")["purchases"][0]
+        assert (str(done.refund.amount), str(done.refund.spend_reversed), record["refunded"],
+                record["spend_reversed"], record["refunded_lines"]) == (
+            "90.00", "90.00", "90.00", "90.00", ["90.00"])
+
+
+def test_a_refund_by_line_writes_the_lines_not_refunded_in_the_unit() -> None:
+    """Refunding line 1 of two wrote line 0 as refunded "0", not "0.00"."""
+    two = lr.apply(lr.MemberState(id="m"), lr.evaluate(RFM, lr.MemberState(id="m"), {
+        "id": "T1", "at": AT, "items": [{"sku": "a", "amount": "100.00"},
+                                        {"sku": "b", "amount": "200.00"}]}))
+    done = lr.refund(RFM, two, refund_event("R1", "2026-03-04T10:00:00+08:00", "T1",
+                                            lines=[{"line": 1}]))
+    assert done.member_after.model_dump(mode="json")["purchases"][0]["refunded_lines"] == [
+        "0.00", "180.00"]
+
+
 def test_a_refund_takes_a_purchase_record_that_fits_the_currency_in_its_unit() -> None:
     """A record written 90.000 by other code fits the currency: refunded, its amounts are
     read in the unit (30.00 of 90.00 given back, the record saying 30.00 refunded)."""

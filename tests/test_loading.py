@@ -1110,6 +1110,7 @@ def test_whole_numbers_are_bounded_as_amounts_are(written: str, said: str) -> No
 @pytest.mark.parametrize(("written", "said"), [
     ("1e999999", "number 1e999999 is too large"),
     ("1e-999999999", "number 1e-999999999 is too small"),
+    ("0e999999", "number 0e999999 has an exponent beyond ±1000"),
     ("0." + "0" * 99 + "1", "number 0.000000000000000000... is too long (more than 100 "
                             "characters)"),
 ])

@@ -28,6 +28,7 @@ from ._member import (
     coerce,
     finer,
     in_unit,
+    record_in_unit,
     spend_in_unit,
 )
 from ._money import exact
@@ -203,9 +204,11 @@ def household_contribute(program: Any, household: HouseholdState | dict[str, Any
                          kind="household")
     # a purchase refunded (in part) before it is contributed counts for what is left of it:
     # the member's own record says what its refunds took back
-    record = next((r for r in m.purchases if r.id == decision.transaction_id), None)
+    index, record = next(((k, r) for k, r in enumerate(m.purchases)
+                          if r.id == decision.transaction_id), (-1, None))
     points, qualifying = decision.points_total, decision.qualifying_spend
-    if record is not None:
+    if record is not None:  # (read in the currency's unit, as a refund reads it)
+        record = record_in_unit(record, index, program.quantum, program.currency)
         points -= record.points_reversed
         qualifying = max(qualifying - record.spend_reversed, Decimal(0))
     share = int((Decimal(points) * rules.share).to_integral_value(ROUND_FLOOR))

@@ -2135,7 +2135,7 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         ev["amount"] = ev["amount"].quantize(q)
     if ev["lines"] is not None:
         ev["lines"] = [(k, None if part is None else part.quantize(q)) for k, part in ev["lines"]]
-    lines = list(record.refunded_lines or (Decimal(0),) * len(record.line_paid))
+    lines = list(record.refunded_lines or (q * 0,) * len(record.line_paid))  # (0.00)
     if ev["lines"] is not None:
         amount = Decimal(0)
         for k, part in ev["lines"]:

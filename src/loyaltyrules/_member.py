@@ -523,7 +523,8 @@ class MemberState(_Input):
     lots: tuple[PointsLot, ...] = ()
     totals: PointsTotals = PointsTotals()
     purchases: tuple[PurchaseRecord, ...] = ()
-    spend_log: dict[Month, Money] = Field(default_factory=dict)
+    spend_log: dict[Month, Money] = Field(default_factory=dict, json_schema_extra={
+        "propertyNames": {"pattern": f"^{_MONTH.pattern}$"}})
     tier_since: Day | None = None
     tier_kept_until: Day | None = None
     advanced_to: Instant | None = None
@@ -619,18 +620,20 @@ _RECORD_AMOUNTS = ("line_paid", "goods_paid", "qualifying_spend", "paid_with_poi
 
 def record_in_unit(record: PurchaseRecord, index: int, q: Decimal, currency: str,
                    kind: str = "member") -> PurchaseRecord:
-    """A purchase record about to be refunded, its amounts written finer than the currency's
-    unit written in it, or refused when they do not fit (as :func:`spend_in_unit`; a record
-    the library wrote comes back as it is)."""
+    """A purchase record about to be refunded (or contributed to a household), its amounts
+    written in the currency's unit, or refused when they do not fit. Unlike a member's spend,
+    one written coarser (``90``) is written anew too: a refund hands parts of a record back
+    as they are (a full refund of ``90`` would be ``90``, not ``90.00``). A record the library
+    wrote comes back as it is."""
     fields = record.__dict__
     update: dict[str, Any] = {}
     for name in _RECORD_AMOUNTS:
         value = fields[name]
         if isinstance(value, tuple):
-            if any(not v.same_quantum(q) and finer(v, q) for v in value):
+            if any(not v.same_quantum(q) for v in value):
                 update[name] = tuple(in_unit(v, q, currency, ("purchases", index, name, k),
                                              kind) for k, v in enumerate(value))
-        elif not value.same_quantum(q) and finer(value, q):
+        elif not value.same_quantum(q):
             update[name] = in_unit(value, q, currency, ("purchases", index, name), kind)
     return record.model_copy(update=update) if update else record
 

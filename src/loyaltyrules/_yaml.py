@@ -609,6 +609,8 @@ class _Converter:
                 decimal = Decimal(text)
                 if abs(decimal.adjusted()) <= _MAX_EXPONENT:
                     number = decimal
+                elif not decimal:  # (0e999999: zero, written with an absurd exponent)
+                    why = f"has an exponent beyond ±{_MAX_EXPONENT}"
                 else:  # (1e-999999999 is not large: too small to mean anything)
                     why = "is too small" if decimal.adjusted() < 0 else "is too large"
         if number is None:
