@@ -295,3 +295,58 @@ def test_a_history_read_through_its_digest_decides_the_same(
     when the history is read lot by lot."""
     program = PROGRAMS[name]
     assert _replayed(program, history, 0) == _replayed(program, history, 10**9)
+
+
+def _written(state: lr.MemberState, form: str) -> lr.MemberState:
+    """The same state as other code might store it: every spend and purchase-record amount
+    written with a decimal more (``finer``: 12.50 as 12.500) or without its trailing zeros
+    (``coarser``: 100.00 as 1E+2)."""
+    def write(value: Decimal) -> Decimal:
+        return value.quantize(Decimal("0.001")) if form == "finer" else value.normalize()
+
+    records = tuple(r.model_copy(update={
+        name: tuple(map(write, value)) if isinstance(value, tuple) else write(value)
+        for name in ("line_paid", "goods_paid", "qualifying_spend", "paid_with_points",
+                     "refunded", "refunded_lines", "spend_reversed", "line_spend")
+        for value in [getattr(r, name)]}) for r in state.purchases)
+    return state.model_copy(update={
+        "qualifying_spend": write(state.qualifying_spend), "purchases": records,
+        "spend_log": {k: write(v) for k, v in state.spend_log.items()}})
+
+
+@settings(max_examples=100, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.sampled_from(sorted(PROGRAMS)), history=histories,
+       form=st.sampled_from(["finer", "coarser"]))
+def test_a_state_written_otherwise_decides_the_same(
+        name: str, history: list[tuple[Any, ...]], form: str) -> None:
+    """Each step run on the state as the library wrote it and on the same state with every
+    amount written otherwise (a host's database of NUMERIC(12,3), or Decimal.normalize):
+    the same decision, to the last character, and the same next state; the spend it hands
+    back in the currency's unit when written finer (12.500 as 12.50, never 112.500)."""
+    program = PROGRAMS[name]
+    state = lr.MemberState(id="m", joined=START.date(), birthday=START.date())
+    at = START
+    for n, op in enumerate(history):
+        at += timedelta(minutes=op[1])
+        kind, event = request(state, op, at, n)
+        other = _written(state, form)
+        try:
+            decision = run(program, state, kind, event)
+        except lr.InputError as refused:
+            try:
+                run(program, other, kind, event)
+            except lr.InputError as too:
+                assert str(too) == str(refused)
+                continue
+            raise AssertionError(f"{form} state not refused: {refused}") from None
+        twin = run(program, other, kind, event)
+        assert twin.model_dump_json(exclude={"member_after"}) == decision.model_dump_json(
+            exclude={"member_after"})
+        after, twin_after = lr.apply(state, decision), lr.apply(other, twin)
+        assert twin_after == after  # (amounts compared as numbers)
+        if form == "finer" and twin.member_after is not None:  # (apply hands back a state
+            spent = twin.member_after.model_dump(mode="json")  # a replay left as it was)
+            assert all(len(v.partition(".")[2]) == 2 for v in (
+                spent["qualifying_spend"], *spent["spend_log"].values())), spent
+        state = after
