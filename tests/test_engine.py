@@ -1231,3 +1231,29 @@ def test_json_text_with_a_fraction_in_a_count_is_refused_as_a_dict_is(
     assert str(refused.value) == (
         f"transaction: redeem_points: expected a whole number (got {said})")
     assert lr.evaluate(p, {"id": "m", "points": 1000}, text % "100.0").redeemed_points == 100
+
+
+@pytest.mark.parametrize(("member", "transaction", "said"), [
+    ('{"id": "m"}', '{"id": "t", "at": "2026-03-04T12:00:00+08:00", "items": [{"sku": "a", '
+     '"amount": "100.00", "amount": "0.01"}]}',
+     "transaction: the key 'amount' is given twice in one object"),
+    ('{"id": "m", "points": 5, "points": 50000}', '{"id": "t", "at": '
+     '"2026-03-04T12:00:00+08:00", "items": [{"sku": "a", "amount": "100.00"}]}',
+     "member: the key 'points' is given twice in one object"),
+    (b'{"id": "m", "usage": {"gift": {"period": "2026", "count": 1}, "gift": {"period": '
+     b'"2025", "count": 1}}}', '{"id": "t", "id": "u", "at": "2026-03-04T12:00:00+08:00", '
+     '"items": [{"sku": "a", "amount": "100.00"}]}',
+     "member: the key 'gift' is given twice in one object"),
+])
+def test_json_text_giving_a_key_twice_is_refused(member: str | bytes, transaction: str,
+                                                 said: str) -> None:
+    """JSON readers keep the last of a key given twice: a till's line of 100.00 then 0.01
+    was charged 0.01. Text given to evaluate is refused, as `loyaltyrules run` refuses such
+    a line (the member first: it is read first)."""
+    with pytest.raises(lr.InputError) as refused:
+        lr.evaluate(program(), member, transaction)
+    assert str(refused.value) == f"{said} (JSON readers keep only the last)"
+    if said.startswith("member: "):  # (a lifecycle event reads the member the same way)
+        with pytest.raises(lr.InputError) as again:
+            lr.advance(program(), member, "2026-03-04T12:00:00+08:00")
+        assert str(again.value) == str(refused.value)

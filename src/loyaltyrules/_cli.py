@@ -37,7 +37,14 @@ from ._errors import (
 from ._ledger import apply
 from ._lifecycle import advance, behaviour, redeem_reward, refund
 from ._lint import lint
-from ._member import MemberState, Transaction, coerce, spend_in_unit
+from ._member import (
+    DuplicateKey,
+    MemberState,
+    Transaction,
+    coerce,
+    no_duplicates,
+    spend_in_unit,
+)
 from ._model import ProgramModel
 from ._program import Program, load_program
 from ._scenario import discover, load_scenarios, run_scenario
@@ -83,32 +90,13 @@ class _BadJSON(_Fail):
 _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|-?\d+(\.\d+)?([eE][-+]?\d+)?')
 
 
-class _DuplicateKey(Exception):  # (not a ValueError: json.loads lets it through as it is)
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object as a dict, refusing a key given twice: JSON readers keep the last one
-    silently (`{"amount": "100.00", "amount": "0.01"}` charged 0.01); YAML refuses it."""
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _DuplicateKey(key)
-            seen.add(key)
-    return obj
-
-
 def _loads(text: str, what: str) -> Any:
     """``json.loads`` with numbers read exactly (as Decimal) and a key given twice in one
     object refused; every way JSON text can fail to read is a _BadJSON saying so, never a
     library's exception."""
     try:
-        return json.loads(text, parse_float=Decimal, object_pairs_hook=_no_duplicates)
-    except _DuplicateKey as exc:
+        return json.loads(text, parse_float=Decimal, object_pairs_hook=no_duplicates)
+    except DuplicateKey as exc:
         raise _BadJSON(f"{what} gives the key {show_value(exc.key)} twice in one object") \
             from None
     except json.JSONDecodeError as exc:
