@@ -633,8 +633,8 @@ def test_run_checks_members_when_loading(
 
 def test_run_writes_a_starting_spend_in_the_currencys_unit(
         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    """A starting spend of 12000 or 5.010 yuan fits the currency: 5.010 is written 5.01 (a
-    member with no events is written back so), and 12000 is added to in the unit."""
+    """A starting spend of 12000 or 5.010 yuan fits the currency: each is written in its
+    unit, 12000.00 and 5.01 (a member with no events is written back so)."""
     members = tmp_path / "members.jsonl"
     members.write_text('{"id": "gold-wang", "qualifying_spend": "12000"}\n'
                        '{"id": "nobody", "qualifying_spend": "5.010", '

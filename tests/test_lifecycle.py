@@ -3195,14 +3195,13 @@ def test_every_lifecycle_event_refuses_spend_with_more_decimals_than_the_currenc
 
 @pytest.mark.parametrize(("given", "after", "kept"), [
     ("100.000", "325.00", "100.00"), ("5.010", "230.01", "5.01"),
-    ("0.0000000000", "225.00", "0.00"), ("100", "325.00", "100"), ("1E+2", "325.00", "100"),
-    ("-0", "225.00", "0")])
+    ("0.0000000000", "225.00", "0.00"), ("100", "325.00", "100.00"),
+    ("1E+2", "325.00", "100.00"), ("-0", "225.00", "0.00")])
 def test_spend_that_fits_the_currency_is_written_in_its_unit(
         given: str, after: str, kept: str) -> None:
-    """5.010 is 5.01 yuan and 100.000 is 100.00 (each fits the currency): a purchase adds to
-    them in the unit, not 230.010 or 225.0000000000, and every event hands them back in it.
-    100 and 1E+2 are kept as written: a sum with them is in the unit anyway. (The purchase
-    pays 225.00 of 250.00 at bronze's 9折.)"""
+    """5.010 is 5.01 yuan, 100.000 and 1E+2 are 100.00 (each fits the currency): a purchase
+    adds to them in the unit, not 230.010 or 225.0000000000, and every event hands them back
+    in it. (The purchase pays 225.00 of 250.00 at bronze's 9折.)"""
     state = lr.MemberState.model_validate({
         "id": "m", "qualifying_spend": Decimal(given), "spend_log": {"2026-03": Decimal(given)},
         "household_spend": Decimal(given)})

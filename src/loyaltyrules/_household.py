@@ -26,7 +26,6 @@ from ._member import (
     PointsLot,
     PointsTotals,
     coerce,
-    finer,
     in_unit,
     record_in_unit,
     spend_in_unit,
@@ -122,7 +121,7 @@ def _household_of(program: Any, household: HouseholdState | dict[str, Any]) -> H
     a state written by other code: refused before a contribution adds to it)."""
     h = coerce(HouseholdState, household, "household")
     spend, q = h.spend, program.quantum
-    if not spend.same_quantum(q) and finer(spend, q):  # (as a member's: see spend_in_unit)
+    if not spend.same_quantum(q):  # (written in the unit, as a member's: see spend_in_unit)
         h = h.model_copy(update={"spend": in_unit(spend, q, program.currency, ("spend",),
                                                   "household")})
     return h

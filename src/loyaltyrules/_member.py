@@ -47,7 +47,6 @@ __all__ = [
     "Transaction",
     "Usage",
     "coerce",
-    "finer",
     "in_unit",
     "no_duplicates",
     "record_in_unit",
@@ -591,27 +590,27 @@ class Transaction(_Input):
 def spend_in_unit(m: MemberState, q: Decimal, currency: str, kind: str = "member"
                   ) -> MemberState:
     """``m`` with its spend (qualifying spend, each month of its spend log, its household's)
-    in the currency's unit. The library writes them so; one written finer by other code that
-    still fits (``5.010`` or ``1000.00`` yen) is written in the unit (``5.01``, ``1000``), so
-    what a purchase adds to it reads as money, not ``95.010``; one written coarser (``100``)
-    is kept as it is, as a sum with it is in the unit already (``100 + 250.00 = 350.00``).
+    written in the currency's unit, as the library writes it: one written otherwise by other
+    code that fits (``5.010``, ``100``, ``Decimal("1E+2")``, ``1000.00`` yen) is written anew
+    (``5.01``, ``100.00``, ``1000``), so whatever a decision adds to it or says of it reads
+    as money: not ``95.010``, nor "window spend 0" where every other amount says ``0.00``.
     One finer than the unit (``0.001``) is refused: it would be added to and handed back as
-    the host's next state. The same state comes back when nothing is written anew (every
-    state the library wrote): the common case is a few comparisons. Purchase records are
-    seen to when refunded (:func:`record_in_unit`)."""
+    the host's next state. The same state comes back when it is in the unit already (every
+    state the library wrote but a new one's ``0``): the common case is a few comparisons.
+    Purchase records are seen to when refunded or contributed (:func:`record_in_unit`)."""
     fields = m.__dict__
     update: dict[str, Any] = {}
     spend = fields["qualifying_spend"]
-    if not spend.same_quantum(q) and finer(spend, q):
+    if not spend.same_quantum(q):
         update["qualifying_spend"] = in_unit(spend, q, currency, ("qualifying_spend",), kind)
     log = fields["spend_log"]
     for value in log.values():
-        if not value.same_quantum(q) and finer(value, q):
+        if not value.same_quantum(q):
             update["spend_log"] = {k: in_unit(v, q, currency, ("spend_log", k), kind)
-                                   if finer(v, q) else v for k, v in log.items()}
+                                   for k, v in log.items()}
             break
     group = fields["household_spend"]
-    if group is not None and not group.same_quantum(q) and finer(group, q):
+    if group is not None and not group.same_quantum(q):
         update["household_spend"] = in_unit(group, q, currency, ("household_spend",), kind)
     return m.model_copy(update=update) if update else m
 
@@ -623,10 +622,10 @@ _RECORD_AMOUNTS = ("line_paid", "goods_paid", "qualifying_spend", "paid_with_poi
 def record_in_unit(record: PurchaseRecord, index: int, q: Decimal, currency: str,
                    kind: str = "member") -> PurchaseRecord:
     """A purchase record about to be refunded (or contributed to a household), its amounts
-    written in the currency's unit, or refused when they do not fit. Unlike a member's spend,
-    one written coarser (``90``) is written anew too: a refund hands parts of a record back
-    as they are (a full refund of ``90`` would be ``90``, not ``90.00``). A record the library
-    wrote comes back as it is."""
+    written in the currency's unit, or refused when they do not fit, as a member's spend
+    (:func:`spend_in_unit`): a refund hands parts of a record back as they are (a full
+    refund of a record written ``90`` was ``90``, not ``90.00``). A record the library wrote
+    comes back as it is."""
     fields = record.__dict__
     update: dict[str, Any] = {}
     for name in _RECORD_AMOUNTS:
@@ -640,16 +639,7 @@ def record_in_unit(record: PurchaseRecord, index: int, q: Decimal, currency: str
     return record.model_copy(update=update) if update else record
 
 
-def finer(value: Decimal, q: Decimal) -> bool:
-    """Whether ``value`` is written with more decimals than ``q`` (``5.010`` or ``0.001``
-    against ``0.01``; not ``100``), whether or not it fits it: a sum keeps the finer of its
-    terms' exponents, so ``value + 0.00`` is in the unit only when ``value`` is not finer
-    (one C call; reading the exponent with ``as_tuple`` cost twice as much)."""
-    return not _UNIT.fma(q, _NOUGHT, value).same_quantum(q)
-
-
 _UNIT = CONTEXT.copy()  # (its flags are its own: the library's CONTEXT is copied by others)
-_NOUGHT = Decimal(0)
 
 
 def in_unit(value: Decimal, q: Decimal, currency: str, path: tuple[str | int, ...],
