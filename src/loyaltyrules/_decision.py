@@ -17,6 +17,17 @@ from pydantic import (
 )
 from pydantic_core import SchemaSerializer
 
+from ._build import (
+    _object_new,
+    _set_dict,
+    _set_extra,
+    _set_fields,
+    _set_private,
+    build,
+    builder,
+    field_set,
+    new,
+)
 from ._member import MemberState, Money
 from ._money import in_exact, plain
 
@@ -53,59 +64,6 @@ class _Out(BaseModel):
 
 
 _M = TypeVar("_M", bound=BaseModel)
-_object_new = object.__new__
-if BaseModel.__new__ is not object.__new__:  # pragma: no cover - a pydantic that changed this
-    raise ImportError("loyaltyrules.build needs pydantic's BaseModel without a __new__")
-
-
-def build(cls: type[_M], values: dict[str, Any]) -> _M:
-    """Construct an output model from values the engine already guarantees, without
-    re-validating them (decisions are built on the hot path). ``values`` must hold every field
-    with its final type (tuples, Decimals); the JSON round-trip property test pins this."""
-    make = _BUILDERS.get(cls)
-    if make is None:
-        make = builder(cls)
-    made: _M = make(values)
-    return made
-
-
-_BUILDERS: dict[type[BaseModel], Callable[[dict[str, Any]], Any]] = {}
-
-
-def builder(cls: type[_M]) -> Callable[[dict[str, Any]], _M]:
-    """:func:`build` for one class, resolved once (and kept): what a caller that makes many
-    of one model (trace entries, generated decisions) holds on to."""
-    made = _BUILDERS.get(cls)
-    if made is not None:
-        return made
-    fields = field_set(cls)
-
-    # (everything it uses bound as defaults: read as locals, on every output model made)
-    def make(values: dict[str, Any], cls: type[_M] = cls, new: Any = _object_new,
-             fields: set[str] = fields, set_dict: Any = _set_dict,
-             set_fields: Any = _set_fields, set_extra: Any = _set_extra,
-             set_private: Any = _set_private) -> _M:
-        obj = new(cls)  # BaseModel has no __new__ of its own (checked at import)
-        set_dict(obj, values)
-        set_fields(obj, fields)
-        set_extra(obj, None)
-        set_private(obj, None)
-        return obj  # type: ignore[no-any-return]
-
-    _BUILDERS[cls] = make
-    return make
-
-
-def field_set(cls: type[BaseModel]) -> set[str]:
-    """The fields-set slot's value for ``cls``: one set per class, shared on purpose by every
-    object made (pydantic copies it before model_copy updates it)."""
-    fields = _FIELD_SETS.get(cls)
-    if fields is None:
-        fields = _FIELD_SETS[cls] = set(cls.model_fields)
-    return fields
-
-
-_FIELD_SETS: dict[type[BaseModel], set[str]] = {}
 
 
 def inline_builders() -> dict[str, Any]:
@@ -125,47 +83,6 @@ def pending(decision: _M, member_after: Callable[..., Any], args: tuple[Any, ...
     when first read (:class:`Decision` explains why)."""
     _set_private(decision, {_NEXT: (member_after, args)})
     return decision
-
-
-_MISSING: Any = object()
-_DEFAULTS: dict[type[BaseModel], tuple[dict[str, Any], list[tuple[str, Any]]]] = {}
-
-
-def new(cls: type[_M], **values: Any) -> _M:
-    """:func:`build` with the model's defaults filled in, for values the engine made itself.
-    The values are laid out in the model's field order, which is the order JSON is written in."""
-    spec = _DEFAULTS.get(cls)
-    if spec is None:
-        # every field in order with its immutable default (or a marker), resolved once;
-        # factories (dicts, lists) are called per object
-        spec = _DEFAULTS[cls] = (
-            {name: _MISSING if field.is_required() or field.default_factory is not None
-             else field.get_default() for name, field in cls.model_fields.items()},
-            [(name, field.default_factory) for name, field in cls.model_fields.items()
-             if field.default_factory is not None])
-    template, factories = spec
-    full = template.copy()  # keeps the field order; update() only replaces values
-    full.update(values)
-    for name, factory in factories:
-        if full[name] is _MISSING:
-            full[name] = factory()
-    return build(cls, full)
-
-
-# BaseModel's own slots, set directly: the model's __setattr__ refuses (frozen) and is slow
-
-
-def _slot_setter(name: str) -> Any:
-    descriptor = BaseModel.__dict__.get(name)
-    if descriptor is not None and hasattr(descriptor, "__set__"):
-        return descriptor.__set__
-    return lambda obj, value: object.__setattr__(obj, name, value)
-
-
-_set_dict = _slot_setter("__dict__")  # (its descriptor: cheaper than object.__setattr__)
-_set_fields = _slot_setter("__pydantic_fields_set__")
-_set_extra = _slot_setter("__pydantic_extra__")
-_set_private = _slot_setter("__pydantic_private__")
 
 
 class ProgramRef(_Out):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from dateutil.relativedelta import relativedelta
 from pydantic_core import TzInfo
 
+from ._build import _set_fields, build, new
 from ._calendar import LATE, birthday_in_year, earlier_period, is_birthday, period_key, uses
 from ._decision import (
     Decision,
@@ -29,9 +30,6 @@ from ._decision import (
     PointsLine,
     RefundResult,
     UsageConsumed,
-    _set_fields,
-    build,
-    new,
     pending,
 )
 from ._errors import InputError, show_value

@@ -32,6 +32,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError, PydanticKnownError, TzInfo
 
+from ._build import _set_fields, build
 from ._errors import InputError, format_path, plain_words, show_value
 from ._money import CONTEXT, parse_money, plain
 
@@ -612,7 +613,13 @@ def spend_in_unit(m: MemberState, q: Decimal, currency: str, kind: str = "member
     group = fields["household_spend"]
     if group is not None and not group.same_quantum(q):
         update["household_spend"] = in_unit(group, q, currency, ("household_spend",), kind)
-    return m.model_copy(update=update) if update else m
+    if not update:
+        return m
+    # as model_copy would, at a fraction of its cost (counted: 22,600 instructions a copy)
+    state = build(MemberState, {**fields, **update})
+    had = m.__pydantic_fields_set__  # (a frozen model's set is never changed: shared)
+    _set_fields(state, had if had.issuperset(update) else had.union(update))
+    return state
 
 
 _RECORD_AMOUNTS = ("line_paid", "goods_paid", "qualifying_spend", "paid_with_points",
@@ -646,7 +653,7 @@ def in_unit(value: Decimal, q: Decimal, currency: str, path: tuple[str | int, ..
             kind: str) -> Decimal:
     """``value`` written in the unit ``q``, or an InputError naming ``path`` when it is finer
     (run in the library's Decimal context: a host's traps or precision cannot change it)."""
-    written = value.quantize(q, context=_UNIT)
+    written = _UNIT.quantize(value, q)  # (a context's method: no keywords to parse)
     if written != value:
         raise InputError(f"{show_value(value)} has more decimals than {currency} allows",
                          field=format_path(path), kind=kind)
