@@ -696,6 +696,9 @@ def test_a_household_or_member_spend_with_more_decimals_than_the_currency_is_ref
         "allows"
     # the same household, its spend as the library wrote it, takes the contribution
     assert lr.household_contribute(p, h, mum, d).household.spend == Decimal("100.00")
+    # a new household's spend, and its members' copy of it, are in the unit from the start
+    fresh = lr.household_join(p, None, lr.MemberState(id="mum"), household_id="new")
+    assert (str(fresh.household.spend), str(fresh.member.household_spend)) == ("0.00", "0.00")
     # and one written 0.010 (a fen, written longer) adds to it in the unit: 100.01
     longer = h.model_copy(update={"spend": Decimal("0.010")})
     assert str(lr.household_contribute(p, longer, mum, d).household.spend) == "100.01"

@@ -3232,6 +3232,32 @@ def test_a_spend_log_month_is_written_as_the_library_writes_it(month: str) -> No
                                       f"(got {month!r})")
 
 
+def test_a_state_written_anew_in_the_unit_keeps_the_history_read_of_the_state_given(
+        ) -> None:
+    """A state whose spend is written 3E+3 is written anew (3000.00) on every call: the copy
+    shares the digest of the state the host holds, made for it on the first call, so a
+    second evaluation of the same state (a what-if basket) does not read its 20 purchases
+    again (it did: 16.6 → 53.6 µs at 300 records)."""
+    from loyaltyrules import _lifecycle
+
+    member = lr.MemberState(id="m")
+    for n in range(20):
+        member = bought(RFM, member, (f"T{n}", f"2026-01-{n + 1:02d}T10:00:00+08:00", "10.00"))
+    coarse = member.model_copy(update={"qualifying_spend": Decimal("3E+3")})
+    assert _lifecycle._known(coarse) is None
+    first = lr.evaluate(RFM, coarse, txn("T99", AT, "100.00"))
+    kept = _lifecycle._known(coarse)
+    assert kept is not None
+    second = lr.evaluate(RFM, coarse, txn("T99", AT, "100.00"))
+    assert _lifecycle._known(coarse) is kept
+    assert first.model_dump_json() == second.model_dump_json()
+    assert (str(first.payable), str(first.member_after.qualifying_spend)) == (
+        "98.00", "3098.00")  # (20 orders made the member gold: 2% off)
+    unit = lr.evaluate(RFM, member.model_copy(update={"qualifying_spend": Decimal("3000.00")}),
+                       txn("T99", AT, "100.00"))
+    assert unit.model_dump_json() == first.model_dump_json()
+
+
 def test_a_yen_spend_written_with_decimals_is_taken_in_whole_yen() -> None:
     """1000.00 yen fits the currency (no minor unit): it is 1000, and the next state says
     1900, not 1900.00; 1000.5 is refused."""

@@ -44,6 +44,7 @@ from ._lifecycle import (
     advance_state,
     complete_purchase,
     digest,
+    in_unit_state,
     is_late,
     member_view,
     on_file,
@@ -60,7 +61,6 @@ from ._member import (
     Transaction,
     coerce,
     reserved_id,
-    spend_in_unit,
 )
 from ._model import DiscountSpec
 from ._money import (
@@ -689,7 +689,7 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
     fast = plan.fast
     if not fields["qualifying_spend"].same_quantum(fast.quantum) or fields["spend_log"] \
             or fields["household_spend"] is not None:
-        m = spend_in_unit(m, fast.quantum, fast.currency)
+        m = in_unit_state(m, fast.quantum, fast.currency)
         fields = m.__dict__
     # (a short history is read directly; the test written out, as a call costs more)
     made = digest(m, fields) if len(fields["lots"]) >= (at_least := _lifecycle.DIGEST_FROM) \

@@ -19,7 +19,14 @@ from typing import Any
 
 from ._decision import Decision, LifecycleEvent, new
 from ._errors import InputError, StaleMemberState
-from ._lifecycle import _Book, _instant, _late_updates, advance_state, expires_at
+from ._lifecycle import (
+    _Book,
+    _instant,
+    _late_updates,
+    advance_state,
+    expires_at,
+    in_unit_state,
+)
 from ._member import (
     HouseholdState,
     MemberState,
@@ -28,7 +35,6 @@ from ._member import (
     coerce,
     in_unit,
     record_in_unit,
-    spend_in_unit,
 )
 from ._money import exact
 
@@ -135,13 +141,13 @@ def household_join(program: Any, household: HouseholdState | dict[str, Any] | No
     no owner: a new household, or one whose last member left."""
     rules = _rules(program)
     m = coerce(MemberState, member, "member")
-    m = spend_in_unit(m, program.quantum, program.currency)
+    m = in_unit_state(m, program.quantum, program.currency)
     if household is None:
         if not household_id or not isinstance(household_id, str):
             raise InputError(f"a new household needs an id (a string), got {household_id!r}",
                              field="household_id", kind="household")
-        h = coerce(HouseholdState, {"id": household_id, "owner": None, "members": ()},
-                   "household")
+        h = coerce(HouseholdState, {"id": household_id, "owner": None, "members": (),
+                                    "spend": program.quantum * 0}, "household")  # (0.00)
     else:
         h = _household_of(program, household)
     if m.household is not None and m.household != h.id:
@@ -171,7 +177,7 @@ def _members_pair(program: Any, household: HouseholdState | dict[str, Any],
     household's, the member's state not older than the one the household last returned."""
     h = _household_of(program, household)
     m = coerce(MemberState, member, "member")
-    m = spend_in_unit(m, program.quantum, program.currency)
+    m = in_unit_state(m, program.quantum, program.currency)
     when = _instant(at, "at", "household")
     if m.id not in h.members:
         raise InputError(f"{m.id} is not in household {h.id}", field="member", kind="household")
