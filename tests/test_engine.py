@@ -1262,3 +1262,20 @@ def test_json_text_giving_a_key_twice_is_refused(member: str | bytes, transactio
         with pytest.raises(lr.InputError) as again:
             lr.advance(program(), member, "2026-03-04T12:00:00+08:00")
         assert str(again.value) == str(refused.value)
+
+
+def test_a_purchase_must_total_below_the_amount_limit() -> None:
+    """Each amount is below 10^15, as every amount the library reads; two lines of
+    999,999,999,999,999 made a decision and a next state (qualifying spend
+    1999999999999998.00) that the library refused to read back. The purchase is refused;
+    one line of it is not, and its next state reads back."""
+    items = [{"sku": "a", "amount": "999999999999999"}]
+    txn = {"id": "t", "at": "2026-03-04T12:00:00+08:00", "items": items * 2}
+    with pytest.raises(lr.InputError) as refused:
+        lr.evaluate(program(), {"id": "m"}, txn)
+    assert str(refused.value) == ("transaction: a purchase must total below 10^15 (its items, "
+                                  "shipping and tax come to 1999999999999998)")
+    with pytest.raises(lr.InputError, match=r"come to 1000000000000000\)$"):
+        lr.evaluate(program(), {"id": "m"}, {**txn, "items": items, "shipping": "1"})
+    after = lr.evaluate(program(), {"id": "m"}, {**txn, "items": items}).member_after
+    assert lr.MemberState.model_validate_json(after.model_dump_json()) == after

@@ -587,6 +587,26 @@ class Transaction(_Input):
     redeem_points: Count = Field(default=0, ge=0)
     attrs: dict[str, Attr] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _total_below_the_limit(self) -> Transaction:
+        # Each amount is below 10^15, but 1,000 lines of them are not: two lines of
+        # 999999999999999 made a decision, and a next state, the library could not read back
+        # (every amount it reads is below 10^15). Added up in the library's context (a
+        # host's, at 6 digits, could round the total under the limit).
+        fields = self.__dict__
+        add = _TOTAL.add
+        total = add(fields["shipping"], fields["tax"])
+        for item in fields["items"]:
+            total = add(total, item.__dict__["amount"])
+        if total >= _AMOUNT_LIMIT:
+            raise ValueError(f"a purchase must total below 10^15 (its items, shipping and tax "
+                             f"come to {show_value(total)})")
+        return self
+
+
+_TOTAL = CONTEXT.copy()  # (its flags its own, as _UNIT's)
+_AMOUNT_LIMIT = Decimal(10) ** 15
+
 
 def spend_in_unit(m: MemberState, q: Decimal, currency: str, kind: str = "member"
                   ) -> MemberState:
