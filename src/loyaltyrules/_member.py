@@ -593,10 +593,19 @@ class Transaction(_Input):
         # 999999999999999 made a decision, and a next state, the library could not read back
         # (every amount it reads is below 10^15). Added up in the library's context (a
         # host's, at 6 digits, could round the total under the limit).
+        # (added up only when an amount reaches 10^11: 1,002 amounts below it cannot reach
+        # 10^15, and a digit count, adjusted(), costs a tenth of an addition)
         fields = self.__dict__
+        items = fields["items"]
+        if fields["shipping"].adjusted() < 11 and fields["tax"].adjusted() < 11:
+            for item in items:
+                if item.__dict__["amount"].adjusted() >= 11:
+                    break
+            else:
+                return self
         add = _TOTAL.add
         total = add(fields["shipping"], fields["tax"])
-        for item in fields["items"]:
+        for item in items:
             total = add(total, item.__dict__["amount"])
         if total >= _AMOUNT_LIMIT:
             raise ValueError(f"a purchase must total below 10^15 (its items, shipping and tax "
