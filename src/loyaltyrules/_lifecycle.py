@@ -46,6 +46,7 @@ from ._member import (
     Transaction,
     Usage,
     fixed_offset,
+    in_unit,
     parse_instant,
     record_in_unit,
     spend_in_unit,
@@ -2137,16 +2138,13 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         m = m.model_copy(update={"purchases": (*m.purchases[:index], fitted,
                                                *m.purchases[index + 1:])})
         record = fitted
-    for given in [ev["amount"], *(part for _, part in ev["lines"] or [])]:
-        if given is not None and given != given.quantize(q):
-            raise InputError(f"{show_value(given)} has more decimals than "
-                             f"{program.currency} allows",
-                             field="amount", kind="refund")
     # (written in the currency's minor unit, as a purchase's amounts are: 50 as 50.00)
+    currency, where = program.currency, ("amount",)
     if ev["amount"] is not None:
-        ev["amount"] = ev["amount"].quantize(q)
+        ev["amount"] = in_unit(ev["amount"], q, currency, where, "refund")
     if ev["lines"] is not None:
-        ev["lines"] = [(k, None if part is None else part.quantize(q)) for k, part in ev["lines"]]
+        ev["lines"] = [(k, None if part is None else in_unit(part, q, currency, where, "refund"))
+                       for k, part in ev["lines"]]
     lines = list(record.refunded_lines or (q * 0,) * len(record.line_paid))  # (0.00)
     if ev["lines"] is not None:
         amount = Decimal(0)

@@ -34,7 +34,7 @@ from pydantic_core import PydanticCustomError, PydanticKnownError, TzInfo
 
 from ._build import _set_fields, build
 from ._errors import InputError, format_path, plain_words, show_value
-from ._money import CONTEXT, parse_money, plain
+from ._money import AMOUNT_LIMIT, CONTEXT, parse_money, plain
 
 __all__ = [
     "DuplicateKey",
@@ -591,10 +591,10 @@ class Transaction(_Input):
     def _total_below_the_limit(self) -> Transaction:
         # Each amount is below 10^15, but 1,000 lines of them are not: two lines of
         # 999999999999999 made a decision, and a next state, the library could not read back
-        # (every amount it reads is below 10^15). Added up in the library's context (a
-        # host's, at 6 digits, could round the total under the limit).
-        # (added up only when an amount reaches 10^11: 1,002 amounts below it cannot reach
-        # 10^15, and a digit count, adjusted(), costs a tenth of an addition)
+        # (every amount it reads is below 10^15). Added up only when an amount reaches 10^11
+        # (1,002 amounts below it cannot reach 10^15; counting digits, adjusted(), costs far
+        # less than adding), and in the library's context (a host's, at 6 digits, could
+        # round the total under the limit).
         fields = self.__dict__
         items = fields["items"]
         if fields["shipping"].adjusted() < 11 and fields["tax"].adjusted() < 11:
@@ -603,18 +603,14 @@ class Transaction(_Input):
                     break
             else:
                 return self
-        add = _TOTAL.add
+        add = _OWN.add
         total = add(fields["shipping"], fields["tax"])
         for item in items:
             total = add(total, item.__dict__["amount"])
-        if total >= _AMOUNT_LIMIT:
+        if total >= AMOUNT_LIMIT:
             raise ValueError(f"a purchase must total below 10^15 (its items, shipping and tax "
                              f"come to {show_value(total)})")
         return self
-
-
-_TOTAL = CONTEXT.copy()  # (its flags its own, as _UNIT's)
-_AMOUNT_LIMIT = Decimal(10) ** 15
 
 
 def spend_in_unit(m: MemberState, q: Decimal, currency: str, kind: str = "member"
@@ -675,14 +671,16 @@ def record_in_unit(record: PurchaseRecord, index: int, q: Decimal, currency: str
     return record.model_copy(update=update) if update else record
 
 
-_UNIT = CONTEXT.copy()  # (its flags are its own: the library's CONTEXT is copied by others)
+# the library's context, for the few sums and roundings made of input as it is read (its flags
+# its own: CONTEXT itself is copied by others)
+_OWN = CONTEXT.copy()
 
 
 def in_unit(value: Decimal, q: Decimal, currency: str, path: tuple[str | int, ...],
             kind: str) -> Decimal:
     """``value`` written in the unit ``q``, or an InputError naming ``path`` when it is finer
     (run in the library's Decimal context: a host's traps or precision cannot change it)."""
-    written = _UNIT.quantize(value, q)  # (a context's method: no keywords to parse)
+    written = _OWN.quantize(value, q)  # (a context's method: no keywords to parse)
     if written != value:
         raise InputError(f"{show_value(value)} has more decimals than {currency} allows",
                          field=format_path(path), kind=kind)

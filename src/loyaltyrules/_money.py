@@ -144,7 +144,7 @@ def plain(amount: Decimal) -> str:
     text = str(amount)
     return text if "E" not in text and "e" not in text else format(amount, "f")
 
-_LIMIT = Decimal(10) ** 15
+AMOUNT_LIMIT = Decimal(10) ** 15  # every amount read is below it
 # The decimal strings amounts may be written as: digits with an optional sign and fraction —
 # no exponent, no digit separators, no infinities (tests/test_money.py holds the fast check
 # below to exactly this pattern).
@@ -186,7 +186,7 @@ def parse_money(value: object) -> Decimal:
         result = Decimal(value.strip())
     else:
         raise ValueError(f"expected an amount such as 12.50, got {show_value(value)}")
-    if not result.is_finite() or result.copy_abs() >= _LIMIT:  # (copy_abs: exact, no flags)
+    if not result.is_finite() or result.copy_abs() >= AMOUNT_LIMIT:  # (copy_abs: exact, no flags)
         raise ValueError(f"expected an amount below 10^15, got {show_value(value)}")
     return result
 
