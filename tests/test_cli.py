@@ -831,6 +831,25 @@ def test_test_refuses_a_starting_member_s_spend_finer_than_the_currency_when_loa
         "8:44: scenarios[1].member.spend_log.2026-01: 1.001 has more decimals than CNY allows"]
 
 
+def test_a_scenario_can_expect_a_spend_beyond_one_amount(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A member's spend is read below 10^18 (it adds purchases up, each below 10^15): a
+    scenario may start from such a spend and expect one; 10^18 is refused at its place."""
+    path = tmp_path / "big.scenarios.yaml"
+    path.write_text(f"program: {RETAIL}\nscenarios:\n"
+                    "  - name: one\n    member: {id: a, qualifying_spend: 999999999999999.00}\n"
+                    "    steps:\n      - purchase: {id: t1, at: \"2026-03-03T12:00:00+08:00\", "
+                    "items: [{sku: a, amount: 1000.00}]}\n"
+                    "        expect: {spend: 1000000000000999.00}\n", encoding="utf-8")
+    code, out, err = run_main(capsys, "test", path)
+    assert (code, out, err) == (0, "1 passed, 0 failed\n", "")
+    assert scenario_file_problems(capsys, tmp_path / "top.scenarios.yaml",
+        path.read_text(encoding="utf-8").replace("{spend: 1000000000000999.00}",
+                                                 "{spend: 1000000000000000000}")) == [
+        "7:25: scenarios[0].steps[0].expect.spend: expected an amount such as 720.00 "
+        "(got 1000000000000000000)"]
+
+
 def test_a_scenario_file_is_checked_whatever_the_hosts_decimal_context(tmp_path: Path) -> None:
     """A conftest that traps Inexact (quantizing 123456789012.001 to the fen is inexact)
     turned the load's check into a bare decimal.Inexact; the file's problems are said as

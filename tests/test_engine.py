@@ -1279,3 +1279,58 @@ def test_a_purchase_must_total_below_the_amount_limit() -> None:
         lr.evaluate(program(), {"id": "m"}, {**txn, "items": items, "shipping": "1"})
     after = lr.evaluate(program(), {"id": "m"}, {**txn, "items": items}).member_after
     assert lr.MemberState.model_validate_json(after.model_dump_json()) == after
+
+
+WINDOWED = """
+program: {id: w, version: 1, currency: CNY, timezone: Asia/Shanghai}
+tiers: [{id: basic}, {id: gold, qualify: {spend: 1000}}]
+reviews: {rolling_months: 3, schedule: {freq: monthly, bymonthday: 1}}
+"""
+
+
+def test_a_members_spend_adds_up_beyond_one_amount_and_reads_back() -> None:
+    """A member's spend adds purchases up, each below 10^15: a member at
+    999,999,999,999,999.00 who bought ¥1 more was handed a state the library refused to read
+    back ("expected an amount below 10^15"). Spends are read below 10^18, and a purchase
+    that would take one there fails (rule `qualifying_spend`) rather than give such a state,
+    on every path; the month of a spend log is held to it too, where a program keeps one."""
+    near = "999999999999999.00"
+    windowed = lr.load_program(WINDOWED)
+    for p in (program(), windowed):
+        for trace in (False, True):
+            for mode in ("compiled", "interpreted"):
+                after = lr.evaluate(p, {"id": "m", "qualifying_spend": near},
+                                    txn(("x", "1.00")), trace=trace, mode=mode).member_after
+                assert after.qualifying_spend == Decimal("1000000000000000.00")
+                assert lr.MemberState.model_validate_json(after.model_dump_json()) == after
+    with pytest.raises(lr.InputError) as refused:
+        lr.evaluate(program(), {"id": "m", "qualifying_spend": "1000000000000000000.00"},
+                    txn(("x", "1.00")))
+    assert str(refused.value) == ("member: qualifying_spend: expected an amount below 10^18, "
+                                  "got '1000000000000000000.00'")
+    top = "999999999999999999.00"  # (10^18 − 1: read, and no purchase fits)
+    for p in (program(), windowed):
+        for trace in (False, True):
+            for mode in ("compiled", "interpreted"):
+                with pytest.raises(lr.EvaluationError) as failed:
+                    lr.evaluate(p, {"id": "m", "qualifying_spend": top}, txn(("x", "1.00")),
+                                trace=trace, mode=mode)
+                assert failed.value.rule == "qualifying_spend"
+                assert str(failed.value) == (
+                    "rule 'qualifying_spend' failed: the purchase brings the member's "
+                    "qualifying spend to 1000000000000000000.00, more than a member's spend "
+                    "can count (below 10^18)")
+                # a spend that near with room for this purchase is decided as any other
+                room = lr.evaluate(p, {"id": "m", "qualifying_spend": "999999999999999998.00"},
+                                   txn(("x", "1.00")), trace=trace, mode=mode)
+                assert room.member_after.qualifying_spend == Decimal(top)
+    # the month a purchase adds to (March 2026), not one it does not
+    month = {"id": "m", "spend_log": {"2026-03": top}}
+    with pytest.raises(lr.EvaluationError) as failed:
+        lr.evaluate(windowed, month, txn(("x", "1.00")))
+    assert "the member's spend in 2026-03 to 1000000000000000000.00, more" in str(failed.value)
+    february = lr.evaluate(windowed, {"id": "m", "spend_log": {"2026-02": top}},
+                           txn(("x", "1.00"))).member_after
+    assert february.spend_log == {"2026-02": Decimal(top), "2026-03": Decimal("1.00")}
+    # a program that keeps no spend log drops the month: nothing is added to it
+    assert lr.evaluate(program(), month, txn(("x", "1.00"))).member_after.spend_log == {}

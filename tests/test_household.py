@@ -176,6 +176,30 @@ def test_group_spend_accumulates() -> None:
                                                              Decimal("600.00"))
 
 
+def test_a_household_spend_adds_up_beyond_one_amount_and_stays_readable() -> None:
+    """A household's spend adds its members' purchases up: read below 10^18 (as a member's
+    is), beyond the 10^15 of one amount, and a contribution that would take it to 10^18 is
+    refused (rule `spend`) rather than give a state the library could not read back."""
+    p = program()
+    h, mum, _ = family(p)
+    mum, d = buy(p, mum, "t1", 1, "100.00")
+    big = lr.household_contribute(p, h.model_copy(update={"spend": Decimal("999999999999999.00")}),
+                                  mum, d)
+    assert big.household.spend == big.member.household_spend == Decimal("1000000000000099.00")
+    assert reloads(big.household) and reloads(big.member)
+    full = h.model_copy(update={"spend": Decimal("999999999999999901.00")})
+    with pytest.raises(lr.EvaluationError) as failed:
+        lr.household_contribute(p, full, mum, d)
+    assert (failed.value.rule, str(failed.value)) == ("spend", (
+        "rule 'spend' failed: the contribution brings the household's spend to "
+        "1000000000000000001.00, more than a spend can count (below 10^18)"))
+    with pytest.raises(lr.InputError) as refused:
+        lr.household_contribute(p, {**h.model_dump(mode="json"),
+                                    "spend": "1000000000000000000"}, mum, d)
+    assert str(refused.value) == ("household: spend: expected an amount below 10^18, got "
+                                  "'1000000000000000000'")
+
+
 def reloads(state: lr.MemberState | lr.HouseholdState) -> bool:
     """The state survives the host's JSON round trip unchanged."""
     return type(state).model_validate_json(state.model_dump_json()) == state

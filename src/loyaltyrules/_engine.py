@@ -49,6 +49,8 @@ from ._lifecycle import (
     member_view,
     on_file,
     redemption_value,
+    spend_crowded,
+    spend_fits,
     untracked_points,
     window_spend,
 )
@@ -66,6 +68,7 @@ from ._model import DiscountSpec
 from ._money import (
     DECIMAL_CONTEXT,
     RUNNERS,
+    SPEND_ROOM,
     Exact,
     allocate,
     new_runner,
@@ -686,11 +689,16 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
     fields = m.__dict__
     # the spend a purchase adds to, in the currency's unit (the common case written out: a
     # spend in the unit, no spend log, no household; a spend log is read month by month)
+    # and far enough below SPEND_LIMIT that a purchase cannot take it there (one comparison;
+    # a spend that near is checked against the purchase by _countable)
     fast = plan.fast
-    if not fields["qualifying_spend"].same_quantum(fast.quantum) or fields["spend_log"] \
-            or fields["household_spend"] is not None:
+    crowded = False
+    if not (spend := fields["qualifying_spend"]).same_quantum(fast.quantum) \
+            or fields["spend_log"] or fields["household_spend"] is not None \
+            or spend >= SPEND_ROOM:
         m = in_unit_state(m, fast.quantum, fast.currency)
         fields = m.__dict__
+        crowded = spend_crowded(fields)
     # (a short history is read directly; the test written out, as a call costs more)
     made = digest(m, fields) if len(fields["lots"]) >= (at_least := _lifecycle.DIGEST_FROM) \
         or len(fields["purchases"]) >= at_least else None
@@ -712,17 +720,18 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
             completed: Decision = plan.purchase(program, plan, m, t, events, base_version)
             totals = fields["totals"]  # (_cheap_bound written out: a call costs a frame)
             if totals.earned + totals.reversed + abs(fields["points"]) \
-                    + fields["pending_points"] + fields["points_debt"] < plan.count_room:
+                    + fields["pending_points"] + fields["points_debt"] < plan.count_room \
+                    and not crowded:
                 return completed
-            return _countable(completed, m, plan.count_room)
+            return _countable(completed, m, plan, crowded)
         return _countable(complete_purchase(program, plan, m, t, plan.decide(
-            program, plan, m, t), events, base_version), m, plan.count_room)
+            program, plan, m, t), events, base_version), m, plan, crowded)
     if plan.purchase_traced is not None and inline:  # generated for this program: the
         traced: Decision = plan.purchase_traced(program, plan, m, t, events, base_version)
-        return _countable(traced, m, plan.count_room)  # engine's trace, completed in one
+        return _countable(traced, m, plan, crowded)  # engine's trace, completed in one
     if plan.decide_traced is not None:  # generated for this program, the engine's trace
         return _countable(complete_purchase(program, plan, m, t, plan.decide_traced(
-            program, plan, m, t), events, base_version), m, plan.count_room)
+            program, plan, m, t), events, base_version), m, plan, crowded)
     tier_before, _, local_at, t = prepare(plan.fast, plan, m, t)  # the input checks
     t = in_minor_units(t, plan.fast.quantum)  # (this engine reads amounts from the items)
 
@@ -735,14 +744,19 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
         if trace:
             decision = T.qualified_first(first, decision, tier_before.id)
     return _countable(complete_purchase(program, plan, m, t, decision, events, base_version), m,
-                      plan.count_room)
+                      plan, crowded)
 
 
-def _countable(decision: Decision, member: MemberState, room: int) -> Decision:
+def _countable(decision: Decision, member: MemberState, plan: Plan, crowded: bool
+               ) -> Decision:
     """A purchase whose points a member's counts cannot hold (10^24: see COUNT_LIMIT) is an
     error, not a next state the library could not read back. Only earn rates and
     multipliers far beyond any real program's reach it: a member who will have earned less
-    than the plan's ``count_room`` before this purchase is not checked."""
+    than the plan's ``count_room`` before this purchase is not checked. So is a spend a
+    purchase would bring to 10^18 (``crowded``: see spend_crowded)."""
+    if crowded:
+        spend_fits(plan.model, member, decision)
+    room = plan.count_room
     fields = member.__dict__
     if _cheap_bound(fields) < room:
         return decision

@@ -18,7 +18,7 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from ._decision import Decision, LifecycleEvent, new
-from ._errors import InputError, StaleMemberState
+from ._errors import EvaluationError, InputError, StaleMemberState
 from ._lifecycle import (
     _Book,
     _instant,
@@ -36,7 +36,7 @@ from ._member import (
     in_unit,
     record_in_unit,
 )
-from ._money import exact
+from ._money import SPEND_LIMIT, exact, plain
 
 __all__ = [
     "HouseholdChange",
@@ -232,6 +232,9 @@ def household_contribute(program: Any, household: HouseholdState | dict[str, Any
         pool.earn(moved, f"{decision.transaction_id}:{m.id}", decision.transaction_id, m.id, at,
                   usable_from, expires_at(program.model.ledger.expiry, at, zone))
     spend = h.spend + qualifying
+    if spend >= SPEND_LIMIT:  # (a state the library could not read back)
+        raise EvaluationError("spend", f"the contribution brings the household's spend to "
+                              f"{plain(spend)}, more than a spend can count (below 10^18)")
     contributions = dict(h.contributions)
     contributions[m.id] = contributions.get(m.id, 0) + moved
     new_m = book.state(m, household_spend=spend)

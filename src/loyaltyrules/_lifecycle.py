@@ -32,7 +32,7 @@ from ._decision import (
     UsageConsumed,
     pending,
 )
-from ._errors import InputError, show_value
+from ._errors import EvaluationError, InputError, show_value
 from ._member import (
     CHANNEL_LENGTH,
     COUNT_LIMIT,
@@ -52,7 +52,7 @@ from ._member import (
     spend_in_unit,
 )
 from ._model import Expiry, ProgramModel, Qualify
-from ._money import allocate, exact
+from ._money import SPEND_LIMIT, SPEND_ROOM, allocate, exact, plain
 
 if TYPE_CHECKING:
     from ._compile import LineShares, Plan
@@ -818,6 +818,30 @@ def check_identity(member: MemberState) -> bool:
 
 def _month(day: date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
+
+
+def spend_crowded(fields: dict[str, Any]) -> bool:
+    """Whether a purchase could bring the member's spend (``fields``, a state's __dict__) to
+    SPEND_LIMIT: its qualifying spend or a month of its spend log is SPEND_ROOM or more."""
+    if fields["qualifying_spend"] >= SPEND_ROOM:
+        return True
+    return any(value >= SPEND_ROOM for value in fields["spend_log"].values())
+
+
+def spend_fits(model: ProgramModel, member: MemberState, decision: Any) -> None:
+    """Refuse a purchase that would bring ``member``'s qualifying spend, or its spend log's
+    month, to SPEND_LIMIT: the next state would be one the library cannot read back."""
+    spend = decision.qualifying_spend
+    day = decision.local_date
+    month = _month(day)
+    sums = [("qualifying spend", member.qualifying_spend + spend)]
+    if _log_oldest(model, day) is not None:  # (a program without a window keeps no log)
+        sums.append((f"spend in {month}", member.spend_log.get(month, _ZERO) + spend))
+    for what, total in sums:
+        if total >= SPEND_LIMIT:
+            raise EvaluationError("qualifying_spend", f"the purchase brings the member's {what} "
+                                  f"to {plain(total)}, more than a member's spend can count "
+                                  "(below 10^18)")
 
 
 def _month_index(day: date) -> int:

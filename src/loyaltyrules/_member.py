@@ -34,7 +34,7 @@ from pydantic_core import PydanticCustomError, PydanticKnownError, TzInfo
 
 from ._build import _set_fields, build
 from ._errors import InputError, format_path, plain_words, show_value
-from ._money import AMOUNT_LIMIT, CONTEXT, parse_money, plain
+from ._money import AMOUNT_LIMIT, CONTEXT, SPEND_LIMIT, parse_money, plain
 
 __all__ = [
     "DuplicateKey",
@@ -74,6 +74,26 @@ def _amount(value: Any) -> Decimal:
     return amount
 
 
+def _spend(value: Any) -> Decimal:
+    """A spend that adds purchases up: below SPEND_LIMIT, not AMOUNT_LIMIT (a member at
+    999,999,999,999,999.00 who bought one more thing was handed a state the library refused
+    to read back). Read as an amount; only what is one already is kept by its text."""
+    if type(value) is str:
+        known = _AMOUNTS.get(value)
+        if known is not None:
+            return known
+    amount = parse_money(value, SPEND_LIMIT)
+    if amount < 0:
+        raise ValueError(f"must not be negative (got {show_value(amount)})")
+    if amount.is_signed():
+        amount = amount.copy_abs()
+    if type(value) is str and amount < AMOUNT_LIMIT:
+        if len(_AMOUNTS) >= _KEEP:
+            _AMOUNTS.clear()
+        _AMOUNTS[value] = amount
+    return amount
+
+
 # Amounts and instants read from text, kept by their text (each read again is a dict read
 # instead of a check in Python): a member's state holds the same few amounts ("0.00") and,
 # in each purchase's record and lots, the same instant several times over, and a host reads
@@ -89,6 +109,16 @@ Money = Annotated[
     PlainSerializer(plain, return_type=str),
     WithJsonSchema(_MONEY_SCHEMA),
 ]
+# a spend that adds purchases up (a member's qualifying spend, a month of its spend log, a
+# household's): read below 10^18, and kept there by the engine (docs/decisions.md)
+Spend = Annotated[
+    Decimal,
+    BeforeValidator(_spend),
+    PlainSerializer(plain, return_type=str),
+    WithJsonSchema(_MONEY_SCHEMA),
+]
+
+
 def _attr(value: Any, info: ValidationInfo) -> Any:
     """A host's value in ``attrs``: text stays text (a JSON string "02134" is never read as
     a number), whole numbers and yes/no are themselves, and a number with a fraction is a
@@ -495,7 +525,7 @@ class HouseholdState(_Input):
     lots: tuple[PointsLot, ...] = ()
     totals: PointsTotals = PointsTotals()
     contributions: dict[str, int] = Field(default_factory=dict)
-    spend: Money = Decimal(0)
+    spend: Spend = Decimal(0)
     points: Points = 0
     pending_points: LedgerCount = Field(default=0, ge=0)
     recent_events: tuple[str, ...] = ()
@@ -514,7 +544,7 @@ class MemberState(_Input):
     tier: str | None = None
     points: Points = 0
     pending_points: Count = Field(default=0, ge=0)
-    qualifying_spend: Money = Decimal(0)
+    qualifying_spend: Spend = Decimal(0)
     orders: Count = Field(default=0, ge=0)
     birthday: WrittenDate | None = None
     birthday_set_on: Day | None = None
@@ -525,7 +555,7 @@ class MemberState(_Input):
     lots: tuple[PointsLot, ...] = ()
     totals: PointsTotals = PointsTotals()
     purchases: tuple[PurchaseRecord, ...] = ()
-    spend_log: dict[Month, Money] = Field(default_factory=dict, json_schema_extra={
+    spend_log: dict[Month, Spend] = Field(default_factory=dict, json_schema_extra={
         "propertyNames": {"pattern": f"^{_MONTH.pattern}$"}})
     tier_since: Day | None = None
     tier_kept_until: Day | None = None
@@ -535,7 +565,7 @@ class MemberState(_Input):
     tier_falls: Count = Field(default=0, ge=0)
     referred_by: str | None = None
     household: str | None = None
-    household_spend: Money | None = None
+    household_spend: Spend | None = None
     points_debt: Count = Field(default=0, ge=0)
     version: Count = Field(default=0, ge=0)
     attrs: dict[str, Attr] = Field(default_factory=dict)

@@ -145,6 +145,12 @@ def plain(amount: Decimal) -> str:
     return text if "E" not in text and "e" not in text else format(amount, "f")
 
 AMOUNT_LIMIT = Decimal(10) ** 15  # every amount read is below it
+# A member's (and a household's) spend adds up purchases, each below AMOUNT_LIMIT: it is read
+# below SPEND_LIMIT, and a purchase or contribution that would bring it there is refused, so
+# every state the library writes reads back. Only a spend of SPEND_ROOM or more can get there
+# with one purchase: the check on the hot path is one comparison.
+SPEND_LIMIT = Decimal(10) ** 18
+SPEND_ROOM = SPEND_LIMIT - AMOUNT_LIMIT
 # The decimal strings amounts may be written as: digits with an optional sign and fraction —
 # no exponent, no digit separators, no infinities (tests/test_money.py holds the fast check
 # below to exactly this pattern).
@@ -152,8 +158,9 @@ NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 _SHORT = 28  # characters (so at most CONTEXT's 28 digits)
 
 
-def parse_money(value: object) -> Decimal:
-    """Accept Decimal, int or a decimal string; refuse floats and booleans (inexact or absurd)."""
+def parse_money(value: object, limit: Decimal = AMOUNT_LIMIT) -> Decimal:
+    """Accept Decimal, int or a decimal string; refuse floats and booleans (inexact or absurd),
+    and amounts whose size reaches ``limit`` (a power of ten)."""
     kind = type(value)
     if kind is str and len(value) <= _SHORT:  # type: ignore[arg-type]
         # The common case (JSON, YAML, forms), read without the pattern: the context's
@@ -186,8 +193,9 @@ def parse_money(value: object) -> Decimal:
         result = Decimal(value.strip())
     else:
         raise ValueError(f"expected an amount such as 12.50, got {show_value(value)}")
-    if not result.is_finite() or result.copy_abs() >= AMOUNT_LIMIT:  # (copy_abs: exact, no flags)
-        raise ValueError(f"expected an amount below 10^15, got {show_value(value)}")
+    if not result.is_finite() or result.copy_abs() >= limit:  # (copy_abs: exact, no flags)
+        raise ValueError(f"expected an amount below 10^{limit.adjusted()}, got "
+                         f"{show_value(value)}")
     return result
 
 

@@ -37,7 +37,7 @@ from ._errors import (
 from ._ledger import apply
 from ._lifecycle import advance, behaviour, check_identity, redeem_reward, refund
 from ._member import MemberState, Transaction, coerce, parse_instant, spend_in_unit
-from ._money import exact, parse_money
+from ._money import AMOUNT_LIMIT, SPEND_LIMIT, exact, parse_money
 from ._program import Program, load_program
 from ._yaml import SourceMap, load_yaml, read_source
 
@@ -330,7 +330,8 @@ def _step_problems(smap: SourceMap, program: Program, kind: str, payload: Any,
                                        f"a{'n' if kind == 'advance' else ''} {kind} step", at))
         elif key in _MONEY_KEYS:
             try:
-                amount = parse_money(value)
+                # (a member's spend adds purchases up: read as a state's is, below 10^18)
+                amount = parse_money(value, SPEND_LIMIT if key == "spend" else AMOUNT_LIMIT)
             except ValueError:
                 out.append(smap.diagnostic("LR601", "expected an amount such as 720.00 "
                                            f"(got {show_value(value)})", at))
@@ -494,7 +495,7 @@ def _compare(n: int, kind: str, expect: Mapping[str, Any], d: Decision | Lifecyc
                 yield StepFailure(n, kind, key, wanted, have, line)
         elif isinstance(have, Decimal):
             try:
-                ok = parse_money(want) == have
+                ok = parse_money(want, SPEND_LIMIT) == have  # (checked at load)
             except ValueError:
                 ok = False
             if not ok:
