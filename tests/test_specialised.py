@@ -647,6 +647,90 @@ def test_the_next_state_is_built_when_read_and_is_the_same_whichever_way() -> No
     assert dumped["member_after"] == state.model_dump(mode="json")
 
 
+@pytest.mark.parametrize("ledger", [{}, {"pending_days": 7}])
+def test_a_purchases_own_events_are_made_when_read_in_their_place(ledger: dict[str, Any]
+                                                                   ) -> None:
+    """A purchase that only earns points (and here moves up a tier) leaves its events, as
+    its next state, to be made when first read: the same events as the traced decision's
+    (which makes them at once), whichever is read first; the decision's fields stay in
+    their order (iterating it, its repr), and its JSON is the traced one's but the trace
+    (and the points lines' details, which only the trace spells out)."""
+    spec = {"program": {"id": "p", "version": 1, "currency": "CNY",
+                        "timezone": "Asia/Shanghai"},
+            "tiers": [{"id": "basic"}, {"id": "gold", "qualify": {"spend": 1000}}],
+            "earn": [{"id": "base", "points": 1, "per": 1}], "ledger": ledger,
+            "redemption": {"points": 100, "value": 1}}
+    program = lr.Program.from_dict(spec)
+    member = {"id": "m1", "qualifying_spend": "900.00"}
+    txn = {"id": "t1", "at": "2026-05-02T10:00:00+08:00",
+           "items": [{"sku": "a", "amount": "150.00"}]}
+    traced = lr.evaluate(program, member, txn)
+    detail = "usable from 2026-05-09T10:00:00+08:00" if ledger else "usable now"
+    assert [(e.type, e.points, e.tier_from, e.tier_to, e.detail) for e in traced.events] == [
+        ("points_earned", 150, None, None, detail), ("tier_upgraded", 0, "basic", "gold",
+                                                     "qualified")]
+    order = list(lr.Decision.model_fields)
+    for first in ("events", "member_version", "member_after", "dump", "iterate"):
+        lazy = lr.evaluate(program, member, txn, trace=False)
+        assert "events" not in lazy.__dict__ and "member_after" not in lazy.__dict__
+        if first in ("events", "member_version"):
+            assert getattr(lazy, first) == getattr(traced, first)
+            assert "member_after" not in lazy.__dict__  # (the events alone were made)
+            assert (lazy.events, lazy.outbox, lazy.member_version) == (
+                traced.events, (), traced.member_version)
+        elif first == "member_after":
+            assert lazy.member_after == traced.member_after
+        elif first == "dump":
+            assert lazy.model_dump_json(exclude={"trace", "points"}) == \
+                traced.model_dump_json(exclude={"trace", "points"})
+        else:
+            assert [name for name, _ in lazy] == order
+        assert list(lazy.__dict__) == (order if first not in ("events", "member_version") else
+                                       [name for name in order if name != "member_after"])
+        assert lazy.model_copy(update={"trace": traced.trace, "points": traced.points}) == traced
+        assert repr(lazy).index("events=") < repr(lazy).index("member_after=")
+    # a purchase that redeems points makes its events at once
+    paying = lr.evaluate(program, {**member, "points": 100}, {**txn, "redeem_points": 100},
+                         trace=False)
+    assert "events" in paying.__dict__
+    assert [e.type for e in paying.events] == ["points_redeemed", "points_earned",
+                                               "tier_upgraded"]
+
+
+def test_a_decisions_events_and_next_state_read_first_by_many_threads_are_made_once() -> None:
+    """Eight threads reading one decision's events and next state at once all get the same
+    objects, and the decision's fields end in their order."""
+    import threading
+
+    program = lr.load_program(ROOT / "programs" / "reference-4tier.yaml")
+    txn = {"id": "t1", "at": "2026-05-02T10:00:00+08:00", "channel": "store",
+           "items": [{"sku": "a", "category": "apparel", "amount": "6000.00"}]}
+    for _ in range(20):
+        lazy = lr.evaluate(program, {"id": "m"}, txn, trace=False)
+        start = threading.Barrier(8)
+        seen: list[tuple[int, int]] = []
+
+        def read(events_first: bool, lazy: lr.Decision = lazy,
+                 start: threading.Barrier = start, seen: list[tuple[int, int]] = seen
+                 ) -> None:
+            start.wait()
+            if events_first:
+                events = lazy.events
+                seen.append((id(events), id(lazy.member_after)))
+            else:
+                state = lazy.member_after
+                seen.append((id(lazy.events), id(state)))
+
+        threads = [threading.Thread(target=read, args=(k % 2 == 0,)) for k in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(set(seen)) == 1
+        assert list(lazy.__dict__) == list(lr.Decision.model_fields)
+        assert [e.type for e in lazy.events] == ["points_earned", "tier_upgraded"]
+
+
 def test_a_next_state_read_later_is_exact_whatever_the_hosts_decimal_context() -> None:
     """The next state is built when read, perhaps in the host's own Decimal context: its
     sums still run in the library's exact context."""

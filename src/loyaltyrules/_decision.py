@@ -72,10 +72,12 @@ def inline_builders() -> dict[str, Any]:
     saves the builder's call, about 230 ns a model (a purchase makes four), and the
     decision's pending next state is set as its private slot at once."""
     return {"new": _object_new, "set_dict": _set_dict, "set_fields": _set_fields,
-            "set_extra": _set_extra, "set_private": _set_private, "NEXT_STATE": _NEXT}
+            "set_extra": _set_extra, "set_private": _set_private, "NEXT_STATE": _NEXT,
+            "EVENTS": _EVENTS}
 
 
 _NEXT = "next_state"
+_EVENTS = "events"  # (generated code's EVENTS)
 
 
 def pending(decision: _M, member_after: Callable[..., Any], args: tuple[Any, ...]) -> _M:
@@ -261,11 +263,14 @@ class Decision(_Out):
     member_version: int = 0
     member_after: MemberState | None = None
 
-    # The next state is built when first read. A checkout that only prices a basket, or a
-    # host that keeps decisions and not states, never pays for it; reading it (``apply``,
-    # serialising, comparing, copying, pickling) builds it once, from values fixed at
-    # evaluation, so it is the same whenever it is read. Anything that could fail was
-    # checked at evaluation.
+    # The next state is built when first read, and so are the events of a purchase that
+    # only earned points (and maybe moved up a tier), with the two fields after them. A
+    # checkout that only prices a basket, or a host that keeps decisions and not states,
+    # never pays for them; reading them (``apply``, serialising, comparing, copying,
+    # pickling) builds them once, from values fixed at evaluation, so they are the same
+    # whenever read. Anything that could fail was checked at evaluation. Fields are added
+    # in their order (JSON is written in the order of the decision's dict): the events and
+    # the two after them, then the next state, the last field.
 
     def _settle(self) -> None:
         values = self.__dict__
@@ -274,6 +279,8 @@ class Decision(_Out):
         pending = self.__pydantic_private__
         if pending is None:  # another thread has just stored it
             return
+        if _EVENTS in pending:
+            self._settle_events()
         make, args = pending[_NEXT]
         state = in_exact(make, *args)  # (read maybe in the host's own Decimal context)
         # two threads reading it first at once may both build it; the first one stored is
@@ -281,11 +288,27 @@ class Decision(_Out):
         values.setdefault("member_after", state)
         _set_private(self, None)
 
+    def _settle_events(self) -> None:
+        values = self.__dict__
+        if "member_version" in values:  # (the last of the three)
+            return
+        pending = self.__pydantic_private__
+        if pending is None:  # another thread has just stored them
+            return
+        make, args, version = pending[_EVENTS]
+        events = make(*args)  # (no arithmetic: the host's Decimal context is no matter)
+        values.setdefault("events", events)  # (each thread adds them in the same order)
+        values.setdefault("outbox", ())
+        values.setdefault("member_version", version)
+
     if not TYPE_CHECKING:
         def __getattr__(self, name: str) -> Any:
             if name == "member_after":
                 self._settle()
                 return self.__dict__["member_after"]
+            if name in _LEFT_WITH_EVENTS:
+                self._settle_events()
+                return self.__dict__[name]
             return super().__getattr__(name)
 
     # every way of serialising (model_dump, nested in another model, a TypeAdapter) goes
@@ -400,3 +423,6 @@ def _fields_only(schema: Any) -> SchemaSerializer:
 
 
 _FIELDS_ONLY = _fields_only(Decision.__pydantic_core_schema__)
+_LEFT_WITH_EVENTS = ("events", "outbox", "member_version")
+if tuple(Decision.model_fields)[-4:] != (*_LEFT_WITH_EVENTS, "member_after"):
+    raise ImportError("Decision's last fields must be those a pending decision leaves")

@@ -204,6 +204,8 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
         _rule_reasons(s, plan)  # (a program of a reasonable size has them inline)
     elif own_checks and not traced:
         _rule_checks(s, plan)
+    if completes_inline(plan) and not plan.ledger.pending:
+        _own_events(s)
     s.add(0, "def run(program, m, t, amounts, local_at, tier_before, benefits, forced, "
           "complete, events, prior_version):")
     s.add(1, "items = t.items", "n = len(items)", "today = local_at.date()", "at = t.at",
@@ -344,36 +346,25 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
         s.made(2, "made", Decision, "values")
         s.add(2, "return made, after")
         _completion(s, plan)
-        events = ("purchase_events(events, at, redeemed, pwp_q, points_total, available_at, "
-                  f"{s.k(bool(plan.ledger.pending))}, changed, tier_before.id, "
-                  "after.id)")
-        if not plan.ledger.pending:
-            # most purchases earn points, maybe move up a tier, and nothing else happens:
-            # those events are made here, as purchase_events makes them (in the model's
-            # field order, which JSON keeps); the rest is left to purchase_events
-            earned = {"at": "at", "type": s.k("points_earned"), "rule": "None",
-                      "points": "points_total", "tier_from": "None", "tier_to": "None",
-                      "detail": s.k(USABLE_NOW)}
-            upgraded = {"at": "at", "type": s.k("tier_upgraded"), "rule": "None",
-                        "points": s.k(0), "tier_from": "tier_before.id", "tier_to": "after.id",
-                        "detail": s.k("qualified")}
-            for fields_of in (earned, upgraded):
-                if list(fields_of) != list(LifecycleEvent.model_fields):
-                    raise RuntimeError("a generated event must set every LifecycleEvent field "
-                                       "in order")
-
-            def pairs(values: dict[str, str]) -> str:
-                return "{" + ", ".join(f"{s.k(name)}: {expr}" for name, expr in values.items()) \
-                    + "}"
-
-            s.add(1, "if not (events or redeemed):", "    if points_total:")
-            s.made(3, "earned", LifecycleEvent, pairs(earned))
-            s.add(3, "own = (earned,)")
-            s.add(2, "else:", "    own = ()", "if changed:")
-            s.made(3, "upgraded", LifecycleEvent, pairs(upgraded))
-            s.add(3, "own = (*own, upgraded)")
-            s.add(1, "else:", f"    own = {events}")
-            events = "own"
+        pending = s.k(bool(plan.ledger.pending))
+        # a purchase that only earns points (and maybe moves up a tier) leaves its events
+        # (and the two fields after them) to be made when first read, as its next state is
+        # (Decision._settle_events): a checkout that only prices a basket never reads them.
+        # The rest are made now: the events of bringing the account up to the purchase, and
+        # a redemption's, are known now (and can fail)
+        own = ("(own_events, (at, points_total, changed, tier_before.id, after.id)"
+               if not plan.ledger.pending else
+               f"(purchase_events, ((), at, 0, pwp_q, points_total, available_at, {pending}, "
+               "changed, tier_before.id, after.id)")
+        s.add(1, "if not (events or redeemed):",
+              *("    " + line for line in decision(events="", outbox="", member_version="",
+                                                    member_after="")))
+        s.made(2, "made", Decision, "values",
+               private=f"{{NEXT_STATE: (purchase_state, parts), EVENTS: {own}, prior_version)}}")
+        s.add(2, "return made, after")
+        s.add(1, "own = purchase_events(events, at, redeemed, pwp_q, points_total, "
+                 f"available_at, {pending}, changed, tier_before.id, after.id)")
+        events = "own"
         s.add(1, *decision(events=events, member_version="prior_version", member_after=""),
               "if redeemed:  # a redemption can fail on the lots: the state is built now",
               f"    values[{s.k('member_after')}] = purchase_state(*parts)")
@@ -515,6 +506,32 @@ def _quantized(s: _Source, value: str, field: str, quantum: Decimal) -> str:
     with localcontext(CONTEXT):
         made = default.quantize(quantum)
     return f"({s.k(made)} if {value} is {s.k(default)} else {value}.quantize({s.k(quantum)}))"
+
+
+def _own_events(s: _Source) -> None:
+    """``own_events``: the events of a purchase that only earns points and maybe moves up a
+    tier, for a program whose points are usable at once, made as purchase_events makes them
+    (in the model's field order, which JSON keeps) when its decision's events are first read
+    (Decision._settle_events) — in fewer steps than that general function."""
+    earned = {"at": "at", "type": s.k("points_earned"), "rule": "None",
+              "points": "points_total", "tier_from": "None", "tier_to": "None",
+              "detail": s.k(USABLE_NOW)}
+    upgraded = {"at": "at", "type": s.k("tier_upgraded"), "rule": "None", "points": s.k(0),
+                "tier_from": "tier_from", "tier_to": "tier_to", "detail": s.k("qualified")}
+    for fields_of in (earned, upgraded):
+        if list(fields_of) != list(LifecycleEvent.model_fields):
+            raise RuntimeError("a generated event must set every LifecycleEvent field in order")
+
+    def pairs(values: dict[str, str]) -> str:
+        return "{" + ", ".join(f"{s.k(name)}: {expr}" for name, expr in values.items()) + "}"
+
+    s.add(0, "def own_events(at, points_total, changed, tier_from, tier_to):",
+          "    if points_total:")
+    s.made(2, "earned", LifecycleEvent, pairs(earned))
+    s.add(2, "if not changed:", "    return (earned,)")
+    s.add(1, "elif not changed:", "    return ()")
+    s.made(1, "upgraded", LifecycleEvent, pairs(upgraded))
+    s.add(1, "return (earned, upgraded) if points_total else (upgraded,)")
 
 
 def completes_inline(plan: Plan) -> bool:
