@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
@@ -57,41 +58,33 @@ __all__ = [
 _MONEY_SCHEMA = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}
 
 
-def _amount(value: Any) -> Decimal:
-    if type(value) is str:
-        known = _AMOUNTS.get(value)
-        if known is not None:
-            return known
-    amount = parse_money(value)
-    if amount < 0:
-        raise ValueError(f"must not be negative (got {show_value(amount)})")
-    if amount.is_signed():  # "-0.00" is zero: written 0.00 whichever way it is added up
-        amount = amount.copy_abs()
-    if type(value) is str:
-        if len(_AMOUNTS) >= _KEEP:
-            _AMOUNTS.clear()
-        _AMOUNTS[value] = amount
-    return amount
+def _amounts_below(limit: Decimal) -> Callable[[Any], Decimal]:
+    """The reader of amounts below ``limit``: every amount's (10^15), and a spend's, which
+    adds purchases up (10^18: a member at 999,999,999,999,999.00 who bought one more thing
+    was handed a state the library refused to read back). Both keep by their text only
+    amounts below 10^15, so that either reads any text it finds there."""
+
+    def read(value: Any) -> Decimal:
+        if type(value) is str:
+            known = _AMOUNTS.get(value)
+            if known is not None:
+                return known
+        amount = parse_money(value, limit)
+        if amount < 0:
+            raise ValueError(f"must not be negative (got {show_value(amount)})")
+        if amount.is_signed():  # "-0.00" is zero: written 0.00 whichever way it is added up
+            amount = amount.copy_abs()
+        if type(value) is str and amount < AMOUNT_LIMIT:
+            if len(_AMOUNTS) >= _KEEP:
+                _AMOUNTS.clear()
+            _AMOUNTS[value] = amount
+        return amount
+
+    return read
 
 
-def _spend(value: Any) -> Decimal:
-    """A spend that adds purchases up: below SPEND_LIMIT, not AMOUNT_LIMIT (a member at
-    999,999,999,999,999.00 who bought one more thing was handed a state the library refused
-    to read back). Read as an amount; only what is one already is kept by its text."""
-    if type(value) is str:
-        known = _AMOUNTS.get(value)
-        if known is not None:
-            return known
-    amount = parse_money(value, SPEND_LIMIT)
-    if amount < 0:
-        raise ValueError(f"must not be negative (got {show_value(amount)})")
-    if amount.is_signed():
-        amount = amount.copy_abs()
-    if type(value) is str and amount < AMOUNT_LIMIT:
-        if len(_AMOUNTS) >= _KEEP:
-            _AMOUNTS.clear()
-        _AMOUNTS[value] = amount
-    return amount
+_amount = _amounts_below(AMOUNT_LIMIT)
+_spend = _amounts_below(SPEND_LIMIT)
 
 
 # Amounts and instants read from text, kept by their text (each read again is a dict read
