@@ -339,6 +339,39 @@ def test_purchase_reports_what_happened_since_the_last_event(mei: Story) -> None
     ]
 
 
+def test_a_record_that_says_more_was_taken_back_never_makes_a_refund_give() -> None:
+    """A purchase record edited by hand to say its refunds took back half its spend and
+    points, before any refund: a refund of ¥1 added ¥4 to the member's spend (past what a
+    state can hold, for a member near 10^18) and wrote −4.00 as its spend reversed. A
+    refund takes back what the refunds so far owe beyond what was taken, never less than
+    nothing; a record saying more was taken back than the purchase brought is refused."""
+    p = lr.Program.from_dict({
+        "program": {"id": "p", "version": 1, "currency": "CNY", "timezone": "Asia/Shanghai"},
+        "tiers": [{"id": "basic"}], "earn": [{"id": "base", "points": 1, "per": 1}]})
+    record = {"id": "t1", "at": "2026-03-01T10:00:00+08:00", "line_paid": ["10.00"],
+              "goods_paid": "10.00", "qualifying_spend": "10.00", "points": 10,
+              "spend_reversed": "5.00", "points_reversed": 5}
+    member = {"id": "m", "qualifying_spend": "999999999999999995.00", "points": 5,
+              "purchases": [record], "totals": {"earned": 10, "reversed": 5}}
+    ev = {"id": "r1", "at": "2026-03-02T10:00:00+08:00", "transaction_id": "t1",
+          "amount": "1.00"}
+    d = lr.refund(p, member, ev)
+    assert d.refund is not None
+    assert (d.refund.spend_reversed, d.refund.points_reversed, d.points_change) == (
+        Decimal("0.00"), 0, 0)
+    assert d.member_after.qualifying_spend == Decimal("999999999999999995.00")
+    assert lr.LifecycleDecision.model_validate_json(d.model_dump_json()) == d
+    for field, value, said in (
+            ("spend_reversed", "11.00", "spend_reversed 11.00 is more than the purchase's "
+                                        "qualifying_spend 10.00"),
+            ("points_reversed", 11, "points_reversed 11 is more than the purchase's points 10"),
+            ("points_returned", 1, "points_returned 1 is more than the purchase's "
+                                   "redeemed_points 0")):
+        with pytest.raises(lr.InputError) as refused:
+            lr.refund(p, {**member, "purchases": [{**record, field: value}]}, ev)
+        assert str(refused.value) == f"member: purchases[0]: {said}"
+
+
 def test_partial_refund_by_amount_reverses_in_proportion(mei: Story) -> None:
     """Refunding ¥90 of the ¥450 birthday purchase reverses 900 × 90/450 = 180 pending points."""
     d, s = mei["p3-r1"]

@@ -2202,14 +2202,18 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         return refunded_money(total, (), record.line_paid, lines, refunded_so_far,
                               record.goods_paid, q)
 
-    to_reverse = refunded_points(record.points, record.line_points, record.line_paid, lines,
-                                 refunded, record.goods_paid) - record.points_reversed
+    # what the refunds so far take back, less what earlier ones took: never below nothing
+    # (a record edited by hand to say more was taken back made a refund add to the spend,
+    # past what a state can hold, and give points)
+    to_reverse = max(refunded_points(record.points, record.line_points, record.line_paid,
+                                     lines, refunded, record.goods_paid)
+                     - record.points_reversed, 0)
     return_total = refunded_points(record.redeemed_points, (), record.line_paid, lines,
                                    refunded, record.goods_paid)
-    to_return = return_total - record.points_returned
+    to_return = max(return_total - record.points_returned, 0)
     spend_total = refunded_money(record.qualifying_spend, record.line_spend, record.line_paid,
                                  lines, refunded, record.goods_paid, q)
-    spend_back = spend_total - record.spend_reversed
+    spend_back = max(spend_total - record.spend_reversed, q * 0)
     goods_pwp = min(record.paid_with_points, record.goods_paid)
     pwp_now = share_money(goods_pwp, refunded) - share_money(goods_pwp, record.refunded)
     money_refunded = amount - pwp_now

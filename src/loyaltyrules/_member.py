@@ -495,6 +495,15 @@ class PurchaseRecord(_Input):
         if self.points_unpaid > self.points_reversed:
             raise ValueError(f"points_unpaid {self.points_unpaid} is more than the "
                              f"{self.points_reversed} reversed")
+        for taken, name, whole, of in (
+                (self.points_reversed, "points_reversed", self.points, "points"),
+                (self.points_returned, "points_returned", self.redeemed_points,
+                 "redeemed_points"),
+                (self.spend_reversed, "spend_reversed", self.qualifying_spend,
+                 "qualifying_spend")):
+            if taken > whole:  # (refunds take back at most what the purchase brought)
+                raise ValueError(f"{name} {show_value(taken)} is more than the purchase's "
+                                 f"{of} {show_value(whole)}")
         if self.line_spend and sum(self.line_spend) > self.qualifying_spend:
             raise ValueError(f"line_spend adds up to {show_value(sum(self.line_spend))}, more "
                              f"than the qualifying spend {show_value(self.qualifying_spend)}")
