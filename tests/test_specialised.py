@@ -731,6 +731,26 @@ def test_a_decisions_events_and_next_state_read_first_by_many_threads_are_made_o
         assert [e.type for e in lazy.events] == ["points_earned", "tier_upgraded"]
 
 
+def test_a_decision_copied_while_another_thread_stores_its_next_state_is_whole() -> None:
+    """Another thread stores the next state, then lets go of what it was made from; a copy
+    or comparison made between the two carried that along (unequal, and unpicklable: it
+    holds the generated functions). Whoever finds the state stored lets go of it too. (The
+    moment between the two is made here by hand, as the thread would leave it.)"""
+    program = lr.load_program(ROOT / "programs" / "reference-4tier.yaml")
+    txn = {"id": "t1", "at": "2026-05-02T10:00:00+08:00", "channel": "store",
+           "items": [{"sku": "a", "category": "apparel", "amount": "6000.00"}]}
+    whole = lr.evaluate(program, {"id": "m"}, txn, trace=False)
+    state = whole.member_after
+    caught = lr.evaluate(program, {"id": "m"}, txn, trace=False)
+    caught._settle_events()
+    caught.__dict__["member_after"] = state  # (stored, not yet let go of)
+    assert caught.__pydantic_private__ is not None
+    copied = copy.copy(caught)
+    assert copied.__pydantic_private__ is None and caught.__pydantic_private__ is None
+    assert copied == caught == whole
+    assert pickle.loads(pickle.dumps(copied)) == whole
+
+
 def test_a_next_state_read_later_is_exact_whatever_the_hosts_decimal_context() -> None:
     """The next state is built when read, perhaps in the host's own Decimal context: its
     sums still run in the library's exact context."""

@@ -275,6 +275,10 @@ class Decision(_Out):
     def _settle(self) -> None:
         values = self.__dict__
         if "member_after" in values:
+            # (another thread may have stored it and not yet let go of what it was made
+            # from: a copy or comparison made now would carry that along, and pickle fail)
+            if self.__pydantic_private__ is not None:
+                _set_private(self, None)
             return
         pending = self.__pydantic_private__
         if pending is None:  # another thread has just stored it
