@@ -749,3 +749,25 @@ def test_a_contribution_reads_the_purchase_record_in_the_currencys_unit(
         return
     c = lr.household_contribute(p, h, mum, d)
     assert (str(c.household.spend), str(c.member.household_spend)) == (spend, spend)
+
+
+def test_a_pool_whose_counts_would_pass_what_a_state_holds_is_an_error() -> None:
+    """Two members earning 6 × 10^23 points each (an absurd earn rate, but one the engine
+    takes) pooled all of them: the pool's earned total passed 10^24 and the household's
+    state did not read back (found by review, helper-84). The second contribution is an
+    EvaluationError naming the first count past it (the pool's balance); the first is
+    taken."""
+    p = lr.Program.from_dict({
+        "program": {"id": "fam", "version": 1, "currency": "CNY", "timezone": "Asia/Shanghai"},
+        "tiers": [{"id": "basic"}], "earn": [{"id": "base", "points": 10**9, "per": 1}],
+        "households": {"share": "100%"}})
+    h, mum, son = family(p)
+    mum, d_mum = buy(p, mum, "t1", 1, "600000000000000.00")
+    son, d_son = buy(p, son, "t1", 1, "600000000000000.00")
+    first = lr.household_contribute(p, h, mum, d_mum)
+    assert first.household.totals.earned == 6 * 10**23 and reloads(first.household)
+    with pytest.raises(lr.EvaluationError) as failed:
+        lr.household_contribute(p, first.household, son, d_son)
+    assert (failed.value.rule, str(failed.value)) == ("points", (
+        "rule 'points' failed: the contribution brings the household's points to "
+        "1200000000000000000000000, more than a household's counts can hold (below 10^24)"))

@@ -3395,3 +3395,50 @@ def test_a_refund_takes_a_purchase_record_that_fits_the_currency_in_its_unit() -
 
 def show(value: Any) -> str:
     return value[0] if isinstance(value, list) else value
+
+
+LIMIT = 10**24  # a member's counts are below it (docs/decisions.md)
+
+
+def test_no_event_gives_a_state_whose_counts_cannot_be_read_back() -> None:
+    """A credit of any size, a gift or a behaviour for a member near 10^24 points, and one
+    more purchase or advance for a state at 10^24 − 1 orders or versions, gave next states
+    the library refused to read back (found by review, helper-84). Each is an
+    EvaluationError naming the count; one point less
+    is taken."""
+    def fails(call: Callable[[], Any], said: str) -> None:
+        with pytest.raises(lr.EvaluationError) as failed:
+            call()
+        assert str(failed.value).endswith(said)
+
+    at = "2026-01-03T10:00:00+08:00"
+    big = {**CREDIT, "points": LIMIT}
+    fails(lambda: lr.credit(RFM, {"id": "ann"}, big, at),
+          f"the credit brings the member's points to {LIMIT}, more than a member's counts "
+          "can hold (below 10^24)")
+    fine = lr.credit(RFM, {"id": "ann"}, {**big, "points": LIMIT - 1}, at).member_after
+    assert lr.MemberState.model_validate_json(fine.model_dump_json()) == fine
+    receiver = {"id": "r", "points": LIMIT - 5, "totals": {"earned": LIMIT - 5}}
+    fails(lambda: lr.gift(YEARLY, {"id": "g", "points": 100}, receiver,
+                          {"id": "G1", "at": "2026-03-10T10:00:00+08:00", "points": 10}),
+          f"the gift brings the member's points to {LIMIT + 5}, more than a member's counts "
+          "can hold (below 10^24)")
+    fails(lambda: lr.behaviour(QUARTERLY, {"id": "m", "points": LIMIT - 1,
+                                           "totals": {"earned": LIMIT - 1}},
+                               {"id": "b1", "type": "review", "at": at}),
+          f"the behaviour brings the member's points to {LIMIT + 29}, more than a member's "
+          "counts can hold (below 10^24)")
+    purchase = {"id": "t", "at": at, "items": [{"sku": "a", "amount": "10.00"}]}
+    for name in ("orders", "version"):
+        member = {"id": "m", name: LIMIT - 1}
+        for trace in (False, True):
+            for mode in ("compiled", "interpreted"):
+                fails(lambda m=member, tr=trace, mo=mode: lr.evaluate(
+                    YEARLY, m, purchase, trace=tr, mode=mo),
+                    f"the purchase brings the member's {name} to {LIMIT}, more than a "
+                    "member's counts can hold (below 10^24)")
+        after = lr.evaluate(YEARLY, {"id": "m", name: LIMIT - 2}, purchase).member_after
+        assert getattr(after, name) == LIMIT - 1
+    fails(lambda: lr.advance(YEARLY, {"id": "m", "version": LIMIT - 1}, at),
+          f"the advance brings the member's version to {LIMIT}, more than a member's counts "
+          "can hold (below 10^24)")

@@ -43,6 +43,7 @@ from ._fast import (
 from ._lifecycle import (
     advance_state,
     complete_purchase,
+    counts_held,
     digest,
     in_unit_state,
     is_late,
@@ -712,6 +713,8 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
             made.expiring if made is not None else (lots := fields["lots"]) and _expiring(lots)):
         # the account is brought to the purchase's instant first: expired points cannot pay
         m, events = advance_state(plan.model, m, t.at, program.zone)
+        if events:  # (a review on the way counts a fall, say: readable, as advance())
+            counts_held(m, "purchase")
     # (a late purchase whose points may have expired already is completed by
     # complete_purchase, which expires them: the generated completion never needs to)
     inline = not (plan.ledger.expires and is_late(m, t.at))
@@ -720,8 +723,8 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
             completed: Decision = plan.purchase(program, plan, m, t, events, base_version)
             totals = fields["totals"]  # (_cheap_bound written out: a call costs a frame)
             if totals.earned + totals.reversed + abs(fields["points"]) \
-                    + fields["pending_points"] + fields["points_debt"] < plan.count_room \
-                    and not crowded:
+                    + fields["pending_points"] + fields["points_debt"] + fields["orders"] \
+                    + fields["version"] < plan.count_room and not crowded:
                 return completed
             return _countable(completed, m, plan, crowded)
         return _countable(complete_purchase(program, plan, m, t, plan.decide(
@@ -760,6 +763,13 @@ def _countable(decision: Decision, member: MemberState, plan: Plan, crowded: boo
     fields = member.__dict__
     if _cheap_bound(fields) < room:
         return decision
+    # the purchase counts one more order and one more version of the state; the rest is
+    # about points
+    for name in ("orders", "version"):
+        if fields[name] + 1 >= COUNT_LIMIT:
+            raise EvaluationError(name, f"the purchase brings the member's {name} to "
+                                  f"{fields[name] + 1}, more than a member's counts can hold "
+                                  "(below 10^24)")
     # a balance that no lot accounts for becomes an opening lot, counted as earned, when the
     # next state is built: it counts here too (points held in lots are earned already); and
     # the balance itself grows by the purchase's points, whatever the totals say
@@ -776,11 +786,13 @@ def _countable(decision: Decision, member: MemberState, plan: Plan, crowded: boo
 
 
 def _cheap_bound(fields: dict[str, Any]) -> int:
-    """At least every count a purchase adds its points to (see _countable), in a few
-    additions: earned + reversed + |points| + pending + debt."""
+    """At least every count a purchase adds to (see _countable), in a few additions: the
+    counts it adds its points to (earned + reversed + |points| + pending + debt), its
+    orders and its version."""
     totals = fields["totals"]
     bound: int = totals.earned + totals.reversed + abs(fields["points"]) \
-        + fields["pending_points"] + fields["points_debt"]
+        + fields["pending_points"] + fields["points_debt"] + fields["orders"] \
+        + fields["version"]
     return bound
 
 

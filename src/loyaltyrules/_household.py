@@ -24,6 +24,7 @@ from ._lifecycle import (
     _instant,
     _late_updates,
     advance_state,
+    counts_held,
     expires_at,
     in_unit_state,
 )
@@ -59,6 +60,12 @@ class HouseholdChange:
     points: int
     detail: str
     events: tuple[LifecycleEvent, ...] = ()
+
+
+def _held(h: HouseholdState, m: MemberState, what: str) -> None:
+    """Both next states readable back (see _lifecycle.counts_held)."""
+    counts_held(h, what, "household")
+    counts_held(m, what)
 
 
 def _rules(program: Any) -> Any:
@@ -166,6 +173,7 @@ def household_join(program: Any, household: HouseholdState | dict[str, Any] | No
     h = h.model_copy(update={"members": members, "owner": m.id if owner is None else owner,
                              "version": h.version + 1,
                              "member_versions": _versions(h, m, members)})
+    _held(h, m, "join")
     return HouseholdChange(h, m, 0, f"{m.id} joined {h.id}")
 
 
@@ -241,6 +249,7 @@ def household_contribute(program: Any, household: HouseholdState | dict[str, Any
     new_h = _pool_state(h, pool, contributions=contributions, spend=spend,
                         recent_events=(*h.recent_events, key)[-500:],
                         member_versions=_versions(h, new_m, h.members))
+    _held(new_h, new_m, "contribution")
     return HouseholdChange(new_h, new_m, moved,
                            f"{moved} of {decision.points_total} points to the pool")
 
@@ -287,6 +296,7 @@ def household_withdraw(program: Any, household: HouseholdState | dict[str, Any],
     new_m = book.state(m, **_late_updates(program.model, book, when, m, program.zone, events))
     new_h = _pool_state(h, pool, recent_events=(*h.recent_events, key)[-500:],
                         member_versions=_versions(h, new_m, h.members))
+    _held(new_h, new_m, "withdrawal")
     return HouseholdChange(new_h, new_m, points, f"{points} points from the pool",
                            tuple(events))
 
@@ -325,6 +335,7 @@ def household_leave(program: Any, household: HouseholdState | dict[str, Any],
                        **_late_updates(program.model, book, when, m, program.zone, events))
     new_h = _pool_state(h, pool, members=members, owner=owner, contributions=contributions,
                         member_versions=_versions(h, new_m, members))
+    _held(new_h, new_m, "leaving")
     return HouseholdChange(new_h, new_m, moved, f"{m.id} left {h.id} ({rules.on_leave})",
                            tuple(events))
 

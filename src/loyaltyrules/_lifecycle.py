@@ -1397,6 +1397,7 @@ def advance(program: Any, member: MemberState | dict[str, Any], until: datetime 
     model, zone = _program_parts(program)
     m = in_unit_state(m, program.quantum, program.currency)
     state, events = advance_state(model, m, at, zone)
+    counts_held(state, "advance")
     return build(LifecycleDecision, {
         "program": _ref(program), "kind": "advance", "member_id": m.id, "event_id": None,
         "at": at, "points_change": (state.points + state.pending_points)
@@ -2363,6 +2364,7 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         "points_reversed": reversed_points, "points_returned": to_return,
         "shortfall": shortfall, "shortfall_recovered": recovered,
         "spend_reversed": spend_back, "full": full})
+    counts_held(state, "refund")
     return build(LifecycleDecision, {
         "program": _ref(program), "kind": "refund", "member_id": m.id, "event_id": ev["id"],
         "at": at, "points_change": (state.points + state.pending_points)
@@ -2435,6 +2437,25 @@ def _event_text(value: Any, field: str, kind: str, longest: int) -> str:
         raise InputError(f"must be at most {longest} characters long (got {len(value)})",
                          field=field, kind=kind)
     return value
+
+
+def counts_held(state: Any, what: str, kind: str = "member") -> None:
+    """Refuse a next state (a member's or a household's) whose counts the library could
+    not read back (below 10^24: COUNT_LIMIT): a credit, gift or behaviour of any size, or
+    one more event for a state at the limit, gave one. Its balance and totals bound every
+    other count of points it holds (lots, usage, records)."""
+    f = state.__dict__
+    counts = [("points", abs(f["points"])), ("pending_points", f["pending_points"]),
+              ("version", f["version"]), *f["totals"].__dict__.items()]
+    if kind == "member":
+        counts += [("orders", f["orders"]), ("tier_falls", f["tier_falls"]),
+                   ("points_debt", f["points_debt"])]
+    else:
+        counts += [(f"member_versions.{k}", v) for k, v in f["member_versions"].items()]
+    for name, value in counts:
+        if value >= COUNT_LIMIT:
+            raise EvaluationError(name, f"the {what} brings the {kind}'s {name} to {value}, "
+                                  f"more than a {kind}'s counts can hold (below 10^24)")
 
 
 def _replayed(program: Any, m: MemberState, kind: str, event_id: str, at: datetime
@@ -2519,6 +2540,7 @@ def behaviour(program: Any, member: MemberState | dict[str, Any], event: dict[st
     state = book.state(m, usage=usage, recent_transactions=(
         *m.recent_transactions, key_of_event)[
         -model.ledger.remember_events:], **late)
+    counts_held(state, "behaviour")
     return build(LifecycleDecision, {
         "program": _ref(program), "kind": "behaviour", "member_id": m.id, "event_id": ev["id"],
         "at": ev["at"], "points_change": (state.points + state.pending_points)
@@ -2598,6 +2620,7 @@ def redeem_reward(program: Any, member: MemberState | dict[str, Any], event: dic
     state = book.state(m, usage=usage, recent_transactions=(
         *m.recent_transactions, event_key("reward", ev["id"]))[
         -model.ledger.remember_events:])
+    counts_held(state, "reward")
     return build(LifecycleDecision, {
         "program": _ref(program), "kind": "reward", "member_id": m.id, "event_id": ev["id"],
         "at": ev["at"], "points_change": -reward.points, "events": tuple(events),
@@ -2633,6 +2656,7 @@ def credit(program: Any, member: MemberState | dict[str, Any], action: HostActio
     state = book.state(m, recent_transactions=(
         *m.recent_transactions, event_key("credit", act.id))[-model.ledger.remember_events:],
         **late)
+    counts_held(state, "credit")
     return build(LifecycleDecision, {
         "program": _ref(program), "kind": "credit", "member_id": m.id, "event_id": act.id,
         "at": when, "points_change": (state.points + state.pending_points)
@@ -2709,6 +2733,8 @@ def gift(program: Any, giver: MemberState | dict[str, Any],
         **late)
     common = {"program": _ref(program), "event_id": ev["id"], "at": at, "refund": None,
               "reward": None, "replayed": False}
+    counts_held(g_state, "gift")
+    counts_held(r_state, "gift")
     return build(GiftDecision, {
         "gift_id": ev["id"], "points": points,
         "giver": build(LifecycleDecision, {
