@@ -766,6 +766,10 @@ def test_a_pool_whose_counts_would_pass_what_a_state_holds_is_an_error() -> None
     son, d_son = buy(p, son, "t1", 1, "600000000000000.00")
     first = lr.household_contribute(p, h, mum, d_mum)
     assert first.household.totals.earned == 6 * 10**23 and reloads(first.household)
+    # a former member's version the household remembers is not one of its counts
+    ghost = h.model_copy(update={"member_versions": {**h.member_versions, "ghost": 10**24}})
+    assert lr.household_join(p, ghost, lr.MemberState(id="dad")).household.version == \
+        h.version + 1
     with pytest.raises(lr.EvaluationError) as failed:
         lr.household_contribute(p, first.household, son, d_son)
     assert (failed.value.rule, str(failed.value)) == ("points", (

@@ -361,6 +361,29 @@ def test_a_record_that_says_more_was_taken_back_never_makes_a_refund_give() -> N
         Decimal("0.00"), 0, 0)
     assert d.member_after.qualifying_spend == Decimal("999999999999999995.00")
     assert lr.LifecycleDecision.model_validate_json(d.model_dump_json()) == d
+    # the record keeps what it said was taken back (a later refund takes back no more)
+    kept = d.member_after.purchases[0]
+    assert (kept.refunded, kept.spend_reversed, kept.points_reversed) == (
+        Decimal("1.00"), Decimal("5.00"), 5)
+    # a record whose lines say less than its total, or more refunded than paid, is refused;
+    # one whose lines say less was refunded than its total is refunded no further (helper-85:
+    # refunds by line wrote a record with 150 points reversed of 100)
+    for changes, said in (
+            ({"line_paid": ["10.00", "10.00"]}, "line_paid adds up to 20.00, not goods_paid "
+                                                 "10.00"),
+            ({"refunded": "10.01"}, "refunded 10.01 is more than the purchase's goods_paid "
+                                    "10.00"),
+            ({"refunded_lines": ["10.01"]}, "refunded_lines[0] 10.01 is more than the line's "
+                                            "paid 10.00")):
+        with pytest.raises(lr.InputError) as refused:
+            lr.refund(p, {**member, "purchases": [{**record, **changes}]}, ev)
+        assert str(refused.value) == f"member: purchases[0]: {said}"
+    done = {**record, "refunded": "10.00", "refunded_lines": ["0.00"], "spend_reversed": "10.00",
+            "points_reversed": 10}
+    with pytest.raises(lr.InputError) as refused:
+        lr.refund(p, {**member, "purchases": [done]}, {**ev, "amount": None,
+                                                        "lines": [{"line": 0, "amount": "5.00"}]})
+    assert str(refused.value) == "refund: lines: 5.00 asked, 0.00 left to refund on t1"
     for field, value, said in (
             ("spend_reversed", "11.00", "spend_reversed 11.00 is more than the purchase's "
                                         "qualifying_spend 10.00"),
@@ -3442,3 +3465,13 @@ def test_no_event_gives_a_state_whose_counts_cannot_be_read_back() -> None:
     fails(lambda: lr.advance(YEARLY, {"id": "m", "version": LIMIT - 1}, at),
           f"the advance brings the member's version to {LIMIT}, more than a member's counts "
           "can hold (below 10^24)")
+    # a purchase brought forward first (points that expire) counts one more version on the
+    # way: a program earning nothing left no room for it (helper-85)
+    still = lr.load_program("program: {id: p, version: 1, currency: CNY, timezone: "
+                            "Asia/Shanghai}\ntiers: [{id: basic}]\n"
+                            "ledger: {expiry: {end_of_quarter: 0}}\n")
+    for trace in (False, True):
+        fails(lambda tr=trace: lr.evaluate(still, {"id": "m", "version": LIMIT - 2}, purchase,
+                                           trace=tr),
+              f"the purchase brings the member's version to {LIMIT}, more than a member's "
+              "counts can hold (below 10^24)")

@@ -713,6 +713,7 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
             made.expiring if made is not None else (lots := fields["lots"]) and _expiring(lots)):
         # the account is brought to the purchase's instant first: expired points cannot pay
         m, events = advance_state(plan.model, m, t.at, program.zone)
+        fields = m.__dict__  # (the state the purchase adds to: one version on, say)
         if events:  # (a review on the way counts a fall, say: readable, as advance())
             counts_held(m, "purchase")
     # (a late purchase whose points may have expired already is completed by

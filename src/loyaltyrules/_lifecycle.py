@@ -2159,6 +2159,9 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
                          "refund window", field="at", kind="refund")
     q = program.quantum
     fitted = record_in_unit(record, index, q, program.currency)
+    if sum(fitted.line_paid) != fitted.goods_paid:  # (as every purchase writes them)
+        raise InputError(f"line_paid adds up to {sum(fitted.line_paid):f}, not goods_paid "
+                         f"{fitted.goods_paid:f}", field=f"purchases[{index}]", kind="member")
     if fitted is not record:  # (the state's own record: the refund finds it by identity)
         m = m.model_copy(update={"purchases": (*m.purchases[:index], fitted,
                                                *m.purchases[index + 1:])})
@@ -2197,6 +2200,9 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
     if amount <= 0:
         raise InputError("nothing to refund", field="amount", kind="refund")
     refunded = record.refunded + amount
+    if refunded > record.goods_paid:  # (lines of a record that say less than its total)
+        raise InputError(f"{amount:f} asked, {record.goods_paid - record.refunded:f} left to "
+                         f"refund on {record.id}", field="lines", kind="refund")
     full = refunded == record.goods_paid
 
     def share_money(total: Decimal, refunded_so_far: Decimal) -> Decimal:
@@ -2329,7 +2335,9 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
     new_record = record.model_copy(update={
         "refunded": refunded, "refunded_lines": tuple(lines),
         "points_reversed": record.points_reversed + to_reverse,
-        "points_returned": return_total, "spend_reversed": spend_total,
+        # (as much as the record said, if it said more: see to_reverse)
+        "points_returned": max(return_total, record.points_returned),
+        "spend_reversed": max(spend_total, record.spend_reversed),
         "expiry_absorbed": record.expiry_absorbed + absorbed,
         "points_unpaid": base.points_unpaid + unpaid - moved,
         "reversed_from": (*base.reversed_from, *own)})
@@ -2447,11 +2455,9 @@ def counts_held(state: Any, what: str, kind: str = "member") -> None:
     f = state.__dict__
     counts = [("points", abs(f["points"])), ("pending_points", f["pending_points"]),
               ("version", f["version"]), *f["totals"].__dict__.items()]
-    if kind == "member":
+    if kind == "member":  # (a household's member_versions are its members' versions)
         counts += [("orders", f["orders"]), ("tier_falls", f["tier_falls"]),
                    ("points_debt", f["points_debt"])]
-    else:
-        counts += [(f"member_versions.{k}", v) for k, v in f["member_versions"].items()]
     for name, value in counts:
         if value >= COUNT_LIMIT:
             raise EvaluationError(name, f"the {what} brings the {kind}'s {name} to {value}, "

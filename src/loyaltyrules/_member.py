@@ -495,7 +495,12 @@ class PurchaseRecord(_Input):
         if self.points_unpaid > self.points_reversed:
             raise ValueError(f"points_unpaid {self.points_unpaid} is more than the "
                              f"{self.points_reversed} reversed")
+        for k, done in enumerate(self.refunded_lines):
+            if done > self.line_paid[k]:
+                raise ValueError(f"refunded_lines[{k}] {show_value(done)} is more than the "
+                                 f"line's paid {show_value(self.line_paid[k])}")
         for taken, name, whole, of in (
+                (self.refunded, "refunded", self.goods_paid, "goods_paid"),
                 (self.points_reversed, "points_reversed", self.points, "points"),
                 (self.points_returned, "points_returned", self.redeemed_points,
                  "redeemed_points"),
