@@ -3475,3 +3475,31 @@ def test_no_event_gives_a_state_whose_counts_cannot_be_read_back() -> None:
                                            trace=tr),
               f"the purchase brings the member's version to {LIMIT}, more than a member's "
               "counts can hold (below 10^24)")
+
+
+@pytest.mark.parametrize(("member", "earned", "reversed_"), [
+    ({"points": 100}, 100, 0),                                  # totals not imported
+    ({"points": 100, "totals": {"earned": 100}}, 100, 0),       # imported with its total
+    ({"points": 100, "totals": {"earned": 60}}, 100, 0),        # a total short of it
+    ({"points": -50}, 0, 50),                                   # a debt, totals not imported
+    ({"points": -50, "totals": {"reversed": 50}}, 0, 50),       # a debt imported with them
+])
+def test_a_balance_imported_without_lots_is_counted_as_earned_once(
+        member: dict[str, Any], earned: int, reversed_: int) -> None:
+    """A balance without lots becomes an opening lot, counted as earned (a debt beyond the
+    lots as reversed) only as far as the imported totals do not count it already: a state
+    imported with its earned total of 100 was brought forward to earned 200 and failed
+    the identity (found by helper-85). Each ends with the identity holding, and a purchase
+    of ¥10 adds its 10 points to that."""
+    p = lr.Program.from_dict({
+        "program": {"id": "p", "version": 1, "currency": "CNY", "timezone": "Asia/Shanghai"},
+        "tiers": [{"id": "basic"}], "earn": [{"id": "base", "points": 1, "per": 1}],
+        "ledger": {"negative_balance": "allow"}})
+    at = "2026-03-01T10:00:00+08:00"
+    state = lr.advance(p, {"id": "m", **member}, at).member_after
+    assert (state.totals.earned, state.totals.reversed) == (earned, reversed_)
+    assert lr.check_identity(state)
+    after = lr.evaluate(p, {"id": "m", **member},
+                        {"id": "t", "at": at, "items": [{"sku": "a", "amount": "10.00"}]})
+    assert after.member_after.totals.earned == earned + 10
+    assert lr.check_identity(after.member_after)

@@ -417,19 +417,27 @@ class _Book:
         # an event dated before the member's last advance cannot make points pending again
         self.now = max(now, advanced) if (advanced := fields["advanced_to"]) else now
         # a balance imported without lots (or edited by hand) becomes an "opening" lot, so
-        # the identity holds from the first operation on
+        # the identity holds from the first operation on: counted as earned as far as the
+        # totals do not count it already (a state imported with its earned total too was
+        # counted twice: earned 200 for a balance of 100)
         untracked = untracked_points(member, tracked)
+        if untracked:
+            # what the totals leave the balance short of (earned − redeemed − expired −
+            # reversed = points + pending)
+            short = fields["points"] + fields["pending_points"] - (
+                t.earned - t.redeemed - t.expired - t.reversed)
         if untracked > 0:
             self.lots.append(new(PointsLot,
                 id=f"opening:{member.id}:{member.version}", points=untracked, earned=untracked,
                 earned_at=member.advanced_to or now, available_at=member.advanced_to or now,
                 source="opening-balance", rule="opening-balance"))
-            self.earned += untracked
+            self.earned += min(max(short, 0), untracked)
         elif untracked < 0:
             # a balance imported below what the lots hold (below zero, say) is a debt owed
-            # from before: counted as reversed, as debts the ledger makes itself are
+            # from before: counted as reversed, as debts the ledger makes itself are (as far
+            # as the totals do not count it already)
             self.debt -= untracked
-            self.reversed -= untracked
+            self.reversed += min(max(-short, 0), -untracked)
 
     def available(self) -> int:
         now = self.now
