@@ -846,7 +846,7 @@ def test_a_scenario_can_expect_a_spend_beyond_one_amount(
     assert scenario_file_problems(capsys, tmp_path / "top.scenarios.yaml",
         path.read_text(encoding="utf-8").replace("{spend: 1000000000000999.00}",
                                                  "{spend: 1000000000000000000}")) == [
-        "7:25: scenarios[0].steps[0].expect.spend: expected an amount such as 720.00 "
+        "7:25: scenarios[0].steps[0].expect.spend: expected an amount below 10^18 "
         "(got 1000000000000000000)"]
 
 

@@ -331,9 +331,13 @@ def _step_problems(smap: SourceMap, program: Program, kind: str, payload: Any,
         elif key in _MONEY_KEYS:
             try:
                 # (a member's spend adds purchases up: read as a state's is, below 10^18)
-                amount = parse_money(value, SPEND_LIMIT if key == "spend" else AMOUNT_LIMIT)
-            except ValueError:
-                out.append(smap.diagnostic("LR601", "expected an amount such as 720.00 "
+                limit = SPEND_LIMIT if key == "spend" else AMOUNT_LIMIT
+                amount = parse_money(value, limit)
+            except ValueError as refused:
+                # (a number too large is said so, not as if it were no amount at all)
+                what = f"below 10^{limit.adjusted()}" if "below 10^" in str(refused) \
+                    else "such as 720.00"
+                out.append(smap.diagnostic("LR601", f"expected an amount {what} "
                                            f"(got {show_value(value)})", at))
             else:
                 if finer := _finer_than_currency(program, amount):
