@@ -311,6 +311,12 @@ class LineShares:
     by_sku: bool  # some of ``scoped`` names skus (else a line's weight is its category's)
     how: str  # policies.points.combine_multipliers
     scale: Decimal  # minor units per unit of the currency (1 / quantum)
+    scoped_ids: tuple[str, ...]  # the ids of ``scoped``, in its order
+    # the tier's qualifying spend, as policies.qualifying_spend says: its basis (paid, else
+    # list), and whether shipping and tax count (read for every purchase of several lines)
+    spend_paid: bool
+    spend_shipping: bool
+    spend_tax: bool
     # a line's weight as a fraction, by the scoped multipliers that fired (their indexes),
     # category and sku: the few a program's multipliers make (bounded in attribute_to_lines)
     weights: dict[tuple[tuple[int, ...], str, str | None], tuple[int, int]] = field(
@@ -476,7 +482,11 @@ def build_plan(model: ProgramModel, mode: Mode = "compiled") -> Plan:
                 *(ep.exclude for ep in earn)),
             by_sku=any(mp.skus for mp in multipliers),
             how=model.policies.points.combine_multipliers,
-            scale=1 / quantum(model.program.units)),
+            scale=1 / quantum(model.program.units),
+            scoped_ids=tuple(mp.id for mp in multipliers if mp.item_scoped),
+            spend_paid=model.policies.qualifying_spend.basis == "paid",
+            spend_shipping=model.policies.qualifying_spend.include_shipping,
+            spend_tax=model.policies.qualifying_spend.include_tax),
         behaviour_conditions={
             b.id: c for b in model.behaviours
             if (c := _condition(b.when, mode, b.id)) is not None},

@@ -1942,31 +1942,36 @@ def attribute_to_lines(plan: Plan, txn: Transaction, line_paid: tuple[Decimal, .
     lines that all earn and count alike), and the spend tuple alone when the lines count
     alike but earn differently: a refund then takes back by money share what has no tuple —
     the same numbers, without the work on every purchase."""
-    items = txn.items
+    # (fields read from the models' __dict__, once each: a pydantic model's attribute read
+    # costs several dict reads, and this runs for every purchase of several lines)
+    t_fields = txn.__dict__
+    items = t_fields["items"]
     n = len(items)
     if n == 1:
         return (), ()
     shares = plan.shares
-    scoped = shares.scoped
     on: tuple[int, ...] = ()  # the scoped multipliers that fired, by index
-    if scoped:
-        for k, mp in enumerate(scoped):
-            if mp.rule.id in fired:
-                on += (k,)
+    for k, scoped_id in enumerate(shares.scoped_ids):
+        if scoped_id in fired:
+            on += (k,)
+    lines = [item.__dict__ for item in items]
+    categories_of = []
+    for line in lines:  # (a loop, not a comprehension: on Python 3.11 each is a call)
+        categories_of.append(line["category"])
     if not on and shares.alike:
         excluded = shares.excluded
         if not excluded:
             return (), ()
-        for item in items:  # (a loop, not any(): a generator costs a frame)
-            if item.category in excluded:
+        for category in categories_of:
+            if category in excluded:
                 break
         else:
             return (), ()
     q = plan.fast.quantum
     paid_share: list[Decimal] | None = None  # what points paid of each line, shipping, tax
     if paid_with_points:
-        paid_share = _fast_functions().points_paid_parts(paid_with_points, list(line_paid),
-                                                         txn.shipping, txn.tax, q)
+        paid_share = _fast_functions().points_paid_parts(
+            paid_with_points, list(line_paid), t_fields["shipping"], t_fields["tax"], q)
     share = None if plan.points_paid_earns else paid_share  # (the part that earns nothing)
     # in whole units, so the split is integer arithmetic: amounts in minor units, each
     # line's weight (a multiplier such as 1.5) as a fraction over one common denominator
@@ -1974,76 +1979,103 @@ def attribute_to_lines(plan: Plan, txn: Transaction, line_paid: tuple[Decimal, .
     if on:
         weights, by_sku = shares.weights, shares.by_sku
         ratios = []
-        for item in items:
-            key = (on, item.category, item.sku if by_sku else None)
+        for k, line in enumerate(lines):
+            key = (on, categories_of[k], line["sku"] if by_sku else None)
             ratio = weights.get(key)
             if ratio is None:
                 if len(weights) >= _WEIGHTS_KEPT:  # (skus are many: keep the cache bounded)
                     weights.clear()
-                ratio = weights[key] = _line_ratio(shares, on, item)
+                ratio = weights[key] = _line_ratio(shares, on, items[k])
             ratios.append(ratio)
             if ratio[1] != 1:
                 common = math.lcm(common, ratio[1])
-        weight = [num * (common // den) for num, den in ratios]
+        weight = []
+        for num, den in ratios:
+            weight.append(num if common == 1 else num * (common // den))
     else:
         weight = [1] * n
+    listed: list[Decimal] | None = None  # the lines' own amounts, when a basis is the list
     scale, earn = shares.scale, shares.earn
-    by_line = [0] * n
+    by_line: list[int] | None = None
     for pl in points_lines:
-        if pl.kind != "earn" or not pl.points:
+        p_fields = pl.__dict__
+        points = p_fields["points"]
+        if p_fields["kind"] != "earn" or not points:
             continue
-        ep = earn.get(pl.rule)
+        ep = earn.get(p_fields["rule"])
         if ep is None:
             continue
-        rule = ep.rule
-        on_paid = rule.basis == "paid"
+        on_paid = ep.paid
+        basis: Sequence[Decimal]
+        if not on_paid:
+            if listed is None:
+                listed = [line["amount"] for line in lines]
+            basis = listed
+        elif share:
+            basis = [line_paid[k] - share[k] for k in range(n)]
+        else:
+            basis = line_paid
         categories, exclude = ep.categories, ep.exclude
         units = []
-        for k, item in enumerate(items):
-            if (categories and item.category not in categories) or item.category in exclude:
-                units.append(0)
-                continue
-            amount = (line_paid[k] - (share[k] if share else _ZERO)) if on_paid else item.amount
-            units.append(int(amount * scale) * weight[k])
-        whole = _ZERO  # the purchase's own part of the basis
-        if rule.include_shipping:
-            whole += txn.shipping - (share[-2] if share and on_paid else _ZERO)
-        if rule.include_tax:
-            whole += txn.tax - (share[-1] if share and on_paid else _ZERO)
-        units.append(int(whole * scale) * common)
-        parts = split_points(pl.points, units)
         for k in range(n):
-            by_line[k] += parts[k]
+            category = categories_of[k]
+            if (categories and category not in categories) or category in exclude:
+                units.append(0)
+            else:
+                units.append(int(basis[k] * scale) * weight[k])
+        whole = _ZERO  # the purchase's own part of the basis
+        if ep.include_shipping:
+            whole += t_fields["shipping"] - (share[-2] if share and on_paid else _ZERO)
+        if ep.include_tax:
+            whole += t_fields["tax"] - (share[-1] if share and on_paid else _ZERO)
+        units.append(int(whole * scale) * common if whole else 0)
+        parts = split_points(points, units)
+        if by_line is None:
+            by_line = parts[:n]
+        else:
+            for k in range(n):
+                by_line[k] += parts[k]
+    earned = tuple(by_line) if by_line is not None else (0,) * n
     # what each line counted: as the spend was worked out (spend_after_points), the points
     # payment's part on each line, shipping and tax taken off where it counts; none kept
     # when the lines count alike (what they paid, none left out): their money share
     excluded = plan.excluded_from_spend
-    qs = plan.model.policies.qualifying_spend
-    on_paid = qs.basis == "paid"
-    if on_paid and not paid_share:
-        for item in items:
-            if item.category in excluded:
+    spend_paid = shares.spend_paid
+    if spend_paid and not paid_share:
+        for category in categories_of:
+            if category in excluded:
                 break
         else:
-            return tuple(by_line), ()
+            return earned, ()
+    if not spend_paid and listed is None:
+        listed = [line["amount"] for line in lines]
+    whole = _ZERO
+    if shares.spend_shipping:
+        whole += t_fields["shipping"] - (paid_share[-2] if paid_share else _ZERO)
+    if shares.spend_tax:
+        whole += t_fields["tax"] - (paid_share[-1] if paid_share else _ZERO)
     counted = []
-    for k, item in enumerate(items):
-        if item.category in excluded:
+    total = whole
+    lowest = _ZERO
+    for k in range(n):
+        if categories_of[k] in excluded:
             counted.append(_ZERO)
             continue
-        amount = line_paid[k] if on_paid else item.amount
-        counted.append(amount - paid_share[k] if paid_share else amount)
-    whole = _ZERO
-    if qs.include_shipping:
-        whole += txn.shipping - (paid_share[-2] if paid_share else _ZERO)
-    if qs.include_tax:
-        whole += txn.tax - (paid_share[-1] if paid_share else _ZERO)
-    if sum(counted, whole) == spend and min(counted) >= 0:
-        spend_by_line = [c if c.same_quantum(q) else c.quantize(q) for c in counted]
+        amount = line_paid[k] if spend_paid else listed[k]  # type: ignore[index]
+        if paid_share:
+            amount -= paid_share[k]
+        counted.append(amount)
+        total += amount
+        if amount < lowest:
+            lowest = amount
+    if total == spend and lowest >= 0:
+        spend_by_line = []
+        for c in counted:
+            spend_by_line.append(c if c.same_quantum(q) else c.quantize(q))
     else:  # (a spend held at 0, or a list basis under what points paid: spread what counted)
         spend_by_line = allocate(spend, [*(max(c, _ZERO) for c in counted), max(whole, _ZERO)],
                                  q)[:n] if spend else [spend] * n
-    return tuple(by_line), tuple(spend_by_line)
+    return earned, tuple(spend_by_line)
 
 
 _WEIGHTS_KEPT = 4096  # line weights cached per program (see LineShares.weights)
@@ -2088,7 +2120,9 @@ def split_points(total: int, units: list[int]) -> list[int]:
         parts.append(part)
         remainders.append(remainder)
         left -= part
-    if left:
+    if left == 1:  # the usual case: the first of the largest remainders
+        parts[remainders.index(max(remainders))] += 1
+    elif left:
         # (a stable sort, reversed: ties keep their order)
         for k in sorted(range(len(parts)), key=remainders.__getitem__, reverse=True)[:left]:
             parts[k] += 1
