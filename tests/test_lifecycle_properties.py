@@ -355,3 +355,38 @@ def test_a_state_written_otherwise_decides_the_same(
             assert all(len(v.partition(".")[2]) == 2 for v in (
                 spent["qualifying_spend"], *spent["spend_log"].values())), spent
         state = after
+
+
+def _largest_remainder(total: int, units: list[int]) -> list[int]:
+    """The split as the method is usually written: floors, then one more point each to the
+    largest remainders, the earliest line first on ties."""
+    whole = sum(units)
+    if whole <= 0:
+        return [0] * len(units)
+    shares = [total * u if u > 0 else 0 for u in units]
+    parts = [share // whole for share in shares]
+    by_remainder = sorted(range(len(units)), key=lambda k: (-(shares[k] % whole), k))
+    for k in by_remainder[:total - sum(parts)]:
+        parts[k] += 1
+    return parts
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(total=st.integers(0, 10_000),
+       units=st.lists(st.integers(0, 400_000) | st.sampled_from([0, 1, 7]), min_size=1,
+                      max_size=8))
+@example(total=5, units=[1, 1, 1, 1, 1, 0])  # every line a tie: the earliest first
+@example(total=7, units=[3, 3, 3, 0])  # more points left over than one
+def test_line_points_are_split_by_largest_remainder(total: int, units: list[int]) -> None:
+    """A purchase's points are split over its lines (for refunds by line) exactly: every
+    point placed, no line more than one point from its proportional share, and the same
+    split as the textbook method."""
+    from loyaltyrules._lifecycle import split_points
+
+    parts = split_points(total, units)
+    assert parts == _largest_remainder(total, units)
+    if sum(units) > 0:
+        assert sum(parts) == total
+        whole = sum(units)
+        for part, u in zip(parts, units, strict=True):
+            assert abs(part * whole - total * u) < whole

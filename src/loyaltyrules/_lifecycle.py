@@ -1954,9 +1954,11 @@ def attribute_to_lines(plan: Plan, txn: Transaction, line_paid: tuple[Decimal, .
     for k, scoped_id in enumerate(shares.scoped_ids):
         if scoped_id in fired:
             on += (k,)
-    lines = [item.__dict__ for item in items]
+    lines = []
     categories_of = []
-    for line in lines:  # (a loop, not a comprehension: on Python 3.11 each is a call)
+    for item in items:  # (a loop, not a comprehension: on Python 3.11 each is a call)
+        line = item.__dict__
+        lines.append(line)
         categories_of.append(line["category"])
     if not on and shares.alike:
         excluded = shares.excluded
@@ -1979,19 +1981,21 @@ def attribute_to_lines(plan: Plan, txn: Transaction, line_paid: tuple[Decimal, .
     if on:
         weights, by_sku = shares.weights, shares.by_sku
         ratios = []
-        for k, line in enumerate(lines):
-            key = (on, categories_of[k], line["sku"] if by_sku else None)
+        weight = []
+        for k in range(n):
+            key = (on, categories_of[k], lines[k]["sku"] if by_sku else None)
             ratio = weights.get(key)
             if ratio is None:
                 if len(weights) >= _WEIGHTS_KEPT:  # (skus are many: keep the cache bounded)
                     weights.clear()
                 ratio = weights[key] = _line_ratio(shares, on, items[k])
             ratios.append(ratio)
-            if ratio[1] != 1:
-                common = math.lcm(common, ratio[1])
-        weight = []
-        for num, den in ratios:
-            weight.append(num if common == 1 else num * (common // den))
+            num, den = ratio
+            weight.append(num)
+            if den != 1:
+                common = math.lcm(common, den)
+        if common != 1:  # (a weight such as 1.5: every line over the common denominator)
+            weight = [num * (common // den) for num, den in ratios]
     else:
         weight = [1] * n
     listed: list[Decimal] | None = None  # the lines' own amounts, when a basis is the list
@@ -2116,14 +2120,20 @@ def split_points(total: int, units: list[int]) -> list[int]:
     parts, remainders = [], []
     left = total
     for u in units:
-        part, remainder = divmod(total * u, whole) if u > 0 else (0, 0)
+        if u > 0:
+            part, remainder = divmod(total * u, whole)
+            left -= part
+        else:
+            part = remainder = 0
         parts.append(part)
         remainders.append(remainder)
-        left -= part
-    if left == 1:  # the usual case: the first of the largest remainders
-        parts[remainders.index(max(remainders))] += 1
-    elif left:
-        # (a stable sort, reversed: ties keep their order)
+    if left < len(parts):  # the usual case: fewer points left over than lines
+        while left > 0:  # each to the first of the largest remainders still unserved
+            k = remainders.index(max(remainders))
+            parts[k] += 1
+            remainders[k] = -1  # (below every remainder: served once)
+            left -= 1
+    else:  # (a stable sort, reversed: ties keep their order)
         for k in sorted(range(len(parts)), key=remainders.__getitem__, reverse=True)[:left]:
             parts[k] += 1
     return parts
