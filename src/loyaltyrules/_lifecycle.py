@@ -409,9 +409,9 @@ class _Book:
         # the lots as the digest counts them, while only added to (see state())
         self._counted, self._held = kept, len(kept)
         self.expired_by_source: dict[str, int] = {}
-        t: PointsTotals = fields["totals"]
-        self.earned, self.redeemed, self.expired = t.earned, t.redeemed, t.expired
-        self.reversed, self.shortfall = t.reversed, t.shortfall
+        t: dict[str, int] = fields["totals"].__dict__
+        self.earned, self.redeemed, self.expired = t["earned"], t["redeemed"], t["expired"]
+        self.reversed, self.shortfall = t["reversed"], t["shortfall"]
         self.debt: int = fields["points_debt"]
         self.repaid: list[RedeemedPart] = []  # earned points that repaid the debt
         # an event dated before the member's last advance cannot make points pending again
@@ -425,7 +425,7 @@ class _Book:
             # what the totals leave the balance short of (earned − redeemed − expired −
             # reversed = points + pending)
             short = fields["points"] + fields["pending_points"] - (
-                t.earned - t.redeemed - t.expired - t.reversed)
+                self.earned - self.redeemed - self.expired - self.reversed)
         if untracked > 0:
             self.lots.append(new(PointsLot,
                 id=f"opening:{member.id}:{member.version}", points=untracked, earned=untracked,
@@ -733,9 +733,10 @@ class _Book:
             else:
                 waiting += lot.points
         # one dict, in the member's field order (a key met again keeps its place)
-        values = {**member.__dict__, "lots": tuple(self.lots), "totals": totals,
+        fields = member.__dict__
+        values = {**fields, "lots": tuple(self.lots), "totals": totals,
                   "points": usable - self.debt, "pending_points": waiting,
-                  "points_debt": self.debt, "version": member.version + 1, **updates}
+                  "points_debt": self.debt, "version": fields["version"] + 1, **updates}
         # the state's values are the engine's own (no validation needed, as model_copy),
         # and, as model_copy, it counts as set what the member had set and what changed
         state = build(MemberState, values)
@@ -1633,7 +1634,10 @@ def _purchase_state(
     there when read (``Decision._settle``), maybe much later in the host's own context.
     For a late purchase (:func:`is_late`) of a program whose points expire, ``late`` is
     given: the events of :func:`expire_late` are added to its list."""
-    at, txn_id = txn.at, txn.id  # (each read of a model's field costs several of a local)
+    # (fields read from the models' __dict__: a pydantic model's attribute read costs several
+    # dict reads, and this runs for every purchase a host applies)
+    t_fields, fields = txn.__dict__, member.__dict__
+    at, txn_id = t_fields["at"], t_fields["id"]
     book = _Book(member, at)
     redeemed_from: tuple[RedeemedPart, ...] = ()
     if redeemed:
@@ -1641,10 +1645,12 @@ def _purchase_state(
         book.redeem(redeemed, taken_from=taken)
         redeemed_from = taken_parts(taken, pending=False)
     for line in points_lines:
-        points, rule = line.points, line.rule
+        earned = line.__dict__
+        points = earned["points"]
         if points > 0:
+            rule = earned["rule"]
             book.earn(points, f"{txn_id}:{rule}", txn_id, rule, at, available_at, expiry)
-    last_purchase = max(today, member.last_purchase or today)
+    last_purchase = max(today, fields["last_purchase"] or today)
     if late is not None:
         model, zone, expired = late
         expired += expire_late(model, book, at, member, last_purchase, zone, True)
@@ -1677,15 +1683,15 @@ def _purchase_state(
     made = book.digest  # (records: the digest's columns say which leave the window)
     dropped = False
     if made is None:
-        purchases = (*[p for p in member.purchases if p.at >= horizon], record) \
-            if member.purchases else (record,)
+        purchases = (*[p for p in fields["purchases"] if p.at >= horizon], record) \
+            if fields["purchases"] else (record,)
     elif made.oldest is None or made.oldest >= horizon:
-        purchases = (*member.purchases, record)
+        purchases = (*fields["purchases"], record)
     else:
         kept: list[PurchaseRecord] = []
         ids: list[str] = []
         ats: list[datetime] = []
-        for p, p_id, p_at in zip(member.purchases, made.record_ids, made.record_ats,
+        for p, p_id, p_at in zip(fields["purchases"], made.record_ids, made.record_ats,
                                  strict=True):  # (one pass over the columns)
             if p_at >= horizon:
                 kept.append(p)
@@ -1696,28 +1702,28 @@ def _purchase_state(
         dropped = True
     updates: dict[str, Any] = {
         "tier": tier_after,
-        "qualifying_spend": member.qualifying_spend + spend,
-        "orders": member.orders + 1,
+        "qualifying_spend": fields["qualifying_spend"] + spend,
+        "orders": fields["orders"] + 1,
         "last_purchase": last_purchase,
         "usage": usage,
-        "recent_transactions": (*member.recent_transactions, txn_id)[-remember:],
+        "recent_transactions": (*fields["recent_transactions"], txn_id)[-remember:],
         "purchases": purchases,
         "spend_log": log,
-        "advanced_to": max(at, member.advanced_to or at),
+        "advanced_to": max(at, fields["advanced_to"] or at),
     }
     if tier_changed:
         updates["tier_since"] = today
         updates["tier_kept_until"] = kept_until
-        if member.tier_falls:  # (moving up ends a run of falls, as a review's upgrade does)
+        if fields["tier_falls"]:  # (moving up ends a run of falls, as a review's upgrade does)
             updates["tier_falls"] = 0
     if book.expired_by_source:  # (a late purchase's points expired at once)
         updates["purchases"] = _expired_counted(book, updates["purchases"])
     state = book.state(member, **updates)
     if made is not None and book.added is not None and \
-            (fields := state.__dict__)["purchases"] is purchases:
+            (after := state.__dict__)["purchases"] is purchases:
         # the book only added lots to those it counted, and its records are these: the next
         # state's digest from this one's columns, not from its history
-        _keep_grown(state, fields["lots"], book, made, dropped, record)
+        _keep_grown(state, after["lots"], book, made, dropped, record)
     return state
 
 
