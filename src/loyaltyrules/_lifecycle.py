@@ -706,6 +706,13 @@ class _Book:
         self._counted, self._held = self.lots, len(self.lots)
 
     def state(self, member: MemberState, **updates: Any) -> MemberState:
+        """The member's next state: its points as this book holds them, with ``updates``."""
+        return self.state_with(member, updates)
+
+    def state_with(self, member: MemberState, updates: dict[str, Any]) -> MemberState:
+        """:meth:`state`, given its updates as a dict of its own (changed here when debts
+        were repaid): a call with ``**updates`` costs about 550 ns more, a third of the
+        rest, on every purchase a host applies."""
         if self.repaid:
             self._repaid_for_refunds(member, updates)
         totals = build(PointsTotals, {
@@ -1718,7 +1725,7 @@ def _purchase_state(
             updates["tier_falls"] = 0
     if book.expired_by_source:  # (a late purchase's points expired at once)
         updates["purchases"] = _expired_counted(book, updates["purchases"])
-    state = book.state(member, **updates)
+    state = book.state_with(member, updates)
     if made is not None and book.added is not None and \
             (after := state.__dict__)["purchases"] is purchases:
         # the book only added lots to those it counted, and its records are these: the next
