@@ -865,6 +865,25 @@ def test_members_alike_share_their_next_states_set_fields_and_a_copy_does_not_to
     assert again.model_fields_set == first.model_fields_set
 
 
+
+def test_members_read_alike_share_their_next_states_set_fields_by_what_they_hold() -> None:
+    """States a host validates each hold a set of their own; next states of members read
+    with the same fields share one set, and a member read with one field more gets its own
+    (the sets are found by what they hold, not mixed up)."""
+    program = lr.load_program(ROOT / "programs" / "reference-4tier.yaml")
+    txn = {"id": "t1", "at": "2026-05-02T10:00:00+08:00", "channel": "store",
+           "items": [{"sku": "a", "category": "apparel", "amount": "200.00"}]}
+    plain = [lr.MemberState.model_validate({"id": f"m{k}", "tier": "basic"}) for k in range(2)]
+    born = lr.MemberState.model_validate({"id": "m9", "tier": "basic", "birthday": "1990-01-02"})
+    assert plain[0].model_fields_set is not plain[1].model_fields_set
+    after = [lr.apply(m, lr.evaluate(program, m, txn, trace=False)) for m in (*plain, born)]
+    assert after[0].model_fields_set is after[1].model_fields_set
+    assert "birthday" not in after[0].model_fields_set
+    assert after[2].model_fields_set == after[0].model_fields_set | {"birthday"}
+    for state in after:  # (written as set, and read back the same)
+        again = lr.MemberState.model_validate_json(state.model_dump_json(exclude_unset=True))
+        assert again == state
+
 def test_threads_reading_a_next_state_at_once_all_get_the_same_one() -> None:
     import threading
 

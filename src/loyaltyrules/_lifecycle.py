@@ -800,24 +800,31 @@ def _fields_after(had: set[str], updates: dict[str, Any]) -> set[str]:
     shared by every state alike, as output models share theirs (pydantic copies it before
     a ``model_copy`` updates it, and a frozen model is never updated in place): a set of
     the state's 27 fields takes 1–2 KB, and a stream keeps a state per member."""
-    key = (id(had), *updates)
     if id(had) in _SHARED_IDS:  # (an id is a key only while its set is kept alive here)
+        key: tuple[Any, ...] = (id(had), *updates)
         shared = _FIELDS_AFTER.get(key)
         if shared is not None:
             return shared
+        cache = _FIELDS_AFTER
+    else:  # a set of its own (a state pydantic validated): found by what it holds
+        key = (frozenset(had), *updates)
+        shared = _FIELDS_AFTER_OF.get(key)
+        if shared is not None:
+            return shared
+        cache = _FIELDS_AFTER_OF
     union = had.union(_BOOK_FIELDS, updates)
-    if len(_SHARED) >= _SHARED_KEPT:  # (fields are few, their combinations bounded: a guard)
-        return union
+    if len(_SHARED) >= _SHARED_KEPT or len(cache) >= _SHARED_KEPT:
+        return union  # (fields are few, their combinations bounded: a guard)
     shared = _SHARED.setdefault(frozenset(union), union)
     _SHARED_IDS.add(id(shared))
-    if id(had) in _SHARED_IDS:  # (keys: the shared sets by the code paths' update keys)
-        _FIELDS_AFTER[key] = shared
+    cache[key] = shared  # (keys: the sets had, by the code paths' update keys)
     return shared
 
 
 _SHARED: dict[frozenset[str], set[str]] = {}  # each set shared, kept for good
 _SHARED_IDS: set[int] = set()  # their ids
 _FIELDS_AFTER: dict[tuple[Any, ...], set[str]] = {}  # by (id of a shared set, update keys)
+_FIELDS_AFTER_OF: dict[tuple[Any, ...], set[str]] = {}  # by (a set's content, update keys)
 _SHARED_KEPT = 1024
 
 
