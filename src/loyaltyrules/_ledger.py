@@ -31,27 +31,34 @@ def apply(member: MemberState | dict[str, Any] | str,
     m = coerce(MemberState, member, "member")
     if not isinstance(decision, (Decision, LifecycleDecision)):
         raise InputError("expected a Decision or LifecycleDecision", kind="decision")
-    if decision.member_id != m.id:
+    # (fields read from the models' __dict__: a pydantic model's attribute read costs several
+    # dict reads, and a host applies every decision; a purchase's next state, and the
+    # version beside it, are made when first read, so those two are read as attributes)
+    fields, d_fields = m.__dict__, decision.__dict__
+    if d_fields["member_id"] != fields["id"]:
         raise InputError(
-            f"decision is for member {decision.member_id!r}, not {m.id!r}",
+            f"decision is for member {d_fields['member_id']!r}, not {fields['id']!r}",
             field="member_id", kind="decision",
         )
-    if isinstance(decision, Decision):
-        key: str | None = decision.transaction_id
+    purchase = isinstance(decision, Decision)
+    if purchase:
+        key: str | None = d_fields["transaction_id"]
     else:
-        key = None if decision.event_id is None else event_key(decision.kind, decision.event_id)
-    if key is not None and key in m.recent_transactions:
+        key = None if (event_id := d_fields["event_id"]) is None else event_key(
+            d_fields["kind"], event_id)
+    if key is not None and key in fields["recent_transactions"]:
         return m
-    if isinstance(decision, LifecycleDecision) and (
-            decision.replayed or (decision.kind == "advance" and m.advanced_to is not None
-                                  and m.advanced_to >= decision.at)):
+    if not purchase and (d_fields["replayed"] or (
+            d_fields["kind"] == "advance" and (advanced := fields["advanced_to"]) is not None
+            and advanced >= d_fields["at"])):
         return m
-    if decision.member_after is None:
+    after = decision.member_after
+    if after is None:
         raise InputError("decision carries no next state", kind="decision")
-    if decision.member_version != m.version:
+    if (version := decision.member_version) != fields["version"]:
         raise InputError(
-            f"decision was made from version {decision.member_version} of this member's state, "
-            f"not {m.version}: evaluate again on the current state",
+            f"decision was made from version {version} of this member's state, "
+            f"not {fields['version']}: evaluate again on the current state",
             field="version", kind="decision",
         )
-    return decision.member_after
+    return after
