@@ -321,6 +321,10 @@ class LineShares:
     # category and sku: the few a program's multipliers make (bounded in attribute_to_lines)
     weights: dict[tuple[tuple[int, ...], str, str | None], tuple[int, int]] = field(
         default_factory=dict, compare=False)
+    # a basket's lines' weights over their common denominator, by the scoped multipliers
+    # that fired and the lines' categories (when no multiplier names skus): one read a basket
+    baskets: dict[tuple[Any, ...], tuple[list[int], int]] = field(default_factory=dict,
+                                                                   compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2019,23 +2019,33 @@ def attribute_to_lines(plan: Plan, txn: Transaction, line_paid: tuple[Decimal, .
     # line's weight (a multiplier such as 1.5) as a fraction over one common denominator
     common = 1
     if on:
-        weights, by_sku = shares.weights, shares.by_sku
-        ratios = []
-        weight = []
-        for k in range(n):
-            key = (on, categories_of[k], lines[k]["sku"] if by_sku else None)
-            ratio = weights.get(key)
-            if ratio is None:
-                if len(weights) >= _WEIGHTS_KEPT:  # (skus are many: keep the cache bounded)
-                    weights.clear()
-                ratio = weights[key] = _line_ratio(shares, on, items[k])
-            ratios.append(ratio)
-            num, den = ratio
-            weight.append(num)
-            if den != 1:
-                common = math.lcm(common, den)
-        if common != 1:  # (a weight such as 1.5: every line over the common denominator)
-            weight = [num * (common // den) for num, den in ratios]
+        by_sku = shares.by_sku
+        basket = None if by_sku else (on, *categories_of)
+        found = None if basket is None else shares.baskets.get(basket)
+        if found is not None:
+            weight, common = found
+        else:
+            weights = shares.weights
+            ratios = []
+            weight = []
+            for k in range(n):
+                key = (on, categories_of[k], lines[k]["sku"] if by_sku else None)
+                ratio = weights.get(key)
+                if ratio is None:
+                    if len(weights) >= _WEIGHTS_KEPT:  # (skus are many: keep it bounded)
+                        weights.clear()
+                    ratio = weights[key] = _line_ratio(shares, on, items[k])
+                ratios.append(ratio)
+                num, den = ratio
+                weight.append(num)
+                if den != 1:
+                    common = math.lcm(common, den)
+            if common != 1:  # (a weight such as 1.5: every line over the common denominator)
+                weight = [num * (common // den) for num, den in ratios]
+            if basket is not None:
+                if len(shares.baskets) >= _WEIGHTS_KEPT:  # (bounded, as the weights)
+                    shares.baskets.clear()
+                shares.baskets[basket] = (weight, common)  # (read, never changed)
     else:
         weight = [1] * n
     listed: list[Decimal] | None = None  # the lines' own amounts, when a basis is the list
@@ -2061,11 +2071,15 @@ def attribute_to_lines(plan: Plan, txn: Transaction, line_paid: tuple[Decimal, .
             basis = line_paid
         categories, exclude = ep.categories, ep.exclude
         units = []
-        for k in range(n):
-            category = categories_of[k]
-            if (categories and category not in categories) or category in exclude:
-                units.append(0)
-            else:
+        if categories or exclude:
+            for k in range(n):
+                category = categories_of[k]
+                if (categories and category not in categories) or category in exclude:
+                    units.append(0)
+                else:
+                    units.append(int(basis[k] * scale) * weight[k])
+        else:  # (the usual rule: every line earns)
+            for k in range(n):
                 units.append(int(basis[k] * scale) * weight[k])
         whole = _ZERO  # the purchase's own part of the basis
         if ep.include_shipping:
@@ -2091,8 +2105,6 @@ def attribute_to_lines(plan: Plan, txn: Transaction, line_paid: tuple[Decimal, .
                 break
         else:
             return earned, ()
-    if not spend_paid and listed is None:
-        listed = [line["amount"] for line in lines]
     whole = _ZERO
     if shares.spend_shipping:
         whole += t_fields["shipping"] - (paid_share[-2] if paid_share else _ZERO)
@@ -2102,10 +2114,10 @@ def attribute_to_lines(plan: Plan, txn: Transaction, line_paid: tuple[Decimal, .
     total = whole
     lowest = _ZERO
     for k in range(n):
-        if categories_of[k] in excluded:
+        if excluded and categories_of[k] in excluded:
             counted.append(_ZERO)
             continue
-        amount = line_paid[k] if spend_paid else listed[k]  # type: ignore[index]
+        amount = line_paid[k] if spend_paid else lines[k]["amount"]
         if paid_share:
             amount -= paid_share[k]
         counted.append(amount)
