@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from dateutil.relativedelta import relativedelta
 from pydantic_core import TzInfo
 
-from ._build import _set_fields, build, new
+from ._build import _set_fields, build, builder, new
 from ._calendar import LATE, birthday_in_year, earlier_period, is_birthday, period_key, uses
 from ._decision import (
     Decision,
@@ -381,6 +381,13 @@ def _merged(old: list[PointsLot]) -> list[PointsLot]:
     return merged
 
 
+# the builders of the models every purchase makes, held (build() looks one up per call)
+_MAKE_LOT = builder(PointsLot)
+_MAKE_TOTALS = builder(PointsTotals)
+_MAKE_STATE = builder(MemberState)
+_MAKE_RECORD = builder(PurchaseRecord)
+
+
 class _Book:
     """The points of one member during one operation; lots in, lots out, totals kept."""
 
@@ -459,7 +466,7 @@ class _Book:
                 "expires_at": expires, "points": repay, "source": source,
                 "available_at": available_at}))
         if points - repay > 0:
-            self.lots.append(build(PointsLot, {
+            self.lots.append(_MAKE_LOT({
                 "id": lot_id, "points": points - repay, "earned": points, "earned_at": at,
                 "available_at": available_at, "expires_at": expires, "source": source,
                 "rule": rule}))
@@ -715,7 +722,7 @@ class _Book:
         rest, on every purchase a host applies."""
         if self.repaid:
             self._repaid_for_refunds(member, updates)
-        totals = build(PointsTotals, {
+        totals = _MAKE_TOTALS({
             "earned": self.earned, "redeemed": self.redeemed, "expired": self.expired,
             "reversed": self.reversed, "shortfall": self.shortfall})
         usable = waiting = 0
@@ -746,7 +753,7 @@ class _Book:
                   "points_debt": self.debt, "version": fields["version"] + 1, **updates}
         # the state's values are the engine's own (no validation needed, as model_copy),
         # and, as model_copy, it counts as set what the member had set and what changed
-        state = build(MemberState, values)
+        state = _MAKE_STATE(values)
         _set_fields(state, _fields_after(member.__pydantic_fields_set__, updates))
         return state
 
@@ -1701,7 +1708,7 @@ def _purchase_state(
     values["line_points"] = line_points
     values["line_spend"] = line_spend
     values["redeemed_from"] = redeemed_from
-    record = build(PurchaseRecord, values)
+    record = _MAKE_RECORD(values)
     made = book.digest  # (records: the digest's columns say which leave the window)
     dropped = False
     if made is None:
