@@ -668,15 +668,32 @@ class _Book:
         now = self.now
         made = self.digest
         if made is not None and self.lots is self._counted and made.usable(now):
-            # every lot counted is usable but the pending, and lots added since are young:
-            # which are old, the digest's column says
-            folded = _lot_facts(self.lots[self._held:], made.tracked, made.soonest, now)
-            if folded is not None and all(at >= before for at in folded[2]) and not any(
-                    lot.earned_at < before and lot.available_at > now
-                    for lot in made.pending):
-                self._consolidate_counted(made, before, folded)
-                return
-        old = [lot for lot in self.lots if lot.earned_at < before and lot.available_at <= now]
+            added = self.lots[self._held:]
+            young = True  # (loops, not all() and any() over generators: each costs a frame)
+            for lot in added:
+                if lot.__dict__["earned_at"] < before:
+                    young = False
+                    break
+            if young and (made.second is None or made.second >= before):
+                return  # one lot old at most, of those counted, and those added are young
+            if young:
+                for lot in made.pending:
+                    f = lot.__dict__
+                    if f["earned_at"] < before and f["available_at"] > now:
+                        young = False
+                        break
+            if young:
+                # every lot counted is usable but the pending, and lots added since are
+                # young: which are old, the digest's column says
+                folded = _lot_facts(added, made.tracked, made.soonest, now)
+                if folded is not None:
+                    self._consolidate_counted(made, before, folded)
+                    return
+        old = []
+        for lot in self.lots:  # (each lot's fields read from its __dict__)
+            f = lot.__dict__
+            if f["earned_at"] < before and f["available_at"] <= now:
+                old.append(lot)
         if len(old) < 2:
             return
         ids = {id(lot) for lot in old}
