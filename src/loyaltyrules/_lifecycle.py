@@ -427,7 +427,11 @@ class _Book:
         # the identity holds from the first operation on: counted as earned as far as the
         # totals do not count it already (a state imported with its earned total too was
         # counted twice: earned 200 for a balance of 100)
-        untracked = untracked_points(member, tracked)
+        # (untracked_points, its sum written out: it runs for every event of a member; the
+        # function checks what a debt beyond the lots may count)
+        untracked = fields["points"] + fields["pending_points"] - (tracked - self.debt)
+        if untracked < 0:
+            untracked = untracked_points(member, tracked)
         if untracked:
             # what the totals leave the balance short of (earned − redeemed − expired −
             # reversed = points + pending)
@@ -459,7 +463,8 @@ class _Book:
         if points <= 0:
             return
         self.earned += points
-        repay = min(self.debt, points)
+        debt = self.debt
+        repay = debt if debt < points else points  # (min(), without a call)
         if repay:
             self.debt -= repay
             self.repaid.append(build(RedeemedPart, {
