@@ -416,3 +416,43 @@ def test_instants_given_as_strings_are_read_as_from_json_in_every_mode() -> None
                                                   strict=strict)
     with pytest.raises(ValueError, match="valid datetime"):
         lr.MemberState.model_validate(data, strict=True)
+
+
+def _split_by_largest_remainder(total: Decimal, weights: list[Decimal], q: Decimal
+                                ) -> list[Decimal]:
+    """A discount split over lines as the method is usually written: in minor units, each
+    line's proportional share rounded down, the units left over one each to the largest
+    remainders, the earliest line first on ties."""
+    from fractions import Fraction
+
+    units = [int(Fraction(w) / Fraction(q)) for w in weights]
+    whole = sum(units)
+    if whole == 0:
+        return [Decimal(0).quantize(q)] * len(weights)
+    to_split = int((total / q).to_integral_value(decimal.ROUND_HALF_UP))
+    parts = [to_split * u // whole for u in units]
+    order = sorted(range(len(units)), key=lambda k: (-(to_split * units[k] % whole), k))
+    for k in order[:to_split - sum(parts)]:
+        parts[k] += 1
+    return [q * p for p in parts]
+
+
+amounts = st.integers(0, 10**8).map(lambda cents: Decimal(cents) / 100)
+
+
+@given(total=st.integers(0, 10**7).map(lambda mills: Decimal(mills) / 1000),
+       weights=st.lists(amounts.map(lambda a: a.quantize(Decimal("0.01"))), min_size=1,
+                        max_size=8))
+def test_a_discount_is_split_over_lines_by_largest_remainder(
+        total: Decimal, weights: list[Decimal]) -> None:
+    """A tier discount's split over a basket's lines (``allocate``): the textbook method,
+    exactly, for totals in the unit or finer (rounded half up to the unit first), and the
+    parts add up to the total so rounded, each written in the unit."""
+    from loyaltyrules._money import allocate, in_exact
+
+    q = Decimal("0.01")
+    parts = in_exact(allocate, total, weights, q)  # (as the engine calls it)
+    assert parts == _split_by_largest_remainder(total, weights, q)
+    assert all(p.same_quantum(q) for p in parts)
+    if sum(weights) > 0:
+        assert sum(parts) == total.quantize(q, rounding=decimal.ROUND_HALF_UP)
