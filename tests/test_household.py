@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import loyaltyrules as lr
@@ -599,11 +599,17 @@ household_steps = st.lists(st.tuples(
 @settings(max_examples=150, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(policy=st.sampled_from(sorted(HOUSEHOLD_PROGRAMS)), steps=household_steps)
+@example(policy="forfeit", steps=[  # mum's first points expire as her leave brings her on
+    *(("buy", "mum", 1, minutes) for minutes in (289, 335, 650, 799, 1051, 1401, 1616, 2408,
+                                                  3477, 5599, 5608, 5832, 6796, 7199)),
+    ("leave", "mum", 1, 2420)])
 def test_household_calls_on_the_latest_states_move_points_and_never_make_them(
         policy: str, steps: list[tuple[str, str, int, int]]) -> None:
     """Any sequence of purchases, refunds, advances and household calls, each on the latest
     states, is never refused as stale, keeps both ledgers' identities, and moves points
-    between the members and the pool without making any (a forfeit lapses them as expired)."""
+    between the members and the pool without making any: what leaves both is counted as
+    expired (a forfeit lapses the pool's share; a call first brings the member to its
+    moment, when its own points may expire)."""
     p = HOUSEHOLD_PROGRAMS[policy]
     c = lr.household_join(p, None, lr.MemberState(id="mum"), household_id="chen")
     h, members = c.household, {"mum": c.member, "son": lr.MemberState(id="son")}
@@ -631,7 +637,7 @@ def test_household_calls_on_the_latest_states_move_points_and_never_make_them(
             if kind == "advance":
                 members[who] = lr.apply(m, lr.advance(p, m, when))
                 continue
-            before, lapsed = held(), h.totals.expired
+            before, lapsed = held(), h.totals.expired + m.totals.expired
             if kind == "contribute" and who in decisions:
                 c = lr.household_contribute(p, h, m, decisions[who])
             elif kind == "withdraw":
@@ -648,7 +654,7 @@ def test_household_calls_on_the_latest_states_move_points_and_never_make_them(
             continue
         h, members[who] = c.household, c.member
         assert lr.check_identity(c.member) and pool_identity(h)
-        assert held() == before - (h.totals.expired - lapsed)
+        assert held() == before - (h.totals.expired + c.member.totals.expired - lapsed)
 
 
 def test_a_withdrawal_first_brings_the_member_to_its_moment() -> None:
