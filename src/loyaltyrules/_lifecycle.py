@@ -740,8 +740,8 @@ class _Book:
 
     def state_with(self, member: MemberState, updates: dict[str, Any]) -> MemberState:
         """:meth:`state`, given its updates as a dict of its own (changed here when debts
-        were repaid): a call with ``**updates`` costs about 550 ns more, a third of the
-        rest, on every purchase a host applies."""
+        were repaid): the purchase path calls this, as passing the dict costs about 550 ns
+        less than ``**updates`` (unpacked by the call, packed again by the callee)."""
         if self.repaid:
             self._repaid_for_refunds(member, updates)
         totals = _MAKE_TOTALS({
