@@ -390,3 +390,45 @@ def test_line_points_are_split_by_largest_remainder(total: int, units: list[int]
         whole = sum(units)
         for part, u in zip(parts, units, strict=True):
             assert abs(part * whole - total * u) < whole
+
+
+def test_a_basket_of_a_thousand_lines_splits_its_points_in_near_linear_time() -> None:
+    """A transaction may hold 1,000 lines, and almost as many points may be left over after
+    each line's share is rounded down: the split hands them out in one sort, not a pass over
+    the lines for each point (a quadratic version took 17 ms where this takes 0.1 ms). Ten
+    times the lines cost under 40 times as much; quadratic costs 100 times."""
+    import time
+
+    from loyaltyrules._lifecycle import split_points
+
+    def fastest(n: int) -> float:
+        units = [1] * n
+        best = float("inf")
+        for _ in range(5):
+            started = time.perf_counter()
+            split_points(n - 1, units)
+            best = min(best, time.perf_counter() - started)
+        return best
+
+    assert split_points(999, [1] * 1000) == [1] * 999 + [0]
+    assert fastest(10_000) < 40 * fastest(1_000)
+
+
+def test_only_small_baskets_keep_their_line_weights() -> None:
+    """A basket's line weights are kept by its lines' categories, to be read at once the
+    next time: for baskets of up to 16 lines. A key holds every line, so large baskets
+    (up to 1,000 lines, rarely alike) read their lines' weights one by one instead, and the
+    cache stays small whatever the baskets."""
+    program = PROGRAMS["retail-4tier-lines"]
+    member = lr.MemberState(id="m")
+    for n, lines in enumerate((3, 17, 400)):
+        items = [{"sku": f"s{k}", "category": ("beauty", "food")[k % 2], "amount": "100.00"}
+                 for k in range(lines)]
+        decision = lr.evaluate(program, member, {
+            "id": f"t{n}", "at": (START + timedelta(days=n)).isoformat(), "items": items},
+            trace=False)
+        beauty, food = decision.member_after.purchases[-1].line_points[:2]
+        assert beauty == 3 * food > 0
+    kept = program.plan("compiled").shares.baskets  # (other tests' baskets too)
+    assert max(len(key) - 1 for key in kept) <= 16
+    assert any(key[1:] == ("beauty", "food", "beauty") for key in kept)

@@ -875,11 +875,16 @@ def test_members_read_alike_share_their_next_states_set_fields_by_what_they_hold
            "items": [{"sku": "a", "category": "apparel", "amount": "200.00"}]}
     plain = [lr.MemberState.model_validate({"id": f"m{k}", "tier": "basic"}) for k in range(2)]
     born = lr.MemberState.model_validate({"id": "m9", "tier": "basic", "birthday": "1990-01-02"})
+    # (as many fields as the one born, other ones: not found by how many it holds)
+    joined = lr.MemberState.model_validate({"id": "m8", "tier": "basic",
+                                            "joined": "2025-01-02"})
     assert plain[0].model_fields_set is not plain[1].model_fields_set
-    after = [lr.apply(m, lr.evaluate(program, m, txn, trace=False)) for m in (*plain, born)]
+    after = [lr.apply(m, lr.evaluate(program, m, txn, trace=False))
+             for m in (*plain, born, joined)]
     assert after[0].model_fields_set is after[1].model_fields_set
     assert "birthday" not in after[0].model_fields_set
     assert after[2].model_fields_set == after[0].model_fields_set | {"birthday"}
+    assert after[3].model_fields_set == after[0].model_fields_set | {"joined"}
     for state in after:  # (written as set, and read back the same)
         again = lr.MemberState.model_validate_json(state.model_dump_json(exclude_unset=True))
         assert again == state

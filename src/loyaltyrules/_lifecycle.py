@@ -2049,7 +2049,9 @@ def attribute_to_lines(plan: Plan, txn: Transaction, line_paid: tuple[Decimal, .
     common = 1
     if on:
         by_sku = shares.by_sku
-        basket = None if by_sku else (on, *categories_of)
+        # (a basket's key holds its lines: kept for small baskets only, so the cache stays
+        # small whatever the baskets; a large one reads its lines' weights one by one)
+        basket = None if by_sku or n > _BASKET_LINES else (on, *categories_of)
         found = None if basket is None else shares.baskets.get(basket)
         if found is not None:
             weight, common = found
@@ -2164,6 +2166,7 @@ def attribute_to_lines(plan: Plan, txn: Transaction, line_paid: tuple[Decimal, .
 
 
 _WEIGHTS_KEPT = 4096  # line weights cached per program (see LineShares.weights)
+_BASKET_LINES = 16  # the most lines a basket whose weights are kept has (LineShares.baskets)
 
 
 def _line_ratio(shares: LineShares, on: tuple[int, ...], item: LineItem) -> tuple[int, int]:
@@ -2208,13 +2211,9 @@ def split_points(total: int, units: list[int]) -> list[int]:
             part = remainder = 0
         parts.append(part)
         remainders.append(remainder)
-    if left < len(parts):  # the usual case: fewer points left over than lines
-        while left > 0:  # each to the first of the largest remainders still unserved
-            k = remainders.index(max(remainders))
-            parts[k] += 1
-            remainders[k] = -1  # (below every remainder: served once)
-            left -= 1
-    else:  # (a stable sort, reversed: ties keep their order)
+    if left == 1:  # the usual case: the first of the largest remainders
+        parts[remainders.index(max(remainders))] += 1
+    elif left:  # (a stable sort, reversed: ties keep their order; n log n for 1,000 lines)
         for k in sorted(range(len(parts)), key=remainders.__getitem__, reverse=True)[:left]:
             parts[k] += 1
     return parts

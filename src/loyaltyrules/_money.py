@@ -120,12 +120,8 @@ def allocate(total: Decimal, weights: list[Decimal], q: Decimal) -> list[Decimal
         parts.append(part)
         remainders.append(remainder)
         leftover -= part
-    if 0 < leftover < n:  # the usual case: each to the first largest remainder unserved
-        while leftover:
-            i = remainders.index(max(remainders))
-            parts[i] += 1
-            remainders[i] = -1  # (below every remainder: served once)
-            leftover -= 1
+    if leftover == 1:  # the usual case: the first line with the largest remainder
+        parts[remainders.index(max(remainders))] += 1
     elif leftover:
         # largest remainder first; the sort is stable, so ties keep the earliest line first
         for i in sorted(range(n), key=remainders.__getitem__, reverse=True)[:leftover]:
