@@ -272,6 +272,23 @@ def test_run_malformed_jsonl_line(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert len(out.splitlines()) == 1
 
 
+def test_run_leaves_the_cycle_collector_as_it_found_it(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`run` pauses the collector for the run and restores it, after a finished run and
+    after one stopped by a bad line, whether the host had it running or paused."""
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "X2", oops\n', encoding="utf-8")
+    was = gc.isenabled()
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            for stream, code in ((EXAMPLES / "transactions.jsonl", 0), (bad, 1)):
+                assert run_main(capsys, "run", RETAIL, stream)[0] == code
+                assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
 def test_run_naive_datetime(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """A transaction whose `at` has no UTC offset is rejected naming file:line (blank lines
     counted), exit 1."""
@@ -411,12 +428,12 @@ def test_run_of_a_mixed_stream_counts_events_by_kind(
 
 
 def test_a_streamed_run_makes_no_garbage_cycles_per_event(tmp_path: Path) -> None:
-    """`run` pauses the cycle collector while it streams: that is only sound if evaluating
-    and applying events leave nothing but what reference counting frees. The cyclic garbage
-    of a run (from loading the program) must not grow with the number of events — for a
-    year of lifecycle events (rfm-3tier, whose signals build next states at once), traced
-    or as text with a repeated purchase, and for purchases whose next state is built when
-    read (reference-4tier)."""
+    """`run` pauses the cycle collector for the whole run: that is only sound if reading the
+    members, evaluating and applying events and writing the states leave nothing but what
+    reference counting frees. The cyclic garbage of a run (from loading the program) must
+    not grow with the number of members and events — for a year of lifecycle events
+    (rfm-3tier, whose signals build next states at once), traced or as text with a repeated
+    purchase, and for purchases whose next state is built when read (reference-4tier)."""
     life = [json.loads(line) for line in (ROOT / "examples" / "life.jsonl").read_text(
         encoding="utf-8").splitlines()]
     purchases = [event for event in life if "type" not in event]
@@ -436,12 +453,16 @@ def test_a_streamed_run_makes_no_garbage_cycles_per_event(tmp_path: Path) -> Non
                             when = datetime.fromisoformat(event[key])
                             event[key] = (when + timedelta(days=k % 5)).isoformat()
                     out.write(json.dumps(event) + "\n")
+        known = tmp_path / f"members-{members}.jsonl"  # (read in, as a host's would be)
+        known.write_text("".join(json.dumps({"id": f"m{k}"}) + "\n" for k in range(members)),
+                         encoding="utf-8")
         gc.collect()
         gc.disable()
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 assert main(["run", str(ROOT / "programs" / program), str(events),
-                             *flags]) == 0
+                             "--members", str(known), "--state-out",
+                             str(tmp_path / "states.jsonl"), *flags]) == 0
             return gc.collect()
         finally:
             gc.enable()
