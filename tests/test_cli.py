@@ -635,8 +635,17 @@ def test_run_a_line_not_utf8_is_named_by_its_own_number(
      "'diamond']"),
     ("members.jsonl", '{"id": "gold-wang"}\n{"id": "nobody", "qualifying_spend": "0.001"}\n',
      "2: member: qualifying_spend: 0.001 has more decimals than CNY allows"),
+    # (a .jsonl file is read a line at a time: the first line wrong is the one named)
+    ("members.jsonl", '{"id": "a"}\n{"id": "b", "tier": "silvr"}\n{"id": oops\n',
+     "2: member: tier: unknown tier 'silvr'; the program has ['basic', 'silver', 'gold', "
+     "'diamond']"),
+    ("members.jsonl", '{"id": "a"}\n\n{"id": oops\n{"id": "b", "tier": "silvr"}\n',
+     "3: member states is not valid JSON: Expecting value"),
+    ("members.jsonl", '{"id": "a", "points": 5, "points": 9}\n',
+     "1: member states gives the key 'points' twice in one object"),
 ], ids=["jsonl-tier", "json-tier", "duplicate", "json-malformed", "json-trailing-comma",
-        "json-extra-data", "json-one-state", "spend-finer-than-the-currency"])
+        "json-extra-data", "json-one-state", "spend-finer-than-the-currency",
+        "jsonl-first-wrong-line", "jsonl-malformed", "jsonl-key-twice"])
 def test_run_checks_members_when_loading(
         capsys: pytest.CaptureFixture[str], tmp_path: Path,
         name: str, text: str, expected: str) -> None:

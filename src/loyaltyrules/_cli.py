@@ -35,7 +35,7 @@ from ._errors import (
     show_value,
 )
 from ._ledger import apply
-from ._lifecycle import advance, behaviour, redeem_reward, refund
+from ._lifecycle import advance, behaviour, redeem_reward, refund, share_field_sets
 from ._lint import lint
 from ._member import (
     DuplicateKey,
@@ -44,6 +44,7 @@ from ._member import (
     coerce,
     no_duplicates,
     spend_in_unit,
+    written_once,
 )
 from ._model import ProgramModel
 from ._program import Program, load_program
@@ -237,7 +238,9 @@ def _transaction(line: str) -> Transaction:
     else:
         # pydantic keeps the last of a key given twice: a line holding more keys (`":`) than
         # the transaction read has fields given is read again, refusing it (a string holding
-        # `":` is read again too, and passes); one with a space before a colon always is
+        # `":` is read again too, and passes); one with a space before a colon always is.
+        # (written_once, written out for a transaction: this runs for every line of a run,
+        # and the general walk of keys_given costs about 1.5 µs more)
         if line.count('":') != _keys_given(txn) or '" ' in line or '"\t' in line \
                 or '"\r' in line:
             _loads(line, "transactions")
@@ -247,9 +250,8 @@ def _transaction(line: str) -> Transaction:
 
 
 def _keys_given(txn: Transaction) -> int:
-    """How many keys the JSON of ``txn`` held, each counted once (attrs hold no objects).
-    (Read from the models' slots and dicts: each attribute read of a model costs about 400
-    instructions, and this runs for every line.)"""
+    """keys_given of a transaction (attrs hold no objects). (Read from the models' slots and
+    dicts: each attribute read of a model costs about 400 instructions.)"""
     given = txn.__pydantic_fields_set__
     fields = txn.__dict__
     n = len(given)
@@ -261,6 +263,19 @@ def _keys_given(txn: Transaction) -> int:
         if "attrs" in given:
             n += len(item.__dict__["attrs"])
     return n
+
+
+def _member_line(line: str) -> MemberState:
+    """A member state's JSON line, read as a transaction's is (see _transaction)."""
+    try:
+        state = MemberState.model_validate_json(line)
+    except ValidationError:
+        pass
+    else:
+        if not written_once(line, state):
+            _loads(line, "member states")
+        return state
+    return _coerce(MemberState, _loads(line, "member states"), "member")
 
 
 def _jsonl(path: str, what: str) -> Iterator[tuple[int, Any]]:
@@ -298,23 +313,29 @@ def _skip_between(text: str, i: int) -> int:
     return found.end()
 
 
-def _member_rows(path: str) -> tuple[Sequence[Any], Callable[[int], int]]:
-    """Member states of a .jsonl file (one a line) or a .json file (a list, or one state),
-    and the line the k-th starts on."""
+def _member_rows(path: str) -> tuple[Iterator[Callable[[], MemberState]], Callable[[int], int]]:
+    """How to read each member state of a .jsonl file (one a line, read a line at a time:
+    memory holds the states, not the file) or a .json file (a list, or one state), and the
+    line the k-th starts on."""
     if path.endswith(".jsonl"):
-        numbered = list(_jsonl(path, "member states"))
-        return [row for _, row in numbered], lambda k: numbered[k][0]
+        numbers: list[int] = []
+
+        def lines() -> Iterator[Callable[[], MemberState]]:
+            for number, line in _lines(path, "member states"):
+                numbers.append(number)
+                yield functools.partial(_member_line, line)
+        return lines(), numbers.__getitem__
     text = _read_text(path, "member states", MAX_MEMBERS_JSON)
     data = _parse_json(path, text, "member states")
     if not isinstance(data, list):
-        return [data], lambda k: 1
+        return iter([functools.partial(_coerce, MemberState, data, "member")]), lambda k: 1
     found: list[list[int]] = []
 
     def line_of(k: int) -> int:
         if not found:
             found.append(_item_lines(text))
         return found[0][k]
-    return data, line_of
+    return (functools.partial(_coerce, MemberState, row, "member") for row in data), line_of
 
 
 def _load_members(path: str | None, program: Program) -> dict[str, MemberState]:
@@ -326,11 +347,10 @@ def _load_members(path: str | None, program: Program) -> dict[str, MemberState]:
         return {}
     members: dict[str, MemberState] = {}
     first: dict[str, int] = {}
-    rows, line_of = _member_rows(path)
-    for k, row in enumerate(rows):
+    reads, line_of = _member_rows(path)
+    for k, read in enumerate(reads):
         try:
-            state = spend_in_unit(_coerce(MemberState, row, "member"), program.quantum,
-                                  program.currency)
+            state = spend_in_unit(read(), program.quantum, program.currency)
             if state.tier is not None and state.tier not in program.tier_ids:
                 raise InputError(f"unknown tier {state.tier!r}; the program has "
                                  f"{list(program.tier_ids)}", field="tier", kind="member")
@@ -338,8 +358,9 @@ def _load_members(path: str | None, program: Program) -> dict[str, MemberState]:
                 raise InputError(f"{state.id!r} is given twice (first on line "
                                  f"{line_of(first[state.id])}): one starting state per "
                                  "member", field="id", kind="member")
-        except InputError as exc:
+        except (InputError, _BadJSON) as exc:
             raise _Fail(f"{path}:{line_of(k)}: {exc}") from None
+        share_field_sets(state)  # (a run keeps every state: see share_field_sets)
         members[state.id] = state
         first[state.id] = k
     return members

@@ -10,9 +10,10 @@ import json
 import math
 import re
 from collections.abc import Callable
+from dataclasses import is_dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin, is_typeddict
 
 from pydantic import (
     AfterValidator,
@@ -50,9 +51,12 @@ __all__ = [
     "Usage",
     "coerce",
     "in_unit",
+    "keys_given",
+    "nested_fields",
     "no_duplicates",
     "record_in_unit",
     "spend_in_unit",
+    "written_once",
 ]
 
 _MONEY_SCHEMA = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}
@@ -746,6 +750,87 @@ def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+def keys_given(value: Any) -> int:
+    """How many keys the JSON read into ``value`` held, each counted once: its models'
+    fields given, and its mappings' keys, all the way down. Never more than the text held:
+    no validator of these models adds a field or a key the text did not give. So text
+    whose every key is written ``"key":`` (no space before the colon) holding no more
+    ``":`` than this gave no key twice; one holding more is read again to find out
+    (:func:`given_once`)."""
+    # (each model class is known by its entry in _NESTED: pydantic's isinstance check of a
+    # model is a Python function, and this runs for every line a run reads)
+    nested = _NESTED.get(type(value))
+    if nested is None:
+        if isinstance(value, dict):
+            n = len(value)
+            for item in value.values():
+                if not isinstance(item, _FLAT):
+                    n += keys_given(item)
+            return n
+        if isinstance(value, (tuple, list)):
+            n = 0
+            for item in value:
+                if not isinstance(item, _FLAT):
+                    n += keys_given(item)
+            return n
+        if not isinstance(value, BaseModel):
+            return 0
+        nested = nested_fields(type(value))
+    given = value.__pydantic_fields_set__
+    n = len(given)
+    if nested:
+        fields = value.__dict__
+        for name in nested:  # (an empty mapping or list holds none: not walked)
+            if name in given and (inner := fields[name]):
+                n += keys_given(inner)
+    return n
+
+
+_FLAT = (str, int, Decimal, date, type(None))  # (a datetime is a date)
+_NESTED: dict[type[BaseModel], tuple[str, ...]] = {}
+
+
+def nested_fields(cls: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of ``cls`` whose values can hold keys of their own (models, mappings, or
+    anything not known to be flat), found once from the annotations."""
+    nested = _NESTED.get(cls)
+    if nested is not None:
+        return nested
+
+    def may_hold_keys(tp: Any) -> bool:
+        if tp is Any or tp is object:
+            return True
+        if isinstance(tp, type):  # a scalar's class (str, Decimal, AwareDatetime) holds none
+            return is_typeddict(tp) or is_dataclass(tp) or issubclass(
+                tp, (BaseModel, dict, list, tuple, set, frozenset))
+        origin = get_origin(tp)
+        if origin is Annotated:
+            return may_hold_keys(get_args(tp)[0])
+        if origin is Literal:
+            return False
+        args = get_args(tp)
+        if origin is None or not args:  # a TypeVar, a NewType: not known to be flat
+            return True
+        return (isinstance(origin, type) and issubclass(origin, dict)) or any(
+            may_hold_keys(arg) for arg in args if arg is not Ellipsis)
+
+    nested = tuple(name for name, field in cls.model_fields.items()
+                   if may_hold_keys(field.annotation))
+    _NESTED[cls] = nested
+    return nested
+
+
+def written_once(text: str | bytes, read: BaseModel) -> bool:
+    """True when ``text``, read into ``read``, surely gave no key twice (see
+    :func:`keys_given`): each key's closing quote right before its colon, and no more
+    ``":`` than keys read. False says only: read it again to find out."""
+    if isinstance(text, str):
+        return not ('" ' in text or '"\t' in text or '"\r' in text or '"\n' in text) \
+            and text.count('":') == keys_given(read)
+    return not (b'" ' in text or b'"\t' in text or b'"\r' in text or b'"\n' in text) \
+        and text.count(b'":') == keys_given(read)
+
+
 def _given_once(text: str | bytes, kind: str) -> None:
     """Refuse JSON text that gives a key twice in one object, as `loyaltyrules run` does:
     pydantic's reader, like every JSON reader, keeps the last one (a host forwarding a
@@ -774,7 +859,8 @@ def coerce(model: type[M], value: Any, kind: str) -> M:
                 if exact is None:
                     raise
                 read = model.model_validate(exact)
-            _given_once(value, kind)  # (after: text pydantic cannot read is said so)
+            if not written_once(value, read):  # (after: text pydantic cannot read is
+                _given_once(value, kind)       # said so)
             return read
         return model.model_validate(value)
     except ValidationError as exc:
