@@ -35,7 +35,7 @@ from ._errors import (
     show_value,
 )
 from ._ledger import apply
-from ._lifecycle import advance, behaviour, redeem_reward, refund, share_field_sets
+from ._lifecycle import advance, behaviour, keep_lean, redeem_reward, refund
 from ._lint import lint
 from ._member import (
     DuplicateKey,
@@ -360,7 +360,7 @@ def _load_members(path: str | None, program: Program) -> dict[str, MemberState]:
                                  "member", field="id", kind="member")
         except (InputError, _BadJSON) as exc:
             raise _Fail(f"{path}:{line_of(k)}: {exc}") from None
-        share_field_sets(state)  # (a run keeps every state: see share_field_sets)
+        keep_lean(state)  # (a run keeps every state: see keep_lean)
         members[state.id] = state
         first[state.id] = k
     return members
@@ -412,10 +412,12 @@ def _new_member(member_id: str, kind: str) -> MemberState:
     """The state a member not in --members starts from. Its id is checked as a member's is:
     one of 129 characters is the line's mistake, said as its member_id's."""
     try:
-        return coerce(MemberState, {"id": member_id}, "member")
+        state = coerce(MemberState, {"id": member_id}, "member")
     except InputError as exc:
         raise InputError(str(exc).removeprefix("member: id: "), field="member_id",
                          kind=kind) from None
+    keep_lean(state)  # (its next states copy its dict: see keep_lean)
+    return state
 
 
 _EVENTS = ("purchase", "refund", "behaviour", "reward", "advance")

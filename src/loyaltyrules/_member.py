@@ -34,7 +34,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError, PydanticKnownError, TzInfo
 
-from ._build import _set_fields, build
+from ._build import _set_fields, build, shared_keys
 from ._errors import InputError, format_path, plain_words, show_value
 from ._money import AMOUNT_LIMIT, CONTEXT, SPEND_LIMIT, parse_money, plain
 
@@ -582,6 +582,12 @@ class MemberState(_Input):
     attrs: dict[str, Attr] = Field(default_factory=dict)
 
 
+# the tables of shared keys of the models a run keeps many of, made before they are (see
+# _build.shared_keys)
+for _kept in (MemberState, PurchaseRecord, PointsLot, PointsTotals, Usage, RedeemedPart):
+    shared_keys(_kept)
+
+
 class LineItem(_Input):
     """One basket line; ``amount`` is the line's list total (unit price × quantity)."""
 
@@ -682,7 +688,9 @@ def spend_in_unit(m: MemberState, q: Decimal, currency: str, kind: str = "member
     if not update:
         return m
     # as model_copy would for a MemberState, at a fraction of its cost (22,600 instructions)
-    state = build(MemberState, {**fields, **update})
+    values = fields.copy()  # (keys shared stay shared: see shared_keys)
+    values.update(update)
+    state = build(MemberState, values)
     had = m.__pydantic_fields_set__  # (a frozen model's set is never changed: shared)
     _set_fields(state, had if had.issuperset(update) else had.union(update))
     return state
@@ -756,7 +764,7 @@ def keys_given(value: Any) -> int:
     no validator of these models adds a field or a key the text did not give. So text
     whose every key is written ``"key":`` (no space before the colon) holding no more
     ``":`` than this gave no key twice; one holding more is read again to find out
-    (:func:`given_once`)."""
+    (:func:`_given_once`; tests/test_json_reading.py holds the models to this)."""
     # (each model class is known by its entry in _NESTED: pydantic's isinstance check of a
     # model is a Python function, and this runs for every line a run reads)
     nested = _NESTED.get(type(value))
