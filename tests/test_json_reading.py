@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 import tracemalloc
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from hypothesis import strategies as st
 import loyaltyrules as lr
 from loyaltyrules._cli import _BadJSON, _keys_given, _load_members, _member_line
 from loyaltyrules._lifecycle import keep_lean
-from loyaltyrules._member import keys_given, written_once
+from loyaltyrules._member import fraction_in_attrs, keys_given, written_once
 from loyaltyrules.testing import events, members, run_step, transactions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,7 +121,9 @@ def test_the_runs_count_of_a_transactions_keys_is_the_general_one(txn: dict[str,
     included."""
     text = json.dumps(txn)
     read = lr.Transaction.model_validate_json(text)
-    assert _keys_given(read) == keys_given(read) == sum(len(o) for o in _objects(_pairs(text)))
+    counted = keys_given(read)
+    assert counted == sum(len(o) for o in _objects(_pairs(text)))
+    assert _keys_given(read) == (None if fraction_in_attrs(read) else counted)
 
 
 @pytest.mark.parametrize("text", [
@@ -288,3 +292,54 @@ def test_members_read_in_leave_the_engine_room_to_share_its_own_field_sets() -> 
     after = lr.apply(states[-1], lr.evaluate(reference, states[-1], {
         "id": "t1", "at": "2026-03-01T12:00:00+08:00", "items": [{"sku": "a", "amount": "1.00"}]}))
     assert id(after.__pydantic_fields_set__) in lc._SHARED_IDS
+
+
+@pytest.mark.parametrize("where", ["member", "transaction", "item", "members-line",
+                                   "transactions-line"])
+def test_a_fraction_in_attrs_is_read_as_written_whichever_reader(
+        where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """pydantic's reader hands a number with a fraction to the validator as a float:
+    0.10000000000000001 became 0.1, where Python's reader (with parse_float=Decimal) refuses
+    it as a number JSON cannot keep (found by helper-87). Text holding one is read again
+    exactly, by evaluate() and by `run`, for a member's attrs, a transaction's and an
+    item's: 2.5 is Decimal("2.5") either way, 0.10000000000000001 refused either way."""
+    from loyaltyrules._cli import main
+
+    member = {"id": "m1"}
+    txn = {"id": "t1", "member_id": "m1", "at": "2026-03-04T12:00:00+08:00",
+           "items": [{"sku": "a", "amount": "10.00"}]}
+
+    def placed(number: str) -> tuple[str, str]:
+        m, t = json.dumps(member), json.dumps(txn)
+        if where.startswith("member"):
+            m = m[:-1] + f', "attrs": {{"x": {number}}}}}'
+        elif where == "item":
+            t = t.replace('"amount": "10.00"}', f'"amount": "10.00", "attrs": {{"x": {number}}}}}')
+        else:
+            t = t[:-1] + f', "attrs": {{"x": {number}}}}}'
+        return m, t
+
+    said = ("x: 0.10000000000000001 cannot be kept exactly as a JSON number (read back, it "
+            "would not be the same number): send it as text")
+    if where.endswith("-line"):
+        for number, code in (("2.5", 0), ("0.10000000000000001", 1)):
+            m, t = placed(number)
+            (tmp_path / "m.jsonl").write_text(m + "\n", encoding="utf-8")
+            (tmp_path / "t.jsonl").write_text(t + "\n", encoding="utf-8")
+            assert main(["run", str(ROOT / "programs" / "reference-4tier.yaml"),
+                         str(tmp_path / "t.jsonl"), "--members", str(tmp_path / "m.jsonl"),
+                         "--quiet", "--state-out", str(tmp_path / "s.jsonl")]) == code
+            err = capsys.readouterr().err
+            assert (said in err) == (code == 1), err
+            if code == 0:
+                kept = json.loads((tmp_path / "s.jsonl").read_text(encoding="utf-8"),
+                                  parse_float=Decimal)
+                assert where == "transactions-line" or kept["attrs"] == {"x": Decimal("2.5")}
+        return
+    reference = lr.load_program(ROOT / "programs" / "reference-4tier.yaml")
+    m, t = placed("2.5")
+    decision = lr.evaluate(reference, m, t)
+    assert decision.payable == Decimal("10.00")
+    m, t = placed("0.10000000000000001")
+    with pytest.raises(lr.InputError, match=re.escape(said)):
+        lr.evaluate(reference, m, t)

@@ -42,6 +42,7 @@ from ._member import (
     MemberState,
     Transaction,
     coerce,
+    fraction_in_attrs,
     no_duplicates,
     spend_in_unit,
     written_once,
@@ -241,27 +242,35 @@ def _transaction(line: str) -> Transaction:
         # `":` is read again too, and passes); one with a space before a colon always is.
         # (written_once, written out for a transaction: this runs for every line of a run,
         # and the general walk of keys_given costs about 1.5 µs more)
-        if line.count('":') != _keys_given(txn) or '" ' in line or '"\t' in line \
-                or '"\r' in line:
-            _loads(line, "transactions")
-        return txn
+        keys = _keys_given(txn)
+        if keys is not None:  # (else read again exactly: see fraction_in_attrs)
+            if line.count('":') != keys or '" ' in line or '"\t' in line or '"\r' in line:
+                _loads(line, "transactions")
+            return txn
     data = _loads(line, "transactions")
     return _coerce(Transaction, data, "transaction")
 
 
-def _keys_given(txn: Transaction) -> int:
-    """keys_given of a transaction (attrs hold no objects). (Read from the models' slots and
-    dicts: each attribute read of a model costs about 400 instructions.)"""
+def _keys_given(txn: Transaction) -> int | None:
+    """keys_given of a transaction (attrs hold no objects), or None when its attrs hold a
+    number with a fraction (fraction_in_attrs), all in one walk. (Read from the models'
+    slots and dicts: each attribute read of a model costs about 400 instructions.)"""
     given = txn.__pydantic_fields_set__
     fields = txn.__dict__
     n = len(given)
-    if "attrs" in given:
-        n += len(fields["attrs"])
+    if "attrs" in given and (attrs := fields["attrs"]):
+        n += len(attrs)
+        for value in attrs.values():
+            if type(value) is Decimal:
+                return None
     for item in fields["items"]:
         given = item.__pydantic_fields_set__
         n += len(given)
-        if "attrs" in given:
-            n += len(item.__dict__["attrs"])
+        if "attrs" in given and (attrs := item.__dict__["attrs"]):
+            n += len(attrs)
+            for value in attrs.values():
+                if type(value) is Decimal:
+                    return None
     return n
 
 
@@ -274,7 +283,8 @@ def _member_line(line: str) -> MemberState:
     else:
         if not written_once(line, state):
             _loads(line, "member states")
-        return state
+        if not fraction_in_attrs(state):
+            return state
     return _coerce(MemberState, _loads(line, "member states"), "member")
 
 

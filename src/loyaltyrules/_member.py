@@ -50,6 +50,7 @@ __all__ = [
     "Transaction",
     "Usage",
     "coerce",
+    "fraction_in_attrs",
     "in_unit",
     "keys_given",
     "nested_fields",
@@ -839,6 +840,29 @@ def written_once(text: str | bytes, read: BaseModel) -> bool:
         and text.count(b'":') == keys_given(read)
 
 
+def fraction_in_attrs(read: BaseModel) -> bool:
+    """Whether a member or transaction pydantic read from JSON text holds a number with a
+    fraction in its ``attrs`` (or its items'). pydantic's reader hands such a number to the
+    validator as a float, and the float's shortest decimal may not be the number written
+    (``0.10000000000000001`` reads as 0.1): the text is then read again exactly, which
+    takes the number as written or refuses one JSON cannot keep, as Python's reader with
+    ``parse_float=Decimal`` always did. (Rare: a host's attrs are text, whole numbers and
+    yes/no far more often.)"""
+    fields = read.__dict__
+    attrs = fields.get("attrs")
+    if attrs:
+        for value in attrs.values():
+            if type(value) is Decimal:
+                return True
+    for item in fields.get("items", ()):
+        attrs = item.__dict__["attrs"]
+        if attrs:
+            for value in attrs.values():
+                if type(value) is Decimal:
+                    return True
+    return False
+
+
 def _given_once(text: str | bytes, kind: str) -> None:
     """Refuse JSON text that gives a key twice in one object, as `loyaltyrules run` does:
     pydantic's reader, like every JSON reader, keeps the last one (a host forwarding a
@@ -867,6 +891,9 @@ def coerce(model: type[M], value: Any, kind: str) -> M:
                 if exact is None:
                     raise
                 read = model.model_validate(exact)
+            else:
+                if fraction_in_attrs(read):  # (read again exactly: see fraction_in_attrs)
+                    read = model.model_validate(json.loads(value, parse_float=Decimal))
             if not written_once(value, read):  # (after: text pydantic cannot read is
                 _given_once(value, kind)       # said so)
             return read
