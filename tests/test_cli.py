@@ -453,9 +453,19 @@ def test_a_streamed_run_makes_no_garbage_cycles_per_event(tmp_path: Path) -> Non
                             when = datetime.fromisoformat(event[key])
                             event[key] = (when + timedelta(days=k % 5)).isoformat()
                     out.write(json.dumps(event) + "\n")
-        known = tmp_path / f"members-{members}.jsonl"  # (read in, as a host's would be)
-        known.write_text("".join(json.dumps({"id": f"m{k}"}) + "\n" for k in range(members)),
-                         encoding="utf-8")
+        # members read in, as a host's would be, each with a history (lots, records, usage)
+        import loyaltyrules as lr
+
+        loaded = lr.load_program(ROOT / "programs" / program)
+        seed = lr.MemberState(id="seed")
+        for n in range(3):
+            seed = lr.apply(seed, lr.evaluate(loaded, seed, {
+                "id": f"old{n}", "at": f"2025-12-0{n + 1}T12:00:00+08:00",
+                "items": [{"sku": "A", "amount": "120.00"}]}))
+        text = seed.model_dump_json(exclude_none=True)
+        known = tmp_path / f"members-{members}.jsonl"
+        known.write_text("".join(text.replace('"seed"', json.dumps(f"m{k}"), 1) + "\n"
+                                 for k in range(members)), encoding="utf-8")
         gc.collect()
         gc.disable()
         try:
