@@ -121,8 +121,11 @@ def _attr(value: Any, info: ValidationInfo) -> Any:
     """A host's value in ``attrs``: text stays text (a JSON string "02134" is never read as
     a number), whole numbers and yes/no are themselves, and a number with a fraction is a
     Decimal — given as one (``json.loads(text, parse_float=Decimal)``), or in JSON text read
-    by pydantic (``model_validate_json``, which hands over floats) the decimal it is written
-    as. A Python float is refused, as money's is; only a number JSON keeps exactly is taken.
+    by pydantic (``model_validate_json``, which hands over floats) the float's shortest
+    decimal: the number written, unless it has more digits than a float keeps
+    (``0.10000000000000001`` gives 0.1), which evaluate() and ``run`` find and read again
+    exactly (:func:`fraction_in_attrs`), and a host's own ``model_validate_json`` does not.
+    A Python float is refused, as money's is; only a number JSON keeps exactly is taken.
     Each kind is written to JSON as itself, a Decimal as a JSON number, so a state read back
     from its JSON, by either reader, decides alike."""
     kind = type(value)
