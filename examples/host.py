@@ -17,11 +17,11 @@ def main() -> None:
     program = lr.load_program(HERE.parent / "programs" / "retail-4tier.yaml")
     members: dict[str, lr.MemberState] = {}
     for line in (HERE / "members.jsonl").read_text(encoding="utf-8").splitlines():
-        state = lr.MemberState.model_validate_json(line)
+        state = lr.read_member(line)  # (a key given twice refused, numbers as written)
         members[state.id] = state
 
     for line in (HERE / "transactions.jsonl").read_text(encoding="utf-8").splitlines():
-        txn = lr.Transaction.model_validate_json(line)
+        txn = lr.read_transaction(line)
         assert txn.member_id is not None
         member = members[txn.member_id]
         decision = lr.evaluate(program, member, txn, trace=False)

@@ -343,3 +343,27 @@ def test_a_fraction_in_attrs_is_read_as_written_whichever_reader(
     m, t = placed("0.10000000000000001")
     with pytest.raises(lr.InputError, match=re.escape(said)):
         lr.evaluate(reference, m, t)
+
+
+def test_a_host_reads_states_and_transactions_as_evaluate_does() -> None:
+    """lr.read_member and lr.read_transaction read JSON text as evaluate() reads it, for a
+    host that keeps what it reads (examples/host.py): the same model as pydantic's reader
+    for ordinary text, a key given twice refused where pydantic's keeps the last, a
+    fraction in attrs as written, and every problem an InputError naming its field."""
+    line = (ROOT / "examples" / "members.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    assert lr.read_member(line) == lr.MemberState.model_validate_json(line)
+    assert lr.read_member(line.encode()) == lr.read_member(line)
+    text = '{"id": "t1", "at": "2026-03-04T12:00:00+08:00", "items": [{"sku": "a", ' \
+           '"amount": "100.00", "amount": "0.01"}]}'
+    assert lr.Transaction.model_validate_json(text).items[0].amount == Decimal("0.01")
+    with pytest.raises(lr.InputError, match=r"^transaction: the key 'amount' is given twice"):
+        lr.read_transaction(text)
+    twice = '{"id": "m1", "attrs": {"x": 0.10000000000000001}}'
+    assert lr.MemberState.model_validate_json(twice).attrs == {"x": Decimal("0.1")}
+    with pytest.raises(lr.InputError, match=r"^member: attrs.x: 0.10000000000000001 cannot "):
+        lr.read_member(twice)
+    assert lr.read_member('{"id": "m1", "attrs": {"x": 2.50}}').attrs == {"x": Decimal("2.5")}
+    with pytest.raises(lr.InputError, match=r"^member: points: expected a whole number"):
+        lr.read_member('{"id": "m1", "points": "x"}')
+    with pytest.raises(lr.InputError, match=r"^member: expected JSON text, got dict"):
+        lr.read_member({"id": "m1"})  # type: ignore[arg-type]

@@ -60,6 +60,8 @@ from ._member import (
     RedeemedPart,
     Transaction,
     Usage,
+    read_member,
+    read_transaction,
 )
 from ._program import Program, load_program
 
@@ -110,6 +112,8 @@ __all__ = [
     "household_leave",
     "household_withdraw",
     "load_program",
+    "read_member",
+    "read_transaction",
     "redeem_reward",
     "refund",
     "with_household",

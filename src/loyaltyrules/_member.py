@@ -55,6 +55,8 @@ __all__ = [
     "keys_given",
     "nested_fields",
     "no_duplicates",
+    "read_member",
+    "read_transaction",
     "record_in_unit",
     "spend_in_unit",
     "written_once",
@@ -912,6 +914,26 @@ def coerce(model: type[M], value: Any, kind: str) -> M:
         elif not loc and err["type"] in ("model_type", "dict_type", "model_attributes_type"):
             message = f"expected a mapping (a JSON object), got {type(value).__name__}"
         raise InputError(message, field=format_path(loc) if loc else None, kind=kind) from None
+
+
+def read_member(text: str | bytes) -> MemberState:
+    """A member state from its JSON text, read as :func:`loyaltyrules.evaluate` reads one:
+    a key given twice is refused (pydantic's own ``model_validate_json`` keeps the last), a
+    number with a fraction in ``attrs`` is taken as written (see :func:`fraction_in_attrs`),
+    and a problem is an :class:`InputError` naming the field. For a host that keeps the
+    states it reads."""
+    return coerce(MemberState, _text(text, "member"), "member")
+
+
+def read_transaction(text: str | bytes) -> Transaction:
+    """A transaction from its JSON text, read as :func:`read_member` reads a member."""
+    return coerce(Transaction, _text(text, "transaction"), "transaction")
+
+
+def _text(text: Any, kind: str) -> str | bytes:
+    if not isinstance(text, (str, bytes)):  # (a dict or a model: not text to read)
+        raise InputError(f"expected JSON text, got {type(text).__name__}", kind=kind)
+    return text
 
 
 def _read_exactly(text: str | bytes, refused: ValidationError) -> Any:
