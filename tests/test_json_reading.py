@@ -130,6 +130,8 @@ def test_the_runs_count_of_a_transactions_keys_is_the_general_one(txn: dict[str,
     '{"id": "m", "points": 5, "points" : 50000}',  # (a space before the colon)
     '{"id": "m\\":x", "points": 5}',  # (an escaped quote and a colon in a string)
     '{"id": "m"\n, "points": 5}',  # (a line break after a quote)
+    '{"id": "m", "points"\t: 5, "points": 6}',  # (a tab, then the same key again)
+    '{"id": "m", "points"\r: 5, "points": 6}',  # (a carriage return)
 ])
 def test_text_the_count_cannot_vouch_for_is_read_again(text: str) -> None:
     """Where a key's quote is not right before its colon, or a string holds `":`, the count

@@ -38,6 +38,7 @@ from ._ledger import apply
 from ._lifecycle import advance, behaviour, keep_lean, redeem_reward, refund
 from ._lint import lint
 from ._member import (
+    QUOTE_THEN_SPACE,
     DuplicateKey,
     MemberState,
     Transaction,
@@ -244,7 +245,7 @@ def _transaction(line: str) -> Transaction:
         # and the general walk of keys_given costs about 1.5 µs more)
         keys = _keys_given(txn)
         if keys is not None:  # (else read again exactly: see fraction_in_attrs)
-            if line.count('":') != keys or '" ' in line or '"\t' in line or '"\r' in line:
+            if line.count('":') != keys or QUOTE_THEN_SPACE(line) is not None:
                 _loads(line, "transactions")
             return txn
     data = _loads(line, "transactions")

