@@ -897,12 +897,10 @@ def keep_lean(model: BaseModel) -> None:
             _SHARED_IDS.add(id(had))             # their own leaves the next states shared)
     cls = type(model)
     fields = model.__dict__
-    keys = _KEYS.get(cls)
-    if keys is None:
-        keys = _KEYS[cls] = shared_keys(cls)
-    values = keys.copy()
+    values = shared_keys(cls)  # (a copy of the class's table, which _build keeps)
+    count = len(values)
     values.update(fields)
-    if len(values) == len(keys):  # (the model's fields and no more, in its order)
+    if len(values) == count:  # (the model's fields and no more, in its order)
         _set_dict(model, values)
     for name in nested_fields(cls):
         value = fields[name]
@@ -911,8 +909,6 @@ def keep_lean(model: BaseModel) -> None:
             if isinstance(inner, BaseModel):
                 keep_lean(inner)
 
-
-_KEYS: dict[type[BaseModel], dict[str, Any]] = {}
 
 
 def check_identity(member: MemberState) -> bool:
