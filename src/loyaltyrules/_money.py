@@ -101,16 +101,17 @@ def allocate(total: Decimal, weights: list[Decimal], q: Decimal) -> list[Decimal
     if scale is None:
         scale = _SCALES[q] = _ONE / q
     # (loops, not comprehensions: on Python 3.11 each comprehension is a call; this runs
-    # for every discounted basket of more than one line)
+    # for every discounted basket of more than one line. ``__trunc__()`` is int(), which
+    # truncates too, without the call through the int type: 55 against 105 ns)
     units = []
     unit_sum = 0
     for w in weights:
-        u = int(w * scale)
+        u = (w * scale).__trunc__()
         units.append(u)
         unit_sum += u
     if unit_sum == 0:
         return [Decimal(0).quantize(q)] * n
-    units_total = int(total * scale) if total.same_quantum(q) else int(
+    units_total = (total * scale).__trunc__() if total.same_quantum(q) else int(
         (total * scale).to_integral_value(ROUND_HALF_UP))
     parts = []
     remainders = []
@@ -120,10 +121,19 @@ def allocate(total: Decimal, weights: list[Decimal], q: Decimal) -> list[Decimal
         parts.append(part)
         remainders.append(remainder)
         leftover -= part
-    if leftover == 1:  # the usual case: the first line with the largest remainder
-        parts[remainders.index(max(remainders))] += 1
-    elif leftover:
-        # largest remainder first; the sort is stable, so ties keep the earliest line first
+    if leftover > 0 and unit_sum > 0:
+        # each remainder is in [0, unit_sum) and they add up to leftover × unit_sum, so fewer
+        # than n units are left: each goes to the largest remainder not yet given one, the
+        # earliest line on ties (index finds the first); a line given one is marked below
+        # every remainder. (A sort by remainder costs about three of these rounds.)
+        while True:
+            k = remainders.index(max(remainders))
+            parts[k] += 1
+            leftover -= 1
+            if not leftover:
+                break
+            remainders[k] = -1
+    elif leftover:  # (weights adding up to less than nothing: the same order, by a sort)
         for i in sorted(range(n), key=remainders.__getitem__, reverse=True)[:leftover]:
             parts[i] += 1
     # q × a whole number of units is exact: Decimal('0.01') * 1234 == Decimal('12.34')

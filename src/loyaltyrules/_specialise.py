@@ -551,13 +551,16 @@ def _completion(s: _Source, plan: Plan) -> None:
     evaluation) and the parts it is built from, in ``_purchase_state``'s order."""
     lp = plan.ledger
     ledger = plan.model.ledger
+    # (a program that keeps no tier for a while after an upgrade has no date to work out)
+    kept = "None" if plan.model.reviews.keep is None else \
+        "kept_until(MODEL, today) if changed else None"
     s.add(1, f"available_at = at + {s.k(lp.pending)}" if lp.pending else "available_at = at",
           f"expiry = expires_at({s.k(ledger.expiry)}, at, ZONE)" if lp.expires
           else "expiry = None",
           "oldest = log_oldest(MODEL, today)" if lp.keeps_log else "oldest = None",
           f"parts = (m, dict(m.usage), dict(m.spend_log), t, {s.k(ledger.remember_events)}, "
           f"available_at, expiry, at - {s.k(lp.refund)}, oldest, "
-          "kept_until(MODEL, today) if changed else None, today, points_t, points_total, "
+          f"{kept}, today, points_t, points_total, "
           f"redeemed, usage_t, spend, line_paid, goods_paid, pwp_q, after.id, changed, "
           f"{s.k(plan)}, fired)")
 
@@ -602,7 +605,7 @@ def _tier_pricing(s: _Source, depth: int, plan: Plan) -> None:
            f"{{{keys['rule']}: src[0], {keys['kind']}: src[1], {keys['type']}: src[2], "
            f"{keys['scope']}: src[3], {keys['amount']}: amount, "
            f"{keys['allocation']}: allocation}}")
-    s.add(d, "discount_lines = [line]", "goods_paid = list_total - (ZERO + amount)")
+    s.add(d, "discount_lines = [line]", "goods_paid = list_total - amount")
 
 
 def _spend(s: _Source, plan: Plan) -> None:
