@@ -260,10 +260,21 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
         s.add(depth, "paid = amounts", "discount_lines = []", "goods_paid = list_total")
     if traced and not engine_priced:
         _traced_tier_discount(s, plan, depth)
-    s.add(depth, "shipping = t.shipping", "tax = t.tax", "due = goods_paid + shipping + tax",
+    # shipping, tax and money paid with points left out are each their field's own default
+    # object, a zero of exponent 0 (checked here): adding or taking one away from an amount
+    # in the unit (an exponent of 0 or below) gives the same amount, exponent and all, so it
+    # is not done
+    given = ("shipping", "tax", "paid_with_points")
+    if any(Transaction.model_fields[f].default.as_tuple() != (0, (0,), 0) for f in given):
+        raise RuntimeError("the transaction's amounts default to Decimal(0)")  # pragma: no cover
+    defaults = {f: s.k(Transaction.model_fields[f].default) for f in given}
+    s.add(depth, "shipping = t.shipping", "tax = t.tax",
+          f"due = goods_paid if shipping is {defaults['shipping']} and tax is "
+          f"{defaults['tax']} else goods_paid + shipping + tax",
           "pwp, redeemed = redemption_value(MODEL, m, t, goods_paid, Q) if t.redeem_points "
           "else (t.paid_with_points, 0)",
-          "if pwp > due:", "    raise over_paid(pwp, due)", "payable = due - pwp")
+          f"if pwp is {defaults['paid_with_points']}:", "    payable = due", "else:",
+          "    if pwp > due:", "        raise over_paid(pwp, due)", "    payable = due - pwp")
     if traced:
         s.add(depth, "if redeemed:",
               "    " + s.note(s.k("redemption"), s.k("redemption"), "fired",
