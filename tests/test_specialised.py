@@ -19,7 +19,7 @@ import copy
 import json
 import pickle
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 import loyaltyrules as lr
 from loyaltyrules import _specialise
+from loyaltyrules._money import CONTEXT
 
 ROOT = Path(__file__).resolve().parent.parent
 CATEGORIES = ["apparel", "beauty", "bakery", "coffee"]
@@ -473,6 +474,50 @@ def test_an_earn_rate_of_many_digits_rounds_as_the_engine_does() -> None:
     totals = {lr.evaluate(program, {"id": "m"}, txn, mode=mode, trace=trace).points_total
               for mode in ("compiled", "interpreted") for trace in (False, True)}
     assert totals == {913271778620562}
+
+
+@pytest.mark.parametrize("per", ["1", "100", "1000.0", "10.00"])
+def test_an_earn_rate_per_a_power_of_ten_is_one_product_and_rounds_as_the_engine_does(
+        per: str) -> None:
+    """Per 10^k, the generated decision multiplies by points × 10^-k (a division by 10^k
+    only moves the point), where the engine computes basis × points / per: the same digits
+    rounded alike, even where the product has more digits than the context keeps."""
+    program = lr.Program.from_dict({
+        "program": {"id": "x", "version": 1, "currency": "CNY", "timezone": "Asia/Shanghai"},
+        "tiers": [{"id": "t0"}],
+        "earn": [{"id": "e", "points": "113463415.743216", "per": per,
+                  "blocks": "proportional"}]})
+    source = program.plan("compiled").decide.__doc__
+    assert "raw = basis * K" in source and "/" not in source.split("raw = basis")[1].split(
+        "\n")[0]
+    txn = {"id": "t", "at": "2026-03-01T12:00:00+08:00", "channel": "store",
+           "items": [{"sku": "a", "category": "x", "amount": "228317944655140.75"}]}
+    totals = {lr.evaluate(program, {"id": "m"}, txn, mode=mode, trace=trace).points_total
+              for mode in ("compiled", "interpreted") for trace in (False, True)}
+    with localcontext(CONTEXT):
+        expected = int((Decimal("228317944655140.75") * Decimal("113463415.743216")
+                        / Decimal(per)).to_integral_value(ROUND_FLOOR))
+    assert totals == {expected}
+
+
+@given(basis=st.decimals(min_value=0, max_value=Decimal(10) ** 18, places=4,
+                         allow_nan=False, allow_infinity=False),
+       points=st.decimals(min_value=0, max_value=Decimal(10) ** 12, places=6,
+                          allow_nan=False, allow_infinity=False),
+       k=st.integers(0, 6))
+def test_dividing_by_a_power_of_ten_is_multiplying_by_its_inverse(
+        basis: Decimal, points: Decimal, k: int) -> None:
+    """What the generated rate per 10^k rests on, with products of up to 35 digits (rounded
+    to the library's 28): basis × points / 10^k == basis × (points × 10^-k)."""
+    with localcontext(CONTEXT):
+        assert basis * points / Decimal(10) ** k == basis * points.scaleb(-k)
+    assert _specialise._power_of_ten(Decimal(10) ** k) == k
+    assert _specialise._power_of_ten(Decimal(10) ** k * 3) is None
+
+
+def test_a_rate_per_other_than_a_power_of_ten_is_not_a_power() -> None:
+    for per in ("7", "0.1", "0.01", "25", "-100", "1.5"):
+        assert _specialise._power_of_ten(Decimal(per)) is None, per
 
 
 def test_repeated_field_reads_go_to_the_models_dict_and_only_where_safe() -> None:

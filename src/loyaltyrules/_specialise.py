@@ -246,7 +246,10 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
             s.add(depth + 1, "matched = resolve(matched)")
     else:
         s.add(depth, "matched = []")
-    s.add(depth, "void = set()")
+    # the rules a discount's pricing took away: only price() adds to it, and without it an
+    # empty frozenset, read and never made (a set() is a call on every decision)
+    priced_by_price = any_source or fp.discount_excluded or fp.max_total is not None
+    s.add(depth, "void = set()" if priced_by_price else f"void = {s.k(frozenset())}")
     # traced, any pricing beyond a tier's plain percentage is the engine's (its notes say
     # how a discount was limited)
     engine_priced = traced and (any_source or fp.max_total is not None)
@@ -777,7 +780,11 @@ def _multipliers(s: _Source, plan: Plan, scoped: list[MultiplierPlan]) -> None:
     if any(fr.points_multiplier is not None for fr in fp.rules):
         s.add(1, "for fr in kept:", "    if fr.points_multiplier is not None:",
               "        " + factor("fr.id", "fr.points_multiplier"))
-    s.add(1, f"multiplier = {'combine_named(basket' if traced else 'combine(factors'}, {how})")
+    if traced:
+        s.add(1, f"multiplier = combine_named(basket, {how})")
+    else:  # (combine's own first two cases, written out: a call costs more than they do)
+        s.add(1, "multiplier = ONE if not factors else factors[0] if len(factors) == 1 else "
+              f"combine(factors, {how})")
     if item_scoped and single is None:
         s.add(1, f"weights = None if item_factors is None else [combine(w, {how}) for w in "
               "item_factors]")
@@ -816,6 +823,10 @@ def _earn_rules(s: _Source, plan: Plan, item_scoped: bool) -> None:
         if rule.blocks == "full":
             s.add(d, f"blocks = (basis / {per}).to_integral_value(ROUND_FLOOR)",
                   f"raw = blocks * {pts}")
+        elif (ten := _power_of_ten(rule.per)) is not None:
+            # dividing by 10^k only moves the point: basis × (points × 10^-k) has the same
+            # digits as basis × points / per, rounded alike, and only its value is read next
+            s.add(d, f"raw = basis * {s.k(rule.points.scaleb(-ten))}")
         else:
             s.add(d, f"raw = basis * {pts} / {per}")
         # round_points inline; only the rounded base's value is used next
@@ -866,6 +877,14 @@ def _earn_rules(s: _Source, plan: Plan, item_scoped: bool) -> None:
         s.add(d, "points_lines.append(line)")
         if traced:
             _filtered(s, d, rid, "earn")
+
+
+def _power_of_ten(per: Decimal) -> int | None:
+    """k when ``per`` is 10^k (k ≥ 0): 100 and 100.00 alike; else None."""
+    sign, digits, exponent = per.normalize().as_tuple()
+    if sign or digits != (1,) or not isinstance(exponent, int) or exponent < 0:
+        return None
+    return exponent
 
 
 def _to_int(s: _Source, value: str, rounding: str) -> str:
