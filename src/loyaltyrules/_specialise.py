@@ -90,6 +90,9 @@ class _Source:
         # priced inline by the tier's percentage alone: the one discount line there can be
         # is the benefits tier's own
         self.only_tier_line = False
+        # the lines' paid amounts add up to goods_paid, exactly (no discount, or the tier's
+        # alone priced inline), and the discount lines are a tuple already
+        self.paid_adds_up = False
 
     def k(self, value: Any) -> str:
         """The generated name of a program constant (one name per object)."""
@@ -260,7 +263,8 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
     elif any_tier_discount:
         _tier_pricing(s, depth, plan)
     else:
-        s.add(depth, "paid = amounts", "discount_lines = []", "goods_paid = list_total")
+        s.paid_adds_up = True
+        s.add(depth, "paid = amounts", "discount_lines = ()", "goods_paid = list_total")
     if traced and not engine_priced:
         _traced_tier_discount(s, plan, depth)
     # shipping, tax and money paid with points left out are each their field's own default
@@ -308,10 +312,12 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
     _qualification(s, plan)
 
     # 6. perks, usage, the decision
-    s.add(1, "perks = list(benefits.perk_grants)", "usage = []")
+    # (the tier's perks, a tuple, added to only when a rule grants one: most purchases
+    # grant none, and a list made and turned back into a tuple costs two calls)
+    s.add(1, "perks = benefits.perk_grants", "usage = []")
     if any(fr.perk_grant is not None or fr.limit_per is not None for fr in rules):
         s.add(1, "for fr in kept:",
-              "    if fr.perk_grant is not None:", "        perks.append(fr.perk_grant)",
+              "    if fr.perk_grant is not None:", "        perks += (fr.perk_grant,)",
               # (a rule whose only effect, its discount, was dropped did not fire)
               "    if fr.limit_per is not None and fr.id in fired:",
               f"        usage.append(make_UsageConsumed({{{s.k('rule')}: fr.id, "
@@ -319,7 +325,7 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
     completes = completes_inline(plan)
     if completes:
         s.add(1, "changed = after is not tier_before", "line_paid = tuple(paid)",
-              "points_t = tuple(points_lines)", "usage_t = tuple(usage)",
+              "points_t = tuple(points_lines)", "usage_t = tuple(usage) if usage else ()",
               f"pwp_q = {_quantized(s, 'pwp', 'paid_with_points', fp.quantum)}")
     fields = {
         "program": "program._ref", "member_id": "m.id", "transaction_id": "t.id", "at": "at",
@@ -327,7 +333,8 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
         "tier_before": "tier_before.id", "tier_after": "after.id",
         "tier_changed": "changed" if completes else "after is not tier_before",
         "benefits_tier": "tier_id",
-        "list_amount": "list_total", "discounts": "tuple(discount_lines)",
+        "list_amount": "list_total",
+        "discounts": "discount_lines" if s.paid_adds_up else "tuple(discount_lines)",
         "total_discount": "list_total - goods_paid",
         "line_paid": "line_paid" if completes else "tuple(paid)",
         "goods_paid": "goods_paid", "shipping": _quantized(s, "shipping", "shipping", fp.quantum),
@@ -336,7 +343,7 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
                                                                   fp.quantum),
         "payable": "payable", "qualifying_spend": "spend",
         "points": "points_t" if completes else "tuple(points_lines)",
-        "points_total": "points_total", "perks": "tuple(perks)",
+        "points_total": "points_total", "perks": "perks",
         "usage": "usage_t" if completes else "tuple(usage)",
         "rules_fired": "tuple(fired)", "trace": "tuple(trace)" if traced else "None",
         "redeemed_points": "redeemed",
@@ -597,15 +604,17 @@ def _tier_pricing(s: _Source, depth: int, plan: Plan) -> None:
     """Only a tier's percentage can discount: priced inline when no policy complicates it
     (excluded categories, a total cap), else by the generic pricing."""
     fp = plan.fast
+    inline = not (fp.discount_excluded or fp.max_total is not None)
     s.add(depth, "src = benefits.source", "if src is None:", "    paid = amounts",
-          "    discount_lines = []", "    goods_paid = list_total", "else:")
+          f"    discount_lines = {'()' if inline else '[]'}", "    goods_paid = list_total",
+          "else:")
     if fp.discount_excluded or fp.max_total is not None:
         s.add(depth + 1, "paid, discount_lines = price(FP, items, amounts, [src], void)",
               "goods_paid = list_total - sum([d.amount for d in discount_lines], ZERO)")
         return
     mode = s.k(_MODES[fp.money_rounding])
     d = depth + 1
-    s.only_tier_line = True
+    s.only_tier_line = s.paid_adds_up = True
     s.add(d, f"amount = (list_total * benefits.percent).quantize(Q, {mode})",  # (positional:
           # a keyword costs _decimal a second parse)
           "if n == 1:", "    allocation = (amount,)", "    paid = [amounts[0] - amount]",
@@ -619,7 +628,7 @@ def _tier_pricing(s: _Source, depth: int, plan: Plan) -> None:
            f"{{{keys['rule']}: src[0], {keys['kind']}: src[1], {keys['type']}: src[2], "
            f"{keys['scope']}: src[3], {keys['amount']}: amount, "
            f"{keys['allocation']}: allocation}}")
-    s.add(d, "discount_lines = [line]", "goods_paid = list_total - amount")
+    s.add(d, "discount_lines = (line,)", "goods_paid = list_total - amount")
 
 
 def _spend(s: _Source, plan: Plan) -> None:
@@ -799,19 +808,30 @@ def _earn_rules(s: _Source, plan: Plan, item_scoped: bool) -> None:
     for ep in fp.earn:
         rule = ep.rule
         d = _guard(s, ep.tiers, ep.channels, ep.when, rule.id, "earn")
-        s.add(d, "basis = ZERO", "for k, item in enumerate(items):")
+        loop = d  # (the sum's own depth: inside an else when it has a shortcut)
+        if s.paid_adds_up and not ep.categories and not ep.exclude:
+            # every line counts, each weighted one, none paid with points: the lines add up
+            # to the basket's own total (the same Decimal: in the unit, from ZERO), so the
+            # basis is that total, not a sum made again
+            whole = "goods_paid" if rule.basis == "paid" else "list_total"
+            test = "share is None" if rule.basis == "paid" else "True"
+            if item_scoped:
+                test += " and weights is None"
+            s.add(d, f"if {test}:", f"    basis = {whole}", "else:")
+            loop = d + 1
+        s.add(loop, "basis = ZERO", "for k, item in enumerate(items):")
         if ep.categories:
-            s.add(d + 1, f"if item.category not in {s.k(ep.categories)}:", "    continue")
+            s.add(loop + 1, f"if item.category not in {s.k(ep.categories)}:", "    continue")
         if ep.exclude:
-            s.add(d + 1, f"if item.category in {s.k(ep.exclude)}:", "    continue")
+            s.add(loop + 1, f"if item.category in {s.k(ep.exclude)}:", "    continue")
         amount = "(paid[k] if share is None else paid[k] - share[k])" if rule.basis == "paid" \
             else "amounts[k]"
         if item_scoped:
             # (a line weighted one is added as it is: the same Decimal, without a product)
-            s.add(d + 1, "if weights is None or (w := weights[k]) is ONE:",
+            s.add(loop + 1, "if weights is None or (w := weights[k]) is ONE:",
                   f"    basis += {amount}", "else:", f"    basis += {amount} * w")
         else:
-            s.add(d + 1, f"basis += {amount}")
+            s.add(loop + 1, f"basis += {amount}")
         on_paid = rule.basis == "paid"  # (what points paid of these earns nothing either)
         if rule.include_shipping:
             s.add(d, "basis += shipping if share is None else shipping - share[-2]"
