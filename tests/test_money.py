@@ -456,3 +456,21 @@ def test_a_discount_is_split_over_lines_by_largest_remainder(
     assert all(p.same_quantum(q) for p in parts)
     if sum(weights) > 0:
         assert sum(parts) == total.quantize(q, rounding=decimal.ROUND_HALF_UP)
+
+
+def test_a_split_over_many_lines_hands_out_what_is_left_by_one_sort() -> None:
+    """1,000 lines of 1.00 and 9.99 to split: 999 cents left over after every line's share
+    is rounded down, each to the earliest lines (ties); a handful left over over a few lines
+    one at a time, the same way."""
+    from loyaltyrules._money import allocate, give_largest, in_exact
+
+    q = Decimal("0.01")
+    parts = in_exact(allocate, Decimal("9.99"), [Decimal("1.00")] * 1000, q)
+    assert parts == [q] * 999 + [Decimal("0.00")]
+    parts_few = [0, 0, 0, 0]
+    give_largest(parts_few, [5, 9, 9, 1], 3)
+    assert parts_few == [1, 1, 1, 0]  # 9 (the first), 9, then 5
+    many = [0] * 20
+    give_largest(many, [3, 7] * 10, 12)  # (over 8 parts and 3 left: by the sort)
+    assert many == [1, 1, 1, 1] + [0, 1] * 8  # every 7, then the first two 3s
+

@@ -54,7 +54,7 @@ from ._member import (
     spend_in_unit,
 )
 from ._model import Expiry, ProgramModel, Qualify
-from ._money import SPEND_LIMIT, SPEND_ROOM, allocate, exact, plain
+from ._money import SPEND_LIMIT, SPEND_ROOM, allocate, exact, give_largest, plain
 
 if TYPE_CHECKING:
     from ._compile import LineShares, Plan
@@ -2160,16 +2160,16 @@ def attribute_to_lines(plan: Plan, txn: Transaction, line_paid: tuple[Decimal, .
                 if (categories and category not in categories) or category in exclude:
                     units.append(0)
                 else:
-                    units.append(int(basis[k] * scale) * weight[k])
-        else:  # (the usual rule: every line earns)
+                    units.append((basis[k] * scale).__trunc__() * weight[k])
+        else:  # (the usual rule: every line earns; __trunc__() is int(), without its call)
             for k in range(n):
-                units.append(int(basis[k] * scale) * weight[k])
+                units.append((basis[k] * scale).__trunc__() * weight[k])
         whole = _ZERO  # the purchase's own part of the basis
         if ep.include_shipping:
             whole += t_fields["shipping"] - (share[-2] if share and on_paid else _ZERO)
         if ep.include_tax:
             whole += t_fields["tax"] - (share[-1] if share and on_paid else _ZERO)
-        units.append(int(whole * scale) * common if whole else 0)
+        units.append((whole * scale).__trunc__() * common if whole else 0)
         parts = split_points(points, units)
         if by_line is None:
             by_line = parts[:n]
@@ -2263,9 +2263,9 @@ def split_points(total: int, units: list[int]) -> list[int]:
             part = remainder = 0
         parts.append(part)
         remainders.append(remainder)
-    if left == 1:  # the usual case: the first of the largest remainders
-        parts[remainders.index(max(remainders))] += 1
-    elif left:  # (a stable sort, reversed: ties keep their order; n log n for 1,000 lines)
+    if 0 < left <= len(parts):  # (every remainder at least 0: a line earns one at most)
+        give_largest(parts, remainders, left)
+    elif left:  # (a stable sort, reversed: ties keep their order)
         for k in sorted(range(len(parts)), key=remainders.__getitem__, reverse=True)[:left]:
             parts[k] += 1
     return parts
