@@ -516,8 +516,38 @@ def test_dividing_by_a_power_of_ten_is_multiplying_by_its_inverse(
 
 
 def test_a_rate_per_other_than_a_power_of_ten_is_not_a_power() -> None:
-    for per in ("7", "0.1", "0.01", "25", "-100", "1.5"):
+    for per in ("7", "0.1", "0.01", "25", "-100", "1.5", "100.00000000000000000000000001",
+                "1000000000000000000000000000001"):
         assert _specialise._power_of_ten(Decimal(per)) is None, per
+    assert _specialise._power_of_ten(Decimal("100.000000000000000000000000000")) == 2
+
+
+@pytest.mark.parametrize(("earn", "amount", "rounding"), [
+    # points of more digits than the context keeps: the rate is not rounded at load
+    ({"points": "0.3333333333333333333333333333333"}, "3.00", "floor"),
+    # a per of 29 digits that would round to 100
+    ({"points": 1, "per": "100.00000000000000000000000001"}, "100.00", "floor"),
+    # points so small the rate would fall below the context's range: the division is kept
+    ({"points": Decimal("1E-1000020"), "per": 10**14}, "999999999999.00", "ceiling"),
+    # a product rounded to 28 digits, then to the context's smallest exponent by the
+    # division: half a unit there, rounded to even (0), where rounding once gives 1
+    ({"points": Decimal("50000000000000000000000000001E-1000053"), "per": 100}, "1.00",
+     "ceiling"),
+], ids=["long-points", "long-per", "tiny-points", "rounded-twice"])
+def test_an_earn_rate_the_context_cannot_hold_is_not_rounded_at_load(
+        earn: dict[str, Any], amount: str, rounding: str) -> None:
+    """Found by review: the rate per a power of ten was once made in the 28-digit context
+    (``scaleb``) and ``per`` tested after ``normalize()``, both rounding; the generated
+    decision then earned 0 points where the engine earned 1, and 1 where it earned 0."""
+    program = lr.Program.from_dict({
+        "program": {"id": "x", "version": 1, "currency": "USD", "timezone": "UTC"},
+        "tiers": [{"id": "t0"}],
+        "policies": {"rounding": {"points": rounding}},
+        "earn": [{"id": "e", "blocks": "proportional", **earn}]})
+    txn = {"id": "t", "at": "2026-03-01T12:00:00+00:00",
+           "items": [{"sku": "a", "amount": amount}]}
+    outcomes = {_whole(program, {"id": "m"}, txn, mode) for mode in ("compiled", "interpreted")}
+    assert len(outcomes) == 1
 
 
 def test_repeated_field_reads_go_to_the_models_dict_and_only_where_safe() -> None:

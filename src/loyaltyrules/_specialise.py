@@ -843,10 +843,11 @@ def _earn_rules(s: _Source, plan: Plan, item_scoped: bool) -> None:
         if rule.blocks == "full":
             s.add(d, f"blocks = (basis / {per}).to_integral_value(ROUND_FLOOR)",
                   f"raw = blocks * {pts}")
-        elif (ten := _power_of_ten(rule.per)) is not None:
+        elif (rate := _rate_per_power_of_ten(rule.points, rule.per, fp.multipliers)) \
+                is not None:
             # dividing by 10^k only moves the point: basis × (points × 10^-k) has the same
             # digits as basis × points / per, rounded alike, and only its value is read next
-            s.add(d, f"raw = basis * {s.k(rule.points.scaleb(-ten))}")
+            s.add(d, f"raw = basis * {s.k(rate)}")
         else:
             s.add(d, f"raw = basis * {pts} / {per}")
         # round_points inline; only the rounded base's value is used next
@@ -900,11 +901,37 @@ def _earn_rules(s: _Source, plan: Plan, item_scoped: bool) -> None:
 
 
 def _power_of_ten(per: Decimal) -> int | None:
-    """k when ``per`` is 10^k (k ≥ 0): 100 and 100.00 alike; else None."""
-    sign, digits, exponent = per.normalize().as_tuple()
-    if sign or digits != (1,) or not isinstance(exponent, int) or exponent < 0:
+    """k when ``per`` is exactly 10^k (k ≥ 0): 100 and 100.00 alike, not a number of more
+    digits than the context keeps that rounds to one; else None."""
+    sign, digits, exponent = per.as_tuple()
+    if sign or digits[0] != 1 or any(digits[1:]) or not isinstance(exponent, int):
         return None
-    return exponent
+    k = len(digits) - 1 + exponent
+    return k if k >= 0 else None
+
+
+# a number of the earn rate, or a multiplier's factor, within 10^±100: their products stay
+# far from the context's limits, where a result is rounded to fit (see _rate_per_power_of_ten)
+_ORDINARY = 100
+
+
+def _rate_per_power_of_ten(points: Decimal, per: Decimal, multipliers: Any) -> Decimal | None:
+    """``points / per`` made exactly (its digits, the point moved: no rounding at all), when
+    ``per`` is 10^k and the earn's numbers are ordinary, else None. Then basis × rate is
+    basis × points / per: the product's digits are the same and are rounded once alike (to the
+    context's 28; the division by 10^k after it is exact). A number that is not ordinary
+    (``points`` of 0.000…1 with a million zeros, a line weighted so) could make a product
+    fall below the context's smallest exponent, where it would be rounded a second time by
+    the division but once here: the division is kept for those."""
+    k = _power_of_ten(per)
+    if k is None:
+        return None
+    if not all(-_ORDINARY <= n.adjusted() <= _ORDINARY
+               for n in (points, *(mp.factor for mp in multipliers))):
+        return None
+    sign, digits, exponent = points.as_tuple()
+    assert isinstance(exponent, int)  # (points are finite: validated)
+    return Decimal((sign, digits, exponent - k))
 
 
 def _to_int(s: _Source, value: str, rounding: str) -> str:
