@@ -608,7 +608,7 @@ def _tier_pricing(s: _Source, depth: int, plan: Plan) -> None:
     s.add(depth, "src = benefits.source", "if src is None:", "    paid = amounts",
           f"    discount_lines = {'()' if inline else '[]'}", "    goods_paid = list_total",
           "else:")
-    if fp.discount_excluded or fp.max_total is not None:
+    if not inline:
         s.add(depth + 1, "paid, discount_lines = price(FP, items, amounts, [src], void)",
               "goods_paid = list_total - sum([d.amount for d in discount_lines], ZERO)")
         return
@@ -809,29 +809,21 @@ def _earn_rules(s: _Source, plan: Plan, item_scoped: bool) -> None:
         rule = ep.rule
         d = _guard(s, ep.tiers, ep.channels, ep.when, rule.id, "earn")
         loop = d  # (the sum's own depth: inside an else when it has a shortcut)
-        if s.paid_adds_up and not ep.categories and not ep.exclude:
+        if not ep.categories and not ep.exclude and (rule.basis != "paid" or s.paid_adds_up):
             # every line counts, each weighted one, none paid with points: the lines add up
-            # to the basket's own total (the same Decimal: in the unit, from ZERO), so the
-            # basis is that total, not a sum made again
+            # to the basket's own total, paid or listed (the same Decimal: in the unit, from
+            # ZERO), so the basis is that total, not a sum made again
             whole = "goods_paid" if rule.basis == "paid" else "list_total"
-            test = "share is None" if rule.basis == "paid" else "True"
-            if item_scoped:
-                test += " and weights is None"
-            s.add(d, f"if {test}:", f"    basis = {whole}", "else:")
-            loop = d + 1
-        s.add(loop, "basis = ZERO", "for k, item in enumerate(items):")
-        if ep.categories:
-            s.add(loop + 1, f"if item.category not in {s.k(ep.categories)}:", "    continue")
-        if ep.exclude:
-            s.add(loop + 1, f"if item.category in {s.k(ep.exclude)}:", "    continue")
-        amount = "(paid[k] if share is None else paid[k] - share[k])" if rule.basis == "paid" \
-            else "amounts[k]"
-        if item_scoped:
-            # (a line weighted one is added as it is: the same Decimal, without a product)
-            s.add(loop + 1, "if weights is None or (w := weights[k]) is ONE:",
-                  f"    basis += {amount}", "else:", f"    basis += {amount} * w")
-        else:
-            s.add(loop + 1, f"basis += {amount}")
+            tests = (["share is None"] if rule.basis == "paid" else []) + (
+                ["weights is None"] if item_scoped else [])
+            if not tests:  # (the list's own total, whatever the lines: no sum at all)
+                s.add(d, f"basis = {whole}")
+                loop = -1
+            else:
+                s.add(d, f"if {' and '.join(tests)}:", f"    basis = {whole}", "else:")
+                loop = d + 1
+        if loop >= 0:
+            _basis_sum(s, loop, ep, item_scoped)
         on_paid = rule.basis == "paid"  # (what points paid of these earns nothing either)
         if rule.include_shipping:
             s.add(d, "basis += shipping if share is None else shipping - share[-2]"
@@ -898,6 +890,23 @@ def _earn_rules(s: _Source, plan: Plan, item_scoped: bool) -> None:
         s.add(d, "points_lines.append(line)")
         if traced:
             _filtered(s, d, rid, "earn")
+
+
+def _basis_sum(s: _Source, depth: int, ep: Any, item_scoped: bool) -> None:
+    """An earn rule's basis added up line by line: the lines it counts, each weighted."""
+    s.add(depth, "basis = ZERO", "for k, item in enumerate(items):")
+    if ep.categories:
+        s.add(depth + 1, f"if item.category not in {s.k(ep.categories)}:", "    continue")
+    if ep.exclude:
+        s.add(depth + 1, f"if item.category in {s.k(ep.exclude)}:", "    continue")
+    amount = "(paid[k] if share is None else paid[k] - share[k])" if ep.rule.basis == "paid" \
+        else "amounts[k]"
+    if item_scoped:
+        # (a line weighted one is added as it is: the same Decimal, without a product)
+        s.add(depth + 1, "if weights is None or (w := weights[k]) is ONE:",
+              f"    basis += {amount}", "else:", f"    basis += {amount} * w")
+    else:
+        s.add(depth + 1, f"basis += {amount}")
 
 
 def _power_of_ten(per: Decimal) -> int | None:
