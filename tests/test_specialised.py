@@ -577,6 +577,44 @@ def test_repeated_field_reads_go_to_the_models_dict_and_only_where_safe() -> Non
     assert out[4:] == lines[3:]  # two reads; a lambda's own ``t``
 
 
+def test_outside_the_birthday_month_its_rules_are_not_checked() -> None:
+    """A birthday-month rule cannot hold outside the member's birthday month (its check
+    fails at the month, before anything that could fail): the generated decision takes the
+    day's candidates from a second index without it, and decides the same."""
+    program = lr.load_program(ROOT / "programs" / "reference-4tier.yaml")
+    plan = program.plan("compiled")
+    fast = plan.fast
+    month_only = {fr.id for fr in fast.rules if fr.month_only}
+    assert month_only == {"birthday-month-double", "birthday-gift"}
+    assert "outside_birthday_month" in (plan.decide.__doc__ or "")
+    txn = {"id": "t", "at": "2026-06-10T12:00:00+08:00", "channel": "store",
+           "items": [{"sku": "a", "category": "beauty", "amount": "100.00"}]}
+    for born, outside in (("1990-03-15", True), ("1990-06-01", False), (None, True)):
+        fast.outside.clear()
+        member = {"id": "m", "tier": "gold", **({"birthday": born} if born else {})}
+        decided = lr.evaluate(program, member, txn, trace=False)
+        assert decided.model_dump_json() == lr.evaluate(
+            program, member, txn, trace=False, mode="interpreted").model_dump_json()
+        kept = fast.outside.get((date(2026, 6, 10), "store"))
+        assert (kept is not None) == outside
+        if kept is not None:
+            assert {fr.id for fr in kept} == {fr.id for fr in fast.candidates(
+                date(2026, 6, 10), "store")} - month_only
+        assert ("birthday-gift" in decided.rules_fired) == (born == "1990-06-01")
+
+
+def test_a_birthday_rule_with_a_change_guard_is_checked_every_month() -> None:
+    """With a change guard, the guard is worked out before the month is tested (it can fail
+    on a date out of range): such a rule stays among every month's candidates."""
+    program = lr.Program.from_dict({
+        "program": {"id": "g", "version": 1, "currency": "CNY", "timezone": "Asia/Shanghai"},
+        "policies": {"birthday": {"change_guard_days": 30}},
+        "tiers": [{"id": "t0"}], "perks": [{"id": "cake"}],
+        "birthday": [{"id": "gift", "on": "birthday_month", "perk": "cake"}],
+        "earn": [{"id": "e", "points": 1, "per": 1}]})
+    assert not any(fr.month_only for fr in program.plan("compiled").fast.rules)
+
+
 def test_the_generated_lines_are_refused_with_a_literal() -> None:
     with pytest.raises(RuntimeError, match="no literal but integers and None"):
         _specialise._finish(["def run(m, t):", "    return t.id == 'x'"],

@@ -213,6 +213,10 @@ class FastRule:
     days: _ScheduleDays | None
     channels: frozenset[str]
     has_other_effects: bool
+    # a birthday-month rule whose first test that can fail, but for its window, is the
+    # month of birth (no change guard, 29 February celebrated in February): outside the
+    # member's birthday month it fails, whatever else it asks (see outside_birthday_month)
+    month_only: bool = False
 
 
 @dataclass(slots=True)
@@ -247,6 +251,8 @@ class FastPlan:
     max_per_period: int | None  # (policies.points.max_per_period: its points and its per)
     period_per: str
     index: dict[tuple[date, str], tuple[FastRule, ...]] = field(default_factory=dict)
+    # the same, without the rules that only hold in a member's birthday month
+    outside: dict[tuple[date, str], tuple[FastRule, ...]] = field(default_factory=dict)
 
     def rule_key(self, fr: FastRule) -> tuple[int, int | str]:
         return (-fr.priority, fr.id if self.tie_by_id else fr.index)
@@ -284,6 +290,19 @@ class FastPlan:
             if len(self.index) > 20_000:
                 self.index.clear()
             self.index[key] = hit
+        return hit
+
+    def outside_birthday_month(self, day: date, channel: str) -> tuple[FastRule, ...]:
+        """:meth:`candidates` for a member outside their birthday month (or without a
+        birthday): less the birthday-month rules (``month_only``), which cannot hold there.
+        Most members, most days, then check none of the program's birthday-month perks."""
+        key = (day, channel)
+        hit = self.outside.get(key)
+        if hit is None:
+            hit = tuple(fr for fr in self.candidates(day, channel) if not fr.month_only)
+            if len(self.outside) > 20_000:
+                self.outside.clear()
+            self.outside[key] = hit
         return hit
 
 
@@ -583,6 +602,8 @@ def _fast_rule(rp: RulePlan, model: ProgramModel) -> FastRule:
         channels=rp.channels,
         has_other_effects=any(x is not None for x in (
             rule.points_multiplier, rule.bonus_points, rule.perk)),
+        month_only=rule.on == "birthday_month" and model.policies.birthday.feb29 == "feb28"
+        and model.policies.birthday.change_guard_days <= 0,
     )
 
 

@@ -238,10 +238,22 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
         # (loops rather than comprehensions: on Python 3.11 each comprehension is a call)
         # FastPlan.candidates' own index read here first (a method call costs more)
         index = s.k(plan.fast.index)
-        s.add(depth, "matched = []", "channel = t.channel",
-              f"candidates = {index}.get((today, channel))", "if candidates is None:",
-              "    candidates = FP.candidates(today, channel)",
-              "for fr in candidates:",
+        s.add(depth, "matched = []", "channel = t.channel")
+        if any(fr.month_only for fr in rules):
+            # outside the member's birthday month the birthday-month rules cannot hold (their
+            # check would say so at its month test, before anything that could fail): a
+            # second index leaves them out
+            s.add(depth, "if (bday := m.birthday) is None or bday.month != today.month:",
+                  f"    candidates = {s.k(plan.fast.outside)}.get((today, channel))",
+                  "    if candidates is None:",
+                  "        candidates = FP.outside_birthday_month(today, channel)",
+                  "else:")
+            d = depth + 1
+        else:
+            d = depth
+        s.add(d, f"candidates = {index}.get((today, channel))", "if candidates is None:",
+              "    candidates = FP.candidates(today, channel)")
+        s.add(depth, "for fr in candidates:",
               f"    if {test}{check}(at, today, m, t, tier_id, list_total, lazy):",
               "        matched.append(fr)",
               "if len(matched) > 1:", "    matched.sort(key=FP.rule_key)")
