@@ -603,6 +603,36 @@ def test_outside_the_birthday_month_its_rules_are_not_checked() -> None:
         assert ("birthday-gift" in decided.rules_fired) == (born == "1990-06-01")
 
 
+def test_a_month_only_rules_first_failing_test_is_its_month() -> None:
+    """What leaving a ``month_only`` rule out rests on (found worth pinning by review): in
+    its conditions, only its window, schedule and a missing birthday come before the month
+    test, none of which can fail or have effects; a test that can (a guard, an expression,
+    a limit read) put before it would make leaving the rule out wrong."""
+    program = lr.Program.from_dict({
+        "program": {"id": "b", "version": 1, "currency": "CNY", "timezone": "Asia/Shanghai"},
+        "tiers": [{"id": "t0"}, {"id": "t1", "qualify": {"spend": 100}}],
+        "perks": [{"id": "cake"}],
+        "birthday": [
+            {"id": "plain", "on": "birthday_month", "perk": "cake"},
+            {"id": "full", "on": "birthday_month", "perk": "cake", "tiers": ["t1"],
+             "channels": ["store"], "categories": ["bakery"], "min_amount": 10,
+             "limit": {"times": 1, "per": "year"}, "when": "txn.channel == 'store'",
+             "window": {"start": "2026-01-01", "end": "2027-01-01"}},
+            {"id": "week", "on": "birthday_week", "perk": "cake"}],
+        "earn": [{"id": "e", "points": 1, "per": 1}]})
+    plan = program.plan("compiled")
+    month_only = {fr.index for fr in plan.fast.rules if fr.month_only}
+    assert len(month_only) == 2  # (the week's rule can span two months)
+    harmless = ("at < ", "at >= ", "today not in ", "r_birthday is None")
+    for rp in plan.rules:
+        if rp.index not in month_only:
+            continue
+        tests = [c.fails for c in _specialise._conditions(
+            _specialise._Source(), plan, rp, "tier", "total", quoted=False)]
+        month = tests.index("today.month != r_birthday.month")
+        assert all(t.startswith(harmless) for t in tests[:month]), tests[:month]
+
+
 def test_a_birthday_rule_with_a_change_guard_is_checked_every_month() -> None:
     """With a change guard, the guard is worked out before the month is tested (it can fail
     on a date out of range): such a rule stays among every month's candidates."""
