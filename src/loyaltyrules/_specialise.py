@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 
 from . import _trace
 from ._calendar import birthday_change_blocks, is_birthday, period_key, uses
-from ._compile import MultiplierPlan, Plan, TierPlan
+from ._compile import EarnPlan, MultiplierPlan, Plan, TierPlan
 from ._decision import (
     Decision,
     DiscountLine,
@@ -820,7 +820,6 @@ def _earn_rules(s: _Source, plan: Plan, item_scoped: bool) -> None:
     for ep in fp.earn:
         rule = ep.rule
         d = _guard(s, ep.tiers, ep.channels, ep.when, rule.id, "earn")
-        loop = d  # (the sum's own depth: inside an else when it has a shortcut)
         if not ep.categories and not ep.exclude and (rule.basis != "paid" or s.paid_adds_up):
             # every line counts, each weighted one, none paid with points: the lines add up
             # to the basket's own total, paid or listed (the same Decimal: in the unit, from
@@ -830,12 +829,11 @@ def _earn_rules(s: _Source, plan: Plan, item_scoped: bool) -> None:
                 ["weights is None"] if item_scoped else [])
             if not tests:  # (the list's own total, whatever the lines: no sum at all)
                 s.add(d, f"basis = {whole}")
-                loop = -1
             else:
                 s.add(d, f"if {' and '.join(tests)}:", f"    basis = {whole}", "else:")
-                loop = d + 1
-        if loop >= 0:
-            _basis_sum(s, loop, ep, item_scoped)
+                _basis_sum(s, d + 1, ep, item_scoped)
+        else:
+            _basis_sum(s, d, ep, item_scoped)
         on_paid = rule.basis == "paid"  # (what points paid of these earns nothing either)
         if rule.include_shipping:
             s.add(d, "basis += shipping if share is None else shipping - share[-2]"
@@ -904,7 +902,7 @@ def _earn_rules(s: _Source, plan: Plan, item_scoped: bool) -> None:
             _filtered(s, d, rid, "earn")
 
 
-def _basis_sum(s: _Source, depth: int, ep: Any, item_scoped: bool) -> None:
+def _basis_sum(s: _Source, depth: int, ep: EarnPlan, item_scoped: bool) -> None:
     """An earn rule's basis added up line by line: the lines it counts, each weighted."""
     s.add(depth, "basis = ZERO", "for k, item in enumerate(items):")
     if ep.categories:
