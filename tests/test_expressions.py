@@ -173,6 +173,44 @@ def test_missing_attr_reads_as_none() -> None:
     assert value("member.attrs.tags is None") is True
 
 
+# names simpleeval refuses on any object (methods of str and type, frames, func_*): as keys
+# of a host's map they are data, read by attribute as by key, in both modes
+DENIED_NAMES = ["format", "format_map", "mro", "exec", "tb_frame", "gi_frame", "ag_frame",
+                "cr_frame", "func_level"]
+
+
+@pytest.mark.parametrize("name", DENIED_NAMES)
+def test_attrs_keys_named_like_methods_read_as_keys(name: str) -> None:
+    """`member.attrs.format` is the host's key `format` (or None when not sent), in both
+    modes: the interpreted one once refused these names, where the compiled one read them."""
+    scope = make_scope(attrs={name: "gold"})
+    assert value(f"member.attrs.{name}", scope) == "gold"
+    assert value(f"member.attrs.{name} == member.attrs['{name}']", scope) is True
+    assert value(f"member.attrs.{name}") is None
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("sent", "fired"), [("gold", True), ("silver", False), (None, False)])
+def test_attrs_key_named_format_decides_alike_traced_or_not(mode: str, sent: str | None,
+                                                            fired: bool) -> None:
+    """A condition on such a key fires (or not) the same in every mode, and the trace
+    explains a false `and` of it: the explanation once re-read the key through simpleeval's
+    refusal and raised it, on the compiled path too."""
+    program = lr.load_program(promotion("member.orders >= 0 and member.attrs.format == 'gold'"))
+    member = {**ENGINE_MEMBER, "attrs": {} if sent is None else {"format": sent}}
+    for trace in (True, False):
+        decision = lr.evaluate(program, member, ENGINE_TXN, mode=mode,  # type: ignore[arg-type]
+                               trace=trace)
+        assert ("promo" in decision.rules_fired) is fired
+        assert decision.points_total == (5 if fired else 0)
+    explained = [e.reason for e in lr.evaluate(
+        program, member, ENGINE_TXN, mode=mode).trace if e.rule == "promo"]  # type: ignore[arg-type]
+    if not fired:
+        shown = "None" if sent is None else repr(sent)
+        assert explained == [f"`member.attrs.format == 'gold'` is false "
+                             f"(member.attrs.format = {shown})"]
+
+
 # -- txn.* and items -----------------------------------------------------------------------
 
 

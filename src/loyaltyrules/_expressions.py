@@ -21,7 +21,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from simpleeval import MAX_POWER, EvalWithCompoundTypes, NumberTooHigh, safe_power
+from simpleeval import (
+    DISALLOW_METHODS,
+    DISALLOW_PREFIXES,
+    MAX_POWER,
+    EvalWithCompoundTypes,
+    NumberTooHigh,
+    safe_power,
+)
 
 from ._errors import did_you_mean
 
@@ -252,12 +259,24 @@ def date_field(value: date | datetime | None, name: str) -> int:
 
 
 class _Evaluator(EvalWithCompoundTypes):  # type: ignore[misc]
-    """simpleeval, with a missing date's field refused as the compiled code refuses it."""
+    """simpleeval, with a missing date's field refused as the compiled code refuses it, and
+    a host's map read by key whatever the key is called, as the compiled code reads it."""
 
     def _eval_attribute(self, node: ast.Attribute) -> Any:
         if node.attr in _DATETIME_FIELDS and self._eval(node.value) is None:
             date_field(None, node.attr)
+        if node.attr in DISALLOW_METHODS or node.attr.startswith(_DISALLOWED_PREFIXES):
+            # simpleeval refuses these names (format, mro, exec, func_*) on any object
+            # before it looks at the object; on a map of attrs they are keys the host sent,
+            # data like any other (`member.attrs.format`), not methods: read as the compiled
+            # code reads them. (`_` names never get here: refused at load.)
+            value = self._eval(node.value)
+            if type(value) is _Attrs:
+                return value[node.attr]
         return super()._eval_attribute(node)
+
+
+_DISALLOWED_PREFIXES = tuple(DISALLOW_PREFIXES)
 
 
 def _singleton(node: ast.AST) -> bool:
@@ -696,7 +715,11 @@ class Expression:
         node: ast.expr = self.tree.body
         while isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And):
             for part in node.values:
-                if not self._eval_node(part, scope):
+                try:
+                    held = self._eval_node(part, scope)
+                except Exception:  # (the explanation must never fail: a part that cannot
+                    held = False  # be read is where it stops, its values shown as errors)
+                if not held:
                     node = part
                     break
             else:
