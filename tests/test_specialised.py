@@ -652,10 +652,25 @@ def test_the_generated_lines_are_refused_with_a_literal() -> None:
 
 
 def test_the_reference_decision_reads_its_inputs_fields_from_their_dicts() -> None:
+    """Given them by evaluate(), which read them already: no field of the member or the
+    transaction is read as an attribute (each such read costs about 400 instructions), and
+    no function but those given the dicts fetches them."""
     program = lr.load_program(ROOT / "programs" / "reference-4tier.yaml")
     source = program.plan("compiled").decide.__doc__ or ""
-    assert "t_fields = t.__dict__" in source and "m_fields = m.__dict__" in source
-    assert "t.items" not in source
+    assert "t_fields = t.__dict__" not in source and "m_fields = m.__dict__" not in source
+    assert "m_fields, t_fields):" in source  # (decide, purchase and run are given both)
+    assert "m.tier" not in source and "m.id" not in source and "t.items" not in source
+
+
+def test_a_function_given_the_fields_reads_each_field_from_them() -> None:
+    """One read is enough when the dict is given; a function that is not given it fetches
+    it only for three or more reads."""
+    given = _specialise._finish(["def run(m, t, m_fields, t_fields):", "    return m.tier"],
+                                _specialise._Source())
+    assert given[1].startswith("    return m_fields[K") and len(given) == 2
+    fetched = _specialise._finish(["def check(m, t):", "    return m.tier"],
+                                  _specialise._Source())
+    assert fetched[1] == "    return m.tier"
 
 
 # --- the generated traced decision -----------------------------------------------------------

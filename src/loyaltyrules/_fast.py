@@ -42,8 +42,10 @@ _ONE = Decimal(1)
 _make_points_line = builder(PointsLine)
 
 
-def decide(program: Any, plan: Plan, m: MemberState, t: Transaction) -> Decision:
-    """Evaluate with the trace off. Inputs are already validated models."""
+def decide(program: Any, plan: Plan, m: MemberState, t: Transaction,
+           m_fields: Any = None, t_fields: Any = None) -> Decision:
+    """Evaluate with the trace off. Inputs are already validated models. (Called as the
+    generated decision is, given the models' field dicts, which it does not need.)"""
     fp = plan.fast
     tier_before, amounts, local_at, t = prepare(fp, plan, m, t)
     decision, after = _run(program, plan, m, t, amounts, local_at, tier_before, tier_before,

@@ -93,6 +93,8 @@ class _Source:
         # the lines' paid amounts add up to goods_paid, exactly (no discount, or the tier's
         # alone priced inline), and the discount lines are a tuple already
         self.paid_adds_up = False
+        # the points total added up as the lines are made (see _points)
+        self.running_total = False
 
     def k(self, value: Any) -> str:
         """The generated name of a program constant (one name per object)."""
@@ -210,7 +212,7 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
     if completes_inline(plan) and not plan.ledger.pending:
         _own_events(s)
     s.add(0, "def run(program, m, t, amounts, local_at, tier_before, benefits, forced, "
-          "complete, events, prior_version):")
+          "complete, events, prior_version, m_fields, t_fields):")
     s.add(1, "items = t.items", "n = len(items)", "today = local_at.date()", "at = t.at",
           "list_total = amounts[0] if n == 1 else sum(amounts, ZERO)",
           "tier_id = benefits.id")
@@ -423,7 +425,9 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
         if complete and not completes:
             continue
         args = "events, prior_version" if complete else "None, None"
-        s.add(0, f"def {name}(program, plan, m, t{', events, prior_version' if complete else ''}):",
+        # (the models' field dicts come from evaluate(), which reads them: see _finish)
+        s.add(0, f"def {name}(program, plan, m, t, "
+              f"{'events, prior_version, ' if complete else ''}m_fields, t_fields):",
               "    tier_before = TIER_INDEX.get(tier) if (tier := m.tier) is not None "
               "else TIER_ZERO",
               "    amounts = []",
@@ -440,16 +444,18 @@ def specialise(plan: Plan, traced: bool = False) -> tuple[Decide, Purchase | Non
               # (the transaction as prepare() writes it gets a name of its own: `t` is not
               # rebound, so its fields are still read from its __dict__)
               "        tier_before, amounts, local_at, txn = prepare(FP, PLAN, m, t)",
+              "        txn_fields = txn.__dict__",
               "    else:",
               "        local_at = t.at.astimezone(ZONE)",
               "        txn = t",
+              "        txn_fields = t_fields",
               "    decision, after = run(program, m, txn, amounts, local_at, tier_before, "
-              f"tier_before, None, {complete}, {args})")
+              f"tier_before, None, {complete}, {args}, m_fields, txn_fields)")
         if fp.benefits_now:
             s.add(1, "if after is not tier_before:",
                   "    first = decision",
                   "    decision, _ = run(program, m, txn, amounts, local_at, tier_before, after, "
-                  f"after, {complete}, {args})")
+                  f"after, {complete}, {args}, m_fields, txn_fields)")
             if s.traced:
                 s.add(2, "decision = T.qualified_first(first, decision, tier_before.id)")
         s.add(1, "return decision")
@@ -477,10 +483,11 @@ _MODELS: dict[str, frozenset[str]] = {"m": frozenset(MemberState.model_fields),
 def _finish(lines: list[str], s: _Source) -> list[str]:
     """The generated ``lines``, checked, where each function that reads three or more fields
     of the member ``m`` or the transaction ``t`` reads them from the model's ``__dict__``
-    (where pydantic keeps them), fetched once. On Python 3.11 a pydantic model's attribute
-    read is not specialised (BaseModel defines ``__getattr__``) and costs about three dict
-    reads. The reads are found in the parsed lines and rewritten in the text (it is all
-    ASCII: columns are characters).
+    (where pydantic keeps them), fetched once — or given, as ``m_fields``/``t_fields``, by
+    a caller that read it already: then every field is read from it. On Python 3.11 a
+    pydantic model's attribute read is not specialised (BaseModel defines ``__getattr__``)
+    and costs about three dict reads. The reads are found in the parsed lines and rewritten
+    in the text (it is all ASCII: columns are characters).
 
     The same pass checks that no line holds a literal but an integer or None: every value of
     the program is a named constant, never source text. (Checked always: not an assert,
@@ -515,14 +522,18 @@ def _finish(lines: list[str], s: _Source) -> list[str]:
         if not models:
             continue
         first = stmt.body[0]  # type: ignore[attr-defined]  # (a function: it has models)
+        given = {a.arg for a in own}
         for name, found in reads.items():
-            if name in rebound or len(found) < 3:
-                continue
             held = f"{name}_fields"
+            # (a function given the dict, by its caller that read it already, reads every
+            # field from it; another fetches it itself when it reads three or more)
+            if name in rebound or (held not in given and len(found) < 3):
+                continue
             edits += [(n.lineno - 1, n.col_offset, n.end_col_offset or 0,
                        f"{held}[{s.k(n.attr)}]") for n in found]
-            inserts.append((first.lineno - 1,
-                            " " * first.col_offset + f"{held} = {name}.__dict__"))
+            if held not in given:
+                inserts.append((first.lineno - 1,
+                                " " * first.col_offset + f"{held} = {name}.__dict__"))
     out = list(lines)
     for line, start, end, text in sorted(edits, reverse=True):  # right to left on a line
         out[line] = out[line][:start] + text + out[line][end:]
@@ -677,14 +688,22 @@ def _points(s: _Source, plan: Plan) -> None:
         s.add(1, "for fr in kept:",
               "    if (fr.source is None or fr.id not in fired) and fr.has_other_effects:",
               "        fired[fr.id] = None")
+    # the points added up as each line is made, when every line made is kept as it is (no
+    # best line chosen, no cap): not read back from the lines (a model's attribute read
+    # costs about 400 instructions)
+    s.running_total = len(fp.earn) <= _UNROLLED and not (fp.best_rule and len(fp.earn) > 1) \
+        and fp.max_per_transaction is None and fp.max_per_period is None
     if fp.earn:
         _earn(s, plan)
     else:
         s.add(1, "points_lines = []")
+        if s.running_total:
+            s.add(1, "points_total = 0")
     if any(fr.bonus_line is not None for fr in rules):
         line = "fr.bonus_line_traced" if s.traced else "fr.bonus_line"  # (detail: trace only)
         s.add(1, "for fr in kept:", "    if fr.bonus_line is not None:",
-              f"        points_lines.append({line})")
+              f"        points_lines.append({line})",
+              *(["        points_total += fr.bonus"] if s.running_total else []))
     if fp.max_per_transaction is not None:
         cap, truncate = s.k(fp.max_per_transaction), s.k(fp.cap_truncate)
         if s.traced:
@@ -704,7 +723,8 @@ def _points(s: _Source, plan: Plan) -> None:
                                   f"{s.k(fp.period_per)}, {truncate}, period_used(FP, m, today))"))
         s.add(1, f"points_lines = cap_total(points_lines, room, {truncate}, "
               f"{s.k('max_per_period')})")
-    s.add(1, "points_total = 0", "for p in points_lines:", "    points_total += p.points")
+    if not s.running_total:
+        s.add(1, "points_total = 0", "for p in points_lines:", "    points_total += p.points")
 
 
 def _earn(s: _Source, plan: Plan) -> None:
@@ -816,7 +836,7 @@ def _earn_rules(s: _Source, plan: Plan, item_scoped: bool) -> None:
     fp = plan.fast
     traced = s.traced
     how = s.k(fp.combine_multipliers)
-    s.add(1, "points_lines = []")
+    s.add(1, "points_lines = []", *(["points_total = 0"] if s.running_total else []))
     for ep in fp.earn:
         rule = ep.rule
         d = _guard(s, ep.tiers, ep.channels, ep.when, rule.id, "earn")
@@ -897,7 +917,8 @@ def _earn_rules(s: _Source, plan: Plan, item_scoped: bool) -> None:
                f"{{{s.k('rule')}: {rid}, {s.k('kind')}: {s.k('earn')}, "
                f"{s.k('points')}: points, {s.k('basis')}: basis, "
                f"{s.k('multiplier')}: multiplier, {s.k('detail')}: {detail}}}")
-        s.add(d, "points_lines.append(line)")
+        s.add(d, "points_lines.append(line)",
+              *(["points_total += points"] if s.running_total else []))
         if traced:
             _filtered(s, d, rid, "earn")
 
