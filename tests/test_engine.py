@@ -1120,6 +1120,43 @@ def test_attrs_that_json_cannot_keep_are_refused(value: Any, said: str) -> None:
     assert said in str(caught.value)
 
 
+HALF = "\ud800"  # a lone surrogate: half of a UTF-16 pair, not a character
+NOT_TEXT = "text must not hold a lone surrogate (half of a UTF-16 pair, not a character)"
+LOT = {"id": "T0:base", "points": 5, "earned": 5, "earned_at": "2026-01-01T10:00:00+08:00",
+       "available_at": "2026-01-01T10:00:00+08:00", "source": "T0", "rule": "base"}
+
+
+@pytest.mark.parametrize(("member", "change", "field"), [
+    ({"attrs": {"x": HALF}}, {}, "member: attrs.x"),
+    ({"attrs": {"x" + HALF: 1}}, {}, "member: attrs"),
+    ({"signals": {"churn": "高" + HALF}}, {}, "member: signals.churn"),
+    ({"tier": HALF}, {}, "member: tier"),
+    ({"referred_by": HALF}, {}, "member: referred_by"),
+    ({"recent_transactions": [HALF]}, {}, "member: recent_transactions[0]"),
+    ({"usage": {HALF: {"period": "2026", "count": 1}}}, {}, "member: usage"),
+    ({"lots": [{**LOT, "source": HALF}]}, {}, "member: lots[0].source"),
+    ({}, {"id": HALF}, "transaction: id"),
+    ({}, {"member_id": HALF}, "transaction: member_id"),
+    ({}, {"store": HALF}, "transaction: store"),
+    ({}, {"attrs": {"coupon": HALF}}, "transaction: attrs.coupon"),
+    ({}, {"items": [{"sku": "A", "amount": "10.00", "attrs": {"x": HALF}}]},
+     "transaction: items[0].attrs.x"),
+])
+def test_text_holding_half_a_character_is_refused(member: dict[str, Any],
+                                                  change: dict[str, Any], field: str) -> None:
+    """No JSON writer can write a lone surrogate: a member's attrs or signals holding one
+    were taken, and its next state could not be stored. Every text field of a state or a
+    transaction that the library writes back out refuses it, as ids always did."""
+    with pytest.raises(lr.InputError) as caught:
+        lr.evaluate(lr.load_program(ATTRS_PROGRAM), {"id": "m", **member},
+                    {**txn(("A", "10.00")), **change})
+    assert str(caught.value).startswith(f"{field}: {NOT_TEXT}")
+    d = lr.evaluate(lr.load_program(ATTRS_PROGRAM), {"id": "m", "attrs": {"x": "好😀", "score": 1},
+                                                      "signals": {"churn": "流失预警"}},
+                    {**txn(("A", "10.00")), "store": "上海😀"})
+    assert d.member_after.model_dump_json()  # (other text is taken, and written)
+
+
 @pytest.mark.parametrize(("member", "change", "said"), [
     ({}, {"id": 10**5000}, "transaction: id: expected text (got a number of about 5,001 "
                            "digits)"),

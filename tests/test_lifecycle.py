@@ -2827,6 +2827,45 @@ def test_an_event_id_is_text(call: Any, said: str) -> None:
     assert str(caught.value) == said
 
 
+HALF = "\ud800"  # a lone surrogate: half of a UTF-16 pair, not a character
+NOT_TEXT = "text must not hold a lone surrogate (half of a UTF-16 pair, not a character)"
+
+
+@pytest.mark.parametrize(("call", "said"), [
+    (lambda s, at: lr.refund(SHARED_IDS, s, {"id": HALF, "at": at, "transaction_id": "T1"}),
+     f"refund: id: {NOT_TEXT}"),
+    (lambda s, at: lr.refund(SHARED_IDS, s, {"id": "R1", "at": at, "transaction_id": HALF}),
+     f"refund: transaction_id: {NOT_TEXT}"),
+    (lambda s, at: lr.behaviour(RFM, s, {"id": HALF, "at": at, "type": "check_in"}),
+     f"behaviour: id: {NOT_TEXT}"),
+    (lambda s, at: lr.behaviour(RFM, s, {"id": "B1", "at": at, "type": "x" + HALF}),
+     f"behaviour: type: {NOT_TEXT}"),
+    (lambda s, at: lr.behaviour(RFM, s, {"id": "B1", "at": at, "type": "review",
+                                         "channel": HALF, "attrs": {"photo": True}}),
+     f"behaviour: channel: {NOT_TEXT}"),
+    (lambda s, at: lr.behaviour(RFM, s, {"id": "B1", "at": at, "type": "review",
+                                         "attrs": {"photo": "好" + HALF}}),
+     f"behaviour: attrs.photo: {NOT_TEXT} (got '好\\ud800')"),
+    (lambda s, at: lr.redeem_reward(SHARED_IDS, s, {"id": HALF, "at": at, "reward": "drink"}),
+     f"reward: id: {NOT_TEXT}"),
+    (lambda s, at: lr.redeem_reward(SHARED_IDS, s, {"id": "W1", "at": at, "reward": HALF}),
+     f"reward: reward: {NOT_TEXT}"),
+    (lambda s, at: lr.gift(YEARLY, s, {"id": "r"}, {"id": HALF, "at": at, "points": 10}),
+     f"gift: id: {NOT_TEXT}"),
+])
+def test_an_event_s_text_holding_half_a_character_is_refused(call: Any, said: str) -> None:
+    """No JSON writer can write a lone surrogate: a decision and next state holding one (a
+    behaviour took `"\\ud800"` as its id, and its points were granted) could not be stored.
+    Refused as a purchase's id is; emoji and other text are taken."""
+    s = lr.MemberState(id="m", points=500)
+    with pytest.raises(lr.InputError) as caught:
+        call(s, "2026-03-02T10:00:00-05:00")
+    assert str(caught.value) == said
+    granted = lr.behaviour(RFM, s, {"id": "签到😀", "at": "2026-03-02T10:00:00-05:00",
+                                    "type": "check_in"})
+    assert lr.apply(s, granted).model_dump_json()  # (it can be written)
+
+
 def test_a_purchase_record_with_a_refunded_amount_per_line_missing_is_refused() -> None:
     """A stored purchase record must hold one refunded amount per line (or none yet): a state
     edited by hand with fewer is refused as malformed input, naming the record, not left to

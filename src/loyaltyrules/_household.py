@@ -36,6 +36,7 @@ from ._member import (
     coerce,
     in_unit,
     record_in_unit,
+    text_of,
 )
 from ._money import SPEND_LIMIT, exact, plain
 
@@ -269,6 +270,7 @@ def household_withdraw(program: Any, household: HouseholdState | dict[str, Any],
     if not event_id or not isinstance(event_id, str):
         raise InputError(f"an event id (a string) makes a retry safe, got {event_id!r}",
                          field="event_id", kind="household")
+    text_of(event_id, "event_id", "household")
     if rules.redeem == "owner" and m.id != _owner(h):
         raise InputError("only the household's owner may use the pool", field="member",
                          kind="household")

@@ -52,6 +52,7 @@ from ._member import (
     parse_instant,
     record_in_unit,
     spend_in_unit,
+    text_of,
 )
 from ._model import Expiry, ProgramModel, Qualify
 from ._money import SPEND_LIMIT, SPEND_ROOM, allocate, exact, give_largest, plain
@@ -2628,7 +2629,7 @@ def _event_text(value: Any, field: str, kind: str, longest: int) -> str:
     if len(value) > longest:
         raise InputError(f"must be at most {longest} characters long (got {len(value)})",
                          field=field, kind=kind)
-    return value
+    return text_of(value, field, kind)
 
 
 def counts_held(state: Any, what: str, kind: str = "member") -> None:
@@ -2676,9 +2677,11 @@ def _simple_event(event: Any, kind: str, required: Iterable[str]) -> dict[str, A
     out = dict(event)
     out["id"] = _event_text(event["id"], "id", kind, ID_LENGTH)
     for key in ("type", "reward"):  # names the program is matched against
-        if key in event and event[key] is not None and not isinstance(event[key], str):
-            raise InputError(f"expected text (got {show_value(event[key])})", field=key,
-                             kind=kind)
+        if key in event and event[key] is not None:
+            if not isinstance(event[key], str):
+                raise InputError(f"expected text (got {show_value(event[key])})", field=key,
+                                 kind=kind)
+            text_of(event[key], key, kind)
     if event.get("channel") is not None:
         out["channel"] = _event_text(event["channel"], "channel", kind, CHANNEL_LENGTH)
     out["at"] = _instant(event["at"], "at", kind)

@@ -120,6 +120,19 @@ Spend = Annotated[
 ]
 
 
+# a lone surrogate: half of a UTF-16 pair, not a character (see Text)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_LONE_SURROGATE = "text must not hold a lone surrogate (half of a UTF-16 pair, not a character)"
+
+
+def text_of(value: str, field: str, kind: str) -> str:
+    """``value``, refused when it holds a lone surrogate: text a lifecycle call takes outside
+    a model (an event's id, say), held to what a model's Text field is."""
+    if not value.isascii() and _SURROGATE.search(value):
+        raise InputError(_LONE_SURROGATE, field=field, kind=kind)
+    return value
+
+
 def _attr(value: Any, info: ValidationInfo) -> Any:
     """A host's value in ``attrs``: text stays text (a JSON string "02134" is never read as
     a number), whole numbers and yes/no are themselves, and a number with a fraction is a
@@ -132,7 +145,7 @@ def _attr(value: Any, info: ValidationInfo) -> Any:
     Each kind is written to JSON as itself, a Decimal as a JSON number, so a state read back
     from its JSON, by either reader, decides alike."""
     kind = type(value)
-    if kind is str or kind is bool:
+    if kind is bool or (kind is str and (value.isascii() or not _SURROGATE.search(value))):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         if not -COUNT_LIMIT < value < COUNT_LIMIT:  # (read back from JSON, and written)
@@ -144,6 +157,8 @@ def _attr(value: Any, info: ValidationInfo) -> Any:
     elif isinstance(value, float):
         raise ValueError(f"numbers must be exact: give {value!r} as a Decimal (read JSON "
                          "with parse_float=Decimal), not a float")
+    elif isinstance(value, str) and _SURROGATE.search(value):
+        raise ValueError(f"{_LONE_SURROGATE} (got {value!r})")
     elif isinstance(value, (str, bool)):  # (subclasses: a (str, Enum)'s text, not its name)
         return str.__str__(value) if isinstance(value, str) else bool(value)
     if not isinstance(value, Decimal):
@@ -400,24 +415,39 @@ Points = Annotated[int, BeforeValidator(_no_bool), Field(gt=-COUNT_LIMIT, lt=COU
 LedgerCount = Annotated[int, Field(strict=True, lt=COUNT_LIMIT)]
 
 
+# How long a purchase's id and channel may be; a lifecycle event's ids and channel are held
+# to the same (a behaviour's condition reads its event as a purchase)
+ID_LENGTH = 128
+CHANNEL_LENGTH = 64
+# Text of a state or a transaction that the library writes back out. A lone surrogate
+# ("\ud800", half of a UTF-16 pair: not a character) is refused as it is read: no JSON writer
+# can write it, so a decision or next state holding one could not be stored. Pydantic refuses
+# it in a field whose length is bounded (it reads the text as UTF-8 to measure it), so every
+# such field has a bound: an id's, or for text the library composes of ids (a lot's
+# "behaviour:R1:review") one no real value comes near.
+TEXT_LENGTH = 4096
+Name = Annotated[str, Field(max_length=ID_LENGTH)]
+Text = Annotated[str, Field(max_length=TEXT_LENGTH)]
+
+
 class Usage(_Input):
     """How often a member used a limited rule in its current period (older periods are dropped)."""
 
-    period: str
+    period: Text
     count: LedgerCount = Field(ge=0)
 
 
 class PointsLot(_Input):
     """Points from one event: every point can be traced to the event and rule that made it."""
 
-    id: str
+    id: Text
     points: LedgerCount = Field(ge=0)
     earned: LedgerCount = Field(ge=0)
     earned_at: Instant
     available_at: Instant
     expires_at: Instant | None = None
-    source: str
-    rule: str
+    source: Text
+    rule: Text
 
 
 class PointsTotals(_Input):
@@ -440,7 +470,7 @@ class RedeemedPart(_Input):
     points: LedgerCount = Field(ge=1)
     # the source of the lot they came from (a purchase id, "opening-balance", ...): None in
     # a record stored by an earlier version
-    source: str | None = None
+    source: Text | None = None
     # when they were (or will be) usable, for points a refund took from a pending lot
     available_at: Instant | None = None
 
@@ -448,7 +478,7 @@ class RedeemedPart(_Input):
 class PurchaseRecord(_Input):
     """What a purchase did, remembered (for ``ledger.refund_days``) so it can be refunded."""
 
-    id: str
+    id: Text
     at: Instant
     line_paid: tuple[Money, ...]
     goods_paid: Money
@@ -538,16 +568,16 @@ class HouseholdState(_Input):
     """
 
     id: str = Field(min_length=1, max_length=128)
-    owner: str | None
-    members: tuple[str, ...]
+    owner: Name | None
+    members: tuple[Name, ...]
     lots: tuple[PointsLot, ...] = ()
     totals: PointsTotals = PointsTotals()
-    contributions: dict[str, int] = Field(default_factory=dict)
+    contributions: dict[Text, int] = Field(default_factory=dict)
     spend: Spend = Decimal(0)
     points: Points = 0
     pending_points: LedgerCount = Field(default=0, ge=0)
-    recent_events: tuple[str, ...] = ()
-    member_versions: dict[str, int] = Field(default_factory=dict)
+    recent_events: tuple[Text, ...] = ()
+    member_versions: dict[Text, int] = Field(default_factory=dict)
     version: LedgerCount = Field(default=0, ge=0)
 
 
@@ -559,7 +589,7 @@ class MemberState(_Input):
     """
 
     id: str = Field(min_length=1, max_length=128)
-    tier: str | None = None
+    tier: Name | None = None
     points: Points = 0
     pending_points: Count = Field(default=0, ge=0)
     qualifying_spend: Spend = Decimal(0)
@@ -568,8 +598,8 @@ class MemberState(_Input):
     birthday_set_on: Day | None = None
     joined: Day | None = None
     last_purchase: Day | None = None
-    usage: dict[str, Usage] = Field(default_factory=dict)
-    recent_transactions: tuple[str, ...] = ()
+    usage: dict[Text, Usage] = Field(default_factory=dict)
+    recent_transactions: tuple[Text, ...] = ()
     lots: tuple[PointsLot, ...] = ()
     totals: PointsTotals = PointsTotals()
     purchases: tuple[PurchaseRecord, ...] = ()
@@ -578,15 +608,15 @@ class MemberState(_Input):
     tier_since: Day | None = None
     tier_kept_until: Day | None = None
     advanced_to: Instant | None = None
-    signals: dict[str, str] = Field(default_factory=dict)
+    signals: dict[Text, Text] = Field(default_factory=dict)
     # the reviews in a row, up to the last, that moved the member down (a tier_falls signal)
     tier_falls: Count = Field(default=0, ge=0)
-    referred_by: str | None = None
-    household: str | None = None
+    referred_by: Name | None = None
+    household: Name | None = None
     household_spend: Spend | None = None
     points_debt: Count = Field(default=0, ge=0)
     version: Count = Field(default=0, ge=0)
-    attrs: dict[str, Attr] = Field(default_factory=dict)
+    attrs: dict[Text, Attr] = Field(default_factory=dict)
 
 
 # the tables of shared keys of the models a run keeps many of, made before they are (see
@@ -602,7 +632,7 @@ class LineItem(_Input):
     category: str = Field(default="general", min_length=1, max_length=64)
     quantity: Annotated[int, BeforeValidator(_no_bool)] = Field(default=1, ge=1, le=1_000_000)
     amount: Money
-    attrs: dict[str, Attr] = Field(default_factory=dict)
+    attrs: dict[Text, Attr] = Field(default_factory=dict)
 
 
 # What the ledger names other events' points by (a lot's ``source``, a remembered event):
@@ -620,26 +650,21 @@ def reserved_id(value: str) -> InputError:
                       f"{', '.join(RESERVED_PREFIXES)}", field="id", kind="transaction")
 
 
-# How long a purchase's id and channel may be; a lifecycle event's ids and channel are held
-# to the same (a behaviour's condition reads its event as a purchase)
-ID_LENGTH = 128
-CHANNEL_LENGTH = 64
-
 
 class Transaction(_Input):
     """A purchase. ``at`` must carry a UTC offset: the engine never guesses a zone."""
 
     id: str = Field(min_length=1, max_length=ID_LENGTH)
-    member_id: str | None = None
+    member_id: Name | None = None
     at: Instant
     channel: str = Field(default="store", min_length=1, max_length=CHANNEL_LENGTH)
-    store: str | None = None
+    store: Text | None = None
     items: tuple[LineItem, ...] = Field(min_length=1, max_length=1000)
     shipping: Money = Decimal(0)
     tax: Money = Decimal(0)
     paid_with_points: Money = Decimal(0)
     redeem_points: Count = Field(default=0, ge=0)
-    attrs: dict[str, Attr] = Field(default_factory=dict)
+    attrs: dict[Text, Attr] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _total_below_the_limit(self) -> Transaction:
@@ -952,7 +977,7 @@ def _read_exactly(text: str | bytes, refused: ValidationError) -> Any:
         return None
 
 
-_ATTRS: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Attr])
+_ATTRS: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[Text, Attr])
 
 
 def coerce_attrs(value: Any, kind: str) -> dict[str, Any]:
@@ -985,6 +1010,8 @@ def _said(err: Any) -> str:
         return "required"
     if kind == "timezone_aware":
         return "needs a UTC offset (the engine never guesses a zone)"
+    if kind == "string_unicode":  # (a lone surrogate in a Name or Text: pydantic's words)
+        return _LONE_SURROGATE
     if kind.startswith("datetime"):
         return ("expected a date-time such as 2026-03-03T10:00:00+08:00, got "
                 f"{show_value(err['input'])}")
