@@ -243,6 +243,35 @@ def test_run_basic_member_upgrades_on_t1004(capsys: pytest.CaptureFixture[str]) 
     assert (t1005["tier_before"], t1005["benefits_tier"]) == ("silver", "silver")
 
 
+@pytest.mark.parametrize("which", ["program", "events", "events, by a link"])
+def test_run_refuses_a_state_out_that_would_overwrite_its_program_or_events(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, which: str) -> None:
+    """`--state-out` naming the program or the events file wrote the states over it, exit
+    0 (found by helper-92). Refused before anything is read; the file is left as it was.
+    The members file may be named: it is read whole first, an update in place."""
+    program, events = tmp_path / "p.yaml", tmp_path / "ev.jsonl"
+    program.write_text(RETAIL.read_text(encoding="utf-8"), encoding="utf-8")
+    events.write_text((EXAMPLES / "transactions.jsonl").read_text(encoding="utf-8"),
+                      encoding="utf-8")
+    target = program if which == "program" else events
+    if which.endswith("link"):
+        (tmp_path / "link.jsonl").symlink_to(events)
+        target = tmp_path / "link.jsonl"
+    before = target.read_bytes()
+    code, out, err = run_main(capsys, "run", program, events, "--state-out", target)
+    assert (code, out) == (1, "")
+    named = "program" if which == "program" else "events"
+    assert err == (f"loyaltyrules: {target}: --state-out names the {named} file; the states "
+                   "would be written over it (give another file)\n")
+    assert target.read_bytes() == before
+    members = tmp_path / "m.jsonl"
+    members.write_text((EXAMPLES / "members.jsonl").read_text(encoding="utf-8"),
+                       encoding="utf-8")
+    code, _, _ = run_main(capsys, "run", program, events, "--members", members,
+                          "--state-out", members, "--quiet")
+    assert code == 0 and len(members.read_text(encoding="utf-8").splitlines()) == 4
+
+
 def test_run_state_out_writes_final_states(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -520,6 +520,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.state_out:  # (before anything is read: the states would be written over it)
+        for given, what in ((args.program, "the program"), (args.transactions, "the events")):
+            if given != "-" and _same_file(args.state_out, given):
+                raise _Fail(f"{args.state_out}: --state-out names {what} file; the states "
+                            "would be written over it (give another file)")
     program = load_program(Path(args.program))
     members = _load_members(args.members, program)
     out: TextIO = sys.stdout
@@ -550,6 +555,14 @@ def _run(args: argparse.Namespace) -> int:
         print(f"loyaltyrules: {args.transactions}: {replays} repeated purchases skipped (ids "
               "already applied to their member: a retry, or an id reused)", file=sys.stderr)
     return EXIT_OK
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file (a link to it, say), or would once ``a`` is made."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # (one of them does not exist yet: compared as written, resolved)
+        return Path(a).resolve() == Path(b).resolve()
 
 
 _NO_STATES = "; the member states were not written"
