@@ -656,11 +656,16 @@ def test_lr507_discounts_multipliers_bonuses_and_point_values_out_of_bounds() ->
      "more", "promotions[0].discount.amount", 49),
     ("discount: {threshold: 300, off: 50}", None, "", "", 0),
     ("discount: {amount: 80}", None, "", "", 0),
+    # (a min_amount of 0 asks for no smallest basket, as none does: this divided by 0 and
+    # crashed lint, found by helper-92)
+    ("min_amount: 0, discount: {amount: 5}", None, "", "", 0),
+    ("min_amount: -0.00, discount: {amount: 5}", None, "", "", 0),
 ])
 def test_lr507_amounts_off_count_against_the_smallest_basket_they_apply_to(
         discount: str, severity: str | None, message: str, path: str, column: int) -> None:
     """满减 off is judged against its threshold (a ¥100 basket under 满100减100 pays 0), a
-    flat amount off against the rule's min_amount (without one there is nothing to judge)."""
+    flat amount off against the rule's min_amount (without one, or with 0, there is nothing
+    to judge)."""
     p = program(BASIC + f"promotions:\n  - {{id: p, {discount}, limit: {{times: 1}}}}\n")
     expected = [("LR507", severity, message, path, 5, column)] if severity else []
     assert [(f.code, f.severity, f.message, format_path(f.path), f.line, f.column)

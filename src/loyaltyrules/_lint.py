@@ -897,7 +897,10 @@ def _discount_bounds(where: _Path, who: str, rate: Decimal) -> Iterator[_Smell]:
 def _amount_off_bounds(where: _Path, who: str, off: Decimal, base: Decimal,
                        basket: str) -> Iterator[_Smell]:
     """An amount taken off, judged against the smallest basket it applies to (满减: the
-    threshold; a flat amount: the rule's min_amount)."""
+    threshold; a flat amount: the rule's min_amount). A min_amount of 0 asks for no
+    smallest basket, as none does: nothing to judge against."""
+    if base <= 0:
+        return
     rate = off / base
     if rate >= 1:
         yield _Smell(where, f"{who} takes {_num(off)} off {basket}: it pays nothing",
