@@ -2664,6 +2664,17 @@ def test_instants_are_read_alike_by_evaluate_and_the_lifecycle_calls(at: Any) ->
 TXN_OK = {"id": "t", "at": "2026-03-03T10:00:00+08:00", "items": [{"sku": "a", "amount": "1.00"}]}
 
 
+def test_check_identity_reads_a_member_as_every_call_does() -> None:
+    """A dict or JSON text, as evaluate() takes (before, only a model: a dict raised
+    AttributeError)."""
+    bought = {**TXN_OK, "items": [{"sku": "a", "amount": "100.00"}]}
+    state = lr.apply({"id": "m"}, lr.evaluate(RETAIL, {"id": "m"}, bought))
+    assert state.points == 10
+    for given in (state, state.model_dump(mode="json"), state.model_dump_json()):
+        assert lr.check_identity(given) is True
+    assert lr.check_identity({"id": "m", "points": 5}) is False  # (5 points no lot holds)
+
+
 @pytest.mark.parametrize(("call", "error", "message"), [
     (lambda: lr.evaluate("programs/retail-4tier.yaml", {"id": "m"}, TXN_OK), TypeError,
      "expected a Program (from lr.load_program), got str"),
@@ -2677,6 +2688,18 @@ TXN_OK = {"id": "t", "at": "2026-03-03T10:00:00+08:00", "items": [{"sku": "a", "
      "gift: decision: expected the GiftDecision that gift() returned (read one back from JSON "
      "with lr.GiftDecision.model_validate_json)"),
     (lambda: lr.evaluate(RETAIL, None, TXN_OK), lr.InputError,
+     "member: expected a mapping (a JSON object), got NoneType"),
+    # (the household calls and check_identity raised AttributeError: found by helper-92)
+    (lambda: lr.household_join(None, None, {"id": "a"}), TypeError,
+     "expected a Program (from lr.load_program), got NoneType"),
+    (lambda: lr.household_contribute({}, None, {"id": "a"}, None), TypeError,
+     "expected a Program (from lr.load_program), got dict"),
+    (lambda: lr.household_leave("x", None, {"id": "a"}, "2026-03-03T10:00:00+08:00"),
+     TypeError, "expected a Program (from lr.load_program), got str"),
+    (lambda: lr.household_withdraw(5, None, {"id": "a"}, 1, "2026-03-03T10:00:00+08:00",
+                                   event_id="E1"),
+     TypeError, "expected a Program (from lr.load_program), got int"),
+    (lambda: lr.check_identity(None), lr.InputError,
      "member: expected a mapping (a JSON object), got NoneType"),
 ])
 def test_a_call_made_wrong_gets_the_library_s_error_not_an_accident(

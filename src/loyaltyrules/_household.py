@@ -23,6 +23,7 @@ from ._lifecycle import (
     _Book,
     _instant,
     _late_updates,
+    _program_parts,
     advance_state,
     counts_held,
     expires_at,
@@ -70,7 +71,8 @@ def _held(h: HouseholdState, m: MemberState, what: str) -> None:
 
 
 def _rules(program: Any) -> Any:
-    rules = program.model.households
+    model, _ = _program_parts(program)  # (a TypeError for a call made wrong, as elsewhere)
+    rules = model.households
     if rules is None:
         raise InputError("this program has no households (家庭共享) section", kind="household")
     return rules

@@ -912,8 +912,13 @@ def keep_lean(model: BaseModel) -> None:
 
 
 
-def check_identity(member: MemberState) -> bool:
-    """earned − redeemed − expired − reversed = points + pending_points, and the lots add up."""
+def check_identity(member: MemberState | dict[str, Any] | str) -> bool:
+    """earned − redeemed − expired − reversed = points + pending_points, and the lots add up.
+    The member is read as every call reads it (a model, a dict or JSON text; malformed: an
+    InputError)."""
+    from ._member import coerce
+
+    member = coerce(MemberState, member, "member")
     t = member.totals
     lots = sum(lot.points for lot in member.lots)
     return (t.earned - t.redeemed - t.expired - t.reversed
