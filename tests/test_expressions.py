@@ -748,6 +748,19 @@ def test_slips_from_other_languages_get_a_hint(source: str, hint: str) -> None:
                             "`txn.amount` is a number"),
     ("max(member.birthday) > today", "max() of one value needs a list; `member.birthday` is "
                                      "a date"),
+    # (parts made of written values alone are worked out at load: these passed and raised on
+    # every purchase, found by helper-92)
+    ("'a' * 1001 == txn.id", "`'a' * 1001` cannot work: it raises LimitExceeded: would build "
+                             "text or a list longer than 1000"),
+    ("[1] * 5000 == [1]", "`[1] * 5000 == [1]` cannot work: it raises LimitExceeded: would "
+                          "build text or a list longer than 1000"),
+    ("txn.amount > min([])", "`min([])` cannot work: it raises ValueError: min() arg is an "
+                             "empty sequence"),
+    ("today > date(2026, 1, 1) + 1", "`date(2026, 1, 1) + 1` cannot work: it raises "
+                                     "TypeError: unsupported operand type(s) for +: "
+                                     "'datetime.date' and 'int'"),
+    ("txn.amount > 1 - 'a'", "`1 - 'a'` cannot work: it raises TypeError: unsupported operand "
+                             "type(s) for -: 'int' and 'str'"),
 ])
 def test_what_written_values_show_cannot_work_is_refused_at_load(
         source: str, message: str) -> None:
@@ -759,7 +772,9 @@ def test_what_written_values_show_cannot_work_is_refused_at_load(
 
 @pytest.mark.parametrize("source", ["today == date(2028, 2, 29)", "txn.amount / 2 > 1",
                                     "len(txn.id) > 3", "max(txn.amount, 5) > 1",
-                                    "max([1, 2]) == 2"])
+                                    "max([1, 2]) == 2", "txn.amount > 0.5 * 3",
+                                    "'a' * 1000 != txn.id", "date(2026, 1, 1).year == 2026",
+                                    "txn.amount > abs(-2) ** 3"])
 def test_written_values_that_work_load(source: str) -> None:
     assert parse_expression(source, condition=True).source == source
 

@@ -309,27 +309,51 @@ LOAD_ATTACKS: list[Any] = [
 # (id, expression, a fragment of the EvaluationError message — or one per evaluation mode
 #  where the two report the same failure in their own words)
 
-EVAL_ATTACKS: list[tuple[str, str, str | dict[str, str]]] = [
-    ("str-times-10-10", "'x' * 100000 * 100000 == ''",
-     "LimitExceeded"),
-    ("str-times-billion", "'a' * 1000000000 == ''",
-     "LimitExceeded"),
-    ("billion-times-str", "1000000000 * 'a' == ''",
-     "LimitExceeded"),
-    ("len-of-big-list", "len([0] * 1000000) > 0",
-     "LimitExceeded"),
+# Attacks made of written values alone: each part of an expression made only of written
+# values is worked out at load, so these are refused there, in what they raise. Each is also
+# in EVAL_ATTACKS below, built of the purchase's own values (X, ONE), where it loads and must
+# fail as it runs.
+CONSTANT_ATTACKS: list[tuple[str, str, str]] = [
+    ("str-times-10-10", "'x' * 100000 * 100000 == ''", "LimitExceeded"),
+    ("str-times-billion", "'a' * 1000000000 == ''", "LimitExceeded"),
+    ("billion-times-str", "1000000000 * 'a' == ''", "LimitExceeded"),
+    ("len-of-big-list", "len([0] * 1000000) > 0", "LimitExceeded"),
     ("str-just-over-limit", "'x' * 1001 == ''", "LimitExceeded"),
     ("repeated-concatenation", "('x' * 1000 + 'x' * 1000 + 'x' * 1000) == ''", "LimitExceeded"),
-    ("concatenated-field-repeated", "(txn.channel + txn.channel) * 200 == ''", "LimitExceeded"),
     ("list-times-100000", "[1] * 100000 == []", "LimitExceeded"),
     ("slow-membership", "('x' * 99999 + 'y') in ['x' * 100000] * 100000", "LimitExceeded"),
     ("slow-list-equality", "['x' * 100000] * 100000 == ['x' * 100000] * 100000",
      "LimitExceeded"),
-    ("power-of-power", "((1000000 * 1000000000)**8)**8 > 0",
+    ("power-of-power", "((1000000 * 1000000000)**8)**8 > 0", "NumberTooHigh"),
+    ("decimal-power", "1e300 ** 8 > 0", "NumberTooHigh"),
+    ("product-power", "(1000000 * 10000000000) ** 8 > 0", "NumberTooHigh"),
+    ("max-empty", "max([]) == 1", "ValueError: max() arg is an empty sequence"),
+]
+X = "(txn.channel * 0 + 'x')"  # 'x', read from the purchase
+ONE = "(member.points // 100)"  # 1 (the member has 100 points)
+
+EVAL_ATTACKS: list[tuple[str, str, str | dict[str, str]]] = [
+    ("str-times-10-10", f"{X} * 100000 * 100000 == ''",
+     "LimitExceeded"),
+    ("str-times-billion", f"{X} * 1000000000 == ''",
+     "LimitExceeded"),
+    ("billion-times-str", f"1000000000 * {X} == ''",
+     "LimitExceeded"),
+    ("len-of-big-list", f"len([{ONE}] * 1000000) > 0",
+     "LimitExceeded"),
+    ("str-just-over-limit", f"{X} * 1001 == ''", "LimitExceeded"),
+    ("repeated-concatenation", f"({X} * 1000 + {X} * 1000 + {X} * 1000) == ''",
+     "LimitExceeded"),
+    ("concatenated-field-repeated", "(txn.channel + txn.channel) * 200 == ''", "LimitExceeded"),
+    ("list-times-100000", f"[{ONE}] * 100000 == []", "LimitExceeded"),
+    ("slow-membership", f"({X} * 99999 + 'y') in [{X} * 100000] * 100000", "LimitExceeded"),
+    ("slow-list-equality", f"[{X} * 100000] * 100000 == [{X} * 100000] * 100000",
+     "LimitExceeded"),
+    ("power-of-power", f"(({ONE} * 1000000 * 1000000000)**8)**8 > 0",
      "NumberTooHigh"),
-    ("decimal-power", "1e300 ** 8 > 0",
+    ("decimal-power", f"({ONE} * 1e300) ** 8 > 0",
      "NumberTooHigh"),
-    ("product-power", "(1000000 * 10000000000) ** 8 > 0",
+    ("product-power", f"({ONE} * 1000000 * 10000000000) ** 8 > 0",
      "NumberTooHigh"),
     ("attrs-keys", "member.attrs.keys", "gave None, not true or false"),
     ("items-far-index", "items[100000000000000].sku == 'x'", "IndexError"),
@@ -346,7 +370,7 @@ EVAL_ATTACKS: list[tuple[str, str, str | dict[str, str]]] = [
     ("date-out-of-range", "date(member.points * 1000, 1, 1) == today",
      "ValueError: year 100000 is out of range"),
     ("days-since-text", "days_since(txn.channel) > 0", "TypeError"),
-    ("max-empty", "max([]) == 1", "ValueError: max() arg is an empty sequence"),
+    ("max-empty", "max([] * member.points) == 1", "ValueError: max() arg is an empty sequence"),
     ("host-format-string", "member.attrs.fmt % 1 == ''",
      "TypeError: % is only for numbers; text formatting is not available"),
     ("host-value-result", "max(member.attrs.vip, 2)", "gave 2, not true or false"),
@@ -389,6 +413,18 @@ def test_attack_refused_at_load(expr: str, fragment: str) -> None:
     assert diagnostic.path == ("promotions", 0, "when")
     assert (diagnostic.line, diagnostic.column) == (10, 11)
     assert fragment in diagnostic.message
+
+
+@pytest.mark.parametrize(("expr", "fragment"),
+                         [pytest.param(e, f, id=i) for i, e, f in CONSTANT_ATTACKS])
+def test_attack_of_written_values_alone_is_refused_at_load(expr: str, fragment: str) -> None:
+    """Worked out at load, as it would be on every purchase, it is refused there, quickly,
+    at the `when:` key (the limits stop it before anything large is built)."""
+    error = _assert_clean_load_refusal(program_with(expr))
+    assert [(d.path, d.line, d.column) for d in error.diagnostics] == [
+        (("promotions", 0, "when"), 10, 11)]
+    message = error.diagnostics[0].message
+    assert " cannot work: it raises " in message and fragment in message
 
 
 @pytest.mark.parametrize(("expr", "fragment", "mode"), list(eval_params()))
@@ -457,6 +493,18 @@ def test_every_when_refuses_dunder_access_at_load(place: str) -> None:
 
 
 @pytest.mark.parametrize("place", list(PLACES))
+def test_every_when_refuses_a_gigabyte_of_written_text_at_load(place: str) -> None:
+    """`'a' * 1000000000` is made of written values alone: worked out at load, it is refused
+    there in every `when:` (the size limit stops it before it is built), not on every
+    purchase. Built of the purchase's own text it fails as it runs (below)."""
+    text, _, _ = place_program(place, "'a' * 1000000000 == ''")
+    error = _assert_clean_load_refusal(text)
+    assert [d.message for d in error.diagnostics] == [
+        "`'a' * 1000000000 == ''` cannot work: it raises LimitExceeded: would build text or a "
+        "list longer than 1000"]
+
+
+@pytest.mark.parametrize("place", list(PLACES))
 def test_every_when_refuses_text_formatting_at_load(place: str) -> None:
     """`'%0999999999d' % 1` (a gigabyte of zeros) is refused at load in every `when:`."""
     text, _, _ = place_program(place, "'%0999999999d' % 1 == ''")
@@ -474,7 +522,7 @@ def test_every_when_refuses_text_formatting_at_load(place: str) -> None:
         ("member.attrs.level > 5", "TypeError"),
         ("items[3].sku == 'x'", "IndexError"),
         ("1 / (member.points - 100) == 1", "ZeroDivisionError"),
-        ("'a' * 1000000000 == ''", "too long"),
+        ("txn.id * 1000000000 == ''", "too long"),
         ("max(member.points, 3)", "gave 100, not true or false"),
     ],
 )
@@ -534,12 +582,18 @@ def test_short_circuit_does_not_hide_later_failure_when_reached(mode: str) -> No
 
 @pytest.mark.parametrize("mode", MODES)
 def test_many_rules_comparing_big_lists_stay_within_budget(mode: str) -> None:
-    """Rules that build and compare 100,000-element lists are stopped, not run for seconds."""
-    expr = " and ".join(["['x'*100000]*100000 == ['x'*100000]*100000"] * 5)
+    """Rules that build and compare 100,000-element lists are stopped, not run for seconds.
+    (Written values alone are worked out at load, and refused there: the lists are built of
+    the purchase's own text.)"""
+    expr = " and ".join(["[txn.id]*100000 == [txn.id]*100000"] * 5)
     rules = "".join(
         f"  - id: p{n}\n    bonus_points: 1\n    when: {json.dumps(expr)}\n" for n in range(3)
     )
     program = lr.load_program(HEAD + "promotions:\n" + rules)
+    written = " and ".join(["['x'*100000]*100000 == ['x'*100000]*100000"] * 5)
+    with pytest.raises(lr.ProgramError, match="would build text or a list longer than 1000"):
+        lr.load_program(HEAD + f"promotions:\n  - id: p\n    bonus_points: 1\n    when: "
+                        f"{json.dumps(written)}\n")
     start = time.perf_counter()
     with pytest.raises(lr.EvaluationError) as info:
         evaluate(program, mode)

@@ -31,6 +31,7 @@ from simpleeval import (
 )
 
 from ._errors import did_you_mean
+from ._money import CONTEXT
 
 __all__ = [
     "DECISION_FIELDS",
@@ -805,7 +806,48 @@ def parse_expression(source: str, *, invariant: bool = False, condition: bool = 
         raise ExpressionError(f"not a valid expression: {exc}") from None
     names = _check(tree, text, INVARIANT_NAMES if invariant else None, condition)
     tree = _DecimalLiterals(text).visit(tree)
+    _constants_work(tree.body, text)
     return Expression(source=text, tree=tree, names=names)
+
+
+# the helpers whose value depends on their arguments alone: a call of one on written values
+# is itself a written value
+_PURE = frozenset({"date", "year", "month", "day", "weekday", "min", "max", "abs", "len"})
+
+
+def _constant(node: ast.expr) -> bool:
+    """Whether ``node`` reads nothing of a purchase: written values, and the pure helpers
+    of written values."""
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.Call):
+        return (isinstance(node.func, ast.Name) and node.func.id in _PURE and not node.keywords
+                and all(_constant(a) for a in node.args))
+    if isinstance(node, ast.Name):
+        return False
+    return all(_constant(child) for child in ast.iter_child_nodes(node)
+               if isinstance(child, ast.expr))
+
+
+def _constants_work(node: ast.expr, source: str) -> None:
+    """Each part made of written values alone (``'a' * 1001``, ``min([])``) worked out now,
+    as it would be on every purchase: one that cannot work is refused at load, not an error
+    on every purchase. (The checks before refused what its kinds show: ``1 / 0``.)"""
+    if _constant(node):
+        if isinstance(node, ast.Constant):
+            return
+        try:
+            with decimal.localcontext(CONTEXT):
+                _CONSTANTS.eval(source, previously_parsed=node)
+        except Exception as exc:  # simpleeval's and the operands' own errors alike
+            written = ast.get_source_segment(source, node) or ast.unparse(node)
+            raise ExpressionError(f"`{written}` cannot work: it raises {error_words(exc)}",
+                                  "it is made of written values only, so it fails on every "
+                                  "purchase") from None
+        return
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.expr):
+            _constants_work(child, source)
 
 
 # Slips from other languages and spreadsheets, looked for outside quoted text, and what to
@@ -1061,22 +1103,6 @@ class Scope:
         def is_birthday(kind: str = "date") -> bool:
             return self.birthday_test(kind)
 
-        def weekday(d: date) -> int:
-            return d.isoweekday()
-
-        def make_date(year: int, month: int, day: int) -> date:
-            # a function, not the ``date`` class: its today()/fromtimestamp() stay out of reach
-            return date(year, month, day)
-
-        def year(d: date | None) -> int:
-            return date_field(d, "year")
-
-        def month(d: date | None) -> int:
-            return date_field(d, "month")
-
-        def day(d: date | None) -> int:
-            return date_field(d, "day")
-
         functions: dict[str, Callable[..., Any]] = {
             "amount_in": amount_in,
             "quantity_in": quantity_in,
@@ -1084,15 +1110,7 @@ class Scope:
             "has_sku": has_sku,
             "days_since": days_since,
             "is_birthday": is_birthday,
-            "date": make_date,
-            "year": year,
-            "month": month,
-            "day": day,
-            "weekday": weekday,
-            "min": min,
-            "max": max,
-            "abs": abs,
-            "len": len,
+            **_PURE_FUNCTIONS,
         }
         names = {
             "member": member,
@@ -1103,21 +1121,55 @@ class Scope:
             "event": _Record({**self.event_view, "attrs": _Attrs(self.event_view["attrs"])}),
             "decision": _Record(self.decision or {}),
         }
-        evaluator = _Evaluator(
-            operators=dict(_OPERATORS),
-            functions=dict(functions),
-            names=names,
-            allowed_attrs={
-                _Record: _PublicNames(),
-                _Attrs: _PublicNames(),
-                date: frozenset(_DATE_FIELDS),
-                datetime: frozenset(_DATETIME_FIELDS),
-            },
-        )
-        # EvalWithCompoundTypes adds the list/tuple/dict/set classes as callable functions:
-        # take them out again, so the evaluator holds exactly the documented helpers.
-        evaluator.functions = functions
-        evaluator.nodes = {
-            kind: handler for kind, handler in evaluator.nodes.items() if kind in _RUNTIME_NODES
-        }
-        return evaluator
+        return _evaluator(functions, names)
+
+
+def _evaluator(functions: dict[str, Callable[..., Any]], names: dict[str, Any]
+               ) -> EvalWithCompoundTypes:
+    evaluator = _Evaluator(
+        operators=dict(_OPERATORS),
+        functions=dict(functions),
+        names=names,
+        allowed_attrs={
+            _Record: _PublicNames(),
+            _Attrs: _PublicNames(),
+            date: frozenset(_DATE_FIELDS),
+            datetime: frozenset(_DATETIME_FIELDS),
+        },
+    )
+    # EvalWithCompoundTypes adds the list/tuple/dict/set classes as callable functions:
+    # take them out again, so the evaluator holds exactly the documented helpers.
+    evaluator.functions = functions
+    evaluator.nodes = {
+        kind: handler for kind, handler in evaluator.nodes.items() if kind in _RUNTIME_NODES
+    }
+    return evaluator
+
+
+def _weekday(d: date) -> int:
+    return d.isoweekday()
+
+
+def _make_date(year: int, month: int, day: int) -> date:
+    # a function, not the ``date`` class: its today()/fromtimestamp() stay out of reach
+    return date(year, month, day)
+
+
+def _year(d: date | None) -> int:
+    return date_field(d, "year")
+
+
+def _month(d: date | None) -> int:
+    return date_field(d, "month")
+
+
+def _day(d: date | None) -> int:
+    return date_field(d, "day")
+
+
+# the helpers that read nothing of a purchase (see _PURE)
+_PURE_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "date": _make_date, "year": _year, "month": _month, "day": _day, "weekday": _weekday,
+    "min": min, "max": max, "abs": abs, "len": len}
+# what works out an expression's parts made of written values alone, at load
+_CONSTANTS = _evaluator(dict(_PURE_FUNCTIONS), {})
