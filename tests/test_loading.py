@@ -204,6 +204,20 @@ def test_hash_is_the_same_with_settings_written_at_their_defaults() -> None:
     assert Program.from_dict(capped).hash != plain
 
 
+@pytest.mark.parametrize(("discount", "min_amount"), [("-0", "-0.0"), ("0%", "-0.00"),
+                                                       ("0.00", "0")])
+def test_minus_zero_is_zero_in_the_program_and_its_hash(discount: str, min_amount: str) -> None:
+    """`min_amount: -0.0` loaded as Decimal('-0.0'), money that is never negative, and gave a
+    hash of its own (found by helper-92): a program means the same with 0 there."""
+    text = ("program: {id: s, version: 1, currency: CNY, timezone: Asia/Shanghai}\n"
+            "tiers: [{id: basic, discount: %s}]\n"
+            "promotions:\n  - {id: p, bonus_points: 1, min_amount: %s}\n")
+    program = load_program(text % (discount, min_amount))
+    assert program.hash == load_program(text % ("0", "0")).hash
+    [promotion] = program.model.promotions
+    assert promotion.min_amount is not None and not promotion.min_amount.is_signed()
+
+
 def test_hash_changes_when_a_rate_changes() -> None:
     """Changing one tier's discount (silver 9.5折 → 9折) changes the hash."""
     text = RETAIL.read_text(encoding="utf-8")

@@ -176,9 +176,10 @@ class Program:
 
 
 def _canonical(value: Any) -> Any:
-    """The program's content for hashing: 0.2, 0.20 and 20% are the same rate."""
+    """The program's content for hashing: 0.2, 0.20 and 20% are the same rate, and -0.0 is
+    0."""
     if isinstance(value, Decimal):
-        return format(value.normalize(), "f")
+        return format(value.normalize(), "f") if value else "0"
     if isinstance(value, dict):
         return {k: _canonical(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
