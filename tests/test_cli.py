@@ -7,6 +7,7 @@ import contextlib
 import decimal
 import gc
 import io
+import itertools
 import json
 import os
 import re
@@ -155,6 +156,39 @@ def test_evaluate_prints_decision_and_next_state(capsys: pytest.CaptureFixture[s
     assert after["qualifying_spend"] == "24720.00"
     assert after["usage"] == {"birthday-gift": {"period": "2026", "count": 1}}
     assert "member_after" not in decision  # (the next state once, not twice)
+
+
+@pytest.mark.parametrize("which", ["--member", "--txn"])
+def test_evaluate_reads_one_input_from_standard_input(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, which: str) -> None:
+    """`-` for --member or --txn reads standard input (it was taken as a file named `-`,
+    found by helper-92); both cannot be, standard input holds one."""
+    files = {"--member": EXAMPLES / "member.json", "--txn": EXAMPLES / "txn.json"}
+    code, expected, _ = run_main(capsys, "evaluate", RETAIL, *itertools.chain(*files.items()))
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(
+        files[which].read_bytes())))
+    given = {**files, which: "-"}
+    code, out, err = run_main(capsys, "evaluate", RETAIL, *itertools.chain(*given.items()))
+    assert (code, out, err) == (0, expected, "")
+    code, out, err = run_main(capsys, "evaluate", RETAIL, "--member", "-", "--txn", "-")
+    assert (code, out) == (1, "")
+    assert err == ("loyaltyrules: --member and --txn both name standard input (-): give one of "
+                   "them as a file\n")
+
+
+def test_run_reads_members_from_standard_input(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--members -` reads JSONL states from standard input, the events from their file."""
+    code, expected, _ = run_examples(capsys)
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(
+        (EXAMPLES / "members.jsonl").read_bytes())))
+    code, out, _ = run_main(capsys, "run", RETAIL, EXAMPLES / "transactions.jsonl",
+                            "--members", "-")
+    assert (code, [json.loads(line) for line in out.splitlines()]) == (0, expected)
+    code, out, err = run_main(capsys, "run", RETAIL, "-", "--members", "-")
+    assert (code, out) == (1, "")
+    assert err == ("loyaltyrules: TRANSACTIONS and --members both name standard input (-): "
+                   "give one of them as a file\n")
 
 
 def test_evaluate_explain_without_trace_gives_no_empty_details(

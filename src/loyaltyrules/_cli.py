@@ -146,8 +146,13 @@ def _read_text(path: str, what: str, limit: int) -> str:
     """A whole file read as text, up to ``limit`` bytes: a larger one (``/dev/zero``) is
     refused at the bound, not read whole into memory."""
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(limit + 1)
+        if path == "-":  # standard input
+            stream = getattr(sys.stdin, "buffer", sys.stdin)
+            read = stream.read(limit + 1)
+            raw = read.encode("utf-8", "surrogatepass") if isinstance(read, str) else read
+        else:
+            with open(path, "rb") as handle:
+                raw = handle.read(limit + 1)
     except OSError as exc:
         raise _Fail(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
     if len(raw) > limit:
@@ -328,7 +333,7 @@ def _member_rows(path: str) -> tuple[Iterator[Callable[[], MemberState]], Callab
     """How to read each member state of a .jsonl file (one a line, read a line at a time:
     memory holds the states, not the file) or a .json file (a list, or one state), and the
     line the k-th starts on."""
-    if path.endswith(".jsonl"):
+    if path.endswith(".jsonl") or path == "-":  # (standard input is read as JSONL)
         numbers: list[int] = []
 
         def lines() -> Iterator[Callable[[], MemberState]]:
@@ -399,6 +404,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    _one_from_stdin((args.member, "--member"), (args.txn, "--txn"))
     program = load_program(Path(args.program))
     member_data = _read_json(args.member, "member state")
     txn_data = _read_json(args.txn, "transaction")
@@ -519,7 +525,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
             gc.enable()
 
 
+def _one_from_stdin(*given: tuple[str | None, str]) -> None:
+    """Refuse two inputs both read from standard input (``-``): it holds one."""
+    named = [name for path, name in given if path == "-"]
+    if len(named) > 1:
+        raise _Fail(f"{' and '.join(named)} both name standard input (-): give one of them "
+                    "as a file")
+
+
 def _run(args: argparse.Namespace) -> int:
+    _one_from_stdin((args.transactions, "TRANSACTIONS"), (args.members, "--members"))
     if args.state_out:  # (before anything is read: the states would be written over it)
         for given, what in ((args.program, "the program"), (args.transactions, "the events")):
             if given != "-" and _same_file(args.state_out, given):
@@ -777,8 +792,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="evaluate one transaction for one member")
     p.add_argument("program", metavar="PROGRAM")
-    p.add_argument("--member", required=True, metavar="FILE", help="member state (JSON)")
-    p.add_argument("--txn", required=True, metavar="FILE", help="transaction (JSON)")
+    p.add_argument("--member", required=True, metavar="FILE", help="member state (JSON; "
+                   "'-' reads standard input)")
+    p.add_argument("--txn", required=True, metavar="FILE", help="transaction (JSON; '-' "
+                   "reads standard input)")
     p.add_argument("--explain", action="store_true", help="human-readable explanation")
     p.add_argument("--no-trace", action="store_true", help="leave the rule trace out")
     p.set_defaults(func=_cmd_evaluate)
@@ -789,7 +806,8 @@ def _parser() -> argparse.ArgumentParser:
                    "line, each with member_id ('-' reads standard input); a line with "
                    '"type" may also be a refund, behaviour, reward or advance event')
     p.add_argument("--members", metavar="FILE", help="starting member states (.json list "
-                   "or .jsonl); unknown members start at the first tier")
+                   "or .jsonl; '-' reads JSONL from standard input); unknown members start at "
+                   "the first tier")
     p.add_argument("--format", choices=("jsonl", "text"), default="jsonl")
     p.add_argument("--trace", action="store_true", help="include the rule trace in decisions")
     p.add_argument("--state-out", metavar="FILE", help="write final member states as JSONL")
