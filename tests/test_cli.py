@@ -1131,7 +1131,9 @@ def test_run_says_when_a_repeated_purchase_id_is_skipped(
      "advance: until: expected a date-time such as 2026-03-03T10:00:00+08:00, got null"),
     ('{"type": "behaviour", "member_id": "m", "id": "B1", "at": "2027-01-01T00:00:00+08:00"}',
      "behaviour: event: required"),
-], ids=["misspelt", "extra", "no-until", "null-until", "no-event"])
+    ('{"type": null, "member_id": "m"}',  # (was Python's spelling: type None)
+     "type null is not one of purchase, refund, behaviour, reward, advance"),
+], ids=["misspelt", "extra", "no-until", "null-until", "no-event", "null-type"])
 def test_run_event_lines_name_their_own_keys(
         capsys: pytest.CaptureFixture[str], tmp_path: Path, line: str, expected: str) -> None:
     """An advance line refuses unknown keys (was: run, or `until: … got ''`); a behaviour

@@ -449,7 +449,7 @@ def _event(program: Any, members: dict[str, MemberState], line: str, *, trace: b
     kind = data.pop("type", "purchase")
     member_id = data.pop("member_id", None)
     if kind not in _EVENTS:
-        raise _Fail(f"type {kind!r} is not one of {', '.join(_EVENTS)}")
+        raise _Fail(f"type {show_value(kind)} is not one of {', '.join(_EVENTS)}")
     if not isinstance(member_id, str) or not member_id:
         raise InputError("each event in a stream needs a member_id", field="member_id",
                          kind=str(kind))
