@@ -306,6 +306,23 @@ def test_run_refuses_a_state_out_that_would_overwrite_its_program_or_events(
     assert code == 0 and len(members.read_text(encoding="utf-8").splitlines()) == 4
 
 
+def test_run_refuses_a_state_out_that_names_the_file_standard_input_reads(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    """`run p.yaml - --state-out ev.jsonl < ev.jsonl` wrote the states over the events it
+    read (found by helper-93): standard input redirected from that file is that file."""
+    events = tmp_path / "ev.jsonl"
+    events.write_text((EXAMPLES / "transactions.jsonl").read_text(encoding="utf-8"),
+                      encoding="utf-8")
+    before = events.read_bytes()
+    with open(events, encoding="utf-8") as redirected:
+        monkeypatch.setattr("sys.stdin", redirected)
+        code, out, err = run_main(capsys, "run", RETAIL, "-", "--state-out", events)
+    assert (code, out, events.read_bytes()) == (1, "", before)
+    assert err == (f"loyaltyrules: {events}: --state-out names the events file; the states "
+                   "would be written over it (give another file)\n")
+
+
 def test_run_state_out_writes_final_states(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

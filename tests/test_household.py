@@ -107,6 +107,25 @@ def test_two_members_withdrawals_of_one_id_are_both_made() -> None:
     assert lr.household_withdraw(p, legacy, son, 50, "2026-01-02T11:00:00+08:00",
                                  event_id="W1").points == 0
 
+def test_a_withdrawal_id_is_held_to_a_purchase_id_s_length() -> None:
+    """An event id of 128 characters is taken, and the states it makes read back from their
+    JSON; one longer is refused. Before, any length was taken and written into ids the
+    states' own bounds then refused to read back (found by helper-93)."""
+    p = program()
+    h, mum, _ = family(p)
+    mum, d = buy(p, mum, "t1", 1, "600.00")
+    c = lr.household_contribute(p, h, mum, d)
+    taken = lr.household_withdraw(p, c.household, c.member, 100, "2026-01-02T10:00:00+08:00",
+                                  event_id="w" * 128)
+    assert lr.MemberState.model_validate_json(taken.member.model_dump_json()) == taken.member
+    assert lr.HouseholdState.model_validate_json(
+        taken.household.model_dump_json()) == taken.household
+    with pytest.raises(lr.InputError) as caught:
+        lr.household_withdraw(p, c.household, c.member, 100, "2026-01-02T10:00:00+08:00",
+                              event_id="w" * 129)
+    assert str(caught.value) == "household: event_id: must be at most 128 characters long (got 129)"
+
+
 def test_tiers_on_group_spend() -> None:
     """tiers_on: group — mum's ¥600 and the son's ¥500 make ¥1,100: the son becomes silver."""
     p = program(tiers_on="group")

@@ -204,18 +204,23 @@ def test_hash_is_the_same_with_settings_written_at_their_defaults() -> None:
     assert Program.from_dict(capped).hash != plain
 
 
-@pytest.mark.parametrize(("discount", "min_amount"), [("-0", "-0.0"), ("0%", "-0.00"),
-                                                       ("0.00", "0")])
-def test_minus_zero_is_zero_in_the_program_and_its_hash(discount: str, min_amount: str) -> None:
-    """`min_amount: -0.0` loaded as Decimal('-0.0'), money that is never negative, and gave a
-    hash of its own (found by helper-92): a program means the same with 0 there."""
+@pytest.mark.parametrize(("discount", "min_amount", "percent"), [
+    ("-0", "-0.0", "-0%"), ("-0%", "-0.00", "-0"), ("0.00", "0", "0%")])
+def test_minus_zero_is_zero_in_the_program_and_its_hash(discount: str, min_amount: str,
+                                                        percent: str) -> None:
+    """`min_amount: -0.0` and a discount of `-0%` loaded as Decimal('-0.0') and
+    Decimal('-0'), money and rates that are never negative, and each gave the program a hash
+    of its own (found by helper-92 and helper-93): a program means the same with 0 there."""
     text = ("program: {id: s, version: 1, currency: CNY, timezone: Asia/Shanghai}\n"
             "tiers: [{id: basic, discount: %s}]\n"
-            "promotions:\n  - {id: p, bonus_points: 1, min_amount: %s}\n")
-    program = load_program(text % (discount, min_amount))
-    assert program.hash == load_program(text % ("0", "0")).hash
+            "promotions:\n  - {id: p, discount: {percent: %s}, min_amount: %s}\n")
+    program = load_program(text % (discount, percent, min_amount))
+    assert program.hash == load_program(text % ("0", "0", "0")).hash
     [promotion] = program.model.promotions
-    assert promotion.min_amount is not None and not promotion.min_amount.is_signed()
+    assert promotion.discount is not None and promotion.discount.percent is not None
+    for value in (promotion.min_amount, program.model.tiers[0].discount,
+                  promotion.discount.percent):
+        assert value is not None and value == 0 and not value.is_signed()
 
 
 def test_hash_changes_when_a_rate_changes() -> None:

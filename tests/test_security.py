@@ -328,6 +328,10 @@ CONSTANT_ATTACKS: list[tuple[str, str, str]] = [
     ("decimal-power", "1e300 ** 8 > 0", "NumberTooHigh"),
     ("product-power", "(1000000 * 10000000000) ** 8 > 0", "NumberTooHigh"),
     ("max-empty", "max([]) == 1", "ValueError: max() arg is an empty sequence"),
+    # (lists of lists: a thousand of a thousand of ... each 1,000 long, a million references
+    # and more; working this out at load took hours, found by helper-93)
+    ("nested-lists", "txn.amount < 0 and len([[[[0]*1000]*1000]*1000]*1000) > 0",
+     "LimitExceeded"),
 ]
 X = "(txn.channel * 0 + 'x')"  # 'x', read from the purchase
 ONE = "(member.points // 100)"  # 1 (the member has 100 points)
@@ -355,6 +359,8 @@ EVAL_ATTACKS: list[tuple[str, str, str | dict[str, str]]] = [
      "NumberTooHigh"),
     ("product-power", f"({ONE} * 1000000 * 10000000000) ** 8 > 0",
      "NumberTooHigh"),
+    ("nested-lists", f"len([[{X}] * 1000] * 1000) > 0", "LimitExceeded"),
+    ("nested-lists-added", f"len([[{X}] * 600] + [[{X}] * 600]) > 0", "LimitExceeded"),
     ("attrs-keys", "member.attrs.keys", "gave None, not true or false"),
     ("items-far-index", "items[100000000000000].sku == 'x'", "IndexError"),
     ("items-missing-index", "items[3].sku == 'x'", "IndexError"),

@@ -537,7 +537,7 @@ def _run(args: argparse.Namespace) -> int:
     _one_from_stdin((args.transactions, "TRANSACTIONS"), (args.members, "--members"))
     if args.state_out:  # (before anything is read: the states would be written over it)
         for given, what in ((args.program, "the program"), (args.transactions, "the events")):
-            if given != "-" and _same_file(args.state_out, given):
+            if _same_file(args.state_out, given):
                 raise _Fail(f"{args.state_out}: --state-out names {what} file; the states "
                             "would be written over it (give another file)")
     program = load_program(Path(args.program))
@@ -573,7 +573,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _same_file(a: str, b: str) -> bool:
-    """Whether two paths name one file (a link to it, say), or would once ``a`` is made."""
+    """Whether two paths name one file (a link to it, say), or would once ``a`` is made;
+    ``b`` may be ``-``, standard input, redirected from a file (``< events.jsonl``)."""
+    if b == "-":
+        try:
+            held, named = os.fstat(sys.stdin.fileno()), os.stat(a)
+        except (OSError, ValueError, AttributeError):  # (no such file yet, or no descriptor)
+            return False
+        return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
     try:
         return os.path.samefile(a, b)
     except OSError:  # (one of them does not exist yet: compared as written, resolved)

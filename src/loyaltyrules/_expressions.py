@@ -837,8 +837,10 @@ def _constants_work(node: ast.expr, source: str) -> None:
         if isinstance(node, ast.Constant):
             return
         try:
+            # (an evaluator of its own: simpleeval keeps the expression on the evaluator, so
+            # one shared by threads loading programs at once could mix them up)
             with decimal.localcontext(CONTEXT):
-                _CONSTANTS.eval(source, previously_parsed=node)
+                _evaluator(dict(_PURE_FUNCTIONS), {}).eval(source, previously_parsed=node)
         except Exception as exc:  # simpleeval's and the operands' own errors alike
             written = ast.get_source_segment(source, node) or ast.unparse(node)
             raise ExpressionError(f"`{written}` cannot work: it raises {error_words(exc)}",
@@ -908,11 +910,27 @@ def limited_power(base: Any, exponent: Any) -> Any:
                             f"most {MAX_POWER:,} (as a number, either sign)") from None
 
 
+def _size(value: Any) -> int:
+    """What text or a list holds, a list's lists counted all the way down: `[[0] * 1000] *
+    1000` holds a million references (each list is walked, by simpleeval's check of every
+    value it makes, and by a comparison), though it is 1,000 long. Counting stops past the
+    limit; a list the limits let be built holds at most a few times as many."""
+    if not isinstance(value, (list, tuple)):
+        return len(value)
+    size = len(value)
+    for element in value:
+        if size > MAX_BUILT_LENGTH:
+            break
+        if isinstance(element, (list, tuple)):
+            size += _size(element)
+    return size
+
+
 def _safe_add(a: Any, b: Any) -> Any:
     if (
         isinstance(a, _SEQUENCES)
         and isinstance(b, _SEQUENCES)
-        and len(a) + len(b) > MAX_BUILT_LENGTH
+        and _size(a) + _size(b) > MAX_BUILT_LENGTH
     ):
         raise LimitExceeded(f"would build text or a list longer than {MAX_BUILT_LENGTH}")
     return a + b
@@ -923,7 +941,7 @@ def _safe_mult(a: Any, b: Any) -> Any:
         if (
             isinstance(seq, _SEQUENCES)
             and isinstance(times, int)
-            and len(seq) * times > MAX_BUILT_LENGTH
+            and _size(seq) * times > MAX_BUILT_LENGTH
         ):
             raise LimitExceeded(f"would build text or a list longer than {MAX_BUILT_LENGTH}")
     return a * b
@@ -1171,5 +1189,3 @@ def _day(d: date | None) -> int:
 _PURE_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "date": _make_date, "year": _year, "month": _month, "day": _day, "weekday": _weekday,
     "min": min, "max": max, "abs": abs, "len": len}
-# what works out an expression's parts made of written values alone, at load
-_CONSTANTS = _evaluator(dict(_PURE_FUNCTIONS), {})

@@ -30,6 +30,7 @@ from ._lifecycle import (
     in_unit_state,
 )
 from ._member import (
+    ID_LENGTH,
     HouseholdState,
     MemberState,
     PointsLot,
@@ -271,6 +272,10 @@ def household_withdraw(program: Any, household: HouseholdState | dict[str, Any],
                          kind="household")
     if not event_id or not isinstance(event_id, str):
         raise InputError(f"an event id (a string) makes a retry safe, got {event_id!r}",
+                         field="event_id", kind="household")
+    if len(event_id) > ID_LENGTH:  # (held to a purchase id's length, as every event id is:
+        # it is written into the household's and the member's ids, which read back bounded)
+        raise InputError(f"must be at most {ID_LENGTH} characters long (got {len(event_id)})",
                          field="event_id", kind="household")
     text_of(event_id, "event_id", "household")
     if rules.redeem == "owner" and m.id != _owner(h):

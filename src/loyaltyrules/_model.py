@@ -93,7 +93,7 @@ def _non_negative_money(value: Any) -> Decimal:
     amount = parse_money(value)
     if amount < 0:
         raise ValueError(f"must not be negative (got {value})")
-    return amount if amount else abs(amount)  # (-0.0 is 0.0: money is never negative)
+    return amount if amount else amount.copy_abs()  # (-0.0 is 0.0: money is never negative)
 
 
 def _positive_money(value: Any) -> Decimal:

@@ -259,7 +259,7 @@ def parse_rate(value: object) -> Decimal:
         if Decimal(1) < rate <= Decimal(100) and not written_as_percent:
             hint = f" — did you mean {rate.normalize():f}% ({(rate / 100).normalize():f})?"
         raise ValueError(f"must be between 0 and 1 (got {value}){hint}")
-    return rate
+    return rate if rate else rate.copy_abs()  # (-0% is 0%: one rate, one program hash)
 
 
 # The arithmetic context every entry point runs in, whatever the host's global context:
