@@ -1483,3 +1483,25 @@ def test_text_output_escapes_control_characters_in_ids(
     assert code == 0
     assert out == ("T1\\nFAKE m\\x1b[31m1   2026-03-02 basic          list     100.00 pay     "
                    "100.00 CNY points +10    [base]\n")
+
+
+def test_text_output_says_a_repeated_event_changed_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A refund sent twice printed "points +0 → 9: nothing due" where its JSON line says
+    "replayed": true; the summary counted only repeated purchases."""
+    events = tmp_path / "events.jsonl"
+    refund = ('{"type": "refund", "id": "R1", "member_id": "a", "at": '
+              '"2026-03-04T10:00:00+08:00", "transaction_id": "t1", "amount": "10.00"}\n')
+    events.write_text('{"id": "t1", "member_id": "a", "at": "2026-03-03T10:00:00+08:00", '
+                      '"items": [{"sku": "x", "amount": "100.00"}]}\n' + refund + refund,
+                      encoding="utf-8")
+    code, out, err = run_main(capsys, "run", RETAIL, events, "--format", "text")
+    assert code == 0
+    assert out.splitlines()[1:] == [
+        "R1       a            2026-03-04 refund         points -1 → 9: points_reversed "
+        "refund -1",
+        "R1       a            2026-03-04 refund         points +0 → 9: already applied "
+        "(event id seen before), nothing changed",
+    ]
+    assert re.fullmatch(r"3 events \(1 purchase, 2 refunds\) for 1 member in \d+\.\d{3} s "
+                        r"\(1 repeated event changed nothing\)\n", err)

@@ -369,3 +369,74 @@ def test_a_host_reads_states_and_transactions_as_evaluate_does() -> None:
         lr.read_member('{"id": "m1", "points": "x"}')
     with pytest.raises(lr.InputError, match=r"^member: expected JSON text, got dict"):
         lr.read_member({"id": "m1"})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", ["1_000", " 7 ", "5", b"5", True])
+@pytest.mark.parametrize("field", ["points", "orders", "version", "pending_points"])
+def test_a_count_is_a_number_not_text(field: str, value: Any) -> None:
+    """Lax reading took "1_000" points as 1000 and " 7 " as 7, where credit() and gift()
+    refuse "50": a count is a number, in a state as in a lifecycle call."""
+    with pytest.raises(lr.InputError) as refused:
+        lr.evaluate(PROGRAM, {"id": "m", field: value}, {
+            "id": "t", "at": "2026-03-04T12:00:00+08:00", "items": [{"sku": "a",
+                                                                    "amount": "1.00"}]})
+    assert str(refused.value) == f"member: {field}: expected a whole number (got " \
+        f"{'true' if value is True else repr(value)})"
+
+
+@pytest.mark.parametrize(("field", "value"), [("quantity", "3"), ("redeem_points", "200")])
+def test_a_transactions_counts_are_numbers_not_text(field: str, value: str) -> None:
+    txn: dict[str, Any] = {"id": "t", "at": "2026-03-04T12:00:00+08:00",
+                           "items": [{"sku": "a", "amount": "1.00"}]}
+    if field == "quantity":
+        txn["items"][0]["quantity"] = value
+        where = "items[0].quantity"
+    else:
+        txn[field] = value
+        where = field
+    with pytest.raises(lr.InputError) as refused:
+        lr.read_transaction(json.dumps(txn))
+    assert str(refused.value) == f"transaction: {where}: expected a whole number (got '{value}')"
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("[1]", "a JSON array"), ("null", "null"), ("1", "a number"), ("2.5", "a number"),
+    ('"x"', "a JSON string"), ("true", "true or false"),
+])
+def test_json_text_that_is_not_an_object_is_named_by_what_it_is(text: str, said: str) -> None:
+    """It was "got str" for every one: the text, not what it holds."""
+    with pytest.raises(lr.InputError) as refused:
+        lr.read_member(text)
+    assert str(refused.value) == f"member: expected a mapping (a JSON object), got {said}"
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ('{"id": "a", "points": NaN}', "member: points: expected a finite number (got nan)"),
+    ("{1: 2}", "member: not valid JSON: key must be a string at line 1 column 2"),
+    ("[" * 300 + "]" * 300, "member: not valid JSON: nested too deeply at line 1 column 202"),
+    ('{"id": "a", "points": ' + "9" * 5000 + "}",
+     "member: not valid JSON: a number too large to read at line 1 column 4324"),
+], ids=["nan", "key", "deep", "long-number"])
+def test_unreadable_json_is_said_in_the_librarys_words(text: str, said: str) -> None:
+    """pydantic's own sentences ("Input should be a finite number", "Invalid JSON: …") no
+    longer reach a host."""
+    with pytest.raises(lr.InputError) as refused:
+        lr.read_member(text)
+    assert str(refused.value) == said
+    assert "Input should" not in said and "Invalid JSON" not in said
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_non_finite_count_in_a_dict_is_said_plainly(value: float) -> None:
+    with pytest.raises(lr.InputError) as refused:
+        lr.evaluate(PROGRAM, {"id": "m", "points": value}, {
+            "id": "t", "at": "2026-03-04T12:00:00+08:00", "items": [{"sku": "a",
+                                                                    "amount": "1.00"}]})
+    assert str(refused.value) == f"member: points: expected a finite number (got {value})"
+
+
+@pytest.mark.parametrize("text", ['\ufeff{"id": "a", "points": 5}',
+                                  b'\xef\xbb\xbf{"id": "a", "points": 5}'])
+def test_a_byte_order_mark_is_read_past_as_run_reads_a_file(text: str | bytes) -> None:
+    """`run` skipped a byte-order mark that read_member() refused: one file, read two ways."""
+    assert lr.read_member(text) == lr.MemberState(id="a", points=5)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import decimal
 import itertools
+import json
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -3565,3 +3566,75 @@ def test_a_balance_imported_without_lots_is_counted_as_earned_once(
                         {"id": "t", "at": at, "items": [{"sku": "a", "amount": "10.00"}]})
     assert after.member_after.totals.earned == earned + 10
     assert lr.check_identity(after.member_after)
+
+
+def _two_line_purchase() -> lr.MemberState:
+    """A RETAIL member after t1: 100.00 and 50.00, ten points."""
+    return bought(RETAIL, lr.MemberState(id="m"), ("t1", "2026-03-03T10:00:00+08:00",
+                                                   "100.00"))
+
+
+def test_a_refund_naming_one_line_twice_is_refused() -> None:
+    """[{line: 0}, {line: 0}] refunded line 0 once, silently; [{line: 0}, {line: 0,
+    amount: 100}] was an error. Once, or twice what was meant? Said, not guessed."""
+    state = step(lr.MemberState(id="m"), lr.evaluate(RETAIL, lr.MemberState(id="m"),
+                                                     txn("t1", "2026-03-03T10:00:00+08:00",
+                                                         "100.00", "50.00")))
+    for lines in ([{"line": 0}, {"line": 0}], [{"line": 1}, {"line": 0, "amount": "1.00"},
+                                               {"line": 1, "amount": "2.00"}]):
+        with pytest.raises(lr.InputError) as refused:
+            lr.refund(RETAIL, state, refund_event("R1", "2026-03-04T10:00:00+08:00", "t1",
+                                                  lines=lines))
+        twice = lines[-1]["line"]
+        assert str(refused.value) == (
+            f"refund: lines[{len(lines) - 1}]: line {twice} is given twice: give each line "
+            "once, with the amount to refund of it")
+
+
+def test_refunding_what_is_refunded_already_says_so() -> None:
+    """It said "amount: nothing to refund", naming amount for a refund by lines."""
+    state = step(lr.MemberState(id="m"), lr.evaluate(RETAIL, lr.MemberState(id="m"),
+                                                     txn("t1", "2026-03-03T10:00:00+08:00",
+                                                         "100.00", "50.00")))
+    at = "2026-03-04T10:00:00+08:00"
+    state = step(state, lr.refund(RETAIL, state, refund_event("R1", at, "t1",
+                                                              lines=[{"line": 0}])))
+    with pytest.raises(lr.InputError) as again:
+        lr.refund(RETAIL, state, refund_event("R2", at, "t1", lines=[{"line": 0}]))
+    assert str(again.value) == "refund: lines: line 0 of purchase t1 is refunded already"
+    with pytest.raises(lr.InputError) as nothing:
+        lr.refund(RETAIL, state, refund_event("R2", at, "t1", lines=[{"line": 1,
+                                                                      "amount": "0"}]))
+    assert str(nothing.value) == "refund: lines: nothing to refund"
+    state = step(state, lr.refund(RETAIL, state, refund_event("R3", at, "t1")))  # the rest
+    with pytest.raises(lr.InputError) as whole:
+        lr.refund(RETAIL, state, refund_event("R4", at, "t1"))
+    assert str(whole.value) == "refund: amount: purchase t1 is refunded already"
+
+
+def test_events_may_be_json_text_as_purchases_may() -> None:
+    """evaluate() read a purchase as JSON text, refund() and behaviour() refused it."""
+    state = step(lr.MemberState(id="m"), lr.evaluate(RETAIL, lr.MemberState(id="m"),
+                                                     txn("t1", "2026-03-03T10:00:00+08:00",
+                                                         "100.00", "50.00")))
+    event = refund_event("R1", "2026-03-04T10:00:00+08:00", "t1", amount="150.00")
+    from_text = lr.refund(RETAIL, state.model_dump_json(), json.dumps(event))
+    assert from_text == lr.refund(RETAIL, state, event)
+    assert from_text.points_change == -10
+    # a number in the text is read exactly; a key given twice, or text that is not JSON, is
+    # refused as a purchase's is
+    exact = lr.refund(RETAIL, state, json.dumps(event).replace('"150.00"', "150.00"))
+    assert exact.refund is not None and exact.refund.amount == Decimal("150.00")
+    for text, said in [
+        ('{"id": "R1", "id": "R2", "at": "2026-03-04T10:00:00+08:00", "transaction_id": "t1"}',
+         "refund: the key 'id' is given twice in one object (JSON readers keep only the last)"),
+        ('{"id": ', "refund: not valid JSON: Expecting value at line 1 column 8"),
+        ("[1]", "refund: a refund is a mapping with id, at, transaction_id and amount or lines"),
+    ]:
+        with pytest.raises(lr.InputError) as refused:
+            lr.refund(RETAIL, state, text)
+        assert str(refused.value) == said
+    check_in = lr.behaviour(RFM, lr.MemberState(id="m"), json.dumps(
+        {"id": "B1", "at": "2026-03-04T10:00:00+08:00", "type": "check_in"}))
+    assert check_in == lr.behaviour(RFM, lr.MemberState(id="m"), {
+        "id": "B1", "at": "2026-03-04T10:00:00+08:00", "type": "check_in"})

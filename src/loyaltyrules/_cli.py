@@ -496,6 +496,8 @@ def _text_line(d: Decision | LifecycleDecision) -> str:
         what = ", ".join(f"{e.type}{' ' + e.rule if e.rule else ''} {e.points:+d}"
                          if e.points else f"{e.type}{' ' + e.rule if e.rule else ''}"
                          for e in d.events) or "nothing due"
+        if d.replayed:  # (as the JSON line's "replayed": true says it)
+            what = "already applied (event id seen before), nothing changed"
         return (f"{_shown(d.event_id or '-'):<8} {_shown(d.member_id):<12} {d.at.date()} "
                 f"{d.kind:<14} "
                 f"points {d.points_change:+d} → {d.member_after.points}: {what}")
@@ -545,7 +547,7 @@ def _run(args: argparse.Namespace) -> int:
     out: TextIO = sys.stdout
     progress = sys.stderr.isatty() and not args.quiet
     started = time.perf_counter()
-    count, replays, kinds = _stream(args, program, members, out, progress, started)
+    count, replays, kinds, repeated = _stream(args, program, members, out, progress, started)
     if progress and count >= _PROGRESS_EVERY:
         print(file=sys.stderr)
     try:
@@ -564,6 +566,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.format == "text" and not args.quiet:
         elapsed = time.perf_counter() - started
         again = f" ({replays} repeated purchases skipped)" if replays else ""
+        if repeated:  # (refunds and other events seen before: each line says so)
+            again += f" ({_plural(repeated, 'repeated event')} changed nothing)"
         print(f"{_events_said(count, kinds)} for {_plural(len(members), 'member')} in "
               f"{elapsed:.3f} s{again}", file=sys.stderr)
     elif replays and args.format == "jsonl":  # (no line says so: told on stderr, even --quiet)
@@ -605,8 +609,9 @@ def _events_said(count: int, kinds: dict[str, int]) -> str:
 
 
 def _stream(args: argparse.Namespace, program: Any, members: dict[str, MemberState],
-            out: TextIO, progress: bool, started: float) -> tuple[int, int, dict[str, int]]:
-    count = replays = 0
+            out: TextIO, progress: bool, started: float
+            ) -> tuple[int, int, dict[str, int], int]:
+    count = replays = repeated = 0
     kinds: dict[str, int] = {}  # events by kind, in the order first seen
     for number, line in _lines(args.transactions, "transactions"):
         try:
@@ -635,6 +640,8 @@ def _stream(args: argparse.Namespace, program: Any, members: dict[str, MemberSta
                 from None
         count += 1
         kind = decision.kind if isinstance(decision, LifecycleDecision) else "purchase"
+        if kind != "purchase" and decision.replayed:  # type: ignore[union-attr]
+            repeated += 1
         kinds[kind] = kinds.get(kind, 0) + 1
         try:
             if args.format == "text":
@@ -653,7 +660,7 @@ def _stream(args: argparse.Namespace, program: Any, members: dict[str, MemberSta
             print(f"\r{count:,} {said}, {_plural(len(members), 'member')}, {rate:,.0f}/s"
                   "\x1b[K",
                   end="", file=sys.stderr, flush=True)
-    return count, replays, kinds
+    return count, replays, kinds, repeated
 
 
 def _cmd_lint(args: argparse.Namespace) -> int:

@@ -46,6 +46,7 @@ from ._member import (
     RedeemedPart,
     Transaction,
     Usage,
+    event_from_text,
     fixed_offset,
     in_unit,
     nested_fields,
@@ -2371,6 +2372,9 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
                 raise InputError(f"line {k} is not in purchase {record.id}", field="lines",
                                  kind="refund")
             left = record.line_paid[k] - lines[k]
+            if part is None and not left and lines[k]:  # (not a line that cost nothing)
+                raise InputError(f"line {k} of purchase {record.id} is refunded already",
+                                 field="lines", kind="refund")
             part = left if part is None else part
             if part > left:
                 raise InputError(f"line {k}: {part:f} asked, {left:f} left to refund",
@@ -2380,6 +2384,9 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
     else:
         amount = ev["amount"] if ev["amount"] is not None else record.goods_paid - record.refunded
         left = record.goods_paid - record.refunded
+        if ev["amount"] is None and not left and record.goods_paid:
+            raise InputError(f"purchase {record.id} is refunded already", field="amount",
+                             kind="refund")
         if amount > left:
             raise InputError(f"{amount:f} asked, {left:f} left to refund on {record.id}",
                              field="amount", kind="refund")
@@ -2388,7 +2395,8 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         for k, part in enumerate(allocate(amount, remaining, q)):
             lines[k] += part
     if amount <= 0:
-        raise InputError("nothing to refund", field="amount", kind="refund")
+        raise InputError("nothing to refund", field="amount" if ev["lines"] is None else "lines",
+                         kind="refund")
     refunded = record.refunded + amount
     if refunded > record.goods_paid:  # (lines of a record that say less than its total)
         raise InputError(f"{amount:f} asked, {record.goods_paid - record.refunded:f} left to "
@@ -2574,6 +2582,7 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
 def _refund_event(event: Any) -> dict[str, Any]:
     from ._money import parse_money
 
+    event = event_from_text(event, "refund")
     if not isinstance(event, dict):
         raise InputError("a refund is a mapping with id, at, transaction_id and amount or "
                          "lines", kind="refund")
@@ -2600,11 +2609,17 @@ def _refund_event(event: Any) -> dict[str, Any]:
             raise InputError("lines is a list such as [{line: 0}]", field="lines",
                              kind="refund")
         lines = []
+        given: set[int] = set()
         for n, line in enumerate(event["lines"]):
             if not isinstance(line, dict) or set(line) - {"line", "amount"} \
                     or type(line.get("line")) is not int:
                 raise InputError("each line is {line: N} or {line: N, amount: A}, N a whole "
                                  "number", field=f"lines[{n}]", kind="refund")
+            if line["line"] in given:  # (once, or twice what was meant? said, not guessed)
+                raise InputError(f"line {line['line']} is given twice: give each line once, "
+                                 "with the amount to refund of it", field=f"lines[{n}]",
+                                 kind="refund")
+            given.add(line["line"])
             part = None
             if line.get("amount") is not None:
                 try:
@@ -2671,6 +2686,7 @@ _EVENT_FIELDS = {"behaviour": {"id", "at", "type", "attrs", "channel"},
 
 
 def _simple_event(event: Any, kind: str, required: Iterable[str]) -> dict[str, Any]:
+    event = event_from_text(event, kind)
     if not isinstance(event, dict):
         raise InputError(f"a {kind} event is a mapping", kind=kind)
     unknown = set(event) - _EVENT_FIELDS[kind]

@@ -389,13 +389,15 @@ class _Input(BaseModel):
 COUNT_LIMIT = 10**24
 
 
-def _no_bool(value: Any, info: ValidationInfo) -> Any:
-    """``true`` is no count (lax int reading would take it as 1). Nor is a number with a
+def _whole_number(value: Any, info: ValidationInfo) -> Any:
+    """``true`` is no count (lax int reading would take it as 1), nor is text: lax reading
+    would take ``"1_000"`` and ``" 7 "``, where the lifecycle calls refuse ``"50"`` points
+    (a count is a number, in JSON as in Python). Nor is a number with a
     fraction or an exponent in JSON text: pydantic reads it as a float, and as a float
     ``100.0000000000000000000000000001`` is 100 and ``1e-1000`` is 0, so it is refused here
     and :func:`coerce` (and the command) read the text again exactly, with Decimal numbers
     (where ``100.0`` is a whole number and the others are not)."""
-    if isinstance(value, bool):
+    if isinstance(value, (bool, str, bytes, bytearray)):
         raise ValueError(f"expected a whole number (got {show_value(value)})")
     if type(value) is float and info.mode == "json":
         raise PydanticCustomError(FLOAT_COUNT, "expected a whole number (got {got})",
@@ -407,8 +409,8 @@ def _no_bool(value: Any, info: ValidationInfo) -> Any:
 FLOAT_COUNT = "whole_number_read_as_float"
 
 
-Count = Annotated[int, BeforeValidator(_no_bool), Field(lt=COUNT_LIMIT)]
-Points = Annotated[int, BeforeValidator(_no_bool), Field(gt=-COUNT_LIMIT, lt=COUNT_LIMIT)]
+Count = Annotated[int, BeforeValidator(_whole_number), Field(lt=COUNT_LIMIT)]
+Points = Annotated[int, BeforeValidator(_whole_number), Field(gt=-COUNT_LIMIT, lt=COUNT_LIMIT)]
 # the ledger's own counts (lots, totals, records, usage), written by the library: strict
 # (a JSON whole number or a Python int; never true) without a Python call each — a state
 # holds thousands of them, read on every event
@@ -630,7 +632,7 @@ class LineItem(_Input):
 
     sku: str = Field(min_length=1, max_length=128)
     category: str = Field(default="general", min_length=1, max_length=64)
-    quantity: Annotated[int, BeforeValidator(_no_bool)] = Field(default=1, ge=1, le=1_000_000)
+    quantity: Annotated[int, BeforeValidator(_whole_number)] = Field(default=1, ge=1, le=1_000_000)
     amount: Money
     attrs: dict[Text, Attr] = Field(default_factory=dict)
 
@@ -898,6 +900,26 @@ def fraction_in_attrs(read: BaseModel) -> bool:
     return False
 
 
+def event_from_text(value: Any, kind: str) -> Any:
+    """An event given as JSON text (as a purchase may be), read as `loyaltyrules run` reads
+    a line: numbers exactly (Decimal), a key given twice refused; anything else as it is."""
+    if not isinstance(value, (str, bytes)):
+        return value
+    if value.startswith(_BOMS[type(value)]):
+        value = value[len(_BOMS[type(value)]):]
+    try:
+        return json.loads(value, parse_float=Decimal, object_pairs_hook=no_duplicates)
+    except DuplicateKey as exc:
+        raise InputError(f"the key {show_value(exc.key)} is given twice in one object "
+                         "(JSON readers keep only the last)", kind=kind) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON: {exc.msg} at line {exc.lineno} column "
+                         f"{exc.colno}", kind=kind) from None
+    except (ValueError, RecursionError):  # (nested too deep, a number too long to read)
+        raise InputError("not valid JSON that can be read: nested too deeply, or a number "
+                         "too long", kind=kind) from None
+
+
 def _given_once(text: str | bytes, kind: str) -> None:
     """Refuse JSON text that gives a key twice in one object, as `loyaltyrules run` does:
     pydantic's reader, like every JSON reader, keeps the last one (a host forwarding a
@@ -919,6 +941,8 @@ def coerce(model: type[M], value: Any, kind: str) -> M:
         return value
     try:
         if isinstance(value, (str, bytes)):
+            if value.startswith(_BOMS[type(value)]):  # (as `run` reads a file that has one)
+                value = value[len(_BOMS[type(value)]):]
             try:
                 read = model.model_validate_json(value)
             except ValidationError as exc:
@@ -942,8 +966,28 @@ def coerce(model: type[M], value: Any, kind: str) -> M:
         if err["type"] == "extra_forbidden":
             message = "unknown field"
         elif not loc and err["type"] in ("model_type", "dict_type", "model_attributes_type"):
-            message = f"expected a mapping (a JSON object), got {type(value).__name__}"
+            message = f"expected a mapping (a JSON object), got {_kind_of(value)}"
         raise InputError(message, field=format_path(loc) if loc else None, kind=kind) from None
+
+
+# a byte-order mark some editors write at the start of a UTF-8 file, by the text's type
+_BOMS: dict[type, Any] = {str: "\ufeff", bytes: b"\xef\xbb\xbf"}
+
+# what a JSON value that is not an object is, in words
+_JSON_KINDS = {list: "a JSON array", str: "a JSON string", bool: "true or false",
+               int: "a number", Decimal: "a number", type(None): "null"}
+
+
+def _kind_of(value: Any) -> str:
+    """What a host passed where a mapping goes: for JSON text, the kind of JSON value it
+    holds (``[1]`` is an array, not text)."""
+    if not isinstance(value, (str, bytes)):
+        return type(value).__name__
+    try:
+        read = json.loads(value, parse_float=Decimal)
+    except (ValueError, RecursionError):
+        return "text that is not JSON"
+    return _JSON_KINDS.get(type(read), type(read).__name__)
 
 
 def read_member(text: str | bytes) -> MemberState:
@@ -1015,11 +1059,20 @@ def _said(err: Any) -> str:
     if kind.startswith("datetime"):
         return ("expected a date-time such as 2026-03-03T10:00:00+08:00, got "
                 f"{show_value(err['input'])}")
+    if kind == "json_invalid":  # (serde's words for where the text goes wrong)
+        detail = str((err.get("ctx") or {}).get("error", "")).replace(
+            "recursion limit exceeded", "nested too deeply").replace(
+            "number out of range", "a number too large to read")
+        return f"not valid JSON: {detail}" if detail else "not valid JSON"
     plain = plain_words(err)  # as a program's diagnostics say it
     if plain is not None:
         message, hint = plain
         return f"{message}; {hint}" if hint else message
-    return str(err["msg"]).removeprefix("Value error, ")
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if message.startswith("Input should be "):  # (any other of pydantic's own sentences)
+        return f"expected {message.removeprefix('Input should be ')} " \
+               f"(got {show_value(err.get('input'))})"
+    return message
 
 
 def _is_aware(value: datetime) -> bool:
