@@ -1524,3 +1524,42 @@ def test_a_program_may_be_given_as_utf8_bytes_and_nothing_else_unexpected() -> N
             lr.load_program(wrong)  # type: ignore[arg-type]
         assert str(caught.value) == ("load_program takes a path, YAML text or a mapping, got "
                                      f"{type(wrong).__name__}")
+
+
+REVIEWED = META + "reviews: {schedule: {freq: monthly, bymonthday: 1}}\n"
+
+
+@pytest.mark.parametrize(("tier", "read", "col"), [
+    ("{id: gold, qualify: {spend: 100}, retain: {when: \"txn.channel == 'app'\"}}",
+     "txn.channel", 54),
+    ('{id: gold, qualify: {spend: 100}, retain: {when: "len(items) > 0 and tier == \'gold\'"}}',
+     "items", 54),
+])
+def test_a_retain_condition_cannot_read_a_purchase(tier: str, read: str, col: int) -> None:
+    """retain is judged at reviews, where there is no purchase: `txn.channel == 'app'` loaded,
+    linted clean and moved every member of the tier down at the next review."""
+    error = program_error(REVIEWED + f"tiers:\n  - {{id: basic}}\n  - {tier}\n")
+    assert [as_tuple(d)[:4] for d in error.diagnostics] == [("LR410", "tiers[1].retain.when",
+                                                             5, col)]
+    assert error.diagnostics[0].message == (
+        f"{read} reads a purchase, and retain is judged at reviews, where there is none (its "
+        "amount is 0, its channel empty)")
+
+
+def test_under_reviews_a_qualify_condition_reading_a_purchase_needs_a_retain() -> None:
+    """A tier without retain is kept by its qualify at each review, judged with no purchase:
+    `txn.amount > 5` moved every member down. With a retain, or without reviews (a qualify
+    is then judged only at purchases), it loads; the review's own moment may be read."""
+    tiers = "tiers:\n  - {id: basic}\n  - {id: gold, qualify: {when: \"txn.amount > 5\"}%s}\n"
+    error = program_error(REVIEWED + tiers % "")
+    assert [as_tuple(d)[:4] for d in error.diagnostics] == [("LR410", "tiers[1].qualify.when",
+                                                             5, 32)]
+    assert error.diagnostics[0].message == (
+        "txn.amount reads a purchase, and reviews judge tier 'gold' by its qualify (it has no "
+        "retain) with none: every member would be judged on an empty purchase")
+    assert error.diagnostics[0].hint == ("give the tier a retain: with what it takes to stay, "
+                                         "judged on the member")
+    load_program(REVIEWED + tiers % ", retain: {spend: 100}")
+    load_program(META + tiers % "")
+    load_program(REVIEWED + "tiers:\n  - {id: basic}\n  - {id: gold, qualify: {when: "
+                 '"txn.date.month == 3 and txn.weekday < 6 and member.orders > 2"}}\n')

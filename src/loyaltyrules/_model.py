@@ -886,10 +886,14 @@ _PURCHASE_FUNCTIONS = frozenset({"amount_in", "quantity_in", "has_category", "ha
 _EVENT_TXN_FIELDS = frozenset({"id", "channel", "at", "date", "weekday", "hour"})
 
 
-def _not_of_a_purchase(expr: Expression) -> Expression:
-    """A behaviour's condition reads the member, the event, the tier and today: a check-in
-    has no basket and no amount, so ``txn.amount >= 100`` or ``has_sku('X')`` would load and
-    never be true. ``txn.channel``, ``txn.at`` and ``txn.id`` are the event's own."""
+# (what a tier review fills in when it reads its conditions: the review's moment; the
+# purchase itself is empty, its amount 0, its channel "")
+REVIEW_TXN_FIELDS = frozenset({"at", "date", "weekday"})
+
+
+def purchase_read(expr: Expression, allowed: frozenset[str]) -> str | None:
+    """The first thing ``expr`` reads of a purchase (``txn.amount``, ``items``,
+    ``has_sku(…)``), as written, but for the ``txn`` fields ``allowed``; None if nothing."""
     parents = {id(child): node for node in ast.walk(expr.tree)
                for child in ast.iter_child_nodes(node)}
     read: list[tuple[int, int, str]] = []  # (where, to name the first written)
@@ -898,14 +902,21 @@ def _not_of_a_purchase(expr: Expression) -> Expression:
             read.append((node.lineno, node.col_offset, "items"))
         elif isinstance(node, ast.Name) and node.id == "txn":
             parent = parents.get(id(node))
-            if not (isinstance(parent, ast.Attribute) and parent.attr in _EVENT_TXN_FIELDS):
+            if not (isinstance(parent, ast.Attribute) and parent.attr in allowed):
                 read.append((node.lineno, node.col_offset, f"txn.{parent.attr}"
                              if isinstance(parent, ast.Attribute) else "txn"))
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
               and node.func.id in _PURCHASE_FUNCTIONS):
             read.append((node.lineno, node.col_offset, f"{node.func.id}(…)"))
-    if read:
-        first = min(read)[2]
+    return min(read)[2] if read else None
+
+
+def _not_of_a_purchase(expr: Expression) -> Expression:
+    """A behaviour's condition reads the member, the event, the tier and today: a check-in
+    has no basket and no amount, so ``txn.amount >= 100`` or ``has_sku('X')`` would load and
+    never be true. ``txn.channel``, ``txn.at`` and ``txn.id`` are the event's own."""
+    first = purchase_read(expr, _EVENT_TXN_FIELDS)
+    if first is not None:
         raise PydanticCustomError("expression", "{text}", {"text": (
             f"{first} reads a purchase, and a behaviour event is not one — a behaviour's "
             "when reads member, tier, today, event (event.attrs for what the host sends) "

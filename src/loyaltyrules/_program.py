@@ -25,6 +25,7 @@ from ._decision import ProgramRef, build
 from ._errors import Diagnostic, ProgramError, did_you_mean, plain_words
 from ._expressions import Expression, tiers_named
 from ._model import (
+    REVIEW_TXN_FIELDS,
     Behaviour,
     EarnRule,
     Invariant,
@@ -36,6 +37,7 @@ from ._model import (
     Rule,
     Signal,
     Tier,
+    purchase_read,
 )
 from ._money import exact, parse_money, quantum
 from ._yaml import SourceMap, load_yaml, read_source
@@ -566,6 +568,39 @@ def _finer_than_currency(parts: _Parts, meta: Meta, smap: SourceMap) -> list[Dia
     return out
 
 
+def _reviews_without_a_purchase(parts: _Parts, smap: SourceMap) -> list[Diagnostic]:
+    """A tier review judges its members with no purchase (amount 0, channel "", no items),
+    so a ``retain.when`` that reads one — or, under reviews, a ``qualify.when`` that reads
+    one, which a tier without ``retain`` is kept by — would load and decide every review
+    the same way: ``retain: {when: "txn.channel == 'app'"}`` moved every member down."""
+    reviews = parts.section("reviews")
+    reviewed = isinstance(reviews, Mapping) and bool(
+        reviews.get("schedule") is not None or reviews.get("anniversary"))
+    out = []
+    for i, tier in parts.tiers:
+        for key in ("retain", "qualify"):
+            criteria = getattr(tier, key, None)
+            if criteria is None or criteria.when is None:
+                continue
+            first = purchase_read(criteria.when, REVIEW_TXN_FIELDS)
+            if first is None:
+                continue
+            if key == "retain":
+                out.append(smap.diagnostic(
+                    "LR410", f"{first} reads a purchase, and retain is judged at reviews, "
+                    "where there is none (its amount is 0, its channel empty)",
+                    ("tiers", i, key, "when"),
+                    "judge the member: member.qualifying_spend, member.orders, member.points, "
+                    "member.last_purchase, tier, today"))
+            elif reviewed and tier.retain is None:
+                out.append(smap.diagnostic(
+                    "LR410", f"{first} reads a purchase, and reviews judge tier {tier.id!r} "
+                    "by its qualify (it has no retain) with none: every member would be "
+                    "judged on an empty purchase", ("tiers", i, key, "when"),
+                    "give the tier a retain: with what it takes to stay, judged on the member"))
+    return out
+
+
 def _cross_checks(parts: _Parts, smap: SourceMap) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     tier_ids, perk_ids = parts.tier_ids, parts.perk_ids
@@ -699,6 +734,7 @@ def _cross_checks(parts: _Parts, smap: SourceMap) -> list[Diagnostic]:
             criteria = getattr(tier_model, key, None)
             if criteria is not None:
                 when_tiers(("tiers", i, key, "when"), criteria.when)
+    out += _reviews_without_a_purchase(parts, smap)
     windowed: list[tuple[str, list[tuple[int, Any]]]] = [
         *sections[2:4], ("rewards", parts.rewards)]  # birthday, promotions and rewards
     for section, items in windowed:
