@@ -1563,3 +1563,50 @@ def test_under_reviews_a_qualify_condition_reading_a_purchase_needs_a_retain() -
     load_program(META + tiers % "")
     load_program(REVIEWED + "tiers:\n  - {id: basic}\n  - {id: gold, qualify: {when: "
                  '"txn.date.month == 3 and txn.weekday < 6 and member.orders > 2"}}\n')
+
+
+@pytest.mark.parametrize(("written", "field", "col", "hint"), [
+    ("channels: [app，store]", "channels[0]", 49, "write ',' (and a space), not '，'"),
+    ("categories: [bakery、pastry]", "categories[0]", 54, "write ',' (and a space), not '、'"),
+    ("channels: [app, web，store]", "channels[1]", 54, "write ',' (and a space), not '，'"),
+])
+def test_a_full_width_comma_in_a_list_is_refused_at_it(written: str, field: str, col: int,
+                                                      hint: str) -> None:
+    """`[app，store]` is one channel, `app，store`, to YAML: it loaded, linted clean and never
+    matched (the same comma in `{...}` was refused already)."""
+    error = program_error(META + "tiers: [{id: basic}]\nmultipliers:\n"
+                          f"  - {{id: app-bonus, factor: 1.25, {written}}}\n")
+    assert [as_tuple(d)[:4] for d in error.diagnostics] == [
+        ("LR100", f"multipliers[0].{field}", 4, col)]
+    assert error.diagnostics[0].message == \
+        "YAML separates the values of [...] with an ASCII comma"
+    assert error.diagnostics[0].hint == f"{hint}; a name that holds one is written in quotes"
+
+
+def test_a_name_that_holds_a_comma_is_written_in_quotes() -> None:
+    program = load_program(META + "tiers: [{id: basic}]\nmultipliers:\n"
+                           '  - {id: drinks, factor: 2, categories: ["饮料，酒水", "beer, wine"]}\n')
+    assert program.model.multipliers[0].categories == ("饮料，酒水", "beer, wine")
+
+
+def test_full_width_brackets_are_no_list() -> None:
+    error = program_error(META + "tiers: [{id: basic}]\nmultipliers:\n"
+                          "  - {id: app-bonus, factor: 1.25, channels: 【app】}\n")
+    assert [as_tuple(d)[:4] for d in error.diagnostics] == [
+        ("LR100", "multipliers[0].channels", 4, 45)]
+    assert error.diagnostics[0].hint == "write [app], not the full-width 【 and 】"
+
+
+@pytest.mark.parametrize(("written", "meant"), [
+    ("bakery, pastry", "[bakery, pastry]"), ("bakery，pastry", "[bakery, pastry]"),
+    ("a、b、c", "[a, b, c]")])
+def test_names_with_commas_outside_brackets_are_refused_with_the_list_meant(
+        written: str, meant: str) -> None:
+    """`categories: bakery, pastry` loaded as the one category 'bakery, pastry'."""
+    error = program_error(META + "tiers: [{id: basic}]\nmultipliers:\n  - id: m\n"
+                          f"    factor: 2\n    categories: {written}\n")
+    assert [as_tuple(d)[:4] for d in error.diagnostics] == [
+        ("LR203", "multipliers[0].categories", 6, 17)]
+    assert error.diagnostics[0].message == (
+        f"{written!r} is one name to YAML, commas and all; a list is written {meant} (and a "
+        f'name that holds a comma as ["{written}"])')

@@ -184,7 +184,13 @@ def _text_id(value: Any) -> Any:
 Id = Annotated[str, BeforeValidator(_text_id),
                Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", max_length=64)]
 def _one_or_many(value: Any) -> Any:
-    """`categories: wine` means `categories: [wine]`."""
+    """`categories: wine` means `categories: [wine]`; `categories: bakery, pastry` is not
+    `[bakery, pastry]` to YAML but one name, which no line would match: refused, with the
+    list it meant (a name that holds a comma is written as a list of one, `["a, b"]`)."""
+    if isinstance(value, str) and any(c in value for c in ",\uff0c\u3001"):
+        names = ", ".join(part.strip() for part in re.split("[,\uff0c\u3001]", value))
+        raise ValueError(f"{value!r} is one name to YAML, commas and all; a list is written "
+                         f"[{names}] (and a name that holds a comma as [\"{value}\"])")
     if isinstance(value, (str, int)) and not isinstance(value, bool):
         return [value]
     return value

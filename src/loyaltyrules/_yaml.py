@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import yaml
 from yaml.composer import Composer
@@ -153,6 +153,13 @@ class SourceMap:
             column=position.column if position else None,
             hint=hint,
         )
+
+
+class _Mark(NamedTuple):
+    """A place in the text (0-based), as PyYAML's marks give it."""
+
+    line: int
+    column: int
 
 
 def _position(mark: Any) -> Position | None:
@@ -472,6 +479,8 @@ class _Converter:
             if tag != _SEQ:
                 self._bad_tag(node, path, "a sequence")
                 return None
+            if node.flow_style:
+                self._full_width_separators(node, path)
             return [self.convert(item, (*path, index)) for index, item in enumerate(node.value)]
         if isinstance(node, MappingNode):
             if tag != _MAP:
@@ -556,12 +565,34 @@ class _Converter:
                 i += 1
         return "".join(out)
 
+    def _full_width_separators(self, node: SequenceNode, path: _Path) -> None:
+        """``[app，store]`` is one value, ``app，store``, to YAML (its separator is the ASCII
+        comma): the rule would never match, silently. A plain value of a ``[...]`` that holds
+        a full-width comma or an enumeration comma (、) is refused at it; a quoted one is text
+        meant as text."""
+        for index, item in enumerate(node.value):
+            if isinstance(item, ScalarNode) and item.tag == _PLAIN:
+                at = min((k for k in (item.value.find("\uff0c"), item.value.find("\u3001"))
+                          if k >= 0), default=-1)
+                if at >= 0:
+                    mark = item.start_mark
+                    self._report(
+                        "LR100", "YAML separates the values of [...] with an ASCII comma",
+                        _Mark(mark.line, mark.column + at), (*path, index),
+                        f"write ',' (and a space), not {item.value[at]!r}; a name that holds "
+                        "one is written in quotes")
+
     def _scalar(self, node: ScalarNode, path: _Path) -> Any:
         text = self._text(node, path)
         tag = node.tag
         if tag == _STR:
             return text
         if tag == _PLAIN:
+            if text.startswith("\u3010") and text.endswith("\u3011"):  # 【app, store】
+                self._report("LR100", "YAML writes a list in ASCII brackets, [ and ]",
+                             node.start_mark, path,
+                             f"write [{text[1:-1]}], not the full-width 【 and 】")
+                return None
             return self._resolve_plain(node, path)
         if tag not in _SCALAR_TAGS:
             self._bad_tag(node, path, "a scalar")
