@@ -1585,7 +1585,8 @@ def test_a_full_width_comma_in_a_list_is_refused_at_it(written: str, field: str,
 
 def test_a_name_that_holds_a_comma_is_written_in_quotes() -> None:
     program = load_program(META + "tiers: [{id: basic}]\nmultipliers:\n"
-                           '  - {id: drinks, factor: 2, categories: ["饮料，酒水", "beer, wine"]}\n')
+                           "  - {id: drinks, factor: 2, "
+                           'categories: ["饮料，酒水", "beer, wine"]}\n')
     assert program.model.multipliers[0].categories == ("饮料，酒水", "beer, wine")
 
 
