@@ -3638,3 +3638,49 @@ def test_events_may_be_json_text_as_purchases_may() -> None:
         {"id": "B1", "at": "2026-03-04T10:00:00+08:00", "type": "check_in"}))
     assert check_in == lr.behaviour(RFM, lr.MemberState(id="m"), {
         "id": "B1", "at": "2026-03-04T10:00:00+08:00", "type": "check_in"})
+
+
+def test_a_behaviour_says_which_rules_fired_and_why_the_others_did_not() -> None:
+    """A second check-in the same day earned nothing and could not say why: a
+    LifecycleDecision had no trace."""
+    member = lr.MemberState(id="li")
+    first = lr.behaviour(RFM, member, {"id": "B1", "at": "2026-03-04T10:00:00+08:00",
+                                       "type": "check_in"})
+    assert [str(e) for e in first.trace or ()] == [
+        "not_matched behaviour     first-photo-review: for review events, not check_in",
+        "not_matched behaviour     quality-review: for review events, not check_in",
+        "fired       behaviour     daily-check-in: +2 points for check_in"]
+    after = step(member, first)
+    again = lr.behaviour(RFM, after, {"id": "B2", "at": "2026-03-04T12:00:00+08:00",
+                                      "type": "check_in"})
+    assert again.points_change == 0
+    assert again.explain() == "\n".join([
+        "behaviour for member li at 2026-03-04T12:00:00+08:00: points +0",
+        "rules:",
+        "  not_matched behaviour     first-photo-review: for review events, not check_in",
+        "  not_matched behaviour     quality-review: for review events, not check_in",
+        "  not_matched behaviour     daily-check-in: usage limit reached: 1 of 1 per day "
+        "(2026-03-04)"])
+    review = lr.behaviour(RFM, after, {"id": "B3", "at": "2026-03-04T12:00:00+08:00",
+                                       "type": "review", "attrs": {"photo": False}})
+    assert [(e.rule, e.status, e.reason) for e in review.trace or ()][:2] == [
+        ("first-photo-review", "not_matched",
+         "`event.attrs.photo == True` is false (event.attrs.photo = False)"),
+        ("quality-review", "not_matched",
+         "`event.attrs.quality == True` is false (event.attrs.quality = None)")]
+    # a replayed one considered nothing; the other kinds say what happened by their events
+    assert lr.behaviour(RFM, step(after, again), {
+        "id": "B2", "at": "2026-03-04T12:00:00+08:00", "type": "check_in"}).trace is None
+    assert lr.advance(RFM, after, "2026-03-05T00:00:00+08:00").trace is None
+    assert lr.LifecycleDecision.model_validate_json(review.model_dump_json()) == review
+
+
+def test_a_behaviour_rule_of_other_tiers_says_so() -> None:
+    program = lr.load_program(
+        "program: {id: p, version: 1, currency: CNY, timezone: Asia/Shanghai}\n"
+        "tiers: [{id: basic}, {id: gold, qualify: {spend: 100}}]\n"
+        "behaviours:\n  - {id: vip-review, event: review, points: 5, tiers: [gold]}\n")
+    d = lr.behaviour(program, {"id": "m"}, {"id": "B1", "at": "2026-03-04T12:00:00+08:00",
+                                            "type": "review"})
+    assert [str(e) for e in d.trace or ()] == [
+        "not_matched behaviour     vip-review: tier basic is not one of gold"]

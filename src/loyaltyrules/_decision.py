@@ -203,15 +203,23 @@ class LifecycleDecision(_Out):
     reward: str | None = None
     replayed: bool = False
     member_version: int = 0
+    # a behaviour's rules, each fired or not and why (None for the other kinds, whose
+    # events say what happened)
+    trace: tuple[TraceEntry, ...] | None = None
     member_after: MemberState
 
     def explain(self) -> str:
+        """What happened, for people and the CLI: the events, and for a behaviour which of
+        its rules fired and why the others did not."""
         head = f"{self.kind} for member {self.member_id} at {self.at.isoformat()}"
         if self.replayed:
             return head + ": already applied (event id seen before), nothing changed"
         lines = [head + f": points {self.points_change:+d}"]
         lines += [f"  {e.at.isoformat()} {e.type} {e.rule or ''} {e.points:+d} {e.detail}"
                   for e in self.events]
+        if self.trace:
+            lines.append("rules:")
+            lines += [f"  {entry}" for entry in self.trace]
         return "\n".join(lines)
 
 

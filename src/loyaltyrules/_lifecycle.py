@@ -30,6 +30,8 @@ from ._decision import (
     LifecycleEvent,
     PointsLine,
     RefundResult,
+    Status,
+    TraceEntry,
     UsageConsumed,
     pending,
 )
@@ -57,6 +59,7 @@ from ._member import (
 )
 from ._model import Expiry, ProgramModel, Qualify
 from ._money import SPEND_LIMIT, SPEND_ROOM, allocate, exact, give_largest, plain
+from ._trace import limit_reached
 
 if TYPE_CHECKING:
     from ._compile import LineShares, Plan
@@ -1511,7 +1514,7 @@ def advance(program: Any, member: MemberState | dict[str, Any], until: datetime 
     m = in_unit_state(m, program.quantum, program.currency)
     state, events = advance_state(model, m, at, zone)
     counts_held(state, "advance")
-    return build(LifecycleDecision, {
+    return build(LifecycleDecision, {"trace": None,
         "program": _ref(program), "kind": "advance", "member_id": m.id, "event_id": None,
         "at": at, "points_change": (state.points + state.pending_points)
         - (m.points + m.pending_points), "events": tuple(events), "refund": None,
@@ -2571,7 +2574,7 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         "shortfall": shortfall, "shortfall_recovered": recovered,
         "spend_reversed": spend_back, "full": full})
     counts_held(state, "refund")
-    return build(LifecycleDecision, {
+    return build(LifecycleDecision, {"trace": None,
         "program": _ref(program), "kind": "refund", "member_id": m.id, "event_id": ev["id"],
         "at": at, "points_change": (state.points + state.pending_points)
         - (m.points + m.pending_points), "events": tuple(events), "refund": result,
@@ -2671,7 +2674,7 @@ def counts_held(state: Any, what: str, kind: str = "member") -> None:
 
 def _replayed(program: Any, m: MemberState, kind: str, event_id: str, at: datetime
               ) -> LifecycleDecision:
-    return build(LifecycleDecision, {
+    return build(LifecycleDecision, {"trace": None,
         "program": _ref(program), "kind": kind, "member_id": m.id, "event_id": event_id,
         "at": at, "points_change": 0, "events": (), "refund": None, "reward": None,
         "replayed": True, "member_version": m.version, "member_after": m})
@@ -2734,18 +2737,34 @@ def behaviour(program: Any, member: MemberState | dict[str, Any], event: dict[st
     usage = dict(m.usage)
     tier = m.tier or model.tiers[0].id
     attrs = ev.get("attrs") or {}
+    trace: list[TraceEntry] = []
+
+    def note(rule_id: str, status: Status, reason: str) -> None:
+        trace.append(new(TraceEntry, rule=rule_id, kind="behaviour", status=status,
+                         reason=reason))
+
     for rule in model.behaviours:
-        if rule.event != ev["type"] or (rule.tiers and tier not in rule.tiers):
+        if rule.event != ev["type"]:
+            note(rule.id, "not_matched", f"for {rule.event} events, not {ev['type']}")
             continue
-        if rule.when is not None and not _behaviour_condition(program, m, ev, attrs, rule):
+        if rule.tiers and tier not in rule.tiers:
+            note(rule.id, "not_matched", f"tier {tier} is not one of {', '.join(rule.tiers)}")
             continue
+        if rule.when is not None:
+            why = _behaviour_condition(program, m, ev, attrs, rule)
+            if why is not None:
+                note(rule.id, "not_matched", why)
+                continue
         if rule.limit is not None:
             key = period_key(today, rule.limit.per)
             used = usage.get(rule.id)
             count = uses(used, key)
             if count >= rule.limit.times:
+                note(rule.id, "not_matched", limit_reached(count, rule.limit.times,
+                                                           rule.limit.per, key))
                 continue
             _count_use(usage, rule.id, key, 1)
+        note(rule.id, "fired", f"+{rule.points} points for {ev['type']}")
         book.earn(rule.points, f"{key_of_event}:{rule.id}", key_of_event, rule.id, ev["at"],
                   ev["at"] + timedelta(days=0), expires_at(model.ledger.expiry, ev["at"], zone))
         events.append(new(LifecycleEvent, at=ev["at"], type="behaviour_points", rule=rule.id,
@@ -2760,11 +2779,13 @@ def behaviour(program: Any, member: MemberState | dict[str, Any], event: dict[st
         "at": ev["at"], "points_change": (state.points + state.pending_points)
         - (m.points + m.pending_points), "events": tuple(events), "refund": None,
         "reward": None, "replayed": False, "member_version": base_version,
-        "member_after": state})
+        "trace": tuple(trace), "member_after": state})
 
 
 def _behaviour_condition(program: Any, m: MemberState, ev: dict[str, Any],
-                         attrs: dict[str, Any], rule: Any) -> bool:
+                         attrs: dict[str, Any], rule: Any) -> str | None:
+    """None when the rule's condition holds for the event, else why not (with the values
+    read); an error is raised with the rule's trace entry."""
     from ._engine import _Ctx
     from ._member import Transaction
 
@@ -2775,9 +2796,12 @@ def _behaviour_condition(program: Any, m: MemberState, ev: dict[str, Any],
     txn = Transaction(id=ev["id"], at=ev["at"], channel=channel,
                       items=({"sku": "-", "category": str(ev["type"]), "amount": "0"},))
     plan = program.plan("compiled")
-    ctx = _Ctx(program, plan, m, txn, ev["at"].astimezone(program.zone), False)
+    ctx = _Ctx(program, plan, m, txn, ev["at"].astimezone(program.zone), True)
     ctx.event = {"id": ev["id"], "type": ev["type"], "channel": channel, "attrs": dict(attrs)}
-    return ctx.when(rule.id, "behaviour", plan.behaviour_conditions[rule.id]) is None
+    try:
+        return ctx.when(rule.id, "behaviour", plan.behaviour_conditions[rule.id])
+    finally:
+        ctx.scope.release()
 
 
 @exact
@@ -2835,7 +2859,7 @@ def redeem_reward(program: Any, member: MemberState | dict[str, Any], event: dic
         *m.recent_transactions, event_key("reward", ev["id"]))[
         -model.ledger.remember_events:])
     counts_held(state, "reward")
-    return build(LifecycleDecision, {
+    return build(LifecycleDecision, {"trace": None,
         "program": _ref(program), "kind": "reward", "member_id": m.id, "event_id": ev["id"],
         "at": ev["at"], "points_change": -reward.points, "events": tuple(events),
         "refund": None, "reward": reward.id, "replayed": False,
@@ -2871,7 +2895,7 @@ def credit(program: Any, member: MemberState | dict[str, Any], action: HostActio
         *m.recent_transactions, event_key("credit", act.id))[-model.ledger.remember_events:],
         **late)
     counts_held(state, "credit")
-    return build(LifecycleDecision, {
+    return build(LifecycleDecision, {"trace": None,
         "program": _ref(program), "kind": "credit", "member_id": m.id, "event_id": act.id,
         "at": when, "points_change": (state.points + state.pending_points)
         - (m.points + m.pending_points), "events": tuple(events), "refund": None,
@@ -2951,10 +2975,10 @@ def gift(program: Any, giver: MemberState | dict[str, Any],
     counts_held(r_state, "gift")
     return build(GiftDecision, {
         "gift_id": ev["id"], "points": points,
-        "giver": build(LifecycleDecision, {
+        "giver": build(LifecycleDecision, {"trace": None,
             **common, "kind": "gift_out", "member_id": g.id, "points_change": -points,
             "events": tuple(g_events), "member_version": g_version, "member_after": g_state}),
-        "receiver": build(LifecycleDecision, {
+        "receiver": build(LifecycleDecision, {"trace": None,
             **common, "kind": "gift_in", "member_id": r.id,
             "points_change": (r_state.points + r_state.pending_points)
             - (r.points + r.pending_points),
