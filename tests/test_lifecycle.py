@@ -3684,3 +3684,25 @@ def test_a_behaviour_rule_of_other_tiers_says_so() -> None:
                                             "type": "review"})
     assert [str(e) for e in d.trace or ()] == [
         "not_matched behaviour     vip-review: tier basic is not one of gold"]
+
+
+@pytest.mark.parametrize("mode", ["compiled", "interpreted"])
+@pytest.mark.parametrize("trace", [False, True])
+def test_a_late_purchase_says_its_points_became_usable(mode: str, trace: bool) -> None:
+    """A purchase dated before the state's instant (the host advanced the member first) had
+    its points usable at once, rightly, but said only "usable from 9 January": a host that
+    follows the events never saw them released. It says what advance() would have said had
+    the purchase come first."""
+    member = lr.MemberState(id="a")
+    ahead = step(member, lr.advance(RFM, member, "2026-01-13T00:00:00+08:00"))
+    purchase = {"id": "t1", "at": "2026-01-02T10:00:00+08:00",
+                "items": [{"sku": "x", "amount": "100.00"}]}
+    late = lr.evaluate(RFM, ahead, purchase, trace=trace, mode=mode)  # type: ignore[arg-type]
+    on_time = lr.evaluate(RFM, member, purchase)
+    then = lr.advance(RFM, step(member, on_time), "2026-01-13T00:00:00+08:00")
+    assert happened(late) == happened(on_time) + happened(then) == [
+        ("points_earned", None, 90), ("signal", "first-purchase-thanks", 0),
+        ("points_released", "consumption", 90)]
+    assert [e.at for e in late.events][-1] == local("2026-01-09T10:00:00")
+    after = step(ahead, late)
+    assert (after.points, after.pending_points) == (90, 0)

@@ -314,6 +314,10 @@ class LedgerPlan:
     refund: timedelta
     expires: bool
     keeps_log: bool
+    # points have dates a late event may have passed already (pending points released,
+    # lots expired): such an event is completed by _lifecycle.complete_purchase, which
+    # says so in its events
+    dated: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,6 +482,7 @@ def build_plan(model: ProgramModel, mode: Mode = "compiled") -> Plan:
             pending=timedelta(days=model.ledger.pending_days),
             refund=timedelta(days=model.ledger.refund_days),
             expires=model.ledger.expiry != Expiry(),
+            dated=model.ledger.expiry != Expiry() or model.ledger.pending_days > 0,
             keeps_log=model.reviews.rolling_months is not None
             or model.reviews.window != "lifetime"),
         model=model,

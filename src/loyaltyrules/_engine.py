@@ -725,9 +725,9 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
         fields = m.__dict__  # (the state the purchase adds to: one version on, say)
         if events:  # (a review on the way counts a fall, say: readable, as advance())
             counts_held(m, "purchase")
-    # (a late purchase whose points may have expired already is completed by
-    # complete_purchase, which expires them: the generated completion never needs to)
-    inline = not (plan.ledger.expires and is_late(m, t.at))
+    # (a late purchase whose points may have become usable, or expired, already is
+    # completed by complete_purchase, which says so: the generated completion never needs to)
+    inline = not (plan.ledger.dated and is_late(m, t.at))
     if not trace:
         if plan.purchase is not None and inline:  # decided and completed by one function
             completed: Decision = plan.purchase(program, plan, m, t, events, base_version,

@@ -1459,9 +1459,16 @@ def expire_late(model: ProgramModel, book: _Book, at: datetime, member: MemberSt
     member's after the event; ``purchase`` says the event is one."""
     until = member.advanced_to
     assert until is not None
-    events = [new(LifecycleEvent, at=when, type="points_expired", rule=lot.rule,
-                  points=-lot.points, detail=f"lot {lot.id} expired")
-              for lot, when in book.expire(until)]
+    # its points that became usable between the two, as advance() would have said had the
+    # event come first (first: a lot may be released and then expire)
+    held = {lot.id for lot in member.lots}
+    events = [new(LifecycleEvent, at=lot.available_at, type="points_released", rule=lot.rule,
+                  points=lot.points, detail=f"lot {lot.id} usable")
+              for lot in book.lots if lot.id not in held and at < lot.available_at <= until
+              and (lot.expires_at is None or lot.expires_at > lot.available_at)]
+    events += [new(LifecycleEvent, at=when, type="points_expired", rule=lot.rule,
+                   points=-lot.points, detail=f"lot {lot.id} expired")
+               for lot, when in book.expire(until)]
     months = model.ledger.expiry.inactive_months
     if months is not None and last_purchase is not None:
         when = _lapse_after(at, member.purchases, last_purchase, months, zone, purchase)
@@ -1675,10 +1682,11 @@ def complete_purchase(program: Any, plan: Any, member: MemberState, txn: Transac
     values["points_total"] = points_total
     values["outbox"] = outbox
     values["member_version"] = base_version
-    late = lp.expires and is_late(member, at)
+    late = lp.dated and is_late(member, at)
     if redeemed or model.signals or late:
         # a redemption can fail on the lots; signals are events computed from the state; a
-        # late purchase's points may have expired already, which its events say
+        # late purchase's points may have become usable, or expired, already, which its
+        # events say
         expired: list[LifecycleEvent] = []
         state = _purchase_state(*parts, (model, program.zone, expired) if late else None)
         if model.signals:
