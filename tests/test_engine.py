@@ -1374,3 +1374,18 @@ def test_a_members_spend_adds_up_beyond_one_amount_and_reads_back() -> None:
     assert february.spend_log == {"2026-02": Decimal(top), "2026-03": Decimal("1.00")}
     # a program that keeps no spend log drops the month: nothing is added to it
     assert lr.evaluate(program(), month, txn(("x", "1.00"))).member_after.spend_log == {}
+
+
+@pytest.mark.parametrize("trace", ["no", "false", None, 1.0])
+def test_trace_is_true_or_false_not_any_value(trace: object) -> None:
+    """`trace="no"` turned the trace on (a non-empty string is true)."""
+    root = Path(__file__).resolve().parent.parent
+    program = lr.load_program(root / "programs" / "retail-4tier.yaml")
+    member = (root / "examples" / "member.json").read_text(encoding="utf-8")
+    txn = (root / "examples" / "txn.json").read_text(encoding="utf-8")
+    with pytest.raises(TypeError) as refused:
+        lr.evaluate(program, member, txn, trace=trace)  # type: ignore[arg-type]
+    assert str(refused.value) == f"trace is True or False, got {trace!r}"
+    assert lr.evaluate(program, member, txn, trace=0) == lr.evaluate(program, member, txn,
+                                                                     trace=False)
+    assert lr.evaluate(program, member, txn, trace=1) == lr.evaluate(program, member, txn)

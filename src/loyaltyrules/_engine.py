@@ -728,7 +728,8 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
     # (a late purchase whose points may have become usable, or expired, already is
     # completed by complete_purchase, which says so: the generated completion never needs to)
     inline = not (plan.ledger.dated and is_late(m, t.at))
-    if not trace:
+    if trace is False or (not trace and type(trace) is int):  # (off: False, or 0)
+
         if plan.purchase is not None and inline:  # decided and completed by one function
             completed: Decision = plan.purchase(program, plan, m, t, events, base_version,
                                                 fields, t_fields)
@@ -742,6 +743,8 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
             return _countable(completed, m, plan, crowded)
         return _countable(complete_purchase(program, plan, m, t, plan.decide(
             program, plan, m, t, fields, t_fields), events, base_version), m, plan, crowded)
+    if not isinstance(trace, int):  # (True, or 1; "no" is not a way to say False)
+        raise TypeError(f"trace is True or False, got {trace!r}")
     if plan.purchase_traced is not None and inline:  # generated for this program: the
         traced: Decision = plan.purchase_traced(program, plan, m, t, events, base_version,
                                                 fields, t_fields)
