@@ -8,6 +8,7 @@ import gc
 import json
 import re
 import tracemalloc
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -440,3 +441,27 @@ def test_a_non_finite_count_in_a_dict_is_said_plainly(value: float) -> None:
 def test_a_byte_order_mark_is_read_past_as_run_reads_a_file(text: str | bytes) -> None:
     """`run` skipped a byte-order mark that read_member() refused: one file, read two ways."""
     assert lr.read_member(text) == lr.MemberState(id="a", points=5)
+
+
+@pytest.mark.parametrize("written", ["1990-03-10T00:00:00", "1990-03-10 00:00",
+                                     "1990-03-10T00:00:00+08:00"])
+@pytest.mark.parametrize("field", ["birthday", "joined", "last_purchase"])
+def test_a_members_date_is_a_date_not_a_date_time(field: str, written: str) -> None:
+    """A date-time at midnight was taken as its date (midnight where?), one at 08:00
+    refused: a date is written as one."""
+    with pytest.raises(lr.InputError) as refused:
+        lr.read_member(json.dumps({"id": "a", field: written}))
+    assert str(refused.value) == (f"member: {field}: expected a date such as 2026-11-11, not a "
+                                  f"date-time (got {written!r})")
+    assert getattr(lr.read_member(json.dumps({"id": "a", field: written[:10]})), field) \
+        == date(1990, 3, 10)
+
+
+def test_a_date_alone_is_no_moment() -> None:
+    """`at: 2026-03-04` was "needs a UTC offset", as if a time had been given."""
+    with pytest.raises(lr.InputError) as refused:
+        lr.read_transaction('{"id": "t", "at": "2026-03-04", "items": [{"sku": "a", '
+                            '"amount": "1.00"}]}')
+    assert str(refused.value) == (
+        "transaction: at: expected a date-time such as 2026-03-03T10:00:00+08:00, got "
+        "'2026-03-04': a date alone is no moment (give its time and UTC offset)")

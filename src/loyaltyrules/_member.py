@@ -275,11 +275,19 @@ def _day_in_calendar(value: date) -> date:
 def _written_date(value: Any) -> Any:
     """A date is written as one (2026-11-11), never a number: pydantic reads 0 and "0" as
     Unix seconds, so a host sending 0 for "unknown" gave members a 1 January 1970 birthday
-    (and its perks)."""
+    (and its perks). Nor as a date-time: pydantic takes one at midnight as its date (and
+    refuses one at 08:00), so "1990-03-10T00:00:00" — midnight where? — was a birthday."""
     if isinstance(value, (int, float, Decimal)) or (
             isinstance(value, str) and value.strip() and _is_number(value.strip())):
         raise ValueError(f"expected a date such as 2026-11-11 (got {show_value(value)})")
+    if isinstance(value, datetime) or (isinstance(value, str) and _TIME_PART.search(value)):
+        raise ValueError(f"expected a date such as 2026-11-11, not a date-time (got "
+                         f"{show_value(value)})")
     return value
+
+
+# a date-time's time of day, after its date: "T00:00", " 00:00:00"
+_TIME_PART = re.compile(r"\d[T ]\d{1,2}:")
 
 
 _MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
@@ -1047,12 +1055,20 @@ def parse_instant(value: Any, field: str, kind: str) -> datetime:
         raise InputError(_said(exc.errors()[0]), field=field, kind=kind) from None
 
 
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def _said(err: Any) -> str:
     """A validation error in the library's words where pydantic's are its own jargon."""
     kind = err["type"]
     if kind == "missing":
         return "required"
     if kind == "timezone_aware":
+        given = err.get("input")
+        if isinstance(given, str) and _DATE_ONLY.fullmatch(given.strip()):
+            return ("expected a date-time such as 2026-03-03T10:00:00+08:00, got "
+                    f"{show_value(given)}: a date alone is no moment (give its time and UTC "
+                    "offset)")
         return "needs a UTC offset (the engine never guesses a zone)"
     if kind == "string_unicode":  # (a lone surrogate in a Name or Text: pydantic's words)
         return _LONE_SURROGATE
