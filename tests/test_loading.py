@@ -1611,3 +1611,16 @@ def test_names_with_commas_outside_brackets_are_refused_with_the_list_meant(
     assert error.diagnostics[0].message == (
         f"{written!r} is one name to YAML, commas and all; a list is written {meant} (and a "
         f'name that holds a comma as ["{written}"])')
+
+
+@pytest.mark.parametrize(("space", "name"), [("\u00a0", "a non-breaking space (U+00A0)"),
+                                             ("\u3000", "a full-width space (U+3000)")])
+def test_an_odd_space_after_a_keys_colon_is_named_at_its_place(space: str, name: str) -> None:
+    """`discount:` then a non-breaking space was "could not find expected ':'" on the next
+    line: YAML reads no space there, so the key runs on into its value."""
+    error = program_error(META + "tiers:\n  - id: basic\n  - id: gold\n"
+                          f"    discount:{space}9.5折\n    qualify: {{spend: 100}}\n")
+    assert [as_tuple(d)[:4] for d in error.diagnostics] == [("LR100", "(top level)", 5, 14)]
+    assert error.diagnostics[0].message == (
+        f"the space after 'discount:' is {name}, which YAML does not read as a space")
+    assert error.diagnostics[0].hint == "write discount: 9.5折 (an ordinary space after the colon)"

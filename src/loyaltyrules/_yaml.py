@@ -884,6 +884,16 @@ def _plain_syntax(exc: yaml.MarkedYAMLError, text: str
         row = rows[key_line].split(" #")[0] if 0 <= key_line < len(rows) else ""
         at = (key_line, len(row) - len(row.lstrip(" -")))
         before = row.strip()
+        # `discount:` and a non-breaking or full-width space: no space to YAML, so the key
+        # runs on into its value (`discount:\xa09.5折`), and the parser gives up a line later
+        odd = re.fullmatch("(?:- )?([A-Za-z_][\\w-]*):([\u00a0\u3000])[ \u00a0\u3000]*(.*)",
+                           before)
+        if odd:
+            name = ("a non-breaking space (U+00A0)" if odd[2] == "\u00a0"
+                    else "a full-width space (U+3000)")
+            return (f"the space after '{odd[1]}:' is {name}, which YAML does not read as a "
+                    "space", f"write {odd[1]}: {odd[3]} (an ordinary space after the colon)",
+                    (key_line, row.index(odd[2])))
         glued = re.fullmatch(r"(?:- )?([A-Za-z_][\w-]*):(\S.*)", before)
         if glued:
             return ("a key and its value need ': ' between them",
