@@ -1624,3 +1624,16 @@ def test_an_odd_space_after_a_keys_colon_is_named_at_its_place(space: str, name:
     assert error.diagnostics[0].message == (
         f"the space after 'discount:' is {name}, which YAML does not read as a space")
     assert error.diagnostics[0].hint == "write discount: 9.5折 (an ordinary space after the colon)"
+
+
+def test_a_byte_that_is_not_utf8_is_placed_in_characters_as_an_editor_counts() -> None:
+    """The column counted bytes: 普通会员普通会员 (24 bytes, 8 characters) put the bad byte
+    at column 47 where an editor shows 31."""
+    text = (META + "tiers:\n  - {id: basic, name: 普通会员普通会员").encode() + b"\xe9}\n"
+    with pytest.raises(ProgramError) as refused:
+        load_program(text)
+    assert [as_tuple(d)[:4] for d in refused.value.diagnostics] == [
+        ("LR101", "(top level)", 3, 31)]
+    with pytest.raises(ProgramError) as utf16:
+        load_program((META + "tiers: [{id: basic}]\n").encode("utf-16"))
+    assert utf16.value.diagnostics[0].message == "the file is UTF-16, not UTF-8"

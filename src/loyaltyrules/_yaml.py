@@ -678,11 +678,15 @@ def _decode(text: str | bytes, source: str) -> str:
             return raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             line = raw[: exc.start].count(b"\n") + 1
-            column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+            # (in characters, as an editor counts them: the line's text before the byte)
+            start = raw.rfind(b"\n", 0, exc.start) + 1
+            column = len(raw[start:exc.start].decode("utf-8", "replace")) + 1
+            utf16 = raw.startswith((b"\xff\xfe", b"\xfe\xff"))
             raise _fail(
                 Diagnostic(
                     code="LR101",
-                    message=f"the file is not valid UTF-8 (byte {exc.start})",
+                    message="the file is UTF-16, not UTF-8" if utf16 else
+                    f"the file is not valid UTF-8 (byte {exc.start})",
                     source=source,
                     line=line,
                     column=column,
