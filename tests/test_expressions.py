@@ -1050,3 +1050,27 @@ def test_a_power_too_large_says_so_in_the_library_s_words() -> None:
     from loyaltyrules._expressions import limited_power
     with pytest.raises(NumberTooHigh, match=r"^\(-4000001\) \*\* 0: each side"):
         limited_power(-4000001, 0)
+
+
+@pytest.mark.parametrize(("condition", "said", "hint"), [
+    ("txn.channel in 'app, wechat'", "`txn.channel in 'app, wechat'` tests for a part of the "
+     "text 'app, wechat' (so would 'a'), not for one of a choice",
+     "write a choice with parentheses: in ('app', 'wechat')"),
+    ("txn.channel not in 'app'", "`txn.channel not in 'app'` tests for a part of the text "
+     "'app' (so would 'a'), not for one of a choice", "write != 'app'"),
+    ("txn.amount > 5 and txn.channel in 'app 小程序'", "`txn.channel in 'app 小程序'` tests "
+     "for a part of the text 'app 小程序' (so would 'a'), not for one of a choice",
+     "write a choice with parentheses: in ('app', '小程序')"),
+])
+def test_in_a_written_text_is_refused_for_the_choice_meant(condition: str, said: str,
+                                                           hint: str) -> None:
+    """`txn.channel in 'app, wechat'` loaded, linted clean and matched a channel 'chat'."""
+    with pytest.raises(lr.ProgramError) as refused:
+        lr.load_program("program: {id: p, version: 1, currency: CNY, timezone: Asia/Shanghai}\n"
+                        "tiers: [{id: basic}]\npromotions:\n"
+                        f'  - {{id: p, bonus_points: 5, when: "{condition}"}}\n')
+    found = refused.value.diagnostics[0]
+    assert (found.code, found.message, found.hint) == ("LR301", said, hint)
+    lr.load_program("program: {id: p, version: 1, currency: CNY, timezone: Asia/Shanghai}\n"
+                    "tiers: [{id: basic}]\npromotions:\n  - {id: p, bonus_points: 5, "
+                    "when: \"'vip' in member.attrs.tags and txn.channel in ('app', 'web')\"}\n")

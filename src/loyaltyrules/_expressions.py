@@ -504,7 +504,31 @@ def _check(tree: ast.Expression, source: str,
     type_of(tree.body)
     if condition:
         _yes_or_no(tree.body, type_of, source)
+    _no_part_of_written_text(tree, source)
     return frozenset(used)
+
+
+def _no_part_of_written_text(tree: ast.Expression, source: str) -> None:
+    """``txn.channel in 'app, wechat'`` asks whether the channel is a part of that text: a
+    channel "chat", or "a", would match. Meant is a choice, ``in ('app', 'wechat')``; a
+    part of text the host sends (``'vip' in member.attrs.tags``) is another matter."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            for op, right in zip(node.ops, node.comparators, strict=True):
+                if isinstance(op, (ast.In, ast.NotIn)) and isinstance(right, ast.Constant) \
+                        and isinstance(right.value, str):
+                    written = ast.get_source_segment(source, node) or "the expression"
+                    choices = [part.strip() for part in re.split("[,，、 ]+", right.value)
+                               if part.strip()]
+                    negated = isinstance(op, ast.NotIn)
+                    if len(choices) == 1:
+                        hint = f"write {'!=' if negated else '=='} {choices[0]!r}"
+                    else:
+                        hint = (f"write a choice with parentheses: {'not in' if negated else 'in'}"
+                                f" ({', '.join(repr(c) for c in choices)})")
+                    raise ExpressionError(
+                        f"`{written}` tests for a part of the text {right.value!r} (so "
+                        f"would {right.value[:1]!r}), not for one of a choice", hint)
 
 
 def _yes_or_no(node: ast.expr, type_of: Callable[[ast.AST], str], source: str) -> None:
