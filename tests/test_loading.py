@@ -1637,3 +1637,33 @@ def test_a_byte_that_is_not_utf8_is_placed_in_characters_as_an_editor_counts() -
     with pytest.raises(ProgramError) as utf16:
         load_program((META + "tiers: [{id: basic}]\n").encode("utf-16"))
     assert utf16.value.diagnostics[0].message == "the file is UTF-16, not UTF-8"
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("95折", "'95折': a 折 discount is more than 0 and at most 10 (what the customer pays, in "
+     "tenths) — did you mean 9.5折?"),
+    ("88折", "'88折': a 折 discount is more than 0 and at most 10 (what the customer pays, in "
+     "tenths) — did you mean 8.8折?"),
+    ("0折", "'0折': a 折 discount is more than 0 and at most 10 (what the customer pays, in "
+     "tenths)"),
+])
+def test_a_zhe_discount_out_of_range_suggests_what_shops_mean(written: str, said: str) -> None:
+    """95折 and 88折 are how shops write 9.5折 and 8.8折; 0折 was "between 0 and 10"."""
+    error = program_error(META + f"tiers:\n  - {{id: basic, discount: {written}}}\n")
+    assert [(d.code, d.message + (f" — {d.hint}" if d.hint else ""))
+            for d in error.diagnostics] == [("LR203", said)]
+
+
+def test_a_currency_name_suggests_its_code() -> None:
+    error = program_error("program: {id: p, version: 1, currency: RMB, timezone: "
+                          "Asia/Shanghai}\ntiers: [{id: basic}]\n")
+    assert [(d.code, d.message, d.hint) for d in error.diagnostics] == [
+        ("LR203", "currency 'RMB' is not an ISO 4217 code", "did you mean CNY?")]
+
+
+def test_a_tier_discount_written_as_a_promotions_mapping_says_the_rate_form() -> None:
+    """It said "expected an amount such as 12.50, got {percent: '9.5折'}"."""
+    error = program_error(META + "tiers:\n  - {id: basic, discount: {percent: 9.5折}}\n")
+    assert [(d.code, d.message, d.hint) for d in error.diagnostics] == [
+        ("LR203", "a tier's discount is one rate off the purchase, such as 9.5折, 5% or 0.05, "
+                  "not a mapping", "write discount: 9.5折")]

@@ -127,6 +127,12 @@ Rate = Annotated[
 
 def _discount_rate(value: Any) -> Decimal:
     """A rate off, where a bare 8 or 9.5 most likely means 8折 / 9.5折 (or 8% off)."""
+    if isinstance(value, dict):  # (a promotion's discount form, written for a tier's)
+        inner = value.get("percent") if len(value) == 1 else None
+        meant = f" — write discount: {inner}" if isinstance(inner, (str, int, Decimal)) \
+            and not isinstance(inner, bool) else ""
+        raise ValueError("a tier's discount is one rate off the purchase, such as 9.5折, 5% "
+                         f"or 0.05, not a mapping{meant}")
     try:
         return parse_rate(value)
     except ValueError:
@@ -261,6 +267,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
 
+# three-letter names written for a currency where its ISO 4217 code goes (the code's
+# pattern refuses the rest: ¥, 元, HK$)
+_CURRENCY_NAMES = {"RMB": "CNY", "NTD": "TWD", "YEN": "JPY", "WON": "KRW"}
+
+
 class Meta(_Strict):
     """``program:`` — who the program is and the currency and time zone it counts in."""
 
@@ -288,6 +299,10 @@ class Meta(_Strict):
     @model_validator(mode="after")
     def _currency_known(self) -> Meta:
         if self.minor_units is None and minor_units(self.currency) is None:
+            meant = _CURRENCY_NAMES.get(self.currency)
+            if meant is not None:  # (a name people write for a currency, not its code)
+                raise ValueError(f"currency {self.currency!r} is not an ISO 4217 code — did "
+                                 f"you mean {meant}?")
             raise ValueError(
                 f"currency {self.currency!r} is not in the built-in ISO 4217 table; "
                 "set minor_units explicitly"

@@ -236,7 +236,11 @@ def parse_rate(value: object) -> Decimal:
         if zhe:
             pays = Decimal(zhe.group(1))
             if not Decimal(0) < pays <= Decimal(10):
-                raise ValueError(f"{value!r}: a 折 discount is between 0 and 10")
+                # 95折 and 88折, as shops write them, are 9.5折 and 8.8折
+                meant = f" — did you mean {pays / 10}折?" if Decimal(10) < pays < Decimal(
+                    100) and "." not in zhe.group(1) else ""
+                raise ValueError(f"{value!r}: a 折 discount is more than 0 and at most 10 "
+                                 f"(what the customer pays, in tenths){meant}")
             return (Decimal(10) - pays) / Decimal(10)
         if text.endswith("%"):
             try:  # (a plain decimal number: not NaN, an exponent or 1e999999999)
