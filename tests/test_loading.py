@@ -1667,3 +1667,24 @@ def test_a_tier_discount_written_as_a_promotions_mapping_says_the_rate_form() ->
     assert [(d.code, d.message, d.hint) for d in error.diagnostics] == [
         ("LR203", "a tier's discount is one rate off the purchase, such as 9.5折, 5% or 0.05, "
                   "not a mapping", "write discount: 9.5折")]
+
+
+@pytest.mark.parametrize(("written", "key", "hint"), [
+    ("{spend：20000}", "spend：20000",
+     "write spend: 20000 (an ASCII colon and a space), not the full-width '：'"),
+    ("{spend:20000}", "spend:20000",
+     "write spend: 20000 (an ASCII colon and a space), not ':' with no space"),
+])
+def test_a_key_run_into_its_value_inside_braces_says_how_to_write_it(
+        written: str, key: str, hint: str) -> None:
+    """`{spend：20000}` was "unknown key 'spend：20000' — did you mean 'spend'?"."""
+    error = program_error(META + f"tiers:\n  - {{id: basic}}\n  - {{id: gold, qualify: "
+                          f"{written}}}\n")
+    assert [(d.code, d.message, d.hint) for d in error.diagnostics] == [
+        ("LR201", f"unknown key {key!r}", hint)]
+
+
+def test_a_key_in_full_width_letters_is_named() -> None:
+    error = program_error(META + "tiers:\n  - {id: basic, ｄｉｓｃｏｕｎｔ: 9折}\n")
+    assert [(d.code, d.hint) for d in error.diagnostics] == [
+        ("LR201", "did you mean 'discount'? (written here in full-width letters)")]

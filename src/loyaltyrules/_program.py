@@ -10,8 +10,10 @@ import contextlib
 import difflib
 import hashlib
 import json
+import re
 import types
 import typing
+import unicodedata
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
@@ -396,6 +398,14 @@ def _pydantic_diagnostics(exc: ValidationError, data: Any, smap: SourceMap) -> I
             if not close and meant in allowed:  # (another word for the same thing)
                 close = [meant]
             hint = f"did you mean {close[0]!r}?" if close else None
+            plain_key = unicodedata.normalize("NFKC", key)
+            glued = re.fullmatch(r"([A-Za-z_][\w-]*)\s*:\s*(\S.*)", plain_key)
+            if glued and glued[1] in allowed:  # ({spend：20000}, {spend:20000}: one key)
+                colon = "the full-width '\uff1a'" if "\uff1a" in key else "':' with no space"
+                hint = (f"write {glued[1]}: {glued[2]} (an ASCII colon and a space), not "
+                        f"{colon}")
+            elif plain_key != key and plain_key in allowed:  # ｄｉｓｃｏｕｎｔ
+                hint = f"did you mean {plain_key!r}? (written here in full-width letters)"
             before = _value_before(data, loc, key) if key.isdigit() and len(key) == 3 \
                 else None
             if before is not None:  # ({spend: 10,000}: a comma in { } splits the number)
