@@ -1688,3 +1688,12 @@ def test_a_key_in_full_width_letters_is_named() -> None:
     error = program_error(META + "tiers:\n  - {id: basic, ｄｉｓｃｏｕｎｔ: 9折}\n")
     assert [(d.code, d.hint) for d in error.diagnostics] == [
         ("LR201", "did you mean 'discount'? (written here in full-width letters)")]
+
+
+def test_a_section_with_every_item_commented_out_is_empty() -> None:
+    """`promotions:` with every promotion commented out was "expected a list (got null)"."""
+    emptied = load_program(META + "tiers: [{id: basic}]\npromotions:\n"
+                           "#  - {id: x, bonus_points: 5}\nearn:\n")
+    plain = load_program(META + "tiers: [{id: basic}]\n")
+    assert emptied.model.promotions == emptied.model.earn == ()
+    assert emptied.ref == plain.ref  # the same program, the same hash

@@ -1040,8 +1040,23 @@ class LintSettings(_Strict):
     ignore: tuple[Annotated[str, Field(pattern=r"^LR[0-9]{3}$")], ...] = ()
 
 
+# the sections that are lists of items: written with nothing under them (every item
+# commented out), as none
+_LIST_SECTIONS = ("perks", "earn", "multipliers", "birthday", "promotions", "rewards",
+                  "behaviours", "signals", "invariants")
+
+
 class ProgramModel(_Strict):
     """The whole program, top to bottom in the order a designer explains it."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: Any) -> Any:
+        """``promotions:`` with every item commented out is no promotions (YAML reads the
+        empty value as null): the same program, and hash, as one without the section."""
+        if isinstance(data, dict) and any(data.get(k, ()) is None for k in _LIST_SECTIONS):
+            return {k: v for k, v in data.items() if not (k in _LIST_SECTIONS and v is None)}
+        return data
 
     program: Meta
     tiers: tuple[Tier, ...] = Field(min_length=1, max_length=MAX_TIERS)
