@@ -1697,3 +1697,11 @@ def test_a_section_with_every_item_commented_out_is_empty() -> None:
     plain = load_program(META + "tiers: [{id: basic}]\n")
     assert emptied.model.promotions == emptied.model.earn == ()
     assert emptied.ref == plain.ref  # the same program, the same hash
+
+
+def test_a_comment_glued_to_its_value_says_the_space_it_needs() -> None:
+    """`discount: 9.5折# pays 95%` quoted the whole comment as the value and said no more."""
+    error = program_error(META + "tiers:\n  - id: basic\n    discount: 9.5折# pays 95%\n")
+    assert [(d.code, d.hint) for d in error.diagnostics] == [
+        ("LR203", "a comment starts with a space before its #: write 9.5折 # pays 95%")]
+    assert load_program(META + "tiers:\n  - {id: basic, name: C#-club}\n").model.tiers[0].name
