@@ -1074,3 +1074,28 @@ def test_in_a_written_text_is_refused_for_the_choice_meant(condition: str, said:
     lr.load_program("program: {id: p, version: 1, currency: CNY, timezone: Asia/Shanghai}\n"
                     "tiers: [{id: basic}]\npromotions:\n  - {id: p, bonus_points: 5, "
                     "when: \"'vip' in member.attrs.tags and txn.channel in ('app', 'web')\"}\n")
+
+
+@pytest.mark.parametrize(("condition", "said", "hint"), [
+    ("txn.amount > 5 and", "not a valid expression: invalid syntax",
+     "the expression ends before it is complete: something must follow its last word"),
+    ("txn.channel == ‘app’", "not a valid expression at column 16: invalid character '‘' "
+     "(U+2018)", "quote text with ' or \" (ASCII quotes), such as 'app'"),
+    ("txn.amount > １０", "not a valid expression at column 14: invalid character '１' (U+FF11)",
+     "write '1' (ASCII), not '１'"),
+    ("（txn.amount > 10）", "not a valid expression at column 1: invalid character '（' "
+     "(U+FF08)", "write '(' (ASCII), not '（'"),
+    ("txn.amount > 5 并且 txn.amount < 9", "not a valid expression at column 16: invalid "
+     "syntax", "write and, not 并且"),
+    ("txn.amount >= 100元", "not a valid expression at column 18: invalid syntax",
+     "write an amount as a number: 100, not 100元"),
+])
+def test_a_slip_of_a_chinese_input_method_is_said_with_its_ascii_twin(
+        condition: str, said: str, hint: str) -> None:
+    """These were "invalid syntax" or "invalid character", and no more (helper-95)."""
+    with pytest.raises(lr.ProgramError) as refused:
+        lr.load_program("program: {id: p, version: 1, currency: CNY, timezone: Asia/Shanghai}\n"
+                        "tiers: [{id: basic}]\npromotions:\n"
+                        f'  - {{id: p, bonus_points: 5, when: "{condition}"}}\n')
+    found = refused.value.diagnostics[0]
+    assert (found.code, found.message, found.hint) == ("LR301", said, hint)

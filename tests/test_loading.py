@@ -1145,14 +1145,21 @@ def test_a_number_the_reader_will_not_parse_says_why(written: str, said: str) ->
                    "2026-03-01T10:00 with a time)"),
     ("2026-1-1", "not a valid date or date-time: '2026-1-1' (write it as 2026-03-01, or "
                  "2026-03-01T10:00 with a time)"),
-    ("2026-02-29", "not a valid date or date-time: '2026-02-29': day is out of range for "
-                   "month"),
-    ("2026-13-01", "not a valid date or date-time: '2026-13-01': month must be in 1..12"),
-    ("2026-02-30T10:00", "not a valid date or date-time: '2026-02-30T10:00': day is out of "
-                         "range for month"),
+    ("2026-02-29", "not a valid date or date-time: '2026-02-29' (2026-02 has 28 days)"),
+    ("2026-13-01", "not a valid date or date-time: '2026-13-01' (there is no month 13)"),
+    ("2026-02-30T10:00", "not a valid date or date-time: '2026-02-30T10:00' (2026-02 has 28 "
+                         "days)"),
+    ("2026-01-01T25:00", "not a valid date or date-time: '2026-01-01T25:00' (there is no hour "
+                         "25: a day's hours are 00 to 23)"),
+    ("2026-01-01T00:00+8", "not a valid date or date-time: '2026-01-01T00:00+8' (a UTC offset "
+                           "is written with hours and minutes, such as +08:00)"),
+    ("２０２６-01-01", "not a valid date or date-time: '２０２６-01-01' (write it in ASCII: "
+                   "2026-01-01)"),
 ])
 def test_a_window_date_that_is_no_date_says_why(written: str, said: str) -> None:
-    """It said only "not a valid date or date-time" (found by helper-51)."""
+    """It said only "not a valid date or date-time" (found by helper-51), then Python's
+    words ("day is out of range for month", "Invalid isoformat string"): now the library's
+    (found by helper-95)."""
     error = program_error(META + "tiers: [{id: basic}]\npromotions:\n"
                           f"  - {{id: p, bonus_points: 1, window: {{start: '{written}'}}}}\n")
     assert [d.message for d in error.diagnostics] == [said]

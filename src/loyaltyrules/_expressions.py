@@ -15,6 +15,7 @@ import decimal
 import math
 import operator
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -830,6 +831,14 @@ def parse_expression(source: str, *, invariant: bool = False, condition: bool = 
             said, hint = "a number cannot start with 0", _syntax_hint(text)
         elif said == "invalid syntax":  # (the words of a slip: what was probably meant)
             hint = _syntax_hint(text)
+        elif said.startswith("invalid character"):  # （）, １０, ‘app’: the ASCII twin
+            found = re.search(r"'(.)'", said)
+            char = found.group(1) if found else ""
+            plain = unicodedata.normalize("NFKC", char)
+            if char in _QUOTES:
+                hint = "quote text with ' or \" (ASCII quotes), such as 'app'"
+            elif plain != char and plain.isascii():
+                hint = f"write {plain!r} (ASCII), not {char!r}"
         raise ExpressionError(f"not a valid expression{where}: {said}", hint) from None
     except ValueError as exc:  # null bytes, lone surrogates
         raise ExpressionError(f"not a valid expression: {exc}") from None
@@ -897,7 +906,16 @@ _SLIPS: tuple[tuple[str, str], ...] = (
     (r"\b\d{4}-\d{1,2}-\d{1,2}\b", "write a date as date(2026, 1, 1), or compare with "
                                      "a date field"),
     (r"\d,\d{3}\b", "write numbers without thousands commas: 1000, not 1,000"),
+    (r"并且|而且|和|且", "write and, not 并且"),
+    (r"或者|或", "write or, not 或者"),
+    (r"\d\s*(?:元|块|¥|RMB)", "write an amount as a number: 100, not 100元"),
+    (r"\b\d{1,2}:\d{2}\b", "compare a time by its hour: txn.hour >= 10"),
+    (r"(?:\band|\bor|\bnot|[-+*/%<>=!(,])\s*$", "the expression ends before it is complete: "
+                                             "something must follow its last word"),
 )
+
+# characters a Chinese input method writes where an expression needs its ASCII twin
+_QUOTES = {"\u2018", "\u2019", "\u201c", "\u201d", "\u300c", "\u300d"}
 
 
 def _syntax_hint(text: str) -> str | None:

@@ -7,10 +7,12 @@ plain fields that tools can read; ``when:`` expressions are the escape hatch.
 from __future__ import annotations
 
 import ast
+import calendar
 import contextlib
 import functools
 import math
 import re
+import unicodedata
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
@@ -508,8 +510,9 @@ MAX_TIERS: Final = 100
 """More tiers are refused: real programs have fewer than ten, and every tier adds work to
 each evaluation (and to loading, for every tier above it)."""
 
-_WINDOW_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_WINDOW_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")  # (the form is right)
+_WINDOW_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_WINDOW_DATETIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}")  # (the form)
+_SHORT_OFFSET = re.compile(r"[+-][0-9]{1,2}$")  # +8, -5: an offset is written +08:00
 _EARLIEST_DAY = date(1900, 1, 1).toordinal()
 _LATEST_DAY = date(8999, 12, 31).toordinal()
 
@@ -525,11 +528,29 @@ def _window_point(value: Any) -> Any:
         if _WINDOW_TIME.match(text):
             return date.fromisoformat(text)
         return datetime.fromisoformat(text)
-    except ValueError as exc:
-        # why, in words: the day a month does not have, or the form a date is written in
-        why = (f": {exc}" if _WINDOW_TIME.match(text) or _WINDOW_DATETIME.match(text)
-               else " (write it as 2026-03-01, or 2026-03-01T10:00 with a time)")
-        raise ValueError(f"not a valid date or date-time: {value!r}{why}") from None
+    except ValueError:
+        raise ValueError(f"not a valid date or date-time: {value!r} "
+                         f"({_why_no_date(text)})") from None
+
+
+def _why_no_date(text: str) -> str:
+    """Why ``text`` is no date, in words (Python's say "Invalid isoformat string")."""
+    if not text.isascii():  # (２０２６-01-01: digits of a Chinese input method)
+        plain = unicodedata.normalize("NFKC", text)
+        if plain.isascii():
+            return f"write it in ASCII: {plain}"
+    if _WINDOW_TIME.match(text) or _WINDOW_DATETIME.match(text):
+        year, month, day = int(text[:4]), int(text[5:7]), int(text[8:10])
+        if not 1 <= month <= 12:
+            return f"there is no month {month}"
+        if not 1 <= day <= calendar.monthrange(year, month)[1]:
+            return f"{year}-{month:02d} has {calendar.monthrange(year, month)[1]} days"
+        if _WINDOW_DATETIME.match(text) and int(text[11:13]) > 23:
+            return f"there is no hour {int(text[11:13])}: a day's hours are 00 to 23"
+        if _SHORT_OFFSET.search(text):
+            return "a UTC offset is written with hours and minutes, such as +08:00"
+        return "write a time as 10:00 or 10:00:00, and an offset as +08:00"
+    return "write it as 2026-03-01, or 2026-03-01T10:00 with a time"
 
 
 WindowPoint = Annotated[
