@@ -1712,3 +1712,18 @@ def test_a_comment_glued_to_its_value_says_the_space_it_needs() -> None:
     assert [(d.code, d.hint) for d in error.diagnostics] == [
         ("LR203", "a comment starts with a space before its #: write 9.5折 # pays 95%")]
     assert load_program(META + "tiers:\n  - {id: basic, name: C#-club}\n").model.tiers[0].name
+
+
+@pytest.mark.parametrize(("written", "sign", "what"), [
+    ("*双倍积分*", "*", "an alias (a reference to an &anchor)"),
+    ("*VIP*", "*", "an alias (a reference to an &anchor)"),
+    ("&双倍", "&", "an anchor (a name for a value, for *alias to repeat)"),
+])
+def test_a_name_starting_with_a_star_says_yaml_reads_an_alias(written: str, sign: str,
+                                                              what: str) -> None:
+    """`name: *双倍积分*` was PyYAML's "expected alphabetic or numeric character, but found
+    '双'"."""
+    error = program_error(META + f"tiers:\n  - id: basic\n    name: {written}\n")
+    assert [(as_tuple(d)[:4], d.message, d.hint) for d in error.diagnostics] == [
+        (("LR100", "(top level)", 4, 11), f"a value that starts with {sign} is {what} to YAML",
+         f'put the value in quotes: "{sign}…"')]

@@ -857,6 +857,13 @@ def _plain_syntax(exc: yaml.MarkedYAMLError, text: str
         return ("this line is not indented like the lines above it",
                 "the keys of one mapping, and the items of one list, start in the same column",
                 False)
+    if problem.startswith("expected alphabetic or numeric character") and context in (
+            "while scanning an alias", "while scanning an anchor"):
+        sign = "*" if "alias" in context else "&"
+        what = ("an alias (a reference to an &anchor)" if sign == "*"
+                else "an anchor (a name for a value, for *alias to repeat)")
+        return (f"a value that starts with {sign} is {what} to YAML",
+                f"put the value in quotes: \"{sign}…\"", True)
     if problem == "found unexpected end of stream" and "quoted scalar" in context:
         return "the quoted value starting here is never closed", "add the closing quote", True
     if problem.startswith("expected ',' or ") and exc.problem_mark is not None:
