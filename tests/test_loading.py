@@ -1727,3 +1727,13 @@ def test_a_name_starting_with_a_star_says_yaml_reads_an_alias(written: str, sign
     assert [(as_tuple(d)[:4], d.message, d.hint) for d in error.diagnostics] == [
         (("LR100", "(top level)", 4, 11), f"a value that starts with {sign} is {what} to YAML",
          f'put the value in quotes: "{sign}…"')]
+
+
+def test_a_list_item_without_its_dash_is_said_at_its_id() -> None:
+    """An item whose "- " was left out ran on into the one before: "duplicate key" for each
+    of its keys, and no word of the dash."""
+    error = program_error(META + "tiers:\n  - id: basic\n    name: a\n    id: gold\n"
+                          "    qualify: {spend: 100}\n")
+    assert [(as_tuple(d)[:4], d.hint) for d in error.diagnostics] == [
+        (("LR108", "tiers[0].id", 5, 5),
+         "if this starts another item of the list, begin it with '- '")]

@@ -501,7 +501,12 @@ class _Converter:
             if key in first_seen:
                 first = first_seen[key]
                 where = f" (first defined at line {first.line})" if first is not None else ""
-                self._report("LR108", f"duplicate key {key!r}{where}", key_node.start_mark, entry)
+                # (an item of a list whose "- " was left out runs on into the one before:
+                # its keys are all that one's again, the first of them its id)
+                hint = ("if this starts another item of the list, begin it with '- '"
+                        if key == "id" and path and isinstance(path[-1], int) else None)
+                self._report("LR108", f"duplicate key {key!r}{where}", key_node.start_mark, entry,
+                             hint)
                 continue
             first_seen[key] = key_position
             if key_position is not None:
