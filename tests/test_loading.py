@@ -1597,12 +1597,20 @@ def test_a_name_that_holds_a_comma_is_written_in_quotes() -> None:
     assert program.model.multipliers[0].categories == ("饮料，酒水", "beer, wine")
 
 
-def test_full_width_brackets_are_no_list() -> None:
+@pytest.mark.parametrize(("written", "meant"), [("【app】", "[app]"),
+                                               ("【app，web】", "[app, web]")])
+def test_full_width_brackets_are_no_list(written: str, meant: str) -> None:
+    """Where a list of names goes; a name written 【会员日】 is a name (helper-97 found the
+    first version refusing it anywhere)."""
     error = program_error(META + "tiers: [{id: basic}]\nmultipliers:\n"
-                          "  - {id: app-bonus, factor: 1.25, channels: 【app】}\n")
-    assert [as_tuple(d)[:4] for d in error.diagnostics] == [
-        ("LR100", "multipliers[0].channels", 4, 45)]
-    assert error.diagnostics[0].hint == "write [app], not the full-width 【 and 】"
+                          f"  - {{id: app-bonus, factor: 1.25, channels: {written}}}\n")
+    assert [(as_tuple(d)[:4], d.message) for d in error.diagnostics] == [
+        (("LR203", "multipliers[0].channels", 4, 45),
+         f"{written!r} is one name to YAML, brackets and all; a list is written in ASCII "
+         f"brackets: {meant}")]
+    program = load_program(META + "tiers: [{id: basic}]\npromotions:\n"
+                           "  - {id: m, name: 【会员日】, bonus_points: 5}\n")
+    assert program.model.promotions[0].name is not None
 
 
 @pytest.mark.parametrize(("written", "meant"), [

@@ -913,8 +913,7 @@ def event_from_text(value: Any, kind: str) -> Any:
     a line: numbers exactly (Decimal), a key given twice refused; anything else as it is."""
     if not isinstance(value, (str, bytes)):
         return value
-    if value.startswith(_BOMS[type(value)]):
-        value = value[len(_BOMS[type(value)]):]
+    value = _without_bom(value)
     try:
         return json.loads(value, parse_float=Decimal, object_pairs_hook=no_duplicates)
     except DuplicateKey as exc:
@@ -923,6 +922,8 @@ def event_from_text(value: Any, kind: str) -> Any:
     except json.JSONDecodeError as exc:
         raise InputError(f"not valid JSON: {exc.msg} at line {exc.lineno} column "
                          f"{exc.colno}", kind=kind) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not valid UTF-8 (byte {exc.start})", kind=kind) from None
     except (ValueError, RecursionError):  # (nested too deep, a number too long to read)
         raise InputError("not valid JSON that can be read: nested too deeply, or a number "
                          "too long", kind=kind) from None
@@ -949,8 +950,7 @@ def coerce(model: type[M], value: Any, kind: str) -> M:
         return value
     try:
         if isinstance(value, (str, bytes)):
-            if value.startswith(_BOMS[type(value)]):  # (as `run` reads a file that has one)
-                value = value[len(_BOMS[type(value)]):]
+            value = _without_bom(value)  # (as `run` reads a file that has one)
             try:
                 read = model.model_validate_json(value)
             except ValidationError as exc:
@@ -978,8 +978,12 @@ def coerce(model: type[M], value: Any, kind: str) -> M:
         raise InputError(message, field=format_path(loc) if loc else None, kind=kind) from None
 
 
-# a byte-order mark some editors write at the start of a UTF-8 file, by the text's type
-_BOMS: dict[type, Any] = {str: "\ufeff", bytes: b"\xef\xbb\xbf"}
+def _without_bom(text: str | bytes) -> str | bytes:
+    """``text`` without the byte-order mark some editors write at the start of a UTF-8 file
+    (any str or bytes: a subclass, numpy's str_, is text too)."""
+    if isinstance(text, str):
+        return text[1:] if text.startswith("\ufeff") else text
+    return text[3:] if text.startswith(b"\xef\xbb\xbf") else text
 
 # what a JSON value that is not an object is, in words
 _JSON_KINDS = {list: "a JSON array", str: "a JSON string", bool: "true or false",

@@ -195,6 +195,10 @@ def _one_or_many(value: Any) -> Any:
     """`categories: wine` means `categories: [wine]`; `categories: bakery, pastry` is not
     `[bakery, pastry]` to YAML but one name, which no line would match: refused, with the
     list it meant (a name that holds a comma is written as a list of one, `["a, b"]`)."""
+    if isinstance(value, str) and value.startswith("\u3010") and value.endswith("\u3011"):
+        inner = re.sub("\\s*[,\uff0c\u3001]\\s*", ", ", value[1:-1])
+        raise ValueError(f"{value!r} is one name to YAML, brackets and all; a list is written "
+                         f"in ASCII brackets: [{inner}]")
     if isinstance(value, str) and any(c in value for c in ",\uff0c\u3001"):
         names = ", ".join(part.strip() for part in re.split("[,\uff0c\u3001]", value))
         raise ValueError(f"{value!r} is one name to YAML, commas and all; a list is written "

@@ -593,11 +593,6 @@ class _Converter:
         if tag == _STR:
             return text
         if tag == _PLAIN:
-            if text.startswith("\u3010") and text.endswith("\u3011"):  # 【app, store】
-                self._report("LR100", "YAML writes a list in ASCII brackets, [ and ]",
-                             node.start_mark, path,
-                             f"write [{text[1:-1]}], not the full-width 【 and 】")
-                return None
             return self._resolve_plain(node, path)
         if tag not in _SCALAR_TAGS:
             self._bad_tag(node, path, "a scalar")
