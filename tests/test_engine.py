@@ -1376,7 +1376,7 @@ def test_a_members_spend_adds_up_beyond_one_amount_and_reads_back() -> None:
     assert lr.evaluate(program(), month, txn(("x", "1.00"))).member_after.spend_log == {}
 
 
-@pytest.mark.parametrize("trace", ["no", "false", None, 1.0])
+@pytest.mark.parametrize("trace", ["no", "false", None, 1.0, 2, -1])
 def test_trace_is_true_or_false_not_any_value(trace: object) -> None:
     """`trace="no"` turned the trace on (a non-empty string is true)."""
     root = Path(__file__).resolve().parent.parent

@@ -3673,6 +3673,11 @@ def test_a_behaviour_says_which_rules_fired_and_why_the_others_did_not() -> None
         "id": "B2", "at": "2026-03-04T12:00:00+08:00", "type": "check_in"}).trace is None
     assert lr.advance(RFM, after, "2026-03-05T00:00:00+08:00").trace is None
     assert lr.LifecycleDecision.model_validate_json(review.model_dump_json()) == review
+    # without the trace (as `run` without --trace): the same decision, no explanations made
+    quiet = lr.behaviour(RFM, after, {"id": "B3", "at": "2026-03-04T12:00:00+08:00",
+                                      "type": "review", "attrs": {"photo": False}}, trace=False)
+    assert quiet.trace is None
+    assert quiet.model_copy(update={"trace": review.trace}) == review
 
 
 def test_a_behaviour_rule_of_other_tiers_says_so() -> None:

@@ -464,7 +464,7 @@ def _event(program: Any, members: dict[str, MemberState], line: str, *, trace: b
             raise InputError("required", field="event", kind="behaviour")
         data["type"] = data.pop("event")
         try:
-            return member_id, behaviour(program, member, data)
+            return member_id, behaviour(program, member, data, trace=trace)
         except InputError as exc:
             if exc.field != "type":
                 raise

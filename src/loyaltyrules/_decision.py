@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
@@ -93,6 +94,17 @@ class ProgramRef(_Out):
     id: str
     version: str
     hash: str
+
+
+def trace_flag(value: object) -> bool:
+    """A call's ``trace`` given as other than True or False: 1 or 0, as any number type
+    says them (numpy's bool_ and int64 too), else a TypeError — ``trace="no"`` is a
+    non-empty string, which Python takes for true, and would switch the trace on."""
+    if not isinstance(value, (str, bytes, float, complex, Decimal)) and value is not None:
+        with contextlib.suppress(TypeError, ValueError):
+            if value == 1 or value == 0:  # (a numpy bool_ is no int: compared)
+                return bool(value == 1)
+    raise TypeError(f"trace is True or False, got {value!r}")
 
 
 class TraceEntry(_Out):

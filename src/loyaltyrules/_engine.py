@@ -26,6 +26,7 @@ from ._decision import (
     TraceEntry,
     UsageConsumed,
     build,
+    trace_flag,
 )
 from ._errors import AlreadyApplied, EvaluationError, InputError
 from ._expressions import ExpressionRuntimeError, Scope
@@ -681,6 +682,8 @@ def _on_file(purchases: tuple[Any, ...], txn_id: str) -> bool:
 def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
               transaction: Transaction | dict[str, Any] | str, trace: bool, mode: Mode
               ) -> Decision:
+    if trace is not False and trace is not True:  # ("no" is a true string: see trace_flag)
+        trace = trace_flag(trace)
     m = member if type(member) is MemberState else coerce(MemberState, member, "member")
     t = transaction if type(transaction) is Transaction else coerce(
         Transaction, transaction, "transaction")
@@ -728,7 +731,7 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
     # (a late purchase whose points may have become usable, or expired, already is
     # completed by complete_purchase, which says so: the generated completion never needs to)
     inline = not (plan.ledger.dated and is_late(m, t.at))
-    if trace is False or (not trace and type(trace) is int):  # (off: False, or 0)
+    if not trace:
 
         if plan.purchase is not None and inline:  # decided and completed by one function
             completed: Decision = plan.purchase(program, plan, m, t, events, base_version,
@@ -743,8 +746,6 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
             return _countable(completed, m, plan, crowded)
         return _countable(complete_purchase(program, plan, m, t, plan.decide(
             program, plan, m, t, fields, t_fields), events, base_version), m, plan, crowded)
-    if not isinstance(trace, int):  # (True, or 1; "no" is not a way to say False)
-        raise TypeError(f"trace is True or False, got {trace!r}")
     if plan.purchase_traced is not None and inline:  # generated for this program: the
         traced: Decision = plan.purchase_traced(program, plan, m, t, events, base_version,
                                                 fields, t_fields)

@@ -34,6 +34,7 @@ from ._decision import (
     TraceEntry,
     UsageConsumed,
     pending,
+    trace_flag,
 )
 from ._errors import EvaluationError, InputError, show_value
 from ._member import (
@@ -2725,10 +2726,14 @@ def _simple_event(event: Any, kind: str, required: Iterable[str]) -> dict[str, A
 
 
 @exact
-def behaviour(program: Any, member: MemberState | dict[str, Any], event: dict[str, Any]
-              ) -> LifecycleDecision:
+def behaviour(program: Any, member: MemberState | dict[str, Any], event: dict[str, Any],
+              *, trace: bool = True) -> LifecycleDecision:
     """Points for a non-purchase action (行为积分): sign-up, review, check-in, referral …
-    Rules match the event type and conditions; per-rule limits cap them per period."""
+    Rules match the event type and conditions; per-rule limits cap them per period. With
+    ``trace`` (as evaluate()'s), the decision says which rules fired and why the others did
+    not: explaining a condition that is false costs more than running it."""
+    if trace is not True and trace is not False:
+        trace = trace_flag(trace)
     from ._member import coerce
 
     m = coerce(MemberState, member, "member")
@@ -2745,11 +2750,12 @@ def behaviour(program: Any, member: MemberState | dict[str, Any], event: dict[st
     usage = dict(m.usage)
     tier = m.tier or model.tiers[0].id
     attrs = ev.get("attrs") or {}
-    trace: list[TraceEntry] = []
+    entries: list[TraceEntry] = []
 
     def note(rule_id: str, status: Status, reason: str) -> None:
-        trace.append(new(TraceEntry, rule=rule_id, kind="behaviour", status=status,
-                         reason=reason))
+        if trace:
+            entries.append(new(TraceEntry, rule=rule_id, kind="behaviour", status=status,
+                               reason=reason))
 
     for rule in model.behaviours:
         if rule.event != ev["type"]:
@@ -2759,7 +2765,7 @@ def behaviour(program: Any, member: MemberState | dict[str, Any], event: dict[st
             note(rule.id, "not_matched", f"tier {tier} is not one of {', '.join(rule.tiers)}")
             continue
         if rule.when is not None:
-            why = _behaviour_condition(program, m, ev, attrs, rule)
+            why = _behaviour_condition(program, m, ev, attrs, rule, trace)
             if why is not None:
                 note(rule.id, "not_matched", why)
                 continue
@@ -2787,11 +2793,11 @@ def behaviour(program: Any, member: MemberState | dict[str, Any], event: dict[st
         "at": ev["at"], "points_change": (state.points + state.pending_points)
         - (m.points + m.pending_points), "events": tuple(events), "refund": None,
         "reward": None, "replayed": False, "member_version": base_version,
-        "trace": tuple(trace), "member_after": state})
+        "trace": tuple(entries) if trace else None, "member_after": state})
 
 
 def _behaviour_condition(program: Any, m: MemberState, ev: dict[str, Any],
-                         attrs: dict[str, Any], rule: Any) -> str | None:
+                         attrs: dict[str, Any], rule: Any, trace: bool) -> str | None:
     """None when the rule's condition holds for the event, else why not (with the values
     read); an error is raised with the rule's trace entry."""
     from ._engine import _Ctx
@@ -2804,7 +2810,7 @@ def _behaviour_condition(program: Any, m: MemberState, ev: dict[str, Any],
     txn = Transaction(id=ev["id"], at=ev["at"], channel=channel,
                       items=({"sku": "-", "category": str(ev["type"]), "amount": "0"},))
     plan = program.plan("compiled")
-    ctx = _Ctx(program, plan, m, txn, ev["at"].astimezone(program.zone), True)
+    ctx = _Ctx(program, plan, m, txn, ev["at"].astimezone(program.zone), trace)
     ctx.event = {"id": ev["id"], "type": ev["type"], "channel": channel, "attrs": dict(attrs)}
     try:
         return ctx.when(rule.id, "behaviour", plan.behaviour_conditions[rule.id])
