@@ -1568,6 +1568,16 @@ def test_under_reviews_a_qualify_condition_reading_a_purchase_needs_a_retain() -
                                          "judged on the member")
     load_program(REVIEWED + tiers % ", retain: {spend: 100}")
     load_program(META + tiers % "")
+    # a member alone can meet it at a review another way (helper-97: refused at first)
+    load_program(REVIEWED + "tiers:\n  - {id: basic}\n  - {id: gold, qualify: {when: "
+                 '"txn.amount >= 5000 or member.qualifying_spend >= 20000"}}\n')
+    load_program(REVIEWED + "tiers:\n  - {id: basic}\n  - {id: gold, qualify: {spend: 100, "
+                 'when: "txn.amount >= 5000", match: any}}\n')
+    for needs in ("(txn.amount > 5 or txn.channel == 'app') and member.orders > 1",
+                  "txn.amount > 5 or len(items) > 2"):
+        assert [d.code for d in program_error(
+            REVIEWED + f'tiers:\n  - {{id: basic}}\n  - {{id: gold, qualify: {{when: "{needs}"}}}}'
+            "\n").diagnostics] == ["LR410"]
     load_program(REVIEWED + "tiers:\n  - {id: basic}\n  - {id: gold, qualify: {when: "
                  '"txn.date.month == 3 and txn.weekday < 6 and member.orders > 2"}}\n')
 
@@ -1720,6 +1730,9 @@ def test_a_comment_glued_to_its_value_says_the_space_it_needs() -> None:
     assert [(d.code, d.hint) for d in error.diagnostics] == [
         ("LR203", "a comment starts with a space before its #: write 9.5折 # pays 95%")]
     assert load_program(META + "tiers:\n  - {id: basic, name: C#-club}\n").model.tiers[0].name
+    for written in ("C#", "'9.5折#'", "vip#1"):  # (no comment: no hint, helper-97)
+        refused = program_error(META + f"tiers:\n  - id: {written}\n")
+        assert [d.hint for d in refused.diagnostics if "comment" in (d.hint or "")] == []
 
 
 @pytest.mark.parametrize(("written", "sign", "what"), [

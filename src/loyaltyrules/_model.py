@@ -937,13 +937,15 @@ _EVENT_TXN_FIELDS = frozenset({"id", "channel", "at", "date", "weekday", "hour"}
 REVIEW_TXN_FIELDS = frozenset({"at", "date", "weekday"})
 
 
-def purchase_read(expr: Expression, allowed: frozenset[str]) -> str | None:
-    """The first thing ``expr`` reads of a purchase (``txn.amount``, ``items``,
-    ``has_sku(…)``), as written, but for the ``txn`` fields ``allowed``; None if nothing."""
-    parents = {id(child): node for node in ast.walk(expr.tree)
+def purchase_read(expr: Expression | ast.AST, allowed: frozenset[str]) -> str | None:
+    """The first thing ``expr`` (or a part of its tree) reads of a purchase
+    (``txn.amount``, ``items``, ``has_sku(…)``), as written, but for the ``txn`` fields
+    ``allowed``; None if nothing."""
+    tree = expr.tree if isinstance(expr, Expression) else expr
+    parents = {id(child): node for node in ast.walk(tree)
                for child in ast.iter_child_nodes(node)}
     read: list[tuple[int, int, str]] = []  # (where, to name the first written)
-    for node in ast.walk(expr.tree):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Name) and node.id == "items":
             read.append((node.lineno, node.col_offset, "items"))
         elif isinstance(node, ast.Name) and node.id == "txn":
@@ -955,6 +957,21 @@ def purchase_read(expr: Expression, allowed: frozenset[str]) -> str | None:
               and node.func.id in _PURCHASE_FUNCTIONS):
             read.append((node.lineno, node.col_offset, f"{node.func.id}(…)"))
     return min(read)[2] if read else None
+
+
+def needs_a_purchase(expr: Expression, allowed: frozenset[str]) -> str | None:
+    """What ``expr`` reads of a purchase where it cannot hold without one — every way for
+    it to be true reads the purchase (``txn.amount > 5``, ``items and …``; not
+    ``txn.amount >= 5000 or member.qualifying_spend >= 20000``, which a member alone can
+    meet) — else None."""
+    def needs(node: ast.AST) -> str | None:
+        if isinstance(node, ast.BoolOp):
+            found = [needs(value) for value in node.values]
+            if isinstance(node.op, ast.Or):
+                return found[0] if all(found) else None
+            return next((f for f in found if f), None)
+        return purchase_read(node, allowed)
+    return needs(expr.tree.body)
 
 
 def _not_of_a_purchase(expr: Expression) -> Expression:

@@ -39,6 +39,7 @@ from ._model import (
     Rule,
     Signal,
     Tier,
+    needs_a_purchase,
     purchase_read,
 )
 from ._money import exact, parse_money, quantum
@@ -368,8 +369,9 @@ def _flatten_args(annotation: Any) -> Iterator[Any]:
         yield from _flatten_args(arg)
 
 
-# a # right after a value's text (no space before it): YAML reads it as part of the value
-_GLUED_COMMENT: Final = re.compile(r"\S(?=#)")
+# a # right after a value's text (no space before it), then words, as a comment is
+# written: YAML reads it as part of the value (not C#, vip#1 or 9.5折#: no words follow)
+_GLUED_COMMENT: Final = re.compile(r"\S(?=#\s+\S)")
 
 
 def _pydantic_diagnostics(exc: ValidationError, data: Any, smap: SourceMap) -> Iterator[Diagnostic]:
@@ -600,10 +602,15 @@ def _reviews_without_a_purchase(parts: _Parts, smap: SourceMap) -> list[Diagnost
     for i, tier in parts.tiers:
         for key in ("retain", "qualify"):
             criteria = getattr(tier, key, None)
-            if criteria is None or criteria.when is None:
+            if criteria is None or criteria.when is None or i == 0:  # (the first: LR404)
                 continue
-            first = purchase_read(criteria.when, REVIEW_TXN_FIELDS)
-            if first is None:
+            # (retain reads no purchase at all; qualify, which purchases are judged by too,
+            # may read one where a member alone can meet it otherwise)
+            first = purchase_read(criteria.when, REVIEW_TXN_FIELDS) if key == "retain" \
+                else needs_a_purchase(criteria.when, REVIEW_TXN_FIELDS)
+            if first is None or (key == "qualify" and criteria.match == "any" and (
+                    criteria.spend is not None or criteria.points is not None
+                    or criteria.orders is not None)):  # (met at a review another way)
                 continue
             if key == "retain":
                 out.append(smap.diagnostic(
