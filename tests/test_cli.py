@@ -1505,3 +1505,21 @@ def test_text_output_says_a_repeated_event_changed_nothing(
     ]
     assert re.fullmatch(r"3 events \(1 purchase, 2 refunds\) for 1 member in \d+\.\d{3} s "
                         r"\(1 repeated event changed nothing\)\n", err)
+
+
+
+def test_text_output_says_an_advance_to_a_moment_passed_changed_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An advance has no id: one to a moment the member stands at already is no repeated
+    event (helper-97: it said "event id seen before" and was counted as one)."""
+    events = tmp_path / "events.jsonl"
+    line = '{{"type": "advance", "member_id": "a", "until": "2026-01-{}T00:00:00+08:00"}}\n'
+    events.write_text(line.format(13) + line.format(13) + line.format(10), encoding="utf-8")
+    code, out, err = run_main(capsys, "run", ROOT / "programs" / "rfm-3tier.yaml", events,
+                              "--format", "text")
+    assert code == 0
+    assert [row.split(": ", 1)[1] for row in out.splitlines()] == [
+        "nothing due",
+        "the member stands at or past that moment already, nothing changed",
+        "the member stands at or past that moment already, nothing changed"]
+    assert "repeated" not in err

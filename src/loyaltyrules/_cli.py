@@ -497,7 +497,7 @@ def _text_line(d: Decision | LifecycleDecision) -> str:
                          if e.points else f"{e.type}{' ' + e.rule if e.rule else ''}"
                          for e in d.events) or "nothing due"
         if d.replayed:  # (as the JSON line's "replayed": true says it)
-            what = "already applied (event id seen before), nothing changed"
+            what = d.explain().partition(": ")[2]
         return (f"{_shown(d.event_id or '-'):<8} {_shown(d.member_id):<12} {d.at.date()} "
                 f"{d.kind:<14} "
                 f"points {d.points_change:+d} → {d.member_after.points}: {what}")
@@ -640,8 +640,8 @@ def _stream(args: argparse.Namespace, program: Any, members: dict[str, MemberSta
                 from None
         count += 1
         kind = decision.kind if isinstance(decision, LifecycleDecision) else "purchase"
-        if kind != "purchase" and decision.replayed:  # type: ignore[union-attr]
-            repeated += 1
+        if kind not in ("purchase", "advance") and decision.replayed:  # type: ignore[union-attr]
+            repeated += 1  # (an advance to a moment passed already repeats no event)
         kinds[kind] = kinds.get(kind, 0) + 1
         try:
             if args.format == "text":

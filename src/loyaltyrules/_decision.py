@@ -224,6 +224,8 @@ class LifecycleDecision(_Out):
         """What happened, for people and the CLI: the events, and for a behaviour which of
         its rules fired and why the others did not."""
         head = f"{self.kind} for member {self.member_id} at {self.at.isoformat()}"
+        if self.replayed and self.kind == "advance":
+            return head + ": the member stands at or past that moment already, nothing changed"
         if self.replayed:
             return head + ": already applied (event id seen before), nothing changed"
         lines = [head + f": points {self.points_change:+d}"]
