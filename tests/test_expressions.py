@@ -1058,9 +1058,16 @@ def test_a_power_too_large_says_so_in_the_library_s_words() -> None:
      "write a choice with parentheses: in ('app', 'wechat')"),
     ("txn.channel not in 'app'", "`txn.channel not in 'app'` tests for a part of the text "
      "'app' (so would 'a'), not for one of a choice", "write != 'app'"),
-    ("txn.amount > 5 and txn.channel in 'app 小程序'", "`txn.channel in 'app 小程序'` tests "
-     "for a part of the text 'app 小程序' (so would 'a'), not for one of a choice",
+    ("txn.amount > 5 and txn.channel in 'app，小程序'", "`txn.channel in 'app，小程序'` tests "
+     "for a part of the text 'app，小程序' (so would 'a'), not for one of a choice",
      "write a choice with parentheses: in ('app', '小程序')"),
+    # (a space is no separator: a channel may be named so; the empty text is no choice)
+    ("txn.channel in 'mini program'", "`txn.channel in 'mini program'` tests for a part of "
+     "the text 'mini program' (so would 'm'), not for one of a choice",
+     "write == 'mini program'"),
+    ("txn.channel not in ''", "`txn.channel not in ''` tests for a part of the empty text, "
+     "which every text holds: no choice at all",
+     "write a choice with parentheses: in ('app', 'web')"),
 ])
 def test_in_a_written_text_is_refused_for_the_choice_meant(condition: str, said: str,
                                                            hint: str) -> None:

@@ -3602,6 +3602,15 @@ def test_refunding_what_is_refunded_already_says_so() -> None:
     with pytest.raises(lr.InputError) as again:
         lr.refund(RETAIL, state, refund_event("R2", at, "t1", lines=[{"line": 0}]))
     assert str(again.value) == "refund: lines: line 0 of purchase t1 is refunded already"
+    # one line refunded already beside one that is not: what is left is refunded (helper-97
+    # found the first version refusing it)
+    rest = lr.refund(RETAIL, state, refund_event("R5", at, "t1", lines=[{"line": 0},
+                                                                        {"line": 1}]))
+    assert rest.refund is not None and rest.refund.amount == Decimal("50.00")
+    with pytest.raises(lr.InputError) as both:
+        lr.refund(RETAIL, step(state, rest), refund_event("R6", at, "t1", lines=[
+            {"line": 0}, {"line": 1}]))
+    assert str(both.value) == "refund: lines: lines 0, 1 of purchase t1 are refunded already"
     with pytest.raises(lr.InputError) as nothing:
         lr.refund(RETAIL, state, refund_event("R2", at, "t1", lines=[{"line": 1,
                                                                       "amount": "0"}]))

@@ -48,7 +48,7 @@ from ._member import (
     spend_in_unit,
     written_once,
 )
-from ._model import ProgramModel
+from ._model import LIST_SECTIONS, ProgramModel
 from ._program import Program, load_program
 from ._scenario import discover, load_scenarios, run_scenario
 
@@ -760,6 +760,12 @@ def program_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "loyaltyrules program"
     _bounds_in_json_schema_words(schema)
+    # a list section with nothing under it (its items commented out) is no items
+    for name in LIST_SECTIONS:
+        section = schema["properties"][name]
+        schema["properties"][name] = {"anyOf": [section, {"type": "null"}],
+                                      **{k: v for k, v in section.items()
+                                         if k in ("title", "default")}}
     return schema
 
 

@@ -519,9 +519,14 @@ def _no_part_of_written_text(tree: ast.Expression, source: str) -> None:
                 if isinstance(op, (ast.In, ast.NotIn)) and isinstance(right, ast.Constant) \
                         and isinstance(right.value, str):
                     written = ast.get_source_segment(source, node) or "the expression"
-                    choices = [part.strip() for part in re.split("[,，、 ]+", right.value)
+                    choices = [part.strip() for part in re.split("[,，、]+", right.value)
                                if part.strip()]
                     negated = isinstance(op, ast.NotIn)
+                    if not choices:
+                        raise ExpressionError(
+                            f"`{written}` tests for a part of the empty text, which every "
+                            "text holds: no choice at all",
+                            "write a choice with parentheses: in ('app', 'web')")
                     if len(choices) == 1:
                         hint = f"write {'!=' if negated else '=='} {choices[0]!r}"
                     else:
@@ -837,6 +842,8 @@ def parse_expression(source: str, *, invariant: bool = False, condition: bool = 
             plain = unicodedata.normalize("NFKC", char)
             if char in _QUOTES:
                 hint = "quote text with ' or \" (ASCII quotes), such as 'app'"
+            elif char in "¥￥$€£":
+                hint = "write an amount as a number: 100, not ¥100"
             elif plain != char and plain.isascii():
                 hint = f"write {plain!r} (ASCII), not {char!r}"
         raise ExpressionError(f"not a valid expression{where}: {said}", hint) from None

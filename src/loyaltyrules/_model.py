@@ -131,8 +131,11 @@ def _discount_rate(value: Any) -> Decimal:
     """A rate off, where a bare 8 or 9.5 most likely means 8折 / 9.5折 (or 8% off)."""
     if isinstance(value, dict):  # (a promotion's discount form, written for a tier's)
         inner = value.get("percent") if len(value) == 1 else None
-        meant = f" — write discount: {inner}" if isinstance(inner, (str, int, Decimal)) \
-            and not isinstance(inner, bool) else ""
+        meant = ""
+        if isinstance(inner, (str, int, Decimal)) and not isinstance(inner, bool):
+            with contextlib.suppress(ValueError):  # (only a rate that would load)
+                _discount_rate(inner)
+                meant = f" — write discount: {inner}"
         raise ValueError("a tier's discount is one rate off the purchase, such as 9.5折, 5% "
                          f"or 0.05, not a mapping{meant}")
     try:
@@ -547,6 +550,8 @@ def _why_no_date(text: str) -> str:
         year, month, day = int(text[:4]), int(text[5:7]), int(text[8:10])
         if not 1 <= month <= 12:
             return f"there is no month {month}"
+        if day < 1:
+            return f"there is no day {day}"
         if not 1 <= day <= calendar.monthrange(year, month)[1]:
             return f"{year}-{month:02d} has {calendar.monthrange(year, month)[1]} days"
         if _WINDOW_DATETIME.match(text) and int(text[11:13]) > 23:
@@ -1084,7 +1089,7 @@ class LintSettings(_Strict):
 
 # the sections that are lists of items: written with nothing under them (every item
 # commented out), as none
-_LIST_SECTIONS = ("perks", "earn", "multipliers", "birthday", "promotions", "rewards",
+LIST_SECTIONS = ("perks", "earn", "multipliers", "birthday", "promotions", "rewards",
                   "behaviours", "signals", "invariants")
 
 
@@ -1096,8 +1101,8 @@ class ProgramModel(_Strict):
     def _empty_sections(cls, data: Any) -> Any:
         """``promotions:`` with every item commented out is no promotions (YAML reads the
         empty value as null): the same program, and hash, as one without the section."""
-        if isinstance(data, dict) and any(data.get(k, ()) is None for k in _LIST_SECTIONS):
-            return {k: v for k, v in data.items() if not (k in _LIST_SECTIONS and v is None)}
+        if isinstance(data, dict) and any(data.get(k, ()) is None for k in LIST_SECTIONS):
+            return {k: v for k, v in data.items() if not (k in LIST_SECTIONS and v is None)}
         return data
 
     program: Meta

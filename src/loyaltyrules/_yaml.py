@@ -504,7 +504,8 @@ class _Converter:
                 # (an item of a list whose "- " was left out runs on into the one before:
                 # its keys are all that one's again, the first of them its id)
                 hint = ("if this starts another item of the list, begin it with '- '"
-                        if key == "id" and path and isinstance(path[-1], int) else None)
+                        if key == "id" and path and isinstance(path[-1], int)
+                        and not node.flow_style else None)
                 self._report("LR108", f"duplicate key {key!r}{where}", key_node.start_mark, entry,
                              hint)
                 continue
