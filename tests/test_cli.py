@@ -1005,7 +1005,8 @@ def test_test_reports_every_misshapen_scenario_and_step_at_once_in_file_order(
         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """An empty steps list, an unknown expectation, a step of no known kind and an unknown
     key of a scenario are all reported in one run, in the file's order, with the value
-    problems beside them (found by helper-55/56: one per run, and `steps: []` hid the rest)."""
+    problems beside them (found by helper-55/56: one per run, and `steps: []` hid the rest);
+    an unknown key or expectation at the key, not its value (helper-98)."""
     path = tmp_path / "shapes.scenarios.yaml"
     assert scenario_file_problems(capsys, path,
         f"program: {RETAIL}\nscenarios:\n"
@@ -1023,15 +1024,15 @@ def test_test_reports_every_misshapen_scenario_and_step_at_once_in_file_order(
         "than CNY allows",
         "9:26: scenarios[1].steps[0].expect.points: expected a whole number of points (got "
         "'100')",
-        "9:41: scenarios[1].steps[0].expect.colour: unknown expectation 'colour' (one of "
+        "9:33: scenarios[1].steps[0].expect.colour: unknown expectation 'colour' (one of "
         "payable, discount, points, perks, redeemed, qualifying_spend, tier, balance, "
         "pending, spend, events, signals, money_refunded, error)",
-        "9:54: scenarios[1].steps[0].expect.payble: unknown expectation 'payble' (one of "
+        "9:46: scenarios[1].steps[0].expect.payble: unknown expectation 'payble' (one of "
         "payable, discount, points, perks, redeemed, qualifying_spend, tier, balance, "
         "pending, spend, events, signals, money_refunded, error) — did you mean 'payable'?",
         "10:9: scenarios[1].steps[1]: each step is exactly one of purchase, refund, "
-        "behaviour, reward, advance",
-        "11:12: scenarios[1].extra: unknown key 'extra'"]
+        "behaviour, reward, advance — did you mean 'advance'?",
+        "11:5: scenarios[1].extra: unknown key 'extra'"]
     # as the pytest plugin shows them: the scenario file's problems, not the program's
     with pytest.raises(ProgramError) as caught:
         load_scenarios(path)
@@ -1295,11 +1296,15 @@ def test_a_json_string_is_not_read_again_as_json(
 @pytest.mark.parametrize("today", ["20260301", "2026-W10-1", "2026-13-01", "2026-3-1"])
 def test_lint_today_is_a_date_written_as_the_help_says(
         capsys: pytest.CaptureFixture[str], today: str) -> None:
-    """--today takes YYYY-MM-DD (Python's reader also took 20260301 and 2026-W10-1)."""
-    code, _, err = run_main(capsys, "lint", RETAIL, "--today", today)
-    assert code == 1
-    assert assert_one_line_error(err) == (
-        f"loyaltyrules: --today {today!r} is not a date such as 2026-03-01")
+    """--today takes YYYY-MM-DD (Python's reader also took 20260301 and 2026-W10-1); any
+    other is a wrong command line, exit 2 as for every other option (it was 1: helper-98)."""
+    with pytest.raises(SystemExit) as usage:
+        main(["lint", str(RETAIL), "--today", today])
+    assert usage.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.splitlines()[-1] == (f"loyaltyrules lint: error: argument --today: {today!r} "
+                                    "is not a date such as 2026-03-01")
     assert run_main(capsys, "lint", RETAIL, "--today", "2026-03-01")[0] == 0
 
 
@@ -1523,3 +1528,35 @@ def test_text_output_says_an_advance_to_a_moment_passed_changed_nothing(
         "the member stands at or past that moment already, nothing changed",
         "the member stands at or past that moment already, nothing changed"]
     assert "repeated" not in err
+
+
+def test_event_steps_are_read_when_the_file_is_read(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A refund's, behaviour's or reward's mistakes were found only when the step ran, with
+    no column (`expected 'no error', got …`), while a purchase's were said at their place;
+    a behaviour step's `type:` was silently overridden by its `event:`; an event no rule is
+    for earned 0, silently; a step expected to fail passed whatever else it expected
+    (helper-98)."""
+    path = tmp_path / "events.scenarios.yaml"
+    assert scenario_file_problems(capsys, path,
+        f"program: {ROOT / 'programs' / 'rfm-3tier.yaml'}\nscenarios:\n"
+        "  - name: a\n    steps:\n"
+        '      - behaviour: {id: B1, at: "2026-03-04T10:00:00+08:00", type: review, '
+        "event: chekin}\n"
+        '      - refund: {id: R1, at: "2026-03-04T10:00:00", transaction_id: t1, '
+        'amout: "1.00"}\n'
+        '      - reward: {id: W1, at: "2026-03-04T10:00:00+08:00", reward: drink}\n'
+        '      - purchase: {id: t2, at: "2026-03-03T10:00:00+08:00", items: [{sku: a, '
+        'amount: "10.00"}]}\n'
+        "        expect: {error: available, payable: 12345.00}\n") == [
+        "5:62: scenarios[0].steps[0].behaviour.type: unknown key 'type' in a behaviour step "
+        "— a behaviour step names its event with event:",
+        "5:83: scenarios[0].steps[0].behaviour.event: no behaviour rule of the program is for "
+        "event 'chekin' (the program's are check_in, review) — did you mean 'check_in'?",
+        "6:30: scenarios[0].steps[1].refund.at: needs a UTC offset (the engine never guesses "
+        "a zone)",
+        "6:73: scenarios[0].steps[1].refund.amout: unknown key 'amout' in a refund step — did "
+        "you mean 'amount'?",
+        "7:67: scenarios[0].steps[2].reward.reward: unknown reward 'drink'; the program has []",
+        "9:36: scenarios[0].steps[3].expect.payable: a step expected to fail has no decision "
+        "to check payable against: give error alone"]

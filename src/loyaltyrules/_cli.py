@@ -663,15 +663,21 @@ def _stream(args: argparse.Namespace, program: Any, members: dict[str, MemberSta
     return count, replays, kinds, repeated
 
 
-def _cmd_lint(args: argparse.Namespace) -> int:
+def _a_day(text: str) -> date:
+    """``--today``: a date, or a wrong command line (exit 2, as for every other option)."""
     try:
         # (YYYY-MM-DD only: Python also reads 20260301 and 2026-W10-1, which the message
         # and the help do not promise)
-        if args.today and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", args.today):
-            raise ValueError(args.today)
-        today = date.fromisoformat(args.today) if args.today else date.today()
+        if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+            raise ValueError(text)
+        return date.fromisoformat(text)
     except ValueError:
-        raise _Fail(f"--today {args.today!r} is not a date such as 2026-03-01") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date such as 2026-03-01") \
+            from None
+
+
+def _cmd_lint(args: argparse.Namespace) -> int:
+    today = args.today or date.today()
     worst = 0
     for path in args.programs:
         program = load_program(Path(path))
@@ -836,7 +842,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("lint", help="report design smells in programs, without running them")
     p.add_argument("programs", nargs="+", metavar="PROGRAM")
-    p.add_argument("--today", metavar="YYYY-MM-DD", help="the date windows are judged against "
+    p.add_argument("--today", type=_a_day, metavar="YYYY-MM-DD",
+                   help="the date windows are judged against "
                    "(default: today, from this machine's clock)")
     p.add_argument("--fail-on", choices=("error", "warning", "never"), default="error",
                    help="exit 1 when a finding this severe (or worse) is found")

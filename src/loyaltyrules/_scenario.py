@@ -165,7 +165,10 @@ def load_scenarios(path: str | Path) -> tuple[Program, list[Scenario]]:
         raise _problem(smap, _SHAPE, ())
     unknown = set(data) - {"program", "scenarios"}
     if unknown:
-        raise _problem(smap, f"unknown key {sorted(unknown)[0]!r}", (sorted(unknown)[0],))
+        key = sorted(unknown)[0]
+        raise ProgramError([smap.diagnostic("LR601", f"unknown key {key!r}", (key,),
+                                            did_you_mean(str(key), ["program", "scenarios"]),
+                                            at_key=True)])
     program = _program(path, data["program"], smap)
     if not isinstance(data["scenarios"], list):
         raise _problem(smap, "expected a list of scenarios, each with a name and steps",
@@ -177,11 +180,19 @@ def load_scenarios(path: str | Path) -> tuple[Program, list[Scenario]]:
         where: tuple[str | int, ...] = ("scenarios", i)
 
         def problem(message: str, *path: str | int, where: tuple[str | int, ...] = where,
-                    out: list[Diagnostic] = problems, hint: str | None = None) -> None:
-            out.append(smap.diagnostic("LR601", message, (*where, *path), hint))
+                    out: list[Diagnostic] = problems, hint: str | None = None,
+                    at_key: bool = False) -> None:
+            out.append(smap.diagnostic("LR601", message, (*where, *path), hint,
+                                       at_key=at_key))
 
         if not isinstance(item, Mapping) or "name" not in item or "steps" not in item:
-            problem("each scenario has a name and steps (and a member)")
+            missing = [k for k in ("name", "steps") if isinstance(item, Mapping)
+                       and k not in item]
+            others = [str(k) for k in item if k not in ("name", "member", "steps")] \
+                if isinstance(item, Mapping) else []
+            hint = next((h for k in others if (h := did_you_mean(k, missing))), None)
+            problem("each scenario has a name and steps (and a member)"
+                    + (f": {' and '.join(missing)} missing" if missing else ""), hint=hint)
             continue
         member = item.get("member")
         if member is None:  # (left out, or `member:` with nothing after it)
@@ -191,7 +202,9 @@ def load_scenarios(path: str | Path) -> tuple[Program, list[Scenario]]:
             member = None
         extra = set(item) - {"name", "member", "steps"}
         if extra:
-            problem(f"unknown key {sorted(extra)[0]!r}", sorted(extra)[0])
+            key = sorted(extra)[0]
+            problem(f"unknown key {key!r}", key, at_key=True,
+                    hint=did_you_mean(str(key), ["name", "member", "steps"]))
         steps = item["steps"]
         if not isinstance(steps, list) or not steps:
             problem("expected a list of one or more steps", "steps")
@@ -200,12 +213,17 @@ def load_scenarios(path: str | Path) -> tuple[Program, list[Scenario]]:
         for j, step in enumerate(steps):
             kinds = [k for k in STEP_KINDS if isinstance(step, Mapping) and k in step]
             if len(kinds) != 1:
-                problem(f"each step is exactly one of {', '.join(STEP_KINDS)}", "steps", j)
+                others = [str(k) for k in step if k != "expect" and k not in STEP_KINDS] \
+                    if isinstance(step, Mapping) else []
+                problem(f"each step is exactly one of {', '.join(STEP_KINDS)}", "steps", j,
+                        hint=next((h for k in others
+                                   if (h := did_you_mean(k, list(STEP_KINDS)))), None))
                 continue
             bad = set(step) - {kinds[0], "expect"}
             if bad:
-                problem(f"unknown key {sorted(bad)[0]!r} in a step", "steps", j,
-                        sorted(bad)[0])
+                key = sorted(bad)[0]
+                problem(f"unknown key {key!r} in a step", "steps", j, key, at_key=True,
+                        hint=did_you_mean(str(key), ["expect"]))
                 continue
             expect = step.get("expect")
             if expect is None:  # (left out, or `expect:` with nothing after it)
@@ -221,7 +239,7 @@ def load_scenarios(path: str | Path) -> tuple[Program, list[Scenario]]:
                     problem("expected a name or a list of names", "steps", j, "expect", key)
                 elif key not in _EXPECT_KEYS:
                     problem(f"unknown expectation {key!r} (one of {', '.join(_EXPECT_KEYS)})",
-                            "steps", j, "expect", key,
+                            "steps", j, "expect", key, at_key=True,
                             hint=did_you_mean(str(key), list(_EXPECT_KEYS)))
                 else:
                     known[key] = value
@@ -352,6 +370,11 @@ def _step_problems(smap: SourceMap, program: Program, kind: str, payload: Any,
             out.append(smap.diagnostic("LR601", "expected the text the step's error message "
                                        f"contains (got {show_value(value)})", at))
     if "error" in expect:
+        for key in expect:  # (a step that fails has no decision: nothing else to check)
+            if key != "error":
+                out.append(smap.diagnostic(
+                    "LR601", f"a step expected to fail has no decision to check {key} "
+                    "against: give error alone", (*path, "expect", key), at_key=True))
         return out
     if kind == "advance":
         try:
@@ -375,6 +398,58 @@ def _step_problems(smap: SourceMap, program: Program, kind: str, payload: Any,
             for where, amount in amounts:
                 if finer := _finer_than_currency(program, amount):
                     out.append(smap.diagnostic("LR601", finer, (*path, kind, *where)))
+    else:
+        out += _event_step_problems(smap, program, kind, payload, (*path, kind))
+    return out
+
+
+# what each event step is written with (a behaviour names its event with event:, as a
+# `loyaltyrules run` line does), and which of those it needs
+_EVENT_STEP_KEYS = {"refund": ("id", "at", "transaction_id", "amount", "lines"),
+                    "behaviour": ("id", "at", "event", "attrs", "channel"),
+                    "reward": ("id", "at", "reward", "stock")}
+_EVENT_STEP_NEEDS = {"refund": ("id", "at", "transaction_id"),
+                     "behaviour": ("id", "at", "event"), "reward": ("id", "at", "reward")}
+
+
+def _event_step_problems(smap: SourceMap, program: Program, kind: str,
+                         payload: Mapping[str, Any], path: tuple[str | int, ...]
+                         ) -> list[Diagnostic]:
+    """A refund, behaviour or reward step's keys, moment and names, said at their place
+    when the file is read, as a purchase's are (they were found only when the step ran,
+    with no column): what the program has no rule for is a mistake of the file too."""
+    out = []
+    allowed = _EVENT_STEP_KEYS[kind]
+    for key in payload:
+        if key not in allowed:
+            hint = ("a behaviour step names its event with event:" if key == "type" and
+                    kind == "behaviour" else did_you_mean(str(key), list(allowed)))
+            out.append(smap.diagnostic("LR601", f"unknown key {key!r} in a {kind} step",
+                                       (*path, key), hint, at_key=True))
+    for key in _EVENT_STEP_NEEDS[kind]:
+        if payload.get(key) in (None, ""):
+            out.append(smap.diagnostic("LR601", f"a {kind} step needs {key}", path))
+    if payload.get("at") not in (None, ""):
+        try:
+            parse_instant(payload["at"], "at", "step")
+        except InputError as exc:
+            out.append(smap.diagnostic("LR601", str(exc).removeprefix("step: at: "),
+                                       (*path, "at")))
+    model = program.model
+    if kind == "behaviour" and isinstance(payload.get("event"), str):
+        known = sorted({b.event for b in model.behaviours})
+        if payload["event"] not in known:
+            said = f"the program's are {', '.join(known)}" if known else "it has none"
+            out.append(smap.diagnostic(
+                "LR601", f"no behaviour rule of the program is for event "
+                f"{payload['event']!r} ({said})", (*path, "event"),
+                did_you_mean(payload["event"], known)))
+    if kind == "reward" and isinstance(payload.get("reward"), str):
+        rewards = [r.id for r in model.rewards]
+        if payload["reward"] not in rewards:
+            out.append(smap.diagnostic(
+                "LR601", f"unknown reward {payload['reward']!r}; the program has "
+                f"{rewards}", (*path, "reward"), did_you_mean(payload["reward"], rewards)))
     return out
 
 

@@ -140,10 +140,12 @@ class SourceMap:
         return found if found is not None else self.locate(path)
 
     def diagnostic(
-        self, code: str, message: str, path: _Path, hint: str | None = None
+        self, code: str, message: str, path: _Path, hint: str | None = None, *,
+        at_key: bool = False
     ) -> Diagnostic:
-        """Build a Diagnostic filled with source/line/column via :meth:`locate`."""
-        position = self.locate(path)
+        """Build a Diagnostic filled with source/line/column via :meth:`locate` (of the key,
+        with ``at_key``: an unknown key is where it is written, not its value)."""
+        position = self.locate_key(path) if at_key else self.locate(path)
         return Diagnostic(
             code=code,
             message=message,
