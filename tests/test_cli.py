@@ -1560,3 +1560,15 @@ def test_event_steps_are_read_when_the_file_is_read(
         "7:67: scenarios[0].steps[2].reward.reward: unknown reward 'drink'; the program has []",
         "9:36: scenarios[0].steps[3].expect.payable: a step expected to fail has no decision "
         "to check payable against: give error alone"]
+
+
+def test_lint_goes_on_past_a_program_it_cannot_read(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`lint a.yaml nosuch.yaml b.yaml` never linted b.yaml (validate and test carried on);
+    the one it cannot read is told, and the exit is 1."""
+    missing = tmp_path / "nosuch.yaml"
+    code, out, err = run_main(capsys, "lint", RETAIL, missing, RETAIL, "--fail-on", "never")
+    assert code == 1
+    assert out.splitlines() == [f"{RETAIL}: no findings"] * 2
+    assert err.splitlines() == [f"loyaltyrules: {missing}: (top level): cannot read the "
+                                "program: No such file or directory [LR001]"]

@@ -676,11 +676,26 @@ def _a_day(text: str) -> date:
             from None
 
 
+def _loaded(paths: list[str]) -> Iterator[tuple[str, Program | None]]:
+    """Each program named, or None for one that cannot be read — its problems told, as
+    `validate` and `test` tell them — so the others are still linted or checked."""
+    for path in paths:
+        try:
+            yield path, load_program(Path(path))
+        except ProgramError as exc:
+            for diag in exc.diagnostics:
+                print(f"loyaltyrules: {diag}", file=sys.stderr)
+            yield path, None
+
+
 def _cmd_lint(args: argparse.Namespace) -> int:
     today = args.today or date.today()
     worst = 0
-    for path in args.programs:
-        program = load_program(Path(path))
+    unread = False
+    for path, program in _loaded(args.programs):
+        if program is None:
+            unread = True
+            continue
         findings = lint(program, today=today)
         for finding in findings:
             print(str(finding))
@@ -691,7 +706,7 @@ def _cmd_lint(args: argparse.Namespace) -> int:
         if not findings:
             print(f"{path}: no findings")
     fail_at = {"error": 2, "warning": 1, "never": 3}[args.fail_on]
-    return EXIT_ERROR if worst >= fail_at else EXIT_OK
+    return EXIT_ERROR if worst >= fail_at or unread else EXIT_OK
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -701,8 +716,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
         raise _Fail(f"loyaltyrules check needs hypothesis ({exc.name} is missing): "
                     "pip install 'loyaltyrules[test]'") from None
     failed = False
-    for path in args.programs:
-        program = load_program(Path(path))
+    for _, program in _loaded(args.programs):
+        if program is None:
+            failed = True
+            continue
         report = check(program, examples=args.examples, seed=args.seed,
                        deadline_s=args.deadline)
         print(report.render())
