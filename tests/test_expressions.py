@@ -1052,6 +1052,16 @@ def test_a_power_too_large_says_so_in_the_library_s_words() -> None:
         limited_power(-4000001, 0)
 
 
+def _first_refusal(condition: str) -> tuple[str, str, str | None]:
+    """(code, message, hint) of the first problem of a promotion with this condition."""
+    with pytest.raises(lr.ProgramError) as refused:
+        lr.load_program("program: {id: p, version: 1, currency: CNY, timezone: Asia/Shanghai}\n"
+                        "tiers: [{id: basic}]\npromotions:\n"
+                        f'  - {{id: p, bonus_points: 5, when: "{condition}"}}\n')
+    found = refused.value.diagnostics[0]
+    return found.code, found.message, found.hint
+
+
 @pytest.mark.parametrize(("condition", "said", "hint"), [
     ("txn.channel in 'app, wechat'", "`txn.channel in 'app, wechat'` tests for a part of the "
      "text 'app, wechat' (so would 'a'), not for one of a choice",
@@ -1072,12 +1082,7 @@ def test_a_power_too_large_says_so_in_the_library_s_words() -> None:
 def test_in_a_written_text_is_refused_for_the_choice_meant(condition: str, said: str,
                                                            hint: str) -> None:
     """`txn.channel in 'app, wechat'` loaded, linted clean and matched a channel 'chat'."""
-    with pytest.raises(lr.ProgramError) as refused:
-        lr.load_program("program: {id: p, version: 1, currency: CNY, timezone: Asia/Shanghai}\n"
-                        "tiers: [{id: basic}]\npromotions:\n"
-                        f'  - {{id: p, bonus_points: 5, when: "{condition}"}}\n')
-    found = refused.value.diagnostics[0]
-    assert (found.code, found.message, found.hint) == ("LR301", said, hint)
+    assert _first_refusal(condition) == ("LR301", said, hint)
     lr.load_program("program: {id: p, version: 1, currency: CNY, timezone: Asia/Shanghai}\n"
                     "tiers: [{id: basic}]\npromotions:\n  - {id: p, bonus_points: 5, "
                     "when: \"'vip' in member.attrs.tags and txn.channel in ('app', 'web')\"}\n")
@@ -1100,9 +1105,4 @@ def test_in_a_written_text_is_refused_for_the_choice_meant(condition: str, said:
 def test_a_slip_of_a_chinese_input_method_is_said_with_its_ascii_twin(
         condition: str, said: str, hint: str) -> None:
     """These were "invalid syntax" or "invalid character", and no more (helper-95)."""
-    with pytest.raises(lr.ProgramError) as refused:
-        lr.load_program("program: {id: p, version: 1, currency: CNY, timezone: Asia/Shanghai}\n"
-                        "tiers: [{id: basic}]\npromotions:\n"
-                        f'  - {{id: p, bonus_points: 5, when: "{condition}"}}\n')
-    found = refused.value.diagnostics[0]
-    assert (found.code, found.message, found.hint) == ("LR301", said, hint)
+    assert _first_refusal(condition) == ("LR301", said, hint)
