@@ -732,7 +732,6 @@ def _evaluate(program: Program, member: MemberState | dict[str, Any] | str,
     # completed by complete_purchase, which says so: the generated completion never needs to)
     inline = not (plan.ledger.dated and is_late(m, t.at))
     if not trace:
-
         if plan.purchase is not None and inline:  # decided and completed by one function
             completed: Decision = plan.purchase(program, plan, m, t, events, base_version,
                                                 fields, t_fields)

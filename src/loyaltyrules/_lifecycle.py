@@ -2377,7 +2377,7 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         ev["lines"] = [(k, None if part is None else in_unit(part, q, currency, where, "refund"))
                        for k, part in ev["lines"]]
     lines = list(record.refunded_lines or (q * 0,) * len(record.line_paid))  # (0.00)
-    done: list[int] = []  # lines named whole that were refunded whole already
+    refunded_whole: list[int] = []  # lines named whole that were refunded whole already
     if ev["lines"] is not None:
         amount = Decimal(0)
         for k, part in ev["lines"]:
@@ -2386,7 +2386,7 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
                                  kind="refund")
             left = record.line_paid[k] - lines[k]
             if part is None and not left and lines[k]:  # (not a line that cost nothing)
-                done.append(k)
+                refunded_whole.append(k)
             part = left if part is None else part
             if part > left:
                 raise InputError(f"line {k}: {part:f} asked, {left:f} left to refund",
@@ -2406,11 +2406,11 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         remaining = [paid - done for paid, done in zip(record.line_paid, lines, strict=True)]
         for k, part in enumerate(allocate(amount, remaining, q)):
             lines[k] += part
-    if amount <= 0 and done:  # (what was named is all refunded already: said so)
-        named = ", ".join(map(str, done))
-        raise InputError(f"line{'s' if len(done) > 1 else ''} {named} of purchase {record.id} "
-                         f"{'are' if len(done) > 1 else 'is'} refunded already", field="lines",
-                         kind="refund")
+    if amount <= 0 and refunded_whole:  # (what was named is all refunded already: said so)
+        many = len(refunded_whole) > 1
+        raise InputError(f"line{'s' if many else ''} {', '.join(map(str, refunded_whole))} of "
+                         f"purchase {record.id} {'are' if many else 'is'} refunded already",
+                         field="lines", kind="refund")
     if amount <= 0:
         raise InputError("nothing to refund", field="amount" if ev["lines"] is None else "lines",
                          kind="refund")

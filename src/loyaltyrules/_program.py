@@ -592,9 +592,10 @@ def _finer_than_currency(parts: _Parts, meta: Meta, smap: SourceMap) -> list[Dia
 
 def _reviews_without_a_purchase(parts: _Parts, smap: SourceMap) -> list[Diagnostic]:
     """A tier review judges its members with no purchase (amount 0, channel "", no items),
-    so a ``retain.when`` that reads one — or, under reviews, a ``qualify.when`` that reads
-    one, which a tier without ``retain`` is kept by — would load and decide every review
-    the same way: ``retain: {when: "txn.channel == 'app'"}`` moved every member down."""
+    so a ``retain.when`` that reads one — or, under reviews, a ``qualify.when`` that cannot
+    hold without one, which a tier without ``retain`` is kept by — would load and decide
+    every review the same way: ``retain: {when: "txn.channel == 'app'"}`` moved every
+    member down."""
     reviews = parts.section("reviews")
     reviewed = isinstance(reviews, Mapping) and bool(
         reviews.get("schedule") is not None or reviews.get("anniversary"))
