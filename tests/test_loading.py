@@ -1156,6 +1156,7 @@ def test_a_number_the_reader_will_not_parse_says_why(written: str, said: str) ->
     ("２０２６-01-01", "not a valid date or date-time: '２０２６-01-01' (write it in ASCII: "
                    "2026-01-01)"),
     ("2026-02-00", "not a valid date or date-time: '2026-02-00' (there is no day 0)"),
+    ("0000-01-01", "not a valid date or date-time: '0000-01-01' (there is no year 0)"),
 ])
 def test_a_window_date_that_is_no_date_says_why(written: str, said: str) -> None:
     """It said only "not a valid date or date-time" (found by helper-51), then Python's

@@ -548,6 +548,8 @@ def _why_no_date(text: str) -> str:
             return f"write it in ASCII: {plain}"
     if _WINDOW_TIME.match(text) or _WINDOW_DATETIME.match(text):
         year, month, day = int(text[:4]), int(text[5:7]), int(text[8:10])
+        if year < 1:
+            return "there is no year 0"
         if not 1 <= month <= 12:
             return f"there is no month {month}"
         if day < 1:
