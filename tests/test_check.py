@@ -415,3 +415,34 @@ def test_check_command_takes_a_deadline(capsys: pytest.CaptureFixture[str]) -> N
     out = capsys.readouterr().out
     assert code == 1
     assert "stopped at the time limit of 1 s" in out
+
+
+def _failures(tmp_path: Path, steps: str) -> list[str]:
+    """What a scenario of these steps (for member lin, silver) fails with, step by step."""
+    path = tmp_path / "f.scenarios.yaml"
+    path.write_text(f"program: {ROOT / 'programs' / 'retail-4tier.yaml'}\nscenarios:\n"
+                    "  - name: s\n    member: {id: lin, tier: silver}\n    steps:\n" + steps,
+                    encoding="utf-8")
+    program, scenarios = load_scenarios(path)
+    return [str(f) for f in run_scenario(program, scenarios[0]).failures]
+
+
+PURCHASE = ('      - purchase: {id: T1, at: "2026-03-03T10:00:00+08:00", items: [{sku: A, '
+            'amount: "1000.00"}]%s}\n')
+
+
+def test_a_failing_step_says_what_happened_in_words(tmp_path: Path) -> None:
+    """"error expected 'no error', got …", a quoted amount shown with its quotes, and an
+    events list with nothing said of what was missing (helper-98)."""
+    assert _failures(tmp_path, PURCHASE % "" + "        expect: {payable: '951'}\n") == [
+        "line 6: step 1 (purchase): payable expected 951, got 950.00"]
+    assert _failures(tmp_path, PURCHASE % "" + "        expect: {events: [points_earned, "
+                     "tier_upgraded]}\n") == [
+        "line 6: step 1 (purchase): events expected to include ['points_earned', "
+        "'tier_upgraded'], missing ['tier_upgraded']; got ['points_earned']"]
+    assert _failures(tmp_path, PURCHASE % ", redeem_points: 100000") == [
+        "line 6: step 1 (purchase) failed, where no error was expected: transaction: "
+        "redeem_points: 100000 points asked, 0 available"]
+    assert _failures(tmp_path, PURCHASE % "" + "        expect: {error: available}\n") == [
+        "line 6: step 1 (purchase) went through, where an error containing 'available' was "
+        "expected"]

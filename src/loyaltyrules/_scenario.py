@@ -84,8 +84,21 @@ class StepFailure:
 
     def __str__(self) -> str:
         where = f"line {self.line}: " if self.line else ""
-        return (f"{where}step {self.step + 1} ({self.kind}): {self.key} expected "
-                f"{_show(self.expected)}, got {_show(self.got)}")
+        step = f"{where}step {self.step + 1} ({self.kind})"
+        if self.key == "error" and self.expected is _NO_ERROR:  # (said as what happened)
+            return f"{step} failed, where no error was expected: {self.got}"
+        if self.key == "error" and self.got is _NO_ERROR:
+            return (f"{step} went through, where an error containing "
+                    f"{_show(self.expected)} was expected")
+        if self.key in ("events", "signals") and isinstance(self.got, list):
+            missing = [w for w in self.expected if w not in self.got]
+            return (f"{step}: {self.key} expected to include {_show(self.expected)}, "
+                    f"missing {_show(missing)}; got {_show(self.got)}")
+        return (f"{step}: {self.key} expected {_show(self.expected)}, got {_show(self.got)}")
+
+
+# a step that went through, or was expected to (said so by StepFailure, not as a value)
+_NO_ERROR = "no error"
 
 
 @dataclass
@@ -491,10 +504,10 @@ def run_scenario(program: Program, scenario: Scenario) -> ScenarioResult:
             if "error" in expect and str(expect["error"]) in str(exc):
                 continue
             result.failures.append(StepFailure(
-                n, kind, "error", expect.get("error", "no error"), str(exc), line))
+                n, kind, "error", expect.get("error", _NO_ERROR), str(exc), line))
             return result
         if "error" in expect:
-            result.failures.append(StepFailure(n, kind, "error", expect["error"], "no error",
+            result.failures.append(StepFailure(n, kind, "error", expect["error"], _NO_ERROR,
                                                line))
             return result
         member = apply(member, decision)
@@ -574,10 +587,11 @@ def _compare(n: int, kind: str, expect: Mapping[str, Any], d: Decision | Lifecyc
                 yield StepFailure(n, kind, key, wanted, have, line)
         elif isinstance(have, Decimal):
             try:
-                ok = parse_money(want, SPEND_LIMIT) == have  # (checked at load)
+                wanted_money = parse_money(want, SPEND_LIMIT)  # (checked at load)
             except ValueError:
-                ok = False
-            if not ok:
-                yield StepFailure(n, kind, key, want, have, line)
+                wanted_money = None
+            if wanted_money != have:  # (shown as the amount it is: '99' is 99)
+                yield StepFailure(n, kind, key, want if wanted_money is None else wanted_money,
+                                  have, line)
         elif have != want:
             yield StepFailure(n, kind, key, want, have, line)
