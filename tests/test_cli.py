@@ -1069,7 +1069,7 @@ def test_test_checks_scenario_values_when_loading(
     tiers = "the program has ['basic', 'silver', 'gold', 'diamond']"
     at = f"loyaltyrules: {path}"
     assert err.splitlines() == [
-        f"{at}:4:38: scenarios[0].member.qualifyng_spend: unknown field — did you mean "
+        f"{at}:4:21: scenarios[0].member.qualifyng_spend: unknown field — did you mean "
         "'qualifying_spend'? [LR601]",
         f"{at}:7:27: scenarios[0].steps[0].expect.payable: expected an amount such as 720.00 "
         "(got 'abc') [LR601]",
@@ -1572,3 +1572,20 @@ def test_lint_goes_on_past_a_program_it_cannot_read(
     assert out.splitlines() == [f"{RETAIL}: no findings"] * 2
     assert err.splitlines() == [f"loyaltyrules: {missing}: (top level): cannot read the "
                                 "program: No such file or directory [LR001]"]
+
+
+def test_every_problem_of_a_scenarios_member_is_told_at_once(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """One per member was told (the engine reports the first): a file of three mistakes
+    took three runs to mend (helper-98)."""
+    assert scenario_file_problems(capsys, tmp_path / "member.scenarios.yaml",
+        f"program: {RETAIL}\nscenarios:\n  - name: a\n"
+        '    member: {id: lin, qualifyng_spend: 12000, birthday: 1988-02-30, points: "5", '
+        "lots: 3}\n"
+        '    steps: [{advance: "2026-03-03T00:00:00+08:00"}]\n') == [
+        "4:23: scenarios[0].member.qualifyng_spend: unknown field — did you mean "
+        "'qualifying_spend'?",
+        "4:57: scenarios[0].member.birthday: expected a date such as 2026-11-11 (got "
+        "'1988-02-30')",
+        "4:77: scenarios[0].member.points: expected a whole number (got '5')",
+        "4:88: scenarios[0].member.lots: expected a list (got 3)"]

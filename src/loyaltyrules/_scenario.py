@@ -315,19 +315,28 @@ def _input_problem(smap: SourceMap, exc: InputError, path: tuple[str | int, ...]
     hint = None
     if message == "unknown field" and loc and isinstance(loc[-1], str) and len(loc) == 1:
         hint = did_you_mean(loc[-1], fields)
-    return smap.diagnostic("LR601", message, (*path, *loc), hint)
+    return smap.diagnostic("LR601", message, (*path, *loc), hint,
+                           at_key=message == "unknown field")  # (where the key is written)
 
 
 def _member_problems(smap: SourceMap, program: Program, member: Mapping[str, Any],
                      path: tuple[str | int, ...]) -> list[Diagnostic]:
     """The starting member, checked as the engine will read it (its spend in the currency's
-    unit too), and its tier against the program's tiers."""
+    unit too), and its tier against the program's tiers: every field's problem, not the
+    first alone (the engine reports one; the file is read again without each field found)."""
     out = []
-    try:
-        spend_in_unit(coerce(MemberState, dict(member), "member"), program.quantum,
-                      program.currency)
-    except InputError as exc:
-        out.append(_input_problem(smap, exc, path, _MEMBER_FIELDS))
+    rest = dict(member)
+    for _ in range(len(member) + 1):
+        try:
+            spend_in_unit(coerce(MemberState, rest, "member"), program.quantum,
+                          program.currency)
+            break
+        except InputError as exc:
+            out.append(_input_problem(smap, exc, path, _MEMBER_FIELDS))
+            top = re.match(r"[^.\[]+", exc.field or "")
+            if top is None or top.group() not in rest:  # (the whole state: nothing to drop)
+                break
+            del rest[top.group()]
     tier = member.get("tier")
     if isinstance(tier, str) and tier not in program.tier_ids:
         out.append(_tier_problem(smap, program, tier, (*path, "tier")))
