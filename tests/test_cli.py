@@ -1589,3 +1589,11 @@ def test_every_problem_of_a_scenarios_member_is_told_at_once(
         "'1988-02-30')",
         "4:77: scenarios[0].member.points: expected a whole number (got '5')",
         "4:88: scenarios[0].member.lots: expected a list (got 3)"]
+
+
+def test_a_scenario_file_named_twice_runs_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder and a file in it ran the file twice: 27 passed of 19 (helper-98)."""
+    scenarios = ROOT / "programs" / "scenarios"
+    once = run_main(capsys, "test", scenarios)[1]
+    assert run_main(capsys, "test", scenarios, scenarios / "retail-4tier.scenarios.yaml",
+                    scenarios)[1] == once

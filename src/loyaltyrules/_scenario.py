@@ -484,13 +484,17 @@ def _finer_than_currency(program: Program, amount: Decimal) -> str | None:
 
 
 def discover(paths: list[str]) -> Iterator[Path]:
-    """Scenario files named on the command line, or found (``*.scenarios.yaml``) in folders."""
+    """Scenario files named on the command line, or found (``*.scenarios.yaml``) in folders;
+    each once, however often it is named (a folder and a file in it: run twice, counted
+    twice)."""
+    seen: set[Path] = set()
     for name in paths:
         p = Path(name)
-        if p.is_dir():
-            yield from sorted(p.rglob("*.scenarios.yaml"))
-        else:
-            yield p
+        for found in sorted(p.rglob("*.scenarios.yaml")) if p.is_dir() else [p]:
+            key = found.resolve()
+            if key not in seen:
+                seen.add(key)
+                yield found
 
 
 def run_scenario(program: Program, scenario: Scenario) -> ScenarioResult:
