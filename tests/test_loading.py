@@ -1760,3 +1760,12 @@ def test_a_list_item_without_its_dash_is_said_at_its_id() -> None:
     assert [(as_tuple(d)[:4], d.hint) for d in error.diagnostics] == [
         (("LR108", "tiers[0].id", 5, 5),
          "if this starts another item of the list, begin it with '- '")]
+
+
+def test_a_schedule_written_as_a_window_says_where_it_belongs() -> None:
+    """`window: {freq: weekly}` was "unknown key 'freq'" and no more (helper-95)."""
+    error = program_error(META + "tiers: [{id: basic}]\npromotions:\n"
+                          "  - {id: x, bonus_points: 5, window: {freq: weekly}}\n")
+    assert [(d.code, d.message, d.hint) for d in error.diagnostics] == [
+        ("LR201", "unknown key 'freq'", "freq belongs under schedule: (a window is start and "
+                                        "end)")]

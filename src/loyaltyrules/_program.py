@@ -369,6 +369,10 @@ def _flatten_args(annotation: Any) -> Iterator[Any]:
         yield from _flatten_args(arg)
 
 
+# a schedule's keys, which a window written for a schedule holds
+_SCHEDULE_KEYS: Final = frozenset({"freq", "interval", "bymonth", "bymonthday", "byweekday",
+                                   "bysetpos", "rrule"})
+
 # a # right after a value's text (no space before it), then words, as a comment is
 # written: YAML reads it as part of the value (not C#, vip#1 or 9.5折#: no words follow)
 _GLUED_COMMENT: Final = re.compile(r"\S(?=#\s+\S)")
@@ -412,6 +416,9 @@ def _pydantic_diagnostics(exc: ValidationError, data: Any, smap: SourceMap) -> I
                         f"{colon}")
             elif plain_key != key and plain_key in allowed:  # ｄｉｓｃｏｕｎｔ
                 hint = f"did you mean {plain_key!r}? (written here in full-width letters)"
+            elif not close and len(path) >= 2 and path[-2] == "window" \
+                    and key in _SCHEDULE_KEYS:  # (window: {freq: weekly}: a schedule's)
+                hint = f"{key} belongs under schedule: (a window is start and end)"
             before = _value_before(data, loc, key) if key.isdigit() and len(key) == 3 \
                 else None
             if before is not None:  # ({spend: 10,000}: a comma in { } splits the number)
