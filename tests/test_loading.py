@@ -1769,3 +1769,11 @@ def test_a_schedule_written_as_a_window_says_where_it_belongs() -> None:
     assert [(d.code, d.message, d.hint) for d in error.diagnostics] == [
         ("LR201", "unknown key 'freq'", "freq belongs under schedule: (a window is start and "
                                         "end)")]
+
+
+def test_a_number_where_text_goes_is_said_with_its_quotes() -> None:
+    """`id: 2026.10` was "expected text (got 2026.10)" and no more (helper-95)."""
+    error = program_error(META + "tiers: [{id: 2026.10}]\n")
+    assert [(d.code, d.message, d.hint) for d in error.diagnostics] == [
+        ("LR203", "expected text (got 2026.10)",
+         "put it in quotes to keep it as text: '2026.10'")]

@@ -436,6 +436,10 @@ def _pydantic_diagnostics(exc: ValidationError, data: Any, smap: SourceMap) -> I
             elif " — " in message:
                 message, hint = message.split(" — ", 1)
             given = err.get("input")
+            if kind == "string_type" and isinstance(given, (int, Decimal)) \
+                    and not isinstance(given, bool) and hint is None:
+                # (YAML reads 2026.10 as a number, which would be written back as 2026.1)
+                hint = f"put it in quotes to keep it as text: '{given}'"
             glued = _GLUED_COMMENT.search(given) if isinstance(given, str) else None
             if glued:  # (9.5折# pays 95%: YAML reads a # as a comment after a space only)
                 said = (f"a comment starts with a space before its #: write "
