@@ -1597,3 +1597,16 @@ def test_a_scenario_file_named_twice_runs_once(capsys: pytest.CaptureFixture[str
     once = run_main(capsys, "test", scenarios)[1]
     assert run_main(capsys, "test", scenarios, scenarios / "retail-4tier.scenarios.yaml",
                     scenarios)[1] == once
+
+
+def test_a_step_with_an_unknown_key_still_has_its_other_problems_told(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A step with an unknown key skipped every other check of that step (helper-98)."""
+    assert scenario_file_problems(capsys, tmp_path / "step.scenarios.yaml",
+        f"program: {RETAIL}\nscenarios:\n  - name: a\n    steps:\n"
+        '      - purchase: {id: t2, at: "2026-03-03T10:00:00", items: [{sku: a, '
+        'amount: "10.00"}]}\n        expct: {points: 3}\n') == [
+        "5:32: scenarios[0].steps[0].purchase.at: needs a UTC offset (the engine never "
+        "guesses a zone)",
+        "6:9: scenarios[0].steps[0].expct: unknown key 'expct' in a step — did you mean "
+        "'expect'?"]

@@ -233,11 +233,10 @@ def load_scenarios(path: str | Path) -> tuple[Program, list[Scenario]]:
                                    if (h := did_you_mean(k, list(STEP_KINDS)))), None))
                 continue
             bad = set(step) - {kinds[0], "expect"}
-            if bad:
+            if bad:  # (said, and the rest of the step still read: every problem at once)
                 key = sorted(bad)[0]
                 problem(f"unknown key {key!r} in a step", "steps", j, key, at_key=True,
                         hint=did_you_mean(str(key), ["expect"]))
-                continue
             expect = step.get("expect")
             if expect is None:  # (left out, or `expect:` with nothing after it)
                 expect = {}
