@@ -1610,3 +1610,13 @@ def test_a_step_with_an_unknown_key_still_has_its_other_problems_told(
         "guesses a zone)",
         "6:9: scenarios[0].steps[0].expct: unknown key 'expct' in a step — did you mean "
         "'expect'?"]
+
+
+def test_a_scenario_file_of_no_scenarios_is_a_problem(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`scenarios: []` passed, "0 passed, 0 failed", exit 0 — an empty folder exits 1
+    (helper-98): a file that tests nothing is not a pass."""
+    assert scenario_file_problems(capsys, tmp_path / "none.scenarios.yaml",
+                                  f"program: {RETAIL}\nscenarios: []\n") == [
+        "2:12: scenarios: expected a list of one or more scenarios, each with a name and "
+        "steps"]

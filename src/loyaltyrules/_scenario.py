@@ -183,9 +183,10 @@ def load_scenarios(path: str | Path) -> tuple[Program, list[Scenario]]:
                                             did_you_mean(str(key), ["program", "scenarios"]),
                                             at_key=True)])
     program = _program(path, data["program"], smap)
-    if not isinstance(data["scenarios"], list):
-        raise _problem(smap, "expected a list of scenarios, each with a name and steps",
-                       ("scenarios",))
+    if not isinstance(data["scenarios"], list) or not data["scenarios"]:
+        # (an empty list tests nothing: it passed, as no folder of scenarios does not)
+        raise _problem(smap, "expected a list of one or more scenarios, each with a name "
+                       "and steps", ("scenarios",))
     scenarios = []
     problems: list[Diagnostic] = []  # every problem past the top level
     names: dict[str, int | None] = {}
