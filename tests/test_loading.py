@@ -1777,3 +1777,12 @@ def test_a_number_where_text_goes_is_said_with_its_quotes() -> None:
     assert [(d.code, d.message, d.hint) for d in error.diagnostics] == [
         ("LR203", "expected text (got 2026.10)",
          "put it in quotes to keep it as text: '2026.10'")]
+
+
+@pytest.mark.parametrize("rule", ["FREQ=WEEKLY,BYDAY=WE", "FREQ=WEEKLY；BYDAY=WE"])
+def test_rrule_parts_run_together_say_the_separator(rule: str) -> None:
+    """`WEEKLY,BYDAY=WE` was taken for FREQ's value, with no word of ';' (helper-95)."""
+    error = program_error(META + "tiers: [{id: basic}]\npromotions:\n"
+                          f'  - {{id: x, bonus_points: 5, schedule: "{rule}"}}\n')
+    assert [(d.code, d.hint) for d in error.diagnostics] == [
+        ("LR203", "an RRULE separates its parts with ';': FREQ=WEEKLY;BYDAY=WE")]

@@ -483,7 +483,11 @@ def rrule_parts(text: str) -> tuple[Freq, dict[str, Any]]:
                          "DAILY (use a window for times of day)")
     if freq not in _FREQ_NAMES:
         got = "it is missing" if freq is None else f"got {_shown(freq)!r}"
-        raise ValueError(f"an RRULE needs FREQ=YEARLY, MONTHLY, WEEKLY or DAILY ({got})")
+        # (WEEKLY,BYDAY=WE or WEEKLY；BYDAY=WE: the parts run together into FREQ's value)
+        split = "" if freq is None or not re.search("[,，；]", freq) else (
+            " — an RRULE separates its parts with ';': FREQ=WEEKLY;BYDAY=WE")
+        raise ValueError(f"an RRULE needs FREQ=YEARLY, MONTHLY, WEEKLY or DAILY ({got})"
+                         f"{split}")
     if timed:
         raise ValueError(
             f"a schedule selects whole days, so {' and '.join(timed)} cannot be used "
