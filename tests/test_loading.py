@@ -1786,3 +1786,12 @@ def test_rrule_parts_run_together_say_the_separator(rule: str) -> None:
                           f'  - {{id: x, bonus_points: 5, schedule: "{rule}"}}\n')
     assert [(d.code, d.hint) for d in error.diagnostics] == [
         ("LR203", "an RRULE separates its parts with ';': FREQ=WEEKLY;BYDAY=WE")]
+
+
+def test_full_width_digits_where_a_number_goes_are_said_in_ascii() -> None:
+    """`bymonthday: ８` was "expected a whole number (got '８')" and no more (helper-95)."""
+    error = program_error(META + "tiers: [{id: basic}]\npromotions:\n"
+                          "  - {id: x, bonus_points: 5, schedule: {freq: monthly, "
+                          "bymonthday: ８}}\n")
+    assert [(d.code, d.message, d.hint) for d in error.diagnostics] == [
+        ("LR203", "expected a whole number (got '８')", "write it in ASCII: 8")]
