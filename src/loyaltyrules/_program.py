@@ -437,8 +437,8 @@ def _pydantic_diagnostics(exc: ValidationError, data: Any, smap: SourceMap) -> I
                 message, hint = message.split(" — ", 1)
             given = err.get("input")
             if hint is None and isinstance(given, str) and not given.isascii() \
-                    and (plain := unicodedata.normalize("NFKC", given)).isascii():
-                hint = f"write it in ASCII: {plain}"  # (bymonthday: ８, a full-width digit)
+                    and (ascii_twin := unicodedata.normalize("NFKC", given)).isascii():
+                hint = f"write it in ASCII: {ascii_twin}"  # (bymonthday: ８, full-width)
             if kind == "string_type" and isinstance(given, (int, Decimal)) \
                     and not isinstance(given, bool) and hint is None:
                 # (YAML reads 2026.10 as a number, which would be written back as 2026.1)
