@@ -1557,7 +1557,7 @@ def test_event_steps_are_read_when_the_file_is_read(
         "a zone)",
         "6:73: scenarios[0].steps[1].refund.amout: unknown key 'amout' in a refund step — did "
         "you mean 'amount'?",
-        "7:67: scenarios[0].steps[2].reward.reward: unknown reward 'drink'; the program has []",
+        "7:67: scenarios[0].steps[2].reward.reward: unknown reward 'drink'; it has no rewards",
         "9:36: scenarios[0].steps[3].expect.payable: a step expected to fail has no decision "
         "to check payable against: give error alone"]
 
@@ -1620,3 +1620,34 @@ def test_a_scenario_file_of_no_scenarios_is_a_problem(
                                   f"program: {RETAIL}\nscenarios: []\n") == [
         "2:12: scenarios: expected a list of one or more scenarios, each with a name and "
         "steps"]
+
+
+@pytest.mark.parametrize(("member", "said"), [
+    ("{id: 5, tier: basic, points: x}", ["4:18: scenarios[0].member.id: expected text (got 5)",
+                                        "4:42: scenarios[0].member.points: expected a whole "
+                                        "number (got 'x')"]),
+    ("{tier: basic, points: x}", ["4:13: scenarios[0].member.id: required",
+                                 "4:35: scenarios[0].member.points: expected a whole number "
+                                 "(got 'x')"]),
+])
+def test_a_members_id_problem_hides_nothing_else(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, member: str,
+        said: list[str]) -> None:
+    """A wrong id was taken away to read the rest, and then said to be required; a missing
+    one stopped the reading there (helper-99)."""
+    assert scenario_file_problems(capsys, tmp_path / "id.scenarios.yaml",
+        f"program: {RETAIL}\nscenarios:\n  - name: a\n    member: {member}\n"
+        '    steps: [{advance: "2026-03-03T00:00:00+08:00"}]\n') == said
+
+
+def test_a_replayed_events_text_line_comes_from_the_decision(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """It was cut from explain() at its first ': ', which a member id may hold (helper-99)."""
+    events = tmp_path / "events.jsonl"
+    line = ('{"type": "advance", "member_id": "shop: 12", "until": '
+            '"2026-01-13T00:00:00+08:00"}\n')
+    events.write_text(line * 2, encoding="utf-8")
+    out = run_main(capsys, "run", ROOT / "programs" / "rfm-3tier.yaml", events, "--format",
+                   "text")[1]
+    assert out.splitlines()[1].endswith(
+        "→ 0: the member stands at or past that moment already, nothing changed")

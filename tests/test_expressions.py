@@ -1075,8 +1075,8 @@ def _first_refusal(condition: str) -> tuple[str, str, str | None]:
     ("txn.channel in 'mini program'", "`txn.channel in 'mini program'` tests for a part of "
      "the text 'mini program' (so would 'm'), not for one of a choice",
      "write == 'mini program'"),
-    ("txn.channel not in ''", "`txn.channel not in ''` tests for a part of the empty text, "
-     "which every text holds: no choice at all",
+    ("txn.channel not in ''", "`txn.channel not in ''` tests for a part of the text '', "
+     "which names no choice at all",
      "write a choice with parentheses: in ('app', 'web')"),
 ])
 def test_in_a_written_text_is_refused_for_the_choice_meant(condition: str, said: str,

@@ -1776,7 +1776,12 @@ def test_a_number_where_text_goes_is_said_with_its_quotes() -> None:
     error = program_error(META + "tiers: [{id: 2026.10}]\n")
     assert [(d.code, d.message, d.hint) for d in error.diagnostics] == [
         ("LR203", "expected text (got 2026.10)",
-         "put it in quotes to keep it as text: '2026.10'")]
+         "YAML reads it as a number: put it in quotes to keep it as written")]
+    # (not where quotes would not help: a time zone is a name such as Asia/Shanghai;
+    # helper-99)
+    zone = program_error("program: {id: p, version: 1, currency: CNY, timezone: 8}\n"
+                         "tiers: [{id: basic}]\n")
+    assert [d.hint for d in zone.diagnostics if "quotes" in (d.hint or "")] == []
 
 
 @pytest.mark.parametrize("rule", ["FREQ=WEEKLY,BYDAY=WE", "FREQ=WEEKLY；BYDAY=WE"])
@@ -1795,3 +1800,23 @@ def test_full_width_digits_where_a_number_goes_are_said_in_ascii() -> None:
                           "bymonthday: ８}}\n")
     assert [(d.code, d.message, d.hint) for d in error.diagnostics] == [
         ("LR203", "expected a whole number (got '８')", "write it in ASCII: 8")]
+
+
+def test_the_newest_hints_fire_only_where_they_help() -> None:
+    """helper-99: a reward's window has no schedule to move freq to; `5%#gold members` is a
+    glued comment too; the first tier's retain reading a purchase is LR410 (LR404 is of
+    qualify only); 【app】 inside [...] is a list in full-width brackets."""
+    reward = program_error(META + "tiers: [{id: basic}]\nrewards: [{id: drink, points: 200, "
+                           "window: {start: 2026-01-01, freq: weekly}}]\n")
+    assert [(d.code, d.hint) for d in reward.diagnostics] == [("LR201", None)]
+    glued = program_error(META + "tiers:\n  - id: basic\n    discount: 5%#gold members\n")
+    assert [d.hint for d in glued.diagnostics] == [
+        "a comment starts with a space before its #: write 5% #gold members"]
+    first = program_error(META + "tiers: [{id: basic, retain: {when: \"txn.channel == 'app'\"}}]"
+                          "\n")
+    assert [d.code for d in first.diagnostics] == ["LR410"]
+    inside = program_error(META + "tiers: [{id: basic}]\nmultipliers:\n"
+                           "  - {id: a, factor: 2, channels: [【app】]}\n")
+    assert [(d.code, d.message, d.hint) for d in inside.diagnostics] == [
+        ("LR100", "a list in full-width brackets inside [...]",
+         "write [app], in ASCII brackets alone")]

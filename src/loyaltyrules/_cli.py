@@ -497,7 +497,7 @@ def _text_line(d: Decision | LifecycleDecision) -> str:
                          if e.points else f"{e.type}{' ' + e.rule if e.rule else ''}"
                          for e in d.events) or "nothing due"
         if d.replayed:  # (as the JSON line's "replayed": true says it)
-            what = d.explain().partition(": ")[2]
+            what = d.replayed_words()
         return (f"{_shown(d.event_id or '-'):<8} {_shown(d.member_id):<12} {d.at.date()} "
                 f"{d.kind:<14} "
                 f"points {d.points_change:+d} → {d.member_after.points}: {what}")

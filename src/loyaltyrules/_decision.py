@@ -220,14 +220,18 @@ class LifecycleDecision(_Out):
     trace: tuple[TraceEntry, ...] | None = None
     member_after: MemberState
 
+    def replayed_words(self) -> str:
+        """Why a replayed decision changed nothing (an advance has no id to be seen again)."""
+        if self.kind == "advance":
+            return "the member stands at or past that moment already, nothing changed"
+        return "already applied (event id seen before), nothing changed"
+
     def explain(self) -> str:
         """What happened, for people and the CLI: the events, and for a behaviour which of
         its rules fired and why the others did not."""
         head = f"{self.kind} for member {self.member_id} at {self.at.isoformat()}"
-        if self.replayed and self.kind == "advance":
-            return head + ": the member stands at or past that moment already, nothing changed"
         if self.replayed:
-            return head + ": already applied (event id seen before), nothing changed"
+            return f"{head}: {self.replayed_words()}"
         lines = [head + f": points {self.points_change:+d}"]
         lines += [f"  {e.at.isoformat()} {e.type} {e.rule or ''} {e.points:+d} {e.detail}"
                   for e in self.events]

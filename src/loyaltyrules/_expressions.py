@@ -524,8 +524,8 @@ def _no_part_of_written_text(tree: ast.Expression, source: str) -> None:
                     negated = isinstance(op, ast.NotIn)
                     if not choices:
                         raise ExpressionError(
-                            f"`{written}` tests for a part of the empty text, which every "
-                            "text holds: no choice at all",
+                            f"`{written}` tests for a part of the text {right.value!r}, which "
+                            "names no choice at all",
                             "write a choice with parentheses: in ('app', 'web')")
                     if len(choices) == 1:
                         hint = f"write {'!=' if negated else '=='} {choices[0]!r}"
@@ -842,8 +842,8 @@ def parse_expression(source: str, *, invariant: bool = False, condition: bool = 
             plain = unicodedata.normalize("NFKC", char)
             if char in _QUOTES:
                 hint = "quote text with ' or \" (ASCII quotes), such as 'app'"
-            elif char in "¥￥$€£":
-                hint = "write an amount as a number: 100, not ¥100"
+            elif char in "¥￥€£":
+                hint = f"write an amount as a number: 100, not {char}100"
             elif plain != char and plain.isascii():
                 hint = f"write {plain!r} (ASCII), not {char!r}"
         raise ExpressionError(f"not a valid expression{where}: {said}", hint) from None
@@ -915,7 +915,8 @@ _SLIPS: tuple[tuple[str, str], ...] = (
     (r"\d,\d{3}\b", "write numbers without thousands commas: 1000, not 1,000"),
     (r"并且|而且|和|且", "write and, not 并且"),
     (r"或者|或", "write or, not 或者"),
-    (r"\d\s*(?:元|块|¥|RMB)", "write an amount as a number: 100, not 100元"),
+    (r"\d\s*(?:元|块|RMB)", "write an amount as a number: 100, not 100元"),
+    (r"\$\s*\d", "write an amount as a number: 100, not $100"),
     (r"\b\d{1,2}:\d{2}\b", "compare a time by its hour: txn.hour >= 10"),
     (r"(?:\band|\bor|\bnot|[-+*/%<>=!(,])\s*$", "the expression ends before it is complete: "
                                              "something must follow its last word"),

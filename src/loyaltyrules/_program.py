@@ -374,8 +374,9 @@ _SCHEDULE_KEYS: Final = frozenset({"freq", "interval", "bymonth", "bymonthday", 
                                    "bysetpos", "rrule"})
 
 # a # right after a value's text (no space before it), then words, as a comment is
-# written: YAML reads it as part of the value (not C#, vip#1 or 9.5折#: no words follow)
-_GLUED_COMMENT: Final = re.compile(r"\S(?=#\s+\S)")
+# written (`5%#gold members`, `9.5折# pays 95%`): YAML reads it as part of the value (not
+# C#, vip#1 or 9.5折#: no words follow)
+_GLUED_COMMENT: Final = re.compile(r"\S(?=#\S*\s+\S)")
 
 
 def _pydantic_diagnostics(exc: ValidationError, data: Any, smap: SourceMap) -> Iterator[Diagnostic]:
@@ -417,6 +418,7 @@ def _pydantic_diagnostics(exc: ValidationError, data: Any, smap: SourceMap) -> I
             elif plain_key != key and plain_key in allowed:  # ｄｉｓｃｏｕｎｔ
                 hint = f"did you mean {plain_key!r}? (written here in full-width letters)"
             elif not close and len(path) >= 2 and path[-2] == "window" \
+                    and path[0] in ("birthday", "promotions") \
                     and key in _SCHEDULE_KEYS:  # (window: {freq: weekly}: a schedule's)
                 hint = f"{key} belongs under schedule: (a window is start and end)"
             before = _value_before(data, loc, key) if key.isdigit() and len(key) == 3 \
@@ -440,9 +442,11 @@ def _pydantic_diagnostics(exc: ValidationError, data: Any, smap: SourceMap) -> I
                     and (ascii_twin := unicodedata.normalize("NFKC", given)).isascii():
                 hint = f"write it in ASCII: {ascii_twin}"  # (bymonthday: ８, full-width)
             if kind == "string_type" and isinstance(given, (int, Decimal)) \
-                    and not isinstance(given, bool) and hint is None:
-                # (YAML reads 2026.10 as a number, which would be written back as 2026.1)
-                hint = f"put it in quotes to keep it as text: '{given}'"
+                    and not isinstance(given, bool) and hint is None and (
+                        path[-1:] == ("id",) or (len(path) >= 2 and isinstance(path[-1], int))):
+                # (YAML reads 2026.10 as a number, 2026.1: an id or a name of a list, where
+                # any text goes, keeps what was written in quotes)
+                hint = "YAML reads it as a number: put it in quotes to keep it as written"
             glued = _GLUED_COMMENT.search(given) if isinstance(given, str) else None
             if glued:  # (9.5折# pays 95%: YAML reads a # as a comment after a space only)
                 said = (f"a comment starts with a space before its #: write "
@@ -617,8 +621,8 @@ def _reviews_without_a_purchase(parts: _Parts, smap: SourceMap) -> list[Diagnost
     for i, tier in parts.tiers:
         for key in ("retain", "qualify"):
             criteria = getattr(tier, key, None)
-            if criteria is None or criteria.when is None or i == 0:  # (the first: LR404)
-                continue
+            if criteria is None or criteria.when is None or (i == 0 and key == "qualify"):
+                continue  # (the first tier's qualify: LR404 says it)
             # (retain reads no purchase at all; qualify, which purchases are judged by too,
             # may read one where a member alone can meet it otherwise)
             first = purchase_read(criteria.when, REVIEW_TXN_FIELDS) if key == "retain" \

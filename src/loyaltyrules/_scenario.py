@@ -319,6 +319,10 @@ def _input_problem(smap: SourceMap, exc: InputError, path: tuple[str | int, ...]
                            at_key=message == "unknown field")  # (where the key is written)
 
 
+# an id that reads, put in for a member's own while its other fields are checked
+_STAND_IN = "member"
+
+
 def _member_problems(smap: SourceMap, program: Program, member: Mapping[str, Any],
                      path: tuple[str | int, ...]) -> list[Diagnostic]:
     """The starting member, checked as the engine will read it (its spend in the currency's
@@ -326,7 +330,7 @@ def _member_problems(smap: SourceMap, program: Program, member: Mapping[str, Any
     first alone (the engine reports one; the file is read again without each field found)."""
     out = []
     rest = dict(member)
-    for _ in range(len(member) + 1):
+    for _ in range(len(member) + 2):
         try:
             spend_in_unit(coerce(MemberState, rest, "member"), program.quantum,
                           program.currency)
@@ -334,9 +338,13 @@ def _member_problems(smap: SourceMap, program: Program, member: Mapping[str, Any
         except InputError as exc:
             out.append(_input_problem(smap, exc, path, _MEMBER_FIELDS))
             top = re.match(r"[^.\[]+", exc.field or "")
-            if top is None or top.group() not in rest:  # (the whole state: nothing to drop)
+            name = top.group() if top else None
+            if name == "id" and rest.get("id") != _STAND_IN:  # (required: one that reads)
+                rest["id"] = _STAND_IN
+            elif name in rest:
+                del rest[name]
+            else:  # (the whole state, or nothing left to take away)
                 break
-            del rest[top.group()]
     tier = member.get("tier")
     if isinstance(tier, str) and tier not in program.tier_ids:
         out.append(_tier_problem(smap, program, tier, (*path, "tier")))
@@ -451,6 +459,14 @@ def _event_step_problems(smap: SourceMap, program: Program, kind: str,
     for key in _EVENT_STEP_NEEDS[kind]:
         if payload.get(key) in (None, ""):
             out.append(smap.diagnostic("LR601", f"a {kind} step needs {key}", path))
+    for key in ("id", "transaction_id", "event", "reward", "channel"):
+        value = payload.get(key)
+        if value not in (None, "") and not isinstance(value, str):  # (as the call refuses)
+            out.append(smap.diagnostic("LR601", f"expected text (got {show_value(value)})",
+                                       (*path, key)))
+    if "attrs" in payload and not isinstance(payload["attrs"], Mapping | None):
+        out.append(smap.diagnostic("LR601", "attrs is a mapping of names to values",
+                                   (*path, "attrs")))
     if payload.get("at") not in (None, ""):
         try:
             parse_instant(payload["at"], "at", "step")
@@ -469,9 +485,10 @@ def _event_step_problems(smap: SourceMap, program: Program, kind: str,
     if kind == "reward" and isinstance(payload.get("reward"), str):
         rewards = [r.id for r in model.rewards]
         if payload["reward"] not in rewards:
+            has = f"the program has {', '.join(rewards)}" if rewards else "it has no rewards"
             out.append(smap.diagnostic(
-                "LR601", f"unknown reward {payload['reward']!r}; the program has "
-                f"{rewards}", (*path, "reward"), did_you_mean(payload["reward"], rewards)))
+                "LR601", f"unknown reward {payload['reward']!r}; {has}", (*path, "reward"),
+                did_you_mean(payload["reward"], rewards)))
     return out
 
 

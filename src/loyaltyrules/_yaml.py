@@ -579,6 +579,12 @@ class _Converter:
         a full-width comma or an enumeration comma (、) is refused at it; a quoted one is text
         meant as text."""
         for index, item in enumerate(node.value):
+            if isinstance(item, ScalarNode) and item.tag == _PLAIN and \
+                    item.value.startswith("\u3010") and item.value.endswith("\u3011"):
+                self._report("LR100", "a list in full-width brackets inside [...]",
+                             item.start_mark, (*path, index),
+                             f"write [{item.value[1:-1]}], in ASCII brackets alone")
+                continue
             if isinstance(item, ScalarNode) and item.tag == _PLAIN:
                 at = min((k for k in (item.value.find("\uff0c"), item.value.find("\u3001"))
                           if k >= 0), default=-1)
