@@ -1651,3 +1651,19 @@ def test_a_replayed_events_text_line_comes_from_the_decision(
                    "text")[1]
     assert out.splitlines()[1].endswith(
         "→ 0: the member stands at or past that moment already, nothing changed")
+
+
+def test_the_pytest_plugin_names_a_failing_scenario_file_from_the_root(tmp_path: Path) -> None:
+    """It printed the file's absolute path where `loyaltyrules test` prints it as given
+    (helper-98)."""
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "a.scenarios.yaml").write_text(
+        f"program: {RETAIL}\nscenarios:\n  - name: a\n    member: {{id: lin, tier: silver}}\n"
+        "    steps:\n      - purchase: {id: T1, at: \"2026-03-03T10:00:00+08:00\", items: "
+        "[{sku: A, amount: \"1000.00\"}]}\n        expect: {payable: 951}\n", encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "--rootdir", str(tmp_path), "shop"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 1
+    assert f"FAIL  {Path('shop') / 'a.scenarios.yaml'}:3: a" in run.stdout
+    assert str(tmp_path) not in run.stdout.split("short test summary")[0]

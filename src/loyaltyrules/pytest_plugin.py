@@ -7,6 +7,7 @@ enough: put scenario files where pytest looks (``testpaths``) and run ``pytest``
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +35,15 @@ class ScenarioFile(pytest.File):
             program, scenarios = load_scenarios(self.path)
         except ProgramError as exc:
             raise self.CollectError(str(exc)) from None
+        # (a failure names its file as the command line does, from where the tests run: the
+        # project's root, not the file's absolute path)
+        try:
+            shown = str(self.path.relative_to(self.config.rootpath))
+        except ValueError:  # (a file outside the root: named as it is)
+            shown = str(self.path)
         for scenario in scenarios:
             yield ScenarioItem.from_parent(self, name=scenario.name, program=program,
-                                           scenario=scenario)
+                                           scenario=replace(scenario, source=shown))
 
 
 class ScenarioItem(pytest.Item):
