@@ -1667,3 +1667,15 @@ def test_the_pytest_plugin_names_a_failing_scenario_file_from_the_root(tmp_path:
     assert run.returncode == 1
     assert f"FAIL  {Path('shop') / 'a.scenarios.yaml'}:3: a" in run.stdout
     assert str(tmp_path) not in run.stdout.split("short test summary")[0]
+
+
+def test_a_scenario_name_holding_pytests_separator_is_a_problem(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`a::b` ran under `loyaltyrules test` and could not be chosen by its pytest id
+    (helper-98)."""
+    assert scenario_file_problems(capsys, tmp_path / "sep.scenarios.yaml",
+        f"program: {RETAIL}\nscenarios:\n  - name: 'gold::birthday'\n"
+        '    steps: [{advance: "2026-03-03T00:00:00+08:00"}]\n') == [
+        "3:11: scenarios[0].name: 'gold::birthday' holds '::', which pytest reads as a "
+        "separator of a test's id: the scenario could not be chosen with pytest's -k or its "
+        "id — write ' - ' or ': '"]

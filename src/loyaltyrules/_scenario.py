@@ -293,6 +293,10 @@ def _name_problems(smap: SourceMap, name: Any, names: dict[str, int | None],
     if not isinstance(name, str) or not name.strip():
         return [smap.diagnostic("LR601", f"expected the scenario's name, as text (got "
                                 f"{show_value(name)})", path)]
+    if "::" in name:  # (pytest's separator in a test's id: such a one cannot be chosen)
+        return [smap.diagnostic("LR601", f"{name!r} holds '::', which pytest reads as a "
+                                "separator of a test's id: the scenario could not be chosen "
+                                "with pytest's -k or its id", path, "write ' - ' or ': '")]
     if name in names:
         first = names[name]
         on = f" on line {first}" if first else ""
