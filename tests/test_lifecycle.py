@@ -3720,3 +3720,22 @@ def test_a_late_purchase_says_its_points_became_usable(mode: str, trace: bool) -
     assert [e.at for e in late.events][-1] == local("2026-01-09T10:00:00")
     after = step(ahead, late)
     assert (after.points, after.pending_points) == (90, 0)
+
+
+def test_a_gift_sent_again_changes_nothing() -> None:
+    """A retry of an applied gift gave the points again (or failed on the points given),
+    where every other event's retry is `replayed` (helper-100)."""
+    program = lr.load_program((ROOT / "programs" / "rfm-3tier.yaml").read_text(
+        encoding="utf-8") + "\ngifting: {minimum: 10, maximum: 1000, monthly_limit: 2000}\n")
+    giver = lr.MemberState(id="g", points=100, totals={"earned": 100})
+    receiver = lr.MemberState(id="r")
+    event = {"id": "G1", "at": "2026-03-01T10:00:00+08:00", "points": 100}
+    gave, got = lr.apply_gift(giver, receiver, lr.gift(program, giver, receiver, event))
+    again = lr.gift(program, gave, got, event)
+    assert (again.giver.replayed, again.receiver.replayed) == (True, True)
+    assert (again.giver.points_change, again.giver.events) == (0, ())
+    assert lr.apply_gift(gave, got, again) == (gave, got)
+    with pytest.raises(lr.InputError) as one_side:
+        lr.gift(program, gave, receiver, event)
+    assert str(one_side.value) == ("gift: id: gift 'G1' is applied to the giver only: pass "
+                                   "both states as apply_gift returned them")

@@ -2939,6 +2939,19 @@ def gift(program: Any, giver: MemberState | dict[str, Any],
     model, zone = _program_parts(program)
     g = in_unit_state(g, program.quantum, program.currency, "giver")
     r = in_unit_state(r, program.quantum, program.currency, "receiver")
+    # a retry of a gift applied already (apply_gift applies both sides or neither) changes
+    # nothing, as every other event's does: it gave again, or failed on the points it gave
+    key = event_key("gift", ev["id"])
+    given, got = key in g.recent_transactions, key in r.recent_transactions
+    if given and got:
+        return build(GiftDecision, {
+            "gift_id": ev["id"], "points": ev["points"] if type(ev["points"]) is int else 0,
+            "giver": _replayed(program, g, "gift_out", ev["id"], ev["at"]),
+            "receiver": _replayed(program, r, "gift_in", ev["id"], ev["at"])})
+    if given or got:
+        raise InputError(f"gift {ev['id']!r} is applied to the "
+                         f"{'giver' if given else 'receiver'} only: pass both states as "
+                         "apply_gift returned them", field="id", kind="gift")
     rules = model.gifting
     if rules is None:
         raise InputError("this program does not allow gifting points", kind="gift")
