@@ -81,6 +81,12 @@ def test_two_members_purchases_of_one_id_are_both_contributed() -> None:
     assert c2.household.contributions == {"mum": 300, "son": 100}
     legacy = h.model_copy(update={"recent_events": ("contribute:t1",)})
     assert lr.household_contribute(p, legacy, mum, d_mum).points == 0
+    # mum's decision passed with her son's state is refused, not taken for his retry
+    # (helper-100: "already contributed")
+    with pytest.raises(lr.InputError) as refused:
+        lr.household_contribute(p, c2.household, c2.member, d_mum)
+    assert str(refused.value) == ("household: decision: the decision is member mum's "
+                                  "purchase, not son's")
 
 
 

@@ -211,6 +211,9 @@ def household_contribute(program: Any, household: HouseholdState | dict[str, Any
         raise InputError(f"expected the purchase's Decision, got {type(decision).__name__}",
                          field="decision", kind="household")
     h, m, at = _members_pair(program, household, member, decision.at)
+    if decision.member_id != m.id:  # (first: another member's purchase is no retry of this)
+        raise InputError(f"the decision is member {decision.member_id}'s purchase, not "
+                         f"{m.id}'s", field="decision", kind="household")
     # remembered per member, as purchase ids are (two members may both have a purchase T1);
     # households stored before this remember contributions by purchase id alone
     key = f"contribute:{m.id}:{decision.transaction_id}"
