@@ -3638,7 +3638,8 @@ def test_events_may_be_json_text_as_purchases_may() -> None:
         ('{"id": "R1", "id": "R2", "at": "2026-03-04T10:00:00+08:00", "transaction_id": "t1"}',
          "refund: the key 'id' is given twice in one object (JSON readers keep only the last)"),
         ('{"id": ', "refund: not valid JSON: Expecting value at line 1 column 8"),
-        ("[1]", "refund: a refund is a mapping with id, at, transaction_id and amount or lines"),
+        ("[1]", "refund: a refund is a mapping with id, at, transaction_id and amount or lines, "
+                "got a JSON array"),
     ]:
         with pytest.raises(lr.InputError) as refused:
             lr.refund(RETAIL, state, text)

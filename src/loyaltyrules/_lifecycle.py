@@ -52,6 +52,7 @@ from ._member import (
     event_from_text,
     fixed_offset,
     in_unit,
+    kind_of,
     nested_fields,
     parse_instant,
     record_in_unit,
@@ -2599,10 +2600,11 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
 def _refund_event(event: Any) -> dict[str, Any]:
     from ._money import parse_money
 
-    event = event_from_text(event, "refund")
-    if not isinstance(event, dict):
+    read = event_from_text(event, "refund")
+    if not isinstance(read, dict):
         raise InputError("a refund is a mapping with id, at, transaction_id and amount or "
-                         "lines", kind="refund")
+                         f"lines, got {kind_of(event)}", kind="refund")
+    event = read
     unknown = set(event) - {"id", "at", "transaction_id", "amount", "lines"}
     if unknown:
         raise InputError("unknown field", field=sorted(unknown)[0], kind="refund")
@@ -2703,9 +2705,11 @@ _EVENT_FIELDS = {"behaviour": {"id", "at", "type", "attrs", "channel"},
 
 
 def _simple_event(event: Any, kind: str, required: Iterable[str]) -> dict[str, Any]:
-    event = event_from_text(event, kind)
-    if not isinstance(event, dict):
-        raise InputError(f"a {kind} event is a mapping", kind=kind)
+    read = event_from_text(event, kind)
+    if not isinstance(read, dict):
+        raise InputError(f"a {kind} event is a mapping (a JSON object), got "
+                         f"{kind_of(event)}", kind=kind)
+    event = read
     unknown = set(event) - _EVENT_FIELDS[kind]
     if unknown:  # a misspelt key ("atrrs") would otherwise be read as absent
         raise InputError("unknown field", field=sorted(map(str, unknown))[0], kind=kind)

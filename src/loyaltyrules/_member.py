@@ -974,7 +974,7 @@ def coerce(model: type[M], value: Any, kind: str) -> M:
         if err["type"] == "extra_forbidden":
             message = "unknown field"
         elif not loc and err["type"] in ("model_type", "dict_type", "model_attributes_type"):
-            message = f"expected a mapping (a JSON object), got {_kind_of(value)}"
+            message = f"expected a mapping (a JSON object), got {kind_of(value)}"
         raise InputError(message, field=format_path(loc) if loc else None, kind=kind) from None
 
 
@@ -990,7 +990,7 @@ _JSON_KINDS = {list: "a JSON array", str: "a JSON string", bool: "true or false"
                int: "a number", Decimal: "a number", type(None): "null"}
 
 
-def _kind_of(value: Any) -> str:
+def kind_of(value: Any) -> str:
     """What a host passed where a mapping goes: for JSON text, the kind of JSON value it
     holds (``[1]`` is an array, not text)."""
     if not isinstance(value, (str, bytes)):
