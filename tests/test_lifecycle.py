@@ -756,7 +756,7 @@ def test_an_anniversary_review_judges_the_membership_year_that_just_ended(joined
     day = joined[5:]
     assert [(e.at.date().isoformat(), e.type, e.detail) for e in events] == [
         (f"2026-{day}", "tier_review", "window spend 500.00"),
-        (f"2027-{day}", "tier_downgraded", f"review on 2027-{day}: window spend 0"),
+        (f"2027-{day}", "tier_downgraded", f"review on 2027-{day}: window spend 0.00"),
     ]
 
 

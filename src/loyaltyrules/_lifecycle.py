@@ -60,7 +60,7 @@ from ._member import (
     text_of,
 )
 from ._model import Expiry, ProgramModel, Qualify
-from ._money import SPEND_LIMIT, SPEND_ROOM, allocate, exact, give_largest, plain
+from ._money import SPEND_LIMIT, SPEND_ROOM, allocate, exact, give_largest, plain, quantum
 from ._trace import limit_reached
 
 if TYPE_CHECKING:
@@ -1004,7 +1004,9 @@ def window_spend(model: ProgramModel, member: MemberState, today: date) -> Decim
     if months is None:
         return member.qualifying_spend
     log = member.spend_log
-    spend = _ZERO
+    # (in the currency's unit, as every amount is said: "window spend 0.00", not "0", for
+    # a window with no purchase in it)
+    spend = _ZERO.quantize(quantum(model.program.units))
     for month in months:
         if month in log:
             spend += log[month]
