@@ -1525,12 +1525,12 @@ def advance(program: Any, member: MemberState | dict[str, Any], until: datetime 
     m = in_unit_state(m, program.quantum, program.currency)
     state, events = advance_state(model, m, at, zone)
     counts_held(state, "advance")
-    return build(LifecycleDecision, {"trace": None,
+    return build(LifecycleDecision, {
         "program": _ref(program), "kind": "advance", "member_id": m.id, "event_id": None,
         "at": at, "points_change": (state.points + state.pending_points)
         - (m.points + m.pending_points), "events": tuple(events), "refund": None,
         "reward": None, "replayed": not events and state.advanced_to == m.advanced_to,
-        "member_version": m.version, "member_after": state})
+        "member_version": m.version, "trace": None, "member_after": state})
 
 
 def _instant(value: datetime | str, field: str, kind: str) -> datetime:
@@ -2591,12 +2591,12 @@ def refund(program: Any, member: MemberState | dict[str, Any], event: dict[str, 
         "shortfall": shortfall, "shortfall_recovered": recovered,
         "spend_reversed": spend_back, "full": full})
     counts_held(state, "refund")
-    return build(LifecycleDecision, {"trace": None,
+    return build(LifecycleDecision, {
         "program": _ref(program), "kind": "refund", "member_id": m.id, "event_id": ev["id"],
         "at": at, "points_change": (state.points + state.pending_points)
         - (m.points + m.pending_points), "events": tuple(events), "refund": result,
         "reward": None, "replayed": False, "member_version": base_version,
-        "member_after": state})
+        "trace": None, "member_after": state})
 
 
 def _refund_event(event: Any) -> dict[str, Any]:
@@ -2607,10 +2607,10 @@ def _refund_event(event: Any) -> dict[str, Any]:
         raise InputError("a refund is a mapping with id, at, transaction_id and amount or "
                          f"lines, got {kind_of(event)}", kind="refund")
     event = read
-    unknown = set(event) - {"id", "at", "transaction_id", "amount", "lines"}
+    unknown = set(event) - set(EVENT_FIELDS["refund"])
     if unknown:
         raise InputError("unknown field", field=sorted(unknown)[0], kind="refund")
-    for key in ("id", "at", "transaction_id"):
+    for key in EVENT_NEEDS["refund"]:
         if event.get(key) in (None, ""):
             raise InputError("required", field=key, kind="refund")
     event_id = _event_text(event["id"], "id", "refund", ID_LENGTH)
@@ -2692,30 +2692,37 @@ def counts_held(state: Any, what: str, kind: str = "member") -> None:
 
 def _replayed(program: Any, m: MemberState, kind: str, event_id: str, at: datetime
               ) -> LifecycleDecision:
-    return build(LifecycleDecision, {"trace": None,
+    return build(LifecycleDecision, {
         "program": _ref(program), "kind": kind, "member_id": m.id, "event_id": event_id,
         "at": at, "points_change": 0, "events": (), "refund": None, "reward": None,
-        "replayed": True, "member_version": m.version, "member_after": m})
+        "replayed": True, "member_version": m.version, "trace": None, "member_after": m})
 
 
 # --- behaviour events, rewards and credits ------------------------------------------------------
 
 
-_EVENT_FIELDS = {"behaviour": {"id", "at", "type", "attrs", "channel"},
-                 "reward": {"id", "at", "reward", "stock"},
-                 "gift": {"id", "at", "points"}}
+# each event's keys, and those it needs (what the calls read, and what a scenario file's
+# steps are checked against when it is read)
+EVENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "refund": ("id", "at", "transaction_id", "amount", "lines"),
+    "behaviour": ("id", "at", "type", "attrs", "channel"),
+    "reward": ("id", "at", "reward", "stock"),
+    "gift": ("id", "at", "points")}
+EVENT_NEEDS: dict[str, tuple[str, ...]] = {
+    "refund": ("id", "at", "transaction_id"), "behaviour": ("id", "at", "type"),
+    "reward": ("id", "at", "reward"), "gift": ("id", "at", "points")}
 
 
-def _simple_event(event: Any, kind: str, required: Iterable[str]) -> dict[str, Any]:
+def _simple_event(event: Any, kind: str) -> dict[str, Any]:
     read = event_from_text(event, kind)
     if not isinstance(read, dict):
         raise InputError(f"a {kind} event is a mapping (a JSON object), got "
                          f"{kind_of(event)}", kind=kind)
     event = read
-    unknown = set(event) - _EVENT_FIELDS[kind]
+    unknown = set(event) - set(EVENT_FIELDS[kind])
     if unknown:  # a misspelt key ("atrrs") would otherwise be read as absent
         raise InputError("unknown field", field=sorted(map(str, unknown))[0], kind=kind)
-    for key in required:
+    for key in EVENT_NEEDS[kind]:
         if event.get(key) in (None, ""):
             raise InputError("required", field=key, kind=kind)
     out = dict(event)
@@ -2749,7 +2756,7 @@ def behaviour(program: Any, member: MemberState | dict[str, Any], event: dict[st
 
     m = coerce(MemberState, member, "member")
     base_version = m.version
-    ev = _simple_event(event, "behaviour", ("id", "at", "type"))
+    ev = _simple_event(event, "behaviour")
     key_of_event = event_key("behaviour", ev["id"])
     model, zone = _program_parts(program)
     m = in_unit_state(m, program.quantum, program.currency)
@@ -2837,7 +2844,7 @@ def redeem_reward(program: Any, member: MemberState | dict[str, Any], event: dic
 
     m = coerce(MemberState, member, "member")
     base_version = m.version
-    ev = _simple_event(event, "reward", ("id", "at", "reward"))
+    ev = _simple_event(event, "reward")
     model, zone = _program_parts(program)
     m = in_unit_state(m, program.quantum, program.currency)
     if event_key("reward", ev["id"]) in m.recent_transactions:
@@ -2884,11 +2891,11 @@ def redeem_reward(program: Any, member: MemberState | dict[str, Any], event: dic
         *m.recent_transactions, event_key("reward", ev["id"]))[
         -model.ledger.remember_events:])
     counts_held(state, "reward")
-    return build(LifecycleDecision, {"trace": None,
+    return build(LifecycleDecision, {
         "program": _ref(program), "kind": "reward", "member_id": m.id, "event_id": ev["id"],
         "at": ev["at"], "points_change": -reward.points, "events": tuple(events),
         "refund": None, "reward": reward.id, "replayed": False,
-        "member_version": base_version, "member_after": state})
+        "member_version": base_version, "trace": None, "member_after": state})
 
 
 @exact
@@ -2920,12 +2927,12 @@ def credit(program: Any, member: MemberState | dict[str, Any], action: HostActio
         *m.recent_transactions, event_key("credit", act.id))[-model.ledger.remember_events:],
         **late)
     counts_held(state, "credit")
-    return build(LifecycleDecision, {"trace": None,
+    return build(LifecycleDecision, {
         "program": _ref(program), "kind": "credit", "member_id": m.id, "event_id": act.id,
         "at": when, "points_change": (state.points + state.pending_points)
         - (m.points + m.pending_points), "events": tuple(events), "refund": None,
         "reward": None, "replayed": False, "member_version": base_version,
-        "member_after": state})
+        "trace": None, "member_after": state})
 
 
 # --- gifting (权益共享) ------------------------------------------------------------------------
@@ -2941,7 +2948,7 @@ def gift(program: Any, giver: MemberState | dict[str, Any],
 
     g = coerce(MemberState, giver, "giver")
     r = coerce(MemberState, receiver, "receiver")
-    ev = _simple_event(event, "gift", ("id", "at", "points"))
+    ev = _simple_event(event, "gift")
     model, zone = _program_parts(program)
     g = in_unit_state(g, program.quantum, program.currency, "giver")
     r = in_unit_state(r, program.quantum, program.currency, "receiver")
@@ -3008,15 +3015,15 @@ def gift(program: Any, giver: MemberState | dict[str, Any],
         *r.recent_transactions, event_key("gift", ev["id"]))[-model.ledger.remember_events:],
         **late)
     common = {"program": _ref(program), "event_id": ev["id"], "at": at, "refund": None,
-              "reward": None, "replayed": False}
+              "reward": None, "replayed": False, "trace": None}
     counts_held(g_state, "gift")
     counts_held(r_state, "gift")
     return build(GiftDecision, {
         "gift_id": ev["id"], "points": points,
-        "giver": build(LifecycleDecision, {"trace": None,
+        "giver": build(LifecycleDecision, {
             **common, "kind": "gift_out", "member_id": g.id, "points_change": -points,
             "events": tuple(g_events), "member_version": g_version, "member_after": g_state}),
-        "receiver": build(LifecycleDecision, {"trace": None,
+        "receiver": build(LifecycleDecision, {
             **common, "kind": "gift_in", "member_id": r.id,
             "points_change": (r_state.points + r_state.pending_points)
             - (r.points + r.pending_points),

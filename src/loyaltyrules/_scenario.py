@@ -35,7 +35,15 @@ from ._errors import (
     show_value,
 )
 from ._ledger import apply
-from ._lifecycle import advance, behaviour, check_identity, redeem_reward, refund
+from ._lifecycle import (
+    EVENT_FIELDS,
+    EVENT_NEEDS,
+    advance,
+    behaviour,
+    check_identity,
+    redeem_reward,
+    refund,
+)
 from ._member import MemberState, Transaction, coerce, parse_instant, spend_in_unit
 from ._money import AMOUNT_LIMIT, SPEND_LIMIT, exact, parse_money
 from ._program import Program, load_program
@@ -437,13 +445,10 @@ def _step_problems(smap: SourceMap, program: Program, kind: str, payload: Any,
     return out
 
 
-# what each event step is written with (a behaviour names its event with event:, as a
-# `loyaltyrules run` line does), and which of those it needs
-_EVENT_STEP_KEYS = {"refund": ("id", "at", "transaction_id", "amount", "lines"),
-                    "behaviour": ("id", "at", "event", "attrs", "channel"),
-                    "reward": ("id", "at", "reward", "stock")}
-_EVENT_STEP_NEEDS = {"refund": ("id", "at", "transaction_id"),
-                     "behaviour": ("id", "at", "event"), "reward": ("id", "at", "reward")}
+def _as_step(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """An event's keys as a step writes them: a behaviour names its event with event:, as
+    a `loyaltyrules run` line does (the call's type:)."""
+    return tuple("event" if key == "type" else key for key in keys)
 
 
 def _event_step_problems(smap: SourceMap, program: Program, kind: str,
@@ -453,14 +458,14 @@ def _event_step_problems(smap: SourceMap, program: Program, kind: str,
     when the file is read, as a purchase's are (they were found only when the step ran,
     with no column): what the program has no rule for is a mistake of the file too."""
     out = []
-    allowed = _EVENT_STEP_KEYS[kind]
+    allowed = _as_step(EVENT_FIELDS[kind])
     for key in payload:
         if key not in allowed:
             hint = ("a behaviour step names its event with event:" if key == "type" and
                     kind == "behaviour" else did_you_mean(str(key), list(allowed)))
             out.append(smap.diagnostic("LR601", f"unknown key {key!r} in a {kind} step",
                                        (*path, key), hint, at_key=True))
-    for key in _EVENT_STEP_NEEDS[kind]:
+    for key in _as_step(EVENT_NEEDS[kind]):
         if payload.get(key) in (None, ""):
             out.append(smap.diagnostic("LR601", f"a {kind} step needs {key}", path))
     for key in ("id", "transaction_id", "event", "reward", "channel"):
